@@ -1,0 +1,281 @@
+#!/usr/bin/env python3
+"""The project's commands: ``python3 dev.py <task> [args...]``.
+
+This file is the single place that knows how to install, check, test and run the project, so
+the Makefile, CI (``.ci/run``) and the README all delegate to it. It uses only the standard
+library and runs with any Python >= 3.11 on a machine that has nothing else: the first task
+that needs uv installs it with pip.
+
+Every task prints each command before running it and exits non-zero when a step fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import subprocess
+import sys
+import sysconfig
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+
+# websockets (and aiohttp with trust_env) honour proxy variables even for ws://127.0.0.1, so
+# every child gets loopback on the bypass list, whatever proxy the machine sets.
+_LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+# pytest's exit code when it collected nothing; CI must never pass on zero tests.
+_PYTEST_NO_TESTS = 5
+
+
+class TaskFailed(Exception):
+    """A step of a task failed; carries the exit code to hand back to the shell."""
+
+    def __init__(self, message: str, code: int = 1) -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _say(message: str) -> None:
+    print(f"dev.py: {message}", file=sys.stderr, flush=True)
+
+
+def _child_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("NO_PROXY", "no_proxy"):
+        present = [item.strip() for item in env.get(name, "").split(",") if item.strip()]
+        merged = present + [host for host in _LOOPBACK if host not in present]
+        env[name] = ",".join(merged)
+    return env
+
+
+def _run(command: Sequence[str], *, check: bool = True, quiet: bool = False) -> int:
+    """Run ``command`` from the repository root, echoing it first."""
+    if not quiet:
+        print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    try:
+        completed = subprocess.run(  # noqa: S603 - commands are built here, never from input
+            list(command),
+            cwd=ROOT,
+            env=_child_env(),
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except FileNotFoundError as exc:
+        raise TaskFailed(f"cannot run {command[0]!r}: {exc.strerror}", 127) from exc
+    if check and completed.returncode != 0:
+        raise TaskFailed(
+            f"`{' '.join(command)}` failed with exit code {completed.returncode}",
+            completed.returncode,
+        )
+    return completed.returncode
+
+
+def _probe(command: Sequence[str]) -> subprocess.CompletedProcess[str] | None:
+    """Run ``command`` silently and return its result, or None when it cannot start."""
+    try:
+        return subprocess.run(  # noqa: S603 - fixed commands only
+            list(command),
+            cwd=ROOT,
+            env=_child_env(),
+            capture_output=True,
+            text=True,
+            check=False,
+            stdin=subprocess.DEVNULL,
+        )
+    except OSError:
+        return None
+
+
+# --------------------------------------------------------------------------------------------
+# uv
+
+
+_uv_command: list[str] | None = None
+_installed = False
+
+
+def _find_uv() -> list[str] | None:
+    on_path = shutil.which("uv")
+    if on_path:
+        return [on_path]
+    # `pip install --user uv` puts it in the user scripts dir, often not on PATH.
+    script_dirs = [sysconfig.get_path("scripts")]
+    with contextlib.suppress(KeyError):
+        script_dirs.append(sysconfig.get_path("scripts", f"{os.name}_user"))
+    for scripts in script_dirs:
+        candidate = Path(scripts) / ("uv.exe" if os.name == "nt" else "uv")
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return [str(candidate)]
+    as_module = [sys.executable, "-m", "uv"]
+    probe = _probe([*as_module, "--version"])
+    if probe is not None and probe.returncode == 0:
+        return as_module
+    return None
+
+
+def uv() -> list[str]:
+    """Return the command that runs uv, installing uv with pip when it is missing."""
+    global _uv_command  # noqa: PLW0603 - memoised once per process
+    if _uv_command is not None:
+        return _uv_command
+    found = _find_uv()
+    if found is None:
+        _say("uv not found; installing it with pip")
+        pip = [sys.executable, "-m", "pip", "install", "--quiet", "uv"]
+        if _run(pip, check=False) != 0 and _run([*pip, "--user"], check=False) != 0:
+            raise TaskFailed(
+                "could not install uv with pip; install it yourself "
+                "(https://docs.astral.sh/uv/getting-started/installation/) and retry"
+            )
+        found = _find_uv()
+        if found is None:
+            raise TaskFailed("uv was installed by pip but cannot be found; add it to PATH")
+    _uv_command = found
+    return found
+
+
+def _uv_run(*args: str) -> list[str]:
+    # `install` already synced with --locked; --no-sync keeps `uv run` from re-resolving.
+    return [*uv(), "run", "--no-sync", *args]
+
+
+# --------------------------------------------------------------------------------------------
+# tasks
+
+
+def task_install(args: Sequence[str], *, quiet: bool = False) -> None:
+    """Install uv when missing, then the locked environment (`uv sync --locked`)."""
+    global _installed  # noqa: PLW0603 - install runs once per process
+    if _installed:
+        return
+    command = [*uv(), "sync", "--locked"]
+    if quiet:
+        command.append("--quiet")
+    _run([*command, *args])
+    _installed = True
+
+
+def task_lint(args: Sequence[str]) -> None:
+    """Ruff: lint rules and the format check (no files are changed)."""
+    task_install([], quiet=True)
+    _run(_uv_run("ruff", "check", *args, "."))
+    _run(_uv_run("ruff", "format", "--check", *args, "."))
+
+
+def task_format(args: Sequence[str]) -> None:
+    """Ruff: sort imports and reformat every file in place."""
+    task_install([], quiet=True)
+    _run(_uv_run("ruff", "check", "--select", "I", "--fix", *args, "."))
+    _run(_uv_run("ruff", "format", *args, "."))
+
+
+def task_typecheck(args: Sequence[str]) -> None:
+    """Mypy in strict mode over packages/, services/ and tests/ (config in pyproject)."""
+    task_install([], quiet=True)
+    _run(_uv_run("mypy", *args))
+
+
+def task_lock_check(args: Sequence[str]) -> None:
+    """Fail when uv.lock is out of date with the pyproject files (`uv lock --check`)."""
+    _run([*uv(), "lock", "--check", *args])
+
+
+def task_test(args: Sequence[str]) -> None:
+    """Install, then run pytest; extra arguments go to pytest. Zero tests is a failure."""
+    task_install([], quiet=True)
+    code = _run(_uv_run("pytest", *args), check=False)
+    if code == _PYTEST_NO_TESTS:
+        raise TaskFailed(
+            "pytest collected no tests (exit code 5); a run without tests never passes",
+        )
+    if code != 0:
+        raise TaskFailed(f"pytest failed with exit code {code}", code)
+
+
+def _mdp_subcommand(name: str, args: Sequence[str]) -> None:
+    task_install([], quiet=True)
+    probe = _probe(_uv_run("mdp", "--help"))
+    if probe is None or probe.returncode != 0:
+        raise TaskFailed(
+            f"`mdp {name}` is not available yet: the `mdp` command does not run "
+            "(services/platform has no working entry point)",
+            2,
+        )
+    if name not in probe.stdout:
+        raise TaskFailed(
+            f"`mdp {name}` is not available yet: `mdp --help` lists no {name!r} command", 2
+        )
+    _run(_uv_run("mdp", name, *args))
+
+
+def task_bench(args: Sequence[str]) -> None:
+    """Run the end-to-end benchmark (`uv run mdp bench`); extra arguments go to it."""
+    _mdp_subcommand("bench", args)
+
+
+def task_demo(args: Sequence[str]) -> None:
+    """Run the one-command demo (`uv run mdp demo`); extra arguments go to it."""
+    _mdp_subcommand("demo", args)
+
+
+def task_ci(args: Sequence[str]) -> None:
+    """Everything CI checks: lint, typecheck, lock-check, then the test suite."""
+    task_install([])
+    task_lint([])
+    task_typecheck([])
+    task_lock_check([])
+    task_test(args)
+
+
+def task_help(args: Sequence[str]) -> None:
+    """Show this list."""
+    del args
+    print("usage: python3 dev.py <task> [args...]\n\ntasks:")
+    for name, function in TASKS.items():
+        summary = (function.__doc__ or "").strip().splitlines()[0]
+        print(f"  {name:<11} {summary}")
+
+
+TASKS: dict[str, Callable[[Sequence[str]], None]] = {
+    "install": task_install,
+    "lint": task_lint,
+    "format": task_format,
+    "typecheck": task_typecheck,
+    "lock-check": task_lock_check,
+    "test": task_test,
+    "bench": task_bench,
+    "demo": task_demo,
+    "ci": task_ci,
+    "help": task_help,
+}
+
+
+def main(argv: Sequence[str]) -> int:
+    """Run the task named by ``argv[0]`` with the remaining arguments."""
+    if sys.version_info < (3, 11):  # noqa: UP036 - the guard is for old interpreters
+        _say("Python >= 3.11 is required")
+        return 2
+    if not argv or argv[0] in {"-h", "--help"}:
+        task_help([])
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    task = TASKS.get(name)
+    if task is None:
+        _say(f"unknown task {name!r}; run `python3 dev.py help`")
+        return 2
+    try:
+        task(rest)
+    except TaskFailed as failure:
+        _say(f"{name}: {failure}")
+        return failure.code or 1
+    except KeyboardInterrupt:
+        _say(f"{name}: interrupted")
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

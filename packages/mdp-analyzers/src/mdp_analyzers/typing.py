@@ -1,0 +1,100 @@
+"""The analyzer contract: events in, widget writes and state changes out, no I/O.
+
+An analyzer is a plain object a service feeds with batches and asks for output on a cadence. It
+never touches Redis, AMQP or the wall clock: time arrives as ``now_ns`` from the service's injected
+clock, reference data arrives through the service, and everything to be written comes back as
+:class:`Output`. That is what makes one analyzer testable without servers, usable in a notebook
+and safe to scale out: the service decides how (and how atomically) output is applied.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import ClassVar, Protocol, TypeVar, runtime_checkable
+
+from mdp_cache.keys import Feed
+
+__all__ = [
+    "Analyzer",
+    "FeedMessage",
+    "Output",
+    "Rehydratable",
+    "WidgetWrite",
+]
+
+In_contra = TypeVar("In_contra", contravariant=True)
+
+
+@dataclass(frozen=True, slots=True)
+class WidgetWrite:
+    """One write to a WDC feed: stored as the feed's shape says, then published if asked.
+
+    The payload is encoded once, so the snapshot and the published message are the same bytes.
+    """
+
+    feed: Feed
+    name: str
+    payload: bytes
+    publish: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class FeedMessage:
+    """A message received on a WDC channel (the scanner's input)."""
+
+    name: str
+    payload: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Output:
+    """What an analyzer wants written since it was last asked.
+
+    Attributes:
+        widgets: Writes to client-facing feeds (WDC).
+        state: Internal state changes (MDC), as operations of ``mdp_analyzers.state``; empty for
+            analyzers whose state is in-process only.
+    """
+
+    widgets: Sequence[WidgetWrite] = ()
+    state: Sequence[object] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.widgets) or bool(self.state)
+
+
+@runtime_checkable
+class Analyzer(Protocol[In_contra]):
+    """**Protocol:** a pure analyzer.
+
+    ``apply`` is called with each batch of inputs (market events, articles or feed messages);
+    ``collect`` is called on the service's flush cadence and returns the coalesced output since
+    the previous call (each changed item once, not once per event).
+    """
+
+    #: Name under which the analyzer is registered (entry point group ``mdp.analyzers``).
+    name: ClassVar[str]
+    #: What it consumes: ``ev`` codes (``"A"``, ``"T"``), ``"news"``, or feed patterns.
+    consumes: ClassVar[frozenset[str]]
+
+    def apply(self, inputs: Sequence[In_contra], now_ns: int) -> None:
+        """Fold a batch of inputs into the analyzer's state."""
+        ...
+
+    def collect(self, now_ns: int) -> Output:
+        """Return what should be written now; also where time-driven work (resets) happens."""
+        ...
+
+
+@runtime_checkable
+class Rehydratable(Protocol):
+    """**Protocol:** an analyzer that rebuilds its state from feed snapshots after a restart."""
+
+    def snapshot_patterns(self) -> Sequence[str]:
+        """Redis globs of the feeds to read at start (e.g. ``range:*``)."""
+        ...
+
+    def restore(self, snapshots: Mapping[str, bytes], now_ns: int) -> None:
+        """Rebuild state from ``{feed name: payload}``, ignoring anything from another day."""
+        ...

@@ -1,0 +1,378 @@
+"""THE catalogue of every Redis key, pub/sub channel and TTL of the platform.
+
+Two stores, kept apart on purpose:
+
+* **MDC** (market data cache): internal analyzer state and reference data. Never reachable by
+  clients. Every MDC key starts with ``mdp:``.
+* **WDC** (widget data cache): what widgets show. A widget *feed* is one name that is both the
+  snapshot key and the pub/sub channel, so a feed's key and channel can never disagree in type or
+  shape. Only names that match a :class:`Feed` of this catalogue are readable through the WDS.
+  Internal bookkeeping that must live next to the feeds in WDC uses :class:`Key` with
+  ``store="wdc"`` and the ``mdp:`` prefix, which no feed pattern matches.
+
+No other module spells a key, channel or TTL; a test greps the code for literals.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Final, Literal
+
+__all__ = [
+    "ALL_FEEDS",
+    "ALL_KEYS",
+    "FEED_ALERTS_HOD",
+    "FEED_ALERTS_LOD",
+    "FEED_DAILY_RANGE",
+    "FEED_HALTS",
+    "FEED_LATEST_AGGREGATE",
+    "FEED_LATEST_LULD",
+    "FEED_LATEST_NBBO",
+    "FEED_LATEST_TRADE",
+    "FEED_NEWS_LATEST",
+    "FEED_NEWS_TICKER",
+    "FEED_QUOTE",
+    "FEED_SCANNER_TOP_GAINERS",
+    "FEED_SCANNER_TOP_GAPPERS",
+    "FEED_SCANNER_TOP_VOLUME",
+    "FEED_TOP_TRADES",
+    "FEED_TRADE_STATS",
+    "KEY_HEARTBEAT",
+    "KEY_LB_BOARD",
+    "KEY_LB_LEASE",
+    "KEY_LB_ROWS",
+    "KEY_LB_VERSIONS",
+    "KEY_REF_AVG_VOLUME",
+    "KEY_REF_FREE_FLOAT",
+    "KEY_REF_LOCK",
+    "KEY_REF_SNAPSHOT",
+    "KEY_SEEN_BATCH",
+    "REF_NEGATIVE_TTL",
+    "Feed",
+    "Key",
+    "feed_for",
+]
+
+MINUTE: Final = 60
+HOUR: Final = 60 * MINUTE
+DAY: Final = 24 * HOUR
+
+_PARAM = re.compile(r"\{(\w+)\}")
+
+
+def _fill(template: str, params: dict[str, object]) -> str:
+    missing = set(_PARAM.findall(template)) - params.keys()
+    if missing:
+        raise KeyError(f"{template!r} needs {sorted(missing)}")
+    return template.format(**params)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Feed:
+    """A client-facing widget feed in WDC: snapshot key and channel share one name.
+
+    Attributes:
+        template: The name with ``{params}``, e.g. ``quote:{symbol}``.
+        shape: ``value`` (a JSON document replaced on each write) or ``list`` (newest first,
+            capped at ``max_len``).
+        ttl: Seconds the snapshot lives after its last write (stale beats blank for widgets;
+            every payload carries its own timestamp).
+        owner: The component that writes it.
+        payload: What one value (or one list element / published message) is.
+        max_len: Cap of a ``list`` feed.
+    """
+
+    template: str
+    shape: Literal["value", "list"]
+    ttl: int
+    owner: str
+    payload: str
+    max_len: int | None = None
+    _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        parts = _PARAM.split(self.template)
+        # Odd positions are parameter names: each matches one non-empty segment without ':'.
+        segment = r"[^:*?\[\]\s]+"
+        regex = "".join(re.escape(p) if i % 2 == 0 else segment for i, p in enumerate(parts))
+        object.__setattr__(self, "_regex", re.compile(f"^{regex}$"))
+
+    def name(self, **params: object) -> str:
+        """The concrete feed name, e.g. ``FEED_QUOTE.name(symbol="AAPL")`` -> ``quote:AAPL``."""
+        return _fill(self.template, params)
+
+    @property
+    def pattern(self) -> str:
+        """The Redis glob matching every name of this feed (``quote:*``)."""
+        return _PARAM.sub("*", self.template)
+
+    @property
+    def parametrized(self) -> bool:
+        """Whether the feed has one name per parameter value (per symbol)."""
+        return "{" in self.template
+
+    def matches(self, name: str) -> bool:
+        """Whether a concrete name belongs to this feed."""
+        return self._regex.match(name) is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Key:
+    """An internal key (never client-readable).
+
+    Attributes:
+        template: The key with ``{params}``; always starts with ``mdp:``.
+        store: ``mdc`` or ``wdc``.
+        redis_type: The Redis data type stored there.
+        ttl: Seconds to live, or ``None`` when the key is deleted explicitly.
+        owner: The component that writes it.
+        payload: What it holds.
+    """
+
+    template: str
+    store: Literal["mdc", "wdc"]
+    redis_type: Literal["string", "hash", "list", "zset", "set"]
+    ttl: int | None
+    owner: str
+    payload: str
+
+    def __post_init__(self) -> None:
+        if not self.template.startswith("mdp:"):
+            raise ValueError(f"internal key {self.template!r} must start with 'mdp:'")
+
+    def name(self, **params: object) -> str:
+        """The concrete key."""
+        return _fill(self.template, params)
+
+    @property
+    def pattern(self) -> str:
+        """The Redis glob matching every key of this template."""
+        return _PARAM.sub("*", self.template)
+
+
+# --- WDC feeds ----------------------------------------------------------------------------------
+
+FEED_SCANNER_TOP_GAINERS: Final = Feed(
+    template="scanner:top_gainers",
+    shape="value",
+    ttl=4 * DAY,
+    owner="processor (LeaderboardAnalyzer)",
+    payload="board document: {board, session, trading_day, as_of_ms, rows: [row...]}; rows ranked "
+    "by % change vs the regular-session official open",
+)
+FEED_SCANNER_TOP_GAPPERS: Final = Feed(
+    template="scanner:top_gappers",
+    shape="value",
+    ttl=4 * DAY,
+    owner="processor (LeaderboardAnalyzer)",
+    payload="board document; rows ranked by % change vs the previous close",
+)
+FEED_SCANNER_TOP_VOLUME: Final = Feed(
+    template="scanner:top_volume",
+    shape="value",
+    ttl=4 * DAY,
+    owner="processor (LeaderboardAnalyzer)",
+    payload="board document; rows ranked by the day's accumulated volume",
+)
+FEED_QUOTE: Final = Feed(
+    template="quote:{symbol}",
+    shape="value",
+    ttl=4 * DAY,
+    owner="processor (LeaderboardAnalyzer)",
+    payload="the symbol's quote record (same fields as a leaderboard row), published on change",
+)
+FEED_LATEST_AGGREGATE: Final = Feed(
+    template="agg:{symbol}",
+    shape="value",
+    ttl=5 * MINUTE,
+    owner="processor (MassiveDataAnalyzer)",
+    payload="the latest A/AM aggregate of the symbol (wire structure)",
+)
+FEED_LATEST_TRADE: Final = Feed(
+    template="trade:{symbol}",
+    shape="value",
+    ttl=HOUR,
+    owner="processor (MassiveDataAnalyzer)",
+    payload="the latest trade of the symbol (wire structure)",
+)
+FEED_LATEST_NBBO: Final = Feed(
+    template="nbbo:{symbol}",
+    shape="value",
+    ttl=HOUR,
+    owner="processor (MassiveDataAnalyzer)",
+    payload="the latest NBBO quote of the symbol (wire structure)",
+)
+FEED_LATEST_LULD: Final = Feed(
+    template="luld:{symbol}",
+    shape="value",
+    ttl=DAY,
+    owner="processor (MassiveDataAnalyzer)",
+    payload="the latest LULD bands of the symbol, with a `halted` flag",
+)
+FEED_HALTS: Final = Feed(
+    template="halts",
+    shape="value",
+    ttl=DAY,
+    owner="processor (MassiveDataAnalyzer)",
+    payload="{as_of_ms, symbols: {symbol: {halted_since_ms, high_limit, low_limit}}}",
+)
+FEED_TOP_TRADES: Final = Feed(
+    template="trades:top",
+    shape="value",
+    ttl=HOUR,
+    owner="processor (TopTradesAnalyzer)",
+    payload="{as_of_ms, window_s, trades: [largest recent trades across the market]}",
+)
+FEED_TRADE_STATS: Final = Feed(
+    template="trades:stats:{symbol}",
+    shape="value",
+    ttl=HOUR,
+    owner="processor (TopTradesAnalyzer)",
+    payload="sliding-window statistics of the symbol's last 1,000 trades",
+)
+FEED_NEWS_LATEST: Final = Feed(
+    template="news:latest",
+    shape="list",
+    ttl=2 * DAY,
+    max_len=1_000,
+    owner="news processor (FinlightDataAnalyzer)",
+    payload="one news item per element (article fields plus `tickers`), newest first",
+)
+FEED_NEWS_TICKER: Final = Feed(
+    template="news:ticker:{symbol}",
+    shape="list",
+    ttl=7 * DAY,
+    max_len=100,
+    owner="news processor (FinlightDataAnalyzer)",
+    payload="news items about the symbol, newest first",
+)
+FEED_DAILY_RANGE: Final = Feed(
+    template="range:{symbol}",
+    shape="value",
+    ttl=4 * DAY,
+    owner="scanner (DailyRangeAnalyzer)",
+    payload="session highs and lows of the symbol for the current trading day",
+)
+FEED_ALERTS_HOD: Final = Feed(
+    template="alerts:hod",
+    shape="list",
+    ttl=8 * HOUR,
+    max_len=1_000,
+    owner="scanner (DailyRangeAnalyzer)",
+    payload="one new-high-of-day alert per element, newest first",
+)
+FEED_ALERTS_LOD: Final = Feed(
+    template="alerts:lod",
+    shape="list",
+    ttl=8 * HOUR,
+    max_len=1_000,
+    owner="scanner (DailyRangeAnalyzer)",
+    payload="one new-low-of-day alert per element, newest first",
+)
+
+# --- internal keys ------------------------------------------------------------------------------
+
+KEY_REF_SNAPSHOT: Final = Key(
+    template="mdp:ref:snapshot:{day}:{symbol}",
+    store="mdc",
+    redis_type="string",
+    ttl=20 * HOUR,
+    owner="MDC reference cache",
+    payload="JSON daily reference of the symbol for trading day {day}: the previous completed "
+    "day's bar and the 30-day average volume of completed days (or JSON null: nothing known). "
+    "Namespaced by day, so a new trading day never reads yesterday's 'previous day'",
+)
+KEY_REF_AVG_VOLUME: Final = Key(
+    template="mdp:ref:avg_volume:{day}:{symbol}",
+    store="mdc",
+    redis_type="string",
+    ttl=20 * HOUR,
+    owner="MDC reference cache",
+    payload="reserved: the 30-day average daily volume travels inside KEY_REF_SNAPSHOT",
+)
+KEY_REF_FREE_FLOAT: Final = Key(
+    template="mdp:ref:free_float:{symbol}",
+    store="mdc",
+    redis_type="string",
+    ttl=12 * HOUR,
+    owner="MDC reference cache",
+    payload="free float in shares, or JSON null (none known: negative entry)",
+)
+
+#: Life of a negative reference entry ("the source has nothing for this symbol"): long enough to
+#: stop hammering the vendor, short enough that a newly listed symbol fills in the same day.
+REF_NEGATIVE_TTL: Final = HOUR
+KEY_REF_LOCK: Final = Key(
+    template="mdp:ref:lock:{kind}:{symbol}",
+    store="mdc",
+    redis_type="string",
+    ttl=30,
+    owner="MDC reference cache",
+    payload="stampede lock token while one process fetches the reference data",
+)
+KEY_SEEN_BATCH: Final = Key(
+    template="mdp:seen:{consumer}:{batch}",
+    store="mdc",
+    redis_type="string",
+    ttl=10 * MINUTE,
+    owner="processor",
+    payload="marks a queue batch as applied, so a redelivered message is not counted twice",
+)
+KEY_HEARTBEAT: Final = Key(
+    template="mdp:heartbeat:{component}:{instance}",
+    store="mdc",
+    redis_type="string",
+    ttl=30,
+    owner="every component",
+    payload="JSON heartbeat: service, instance, version, status, key figures, ts",
+)
+
+KEY_LB_ROWS: Final = Key(
+    template="mdp:lb:{day}:rows",
+    store="mdc",
+    redis_type="hash",
+    ttl=2 * DAY,
+    owner="processor (LeaderboardAnalyzer)",
+    payload="symbol -> encoded leaderboard row of trading day {day}; merged newer-wins by "
+    "KEY_LB_VERSIONS across replicas; a new trading day uses new keys (no reset race)",
+)
+KEY_LB_VERSIONS: Final = Key(
+    template="mdp:lb:{day}:versions",
+    store="mdc",
+    redis_type="hash",
+    ttl=2 * DAY,
+    owner="processor (LeaderboardAnalyzer)",
+    payload="symbol -> version (event time in ms x 8 + reference completeness) of its row",
+)
+KEY_LB_BOARD: Final = Key(
+    template="mdp:lb:{day}:board:{board}",
+    store="mdc",
+    redis_type="zset",
+    ttl=2 * DAY,
+    owner="processor (LeaderboardAnalyzer)",
+    payload="member symbol, score the board metric of its current row (volume, gap %, gain %)",
+)
+KEY_LB_LEASE: Final = Key(
+    template="mdp:lb:lease",
+    store="mdc",
+    redis_type="string",
+    ttl=2,
+    owner="processor",
+    payload="instance id of the replica composing and publishing the leaderboards (SET NX PX)",
+)
+
+ALL_FEEDS: Final[tuple[Feed, ...]] = tuple(
+    value for value in list(globals().values()) if isinstance(value, Feed)
+)
+ALL_KEYS: Final[tuple[Key, ...]] = tuple(
+    value for value in list(globals().values()) if isinstance(value, Key)
+)
+
+
+def feed_for(name: str) -> Feed | None:
+    """The feed a concrete name belongs to, or ``None`` (not a client-readable feed)."""
+    for feed in ALL_FEEDS:
+        if feed.matches(name):
+            return feed
+    return None

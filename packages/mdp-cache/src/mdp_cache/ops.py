@@ -1,0 +1,111 @@
+"""State operations: what analyzers ask the market data cache (MDC) to do with their state.
+
+Analyzers do no I/O. They describe state changes as these small immutable records and a backend
+applies them: :class:`mdp_analyzers.state.MemoryState` in a notebook or the embedded demo,
+:class:`mdp_cache.state.RedisState` in production (one pipeline per flush, "newer wins" merges
+done server-side in Lua so that several processor replicas can write the same rows safely).
+
+Reads are declarative too (:class:`TopRead`), so the same board-composition code runs on either
+backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Protocol, TypeAlias, runtime_checkable
+
+__all__ = [
+    "PutNewer",
+    "RankedMember",
+    "ScoreUpdate",
+    "SetValue",
+    "StateBackend",
+    "StateOp",
+    "TopRead",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreUpdate:
+    """A sorted-set score that travels with a row: set it, or remove the member (``None``)."""
+
+    key: str
+    score: float | None
+
+
+@dataclass(frozen=True, slots=True)
+class PutNewer:
+    """Store ``payload`` as ``member``'s row unless a newer version is already stored.
+
+    Order of precedence: the higher ``version`` wins; at equal versions the greater payload
+    (bytewise) wins, so any order and any duplication of the same writes converge on one
+    result. When the row wins, its ``scores`` are applied in the same atomic step, so a board
+    never ranks a member by a row it does not hold.
+
+    Attributes:
+        rows_key: Hash holding member -> payload.
+        versions_key: Hash holding member -> version.
+        member: The row's member (a symbol).
+        version: Monotonic version, e.g. event time.
+        payload: The encoded row.
+        scores: Board scores derived from this row.
+        ttl: Seconds every touched key lives after this write.
+    """
+
+    rows_key: str
+    versions_key: str
+    member: str
+    version: int
+    payload: bytes
+    scores: tuple[ScoreUpdate, ...]
+    ttl: int
+
+
+@dataclass(frozen=True, slots=True)
+class SetValue:
+    """Replace a plain value (``SET key payload EX ttl``)."""
+
+    key: str
+    payload: bytes
+    ttl: int
+
+
+StateOp: TypeAlias = PutNewer | SetValue
+
+
+@dataclass(frozen=True, slots=True)
+class TopRead:
+    """Read the ``limit`` highest-scored members of a board with their rows.
+
+    Attributes:
+        board_key: The sorted set.
+        rows_key: The hash holding each member's row.
+        limit: How many members.
+    """
+
+    board_key: str
+    rows_key: str
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class RankedMember:
+    """One answer row of a :class:`TopRead` (members whose row vanished are left out)."""
+
+    member: str
+    score: float
+    payload: bytes
+
+
+@runtime_checkable
+class StateBackend(Protocol):
+    """**Protocol:** something that applies state operations and answers board reads."""
+
+    async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> None:
+        """Apply ``ops`` and set each key of ``marks`` (seen batch ids) in one atomic step."""
+        ...
+
+    async def top(self, reads: Sequence[TopRead]) -> list[list[RankedMember]]:
+        """Answer the reads, in order, each best first (ties by member, ascending)."""
+        ...

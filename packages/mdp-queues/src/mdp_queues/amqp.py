@@ -1,0 +1,535 @@
+"""RabbitMQ transport (aio-pika): the listeners' publisher and the processors' consumer.
+
+Delivery contract: **at most once** for market data. The publisher sends without publisher
+confirms by default (a confirm costs a round trip and the data is worthless in 5 s anyway), never
+blocks its caller, and drops the oldest waiting batches when the broker is slow or away, counting
+every drop. The consumer acks after the application handled a message, drops (and acks) stale
+and poison messages, and never requeues, so one bad message cannot loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections.abc import AsyncIterator, Sequence
+from datetime import UTC, datetime
+from typing import Literal
+
+import aio_pika
+import aiormq
+from aio_pika.abc import (
+    AbstractIncomingMessage,
+    AbstractRobustChannel,
+    AbstractRobustConnection,
+)
+from mdp_core.clock import NS_PER_SECOND, Clock, LiveClock
+from mdp_core.errors import MdpError
+
+from mdp_queues._admission import Admission
+from mdp_queues._messages import (
+    ConsumerStats,
+    DropReason,
+    OutboxStats,
+    OutgoingBatch,
+    Received,
+    ReceivedBatch,
+)
+from mdp_queues._protocols import Handler
+from mdp_queues.outbox import Outbox
+from mdp_queues.topology import QueueSpec, Topology
+
+__all__ = [
+    "AmqpConsumer",
+    "AmqpPublisher",
+    "MismatchPolicy",
+    "TopologyMismatch",
+    "declare_topology",
+]
+
+_log = logging.getLogger("mdp_queues.amqp")
+
+MismatchPolicy = Literal["fail", "recreate"]
+"""What to do when a queue exists with other arguments: stop with an error, or delete and
+re-declare it (its messages are lost; for market data that is a few seconds of ticks)."""
+
+_CONNECTION_ERRORS = (OSError, aiormq.exceptions.AMQPError, asyncio.TimeoutError)
+_INEQUIVALENT = re.compile(r"inequivalent arg '([^']+)'")
+
+
+class TopologyMismatch(MdpError):
+    """A queue already exists with arguments that differ from this topology's.
+
+    Attributes:
+        queue: the queue name.
+        argument: the differing argument as the broker named it (``x-message-ttl``), if known.
+        expected: the arguments this side declares.
+        detail: the broker's explanation.
+    """
+
+    def __init__(
+        self, queue: str, argument: str | None, expected: dict[str, int | str], detail: str
+    ) -> None:
+        self.queue = queue
+        self.argument = argument
+        self.expected = expected
+        self.detail = detail
+        what = f"argument {argument!r}" if argument else "its arguments"
+        super().__init__(
+            f"queue {queue!r} exists with a different {what} than this topology declares "
+            f"({expected}); broker said: {detail}. Make both sides use the same settings, or "
+            f"start one side with on_mismatch='recreate' (MDP_MDQ_ON_MISMATCH=recreate) to "
+            f"delete and re-declare the queue."
+        )
+
+
+async def declare_topology(
+    connection: aio_pika.abc.AbstractConnection,
+    topology: Topology,
+    *,
+    queues: Sequence[QueueSpec] | None = None,
+    on_mismatch: MismatchPolicy = "fail",
+) -> None:
+    """Declare the queues of ``topology`` (idempotent; safe from any number of processes).
+
+    Each queue is declared on a short-lived channel, because a failed declaration closes the
+    channel it was made on.
+
+    Raises:
+        TopologyMismatch: a queue exists with other arguments and ``on_mismatch`` is ``fail``.
+    """
+    for spec in queues if queues is not None else topology.queues:
+        try:
+            await _declare(connection, spec)
+        except aiormq.exceptions.ChannelPreconditionFailed as exc:
+            detail = str(exc)
+            match = _INEQUIVALENT.search(detail)
+            argument = match.group(1) if match else None
+            if on_mismatch != "recreate":
+                raise TopologyMismatch(spec.name, argument, spec.arguments, detail) from None
+            _log.warning(
+                "queue %s exists with a different %s; deleting and re-declaring it",
+                spec.name,
+                argument or "argument",
+            )
+            channel = await connection.channel()
+            try:
+                await channel.queue_delete(spec.name)
+            finally:
+                await channel.close()
+            await _declare(connection, spec)
+
+
+async def _declare(connection: aio_pika.abc.AbstractConnection, spec: QueueSpec) -> None:
+    channel = await connection.channel()
+    try:
+        await channel.declare_queue(spec.name, durable=spec.durable, arguments=spec.arguments)
+    finally:
+        if not channel.is_closed:
+            await channel.close()
+
+
+class AmqpPublisher:
+    """Publishes batches to RabbitMQ from a background task fed by a drop-oldest outbox.
+
+    Args:
+        url: the broker URL (``amqp://user:pass@host:5672/vhost``).
+        topology: the queues to declare and publish to.
+        clock: source of "now" (expiry, timestamps).
+        confirms: wait for publisher confirms (at-least-once to the broker; slower).
+        outbox_messages: batches that may wait for the broker.
+        outbox_bytes: body bytes that may wait for the broker.
+        max_age_seconds: batches older than this are dropped instead of sent; None uses the
+            queue TTL (the broker would expire them at once anyway).
+        reconnect_interval: seconds between reconnection attempts.
+        on_mismatch: policy when a queue exists with other arguments.
+        app_id: the AMQP ``app_id`` property (who published).
+    """
+
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        clock: Clock | None = None,
+        confirms: bool = False,
+        outbox_messages: int = 10_000,
+        outbox_bytes: int = 64 * 1024 * 1024,
+        max_age_seconds: float | None = None,
+        reconnect_interval: float = 1.0,
+        on_mismatch: MismatchPolicy = "fail",
+        app_id: str = "mdp",
+    ) -> None:
+        self._url = url
+        self._topology = topology
+        self._clock = clock or LiveClock()
+        self._confirms = confirms
+        self._max_age_seconds = max_age_seconds
+        self._reconnect_interval = reconnect_interval
+        self._on_mismatch: MismatchPolicy = on_mismatch
+        self._app_id = app_id
+        self._stats = OutboxStats()
+        self.outbox = Outbox(
+            max_messages=outbox_messages, max_bytes=outbox_bytes, clock=self._clock, stats=self._stats
+        )
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+        self._up = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closing = False
+
+    @property
+    def topology(self) -> Topology:
+        """The queues this publisher sends to."""
+        return self._topology
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection and channel are up."""
+        return self._up.is_set()
+
+    @property
+    def stats(self) -> OutboxStats:
+        """Published and dropped counters."""
+        return self._stats
+
+    def publish(self, batch: OutgoingBatch) -> None:
+        """Queue a batch; returns at once. See :class:`~mdp_queues.outbox.Outbox` for drops."""
+        self.outbox.put(batch)
+
+    async def start(self, first_connect_timeout: float = 5.0) -> None:
+        """Start connecting and publishing in the background.
+
+        Waits up to ``first_connect_timeout`` for the first connection so that a topology
+        mismatch fails the caller at once; a broker that is merely down does not fail start:
+        the publisher keeps trying (and dropping, counted) until it comes up.
+
+        Raises:
+            TopologyMismatch: the broker has the queues with other arguments.
+        """
+        if self._task is not None:
+            return
+        self._task = asyncio.create_task(self._run(), name="mdq-publisher")
+        up = asyncio.create_task(self._up.wait())
+        try:
+            await asyncio.wait({self._task, up}, timeout=first_connect_timeout,
+                               return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            up.cancel()
+        if self._task.done() and not self._task.cancelled():
+            exc = self._task.exception()
+            if exc is not None:
+                raise exc
+
+    async def wait_connected(self, timeout: float | None = None) -> None:
+        """Return once the broker is reachable.
+
+        Raises:
+            TimeoutError: it was not within ``timeout`` seconds.
+        """
+        async with asyncio.timeout(timeout):
+            await self._up.wait()
+
+    async def close(self) -> None:
+        """Stop the publisher task and close the connection; waiting batches are dropped."""
+        self._closing = True
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        self.outbox.drop_all(DropReason.CLOSED)
+        self._mark(up=False)
+        if self._connection is not None:
+            with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
+                await self._connection.close()
+            self._connection = None
+
+    # ---------------------------------------------------------------- background
+
+    def _mark(self, *, up: bool) -> None:
+        if up:
+            self._up.set()
+        else:
+            self._up.clear()
+        self.outbox.downstream_up = up
+
+    async def _connect(self) -> None:
+        while True:
+            try:
+                connection = await aio_pika.connect_robust(
+                    self._url, reconnect_interval=self._reconnect_interval
+                )
+            except _CONNECTION_ERRORS as exc:
+                _log.warning(
+                    "broker unreachable (%s); retrying in %.1fs", exc, self._reconnect_interval
+                )
+                await self._clock.sleep(self._reconnect_interval)
+                continue
+            break
+        self._connection = connection
+        try:
+            await declare_topology(connection, self._topology, on_mismatch=self._on_mismatch)
+            channel = await connection.channel(publisher_confirms=self._confirms)
+        except BaseException:
+            with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
+                await connection.close()
+            raise
+        self._channel = channel  # type: ignore[assignment]  # robust connection -> robust channel
+        connection.close_callbacks.add(self._on_connection_lost)
+        connection.reconnect_callbacks.add(self._on_reconnected)
+        self._mark(up=True)
+        _log.info("connected to the broker; queues declared")
+
+    def _on_connection_lost(self, *_: object) -> None:
+        if self._closing:
+            return
+        if self._up.is_set():
+            _log.error("broker connection lost; dropping the oldest batches until it returns")
+        self._mark(up=False)
+
+    async def _on_reconnected(self, *_: object) -> None:
+        self._stats.reconnects += 1
+        if self._connection is not None:
+            try:
+                await declare_topology(
+                    self._connection, self._topology, on_mismatch=self._on_mismatch
+                )
+            except TopologyMismatch:
+                _log.exception("after reconnecting, the broker's queues no longer match")
+                return
+            except _CONNECTION_ERRORS as exc:
+                _log.warning("re-declaring the topology after a reconnect failed: %s", exc)
+                return
+        _log.warning("broker connection restored (reconnect #%d)", self._stats.reconnects)
+        self._mark(up=True)
+
+    async def _run(self) -> None:
+        await self._connect()
+        outbox = self.outbox
+        while True:
+            await outbox.wait()
+            await self._up.wait()
+            channel = self._channel
+            assert channel is not None
+            exchange = channel.default_exchange
+            while self._up.is_set():
+                batch = outbox.pop()
+                if batch is None:
+                    break
+                if self._expired(batch):
+                    self._stats.count_dropped(batch, DropReason.EXPIRED)
+                    continue
+                try:
+                    await exchange.publish(
+                        self._message(batch), routing_key=batch.queue.name, mandatory=False
+                    )
+                except (*_CONNECTION_ERRORS, RuntimeError) as exc:
+                    self._stats.count_dropped(batch, DropReason.PUBLISH_FAILED)
+                    _log.warning("publish to %s failed: %s", batch.queue.name, exc)
+                    if self._connection_closed():
+                        self._mark(up=False)  # the reconnect callback marks us up again
+                    else:
+                        await self._clock.sleep(min(0.1, self._reconnect_interval))
+                    break
+                self._stats.count_published(batch)
+
+    def _connection_closed(self) -> bool:
+        connection = self._connection
+        return connection is None or connection.is_closed or not connection.connected.is_set()
+
+    def _expired(self, batch: OutgoingBatch) -> bool:
+        limit = self._max_age_seconds
+        if limit is None:
+            limit = batch.queue.ttl_seconds
+        return self._clock.now_ns() - batch.received_ns > limit * NS_PER_SECOND
+
+    def _message(self, batch: OutgoingBatch) -> aio_pika.Message:
+        return aio_pika.Message(
+            batch.body,
+            content_type="application/json",
+            delivery_mode=aio_pika.DeliveryMode.NOT_PERSISTENT,
+            message_id=batch.batch_id,
+            timestamp=datetime.fromtimestamp(batch.received_ns / NS_PER_SECOND, UTC),
+            type=batch.queue.kind,
+            app_id=self._app_id,
+            headers=dict(batch.headers) if batch.headers else None,
+        )
+
+
+class AmqpConsumer:
+    """Consumes batches from RabbitMQ queues with manual acks and a freshness gate.
+
+    Args:
+        url: the broker URL.
+        topology: the queues to declare and consume from.
+        clock: source of "now" for the freshness check.
+        prefetch: unacked messages the broker may push ahead (per channel).
+        max_age_seconds: freshness limit; None uses each queue's TTL.
+        reconnect_interval: seconds between reconnection attempts.
+        on_mismatch: policy when a queue exists with other arguments.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        topology: Topology,
+        *,
+        clock: Clock | None = None,
+        prefetch: int = 100,
+        max_age_seconds: float | None = None,
+        reconnect_interval: float = 1.0,
+        on_mismatch: MismatchPolicy = "fail",
+    ) -> None:
+        self._url = url
+        self._topology = topology
+        self._clock = clock or LiveClock()
+        self._prefetch = prefetch
+        self._reconnect_interval = reconnect_interval
+        self._on_mismatch: MismatchPolicy = on_mismatch
+        self._stats = ConsumerStats()
+        self._admission = Admission(self._clock, self._stats, max_age_seconds)
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractRobustChannel | None = None
+
+    @property
+    def topology(self) -> Topology:
+        """The queues this consumer reads from."""
+        return self._topology
+
+    @property
+    def connected(self) -> bool:
+        """Whether the broker connection is up."""
+        connection = self._connection
+        return connection is not None and connection.connected.is_set()
+
+    @property
+    def stats(self) -> ConsumerStats:
+        """Delivered, dropped and failed counters."""
+        return self._stats
+
+    async def start(self) -> None:
+        """Connect, declare the topology and set the prefetch.
+
+        Raises:
+            TopologyMismatch: the broker has the queues with other arguments.
+            ConnectionError: the broker is unreachable (the caller's supervisor retries).
+        """
+        connection = await aio_pika.connect_robust(
+            self._url, reconnect_interval=self._reconnect_interval
+        )
+        try:
+            await declare_topology(connection, self._topology, on_mismatch=self._on_mismatch)
+            channel = await connection.channel()
+            await channel.set_qos(prefetch_count=self._prefetch)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._channel = channel  # type: ignore[assignment]  # robust connection -> robust channel
+
+    async def close(self) -> None:
+        """Close the connection; unacked messages return to the broker."""
+        if self._connection is not None:
+            with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
+                await self._connection.close()
+            self._connection = None
+            self._channel = None
+
+    async def consume(self, queue: QueueSpec, handler: Handler) -> None:
+        """Hand each admitted message to ``handler``; ack when it returns, reject if it raises."""
+        async for batch in self.consume_batches(queue, max_messages=1, max_wait_seconds=0.0):
+            message = batch.messages[0]
+            try:
+                await handler(message)
+            except Exception:
+                self._stats.handler_errors += 1
+                _log.exception(
+                    "handler failed on batch %s from %s; message dropped",
+                    message.envelope.batch,
+                    queue.name,
+                )
+                await batch.reject()
+            else:
+                await batch.ack()
+
+    async def consume_batches(
+        self, queue: QueueSpec, *, max_messages: int = 100, max_wait_seconds: float = 0.05
+    ) -> AsyncIterator[ReceivedBatch]:
+        """Yield admitted messages in batches; see :class:`~mdp_queues.Consumer`."""
+        channel = self._channel
+        if channel is None:
+            msg = "call start() before consuming"
+            raise RuntimeError(msg)
+        inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
+        amqp_queue = await channel.declare_queue(
+            queue.name, durable=queue.durable, arguments=queue.arguments
+        )
+        tag = await amqp_queue.consume(inbox.put, no_ack=False)
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                first = await inbox.get()
+                incoming = [first]
+                deadline = loop.time() + max_wait_seconds
+                while len(incoming) < max_messages:
+                    if not inbox.empty():
+                        incoming.append(inbox.get_nowait())
+                        continue
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    try:
+                        incoming.append(await asyncio.wait_for(inbox.get(), remaining))
+                    except TimeoutError:
+                        break
+                batch = await self._admit(queue, incoming)
+                if batch is not None:
+                    yield batch
+        finally:
+            with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
+                await amqp_queue.cancel(tag)
+
+    async def _admit(
+        self, queue: QueueSpec, incoming: list[AbstractIncomingMessage]
+    ) -> ReceivedBatch | None:
+        admitted: list[Received] = []
+        tokens: list[AbstractIncomingMessage] = []
+        dropped: list[AbstractIncomingMessage] = []
+        for message in incoming:
+            received = self._admission.admit(
+                queue, message.body, redelivered=bool(message.redelivered)
+            )
+            if received is None:
+                dropped.append(message)
+            else:
+                admitted.append(received)
+                tokens.append(message)
+        if dropped:
+            await _settle(dropped, ok=True)
+        if not admitted:
+            return None
+        return ReceivedBatch(admitted, tokens, _settle_tokens)
+
+
+async def _settle_tokens(tokens: Sequence[object], ok: bool) -> None:
+    await _settle([t for t in tokens if isinstance(t, AbstractIncomingMessage)], ok=ok)
+
+
+async def _settle(messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> None:
+    """Ack or reject (without requeue); a message from a channel that died is skipped.
+
+    After a reconnect the broker redelivers what was unacked on the old channel, and acking
+    on a new channel with an old delivery tag would close it, so stale tags are ignored.
+    """
+    for message in messages:
+        if message.channel.is_closed:
+            continue
+        try:
+            if ok:
+                await message.ack()
+            else:
+                await message.reject(requeue=False)
+        except (*_CONNECTION_ERRORS, RuntimeError) as exc:
+            _log.warning("could not settle a message: %s", exc)

@@ -1,0 +1,357 @@
+"""The whole offline market in one object: every server, the market and the broadcaster.
+
+``async with SimServers(SimConfig(...)) as sim:`` binds the Massive websocket and REST servers
+and the Finlight websocket server on loopback, then drives the synthetic :class:`Market` with a
+:class:`SimClock` (or replays a recording) until the block ends. The demo, the end-to-end tests
+and the benchmarks all start the simulator this way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from mdp_core.clock import Clock, LiveClock
+from mdp_sim.faults import Faults
+from mdp_sim.finlight_ws import FinlightRestServer, FinlightWsConfig, FinlightWsServer
+from mdp_sim.market import Market, MarketUpdate
+from mdp_sim.massive_rest import MassiveRestConfig, MassiveRestServer
+from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer
+from mdp_sim.replay import ReplayBroadcaster
+from mdp_sim.scenario import ScenarioConfig
+from mdp_sim.simclock import SimClock
+
+__all__ = ["BroadcasterMetrics", "MarketBroadcaster", "SimConfig", "SimServers", "new_api_key"]
+
+_log = logging.getLogger(__name__)
+_T = TypeVar("_T")
+_NS_PER_MS = 1_000_000
+_SECOND_NS = 1_000_000_000
+
+
+def new_api_key() -> str:
+    """A fresh random API key, so a simulator run never shares keys with anything else."""
+    return "sim_" + secrets.token_urlsafe(18)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SimConfig:
+    """Everything that shapes one simulator run.
+
+    Attributes:
+        scenario: the synthetic market (seed, symbols, start time, ...).
+        speed: simulated seconds per real second; ``None`` paces by the consumer (backpressure).
+        rate: target events per second (generated with ``Market.take``); overrides ``speed``
+            for the stream, not for the REST views.
+        api_key: Massive key accepted by the websocket and REST servers (random when None).
+        finlight_api_key: Finlight key (random when None).
+        host: interface every server binds (loopback).
+        massive_ws_port: port of the Massive websocket server (0: ephemeral).
+        rest_port: port of the Massive REST stub (0: ephemeral).
+        finlight_ws_port: port of the Finlight websocket server (0: ephemeral).
+        finlight_rest_port: port of the Finlight REST stub (0: ephemeral).
+        replay: a JSONL recording to serve instead of the synthetic stream.
+        replay_loop: start the recording again when it ends.
+        auth_timeout: seconds a Massive connection may stay unauthenticated (None: forever).
+        one_connection_per_key: enforce the Massive one-connection-per-key rule.
+        max_events_per_frame: Massive frame size cap in events.
+        tick: seconds between broadcaster steps when paced by time.
+    """
+
+    scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
+    speed: float | None = 1.0
+    rate: float | None = None
+    api_key: str | None = None
+    finlight_api_key: str | None = None
+    host: str = "127.0.0.1"
+    massive_ws_port: int = 0
+    rest_port: int = 0
+    finlight_ws_port: int = 0
+    finlight_rest_port: int = 0
+    replay: Path | None = None
+    replay_loop: bool = False
+    auth_timeout: float | None = None
+    one_connection_per_key: bool = True
+    max_events_per_frame: int = 500
+    tick: float = 0.01
+
+
+@dataclass(slots=True)
+class BroadcasterMetrics:
+    """What the broadcaster generated (whether or not anyone was subscribed)."""
+
+    steps: int = 0
+    events: int = 0
+    articles: int = 0
+
+
+class MarketBroadcaster:
+    """Drives a :class:`Market` and pushes what it produces to the stream servers.
+
+    Three pacings: by time (``clock.speed`` set: the market follows the simulated clock and
+    keeps advancing even with nobody connected, but nothing is encoded then); by rate (``rate``
+    events per real second, generated with ``Market.take``); or by backpressure (speed None and
+    no rate: the next chunk is generated only once the previous frames were written).
+
+    Args:
+        market: the synthetic market.
+        clock: maps real time to simulated time.
+        massive: the Massive websocket server receiving events.
+        finlight: the Finlight websocket server receiving articles (optional).
+        rate: target events per second, or None.
+        tick: seconds between steps when paced by time or rate.
+        chunk_events: events generated per step when paced by backpressure or rate.
+        max_step_ns: simulated time advanced per step at most, so one step never hogs the loop.
+        real: real clock (tests may pass a manual one).
+    """
+
+    def __init__(
+        self,
+        market: Market,
+        clock: SimClock,
+        massive: MassiveWsServer,
+        finlight: FinlightWsServer | None = None,
+        *,
+        rate: float | None = None,
+        tick: float = 0.01,
+        chunk_events: int = 2_000,
+        max_step_ns: int = _SECOND_NS,
+        real: Clock | None = None,
+    ) -> None:
+        self.market = market
+        self.clock = clock
+        self.massive = massive
+        self.finlight = finlight
+        self.rate = rate
+        self.tick = tick
+        self.chunk_events = chunk_events
+        self.max_step_ns = max_step_ns
+        self.metrics = BroadcasterMetrics()
+        self._real: Clock = real if real is not None else LiveClock()
+
+    async def run(self) -> None:
+        """Broadcast until cancelled."""
+        if self.rate is not None:
+            await self._run_by_rate(self.rate)
+        elif self.clock.speed is None:
+            await self._run_by_backpressure()
+        else:
+            await self._run_by_time()
+
+    async def _run_by_time(self) -> None:
+        while True:
+            target = self.clock.target_ns()
+            while self.market.now_ns < target:
+                step = min(target, self.market.now_ns + self.max_step_ns)
+                self._emit(self.market.advance(step), flush=False)
+                if step < target:
+                    await asyncio.sleep(0)
+            await self._real.sleep(self.tick)
+
+    async def _run_by_backpressure(self) -> None:
+        while True:
+            await self.massive.wait_for_subscriber()
+            self._emit(self.market.take(self.chunk_events), flush=True)
+            await self.massive.wait_drained()
+            await asyncio.sleep(0)
+
+    async def _run_by_rate(self, rate: float) -> None:
+        while True:
+            await self.massive.wait_for_subscriber()
+            origin = self._real.monotonic()
+            sent = 0
+            while self.massive.has_subscribers:
+                due = int((self._real.monotonic() - origin) * rate) - sent
+                if due <= 0:
+                    await self._real.sleep(self.tick)
+                    continue
+                update = self.market.take(min(due, self.chunk_events))
+                sent += max(1, len(update.events))
+                self._emit(update, flush=False)
+                await asyncio.sleep(0)
+
+    def _emit(self, update: MarketUpdate, *, flush: bool) -> None:
+        self.metrics.steps += 1
+        self.metrics.events += len(update.events)
+        self.metrics.articles += len(update.articles)
+        if update.events:
+            self.massive.publish(update.events, flush=flush)
+        if update.articles and self.finlight is not None:
+            self.finlight.publish(update.articles)
+
+
+class SimServers:
+    """Every simulated provider on loopback, fed by one market.
+
+    Use ``async with SimServers(SimConfig(...)) as sim:`` then point the clients at
+    ``sim.massive_feed`` (``feed=``, with ``secure=False``), ``sim.rest_base`` (``base=``),
+    ``sim.finlight_wss_url`` and ``sim.finlight_base_url``, with ``sim.api_key`` and
+    ``sim.finlight_api_key``. ``sim.faults`` switches fault modes; ``sim.massive``,
+    ``sim.rest`` and ``sim.finlight`` expose the one-shot fault actions and metrics.
+
+    Args:
+        config: the run's settings.
+        market: an already built market to serve (default: one built from ``config.scenario``).
+    """
+
+    def __init__(self, config: SimConfig | None = None, *, market: Market | None = None) -> None:
+        self.config = config if config is not None else SimConfig()
+        self.api_key = self.config.api_key or new_api_key()
+        self.finlight_api_key = self.config.finlight_api_key or new_api_key()
+        self.faults = Faults()
+        self._market = market
+        self._massive: MassiveWsServer | None = None
+        self._rest: MassiveRestServer | None = None
+        self._finlight: FinlightWsServer | None = None
+        self._finlight_rest: FinlightRestServer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self.clock: SimClock | None = None
+        self.broadcaster: MarketBroadcaster | ReplayBroadcaster | None = None
+        self.broadcaster_error: BaseException | None = None
+
+    async def __aenter__(self) -> SimServers:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    async def start(self) -> None:
+        """Build the market (in a thread: it can take a moment), bind every server, broadcast."""
+        config = self.config
+        if self._market is None:
+            self._market = await asyncio.to_thread(Market, config.scenario)
+        market = self._market
+        keys = frozenset({self.api_key})
+        finlight_keys = frozenset({self.finlight_api_key})
+        self.clock = SimClock(market.now_ns, config.speed)
+        clock = self.clock
+        self._massive = MassiveWsServer(
+            MassiveWsConfig(
+                keys=keys,
+                host=config.host,
+                port=config.massive_ws_port,
+                auth_timeout=config.auth_timeout,
+                one_connection_per_key=config.one_connection_per_key,
+                max_events_per_frame=config.max_events_per_frame,
+                seed=config.scenario.seed,
+            ),
+            self.faults,
+        )
+        self._rest = MassiveRestServer(
+            MassiveRestConfig(keys=keys, host=config.host, port=config.rest_port),
+            market,
+            self.faults,
+        )
+        self._finlight = FinlightWsServer(
+            FinlightWsConfig(keys=finlight_keys, host=config.host, port=config.finlight_ws_port),
+            self.faults,
+            now_ms=lambda: market.now_ns // _NS_PER_MS,
+        )
+        self._finlight_rest = FinlightRestServer(
+            finlight_keys, self._finlight, host=config.host, port=config.finlight_rest_port
+        )
+        try:
+            await self._massive.start()
+            await self._rest.start()
+            await self._finlight.start()
+            await self._finlight_rest.start()
+        except BaseException:
+            await self.stop()
+            raise
+        if config.replay is not None:
+            self.broadcaster = ReplayBroadcaster(
+                config.replay, self._massive, speed=config.speed, loop=config.replay_loop
+            )
+        else:
+            self.broadcaster = MarketBroadcaster(
+                market,
+                clock,
+                self._massive,
+                self._finlight,
+                rate=config.rate,
+                tick=config.tick,
+            )
+        self._task = asyncio.get_running_loop().create_task(self.broadcaster.run())
+        self._task.add_done_callback(self._broadcaster_done)
+
+    async def stop(self) -> None:
+        """Stop broadcasting, then close every server (clients see 1001 and return)."""
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        for server in (self._finlight_rest, self._finlight, self._rest, self._massive):
+            if server is not None:
+                await server.stop()
+
+    def _broadcaster_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        error = task.exception()
+        if error is not None:
+            self.broadcaster_error = error
+            _log.error("the simulator's broadcaster stopped", exc_info=error)
+
+    # ----------------------------------------------------------------- accessors
+
+    @property
+    def market(self) -> Market:
+        """The synthetic market being served."""
+        if self._market is None:
+            msg = "the simulator is not started"
+            raise RuntimeError(msg)
+        return self._market
+
+    @property
+    def massive(self) -> MassiveWsServer:
+        """The Massive websocket server (fault actions, metrics)."""
+        return _started(self._massive)
+
+    @property
+    def rest(self) -> MassiveRestServer:
+        """The Massive REST stub."""
+        return _started(self._rest)
+
+    @property
+    def finlight(self) -> FinlightWsServer:
+        """The Finlight websocket server (fault actions, metrics)."""
+        return _started(self._finlight)
+
+    @property
+    def massive_ws_url(self) -> str:
+        """``ws://host:port/stocks``."""
+        return self.massive.url
+
+    @property
+    def massive_feed(self) -> str:
+        """``host:port``: the official client's ``feed=`` (with ``secure=False``)."""
+        return self.massive.feed
+
+    @property
+    def rest_base(self) -> str:
+        """``http://host:port``: the official REST client's ``base=``."""
+        return self.rest.base_url
+
+    @property
+    def finlight_wss_url(self) -> str:
+        """``ws://host:port``: Finlight's ``ApiConfig.wss_url``."""
+        return self.finlight.url
+
+    @property
+    def finlight_base_url(self) -> str:
+        """``http://host:port``: Finlight's ``ApiConfig.base_url``."""
+        return _started(self._finlight_rest).base_url
+
+
+def _started(server: _T | None) -> _T:
+    if server is None:
+        msg = "the simulator is not started"
+        raise RuntimeError(msg)
+    return server

@@ -1,0 +1,1 @@
+"""Service control plane (SCP): login, dashboard, management API."""

@@ -1,0 +1,1 @@
+"""Massive data listener (MDL): the Massive stocks feed into the market data queues."""

@@ -1,0 +1,1 @@
+"""Finlight data listener (FDL): the Finlight news feed into the news queue."""

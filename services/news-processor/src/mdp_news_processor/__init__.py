@@ -1,0 +1,1 @@
+"""Finlight data processor (FDP): the news queue into the widget news feeds."""

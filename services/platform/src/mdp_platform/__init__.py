@@ -1,0 +1,1 @@
+"""The `mdp` command: the one-command demo and the end-to-end benchmark."""

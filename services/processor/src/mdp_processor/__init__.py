@@ -1,0 +1,1 @@
+"""Market data processor (MDP): queues through analyzers into MDC and WDC."""

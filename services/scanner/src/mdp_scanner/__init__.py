@@ -1,0 +1,1 @@
+"""Market data scanner (MDS): secondary analysis over WDC pub/sub (daily range, HOD/LOD alerts)."""

@@ -1,0 +1,1 @@
+"""Widget data service (WDS): authenticated websocket fan-out of widget feeds to browsers."""
