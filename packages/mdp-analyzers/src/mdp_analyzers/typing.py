@@ -11,13 +11,18 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
 from mdp_cache.keys import Feed
+from mdp_cache.ops import RankedMember, TopRead
+from mdp_cache.records import ReferenceData
 
 __all__ = [
     "Analyzer",
+    "Composer",
     "FeedMessage",
+    "NeedsReference",
     "Output",
     "Rehydratable",
     "WidgetWrite",
@@ -97,4 +102,45 @@ class Rehydratable(Protocol):
 
     def restore(self, snapshots: Mapping[str, bytes], now_ns: int) -> None:
         """Rebuild state from ``{feed name: payload}``, ignoring anything from another day."""
+        ...
+
+
+@runtime_checkable
+class Composer(Protocol):
+    """**Protocol:** an analyzer whose widgets are composed from merged state, not its own.
+
+    With several replicas each sees part of the market, so the leaderboards are composed from
+    the state all of them merged. The service calls :meth:`reads` on a steady cadence (about
+    once a second, by whichever replica holds the publishing lease), answers the reads from
+    its state backend and hands the answers to :meth:`compose`.
+    """
+
+    #: Nanoseconds between two compositions.
+    compose_interval_ns: int
+
+    def reads(self, now_ns: int) -> Sequence[TopRead]:
+        """The board reads the next composition needs."""
+        ...
+
+    def compose(
+        self, now_ns: int, answers: Sequence[Sequence[RankedMember]]
+    ) -> Sequence[WidgetWrite]:
+        """Turn the answers (in the order of :meth:`reads`) into widget writes."""
+        ...
+
+
+@runtime_checkable
+class NeedsReference(Protocol):
+    """**Protocol:** an analyzer whose output improves with reference data (previous day...).
+
+    The analyzer never waits for it: the service drains :meth:`wanted_reference`, fetches in
+    the background and calls :meth:`provide_reference`; rows fill in on the next flush.
+    """
+
+    def wanted_reference(self) -> Sequence[tuple[str, date]]:
+        """Symbols (with their trading day) seen since the last call that lack reference data."""
+        ...
+
+    def provide_reference(self, data: ReferenceData) -> None:
+        """Reference data arrived (parts may be None when the source had nothing)."""
         ...

@@ -38,10 +38,11 @@ class ScoreUpdate:
 class PutNewer:
     """Store ``payload`` as ``member``'s row unless a newer version is already stored.
 
-    Order of precedence: the higher ``version`` wins; at equal versions the greater payload
-    (bytewise) wins, so any order and any duplication of the same writes converge on one
-    result. When the row wins, its ``scores`` are applied in the same atomic step, so a board
-    never ranks a member by a row it does not hold.
+    Order of precedence: the higher ``version`` wins; at equal versions the payload with the
+    greater SHA-1 hex digest wins (a locale-proof total order, the same in Lua and Python), so
+    any order and any duplication of the same writes converge on one result. When the row
+    wins, its ``scores`` are applied in the same atomic step, so a board never ranks a member
+    by a row it does not hold.
 
     Attributes:
         rows_key: Hash holding member -> payload.
@@ -106,6 +107,14 @@ class StateBackend(Protocol):
         """Apply ``ops`` and set each key of ``marks`` (seen batch ids) in one atomic step."""
         ...
 
+    async def seen(self, marks: Sequence[str]) -> set[str]:
+        """Which of the ``marks`` keys are already set (batches applied before)."""
+        ...
+
     async def top(self, reads: Sequence[TopRead]) -> list[list[RankedMember]]:
         """Answer the reads, in order, each best first (ties by member, ascending)."""
+        ...
+
+    async def hold_lease(self, key: str, holder: str, ttl_ms: int) -> bool:
+        """Take or renew the lease ``key`` for ``holder``; False while another holds it."""
         ...

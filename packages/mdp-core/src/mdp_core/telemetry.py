@@ -122,7 +122,7 @@ def _exporters(kind: str, names: list[str], grpc: bool) -> list[Any]:
             exporters.append(_build_exporter(kind, name, grpc))
         except ImportError as exc:
             _log.warning(
-                "otel exporter not installed; install mdp-core[otel]",
+                "otel exporter not installed (opentelemetry-exporter-otlp-proto-http or -grpc)",
                 signal=kind,
                 exporter=name,
                 error=str(exc),

@@ -75,6 +75,7 @@ class _Head(msgspec.Struct):
 _FRAME_DECODER: Final = msgspec.json.Decoder(list[AnyEvent])
 _RAW_LIST_DECODER: Final = msgspec.json.Decoder(list[msgspec.Raw])
 _HEAD_DECODER: Final = msgspec.json.Decoder(_Head)
+_HEADS_DECODER: Final = msgspec.json.Decoder(list[_Head])
 _STATUS_DECODER: Final = msgspec.json.Decoder(Status)
 _EVENT_DECODERS: Final = {ev: msgspec.json.Decoder(cls) for ev, cls in EVENT_TYPES.items()}
 _ENCODER: Final = msgspec.json.Encoder()
@@ -145,16 +146,24 @@ def split_frame(data: bytes | str) -> SplitFrame:
         raws = _RAW_LIST_DECODER.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _split_slowly(data)
+    try:
+        # One C-level pass reads every `ev` (other keys are skipped): the common case.
+        heads: list[_Head] | None = _HEADS_DECODER.decode(data)
+    except msgspec.ValidationError:
+        heads = None  # some element has no usable `ev`: classify them one by one below
     by_type: dict[str, list[msgspec.Raw]] = {}
     statuses: list[Status] = []
     errors: list[MalformedInput] = []
     head_decode = _HEAD_DECODER.decode
     for index, raw in enumerate(raws):
-        try:
-            ev = head_decode(raw).ev
-        except (msgspec.ValidationError, msgspec.DecodeError):
-            errors.append(_classify_head(raw, index))
-            continue
+        if heads is not None:
+            ev = heads[index].ev
+        else:
+            try:
+                ev = head_decode(raw).ev
+            except (msgspec.ValidationError, msgspec.DecodeError):
+                errors.append(_classify_head(raw, index))
+                continue
         if ev == "status":
             try:
                 statuses.append(_STATUS_DECODER.decode(raw))

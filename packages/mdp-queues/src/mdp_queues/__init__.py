@@ -1,4 +1,4 @@
-"""The market data queues (MDQ) of the mdp platform: one topology, AMQP (aio-pika) and in-process transports.
+"""The market data queues (MDQ): one topology, AMQP (aio-pika) and in-process transports.
 
 Listeners publish :class:`OutgoingBatch` es through a :class:`Publisher`; processors read
 :class:`ReceivedBatch` es from a :class:`Consumer`. :class:`AmqpPublisher` /
@@ -26,6 +26,7 @@ from mdp_queues.amqp import (
 )
 from mdp_queues.memory import MemoryBus, MemoryConsumer, MemoryPublisher
 from mdp_queues.outbox import Outbox
+from mdp_queues.settings import QueueSettings
 from mdp_queues.topology import (
     DEFAULT_MAX_LENGTH_BYTES,
     DEFAULT_NEWS_TTL_MS,
@@ -56,6 +57,7 @@ __all__ = [
     "OutboxStats",
     "OutgoingBatch",
     "Publisher",
+    "QueueSettings",
     "QueueSpec",
     "Received",
     "ReceivedBatch",

@@ -14,7 +14,6 @@ import logging
 from mdp_core.clock import NS_PER_SECOND, Clock
 from mdp_core.envelope import decode_header
 from mdp_core.errors import EnvelopeError
-
 from mdp_queues._messages import ConsumerStats, DropReason, Received
 from mdp_queues.topology import QueueSpec
 

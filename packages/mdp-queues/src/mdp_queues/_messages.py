@@ -7,7 +7,6 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from mdp_core.envelope import Envelope
-
 from mdp_queues.topology import QueueSpec
 
 __all__ = [

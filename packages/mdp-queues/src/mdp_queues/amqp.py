@@ -15,7 +15,7 @@ import logging
 import re
 from collections.abc import AsyncIterator, Sequence
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 import aio_pika
 import aiormq
@@ -24,9 +24,9 @@ from aio_pika.abc import (
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
+
 from mdp_core.clock import NS_PER_SECOND, Clock, LiveClock
 from mdp_core.errors import MdpError
-
 from mdp_queues._admission import Admission
 from mdp_queues._messages import (
     ConsumerStats,
@@ -124,10 +124,15 @@ async def declare_topology(
 async def _declare(connection: aio_pika.abc.AbstractConnection, spec: QueueSpec) -> None:
     channel = await connection.channel()
     try:
-        await channel.declare_queue(spec.name, durable=spec.durable, arguments=spec.arguments)
+        await channel.declare_queue(spec.name, durable=spec.durable, arguments=_arguments(spec))
     finally:
         if not channel.is_closed:
             await channel.close()
+
+
+def _arguments(spec: QueueSpec) -> dict[str, Any]:
+    # aio-pika wants its invariant FieldTable; the values are plain ints and strings.
+    return {name: value for name, value in spec.arguments.items()}
 
 
 class AmqpPublisher:
@@ -171,13 +176,17 @@ class AmqpPublisher:
         self._app_id = app_id
         self._stats = OutboxStats()
         self.outbox = Outbox(
-            max_messages=outbox_messages, max_bytes=outbox_bytes, clock=self._clock, stats=self._stats
+            max_messages=outbox_messages,
+            max_bytes=outbox_bytes,
+            clock=self._clock,
+            stats=self._stats,
         )
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
         self._up = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._closing = False
+        self._failure: BaseException | None = None
 
     @property
     def topology(self) -> Topology:
@@ -211,10 +220,12 @@ class AmqpPublisher:
         if self._task is not None:
             return
         self._task = asyncio.create_task(self._run(), name="mdq-publisher")
+        self._task.add_done_callback(self._task_done)
         up = asyncio.create_task(self._up.wait())
         try:
-            await asyncio.wait({self._task, up}, timeout=first_connect_timeout,
-                               return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait(
+                {self._task, up}, timeout=first_connect_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             up.cancel()
         if self._task.done() and not self._task.cancelled():
@@ -222,22 +233,17 @@ class AmqpPublisher:
             if exc is not None:
                 raise exc
 
-    async def wait_connected(self, timeout: float | None = None) -> None:
-        """Return once the broker is reachable.
-
-        Raises:
-            TimeoutError: it was not within ``timeout`` seconds.
-        """
-        async with asyncio.timeout(timeout):
-            await self._up.wait()
+    async def wait_connected(self) -> None:
+        """Return once the broker is reachable (wrap in ``asyncio.timeout`` to bound it)."""
+        await self._up.wait()
 
     async def close(self) -> None:
         """Stop the publisher task and close the connection; waiting batches are dropped."""
         self._closing = True
         if self._task is not None:
             self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task  # a failure was already reported by start() or _task_done
             self._task = None
         self.outbox.drop_all(DropReason.CLOSED)
         self._mark(up=False)
@@ -246,7 +252,21 @@ class AmqpPublisher:
                 await self._connection.close()
             self._connection = None
 
+    @property
+    def failure(self) -> BaseException | None:
+        """Why the publisher stopped for good (e.g. :class:`TopologyMismatch`), if it did."""
+        return self._failure
+
     # ---------------------------------------------------------------- background
+
+    def _task_done(self, task: asyncio.Task[None]) -> None:
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None:
+            self._failure = exc
+            self._mark(up=False)
+            _log.critical("the publisher stopped for good: %s", exc)
 
     def _mark(self, *, up: bool) -> None:
         if up:
@@ -276,7 +296,7 @@ class AmqpPublisher:
             with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
                 await connection.close()
             raise
-        self._channel = channel  # type: ignore[assignment]  # robust connection -> robust channel
+        self._channel = channel
         connection.close_callbacks.add(self._on_connection_lost)
         connection.reconnect_callbacks.add(self._on_reconnected)
         self._mark(up=True)
@@ -427,7 +447,7 @@ class AmqpConsumer:
             await connection.close()
             raise
         self._connection = connection
-        self._channel = channel  # type: ignore[assignment]  # robust connection -> robust channel
+        self._channel = channel
 
     async def close(self) -> None:
         """Close the connection; unacked messages return to the broker."""
@@ -464,7 +484,7 @@ class AmqpConsumer:
             raise RuntimeError(msg)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         amqp_queue = await channel.declare_queue(
-            queue.name, durable=queue.durable, arguments=queue.arguments
+            queue.name, durable=queue.durable, arguments=_arguments(queue)
         )
         tag = await amqp_queue.consume(inbox.put, no_ack=False)
         loop = asyncio.get_running_loop()

@@ -13,7 +13,6 @@ import asyncio
 from collections import deque
 
 from mdp_core.clock import NS_PER_SECOND, Clock, LiveClock
-
 from mdp_queues._messages import DropReason, OutboxStats, OutgoingBatch
 
 __all__ = ["Outbox"]

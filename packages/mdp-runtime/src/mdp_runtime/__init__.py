@@ -1,7 +1,49 @@
-"""Service runtime for mdp components: lifecycle, health and metrics endpoints, heartbeats."""
+"""Service runtime for mdp components: lifecycle, health and metrics endpoints, heartbeats.
+
+Every service process is built the same way from these pieces: :func:`run_service` owns the
+signals and the exit code, :class:`HealthServer` answers the probes and serves metrics,
+status and authenticated control routes, and :class:`Heartbeat` keeps a TTL key in Redis
+that says the instance is alive.
+"""
 
 from importlib.metadata import version as _version
 
+from mdp_runtime.exposition import metric_prefix, render
+from mdp_runtime.health import (
+    ControlHandler,
+    ControlRejectedError,
+    ControlRequest,
+    HealthServer,
+    ReadinessCheck,
+)
+from mdp_runtime.heartbeat import Heartbeat, HeartbeatClock, HeartbeatStore
+from mdp_runtime.lifecycle import (
+    AuthError,
+    ConfigError,
+    ExitCode,
+    ServiceExit,
+    UnavailableError,
+    run_service,
+)
+
 __version__ = _version("mdp-runtime")
 
-__all__ = ["__version__"]
+__all__ = [
+    "AuthError",
+    "ConfigError",
+    "ControlHandler",
+    "ControlRejectedError",
+    "ControlRequest",
+    "ExitCode",
+    "HealthServer",
+    "Heartbeat",
+    "HeartbeatClock",
+    "HeartbeatStore",
+    "ReadinessCheck",
+    "ServiceExit",
+    "UnavailableError",
+    "__version__",
+    "metric_prefix",
+    "render",
+    "run_service",
+]

@@ -220,7 +220,7 @@ class HealthServer:
         for name, check in list(self._readiness.items()):
             try:
                 outcome = check()
-            except Exception as exc:  # noqa: BLE001 - any failure of a check means not ready
+            except Exception as exc:  # any failure of a check means not ready
                 report[name] = (False, f"check raised {type(exc).__name__}: {exc}")
                 continue
             if isinstance(outcome, tuple):
@@ -240,14 +240,16 @@ class HealthServer:
         del request
         report = self.readiness_report()
         failing = {name: reason for name, (ready, reason) in report.items() if not ready}
-        checks = {name: {"ready": ready, "reason": reason} for name, (ready, reason) in report.items()}
+        checks = {
+            name: {"ready": ready, "reason": reason} for name, (ready, reason) in report.items()
+        }
         if failing:
             body = {"status": "not ready", "failing": failing, "checks": checks}
             return web.json_response(body, status=503)
         return web.json_response({"status": "ready", "checks": checks})
 
     def _snapshot(self) -> Mapping[str, object]:
-        snapshot = self._metrics_snapshot()
+        snapshot: object = self._metrics_snapshot()  # callers may be untyped
         if not isinstance(snapshot, Mapping):
             msg = f"metrics_snapshot() returned {type(snapshot).__name__}, not a mapping"
             raise TypeError(msg)
@@ -308,7 +310,8 @@ class HealthServer:
             body: object = None
             if raw.strip():
                 try:
-                    body = json.loads(raw)
+                    # Decode explicitly: json.loads(bytes) would also guess UTF-16 and UTF-32.
+                    body = json.loads(raw.decode("utf-8"))
                 except UnicodeDecodeError:
                     return _error(400, "request body is not valid JSON: it is not UTF-8 text")
                 except json.JSONDecodeError as exc:

@@ -115,6 +115,9 @@ class _Supervisor:
         self.forced_reason: str | None = None
         self.grace_timer: asyncio.TimerHandle | None = None
 
+    async def call_main(self) -> int | None:
+        return await self.main(self.stop)
+
     def on_signal(self, signum: int) -> None:
         if self.first_signal is None:
             self.first_signal = signum
@@ -153,7 +156,7 @@ class _Supervisor:
     async def run(self) -> int:
         loop = asyncio.get_running_loop()
         installed = self.install_handlers(loop)
-        self.task = asyncio.create_task(self.main(self.stop), name=f"{self.name}-main")
+        self.task = asyncio.create_task(self.call_main(), name=f"{self.name}-main")
         try:
             result = await self.task
         except asyncio.CancelledError:

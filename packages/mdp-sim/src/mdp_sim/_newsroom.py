@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from datetime import date
 
 from mdp_core.clock import from_ns
-
 from mdp_sim.scenario import SymbolProfile
 
 __all__ = ["NewsDesk", "Sentiment"]

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from mdp_sim.scenario import Role, SymbolProfile
@@ -89,7 +90,7 @@ class RolePlan:
         size: the story's magnitude (run height, fade depth, step size, squeeze size).
         event_ms: when the story's trigger happens (news time; first squeeze; first step).
         interval_ms: spacing of repeated triggers (squeezes, staircase steps).
-        count: how many repeated triggers (squeezes).
+        count: how many repeated triggers (squeezes, staircase steps).
         bounds: the day's sessions.
     """
 
@@ -103,49 +104,90 @@ class RolePlan:
 
     def target(self, now_ms: int) -> float:
         """The scripted price level at ``now_ms``."""
-        role = self.role
-        if role is Role.NEWS_RUNNER:
-            if now_ms < self.event_ms:
-                return self.base
-            ramp = 1.0 - math.exp(-(now_ms - self.event_ms) / (12.0 * MINUTE_MS))
-            return self.base * (1.0 + self.size * ramp)
-        if role is Role.FADER:
-            if now_ms < self.bounds.open_ms:
-                return self.base
-            decay = math.exp(-(now_ms - self.bounds.open_ms) / (50.0 * MINUTE_MS))
-            return self.base * (1.0 - self.size * (1.0 - decay))
-        if role is Role.HALTER:
-            level = self.base
-            for j in range(self.count):
-                start = self.event_ms + j * self.interval_ms
-                if now_ms <= start:
-                    break
-                level *= 1.0 + self.size * min(1.0, (now_ms - start) / 15_000.0)
-            return level
-        if role is Role.HOD_RUNNER:
-            if now_ms < self.event_ms:
-                return self.base
-            steps, into = divmod(now_ms - self.event_ms, self.interval_ms)
-            return self.base * (1.0 + self.size) ** (steps + min(1.0, into / (2.0 * MINUTE_MS)))
-        return self.base
+        script = _TARGETS.get(self.role)
+        return self.base if script is None else script(self, now_ms)
 
     def intensity(self, now_ms: int) -> float:
         """How many times busier than usual the symbol trades at ``now_ms``."""
-        role = self.role
-        premarket = now_ms < self.bounds.open_ms
-        if role in (Role.GAPPER_UP, Role.GAPPER_DOWN, Role.FADER):
-            if premarket:
-                return 30.0
-            return 6.0 if now_ms < self.bounds.open_ms + 60 * MINUTE_MS else 2.0
-        if role is Role.NEWS_RUNNER:
-            if now_ms < self.event_ms:
-                return 1.0
-            return 2.0 + 25.0 * math.exp(-(now_ms - self.event_ms) / (45.0 * MINUTE_MS))
-        if role is Role.HALTER:
-            return 4.0
-        if role is Role.HOD_RUNNER:
-            return 8.0 if premarket else 5.0
+        script = _INTENSITIES.get(self.role)
+        return 1.0 if script is None else script(self, now_ms)
+
+
+def _news_runner_target(plan: RolePlan, now_ms: int) -> float:
+    """Flat until the article, then a run of ``size`` that builds over a quarter hour or so."""
+    if now_ms < plan.event_ms:
+        return plan.base
+    ramp = 1.0 - math.exp(-(now_ms - plan.event_ms) / (12.0 * MINUTE_MS))
+    return plan.base * (1.0 + plan.size * ramp)
+
+
+def _fader_target(plan: RolePlan, now_ms: int) -> float:
+    """Holds the gap in pre-market, then gives back ``size`` of it through the morning."""
+    if now_ms < plan.bounds.open_ms:
+        return plan.base
+    decay = math.exp(-(now_ms - plan.bounds.open_ms) / (50.0 * MINUTE_MS))
+    return plan.base * (1.0 - plan.size * (1.0 - decay))
+
+
+def _halter_target(plan: RolePlan, now_ms: int) -> float:
+    """Squeezes of ``size`` within 15 s, fast enough to reach the LULD band and pause."""
+    level = plan.base
+    for j in range(plan.count):
+        start = plan.event_ms + j * plan.interval_ms
+        if now_ms <= start:
+            break
+        level *= 1.0 + plan.size * min(1.0, (now_ms - start) / 15_000.0)
+    return level
+
+
+def _hod_runner_target(plan: RolePlan, now_ms: int) -> float:
+    """A staircase: ``count`` steps of ``size``, each over two minutes, ``interval_ms`` apart."""
+    if now_ms < plan.event_ms:
+        return plan.base
+    steps, into = divmod(now_ms - plan.event_ms, plan.interval_ms)
+    if steps >= plan.count:
+        return float(plan.base * math.pow(1.0 + plan.size, plan.count))
+    exponent = steps + min(1.0, into / (2.0 * MINUTE_MS))
+    return float(plan.base * math.pow(1.0 + plan.size, exponent))
+
+
+def _gapper_intensity(plan: RolePlan, now_ms: int) -> float:
+    """In play all pre-market, busy through the first hour, then merely active."""
+    if now_ms < plan.bounds.open_ms:
+        return 30.0
+    return 6.0 if now_ms < plan.bounds.open_ms + 60 * MINUTE_MS else 2.0
+
+
+def _news_runner_intensity(plan: RolePlan, now_ms: int) -> float:
+    """Ordinary until the news, then a burst of interest that fades over the hours."""
+    if now_ms < plan.event_ms:
         return 1.0
+    return 2.0 + 25.0 * math.exp(-(now_ms - plan.event_ms) / (45.0 * MINUTE_MS))
+
+
+def _halter_intensity(plan: RolePlan, now_ms: int) -> float:
+    del plan, now_ms
+    return 4.0
+
+
+def _hod_runner_intensity(plan: RolePlan, now_ms: int) -> float:
+    return 8.0 if now_ms < plan.bounds.open_ms else 5.0
+
+
+_TARGETS: dict[Role, Callable[[RolePlan, int], float]] = {
+    Role.NEWS_RUNNER: _news_runner_target,
+    Role.FADER: _fader_target,
+    Role.HALTER: _halter_target,
+    Role.HOD_RUNNER: _hod_runner_target,
+}
+_INTENSITIES: dict[Role, Callable[[RolePlan, int], float]] = {
+    Role.GAPPER_UP: _gapper_intensity,
+    Role.GAPPER_DOWN: _gapper_intensity,
+    Role.FADER: _gapper_intensity,
+    Role.NEWS_RUNNER: _news_runner_intensity,
+    Role.HALTER: _halter_intensity,
+    Role.HOD_RUNNER: _hod_runner_intensity,
+}
 
 
 def _clamp(value: int, low: int, high: int) -> int:
@@ -194,6 +236,7 @@ def plan_role(
         size = rng.uniform(0.015, 0.03)
         event_ms = regular_from
         interval_ms = rng.randrange(6, 14) * MINUTE_MS
+        count = rng.randint(8, 12)
     return RolePlan(
         role=role,
         base=prev * (1.0 + gap),

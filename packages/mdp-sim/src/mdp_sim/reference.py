@@ -15,12 +15,11 @@ from datetime import date, datetime, time, timedelta
 
 from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import ET, to_ns
-
 from mdp_sim.scenario import Role, ScenarioConfig, SymbolProfile
 
 __all__ = [
-    "HISTORY_DAYS",
     "AVERAGE_WINDOW",
+    "HISTORY_DAYS",
     "DailyBar",
     "Sector",
     "Universe",

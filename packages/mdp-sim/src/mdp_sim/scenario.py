@@ -60,7 +60,7 @@ class ScenarioConfig:
 
 
 class Role(StrEnum):
-    """The part a symbol plays in the day's story; scanners are expected to find the non-normal ones."""
+    """The part a symbol plays in the day's story; scanners should find the non-normal ones."""
 
     NORMAL = "normal"
     GAPPER_UP = "gapper_up"

@@ -1,0 +1,223 @@
+"""Benchmark: how many events/s the Massive listener moves from the simulator into RabbitMQ.
+
+The simulator runs in its own process (one core), the listener with the real AMQP publisher in
+this one (the other core). For each offered rate the simulator is restarted paced at that rate
+(``SimConfig.rate``); the step passes when the listener published every event it received,
+dropped nothing, and was never disconnected upstream (no reconnects, no slow-consumer kick).
+A final step with ``speed=None`` lets the simulator go as fast as the listener reads.
+
+Prints, per step, offered and achieved events/s and the listener's CPU seconds per 100k events,
+then the highest sustained rate. Not a test: numbers depend on the machine.
+
+Usage::
+
+    uv run python bench/listener.py [--seconds 6] [--rates 50000,100000,...] [--amqp URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+
+_DEFAULT_RATES = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000)
+_TOPICS = ("T.*", "Q.*", "A.*", "AM.*", "LULD.*")
+
+
+@dataclass(frozen=True, slots=True)
+class StepResult:
+    """One measured step."""
+
+    offered: float | None
+    received: int
+    published: int
+    dropped: int
+    reconnects: int
+    kicks: int
+    seconds: float
+    cpu_seconds: float
+
+    @property
+    def achieved(self) -> float:
+        return self.published / self.seconds if self.seconds else 0.0
+
+    @property
+    def cpu_per_100k(self) -> float:
+        return self.cpu_seconds / self.received * 100_000 if self.received else float("nan")
+
+    @property
+    def clean(self) -> bool:
+        return self.dropped == 0 and self.reconnects == 0 and self.kicks == 0
+
+
+# ------------------------------------------------------------------ simulator process
+
+
+async def _serve_sim(rate: float | None, symbols: int) -> None:
+    from mdp_sim.scenario import ScenarioConfig
+    from mdp_sim.server import SimConfig, SimServers
+
+    config = SimConfig(
+        speed=None,
+        rate=rate,
+        scenario=ScenarioConfig(symbols=symbols, news_per_hour=0.0),
+        max_events_per_frame=500,
+    )
+    async with SimServers(config) as sim:
+        print(json.dumps({"feed": sim.massive_feed, "key": sim.api_key}), flush=True)
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(None, sys.stdin.readline)  # parent closes stdin to stop us
+        metrics = sim.massive.metrics
+        print(
+            json.dumps(
+                {
+                    "events_sent": metrics.events_sent,
+                    "slow_consumer_kicks": metrics.slow_consumer_kicks,
+                    "max_connections_kicks": metrics.max_connections_kicks,
+                }
+            ),
+            flush=True,
+        )
+
+
+# ------------------------------------------------------------------ listener side
+
+
+async def _step(rate: float | None, seconds: float, amqp_url: str, symbols: int) -> StepResult:
+    from mdp_core.clock import LiveClock
+    from mdp_core.settings import Secret, load
+    from mdp_core.telemetry import Metrics
+    from mdp_listener import ListenerSettings, MassiveListener
+    from mdp_queues import AmqpPublisher, Topology
+
+    args = [__file__, "--serve-sim", "--symbols", str(symbols)]
+    if rate is not None:
+        args += ["--rate", str(rate)]
+    sim = await asyncio.create_subprocess_exec(
+        sys.executable,
+        *args,
+        stdin=asyncio.subprocess.PIPE,
+        stdout=asyncio.subprocess.PIPE,
+        env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"},
+    )
+    assert sim.stdout is not None and sim.stdin is not None
+    hello = json.loads(await sim.stdout.readline())
+    topology = Topology(prefix=f"bench.{uuid.uuid4().hex[:8]}.")
+    publisher = AmqpPublisher(amqp_url, topology, outbox_messages=2_000)
+    await publisher.start()
+    settings = load(
+        ListenerSettings,
+        {},
+        api_key=Secret(hello["key"]),
+        feed=hello["feed"],
+        secure=False,
+        always_on=True,
+        topics=_TOPICS,
+        heartbeat_enabled=False,
+    )
+    metrics = Metrics("listener")
+    listener = MassiveListener(settings, publisher, LiveClock(), metrics)
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    events_in = metrics.counter("events_in")
+    async with asyncio.timeout(30):
+        while events_in.total == 0:
+            await asyncio.sleep(0.05)
+    await asyncio.sleep(1.0)  # warm-up: let the pacing settle
+    received0 = events_in.total
+    published0 = publisher.stats.total_published_events
+    cpu0, wall0 = time.process_time(), time.perf_counter()
+    await asyncio.sleep(seconds)
+    cpu1, wall1 = time.process_time(), time.perf_counter()
+    received = events_in.total - received0
+    published = publisher.stats.total_published_events - published0
+    stop.set()
+    await task
+    await asyncio.sleep(0.2)  # let the outbox drain what was flushed at stop
+    sim.stdin.close()
+    tail = json.loads(await sim.stdout.readline())
+    await sim.wait()
+    dropped = publisher.stats.total_dropped_events
+    await _delete_queues(amqp_url, topology)
+    await publisher.close()
+    return StepResult(
+        offered=rate,
+        received=received,
+        published=published,
+        dropped=dropped,
+        reconnects=metrics.counter("reconnects").total,
+        kicks=tail["slow_consumer_kicks"] + tail["max_connections_kicks"],
+        seconds=wall1 - wall0,
+        cpu_seconds=cpu1 - cpu0,
+    )
+
+
+async def _delete_queues(amqp_url: str, topology: object) -> None:
+    import aio_pika
+
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        for spec in topology.queues:  # type: ignore[attr-defined]
+            channel = await connection.channel()
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(spec.name)
+            with contextlib.suppress(Exception):
+                await channel.close()
+
+
+async def _bench(options: argparse.Namespace) -> None:
+    rates = [float(r) for r in options.rates.split(",")] if options.rates else _DEFAULT_RATES
+    best: StepResult | None = None
+    print(f"{'offered':>10} {'achieved':>10} {'dropped':>8} {'reconn':>6} {'kicks':>5} "
+          f"{'CPU s/100k':>10}  verdict")
+    steps: list[float | None] = [*rates, None]
+    for rate in steps:
+        result = await _step(rate, options.seconds, options.amqp, options.symbols)
+        offered = "max" if rate is None else f"{rate:,.0f}"
+        sustained = result.clean and (rate is None or result.achieved >= 0.95 * rate)
+        verdict = "ok" if sustained else "NOT sustained"
+        print(
+            f"{offered:>10} {result.achieved:>10,.0f} {result.dropped:>8} "
+            f"{result.reconnects:>6} {result.kicks:>5} {result.cpu_per_100k:>10.3f}  {verdict}",
+            flush=True,
+        )
+        if sustained and (best is None or result.achieved > best.achieved):
+            best = result
+    if best is None:
+        print("no step was sustained")
+        return
+    print(
+        f"\nhighest sustained: {best.achieved:,.0f} events/s into RabbitMQ "
+        f"(no drops, no upstream disconnect), {best.cpu_per_100k:.3f} CPU s per 100k events"
+    )
+
+
+def main() -> None:
+    """Parse arguments and run the benchmark (or the simulator half of it)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seconds", type=float, default=6.0, help="measured seconds per step")
+    parser.add_argument("--rates", default="", help="comma-separated offered events/s")
+    parser.add_argument("--symbols", type=int, default=3000, help="simulated universe size")
+    parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--rate", type=float, default=None, help=argparse.SUPPRESS)
+    options = parser.parse_args()
+    os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
+    with contextlib.suppress(ImportError):
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    if options.serve_sim:
+        asyncio.run(_serve_sim(options.rate, options.symbols))
+    else:
+        asyncio.run(_bench(options))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,335 @@
+"""MDC reference data: cache-aside over a reference source, with real negative caching.
+
+Per symbol and trading day the cache holds two records: the *daily* record (previous completed
+day's bar and the 30-day average volume of completed days, from one daily-bars request) and the
+free float. The lookup of each:
+
+1. ``GET`` the MDC key. A stored JSON ``null`` is a *negative* entry and counts as a hit: the
+   source had nothing, and we do not ask again until it expires (``REF_NEGATIVE_TTL``).
+2. Within the process, one in-flight future per key: concurrent callers share one fetch.
+3. Across processes, a lock key (``SET NX PX``). The winner fetches and writes; losers poll
+   the value briefly, then read it (or, past the wait, fetch on their own rather than hang).
+4. The source is async (a sync client must be wrapped with ``asyncio.to_thread``). A failure
+   degrades the record to "unknown" parts, is counted, and is retried only after a pause; it
+   never raises to the caller, so an event is never dropped for want of reference data.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, timedelta
+from typing import Final, Protocol, TypeVar, runtime_checkable
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import RedisError
+
+from mdp_cache.keys import KEY_REF_FREE_FLOAT, KEY_REF_LOCK, KEY_REF_SNAPSHOT, REF_NEGATIVE_TTL
+from mdp_cache.records import DailyBar, ReferenceData
+
+__all__ = [
+    "MemoryReferenceSource",
+    "ReferenceCache",
+    "ReferenceSource",
+    "ReferenceStats",
+]
+
+T = TypeVar("T")
+
+LOOKBACK_DAYS: Final = 45
+"""Calendar days of daily bars requested: enough for 30 completed trading days."""
+
+_RELEASE_LUA: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
+
+
+@runtime_checkable
+class ReferenceSource(Protocol):
+    """**Protocol:** where reference data comes from (Massive REST, the simulator, a dict)."""
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> Sequence[DailyBar]:
+        """Completed daily bars of ``symbol`` for days in ``[start, end]`` (any order)."""
+        ...
+
+    async def free_float(self, symbol: str) -> int | None:
+        """The free float in shares, or None when the source has none."""
+        ...
+
+
+class MemoryReferenceSource:
+    """A reference source over in-memory data, for the demo, notebooks and tests.
+
+    Args:
+        bars: Daily bars per symbol.
+        floats: Free float per symbol.
+    """
+
+    def __init__(
+        self,
+        bars: Mapping[str, Sequence[DailyBar]] | None = None,
+        floats: Mapping[str, int] | None = None,
+    ) -> None:
+        self.bars = dict(bars or {})
+        self.floats = dict(floats or {})
+        self.calls = 0
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> Sequence[DailyBar]:
+        """The stored bars of ``symbol`` within ``[start, end]``."""
+        self.calls += 1
+        return [bar for bar in self.bars.get(symbol, ()) if start <= bar.day <= end]
+
+    async def free_float(self, symbol: str) -> int | None:
+        """The stored free float of ``symbol``."""
+        self.calls += 1
+        return self.floats.get(symbol)
+
+
+class _DailyRecord(msgspec.Struct, frozen=True):
+    prev_day: DailyBar | None
+    avg_volume: float | None
+
+
+@dataclass(slots=True)
+class ReferenceStats:
+    """Counters of the cache (exported as metrics by the service)."""
+
+    hits: int = 0
+    negative_hits: int = 0
+    misses: int = 0
+    fetches: int = 0
+    errors: int = 0
+    lock_waits: int = 0
+    fetch_seconds: list[float] = field(default_factory=list)
+
+
+_ENCODER: Final = msgspec.json.Encoder()
+_DAILY_DECODER: Final = msgspec.json.Decoder(_DailyRecord | None)
+_FLOAT_DECODER: Final = msgspec.json.Decoder(int | None)
+
+
+class ReferenceCache:
+    """Cache-aside reference data over MDC (or process memory only when ``redis`` is None).
+
+    Args:
+        source: Where misses are fetched.
+        redis: The MDC client; None keeps everything in process memory.
+        lock_wait_s: How long a process that lost the fetch lock polls for the winner's value.
+        retry_after_s: Pause before asking the source again after it failed for a key.
+        fetch_timeout_s: Upper bound of one source call.
+    """
+
+    def __init__(
+        self,
+        source: ReferenceSource,
+        redis: Redis | None = None,
+        *,
+        lock_wait_s: float = 2.0,
+        retry_after_s: float = 30.0,
+        fetch_timeout_s: float = 10.0,
+    ) -> None:
+        self._source = source
+        self._redis = redis
+        self._lock_wait_s = lock_wait_s
+        self._retry_after_s = retry_after_s
+        self._fetch_timeout_s = fetch_timeout_s
+        self._inflight: dict[str, asyncio.Future[bytes | None]] = {}
+        self._local: dict[str, bytes] = {}
+        self._failed_until: dict[str, float] = {}
+        self.stats = ReferenceStats()
+
+    async def get(self, symbol: str, trading_day: date) -> ReferenceData:
+        """Reference data of ``symbol`` for ``trading_day``; unknown parts are None."""
+        daily_raw, float_raw = await asyncio.gather(
+            self._lookup(
+                KEY_REF_SNAPSHOT.name(day=trading_day.isoformat(), symbol=symbol),
+                "daily",
+                symbol,
+                lambda: self._fetch_daily(symbol, trading_day),
+                KEY_REF_SNAPSHOT.ttl,
+            ),
+            self._lookup(
+                KEY_REF_FREE_FLOAT.name(symbol=symbol),
+                "free_float",
+                symbol,
+                lambda: self._fetch_float(symbol),
+                KEY_REF_FREE_FLOAT.ttl,
+            ),
+        )
+        daily = _decode(_DAILY_DECODER, daily_raw)
+        free_float = _decode(_FLOAT_DECODER, float_raw)
+        return ReferenceData(
+            symbol=symbol,
+            trading_day=trading_day,
+            prev_day=daily.prev_day if daily is not None else None,
+            avg_volume=daily.avg_volume if daily is not None else None,
+            free_float=free_float,
+        )
+
+    async def _fetch_daily(self, symbol: str, trading_day: date) -> bytes:
+        bars = await self._source.daily_bars(
+            symbol, trading_day - timedelta(days=LOOKBACK_DAYS), trading_day - timedelta(days=1)
+        )
+        record = ReferenceData.from_bars(symbol, trading_day, list(bars), None)
+        if record.prev_day is None:
+            return b"null"
+        return _ENCODER.encode(_DailyRecord(record.prev_day, record.avg_volume))
+
+    async def _fetch_float(self, symbol: str) -> bytes:
+        value = await self._source.free_float(symbol)
+        return b"null" if value is None or value <= 0 else _ENCODER.encode(int(value))
+
+    async def _lookup(
+        self,
+        key: str,
+        kind: str,
+        symbol: str,
+        fetch: Callable[[], Awaitable[bytes]],
+        ttl: int | None,
+    ) -> bytes | None:
+        local = self._local.get(key)
+        if local is not None:
+            self.stats.hits += 1
+            return local
+        pending = self._inflight.get(key)
+        if pending is not None:
+            return await asyncio.shield(pending)
+        future: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = future
+        try:
+            value = await self._resolve(key, kind, symbol, fetch, ttl or REF_NEGATIVE_TTL)
+            if value is not None:
+                self._local[key] = value
+            future.set_result(value)
+            return value
+        except BaseException as exc:
+            future.set_exception(exc)
+            future.exception()  # mark retrieved: waiters get it through shield
+            raise
+        finally:
+            del self._inflight[key]
+
+    async def _resolve(
+        self,
+        key: str,
+        kind: str,
+        symbol: str,
+        fetch: Callable[[], Awaitable[bytes]],
+        ttl: int,
+    ) -> bytes | None:
+        cached = await self._read(key)
+        if cached is not None:
+            self._count_hit(cached)
+            return cached
+        self.stats.misses += 1
+        loop = asyncio.get_running_loop()
+        if self._failed_until.get(key, 0.0) > loop.time():
+            return None
+        lock_key = KEY_REF_LOCK.name(kind=kind, symbol=symbol)
+        token = secrets.token_hex(8)
+        owner = await self._acquire(lock_key, token)
+        if not owner:
+            self.stats.lock_waits += 1
+            deadline = loop.time() + self._lock_wait_s
+            while loop.time() < deadline:
+                await asyncio.sleep(0.05)
+                cached = await self._read(key)
+                if cached is not None:
+                    self._count_hit(cached)
+                    return cached
+        try:
+            cached = await self._read(key) if owner else None
+            if cached is not None:
+                self._count_hit(cached)
+                return cached
+            value = await self._fetch(key, fetch)
+            if value is not None:
+                await self._write(key, value, REF_NEGATIVE_TTL if value == b"null" else ttl)
+            return value
+        finally:
+            if owner:
+                await self._release(lock_key, token)
+
+    def _count_hit(self, value: bytes) -> None:
+        self.stats.hits += 1
+        if value == b"null":
+            self.stats.negative_hits += 1
+
+    async def _fetch(self, key: str, fetch: Callable[[], Awaitable[bytes]]) -> bytes | None:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        self.stats.fetches += 1
+        try:
+            value = await asyncio.wait_for(fetch(), self._fetch_timeout_s)
+        except Exception:
+            self.stats.errors += 1
+            self._failed_until[key] = loop.time() + self._retry_after_s
+            return None
+        self.stats.fetch_seconds.append(loop.time() - started)
+        del self.stats.fetch_seconds[:-1000]
+        return value
+
+    async def _read(self, key: str) -> bytes | None:
+        if self._redis is None:
+            return None
+        try:
+            value = await self._redis.get(key)
+        except RedisError:
+            self.stats.errors += 1
+            return None
+        return value.encode() if isinstance(value, str) else value
+
+    async def _write(self, key: str, value: bytes, ttl: int) -> None:
+        if self._redis is None:
+            return
+        try:
+            await self._redis.set(key, value, ex=ttl)
+        except RedisError:
+            self.stats.errors += 1
+
+    async def _acquire(self, lock_key: str, token: str) -> bool:
+        if self._redis is None:
+            return True
+        try:
+            ttl_ms = (KEY_REF_LOCK.ttl or 30) * 1000
+            return bool(await self._redis.set(lock_key, token, nx=True, px=ttl_ms))
+        except RedisError:
+            self.stats.errors += 1
+            return True  # no Redis, no cross-process coordination: fetch on our own
+
+    async def _release(self, lock_key: str, token: str) -> None:
+        if self._redis is None:
+            return
+        try:
+            await self._redis.eval(_RELEASE_LUA, 1, lock_key, token)
+        except RedisError:
+            self.stats.errors += 1
+
+    def forget_day(self, trading_day: date) -> None:
+        """Drop process-local entries of days before ``trading_day`` (memory hygiene)."""
+        stale = [key for key in self._local if _day_of(key) != trading_day]
+        for key in stale:
+            del self._local[key]
+
+
+def _day_of(key: str) -> date | None:
+    for part in key.split(":"):
+        if len(part) == 10 and part[4] == "-" and part[7] == "-":
+            try:
+                return date.fromisoformat(part)
+            except ValueError:
+                return None
+    return None
+
+
+def _decode(decoder: msgspec.json.Decoder[T], raw: bytes | None) -> T | None:
+    if raw is None:
+        return None
+    try:
+        return decoder.decode(raw)
+    except (msgspec.DecodeError, msgspec.ValidationError):
+        return None

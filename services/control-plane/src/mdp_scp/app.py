@@ -1,0 +1,527 @@
+"""The SCP web application: login, dashboard, session API, management API, probes.
+
+:class:`ControlPlane` owns everything stateful (users, sessions, login throttle, OIDC client,
+heartbeat reader, listener control client) and builds the aiohttp application; the demo runs
+it in its own event loop with :meth:`ControlPlane.start`, a service runs it with
+``mdp-scp serve``. What never leaves the server: password hashes, the session key, the WDS
+token secret, the listener's control token and any provider API key (the SCP has none).
+"""
+
+from __future__ import annotations
+
+import hmac
+import html
+import json
+import secrets
+from collections.abc import Awaitable, Callable
+from importlib import resources
+from string import Template
+from typing import Any, Final
+from urllib.parse import urlsplit
+
+import structlog
+from aiohttp import web
+from mdp_cache.keys import ALL_FEEDS
+from mdp_core.clock import Clock, LiveClock
+from mdp_core.token import issue_token
+
+from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
+from mdp_scp.listener_control import ListenerControl
+from mdp_scp.login_throttle import LoginThrottle
+from mdp_scp.oidc import OidcClient, OidcError
+from mdp_scp.sessions import Session, SessionStore, Signer
+from mdp_scp.settings import ScpSettings
+from mdp_scp.users import User, UserStore
+
+__all__ = ["PLANE_KEY", "ControlPlane", "create_app"]
+
+_log = structlog.get_logger("mdp_scp")
+
+PLANE_KEY: Final = web.AppKey("control_plane", "ControlPlane")
+SESSION_COOKIE: Final = "mdp_scp_session"
+LOGIN_COOKIE: Final = "mdp_scp_login"
+OIDC_COOKIE: Final = "mdp_scp_oidc"
+CSRF_HEADER: Final = "X-CSRF-Token"
+_MAX_FORM_BYTES: Final = 16 * 1024
+_MAX_NAME: Final = 200
+_MAX_PASSWORD: Final = 1024
+
+_CONTENT_TYPES: Final = {
+    ".html": "text/html; charset=utf-8",
+    ".css": "text/css; charset=utf-8",
+    ".js": "text/javascript; charset=utf-8",
+    ".svg": "image/svg+xml",
+    ".png": "image/png",
+}
+_PUBLIC_STATIC: Final = frozenset({"login.css", "favicon.svg"})
+_PAGES: Final = {"/": "index.html", "/admin": "admin.html"}
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _static_files() -> dict[str, bytes]:
+    """Every shipped static file, read once (the set is small and fixed)."""
+    root = resources.files("mdp_scp") / "static"
+    files: dict[str, bytes] = {}
+    for entry in root.iterdir():
+        if entry.is_file() and any(entry.name.endswith(ext) for ext in _CONTENT_TYPES):
+            files[entry.name] = entry.read_bytes()
+    return files
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}" if parts.scheme and parts.netloc else ""
+
+
+def _json_error(status: int, message: str, **headers: str) -> web.Response:
+    return web.json_response({"error": message}, status=status, headers=headers or None)
+
+
+class ControlPlane:
+    """The SCP: configuration, state and the aiohttp application built from them.
+
+    Args:
+        settings: the SCP settings (``mdp_core.settings.load(ScpSettings)``).
+        users: the local users; by default built from the settings (admin hash, users file).
+        clock: the time source (sessions, tokens, throttle, heartbeat ages).
+        redis: an async Redis client on the MDC database for heartbeats; by default one is
+            created from ``settings.mdc_redis_url`` at start-up.
+        listener: the listener control client; by default built from the settings when
+            ``listener_control_url`` and its token are set.
+    """
+
+    def __init__(
+        self,
+        settings: ScpSettings,
+        *,
+        users: UserStore | None = None,
+        clock: Clock | None = None,
+        redis: HeartbeatSource | None = None,
+        listener: ListenerControl | None = None,
+    ) -> None:
+        self.settings = settings
+        self.users = users if users is not None else self._users_from(settings)
+        self.clock: Clock = clock or LiveClock()
+        key = settings.session_secret.reveal().encode() if settings.session_secret else None
+        self._signer = Signer(key or secrets.token_bytes(32))
+        self.sessions = SessionStore(self._signer, settings.session_ttl_seconds)
+        self.throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+        self._redis = redis
+        self._owns_redis = redis is None
+        self._heartbeats: HeartbeatReader | None = None
+        self.listener = listener
+        self._owns_listener = listener is None
+        if listener is None and settings.listener_control_url and settings.listener_control_token:
+            self.listener = ListenerControl(
+                settings.listener_control_url, settings.listener_control_token.reveal()
+            )
+        self.oidc: OidcClient | None = None
+        if settings.oidc_issuer and settings.oidc_client_id:
+            secret = settings.oidc_client_secret
+            self.oidc = OidcClient(
+                settings.oidc_issuer,
+                settings.oidc_client_id,
+                secret.reveal() if secret else None,
+                f"{self.public_url}/login/oidc/callback",
+            )
+        self._static = _static_files()
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self.app = self._build_app()
+
+    # ------------------------------------------------------------------------- set-up
+
+    @staticmethod
+    def _users_from(settings: ScpSettings) -> UserStore:
+        store = UserStore.from_file(settings.users_file) if settings.users_file else UserStore()
+        if settings.admin_password_hash:
+            store.add(
+                User(settings.admin_user, "admin", settings.admin_password_hash.reveal().strip())
+            )
+        return store
+
+    def create_first_admin(self, name: str = "admin") -> str:
+        """Create administrator ``name`` with a random password; return it (print it once)."""
+        return self.users.create_first_admin(name)
+
+    @property
+    def public_url(self) -> str:
+        """The external base URL (no trailing slash)."""
+        if self.settings.public_url:
+            return self.settings.public_url.rstrip("/")
+        port = self._port if self._port is not None else self.settings.port
+        return f"http://{self.settings.host}:{port}"
+
+    @property
+    def secure_cookies(self) -> bool:
+        """Whether cookies carry the Secure flag (https deployments)."""
+        if self.settings.secure_cookies is not None:
+            return self.settings.secure_cookies
+        return self.settings.public_url.startswith("https://")
+
+    @property
+    def feeds(self) -> tuple[str, ...]:
+        """The feed patterns a dashboard token grants."""
+        return self.settings.viewer_feeds or tuple(feed.pattern for feed in ALL_FEEDS)
+
+    def now(self) -> float:
+        """Unix seconds from the injected clock."""
+        return self.clock.now_ns() / 1e9
+
+    def _build_app(self) -> web.Application:
+        app = web.Application(
+            middlewares=[self._security_headers, self._errors], client_max_size=_MAX_FORM_BYTES
+        )
+        app[PLANE_KEY] = self
+        router = app.router
+        router.add_get("/livez", self._livez)
+        router.add_get("/readyz", self._readyz)
+        router.add_get("/login", self._login_page)
+        router.add_post("/login", self._login)
+        router.add_post("/logout", self._logout)
+        router.add_get("/login/oidc", self._oidc_begin)
+        router.add_get("/login/oidc/callback", self._oidc_callback)
+        router.add_get("/", self._page)
+        router.add_get("/admin", self._page)
+        router.add_get("/static/{name}", self._static_file)
+        router.add_get("/api/session", self._api_session)
+        router.add_get("/api/health", self._api_health)
+        router.add_route("*", "/api/control/{action}", self._api_control)
+        app.on_startup.append(self._on_startup)
+        app.on_cleanup.append(self._on_cleanup)
+        return app
+
+    async def _on_startup(self, app: web.Application) -> None:
+        del app
+        if self._redis is None:
+            from redis.asyncio import Redis  # noqa: PLC0415 - only when no client was given
+
+            self._redis = Redis.from_url(self.settings.mdc_redis_url, socket_timeout=5)
+        self._heartbeats = HeartbeatReader(self._redis, self.settings.heartbeat_stale_seconds)
+
+    async def _on_cleanup(self, app: web.Application) -> None:
+        del app
+        if self._owns_listener and self.listener is not None:
+            await self.listener.close()
+        if self.oidc is not None:
+            await self.oidc.close()
+        redis, self._redis = self._redis, None
+        if self._owns_redis and redis is not None:
+            close = getattr(redis, "aclose", None)
+            if close is not None:
+                await close()
+
+    async def start(self) -> None:
+        """Serve on ``settings.host``/``settings.port`` in the running event loop."""
+        if self._runner is not None:
+            msg = "the control plane is already started"
+            raise RuntimeError(msg)
+        runner = web.AppRunner(self.app, access_log=None, handle_signals=False)
+        await runner.setup()
+        try:
+            await web.TCPSite(runner, self.settings.host, self.settings.port).start()
+        except BaseException:
+            await runner.cleanup()
+            raise
+        self._runner = runner
+        self._port = int(runner.addresses[0][1])
+        _log.info("control plane listening", url=self.public_url)
+
+    async def stop(self) -> None:
+        """Stop serving and release every client; safe to call twice."""
+        runner, self._runner = self._runner, None
+        if runner is not None:
+            await runner.cleanup()
+
+    @property
+    def url(self) -> str:
+        """The base URL the server is bound to (after :meth:`start`)."""
+        if self._port is None:
+            msg = "the control plane has not been started"
+            raise RuntimeError(msg)
+        return f"http://{self.settings.host}:{self._port}"
+
+    # ------------------------------------------------------------------------- middleware
+
+    def _csp(self) -> str:
+        connect = " ".join(filter(None, ["'self'", _origin(self.settings.wds_url)]))
+        return (
+            "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+            f"connect-src {connect}; font-src 'self'; form-action 'self'; "
+            "frame-ancestors 'none'; base-uri 'none'"
+        )
+
+    @web.middleware
+    async def _security_headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+        headers = response.headers
+        headers.setdefault("Content-Security-Policy", self._csp())
+        headers.setdefault("X-Frame-Options", "DENY")
+        headers.setdefault("X-Content-Type-Options", "nosniff")
+        headers.setdefault("Referrer-Policy", "no-referrer")
+        headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        if self.secure_cookies:
+            headers.setdefault("Strict-Transport-Security", "max-age=31536000")
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+    @web.middleware
+    async def _errors(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Errors are JSON (``{"error": ...}``) everywhere except redirects."""
+        try:
+            return await handler(request)
+        except web.HTTPRedirection:
+            raise
+        except web.HTTPException as exc:
+            return _json_error(exc.status, exc.reason)
+        except Exception:
+            _log.exception("request failed", path=request.path)
+            return _json_error(500, "internal error")
+
+    # ------------------------------------------------------------------------- sessions
+
+    def session_of(self, request: web.Request) -> Session | None:
+        """The live session of a request, if it carries a valid session cookie."""
+        return self.sessions.resolve(request.cookies.get(SESSION_COOKIE), self.now())
+
+    def _set_cookie(self, response: web.StreamResponse, name: str, value: str, age: int) -> None:
+        response.set_cookie(
+            name,
+            value,
+            max_age=age,
+            path="/",
+            httponly=True,
+            samesite="Lax",
+            secure=self.secure_cookies,
+        )
+
+    def _require(self, request: web.Request, *, admin: bool = False) -> Session:
+        session = self.session_of(request)
+        if session is None:
+            raise web.HTTPUnauthorized(reason="log in first")
+        if admin and not session.is_admin:
+            raise web.HTTPForbidden(reason="this needs the admin role")
+        if request.method not in ("GET", "HEAD", "OPTIONS"):
+            sent = request.headers.get(CSRF_HEADER, "")
+            if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+                raise web.HTTPForbidden(reason="missing or wrong CSRF token")
+        return session
+
+    def _start_session(self, user: str, role: Any, location: str = "/") -> web.HTTPSeeOther:
+        _session, cookie = self.sessions.create(user, role, self.now())
+        response = web.HTTPSeeOther(location)
+        self._set_cookie(response, SESSION_COOKIE, cookie, self.settings.session_ttl_seconds)
+        response.del_cookie(LOGIN_COOKIE, path="/")
+        return response
+
+    # ------------------------------------------------------------------------- probes
+
+    async def _livez(self, request: web.Request) -> web.Response:
+        del request
+        return web.json_response({"status": "ok"})
+
+    async def _readyz(self, request: web.Request) -> web.Response:
+        del request
+        failing: dict[str, str] = {}
+        if self.settings.wds_token_secret is None:
+            failing["wds_token"] = "MDP_WDS_TOKEN_SECRET is not set: no dashboard tokens"
+        if len(self.users) == 0 and self.oidc is None:
+            failing["users"] = "no local user and no OIDC provider: nobody can log in"
+        if failing:
+            return web.json_response({"status": "not ready", "failing": failing}, status=503)
+        return web.json_response({"status": "ready"})
+
+    # ------------------------------------------------------------------------- login
+
+    def _render_login(self, status: int = 200, error: str = "") -> web.Response:
+        nonce = secrets.token_urlsafe(24)
+        token = self._signer.signature(nonce, "login-csrf")
+        oidc_link = (
+            '<p class="alt"><a class="button" href="/login/oidc">Log in with single sign-on</a></p>'
+            if self.oidc is not None
+            else ""
+        )
+        page = Template(self._static["login.html"].decode()).substitute(
+            csrf=html.escape(token),
+            error=f'<p class="error" role="alert">{html.escape(error)}</p>' if error else "",
+            oidc=oidc_link,
+        )
+        response = web.Response(text=page, status=status, content_type="text/html")
+        response.headers["Cache-Control"] = "no-store"
+        self._set_cookie(response, LOGIN_COOKIE, nonce, 3600)
+        return response
+
+    async def _login_page(self, request: web.Request) -> web.StreamResponse:
+        if self.session_of(request) is not None:
+            raise web.HTTPSeeOther("/")
+        return self._render_login()
+
+    async def _login(self, request: web.Request) -> web.StreamResponse:
+        form = await request.post()
+        name, password, token = (str(form.get(f, "")) for f in ("user", "password", "csrf"))
+        nonce = request.cookies.get(LOGIN_COOKIE, "")
+        expected = self._signer.signature(nonce, "login-csrf") if nonce else ""
+        if not nonce or not hmac.compare_digest(token.encode(), expected.encode()):
+            return self._render_login(403, "The login form expired; please try again.")
+        if not name or not password or len(name) > _MAX_NAME or len(password) > _MAX_PASSWORD:
+            return self._render_login(400, "Enter a user name and a password.")
+        keys = (f"user:{name}", f"addr:{request.remote or '?'}")
+        now = self.now()
+        wait = self.throttle.retry_after(keys, now)
+        if wait > 0:
+            _log.warning("login throttled", user=name, remote=request.remote)
+            response = self._render_login(429, "Too many failed attempts; try again later.")
+            response.headers["Retry-After"] = str(max(1, round(wait)))
+            return response
+        user = await self.users.authenticate(name, password)
+        if user is None:
+            self.throttle.failed(keys, self.now())
+            _log.warning("login failed", user=name, remote=request.remote)
+            return self._render_login(401, "Wrong user name or password.")
+        self.throttle.succeeded(keys[0])
+        _log.info("login", user=user.name, role=user.role)
+        raise self._start_session(user.name, user.role)
+
+    async def _logout(self, request: web.Request) -> web.StreamResponse:
+        session = self.session_of(request)
+        if session is not None:
+            form = await request.post()
+            sent = request.headers.get(CSRF_HEADER) or str(form.get("csrf", ""))
+            if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+                raise web.HTTPForbidden(reason="missing or wrong CSRF token")
+            self.sessions.end(session)
+            _log.info("logout", user=session.user)
+        response = web.HTTPSeeOther("/login")
+        response.del_cookie(SESSION_COOKIE, path="/")
+        raise response
+
+    async def _oidc_begin(self, request: web.Request) -> web.StreamResponse:
+        del request
+        if self.oidc is None:
+            raise web.HTTPNotFound(reason="single sign-on is not configured")
+        try:
+            url, pending = await self.oidc.begin(self.now())
+        except OidcError as exc:
+            _log.warning("oidc discovery failed", error=str(exc))
+            raise web.HTTPBadGateway(reason="the identity provider is unavailable") from exc
+        response = web.HTTPFound(url)
+        self._set_cookie(response, OIDC_COOKIE, self._signer.sign(pending.state, "oidc"), 600)
+        raise response
+
+    async def _oidc_callback(self, request: web.Request) -> web.StreamResponse:
+        if self.oidc is None:
+            raise web.HTTPNotFound(reason="single sign-on is not configured")
+        state, code = request.query.get("state", ""), request.query.get("code", "")
+        if not state or not code:
+            return self._render_login(400, "Single sign-on did not complete.")
+        cookie_state = self._signer.unsign(request.cookies.get(OIDC_COOKIE, ""), "oidc")
+        try:
+            identity = await self.oidc.complete(
+                state=state, cookie_state=cookie_state, code=code, now=self.now()
+            )
+        except OidcError as exc:
+            _log.warning("oidc login refused", error=str(exc))
+            return self._render_login(401, "Single sign-on failed.")
+        admins = self.settings.oidc_admin_subjects
+        role = "admin" if identity.name in admins or identity.subject in admins else "viewer"
+        _log.info("login", user=identity.name, role=role, via="oidc")
+        response = self._start_session(identity.name, role)
+        response.del_cookie(OIDC_COOKIE, path="/")
+        raise response
+
+    # ------------------------------------------------------------------------- pages
+
+    async def _page(self, request: web.Request) -> web.StreamResponse:
+        if self.session_of(request) is None:
+            raise web.HTTPSeeOther("/login")
+        response = web.Response(body=self._static[_PAGES[request.path]], content_type="text/html")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
+    async def _static_file(self, request: web.Request) -> web.StreamResponse:
+        name = request.match_info["name"]
+        body = self._static.get(name)
+        if body is None or name.endswith(".html"):
+            raise web.HTTPNotFound(reason="no such file")
+        if name not in _PUBLIC_STATIC and self.session_of(request) is None:
+            raise web.HTTPUnauthorized(reason="log in first")
+        suffix = name[name.rfind(".") :]
+        response = web.Response(body=body, headers={"Content-Type": _CONTENT_TYPES[suffix]})
+        response.headers["Cache-Control"] = "private, no-cache"
+        return response
+
+    # ------------------------------------------------------------------------- API
+
+    async def _api_session(self, request: web.Request) -> web.Response:
+        session = self._require(request)
+        secret = self.settings.wds_token_secret
+        if secret is None:
+            raise web.HTTPServiceUnavailable(reason="the WDS token secret is not configured")
+        now = self.now()
+        ttl = self.settings.wds_token_ttl_seconds
+        feeds = list(self.feeds)
+        token = issue_token(secret.reveal(), session.user, feeds, ttl, now)
+        body = {
+            "user": session.user,
+            "role": session.role,
+            "csrf_token": session.csrf_token,
+            "wds_url": self.settings.wds_url,
+            "wds_token": token,
+            "wds_token_expires_at": int(now + ttl),
+            "refresh_after_seconds": max(10, int(ttl * 0.6)),
+            "feeds": feeds,
+            "session_expires_at": int(session.expires_at),
+        }
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def _api_health(self, request: web.Request) -> web.Response:
+        session = self._require(request)
+        components: list[dict[str, object]] = []
+        error: str | None = None
+        if self._heartbeats is not None:
+            try:
+                components = [c.as_json() for c in await self._heartbeats.read(self.now())]
+            except Exception as exc:  # noqa: BLE001 - Redis trouble is shown, not raised
+                error = f"cannot read heartbeats: {type(exc).__name__}"
+                _log.warning("heartbeat read failed", error=repr(exc))
+        body = {
+            "components": components,
+            "error": error,
+            "controls": {"available": self.listener is not None, "allowed": session.is_admin},
+        }
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def _api_control(self, request: web.Request) -> web.Response:
+        self._require(request, admin=True)
+        if self.listener is None:
+            raise web.HTTPServiceUnavailable(reason="listener controls are not configured")
+        action = request.match_info["action"]
+        body: object = None
+        if request.can_read_body:
+            try:
+                body = json.loads(await request.read())
+            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+                raise web.HTTPBadRequest(reason="the request body is not JSON") from exc
+        try:
+            reply = await self.listener.call(request.method, action, body)
+        except ValueError as exc:
+            raise web.HTTPNotFound(reason=str(exc)) from exc
+        _log.info("control call", action=action, method=request.method, status=reply.status)
+        return web.json_response(reply.body, status=reply.status)
+
+
+def create_app(
+    settings: ScpSettings,
+    *,
+    users: UserStore | None = None,
+    clock: Clock | None = None,
+    redis: HeartbeatSource | None = None,
+    listener: ListenerControl | None = None,
+) -> web.Application:
+    """Build the SCP aiohttp application (its :class:`ControlPlane` is at ``app[PLANE_KEY]``)."""
+    return ControlPlane(settings, users=users, clock=clock, redis=redis, listener=listener).app

@@ -1,0 +1,123 @@
+// Dashboard entry point: one WDS client, the widgets, the filters and the connection badge.
+
+import { BoardWidget, field } from "./boards.js";
+import { FeedList, TradesWidget, alertItem, newsItem } from "./lists.js";
+import { QuotePanel } from "./quote.js";
+import { WdsClient } from "./wds.js";
+import * as fmt from "./format.js";
+
+const FILTER_KEY = "mdp.filters";
+const DEFAULT_FILTERS = { minPrice: 0, minVolume: 0, minRvol: 0 };
+
+function loadFilters() {
+  try {
+    const saved = JSON.parse(localStorage.getItem(FILTER_KEY) || "{}");
+    const filters = { ...DEFAULT_FILTERS };
+    for (const key of Object.keys(DEFAULT_FILTERS)) {
+      const value = Number(saved[key]);
+      if (Number.isFinite(value) && value >= 0) filters[key] = value;
+    }
+    return filters;
+  } catch (error) {
+    return { ...DEFAULT_FILTERS };
+  }
+}
+
+function rowFilter(filters) {
+  return (row) => {
+    const price = field.price(row);
+    const volume = field.volume(row);
+    const rvol = field.rvol(row);
+    if (filters.minPrice > 0 && !(price >= filters.minPrice)) return false;
+    if (filters.minVolume > 0 && !(volume >= filters.minVolume)) return false;
+    if (filters.minRvol > 0 && !(rvol >= filters.minRvol)) return false;
+    return true;
+  };
+}
+
+function showConnection(badge, state, detail) {
+  badge.dataset.state = state;
+  if (state === "live") {
+    badge.textContent = "live";
+    badge.title = "Connected to the widget data service";
+  } else if (state === "offline") {
+    const seconds = Math.max(1, Math.round((detail.retryInMs || 0) / 1000));
+    const since = badge.dataset.since || fmt.clock(detail.since || Date.now());
+    badge.dataset.since = since;
+    badge.textContent = `offline \u00b7 retry in ${seconds}s`;
+    badge.title = `Disconnected since ${since}; data shown may be stale`;
+  } else {
+    badge.textContent = state;
+  }
+  if (state === "live") delete badge.dataset.since;
+  document.body.classList.toggle("disconnected", state !== "live");
+}
+
+function main() {
+  const badge = document.getElementById("conn");
+  const userLabel = document.getElementById("user");
+  const logoutCsrf = document.getElementById("logout-csrf");
+  const client = new WdsClient({
+    onState: (state, detail) => showConnection(badge, state, detail),
+    onSession: (session) => {
+      userLabel.textContent = `${session.user} (${session.role})`;
+      logoutCsrf.value = session.csrf_token;
+    },
+  });
+
+  const quote = new QuotePanel(document.getElementById("w-quote"), {
+    client,
+    onSymbol: (symbol) => quote.follow(symbol),
+  });
+  const follow = (symbol) => quote.follow(symbol);
+
+  const boards = [
+    new BoardWidget(document.getElementById("w-gainers"), {
+      feed: "scanner:top_gainers",
+      defaultSort: { key: "pctOpen", dir: -1 },
+      onSymbol: follow,
+      client,
+    }),
+    new BoardWidget(document.getElementById("w-gappers"), {
+      feed: "scanner:top_gappers",
+      defaultSort: { key: "pct", dir: -1 },
+      onSymbol: follow,
+      client,
+    }),
+    new BoardWidget(document.getElementById("w-volume"), {
+      feed: "scanner:top_volume",
+      defaultSort: { key: "volume", dir: -1 },
+      onSymbol: follow,
+      client,
+    }),
+  ];
+
+  new TradesWidget(document.getElementById("w-trades"), { client, onSymbol: follow });
+  new FeedList(document.getElementById("w-news"), {
+    render: newsItem(follow),
+    keyOf: (item) => item.link,
+  }).bind(client, "news:latest");
+  new FeedList(document.getElementById("w-hod"), { render: alertItem(follow) }).bind(client, "alerts:hod");
+  new FeedList(document.getElementById("w-lod"), { render: alertItem(follow) }).bind(client, "alerts:lod");
+
+  const form = document.getElementById("filters");
+  const filters = loadFilters();
+  for (const [key, value] of Object.entries(filters)) form.elements[key].value = value || "";
+  const apply = () => {
+    for (const key of Object.keys(DEFAULT_FILTERS)) {
+      const value = Number(form.elements[key].value);
+      filters[key] = Number.isFinite(value) && value > 0 ? value : 0;
+    }
+    localStorage.setItem(FILTER_KEY, JSON.stringify(filters));
+    const filter = rowFilter(filters);
+    for (const board of boards) board.setFilter(filter);
+  };
+  form.addEventListener("input", apply);
+  form.addEventListener("submit", (event) => event.preventDefault());
+  apply();
+
+  client.start();
+  window.mdpDashboard = { client, quote }; // for debugging and the browser test
+}
+
+main();

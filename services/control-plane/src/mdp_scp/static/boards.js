@@ -1,0 +1,135 @@
+// The three leaderboards (gainers, gappers, volume) sharing one column set and one filter.
+
+import * as fmt from "./format.js";
+import { KeyedTable } from "./table.js";
+
+const num = (value) => (fmt.isNumber(value) ? value : undefined);
+
+// Field names follow mdp_analyzers.board.Row; the fallbacks keep older or partial rows usable.
+export const field = {
+  price: (r) => num(r.price ?? r.close),
+  change: (r) => num(r.change),
+  pct: (r) => num(r.pct_change ?? r.change_pct),
+  pctOpen: (r) => num(r.pct_change_since_open),
+  volume: (r) => num(r.accumulated_volume ?? r.volume),
+  rvol: (r) => num(r.relative_volume),
+  float: (r) => num(r.free_float),
+  news: (r) => Boolean(r.news ?? r.has_news),
+  halted: (r) => Boolean(r.halted),
+};
+
+function rvolClass(value) {
+  if (!fmt.isNumber(value)) return "";
+  if (value >= 5) return "rvol-extreme";
+  if (value >= 3) return "rvol-high";
+  if (value >= 2) return "rvol-medium";
+  return "";
+}
+
+function columns() {
+  return [
+    {
+      key: "symbol",
+      label: "Symbol",
+      value: (r) => r.symbol,
+      text: (r) => r.symbol + (field.halted(r) ? " \u23f8" : ""),
+      cls: (r) => (field.halted(r) ? "sym halted-mark" : "sym"),
+      flash: false,
+    },
+    { key: "price", label: "Price", numeric: true, value: field.price, text: (r) => fmt.price(field.price(r)) },
+    {
+      key: "pct",
+      label: "Chg %",
+      title: "Change since the previous close",
+      numeric: true,
+      value: field.pct,
+      text: (r) => fmt.percent(field.pct(r)),
+      cls: (r) => fmt.signClass(field.pct(r)),
+    },
+    {
+      key: "pctOpen",
+      label: "Open %",
+      title: "Change since the official open",
+      numeric: true,
+      value: field.pctOpen,
+      text: (r) => fmt.percent(field.pctOpen(r)),
+      cls: (r) => `${fmt.signClass(field.pctOpen(r))} opt`,
+    },
+    { key: "volume", label: "Volume", numeric: true, value: field.volume, text: (r) => fmt.compact(field.volume(r)) },
+    {
+      key: "rvol",
+      label: "RVol",
+      title: "Relative volume: today's volume over the average daily volume",
+      numeric: true,
+      value: field.rvol,
+      text: (r) => fmt.ratio(field.rvol(r)),
+      cls: (r) => rvolClass(field.rvol(r)),
+    },
+    {
+      key: "float",
+      label: "Float",
+      numeric: true,
+      value: field.float,
+      text: (r) => fmt.compact(field.float(r)),
+      cls: () => "opt",
+    },
+    {
+      key: "news",
+      label: "News",
+      title: "Recent news about the symbol",
+      value: (r) => (field.news(r) ? 1 : 0),
+      text: (r) => (field.news(r) ? "\u25cf" : ""),
+      cls: (r) => (field.news(r) ? "news-flag" : ""),
+      flash: false,
+    },
+  ];
+}
+
+function rowClass(row) {
+  const pct = field.pct(row);
+  const classes = [];
+  if (field.halted(row)) classes.push("halted");
+  if (fmt.isNumber(pct)) {
+    if (pct >= 100) classes.push("band-100");
+    else if (pct >= 50) classes.push("band-50");
+    else if (pct >= 20) classes.push("band-20");
+    else if (pct >= 10) classes.push("band-10");
+  }
+  return classes.join(" ");
+}
+
+export class BoardWidget {
+  constructor(section, { feed, defaultSort, onSymbol, client }) {
+    this.section = section;
+    this.feed = feed;
+    this.meta = section.querySelector(".meta");
+    this.notice = section.querySelector(".notice");
+    this.table = new KeyedTable(section.querySelector("table"), {
+      columns: columns(),
+      keyOf: (r) => r.symbol,
+      sort: defaultSort,
+      onRowClick: onSymbol,
+      rowClass,
+      storageKey: `mdp.sort.${feed}`,
+    });
+    client.subscribe(feed, (kind, data) => this.show(data));
+  }
+
+  setFilter(filter) {
+    this.table.setFilter(filter);
+  }
+
+  show(document) {
+    if (!document || typeof document !== "object") return;
+    const rows = Array.isArray(document) ? document : document.rows;
+    this.table.setData(Array.isArray(rows) ? rows : []);
+    this.section.dataset.filled = String(this.table.rows.size > 0);
+    const parts = [];
+    if (document.session) parts.push(String(document.session).replace(/_/g, " "));
+    if (fmt.isNumber(document.as_of_ms)) parts.push(fmt.clock(document.as_of_ms));
+    this.meta.textContent = parts.join(" \u00b7 ");
+    if (this.notice) {
+      this.notice.textContent = document.status === "pre_open" ? "Opens at 09:30 ET" : "";
+    }
+  }
+}

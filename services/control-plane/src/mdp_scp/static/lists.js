@@ -1,0 +1,168 @@
+// List widgets (news, HOD/LOD alerts) and the top trades table.
+//
+// List feeds send a snapshot (newest first) and then one element per update: updates are
+// prepended and the list is capped, so the DOM never grows without bound.
+
+import * as fmt from "./format.js";
+import { KeyedTable } from "./table.js";
+
+const MAX_ITEMS = 100;
+
+function el(tag, className, text) {
+  const node = document.createElement(tag);
+  if (className) node.className = className;
+  if (text !== undefined) node.textContent = text;
+  return node;
+}
+
+function symbolButton(symbol, onSymbol) {
+  const button = el("button", "ticker", symbol);
+  button.type = "button";
+  button.addEventListener("click", (event) => {
+    event.stopPropagation();
+    onSymbol(symbol);
+  });
+  return button;
+}
+
+export class FeedList {
+  // render(item) -> <li>; keyOf(item) -> dedup key (or undefined)
+  constructor(section, { render, keyOf, max = MAX_ITEMS }) {
+    this.section = section;
+    this.list = section.querySelector("ul, ol");
+    this.render = render;
+    this.keyOf = keyOf || (() => undefined);
+    this.max = max;
+    this.keys = new Set();
+  }
+
+  bind(client, feed) {
+    const handler = (kind, data) => (kind === "snapshot" ? this.replace(data) : this.prepend(data));
+    client.subscribe(feed, handler);
+    return () => client.unsubscribe(feed, handler);
+  }
+
+  replace(items) {
+    this.list.textContent = "";
+    this.keys.clear();
+    const fragment = document.createDocumentFragment();
+    for (const item of Array.isArray(items) ? items.slice(0, this.max) : []) {
+      const node = this.node(item);
+      if (node) fragment.appendChild(node);
+    }
+    this.list.appendChild(fragment);
+    this.mark();
+  }
+
+  prepend(item) {
+    const node = this.node(item);
+    if (!node) return;
+    node.classList.add("new");
+    this.list.insertBefore(node, this.list.firstChild);
+    while (this.list.children.length > this.max) {
+      const last = this.list.lastElementChild;
+      if (last.dataset.key) this.keys.delete(last.dataset.key);
+      last.remove();
+    }
+    this.mark();
+  }
+
+  node(item) {
+    if (!item || typeof item !== "object") return null;
+    const key = this.keyOf(item);
+    if (key !== undefined) {
+      if (this.keys.has(key)) return null;
+      this.keys.add(key);
+    }
+    const node = this.render(item);
+    if (key !== undefined) node.dataset.key = key;
+    return node;
+  }
+
+  mark() {
+    this.section.dataset.filled = String(this.list.children.length > 0);
+  }
+}
+
+export function newsItem(onSymbol) {
+  return (item) => {
+    const li = el("li", "news-item");
+    const time = fmt.toMs(item.published_ms ?? item.publish_date ?? item.publishDate);
+    const head = el("div", "news-head");
+    head.appendChild(el("time", "when", fmt.clock(time)));
+    for (const symbol of (item.tickers || []).slice(0, 6)) head.appendChild(symbolButton(symbol, onSymbol));
+    if (item.sentiment) head.appendChild(el("span", `sentiment ${item.sentiment}`, item.sentiment));
+    li.appendChild(head);
+    const title = el("a", "headline", item.title || "(no title)");
+    if (typeof item.link === "string" && /^https?:\/\//.test(item.link)) {
+      title.href = item.link;
+      title.target = "_blank";
+      title.rel = "noopener noreferrer";
+    }
+    li.appendChild(title);
+    if (item.source) li.appendChild(el("span", "source", item.source));
+    return li;
+  };
+}
+
+export function alertItem(onSymbol) {
+  return (item) => {
+    const direction = item.direction || (item.kind === "lod" ? "low" : "high");
+    const li = el("li", `alert ${direction === "low" ? "down" : "up"}`);
+    const time = fmt.toMs(item.timestamp_ms ?? item.ts_ms ?? item.timestamp);
+    li.appendChild(el("time", "when", fmt.clock(time)));
+    if (item.symbol) li.appendChild(symbolButton(item.symbol, onSymbol));
+    li.appendChild(el("span", "badge", direction === "low" ? "LOD" : "HOD"));
+    li.appendChild(el("span", "num", fmt.price(item.price)));
+    const pct = item.pct_change ?? item.change_pct;
+    if (fmt.isNumber(pct)) li.appendChild(el("span", `num ${fmt.signClass(pct)}`, fmt.percent(pct)));
+    if (item.note) li.appendChild(el("span", "note", item.note));
+    else if (item.session) li.appendChild(el("span", "note", String(item.session).replace(/_/g, " ")));
+    return li;
+  };
+}
+
+export class TradesWidget {
+  constructor(section, { client, onSymbol, feed = "trades:top" }) {
+    this.section = section;
+    this.meta = section.querySelector(".meta");
+    this.table = new KeyedTable(section.querySelector("table"), {
+      columns: [
+        { key: "symbol", label: "Symbol", value: (t) => t.symbol, text: (t) => t.symbol, cls: () => "sym", flash: false },
+        { key: "price", label: "Price", numeric: true, value: (t) => t.price, text: (t) => fmt.price(t.price) },
+        { key: "size", label: "Size", numeric: true, value: (t) => t.size, text: (t) => fmt.compact(t.size) },
+        {
+          key: "notional",
+          label: "Value",
+          numeric: true,
+          value: (t) => (fmt.isNumber(t.price) && fmt.isNumber(t.size) ? t.price * t.size : undefined),
+          text: (t) => (fmt.isNumber(t.price) && fmt.isNumber(t.size) ? `$${fmt.compact(t.price * t.size)}` : "\u2013"),
+        },
+        {
+          key: "time",
+          label: "Time",
+          numeric: true,
+          value: (t) => fmt.toMs(t.timestamp_ms ?? t.sip_timestamp ?? t.timestamp),
+          text: (t) => fmt.clock(fmt.toMs(t.timestamp_ms ?? t.sip_timestamp ?? t.timestamp)),
+          flash: false,
+        },
+      ],
+      keyOf: (t) => t._key,
+      sort: { key: "size", dir: -1 },
+      onRowClick: (key) => onSymbol(key.split("|")[0]),
+      storageKey: "mdp.sort.trades",
+    });
+    client.subscribe(feed, (kind, data) => this.show(data));
+  }
+
+  show(document) {
+    if (!document || typeof document !== "object") return;
+    const trades = Array.isArray(document) ? document : document.trades;
+    const rows = (Array.isArray(trades) ? trades : [])
+      .filter((t) => t && t.symbol)
+      .map((t, index) => ({ ...t, _key: `${t.symbol}|${t.timestamp_ms ?? t.timestamp ?? `#${index}`}|${t.size}` }));
+    this.table.setData(rows);
+    this.section.dataset.filled = String(this.table.rows.size > 0);
+    if (fmt.isNumber(document.as_of_ms)) this.meta.textContent = fmt.clock(document.as_of_ms);
+  }
+}

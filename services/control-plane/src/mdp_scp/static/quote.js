@@ -1,0 +1,122 @@
+// The quote panel: follows the symbol last clicked anywhere on the page.
+//
+// Following a symbol swaps three subscriptions (quote, per-ticker news, daily range); the
+// previous symbol's are dropped first so the socket never accumulates stale feeds.
+
+import * as fmt from "./format.js";
+import { field } from "./boards.js";
+import { FeedList, newsItem } from "./lists.js";
+
+const FIGURES = [
+  ["Price", (q) => fmt.price(field.price(q))],
+  ["Change", (q) => fmt.signed(field.change(q))],
+  ["Chg %", (q) => fmt.percent(field.pct(q)), (q) => fmt.signClass(field.pct(q))],
+  ["Open %", (q) => fmt.percent(field.pctOpen(q)), (q) => fmt.signClass(field.pctOpen(q))],
+  ["Volume", (q) => fmt.compact(field.volume(q))],
+  ["Rel. vol", (q) => fmt.ratio(field.rvol(q))],
+  ["Avg vol", (q) => fmt.compact(q.avg_volume)],
+  ["Float", (q) => fmt.compact(field.float(q))],
+  ["VWAP", (q) => fmt.price(q.day_vwap ?? q.aggregate_vwap ?? q.vwap)],
+  ["Open", (q) => fmt.price(q.official_open ?? q.official_open_price ?? q.session_open)],
+  ["High", (q) => fmt.price(q.high)],
+  ["Low", (q) => fmt.price(q.low)],
+  ["Prev close", (q) => fmt.price(q.prev_close ?? q.prev_day_close)],
+  ["Prev vol", (q) => fmt.compact(q.prev_volume ?? q.prev_day_volume)],
+];
+
+const SESSION_LABELS = { pre_market: "Pre-market", regular: "Regular", after_hours: "After hours" };
+
+export class QuotePanel {
+  constructor(section, { client, onSymbol }) {
+    this.section = section;
+    this.client = client;
+    this.title = section.querySelector(".quote-symbol");
+    this.status = section.querySelector(".quote-status");
+    this.grid = section.querySelector(".figures");
+    this.range = section.querySelector(".range");
+    this.news = new FeedList(section.querySelector(".quote-news"), {
+      render: newsItem(onSymbol),
+      keyOf: (item) => item.link,
+      max: 30,
+    });
+    this.symbol = null;
+    this.cells = new Map();
+    this.unbind = [];
+    for (const [label] of FIGURES) {
+      const dt = document.createElement("dt");
+      dt.textContent = label;
+      const dd = document.createElement("dd");
+      dd.textContent = "\u2013";
+      this.grid.append(dt, dd);
+      this.cells.set(label, dd);
+    }
+    this.onQuote = (kind, data) => this.showQuote(data);
+    this.onRange = (kind, data) => this.showRange(data);
+  }
+
+  follow(symbol) {
+    if (!symbol || symbol === this.symbol) return;
+    if (this.symbol) {
+      this.client.unsubscribe(`quote:${this.symbol}`, this.onQuote);
+      this.client.unsubscribe(`range:${this.symbol}`, this.onRange);
+    }
+    for (const undo of this.unbind) undo();
+    this.symbol = symbol;
+    this.section.dataset.symbol = symbol;
+    this.section.dataset.filled = "false";
+    this.title.textContent = symbol;
+    this.status.textContent = "";
+    for (const dd of this.cells.values()) dd.textContent = "\u2013";
+    this.range.textContent = "";
+    this.news.replace([]);
+    this.client.subscribe(`quote:${symbol}`, this.onQuote);
+    this.client.subscribe(`range:${symbol}`, this.onRange);
+    this.unbind = [this.news.bind(this.client, `news:ticker:${symbol}`)];
+  }
+
+  showQuote(quote) {
+    if (!quote || typeof quote !== "object" || (quote.symbol && quote.symbol !== this.symbol)) return;
+    for (const [label, text, cls] of FIGURES) {
+      const dd = this.cells.get(label);
+      const value = text(quote);
+      if (dd.textContent !== value) {
+        dd.textContent = value;
+        dd.dataset.flash = dd.dataset.flash === "up-a" ? "up-b" : "up-a";
+      }
+      dd.className = cls ? cls(quote) : "";
+    }
+    this.status.textContent = field.halted(quote) ? "HALTED" : "";
+    this.section.classList.toggle("halted", field.halted(quote));
+    this.section.dataset.filled = "true";
+  }
+
+  showRange(doc) {
+    if (!doc || typeof doc !== "object") return;
+    this.range.textContent = "";
+    const sessions = doc.sessions && typeof doc.sessions === "object" ? doc.sessions : null;
+    const entries = [];
+    if (sessions) {
+      for (const [name, value] of Object.entries(sessions)) {
+        if (value && typeof value === "object") entries.push([name, value.high, value.low]);
+      }
+    } else {
+      for (const name of Object.keys(SESSION_LABELS)) {
+        const short = name === "regular" ? "regular_session" : name;
+        const high = doc[`${short}_high`] ?? doc[`${name}_high`];
+        const low = doc[`${short}_low`] ?? doc[`${name}_low`];
+        if (fmt.isNumber(high) || fmt.isNumber(low)) entries.push([name, high, low]);
+      }
+    }
+    for (const [name, high, low] of entries) {
+      const row = document.createElement("div");
+      row.className = "range-row";
+      const label = document.createElement("span");
+      label.textContent = SESSION_LABELS[name] || name;
+      const values = document.createElement("span");
+      values.className = "num";
+      values.textContent = `H ${fmt.price(high)} \u00b7 L ${fmt.price(low)}`;
+      row.append(label, values);
+      this.range.appendChild(row);
+    }
+  }
+}

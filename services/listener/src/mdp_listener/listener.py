@@ -1,0 +1,554 @@
+"""The Massive data listener: one upstream websocket, every event routed to its queue.
+
+The official ``massive`` client runs in raw mode, so its receive loop does nothing but hand us
+each frame. Our callback splits the frame by event type without decoding events
+(:func:`mdp_core.wire.split_frame`), appends the slices to per-type batches and returns: it
+never waits on the broker (the publisher's outbox sits in between), so the provider never
+sees a slow reader.
+
+The client's own reconnect logic is not what a singleton on a one-socket-per-key plan needs
+(immediate retries, a ping-pong of ``max_connections`` kicks, no staleness check), so it runs
+with ``max_reconnects=0`` and :meth:`MassiveListener.run` supervises it:
+
+* jittered exponential backoff after a drop, reset once a connection proved stable;
+* a long backoff after a ``max_connections`` kick, logged at ERROR, so two copies sharing a
+  key cannot knock each other off in a loop;
+* ``auth_failed`` ends the run with :class:`mdp_runtime.AuthError` (exit code 77);
+* outside market sessions (by the calendar) it waits for the next session instead of
+  reconnect-looping, unless ``always_on``;
+* a watchdog forces a reconnect when an open socket goes silent during a session.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import enum
+import os
+import random
+import socket
+from collections.abc import Mapping, Sequence
+from typing import Any, Final
+
+from massive import WebSocketClient
+from massive.exceptions import AuthError as MassiveAuthError
+from websockets.exceptions import ConnectionClosed
+
+from mdp_core.calendar import MarketCalendar, Session
+from mdp_core.clock import NS_PER_SECOND, Clock
+from mdp_core.logging import get_logger
+from mdp_core.telemetry import BoundCounter, Metrics
+from mdp_core.wire import split_frame
+from mdp_listener.batcher import Batcher, FlushedBatch
+from mdp_listener.settings import KNOWN_CHANNELS, ListenerSettings
+from mdp_queues import Publisher
+from mdp_runtime import AuthError
+
+__all__ = [
+    "InvalidTopicError",
+    "ListenerState",
+    "MassiveListener",
+    "SessionOutcome",
+    "validate_topics",
+]
+
+_log = get_logger("mdp_listener")
+
+_MAX_CLOSED_WAIT_SECONDS: Final = 3600.0
+"""Re-check the calendar at least hourly while waiting for a session (clock jumps, DST)."""
+_KICK_STATUS: Final = "max_connections"
+
+
+class InvalidTopicError(ValueError):
+    """A subscription topic that is not ``<EV>.<SYMBOL|*>`` with a known event code."""
+
+
+class ListenerState(enum.StrEnum):
+    """What the listener is doing right now (reported in status and heartbeats)."""
+
+    IDLE = "idle"
+    WAITING_FOR_SESSION = "waiting_for_session"
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    BACKING_OFF = "backing_off"
+    STOPPED = "stopped"
+
+
+class SessionOutcome(enum.StrEnum):
+    """Why one upstream connection ended."""
+
+    CLOSED = "closed"
+    ERROR = "error"
+    KICKED = "kicked"
+    STALE = "stale"
+    RESTART = "restart"
+    STOP = "stop"
+
+
+def validate_topics(topics: Sequence[str]) -> tuple[str, ...]:
+    """Check and normalise subscription topics (order kept, duplicates removed).
+
+    Raises:
+        InvalidTopicError: naming the first bad topic and why.
+    """
+    seen: dict[str, None] = {}
+    for raw in topics:
+        topic = raw.strip()
+        channel, _, symbol = topic.partition(".")
+        if channel not in KNOWN_CHANNELS or not symbol:
+            known = ", ".join(sorted(KNOWN_CHANNELS))
+            msg = f"topic {raw!r} must be <EV>.<SYMBOL> or <EV>.* with EV one of {known}"
+            raise InvalidTopicError(msg)
+        seen[topic] = None
+    return tuple(seen)
+
+
+class MassiveListener:
+    """Streams the Massive feed into the market data queues until stopped.
+
+    Usable in-process (the embedded demo passes a :class:`mdp_queues.MemoryBus` publisher) as
+    well as from the service entry point.
+
+    Args:
+        settings: the listener settings (feed, topics, backoffs, batching).
+        publisher: where batches go; it must never block (both MDQ publishers qualify).
+        clock: time source for sleeps, the calendar and ``received_ns``.
+        metrics: the ``listener`` metrics registry.
+        calendar: market sessions; the US equities calendar by default.
+        source: the envelope ``source`` written into every batch.
+        instance: this process's id in batch ids and heartbeats.
+        rng: random source of the backoff jitter (seed it in tests).
+    """
+
+    def __init__(
+        self,
+        settings: ListenerSettings,
+        publisher: Publisher,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        calendar: MarketCalendar | None = None,
+        source: str = "massive",
+        instance: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if settings.api_key is None or not settings.api_key:
+            msg = "a Massive API key is required (MASSIVE_API_KEY or MDP_MASSIVE_API_KEY_FILE)"
+            raise AuthError(msg)
+        self._settings = settings
+        self._publisher = publisher
+        self._clock = clock
+        self._metrics = metrics
+        self._calendar = calendar or MarketCalendar()
+        self._rng = rng or random.Random()
+        self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
+        self._feed = settings.feed
+        self._market = settings.market
+        self._secure = settings.secure
+        self._topics = validate_topics(settings.topics)
+        self._enabled = settings.autostart
+        self.state = ListenerState.IDLE
+        self._client: WebSocketClient | None = None
+        self._streaming = False
+        self._kicked = False
+        self._attempt = 0
+        self._last_frame = 0.0
+        self._session_started = 0.0
+        self._wake = asyncio.Event()
+        self._restart = asyncio.Event()
+        self.last_outcome: SessionOutcome | None = None
+        self.sessions = 0
+        self._events_in: dict[str, BoundCounter] = {}
+        self._events_unknown = metrics.counter("events_unknown", description="dropped: no queue")
+        self._malformed = metrics.counter("malformed", description="bad frame elements skipped")
+        self._statuses = metrics.counter("statuses", "{status}", "provider status messages")
+        self._reconnects = metrics.counter("reconnects", "{reconnect}", "upstream reconnects")
+        self._kicks = metrics.counter("kicks", "{kick}", "max_connections kicks")
+        self._frames = metrics.counter("frames", "{frame}", "websocket frames received")
+        self._frame_bytes = metrics.counter("frame_bytes", "By", "websocket payload received")
+        self._batches = metrics.counter("batches", "{batch}", "queue messages built")
+        self._frame_size = metrics.latency("frame_size", "By", "websocket frame sizes")
+        self._lag = metrics.latency("lag", "s", "now minus event time at publish")
+        self._batcher = Batcher(
+            publisher.topology,
+            publisher,
+            source=source,
+            instance=self.instance,
+            batch_events=settings.batch_events,
+            on_flush=self._on_flush,
+        )
+
+    # ---------------------------------------------------------------- observation
+
+    @property
+    def streaming(self) -> bool:
+        """Whether an upstream connection is open and delivering frames."""
+        return self._streaming
+
+    @property
+    def ready(self) -> bool:
+        """Ready means connected upstream and to the broker."""
+        return self._streaming and self._publisher.connected
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """The topics subscribed (or to subscribe on the next connection)."""
+        return self._topics
+
+    @property
+    def feed(self) -> str:
+        """The feed host (or host:port) currently used."""
+        return self._feed
+
+    @property
+    def market(self) -> str:
+        """The Massive market (URL path) currently used."""
+        return self._market
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the listener wants to be connected (see :meth:`start_streaming`)."""
+        return self._enabled
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-friendly picture of the listener for ``/status`` and heartbeats."""
+        stats = self._publisher.stats
+        return {
+            "state": str(self.state),
+            "instance": self.instance,
+            "feed": self._feed,
+            "market": self._market,
+            "secure": self._secure,
+            "topics": list(self._topics),
+            "enabled": self._enabled,
+            "streaming": self._streaming,
+            "broker_connected": self._publisher.connected,
+            "sessions": self.sessions,
+            "last_outcome": None if self.last_outcome is None else str(self.last_outcome),
+            "pending_events": self._batcher.pending_events,
+            "published_events": dict(stats.published_events),
+            "dropped_events": dict(stats.dropped_events),
+        }
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """The registry's figures plus the publisher's counters (events out and drops)."""
+        snapshot = self._metrics.snapshot()
+        stats = self._publisher.stats
+        snapshot["queue"] = {
+            "published_messages": dict(stats.published_messages),
+            "published_events": dict(stats.published_events),
+            "dropped_messages": dict(stats.dropped_messages),
+            "dropped_events": dict(stats.dropped_events),
+            "broker_reconnects": stats.reconnects,
+            "broker_connected": int(self._publisher.connected),
+        }
+        return snapshot
+
+    # ---------------------------------------------------------------- control
+
+    def set_subscriptions(self, topics: Sequence[str]) -> tuple[str, ...]:
+        """Replace the subscriptions; a live connection changes within about a second.
+
+        Raises:
+            InvalidTopicError: a topic is malformed (nothing is changed then).
+        """
+        wanted = validate_topics(topics)
+        client = self._client
+        if client is not None:
+            removed = [t for t in self._topics if t not in wanted]
+            added = [t for t in wanted if t not in self._topics]
+            if removed:
+                client.unsubscribe(*removed)
+            if added:
+                client.subscribe(*added)
+        self._topics = wanted
+        _log.info("subscriptions changed", topics=list(wanted))
+        return wanted
+
+    def set_feed(self, feed: str, *, market: str | None = None, secure: bool | None = None) -> None:
+        """Switch feed (and optionally market and TLS); reconnects at once if connected.
+
+        Raises:
+            ValueError: the feed is empty.
+        """
+        if not feed.strip():
+            msg = "the feed must be a host or host:port"
+            raise ValueError(msg)
+        self._feed = feed.strip()
+        if market is not None:
+            self._market = market
+        if secure is not None:
+            self._secure = secure
+        _log.info("feed changed", feed=self._feed, market=self._market, secure=self._secure)
+        self._request_restart()
+
+    def start_streaming(self) -> None:
+        """Connect (if not already): undoes :meth:`stop_streaming`."""
+        self._enabled = True
+        self._attempt = 0
+        self._wake.set()
+
+    def stop_streaming(self) -> None:
+        """Disconnect and stay idle until :meth:`start_streaming`."""
+        self._enabled = False
+        self._request_restart()
+
+    def _request_restart(self) -> None:
+        self._attempt = 0
+        self._restart.set()
+        self._wake.set()
+
+    # ---------------------------------------------------------------- supervision
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stream until ``stop`` is set.
+
+        Raises:
+            AuthError: the provider refused the API key (restarting will not help).
+        """
+        flusher = asyncio.create_task(self._flush_periodically(), name="mdl-flush")
+        try:
+            while not stop.is_set():
+                if not self._enabled:
+                    self.state = ListenerState.IDLE
+                    await self._pause(stop, None)
+                    continue
+                closed_for = self._seconds_until_session()
+                if closed_for > 0:
+                    self.state = ListenerState.WAITING_FOR_SESSION
+                    _log.info("market closed; waiting for the next session", seconds=closed_for)
+                    await self._pause(stop, min(closed_for, _MAX_CLOSED_WAIT_SECONDS))
+                    continue
+                outcome = await self._session(stop)
+                delay = self._delay_after(outcome)
+                if delay > 0 and not stop.is_set():
+                    self.state = ListenerState.BACKING_OFF
+                    await self._pause(stop, delay)
+        finally:
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            self._batcher.flush()
+            self.state = ListenerState.STOPPED
+
+    def _seconds_until_session(self) -> float:
+        if self._settings.always_on:
+            return 0.0
+        now = self._clock.now()
+        if self._calendar.session_at(now) is not Session.CLOSED:
+            return 0.0
+        opens = self._calendar.next_open_window(now)
+        return max(0.0, (opens - now).total_seconds())
+
+    def _in_session(self) -> bool:
+        return (
+            self._settings.always_on
+            or self._calendar.session_at(self._clock.now()) is not Session.CLOSED
+        )
+
+    async def _pause(self, stop: asyncio.Event, seconds: float | None) -> None:
+        """Wait for ``seconds`` (forever if None), a stop, or a control change."""
+        self._wake.clear()
+        waiters: set[asyncio.Task[Any]] = {
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(self._wake.wait()),
+        }
+        if seconds is not None:
+            waiters.add(asyncio.create_task(self._clock.sleep(seconds)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        self._wake.clear()
+
+    async def _session(self, stop: asyncio.Event) -> SessionOutcome:
+        """Run one upstream connection to its end and say why it ended."""
+        self.sessions += 1
+        self.state = ListenerState.CONNECTING
+        self._restart.clear()
+        self._kicked = False
+        self._session_started = self._last_frame = self._clock.monotonic()
+        api_key = self._settings.api_key
+        assert api_key is not None  # checked in __init__
+        client = WebSocketClient(
+            api_key=api_key.reveal(),
+            feed=self._feed,
+            market=self._market,
+            raw=True,
+            subscriptions=list(self._topics),
+            max_reconnects=0,
+            secure=self._secure,
+        )
+        self._client = client
+        options: dict[str, Any] = {"max_size": self._settings.max_frame_bytes}
+        if not self._settings.compression:
+            options["compression"] = None
+        if not self._settings.use_proxy:
+            options["proxy"] = None
+        _log.info("connecting upstream", feed=self._feed, market=self._market)
+        connection = asyncio.create_task(client.connect(self._on_frame, **options))
+        watchdog = asyncio.create_task(self._watch_for_silence())
+        stopping = asyncio.create_task(stop.wait())
+        restarting = asyncio.create_task(self._restart.wait())
+        waiters: set[asyncio.Task[Any]] = {connection, watchdog, stopping, restarting}
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+            self._client = None
+            self._streaming = False
+            with contextlib.suppress(Exception):
+                await client.close()
+            self._batcher.flush()
+        outcome = self._outcome(done, connection, watchdog, stopping)
+        self.last_outcome = outcome
+        return outcome
+
+    def _outcome(
+        self,
+        done: set[asyncio.Task[Any]],
+        connection: asyncio.Task[Any],
+        watchdog: asyncio.Task[Any],
+        stopping: asyncio.Task[Any],
+    ) -> SessionOutcome:
+        if connection in done and not connection.cancelled():
+            error = connection.exception()
+            if isinstance(error, MassiveAuthError):
+                _log.critical("Massive refused the API key", detail=str(error))
+                msg = f"Massive refused the API key ({error}); check MASSIVE_API_KEY"
+                raise AuthError(msg) from error
+            if error is None:
+                _log.warning("the provider closed the connection normally")
+                return SessionOutcome.CLOSED
+            if self._kicked or _is_kick(error):
+                return SessionOutcome.KICKED
+            _log.warning("upstream connection failed", error=f"{type(error).__name__}: {error}")
+            return SessionOutcome.ERROR
+        if watchdog in done:
+            return SessionOutcome.STALE
+        if stopping in done:
+            return SessionOutcome.STOP
+        return SessionOutcome.RESTART
+
+    def _delay_after(self, outcome: SessionOutcome) -> float:
+        """How long to wait before the next connection, and count the reconnect."""
+        settings = self._settings
+        if outcome in {SessionOutcome.STOP, SessionOutcome.RESTART}:
+            return 0.0
+        lived = self._clock.monotonic() - self._session_started
+        if lived >= settings.stable_after_seconds:
+            self._attempt = 0
+        self._reconnects.add(1, reason=str(outcome))
+        jitter = 1.0 + settings.backoff_jitter * self._rng.random()
+        if outcome is SessionOutcome.KICKED:
+            self._kicks.add(1)
+            delay = settings.kick_backoff_seconds * jitter
+            _log.error(
+                "kicked by the provider: max_connections. Another process is using this API "
+                "key (only one websocket per key and cluster is allowed); backing off",
+                seconds=round(delay, 1),
+                kicks=self._kicks.total,
+            )
+            return delay
+        self._attempt += 1
+        base = settings.backoff_initial_seconds * float(1 << min(self._attempt - 1, 30))
+        delay = min(settings.backoff_max_seconds, base) * jitter
+        _log.warning("reconnecting upstream", reason=str(outcome), seconds=round(delay, 2))
+        return delay
+
+    async def _watch_for_silence(self) -> None:
+        """Return when a session-time connection has been silent for too long."""
+        limit = self._settings.stale_after_seconds
+        step = min(1.0, limit / 4)
+        while True:
+            await self._clock.sleep(step)
+            now = self._clock.monotonic()
+            if not self._in_session():
+                self._last_frame = now
+                continue
+            silent = now - self._last_frame
+            if silent > limit:
+                self._metrics.counter("stale", "{reconnect}", "watchdog reconnects").add(1)
+                _log.warning(
+                    "no data from the provider during a market session; reconnecting",
+                    silent_seconds=round(silent, 1),
+                    connected=self._client is not None and self._client.websocket is not None,
+                )
+                return
+
+    async def _flush_periodically(self) -> None:
+        interval = self._settings.batch_interval_seconds
+        while True:
+            await self._clock.sleep(interval)
+            self._batcher.flush()
+
+    # ---------------------------------------------------------------- the hot path
+
+    async def _on_frame(self, frame: str | bytes) -> None:
+        """The client's callback: split the frame and queue its events; never waits."""
+        received_ns = self._clock.now_ns()
+        self._last_frame = self._clock.monotonic()
+        if not self._streaming:
+            self._streaming = True
+            self.state = ListenerState.STREAMING
+            _log.info("streaming", feed=self._feed, topics=list(self._topics))
+        size = len(frame)
+        self._frames.add(1)
+        self._frame_bytes.add(size)
+        self._frame_size.record(size)
+        split = split_frame(frame)
+        if split.statuses:
+            for status in split.statuses:
+                self._on_status(status.status, status.message)
+        if split.errors:
+            for error in split.errors:
+                self._malformed.add(1, kind=error.kind)
+                _log.warning("malformed frame element skipped", error=str(error))
+        batcher_add = self._batcher.add
+        for kind, raws in split.by_type.items():
+            counter = self._events_in.get(kind)
+            if counter is None:
+                counter = self._events_in[kind] = self._metrics.counter(
+                    "events_in", description="events received"
+                ).bind(ev=kind)
+            counter.add(len(raws))
+            if not batcher_add(kind, raws, received_ns):
+                self._events_unknown.add(len(raws), ev=kind)
+
+    def _on_status(self, status: str, message: str) -> None:
+        self._statuses.add(1, status=status)
+        if status == _KICK_STATUS:
+            self._kicked = True
+            _log.error("provider status: max_connections", message=message)
+        elif status in {"success", "connected", "auth_success"}:
+            _log.debug("provider status", status=status, message=message)
+        else:
+            _log.warning("provider status", status=status, message=message)
+
+    def _on_flush(self, batch: FlushedBatch) -> None:
+        self._batches.add(1)
+        if batch.event_time_ns is not None:
+            self._lag.record((self._clock.now_ns() - batch.event_time_ns) / NS_PER_SECOND)
+
+
+def _is_kick(error: BaseException) -> bool:
+    """A close 1008 whose reason mentions max connections (the status may have been missed)."""
+    if not isinstance(error, ConnectionClosed) or error.rcvd is None:
+        return False
+    return error.rcvd.code == 1008 and "max" in error.rcvd.reason.lower()
+
+
+def describe(settings: ListenerSettings) -> Mapping[str, object]:
+    """The settings worth logging at start-up (no secrets)."""
+    return {
+        "feed": settings.feed,
+        "market": settings.market,
+        "topics": list(settings.topics),
+        "always_on": settings.always_on,
+        "autostart": settings.autostart,
+        "batch_events": settings.batch_events,
+    }

@@ -1,0 +1,154 @@
+"""Configuration of the Massive data listener (MDL), read once at start-up."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mdp_core.settings import CommonSettings, Secret, setting
+
+__all__ = ["DEFAULT_TOPICS", "KNOWN_CHANNELS", "ListenerSettings"]
+
+DEFAULT_TOPICS = ("A.*", "AM.*", "T.*", "Q.*", "LULD.*")
+"""Second and minute aggregates, trades, quotes and limit-up/limit-down bands of every symbol."""
+
+KNOWN_CHANNELS = frozenset({"A", "AM", "T", "Q", "LULD", "NOI", "FMV", "LV"})
+"""Event codes of the Massive stocks cluster a topic may name (``T.AAPL``, ``Q.*``)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ListenerSettings(CommonSettings):
+    """Settings of the listener; the queue settings live in :class:`mdp_queues.QueueSettings`.
+
+    ``api_key`` is not an environment field: the entry point fills it from
+    :func:`mdp_core.settings.resolve_massive_key` (``MASSIVE_API_KEY`` and friends).
+    """
+
+    feed: str = setting(
+        env="MDP_MASSIVE_FEED",
+        default="socket.massive.com",
+        doc="Massive feed host (socket.massive.com real-time, delayed.massive.com 15-min "
+        "delayed) or host:port of the simulator.",
+    )
+    market: str = setting(
+        env="MDP_MASSIVE_MARKET",
+        default="stocks",
+        doc="Massive market (URL path) to stream.",
+    )
+    secure: bool = setting(
+        env="MDP_MASSIVE_SECURE",
+        default=True,
+        doc="Use wss:// (TLS); false only for the simulator on loopback.",
+    )
+    topics: tuple[str, ...] = setting(
+        env="MDP_MASSIVE_TOPICS",
+        default=DEFAULT_TOPICS,
+        doc="Comma-separated subscriptions, e.g. A.*,T.AAPL.",
+    )
+    autostart: bool = setting(
+        env="MDP_LISTENER_AUTOSTART",
+        default=True,
+        doc="Connect at start-up; false waits for POST /control/start (one socket per key).",
+    )
+    always_on: bool = setting(
+        env="MDP_LISTENER_ALWAYS_ON",
+        default=False,
+        doc="Stay connected when the market is closed (simulator, demo); otherwise wait for "
+        "the next session.",
+    )
+    backoff_initial_seconds: float = setting(
+        env="MDP_LISTENER_BACKOFF_INITIAL_SECONDS",
+        default=1.0,
+        min=0.0,
+        doc="First reconnect delay after a dropped connection; doubles per failure.",
+    )
+    backoff_max_seconds: float = setting(
+        env="MDP_LISTENER_BACKOFF_MAX_SECONDS",
+        default=60.0,
+        min=0.0,
+        doc="Longest reconnect delay after ordinary failures.",
+    )
+    backoff_jitter: float = setting(
+        env="MDP_LISTENER_BACKOFF_JITTER",
+        default=0.3,
+        min=0.0,
+        max=1.0,
+        doc="Random fraction added to each delay so restarts do not synchronise.",
+    )
+    kick_backoff_seconds: float = setting(
+        env="MDP_LISTENER_KICK_BACKOFF_SECONDS",
+        default=90.0,
+        min=0.0,
+        doc="Delay after a max_connections kick: long, so two copies sharing a key cannot "
+        "knock each other off in a loop.",
+    )
+    stale_after_seconds: float = setting(
+        env="MDP_LISTENER_STALE_AFTER_SECONDS",
+        default=30.0,
+        min=0.001,
+        doc="During market sessions, no frame for this long forces a reconnect (watchdog).",
+    )
+    stable_after_seconds: float = setting(
+        env="MDP_LISTENER_STABLE_AFTER_SECONDS",
+        default=30.0,
+        min=0.0,
+        doc="A connection that lived this long resets the reconnect backoff.",
+    )
+    batch_events: int = setting(
+        env="MDP_LISTENER_BATCH_EVENTS",
+        default=500,
+        min=1,
+        doc="Events of one type per queue message; a batch is sent when it is this full...",
+    )
+    batch_interval_seconds: float = setting(
+        env="MDP_LISTENER_BATCH_INTERVAL_SECONDS",
+        default=0.02,
+        min=0.001,
+        doc="...or when it is this old, whichever comes first.",
+    )
+    outbox_messages: int = setting(
+        env="MDP_LISTENER_OUTBOX_MESSAGES",
+        default=2_000,
+        min=1,
+        doc="Batches that may wait for the broker before the oldest are dropped.",
+    )
+    outbox_bytes: int = setting(
+        env="MDP_LISTENER_OUTBOX_BYTES",
+        default=128 * 1024 * 1024,
+        min=1,
+        doc="Bytes that may wait for the broker before the oldest batches are dropped.",
+    )
+    max_frame_bytes: int = setting(
+        env="MDP_LISTENER_MAX_FRAME_BYTES",
+        default=16 * 1024 * 1024,
+        min=1024,
+        doc="Largest websocket frame accepted (the client library's default is 1 MiB).",
+    )
+    compression: bool = setting(
+        env="MDP_LISTENER_COMPRESSION",
+        default=False,
+        doc="Offer permessage-deflate; saves bandwidth, costs 20-30% CPU.",
+    )
+    use_proxy: bool = setting(
+        env="MDP_LISTENER_USE_PROXY",
+        default=False,
+        doc="Honour HTTPS_PROXY for the websocket; off so a stray proxy variable cannot "
+        "divert the feed.",
+    )
+    heartbeat_seconds: float = setting(
+        env="MDP_LISTENER_HEARTBEAT_SECONDS",
+        default=5.0,
+        min=0.1,
+        doc="Interval of the Redis heartbeat.",
+    )
+    heartbeat_enabled: bool = setting(
+        env="MDP_LISTENER_HEARTBEAT",
+        default=True,
+        doc="Write a heartbeat key to the market data cache Redis.",
+    )
+    control_token: Secret | None = setting(  # noqa: RUF009 - setting() wraps dataclasses.field
+        env="MDP_LISTENER_CONTROL_TOKEN",
+        default=None,
+        secret=True,
+        doc="Bearer token of the /control routes; unset disables runtime control.",
+    )
+    api_key: Secret | None = field(default=None)

@@ -1,0 +1,140 @@
+"""An embedded Redis-compatible store for the one-command demo.
+
+The demo must run on a machine with nothing but Python. When a ``redis-server`` binary is on the
+PATH, a private one is started on a free loopback port with persistence off (real Redis, real
+speed); otherwise fakeredis serves the Redis protocol from a thread in this process. Either way
+the platform talks to it over TCP with the same client code it uses in production.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import socket
+import subprocess
+import tempfile
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import redis.asyncio as aioredis
+
+__all__ = ["EmbeddedRedis", "EmbeddedRedisError"]
+
+
+class EmbeddedRedisError(RuntimeError):
+    """The embedded store could not be started."""
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@dataclass(frozen=True, slots=True)
+class _Running:
+    kind: Literal["redis-server", "fakeredis"]
+    port: int
+
+
+class EmbeddedRedis:
+    """Starts and stops a loopback Redis-compatible server.
+
+    Args:
+        prefer: ``auto`` uses ``redis-server`` when installed, else fakeredis; ``fakeredis``
+            forces the pure-Python store.
+    """
+
+    def __init__(self, prefer: Literal["auto", "fakeredis"] = "auto") -> None:
+        self._prefer = prefer
+        self._process: subprocess.Popen[bytes] | None = None
+        self._fake: object | None = None
+        self._thread: threading.Thread | None = None
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        self._running: _Running | None = None
+
+    @property
+    def kind(self) -> str:
+        """Which server runs: ``redis-server`` or ``fakeredis``."""
+        return self._running.kind if self._running else "stopped"
+
+    def url(self, db: int = 0) -> str:
+        """The URL of logical database ``db``."""
+        if self._running is None:
+            raise EmbeddedRedisError("the embedded store is not running")
+        return f"redis://127.0.0.1:{self._running.port}/{db}"
+
+    async def start(self) -> None:
+        """Start the server and wait until it answers PING."""
+        binary = shutil.which("redis-server")
+        if binary is not None and self._prefer == "auto":
+            await asyncio.to_thread(self._start_redis_server, binary)
+        else:
+            self._start_fakeredis()
+        await self._wait_ready()
+
+    def _start_redis_server(self, binary: str) -> None:
+        self._tmp = tempfile.TemporaryDirectory(prefix="mdp-demo-redis-")
+        port = _free_port()
+        args = [
+            binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
+            "no", "--dir", self._tmp.name, "--logfile", str(Path(self._tmp.name) / "redis.log"),
+            "--protected-mode", "yes",
+        ]  # fmt: skip
+        self._process = subprocess.Popen(  # noqa: S603 - fixed arguments, binary from PATH
+            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+        )
+        self._running = _Running("redis-server", port)
+
+    def _start_fakeredis(self) -> None:
+        from fakeredis import TcpFakeServer  # noqa: PLC0415 - only the fallback needs it
+
+        server = TcpFakeServer(("127.0.0.1", 0), server_type="redis")
+        self._fake = server
+        self._thread = threading.Thread(target=server.serve_forever, name="fakeredis", daemon=True)
+        self._thread.start()
+        self._running = _Running("fakeredis", int(server.server_address[1]))
+
+    async def _wait_ready(self, attempts: int = 100) -> None:
+        client = aioredis.from_url(self.url())
+        try:
+            for _ in range(attempts):
+                with contextlib.suppress(OSError, aioredis.ConnectionError):
+                    if await client.ping():
+                        return
+                if self._process is not None and self._process.poll() is not None:
+                    break
+                await asyncio.sleep(0.05)
+        finally:
+            await client.aclose()
+        await self.stop()
+        raise EmbeddedRedisError("the embedded Redis did not start")
+
+    async def stop(self) -> None:
+        """Stop the server and remove its files."""
+        if self._process is not None:
+            self._process.terminate()
+            try:
+                await asyncio.to_thread(self._process.wait, 5)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+            self._process = None
+        if self._fake is not None:
+            self._fake.shutdown()  # type: ignore[attr-defined]
+            self._fake.server_close()  # type: ignore[attr-defined]
+            self._fake = None
+        if self._tmp is not None:
+            self._tmp.cleanup()
+            self._tmp = None
+        self._running = None
+
+    async def __aenter__(self) -> EmbeddedRedis:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()

@@ -1,0 +1,310 @@
+"""Fan-out hub: one Redis pub/sub link per process, shared by every client.
+
+The hub reference-counts subscriptions: the first client that wants ``quote:AAPL`` (or the
+pattern ``quote:*``) makes the link subscribe, the last one to leave makes it unsubscribe.
+Each published message is validated and turned into its outgoing frame **once**, then handed
+to every interested client's queue without awaiting any client.
+
+Dispatch keys, fixing the historical wildcard bug: a plain ``message`` is routed by its concrete
+channel to exact subscribers; a ``pmessage`` is routed by the *pattern* Redis matched to
+pattern subscribers (Redis names both), and the frame always names the concrete feed.
+
+Snapshots are read through a separate pooled client, so a slow ``SCAN`` never holds up delivery.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Final, Protocol, cast
+
+import msgspec
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError, ResponseError
+
+from mdp_core.logging import get_logger
+from mdp_wds.access import FeedRef
+from mdp_wds.link import Kind, PubSubLink
+from mdp_wds.protocol import Frame, list_snapshot_data, update_frame
+from mdp_wds.stats import WdsStats
+
+__all__ = ["Hub", "SnapshotItem", "SnapshotUnavailable", "Subscriber"]
+
+_log = get_logger(__name__)
+
+_SCAN_COUNT: Final = 1_000
+_NULL: Final = b"null"
+
+
+class SnapshotUnavailable(Exception):
+    """The cache could not be read (Redis down or failing); the client gets ``unavailable``."""
+
+
+class Subscriber(Protocol):
+    """**Protocol:** what the hub needs from a client session."""
+
+    def deliver(self, key: str, seq: int, frame: Frame) -> None:
+        """Take one update for subscription ``key``; must not block or await."""
+        ...
+
+    def resync(self) -> None:
+        """Re-send snapshots of every subscription (after a pub/sub gap)."""
+        ...
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotItem:
+    """One feed's current content: ``data`` is JSON (a value, an array or ``null``)."""
+
+    feed: str
+    data: bytes
+
+
+class _Stamp(msgspec.Struct):
+    as_of_ms: float | None = None
+    published_ms: float | None = None
+
+
+_STAMP: Final = msgspec.json.Decoder(_Stamp)
+_ANY: Final = msgspec.json.Decoder()
+
+
+def _event_time_ms(payload: bytes) -> float | None:
+    """The payload's event time, validating that it is JSON at all.
+
+    Raises:
+        msgspec.DecodeError: when the payload is not valid JSON.
+    """
+    try:
+        stamp = _STAMP.decode(payload)
+    except msgspec.ValidationError:
+        _ANY.decode(payload)  # not an object with numeric stamps: still has to be JSON
+        return None
+    return stamp.published_ms if stamp.published_ms is not None else stamp.as_of_ms
+
+
+def _kind(ref: FeedRef) -> Kind:
+    return "pattern" if ref.is_pattern else "channel"
+
+
+class Hub:
+    """Shared subscriptions, dispatch and snapshot reads for one WDS process.
+
+    Args:
+        redis_url: The widget data cache (WDC).
+        stats: Where the hub counts messages, subscriptions and link state.
+        backoff_initial: First reconnect delay of the pub/sub link.
+        backoff_max: Cap of the reconnect delay.
+        ping_interval: Keepalive of the pub/sub link.
+    """
+
+    def __init__(
+        self,
+        redis_url: str,
+        stats: WdsStats,
+        *,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+        ping_interval: float = 15.0,
+    ) -> None:
+        self._stats = stats
+        self._redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        self._link = PubSubLink(
+            redis_url,
+            self._on_message,
+            on_resync=self._on_resync,
+            on_state=self._on_state,
+            backoff_initial=backoff_initial,
+            backoff_max=backoff_max,
+            ping_interval=ping_interval,
+        )
+        self._exact: dict[str, set[Subscriber]] = {}
+        self._patterns: dict[str, tuple[FeedRef, set[Subscriber]]] = {}
+        self._seq = itertools.count(1)
+        self._last_seq = 0
+
+    @property
+    def connected(self) -> bool:
+        """Whether the pub/sub link is up (readiness)."""
+        return self._link.connected
+
+    @property
+    def last_seq(self) -> int:
+        """Sequence number of the last dispatched message (snapshot/update ordering)."""
+        return self._last_seq
+
+    def start(self) -> None:
+        """Start the pub/sub link."""
+        self._link.start()
+
+    async def wait_connected(self, within: float | None = None) -> bool:
+        """Wait for the pub/sub link; ``False`` when ``within`` seconds pass first."""
+        return await self._link.wait_connected(within)
+
+    async def close(self) -> None:
+        """Stop the link and the snapshot client."""
+        await self._link.stop()
+        await self._redis.aclose()
+
+    # --- subscriptions --------------------------------------------------------------------
+
+    async def add(self, subscriber: Subscriber, ref: FeedRef) -> bool:
+        """Register ``subscriber`` for ``ref`` and make sure Redis delivers it.
+
+        Returns:
+            ``True`` once the Redis subscription is confirmed active, ``False`` when the link is
+            down (it is made on reconnect, followed by a resync).
+        """
+        if ref.is_pattern:
+            entry = self._patterns.setdefault(ref.name, (ref, set()))
+            subscribers = entry[1]
+        else:
+            subscribers = self._exact.setdefault(ref.name, set())
+        subscribers.add(subscriber)
+        # Every adder awaits a confirmation: a second client must not read its snapshot
+        # before the first client's SUBSCRIBE is active either.
+        active = await self._link.subscribe(ref.name, _kind(ref))
+        self._stats.redis_subscriptions = self._link.subscription_count
+        return active
+
+    def remove(self, subscriber: Subscriber, ref: FeedRef) -> None:
+        """Unregister; the last subscriber of a name makes the link unsubscribe."""
+        if ref.is_pattern:
+            entry = self._patterns.get(ref.name)
+            subscribers = entry[1] if entry is not None else None
+        else:
+            subscribers = self._exact.get(ref.name)
+        if subscribers is None:
+            return
+        subscribers.discard(subscriber)
+        if not subscribers:
+            if ref.is_pattern:
+                del self._patterns[ref.name]
+            else:
+                del self._exact[ref.name]
+            self._link.unsubscribe(ref.name, _kind(ref))
+            self._stats.redis_subscriptions = self._link.subscription_count
+
+    def subscriber_count(self, name: str) -> int:
+        """Clients following a name or pattern (for tests and ``/status``)."""
+        if name in self._patterns:
+            return len(self._patterns[name][1])
+        return len(self._exact.get(name, ()))
+
+    # --- dispatch -------------------------------------------------------------------------
+
+    def _on_message(self, channel: bytes, pattern: bytes | None, payload: bytes) -> None:
+        self._stats.messages_in += 1
+        try:
+            name = channel.decode()
+            key = name if pattern is None else pattern.decode()
+        except UnicodeDecodeError:
+            return
+        if pattern is None:
+            targets: Iterable[Subscriber] | None = self._exact.get(key)
+        else:
+            entry = self._patterns.get(key)
+            # A glob such as quote:* also matches names outside the feed (quote:a:b).
+            targets = entry[1] if entry is not None and entry[0].feed.matches(name) else None
+        if not targets:
+            return
+        try:
+            as_of_ms = _event_time_ms(payload)
+        except msgspec.DecodeError:
+            self._stats.bad_payloads += 1
+            _log.warning("published payload is not JSON; skipped", feed=name)
+            return
+        frame = update_frame(name, payload, as_of_ms)
+        seq = next(self._seq)
+        self._last_seq = seq
+        for subscriber in tuple(targets):
+            subscriber.deliver(key, seq, frame)
+
+    def _on_resync(self) -> None:
+        self._stats.redis_reconnects += 1
+        subscribers: set[Subscriber] = set()
+        for exact in self._exact.values():
+            subscribers.update(exact)
+        for _, patterned in self._patterns.values():
+            subscribers.update(patterned)
+        _log.info("re-sending snapshots after a pub/sub gap", clients=len(subscribers))
+        for subscriber in subscribers:
+            subscriber.resync()
+
+    def _on_state(self, up: bool) -> None:
+        self._stats.redis_connected = up
+
+    # --- snapshots ------------------------------------------------------------------------
+
+    def _checked(self, feed: str, data: bytes | None) -> bytes:
+        if data is None:
+            return _NULL
+        try:
+            _ANY.decode(data)
+        except msgspec.DecodeError:
+            self._stats.bad_payloads += 1
+            _log.warning("stored payload is not JSON; sent as null", feed=feed)
+            return _NULL
+        return data
+
+    def _checked_list(self, feed: str, elements: list[bytes]) -> bytes:
+        good = [e for e in elements if self._checked(feed, e) is not _NULL]
+        return list_snapshot_data(good)
+
+    async def snapshot(self, ref: FeedRef, limit: int) -> list[SnapshotItem]:
+        """Read the current content of a feed (value: GET; list: LRANGE; pattern: SCAN+MGET).
+
+        A missing value feed yields ``null``; a pattern yields one item per existing matching
+        feed, at most ``limit`` of them.
+
+        Raises:
+            SnapshotUnavailable: when Redis cannot be read.
+        """
+        try:
+            if not ref.is_pattern:
+                return [await self._read_one(ref.name, ref, limit)]
+            names: list[str] = []
+            async for raw in self._redis.scan_iter(match=ref.name, count=_SCAN_COUNT):
+                name = raw.decode(errors="replace")
+                if ref.feed.matches(name):
+                    names.append(name)
+                    if len(names) >= limit:
+                        break
+            return await self._read_many(names, ref, limit)
+        except RedisError as exc:
+            raise SnapshotUnavailable(str(exc)) from exc
+
+    async def _read_one(self, name: str, ref: FeedRef, limit: int) -> SnapshotItem:
+        try:
+            if ref.feed.shape == "list":
+                elements = cast("list[bytes]", await self._redis.lrange(name, 0, limit - 1))
+                return SnapshotItem(name, self._checked_list(name, elements))
+            value = cast("bytes | None", await self._redis.get(name))
+        except ResponseError:  # WRONGTYPE: someone wrote another type under a feed name
+            self._stats.bad_payloads += 1
+            return SnapshotItem(name, _NULL)
+        return SnapshotItem(name, self._checked(name, value))
+
+    async def _read_many(self, names: list[str], ref: FeedRef, limit: int) -> list[SnapshotItem]:
+        if not names:
+            return []
+        if ref.feed.shape == "list":
+            pipe = self._redis.pipeline(transaction=False)
+            for name in names:
+                pipe.lrange(name, 0, limit - 1)
+            lists = await pipe.execute(raise_on_error=False)
+            return [
+                SnapshotItem(name, self._checked_list(name, elements))
+                for name, elements in zip(names, lists, strict=True)
+                if isinstance(elements, list) and elements
+            ]
+        try:
+            values = cast("list[bytes | None]", await self._redis.mget(names))
+        except ResponseError:
+            values = [None] * len(names)
+        return [
+            SnapshotItem(name, self._checked(name, value))
+            for name, value in zip(names, values, strict=True)
+            if value is not None
+        ]

@@ -1,0 +1,322 @@
+"""One Redis connection in subscriber mode, owned explicitly: reconnect, resubscribe, notify.
+
+redis-py's pub/sub object reconnects and resubscribes behind the caller's back, which hides the
+one event the WDS must act on (after a gap, every client's snapshot is stale and must be re-sent)
+and makes concurrent subscribe/read on one socket fragile. This module speaks the few RESP2
+commands a subscriber needs over a plain asyncio stream instead:
+
+* :meth:`PubSubLink.subscribe` sends ``SUBSCRIBE``/``PSUBSCRIBE`` and returns once Redis has
+  confirmed it, so a caller may read a snapshot knowing no later publish can be missed.
+* A single reader task dispatches ``message``/``pmessage`` to a callback (never awaited per
+  client; the callback must not block).
+* On any connection loss it reconnects with jittered exponential backoff, re-subscribes every
+  channel and pattern in one command each, and calls ``on_resync`` once Redis has confirmed all
+  of them.
+* A PING every ``ping_interval`` detects a half-open connection (no answer for two intervals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+import ssl
+from collections import defaultdict, deque
+from collections.abc import Callable
+from typing import Final, Literal
+from urllib.parse import unquote, urlsplit
+
+from mdp_core.logging import get_logger
+
+__all__ = ["LinkError", "PubSubLink", "RespError"]
+
+_log = get_logger(__name__)
+
+Kind = Literal["channel", "pattern"]
+RespValue = bytes | int | list["RespValue"] | None
+
+_CONNECT_TIMEOUT: Final = 5.0
+
+
+class LinkError(Exception):
+    """The link to Redis is unusable (connection refused, dropped or misbehaving)."""
+
+
+class RespError(LinkError):
+    """Redis answered with an error reply."""
+
+
+def _encode(*args: str | bytes) -> bytes:
+    out = [b"*%d\r\n" % len(args)]
+    for arg in args:
+        data = arg.encode() if isinstance(arg, str) else arg
+        out.append(b"$%d\r\n%s\r\n" % (len(data), data))
+    return b"".join(out)
+
+
+async def _read(reader: asyncio.StreamReader) -> RespValue:
+    line = await reader.readuntil(b"\r\n")
+    kind, body = line[:1], line[1:-2]
+    if kind == b"*":
+        count = int(body)
+        if count < 0:
+            return None
+        return [await _read(reader) for _ in range(count)]
+    if kind == b"$":
+        size = int(body)
+        if size < 0:
+            return None
+        data = await reader.readexactly(size + 2)
+        return data[:-2]
+    if kind == b":":
+        return int(body)
+    if kind == b"+":
+        return body
+    if kind == b"-":
+        raise RespError(body.decode(errors="replace"))
+    raise LinkError(f"unexpected RESP type {kind!r}")
+
+
+MessageCallback = Callable[[bytes, bytes | None, bytes], None]
+"""``(channel, pattern or None, payload)`` for each published message."""
+
+
+class PubSubLink:
+    """A self-healing Redis subscriber connection.
+
+    Args:
+        url: ``redis://[user:password@]host:port[/db]`` (``rediss://`` for TLS). Pub/sub is not
+            scoped by database, so the database number is ignored.
+        on_message: Called for each message, on the event loop, without awaiting.
+        on_resync: Called after a reconnect once every subscription is active again (not on
+            the first connect).
+        on_state: Called with ``True``/``False`` when the link comes up or goes down.
+        backoff_initial: First reconnect delay, doubled per failure with full jitter.
+        backoff_max: Cap of the reconnect delay.
+        ping_interval: Seconds between keepalive PINGs.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        on_message: MessageCallback,
+        *,
+        on_resync: Callable[[], None] = lambda: None,
+        on_state: Callable[[bool], None] = lambda _up: None,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+        ping_interval: float = 15.0,
+    ) -> None:
+        parts = urlsplit(url)
+        if parts.scheme not in {"redis", "rediss"}:
+            msg = f"the pub/sub link needs a redis:// or rediss:// URL; got {parts.scheme!r}"
+            raise ValueError(msg)
+        self._host = parts.hostname or "127.0.0.1"
+        self._port = parts.port or 6379
+        self._tls = parts.scheme == "rediss"
+        self._username = unquote(parts.username) if parts.username else None
+        self._password = unquote(parts.password) if parts.password is not None else None
+        self._on_message = on_message
+        self._on_resync = on_resync
+        self._on_state = on_state
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._ping_interval = ping_interval
+        self._wanted: dict[Kind, set[bytes]] = {"channel": set(), "pattern": set()}
+        self._confirm: defaultdict[tuple[Kind, bytes], deque[asyncio.Future[bool]]] = defaultdict(
+            deque
+        )
+        self._writer: asyncio.StreamWriter | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._connected = asyncio.Event()
+        self._stopping = False
+        self._resync_pending = 0
+        self._first_connect = True
+        self._last_seen = 0.0
+
+    @property
+    def connected(self) -> bool:
+        """Whether the link is up and subscribed to everything wanted."""
+        return self._connected.is_set()
+
+    @property
+    def subscription_count(self) -> int:
+        """Channels plus patterns currently wanted."""
+        return len(self._wanted["channel"]) + len(self._wanted["pattern"])
+
+    async def wait_connected(self, within: float | None = None) -> bool:
+        """Wait until the link is up; ``False`` when ``within`` seconds pass first."""
+        try:
+            await asyncio.wait_for(self._connected.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def start(self) -> None:
+        """Start the connection task (idempotent)."""
+        if self._task is None:
+            self._stopping = False
+            self._task = asyncio.get_running_loop().create_task(self._run(), name="wds-pubsub")
+
+    async def stop(self) -> None:
+        """Close the connection and stop reconnecting."""
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._resolve_all(False)
+
+    async def subscribe(self, name: str, kind: Kind) -> bool:
+        """Subscribe to a channel or pattern and wait for Redis to confirm.
+
+        Returns:
+            ``True`` once the subscription is active; ``False`` when the link is down (the
+            subscription is kept and made on reconnect, followed by ``on_resync``).
+        """
+        key = name.encode()
+        self._wanted[kind].add(key)
+        writer = self._writer
+        if writer is None:
+            return False
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._confirm[(kind, key)].append(future)
+        writer.write(_encode("SUBSCRIBE" if kind == "channel" else "PSUBSCRIBE", key))
+        return await future
+
+    def unsubscribe(self, name: str, kind: Kind) -> None:
+        """Drop a channel or pattern (no confirmation needed: late messages are ignored)."""
+        key = name.encode()
+        self._wanted[kind].discard(key)
+        writer = self._writer
+        if writer is not None and self._connected.is_set():
+            writer.write(_encode("UNSUBSCRIBE" if kind == "channel" else "PUNSUBSCRIBE", key))
+
+    # --- connection loop ------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        failures = 0
+        while not self._stopping:
+            try:
+                await self._session()
+                failures = 0
+            except asyncio.CancelledError:
+                raise
+            except (OSError, EOFError, LinkError, asyncio.IncompleteReadError, ValueError) as exc:
+                _log.warning("redis pub/sub link lost", error=repr(exc), failures=failures + 1)
+            finally:
+                self._down()
+            delay = min(self._backoff_max, self._backoff_initial * 2**failures)
+            failures += 1
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        context = ssl.create_default_context() if self._tls else None
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(self._host, self._port, ssl=context, limit=2**20),
+            _CONNECT_TIMEOUT,
+        )
+        if self._password is not None:
+            args = ["AUTH", self._password]
+            if self._username:
+                args.insert(1, self._username)
+            writer.write(_encode(*args))
+            await asyncio.wait_for(_read(reader), _CONNECT_TIMEOUT)  # raises RespError
+        return reader, writer
+
+    async def _session(self) -> None:
+        reader, writer = await self._open()
+        self._writer = writer
+        loop = asyncio.get_running_loop()
+        self._last_seen = loop.time()
+        channels, patterns = sorted(self._wanted["channel"]), sorted(self._wanted["pattern"])
+        self._resync_pending = len(channels) + len(patterns)
+        if channels:
+            writer.write(_encode("SUBSCRIBE", *channels))
+        if patterns:
+            writer.write(_encode("PSUBSCRIBE", *patterns))
+        await writer.drain()
+        if self._resync_pending == 0:
+            self._up()
+        pinger = loop.create_task(self._keepalive(writer))
+        try:
+            while True:
+                reply = await _read(reader)
+                self._last_seen = loop.time()
+                self._handle(reply)
+        finally:
+            pinger.cancel()
+            writer.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+    async def _keepalive(self, writer: asyncio.StreamWriter) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self._ping_interval)
+            if loop.time() - self._last_seen > 2 * self._ping_interval:
+                _log.warning("redis pub/sub link silent; reconnecting")
+                writer.transport.abort()
+                return
+            writer.write(_encode("PING"))
+
+    def _handle(self, reply: RespValue) -> None:
+        if not isinstance(reply, list) or not reply or not isinstance(reply[0], bytes):
+            return
+        kind = reply[0]
+        if kind == b"message" and len(reply) == 3:  # the hot path first
+            channel, payload = reply[1], reply[2]
+            if isinstance(channel, bytes) and isinstance(payload, bytes):
+                self._on_message(channel, None, payload)
+        elif kind == b"pmessage" and len(reply) == 4:
+            pattern, channel, payload = reply[1], reply[2], reply[3]
+            if (
+                isinstance(pattern, bytes)
+                and isinstance(channel, bytes)
+                and isinstance(payload, bytes)
+            ):
+                self._on_message(channel, pattern, payload)
+        elif kind in {b"subscribe", b"psubscribe"} and isinstance(reply[1], bytes):
+            self._confirmed("channel" if kind == b"subscribe" else "pattern", reply[1])
+
+    def _confirmed(self, kind: Kind, key: bytes) -> None:
+        # Replies come in command order; whichever command a reply answers, the subscription
+        # is active, so a waiter may be released by the resubscribe's reply and vice versa.
+        waiters = self._confirm.get((kind, key))
+        if waiters:
+            future = waiters.popleft()
+            if not future.done():
+                future.set_result(True)
+            if not waiters:
+                del self._confirm[(kind, key)]
+        elif self._resync_pending > 0:
+            self._resync_pending -= 1
+            if self._resync_pending == 0:
+                self._up()
+
+    def _up(self) -> None:
+        self._connected.set()
+        self._on_state(True)
+        if self._first_connect:
+            self._first_connect = False
+            _log.info("redis pub/sub link up", subscriptions=self.subscription_count)
+        else:
+            _log.info("redis pub/sub link restored", subscriptions=self.subscription_count)
+            self._on_resync()
+
+    def _down(self) -> None:
+        was_up = self._connected.is_set()
+        self._connected.clear()
+        self._writer = None
+        self._resync_pending = 0
+        self._resolve_all(False)
+        if was_up:
+            self._on_state(False)
+
+    def _resolve_all(self, value: bool) -> None:
+        for waiters in self._confirm.values():
+            for future in waiters:
+                if not future.done():
+                    future.set_result(value)
+        self._confirm.clear()

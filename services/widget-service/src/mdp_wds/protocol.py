@@ -1,0 +1,205 @@
+"""The WDS wire protocol v1: client requests, server messages, error and close codes.
+
+Server messages that carry feed data are assembled from bytes (the payload exactly as stored or
+published, never re-encoded), so one published update is encoded once however many clients
+receive it. Everything else is small and encoded with msgspec.
+
+See ``docs/reference/wds-protocol.md`` for the narrative and examples.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import msgspec
+
+__all__ = [
+    "PROTOCOL_VERSION",
+    "BadRequest",
+    "CloseCode",
+    "ErrorCode",
+    "Frame",
+    "Request",
+    "decode_request",
+    "encode_message",
+    "list_snapshot_data",
+    "snapshot_frame",
+    "update_frame",
+]
+
+PROTOCOL_VERSION: Final = 1
+
+
+class CloseCode(enum.IntEnum):
+    """Websocket close codes the WDS uses, and what each means to a client."""
+
+    GOING_AWAY = 1001  # server shutting down: reconnect (elsewhere)
+    FRAME_TOO_BIG = 1009
+    INTERNAL_ERROR = 1011
+    UNAUTHENTICATED = 4001  # no/late/invalid/expired authentication
+    ORIGIN_NOT_ALLOWED = 4003
+    RATE_LIMITED = 4008
+    TOO_SLOW = 4009  # send queue overflow
+    TOO_MANY_CONNECTIONS = 4029
+
+
+class ErrorCode(enum.StrEnum):
+    """``code`` of an ``error`` message; the socket stays open after any of them."""
+
+    BAD_REQUEST = "bad_request"
+    UNKNOWN_FEED = "unknown_feed"
+    FORBIDDEN_FEED = "forbidden_feed"
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+    UNAVAILABLE = "unavailable"  # addition: the cache could not be read right now; retried
+
+
+@dataclass(frozen=True, slots=True)
+class Frame:
+    """A server message ready to send, shared by every client that receives it.
+
+    Attributes:
+        data: The encoded JSON text (UTF-8 bytes, sent as a text frame).
+        as_of_ms: The event time found in the payload (``as_of_ms``/``published_ms``), used for
+            the delivery-lag metric; ``None`` when the payload carries none.
+    """
+
+    data: bytes
+    as_of_ms: float | None = None
+
+
+class BadRequest(Exception):
+    """A client message that is not a valid request; answered with ``bad_request``."""
+
+    def __init__(self, message: str, request_id: int | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.request_id = request_id
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """A decoded client message.
+
+    Attributes:
+        op: ``auth``, ``subscribe``, ``unsubscribe``, ``get`` or ``ping``.
+        id: Optional request id echoed in the reply.
+        token: ``auth`` with a signed token.
+        key: ``auth`` with the static development key.
+        feeds: ``subscribe``/``unsubscribe``.
+        feed: ``get``.
+        snapshot: ``subscribe``: send the snapshot first (default true).
+        limit: Snapshot size (list elements / pattern matches), or ``None`` for the default.
+    """
+
+    op: str
+    id: int | None = None
+    token: str | None = None
+    key: str | None = None
+    feeds: tuple[str, ...] = ()
+    feed: str | None = None
+    snapshot: bool = True
+    limit: int | None = None
+
+
+_OPS: Final = frozenset({"auth", "subscribe", "unsubscribe", "get", "ping"})
+_DECODER: Final = msgspec.json.Decoder()
+_ENCODER: Final = msgspec.json.Encoder()
+_MAX_FEEDS_PER_REQUEST: Final = 1_000
+
+
+def _int_or_none(value: object, name: str, request_id: int | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise BadRequest(f"'{name}' must be an integer", request_id)
+    return value
+
+
+def _string(value: object, name: str, request_id: int | None) -> str:
+    if not isinstance(value, str) or not value:
+        raise BadRequest(f"'{name}' must be a non-empty string", request_id)
+    return value
+
+
+def _feeds(value: object, request_id: int | None) -> tuple[str, ...]:
+    if not isinstance(value, list) or not value:
+        raise BadRequest("'feeds' must be a non-empty list of feed names", request_id)
+    if len(value) > _MAX_FEEDS_PER_REQUEST:
+        raise BadRequest(f"at most {_MAX_FEEDS_PER_REQUEST} feeds per request", request_id)
+    names = tuple(_string(item, "feeds[]", request_id) for item in value)
+    return tuple(dict.fromkeys(names))  # de-duplicated, order kept
+
+
+def decode_request(raw: str | bytes) -> Request:
+    """Parse and validate one client message.
+
+    Raises:
+        BadRequest: for anything that is not a well-formed request (with the id when readable).
+    """
+    try:
+        message: Any = _DECODER.decode(raw)
+    except msgspec.DecodeError:
+        raise BadRequest("the message is not valid JSON") from None
+    if not isinstance(message, dict):
+        raise BadRequest("a message is a JSON object with an 'op'")
+    raw_id = message.get("id")
+    request_id = _int_or_none(raw_id, "id", None)
+    op = message.get("op")
+    if op not in _OPS:
+        raise BadRequest(f"unknown op {op!r}; expected one of {sorted(_OPS)}", request_id)
+    if op == "auth":
+        token, key = message.get("token"), message.get("key")
+        if token is None and key is None:
+            raise BadRequest("'auth' needs a 'token'", request_id)
+        return Request(
+            op=op,
+            id=request_id,
+            token=None if token is None else _string(token, "token", request_id),
+            key=None if key is None else _string(key, "key", request_id),
+        )
+    limit = _int_or_none(message.get("limit"), "limit", request_id)
+    if limit is not None and limit < 1:
+        raise BadRequest("'limit' must be at least 1", request_id)
+    if op in {"subscribe", "unsubscribe"}:
+        snapshot = message.get("snapshot", True)
+        if not isinstance(snapshot, bool):
+            raise BadRequest("'snapshot' must be true or false", request_id)
+        feeds = _feeds(message.get("feeds"), request_id)
+        return Request(op=op, id=request_id, feeds=feeds, snapshot=snapshot, limit=limit)
+    if op == "get":
+        feed = _string(message.get("feed"), "feed", request_id)
+        return Request(op=op, id=request_id, feed=feed, limit=limit)
+    return Request(op=op, id=request_id)
+
+
+def encode_message(op: str, request_id: int | None = None, **fields: object) -> bytes:
+    """Encode a control message (``auth_ok``, ``subscribed``, ``error``, ``pong`` ...)."""
+    body: dict[str, object] = {"op": op}
+    if request_id is not None or op == "error":
+        body["id"] = request_id
+    body.update(fields)
+    return _ENCODER.encode(body)
+
+
+def update_frame(feed: str, payload: bytes, as_of_ms: float | None = None) -> Frame:
+    """``{"op":"update","feed":...,"data":<payload>}`` built from the published bytes."""
+    return Frame(
+        b'{"op":"update","feed":' + _ENCODER.encode(feed) + b',"data":' + payload + b"}",
+        as_of_ms,
+    )
+
+
+def snapshot_frame(feed: str, data: bytes, request_id: int | None = None) -> Frame:
+    """``{"op":"snapshot","feed":...,"data":<data>}`` (``id`` when answering a ``get``)."""
+    head = b'{"op":"snapshot",'
+    if request_id is not None:
+        head += b'"id":' + str(request_id).encode() + b","
+    return Frame(head + b'"feed":' + _ENCODER.encode(feed) + b',"data":' + data + b"}")
+
+
+def list_snapshot_data(elements: Sequence[bytes]) -> bytes:
+    """A JSON array of already-encoded elements (newest first, as stored)."""
+    return b"[" + b",".join(elements) + b"]"

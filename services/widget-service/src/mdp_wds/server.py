@@ -1,0 +1,209 @@
+"""The WDS server: websockets on ``/ws`` plus health and metrics on the same port.
+
+Handshake-time defences run in ``process_request`` before any websocket exists: unknown paths
+get 404 and a browser Origin outside the allow-list gets 403 (OWASP ASVS 4.4.2; a refused
+handshake costs nothing per connection). Connection caps are enforced right after the upgrade
+with close code 4029, which a browser can read (it cannot read an HTTP status). Compression is
+off: per-message deflate costs ~50 KiB per connection and CPU per client per message, and the
+same bytes go to every client.
+
+Health endpoints (same port as ``/ws``): ``/livez`` (the event loop answers), ``/readyz`` (the
+Redis pub/sub link is up and the server is not stopping), ``/metrics`` (Prometheus text) and
+``/status`` (JSON counters).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http
+from collections import Counter
+from typing import Final
+
+import msgspec
+from websockets.asyncio.server import Server, ServerConnection, serve
+from websockets.datastructures import Headers
+from websockets.http11 import Request, Response
+
+from mdp_core.clock import Clock, LiveClock
+from mdp_core.logging import get_logger
+from mdp_wds.hub import Hub
+from mdp_wds.protocol import CloseCode
+from mdp_wds.session import ClientSession
+from mdp_wds.settings import WdsSettings
+from mdp_wds.stats import WdsStats
+
+__all__ = ["WS_PATH", "WidgetServer"]
+
+_log = get_logger(__name__)
+
+WS_PATH: Final = "/ws"
+_PROMETHEUS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+
+
+def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
+    headers = Headers([("Content-Type", content_type), ("Content-Length", str(len(body)))])
+    return Response(status.value, status.phrase, headers, body)
+
+
+class WidgetServer:
+    """The widget data service, usable in-process (tests, the demo) or from ``mdp-wds``.
+
+    Args:
+        settings: Listen address, limits, secrets and the WDC URL (``wdc_redis_url``).
+        clock: Wall time for tokens and lag; a :class:`LiveClock` by default.
+    """
+
+    def __init__(self, settings: WdsSettings, *, clock: Clock | None = None) -> None:
+        if settings.token_secret is None and settings.dev_key is None:
+            msg = "the WDS needs MDP_WDS_TOKEN_SECRET (or MDP_WDS_DEV_KEY for development)"
+            raise ValueError(msg)
+        self.settings = settings
+        self.stats = WdsStats()
+        self._clock = clock or LiveClock()
+        self.hub = Hub(
+            settings.wdc_redis_url,
+            self.stats,
+            backoff_initial=settings.redis_backoff_initial_seconds,
+            backoff_max=settings.redis_backoff_max_seconds,
+            ping_interval=settings.redis_ping_interval_seconds,
+        )
+        self._server: Server | None = None
+        self._per_address: Counter[str] = Counter()
+        self._sessions: set[ClientSession] = set()
+        self._stopping = False
+        self._origins = frozenset(settings.allowed_origins)
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        if self._server is None:
+            msg = "the server is not started"
+            raise RuntimeError(msg)
+        for sock in self._server.sockets:
+            return int(sock.getsockname()[1])
+        msg = "the server has no listening socket"
+        raise RuntimeError(msg)
+
+    @property
+    def url(self) -> str:
+        """``ws://host:port/ws`` of the running server."""
+        return f"ws://{self.settings.host}:{self.port}{WS_PATH}"
+
+    @property
+    def sessions(self) -> frozenset[ClientSession]:
+        """Open client sessions."""
+        return frozenset(self._sessions)
+
+    async def start(self) -> None:
+        """Start the Redis link and listen (returns once listening)."""
+        self.hub.start()
+        s = self.settings
+        self._server = await serve(
+            self._handle,
+            s.host,
+            s.port,
+            process_request=self._process_request,
+            compression=None,
+            max_size=s.max_frame_bytes,
+            max_queue=16,
+            write_limit=s.write_limit_bytes,
+            ping_interval=s.ping_interval_seconds,
+            ping_timeout=s.ping_interval_seconds,
+            close_timeout=s.close_timeout_seconds,
+            server_header="mdp-wds",
+        )
+        _log.info("wds listening", url=self.url)
+
+    async def stop(self) -> None:
+        """Graceful stop: refuse new sockets, close open ones with 1001, stop the Redis link."""
+        self._stopping = True
+        if self._server is not None:
+            self._server.close(close_connections=True)
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    self._server.wait_closed(), self.settings.close_timeout_seconds + 5
+                )
+        await self.hub.close()
+        _log.info("wds stopped")
+
+    async def __aenter__(self) -> WidgetServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.stop()
+
+    # --- HTTP side ------------------------------------------------------------------------
+
+    def _process_request(self, connection: ServerConnection, request: Request) -> Response | None:
+        path = request.path.split("?", 1)[0]
+        if path == WS_PATH:
+            return self._check_origin(request.headers.get("Origin"))
+        if path == "/livez":
+            return _response(http.HTTPStatus.OK, b"ok\n", "text/plain")
+        if path == "/readyz":
+            ready = self.hub.connected and not self._stopping
+            status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
+            return _response(status, b"ready\n" if ready else b"not ready\n", "text/plain")
+        if path == "/metrics":
+            return _response(http.HTTPStatus.OK, self.stats.prometheus().encode(), _PROMETHEUS_TYPE)
+        if path == "/status":
+            body = msgspec.json.encode(
+                {"service": "mdp-wds", "ready": self.hub.connected, **self.stats.as_dict()}
+            )
+            return _response(http.HTTPStatus.OK, body, "application/json")
+        return _response(http.HTTPStatus.NOT_FOUND, b"not found\n", "text/plain")
+
+    def _check_origin(self, origin: str | None) -> Response | None:
+        if origin is None:
+            if self.settings.allow_missing_origin:
+                return None
+        elif "*" in self._origins or origin in self._origins:
+            return None
+        self.stats.violations["bad_origin"] += 1
+        self.stats.disconnects["bad_origin"] += 1
+        _log.info("wds origin refused", origin=origin)
+        return _response(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n", "text/plain")
+
+    # --- websocket side -------------------------------------------------------------------
+
+    async def _refuse(self, ws: ServerConnection, code: CloseCode, reason: str, why: str) -> None:
+        self.stats.violations[why] += 1
+        self.stats.disconnects[why] += 1
+        try:
+            await asyncio.wait_for(ws.close(code, reason), self.settings.close_timeout_seconds)
+        except TimeoutError:
+            ws.transport.abort()
+
+    async def _handle(self, ws: ServerConnection) -> None:
+        remote = ws.remote_address
+        address = str(remote[0]) if isinstance(remote, tuple) and remote else "?"
+        if self._stopping:
+            await self._refuse(ws, CloseCode.GOING_AWAY, "server stopping", "shutdown")
+            return
+        if len(self._sessions) >= self.settings.max_connections:
+            await self._refuse(
+                ws, CloseCode.TOO_MANY_CONNECTIONS, "too many connections", "connection_cap"
+            )
+            return
+        if self._per_address[address] >= self.settings.max_connections_per_address:
+            await self._refuse(
+                ws,
+                CloseCode.TOO_MANY_CONNECTIONS,
+                "too many connections from this address",
+                "address_cap",
+            )
+            return
+        session = ClientSession(ws, self.hub, self.settings, self.stats, self._clock)
+        self._sessions.add(session)
+        self._per_address[address] += 1
+        self.stats.clients = len(self._sessions)
+        try:
+            await session.run()
+        finally:
+            self._sessions.discard(session)
+            self._per_address[address] -= 1
+            if self._per_address[address] <= 0:
+                del self._per_address[address]
+            self.stats.clients = len(self._sessions)

@@ -1,0 +1,490 @@
+"""One client connection: authentication, requests, a bounded send queue and its writer.
+
+Fan-out never waits on a client: the hub calls :meth:`ClientSession.deliver`, which only appends
+to this session's queue. A per-session writer task drains the queue into the socket; when a
+client stops reading, its socket buffer fills, the writer blocks, the queue grows, and at the cap
+the slow-client policy applies (close 4009, or drop the oldest messages), touching no one else.
+
+Snapshot/stream ordering per subscription (the guarantee documented in the protocol reference):
+the Redis subscription is confirmed active *before* the snapshot is read; updates that arrive
+meanwhile are held back; the snapshot is queued; then the held updates that were dispatched after
+the read began are released in order. So a client sees the snapshot first, never misses an
+update published after it, and may at worst see an update the snapshot already contained.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import hmac
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Final
+
+from websockets.asyncio.server import ServerConnection
+from websockets.exceptions import ConnectionClosed
+
+from mdp_core.clock import NS_PER_SECOND, Clock
+from mdp_core.logging import get_logger
+from mdp_core.token import TokenError, TokenExpired, verify_token
+from mdp_wds.access import FeedRef, FeedRefused, Grant, resolve_feed
+from mdp_wds.bucket import TokenBucket
+from mdp_wds.hub import Hub, SnapshotUnavailable
+from mdp_wds.protocol import (
+    BadRequest,
+    CloseCode,
+    ErrorCode,
+    Frame,
+    Request,
+    decode_request,
+    encode_message,
+    snapshot_frame,
+)
+from mdp_wds.settings import WdsSettings
+from mdp_wds.stats import WdsStats
+
+__all__ = ["ClientSession"]
+
+_log = get_logger(__name__)
+
+SERVER_NAME: Final = "mdp-wds/0.1.0"
+_GRANT_ALL: Final = Grant(("*",))
+
+
+@dataclass(slots=True)
+class _Held:
+    """Updates held back for one subscription while its snapshot is being read."""
+
+    frames: list[tuple[int, Frame]] = field(default_factory=list)
+
+
+class ClientSession:
+    """Serves one websocket until it closes.
+
+    Args:
+        ws: The accepted connection.
+        hub: The process's fan-out hub.
+        settings: Limits and secrets.
+        stats: Process counters.
+        clock: Wall time for token expiry and delivery lag; monotonic time for rate limits.
+    """
+
+    def __init__(
+        self,
+        ws: ServerConnection,
+        hub: Hub,
+        settings: WdsSettings,
+        stats: WdsStats,
+        clock: Clock,
+    ) -> None:
+        self._ws = ws
+        self._hub = hub
+        self._settings = settings
+        self._stats = stats
+        self._clock = clock
+        self._grant: Grant | None = None
+        self._subject = ""
+        self._subs: dict[str, FeedRef] = {}
+        self._held: dict[str, _Held] = {}
+        self._queue: deque[Frame] = deque()
+        self._queued_bytes = 0
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._close_reason = ""
+        self._bucket = TokenBucket(settings.rate_per_second, settings.rate_burst, clock.monotonic())
+        self._snapshot_lock = asyncio.Lock()
+        self._expiry: asyncio.TimerHandle | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._writer: asyncio.Task[None] | None = None
+
+    @property
+    def subscriptions(self) -> tuple[str, ...]:
+        """Names this session follows."""
+        return tuple(self._subs)
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Serve the connection: authenticate, then answer requests until it closes."""
+        self._writer = asyncio.get_running_loop().create_task(self._write_loop())
+        try:
+            if await self._authenticate_first():
+                await self._serve()
+        except ConnectionClosed:
+            pass
+        finally:
+            await self._cleanup()
+
+    async def _authenticate_first(self) -> bool:
+        try:
+            raw = await asyncio.wait_for(self._ws.recv(), self._settings.auth_timeout_seconds)
+        except TimeoutError:
+            self._violation("auth_timeout")
+            self.close(CloseCode.UNAUTHENTICATED, "authentication timeout", "auth_timeout")
+            return False
+        if not self._admit_message():
+            return False
+        try:
+            request = decode_request(raw)
+        except BadRequest:
+            request = None
+        if request is None or request.op != "auth":
+            self._violation("unauthenticated")
+            self.close(CloseCode.UNAUTHENTICATED, "authenticate first", "unauthenticated")
+            return False
+        return self._authenticate(request)
+
+    async def _serve(self) -> None:
+        async for raw in self._ws:
+            if self._closing:
+                return
+            if not self._admit_message():
+                return
+            try:
+                request = decode_request(raw)
+            except BadRequest as exc:
+                self._stats.violations["bad_request"] += 1
+                self._error(exc.request_id, ErrorCode.BAD_REQUEST, exc.message)
+                continue
+            await self._dispatch(request)
+
+    async def _cleanup(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+        for ref in self._subs.values():
+            self._hub.remove(self, ref)
+        self._stats.client_subscriptions -= len(self._subs)
+        self._subs.clear()
+        self._held.clear()
+        for task in self._tasks:
+            task.cancel()
+        if self._writer is not None:
+            self._writer.cancel()
+        if not self._closing:
+            self._closing = True
+            self._stats.disconnects[self._ended_by()] += 1
+        self._queue.clear()
+
+    def _ended_by(self) -> str:
+        """Why a connection we did not close ourselves ended (a metric label)."""
+        sent = self._ws.protocol.close_sent
+        if sent is not None and sent.code == CloseCode.GOING_AWAY:
+            return "shutdown"
+        if sent is not None and sent.code == CloseCode.FRAME_TOO_BIG:
+            self._violation("frame_too_big")
+            return "frame_too_big"
+        if self._ws.close_code is None or self._ws.close_code == 1006:
+            return "connection_lost"
+        return "client_closed"
+
+    def close(self, code: CloseCode, reason: str, why: str) -> None:
+        """Close the socket with ``code`` (never blocks; a stalled peer is cut after a timeout).
+
+        Args:
+            code: The websocket close code.
+            reason: Human-readable close reason sent to the client.
+            why: The metric label of the disconnect.
+        """
+        if self._closing:
+            return
+        self._closing = True
+        self._close_reason = why
+        self._stats.disconnects[why] += 1
+        self._queue.clear()
+        self._queued_bytes = 0
+        if self._writer is not None:
+            self._writer.cancel()
+        task = asyncio.get_running_loop().create_task(self._close(code, reason))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _close(self, code: CloseCode, reason: str) -> None:
+        try:
+            await asyncio.wait_for(
+                self._ws.close(code, reason), self._settings.close_timeout_seconds
+            )
+        except TimeoutError:
+            self._ws.transport.abort()
+
+    def _violation(self, reason: str) -> None:
+        self._stats.violations[reason] += 1
+        _log.info(
+            "wds client violation",
+            reason=reason,
+            subject=self._subject or None,
+            address=_address(self._ws),
+        )
+
+    def _admit_message(self) -> bool:
+        if self._bucket.take(self._clock.monotonic()):
+            return True
+        self._violation("rate_limited")
+        self.close(CloseCode.RATE_LIMITED, "rate limit exceeded", "rate_limited")
+        return False
+
+    # --- authentication -------------------------------------------------------------------
+
+    def _authenticate(self, request: Request) -> bool:
+        now_s = self._clock.now_ns() / NS_PER_SECOND
+        secret = self._settings.token_secret
+        dev_key = self._settings.dev_key
+        expires_at: int | None
+        if request.token is not None and secret is not None:
+            try:
+                claims = verify_token(secret.reveal(), request.token, now_s)
+            except TokenError as exc:
+                expired = isinstance(exc, TokenExpired)
+                self._violation("token_expired" if expired else f"token_{exc.kind}")
+                message = "token expired" if expired else "invalid token"
+                why = "token_expired" if expired else "bad_token"
+                self.close(CloseCode.UNAUTHENTICATED, message, why)
+                return False
+            grant, subject, expires_at = Grant.of(claims.feeds), claims.subject, claims.expires_at
+        elif (
+            request.key is not None
+            and dev_key is not None
+            and hmac.compare_digest(request.key.encode(), dev_key.reveal().encode())
+        ):
+            grant, subject, expires_at = _GRANT_ALL, "dev-key", None
+        else:
+            self._violation("bad_credentials")
+            self.close(CloseCode.UNAUTHENTICATED, "invalid credentials", "bad_token")
+            return False
+        self._grant, self._subject = grant, subject
+        self._schedule_expiry(expires_at, now_s)
+        self._revoke_ungranted(request.id)
+        self._send(
+            encode_message(
+                "auth_ok",
+                request.id,
+                expires_at=expires_at,
+                feeds=list(grant.patterns),
+                server=SERVER_NAME,
+            )
+        )
+        return True
+
+    def _schedule_expiry(self, expires_at: int | None, now_s: float) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
+        if expires_at is not None:
+            delay = max(0.0, expires_at - now_s)
+            self._expiry = asyncio.get_running_loop().call_later(delay, self._expired)
+
+    def _expired(self) -> None:
+        self._violation("token_expired")
+        self.close(CloseCode.UNAUTHENTICATED, "token expired", "token_expired")
+
+    def _revoke_ungranted(self, request_id: int | None) -> None:
+        """After a refresh, drop subscriptions the new token no longer grants."""
+        grant = self._grant
+        if grant is None:
+            return
+        for name, ref in list(self._subs.items()):
+            if not grant.allows(name):
+                self._drop(name, ref)
+                self._error(
+                    request_id, ErrorCode.FORBIDDEN_FEED, f"the new token does not grant {name!r}"
+                )
+
+    # --- requests -------------------------------------------------------------------------
+
+    async def _dispatch(self, request: Request) -> None:
+        if request.op == "ping":
+            self._send(encode_message("pong", request.id))
+        elif request.op == "auth":
+            self._authenticate(request)
+        elif request.op == "subscribe":
+            await self._subscribe(request)
+        elif request.op == "unsubscribe":
+            self._unsubscribe(request)
+        else:
+            await self._get(request)
+
+    def _limit(self, request: Request) -> int:
+        wanted = request.limit or self._settings.snapshot_limit_default
+        return min(wanted, self._settings.snapshot_limit_max)
+
+    def _authorize(self, name: str) -> FeedRef:
+        ref = resolve_feed(name)
+        assert self._grant is not None
+        self._grant.check(ref)
+        return ref
+
+    async def _subscribe(self, request: Request) -> None:
+        accepted: list[FeedRef] = []
+        for name in request.feeds:
+            if name in self._subs:
+                accepted.append(self._subs[name])
+                continue
+            try:
+                ref = self._authorize(name)
+            except FeedRefused as exc:
+                self._violation(exc.code.value)
+                self._error(request.id, exc.code, exc.message)
+                continue
+            if len(self._subs) >= self._settings.max_subscriptions:
+                self._violation("too_many_subscriptions")
+                self._error(
+                    request.id,
+                    ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                    f"at most {self._settings.max_subscriptions} subscriptions per connection; "
+                    f"{name!r} refused",
+                )
+                continue
+            self._subs[name] = ref
+            self._held[name] = _Held()
+            self._stats.client_subscriptions += 1
+            accepted.append(ref)
+        fresh = [ref for ref in accepted if ref.name in self._held]
+        await asyncio.gather(*(self._hub.add(self, ref) for ref in fresh))
+        if self._closing:
+            return
+        self._send(encode_message("subscribed", request.id, feeds=[ref.name for ref in accepted]))
+        limit = self._limit(request)
+        async with self._snapshot_lock:
+            for ref in fresh:
+                await self._snapshot_then_release(ref, limit, send_snapshot=request.snapshot)
+
+    def _unsubscribe(self, request: Request) -> None:
+        removed: list[str] = []
+        for name in request.feeds:
+            ref = self._subs.get(name)
+            if ref is not None:
+                self._drop(name, ref)
+                removed.append(name)
+        self._send(encode_message("unsubscribed", request.id, feeds=removed))
+
+    def _drop(self, name: str, ref: FeedRef) -> None:
+        del self._subs[name]
+        self._held.pop(name, None)
+        self._stats.client_subscriptions -= 1
+        self._hub.remove(self, ref)
+
+    async def _get(self, request: Request) -> None:
+        assert request.feed is not None
+        try:
+            ref = self._authorize(request.feed)
+        except FeedRefused as exc:
+            self._violation(exc.code.value)
+            self._error(request.id, exc.code, exc.message)
+            return
+        try:
+            items = await self._hub.snapshot(ref, self._limit(request))
+        except SnapshotUnavailable:
+            self._error(request.id, ErrorCode.UNAVAILABLE, "the cache is unavailable; retry")
+            return
+        for item in items:
+            self._enqueue(snapshot_frame(item.feed, item.data, request.id))
+            self._stats.snapshots_out += 1
+
+    async def _snapshot_then_release(
+        self, ref: FeedRef, limit: int, *, send_snapshot: bool
+    ) -> None:
+        name = ref.name
+        mark = self._hub.last_seq
+        if send_snapshot:
+            try:
+                items = await self._hub.snapshot(ref, limit)
+            except SnapshotUnavailable:
+                items = []
+                self._error(
+                    None, ErrorCode.UNAVAILABLE, f"no snapshot for {name!r} now; it will follow"
+                )
+            if name not in self._subs or self._closing:
+                return  # unsubscribed or closed while reading
+            for item in items:
+                self._enqueue(snapshot_frame(item.feed, item.data))
+                self._stats.snapshots_out += 1
+        held = self._held.pop(name, None)
+        if held is not None:
+            for seq, frame in held.frames:
+                if seq > mark:
+                    self._enqueue(frame)
+
+    # --- hub callbacks --------------------------------------------------------------------
+
+    def deliver(self, key: str, seq: int, frame: Frame) -> None:
+        """Queue an update (called by the hub; never blocks)."""
+        held = self._held.get(key)
+        if held is None:
+            self._enqueue(frame)
+        elif len(held.frames) < self._settings.send_queue_messages:
+            held.frames.append((seq, frame))
+        else:
+            held.frames.pop(0)  # the snapshot that follows supersedes it anyway
+            held.frames.append((seq, frame))
+            self._stats.drops["held_overflow"] += 1
+
+    def resync(self) -> None:
+        """Re-send every subscription's snapshot (the pub/sub link had a gap)."""
+        if self._closing or not self._subs:
+            return
+        for name in self._subs:
+            self._held.setdefault(name, _Held())
+        task = asyncio.get_running_loop().create_task(self._resync())
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _resync(self) -> None:
+        limit = self._settings.snapshot_limit_default
+        async with self._snapshot_lock:
+            for ref in list(self._subs.values()):
+                if self._closing:
+                    return
+                await self._snapshot_then_release(ref, limit, send_snapshot=True)
+
+    # --- sending --------------------------------------------------------------------------
+
+    def _send(self, data: bytes) -> None:
+        self._enqueue(Frame(data))
+
+    def _error(self, request_id: int | None, code: ErrorCode, message: str) -> None:
+        self._send(encode_message("error", request_id, code=code.value, message=message))
+
+    def _enqueue(self, frame: Frame) -> None:
+        if self._closing:
+            return
+        size = len(frame.data)
+        settings = self._settings
+        while self._queue and (
+            len(self._queue) >= settings.send_queue_messages
+            or self._queued_bytes + size > settings.send_queue_bytes
+        ):
+            if settings.slow_client_policy == "disconnect":
+                self._violation("too_slow")
+                self.close(CloseCode.TOO_SLOW, "too slow: send queue overflow", "too_slow")
+                return
+            dropped = self._queue.popleft()
+            self._queued_bytes -= len(dropped.data)
+            self._stats.drops["queue_full"] += 1
+        self._queue.append(frame)
+        self._queued_bytes += size
+        self._wake.set()
+
+    async def _write_loop(self) -> None:
+        queue, ws, stats, clock = self._queue, self._ws, self._stats, self._clock
+        try:
+            while True:
+                if not queue:
+                    self._wake.clear()
+                    await self._wake.wait()
+                    continue
+                frame = queue.popleft()
+                self._queued_bytes -= len(frame.data)
+                await ws.send(frame.data, text=True)
+                stats.messages_out += 1
+                if frame.as_of_ms is not None:
+                    lag_s = clock.now_ns() / NS_PER_SECOND - frame.as_of_ms / 1_000
+                    stats.lag.observe(max(0.0, lag_s))
+        except ConnectionClosed:
+            pass
+
+
+def _address(ws: ServerConnection) -> str | None:
+    with contextlib.suppress(Exception):
+        remote = ws.remote_address
+        if isinstance(remote, tuple) and remote:
+            return str(remote[0])
+    return None

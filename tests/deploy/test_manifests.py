@@ -1,0 +1,275 @@
+"""Static checks of everything under deploy/: no container engine or cluster runs here.
+
+Every manifest renders and parses; every image, port, probe path and environment variable it
+references exists in the code; the exposure rules hold; secrets are never baked in.
+"""
+
+from __future__ import annotations
+
+import importlib
+import re
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+from mdp_core.settings import CommonSettings, describe
+
+from .kustomize import Doc, load_docs, render
+
+ROOT = Path(__file__).parents[2]
+DEPLOY = ROOT / "deploy"
+OVERLAYS = sorted(p for p in (DEPLOY / "k8s" / "overlays").iterdir() if p.is_dir())
+SERVICE_DIRS = sorted(p for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists())
+DEPLOYED = {p.name for p in SERVICE_DIRS} - {"platform"}
+SINGLETONS = {"listener", "news-listener"}
+EXPOSED = {"widget-service": "clients", "control-plane": "external"}
+VENDOR_VARIABLES = {"MASSIVE_API_KEY", "POLYGON_API_KEY", "FINLIGHT_API_KEY", "NO_PROXY"}
+INFRA_VARIABLES = {"REDIS_PASSWORD", "RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS",
+                   "RABBITMQ_ERLANG_COOKIE"}  # fmt: skip
+
+
+def _project(folder: Path) -> dict[str, Any]:
+    return tomllib.loads((folder / "pyproject.toml").read_text())["project"]
+
+
+def _service_images() -> dict[str, str]:
+    """Image name (the service's distribution name) -> services/ folder."""
+    return {_project(folder)["name"]: folder.name for folder in SERVICE_DIRS}
+
+
+def _settings_variables() -> set[str]:
+    """Every variable a settings class of the platform declares."""
+    names = {doc.env for doc in describe(CommonSettings)}
+    for folder in SERVICE_DIRS:
+        for module_file in (folder / "src").glob("*/settings.py"):
+            module = importlib.import_module(f"{module_file.parent.name}.settings")
+            for value in vars(module).values():
+                if isinstance(value, type) and hasattr(value, "__dataclass_fields__"):
+                    names |= {doc.env for doc in describe(value)}
+    return names
+
+
+def _containers(doc: Doc) -> list[dict[str, Any]]:
+    containers: list[dict[str, Any]] = doc["spec"]["template"]["spec"]["containers"]
+    return containers
+
+
+def _env_names(container: dict[str, Any]) -> Iterator[str]:
+    for entry in container.get("env", []):
+        yield entry["name"]
+
+
+@pytest.fixture(scope="module", params=OVERLAYS, ids=[p.name for p in OVERLAYS])
+def rendered(request: pytest.FixtureRequest) -> list[Doc]:
+    path: Path = request.param
+    return render(path)
+
+
+def _by_kind(docs: list[Doc], kind: str) -> dict[str, Doc]:
+    return {d["metadata"]["name"]: d for d in docs if d["kind"] == kind}
+
+
+def test_every_overlay_renders_to_named_namespaced_resources(rendered: list[Doc]) -> None:
+    assert rendered
+    for doc in rendered:
+        assert {"apiVersion", "kind", "metadata"} <= doc.keys()
+        assert doc["metadata"]["name"]
+        assert doc["metadata"]["namespace"].startswith("mdp")
+    names = [(d["kind"], d["metadata"]["name"]) for d in rendered]
+    assert len(names) == len(set(names)), "duplicate resources"
+
+
+def test_one_deployment_per_service_with_an_image_built_from_its_folder(
+    rendered: list[Doc],
+) -> None:
+    deployments = _by_kind(rendered, "Deployment")
+    assert set(deployments) == DEPLOYED
+    images = _service_images()
+    for name, doc in deployments.items():
+        (container,) = _containers(doc)
+        image = container["image"].rsplit("/", 1)[-1].split(":")[0]
+        assert images.get(image) == name, f"{name} runs image {image!r}, built from another folder"
+
+
+def test_probes_point_at_health_paths_on_declared_ports(rendered: list[Doc]) -> None:
+    for name, doc in _by_kind(rendered, "Deployment").items():
+        (container,) = _containers(doc)
+        ports = {p["name"] for p in container["ports"]}
+        assert container["readinessProbe"]["httpGet"]["path"] == "/readyz", name
+        assert container["livenessProbe"]["httpGet"]["path"] == "/livez", name
+        for probe in ("readinessProbe", "livenessProbe"):
+            assert container[probe]["httpGet"]["port"] in ports, (name, probe)
+        assert {"requests", "limits"} <= container["resources"].keys(), name
+        assert doc["spec"]["template"]["spec"]["terminationGracePeriodSeconds"] >= 20, name
+
+
+def test_pods_run_unprivileged(rendered: list[Doc]) -> None:
+    for doc in [
+        *_by_kind(rendered, "Deployment").values(),
+        *_by_kind(rendered, "StatefulSet").values(),
+    ]:
+        pod = doc["spec"]["template"]["spec"]
+        assert pod["securityContext"]["runAsNonRoot"] is True
+        for container in pod["containers"]:
+            assert container["securityContext"]["allowPrivilegeEscalation"] is False
+            assert container["securityContext"]["capabilities"]["drop"] == ["ALL"]
+
+
+def test_the_listeners_are_singletons_recreated_never_surged(rendered: list[Doc]) -> None:
+    deployments = _by_kind(rendered, "Deployment")
+    for name in SINGLETONS:
+        assert deployments[name]["spec"]["replicas"] == 1
+        assert deployments[name]["spec"]["strategy"] == {"type": "Recreate"}
+
+
+def test_the_processors_scale_with_an_autoscaler(rendered: list[Doc]) -> None:
+    autoscalers = _by_kind(rendered, "HorizontalPodAutoscaler")
+    target = autoscalers["processor"]["spec"]["scaleTargetRef"]
+    assert (target["kind"], target["name"]) == ("Deployment", "processor")
+    assert "replicas" not in _by_kind(rendered, "Deployment")["processor"]["spec"]
+    spec = autoscalers["processor"]["spec"]
+    assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
+
+
+def test_rabbitmq_and_two_separate_redis_run_as_statefulsets(rendered: list[Doc]) -> None:
+    statefulsets = _by_kind(rendered, "StatefulSet")
+    assert set(statefulsets) == {"rabbitmq", "redis-mdc", "redis-wdc"}
+    configs = _by_kind(rendered, "ConfigMap")
+    for redis in ("redis-mdc", "redis-wdc"):
+        conf = configs[f"{redis}-config"]["data"]["redis.conf"]
+        assert "maxmemory-policy volatile-lru" in conf
+        assert "client-output-buffer-limit pubsub" in conf
+
+
+def test_secrets_come_from_kubernetes_secrets_and_are_never_baked_in(rendered: list[Doc]) -> None:
+    assert not _by_kind(rendered, "Secret"), "no Secret objects in the manifests"
+    playbook = (DEPLOY / "ansible" / "playbook.yml").read_text()
+    created = set(re.findall(r"^ {12}([a-z0-9-]+): \"\{\{ vault_", playbook, flags=re.MULTILINE))
+    for doc in [
+        *_by_kind(rendered, "Deployment").values(),
+        *_by_kind(rendered, "StatefulSet").values(),
+    ]:
+        for container in _containers(doc):
+            for entry in container.get("env", []):
+                ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                if ref:
+                    assert ref["name"] == "mdp-secrets"
+                    assert ref["key"] in created, f"{ref['key']} is not created by the playbook"
+                else:
+                    assert not re.search(r"(KEY|SECRET|TOKEN|PASSWORD)$", entry["name"]), entry
+
+
+def test_every_variable_the_manifests_set_is_read_by_the_code(rendered: list[Doc]) -> None:
+    known = _settings_variables() | VENDOR_VARIABLES | INFRA_VARIABLES
+    config = _by_kind(rendered, "ConfigMap")["mdp-config"]["data"]
+    used = {n for n in config if not n.startswith("OTEL_")}
+    for doc in [
+        *_by_kind(rendered, "Deployment").values(),
+        *_by_kind(rendered, "StatefulSet").values(),
+    ]:
+        for container in _containers(doc):
+            used |= set(_env_names(container))
+    assert used - known == set()
+
+
+def _policies(rendered: list[Doc]) -> list[Doc]:
+    return list(_by_kind(rendered, "NetworkPolicy").values())
+
+
+def _selected(policy: Doc, app: str) -> bool:
+    selector = policy["spec"]["podSelector"]
+    if not selector:
+        return True
+    if "matchLabels" in selector:
+        return bool(selector["matchLabels"].get("app.kubernetes.io/name") == app)
+    return any(app in e["values"] for e in selector["matchExpressions"])
+
+
+def test_network_policies_deny_by_default_and_expose_only_the_wds_and_scp(
+    rendered: list[Doc],
+) -> None:
+    policies = _policies(rendered)
+    default = [p for p in policies if not p["spec"]["podSelector"]]
+    assert any(
+        p["metadata"]["name"] == "default-deny" and "ingress" not in p["spec"] for p in default
+    )
+    apps = DEPLOYED | {"rabbitmq", "redis-mdc", "redis-wdc"}
+    for app in apps:
+        open_to_all = [
+            rule
+            for p in policies
+            if _selected(p, app)
+            for rule in p["spec"].get("ingress", [])
+            if "from" not in rule
+        ]
+        if app in EXPOSED:
+            assert open_to_all, f"{app} must be reachable from outside"
+        else:
+            assert not open_to_all, f"{app} is data plane: no ingress from anywhere"
+    for policy in policies:
+        for rule in policy["spec"].get("ingress", []):
+            for source in rule.get("from", []):
+                assert "ipBlock" not in source, "no address ranges: pods and namespaces only"
+
+
+def test_only_the_vendor_facing_components_reach_the_internet(rendered: list[Doc]) -> None:
+    internet = {"listener", "news-listener", "processor", "news-processor", "control-plane"}
+    for app in DEPLOYED | {"rabbitmq", "redis-mdc", "redis-wdc"}:
+        egress_443 = [
+            rule
+            for p in _policies(rendered)
+            if _selected(p, app) and p["metadata"]["name"] != "allow-dns"
+            for rule in p["spec"].get("egress", [])
+            if "to" not in rule and any(port["port"] == 443 for port in rule["ports"])
+        ]
+        assert bool(egress_443) == (app in internet), app
+
+
+def test_the_ingress_routes_only_to_the_scp_and_the_wds(rendered: list[Doc]) -> None:
+    (ingress,) = _by_kind(rendered, "Ingress").values()
+    backends = {
+        path["backend"]["service"]["name"]
+        for rule in ingress["spec"]["rules"]
+        for path in rule["http"]["paths"]
+    }
+    assert backends == set(EXPOSED)
+
+
+def test_every_service_has_a_dockerfile_target_and_one_console_script() -> None:
+    dockerfile = (DEPLOY / "docker" / "service.Dockerfile").read_text()
+    assert "ARG SERVICE" in dockerfile
+    assert "uv sync --frozen --no-install-workspace" in dockerfile
+    assert re.search(r"^USER 10001", dockerfile, flags=re.MULTILINE)
+    assert 'ENTRYPOINT ["/app/.venv/bin/service"]' in dockerfile
+    for folder in SERVICE_DIRS:
+        scripts = _project(folder).get("scripts", {})
+        assert len(scripts) == 1, folder.name
+    ignored = (ROOT / ".dockerignore").read_text().split()
+    assert ".venv" in ignored
+
+
+def test_the_compose_stack_builds_real_folders_and_publishes_on_loopback_only() -> None:
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    folders = {p.name for p in SERVICE_DIRS}
+    known = _settings_variables() | VENDOR_VARIABLES | INFRA_VARIABLES
+    for name, service in compose["services"].items():
+        if "build" in service:
+            assert service["build"]["args"]["SERVICE"] in folders, name
+        for port in service.get("ports", []):
+            assert port.startswith("127.0.0.1:"), (name, port)
+        for variable in service.get("environment", {}):
+            assert variable in known, f"{name} sets {variable}, which nothing reads"
+    assert {"rabbitmq", "redis-mdc", "redis-wdc"} <= compose["services"].keys()
+
+
+def test_the_playbook_builds_every_deployed_service() -> None:
+    (play,) = load_docs(DEPLOY / "ansible" / "playbook.yml")[0]
+    folders = {s["folder"] for s in play["vars"]["services"]}
+    assert folders == DEPLOYED
+    images = _service_images()
+    for service in play["vars"]["services"]:
+        assert images[service["image"]] == service["folder"]

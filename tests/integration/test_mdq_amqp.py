@@ -1,0 +1,205 @@
+"""The market data queues against the real RabbitMQ: declaration, TTL, delivery mode, gates."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aio_pika
+import msgspec
+import pytest
+from mdp_core.clock import LiveClock
+from mdp_core.envelope import encode_envelope
+from mdp_queues import (
+    AmqpConsumer,
+    AmqpPublisher,
+    DropReason,
+    OutgoingBatch,
+    QueueSpec,
+    Topology,
+    TopologyMismatch,
+    declare_topology,
+)
+
+
+def make_batch(queue: QueueSpec, batch_id: str, *, age_seconds: float = 0.0) -> OutgoingBatch:
+    received_ns = time.time_ns() - int(age_seconds * 1e9)
+    raws = [msgspec.Raw(b'{"ev":"T","sym":"AAPL","p":1.5,"s":10,"t":1}')] * 3
+    body = encode_envelope(
+        kind=queue.kind, source="test", batch=batch_id, received_ns=received_ns, events=raws
+    )
+    return OutgoingBatch(
+        queue=queue, body=body, batch_id=batch_id, received_ns=received_ns, events=3
+    )
+
+
+@pytest.fixture
+async def raw_channel(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractChannel]:
+    connection = await aio_pika.connect(amqp_url)
+    async with connection:
+        yield await connection.channel()
+
+
+async def message_count(channel: aio_pika.abc.AbstractChannel, name: str) -> int:
+    queue = await channel.declare_queue(name, passive=True)
+    count = queue.declaration_result.message_count
+    assert count is not None
+    return count
+
+
+@pytest.mark.parametrize("publisher_first", [True, False])
+async def test_either_side_may_declare_first(
+    amqp_url: str, mdq_prefix: str, publisher_first: bool
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    publisher = AmqpPublisher(amqp_url, topology)
+    consumer = AmqpConsumer(amqp_url, topology)
+    first, second = (publisher, consumer) if publisher_first else (consumer, publisher)
+    await first.start()
+    await second.start()
+    try:
+        trades = topology.for_kind("T")
+        assert trades is not None
+        publisher.publish(make_batch(trades, "b1"))
+        async with asyncio.timeout(10):
+            batch = await anext(consumer.consume_batches(trades, max_wait_seconds=0))
+        assert batch.messages[0].envelope.batch == "b1"
+        assert len(batch.messages[0].envelope.events) == 3
+        await batch.ack()
+    finally:
+        await publisher.close()
+        await consumer.close()
+
+
+async def test_messages_are_non_persistent_and_carry_their_metadata(
+    amqp_url: str, mdq_prefix: str, raw_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    publisher = AmqpPublisher(amqp_url, topology)
+    await publisher.start()
+    try:
+        quotes = topology.for_kind("Q")
+        assert quotes is not None
+        publisher.publish(make_batch(quotes, "meta-1"))
+        queue = await raw_channel.declare_queue(quotes.name, passive=True)
+        message = None
+        async with asyncio.timeout(10):
+            while message is None:
+                message = await queue.get(no_ack=True, fail=False)
+                await asyncio.sleep(0.01)
+        assert message.delivery_mode == aio_pika.DeliveryMode.NOT_PERSISTENT
+        assert message.message_id == "meta-1"
+        assert message.content_type == "application/json"
+        assert message.timestamp is not None
+        assert message.type == "Q"
+    finally:
+        await publisher.close()
+
+
+async def test_the_queue_ttl_expires_unconsumed_messages(
+    amqp_url: str, mdq_prefix: str, raw_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    topology = Topology(prefix=mdq_prefix, ttl_ms=300)
+    publisher = AmqpPublisher(amqp_url, topology)
+    await publisher.start()
+    try:
+        trades = topology.for_kind("T")
+        assert trades is not None
+        publisher.publish(make_batch(trades, "ttl-1"))
+        async with asyncio.timeout(10):
+            while await message_count(raw_channel, trades.name) == 0:
+                await asyncio.sleep(0.01)
+            while await message_count(raw_channel, trades.name) > 0:
+                await asyncio.sleep(0.05)
+        assert publisher.stats.published_messages == {"T": 1}
+    finally:
+        await publisher.close()
+
+
+async def test_a_mismatched_queue_is_named_and_can_be_recreated(
+    amqp_url: str, mdq_prefix: str
+) -> None:
+    connection = await aio_pika.connect_robust(amqp_url)
+    async with connection:
+        await declare_topology(connection, Topology(prefix=mdq_prefix, ttl_ms=5000))
+        changed = Topology(prefix=mdq_prefix, ttl_ms=7000)
+        with pytest.raises(TopologyMismatch) as caught:
+            await declare_topology(connection, changed)
+        assert caught.value.queue == changed.queues[0].name
+        assert caught.value.argument == "x-message-ttl"
+        assert "x-message-ttl" in str(caught.value)
+        await declare_topology(connection, changed, on_mismatch="recreate")
+        await declare_topology(connection, changed)  # now it matches
+
+
+async def test_publisher_start_fails_fast_on_a_mismatch(amqp_url: str, mdq_prefix: str) -> None:
+    first = AmqpPublisher(amqp_url, Topology(prefix=mdq_prefix, ttl_ms=5000))
+    await first.start()
+    await first.close()
+    second = AmqpPublisher(amqp_url, Topology(prefix=mdq_prefix, ttl_ms=6000))
+    with pytest.raises(TopologyMismatch):
+        await second.start()
+    await second.close()
+
+
+async def test_consumer_drops_stale_and_poison_messages_and_never_requeues(
+    amqp_url: str, mdq_prefix: str, raw_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    consumer = AmqpConsumer(amqp_url, topology, clock=LiveClock(), max_age_seconds=1.0)
+    await consumer.start()
+    aggregates = topology.for_kind("A")
+    assert aggregates is not None
+    exchange = raw_channel.default_exchange
+    stale = make_batch(aggregates, "stale", age_seconds=3.0)
+    fresh = make_batch(aggregates, "fresh")
+    for body in (b"\x00 not json", stale.body, fresh.body):
+        await exchange.publish(aio_pika.Message(body), routing_key=aggregates.name)
+    try:
+        async with asyncio.timeout(10):
+            batch = await anext(consumer.consume_batches(aggregates, max_wait_seconds=0.2))
+            while consumer.stats.dropped_messages.get(DropReason.POISON) != 1:
+                await asyncio.sleep(0.01)
+        assert [m.envelope.batch for m in batch.messages] == ["fresh"]
+        await batch.ack()
+        assert consumer.stats.dropped_messages == {DropReason.POISON: 1, DropReason.STALE: 1}
+        assert consumer.stats.dropped_events[DropReason.STALE] == 3
+    finally:
+        await consumer.close()
+    assert await message_count(raw_channel, aggregates.name) == 0
+
+
+async def test_a_failing_handler_drops_the_message_instead_of_requeueing(
+    amqp_url: str, mdq_prefix: str, raw_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    publisher = AmqpPublisher(amqp_url, topology)
+    consumer = AmqpConsumer(amqp_url, topology)
+    await publisher.start()
+    await consumer.start()
+    news = topology.news
+    calls: list[str] = []
+    second_seen = asyncio.Event()
+
+    async def handler(message: object) -> None:
+        batch_id = message.envelope.batch  # type: ignore[attr-defined]
+        calls.append(batch_id)
+        if batch_id == "bad":
+            raise RuntimeError("handler failure")
+        second_seen.set()
+
+    task = asyncio.create_task(consumer.consume(news, handler))
+    try:
+        publisher.publish(make_batch(news, "bad"))
+        publisher.publish(make_batch(news, "good"))
+        async with asyncio.timeout(10):
+            await second_seen.wait()
+        assert calls == ["bad", "good"]
+        assert consumer.stats.handler_errors == 1
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        await consumer.close()
+        await publisher.close()
+    assert await message_count(raw_channel, news.name) == 0

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mdp_analyzers.news import FinlightDataAnalyzer, tickers_of
+from mdp_cache.keys import FEED_NEWS_LATEST, FEED_NEWS_TICKER
+from mdp_core.news import Article
+
+
+def article(link: str = "https://n.example/1", **fields: Any) -> Article:
+    wire: dict[str, Any] = {
+        "link": link,
+        "title": "Acme soars",
+        "publishDate": "2026-11-23T14:30:00Z",
+        "source": "n.example",
+        "language": "en",
+        **fields,
+    }
+    return msgspec.convert(wire, Article)
+
+
+def company(ticker: str, **fields: Any) -> dict[str, Any]:
+    return {"companyId": hash(ticker) % 1000, "name": f"{ticker} Inc", "ticker": ticker, **fields}
+
+
+def test_us_listed_companies_name_the_tickers_and_foreign_ones_do_not() -> None:
+    a = article(
+        companies=[
+            company("ACME", primaryListing={"ticker": "ACME", "exchangeCountry": "US"}),
+            company("SAP", primaryListing={"ticker": "SAP", "exchangeCountry": "DE"}),
+            company("BOLT", exchange="NASDAQ"),
+            company("ACME", primaryListing={"ticker": "ACME", "exchangeCode": "XNAS"}),
+            company("TOYO", country="JP"),
+            company("ZED", country="US"),
+        ]
+    )
+    assert tickers_of(a) == ("ACME", "BOLT", "ZED")
+
+
+def test_without_companies_the_text_names_the_tickers() -> None:
+    a = article(
+        title="Acme (NASDAQ: ACME) rallies", summary="Shares of $BOLT and $ACME rose; $5 gain"
+    )
+    assert tickers_of(a) == ("ACME", "BOLT")
+    assert tickers_of(article(title="Markets drift", summary="No names here")) == ()
+
+
+def test_each_article_goes_to_the_latest_feed_and_its_tickers_once() -> None:
+    analyzer = FinlightDataAnalyzer()
+    a = article(companies=[company("ACME", exchange="NYSE"), company("BOLT", exchange="NYSE")])
+    analyzer.apply([a, a], now_ns=0)
+    analyzer.apply([a], now_ns=1)
+    out = analyzer.collect(now_ns=2)
+
+    assert [w.name for w in out.widgets] == ["news:latest", "news:ticker:ACME", "news:ticker:BOLT"]
+    assert all(w.publish for w in out.widgets)
+    assert len({w.payload for w in out.widgets}) == 1  # one encoding, written three times
+    item = json.loads(out.widgets[0].payload)
+    assert item["tickers"] == ["ACME", "BOLT"]
+    assert item["published_ms"] == int(
+        datetime(2026, 11, 23, 14, 30, tzinfo=UTC).timestamp() * 1000
+    )
+    assert analyzer.duplicates == 2
+    assert not analyzer.collect(now_ns=3)
+
+
+def test_caps_and_ttls_come_from_configuration() -> None:
+    analyzer = FinlightDataAnalyzer(
+        latest_max_len=5, ticker_max_len=3, latest_ttl=60, ticker_ttl=30
+    )
+    analyzer.apply([article(companies=[company("ACME", exchange="NYSE")])], now_ns=0)
+    latest, ticker = analyzer.collect(now_ns=0).widgets
+    assert (latest.feed.max_len, latest.feed.ttl) == (5, 60)
+    assert (ticker.feed.max_len, ticker.feed.ttl) == (3, 30)
+    assert latest.feed.matches(latest.name)
+    assert ticker.feed.matches(ticker.name)
+    assert (FEED_NEWS_LATEST.max_len, FEED_NEWS_TICKER.max_len) == (1_000, 100)  # untouched
+
+
+def test_forgotten_links_are_bounded() -> None:
+    analyzer = FinlightDataAnalyzer(remember_links=2)
+    for i in range(3):
+        analyzer.apply([article(f"https://n.example/{i}")], now_ns=0)
+    analyzer.apply([article("https://n.example/0")], now_ns=0)  # fell out of memory: new again
+    assert analyzer.published == 4
+
+
+@given(st.lists(st.integers(min_value=0, max_value=20), max_size=40))
+def test_no_link_is_published_twice_whatever_the_order(links: list[int]) -> None:
+    analyzer = FinlightDataAnalyzer()
+    for i in links:
+        analyzer.apply([article(f"https://n.example/{i}")], now_ns=0)
+    names = [json.loads(w.payload)["link"] for w in analyzer.collect(now_ns=0).widgets]
+    assert sorted(names) == sorted({f"https://n.example/{i}" for i in links})

@@ -1,0 +1,152 @@
+import base64
+import json
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mdp_core.token import (
+    TokenBadSignature,
+    TokenClaims,
+    TokenError,
+    TokenExpired,
+    TokenMalformed,
+    issue_token,
+    verify_token,
+)
+
+SECRET = "s3cret-for-tests"
+NOW = 1_800_000_000.0
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+
+def test_round_trip_returns_the_claims() -> None:
+    token = issue_token(SECRET, "alice", ["quote:*", "scanner:*"], 300, NOW)
+    claims = verify_token(SECRET, token, NOW + 10)
+    assert claims == TokenClaims(
+        subject="alice",
+        feeds=("quote:*", "scanner:*"),
+        issued_at=int(NOW),
+        expires_at=int(NOW) + 300,
+    )
+
+
+def test_payload_is_plain_base64url_json_in_the_documented_shape() -> None:
+    token = issue_token(SECRET, "bob", ["alerts:hod"], 60, NOW)
+    payload_part, signature_part = token.split(".")
+    assert "=" not in token
+    payload = json.loads(base64.urlsafe_b64decode(payload_part + "=" * (-len(payload_part) % 4)))
+    assert payload == {
+        "v": 1,
+        "sub": "bob",
+        "feeds": ["alerts:hod"],
+        "iat": int(NOW),
+        "exp": int(NOW) + 60,
+    }
+    assert len(base64.urlsafe_b64decode(signature_part + "=")) == 32
+
+
+def test_bytes_secret_is_equivalent_to_str_secret() -> None:
+    token = issue_token(SECRET.encode(), "alice", ["*"], 60, NOW)
+    assert verify_token(SECRET, token, NOW).subject == "alice"
+
+
+def test_expired_at_exactly_exp() -> None:
+    token = issue_token(SECRET, "alice", ["*"], 60, NOW)
+    verify_token(SECRET, token, NOW + 59.9)
+    with pytest.raises(TokenExpired):
+        verify_token(SECRET, token, NOW + 60)
+
+
+def test_another_secret_is_a_bad_signature() -> None:
+    token = issue_token("other-secret", "alice", ["*"], 60, NOW)
+    with pytest.raises(TokenBadSignature):
+        verify_token(SECRET, token, NOW)
+
+
+def test_tampered_payload_is_a_bad_signature() -> None:
+    token = issue_token(SECRET, "alice", ["quote:AAPL"], 60, NOW)
+    _, signature = token.split(".")
+    forged = _b64(
+        json.dumps({"v": 1, "sub": "alice", "feeds": ["*"], "iat": 0, "exp": 2**40}).encode()
+    )
+    with pytest.raises(TokenBadSignature):
+        verify_token(SECRET, f"{forged}.{signature}", NOW)
+
+
+def test_signature_is_checked_before_expiry() -> None:
+    token = issue_token("other", "alice", ["*"], 60, NOW)
+    with pytest.raises(TokenBadSignature):
+        verify_token(SECRET, token, NOW + 3600)
+
+
+@pytest.mark.parametrize(
+    "token",
+    ["", "abc", "a.b.c", ".sig", "payload.", "pay load.sig", "é.é", "x" * 9000, "abc.!!!!"],
+)
+def test_malformed_strings(token: str) -> None:
+    with pytest.raises(TokenMalformed):
+        verify_token(SECRET, token, NOW)
+
+
+def _signed(payload: bytes) -> str:
+    import hashlib
+    import hmac
+
+    encoded = _b64(payload)
+    signature = hmac.new(SECRET.encode(), encoded.encode(), hashlib.sha256).digest()
+    return f"{encoded}.{_b64(signature)}"
+
+
+@pytest.mark.parametrize(
+    "payload",
+    [
+        b"not json",
+        b"[]",
+        b'{"v": 1, "sub": "a", "feeds": "quote:*", "iat": 0, "exp": 9999999999}',
+        b'{"v": 1, "sub": "a", "iat": 0, "exp": 9999999999}',
+        b'{"v": 2, "sub": "a", "feeds": [], "iat": 0, "exp": 9999999999}',
+    ],
+)
+def test_correctly_signed_but_invalid_payloads_are_malformed(payload: bytes) -> None:
+    with pytest.raises(TokenMalformed):
+        verify_token(SECRET, _signed(payload), NOW)
+
+
+def test_errors_share_a_base_with_a_kind() -> None:
+    kinds = {cls.kind for cls in (TokenMalformed, TokenBadSignature, TokenExpired)}
+    assert kinds == {"malformed", "bad_signature", "expired"}
+    assert all(issubclass(c, TokenError) for c in (TokenMalformed, TokenBadSignature, TokenExpired))
+
+
+@pytest.mark.parametrize("ttl", [0, -1, float("nan"), float("inf")])
+def test_issue_refuses_bad_lifetimes(ttl: float) -> None:
+    with pytest.raises(ValueError, match="ttl_seconds"):
+        issue_token(SECRET, "alice", ["*"], ttl, NOW)
+
+
+def test_empty_secret_and_subject_are_refused() -> None:
+    with pytest.raises(ValueError, match="secret"):
+        issue_token("", "alice", ["*"], 60, NOW)
+    with pytest.raises(ValueError, match="subject"):
+        issue_token(SECRET, "", ["*"], 60, NOW)
+    with pytest.raises(ValueError, match="secret"):
+        verify_token(b"", "a.b", NOW)
+
+
+@given(
+    subject=st.text(min_size=1, max_size=40),
+    feeds=st.lists(st.text(max_size=30), max_size=5),
+    flip=st.integers(min_value=0, max_value=10_000),
+)
+def test_any_single_character_change_is_refused(subject: str, feeds: list[str], flip: int) -> None:
+    token = issue_token(SECRET, subject, feeds, 600, NOW)
+    assert verify_token(SECRET, token, NOW).feeds == tuple(feeds)
+    position = flip % len(token)
+    replacement = "A" if token[position] != "A" else "B"
+    changed = token[:position] + replacement + token[position + 1 :]
+    with pytest.raises(TokenError):
+        verify_token(SECRET, changed, NOW)

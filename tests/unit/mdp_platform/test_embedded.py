@@ -1,0 +1,38 @@
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import redis.asyncio as aioredis
+
+from mdp_platform.embedded import EmbeddedRedis, EmbeddedRedisError
+
+KINDS = ["fakeredis", "auto"]
+
+
+@pytest.mark.parametrize("prefer", KINDS)
+async def test_the_embedded_store_speaks_redis_with_pubsub_and_lua(prefer: str) -> None:
+    if prefer == "auto" and shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed here; the fakeredis case covers the fallback")
+    async with EmbeddedRedis(prefer=prefer) as store:  # type: ignore[arg-type]
+        assert store.kind == ("fakeredis" if prefer == "fakeredis" else "redis-server")
+        client = aioredis.from_url(store.url(1))
+        try:
+            pubsub = client.pubsub()
+            await pubsub.psubscribe("quote:*")
+            assert await client.eval("return redis.call('set', KEYS[1], ARGV[1])", 1, "k", "v")
+            assert await client.publish("quote:ACME", b"x") == 1
+            messages = [await pubsub.get_message(timeout=2) for _ in range(2)]
+            assert [m["type"] for m in messages if m] == ["psubscribe", "pmessage"]
+            await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it untyped
+            assert await client.get("k") == b"v"
+        finally:
+            await client.aclose()
+        url = store.url()
+    assert store.kind == "stopped"
+    with pytest.raises(EmbeddedRedisError):
+        store.url()
+    probe = aioredis.from_url(url, socket_connect_timeout=0.5)
+    with pytest.raises(aioredis.ConnectionError):
+        await probe.ping()
+    await probe.aclose()
