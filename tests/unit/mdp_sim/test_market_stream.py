@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+from bisect import bisect_right
 from collections import defaultdict
 from datetime import date, datetime, time
 
@@ -141,7 +143,10 @@ def test_second_and_minute_bars_are_built_from_the_trades_inside_them(
     for bar in bars:
         start, end = integer(bar, "s"), integer(bar, "e")
         assert end - start == (1_000 if bar["ev"] == "A" else 60_000)
-        inside = [(p, s) for t, p, s in trades[symbol_of(bar)] if start < t <= end]
+        series = trades[symbol_of(bar)]
+        lo = bisect_right(series, (start, math.inf, 0))
+        hi = bisect_right(series, (end, math.inf, 0))
+        inside = [(p, s) for _, p, s in series[lo:hi]]
         assert inside, "bars are only sent for symbols that traded"
         prices = [p for p, _ in inside]
         volume = sum(s for _, s in inside)
@@ -294,20 +299,25 @@ def test_band_updates_and_imbalances_are_published(
     }
 
 
-def _trades_of(update: MarketUpdate, sym: str) -> list[tuple[int, float]]:
-    return [
-        (integer(e, "t"), num(e, "p"))
-        for e in update.events
-        if e["ev"] == "T" and e["sym"] == sym
-    ]
+TradesBySymbol = dict[str, list[tuple[int, float]]]
+
+
+@pytest.fixture(scope="module")
+def day_trades(whole_day: tuple[Market, MarketUpdate]) -> TradesBySymbol:
+    """(time, price) of every trade of the whole day, by symbol."""
+    grouped: TradesBySymbol = defaultdict(list)
+    for e in whole_day[1].events:
+        if e["ev"] == "T":
+            grouped[symbol_of(e)].append((integer(e, "t"), num(e, "p")))
+    return grouped
 
 
 def test_gappers_open_pre_market_far_from_the_previous_close(
-    whole_day: tuple[Market, MarketUpdate],
+    whole_day: tuple[Market, MarketUpdate], day_trades: TradesBySymbol
 ) -> None:
-    market, update = whole_day
+    market, _update = whole_day
     for sym, profile in market.profiles.items():
-        trades = _trades_of(update, sym)
+        trades = day_trades[sym]
         if profile.role is Role.GAPPER_UP:
             assert et_time(trades[0][0]) < time(9, 30)
             assert trades[0][1] >= 1.14 * profile.prev_close
@@ -316,32 +326,38 @@ def test_gappers_open_pre_market_far_from_the_previous_close(
             assert trades[0][1] <= 0.86 * profile.prev_close
 
 
-def test_fader_gives_back_its_gap(whole_day: tuple[Market, MarketUpdate]) -> None:
-    market, update = whole_day
+def test_fader_gives_back_its_gap(
+    whole_day: tuple[Market, MarketUpdate], day_trades: TradesBySymbol
+) -> None:
+    market, _update = whole_day
     faders = [s for s, p in market.profiles.items() if p.role is Role.FADER]
     assert faders
     for sym in faders:
-        trades = _trades_of(update, sym)
+        trades = day_trades[sym]
         pre = max(p for t, p in trades if et_time(t) < time(9, 30))
         late = [p for t, p in trades if time(13, 0) <= et_time(t) < time(16, 0)]
         assert pre >= 1.15 * market.profiles[sym].prev_close
         assert max(late) < pre * 0.95
 
 
-def test_hod_runner_makes_repeated_new_highs(whole_day: tuple[Market, MarketUpdate]) -> None:
-    market, update = whole_day
+def test_hod_runner_makes_repeated_new_highs(
+    whole_day: tuple[Market, MarketUpdate], day_trades: TradesBySymbol
+) -> None:
+    market, _update = whole_day
     runners = [s for s, p in market.profiles.items() if p.role is Role.HOD_RUNNER]
     assert runners
     for sym in runners:
         high, new_highs = 0.0, 0
-        for t, price in _trades_of(update, sym):
+        for t, price in day_trades[sym]:
             if time(9, 30) <= et_time(t) < time(16, 0) and price > high:
                 new_highs += high > 0
                 high = price
         assert new_highs >= 5
 
 
-def test_news_runner_article_comes_before_its_run(whole_day: tuple[Market, MarketUpdate]) -> None:
+def test_news_runner_article_comes_before_its_run(
+    whole_day: tuple[Market, MarketUpdate], day_trades: TradesBySymbol
+) -> None:
     market, update = whole_day
     runners = [s for s, p in market.profiles.items() if p.role is Role.NEWS_RUNNER]
     assert runners
@@ -352,7 +368,7 @@ def test_news_runner_article_comes_before_its_run(whole_day: tuple[Market, Marke
             if a["companies"][0]["ticker"] == sym  # type: ignore[index]
             and a["sentiment"] == "positive"
         )
-        trades = _trades_of(update, sym)
+        trades = day_trades[sym]
         before = [p for t, p in trades if t < published]
         after = [p for t, p in trades if t > published]
         level = max(before[-20:]) if before else market.profiles[sym].prev_close
@@ -414,9 +430,7 @@ def test_time_runs_over_the_weekend_into_the_next_trading_day() -> None:
     config = ScenarioConfig(seed=9, symbols=20, trading_day=friday, start=time(19, 58))
     market = Market(config)
     friday_events = market.advance(at(friday, 20, 0)).events
-    friday_close = {
-        symbol_of(e): num(e, "p") for e in friday_events if e["ev"] == "T"
-    }
+    friday_close = {symbol_of(e): num(e, "p") for e in friday_events if e["ev"] == "T"}
     assert market.advance(at(monday, 4, 0)).events == []
     update = market.advance(at(monday, 4, 30))
     assert market.trading_day == monday

@@ -21,10 +21,10 @@ from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
+
 from mdp_cache.keys import ALL_FEEDS
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.token import issue_token
-
 from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
 from mdp_scp.listener_control import ListenerControl
 from mdp_scp.login_throttle import LoginThrottle
@@ -37,7 +37,7 @@ __all__ = ["PLANE_KEY", "ControlPlane", "create_app"]
 
 _log = structlog.get_logger("mdp_scp")
 
-PLANE_KEY: Final = web.AppKey("control_plane", "ControlPlane")
+PLANE_KEY: Final[web.AppKey[ControlPlane]] = web.AppKey("control_plane")
 SESSION_COOKIE: Final = "mdp_scp_session"
 LOGIN_COOKIE: Final = "mdp_scp_login"
 OIDC_COOKIE: Final = "mdp_scp_oidc"
@@ -186,6 +186,7 @@ class ControlPlane:
         router.add_get("/admin", self._page)
         router.add_get("/static/{name}", self._static_file)
         router.add_get("/api/session", self._api_session)
+        router.add_get("/api/me", self._api_me)
         router.add_get("/api/health", self._api_health)
         router.add_route("*", "/api/control/{action}", self._api_control)
         app.on_startup.append(self._on_startup)
@@ -329,7 +330,7 @@ class ControlPlane:
         del request
         failing: dict[str, str] = {}
         if self.settings.wds_token_secret is None:
-            failing["wds_token"] = "MDP_WDS_TOKEN_SECRET is not set: no dashboard tokens"
+            failing["wds_tokens"] = "MDP_WDS_TOKEN_SECRET is not set: no dashboard tokens"
         if len(self.users) == 0 and self.oidc is None:
             failing["users"] = "no local user and no OIDC provider: nobody can log in"
         if failing:
@@ -479,6 +480,11 @@ class ControlPlane:
         }
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
+    async def _api_me(self, request: web.Request) -> web.Response:
+        session = self._require(request)
+        body = {"user": session.user, "role": session.role, "csrf_token": session.csrf_token}
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
     async def _api_health(self, request: web.Request) -> web.Response:
         session = self._require(request)
         components: list[dict[str, object]] = []
@@ -486,7 +492,7 @@ class ControlPlane:
         if self._heartbeats is not None:
             try:
                 components = [c.as_json() for c in await self._heartbeats.read(self.now())]
-            except Exception as exc:  # noqa: BLE001 - Redis trouble is shown, not raised
+            except Exception as exc:
                 error = f"cannot read heartbeats: {type(exc).__name__}"
                 _log.warning("heartbeat read failed", error=repr(exc))
         body = {

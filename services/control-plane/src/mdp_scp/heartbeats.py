@@ -103,19 +103,27 @@ def parse_heartbeat(
     broken writer must not blank the whole health page.
     """
     component, instance = _names_from_key(key)
-    base = {"key": key, "service": component, "instance": instance, "version": ""}
+
+    def unreadable(status: str, error: str | None) -> ComponentHealth:
+        return ComponentHealth(
+            key=key,
+            service=component,
+            instance=instance,
+            version="",
+            status=status,
+            age_seconds=None,
+            stale=True,
+            error=error,
+        )
+
     if raw is None:
-        return ComponentHealth(**base, status="gone", age_seconds=None, stale=True)
+        return unreadable("gone", None)
     try:
         document = json.loads(raw)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        return ComponentHealth(
-            **base, status="unreadable", age_seconds=None, stale=True, error=f"not JSON: {exc}"
-        )
+        return unreadable("unreadable", f"not JSON: {exc}")
     if not isinstance(document, dict):
-        return ComponentHealth(
-            **base, status="unreadable", age_seconds=None, stale=True, error="not a JSON object"
-        )
+        return unreadable("unreadable", "not a JSON object")
     sent = _timestamp_seconds(document)
     age = None if sent is None else max(0.0, now - sent)
     interval = document.get("interval_s")

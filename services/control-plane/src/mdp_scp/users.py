@@ -1,9 +1,10 @@
 """Local user accounts: names, roles and password hashes (never passwords).
 
 Users come from settings (one administrator from ``MDP_SCP_ADMIN_USER`` +
-``MDP_SCP_ADMIN_PASSWORD_HASH``), from a JSON users file, or from :meth:`UserStore.create_first_admin`
-which the demo calls to print a one-time password. Authentication always runs a full scrypt
-verification, even for unknown names, so response time does not reveal which names exist.
+``MDP_SCP_ADMIN_PASSWORD_HASH``), from a JSON users file, or from
+:meth:`UserStore.create_first_admin`, which the demo calls to print a one-time password.
+Authentication always runs a full scrypt verification, even for unknown names, so response time
+does not reveal which names exist.
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ class UserStore:
             if not isinstance(name, str) or not name or not isinstance(stored, str):
                 raise UsersFileError(f"{where}: needs a name and a password_hash string")
             try:
-                store.add(User(name=name, role=_role(entry.get("role"), where), password_hash=stored))
+                store.add(
+                    User(name=name, role=_role(entry.get("role"), where), password_hash=stored)
+                )
             except MalformedPasswordHash as exc:
                 raise UsersFileError(f"{where}: {exc}") from exc
         return store

@@ -81,7 +81,7 @@ async function refresh() {
 }
 
 async function main() {
-  const session = await getJson("/api/session").catch(() => null);
+  const session = await getJson("/api/me").catch(() => null);
   if (session) {
     csrf = session.csrf_token;
     document.getElementById("logout-csrf").value = csrf;

@@ -50,7 +50,7 @@ export class KeyedTable {
       th.dataset.key = column.key;
       if (column.title) th.title = column.title;
       if (column.numeric) th.classList.add("num");
-      if (column.cls) th.classList.add(`col-${column.key}`);
+      th.classList.add(`col-${column.key}`);
       th.tabIndex = 0;
       th.addEventListener("click", () => this.sortBy(column.key));
       th.addEventListener("keydown", (event) => {

@@ -1,0 +1,394 @@
+"""The processing loop: queue batches through analyzers into MDC and WDC, acked after the write.
+
+One :class:`Processor` runs in one event loop (one worker process, or the embedded demo with the
+memory bus). Per queue it pulls batches of messages, decodes each envelope into models in one
+call, skips batches it has applied before, and folds the events into the analyzers. A flusher
+runs every ``flush_interval_s`` (sooner when ``flush_max_events`` are waiting): it collects the
+coalesced output of every analyzer, writes all state in one MDC transaction (together with the
+"batch applied" marks) and all widgets in one WDC pipeline, composes leaderboards when this
+replica holds the lease, and only then acks the messages of that flush.
+
+Outages: a failed write pauses consumption (unacked messages stay with the broker, bounded by
+the prefetch), and the same output is retried with exponential backoff until it lands; then
+consumption resumes. Nothing is acked that was not written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date
+from typing import Any, Final, Protocol
+
+from mdp_analyzers.replay import OfflineResult
+from mdp_analyzers.typing import Composer, NeedsReference, WidgetWrite
+from mdp_cache.keys import KEY_LB_LEASE, KEY_SEEN_BATCH
+from mdp_cache.ops import PutNewer, SetValue, StateBackend, StateOp
+from mdp_cache.reference import ReferenceCache
+from mdp_cache.widgets import WidgetItem
+from mdp_core.clock import Clock, LiveClock
+from mdp_core.envelope import EventBatch, decode_event_batch
+from mdp_core.errors import MalformedInput
+from mdp_core.logging import get_logger
+from mdp_processor.stats import ProcessorStats
+from mdp_queues import Consumer, QueueSpec, ReceivedBatch
+
+__all__ = ["MemoryWidgets", "Processor", "ProcessorConfig", "WidgetSink"]
+
+_log = get_logger(__name__)
+_NS_PER_MS: Final = 1_000_000
+_NS_PER_S: Final = 1_000_000_000
+
+
+class WidgetSink(Protocol):
+    """**Protocol:** where widget writes go (``mdp_cache.widgets.WidgetWriter`` fits)."""
+
+    async def write(self, writes: Sequence[WidgetItem]) -> int:
+        """Write the batch (one pipeline); return the number of commands."""
+        ...
+
+
+class MemoryWidgets:
+    """A widget sink holding the documents in memory (embedded demo without Redis, tests)."""
+
+    def __init__(self) -> None:
+        self.store = OfflineResult()
+
+    async def write(self, writes: Sequence[WidgetItem]) -> int:
+        """Record the writes as WDC would hold them."""
+        self.store.record(
+            WidgetWrite(item.feed, item.name, item.payload, item.publish) for item in writes
+        )
+        return len(writes)
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessorConfig:
+    """Tuning of one processor.
+
+    Attributes:
+        flush_interval_s: Longest time between two flushes.
+        flush_max_events: Events waiting that trigger an early flush.
+        batch_messages: Messages per delivery batch pulled from a queue.
+        max_in_flight: Concurrent background tasks (reference fetches).
+        consumer_group: Namespace of the "batch applied" marks (one per processor kind).
+        instance: This replica's id (lease holder name, logs).
+        retry_initial_s: First pause after a failed write.
+        retry_max_s: Longest pause between write retries.
+        remember_batches: Batch ids remembered in process for duplicate detection.
+    """
+
+    flush_interval_s: float = 0.05
+    flush_max_events: int = 20_000
+    batch_messages: int = 100
+    max_in_flight: int = 500
+    consumer_group: str = "mdp"
+    instance: str = "mdp-0"
+    retry_initial_s: float = 0.1
+    retry_max_s: float = 5.0
+    remember_batches: int = 100_000
+
+
+class _Stopped(Exception):
+    """Internal: a write was abandoned because the processor is stopping."""
+
+
+class Processor:
+    """Runs analyzers over queue batches and writes their output (see the module docstring).
+
+    Args:
+        consumer: Where batches come from (AMQP or the memory bus).
+        analyzers: The analyzers to run; each receives the event kinds it ``consumes``.
+        state: The MDC state backend (``RedisState``, or ``MemoryState`` in one process).
+        widgets: The WDC sink.
+        reference: Reference data cache for analyzers that want it (None: rows stay empty).
+        clock: Source of ``now`` for analyzers and lag.
+        config: Tuning.
+    """
+
+    def __init__(
+        self,
+        consumer: Consumer,
+        analyzers: Sequence[Any],
+        *,
+        state: StateBackend,
+        widgets: WidgetSink,
+        reference: ReferenceCache | None = None,
+        clock: Clock | None = None,
+        config: ProcessorConfig | None = None,
+    ) -> None:
+        self.consumer = consumer
+        self.analyzers = list(analyzers)
+        self.state = state
+        self.widgets = widgets
+        self.reference = reference
+        self.clock = clock or LiveClock()
+        self.config = config or ProcessorConfig()
+        self.stats = ProcessorStats()
+        self._by_kind: dict[str, list[Any]] = {}
+        for analyzer in self.analyzers:
+            for kind in analyzer.consumes:
+                self._by_kind.setdefault(kind, []).append(analyzer)
+        self._pending_batches: list[ReceivedBatch] = []
+        self._pending_marks: list[str] = []
+        self._pending_lag: list[tuple[int, int]] = []
+        self._pending_events = 0
+        self._recent: OrderedDict[str, None] = OrderedDict()
+        self._flush_now = asyncio.Event()
+        self._writable = asyncio.Event()
+        self._writable.set()
+        self._stopping = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._semaphore = asyncio.Semaphore(self.config.max_in_flight)
+        self._background: set[asyncio.Task[None]] = set()
+        self._next_compose: dict[int, int] = {}
+        self._consumer_failures = 0
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    def queues(self) -> list[QueueSpec]:
+        """The queues carrying the event kinds the analyzers consume."""
+        topology = self.consumer.topology
+        found = {topology.for_kind(kind) for kind in self._by_kind}
+        return sorted((spec for spec in found if spec is not None), key=lambda spec: spec.name)
+
+    @property
+    def writable(self) -> bool:
+        """False while writes to Redis fail (consumption is paused)."""
+        return self._writable.is_set()
+
+    @property
+    def ready(self) -> bool:
+        """Whether the processor is consuming and writing (readiness)."""
+        return self.writable and self.consumer.connected and not self._stopping.is_set()
+
+    async def run(self) -> None:
+        """Consume and flush until :meth:`stop` (or cancellation); a final flush is attempted."""
+        consumers = [
+            asyncio.create_task(self._consume(queue), name=f"consume {queue.name}")
+            for queue in self.queues()
+        ]
+        flusher = asyncio.create_task(self._flush_forever(), name="flusher")
+        try:
+            await self._stopping.wait()
+        finally:
+            for task in consumers:
+                task.cancel()
+            await asyncio.gather(*consumers, return_exceptions=True)
+            flusher.cancel()
+            await asyncio.gather(flusher, return_exceptions=True)
+            with contextlib.suppress(_Stopped):
+                await self.flush()
+            for task in list(self._background):
+                task.cancel()
+            await asyncio.gather(*self._background, return_exceptions=True)
+
+    def stop(self) -> None:
+        """Ask :meth:`run` to finish (after one last flush)."""
+        self._stopping.set()
+        self._writable.set()
+
+    # --- consumption ----------------------------------------------------------------------
+
+    async def _consume(self, queue: QueueSpec) -> None:
+        backoff = self.config.retry_initial_s
+        while not self._stopping.is_set():
+            try:
+                async for batch in self.consumer.consume_batches(
+                    queue,
+                    max_messages=self.config.batch_messages,
+                    max_wait_seconds=self.config.flush_interval_s / 2,
+                ):
+                    await self._writable.wait()
+                    await self.ingest(batch)
+                    backoff = self.config.retry_initial_s
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._consumer_failures += 1
+                _log.warning("consume_failed", queue=queue.name, error=repr(exc))
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.retry_max_s)
+
+    async def ingest(self, batch: ReceivedBatch) -> None:
+        """Decode, de-duplicate and apply one delivery batch; it is acked by a later flush."""
+        decoded: list[tuple[str, EventBatch]] = []
+        for message in batch.messages:
+            try:
+                events = decode_event_batch(message.body)
+            except MalformedInput as exc:
+                self.stats.poison += 1
+                _log.warning("poison_message", queue=message.queue.name, error=str(exc))
+                continue
+            for error in events.errors:
+                self.stats.bad_events[error.kind] += 1
+            mark = KEY_SEEN_BATCH.name(consumer=self.config.consumer_group, batch=events.batch)
+            if mark in self._recent:
+                self.stats.duplicates += 1
+                continue
+            if message.redelivered and await self._seen_before(mark):
+                self.stats.duplicates += 1
+                continue
+            self._remember(mark)
+            decoded.append((mark, events))
+        now_ns = self.clock.now_ns()
+        for mark, events in decoded:
+            self._apply(events, now_ns)
+            self._pending_marks.append(mark)
+        self._pending_batches.append(batch)
+        if self._pending_events >= self.config.flush_max_events:
+            self._flush_now.set()
+
+    async def _seen_before(self, mark: str) -> bool:
+        backoff = self.config.retry_initial_s
+        while True:
+            try:
+                return bool(await self.state.seen([mark]))
+            except Exception as exc:
+                self.stats.write_failures += 1
+                _log.warning("seen_check_failed", error=repr(exc))
+                if self._stopping.is_set():
+                    return False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.retry_max_s)
+
+    def _remember(self, mark: str) -> None:
+        self._recent[mark] = None
+        if len(self._recent) > self.config.remember_batches:
+            self._recent.popitem(last=False)
+
+    def _apply(self, batch: EventBatch, now_ns: int) -> None:
+        events = batch.events
+        if not events:
+            return
+        self.stats.messages += 1
+        self.stats.events[batch.kind] += len(events)
+        self._pending_events += len(events)
+        self._pending_lag.append((batch.received_ns, events[-1].event_time_ms))
+        for analyzer in self._by_kind.get(batch.kind, ()):
+            try:
+                analyzer.apply(events, now_ns)
+            except Exception:
+                self.stats.analyzer_errors[analyzer.name] += 1
+                _log.exception("analyzer_failed", analyzer=analyzer.name, kind=batch.kind)
+            if self.reference is not None and isinstance(analyzer, NeedsReference):
+                self._request_reference(analyzer)
+
+    # --- reference data -------------------------------------------------------------------
+
+    def _request_reference(self, analyzer: NeedsReference) -> None:
+        for symbol, day in analyzer.wanted_reference():
+            self.stats.reference_requests += 1
+            task = asyncio.create_task(self._fetch_reference(analyzer, symbol, day))
+            self._background.add(task)
+            task.add_done_callback(self._background.discard)
+
+    async def _fetch_reference(self, analyzer: NeedsReference, symbol: str, day: date) -> None:
+        assert self.reference is not None
+        async with self._semaphore:
+            data = await self.reference.get(symbol, day)
+        analyzer.provide_reference(data)
+
+    # --- flushing -------------------------------------------------------------------------
+
+    async def _flush_forever(self) -> None:
+        interval = self.config.flush_interval_s
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), interval)
+            self._flush_now.clear()
+            try:
+                await self.flush()
+            except _Stopped:
+                return
+
+    async def flush(self) -> None:
+        """Collect, write (retrying until it lands), compose if due, then ack."""
+        async with self._flush_lock:
+            now_ns = self.clock.now_ns()
+            ops: list[StateOp] = []
+            writes: list[WidgetWrite] = []
+            for analyzer in self.analyzers:
+                try:
+                    output = analyzer.collect(now_ns)
+                except Exception:
+                    self.stats.analyzer_errors[analyzer.name] += 1
+                    _log.exception("collect_failed", analyzer=analyzer.name)
+                    continue
+                ops.extend(op for op in output.state if isinstance(op, PutNewer | SetValue))
+                writes.extend(output.widgets)
+            marks, self._pending_marks = self._pending_marks, []
+            batches, self._pending_batches = self._pending_batches, []
+            lags, self._pending_lag = self._pending_lag, []
+            flushed_events, self._pending_events = self._pending_events, 0
+            if ops or marks:
+                await self._retry(lambda: self.state.apply(ops, marks=marks))
+            writes.extend(await self._compose(now_ns))
+            if writes:
+                await self._retry(lambda: self.widgets.write(writes))
+            for batch in batches:
+                try:
+                    await batch.ack()
+                except Exception as exc:
+                    _log.warning("ack_failed", error=repr(exc))
+            self._account(ops, writes, lags, flushed_events)
+
+    def _account(
+        self,
+        ops: list[StateOp],
+        writes: list[WidgetWrite],
+        lags: list[tuple[int, int]],
+        events: int,
+    ) -> None:
+        stats = self.stats
+        stats.flushes += 1
+        stats.flush_state_ops += len(ops)
+        stats.flush_widget_writes += len(writes)
+        stats.last_flush_events = events
+        done_ns = self.clock.now_ns()
+        for received_ns, event_ms in lags:
+            stats.lag_receipt.add((done_ns - received_ns) / _NS_PER_S)
+            stats.lag_event.add((done_ns - event_ms * _NS_PER_MS) / _NS_PER_S)
+
+    async def _retry(self, write: Any) -> None:
+        backoff = self.config.retry_initial_s
+        while True:
+            try:
+                await write()
+            except Exception as exc:
+                self.stats.write_failures += 1
+                self._writable.clear()
+                _log.warning("write_failed", error=repr(exc), retry_in=backoff)
+                if self._stopping.is_set():
+                    raise _Stopped from exc
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.retry_max_s)
+            else:
+                self._writable.set()
+                return
+
+    async def _compose(self, now_ns: int) -> list[WidgetWrite]:
+        writes: list[WidgetWrite] = []
+        for analyzer in self.analyzers:
+            if not isinstance(analyzer, Composer):
+                continue
+            if now_ns < self._next_compose.get(id(analyzer), 0):
+                continue
+            self._next_compose[id(analyzer)] = now_ns + analyzer.compose_interval_ns
+            try:
+                ttl_ms = (KEY_LB_LEASE.ttl or 2) * 1000
+                if not await self.state.hold_lease(
+                    KEY_LB_LEASE.name(), self.config.instance, ttl_ms
+                ):
+                    continue
+                reads = analyzer.reads(now_ns)
+                answers = await self.state.top(reads)
+                writes.extend(analyzer.compose(now_ns, answers))
+                self.stats.compositions += 1
+            except Exception as exc:
+                self.stats.write_failures += 1
+                _log.warning("compose_failed", error=repr(exc))
+        return writes

@@ -1,0 +1,583 @@
+"""The WDS against the real Redis: streaming, snapshots, security rules, slow clients, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import socket
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
+
+import pytest
+import redis.asyncio as aioredis
+from mdp_core.settings import Secret, load
+from mdp_core.token import issue_token
+from websockets.asyncio.client import ClientConnection, connect
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+from mdp_wds import WdsSettings, WidgetServer
+
+SECRET = "integration-secret"
+ORIGIN = "http://dashboard.test"
+WAIT = 5.0
+
+ServerFactory = Callable[..., Awaitable[WidgetServer]]
+
+
+def token(feeds: list[str] | None = None, ttl: float = 300, now: float | None = None) -> str:
+    issued = time.time() if now is None else now
+    return issue_token(SECRET, "tester", feeds or ["*"], ttl, issued)
+
+
+@pytest.fixture
+async def redis_client(redis_db_url: str) -> AsyncIterator[aioredis.Redis]:
+    client = aioredis.Redis.from_url(redis_db_url)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+@pytest.fixture
+async def make_server(redis_db_url: str) -> AsyncIterator[ServerFactory]:
+    servers: list[WidgetServer] = []
+
+    async def factory(**overrides: Any) -> WidgetServer:
+        values: dict[str, Any] = {
+            "host": "127.0.0.1",
+            "port": 0,
+            "wdc_redis_url": redis_db_url,
+            "token_secret": Secret(SECRET),
+            "allowed_origins": (ORIGIN,),
+            "auth_timeout_seconds": 1.0,
+            "close_timeout_seconds": 0.5,
+            "redis_backoff_initial_seconds": 0.02,
+            "redis_backoff_max_seconds": 0.2,
+        }
+        values.update(overrides)
+        server = WidgetServer(load(WdsSettings, environ={}, **values))
+        await server.start()
+        servers.append(server)
+        assert await server.hub.wait_connected(WAIT)
+        return server
+
+    try:
+        yield factory
+    finally:
+        for server in servers:
+            await server.stop()
+
+
+@pytest.fixture
+async def server(make_server: ServerFactory) -> WidgetServer:
+    return await make_server()
+
+
+async def recv(ws: ClientConnection, within: float = WAIT) -> dict[str, Any]:
+    message = await asyncio.wait_for(ws.recv(), within)
+    assert isinstance(message, str), "the WDS sends text frames"
+    decoded: dict[str, Any] = json.loads(message)
+    return decoded
+
+
+async def recv_op(ws: ClientConnection, op: str, within: float = WAIT) -> dict[str, Any]:
+    """The next message with ``op``, skipping others (returns them via the assertion text)."""
+    seen: list[dict[str, Any]] = []
+    while True:
+        message = await recv(ws, within)
+        if message["op"] == op:
+            return message
+        seen.append(message)
+        assert len(seen) < 100, seen
+
+
+async def closed_with(ws: ClientConnection) -> int | None:
+    with pytest.raises(ConnectionClosed):
+        while True:
+            await asyncio.wait_for(ws.recv(), WAIT)
+    return ws.close_code
+
+
+async def open_client(
+    server: WidgetServer, feeds: list[str] | None = None, **kwargs: Any
+) -> ClientConnection:
+    ws = await connect(server.url, origin=ORIGIN, **kwargs)  # type: ignore[arg-type]
+    await ws.send(json.dumps({"op": "auth", "token": token(feeds)}))
+    reply = await recv(ws)
+    assert reply["op"] == "auth_ok", reply
+    return ws
+
+
+async def subscribe(ws: ClientConnection, *feeds: str, **extra: Any) -> dict[str, Any]:
+    await ws.send(json.dumps({"op": "subscribe", "id": 1, "feeds": list(feeds), **extra}))
+    return await recv_op(ws, "subscribed")
+
+
+async def wait_until(condition: Callable[[], bool], within: float = WAIT) -> None:
+    deadline = asyncio.get_running_loop().time() + within
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not reached in time"
+        await asyncio.sleep(0.01)
+
+
+# --- streaming -------------------------------------------------------------------------------
+
+
+async def test_exact_value_feed_snapshot_stream_unsubscribe(
+    server: WidgetServer, redis_client: aioredis.Redis
+) -> None:
+    await redis_client.set("quote:AAPL", json.dumps({"symbol": "AAPL", "price": 1.0}))
+    async with await open_client(server) as ws:
+        reply = await subscribe(ws, "quote:AAPL")
+        assert reply == {"op": "subscribed", "id": 1, "feeds": ["quote:AAPL"]}
+        snap = await recv(ws)
+        assert snap == {"op": "snapshot", "feed": "quote:AAPL", "data": {"symbol": "AAPL", "price": 1.0}}
+        await redis_client.publish("quote:AAPL", json.dumps({"symbol": "AAPL", "price": 2.0}))
+        update = await recv(ws)
+        assert update == {"op": "update", "feed": "quote:AAPL", "data": {"symbol": "AAPL", "price": 2.0}}
+        assert server.hub.subscriber_count("quote:AAPL") == 1
+
+        await ws.send(json.dumps({"op": "unsubscribe", "id": 2, "feeds": ["quote:AAPL"]}))
+        assert await recv(ws) == {"op": "unsubscribed", "id": 2, "feeds": ["quote:AAPL"]}
+        assert server.hub.subscriber_count("quote:AAPL") == 0
+        await wait_until(lambda: server.stats.redis_subscriptions == 0)
+        # Still connected, and nothing arrives for the dropped feed: a ping is answered first.
+        await redis_client.publish("quote:AAPL", b'{"price": 3.0}')
+        await ws.send(json.dumps({"op": "ping", "id": 3}))
+        assert await recv(ws) == {"op": "pong", "id": 3}
+
+
+async def test_missing_value_snapshot_is_null(server: WidgetServer) -> None:
+    async with await open_client(server) as ws:
+        await subscribe(ws, "range:ZZZZ")
+        assert await recv(ws) == {"op": "snapshot", "feed": "range:ZZZZ", "data": None}
+
+
+async def test_pattern_feed_delivers_and_shares_one_redis_subscription(
+    server: WidgetServer, redis_client: aioredis.Redis
+) -> None:
+    await redis_client.set("quote:AAPL", b'{"symbol": "AAPL"}')
+    await redis_client.set("quote:MSFT", b'{"symbol": "MSFT"}')
+    await redis_client.set("quote:x:y", b'{"symbol": "not a feed"}')
+    async with await open_client(server) as first, await open_client(server) as second:
+        for ws in (first, second):
+            await subscribe(ws, "quote:*")
+            snaps = [await recv(ws), await recv(ws)]
+            assert sorted(s["feed"] for s in snaps) == ["quote:AAPL", "quote:MSFT"]
+            assert all(s["op"] == "snapshot" for s in snaps)
+        assert server.stats.redis_subscriptions == 1
+        assert server.hub.subscriber_count("quote:*") == 2
+        await redis_client.publish("quote:x:y", b'{"symbol": "ignored"}')
+        await redis_client.publish("quote:TSLA", b'{"symbol": "TSLA", "price": 5}')
+        for ws in (first, second):
+            update = await recv(ws)
+            assert update == {
+                "op": "update",
+                "feed": "quote:TSLA",
+                "data": {"symbol": "TSLA", "price": 5},
+            }
+
+
+async def test_pattern_snapshot_is_capped_by_limit(
+    server: WidgetServer, redis_client: aioredis.Redis
+) -> None:
+    for i in range(5):
+        await redis_client.set(f"quote:S{i}", b"{}")
+    async with await open_client(server) as ws:
+        await subscribe(ws, "quote:*", limit=3)
+        snaps = [await recv(ws) for _ in range(3)]
+        assert {s["op"] for s in snaps} == {"snapshot"}
+        await ws.send(json.dumps({"op": "ping", "id": 9}))
+        assert await recv(ws) == {"op": "pong", "id": 9}
+
+
+async def test_list_feed_snapshot_newest_first_with_limit_and_get(
+    server: WidgetServer, redis_client: aioredis.Redis
+) -> None:
+    for n in range(1, 6):
+        await redis_client.lpush("alerts:hod", json.dumps({"n": n}))
+    async with await open_client(server) as ws:
+        await subscribe(ws, "alerts:hod", limit=2)
+        assert await recv(ws) == {"op": "snapshot", "feed": "alerts:hod", "data": [{"n": 5}, {"n": 4}]}
+        await redis_client.publish("alerts:hod", b'{"n": 6}')
+        assert await recv(ws) == {"op": "update", "feed": "alerts:hod", "data": {"n": 6}}
+        await ws.send(json.dumps({"op": "get", "id": 7, "feed": "alerts:hod", "limit": 3}))
+        reply = await recv(ws)
+        assert reply == {"op": "snapshot", "id": 7, "feed": "alerts:hod", "data": [{"n": 5}, {"n": 4}, {"n": 3}]}
+
+
+async def test_invalid_published_payload_is_skipped_and_counted(
+    server: WidgetServer, redis_client: aioredis.Redis
+) -> None:
+    async with await open_client(server) as ws:
+        await subscribe(ws, "quote:AAPL", snapshot=False)
+        await redis_client.publish("quote:AAPL", b"{not json")
+        await redis_client.publish("quote:AAPL", b"[1, 2]")
+        assert await recv(ws) == {"op": "update", "feed": "quote:AAPL", "data": [1, 2]}
+        assert server.stats.bad_payloads == 1
+
+
+async def test_bad_requests_get_errors_and_the_socket_stays_open(server: WidgetServer) -> None:
+    async with await open_client(server) as ws:
+        await ws.send("not json")
+        assert (await recv(ws))["code"] == "bad_request"
+        await ws.send(json.dumps({"op": "dance", "id": 4}))
+        reply = await recv(ws)
+        assert reply["code"] == "bad_request"
+        assert reply["id"] == 4
+        await ws.send(json.dumps({"op": "ping", "id": 5}))
+        assert await recv(ws) == {"op": "pong", "id": 5}
+
+
+# --- security --------------------------------------------------------------------------------
+
+
+async def test_first_message_must_be_auth(server: WidgetServer) -> None:
+    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+        await ws.send(json.dumps({"op": "subscribe", "feeds": ["quote:AAPL"]}))
+        assert await closed_with(ws) == 4001
+    assert server.stats.violations["unauthenticated"] == 1
+
+
+async def test_silent_client_is_closed_after_the_auth_timeout(
+    make_server: ServerFactory,
+) -> None:
+    server = await make_server(auth_timeout_seconds=0.2)
+    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+        assert await closed_with(ws) == 4001
+    assert server.stats.disconnects["auth_timeout"] == 1
+
+
+@pytest.mark.parametrize(
+    ("credential", "reason"),
+    [
+        ({"token": "garbage"}, "invalid token"),
+        ({"token": issue_token("another-secret", "eve", ["*"], 300, time.time())}, "invalid token"),
+        ({"token": issue_token(SECRET, "old", ["*"], 60, time.time() - 120)}, "token expired"),
+        ({"key": "guess"}, "invalid credentials"),
+    ],
+)
+async def test_bad_credentials_close_4001(
+    server: WidgetServer, credential: dict[str, str], reason: str
+) -> None:
+    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+        await ws.send(json.dumps({"op": "auth", **credential}))
+        assert await closed_with(ws) == 4001
+        assert ws.close_reason == reason
+
+
+async def test_dev_key_only_when_configured(make_server: ServerFactory) -> None:
+    server = await make_server(dev_key=Secret("dev-key"))
+    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+        await ws.send(json.dumps({"op": "auth", "key": "dev-key"}))
+        reply = await recv(ws)
+        assert reply["op"] == "auth_ok"
+        assert reply["feeds"] == ["*"]
+        assert reply["expires_at"] is None
+
+
+async def test_session_closes_when_the_token_expires_and_refresh_extends_it(
+    server: WidgetServer,
+) -> None:
+    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+        await ws.send(json.dumps({"op": "auth", "token": token(ttl=1.0)}))
+        first = await recv(ws)
+        assert first["op"] == "auth_ok"
+        await ws.send(json.dumps({"op": "auth", "id": 2, "token": token(ttl=2.0)}))
+        refreshed = await recv(ws)
+        assert refreshed["op"] == "auth_ok"
+        assert refreshed["id"] == 2
+        assert refreshed["expires_at"] > first["expires_at"]
+        assert await closed_with(ws) == 4001
+        assert ws.close_reason == "token expired"
+
+
+async def test_refresh_with_narrower_token_drops_ungranted_feeds(server: WidgetServer) -> None:
+    async with await open_client(server, ["quote:*", "alerts:*"]) as ws:
+        await subscribe(ws, "quote:AAPL", "alerts:hod", snapshot=False)
+        await ws.send(json.dumps({"op": "auth", "id": 3, "token": token(["alerts:*"])}))
+        error = await recv(ws)
+        assert error["code"] == "forbidden_feed"
+        assert (await recv(ws))["op"] == "auth_ok"
+        assert server.hub.subscriber_count("quote:AAPL") == 0
+        assert server.hub.subscriber_count("alerts:hod") == 1
+
+
+@pytest.mark.parametrize(
+    ("feed", "code"),
+    [
+        ("news:latest", "forbidden_feed"),  # exists, not granted
+        ("mdp:heartbeat:wds:1", "forbidden_feed"),  # internal key
+        ("mdp:ref:snapshot:AAPL", "forbidden_feed"),
+        ("*", "unknown_feed"),
+        ("quote*", "unknown_feed"),
+        ("something:else", "unknown_feed"),
+    ],
+)
+async def test_feed_authorization(server: WidgetServer, feed: str, code: str) -> None:
+    async with await open_client(server, ["quote:*", "mdp:*", "*:*"]) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "id": 5, "feeds": [feed, "quote:AAPL"]}))
+        error = await recv(ws)
+        assert error["op"] == "error"
+        assert error["code"] == code
+        assert error["id"] == 5
+        assert await recv(ws) == {"op": "subscribed", "id": 5, "feeds": ["quote:AAPL"]}
+        await ws.send(json.dumps({"op": "get", "id": 6, "feed": feed}))
+        assert (await recv_op(ws, "error"))["code"] == code
+
+
+async def test_even_a_star_token_cannot_read_internal_keys(
+    server: WidgetServer, redis_client: aioredis.Redis
+) -> None:
+    await redis_client.set("mdp:heartbeat:x:1", b'{"secret": true}')
+    async with await open_client(server, ["*"]) as ws:
+        await ws.send(json.dumps({"op": "get", "id": 1, "feed": "mdp:heartbeat:x:1"}))
+        assert (await recv(ws))["code"] == "forbidden_feed"
+
+
+async def test_bad_origin_is_refused_at_the_handshake(server: WidgetServer) -> None:
+    with pytest.raises(InvalidStatus) as refused:
+        await connect(server.url, origin="https://evil.example")  # type: ignore[arg-type]
+    assert refused.value.response.status_code == 403
+    assert server.stats.violations["bad_origin"] == 1
+
+
+async def test_missing_origin_refused_when_configured(make_server: ServerFactory) -> None:
+    server = await make_server(allow_missing_origin=False)
+    with pytest.raises(InvalidStatus):
+        await connect(server.url)
+
+
+async def test_oversized_frame_closes_1009(make_server: ServerFactory) -> None:
+    server = await make_server(max_frame_bytes=1024)
+    async with await open_client(server) as ws:
+        await ws.send(json.dumps({"op": "ping", "pad": "x" * 4096}))
+        assert await closed_with(ws) == 1009
+    await wait_until(lambda: server.stats.disconnects["frame_too_big"] == 1)
+
+
+async def test_message_flood_closes_4008(make_server: ServerFactory) -> None:
+    server = await make_server(rate_per_second=1.0, rate_burst=10)
+    async with await open_client(server) as ws:
+        with pytest.raises(ConnectionClosed):
+            for i in range(200):
+                await ws.send(json.dumps({"op": "ping", "id": i}))
+        assert await closed_with(ws) == 4008
+    assert server.stats.violations["rate_limited"] == 1
+
+
+async def test_subscription_cap(make_server: ServerFactory) -> None:
+    server = await make_server(max_subscriptions=2)
+    async with await open_client(server) as ws:
+        await ws.send(
+            json.dumps({"op": "subscribe", "id": 1, "feeds": ["quote:A", "quote:B", "quote:C"]})
+        )
+        error = await recv(ws)
+        assert error["code"] == "too_many_subscriptions"
+        assert (await recv_op(ws, "subscribed"))["feeds"] == ["quote:A", "quote:B"]
+
+
+async def test_connection_caps_close_4029(make_server: ServerFactory) -> None:
+    server = await make_server(max_connections_per_address=2)
+    async with await open_client(server), await open_client(server):
+        async with connect(server.url, origin=ORIGIN) as third:  # type: ignore[arg-type]
+            assert await closed_with(third) == 4029
+    assert server.stats.disconnects["address_cap"] == 1
+    capped = await make_server(max_connections=1)
+    async with await open_client(capped):
+        async with connect(capped.url, origin=ORIGIN) as second:  # type: ignore[arg-type]
+            assert await closed_with(second) == 4029
+    assert capped.stats.disconnects["connection_cap"] == 1
+
+
+# --- slow clients ----------------------------------------------------------------------------
+
+
+async def test_stalled_client_is_cut_and_does_not_delay_others(
+    make_server: ServerFactory, redis_client: aioredis.Redis
+) -> None:
+    server = await make_server(
+        send_queue_messages=16, send_queue_bytes=1 << 20, write_limit_bytes=16_384
+    )
+    small = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    small.connect(("127.0.0.1", server.port))
+    stalled = await open_client(server, sock=small, max_queue=1)
+    healthy = await open_client(server)
+    await subscribe(stalled, "quote:BIG", snapshot=False)
+    await subscribe(healthy, "quote:BIG", snapshot=False)
+    padding = "x" * 32_768
+    received = 0
+    for n in range(200):
+        await redis_client.publish("quote:BIG", json.dumps({"n": n, "pad": padding}))
+        update = await recv(healthy)
+        assert update["data"]["n"] == n
+        received += 1
+        if server.stats.disconnects["too_slow"]:
+            break
+    await wait_until(lambda: server.stats.disconnects["too_slow"] == 1)
+    # Everyone else keeps streaming after the cut.
+    await redis_client.publish("quote:BIG", b'{"n": -1}')
+    assert (await recv(healthy))["data"] == {"n": -1}
+    assert len(server.sessions) == 1
+    await healthy.close()
+    stalled.transport.abort()
+
+
+async def test_drop_oldest_policy_keeps_slow_client_connected(
+    make_server: ServerFactory, redis_client: aioredis.Redis
+) -> None:
+    server = await make_server(
+        send_queue_messages=4,
+        slow_client_policy="drop_oldest",
+        write_limit_bytes=16_384,
+    )
+    small = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    small.connect(("127.0.0.1", server.port))
+    slow = await open_client(server, sock=small, max_queue=1)
+    await subscribe(slow, "quote:BIG", snapshot=False)
+    padding = "x" * 32_768
+    for n in range(100):
+        await redis_client.publish("quote:BIG", json.dumps({"n": n, "pad": padding}))
+        if server.stats.drops["queue_full"]:
+            break
+    await wait_until(lambda: server.stats.drops["queue_full"] > 0)
+    assert server.stats.disconnects["too_slow"] == 0
+    assert len(server.sessions) == 1
+    slow.transport.abort()
+
+
+# --- lifecycle and health --------------------------------------------------------------------
+
+
+async def http_get(port: int, path: str) -> tuple[int, str]:
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n".encode())
+    raw = await asyncio.wait_for(reader.read(), WAIT)
+    writer.close()
+    await writer.wait_closed()
+    head, _, body = raw.decode().partition("\r\n\r\n")
+    return int(head.split()[1]), body
+
+
+async def test_health_and_metrics_endpoints(server: WidgetServer) -> None:
+    assert await http_get(server.port, "/livez") == (200, "ok\n")
+    assert await http_get(server.port, "/readyz") == (200, "ready\n")
+    status, body = await http_get(server.port, "/metrics")
+    assert status == 200
+    assert "mdp_wds_clients 0" in body
+    assert "mdp_wds_delivery_lag_seconds_count" in body
+    status, body = await http_get(server.port, "/status")
+    assert json.loads(body)["ready"] is True
+    assert (await http_get(server.port, "/nope"))[0] == 404
+
+
+async def test_delivery_lag_is_measured_from_the_payload_stamp(
+    server: WidgetServer, redis_client: aioredis.Redis
+) -> None:
+    async with await open_client(server) as ws:
+        await subscribe(ws, "quote:AAPL", snapshot=False)
+        await redis_client.publish("quote:AAPL", json.dumps({"as_of_ms": time.time() * 1000}))
+        await recv(ws)
+        await wait_until(lambda: server.stats.lag.count == 1)
+
+
+async def test_graceful_stop_closes_clients_with_1001(make_server: ServerFactory) -> None:
+    server = await make_server()
+    ws = await open_client(server)
+    await subscribe(ws, "quote:AAPL", snapshot=False)
+    stopping = asyncio.ensure_future(server.stop())
+    assert await closed_with(ws) == 1001
+    await stopping
+    assert server.stats.disconnects["shutdown"] == 1
+
+
+# --- Redis connection loss -------------------------------------------------------------------
+
+
+class CuttableProxy:
+    """A TCP proxy to Redis whose connections the test can cut, and refuse while paused."""
+
+    def __init__(self, target_port: int) -> None:
+        self._target_port = target_port
+        self._writers: set[asyncio.StreamWriter] = set()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.accepting = asyncio.Event()
+        self.accepting.set()
+        self.connections = 0
+        self._server: asyncio.Server | None = None
+
+    async def start(self) -> int:
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return int(self._server.sockets[0].getsockname()[1])
+
+    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            while data := await reader.read(65_536):
+                writer.write(data)
+                await writer.drain()
+        except (ConnectionError, OSError):
+            pass
+        finally:
+            writer.close()
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if not self.accepting.is_set():
+            writer.close()
+            return
+        self.connections += 1
+        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
+        self._writers.update({writer, up_writer})
+        for task in (
+            asyncio.ensure_future(self._pipe(reader, up_writer)),
+            asyncio.ensure_future(self._pipe(up_reader, writer)),
+        ):
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    def cut(self) -> None:
+        for writer in self._writers:
+            writer.transport.abort()
+        self._writers.clear()
+
+    async def close(self) -> None:
+        self.cut()
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+async def test_recovers_from_redis_connection_loss_and_resends_snapshots(
+    make_server: ServerFactory, redis_client: aioredis.Redis, redis_db_url: str
+) -> None:
+    redis_port = int(redis_db_url.split(":")[2].split("/")[0])
+    proxy = CuttableProxy(redis_port)
+    port = await proxy.start()
+    try:
+        server = await make_server(wdc_redis_url=f"redis://127.0.0.1:{port}/15")
+        await redis_client.set("quote:AAPL", b'{"v": 1}')
+        async with await open_client(server) as ws:
+            await subscribe(ws, "quote:AAPL", "news:ticker:*")
+            assert (await recv(ws))["data"] == {"v": 1}
+            proxy.accepting.clear()
+            proxy.cut()
+            await wait_until(lambda: not server.hub.connected)
+            assert (await http_get(server.port, "/readyz"))[0] == 503
+            # Missed while disconnected: only a fresh snapshot can bring it back.
+            await redis_client.set("quote:AAPL", b'{"v": 2}')
+            await redis_client.publish("quote:AAPL", b'{"v": 2}')
+            proxy.accepting.set()
+            snap = await recv_op(ws, "snapshot")
+            assert snap == {"op": "snapshot", "feed": "quote:AAPL", "data": {"v": 2}}
+            assert server.stats.redis_reconnects == 1
+            await redis_client.publish("quote:AAPL", b'{"v": 3}')
+            assert (await recv_op(ws, "update"))["data"] == {"v": 3}
+            await redis_client.publish("news:ticker:AAPL", b'{"title": "t"}')
+            assert (await recv_op(ws, "update"))["feed"] == "news:ticker:AAPL"
+    finally:
+        await proxy.close()
