@@ -28,6 +28,7 @@ from dataclasses import dataclass
 
 _DEFAULT_RATES = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000)
 _TOPICS = ("T.*", "Q.*", "A.*", "AM.*", "LULD.*")
+_TAPE_EVENTS = 300_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,20 +61,31 @@ class StepResult:
 
 
 async def _serve_sim(rate: float | None, symbols: int) -> None:
-    from mdp_sim.scenario import ScenarioConfig
-    from mdp_sim.server import SimConfig, SimServers
+    """Serve a tape of simulated events through the simulator's Massive websocket server.
 
-    config = SimConfig(
-        speed=None,
-        rate=rate,
-        scenario=ScenarioConfig(symbols=symbols, news_per_hour=0.0),
-        max_events_per_frame=500,
-    )
-    async with SimServers(config) as sim:
-        print(json.dumps({"feed": sim.massive_feed, "key": sim.api_key}), flush=True)
+    The synthetic market generates roughly 100-150k events/s on one core, below what the
+    listener can take, so the market is run once up front into a tape of real simulator
+    events, which the simulator's own websocket server then replays in a loop: paced at
+    ``rate`` events/s, or as fast as the client reads when ``rate`` is None.
+    """
+    from mdp_core.logging import configure_logging
+    from mdp_sim.market import Market
+    from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer
+    from mdp_sim.scenario import ScenarioConfig
+    from mdp_sim.server import new_api_key
+
+    configure_logging("bench-sim", "WARNING", "console", stream=sys.stderr)
+    market = Market(ScenarioConfig(symbols=symbols, news_per_hour=0.0))
+    tape = market.take(_TAPE_EVENTS).events
+    key = new_api_key()
+    server = MassiveWsServer(MassiveWsConfig(keys=frozenset({key})))
+    async with server:
+        print(json.dumps({"feed": f"127.0.0.1:{server.port}", "key": key}), flush=True)
+        pump = asyncio.create_task(_pump(server, tape, rate))
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.readline)  # parent closes stdin to stop us
-        metrics = sim.massive.metrics
+        pump.cancel()
+        metrics = server.metrics
         print(
             json.dumps(
                 {
@@ -84,6 +96,38 @@ async def _serve_sim(rate: float | None, symbols: int) -> None:
             ),
             flush=True,
         )
+
+
+async def _pump(server: object, tape: list[object], rate: float | None) -> None:
+    publish = server.publish  # type: ignore[attr-defined]
+    await server.wait_for_subscriber()  # type: ignore[attr-defined]
+    position = 0
+    chunk = 2_000
+
+    def take(n: int) -> list[object]:
+        nonlocal position
+        if position + n > len(tape):
+            position = 0
+        part = tape[position : position + n]
+        position += n
+        return part
+
+    if rate is None:
+        while True:
+            publish(take(chunk), flush=True)
+            await server.wait_drained()  # type: ignore[attr-defined]
+            await asyncio.sleep(0)
+    origin = time.monotonic()
+    sent = 0
+    while True:
+        due = int((time.monotonic() - origin) * rate) - sent
+        if due <= 0:
+            await asyncio.sleep(0.002)
+            continue
+        part = take(min(due, chunk))
+        publish(part)
+        sent += len(part)
+        await asyncio.sleep(0)
 
 
 # ------------------------------------------------------------------ listener side
@@ -172,6 +216,9 @@ async def _delete_queues(amqp_url: str, topology: object) -> None:
 
 
 async def _bench(options: argparse.Namespace) -> None:
+    from mdp_core.logging import configure_logging
+
+    configure_logging("bench", "WARNING", "console")
     rates = [float(r) for r in options.rates.split(",")] if options.rates else _DEFAULT_RATES
     best: StepResult | None = None
     print(f"{'offered':>10} {'achieved':>10} {'dropped':>8} {'reconn':>6} {'kicks':>5} "

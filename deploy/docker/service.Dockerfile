@@ -31,17 +31,16 @@ RUN --mount=type=cache,target=/root/.cache/uv \
     --mount=type=bind,source=packages,target=packages \
     --mount=type=bind,source=services,target=services \
     package="$(sed -n 's/^name = "\(.*\)"/\1/p' services/${SERVICE}/pyproject.toml | head -n1)" && \
-    uv sync --frozen --no-install-workspace --no-default-groups --package "$package" && \
-    if [ "$OTEL" = "1" ]; then \
-        uv pip install --python /app/.venv/bin/python opentelemetry-sdk opentelemetry-exporter-otlp-proto-http; \
-    fi
+    extras="$([ "$OTEL" = "1" ] && echo --extra otel || true)" && \
+    uv sync --frozen --no-install-workspace --no-default-groups --package "$package" $extras
 # Then the code of just this service and the packages (installed as wheels, not editable).
 COPY pyproject.toml uv.lock ./
 COPY packages ./packages
 COPY services ./services
 RUN --mount=type=cache,target=/root/.cache/uv \
     package="$(sed -n 's/^name = "\(.*\)"/\1/p' services/${SERVICE}/pyproject.toml | head -n1)" && \
-    uv sync --frozen --no-editable --no-default-groups --package "$package" && \
+    extras="$([ "$OTEL" = "1" ] && echo --extra otel || true)" && \
+    uv sync --frozen --no-editable --no-default-groups --package "$package" $extras && \
     script="$(sed -n '/^\[project.scripts\]/{n;s/^\([a-z0-9-]*\) = .*/\1/p}' services/${SERVICE}/pyproject.toml)" && \
     ln -s "/app/.venv/bin/$script" /app/.venv/bin/service
 

@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator
 import aio_pika
 import msgspec
 import pytest
+
 from mdp_core.clock import LiveClock
 from mdp_core.envelope import encode_envelope
 from mdp_queues import (

@@ -15,6 +15,7 @@ from urllib.parse import urlsplit
 
 import msgspec
 import pytest
+
 from mdp_core.envelope import encode_envelope
 from mdp_queues import AmqpConsumer, AmqpPublisher, DropReason, OutgoingBatch, QueueSpec, Topology
 

@@ -11,15 +11,16 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from mdp_core.settings import Secret, load
-from mdp_core.token import issue_token
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
+from websockets.typing import Origin
 
+from mdp_core.settings import Secret, load
+from mdp_core.token import issue_token
 from mdp_wds import WdsSettings, WidgetServer
 
 SECRET = "integration-secret"
-ORIGIN = "http://dashboard.test"
+ORIGIN = Origin("http://dashboard.test")
 WAIT = 5.0
 
 ServerFactory = Callable[..., Awaitable[WidgetServer]]
@@ -93,16 +94,17 @@ async def recv_op(ws: ClientConnection, op: str, within: float = WAIT) -> dict[s
 
 
 async def closed_with(ws: ClientConnection) -> int | None:
-    with pytest.raises(ConnectionClosed):
+    try:
         while True:
             await asyncio.wait_for(ws.recv(), WAIT)
-    return ws.close_code
+    except ConnectionClosed:
+        return ws.close_code
 
 
 async def open_client(
     server: WidgetServer, feeds: list[str] | None = None, **kwargs: Any
 ) -> ClientConnection:
-    ws = await connect(server.url, origin=ORIGIN, **kwargs)  # type: ignore[arg-type]
+    ws = await connect(server.url, origin=ORIGIN, **kwargs)
     await ws.send(json.dumps({"op": "auth", "token": token(feeds)}))
     reply = await recv(ws)
     assert reply["op"] == "auth_ok", reply
@@ -132,10 +134,18 @@ async def test_exact_value_feed_snapshot_stream_unsubscribe(
         reply = await subscribe(ws, "quote:AAPL")
         assert reply == {"op": "subscribed", "id": 1, "feeds": ["quote:AAPL"]}
         snap = await recv(ws)
-        assert snap == {"op": "snapshot", "feed": "quote:AAPL", "data": {"symbol": "AAPL", "price": 1.0}}
+        assert snap == {
+            "op": "snapshot",
+            "feed": "quote:AAPL",
+            "data": {"symbol": "AAPL", "price": 1.0},
+        }
         await redis_client.publish("quote:AAPL", json.dumps({"symbol": "AAPL", "price": 2.0}))
         update = await recv(ws)
-        assert update == {"op": "update", "feed": "quote:AAPL", "data": {"symbol": "AAPL", "price": 2.0}}
+        assert update == {
+            "op": "update",
+            "feed": "quote:AAPL",
+            "data": {"symbol": "AAPL", "price": 2.0},
+        }
         assert server.hub.subscriber_count("quote:AAPL") == 1
 
         await ws.send(json.dumps({"op": "unsubscribe", "id": 2, "feeds": ["quote:AAPL"]}))
@@ -199,12 +209,21 @@ async def test_list_feed_snapshot_newest_first_with_limit_and_get(
         await redis_client.lpush("alerts:hod", json.dumps({"n": n}))
     async with await open_client(server) as ws:
         await subscribe(ws, "alerts:hod", limit=2)
-        assert await recv(ws) == {"op": "snapshot", "feed": "alerts:hod", "data": [{"n": 5}, {"n": 4}]}
+        assert await recv(ws) == {
+            "op": "snapshot",
+            "feed": "alerts:hod",
+            "data": [{"n": 5}, {"n": 4}],
+        }
         await redis_client.publish("alerts:hod", b'{"n": 6}')
         assert await recv(ws) == {"op": "update", "feed": "alerts:hod", "data": {"n": 6}}
         await ws.send(json.dumps({"op": "get", "id": 7, "feed": "alerts:hod", "limit": 3}))
         reply = await recv(ws)
-        assert reply == {"op": "snapshot", "id": 7, "feed": "alerts:hod", "data": [{"n": 5}, {"n": 4}, {"n": 3}]}
+        assert reply == {
+            "op": "snapshot",
+            "id": 7,
+            "feed": "alerts:hod",
+            "data": [{"n": 5}, {"n": 4}, {"n": 3}],
+        }
 
 
 async def test_invalid_published_payload_is_skipped_and_counted(
@@ -234,7 +253,7 @@ async def test_bad_requests_get_errors_and_the_socket_stays_open(server: WidgetS
 
 
 async def test_first_message_must_be_auth(server: WidgetServer) -> None:
-    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+    async with connect(server.url, origin=ORIGIN) as ws:
         await ws.send(json.dumps({"op": "subscribe", "feeds": ["quote:AAPL"]}))
         assert await closed_with(ws) == 4001
     assert server.stats.violations["unauthenticated"] == 1
@@ -244,7 +263,7 @@ async def test_silent_client_is_closed_after_the_auth_timeout(
     make_server: ServerFactory,
 ) -> None:
     server = await make_server(auth_timeout_seconds=0.2)
-    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+    async with connect(server.url, origin=ORIGIN) as ws:
         assert await closed_with(ws) == 4001
     assert server.stats.disconnects["auth_timeout"] == 1
 
@@ -261,7 +280,7 @@ async def test_silent_client_is_closed_after_the_auth_timeout(
 async def test_bad_credentials_close_4001(
     server: WidgetServer, credential: dict[str, str], reason: str
 ) -> None:
-    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+    async with connect(server.url, origin=ORIGIN) as ws:
         await ws.send(json.dumps({"op": "auth", **credential}))
         assert await closed_with(ws) == 4001
         assert ws.close_reason == reason
@@ -269,7 +288,7 @@ async def test_bad_credentials_close_4001(
 
 async def test_dev_key_only_when_configured(make_server: ServerFactory) -> None:
     server = await make_server(dev_key=Secret("dev-key"))
-    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+    async with connect(server.url, origin=ORIGIN) as ws:
         await ws.send(json.dumps({"op": "auth", "key": "dev-key"}))
         reply = await recv(ws)
         assert reply["op"] == "auth_ok"
@@ -280,7 +299,7 @@ async def test_dev_key_only_when_configured(make_server: ServerFactory) -> None:
 async def test_session_closes_when_the_token_expires_and_refresh_extends_it(
     server: WidgetServer,
 ) -> None:
-    async with connect(server.url, origin=ORIGIN) as ws:  # type: ignore[arg-type]
+    async with connect(server.url, origin=ORIGIN) as ws:
         await ws.send(json.dumps({"op": "auth", "token": token(ttl=1.0)}))
         first = await recv(ws)
         assert first["op"] == "auth_ok"
@@ -316,7 +335,7 @@ async def test_refresh_with_narrower_token_drops_ungranted_feeds(server: WidgetS
     ],
 )
 async def test_feed_authorization(server: WidgetServer, feed: str, code: str) -> None:
-    async with await open_client(server, ["quote:*", "mdp:*", "*:*"]) as ws:
+    async with await open_client(server, ["quote:*", "mdp:*"]) as ws:
         await ws.send(json.dumps({"op": "subscribe", "id": 5, "feeds": [feed, "quote:AAPL"]}))
         error = await recv(ws)
         assert error["op"] == "error"
@@ -338,7 +357,7 @@ async def test_even_a_star_token_cannot_read_internal_keys(
 
 async def test_bad_origin_is_refused_at_the_handshake(server: WidgetServer) -> None:
     with pytest.raises(InvalidStatus) as refused:
-        await connect(server.url, origin="https://evil.example")  # type: ignore[arg-type]
+        await connect(server.url, origin=Origin("https://evil.example"))
     assert refused.value.response.status_code == 403
     assert server.stats.violations["bad_origin"] == 1
 
@@ -360,9 +379,11 @@ async def test_oversized_frame_closes_1009(make_server: ServerFactory) -> None:
 async def test_message_flood_closes_4008(make_server: ServerFactory) -> None:
     server = await make_server(rate_per_second=1.0, rate_burst=10)
     async with await open_client(server) as ws:
-        with pytest.raises(ConnectionClosed):
+        try:
             for i in range(200):
                 await ws.send(json.dumps({"op": "ping", "id": i}))
+        except ConnectionClosed:
+            pass
         assert await closed_with(ws) == 4008
     assert server.stats.violations["rate_limited"] == 1
 
@@ -380,14 +401,16 @@ async def test_subscription_cap(make_server: ServerFactory) -> None:
 
 async def test_connection_caps_close_4029(make_server: ServerFactory) -> None:
     server = await make_server(max_connections_per_address=2)
-    async with await open_client(server), await open_client(server):
-        async with connect(server.url, origin=ORIGIN) as third:  # type: ignore[arg-type]
-            assert await closed_with(third) == 4029
+    async with (
+        await open_client(server),
+        await open_client(server),
+        connect(server.url, origin=ORIGIN) as third,
+    ):
+        assert await closed_with(third) == 4029
     assert server.stats.disconnects["address_cap"] == 1
     capped = await make_server(max_connections=1)
-    async with await open_client(capped):
-        async with connect(capped.url, origin=ORIGIN) as second:  # type: ignore[arg-type]
-            assert await closed_with(second) == 4029
+    async with await open_client(capped), connect(capped.url, origin=ORIGIN) as second:
+        assert await closed_with(second) == 4029
     assert capped.stats.disconnects["connection_cap"] == 1
 
 
@@ -408,19 +431,17 @@ async def test_stalled_client_is_cut_and_does_not_delay_others(
     await subscribe(stalled, "quote:BIG", snapshot=False)
     await subscribe(healthy, "quote:BIG", snapshot=False)
     padding = "x" * 32_768
-    received = 0
     for n in range(200):
         await redis_client.publish("quote:BIG", json.dumps({"n": n, "pad": padding}))
         update = await recv(healthy)
         assert update["data"]["n"] == n
-        received += 1
         if server.stats.disconnects["too_slow"]:
             break
     await wait_until(lambda: server.stats.disconnects["too_slow"] == 1)
     # Everyone else keeps streaming after the cut.
     await redis_client.publish("quote:BIG", b'{"n": -1}')
     assert (await recv(healthy))["data"] == {"n": -1}
-    assert len(server.sessions) == 1
+    await wait_until(lambda: len(server.sessions) == 1)
     await healthy.close()
     stalled.transport.abort()
 
@@ -555,7 +576,7 @@ class CuttableProxy:
 async def test_recovers_from_redis_connection_loss_and_resends_snapshots(
     make_server: ServerFactory, redis_client: aioredis.Redis, redis_db_url: str
 ) -> None:
-    redis_port = int(redis_db_url.split(":")[2].split("/")[0])
+    redis_port = int(redis_db_url.split(":")[2].split("/", maxsplit=1)[0])
     proxy = CuttableProxy(redis_port)
     port = await proxy.start()
     try:

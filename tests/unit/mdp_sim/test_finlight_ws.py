@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 from collections.abc import AsyncIterator, Callable
 from typing import Any
@@ -29,10 +30,19 @@ def _loopback_without_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("no_proxy", "127.0.0.1,localhost")
 
 
+_running: list[tuple[Any, asyncio.Task[None]]] = []
+
+
 @pytest.fixture
 async def server() -> AsyncIterator[FinlightWsServer]:
     async with FinlightWsServer(FinlightWsConfig(keys=frozenset({KEY}), close_timeout=0.5)) as srv:
-        yield srv
+        try:
+            yield srv
+        finally:
+            # The client swallows cancellation while it tears a connection down, so a client
+            # left running by a failed test is stopped through its flag before cancelling.
+            while _running:
+                await stop(*_running.pop())
 
 
 def article(*tickers: str, source: str = "www.reuters.com", **extra: object) -> dict[str, object]:
@@ -89,14 +99,16 @@ def make_client(server: FinlightWsServer, *, takeover: bool = False, **options: 
 
 def start(client: Any, on_article: Callable[[Any], None], **params: Any) -> asyncio.Task[None]:
     payload = GetArticlesWebSocketParams(**params)
-    return asyncio.create_task(client.connect(payload, on_article))
+    task = asyncio.create_task(client.connect(payload, on_article))
+    _running.append((client, task))
+    return task
 
 
 async def stop(client: Any, task: asyncio.Task[None]) -> None:
     client.stop()
     task.cancel()
-    with pytest.raises((asyncio.CancelledError, Exception)):
-        await task
+    with contextlib.suppress(asyncio.CancelledError, Exception):
+        await asyncio.wait_for(task, WAIT)
 
 
 async def admitted(server: FinlightWsServer, count: int = 1) -> None:
@@ -106,9 +118,9 @@ async def admitted(server: FinlightWsServer, count: int = 1) -> None:
 async def test_admit_then_filtered_articles_without_content(server: FinlightWsServer) -> None:
     received = Articles()
     client = make_client(server)
-    task = start(client, received, tickers=["AAPL"])
+    task = start(client, received, tickers=["AAPL"], language="en")
     await admitted(server)
-    server.publish([article("MSFT"), article("AAPL"), article("AAPL", language="de")])
+    server.publish([article("MSFT"), article("AAPL", language="de"), article("AAPL")])
     await received.until(lambda items: len(items) == 1)
     got = received.items[0]
     assert got.companies[0].ticker == "AAPL"
@@ -137,6 +149,7 @@ async def test_raw_channel_omits_enhanced_fields(server: FinlightWsServer) -> No
     received = Articles()
     client = RawWebSocketClient(ApiConfig(api_key=KEY, wss_url=server.url))
     task = asyncio.create_task(client.connect(GetRawArticlesWebSocketParams(), received))
+    _running.append((client, task))
     await admitted(server)
     server.publish([article("AAPL")])
     await received.until(lambda items: len(items) == 1)

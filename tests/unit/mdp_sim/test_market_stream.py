@@ -117,6 +117,33 @@ def test_take_hands_out_whole_instants_of_the_same_stream(sizes: list[int]) -> N
     assert taken == reference.events
 
 
+@settings(max_examples=10, deadline=None)
+@given(
+    seed=st.integers(min_value=0, max_value=2**32),
+    start=st.sampled_from([time(4, 0), time(9, 29, 45), time(15, 59, 45), time(19, 59, 30)]),
+)
+def test_any_seed_keeps_bars_volumes_and_quotes_consistent(seed: int, start: time) -> None:
+    market = Market(ScenarioConfig(seed=seed, symbols=8, trading_day=DAY, start=start))
+    events = market.advance(market.now_ns + 40 * NS).events
+    volume: dict[str, int] = defaultdict(int)
+    window: dict[str, list[tuple[float, int]]] = defaultdict(list)
+    for e in events:
+        kind = e["ev"]
+        if kind == "T":
+            assert num(e, "p") > 0
+            volume[symbol_of(e)] += integer(e, "s")
+            window[symbol_of(e)].append((num(e, "p"), integer(e, "s")))
+        elif kind == "Q":
+            assert 0 < num(e, "bp") < num(e, "ap")
+        elif kind == "A":
+            inside = window.pop(symbol_of(e))
+            assert e["v"] == sum(s for _, s in inside)
+            assert e["h"] == max(p for p, _ in inside)
+            assert e["l"] == min(p for p, _ in inside)
+            assert e["av"] == volume[symbol_of(e)]
+    assert all(et_time(event_time_ms(e)) <= time(20, 0) for e in events)
+
+
 def test_events_are_time_ordered_with_increasing_sequences(morning: tuple[Market, Events]) -> None:
     _, events = morning
     times = [event_time_ms(e) for e in events]

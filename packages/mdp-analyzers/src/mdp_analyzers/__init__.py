@@ -35,6 +35,7 @@ __all__ = [
     "MemoryState",
     "NeedsReference",
     "OfflineResult",
+    "Output",
     "Rehydratable",
     "TopStocksAnalyzer",
     "TopTradesAnalyzer",

@@ -105,6 +105,7 @@ def run_offline(
     clock: ManualClock | None = None,
     flush_interval_s: float = 0.05,
     reference: ReferenceLookup | None = None,
+    settle_s: float = 1.0,
 ) -> OfflineResult:
     """Feed ``source`` through ``analyzers`` and return what they would have written.
 
@@ -115,6 +116,8 @@ def run_offline(
             moved forward to each event's time (never backwards).
         flush_interval_s: Event-time seconds between two ``collect`` calls.
         reference: Reference data handed to analyzers that want it.
+        settle_s: Event-time seconds the run continues after the last event, so outputs
+            published on a cadence (boards, trade statistics) are produced.
     """
     events = read_replay(source) if isinstance(source, str | Path) else iter(source)
     result = OfflineResult()
@@ -138,6 +141,8 @@ def run_offline(
         batch.append(event)
     if clock is not None:
         driver.step(batch, clock.now_ns())
+        # End one second of event time later, so throttled outputs (boards, trade stats) land.
+        clock.advance(settle_s)
         driver.step([], clock.now_ns(), force_compose=True)
     return result
 

@@ -86,10 +86,11 @@ class MemoryState:
         return 1
 
     def top_now(self, read: TopRead) -> list[RankedMember]:
-        """Answer one board read synchronously (best first, ties by member)."""
+        """Answer one board read synchronously (best first; ties by member, descending)."""
         board = self.boards.get(read.board_key, {})
         rows = self.rows.get(read.rows_key, {})
-        ranked = sorted(board.items(), key=lambda item: (-item[1], item[0]))[: read.limit]
+        ranked = sorted(board.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        ranked = ranked[: read.limit]
         return [
             RankedMember(member, score, rows[member]) for member, score in ranked if member in rows
         ]

@@ -47,6 +47,7 @@ __all__ = [
     "KEY_REF_FREE_FLOAT",
     "KEY_REF_LOCK",
     "KEY_REF_SNAPSHOT",
+    "KEY_SCANNER_DEDUP",
     "KEY_SEEN_BATCH",
     "REF_NEGATIVE_TTL",
     "Feed",
@@ -360,6 +361,16 @@ KEY_LB_LEASE: Final = Key(
     ttl=2,
     owner="processor",
     payload="instance id of the replica composing and publishing the leaderboards (SET NX PX)",
+)
+
+KEY_SCANNER_DEDUP: Final = Key(
+    template="mdp:scanner:dedup:{feed}:{digest}",
+    store="wdc",
+    redis_type="string",
+    ttl=8 * HOUR,
+    owner="scanner",
+    payload="SET NX marker: a list-feed element (an alert) with this content digest was already "
+    "appended by one scanner replica, so a second replica does not append it again",
 )
 
 ALL_FEEDS: Final[tuple[Feed, ...]] = tuple(

@@ -112,7 +112,11 @@ class StateBackend(Protocol):
         ...
 
     async def top(self, reads: Sequence[TopRead]) -> list[list[RankedMember]]:
-        """Answer the reads, in order, each best first (ties by member, ascending)."""
+        """Answer the reads, in order, each best first.
+
+        Ties are ordered by member, descending (bytewise), which is Redis' ``ZREVRANGE``
+        order, so every backend cuts a board at the same member.
+        """
         ...
 
     async def hold_lease(self, key: str, holder: str, ttl_ms: int) -> bool:

@@ -29,12 +29,14 @@ from redis.exceptions import RedisError
 
 from mdp_cache.keys import KEY_REF_FREE_FLOAT, KEY_REF_LOCK, KEY_REF_SNAPSHOT, REF_NEGATIVE_TTL
 from mdp_cache.records import DailyBar, ReferenceData
+from mdp_core.clock import ET, from_ns
 
 __all__ = [
     "MemoryReferenceSource",
     "ReferenceCache",
     "ReferenceSource",
     "ReferenceStats",
+    "daily_bar_from_agg",
 ]
 
 T = TypeVar("T")
@@ -87,6 +89,29 @@ class MemoryReferenceSource:
         """The stored free float of ``symbol``."""
         self.calls += 1
         return self.floats.get(symbol)
+
+
+def daily_bar_from_agg(row: Mapping[str, object]) -> DailyBar | None:
+    """A :class:`DailyBar` from a Massive daily ``Agg`` row (``o h l c v vw``, ``t`` in ms).
+
+    Returns None for a row missing a price, volume or time (a vendor gap is not a bar).
+    """
+    try:
+        stamp = row["t"]
+        if not isinstance(stamp, int | float):
+            return None
+        vwap = row.get("vw")
+        return DailyBar(
+            day=from_ns(int(stamp) * 1_000_000, ET).date(),
+            open=float(row["o"]),  # type: ignore[arg-type]
+            high=float(row["h"]),  # type: ignore[arg-type]
+            low=float(row["l"]),  # type: ignore[arg-type]
+            close=float(row["c"]),  # type: ignore[arg-type]
+            volume=int(row["v"]),  # type: ignore[call-overload]
+            vwap=float(vwap) if isinstance(vwap, int | float) else None,
+        )
+    except (KeyError, TypeError, ValueError):
+        return None
 
 
 class _DailyRecord(msgspec.Struct, frozen=True):

@@ -188,7 +188,6 @@ class RedisState:
                 for (member, score), payload in zip(members, payloads, strict=True)
                 if payload is not None
             ]
-            answer.sort(key=lambda item: (-item.score, item.member))
             answers.append(answer)
         return answers
 

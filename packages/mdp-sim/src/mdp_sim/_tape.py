@@ -18,6 +18,7 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date
+from functools import cache
 from itertools import accumulate
 from typing import Any
 
@@ -84,20 +85,9 @@ _ODD = (COND_ODD_LOT,)
 _ISO = (COND_ISO,)
 _NO_INDICATORS: tuple[int, ...] = ()
 
-DayRow = tuple[
-    float,
-    float,
-    float,
-    float,
-    int,
-    float,
-    int,
-    float | None,
-    dict[str, object],
-    dict[str, object] | None,
-]
-"""Day state of a symbol as of a second: o, h, l, c, volume, price*volume, trades, official open,
-last T, last Q."""
+DayRow = list[Any]
+"""Day state of a symbol as of a second, ``[o, h, l, c, volume, price*volume, trades, last T,
+last Q, official open]``; it is the second's bar list, overwritten in place (no extra objects)."""
 
 MinuteRow = tuple[dict[str, object], int]
 """The last complete minute bar of a symbol (the ``AM`` dict) and its trade count."""
@@ -116,16 +106,16 @@ class Chunk:
     articles: list[dict[str, object]]
     article_ms: list[int]
     tape: DayTape
-    rows: list[tuple[int, DayRow]]
+    rows: dict[int, DayRow]
     minute_rows: list[tuple[int, MinuteRow]]
     pos: int = 0
     article_pos: int = 0
 
 
-Die = tuple[float, bool, int, int, int, int, tuple[tuple[int, int], ...], bool, float]
+Die = tuple[float, bool, int, int, int, tuple[tuple[int, int], ...], bool, float]
 """One precomputed roll for a trade: size multiplier (lognormal), snap to round lot, venue,
-bid venue, ask venue, quotes before the print, their (bid, ask) sizes in lots, ISO flag,
-where in the spread the print lands (0 bid .. 1 ask)."""
+bid venue, ask venue, (bid, ask) sizes in lots of each quote before the print (one to three),
+ISO flag, where in the spread the print lands (0 bid .. 1 ask)."""
 
 
 def _die(rng: random.Random) -> Die:
@@ -136,11 +126,21 @@ def _die(rng: random.Random) -> Die:
         rng.choice(_TRADE_VENUES),
         rng.choice(_QUOTE_VENUES),
         rng.choice(_QUOTE_VENUES),
-        quotes,
-        tuple((1 + rng.randrange(12), 1 + rng.randrange(12)) for _ in range(3)),
+        tuple((1 + rng.randrange(12), 1 + rng.randrange(12)) for _ in range(quotes)),
         rng.random() < 0.08,
         rng.random() * 0.999,
     )
+
+
+@cache
+def _tables() -> tuple[list[float], list[Die]]:
+    """The noise and dice tables, drawn once per process from a fixed seed.
+
+    They are constants (the day's own random stream picks the entries), so building them once
+    keeps a small market cheap to construct and changes nothing about determinism.
+    """
+    rng = random.Random("mdp-sim:tables")
+    return [rng.gauss(0.0, 1.0) for _ in range(_TABLE)], [_die(rng) for _ in range(_TABLE)]
 
 
 def _hhmm(ms: int) -> int:
@@ -188,8 +188,7 @@ class DayTape:
         self._rng = rng
         self._news_rng = random.Random(f"{seed}:news")
         self.news = NewsDesk(day=day, rng=random.Random(f"{seed}:articles"))
-        self._normals = [rng.gauss(0.0, 1.0) for _ in range(_TABLE)]
-        self._dice = [_die(rng) for _ in range(_TABLE)]
+        self._normals, self._dice = _tables()
         count = len(self.profiles)
         self._index = range(count)
         self.symbols = [p.symbol for p in self.profiles]
@@ -245,7 +244,9 @@ class DayTape:
             price = p.prev_close
             median = min(3000.0, max(20.0, 1500.0 / price**0.7))
             self._median_size.append(median)
-            trades = max(50.0, p.avg_volume / (1.6 * median))
+            # Some names are busier today than usual, some quieter (relative volume varies).
+            today = math.exp(rng.gauss(0.0, 0.3))
+            trades = max(50.0, today * p.avg_volume / (1.6 * median))
             self._base.append(trades)
             low, high = (1, 2) if price < 5 else (1, 4) if price < 50 else (2, 10)
             self._spread.append(rng.randint(low, high))
@@ -390,7 +391,7 @@ class DayTape:
                 if hi and (p >= hi or p <= band_lo[k]):
                     self._halt(k, t, start_ms, events)
                     continue
-            size_mult, snap, venue, bx, ax, quotes, sizes, cond_roll, side = dice[draw >> _BITS]
+            size_mult, snap, venue, bx, ax, sizes, cond_roll, side = dice[draw >> _BITS]
             size = int(medians[k] * size_mult) + 1
             if snap and size > 100:
                 size -= size % 100
@@ -413,7 +414,7 @@ class DayTape:
                     bid_ticks = ticks
                 bid = bid_ticks / scale
                 ask = (bid_ticks + spread) / scale
-                for bid_size, ask_size in sizes[:quotes]:
+                for bid_size, ask_size in sizes:
                     seq += 1
                     quote = {
                         "ev": "Q",
@@ -561,9 +562,9 @@ class DayTape:
 
     # --- bars -----------------------------------------------------------------------------
 
-    def _close_second(
+    def _close_second(  # noqa: PLR0915 - flat on purpose: runs for every symbol-second
         self, start_ms: int, sec: dict[int, list[Any]], events: list[dict[str, object]]
-    ) -> tuple[list[tuple[int, DayRow]], list[tuple[int, MinuteRow]]]:
+    ) -> tuple[dict[int, DayRow], list[tuple[int, MinuteRow]]]:
         """Roll the second's trades into A bars, the minute bars and the day totals."""
         end = start_ms + _SECOND_MS
         emit = self.config.second_aggregates
@@ -572,10 +573,9 @@ class DayTape:
         day_o, day_h, day_l, day_c = self.day_o, self.day_h, self.day_l, self.day_c
         day_v, day_pv, day_n, official = self.day_v, self.day_pv, self.day_n, self.official_open
         minute_bars = self._minute_bars
-        rows: list[tuple[int, DayRow]] = []
         append = events.append
         for k, bar in sec.items():
-            o, h, lo, c, v, pv, n, trade, quote = bar
+            o, h, lo, c, v, pv, n, _, _ = bar
             dv = day_v[k] + v
             dpv = day_pv[k] + pv
             day_v[k] = dv
@@ -626,11 +626,17 @@ class DayTape:
                 acc[4] += v
                 acc[5] += pv
                 acc[6] += n
-            rows.append((k, (day_o[k], dh, dl, c, dv, dpv, dn, opening, trade, quote)))
+            bar[0] = day_o[k]
+            bar[1] = dh
+            bar[2] = dl
+            bar[4] = dv
+            bar[5] = dpv
+            bar[6] = dn
+            bar.append(opening)
         self._band_active.update(sec)
         if end % MINUTE_MS:
-            return rows, []
-        return rows, self._close_minute(end, events)
+            return sec, []
+        return sec, self._close_minute(end, events)
 
     def _close_minute(
         self, end: int, events: list[dict[str, object]]

@@ -348,7 +348,7 @@ class Market:
         }
         row = tape.published_day.get(k)
         if row is not None:
-            o, h, low, c, v, pv, _n, official, trade, quote = row
+            o, h, low, c, v, pv, _n, trade, quote, official = row
             stamp = event_time_ms(trade) * _NS_PER_MS
             out["todaysChange"] = round(c - prev.prev_close, 4)
             out["todaysChangePerc"] = round((c / prev.prev_close - 1.0) * 100.0, 4)
@@ -362,7 +362,7 @@ class Market:
                 "vw": round(pv / v, 4),
             }
             out["lastTrade"] = {
-                "c": trade.get("c", []),
+                "c": list(trade.get("c", ())),
                 "i": trade["i"],
                 "p": trade["p"],
                 "s": trade["s"],

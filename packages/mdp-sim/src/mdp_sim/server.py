@@ -10,26 +10,39 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import ipaddress
 import logging
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeVar
 
+import msgspec
+from aiohttp import web
+
 from mdp_core.clock import Clock, LiveClock
-from mdp_sim.faults import Faults
+from mdp_sim.faults import Faults, MalformedKind
 from mdp_sim.finlight_ws import FinlightRestServer, FinlightWsConfig, FinlightWsServer
 from mdp_sim.market import Market, MarketUpdate
 from mdp_sim.massive_rest import MassiveRestConfig, MassiveRestServer
-from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer
+from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer, StateWatch
 from mdp_sim.replay import ReplayBroadcaster
 from mdp_sim.scenario import ScenarioConfig
 from mdp_sim.simclock import SimClock
 
-__all__ = ["BroadcasterMetrics", "MarketBroadcaster", "SimConfig", "SimServers", "new_api_key"]
+__all__ = [
+    "BroadcasterMetrics",
+    "ControlApi",
+    "MarketBroadcaster",
+    "SimConfig",
+    "SimServers",
+    "new_api_key",
+]
 
 _log = logging.getLogger(__name__)
 _T = TypeVar("_T")
+_encode = msgspec.json.Encoder().encode
 _NS_PER_MS = 1_000_000
 _SECOND_NS = 1_000_000_000
 
@@ -61,6 +74,8 @@ class SimConfig:
         one_connection_per_key: enforce the Massive one-connection-per-key rule.
         max_events_per_frame: Massive frame size cap in events.
         tick: seconds between broadcaster steps when paced by time.
+        control_port: also serve the fault-control HTTP API on this port (0: ephemeral;
+            None: not at all). It has no authentication, so it only ever binds loopback.
     """
 
     scenario: ScenarioConfig = field(default_factory=ScenarioConfig)
@@ -79,6 +94,7 @@ class SimConfig:
     one_connection_per_key: bool = True
     max_events_per_frame: int = 500
     tick: float = 0.01
+    control_port: int | None = None
 
 
 @dataclass(slots=True)
@@ -132,6 +148,7 @@ class MarketBroadcaster:
         self.chunk_events = chunk_events
         self.max_step_ns = max_step_ns
         self.metrics = BroadcasterMetrics()
+        self.watch = StateWatch()
         self._real: Clock = real if real is not None else LiveClock()
 
     async def run(self) -> None:
@@ -176,6 +193,7 @@ class MarketBroadcaster:
                 await asyncio.sleep(0)
 
     def _emit(self, update: MarketUpdate, *, flush: bool) -> None:
+        self.watch.notify()
         self.metrics.steps += 1
         self.metrics.events += len(update.events)
         self.metrics.articles += len(update.articles)
@@ -197,10 +215,18 @@ class SimServers:
     Args:
         config: the run's settings.
         market: an already built market to serve (default: one built from ``config.scenario``).
+        real: the real clock pacing the market and replays (tests pass a ``ManualClock``).
     """
 
-    def __init__(self, config: SimConfig | None = None, *, market: Market | None = None) -> None:
+    def __init__(
+        self,
+        config: SimConfig | None = None,
+        *,
+        market: Market | None = None,
+        real: Clock | None = None,
+    ) -> None:
         self.config = config if config is not None else SimConfig()
+        self._real: Clock = real if real is not None else LiveClock()
         self.api_key = self.config.api_key or new_api_key()
         self.finlight_api_key = self.config.finlight_api_key or new_api_key()
         self.faults = Faults()
@@ -210,6 +236,7 @@ class SimServers:
         self._finlight: FinlightWsServer | None = None
         self._finlight_rest: FinlightRestServer | None = None
         self._task: asyncio.Task[None] | None = None
+        self._control: ControlApi | None = None
         self.clock: SimClock | None = None
         self.broadcaster: MarketBroadcaster | ReplayBroadcaster | None = None
         self.broadcaster_error: BaseException | None = None
@@ -229,7 +256,7 @@ class SimServers:
         market = self._market
         keys = frozenset({self.api_key})
         finlight_keys = frozenset({self.finlight_api_key})
-        self.clock = SimClock(market.now_ns, config.speed)
+        self.clock = SimClock(market.now_ns, config.speed, real=self._real)
         clock = self.clock
         self._massive = MassiveWsServer(
             MassiveWsConfig(
@@ -261,12 +288,19 @@ class SimServers:
             await self._rest.start()
             await self._finlight.start()
             await self._finlight_rest.start()
+            if config.control_port is not None:
+                self._control = ControlApi(self, host=config.host, port=config.control_port)
+                await self._control.start()
         except BaseException:
             await self.stop()
             raise
         if config.replay is not None:
             self.broadcaster = ReplayBroadcaster(
-                config.replay, self._massive, speed=config.speed, loop=config.replay_loop
+                config.replay,
+                self._massive,
+                speed=config.speed,
+                loop=config.replay_loop,
+                real=self._real,
             )
         else:
             self.broadcaster = MarketBroadcaster(
@@ -276,6 +310,7 @@ class SimServers:
                 self._finlight,
                 rate=config.rate,
                 tick=config.tick,
+                real=self._real,
             )
         self._task = asyncio.get_running_loop().create_task(self.broadcaster.run())
         self._task.add_done_callback(self._broadcaster_done)
@@ -287,6 +322,9 @@ class SimServers:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
+        if self._control is not None:
+            await self._control.stop()
+            self._control = None
         for server in (self._finlight_rest, self._finlight, self._rest, self._massive):
             if server is not None:
                 await server.stop()
@@ -348,6 +386,168 @@ class SimServers:
     def finlight_base_url(self) -> str:
         """``http://host:port``: Finlight's ``ApiConfig.base_url``."""
         return _started(self._finlight_rest).base_url
+
+    @property
+    def control_url(self) -> str | None:
+        """``http://host:port`` of the fault-control API, if it was asked for."""
+        return None if self._control is None else self._control.base_url
+
+    def metrics(self) -> dict[str, object]:
+        """Every server's counters and the current fault switches, as plain data."""
+        broadcaster = self.broadcaster
+        return {
+            "massive_ws": dataclasses.asdict(self.massive.metrics),
+            "massive_rest": dataclasses.asdict(self.rest.metrics),
+            "finlight_ws": dataclasses.asdict(self.finlight.metrics),
+            "broadcaster": None
+            if broadcaster is None
+            else msgspec.to_builtins(broadcaster.metrics),
+            "faults": msgspec.to_builtins(dataclasses.asdict(self.faults)),
+            "market_now_ns": self.market.now_ns,
+        }
+
+
+class ControlApi:
+    """Loopback HTTP API to switch faults of a running simulator (``mdp-sim serve``).
+
+    ``GET /metrics``; ``POST /faults`` with ``{"massive": {"stall": true}, "rest": {...},
+    "finlight": {...}}``; ``POST /faults/clear``; ``POST /massive/drop`` ``{"code": 1011,
+    "key": null}`` (code null aborts the TCP connection); ``POST /massive/kick``;
+    ``POST /massive/refuse`` ``{"seconds": 10}``; ``POST /massive/oversized``;
+    ``POST /finlight/kick`` ``{"retry_after_ms": 1000}``; ``POST /finlight/close``
+    ``{"code": 1008}``. In-process callers use ``sim.faults`` and the servers' methods instead.
+
+    Raises:
+        ValueError: at construction, if ``host`` is not a loopback address.
+    """
+
+    def __init__(self, sim: SimServers, *, host: str = "127.0.0.1", port: int = 0) -> None:
+        if not ipaddress.ip_address(host).is_loopback:
+            msg = f"the control API has no authentication and only binds loopback, not {host}"
+            raise ValueError(msg)
+        self.sim = sim
+        self.host = host
+        self._requested_port = port
+        self._runner: web.AppRunner | None = None
+        self._port = 0
+
+    @property
+    def base_url(self) -> str:
+        """``http://host:port``."""
+        return f"http://{self.host}:{self._port}"
+
+    async def start(self) -> None:
+        """Bind and start answering."""
+        app = web.Application()
+        app.router.add_get("/metrics", self._metrics)
+        app.router.add_post("/faults", self._set_faults)
+        app.router.add_post("/faults/clear", self._clear_faults)
+        app.router.add_post("/{server}/{action}", self._action)
+        self._runner = web.AppRunner(app, access_log=None)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, self.host, self._requested_port).start()
+        self._port = int(self._runner.addresses[0][1])
+
+    async def stop(self) -> None:
+        """Stop answering."""
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        del request
+        return web.Response(body=_encode(self.sim.metrics()), content_type="application/json")
+
+    async def _clear_faults(self, request: web.Request) -> web.Response:
+        del request
+        self.sim.faults.clear()
+        return await self._metrics_response()
+
+    async def _metrics_response(self) -> web.Response:
+        return web.Response(body=_encode(self.sim.metrics()), content_type="application/json")
+
+    async def _set_faults(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        faults = self.sim.faults
+        try:
+            for section_name, changes in body.items():
+                section = getattr(faults, section_name, None)
+                if section is None or not isinstance(changes, dict):
+                    raise _ControlError(f"unknown fault section {section_name!r}")
+                for name, value in changes.items():
+                    _set_fault(section, name, value)
+        except _ControlError as exc:
+            return web.json_response({"error": str(exc)}, status=400)
+        return await self._metrics_response()
+
+    async def _action(self, request: web.Request) -> web.Response:
+        body = await _json_body(request)
+        target = (request.match_info["server"], request.match_info["action"])
+        raw_key = body.get("key")
+        key = raw_key if isinstance(raw_key, str) else None
+        sim = self.sim
+        affected: int
+        if target == ("massive", "drop"):
+            code = body.get("code", 1011)
+            affected = await sim.massive.drop(code if isinstance(code, int) else None, key)
+        elif target == ("massive", "kick"):
+            affected = await sim.massive.kick(key)
+        elif target == ("massive", "refuse"):
+            seconds = body.get("seconds", 10)
+            sim.massive.refuse_for(float(seconds) if isinstance(seconds, int | float) else 10.0)
+            affected = 0
+        elif target == ("massive", "oversized"):
+            affected = await sim.massive.send_oversized(key)
+        elif target == ("finlight", "kick"):
+            retry = body.get("retry_after_ms", 1_000)
+            affected = await sim.finlight.admin_kick(retry if isinstance(retry, int) else 1_000)
+        elif target == ("finlight", "close"):
+            code = body.get("code", 1011)
+            affected = await sim.finlight.close(code if isinstance(code, int) else 1011, key)
+        else:
+            return web.json_response({"error": f"unknown action {target}"}, status=404)
+        return web.json_response({"affected": affected})
+
+
+class _ControlError(ValueError):
+    """A control request naming a fault that does not exist or with a value of the wrong type."""
+
+
+def _set_fault(section: object, name: str, value: object) -> None:
+    if name.startswith("_") or not hasattr(section, name):
+        raise _ControlError(f"unknown fault {name!r}")
+    current = getattr(section, name)
+    if isinstance(current, bool):
+        ok = isinstance(value, bool)
+    elif isinstance(current, int | float):
+        ok = isinstance(value, int | float) and not isinstance(value, bool)
+    elif isinstance(current, set | tuple):
+        ok = isinstance(value, list) and all(isinstance(v, str) for v in value)
+    else:
+        ok = False
+    if not ok:
+        raise _ControlError(f"bad value for {name!r}: {value!r}")
+    if isinstance(value, list) and isinstance(current, tuple):
+        try:
+            value = tuple(MalformedKind(v) for v in value)
+        except ValueError as exc:
+            raise _ControlError(str(exc)) from exc
+    elif isinstance(value, list):
+        value = set(value)
+    elif isinstance(current, float) and isinstance(value, int):
+        value = float(value)
+    setattr(section, name, value)
+
+
+async def _json_body(request: web.Request) -> dict[str, object]:
+    raw = await request.read()
+    if not raw:
+        return {}
+    try:
+        body = msgspec.json.decode(raw)
+    except msgspec.DecodeError:
+        return {}
+    return body if isinstance(body, dict) else {}
 
 
 def _started(server: _T | None) -> _T:

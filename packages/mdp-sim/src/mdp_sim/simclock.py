@@ -53,8 +53,14 @@ class SimClock:
         elapsed = self._real.monotonic() - self._real_origin
         return self._sim_origin + int(elapsed * self.speed * NS_PER_SECOND)
 
-    def set_speed(self, speed: float | None) -> None:
-        """Change the speed from now on without jumping simulated time.
+    def set_speed(self, speed: float | None, *, at_ns: int | None = None) -> None:
+        """Change the speed from now on.
+
+        Args:
+            speed: the new speed (``None``: unpaced).
+            at_ns: the simulated instant to continue from; by default the current target, which
+                keeps a paced clock seamless. Pass the market's ``now_ns`` when leaving unpaced
+                mode (whose target is unbounded) so pacing resumes where the market is.
 
         Raises:
             ValueError: if ``speed`` is not positive.
@@ -62,7 +68,9 @@ class SimClock:
         if speed is not None and not speed > 0:
             msg = f"speed must be positive or None; it was {speed}"
             raise ValueError(msg)
-        if self.speed is not None:
+        if at_ns is not None:
+            self._sim_origin = at_ns
+        elif self.speed is not None:
             self._sim_origin = self.target_ns()
         self._real_origin = self._real.monotonic()
         self.speed = speed

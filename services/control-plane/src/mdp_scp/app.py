@@ -45,6 +45,8 @@ CSRF_HEADER: Final = "X-CSRF-Token"
 _MAX_FORM_BYTES: Final = 16 * 1024
 _MAX_NAME: Final = 200
 _MAX_PASSWORD: Final = 1024
+# Every open health page polls; one SCAN of the MDC per second serves them all.
+_HEALTH_CACHE_SECONDS: Final = 1.0
 
 _CONTENT_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -106,10 +108,13 @@ class ControlPlane:
         key = settings.session_secret.reveal().encode() if settings.session_secret else None
         self._signer = Signer(key or secrets.token_bytes(32))
         self.sessions = SessionStore(self._signer, settings.session_ttl_seconds)
-        self.throttle = LoginThrottle(settings.login_max_failures, settings.login_window_seconds)
+        window = settings.login_window_seconds
+        self.user_throttle = LoginThrottle(settings.login_max_failures, window)
+        self.address_throttle = LoginThrottle(settings.login_max_failures_per_address, window)
         self._redis = redis
         self._owns_redis = redis is None
         self._heartbeats: HeartbeatReader | None = None
+        self._health_cache: tuple[float, list[dict[str, object]]] | None = None
         self.listener = listener
         self._owns_listener = listener is None
         if listener is None and settings.listener_control_url and settings.listener_control_token:
@@ -371,9 +376,12 @@ class ControlPlane:
             return self._render_login(403, "The login form expired; please try again.")
         if not name or not password or len(name) > _MAX_NAME or len(password) > _MAX_PASSWORD:
             return self._render_login(400, "Enter a user name and a password.")
-        keys = (f"user:{name}", f"addr:{request.remote or '?'}")
+        user_key, address_key = (f"user:{name}",), (f"addr:{request.remote or '?'}",)
         now = self.now()
-        wait = self.throttle.retry_after(keys, now)
+        wait = max(
+            self.user_throttle.retry_after(user_key, now),
+            self.address_throttle.retry_after(address_key, now),
+        )
         if wait > 0:
             _log.warning("login throttled", user=name, remote=request.remote)
             response = self._render_login(429, "Too many failed attempts; try again later.")
@@ -381,10 +389,12 @@ class ControlPlane:
             return response
         user = await self.users.authenticate(name, password)
         if user is None:
-            self.throttle.failed(keys, self.now())
+            now = self.now()
+            self.user_throttle.failed(user_key, now)
+            self.address_throttle.failed(address_key, now)
             _log.warning("login failed", user=name, remote=request.remote)
             return self._render_login(401, "Wrong user name or password.")
-        self.throttle.succeeded(keys[0])
+        self.user_throttle.succeeded(user_key[0])
         _log.info("login", user=user.name, role=user.role)
         raise self._start_session(user.name, user.role)
 
@@ -489,10 +499,15 @@ class ControlPlane:
         session = self._require(request)
         components: list[dict[str, object]] = []
         error: str | None = None
-        if self._heartbeats is not None:
+        now = self.now()
+        cached = self._health_cache
+        if cached is not None and 0 <= now - cached[0] < _HEALTH_CACHE_SECONDS:
+            components = cached[1]
+        elif self._heartbeats is not None:
             try:
-                components = [c.as_json() for c in await self._heartbeats.read(self.now())]
-            except Exception as exc:
+                components = [c.as_json() for c in await self._heartbeats.read(now)]
+                self._health_cache = (now, components)
+            except Exception as exc:  # Redis trouble is shown on the page, not raised
                 error = f"cannot read heartbeats: {type(exc).__name__}"
                 _log.warning("heartbeat read failed", error=repr(exc))
         body = {

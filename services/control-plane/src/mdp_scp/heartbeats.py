@@ -19,7 +19,7 @@ from mdp_cache.keys import KEY_HEARTBEAT
 
 __all__ = ["ComponentHealth", "HeartbeatReader", "HeartbeatSource", "parse_heartbeat"]
 
-_SCAN_BATCH = 200
+_SCAN_BATCH = 1_000  # the MDC holds many reference keys: fewer, larger SCAN pages
 _MAX_COMPONENTS = 1_000
 
 

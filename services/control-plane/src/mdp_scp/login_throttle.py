@@ -1,9 +1,10 @@
-"""The login attempt limit: failures counted per user name and per client address.
+"""The login attempt limit: a sliding window of failures per key.
 
-Counting by name stops guessing one account's password from many addresses; counting by
-address stops one client from spraying many names. Either key over the limit blocks the
-attempt *before* the password is checked, so a blocked client cannot keep burning scrypt time.
-A success clears the user's counter (not the address's: a valid login must not launder a spray).
+The SCP keeps two: one keyed by user name (stops guessing one account's password from many
+addresses) and a looser one keyed by client address (stops one client spraying many names).
+Either over its limit blocks the attempt *before* the password is checked, so a blocked client
+cannot keep burning scrypt time. A success clears the user's counter, not the address's: a
+valid login must not launder a spray.
 """
 
 from __future__ import annotations

@@ -21,7 +21,7 @@ import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import quote, urlencode
 
 import aiohttp
 
@@ -205,10 +205,14 @@ class OidcClient:
             "code_verifier": pending.code_verifier,
             "client_id": self._client_id,
         }
-        auth = aiohttp.BasicAuth(self._client_id, self._secret) if self._secret else None
+        headers = {"Accept": "application/json"}
+        if self._secret:
+            # client_secret_basic (RFC 6749 section 2.3.1): form-encoded id and secret.
+            pair = f"{quote(self._client_id, safe='')}:{quote(self._secret, safe='')}"
+            headers["Authorization"] = "Basic " + base64.b64encode(pair.encode()).decode()
         try:
             async with self._client().post(
-                str(metadata["token_endpoint"]), data=form, auth=auth
+                str(metadata["token_endpoint"]), data=form, headers=headers
             ) as response:
                 body = await response.json(content_type=None)
                 status = response.status

@@ -75,7 +75,14 @@ class ScpSettings(CommonSettings):
         env="MDP_SCP_LOGIN_MAX_FAILURES",
         default=5,
         min=1,
-        doc="Failed logins allowed per user and per client address within the window.",
+        doc="Failed logins allowed per user name within the window.",
+    )
+    login_max_failures_per_address: int = setting(
+        env="MDP_SCP_LOGIN_MAX_FAILURES_PER_ADDRESS",
+        default=20,
+        min=1,
+        doc="Failed logins allowed per client address within the window (higher than the "
+        "per-user limit: several people may share an address behind a proxy or NAT).",
     )
     login_window_seconds: float = setting(
         env="MDP_SCP_LOGIN_WINDOW_SECONDS",

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Protocol
@@ -146,6 +146,7 @@ class Processor:
         self._background: set[asyncio.Task[None]] = set()
         self._next_compose: dict[int, int] = {}
         self._consumer_failures = 0
+        self._progress = asyncio.Condition()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -167,6 +168,7 @@ class Processor:
 
     async def run(self) -> None:
         """Consume and flush until :meth:`stop` (or cancellation); a final flush is attempted."""
+        await self._start_consumer()
         consumers = [
             asyncio.create_task(self._consume(queue), name=f"consume {queue.name}")
             for queue in self.queues()
@@ -185,6 +187,21 @@ class Processor:
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
+            with contextlib.suppress(Exception):
+                await self.consumer.close()
+
+    async def _start_consumer(self) -> None:
+        backoff = self.config.retry_initial_s
+        while not self._stopping.is_set():
+            try:
+                await self.consumer.start()
+            except Exception as exc:  # the broker may come up later: keep trying
+                self._consumer_failures += 1
+                _log.warning("consumer_start_failed", error=repr(exc), retry_in=backoff)
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.retry_max_s)
+            else:
+                return
 
     def stop(self) -> None:
         """Ask :meth:`run` to finish (after one last flush)."""
@@ -335,6 +352,16 @@ class Processor:
                 except Exception as exc:
                     _log.warning("ack_failed", error=repr(exc))
             self._account(ops, writes, lags, flushed_events)
+        async with self._progress:
+            self._progress.notify_all()
+
+    async def wait_until(self, predicate: Callable[[ProcessorStats], bool]) -> None:
+        """Return once ``predicate(stats)`` holds after a flush (tests, benchmarks, the demo).
+
+        Callers bound the wait themselves (``asyncio.timeout``).
+        """
+        async with self._progress:
+            await self._progress.wait_for(lambda: predicate(self.stats))
 
     def _account(
         self,
@@ -362,6 +389,8 @@ class Processor:
                 self.stats.write_failures += 1
                 self._writable.clear()
                 _log.warning("write_failed", error=repr(exc), retry_in=backoff)
+                async with self._progress:
+                    self._progress.notify_all()
                 if self._stopping.is_set():
                     raise _Stopped from exc
                 await asyncio.sleep(backoff)

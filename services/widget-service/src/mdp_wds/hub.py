@@ -20,9 +20,9 @@ from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
 import msgspec
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError, ResponseError
 
+from mdp_cache.client import create_redis
 from mdp_core.logging import get_logger
 from mdp_wds.access import FeedRef
 from mdp_wds.link import Kind, PubSubLink
@@ -109,7 +109,7 @@ class Hub:
         ping_interval: float = 15.0,
     ) -> None:
         self._stats = stats
-        self._redis = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5)
+        self._redis = create_redis(redis_url, client_name="mdp-wds")
         self._link = PubSubLink(
             redis_url,
             self._on_message,

@@ -96,6 +96,7 @@ class ClientSession:
         self._expiry: asyncio.TimerHandle | None = None
         self._tasks: set[asyncio.Task[None]] = set()
         self._writer: asyncio.Task[None] | None = None
+        self._closer: asyncio.Task[None] | None = None
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -164,6 +165,9 @@ class ClientSession:
             self._closing = True
             self._stats.disconnects[self._ended_by()] += 1
         self._queue.clear()
+        if self._closer is not None:
+            # The handler must outlive the close handshake, or websockets closes with 1000.
+            await self._closer
 
     def _ended_by(self) -> str:
         """Why a connection we did not close ourselves ended (a metric label)."""
@@ -194,9 +198,7 @@ class ClientSession:
         self._queued_bytes = 0
         if self._writer is not None:
             self._writer.cancel()
-        task = asyncio.get_running_loop().create_task(self._close(code, reason))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self._closer = asyncio.get_running_loop().create_task(self._close(code, reason))
 
     async def _close(self, code: CloseCode, reason: str) -> None:
         try:

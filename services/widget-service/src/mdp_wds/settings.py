@@ -26,7 +26,7 @@ class WdsSettings(CommonSettings):
     )
     port: int = setting(
         env="MDP_WDS_PORT",
-        default=4202,
+        default=8765,
         min=0,
         max=65535,
         doc="Port of /ws and the health endpoints (0 picks a free port).",
@@ -45,7 +45,7 @@ class WdsSettings(CommonSettings):
     )
     allowed_origins: tuple[str, ...] = setting(
         env="MDP_WDS_ALLOWED_ORIGINS",
-        default=("http://127.0.0.1:8000", "http://localhost:8000"),
+        default=("http://127.0.0.1:8088", "http://localhost:8088"),
         doc="Browser Origins allowed to connect (exact match; '*' allows any, for development).",
     )
     allow_missing_origin: bool = setting(

@@ -32,8 +32,9 @@ function columns() {
       key: "symbol",
       label: "Symbol",
       value: (r) => r.symbol,
-      text: (r) => r.symbol + (field.halted(r) ? " \u23f8" : ""),
-      cls: (r) => (field.halted(r) ? "sym halted-mark" : "sym"),
+      text: (r) => r.symbol,
+      // The halted badge and the news dot are drawn by CSS from these classes.
+      cls: (r) => ["sym", field.halted(r) ? "halted-mark" : "", field.news(r) ? "has-news" : ""].filter(Boolean).join(" "),
       flash: false,
     },
     { key: "price", label: "Price", numeric: true, value: field.price, text: (r) => fmt.price(field.price(r)) },
@@ -72,15 +73,6 @@ function columns() {
       value: field.float,
       text: (r) => fmt.compact(field.float(r)),
       cls: () => "opt",
-    },
-    {
-      key: "news",
-      label: "News",
-      title: "Recent news about the symbol",
-      value: (r) => (field.news(r) ? 1 : 0),
-      text: (r) => (field.news(r) ? "\u25cf" : ""),
-      cls: (r) => (field.news(r) ? "news-flag" : ""),
-      flash: false,
     },
   ];
 }
@@ -126,7 +118,7 @@ export class BoardWidget {
     this.section.dataset.filled = String(this.table.rows.size > 0);
     const parts = [];
     if (document.session) parts.push(String(document.session).replace(/_/g, " "));
-    if (fmt.isNumber(document.as_of_ms)) parts.push(fmt.clock(document.as_of_ms));
+    if (fmt.isNumber(document.as_of_ms)) parts.push(`${fmt.clock(document.as_of_ms)} ET`);
     this.meta.textContent = parts.join(" \u00b7 ");
     if (this.notice) {
       this.notice.textContent = document.status === "pre_open" ? "Opens at 09:30 ET" : "";

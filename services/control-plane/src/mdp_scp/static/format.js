@@ -35,7 +35,14 @@ export function ratio(value) {
 
 export function clock(ms) {
   if (!isNumber(ms)) return dash;
-  return new Date(ms).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit", second: "2-digit" });
+  // Exchange time: traders read the tape in New York time wherever they sit.
+  return new Date(ms).toLocaleTimeString("en-US", {
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+    hour12: false,
+    timeZone: "America/New_York",
+  });
 }
 
 // Unix seconds, milliseconds or nanoseconds -> milliseconds (payloads name their unit, but

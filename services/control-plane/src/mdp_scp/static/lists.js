@@ -109,7 +109,7 @@ export function alertItem(onSymbol) {
   return (item) => {
     const direction = item.direction || (item.kind === "lod" ? "low" : "high");
     const li = el("li", `alert ${direction === "low" ? "down" : "up"}`);
-    const time = fmt.toMs(item.timestamp_ms ?? item.ts_ms ?? item.timestamp);
+    const time = fmt.toMs(item.as_of_ms ?? item.timestamp_ms ?? item.ts_ms ?? item.timestamp);
     li.appendChild(el("time", "when", fmt.clock(time)));
     if (item.symbol) li.appendChild(symbolButton(item.symbol, onSymbol));
     li.appendChild(el("span", "badge", direction === "low" ? "LOD" : "HOD"));
@@ -120,6 +120,11 @@ export function alertItem(onSymbol) {
     else if (item.session) li.appendChild(el("span", "note", String(item.session).replace(/_/g, " ")));
     return li;
   };
+}
+
+function tradeValue(trade) {
+  if (fmt.isNumber(trade.value)) return trade.value;
+  return fmt.isNumber(trade.price) && fmt.isNumber(trade.size) ? trade.price * trade.size : undefined;
 }
 
 export class TradesWidget {
@@ -135,8 +140,8 @@ export class TradesWidget {
           key: "notional",
           label: "Value",
           numeric: true,
-          value: (t) => (fmt.isNumber(t.price) && fmt.isNumber(t.size) ? t.price * t.size : undefined),
-          text: (t) => (fmt.isNumber(t.price) && fmt.isNumber(t.size) ? `$${fmt.compact(t.price * t.size)}` : "\u2013"),
+          value: tradeValue,
+          text: (t) => (fmt.isNumber(tradeValue(t)) ? `$${fmt.compact(tradeValue(t))}` : "\u2013"),
         },
         {
           key: "time",
@@ -160,9 +165,12 @@ export class TradesWidget {
     const trades = Array.isArray(document) ? document : document.trades;
     const rows = (Array.isArray(trades) ? trades : [])
       .filter((t) => t && t.symbol)
-      .map((t, index) => ({ ...t, _key: `${t.symbol}|${t.timestamp_ms ?? t.timestamp ?? `#${index}`}|${t.size}` }));
+      .map((t, index) => ({
+        ...t,
+        _key: `${t.symbol}|${t.trade_id ?? `${t.timestamp_ms ?? t.timestamp ?? `#${index}`}|${t.size}`}`,
+      }));
     this.table.setData(rows);
     this.section.dataset.filled = String(this.table.rows.size > 0);
-    if (fmt.isNumber(document.as_of_ms)) this.meta.textContent = fmt.clock(document.as_of_ms);
+    if (fmt.isNumber(document.as_of_ms)) this.meta.textContent = `${fmt.clock(document.as_of_ms)} ET`;
   }
 }

@@ -24,7 +24,7 @@ const FIGURES = [
   ["Prev vol", (q) => fmt.compact(q.prev_volume ?? q.prev_day_volume)],
 ];
 
-const SESSION_LABELS = { pre_market: "Pre-market", regular: "Regular", after_hours: "After hours" };
+const SESSION_LABELS = { pre_market: "Pre-market", regular: "Regular", after_hours: "After hours", day: "Day" };
 
 export class QuotePanel {
   constructor(section, { client, onSymbol }) {
@@ -80,8 +80,9 @@ export class QuotePanel {
       const dd = this.cells.get(label);
       const value = text(quote);
       if (dd.textContent !== value) {
+        const first = dd.textContent === "\u2013";
         dd.textContent = value;
-        dd.dataset.flash = dd.dataset.flash === "up-a" ? "up-b" : "up-a";
+        if (!first) dd.dataset.flash = dd.dataset.flash === "up-a" ? "up-b" : "up-a";
       }
       dd.className = cls ? cls(quote) : "";
     }
@@ -100,10 +101,10 @@ export class QuotePanel {
         if (value && typeof value === "object") entries.push([name, value.high, value.low]);
       }
     } else {
+      // Field names of mdp_analyzers.daily_range.RangeDoc (older documents said "regular_session").
       for (const name of Object.keys(SESSION_LABELS)) {
-        const short = name === "regular" ? "regular_session" : name;
-        const high = doc[`${short}_high`] ?? doc[`${name}_high`];
-        const low = doc[`${short}_low`] ?? doc[`${name}_low`];
+        const high = doc[`${name}_high`] ?? (name === "regular" ? doc.regular_session_high : undefined);
+        const low = doc[`${name}_low`] ?? (name === "regular" ? doc.regular_session_low : undefined);
         if (fmt.isNumber(high) || fmt.isNumber(low)) entries.push([name, high, low]);
       }
     }

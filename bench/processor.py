@@ -1,0 +1,204 @@
+"""Benchmark: events/s through the market data processor into the real Redis.
+
+For each analyzer under test, every worker process pre-generates a simulated session with
+``mdp_sim.Market``, packs it into envelopes of ``--batch`` events (as the listener does) and
+feeds them in-process through the memory bus into a real :class:`~mdp_processor.Processor`
+writing to the real Redis (MDC and WDC in database ``--db``): one state transaction and one
+widget pipeline per ~50 ms flush, acks after the write. The producer keeps the queue topped up
+and stamps each envelope with its enqueue time, so "receipt lag" is enqueue-to-written.
+
+Prints events/s per worker process and in aggregate, with p50/p99 lag, for the leaderboard
+analyzer (``A`` events) and the top-trades analyzer (``T`` events). Not a test: the figures
+depend on the machine (2 shared cores here).
+
+Usage::
+
+    uv run python bench/processor.py [--events 300000] [--workers 1] [--symbols 3000]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import time
+import uuid
+from collections.abc import Sequence
+from datetime import date, datetime
+from datetime import time as wall_time
+from typing import Any
+
+import msgspec
+
+from mdp_analyzers.leaderboard import LeaderboardAnalyzer
+from mdp_analyzers.top_trades import TopTradesAnalyzer
+from mdp_cache.client import close_redis, create_redis
+from mdp_cache.records import DailyBar
+from mdp_cache.reference import ReferenceCache, daily_bar_from_agg
+from mdp_cache.state import RedisState
+from mdp_cache.widgets import WidgetWriter
+from mdp_core.clock import ET, LiveClock, to_ns
+from mdp_core.envelope import encode_envelope
+from mdp_processor.processor import Processor, ProcessorConfig
+from mdp_queues import MemoryBus, OutgoingBatch, Topology
+from mdp_sim.market import Market
+from mdp_sim.scenario import ScenarioConfig
+
+DAY = date(2026, 3, 4)
+START = wall_time(10, 0)
+
+
+class OffsetClock(LiveClock):
+    """The live clock shifted so that "now" is the simulated session's time."""
+
+    def __init__(self, offset_ns: int) -> None:
+        self.offset_ns = offset_ns
+
+    def now_ns(self) -> int:
+        return super().now_ns() + self.offset_ns
+
+
+class MarketSource:
+    """The simulator's reference data as a ``ReferenceSource``."""
+
+    def __init__(self, market: Market) -> None:
+        self.market = market
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> Sequence[DailyBar]:
+        rows = self.market.daily_bars(symbol, start, end)
+        return [bar for row in rows if (bar := daily_bar_from_agg(row)) is not None]
+
+    async def free_float(self, symbol: str) -> int | None:
+        row = self.market.free_float(symbol)
+        value = None if row is None else row.get("free_float")
+        return value if isinstance(value, int) else None
+
+
+def generate(kind: str, count: int, symbols: int, seed: int) -> tuple[Market, list[list[bytes]]]:
+    """At least ``count`` events of ``kind`` from the simulator, as raw JSON per event."""
+    market = Market(
+        ScenarioConfig(
+            seed=seed, symbols=symbols, trading_day=DAY, start=START, quotes=False, news_per_hour=0
+        )
+    )
+    raws: list[bytes] = []
+    while len(raws) < count:
+        update = market.take(200_000)
+        raws += [msgspec.json.encode(e) for e in update.events if e["ev"] == kind]
+    return market, [raws[:count]]
+
+
+async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str, Any]:
+    market, (raws,) = generate(kind, args.events, args.symbols, seed=7 + worker)
+    topology = Topology(prefix=f"bench.{worker}.")
+    sim_start = to_ns(datetime.combine(DAY, START, tzinfo=ET))
+    clock = OffsetClock(sim_start - LiveClock().now_ns())
+    bus = MemoryBus(topology, clock=clock, max_messages=100_000)
+    queue = topology.for_kind(kind)
+    assert queue is not None
+    run_id = uuid.uuid4().hex[:8]
+    url = f"redis://127.0.0.1:6379/{args.db}"
+    mdc, wdc = create_redis(url), create_redis(url)
+    analyzer: Any = LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()
+    processor = Processor(
+        bus.consumer(),
+        [analyzer],
+        state=RedisState(mdc),
+        widgets=WidgetWriter(wdc),
+        reference=ReferenceCache(MarketSource(market), mdc),
+        clock=clock,
+        config=ProcessorConfig(instance=f"bench-{worker}-{run_id}"),
+    )
+    batches = [
+        (f"{run_id}:{i}", [msgspec.Raw(r) for r in raws[i : i + args.batch]])
+        for i in range(0, len(raws), args.batch)
+    ]
+    publisher = bus.publisher()
+    await publisher.start()
+    total = len(raws)
+    task = asyncio.create_task(processor.run())
+    started = time.perf_counter()
+    cpu_started = time.process_time()
+    for batch_id, events in batches:
+        while bus.depth(queue) > 200:
+            await asyncio.sleep(0.001)
+        now = clock.now_ns()
+        body = encode_envelope(
+            kind=kind, source="bench", batch=batch_id, received_ns=now, events=events
+        )
+        publisher.publish(OutgoingBatch(queue, body, batch_id, now, len(events)))
+        await asyncio.sleep(0)
+    async with asyncio.timeout(600):
+        await processor.wait_until(lambda s: s.total_events >= total)
+    elapsed = time.perf_counter() - started
+    cpu = time.process_time() - cpu_started
+    stats = processor.stats
+    processor.stop()
+    await task
+    await close_redis(mdc)
+    await close_redis(wdc)
+    return {
+        "worker": worker,
+        "events": total,
+        "seconds": elapsed,
+        "rate": total / elapsed,
+        "cpu_us_per_event": cpu / total * 1e6,
+        "flushes": stats.flushes,
+        "state_ops": stats.flush_state_ops,
+        "widget_writes": stats.flush_widget_writes,
+        "lag_p50": stats.lag_receipt.percentile(0.5),
+        "lag_p99": stats.lag_receipt.percentile(0.99),
+        "dropped": sum(bus.dropped(q) for q in topology.queues),
+    }
+
+
+def _child(args: argparse.Namespace, kind: str, worker: int, barrier: Any, out: Any) -> None:
+    barrier.wait()
+    out.put(asyncio.run(run_one(args, kind, worker)))
+
+
+def run(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]:
+    if args.workers == 1:
+        return [asyncio.run(run_one(args, kind, 0))]
+    context = multiprocessing.get_context("spawn")
+    barrier = context.Barrier(args.workers)
+    out = context.Queue()
+    processes = [
+        context.Process(target=_child, args=(args, kind, i, barrier, out))
+        for i in range(args.workers)
+    ]
+    for process in processes:
+        process.start()
+    results = [out.get() for _ in processes]
+    for process in processes:
+        process.join()
+    return sorted(results, key=lambda r: r["worker"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--events", type=int, default=300_000, help="events per worker")
+    parser.add_argument("--workers", type=int, default=1, help="worker processes")
+    parser.add_argument("--symbols", type=int, default=3_000)
+    parser.add_argument("--batch", type=int, default=100, help="events per envelope")
+    parser.add_argument("--db", type=int, default=11, help="Redis database used (not 0/1/15)")
+    parser.add_argument("--only", choices=("A", "T"), default=None)
+    args = parser.parse_args()
+    kinds = [args.only] if args.only else ["A", "T"]
+    names = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}
+    for kind in kinds:
+        results = run(args, kind)
+        print(f"== {names[kind]}: {args.workers} worker(s), {args.events:,} events each")
+        for r in results:
+            print(
+                f"  worker {r['worker']}: {r['rate']:>10,.0f} events/s  "
+                f"({r['cpu_us_per_event']:.1f} us CPU/event, {r['flushes']} flushes, "
+                f"{r['state_ops']:,} state ops, {r['widget_writes']:,} widget writes)  "
+                f"lag p50 {r['lag_p50'] * 1000:.0f} ms  p99 {r['lag_p99'] * 1000:.0f} ms"
+            )
+        aggregate = sum(r["events"] for r in results) / max(r["seconds"] for r in results)
+        print(f"  aggregate: {aggregate:,.0f} events/s")
+
+
+if __name__ == "__main__":
+    main()

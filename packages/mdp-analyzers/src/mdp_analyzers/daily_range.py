@@ -1,0 +1,388 @@
+"""Session highs and lows per symbol, with high-of-day / low-of-day alerts.
+
+Runs in the scanner (MDS) on the quote records the leaderboard analyzer publishes on
+``quote:{symbol}``. For each record it takes the bar's high and low (and price), finds the
+session from the **event time** with the market calendar (no REST call, no wall clock), and
+keeps the extremes of the three sessions of the trading day: pre-market, regular, after-hours.
+
+Alerts (list feeds ``alerts:hod`` / ``alerts:lod``):
+
+* A new session high (low) beyond the session's previous extreme raises an alert.
+* The first print of a session only sets the baseline, unless it already breaks an earlier
+  session's extreme of the same day (a gap over the pre-market high at the open is news).
+* When a level crosses an earlier session's extreme for the first time, the alert carries a
+  note: ``"broke pre-market high of $4.80"``; after-hours checks the regular session first.
+
+State lives in the process and is written out as the per-symbol range document
+(``range:{symbol}``) on every change; after a restart :meth:`restore` rebuilds it from those
+documents, ignoring any of another trading day. Because an alert needs a *new* extreme beyond the
+restored one, a restart never repeats an alert. The trading day starts at 04:00 ET
+(:meth:`MarketCalendar.trading_day`); ``collect`` drops the previous day's state at that moment.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date
+from typing import ClassVar, Final, Literal
+
+import msgspec
+
+from mdp_analyzers.typing import FeedMessage, Output, WidgetWrite
+from mdp_cache.keys import FEED_ALERTS_HOD, FEED_ALERTS_LOD, FEED_DAILY_RANGE, FEED_QUOTE
+from mdp_core.calendar import MarketCalendar, Session
+from mdp_core.errors import InvalidJson, MalformedInput, MissingField, OutOfRange
+
+__all__ = ["AlertDoc", "DailyRangeAnalyzer", "RangeDoc", "Tick", "decode_quote"]
+
+_NS_PER_MS: Final = 1_000_000
+_TRADING_SESSIONS: Final = (Session.PRE_MARKET, Session.REGULAR, Session.AFTER_HOURS)
+_EARLIER: Final[dict[Session, tuple[Session, ...]]] = {
+    Session.PRE_MARKET: (),
+    Session.REGULAR: (Session.PRE_MARKET,),
+    Session.AFTER_HOURS: (Session.REGULAR, Session.PRE_MARKET),
+}
+_LABEL: Final = {
+    Session.PRE_MARKET: "pre-market",
+    Session.REGULAR: "regular-session",
+    Session.AFTER_HOURS: "after-hours",
+}
+
+Direction = Literal["high", "low"]
+
+
+class _QuoteRecord(msgspec.Struct, kw_only=True):
+    """The fields of a quote record this analyzer reads (others are ignored)."""
+
+    symbol: str | None = None
+    sym: str | None = None
+    price: float | None = None
+    close: float | None = None
+    high: float | None = None
+    low: float | None = None
+    start_ms: int | None = None
+    end_ms: int | None = None
+    as_of_ms: int | None = None
+    timestamp_ms: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Tick:
+    """One usable quote: symbol, event time and the bar's price range (low <= price <= high)."""
+
+    symbol: str
+    ts_ms: int
+    price: float
+    high: float
+    low: float
+
+
+_QUOTE_DECODER: Final = msgspec.json.Decoder(_QuoteRecord)
+
+
+def _positive(value: float | None, name: str) -> float | None:
+    if value is None:
+        return None
+    if not math.isfinite(value) or value <= 0:
+        raise OutOfRange(f"'{name}' must be a positive finite price; it was {value!r}")
+    return value
+
+
+def decode_quote(payload: bytes) -> Tick:
+    """Read a quote record published on ``quote:{symbol}``.
+
+    Accepts the leaderboard row (``symbol``, ``price``, ``high``, ``low``, ``start_ms``) and the
+    usual aliases (``sym``, ``close``, ``end_ms``/``as_of_ms``/``timestamp_ms``). A record
+    without high/low uses the price for both; high and low are widened to include the price.
+
+    Raises:
+        InvalidJson: not JSON, or not an object with the expected field types.
+        MissingField: no symbol, price or event time.
+        OutOfRange: a non-positive or non-finite price.
+    """
+    try:
+        record = _QUOTE_DECODER.decode(payload)
+    except msgspec.DecodeError as exc:
+        raise InvalidJson(f"not a quote record: {exc}") from None
+    symbol = record.symbol or record.sym
+    if not symbol:
+        raise MissingField("a quote record needs 'symbol'")
+    price = _positive(record.price if record.price is not None else record.close, "price")
+    if price is None:
+        raise MissingField("a quote record needs 'price' (or 'close')")
+    ts_ms = next(
+        (
+            t
+            for t in (record.start_ms, record.end_ms, record.as_of_ms, record.timestamp_ms)
+            if t is not None
+        ),
+        None,
+    )
+    if ts_ms is None:
+        raise MissingField("a quote record needs an event time ('start_ms' or 'as_of_ms')")
+    high = _positive(record.high, "high") or price
+    low = _positive(record.low, "low") or price
+    return Tick(
+        symbol=symbol,
+        ts_ms=ts_ms,
+        price=price,
+        high=max(high, low, price),
+        low=min(low, high, price),
+    )
+
+
+class RangeDoc(msgspec.Struct, kw_only=True, omit_defaults=False):
+    """The per-symbol range document on ``range:{symbol}`` (null where a session is unseen)."""
+
+    symbol: str
+    trading_day: str
+    session: str
+    price: float
+    as_of_ms: int
+    pre_market_high: float | None = None
+    pre_market_low: float | None = None
+    regular_high: float | None = None
+    regular_low: float | None = None
+    after_hours_high: float | None = None
+    after_hours_low: float | None = None
+    day_high: float | None = None
+    day_low: float | None = None
+
+
+class AlertDoc(msgspec.Struct, kw_only=True):
+    """One element of ``alerts:hod`` / ``alerts:lod``."""
+
+    symbol: str
+    trading_day: str
+    session: str
+    direction: str
+    price: float
+    previous: float | None
+    note: str
+    last: float
+    as_of_ms: int
+
+
+_RANGE_DECODER: Final = msgspec.json.Decoder(RangeDoc)
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+@dataclass(slots=True)
+class _SymbolRange:
+    trading_day: date
+    highs: dict[Session, float] = field(default_factory=dict)
+    lows: dict[Session, float] = field(default_factory=dict)
+    price: float = 0.0
+    as_of_ms: int = 0
+    session: Session = Session.CLOSED
+
+    def doc(self, symbol: str) -> RangeDoc:
+        highs, lows = self.highs, self.lows
+        return RangeDoc(
+            symbol=symbol,
+            trading_day=self.trading_day.isoformat(),
+            session=self.session.value,
+            price=self.price,
+            as_of_ms=self.as_of_ms,
+            pre_market_high=highs.get(Session.PRE_MARKET),
+            pre_market_low=lows.get(Session.PRE_MARKET),
+            regular_high=highs.get(Session.REGULAR),
+            regular_low=lows.get(Session.REGULAR),
+            after_hours_high=highs.get(Session.AFTER_HOURS),
+            after_hours_low=lows.get(Session.AFTER_HOURS),
+            day_high=max(highs.values()) if highs else None,
+            day_low=min(lows.values()) if lows else None,
+        )
+
+
+def _money(value: float) -> str:
+    return f"${value:,.2f}" if value >= 1 else f"${value:.4f}"
+
+
+class DailyRangeAnalyzer:
+    """Session highs/lows per symbol and HOD/LOD alerts (see the module docstring).
+
+    Args:
+        calendar: The market calendar (sessions, trading days); a default one when omitted.
+
+    Attributes:
+        rejected: Count of skipped inputs by reason (``invalid_json``, ``missing_field``,
+            ``out_of_range``, ``stale_day``); the scanner exports it as a metric.
+    """
+
+    name: ClassVar[str] = "daily_range"
+    consumes: ClassVar[frozenset[str]] = frozenset({FEED_QUOTE.pattern})
+
+    def __init__(self, calendar: MarketCalendar | None = None) -> None:
+        self._calendar = calendar or MarketCalendar()
+        self._ranges: dict[str, _SymbolRange] = {}
+        self._changed: set[str] = set()
+        self._alerts: list[WidgetWrite] = []
+        self._day: date | None = None
+        self.rejected: Counter[str] = Counter()
+
+    # --- the analyzer contract ------------------------------------------------------------
+
+    def apply(self, inputs: Sequence[object], now_ns: int) -> None:
+        """Fold a batch of quote records; bad ones are counted in :attr:`rejected`.
+
+        Anything that is not a :class:`FeedMessage` of a quote feed is ignored.
+        """
+        self._roll_day(now_ns)
+        for message in inputs:
+            if not isinstance(message, FeedMessage) or not FEED_QUOTE.matches(message.name):
+                continue
+            try:
+                tick = decode_quote(message.payload)
+            except MalformedInput as exc:
+                self.rejected[exc.kind] += 1
+                continue
+            self._apply_tick(tick)
+
+    def collect(self, now_ns: int) -> Output:
+        """Range documents of the symbols that changed (once each), then the alerts in order."""
+        self._roll_day(now_ns)
+        writes = [
+            WidgetWrite(
+                FEED_DAILY_RANGE,
+                FEED_DAILY_RANGE.name(symbol=symbol),
+                _ENCODER.encode(self._ranges[symbol].doc(symbol)),
+            )
+            for symbol in sorted(self._changed)
+            if symbol in self._ranges
+        ]
+        writes.extend(self._alerts)
+        self._changed.clear()
+        self._alerts = []
+        return Output(widgets=writes)
+
+    # --- Rehydratable ---------------------------------------------------------------------
+
+    def snapshot_patterns(self) -> Sequence[str]:
+        """The range documents (``range:*``)."""
+        return (FEED_DAILY_RANGE.pattern,)
+
+    def restore(self, snapshots: Mapping[str, bytes], now_ns: int) -> None:
+        """Rebuild the extremes of today from range documents; other days are ignored.
+
+        A restored extreme is kept only when it is beyond what the process already holds, so
+        calling this again after a Redis outage never loses newer state.
+        """
+        today = self._calendar.trading_day(now_ns)
+        self._day = today
+        for name, payload in snapshots.items():
+            if not FEED_DAILY_RANGE.matches(name):
+                continue
+            try:
+                doc = _RANGE_DECODER.decode(payload)
+            except msgspec.DecodeError:
+                self.rejected["invalid_snapshot"] += 1
+                continue
+            if doc.trading_day != today.isoformat():
+                continue
+            state = self._ranges.get(doc.symbol)
+            if state is None or state.trading_day != today:
+                state = self._ranges[doc.symbol] = _SymbolRange(trading_day=today)
+            self._restore_into(state, doc)
+
+    @staticmethod
+    def _restore_into(state: _SymbolRange, doc: RangeDoc) -> None:
+        pairs = (
+            (Session.PRE_MARKET, doc.pre_market_high, doc.pre_market_low),
+            (Session.REGULAR, doc.regular_high, doc.regular_low),
+            (Session.AFTER_HOURS, doc.after_hours_high, doc.after_hours_low),
+        )
+        for session, high, low in pairs:
+            if high is not None and high > state.highs.get(session, -math.inf):
+                state.highs[session] = high
+            if low is not None and low < state.lows.get(session, math.inf):
+                state.lows[session] = low
+        if doc.as_of_ms >= state.as_of_ms:
+            state.price, state.as_of_ms = doc.price, doc.as_of_ms
+            try:
+                state.session = Session(doc.session)
+            except ValueError:
+                state.session = Session.CLOSED
+
+    # --- internals ------------------------------------------------------------------------
+
+    def _roll_day(self, now_ns: int) -> None:
+        """At 04:00 ET a new trading day starts: yesterday's extremes are dropped."""
+        today = self._calendar.trading_day(now_ns)
+        if self._day is None or today > self._day:
+            self._day = today
+            stale = [s for s, r in self._ranges.items() if r.trading_day < today]
+            for symbol in stale:
+                del self._ranges[symbol]
+                self._changed.discard(symbol)
+
+    def _apply_tick(self, tick: Tick) -> None:
+        ts_ns = tick.ts_ms * _NS_PER_MS
+        session = self._calendar.session_at(ts_ns)
+        if session is Session.CLOSED:
+            self.rejected["closed_session"] += 1
+            return
+        day = self._calendar.trading_day(ts_ns)
+        if self._day is not None and day < self._day:
+            self.rejected["stale_day"] += 1
+            return
+        state = self._ranges.get(tick.symbol)
+        if state is None or day > state.trading_day:
+            state = self._ranges[tick.symbol] = _SymbolRange(trading_day=day)
+        elif day < state.trading_day:
+            self.rejected["stale_day"] += 1
+            return
+        self._extend(tick, state, session, "high")
+        self._extend(tick, state, session, "low")
+        if tick.ts_ms >= state.as_of_ms:
+            state.price, state.as_of_ms, state.session = tick.price, tick.ts_ms, session
+        self._changed.add(tick.symbol)
+
+    def _extend(
+        self, tick: Tick, state: _SymbolRange, session: Session, direction: Direction
+    ) -> None:
+        if direction == "high":
+            level, book = tick.high, state.highs
+            beyond = level.__gt__
+        else:
+            level, book = tick.low, state.lows
+            beyond = level.__lt__
+        previous = book.get(session)
+        if previous is not None and not beyond(previous):
+            return
+        book[session] = level
+        # Earlier sessions' extremes this move crosses for the first time.
+        crossed = [
+            s
+            for s in _EARLIER[session]
+            if s in book
+            and beyond(book[s])
+            and (previous is None or not _past(previous, book[s], direction))
+        ]
+        if previous is None and not crossed:
+            return  # the session's first print only sets the baseline
+        note = ""
+        if crossed:
+            first = crossed[0]
+            note = f"broke {_LABEL[first]} {direction} of {_money(book[first])}"
+        alert = AlertDoc(
+            symbol=tick.symbol,
+            trading_day=state.trading_day.isoformat(),
+            session=session.value,
+            direction=direction,
+            price=level,
+            previous=previous,
+            note=note,
+            last=tick.price,
+            as_of_ms=tick.ts_ms,
+        )
+        feed = FEED_ALERTS_HOD if direction == "high" else FEED_ALERTS_LOD
+        self._alerts.append(WidgetWrite(feed, feed.name(), _ENCODER.encode(alert)))
+
+
+def _past(value: float, level: float, direction: Direction) -> bool:
+    """Whether ``value`` was already beyond ``level`` (so crossing it again is not news)."""
+    return value > level if direction == "high" else value < level

@@ -1,0 +1,76 @@
+"""The ``mdp`` command: ``mdp demo``, ``mdp bench``, ``mdp docs``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+__all__ = ["build_parser", "main"]
+
+
+def _docs(args: argparse.Namespace) -> int:
+    from mdp_platform.reference import write_all  # noqa: PLC0415 - imports every service
+
+    for path in write_all(Path(args.out)):
+        print(f"wrote {path}")
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from mdp_platform.demo import run_demo_command  # noqa: PLC0415 - heavy; only this command
+
+    return run_demo_command(args)
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from mdp_platform.bench import run_bench_command  # noqa: PLC0415 - heavy; only this command
+
+    return run_bench_command(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command line of ``mdp``."""
+    parser = argparse.ArgumentParser(
+        prog="mdp",
+        description="The mdp market data platform: the demo, the benchmark, the reference docs.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    demo = commands.add_parser(
+        "demo",
+        help="run the whole platform on this machine against a simulated market",
+        description="Run the simulators, listeners, processors, scanner, WDS and SCP on "
+        "127.0.0.1 and print the dashboard URL and a login. With no options it needs no "
+        "servers and no API keys.",
+    )
+    from mdp_platform.options import add_demo_options  # noqa: PLC0415 - keeps --help fast
+
+    add_demo_options(demo)
+    demo.set_defaults(handler=_demo)
+
+    bench = commands.add_parser(
+        "bench",
+        help="measure throughput and freshness end to end on the real RabbitMQ and Redis",
+    )
+    from mdp_platform.options import add_bench_options  # noqa: PLC0415 - keeps --help fast
+
+    add_bench_options(bench)
+    bench.set_defaults(handler=_bench)
+
+    docs = commands.add_parser("docs", help="regenerate the reference documents from the code")
+    docs.add_argument("--out", default="docs/reference", help="output folder (%(default)s)")
+    docs.set_defaults(handler=_docs)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point of the ``mdp`` console script."""
+    args = build_parser().parse_args(argv)
+    code: int = args.handler(args)
+    sys.exit(code)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,90 @@
+"""``mdp-scanner``: the service shell around :class:`~mdp_scanner.scanner.Scanner`.
+
+Wires settings, logging, the analyzers (by entry point name), the WDC client and the health
+server (``/livez``, ``/readyz``, ``/metrics``, ``/status`` on ``MDP_HEALTH_PORT``).
+
+Replicas: safe to run two (see :mod:`mdp_scanner.scanner`): each sees every message, range
+documents are idempotent and alerts are appended once thanks to a ``SET NX`` marker.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from importlib.metadata import version
+from typing import Any
+
+from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
+from mdp_cache.client import close_redis, create_redis
+from mdp_core.calendar import MarketCalendar
+from mdp_core.clock import LiveClock
+from mdp_core.logging import configure_logging, get_logger
+from mdp_core.settings import SettingsError, load
+from mdp_runtime import ConfigError, ExitCode, HealthServer, run_service
+from mdp_scanner.scanner import Scanner
+from mdp_scanner.settings import ScannerSettings
+
+__all__ = ["main", "serve"]
+
+_SERVICE = "scanner"
+_log = get_logger("mdp_scanner.main")
+
+
+def build_analyzers(names: tuple[str, ...], calendar: MarketCalendar) -> list[Any]:
+    """Instantiate the configured analyzers.
+
+    Raises:
+        ConfigError: when a name is not registered.
+    """
+    try:
+        return [create_analyzer(name, calendar=calendar) for name in names]
+    except UnknownAnalyzer as exc:
+        raise ConfigError(str(exc)) from None
+
+
+async def serve(stop: asyncio.Event) -> int:
+    """The service body: scan until ``stop`` is set."""
+    try:
+        settings = load(ScannerSettings, service_name=_SERVICE)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    configure_logging(_SERVICE, settings.log_level, settings.log_format)
+    analyzers = build_analyzers(settings.analyzers, MarketCalendar())
+    redis = create_redis(settings.wdc_redis_url, client_name="mdp-scanner")
+    scanner = Scanner(
+        redis,
+        analyzers,
+        clock=LiveClock(),
+        batch_max=settings.batch_max,
+        dedup_alerts=settings.dedup_alerts,
+        backoff_initial=settings.backoff_initial_seconds,
+        backoff_max=settings.backoff_max_seconds,
+        keepalive=settings.keepalive_seconds,
+        unwritten_max=settings.unwritten_max,
+    )
+    health = HealthServer(
+        settings.health_host,
+        settings.health_port,
+        service=_SERVICE,
+        version=version("mdp-scanner"),
+        metrics_snapshot=scanner.metrics_snapshot,
+        readiness={"redis": lambda: (scanner.ready, "subscribed" if scanner.ready else "down")},
+    )
+    _log.info("scanner starting", analyzers=list(settings.analyzers))
+    try:
+        async with health:
+            try:
+                await scanner.run(stop)
+            finally:
+                health.mark_stopping()
+    finally:
+        await close_redis(redis)
+    return ExitCode.OK
+
+
+def main() -> None:
+    """Console entry point."""
+    raise SystemExit(run_service(serve, name="mdp-scanner"))
+
+
+if __name__ == "__main__":
+    main()

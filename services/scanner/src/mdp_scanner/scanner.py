@@ -1,0 +1,371 @@
+"""The scanner core: WDC pub/sub in, analyzers in the middle, WDC writes out.
+
+Usable in-process (the demo runs it in the same event loop as everything else) and wrapped by
+``mdp-scanner``. The loop, per connection to Redis:
+
+1. ``SUBSCRIBE``/``PSUBSCRIBE`` to what the analyzers consume (``quote:*``), **then** read the
+   snapshots the analyzers rehydrate from (``range:*``), so nothing published in between is lost.
+2. Block on the next message (no polling, no idle back-off: the first message after a quiet
+   hour is handled at once), then drain whatever else is already buffered, up to
+   ``batch_max``: one batch.
+3. ``apply`` the batch to every analyzer, ``collect`` once, write everything in one pipeline
+   (``mdp_cache.widgets``), which also publishes. A burst of quotes thus costs a few pipelines,
+   not one round trip per quote, and Redis's output buffer for this subscriber never backs up.
+
+Losing Redis ends the connection's loop; the scanner reconnects with jittered backoff, subscribes
+again and re-reads the snapshots (analyzer ``restore`` keeps newer in-memory state). Writes that
+failed are kept (bounded) and retried first.
+
+Replicas: pub/sub is a broadcast, so every replica sees every message and computes the same
+state; range documents are idempotent overwrites. Only list appends (alerts) would duplicate, so
+each is guarded by ``SET NX`` on a digest of its bytes (``KEY_SCANNER_DEDUP``): two replicas
+append each alert once. Alerts are a deterministic function of the ordered stream, so both
+replicas produce the same bytes; right after one replica restarts, a rare alert may differ in
+its ``previous`` field and appear twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fnmatch
+import hashlib
+import random
+from collections import Counter, deque
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+from redis.asyncio import Redis
+from redis.asyncio.client import PubSub
+from redis.exceptions import RedisError
+
+from mdp_analyzers.typing import Analyzer, FeedMessage, Rehydratable, WidgetWrite
+from mdp_cache.keys import KEY_SCANNER_DEDUP, feed_for
+from mdp_cache.widgets import WidgetWriter
+from mdp_core.clock import Clock
+from mdp_core.logging import get_logger
+
+__all__ = ["Scanner", "ScannerStats"]
+
+_log = get_logger(__name__)
+
+_SCAN_COUNT = 1_000
+_MGET_CHUNK = 500
+
+
+class _LinkDead(Exception):
+    """The pub/sub connection stopped answering."""
+
+
+@dataclass(slots=True)
+class ScannerStats:
+    """Counters of one scanner process."""
+
+    messages: int = 0
+    batches: int = 0
+    writes: int = 0
+    alerts_deduplicated: int = 0
+    reconnects: int = 0
+    rehydrations: int = 0
+    snapshots_read: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    unwritten: int = 0
+    connected: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        """JSON-ready figures (``/status``; flattened into ``/metrics``)."""
+        return {
+            "messages_total": self.messages,
+            "batches_total": self.batches,
+            "writes_total": self.writes,
+            "alerts_deduplicated_total": self.alerts_deduplicated,
+            "reconnects_total": self.reconnects,
+            "rehydrations_total": self.rehydrations,
+            "snapshots_read_total": self.snapshots_read,
+            "unwritten": self.unwritten,
+            "connected": self.connected,
+            "errors_total": {f"reason={k}": v for k, v in self.errors.items()},
+            "rejected_total": {f"reason={k}": v for k, v in self.rejected.items()},
+        }
+
+
+@dataclass(slots=True)
+class _Route:
+    """One analyzer and the globs of the channels it consumes."""
+
+    analyzer: Analyzer[Any]
+    patterns: tuple[str, ...]
+
+
+class Scanner:
+    """Runs analyzers over WDC pub/sub and writes their output back to WDC.
+
+    Args:
+        redis: The WDC client (bytes in/out, e.g. ``mdp_cache.client.create_redis``); the
+            scanner also opens its pub/sub connection from it.
+        analyzers: The analyzers to run; each declares the channels it consumes (``consumes``:
+            names or globs such as ``quote:*``).
+        clock: Time given to analyzers (``now_ns``) - a ManualClock in tests.
+        batch_max: Most messages per batch.
+        dedup_alerts: Guard list-feed appends with ``SET NX`` (safe with several replicas).
+        backoff_initial: First reconnect delay.
+        backoff_max: Cap of the reconnect delay.
+        keepalive: Seconds without traffic before the link is PINGed.
+        unwritten_max: Writes kept for retry while Redis is down.
+    """
+
+    def __init__(
+        self,
+        redis: Redis,
+        analyzers: Sequence[Analyzer[Any]],
+        *,
+        clock: Clock,
+        batch_max: int = 1_000,
+        dedup_alerts: bool = True,
+        backoff_initial: float = 0.2,
+        backoff_max: float = 10.0,
+        keepalive: float = 15.0,
+        unwritten_max: int = 10_000,
+    ) -> None:
+        if not analyzers:
+            msg = "the scanner needs at least one analyzer"
+            raise ValueError(msg)
+        self._redis = redis
+        self._writer = WidgetWriter(redis)
+        self._routes = [_Route(a, tuple(sorted(type(a).consumes))) for a in analyzers]
+        self._clock = clock
+        self._batch_max = batch_max
+        self._dedup = dedup_alerts
+        self._backoff_initial = backoff_initial
+        self._backoff_max = backoff_max
+        self._keepalive = keepalive
+        self._unwritten: deque[WidgetWrite] = deque(maxlen=unwritten_max or None)
+        self._unwritten_max = unwritten_max
+        self._route_cache: dict[str, tuple[int, ...]] = {}
+        self._ready = asyncio.Event()
+        self.stats = ScannerStats()
+        patterns = {p for route in self._routes for p in route.patterns}
+        self._psubscribe = sorted(p for p in patterns if any(c in p for c in "*?["))
+        self._subscribe = sorted(patterns - set(self._psubscribe))
+
+    @property
+    def ready(self) -> bool:
+        """Subscribed and rehydrated (readiness)."""
+        return self._ready.is_set()
+
+    async def wait_ready(self, within: float | None = None) -> bool:
+        """Wait until subscribed and rehydrated; ``False`` when ``within`` passes first."""
+        try:
+            await asyncio.wait_for(self._ready.wait(), within)
+        except TimeoutError:
+            return False
+        return True
+
+    def metrics_snapshot(self) -> Mapping[str, object]:
+        """Figures for the health server."""
+        for route in self._routes:
+            rejected = getattr(route.analyzer, "rejected", None)
+            if isinstance(rejected, Counter):
+                for reason, count in rejected.items():
+                    self.stats.rejected[f"{type(route.analyzer).name}:{reason}"] = count
+        self.stats.unwritten = len(self._unwritten)
+        return self.stats.as_dict()
+
+    # --- the loop -------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Process until ``stop`` is set, reconnecting as often as needed."""
+        body = asyncio.ensure_future(self._run_forever())
+        stopper = asyncio.ensure_future(stop.wait())
+        try:
+            await asyncio.wait({body, stopper}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in (body, stopper):
+                task.cancel()
+            for task in (body, stopper):
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+            if body.done() and not body.cancelled() and body.exception() is not None:
+                raise cast("BaseException", body.exception())
+
+    async def _run_forever(self) -> None:
+        failures = 0
+        first = True
+        while True:
+            try:
+                await self._connection(first)
+            except (RedisError, OSError, _LinkDead) as exc:
+                kind = type(exc).__name__
+                self.stats.errors[f"redis_{kind}"] += 1
+                _log.warning("scanner lost redis", error=repr(exc), failures=failures + 1)
+            finally:
+                self._ready.clear()
+                self.stats.connected = False
+            first = False
+            self.stats.reconnects += 1
+            delay = min(self._backoff_max, self._backoff_initial * 2**failures)
+            failures += 1
+            await asyncio.sleep(random.uniform(delay / 2, delay))
+
+    async def _connection(self, first: bool) -> None:
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        try:
+            if self._subscribe:
+                await pubsub.subscribe(*self._subscribe)
+            if self._psubscribe:
+                await pubsub.psubscribe(*self._psubscribe)
+            await self._rehydrate()
+            await self._flush_unwritten()
+            self.stats.connected = True
+            self._ready.set()
+            _log.info(
+                "scanner subscribed" if first else "scanner resubscribed",
+                channels=self._subscribe,
+                patterns=self._psubscribe,
+            )
+            while True:
+                batch = await self._next_batch(pubsub)
+                await self._process(batch)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py lacks a hint
+
+    async def _next_batch(self, pubsub: PubSub) -> list[FeedMessage]:
+        """Block for the first message (PINGing when quiet), then drain what is buffered."""
+        silent_rounds = 0
+        batch: list[FeedMessage] = []
+        while not batch:
+            message = await pubsub.get_message(timeout=self._keepalive)
+            if message is None:
+                silent_rounds += 1
+                if silent_rounds >= 2:
+                    raise _LinkDead("no answer to PING on the pub/sub connection")
+                await pubsub.ping()
+                continue
+            silent_rounds = 0
+            self._append(batch, message)
+        while len(batch) < self._batch_max:
+            message = await pubsub.get_message(timeout=0)
+            if message is None:
+                break
+            self._append(batch, message)
+        return batch
+
+    def _append(self, batch: list[FeedMessage], message: Mapping[str, Any]) -> None:
+        if message.get("type") not in {"message", "pmessage"}:
+            return
+        channel, data = message.get("channel"), message.get("data")
+        if isinstance(channel, bytes) and isinstance(data, bytes):
+            try:
+                batch.append(FeedMessage(channel.decode(), data))
+            except UnicodeDecodeError:
+                self.stats.errors["bad_channel"] += 1
+
+    def _routes_for(self, name: str) -> tuple[int, ...]:
+        routes = self._route_cache.get(name)
+        if routes is None:
+            routes = tuple(
+                i
+                for i, route in enumerate(self._routes)
+                if any(fnmatch.fnmatchcase(name, p) for p in route.patterns)
+            )
+            if len(self._route_cache) < 100_000:
+                self._route_cache[name] = routes
+        return routes
+
+    async def _process(self, batch: list[FeedMessage]) -> None:
+        self.stats.messages += len(batch)
+        self.stats.batches += 1
+        per_route: list[list[FeedMessage]] = [[] for _ in self._routes]
+        for message in batch:
+            for index in self._routes_for(message.name):
+                per_route[index].append(message)
+        now_ns = self._clock.now_ns()
+        writes: list[WidgetWrite] = []
+        for route, inputs in zip(self._routes, per_route, strict=True):
+            name = type(route.analyzer).name
+            try:
+                if inputs:
+                    route.analyzer.apply(inputs, now_ns)
+                writes.extend(route.analyzer.collect(now_ns).widgets)
+            except Exception:  # an analyzer bug must not end the stream
+                self.stats.errors[f"analyzer:{name}"] += 1
+                _log.exception("analyzer failed on a batch; skipped", analyzer=name)
+        await self._write(writes)
+
+    async def _write(self, writes: list[WidgetWrite]) -> None:
+        if not writes:
+            return
+        try:
+            kept = await self._deduplicated(writes)
+            await self._writer.write(kept)
+        except (RedisError, OSError):
+            self._keep(writes)
+            raise
+        self.stats.writes += len(kept)
+
+    async def _deduplicated(self, writes: list[WidgetWrite]) -> list[WidgetWrite]:
+        appends = [i for i, w in enumerate(writes) if w.feed.shape == "list"]
+        if not self._dedup or not appends:
+            return writes
+        pipe = self._redis.pipeline(transaction=False)
+        for index in appends:
+            write = writes[index]
+            digest = hashlib.blake2b(write.payload, digest_size=16).hexdigest()
+            key = KEY_SCANNER_DEDUP.name(feed=write.name, digest=digest)
+            pipe.set(key, b"1", nx=True, ex=KEY_SCANNER_DEDUP.ttl)
+        results = await pipe.execute()
+        dropped = {index for index, fresh in zip(appends, results, strict=True) if not fresh}
+        self.stats.alerts_deduplicated += len(dropped)
+        return [w for i, w in enumerate(writes) if i not in dropped]
+
+    def _keep(self, writes: list[WidgetWrite]) -> None:
+        if self._unwritten_max <= 0:
+            return
+        before = len(self._unwritten)
+        self._unwritten.extend(writes)
+        lost = before + len(writes) - len(self._unwritten)
+        if lost > 0:
+            self.stats.errors["unwritten_dropped"] += lost
+
+    async def _flush_unwritten(self) -> None:
+        if not self._unwritten:
+            return
+        pending = list(self._unwritten)
+        self._unwritten.clear()
+        _log.info("writing what failed during the outage", writes=len(pending))
+        await self._write(pending)
+
+    # --- rehydration ----------------------------------------------------------------------
+
+    async def _rehydrate(self) -> None:
+        """Read the snapshots each rehydratable analyzer asks for and hand them over."""
+        for route in self._routes:
+            analyzer = route.analyzer
+            if not isinstance(analyzer, Rehydratable):
+                continue
+            snapshots: dict[str, bytes] = {}
+            for pattern in analyzer.snapshot_patterns():
+                snapshots.update(await self._read_values(pattern))
+            analyzer.restore(snapshots, self._clock.now_ns())
+            self.stats.snapshots_read += len(snapshots)
+            self.stats.rehydrations += 1
+            _log.info("analyzer rehydrated", analyzer=type(analyzer).name, feeds=len(snapshots))
+
+    async def _read_values(self, pattern: str) -> dict[str, bytes]:
+        names: list[bytes] = []
+        async for raw in self._redis.scan_iter(match=pattern, count=_SCAN_COUNT):
+            name = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
+            feed = feed_for(name)
+            if feed is not None and feed.shape == "value":
+                names.append(name.encode())
+        found: dict[str, bytes] = {}
+        for start in range(0, len(names), _MGET_CHUNK):
+            chunk = names[start : start + _MGET_CHUNK]
+            values = await self._redis.mget(chunk)
+            for key, value in zip(chunk, values, strict=True):
+                if isinstance(value, bytes):
+                    found[key.decode()] = value
+        return found

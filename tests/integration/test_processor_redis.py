@@ -1,0 +1,259 @@
+"""The processor end to end with the in-process bus and the real Redis (MDC and WDC).
+
+Rows, quotes, trades and router feeds land in WDC with the catalogue's TTLs and channels;
+state survives a processor restart; a redelivered batch is not applied twice; and a Redis
+connection loss (cut by a TCP proxy of the test's own) pauses the processor, which retries
+and resumes without losing the flush.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Sequence
+from datetime import date
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from mdp_analyzers.leaderboard import LeaderboardAnalyzer
+from mdp_analyzers.routing import MassiveDataAnalyzer
+from mdp_analyzers.top_trades import TopTradesAnalyzer
+from mdp_cache.client import close_redis, create_redis
+from mdp_cache.keys import (
+    FEED_LATEST_AGGREGATE,
+    FEED_QUOTE,
+    FEED_SCANNER_TOP_VOLUME,
+    FEED_TOP_TRADES,
+    FEED_TRADE_STATS,
+)
+from mdp_cache.records import DailyBar
+from mdp_cache.reference import MemoryReferenceSource, ReferenceCache
+from mdp_cache.state import RedisState
+from mdp_cache.widgets import WidgetWriter
+from mdp_core.clock import ManualClock
+from mdp_core.envelope import decode_header, encode_envelope
+from mdp_core.events import MarketEvent
+from mdp_processor.processor import Processor, ProcessorConfig
+from mdp_queues import MemoryBus, OutgoingBatch, Received, ReceivedBatch, Topology
+from mdp_testing.conformance import aggregate, at_ms, trade
+
+DAY = date(2026, 3, 4)
+NOW_MS = at_ms(DAY, 10, 0, 30)
+
+
+def envelope(events: Sequence[MarketEvent], batch: str) -> bytes:
+    raws = [msgspec.Raw(msgspec.json.encode(event)) for event in events]
+    return encode_envelope(
+        kind=events[0].EV, source="test", batch=batch, received_ns=NOW_MS * 10**6, events=raws
+    )
+
+
+async def publish(bus: MemoryBus, events: Sequence[MarketEvent], batch: str) -> None:
+    spec = bus.topology.for_kind(events[0].EV)
+    assert spec is not None
+    body = envelope(events, batch)
+    publisher = bus.publisher()
+    await publisher.start()
+    publisher.publish(OutgoingBatch(spec, body, batch, NOW_MS * 10**6, len(events)))
+
+
+def reference() -> ReferenceCache:
+    bar = DailyBar(day=date(2026, 3, 3), open=9, high=11, low=9, close=10.0, volume=5_000)
+    return ReferenceCache(MemoryReferenceSource({"AAA": [bar], "BBB": [bar]}, {"AAA": 1_000_000}))
+
+
+class Harness:
+    def __init__(self, url: str, bus: MemoryBus, clock: ManualClock) -> None:
+        self.url = url
+        self.bus = bus
+        self.clock = clock
+        self.mdc = create_redis(url)
+        self.wdc = create_redis(url)
+        self.analyzers: list[Any] = [
+            LeaderboardAnalyzer(),
+            MassiveDataAnalyzer(),
+            TopTradesAnalyzer(publish_interval_s=0.0),
+        ]
+        self.processor = Processor(
+            bus.consumer(max_age_seconds=3600),
+            self.analyzers,
+            state=RedisState(self.mdc),
+            widgets=WidgetWriter(self.wdc),
+            reference=reference(),
+            clock=clock,
+            config=ProcessorConfig(flush_interval_s=0.02, retry_initial_s=0.02, retry_max_s=0.1),
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def __aenter__(self) -> Harness:
+        self.task = asyncio.create_task(self.processor.run())
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.processor.stop()
+        assert self.task is not None
+        await self.task
+        await close_redis(self.mdc)
+        await close_redis(self.wdc)
+
+
+async def next_flushes(processor: Processor, count: int) -> None:
+    target = processor.stats.flushes + count
+    await processor.wait_until(lambda s: s.flushes >= target)
+
+
+async def get(redis: Redis, key: str) -> Any:
+    raw = await redis.get(key)
+    assert raw is not None, f"{key} was not written"
+    return msgspec.json.decode(raw)
+
+
+@pytest.fixture
+async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
+    client = create_redis(redis_db_url)
+    yield client
+    await close_redis(client)
+
+
+@pytest.fixture
+def bus() -> MemoryBus:
+    return MemoryBus(Topology(prefix="t."), clock=ManualClock(NOW_MS * 10**6))
+
+
+async def test_rows_quotes_trades_and_routes_land_in_wdc(
+    redis_db_url: str, redis: Redis, bus: MemoryBus
+) -> None:
+    pubsub = redis.pubsub()
+    await pubsub.psubscribe("quote:*")
+    clock = ManualClock(NOW_MS * 10**6)
+    async with Harness(redis_db_url, bus, clock) as h:
+        await publish(
+            bus, [aggregate("AAA", at_ms(DAY, 10, 0), close=11.0, accumulated_volume=9)], "b1"
+        )
+        await publish(
+            bus, [aggregate("BBB", at_ms(DAY, 10, 0), close=12.0, accumulated_volume=7)], "b2"
+        )
+        await publish(bus, [trade("AAA", at_ms(DAY, 10, 0), 11.0, 500)], "b3")
+        async with asyncio.timeout(10):
+            await h.processor.wait_until(lambda s: s.total_events == 3)
+            # Reference data arrives in the background; wait until the rows carry it.
+            await h.processor.wait_until(lambda s: s.compositions >= 1)
+            while True:
+                quote = await get(redis, FEED_QUOTE.name(symbol="AAA"))
+                if quote["prev_close"] is not None:
+                    break
+                clock.advance(1.0)
+                await next_flushes(h.processor, 2)
+    assert quote["pct_change"] == 10.0
+    assert quote["free_float"] == 1_000_000
+    assert 0 < await redis.ttl(FEED_QUOTE.name(symbol="AAA")) <= FEED_QUOTE.ttl
+    board = await get(redis, FEED_SCANNER_TOP_VOLUME.name())
+    assert [row["symbol"] for row in board["rows"]] == ["AAA", "BBB"]
+    assert 0 < await redis.ttl(FEED_SCANNER_TOP_VOLUME.name()) <= FEED_SCANNER_TOP_VOLUME.ttl
+    stats = await get(redis, FEED_TRADE_STATS.name(symbol="AAA"))
+    assert stats["total_volume"] == 500
+    assert (await get(redis, FEED_TOP_TRADES.name()))["trades"][0]["size"] == 500
+    assert (await get(redis, FEED_LATEST_AGGREGATE.name(symbol="BBB")))["sym"] == "BBB"
+    async with asyncio.timeout(5):
+        message = None
+        while message is None:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)
+    assert message["channel"].startswith(b"quote:")
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_state_survives_a_restart_and_redelivery_is_not_applied_twice(
+    redis_db_url: str, redis: Redis, bus: MemoryBus
+) -> None:
+    clock = ManualClock(NOW_MS * 10**6)
+    async with Harness(redis_db_url, bus, clock) as h:
+        await publish(bus, [aggregate("AAA", at_ms(DAY, 10, 0), accumulated_volume=9)], "r1")
+        async with asyncio.timeout(10):
+            await h.processor.wait_until(lambda s: s.total_events == 1)
+    # A new process: nothing in memory, everything merged in Redis.
+    async with Harness(redis_db_url, bus, clock) as h:
+        await publish(bus, [aggregate("BBB", at_ms(DAY, 10, 0), accumulated_volume=5)], "r2")
+        async with asyncio.timeout(10):
+            await h.processor.wait_until(lambda s: s.total_events == 1)
+            clock.advance(2.0)
+            await h.processor.wait_until(lambda s: s.compositions >= 1)
+        # The broker redelivers r1 (its ack was lost): the mark written with the state says
+        # it was applied, so it is skipped.
+        spec = bus.topology.for_kind("A")
+        assert spec is not None
+        body = envelope([aggregate("AAA", at_ms(DAY, 10, 0), accumulated_volume=9)], "r1")
+        received = Received(spec, decode_header(body), body, redelivered=True, age_seconds=0.1)
+        acked: list[bool] = []
+
+        async def settle(tokens: Sequence[object], ok: bool) -> None:
+            acked.append(ok)
+
+        await h.processor.ingest(ReceivedBatch([received], (), settle))
+        await h.processor.flush()
+        assert h.processor.stats.duplicates == 1
+        assert acked == [True]
+    board = await get(redis, FEED_SCANNER_TOP_VOLUME.name())
+    assert [row["symbol"] for row in board["rows"]] == ["AAA", "BBB"]
+
+
+class Proxy:
+    """A TCP proxy to Redis that the test can cut and restore."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.target = (host, port)
+        self.server: asyncio.Server | None = None
+        self.port = 0
+        self.writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> None:
+        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
+        self.port = self.server.sockets[0].getsockname()[1]
+
+    async def cut(self) -> None:
+        assert self.server is not None
+        self.server.close()
+        for writer in list(self.writers):
+            writer.close()
+        await self.server.wait_closed()
+
+    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        up_reader, up_writer = await asyncio.open_connection(*self.target)
+        self.writers |= {writer, up_writer}
+
+        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
+            with contextlib.suppress(ConnectionError, OSError):
+                while data := await src.read(65536):
+                    dst.write(data)
+                    await dst.drain()
+            dst.close()
+
+        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
+        self.writers -= {writer, up_writer}
+
+
+async def test_a_redis_connection_loss_pauses_and_resumes_without_losing_the_flush(
+    redis_db_url: str, redis: Redis, bus: MemoryBus
+) -> None:
+    parts = urlsplit(redis_db_url)
+    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    await proxy.start()
+    proxied = urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.port}"))
+    clock = ManualClock(NOW_MS * 10**6)
+    async with Harness(proxied, bus, clock) as h:
+        await publish(bus, [aggregate("AAA", at_ms(DAY, 10, 0), accumulated_volume=9)], "c1")
+        async with asyncio.timeout(10):
+            await h.processor.wait_until(lambda s: s.total_events == 1)
+        await proxy.cut()
+        await publish(bus, [aggregate("BBB", at_ms(DAY, 10, 0), accumulated_volume=5)], "c2")
+        async with asyncio.timeout(10):
+            await h.processor.wait_until(lambda s: s.write_failures >= 1)
+            assert not h.processor.writable
+            await proxy.start()  # the connection comes back
+            await h.processor.wait_until(lambda s: s.total_events == 2 and s.flushes > 2)
+            await h.processor.wait_until(lambda s: h.processor.writable)
+    assert await redis.get(FEED_QUOTE.name(symbol="BBB")) is not None
+    await proxy.cut()

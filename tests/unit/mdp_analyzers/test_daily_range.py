@@ -1,0 +1,257 @@
+import json
+from datetime import date
+from typing import Any
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mdp_analyzers.daily_range import AlertDoc, DailyRangeAnalyzer, RangeDoc, decode_quote
+from mdp_analyzers.typing import FeedMessage, Output
+from mdp_core.calendar import MarketCalendar
+from mdp_testing.conformance import AnalyzerSuite, at_ms
+
+DAY = date(2026, 3, 4)  # a Wednesday
+NEXT = date(2026, 3, 5)
+MS = 1_000_000
+
+
+def q(
+    symbol: str, ts_ms: int, price: float, high: float | None = None, low: float | None = None
+) -> FeedMessage:
+    record: dict[str, Any] = {"symbol": symbol, "price": price, "start_ms": ts_ms}
+    if high is not None:
+        record["high"] = high
+    if low is not None:
+        record["low"] = low
+    return FeedMessage(f"quote:{symbol}", json.dumps(record).encode())
+
+
+def run(analyzer: DailyRangeAnalyzer, *messages: FeedMessage, now_ms: int) -> Output:
+    analyzer.apply(list(messages), now_ms * MS)
+    return analyzer.collect(now_ms * MS)
+
+
+def alerts(output: Output) -> list[AlertDoc]:
+    return [
+        msgspec.json.decode(w.payload, type=AlertDoc)
+        for w in output.widgets
+        if w.name in {"alerts:hod", "alerts:lod"}
+    ]
+
+
+def ranges(output: Output) -> dict[str, RangeDoc]:
+    return {
+        w.name: msgspec.json.decode(w.payload, type=RangeDoc)
+        for w in output.widgets
+        if w.name.startswith("range:")
+    }
+
+
+class TestDailyRangeConformance(AnalyzerSuite):
+    def make_analyzer(self) -> Any:
+        return DailyRangeAnalyzer(MarketCalendar())
+
+    def sample_inputs(self) -> list[Any]:
+        return [
+            q("AAPL", at_ms(self.day, 9, 0), 4.0, 4.1, 3.9),
+            q("AAPL", at_ms(self.day, 10, 0), 5.0, 5.2, 4.9),
+            q("MSFT", at_ms(self.day, 10, 0), 300.0),
+        ]
+
+
+def test_first_print_is_silent_then_new_highs_and_lows_alert() -> None:
+    dra = DailyRangeAnalyzer()
+    out = run(dra, q("AAPL", at_ms(DAY, 10, 0), 10.0, 10.5, 9.5), now_ms=at_ms(DAY, 10, 0))
+    assert alerts(out) == []
+    doc = ranges(out)["range:AAPL"]
+    assert (doc.regular_high, doc.regular_low, doc.session) == (10.5, 9.5, "regular")
+    assert doc.trading_day == "2026-03-04"
+
+    out = run(dra, q("AAPL", at_ms(DAY, 10, 1), 10.6, 10.8, 10.4), now_ms=at_ms(DAY, 10, 1))
+    (hod,) = alerts(out)
+    assert (hod.direction, hod.price, hod.previous, hod.note) == ("high", 10.8, 10.5, "")
+    assert out.widgets[-1].name == "alerts:hod"
+
+    out = run(dra, q("AAPL", at_ms(DAY, 10, 2), 9.4, 9.6, 9.3), now_ms=at_ms(DAY, 10, 2))
+    (lod,) = alerts(out)
+    assert (lod.direction, lod.price, lod.previous) == ("low", 9.3, 9.5)
+    assert out.widgets[-1].name == "alerts:lod"
+
+    # Inside the range: no alert, but the document moves with the price.
+    out = run(dra, q("AAPL", at_ms(DAY, 10, 3), 10.0), now_ms=at_ms(DAY, 10, 3))
+    assert alerts(out) == []
+    assert ranges(out)["range:AAPL"].price == 10.0
+
+
+def test_regular_session_breaking_the_pre_market_high_carries_a_note() -> None:
+    dra = DailyRangeAnalyzer()
+    run(dra, q("XYZ", at_ms(DAY, 7, 0), 4.5, 4.8, 4.4), now_ms=at_ms(DAY, 7, 0))
+    out = run(dra, q("XYZ", at_ms(DAY, 9, 30), 4.6, 4.7, 4.6), now_ms=at_ms(DAY, 9, 30))
+    assert alerts(out) == []  # first regular print, below the pre-market high
+    out = run(dra, q("XYZ", at_ms(DAY, 9, 31), 4.9, 4.95, 4.8), now_ms=at_ms(DAY, 9, 31))
+    (hod,) = alerts(out)
+    assert hod.note == "broke pre-market high of $4.80"
+    assert hod.session == "regular"
+    # Breaking it again later is a plain new high.
+    out = run(dra, q("XYZ", at_ms(DAY, 9, 32), 5.0, 5.1, 5.0), now_ms=at_ms(DAY, 9, 32))
+    assert [a.note for a in alerts(out)] == [""]
+
+
+def test_gap_over_an_earlier_session_extreme_alerts_on_the_first_print() -> None:
+    dra = DailyRangeAnalyzer()
+    run(dra, q("GAP", at_ms(DAY, 8, 0), 2.0, 2.0, 1.9), now_ms=at_ms(DAY, 8, 0))
+    out = run(dra, q("GAP", at_ms(DAY, 9, 30), 2.5, 2.6, 2.4), now_ms=at_ms(DAY, 9, 30))
+    (hod,) = alerts(out)
+    assert (hod.previous, hod.note) == (None, "broke pre-market high of $2.00")
+
+
+def test_after_hours_checks_the_regular_session_first() -> None:
+    dra = DailyRangeAnalyzer()
+    run(dra, q("AH", at_ms(DAY, 8, 0), 1.0, 1.0, 0.5), now_ms=at_ms(DAY, 8, 0))
+    run(dra, q("AH", at_ms(DAY, 12, 0), 0.9, 0.95, 0.6), now_ms=at_ms(DAY, 12, 0))
+    run(dra, q("AH", at_ms(DAY, 16, 0), 0.9, 0.9, 0.7), now_ms=at_ms(DAY, 16, 0))
+    out = run(dra, q("AH", at_ms(DAY, 16, 5), 1.2, 1.2, 0.9), now_ms=at_ms(DAY, 16, 5))
+    (hod,) = alerts(out)
+    assert hod.note == "broke regular-session high of $0.9500"
+    out = run(dra, q("AH", at_ms(DAY, 16, 6), 0.4, 0.7, 0.4), now_ms=at_ms(DAY, 16, 6))
+    (lod,) = alerts(out)
+    assert lod.note == "broke regular-session low of $0.6000"
+
+
+def test_half_day_after_hours_start_at_13_00() -> None:
+    half_day = date(2026, 11, 27)
+    dra = DailyRangeAnalyzer()
+    out = run(dra, q("H", at_ms(half_day, 13, 30), 5.0), now_ms=at_ms(half_day, 13, 30))
+    assert ranges(out)["range:H"].after_hours_high == 5.0
+
+
+def test_closed_times_and_bad_messages_are_counted_and_skipped() -> None:
+    dra = DailyRangeAnalyzer()
+    saturday = date(2026, 3, 7)
+    messages = [
+        q("A", at_ms(saturday, 12, 0), 1.0),
+        q("A", at_ms(DAY, 21, 0), 1.0),
+        FeedMessage("quote:A", b"{not json"),
+        FeedMessage("quote:A", b'{"price": 1.0, "start_ms": 1}'),
+        FeedMessage("quote:A", b'{"symbol": "A", "start_ms": 1}'),
+        FeedMessage("quote:A", b'{"symbol": "A", "price": -1, "start_ms": 1}'),
+        FeedMessage("quote:A", b'{"symbol": "A", "price": 1}'),
+        FeedMessage("range:A", b"ignored: not a quote feed"),
+    ]
+    out = run(dra, *messages, now_ms=at_ms(DAY, 21, 0))
+    assert not out.widgets
+    assert dra.rejected == {
+        "closed_session": 2,
+        "invalid_json": 1,
+        "missing_field": 3,
+        "out_of_range": 1,
+    }
+
+
+def test_new_trading_day_at_04_00_resets_and_yesterday_is_stale() -> None:
+    dra = DailyRangeAnalyzer()
+    run(dra, q("A", at_ms(DAY, 19, 0), 9.0, 9.0, 8.0), now_ms=at_ms(DAY, 19, 0))
+    # 03:59 next morning still belongs to yesterday's trading day; 04:00 starts a new one.
+    assert dra.collect(at_ms(NEXT, 3, 59) * MS).widgets == []
+    run(dra, now_ms=at_ms(NEXT, 4, 0))
+    out = run(dra, q("A", at_ms(NEXT, 4, 1), 5.0, 5.0, 5.0), now_ms=at_ms(NEXT, 4, 1))
+    assert alerts(out) == []  # a fresh day: the first print is a baseline, not a "new low"
+    doc = ranges(out)["range:A"]
+    assert (doc.trading_day, doc.after_hours_high, doc.pre_market_low) == ("2026-03-05", None, 5.0)
+    out = run(dra, q("A", at_ms(DAY, 19, 30), 1.0), now_ms=at_ms(NEXT, 4, 2))
+    assert not out.widgets
+    assert dra.rejected["stale_day"] == 1
+
+
+def _restart_from(output: Output, now_ms: int) -> DailyRangeAnalyzer:
+    fresh = DailyRangeAnalyzer()
+    assert fresh.snapshot_patterns() == ("range:*",)
+    snapshots = {w.name: w.payload for w in output.widgets if w.name.startswith("range:")}
+    fresh.restore(snapshots, now_ms * MS)
+    return fresh
+
+
+def test_restart_mid_session_raises_no_repeat_alerts() -> None:
+    first = DailyRangeAnalyzer()
+    run(first, q("R", at_ms(DAY, 7, 0), 3.0, 3.2, 2.9), now_ms=at_ms(DAY, 7, 0))
+    out = run(first, q("R", at_ms(DAY, 10, 0), 3.1, 3.5, 3.0), now_ms=at_ms(DAY, 10, 0))
+    assert [a.note for a in alerts(out)] == ["broke pre-market high of $3.20"]
+
+    second = _restart_from(out, at_ms(DAY, 10, 5))
+    # The same extreme again after the restart: no alert (dedup across restarts).
+    out = run(second, q("R", at_ms(DAY, 10, 6), 3.4, 3.5, 3.1), now_ms=at_ms(DAY, 10, 6))
+    assert alerts(out) == []
+    doc = ranges(out)["range:R"]
+    assert (doc.pre_market_high, doc.regular_high, doc.regular_low) == (3.2, 3.5, 3.0)
+    out = run(second, q("R", at_ms(DAY, 10, 7), 3.6, 3.6, 3.5), now_ms=at_ms(DAY, 10, 7))
+    (hod,) = alerts(out)
+    assert (hod.previous, hod.note) == (3.5, "")
+
+
+def test_restart_across_the_open_keeps_pre_market_extremes_for_notes() -> None:
+    first = DailyRangeAnalyzer()
+    out = run(first, q("P", at_ms(DAY, 9, 0), 4.0, 4.8, 3.9), now_ms=at_ms(DAY, 9, 0))
+    second = _restart_from(out, at_ms(DAY, 9, 45))
+    run(second, q("P", at_ms(DAY, 9, 45), 4.5, 4.6, 4.4), now_ms=at_ms(DAY, 9, 45))
+    out = run(second, q("P", at_ms(DAY, 9, 46), 4.9, 4.9, 4.7), now_ms=at_ms(DAY, 9, 46))
+    assert [a.note for a in alerts(out)] == ["broke pre-market high of $4.80"]
+
+
+def test_restore_ignores_documents_of_another_trading_day() -> None:
+    first = DailyRangeAnalyzer()
+    out = run(first, q("Y", at_ms(DAY, 15, 0), 7.0, 7.5, 6.5), now_ms=at_ms(DAY, 15, 0))
+    # Restart the next morning after 04:00: yesterday's range must not come back.
+    second = _restart_from(out, at_ms(NEXT, 4, 30))
+    out = run(second, q("Y", at_ms(NEXT, 4, 31), 6.0), now_ms=at_ms(NEXT, 4, 31))
+    assert alerts(out) == []
+    doc = ranges(out)["range:Y"]
+    assert (doc.regular_high, doc.pre_market_high, doc.day_high) == (None, 6.0, 6.0)
+    # ... but a restart before 04:00 still belongs to yesterday and restores it.
+    third = _restart_from(run(first, now_ms=at_ms(DAY, 15, 0)), at_ms(NEXT, 3, 0))
+    assert third.collect(at_ms(NEXT, 3, 0) * MS).widgets == []
+    bad = DailyRangeAnalyzer()
+    bad.restore({"range:Z": b"garbage", "quote:Z": b"{}"}, at_ms(DAY, 10, 0) * MS)
+    assert bad.rejected["invalid_snapshot"] == 1
+
+
+def test_restore_never_loses_newer_in_memory_state() -> None:
+    dra = DailyRangeAnalyzer()
+    out = run(dra, q("M", at_ms(DAY, 10, 0), 5.0, 5.0, 5.0), now_ms=at_ms(DAY, 10, 0))
+    old = {w.name: w.payload for w in out.widgets}
+    run(dra, q("M", at_ms(DAY, 10, 1), 6.0, 6.0, 4.0), now_ms=at_ms(DAY, 10, 1))
+    dra.restore(old, at_ms(DAY, 10, 2) * MS)
+    out = run(dra, q("M", at_ms(DAY, 10, 3), 5.5), now_ms=at_ms(DAY, 10, 3))
+    doc = ranges(out)["range:M"]
+    assert (doc.regular_high, doc.regular_low) == (6.0, 4.0)
+
+
+def test_decode_quote_accepts_aliases_and_widens_the_range() -> None:
+    tick = decode_quote(b'{"sym": "A", "close": 5.0, "high": 4.0, "low": 6.0, "as_of_ms": 7}')
+    assert (tick.symbol, tick.price, tick.low, tick.high, tick.ts_ms) == ("A", 5.0, 4.0, 6.0, 7)
+
+
+session_times = st.integers(min_value=at_ms(DAY, 4, 0), max_value=at_ms(DAY, 19, 59))
+prices = st.floats(min_value=0.01, max_value=10_000, allow_nan=False)
+
+
+@given(st.lists(st.tuples(session_times, prices, prices, prices), min_size=1, max_size=40))
+def test_low_le_price_le_high_under_any_tick_sequence(
+    ticks: list[tuple[int, float, float, float]],
+) -> None:
+    dra = DailyRangeAnalyzer()
+    ordered = sorted(ticks)
+    for ts, price, a, b in ordered:
+        dra.apply([q("P", ts, price, max(a, b), min(a, b))], ts * MS)
+    doc = ranges(dra.collect(ordered[-1][0] * MS))["range:P"]
+    assert doc.day_low is not None
+    assert doc.day_high is not None
+    assert doc.day_low <= doc.price <= doc.day_high
+    for high, low in (
+        (doc.pre_market_high, doc.pre_market_low),
+        (doc.regular_high, doc.regular_low),
+        (doc.after_hours_high, doc.after_hours_low),
+    ):
+        assert (high is None) == (low is None)
+        if high is not None and low is not None:
+            assert low <= high

@@ -1,0 +1,303 @@
+from __future__ import annotations
+
+import random
+from datetime import date
+from typing import Any
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mdp_analyzers.board import Board
+from mdp_analyzers.leaderboard import LeaderboardAnalyzer
+from mdp_analyzers.state import MemoryState, PutNewer
+from mdp_analyzers.top_stocks import TopStocksAnalyzer
+from mdp_cache.keys import (
+    FEED_QUOTE,
+    FEED_SCANNER_TOP_GAINERS,
+    FEED_SCANNER_TOP_GAPPERS,
+    FEED_SCANNER_TOP_VOLUME,
+    KEY_LB_ROWS,
+)
+from mdp_cache.records import DailyBar, ReferenceData
+from mdp_core.events import MinuteAggregate, SecondAggregate
+from mdp_testing.conformance import aggregate, at_ms, luld
+
+Aggregate = SecondAggregate | MinuteAggregate
+
+DAY = date(2026, 3, 4)  # a Wednesday
+SYMBOLS = ("AAA", "BBB", "CCC", "DDD", "EEE")
+PREV_CLOSE = {"AAA": 10.0, "BBB": 20.0, "CCC": 5.0, "DDD": 8.0}  # EEE: no reference at all
+OPEN_MS = at_ms(DAY, 9, 30)
+
+
+def reference(symbol: str, day: date = DAY) -> ReferenceData:
+    prev = PREV_CLOSE.get(symbol)
+    bar = None
+    if prev is not None:
+        bar = DailyBar(day=date(2026, 3, 3), open=prev, high=prev, low=prev, close=prev, volume=1)
+    return ReferenceData(
+        symbol=symbol,
+        trading_day=day,
+        prev_day=bar,
+        avg_volume=1_000.0 if prev else None,
+        free_float=None,
+    )
+
+
+def feed_all(analyzer: Any) -> None:
+    for symbol, day in analyzer.wanted_reference():
+        analyzer.provide_reference(reference(symbol, day))
+
+
+def compose(analyzer: LeaderboardAnalyzer, state: MemoryState, now_ms: int) -> dict[str, Any]:
+    now_ns = now_ms * 1_000_000
+    answers = [state.top_now(read) for read in analyzer.reads(now_ns)]
+    return {w.name: msgspec.json.decode(w.payload) for w in analyzer.compose(now_ns, answers)}
+
+
+def flush(analyzer: LeaderboardAnalyzer, state: MemoryState, now_ms: int) -> list[Any]:
+    output = analyzer.collect(now_ms * 1_000_000)
+    state.apply_now(op for op in output.state if isinstance(op, PutNewer))
+    return list(output.widgets)
+
+
+# --- a straightforward recomputation -------------------------------------------------------
+
+
+def expected_boards(events: list[Aggregate], now_ms: int) -> dict[str, list[tuple[str, Any]]]:
+    latest: dict[str, Aggregate] = {}
+    for event in events:
+        old = latest.get(event.symbol)
+        if old is None or event.end_ms > old.end_ms:
+            latest[event.symbol] = event
+    volume: list[tuple[float, str, float]] = []
+    gap: list[tuple[float, str, float]] = []
+    gain: list[tuple[float, str, float]] = []
+    for symbol, event in latest.items():
+        volume.append((event.accumulated_volume, symbol, event.accumulated_volume))
+        prev = PREV_CLOSE.get(symbol)
+        if prev:
+            pct = round((event.close - prev) / prev * 100, 4)
+            if pct > 0:
+                gap.append((pct, symbol, pct))
+        if event.end_ms >= OPEN_MS and event.official_open:
+            pct = round((event.close - event.official_open) / event.official_open * 100, 4)
+            if pct > 0:
+                gain.append((pct, symbol, pct))
+    boards: dict[str, list[tuple[str, Any]]] = {
+        FEED_SCANNER_TOP_VOLUME.name(): [(s, v) for _, s, v in sorted(volume, reverse=True)],
+        FEED_SCANNER_TOP_GAPPERS.name(): [(s, v) for _, s, v in sorted(gap, reverse=True)],
+        FEED_SCANNER_TOP_GAINERS.name(): [(s, v) for _, s, v in sorted(gain, reverse=True)],
+    }
+    if now_ms < OPEN_MS:
+        boards[FEED_SCANNER_TOP_GAINERS.name()] = []
+    return boards
+
+
+def board_rows(documents: dict[str, Any]) -> dict[str, list[tuple[str, Any]]]:
+    return {
+        name: [(row["symbol"], row[doc["metric"]]) for row in doc["rows"]]
+        for name, doc in documents.items()
+    }
+
+
+@st.composite
+def sessions(draw: st.DrawFn) -> list[Aggregate]:
+    events: list[Aggregate] = []
+    for symbol in draw(st.lists(st.sampled_from(SYMBOLS), min_size=1, max_size=5, unique=True)):
+        seconds = draw(st.lists(st.integers(0, 4 * 3600), min_size=1, max_size=6, unique=True))
+        for offset in seconds:
+            end_ms = at_ms(DAY, 8, 0) + offset * 1_000  # 08:00 to 12:00 ET: both sides of 09:30
+            close = draw(st.floats(1.0, 30.0).map(lambda x: round(x, 2)))
+            official = draw(st.floats(1.0, 30.0).map(lambda x: round(x, 2)))
+            events.append(
+                aggregate(
+                    symbol,
+                    end_ms,
+                    close=close,
+                    accumulated_volume=draw(st.integers(0, 10**7)),
+                    official_open=official if end_ms >= OPEN_MS else None,
+                )
+            )
+    return events
+
+
+@given(
+    events=sessions(),
+    replicas=st.integers(1, 3),
+    seed=st.integers(0, 2**32 - 1),
+    now_offset_s=st.integers(0, 5 * 3600),
+)
+def test_boards_equal_recomputation_under_any_order_duplication_and_replicas(
+    events: list[Aggregate], replicas: int, seed: int, now_offset_s: int
+) -> None:
+    rng = random.Random(seed)
+    messages = [events[i : i + 3] for i in range(0, len(events), 3)]
+    messages += [rng.choice(messages) for _ in range(rng.randint(0, len(messages)))]
+    rng.shuffle(messages)
+    state = MemoryState()
+    analyzers = [LeaderboardAnalyzer(board_size=50) for _ in range(replicas)]
+    last_ms = max(e.end_ms for e in events)
+    for message in messages:
+        analyzer = rng.choice(analyzers)
+        analyzer.apply(message, 0)
+        feed_all(analyzer)
+        if rng.random() < 0.3:
+            flush(analyzer, state, last_ms)
+    for analyzer in analyzers:
+        flush(analyzer, state, last_ms)
+    now_ms = at_ms(DAY, 8, 0) + now_offset_s * 1_000
+    got = board_rows(compose(analyzers[0], state, now_ms))
+    assert got == expected_boards(events, now_ms)
+
+
+def test_gainers_are_empty_before_the_open_and_live_after_without_a_new_event() -> None:
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 0), close=12.0, open_=10.0)], 0)
+    feed_all(analyzer)
+    flush(analyzer, state, at_ms(DAY, 9, 0))
+    before = compose(analyzer, state, at_ms(DAY, 9, 29, 59))
+    gainers = before[FEED_SCANNER_TOP_GAINERS.name()]
+    assert gainers["status"] == "pre_open"
+    assert gainers["rows"] == []
+    assert before[FEED_SCANNER_TOP_GAPPERS.name()]["rows"][0]["symbol"] == "AAA"
+    # No event lands at 09:30: the switch is clock-driven, and a pre-market bar is no gainer.
+    after = compose(analyzer, state, at_ms(DAY, 9, 30, 5))
+    assert after[FEED_SCANNER_TOP_GAINERS.name()]["status"] == "live"
+    assert after[FEED_SCANNER_TOP_GAINERS.name()]["session"] == "regular"
+    assert after[FEED_SCANNER_TOP_GAINERS.name()]["rows"] == []
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 45), close=12.0, official_open=11.0)], 0)
+    flush(analyzer, state, at_ms(DAY, 9, 45))
+    rows = compose(analyzer, state, at_ms(DAY, 9, 46))[FEED_SCANNER_TOP_GAINERS.name()]["rows"]
+    assert [(r["symbol"], r["pct_change_since_open"]) for r in rows] == [("AAA", 9.0909)]
+
+
+def test_gainers_fall_back_to_the_first_regular_bar_open_without_an_official_open() -> None:
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    analyzer.apply(
+        [
+            aggregate("AAA", at_ms(DAY, 9, 30, 1), close=10.5, open_=10.0),
+            aggregate("AAA", at_ms(DAY, 9, 40), close=11.0, open_=10.9),
+        ],
+        0,
+    )
+    flush(analyzer, state, at_ms(DAY, 9, 40))
+    rows = compose(analyzer, state, at_ms(DAY, 9, 41))[FEED_SCANNER_TOP_GAINERS.name()]["rows"]
+    assert rows[0]["session_open"] == 10.0
+    assert rows[0]["pct_change_since_open"] == 10.0
+
+
+def test_trading_day_starts_at_0400_et_not_midnight() -> None:
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    next_day = date(2026, 3, 5)
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 19, 0), accumulated_volume=500)], 0)
+    # 00:30 and 03:59 ET on the next calendar day still belong to DAY's trading day.
+    analyzer.apply([aggregate("BBB", at_ms(next_day, 0, 30), accumulated_volume=700)], 0)
+    analyzer.apply([aggregate("CCC", at_ms(next_day, 3, 59), accumulated_volume=900)], 0)
+    flush(analyzer, state, at_ms(next_day, 3, 59))
+    old = compose(analyzer, state, at_ms(next_day, 3, 59, 30))[FEED_SCANNER_TOP_VOLUME.name()]
+    assert old["trading_day"] == DAY.isoformat()
+    assert [r["symbol"] for r in old["rows"]] == ["CCC", "BBB", "AAA"]
+    # 04:00: a new day, new keys; nothing from yesterday shows, with or without an event.
+    fresh = compose(analyzer, state, at_ms(next_day, 4, 0))[FEED_SCANNER_TOP_VOLUME.name()]
+    assert fresh["trading_day"] == next_day.isoformat()
+    assert fresh["rows"] == []
+    analyzer.apply([aggregate("DDD", at_ms(next_day, 4, 0, 1), accumulated_volume=10)], 0)
+    flush(analyzer, state, at_ms(next_day, 4, 1))
+    rows = compose(analyzer, state, at_ms(next_day, 4, 1))[FEED_SCANNER_TOP_VOLUME.name()]["rows"]
+    assert [r["symbol"] for r in rows] == ["DDD"]
+    assert KEY_LB_ROWS.name(day=next_day.isoformat()) in state.rows
+
+
+def test_late_events_of_a_finished_day_are_counted_and_skipped() -> None:
+    analyzer = LeaderboardAnalyzer()
+    analyzer.apply([aggregate("AAA", at_ms(date(2026, 3, 5), 10, 0))], 0)
+    analyzer.apply([aggregate("BBB", at_ms(DAY, 15, 0))], 0)
+    assert analyzer.stale_events == 1
+
+
+def test_holiday_events_belong_to_the_previous_trading_day() -> None:
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    holiday = date(2026, 1, 19)  # Martin Luther King Jr. Day
+    analyzer.apply([aggregate("AAA", at_ms(holiday, 10, 0))], 0)
+    flush(analyzer, state, at_ms(holiday, 10, 0))
+    doc = compose(analyzer, state, at_ms(holiday, 10, 1))[FEED_SCANNER_TOP_VOLUME.name()]
+    assert doc["trading_day"] == "2026-01-16"
+    assert doc["session"] == "closed"
+
+
+def test_rows_fill_in_when_reference_data_arrives_later() -> None:
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 10, 0), close=11.0, accumulated_volume=2_000)], 0)
+    first = flush(analyzer, state, at_ms(DAY, 10, 0))
+    row = msgspec.json.decode(first[0].payload)
+    assert row["prev_close"] is None
+    assert row["pct_change"] is None
+    feed_all(analyzer)  # arrives after the event; no new event needed
+    second = flush(analyzer, state, at_ms(DAY, 10, 0, 1))
+    assert [w.name for w in second] == [FEED_QUOTE.name(symbol="AAA")]
+    row = msgspec.json.decode(second[0].payload)
+    assert row["prev_close"] == 10.0
+    assert row["pct_change"] == 10.0
+    assert row["relative_volume"] == 2.0
+    gappers = compose(analyzer, state, at_ms(DAY, 10, 1))[FEED_SCANNER_TOP_GAPPERS.name()]
+    assert gappers["rows"][0]["rank"] == 1
+
+
+def test_halts_flag_the_row() -> None:
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 10, 0))], 0)
+    flush(analyzer, state, at_ms(DAY, 10, 0))
+    analyzer.apply([luld("AAA", at_ms(DAY, 10, 1), 17)], 0)
+    (quote,) = flush(analyzer, state, at_ms(DAY, 10, 1))
+    assert msgspec.json.decode(quote.payload)["halted"] is True
+    analyzer.apply([luld("AAA", at_ms(DAY, 10, 6), 18)], 0)
+    (quote,) = flush(analyzer, state, at_ms(DAY, 10, 6))
+    assert msgspec.json.decode(quote.payload)["halted"] is False
+
+
+def test_quote_records_are_coalesced_per_flush() -> None:
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    analyzer.apply(
+        [aggregate("AAA", at_ms(DAY, 10, 0, s), accumulated_volume=s * 10) for s in range(50)], 0
+    )
+    writes = flush(analyzer, state, at_ms(DAY, 10, 1))
+    assert len(writes) == 1
+    assert msgspec.json.decode(writes[0].payload)["accumulated_volume"] == 490
+
+
+def test_top_stocks_publishes_the_same_documents_as_the_shared_path() -> None:
+    events = [
+        aggregate(
+            "AAA", at_ms(DAY, 10, 0), close=11.0, accumulated_volume=3_000, official_open=10.0
+        ),
+        aggregate(
+            "BBB", at_ms(DAY, 10, 0, 1), close=19.0, accumulated_volume=9_000, official_open=20.0
+        ),
+        aggregate(
+            "CCC", at_ms(DAY, 10, 0, 2), close=6.0, accumulated_volume=100, official_open=5.5
+        ),
+    ]
+    now_ms = at_ms(DAY, 10, 1)
+    shared = LeaderboardAnalyzer()
+    state = MemoryState()
+    shared.apply(events, 0)
+    feed_all(shared)
+    flush(shared, state, now_ms)
+    expected = compose(shared, state, now_ms)
+    embedded = TopStocksAnalyzer()
+    embedded.apply(events, 0)
+    feed_all(embedded)
+    output = embedded.collect(now_ms * 1_000_000)
+    got = {w.name: msgspec.json.decode(w.payload) for w in output.widgets if "scanner" in w.name}
+    assert got == expected
+    assert [r["symbol"] for r in got[FEED_SCANNER_TOP_GAINERS.name()]["rows"]] == ["AAA", "CCC"]
+    assert {board.value for board in Board} == {d["board"] for d in got.values()}

@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from mdp_analyzers.notebook import boards_of, quotes_of, replay_leaderboards
+from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer, load_analyzer
+from mdp_analyzers.replay import read_replay, run_offline
+from mdp_analyzers.routing import MassiveDataAnalyzer
+from mdp_analyzers.top_stocks import TopStocksAnalyzer
+from mdp_analyzers.top_trades import TopTradesAnalyzer
+from mdp_cache.keys import FEED_HALTS, FEED_LATEST_LULD, FEED_LATEST_NBBO, FEED_TOP_TRADES
+from mdp_core.calendar import MarketCalendar
+from mdp_core.events import FairMarketValue
+from mdp_core.wire import encode_events
+from mdp_testing.conformance import aggregate, at_ms, luld, quote, trade
+
+DAY = date(2026, 3, 4)
+
+
+def test_router_keeps_only_the_latest_event_per_kind_and_symbol() -> None:
+    router = MassiveDataAnalyzer()
+    start = at_ms(DAY, 10, 0)
+    router.apply([quote("AAA", start + s * 1_000, 10.0 + s, 10.5 + s) for s in range(100)], 0)
+    router.apply([FairMarketValue(fair_value=1.0, symbol="AAA", timestamp_ns=1)], 0)
+    writes = router.collect(0).widgets
+    assert [w.name for w in writes] == [FEED_LATEST_NBBO.name(symbol="AAA")]
+    assert msgspec.json.decode(writes[0].payload)["bp"] == 109.0
+    assert router.unknown == {"FMV": 1}
+    assert router.routed["Q"] == 100
+
+
+def test_router_tracks_halts() -> None:
+    router = MassiveDataAnalyzer()
+    router.apply([luld("AAA", at_ms(DAY, 10, 0), 17)], 0)
+    writes = {w.name: msgspec.json.decode(w.payload) for w in router.collect(5_000_000).widgets}
+    assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["halted"] is True
+    assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["T"] == "AAA"
+    assert set(writes[FEED_HALTS.name()]["symbols"]) == {"AAA"}
+    router.apply([luld("AAA", at_ms(DAY, 10, 5), 18)], 0)
+    writes = {w.name: msgspec.json.decode(w.payload) for w in router.collect(6_000_000).widgets}
+    assert writes[FEED_HALTS.name()]["symbols"] == {}
+    assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["halted"] is False
+
+
+def naive_stats(trades: list[tuple[int, int, float]], window: int) -> dict[str, float]:
+    recent = trades[-window:]
+    sizes = [size for _, size, _ in recent]
+    stamps = [stamp for stamp, _, _ in recent]
+    return {
+        "trade_count": len(recent),
+        "total_volume": sum(sizes),
+        "max_size": max(sizes),
+        "avg_size": round(sum(sizes) / len(sizes), 2),
+        "time_span_ms": stamps[-1] - stamps[0],
+    }
+
+
+def test_trade_statistics_match_a_recomputation_over_the_sliding_window() -> None:
+    analyzer = TopTradesAnalyzer(window_trades=10)
+    seen: list[tuple[int, int, float]] = []
+    sizes = [5, 80, 3, 3, 90, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 70, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]
+    for i, size in enumerate(sizes):
+        stamp = at_ms(DAY, 10, 0) + i * 250
+        analyzer.apply([trade("AAA", stamp, 10.0 + i, size)], 0)
+        seen.append((stamp, size, 10.0 + i))
+        stats = analyzer.stats("AAA", 0)
+        assert stats is not None
+        got = {key: getattr(stats, key) for key in naive_stats(seen, 10)}
+        assert got == naive_stats(seen, 10)
+        assert stats.latest_price == 10.0 + i
+
+
+def test_top_trades_rank_by_value_within_the_window() -> None:
+    analyzer = TopTradesAnalyzer(top_n=2, window_s=60)
+    start = at_ms(DAY, 10, 0)
+    analyzer.apply(
+        [
+            trade("AAA", start, 10.0, 1_000),  # 10,000
+            trade("BBB", start + 1_000, 100.0, 500),  # 50,000
+            trade("CCC", start + 2_000, 5.0, 1_000),  # 5,000
+            trade("DDD", start + 90_000, 1.0, 100),  # 100
+        ],
+        0,
+    )
+    output = analyzer.collect((start + 90_000) * 1_000_000)
+    board = next(w for w in output.widgets if w.name == FEED_TOP_TRADES.name())
+    # The first three trades left the 60 s window; only DDD is recent.
+    assert [t["symbol"] for t in msgspec.json.decode(board.payload)["trades"]] == ["DDD"]
+    assert [t.symbol for t in TopTradesAnalyzer(top_n=2).top_trades()] == []
+
+
+def test_registry_loads_by_name_and_lists_known_names_on_error() -> None:
+    assert load_analyzer("leaderboard").__name__ == "LeaderboardAnalyzer"
+    created = create_analyzer("top_stocks", calendar=MarketCalendar(), unrelated=1)
+    assert isinstance(created, TopStocksAnalyzer)
+    with pytest.raises(UnknownAnalyzer) as info:
+        load_analyzer("nope")
+    assert "leaderboard" in str(info.value)
+    assert "router" in info.value.known
+
+
+def test_run_offline_replays_a_jsonl_recording(tmp_path: Path) -> None:
+    events = [
+        aggregate("AAA", at_ms(DAY, 10, 0), close=11.0, accumulated_volume=500),
+        aggregate("BBB", at_ms(DAY, 10, 0, 1), close=12.0, accumulated_volume=900),
+        trade("AAA", at_ms(DAY, 10, 0, 2), 11.0, 300),
+    ]
+    path = tmp_path / "session.jsonl"
+    lines = [
+        encode_events(events[:2]).decode(),
+        json.dumps({"frame": encode_events(events[2:]).decode()}),
+    ]
+    path.write_text("\n".join([*lines, "not json", ""]))
+    assert len(list(read_replay(path))) == 3
+    result = run_offline(path, [TopStocksAnalyzer(), TopTradesAnalyzer()])
+    boards = boards_of(result)
+    volume = boards["scanner:top_volume"]
+    assert [row["symbol"] for row in volume["rows"]] == ["BBB", "AAA"]
+    assert set(quotes_of(result)) == {"AAA", "BBB"}
+    assert result.document(FEED_TOP_TRADES.name())["trades"][0]["size"] == 300
+    documents = replay_leaderboards(events, with_trades=True)
+    assert documents["scanner:top_volume"]["rows"][0]["symbol"] == "BBB"
+    assert FEED_TOP_TRADES.name() in documents

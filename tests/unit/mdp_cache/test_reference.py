@@ -1,0 +1,149 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import date, timedelta
+
+import fakeredis
+import pytest
+
+from mdp_cache.keys import KEY_REF_FREE_FLOAT, KEY_REF_SNAPSHOT, REF_NEGATIVE_TTL
+from mdp_cache.records import DailyBar, ReferenceData
+from mdp_cache.reference import MemoryReferenceSource, ReferenceCache
+
+DAY = date(2026, 3, 4)
+
+
+def bars(symbol_days: int, *, include_today: bool = False) -> list[DailyBar]:
+    out = [
+        DailyBar(day=DAY - timedelta(days=i), open=1, high=1, low=1, close=float(i), volume=i * 100)
+        for i in range(1, symbol_days + 1)
+    ]
+    if include_today:
+        out.append(DailyBar(day=DAY, open=1, high=1, low=1, close=99.0, volume=10**9))
+    return out
+
+
+class GatedSource:
+    """A source whose calls block until released, to make callers overlap."""
+
+    def __init__(self) -> None:
+        self.gate = asyncio.Event()
+        self.both_called = asyncio.Event()
+        self.calls = 0
+        self.fail = False
+
+    def _called(self) -> None:
+        self.calls += 1
+        if self.calls >= 2:
+            self.both_called.set()
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> Sequence[DailyBar]:
+        self._called()
+        await self.gate.wait()
+        if self.fail:
+            raise ConnectionError("vendor down")
+        return bars(3)
+
+    async def free_float(self, symbol: str) -> int | None:
+        self._called()
+        await self.gate.wait()
+        if self.fail:
+            raise ConnectionError("vendor down")
+        return 1_000
+
+
+async def test_previous_day_and_average_use_completed_days_only() -> None:
+    source = MemoryReferenceSource({"AAA": bars(40, include_today=True)}, {"AAA": 5_000})
+    data = await ReferenceCache(source).get("AAA", DAY)
+    assert data.prev_day is not None
+    assert data.prev_day.day == DAY - timedelta(days=1)
+    # Mean of the 30 most recent completed days (1..30 days back): today's bar excluded.
+    assert data.avg_volume == sum(i * 100 for i in range(1, 31)) / 30
+    assert data.free_float == 5_000
+    assert data.completeness == 7
+
+
+async def test_negative_entries_are_hits_that_never_reach_the_source() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    source = MemoryReferenceSource()
+    first = await ReferenceCache(source, redis).get("NONE", DAY)
+    assert first == ReferenceData(symbol="NONE", trading_day=DAY)
+    assert source.calls == 2
+    key = KEY_REF_SNAPSHOT.name(day=DAY.isoformat(), symbol="NONE")
+    assert await redis.get(key) == b"null"
+    assert 0 < await redis.ttl(key) <= REF_NEGATIVE_TTL
+    # Another process (fresh cache object, same Redis): a hit, the source is not asked again.
+    other = ReferenceCache(source, redis)
+    assert await other.get("NONE", DAY) == first
+    assert source.calls == 2
+    assert other.stats.negative_hits == 2
+    assert other.stats.fetches == 0
+
+
+async def test_concurrent_lookups_in_one_process_share_one_fetch() -> None:
+    source = GatedSource()
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    tasks = [asyncio.create_task(cache.get("AAA", DAY)) for _ in range(20)]
+    await source.both_called.wait()
+    source.gate.set()
+    results = await asyncio.gather(*tasks)
+    assert source.calls == 2
+    assert {r.free_float for r in results} == {1_000}
+
+
+async def test_a_process_that_loses_the_lock_reads_the_winners_value() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    source = GatedSource()
+    winner = ReferenceCache(source, redis)
+    loser = ReferenceCache(source, redis, lock_wait_s=5.0)
+    lost_both = asyncio.Event()
+    real_acquire = loser._acquire
+
+    async def acquire(lock_key: str, token: str) -> bool:
+        owner = await real_acquire(lock_key, token)
+        if not owner and loser.stats.lock_waits >= 1:
+            lost_both.set()
+        return owner
+
+    loser._acquire = acquire  # type: ignore[method-assign]
+    first = asyncio.create_task(winner.get("AAA", DAY))
+    await source.both_called.wait()
+    second = asyncio.create_task(loser.get("AAA", DAY))
+    await lost_both.wait()
+    source.gate.set()
+    assert (await first) == (await second)
+    assert source.calls == 2
+    assert loser.stats.fetches == 0
+
+
+async def test_a_failing_source_degrades_the_record_and_backs_off() -> None:
+    source = GatedSource()
+    source.fail = True
+    source.gate.set()
+    redis = fakeredis.FakeAsyncRedis()
+    cache = ReferenceCache(source, redis, retry_after_s=60)
+    data = await cache.get("AAA", DAY)
+    assert data == ReferenceData(symbol="AAA", trading_day=DAY)
+    assert cache.stats.errors == 2
+    assert await redis.get(KEY_REF_FREE_FLOAT.name(symbol="AAA")) is None  # not cached
+    await cache.get("AAA", DAY)
+    assert source.calls == 2  # within the back-off: not asked again
+
+
+async def test_without_redis_the_cache_still_works_in_process() -> None:
+    source = MemoryReferenceSource({"AAA": bars(2)}, {})
+    cache = ReferenceCache(source)
+    await cache.get("AAA", DAY)
+    await cache.get("AAA", DAY)
+    assert source.calls == 2
+    cache.forget_day(DAY + timedelta(days=1))
+    await cache.get("AAA", DAY + timedelta(days=1))
+    assert source.calls == 4
+
+
+@pytest.mark.parametrize("value", [0, -5, None])
+async def test_empty_free_float_is_negative(value: int | None) -> None:
+    source = MemoryReferenceSource({}, {"AAA": value} if value is not None else {})
+    data = await ReferenceCache(source, fakeredis.FakeAsyncRedis()).get("AAA", DAY)
+    assert data.free_float is None

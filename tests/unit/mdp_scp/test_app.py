@@ -1,0 +1,436 @@
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestClient
+
+from mdp_core.clock import ManualClock
+from mdp_core.settings import Secret, load
+from mdp_core.token import verify_token
+from mdp_runtime.health import ControlRequest, HealthServer
+from mdp_scp import ControlPlane, ListenerControl, ScpSettings, UserStore, hash_password
+
+from .conftest import FAST, PASSWORDS, WDS_SECRET, FakeHeartbeatRedis, LoginFn, csrf_of_login_page
+
+Client = TestClient[web.Request, web.Application]
+ClientFactory = Callable[[ControlPlane], Awaitable[Client]]
+PlaneFactory = Callable[..., ControlPlane]
+
+
+async def logged_in(
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
+    login: LoginFn,
+    user: str,
+    **overrides: Any,
+) -> Client:
+    client = await client_factory(plane_factory(**overrides))
+    assert await login(client, user, PASSWORDS[user]) == 303
+    return client
+
+
+async def csrf(client: Client) -> str:
+    response = await client.get("/api/me")
+    body = await response.json()
+    return str(body["csrf_token"])
+
+
+async def test_anonymous_users_get_the_login_page_and_json_401s(
+    plane_factory: PlaneFactory, client_factory: ClientFactory
+) -> None:
+    client = await client_factory(plane_factory())
+    page = await client.get("/", allow_redirects=False)
+    assert page.status == 303
+    assert page.headers["Location"] == "/login"
+    for path in ("/api/session", "/api/health", "/api/me", "/static/app.js"):
+        response = await client.get(path)
+        assert response.status == 401, path
+        assert (await response.json())["error"] == "log in first"
+    assert (await client.get("/static/login.css")).status == 200
+    missing = await client.get("/nope")
+    assert missing.status == 404
+    assert "error" in await missing.json()
+
+
+async def test_login_sets_a_hardened_cookie_and_serves_the_dashboard(
+    plane_factory: PlaneFactory, client_factory: ClientFactory
+) -> None:
+    client = await client_factory(plane_factory())
+    token = await csrf_of_login_page(client)
+    response = await client.post(
+        "/login",
+        data={"user": "viewer", "password": PASSWORDS["viewer"], "csrf": token},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    cookie = next(v for v in response.headers.getall("Set-Cookie") if "mdp_scp_session=" in v)
+    lowered = cookie.lower()
+    assert "httponly" in lowered
+    assert "samesite=lax" in lowered
+    assert "secure" not in lowered  # plain http by default
+    page = await client.get("/")
+    assert page.status == 200
+    assert '<script type="module" src="/static/app.js">' in await page.text()
+    csp = page.headers["Content-Security-Policy"]
+    assert "script-src 'self'" in csp
+    assert "unsafe-inline" not in csp
+    assert "frame-ancestors 'none'" in csp
+    assert "ws://127.0.0.1:9" in csp  # the WDS origin may be connected to
+    assert page.headers["X-Frame-Options"] == "DENY"
+    assert page.headers["X-Content-Type-Options"] == "nosniff"
+    assert page.headers["Referrer-Policy"] == "no-referrer"
+    assert (
+        (await client.get("/static/app.js")).headers["Content-Type"].startswith("text/javascript")
+    )
+
+
+async def test_cookies_are_secure_behind_https(
+    plane_factory: PlaneFactory, client_factory: ClientFactory
+) -> None:
+    client = await client_factory(plane_factory(public_url="https://scp.example.test"))
+    page = await client.get("/login")
+    login_cookie = page.cookies["mdp_scp_login"]
+    assert login_cookie["secure"]
+    match = re.search(r'name="csrf" value="([^"]+)"', await page.text())
+    assert match is not None
+    # The test client speaks plain http, so it would not send a Secure cookie back by itself.
+    response = await client.post(
+        "/login",
+        data={"user": "viewer", "password": PASSWORDS["viewer"], "csrf": match.group(1)},
+        headers={"Cookie": f"mdp_scp_login={login_cookie.value}"},
+        allow_redirects=False,
+    )
+    assert response.status == 303
+    cookie = next(v for v in response.headers.getall("Set-Cookie") if "mdp_scp_session=" in v)
+    assert "secure" in cookie.lower()
+    assert "Strict-Transport-Security" in response.headers
+
+
+async def test_login_needs_the_csrf_token_of_its_own_form(
+    plane_factory: PlaneFactory, client_factory: ClientFactory
+) -> None:
+    client = await client_factory(plane_factory())
+    credentials = {"user": "admin", "password": PASSWORDS["admin"]}
+    missing = await client.post("/login", data=credentials, allow_redirects=False)
+    assert missing.status == 403
+    token = await csrf_of_login_page(client)
+    # A token from another browser (another login cookie) does not fit this browser's cookie.
+    other = await client_factory(plane_factory())
+    foreign = await csrf_of_login_page(other)
+    assert foreign != token
+    wrong = await client.post(
+        "/login", data={**credentials, "csrf": foreign}, allow_redirects=False
+    )
+    assert wrong.status == 403
+    # The refusal re-renders the form with a fresh token (and cookie): that one works.
+    match = re.search(r'name="csrf" value="([^"]+)"', await wrong.text())
+    assert match is not None
+    assert match.group(1) != token
+    right = await client.post(
+        "/login", data={**credentials, "csrf": match.group(1)}, allow_redirects=False
+    )
+    assert right.status == 303
+
+
+async def test_wrong_passwords_are_rate_limited_per_user(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn, clock: ManualClock
+) -> None:
+    client = await client_factory(plane_factory(login_max_failures=3, login_window_seconds=60))
+    for _ in range(3):
+        assert await login(client, "admin", "wrong") == 401
+    # Now even the right password is refused without being checked.
+    token = await csrf_of_login_page(client)
+    blocked = await client.post(
+        "/login",
+        data={"user": "admin", "password": PASSWORDS["admin"], "csrf": token},
+        allow_redirects=False,
+    )
+    assert blocked.status == 429
+    assert int(blocked.headers["Retry-After"]) > 0
+    # Another user from the same address is not locked out by someone else's typos.
+    assert await login(client, "viewer", PASSWORDS["viewer"]) == 303
+    client.session.cookie_jar.clear()
+    clock.advance(61)
+    assert await login(client, "admin", PASSWORDS["admin"]) == 303
+
+
+async def test_an_address_spraying_many_names_is_rate_limited(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
+) -> None:
+    client = await client_factory(plane_factory(login_max_failures_per_address=4))
+    for index in range(4):
+        assert await login(client, f"guess{index}", "wrong") == 401
+    assert await login(client, "viewer", PASSWORDS["viewer"]) == 429
+
+
+async def test_unknown_users_fail_like_wrong_passwords(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
+) -> None:
+    client = await client_factory(plane_factory())
+    assert await login(client, "nobody", "whatever") == 401
+    assert await login(client, "admin", "") == 400
+
+
+async def test_session_api_issues_a_scoped_short_lived_wds_token(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn, clock: ManualClock
+) -> None:
+    client = await logged_in(plane_factory, client_factory, login, "viewer")
+    response = await client.get("/api/session")
+    assert response.status == 200
+    assert response.headers["Cache-Control"] == "no-store"
+    body = await response.json()
+    assert body["user"] == "viewer"
+    assert body["role"] == "viewer"
+    assert body["wds_url"] == "ws://127.0.0.1:9/ws"
+    now = clock.now_ns() / 1e9
+    claims = verify_token(WDS_SECRET, body["wds_token"], now)
+    assert claims.subject == "viewer"
+    assert "scanner:top_gainers" in claims.feeds
+    assert "quote:*" in claims.feeds
+    assert claims.expires_at == body["wds_token_expires_at"] == int(now) + 300
+    assert 0 < body["refresh_after_seconds"] < 300
+
+
+async def test_feeds_granted_follow_the_setting(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn, clock: ManualClock
+) -> None:
+    client = await logged_in(
+        plane_factory, client_factory, login, "viewer", viewer_feeds=("scanner:*",)
+    )
+    body = await (await client.get("/api/session")).json()
+    claims = verify_token(WDS_SECRET, body["wds_token"], clock.now_ns() / 1e9)
+    assert claims.feeds == ("scanner:*",)
+
+
+async def test_sessions_expire_on_the_server(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn, clock: ManualClock
+) -> None:
+    client = await logged_in(
+        plane_factory, client_factory, login, "viewer", session_ttl_seconds=600
+    )
+    assert (await client.get("/api/session")).status == 200
+    clock.advance(601)
+    assert (await client.get("/api/session")).status == 401
+    assert (await client.get("/", allow_redirects=False)).status == 303
+
+
+async def test_logout_needs_csrf_and_voids_the_session(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
+) -> None:
+    client = await logged_in(plane_factory, client_factory, login, "viewer")
+    token = await csrf(client)
+    refused = await client.post("/logout", data={"csrf": "nope"}, allow_redirects=False)
+    assert refused.status == 403
+    assert (await client.get("/api/me")).status == 200
+    cookie = client.session.cookie_jar.filter_cookies(client.make_url("/"))["mdp_scp_session"]
+    done = await client.post("/logout", data={"csrf": token}, allow_redirects=False)
+    assert done.status == 303
+    assert done.headers["Location"] == "/login"
+    # Replaying the old cookie does not work: the session is gone on the server.
+    client.session.cookie_jar.update_cookies({"mdp_scp_session": cookie.value})
+    assert (await client.get("/api/me")).status == 401
+
+
+class FakeListener:
+    """A real runtime health server with the listener's control routes and a control token."""
+
+    def __init__(self, token: str) -> None:
+        self.calls: list[tuple[str, str, object]] = []
+        self.server = HealthServer(
+            "127.0.0.1",
+            0,
+            service="listener",
+            version="0",
+            metrics_snapshot=dict,
+            readiness={},
+            control_token=token,
+        )
+        for method, path in (
+            ("GET", "/subscriptions"),
+            ("PUT", "/subscriptions"),
+            ("PUT", "/feed"),
+            ("POST", "/start"),
+            ("POST", "/stop"),
+        ):
+            self.server.add_control(method, path, self._handler)
+
+    async def _handler(self, request: ControlRequest) -> dict[str, object]:
+        self.calls.append((request.method, request.path, request.body))
+        return {"topics": ["A.*"], "echo": request.body}
+
+
+@pytest.fixture
+async def fake_listener() -> AsyncIterator[FakeListener]:
+    listener = FakeListener("listener-control-token-xyz")
+    await listener.server.start()
+    yield listener
+    await listener.server.stop()
+
+
+async def test_viewers_see_health_but_cannot_use_controls(
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
+    login: LoginFn,
+    fake_listener: FakeListener,
+) -> None:
+    control = ListenerControl(fake_listener.server.url, "listener-control-token-xyz")
+    client = await logged_in(plane_factory, client_factory, login, "viewer", listener=control)
+    health = await client.get("/api/health")
+    assert health.status == 200
+    assert (await health.json())["controls"] == {"available": True, "allowed": False}
+    token = await csrf(client)
+    for method, action in (("GET", "subscriptions"), ("POST", "start"), ("POST", "stop")):
+        response = await client.request(
+            method, f"/api/control/{action}", headers={"X-CSRF-Token": token}
+        )
+        assert response.status == 403, action
+    assert fake_listener.calls == []
+    await control.close()
+
+
+async def test_admins_control_the_listener_through_the_scp(
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
+    login: LoginFn,
+    fake_listener: FakeListener,
+) -> None:
+    control = ListenerControl(fake_listener.server.url, "listener-control-token-xyz")
+    client = await logged_in(plane_factory, client_factory, login, "admin", listener=control)
+    token = await csrf(client)
+    no_csrf = await client.post("/api/control/stop")
+    assert no_csrf.status == 403
+    assert fake_listener.calls == []
+    listed = await client.get("/api/control/subscriptions")
+    assert listed.status == 200
+    assert (await listed.json())["topics"] == ["A.*"]
+    put = await client.put(
+        "/api/control/subscriptions",
+        json={"topics": ["T.AAPL"]},
+        headers={"X-CSRF-Token": token},
+    )
+    assert put.status == 200
+    stop = await client.post("/api/control/stop", headers={"X-CSRF-Token": token})
+    assert stop.status == 200
+    assert fake_listener.calls == [
+        ("GET", "/control/subscriptions", None),
+        ("PUT", "/control/subscriptions", {"topics": ["T.AAPL"]}),
+        ("POST", "/control/stop", None),
+    ]
+    # Only the fixed set of calls is forwarded.
+    other = await client.delete("/api/control/subscriptions", headers={"X-CSRF-Token": token})
+    assert other.status == 404
+    restart = await client.post("/api/control/restart", headers={"X-CSRF-Token": token})
+    assert restart.status == 404
+    assert len(fake_listener.calls) == 3
+    await control.close()
+
+
+async def test_a_refused_control_token_is_a_bad_gateway_not_a_user_error(
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
+    login: LoginFn,
+    fake_listener: FakeListener,
+) -> None:
+    control = ListenerControl(fake_listener.server.url, "the-wrong-token")
+    client = await logged_in(plane_factory, client_factory, login, "admin", listener=control)
+    token = await csrf(client)
+    response = await client.post("/api/control/start", headers={"X-CSRF-Token": token})
+    assert response.status == 502
+    assert "control token" in (await response.json())["error"]
+    await control.close()
+
+
+async def test_controls_without_a_listener_are_unavailable(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
+) -> None:
+    client = await logged_in(plane_factory, client_factory, login, "admin")
+    token = await csrf(client)
+    response = await client.post("/api/control/start", headers={"X-CSRF-Token": token})
+    assert response.status == 503
+
+
+async def test_no_secret_ever_reaches_a_response(
+    *,
+    monkeypatch: pytest.MonkeyPatch,
+    clock: ManualClock,
+    client_factory: ClientFactory,
+    login: LoginFn,
+    fake_listener: FakeListener,
+    tmp_path: Path,
+) -> None:
+    secrets = {
+        "MASSIVE_API_KEY": "massive-key-SHOULD-NOT-LEAK",
+        "POLYGON_API_KEY": "polygon-key-SHOULD-NOT-LEAK",
+        "FINLIGHT_API_KEY": "finlight-key-SHOULD-NOT-LEAK",
+        "MDP_SCP_LISTENER_CONTROL_TOKEN": "listener-control-token-xyz",
+        "MDP_SCP_SESSION_SECRET": "session-secret-SHOULD-NOT-LEAK",
+        "MDP_WDS_TOKEN_SECRET": WDS_SECRET,
+        "MDP_SCP_OIDC_CLIENT_SECRET": "oidc-secret-SHOULD-NOT-LEAK",
+    }
+    for name, value in secrets.items():
+        monkeypatch.setenv(name, value)
+    monkeypatch.setenv("MDP_SCP_LISTENER_CONTROL_URL", fake_listener.server.url)
+    settings = load(ScpSettings)
+    admin_hash = hash_password(PASSWORDS["admin"], FAST)
+    users_file = tmp_path / "users.json"
+    users_file.write_text(
+        json.dumps([{"name": "admin", "role": "admin", "password_hash": admin_hash}])
+    )
+    plane = ControlPlane(settings, users=UserStore.from_file(users_file), clock=clock, redis=None)
+    plane._redis = None  # heartbeats are not part of this test
+    client = await client_factory(plane)
+    seen: list[str] = []
+
+    async def record(response: Any) -> None:
+        seen.append(json.dumps(dict(response.headers)))
+        seen.append(await response.text())
+
+    await record(await client.get("/login"))
+    assert await login(client, "admin", PASSWORDS["admin"]) == 303
+    token = await csrf(client)
+    for path in ("/", "/admin", "/api/session", "/api/me", "/api/health", "/livez", "/readyz"):
+        await record(await client.get(path))
+    for name in ("app.js", "wds.js", "admin.js", "style.css"):
+        await record(await client.get(f"/static/{name}"))
+    await record(await client.get("/api/control/subscriptions"))
+    await record(await client.post("/api/control/start", headers={"X-CSRF-Token": token}))
+    text = "\n".join(seen)
+    for name, value in secrets.items():
+        assert value not in text, name
+    assert admin_hash not in text
+    assert Secret(WDS_SECRET) == settings.wds_token_secret
+
+
+async def test_probes(plane_factory: PlaneFactory, client_factory: ClientFactory) -> None:
+    client = await client_factory(plane_factory())
+    assert (await client.get("/livez")).status == 200
+    ready = await client.get("/readyz")
+    assert ready.status == 200
+    unready = await client_factory(plane_factory(wds_token_secret=None))
+    response = await unready.get("/readyz")
+    assert response.status == 503
+    assert "wds_tokens" in (await response.json())["failing"]
+
+
+async def test_first_admin_password_is_returned_once_and_works(
+    clock: ManualClock, client_factory: ClientFactory, login: LoginFn
+) -> None:
+    from .conftest import make_settings
+
+    plane = ControlPlane(
+        make_settings(), users=UserStore(), clock=clock, redis=FakeHeartbeatRedis()
+    )
+    assert plane.users.get("root") is None
+    password = plane.create_first_admin("root")
+    user = plane.users.get("root")
+    assert user is not None
+    assert password not in user.password_hash
+    client = await client_factory(plane)
+    assert await login(client, "root", password) == 303
+    assert (await (await client.get("/api/me")).json())["role"] == "admin"

@@ -1,0 +1,81 @@
+import json
+
+import pytest
+
+from mdp_wds.protocol import (
+    BadRequest,
+    Request,
+    decode_request,
+    encode_message,
+    list_snapshot_data,
+    snapshot_frame,
+    update_frame,
+)
+
+
+def test_decodes_each_op() -> None:
+    assert decode_request('{"op":"auth","token":"t"}') == Request(op="auth", token="t")
+    assert decode_request(b'{"op":"auth","key":"k","id":1}') == Request(op="auth", id=1, key="k")
+    assert decode_request('{"op":"subscribe","id":2,"feeds":["a","b","a"],"limit":5}') == Request(
+        op="subscribe", id=2, feeds=("a", "b"), limit=5
+    )
+    assert decode_request('{"op":"unsubscribe","feeds":["a"],"snapshot":false}').snapshot is False
+    assert decode_request('{"op":"get","id":3,"feed":"x"}') == Request(op="get", id=3, feed="x")
+    assert decode_request('{"op":"ping"}') == Request(op="ping")
+
+
+@pytest.mark.parametrize(
+    ("raw", "request_id"),
+    [
+        ("not json", None),
+        ("[1]", None),
+        ('{"id": 1}', 1),
+        ('{"op": "dance", "id": 2}', 2),
+        ('{"op": "ping", "id": "x"}', None),
+        ('{"op": "ping", "id": true}', None),
+        ('{"op": "auth", "id": 3}', 3),
+        ('{"op": "auth", "token": 5}', None),
+        ('{"op": "subscribe", "feeds": []}', None),
+        ('{"op": "subscribe", "feeds": "quote:*"}', None),
+        ('{"op": "subscribe", "feeds": [1]}', None),
+        ('{"op": "subscribe", "feeds": ["a"], "snapshot": 1}', None),
+        ('{"op": "subscribe", "feeds": ["a"], "limit": 0}', None),
+        ('{"op": "get", "id": 4}', 4),
+    ],
+)
+def test_bad_requests(raw: str, request_id: int | None) -> None:
+    with pytest.raises(BadRequest) as bad:
+        decode_request(raw)
+    assert bad.value.request_id == request_id
+
+
+def test_too_many_feeds_in_one_request() -> None:
+    feeds = json.dumps([f"quote:S{i}" for i in range(1001)])
+    with pytest.raises(BadRequest, match="at most"):
+        decode_request(f'{{"op":"subscribe","feeds":{feeds}}}')
+
+
+def test_frames_embed_the_payload_bytes_verbatim() -> None:
+    frame = update_frame('quote:"odd', b'{"p": 1.50}', 12.0)
+    assert frame.data == b'{"op":"update","feed":"quote:\\"odd","data":{"p": 1.50}}'
+    assert json.loads(frame.data)["feed"] == 'quote:"odd'
+    assert frame.as_of_ms == 12.0
+    snap = snapshot_frame("news:latest", list_snapshot_data([b"{}", b"[1]"]), 9)
+    assert json.loads(snap.data) == {
+        "op": "snapshot",
+        "id": 9,
+        "feed": "news:latest",
+        "data": [{}, [1]],
+    }
+    assert json.loads(snapshot_frame("x", b"null").data) == {
+        "op": "snapshot",
+        "feed": "x",
+        "data": None,
+    }
+
+
+def test_control_messages() -> None:
+    assert json.loads(encode_message("pong", 4)) == {"op": "pong", "id": 4}
+    assert json.loads(encode_message("pong")) == {"op": "pong"}
+    error = json.loads(encode_message("error", None, code="bad_request", message="m"))
+    assert error == {"op": "error", "id": None, "code": "bad_request", "message": "m"}
