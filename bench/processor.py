@@ -98,14 +98,14 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
     assert queue is not None
     run_id = uuid.uuid4().hex[:8]
     url = f"redis://127.0.0.1:6379/{args.db}"
-    mdc, wdc = create_redis(url), create_redis(url)
+    mdc, wdc, ref = create_redis(url), create_redis(url), create_redis(url)
     analyzer: Any = LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()
     processor = Processor(
         bus.consumer(),
         [analyzer],
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
-        reference=ReferenceCache(MarketSource(market), mdc),
+        reference=ReferenceCache(MarketSource(market), ref),
         clock=clock,
         config=ProcessorConfig(instance=f"bench-{worker}-{run_id}"),
     )
@@ -137,6 +137,7 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
     await task
     await close_redis(mdc)
     await close_redis(wdc)
+    await close_redis(ref)
     return {
         "worker": worker,
         "events": total,

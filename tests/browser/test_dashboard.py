@@ -48,7 +48,7 @@ CHROMIUM_ARGS = [
 SCREENSHOT_DIR_VARIABLE = "MDP_SCREENSHOT_DIR"
 TOKEN_SECRET = "browser-test-wds-secret"
 PASSWORD = "browser-test-password"
-TIMEOUT_MS = 15_000
+TIMEOUT_MS = 30_000  # generous: CI machines and shared 2-core boxes are slow
 AS_OF_MS = int(datetime(2026, 11, 23, 15, 12, 30, tzinfo=UTC).timestamp() * 1000)
 
 

@@ -34,7 +34,10 @@ _FENCE = re.compile(r"^(?P<indent> {0,3})(?P<ticks>`{3,})\s*(?P<info>[^`]*)$")
 _MARKER = re.compile(r"^<!--\s*(?P<name>not-executed|continues)\s*(?::(?P<reason>.*?))?\s*-->$")
 _ANY_COMMENT = re.compile(r"^<!--.*-->$")
 _INLINE_CODE = re.compile(r"(`+)(?:(?!\1).)+?\1")
-_INLINE_LINK = re.compile(r"!?\[(?:[^\]\\]|\\.)*\]\(\s*<?(?P<target>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_INLINE_LINK = re.compile(
+    r"!?\[(?:[^\]\\]|\\.)*\]"  # [text] or ![alt]
+    r"\(\s*<?(?P<target>[^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)"  # (target "optional title")
+)
 _REFERENCE_DEF = re.compile(r"^ {0,3}\[[^\]]+\]:\s*<?(?P<target>\S+?)>?(?:\s+.*)?$")
 
 

@@ -55,7 +55,7 @@ def _guard_network() -> None:
                 raise RuntimeError(msg) from None
         return real_getaddrinfo(host, *args, **kwargs)
 
-    socket.socket.connect = connect  # type: ignore[method-assign]
+    socket.socket.connect = connect  # type: ignore[method-assign, assignment]
     socket.getaddrinfo = getaddrinfo
 
 

@@ -72,9 +72,7 @@ def run_examples(path: Path, cwd: Path) -> subprocess.CompletedProcess[str]:
     )
 
 
-@pytest.mark.parametrize(
-    "path", _files_with_examples(), ids=lambda p: str(p.relative_to(ROOT))
-)
+@pytest.mark.parametrize("path", _files_with_examples(), ids=lambda p: str(p.relative_to(ROOT)))
 def test_the_python_examples_run(path: Path, tmp_path: Path) -> None:
     result = run_examples(path, tmp_path)
     assert result.returncode == 0, f"{result.stdout}\n{result.stderr}"
@@ -138,7 +136,7 @@ def test_blocks_carry_language_line_and_markers() -> None:
         ("markdown", 19, False, None),
         ("", 25, False, None),
     ]
-    assert blocks[3].code == '```python\nnot a block of its own\n```\n'
+    assert blocks[3].code == "```python\nnot a block of its own\n```\n"
 
 
 @pytest.mark.parametrize(
@@ -158,7 +156,9 @@ def test_an_unclosed_fence_is_an_error() -> None:
 
 def test_a_failing_example_fails_with_its_markdown_line(tmp_path: Path) -> None:
     doc = tmp_path / "doc.md"
-    doc.write_text("```python\nvalue = 1\n```\n\n<!-- continues -->\n```python\n\nassert value == 2\n```\n")
+    doc.write_text(
+        "```python\nvalue = 1\n```\n\n<!-- continues -->\n```python\n\nassert value == 2\n```\n"
+    )
     result = run_examples(doc, tmp_path)
     assert result.returncode == 1
     assert f"{doc}:7" in result.stderr

@@ -32,15 +32,32 @@ def test_the_committed_reference_matches_the_code(name: str) -> None:
     )
 
 
-def _service_settings_modules() -> set[str]:
-    modules = set()
-    for path in ROOT.glob("services/*/src/*/settings.py"):
-        modules.add(f"{path.parent.name}.settings")
-    return modules
+#: The settings machinery itself; the generator documents its CommonSettings first.
+MACHINERY = "mdp_core.settings"
+
+
+def _settings_modules() -> set[str]:
+    """Every ``settings`` module of a service, and of a package other than the machinery."""
+    paths = [*ROOT.glob("services/*/src/*/settings.py"), *ROOT.glob("packages/*/src/*/settings.py")]
+    return {f"{path.parent.name}.settings" for path in paths} - {MACHINERY}
 
 
 def test_every_service_settings_module_is_in_the_configuration_reference() -> None:
-    missing = _service_settings_modules() - set(reference.SETTINGS_MODULES)
+    service_modules = {
+        f"{p.parent.name}.settings" for p in ROOT.glob("services/*/src/*/settings.py")
+    }
+    missing = service_modules - set(reference.SETTINGS_MODULES)
+    assert not missing, (
+        f"{sorted(missing)} define settings but are not listed in "
+        "mdp_platform.reference.SETTINGS_MODULES, so docs/reference/configuration.md omits "
+        "their variables: add them there"
+    )
+
+
+def test_every_package_settings_module_is_in_the_configuration_reference() -> None:
+    # Packages define settings too (mdp_queues.settings: the MDP_MDQ_* variables every
+    # listener and processor reads); they belong in the reference like the services' own.
+    missing = _settings_modules() - set(reference.SETTINGS_MODULES)
     assert not missing, (
         f"{sorted(missing)} define settings but are not listed in "
         "mdp_platform.reference.SETTINGS_MODULES, so docs/reference/configuration.md omits "
@@ -49,10 +66,11 @@ def test_every_service_settings_module_is_in_the_configuration_reference() -> No
 
 
 def test_every_listed_settings_module_exists() -> None:
-    absent = set(reference.SETTINGS_MODULES) - _service_settings_modules()
+    absent = set(reference.SETTINGS_MODULES) - _settings_modules()
     assert not absent, (
         f"mdp_platform.reference.SETTINGS_MODULES lists {sorted(absent)}, which have no "
-        "services/*/src/<name>/settings.py; the configuration reference cannot be generated"
+        "settings.py under services/*/src/ or packages/*/src/; the configuration reference "
+        "cannot be generated"
     )
 
 

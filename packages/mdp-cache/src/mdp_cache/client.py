@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from redis.asyncio import Redis
+from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
@@ -30,11 +30,14 @@ def create_redis(
 
     Responses are not decoded: payloads are JSON bytes that go out to clients unchanged.
     A command retries a couple of times with backoff on a dropped connection; longer outages
-    surface as ``redis.exceptions.ConnectionError`` for the caller's own retry loop.
+    surface as ``redis.exceptions.ConnectionError`` for the caller's own retry loop. When every
+    pooled connection is busy a caller waits for one (up to ``socket_timeout``) instead of
+    failing: bursts of concurrent lookups queue, they do not error.
     """
-    return Redis.from_url(
+    pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
+        timeout=socket_timeout,
         client_name=client_name,
         socket_timeout=socket_timeout,
         socket_connect_timeout=socket_timeout,
@@ -42,6 +45,7 @@ def create_redis(
         health_check_interval=30,
         decode_responses=False,
     )
+    return Redis.from_pool(pool)
 
 
 async def close_redis(client: Redis) -> None:

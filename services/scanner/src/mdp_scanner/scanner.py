@@ -197,6 +197,8 @@ class Scanner:
             try:
                 await self._connection(first)
             except (RedisError, OSError, _LinkDead) as exc:
+                if self.stats.connected:
+                    failures = 0  # the previous connection worked: start the backoff afresh
                 kind = type(exc).__name__
                 self.stats.errors[f"redis_{kind}"] += 1
                 _log.warning("scanner lost redis", error=repr(exc), failures=failures + 1)
@@ -205,12 +207,14 @@ class Scanner:
                 self.stats.connected = False
             first = False
             self.stats.reconnects += 1
-            delay = min(self._backoff_max, self._backoff_initial * 2**failures)
+            delay = min(self._backoff_max, self._backoff_initial * 2 ** min(failures, 20))
             failures += 1
             await asyncio.sleep(random.uniform(delay / 2, delay))
 
     async def _connection(self, first: bool) -> None:
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=True)
+        # Subscribe confirmations are received (and skipped) by us: with redis-py ignoring them,
+        # get_message would return None for them too, which must only mean "quiet".
+        pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
         try:
             if self._subscribe:
                 await pubsub.subscribe(*self._subscribe)

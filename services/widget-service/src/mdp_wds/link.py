@@ -204,10 +204,12 @@ class PubSubLink:
             except asyncio.CancelledError:
                 raise
             except (OSError, EOFError, LinkError, asyncio.IncompleteReadError, ValueError) as exc:
+                if self._connected.is_set():
+                    failures = 0  # it worked until now: start the backoff afresh
                 _log.warning("redis pub/sub link lost", error=repr(exc), failures=failures + 1)
             finally:
                 self._down()
-            delay = min(self._backoff_max, self._backoff_initial * 2**failures)
+            delay = min(self._backoff_max, self._backoff_initial * 2 ** min(failures, 20))
             failures += 1
             await asyncio.sleep(random.uniform(delay / 2, delay))
 
