@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import multiprocessing
 import os
@@ -37,6 +38,7 @@ from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from typing import Any
 
+import msgspec
 import redis.asyncio as aioredis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
@@ -47,6 +49,18 @@ from mdp_wds import WdsSettings, WidgetServer
 
 SECRET = "bench-secret"
 BOARDS = ("scanner:top_gainers", "scanner:top_gappers", "scanner:top_volume")
+
+
+class _Stamped(msgspec.Struct):
+    published_ms: float | None = None
+
+
+class _Message(msgspec.Struct):
+    op: str
+    data: _Stamped = msgspec.field(default_factory=_Stamped)
+
+
+_DECODER = msgspec.json.Decoder(_Message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,7 +96,12 @@ def _server_main(args: argparse.Namespace, pipe: Connection) -> None:
             pipe.send(server.port)
             await stop.wait()
 
-    asyncio.run(run())
+    if args.profile:
+        import cProfile  # noqa: PLC0415 - only when asked
+
+        cProfile.runctx("asyncio.run(run())", globals(), {"run": run}, args.profile)
+    else:
+        asyncio.run(run())
 
 
 async def _client(
@@ -108,21 +127,17 @@ async def _client(
         if stalled:
             await asyncio.sleep(max(0.0, plan.end_at - time.time()))
             return
-        while True:
-            remaining = plan.end_at - time.time()
-            if remaining <= 0:
-                return
-            try:
-                raw = await asyncio.wait_for(ws.recv(), remaining)
-            except TimeoutError:
-                return
-            now_ms = time.time() * 1000
-            message = json.loads(raw)
-            if message.get("op") == "update":
-                stamp = message["data"].get("published_ms")
-                if stamp is not None:
-                    lags.append(now_ms - stamp)
+
+        async def read() -> None:
+            async for raw in ws:
+                now_ms = time.time() * 1000
+                message = _DECODER.decode(raw)
+                if message.op == "update" and message.data.published_ms is not None:
+                    lags.append(now_ms - message.data.published_ms)
                     counts[0] += 1
+
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(read(), max(0.0, plan.end_at - time.time()))
     except ConnectionClosed:
         counts[1] += 1
     finally:
@@ -210,6 +225,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     parser.add_argument("--queue", type=int, default=256, help="send queue cap (messages)")
     parser.add_argument("--client-procs", type=int, default=1)
     parser.add_argument("--redis-url", default="redis://127.0.0.1:6379/15")
+    parser.add_argument("--profile", default="", help="write a cProfile of the server here")
     args = parser.parse_args()
 
     rng = random.Random(7)
@@ -266,6 +282,12 @@ def main() -> None:  # noqa: PLR0915 - a linear script
 
     published, cut_times = asyncio.run(publish_and_watch())
     status = _status(port)
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as response:  # noqa: S310
+        buckets = [
+            line.split("le=")[1]
+            for line in response.read().decode().splitlines()
+            if line.startswith("mdp_wds_delivery_lag_seconds_bucket")
+        ]
     lags: array[float] = array("d")
     received = closed = subscribed = 0
     for process, pipe in plans:
@@ -308,6 +330,7 @@ def main() -> None:  # noqa: PLR0915 - a linear script
     else:
         print(f"stalled clients cut (4009): 0 of {args.stalled}")
     print(f"healthy clients closed by the server: {closed}")
+    print("server-side lag histogram (publish -> socket write, cumulative):", ", ".join(buckets))
     print(
         f"server: peak RSS {rss:.0f} MB, drops {status['drops']}, disconnects {status['disconnects']}"
     )

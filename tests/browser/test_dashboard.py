@@ -485,6 +485,10 @@ async def test_dashboard_end_to_end(scp: ControlPlane, wds: StandInWds, shots: P
                 "() => document.querySelectorAll('#w-gainers tbody tr').length === 8"
             )
 
+            await page.click("#w-volume th[data-key=volume]")
+            await page.wait_for_function(
+                "() => document.querySelector('#w-volume tbody tr').dataset.key === 'ACME'"
+            )
             await page.screenshot(path=str(shots / "dashboard.png"))
             assert _png_size(shots / "dashboard.png") > 10_000
 

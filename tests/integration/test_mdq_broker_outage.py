@@ -134,3 +134,58 @@ async def test_publisher_survives_a_broker_outage_counting_what_it_dropped(
         await batches.aclose()
         await consumer.close()
         await publisher.close()
+
+
+async def test_listener_keeps_streaming_through_a_broker_outage(
+    mdq_prefix: str, broker_proxy: tuple[TcpProxy, str]
+) -> None:
+    from mdp_core.clock import LiveClock
+    from mdp_core.settings import Secret, load
+    from mdp_core.telemetry import Metrics
+    from mdp_listener import ListenerSettings, MassiveListener
+    from mdp_sim.scenario import ScenarioConfig
+    from mdp_sim.server import SimConfig, SimServers
+
+    proxy, proxied_url = broker_proxy
+    config = SimConfig(speed=1.0, scenario=ScenarioConfig(symbols=40, news_per_hour=0.0))
+    publisher = AmqpPublisher(
+        proxied_url, Topology(prefix=mdq_prefix), outbox_messages=3, reconnect_interval=0.1
+    )
+    await publisher.start()
+    async with SimServers(config) as sim:
+        settings = load(
+            ListenerSettings,
+            {},
+            api_key=Secret(sim.api_key),
+            feed=sim.massive_feed,
+            secure=False,
+            always_on=True,
+            topics=("T.*", "Q.*"),
+            batch_interval_seconds=0.01,
+            heartbeat_enabled=False,
+        )
+        metrics = Metrics("listener")
+        listener = MassiveListener(settings, publisher, LiveClock(), metrics)
+        stop = asyncio.Event()
+        task = asyncio.create_task(listener.run(stop))
+        try:
+            async with asyncio.timeout(20):
+                while not listener.ready:
+                    await asyncio.sleep(0.01)
+                await proxy.cut()
+                while listener.ready:
+                    await asyncio.sleep(0.01)
+                while publisher.stats.dropped_events.get(DropReason.BROKER_DOWN, 0) == 0:
+                    await asyncio.sleep(0.01)
+                assert listener.streaming  # upstream never noticed
+                await proxy.start()
+                published = publisher.stats.total_published_events
+                while not (listener.ready and publisher.stats.total_published_events > published):
+                    await asyncio.sleep(0.01)
+            assert listener.sessions == 1
+            assert publisher.stats.reconnects >= 1
+            assert listener.metrics_snapshot()["queue"]["dropped_events"][DropReason.BROKER_DOWN] > 0
+        finally:
+            stop.set()
+            await task
+            await publisher.close()

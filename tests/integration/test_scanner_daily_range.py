@@ -20,7 +20,7 @@ from mdp_testing.conformance import at_ms
 
 DAY = date(2026, 3, 4)
 NEXT = date(2026, 3, 5)
-WAIT = 5.0
+WAIT = 10.0
 SYMBOL = "ZZMDS"
 
 

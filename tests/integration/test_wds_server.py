@@ -21,7 +21,7 @@ from mdp_wds import WdsSettings, WidgetServer
 
 SECRET = "integration-secret"
 ORIGIN = Origin("http://dashboard.test")
-WAIT = 5.0
+WAIT = 10.0
 
 ServerFactory = Callable[..., Awaitable[WidgetServer]]
 

@@ -105,6 +105,7 @@ def test_chopping_time_differently_gives_identical_output(steps: list[int]) -> N
 def test_take_hands_out_whole_instants_of_the_same_stream(sizes: list[int]) -> None:
     config = ScenarioConfig(seed=4, symbols=10, trading_day=DAY, start=time(9, 30))
     taken: Events = []
+    articles: list[dict[str, object]] = []
     market = Market(config)
     for size in sizes:
         update = market.take(size)
@@ -112,9 +113,11 @@ def test_take_hands_out_whole_instants_of_the_same_stream(sizes: list[int]) -> N
         if taken:
             assert event_time_ms(update.events[0]) > event_time_ms(taken[-1])
         taken += update.events
+        articles += update.articles
         assert market.now_ns == event_time_ms(taken[-1]) * MS
     reference = Market(config).advance(market.now_ns)
     assert taken == reference.events
+    assert articles == reference.articles
 
 
 @settings(max_examples=10, deadline=None)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 from collections.abc import AsyncIterator
 from datetime import time
@@ -10,7 +11,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from finlight_client import ApiConfig, WebSocketClient as FinlightClient
+from finlight_client import ApiConfig
+from finlight_client import WebSocketClient as FinlightClient
 from finlight_client.models import GetArticlesWebSocketParams
 from massive import RESTClient, WebSocketClient
 
@@ -50,6 +52,13 @@ class Batches:
                 await self.changed.wait()
 
 
+async def close_massive(client: WebSocketClient, task: asyncio.Task[None]) -> None:
+    # Cancelling is not enough: under a busy stream the client's ``wait_for(recv, 1)`` can
+    # swallow the cancellation (Python 3.11), so close the socket and let connect() return.
+    await client.close()
+    await asyncio.wait_for(task, WAIT)
+
+
 def massive_client(sim: SimServers, topics: list[str]) -> WebSocketClient:
     return WebSocketClient(
         api_key=sim.api_key, feed=sim.massive_feed, secure=False, subscriptions=topics
@@ -65,9 +74,7 @@ async def test_backpressure_paced_stream_reaches_the_official_client(unpaced: Si
     assert {"EquityTrade", "EquityQuote"} <= kinds
     assert {m.symbol for m in received.items} <= set(unpaced.market.profiles)
     assert unpaced.broadcaster_error is None
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await close_massive(client, task)
 
 
 async def test_rest_and_stream_come_from_the_same_market(unpaced: SimServers) -> None:
@@ -92,16 +99,15 @@ async def test_finlight_articles_flow_from_the_market(unpaced: SimServers) -> No
     await unpaced.finlight.watch.wait_for(lambda: unpaced.finlight.metrics.admitted == 1, WAIT)
     # The unpaced market only moves while a Massive client reads.
     received = Batches()
-    massive = asyncio.create_task(
-        massive_client(unpaced, ["AM.*"]).connect(received, max_size=None, proxy=None)
-    )
+    reader = massive_client(unpaced, ["AM.*"])
+    massive = asyncio.create_task(reader.connect(received, max_size=None, proxy=None))
     await asyncio.wait_for(arrived.wait(), WAIT)
     assert articles[0].link.startswith("http")
     finlight.stop()
-    for pending in (task, massive):
-        pending.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await pending
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    await close_massive(reader, massive)
 
 
 async def test_time_paced_market_advances_with_nobody_connected() -> None:
@@ -125,9 +131,7 @@ async def test_rate_paced_stream_delivers(unpaced: SimServers) -> None:
         client = massive_client(sim, ["T.*", "Q.*"])
         task = asyncio.create_task(client.connect(received, max_size=None, proxy=None))
         await received.at_least(2_000)
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
+        await close_massive(client, task)
 
 
 async def test_control_api_switches_faults_and_kicks(unpaced: SimServers) -> None:
@@ -150,6 +154,4 @@ async def test_control_api_switches_faults_and_kicks(unpaced: SimServers) -> Non
         await massive.watch.wait_for(lambda: massive.metrics.authenticated == 2, WAIT)
         metrics = json.loads(await (await http.get("/metrics")).text())
         assert metrics["massive_ws"]["max_connections_kicks"] == 1
-    task.cancel()
-    with pytest.raises(asyncio.CancelledError):
-        await task
+    await close_massive(client, task)

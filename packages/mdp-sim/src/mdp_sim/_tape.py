@@ -247,6 +247,10 @@ class DayTape:
             # Some names are busier today than usual, some quieter (relative volume varies).
             today = math.exp(rng.gauss(0.0, 0.3))
             trades = max(50.0, today * p.avg_volume / (1.6 * median))
+            if p.role is not Role.NORMAL:
+                # Scripted names must print often enough for their story to show (a squeeze
+                # needs prints during its 15 s to reach the band before it is re-centred).
+                trades = max(trades, 4_000.0)
             self._base.append(trades)
             low, high = (1, 2) if price < 5 else (1, 4) if price < 50 else (2, 10)
             self._spread.append(rng.randint(low, high))

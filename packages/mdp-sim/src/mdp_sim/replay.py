@@ -18,7 +18,7 @@ from typing import IO
 import msgspec
 
 from mdp_core.clock import NS_PER_SECOND, Clock, LiveClock
-from mdp_sim.massive_ws import MassiveWsServer
+from mdp_sim.massive_ws import MassiveWsServer, StateWatch
 
 __all__ = ["RecordedFrame", "RecordingError", "ReplayBroadcaster", "ReplayMetrics", "frame_events"]
 
@@ -96,6 +96,7 @@ class ReplayBroadcaster:
         self.speed = speed
         self.loop = loop
         self.metrics = ReplayMetrics()
+        self.watch = StateWatch()
         self.finished = asyncio.Event()
         self._real: Clock = real if real is not None else LiveClock()
 
@@ -107,6 +108,7 @@ class ReplayBroadcaster:
             self.metrics.passes += 1
             if not self.loop:
                 self.finished.set()
+                self.watch.notify()
                 return
 
     async def _one_pass(self) -> None:
@@ -157,6 +159,7 @@ class ReplayBroadcaster:
         self.metrics.frames += 1
         self.metrics.events += len(events)
         self.massive.publish(events, flush=self.speed is None)
+        self.watch.notify()
         await asyncio.sleep(0)
 
 

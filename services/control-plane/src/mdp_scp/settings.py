@@ -110,7 +110,7 @@ class ScpSettings(CommonSettings):
     viewer_feeds: tuple[str, ...] = setting(
         env="MDP_SCP_VIEWER_FEEDS",
         default=(),
-        doc="Feed patterns a viewer's token grants; empty means every catalogue feed.",
+        doc="Feed patterns a dashboard token grants (any role); empty means every catalogue feed.",
     )
     heartbeat_stale_seconds: float = setting(
         env="MDP_SCP_HEARTBEAT_STALE_SECONDS",

@@ -1,0 +1,87 @@
+"""Lag percentiles and the event-time-to-wall-time map of ``mdp bench``.
+
+The simulator stamps events with *simulated* time, which runs faster than the wall clock when
+the market is paced by rate. Lag "from event time" therefore means: from the wall instant at
+which the simulator emitted the event (what a real exchange feed would stamp) to the wall
+instant it was seen downstream. :class:`EmissionMap` turns an event time into that emission
+instant from the ``(last event time, wall ns)`` pairs the simulator records per emitted chunk.
+"""
+
+from __future__ import annotations
+
+import math
+from bisect import bisect_left
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+__all__ = ["EmissionMap", "LagSummary", "percentile"]
+
+
+def percentile(ordered: Sequence[float], q: float) -> float:
+    """The ``q`` quantile (0..1) of already sorted values, nearest-rank; 0.0 when empty.
+
+    Nearest rank (no interpolation) so a reported p99 is a lag that really happened.
+
+    Raises:
+        ValueError: if ``q`` is outside 0..1.
+    """
+    if not 0.0 <= q <= 1.0:
+        msg = f"quantile must be within 0..1, was {q!r}"
+        raise ValueError(msg)
+    if not ordered:
+        return 0.0
+    rank = max(1, math.ceil(q * len(ordered)))
+    return float(ordered[rank - 1])
+
+
+@dataclass(frozen=True, slots=True)
+class LagSummary:
+    """Count and p50/p90/p99/max of a set of lags, in milliseconds."""
+
+    count: int
+    p50_ms: float
+    p90_ms: float
+    p99_ms: float
+    max_ms: float
+
+    @classmethod
+    def of(cls, lags_ms: Sequence[float]) -> LagSummary:
+        """Summarise ``lags_ms`` (any order)."""
+        ordered = sorted(lags_ms)
+        return cls(
+            count=len(ordered),
+            p50_ms=round(percentile(ordered, 0.50), 2),
+            p90_ms=round(percentile(ordered, 0.90), 2),
+            p99_ms=round(percentile(ordered, 0.99), 2),
+            max_ms=round(ordered[-1], 2) if ordered else 0.0,
+        )
+
+
+class EmissionMap:
+    """Maps a simulated event time (ms) to the wall instant (ns) the simulator emitted it.
+
+    Args:
+        points: ``(last event time ms of a chunk, wall ns the chunk was emitted)``, in emission
+            order; event times never decrease along the stream.
+    """
+
+    def __init__(self, points: Sequence[tuple[int, int]]) -> None:
+        self._event_ms = [event_ms for event_ms, _ in points]
+        self._wall_ns = [wall_ns for _, wall_ns in points]
+
+    def __len__(self) -> int:
+        return len(self._event_ms)
+
+    def wall_ns(self, event_ms: int) -> int | None:
+        """The emission instant of the first chunk that reached ``event_ms``; None if none did."""
+        index = bisect_left(self._event_ms, event_ms)
+        if index >= len(self._event_ms):
+            return None
+        return self._wall_ns[index]
+
+    def lag_ms(self, event_ms: int, seen_wall_ns: int) -> float | None:
+        """Milliseconds from the event's emission to ``seen_wall_ns``; None if not mapped."""
+        emitted = self.wall_ns(event_ms)
+        if emitted is None:
+            return None
+        return (seen_wall_ns - emitted) / 1e6

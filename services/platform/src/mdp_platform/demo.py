@@ -1,0 +1,435 @@
+"""``mdp demo``: the whole platform on one machine, in one process.
+
+The same component classes the services run are wired here in one event loop: the Massive and
+Finlight simulators, the listeners, the processors, the scanner, the WDS and the SCP. Only the
+transports differ from a deployment: an in-process queue instead of RabbitMQ and an embedded
+Redis-compatible store, unless ``--amqp-url`` / ``--redis-url`` point at real ones. Analyzers
+follow the simulated market clock (the market can start at 03:59 ET whatever the hour here),
+transports keep real time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import secrets
+import signal
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
+from contextlib import AsyncExitStack
+from dataclasses import dataclass, field
+from datetime import date, time
+from importlib.metadata import version
+from typing import Any
+
+from redis.asyncio import Redis
+
+from mdp_analyzers.news import FinlightDataAnalyzer
+from mdp_analyzers.registry import create_analyzer
+from mdp_cache.keys import KEY_HEARTBEAT
+from mdp_cache.reference import ReferenceCache
+from mdp_cache.state import RedisState
+from mdp_cache.widgets import WidgetWriter
+from mdp_core.calendar import MarketCalendar
+from mdp_core.clock import Clock, LiveClock
+from mdp_core.logging import configure_logging, get_logger, quiet_vendor_loggers
+from mdp_core.settings import Secret, load
+from mdp_core.telemetry import Metrics
+from mdp_listener.control import mount_control
+from mdp_listener.listener import MassiveListener
+from mdp_listener.settings import ListenerSettings
+from mdp_news_processor.processor import NewsProcessor
+from mdp_platform.embedded import EmbeddedRedis
+from mdp_platform.market_clock import MarketClock
+from mdp_platform.settings import DemoSettings
+from mdp_processor.processor import Processor, ProcessorConfig
+from mdp_queues import AmqpConsumer, AmqpPublisher, Consumer, MemoryBus, Publisher, Topology
+from mdp_runtime import HealthServer, Heartbeat
+from mdp_scanner.scanner import Scanner
+from mdp_scp.app import ControlPlane
+from mdp_scp.passwords import hash_password
+from mdp_scp.settings import ScpSettings
+from mdp_scp.users import User
+from mdp_sim.scenario import ScenarioConfig
+from mdp_sim.server import SimConfig, SimServers
+from mdp_wds.server import WidgetServer
+from mdp_wds.settings import WdsSettings
+
+__all__ = ["Demo", "DemoOptions", "run_demo_command"]
+
+_log = get_logger("mdp_platform.demo")
+_NO_ENV: Mapping[str, str] = {}
+#: The market analyzers of the demo's processor, by registered name.
+MARKET_ANALYZERS = ("router", "leaderboard", "top_trades")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DemoOptions:
+    """What the demo runs; built from the command line, or directly by tests."""
+
+    symbols: int = 300
+    speed: float = 5.0
+    start: time = time(9, 28)
+    day: date | None = None
+    seed: int = 7
+    news_per_hour: float = 600.0
+    amqp_url: str | None = None
+    redis_url: str | None = None
+    fakeredis: bool = False
+    host: str = "127.0.0.1"
+    port: int = 8000
+    wds_port: int = 4202
+    admin_password: str | None = None
+    queue_prefix: str = "mdp-demo."
+    heartbeat_seconds: float = 2.0
+
+
+@dataclass(slots=True)
+class _Running:
+    """What the demo started, for the banner, the tests and the shutdown."""
+
+    dashboard_url: str = ""
+    wds_url: str = ""
+    admin_user: str = "admin"
+    admin_password: str = ""
+    redis_kind: str = ""
+    queue_kind: str = ""
+    clients: list[Redis] = field(default_factory=list)
+
+
+class Demo:
+    """The platform, started component by component, stopped in reverse order.
+
+    Args:
+        options: what to run.
+        progress: called with one line per step while starting (printed by the CLI).
+    """
+
+    def __init__(self, options: DemoOptions, progress: Callable[[str], None] = print) -> None:
+        self.options = options
+        self._progress = progress
+        self._stack = AsyncExitStack()
+        self._tasks: list[asyncio.Task[Any]] = []
+        self.info = _Running()
+        self.sim: SimServers | None = None
+        self.processor: Processor | None = None
+        self.news_processor: NewsProcessor | None = None
+        self.scanner: Scanner | None = None
+        self.listener: MassiveListener | None = None
+        self.wds: WidgetServer | None = None
+        self.scp: ControlPlane | None = None
+        self.wdc: Redis | None = None
+        self.mdc: Redis | None = None
+        self._stop = asyncio.Event()
+
+    # --- start --------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Start everything; on failure, stop what was started and re-raise."""
+        try:
+            await self._start()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start(self) -> None:  # noqa: PLR0915 - one step per component, in order
+        o = self.options
+        calendar = MarketCalendar()
+        sim = SimServers(
+            SimConfig(
+                scenario=ScenarioConfig(
+                    seed=o.seed, symbols=o.symbols, trading_day=o.day, start=o.start,
+                    news_per_hour=o.news_per_hour,
+                ),
+                speed=o.speed,
+            )
+        )  # fmt: skip
+        await self._stack.enter_async_context(sim)
+        self.sim = sim
+        assert sim.clock is not None
+        market_clock: Clock = MarketClock(sim.clock)
+        real_clock = LiveClock()
+        self._progress(
+            f"simulated market: {o.symbols} symbols, {sim.market.trading_day} from "
+            f"{o.start:%H:%M} ET at {o.speed:g}x"
+        )
+
+        mdc_url, wdc_url = await self._redis_urls()
+        self.mdc = self._redis(mdc_url)
+        self.wdc = self._redis(wdc_url)
+        self._progress(f"Redis: {self.info.redis_kind} (MDC and WDC in separate databases)")
+
+        topology = Topology(prefix=o.queue_prefix)
+        publisher, market_consumer, news_consumer = await self._bus(topology)
+        self._progress(f"queues: {self.info.queue_kind}")
+
+        token_secret = secrets.token_urlsafe(32)
+        origins = tuple(
+            f"http://{host}:{o.port}" for host in dict.fromkeys((o.host, "127.0.0.1", "localhost"))
+        )
+        wds = WidgetServer(
+            load(
+                WdsSettings, _NO_ENV, host=o.host, port=o.wds_port, wdc_redis_url=wdc_url,
+                mdc_redis_url=mdc_url, token_secret=Secret(token_secret), allowed_origins=origins,
+            ),
+            clock=real_clock,
+        )  # fmt: skip
+        await wds.start()
+        self._stack.push_async_callback(wds.stop)
+        self.wds = wds
+        self.info.wds_url = wds.url
+        self._progress(f"widget data service: {wds.url}")
+
+        analyzers = [create_analyzer(name, calendar=calendar) for name in MARKET_ANALYZERS]
+        processor = Processor(
+            market_consumer,
+            analyzers,
+            state=RedisState(self.mdc),
+            widgets=WidgetWriter(self.wdc),
+            reference=ReferenceCache(self._reference_source(sim), self.mdc),
+            clock=market_clock,
+            config=ProcessorConfig(flush_interval_s=0.1, instance="demo-processor"),
+        )
+        self.processor = processor
+        self._spawn(processor.run(), "processor", stop=processor.stop)
+        self._beat("processor", processor.stats.snapshot)
+
+        news = NewsProcessor(
+            news_consumer, topology.news, WidgetWriter(self.wdc), FinlightDataAnalyzer(),
+            clock=real_clock, metrics=Metrics("news-processor"),
+        )  # fmt: skip
+        self.news_processor = news
+        self._spawn(news.run(self._stop), "news processor")
+        self._beat("news-processor", news.status)
+
+        scanner = Scanner(
+            self.wdc, [create_analyzer("daily_range", calendar=calendar)], clock=market_clock
+        )
+        self.scanner = scanner
+        self._spawn(scanner.run(self._stop), "scanner")
+        self._beat("scanner", scanner.metrics_snapshot)
+        self._progress("processors and scanner running")
+
+        control_token = secrets.token_urlsafe(24)
+        listener_settings = load(
+            ListenerSettings, _NO_ENV, feed=sim.massive_feed, secure=False, always_on=True,
+            api_key=Secret(sim.api_key), heartbeat_enabled=False, health_port=0,
+            control_token=Secret(control_token), mdc_redis_url=mdc_url,
+        )  # fmt: skip
+        listener = MassiveListener(listener_settings, publisher, real_clock, Metrics("listener"))
+        self.listener = listener
+        health = HealthServer(
+            "127.0.0.1", 0, service="listener", version=version("mdp-listener"),
+            metrics_snapshot=listener.metrics_snapshot,
+            readiness={"upstream": lambda: listener.streaming}, control_token=control_token,
+        )  # fmt: skip
+        mount_control(health, listener)
+        await health.start()
+        self._stack.push_async_callback(health.stop)
+        self._spawn(listener.run(self._stop), "listener")
+        self._beat("listener", listener.status)
+        await self._start_news_listener(sim, publisher, real_clock)
+        self._progress(f"listeners connected to {sim.massive_feed} and the news simulator")
+
+        scp = ControlPlane(
+            load(
+                ScpSettings, _NO_ENV, host=o.host, port=o.port, wds_url=wds.url,
+                wds_token_secret=Secret(token_secret), mdc_redis_url=mdc_url,
+                listener_control_url=health.url, listener_control_token=Secret(control_token),
+            ),
+            redis=self.mdc,
+        )  # fmt: skip
+        if o.admin_password:
+            scp.users.add(User(self.info.admin_user, "admin", hash_password(o.admin_password)))
+            self.info.admin_password = o.admin_password
+        else:
+            self.info.admin_password = scp.create_first_admin(self.info.admin_user)
+        await scp.start()
+        self._stack.push_async_callback(scp.stop)
+        self.scp = scp
+        self.info.dashboard_url = scp.url
+
+    async def _redis_urls(self) -> tuple[str, str]:
+        o = self.options
+        if o.redis_url:
+            self.info.redis_kind = "external"
+            return _with_db(o.redis_url, 0), _with_db(o.redis_url, 1)
+        store = EmbeddedRedis(prefer="fakeredis" if o.fakeredis else "auto")
+        await self._stack.enter_async_context(store)
+        self.info.redis_kind = f"embedded {store.kind}"
+        return store.url(0), store.url(1)
+
+    def _redis(self, url: str) -> Redis:
+        client = Redis.from_url(url)
+        self._stack.push_async_callback(client.aclose)
+        return client
+
+    async def _bus(self, topology: Topology) -> tuple[Publisher, Consumer, Consumer]:
+        url = self.options.amqp_url
+        if url is None:
+            bus = MemoryBus(topology)
+            self.info.queue_kind = "in-process"
+            parts: tuple[Publisher, Consumer, Consumer] = (
+                bus.publisher(),
+                bus.consumer(),
+                bus.consumer(),
+            )
+            for part in parts:
+                await part.start()
+                self._stack.push_async_callback(part.close)
+            return parts
+        publisher = AmqpPublisher(url, topology, app_id="mdp-demo", on_mismatch="recreate")
+        market = AmqpConsumer(url, topology, on_mismatch="recreate")
+        news = AmqpConsumer(url, topology, prefetch=20, on_mismatch="recreate")
+        for part in (publisher, market, news):
+            await part.start()
+            self._stack.push_async_callback(part.close)
+        self.info.queue_kind = "RabbitMQ"
+        return publisher, market, news
+
+    @staticmethod
+    def _reference_source(sim: SimServers) -> Any:
+        from mdp_platform.reference_data import SimReferenceSource  # noqa: PLC0415
+
+        return SimReferenceSource(sim.market)
+
+    async def _start_news_listener(
+        self, sim: SimServers, publisher: Publisher, clock: Clock
+    ) -> None:
+        from mdp_platform.news_feed import start_news_listener  # noqa: PLC0415
+
+        task = await start_news_listener(sim, publisher, clock, self._stop)
+        if task is not None:
+            self._tasks.append(task)
+
+    def _spawn(
+        self, work: Awaitable[Any], name: str, stop: Callable[[], None] | None = None
+    ) -> None:
+        async def guarded() -> None:
+            try:
+                await work
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                _log.exception("demo component failed", component=name)
+                raise
+
+        task = asyncio.create_task(guarded(), name=name)
+        self._tasks.append(task)
+        if stop is not None:
+            self._stack.callback(stop)
+
+    def _beat(self, component: str, figures: Callable[[], Mapping[str, object]]) -> None:
+        assert self.mdc is not None
+        interval = self.options.heartbeat_seconds
+        beat = Heartbeat(
+            self.mdc,
+            KEY_HEARTBEAT.name(component=component, instance="demo"),
+            ttl_seconds=int(interval * 3) + 1,
+            interval_seconds=interval,
+            payload=figures,
+            clock=LiveClock(),
+            service=component,
+            instance="demo",
+            version=version("mdp-platform"),
+        )
+        beat.start()
+        self._stack.push_async_callback(beat.stop)
+
+    # --- stop ---------------------------------------------------------------------------
+
+    async def stop(self) -> None:
+        """Stop every component, the last started first."""
+        self._stop.set()
+        if self.processor is not None:
+            self.processor.stop()
+        if self._tasks:
+            _, pending = await asyncio.wait(self._tasks, timeout=10)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        self._tasks.clear()
+        await self._stack.aclose()
+
+    async def __aenter__(self) -> Demo:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Demo]:
+        """``async with demo.running():`` start, yield, stop."""
+        await self.start()
+        try:
+            yield self
+        finally:
+            await self.stop()
+
+
+def _with_db(url: str, offset: int) -> str:
+    """``url`` with its database number moved by ``offset`` (MDC in db N, WDC in db N + 1)."""
+    head, _, tail = url.rpartition("/")
+    base = int(tail) if tail.isdigit() else 0
+    root = head if tail.isdigit() or tail == "" else url
+    return f"{root.rstrip('/')}/{base + offset}"
+
+
+def _banner(info: _Running) -> str:
+    return "\n".join(
+        [
+            "",
+            "  mdp demo is running",
+            f"  dashboard:  {info.dashboard_url}",
+            f"  login:      {info.admin_user} / {info.admin_password}",
+            f"  WDS:        {info.wds_url}",
+            f"  transports: queues {info.queue_kind}, Redis {info.redis_kind}",
+            "  Ctrl-C stops everything.",
+            "",
+        ]
+    )
+
+
+async def _run(options: DemoOptions, duration: float | None) -> int:
+    demo = Demo(options, progress=lambda line: print(f"  ✓ {line}", flush=True))
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, stop.set)
+    print("starting the mdp demo ...", flush=True)
+    try:
+        await demo.start()
+    except OSError as exc:
+        print(f"mdp demo: could not start: {exc}", file=sys.stderr)
+        return 69
+    print(_banner(demo.info), flush=True)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), duration)
+    print("stopping ...", flush=True)
+    await demo.stop()
+    print("stopped.", flush=True)
+    return 0
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    """``mdp demo``: parse-time options to :class:`DemoOptions`, then run until Ctrl-C."""
+    env = load(DemoSettings)
+    configure_logging("demo", "WARNING", "console")
+    quiet_vendor_loggers()
+    options = DemoOptions(
+        symbols=args.symbols,
+        speed=args.speed,
+        start=args.start,
+        day=args.day,
+        seed=args.seed,
+        amqp_url=args.amqp_url or (env.amqp_url.reveal() if env.amqp_url else None),
+        redis_url=args.redis_url or (env.redis_url.reveal() if env.redis_url else None),
+        fakeredis=args.fakeredis,
+        host=args.host,
+        port=args.port,
+        wds_port=args.wds_port,
+        admin_password=env.admin_password.reveal() if env.admin_password else None,
+    )
+    return asyncio.run(_run(options, args.duration))
