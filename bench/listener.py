@@ -24,7 +24,21 @@ import os
 import sys
 import time
 import uuid
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+import aio_pika
+
+from mdp_core.clock import LiveClock
+from mdp_core.logging import configure_logging
+from mdp_core.settings import Secret, load
+from mdp_core.telemetry import Metrics
+from mdp_listener import ListenerSettings, MassiveListener
+from mdp_queues import AmqpPublisher, Topology
+from mdp_sim.market import Market
+from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer
+from mdp_sim.scenario import ScenarioConfig
+from mdp_sim.server import new_api_key
 
 _DEFAULT_RATES = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000)
 _TOPICS = ("T.*", "Q.*", "A.*", "AM.*", "LULD.*")
@@ -46,14 +60,17 @@ class StepResult:
 
     @property
     def achieved(self) -> float:
+        """Events per second published to the broker during the step."""
         return self.published / self.seconds if self.seconds else 0.0
 
     @property
     def cpu_per_100k(self) -> float:
+        """Listener process CPU seconds per 100,000 events received."""
         return self.cpu_seconds / self.received * 100_000 if self.received else float("nan")
 
     @property
     def clean(self) -> bool:
+        """No drop, no reconnect, no kick: the step did not lose anything."""
         return self.dropped == 0 and self.reconnects == 0 and self.kicks == 0
 
 
@@ -68,12 +85,6 @@ async def _serve_sim(rate: float | None, symbols: int) -> None:
     events, which the simulator's own websocket server then replays in a loop: paced at
     ``rate`` events/s, or as fast as the client reads when ``rate`` is None.
     """
-    from mdp_core.logging import configure_logging
-    from mdp_sim.market import Market
-    from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer
-    from mdp_sim.scenario import ScenarioConfig
-    from mdp_sim.server import new_api_key
-
     configure_logging("bench-sim", "WARNING", "console", stream=sys.stderr)
     market = Market(ScenarioConfig(symbols=symbols, news_per_hour=0.0))
     tape = market.take(_TAPE_EVENTS).events
@@ -98,13 +109,15 @@ async def _serve_sim(rate: float | None, symbols: int) -> None:
         )
 
 
-async def _pump(server: object, tape: list[object], rate: float | None) -> None:
-    publish = server.publish  # type: ignore[attr-defined]
-    await server.wait_for_subscriber()  # type: ignore[attr-defined]
+async def _pump(
+    server: MassiveWsServer, tape: Sequence[Mapping[str, object]], rate: float | None
+) -> None:
+    publish = server.publish
+    await server.wait_for_subscriber()
     position = 0
     chunk = 2_000
 
-    def take(n: int) -> list[object]:
+    def take(n: int) -> Sequence[Mapping[str, object]]:
         nonlocal position
         if position + n > len(tape):
             position = 0
@@ -115,7 +128,7 @@ async def _pump(server: object, tape: list[object], rate: float | None) -> None:
     if rate is None:
         while True:
             publish(take(chunk), flush=True)
-            await server.wait_drained()  # type: ignore[attr-defined]
+            await server.wait_drained()
             await asyncio.sleep(0)
     origin = time.monotonic()
     sent = 0
@@ -134,11 +147,6 @@ async def _pump(server: object, tape: list[object], rate: float | None) -> None:
 
 
 async def _step(rate: float | None, seconds: float, amqp_url: str, symbols: int) -> StepResult:
-    from mdp_core.clock import LiveClock
-    from mdp_core.settings import Secret, load
-    from mdp_core.telemetry import Metrics
-    from mdp_listener import ListenerSettings, MassiveListener
-    from mdp_queues import AmqpPublisher, Topology
 
     args = [__file__, "--serve-sim", "--symbols", str(symbols)]
     if rate is not None:
@@ -150,7 +158,8 @@ async def _step(rate: float | None, seconds: float, amqp_url: str, symbols: int)
         stdout=asyncio.subprocess.PIPE,
         env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"},
     )
-    assert sim.stdout is not None and sim.stdin is not None
+    assert sim.stdout is not None
+    assert sim.stdin is not None
     hello = json.loads(await sim.stdout.readline())
     topology = Topology(prefix=f"bench.{uuid.uuid4().hex[:8]}.")
     publisher = AmqpPublisher(amqp_url, topology, outbox_messages=2_000)
@@ -171,7 +180,7 @@ async def _step(rate: float | None, seconds: float, amqp_url: str, symbols: int)
     task = asyncio.create_task(listener.run(stop))
     events_in = metrics.counter("events_in")
     async with asyncio.timeout(30):
-        while events_in.total == 0:
+        while events_in.total == 0:  # noqa: ASYNC110 - a benchmark warm-up, not a test
             await asyncio.sleep(0.05)
     await asyncio.sleep(1.0)  # warm-up: let the pacing settle
     received0 = events_in.total
@@ -202,12 +211,11 @@ async def _step(rate: float | None, seconds: float, amqp_url: str, symbols: int)
     )
 
 
-async def _delete_queues(amqp_url: str, topology: object) -> None:
-    import aio_pika
+async def _delete_queues(amqp_url: str, topology: Topology) -> None:
 
     connection = await aio_pika.connect(amqp_url)
     async with connection:
-        for spec in topology.queues:  # type: ignore[attr-defined]
+        for spec in topology.queues:
             channel = await connection.channel()
             with contextlib.suppress(Exception):
                 await channel.queue_delete(spec.name)
@@ -216,13 +224,14 @@ async def _delete_queues(amqp_url: str, topology: object) -> None:
 
 
 async def _bench(options: argparse.Namespace) -> None:
-    from mdp_core.logging import configure_logging
 
     configure_logging("bench", "WARNING", "console")
     rates = [float(r) for r in options.rates.split(",")] if options.rates else _DEFAULT_RATES
     best: StepResult | None = None
-    print(f"{'offered':>10} {'achieved':>10} {'dropped':>8} {'reconn':>6} {'kicks':>5} "
-          f"{'CPU s/100k':>10}  verdict")
+    print(
+        f"{'offered':>10} {'achieved':>10} {'dropped':>8} {'reconn':>6} {'kicks':>5} "
+        f"{'CPU s/100k':>10}  verdict"
+    )
     steps: list[float | None] = [*rates, None]
     for rate in steps:
         result = await _step(rate, options.seconds, options.amqp, options.symbols)
@@ -256,10 +265,6 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()
     os.environ.setdefault("NO_PROXY", "127.0.0.1,localhost")
-    with contextlib.suppress(ImportError):
-        import uvloop
-
-        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
     if options.serve_sim:
         asyncio.run(_serve_sim(options.rate, options.symbols))
     else:

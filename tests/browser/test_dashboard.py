@@ -29,20 +29,10 @@ from mdp_core.settings import Secret, load
 from mdp_core.token import TokenError, verify_token
 from mdp_scp import ControlPlane, ScpSettings, User, UserStore, hash_password
 from mdp_scp.passwords import ScryptParameters
+from mdp_testing.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path(os.environ.get("MDP_TEST_CHROMIUM", "/usr/bin/chromium"))
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 # Screenshots go to MDP_SCREENSHOT_DIR when set (docs/screenshots refreshes the documentation's
 # pictures), else to the test's temporary directory, so a plain test run leaves the tree alone.
 SCREENSHOT_DIR_VARIABLE = "MDP_SCREENSHOT_DIR"
@@ -50,25 +40,6 @@ TOKEN_SECRET = "browser-test-wds-secret"
 PASSWORD = "browser-test-password"
 TIMEOUT_MS = 30_000  # generous: CI machines and shared 2-core boxes are slow
 AS_OF_MS = int(datetime(2026, 11, 23, 15, 12, 30, tzinfo=UTC).timestamp() * 1000)
-
-
-def _in_ci() -> bool:
-    return os.environ.get("CI", "").strip().lower() in {"true", "1", "yes"}
-
-
-def _require_browser() -> None:
-    reason = ""
-    if not CHROMIUM.exists():
-        reason = f"no Chromium at {CHROMIUM} (apt-get install chromium)"
-    else:
-        try:
-            import playwright.async_api  # noqa: F401
-        except ImportError:
-            reason = "the playwright package is not installed"
-    if reason:
-        if _in_ci():
-            pytest.fail(f"{reason} (CI=true: the browser test must run)", pytrace=False)
-        pytest.skip(reason)
 
 
 # --------------------------------------------------------------------------------------------
@@ -401,12 +372,12 @@ def _png_size(path: Path) -> int:
 
 
 async def test_dashboard_end_to_end(scp: ControlPlane, wds: StandInWds, shots: Path) -> None:
-    _require_browser()
+    require_browser()
     from playwright.async_api import async_playwright
 
     async with async_playwright() as pw:
         browser = await pw.chromium.launch(
-            executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+            executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS), headless=True
         )
         try:
             context = await browser.new_context(viewport={"width": 1480, "height": 1000})
@@ -552,7 +523,7 @@ async def test_dashboard_end_to_end(scp: ControlPlane, wds: StandInWds, shots: P
 
 @pytest.mark.integration
 async def test_dashboard_with_the_real_wds(redis_db_url: str) -> None:
-    _require_browser()
+    require_browser()
     import redis.asyncio as aioredis
     from playwright.async_api import async_playwright
 
@@ -596,7 +567,7 @@ async def test_dashboard_with_the_real_wds(redis_db_url: str) -> None:
         assert await wds_server.hub.wait_connected(TIMEOUT_MS / 1000)
         async with async_playwright() as pw:
             browser = await pw.chromium.launch(
-                executable_path=str(CHROMIUM), args=CHROMIUM_ARGS, headless=True
+                executable_path=str(CHROMIUM), args=list(CHROMIUM_ARGS), headless=True
             )
             try:
                 page = await browser.new_page(viewport={"width": 1480, "height": 1000})

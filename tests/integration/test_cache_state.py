@@ -10,7 +10,7 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.state import MemoryState
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.ops import PutNewer, ScoreUpdate, SetValue, TopRead
+from mdp_cache.ops import PutNewer, SetValue, TopRead
 from mdp_cache.state import RedisState
 
 
@@ -37,7 +37,8 @@ def random_ops(rng: random.Random, count: int) -> list[PutNewer]:
                 member=member,
                 version=version,
                 payload=payload,
-                scores=(ScoreUpdate("mdp:t:board", score), ScoreUpdate("mdp:t:vol", 1.0)),
+                score_keys=("mdp:t:board", "mdp:t:vol"),
+                scores=(score, 1.0),
                 ttl=60,
             )
         )

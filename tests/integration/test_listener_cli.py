@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import aio_pika
 import pytest
+
 from mdp_queues import Topology
 from mdp_runtime import ExitCode
 from mdp_sim.scenario import ScenarioConfig

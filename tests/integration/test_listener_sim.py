@@ -11,6 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 import structlog
+
 from mdp_core.clock import LiveClock
 from mdp_core.envelope import decode_event_batch
 from mdp_core.settings import Secret, load
@@ -25,10 +26,14 @@ from mdp_sim.server import SimConfig, SimServers
 SYMBOL = "ZZTEST"
 
 
-async def eventually(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    """Wait until ``predicate()`` holds (re-checked every few ms), failing after ``timeout``."""
-    async with asyncio.timeout(timeout):
-        while not predicate():
+async def eventually(predicate: Callable[[], bool], within: float = 10.0) -> None:
+    """Wait until ``predicate()`` holds, failing after ``within`` seconds.
+
+    The listeners expose state, not change notifications, so the state is re-checked every
+    10 ms; the deadline, not the poll interval, bounds the test.
+    """
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polls state that has no change event
             await asyncio.sleep(0.01)
 
 
@@ -97,18 +102,64 @@ async def running(settings: ListenerSettings, publisher: AmqpPublisher) -> Async
 def one_of_each_type() -> list[dict[str, object]]:
     ms = time.time_ns() // 1_000_000
     ns = time.time_ns()
-    bar = {"sym": SYMBOL, "v": 100, "av": 1000, "op": 10.0, "vw": 10.5, "o": 10.4, "c": 10.5,
-           "h": 10.6, "l": 10.3, "a": 10.45, "z": 50, "s": ms - 1000, "e": ms}
+    bar = {
+        "sym": SYMBOL,
+        "v": 100,
+        "av": 1000,
+        "op": 10.0,
+        "vw": 10.5,
+        "o": 10.4,
+        "c": 10.5,
+        "h": 10.6,
+        "l": 10.3,
+        "a": 10.45,
+        "z": 50,
+        "s": ms - 1000,
+        "e": ms,
+    }
     return [
-        {"ev": "T", "sym": SYMBOL, "x": 4, "i": "77", "z": 3, "p": 10.5, "s": 100, "c": [14],
-         "t": ms, "q": 1},
-        {"ev": "Q", "sym": SYMBOL, "bx": 4, "bp": 10.4, "bs": 2, "ax": 7, "ap": 10.6, "as": 3,
-         "c": 0, "i": [604], "t": ms, "q": 2, "z": 3},
+        {
+            "ev": "T",
+            "sym": SYMBOL,
+            "x": 4,
+            "i": "77",
+            "z": 3,
+            "p": 10.5,
+            "s": 100,
+            "c": [14],
+            "t": ms,
+            "q": 1,
+        },
+        {
+            "ev": "Q",
+            "sym": SYMBOL,
+            "bx": 4,
+            "bp": 10.4,
+            "bs": 2,
+            "ax": 7,
+            "ap": 10.6,
+            "as": 3,
+            "c": 0,
+            "i": [604],
+            "t": ms,
+            "q": 2,
+            "z": 3,
+        },
         {"ev": "A", **bar},
         {"ev": "AM", **bar},
         {"ev": "LULD", "T": SYMBOL, "h": 11.0, "l": 9.0, "i": [], "z": 3, "t": ms, "q": 3},
-        {"ev": "NOI", "T": SYMBOL, "t": ms, "at": 930, "a": "M", "i": 1, "x": 4, "o": 1000,
-         "p": 500, "b": 10.5},
+        {
+            "ev": "NOI",
+            "T": SYMBOL,
+            "t": ms,
+            "at": 930,
+            "a": "M",
+            "i": 1,
+            "x": 4,
+            "o": 1000,
+            "p": 500,
+            "b": 10.5,
+        },
         {"ev": "FMV", "fmv": 10.51, "sym": SYMBOL, "t": ns},
         {"ev": "LV", "val": 10.52, "sym": SYMBOL, "t": ns},
     ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
 import msgspec
@@ -40,6 +40,17 @@ async def raw_channel(amqp_url: str) -> AsyncIterator[aio_pika.abc.AbstractChann
     connection = await aio_pika.connect(amqp_url)
     async with connection:
         yield await connection.channel()
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float = 10.0) -> None:
+    """Wait until ``await check()`` holds, failing after ``within`` seconds.
+
+    The broker offers no notification for queue depth or consumer counters, so they are
+    re-read every 10 ms; the deadline, not the poll interval, bounds the test.
+    """
+    async with asyncio.timeout(within):
+        while not await check():  # noqa: ASYNC110 - polls state that has no change event
+            await asyncio.sleep(0.01)
 
 
 async def message_count(channel: aio_pika.abc.AbstractChannel, name: str) -> int:
@@ -108,11 +119,15 @@ async def test_the_queue_ttl_expires_unconsumed_messages(
         trades = topology.for_kind("T")
         assert trades is not None
         publisher.publish(make_batch(trades, "ttl-1"))
-        async with asyncio.timeout(10):
-            while await message_count(raw_channel, trades.name) == 0:
-                await asyncio.sleep(0.01)
-            while await message_count(raw_channel, trades.name) > 0:
-                await asyncio.sleep(0.05)
+
+        async def queued() -> bool:
+            return await message_count(raw_channel, trades.name) > 0
+
+        async def expired() -> bool:
+            return await message_count(raw_channel, trades.name) == 0
+
+        await eventually(queued)
+        await eventually(expired)
         assert publisher.stats.published_messages == {"T": 1}
     finally:
         await publisher.close()
@@ -160,8 +175,11 @@ async def test_consumer_drops_stale_and_poison_messages_and_never_requeues(
     try:
         async with asyncio.timeout(10):
             batch = await anext(consumer.consume_batches(aggregates, max_wait_seconds=0.2))
-            while consumer.stats.dropped_messages.get(DropReason.POISON) != 1:
-                await asyncio.sleep(0.01)
+
+        async def poison_counted() -> bool:
+            return consumer.stats.dropped_messages.get(DropReason.POISON) == 1
+
+        await eventually(poison_counted)
         assert [m.envelope.batch for m in batch.messages] == ["fresh"]
         await batch.ack()
         assert consumer.stats.dropped_messages == {DropReason.POISON: 1, DropReason.STALE: 1}

@@ -1,82 +1,39 @@
 """Surviving a broker restart, without restarting the shared broker.
 
-A small TCP proxy of our own sits between the publisher and RabbitMQ; cutting it (closing every
-piped connection and refusing new ones) looks to the client exactly like a broker that went
-away, and restoring it like a broker that came back.
+A loopback TCP proxy (``mdp_testing.proxy.TcpProxy``) sits between the publisher and RabbitMQ;
+cutting it (aborting every piped connection and refusing new ones) looks to the client exactly
+like a broker that went away, and restoring it like a broker that came back.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator
-from urllib.parse import urlsplit
+from collections.abc import AsyncIterator, Callable
 
 import msgspec
 import pytest
 
 from mdp_core.envelope import encode_envelope
 from mdp_queues import AmqpConsumer, AmqpPublisher, DropReason, OutgoingBatch, QueueSpec, Topology
-
-
-class TcpProxy:
-    """Forwards 127.0.0.1:<port> to a target; can be cut and restored on the same port."""
-
-    def __init__(self, target_host: str, target_port: int) -> None:
-        self._target = (target_host, target_port)
-        self._server: asyncio.Server | None = None
-        self._writers: set[asyncio.StreamWriter] = set()
-        self.port = 0
-        self.connections = 0
-
-    async def start(self) -> None:
-        self._server = await asyncio.start_server(
-            self._handle, "127.0.0.1", self.port, reuse_address=True
-        )
-        self.port = self._server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        assert self._server is not None
-        self._server.close()
-        await self._server.wait_closed()
-        self._server = None
-        for writer in list(self._writers):
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.connections += 1
-        try:
-            up_reader, up_writer = await asyncio.open_connection(*self._target)
-        except OSError:
-            writer.transport.abort()
-            return
-        self._writers.update((writer, up_writer))
-        await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
-        )
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65536):
-                writer.write(data)
-                await writer.drain()
-        finally:
-            self._writers.discard(writer)
-            with contextlib.suppress(OSError, RuntimeError):
-                writer.transport.abort()
+from mdp_testing.proxy import TcpProxy
 
 
 @pytest.fixture
 async def broker_proxy(amqp_url: str) -> AsyncIterator[tuple[TcpProxy, str]]:
-    parts = urlsplit(amqp_url)
-    proxy = TcpProxy(parts.hostname or "127.0.0.1", parts.port or 5672)
-    await proxy.start()
-    proxied = parts._replace(netloc=f"{parts.username}:{parts.password}@127.0.0.1:{proxy.port}")
-    yield proxy, proxied.geturl()
-    with contextlib.suppress(AssertionError):
-        await proxy.cut()
+    async with TcpProxy.for_url(amqp_url) as proxy:
+        yield proxy, proxy.proxied(amqp_url)
+
+
+async def eventually(predicate: Callable[[], bool], within: float = 20.0) -> None:
+    """Wait until ``predicate()`` holds, failing after ``within`` seconds.
+
+    Publisher and listener expose state, not change notifications, so the state is re-checked
+    every 10 ms; the deadline, not the poll interval, bounds the test.
+    """
+    async with asyncio.timeout(within):
+        while not predicate():  # noqa: ASYNC110 - polls state that has no change event
+            await asyncio.sleep(0.01)
 
 
 def make_batch(queue: QueueSpec, batch_id: str) -> OutgoingBatch:
@@ -106,15 +63,13 @@ async def test_publisher_survives_a_broker_outage_counting_what_it_dropped(
         await got.ack()
 
         await proxy.cut()
-        async with asyncio.timeout(10):
-            while publisher.connected:
-                await asyncio.sleep(0.01)
+        await eventually(lambda: not publisher.connected)
         for n in range(10):
             publisher.publish(make_batch(trades, f"during-{n}"))
         lost = publisher.stats.dropped_messages
         assert lost.get(DropReason.BROKER_DOWN, 0) >= 6
 
-        await proxy.start()
+        await proxy.restore()
         async with asyncio.timeout(15):
             await publisher.wait_connected()
         publisher.publish(make_batch(trades, "after"))
@@ -168,23 +123,20 @@ async def test_listener_keeps_streaming_through_a_broker_outage(
         listener = MassiveListener(settings, publisher, LiveClock(), metrics)
         stop = asyncio.Event()
         task = asyncio.create_task(listener.run(stop))
+        stats = publisher.stats
         try:
-            async with asyncio.timeout(20):
-                while not listener.ready:
-                    await asyncio.sleep(0.01)
-                await proxy.cut()
-                while listener.ready:
-                    await asyncio.sleep(0.01)
-                while publisher.stats.dropped_events.get(DropReason.BROKER_DOWN, 0) == 0:
-                    await asyncio.sleep(0.01)
-                assert listener.streaming  # upstream never noticed
-                await proxy.start()
-                published = publisher.stats.total_published_events
-                while not (listener.ready and publisher.stats.total_published_events > published):
-                    await asyncio.sleep(0.01)
+            await eventually(lambda: listener.ready)
+            await proxy.cut()
+            await eventually(lambda: not listener.ready)
+            await eventually(lambda: stats.dropped_events.get(DropReason.BROKER_DOWN, 0) > 0)
+            assert listener.streaming  # upstream never noticed
+            await proxy.restore()
+            published = stats.total_published_events
+            await eventually(lambda: listener.ready and stats.total_published_events > published)
             assert listener.sessions == 1
-            assert publisher.stats.reconnects >= 1
-            assert listener.metrics_snapshot()["queue"]["dropped_events"][DropReason.BROKER_DOWN] > 0
+            assert stats.reconnects >= 1
+            queue_figures = listener.metrics_snapshot()["queue"]
+            assert queue_figures["dropped_events"][DropReason.BROKER_DOWN] > 0
         finally:
             stop.set()
             await task

@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import msgspec
+
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import encode_envelope
 from mdp_queues import DropReason, MemoryBus, OutgoingBatch, Received, Topology

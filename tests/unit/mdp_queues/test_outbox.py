@@ -4,6 +4,7 @@ import asyncio
 from datetime import UTC, datetime
 
 import pytest
+
 from mdp_core.clock import ManualClock
 from mdp_queues import DropReason, OutgoingBatch, Topology
 from mdp_queues.outbox import Outbox

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import pytest
+
 from mdp_core.events import EVENT_TYPES
 from mdp_queues import NEWS_KIND, Topology
 

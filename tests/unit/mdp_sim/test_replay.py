@@ -75,7 +75,7 @@ def test_recording_holds_raw_frames_with_receive_times(recording: Path) -> None:
     assert all(isinstance(r["recv_ns"], int) and isinstance(r["frame"], str) for r in lines)
     assert [r["recv_ns"] for r in lines] == sorted(r["recv_ns"] for r in lines)
     first = json.loads(lines[0]["frame"])
-    assert first[0]["status"] == "connected"  # raw mode keeps the status frames too
+    assert first[0]["status"] == "success"  # raw mode keeps the subscription replies too
     assert {e["ev"] for e in recorded_events(recording)} <= {"T", "A"}
 
 

@@ -1,9 +1,12 @@
 import json
 
 import pytest
+from websockets.frames import Frame as WsFrame
+from websockets.frames import Opcode
 
 from mdp_wds.protocol import (
     BadRequest,
+    Frame,
     Request,
     decode_request,
     encode_message,
@@ -79,3 +82,11 @@ def test_control_messages() -> None:
     assert json.loads(encode_message("pong")) == {"op": "pong"}
     error = json.loads(encode_message("error", None, code="bad_request", message="m"))
     assert error == {"op": "error", "id": None, "code": "bad_request", "message": "m"}
+
+
+@pytest.mark.parametrize("size", [0, 1, 125, 126, 65_535, 65_536, 200_000])
+def test_prebuilt_wire_frame_matches_the_websockets_serializer(size: int) -> None:
+    data = b"x" * size
+    assert Frame(data).wire == WsFrame(Opcode.TEXT, data).serialize(mask=False)
+    update = update_frame("f", data)
+    assert update.wire == WsFrame(Opcode.TEXT, update.data).serialize(mask=False)

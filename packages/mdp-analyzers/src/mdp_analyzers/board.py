@@ -199,18 +199,18 @@ def encode_row(row: Row) -> bytes:
     return _ENCODER.encode(row)
 
 
-def row_scores(row: Row) -> dict[Board, float | None]:
-    """The row's score on each board; None keeps it off that board.
+def row_scores(row: Row) -> tuple[float | None, float | None, float | None]:
+    """The row's score on each board, in :class:`Board` order; None keeps it off that board.
 
     Gappers and gainers list only positive moves; volume lists every symbol.
     """
     gap = row.pct_change
     gain = row.pct_change_since_open
-    return {
-        Board.TOP_VOLUME: float(row.accumulated_volume),
-        Board.TOP_GAPPERS: gap if gap is not None and gap > 0 else None,
-        Board.TOP_GAINERS: gain if gain is not None and gain > 0 else None,
-    }
+    return (
+        float(row.accumulated_volume),
+        gap if gap is not None and gap > 0 else None,
+        gain if gain is not None and gain > 0 else None,
+    )
 
 
 def compose_board(

@@ -37,7 +37,7 @@ from mdp_analyzers.board import (
     row_scores,
 )
 from mdp_analyzers.routing import LULD_HALT, LULD_RESUME
-from mdp_analyzers.state import PutNewer, RankedMember, ScoreUpdate, StateOp, TopRead
+from mdp_analyzers.state import PutNewer, RankedMember, StateOp, TopRead
 from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache.keys import FEED_QUOTE, KEY_LB_BOARD, KEY_LB_ROWS, KEY_LB_VERSIONS
 from mdp_cache.records import ReferenceData
@@ -96,6 +96,7 @@ class LeaderboardAnalyzer:
         self._symbols: dict[str, _Symbol] = {}
         self._changed: set[str] = set()
         self._wanted: list[tuple[str, date]] = []
+        self._quote_names: dict[str, str] = {}
         #: Events skipped because they belong to a trading day already over.
         self.stale_events = 0
         #: Events of types this analyzer does not use.
@@ -134,7 +135,11 @@ class LeaderboardAnalyzer:
                 ):
                     state.first_regular = (event.start_ms, event.open)
                 old = state.event
-                if old is None or _order(event) > _order(old):
+                if (
+                    old is None
+                    or event.end_ms > old.end_ms
+                    or (event.end_ms == old.end_ms and _order(event) > _order(old))
+                ):
                     state.event = event
                     changed.add(event.symbol)
             elif kind is LimitUpLimitDown:
@@ -214,7 +219,8 @@ class LeaderboardAnalyzer:
         day_text = day.isoformat()
         rows_key = KEY_LB_ROWS.name(day=day_text)
         versions_key = KEY_LB_VERSIONS.name(day=day_text)
-        board_keys = {board: KEY_LB_BOARD.name(day=day_text, board=board.value) for board in Board}
+        board_keys = tuple(KEY_LB_BOARD.name(day=day_text, board=board.value) for board in Board)
+        quote_names = self._quote_names
         ttl = KEY_LB_ROWS.ttl or 0
         ops: list[StateOp] = []
         widgets: list[WidgetWrite] = []
@@ -226,7 +232,6 @@ class LeaderboardAnalyzer:
             row = self._row(event, state, day)
             payload = encode_row(row)
             completeness = state.reference.completeness if state.reference is not None else 0
-            scores = row_scores(row)
             ops.append(
                 PutNewer(
                     rows_key=rows_key,
@@ -234,11 +239,15 @@ class LeaderboardAnalyzer:
                     member=symbol,
                     version=event.end_ms * 8 + completeness,
                     payload=payload,
-                    scores=tuple(ScoreUpdate(board_keys[b], s) for b, s in scores.items()),
+                    score_keys=board_keys,
+                    scores=row_scores(row),
                     ttl=ttl,
                 )
             )
-            widgets.append(WidgetWrite(FEED_QUOTE, FEED_QUOTE.name(symbol=symbol), payload))
+            name = quote_names.get(symbol)
+            if name is None:
+                name = quote_names[symbol] = FEED_QUOTE.name(symbol=symbol)
+            widgets.append(WidgetWrite(FEED_QUOTE, name, payload))
         return ops, widgets
 
     def _row(self, event: Aggregate, state: _Symbol, day: date) -> Row:

@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from mdp_cache.ops import (
     PutNewer,
     RankedMember,
-    ScoreUpdate,
     SetValue,
     StateBackend,
     StateOp,
@@ -27,7 +26,6 @@ __all__ = [
     "MemoryState",
     "PutNewer",
     "RankedMember",
-    "ScoreUpdate",
     "SetValue",
     "StateBackend",
     "StateOp",
@@ -77,12 +75,12 @@ class MemoryState:
                     return 0
         versions[op.member] = op.version
         rows[op.member] = op.payload
-        for update in op.scores:
-            board = self.boards.setdefault(update.key, {})
-            if update.score is None:
+        for key, score in zip(op.score_keys, op.scores, strict=True):
+            board = self.boards.setdefault(key, {})
+            if score is None:
                 board.pop(op.member, None)
             else:
-                board[op.member] = update.score
+                board[op.member] = score
         return 1
 
     def top_now(self, read: TopRead) -> list[RankedMember]:

@@ -11,7 +11,6 @@ from importlib.metadata import version as _version
 from mdp_cache.ops import (
     PutNewer,
     RankedMember,
-    ScoreUpdate,
     SetValue,
     StateBackend,
     StateOp,
@@ -26,7 +25,6 @@ __all__ = [
     "PutNewer",
     "RankedMember",
     "ReferenceData",
-    "ScoreUpdate",
     "SetValue",
     "StateBackend",
     "StateOp",

@@ -15,10 +15,11 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol, TypeAlias, runtime_checkable
 
+import msgspec
+
 __all__ = [
     "PutNewer",
     "RankedMember",
-    "ScoreUpdate",
     "SetValue",
     "StateBackend",
     "StateOp",
@@ -26,23 +27,15 @@ __all__ = [
 ]
 
 
-@dataclass(frozen=True, slots=True)
-class ScoreUpdate:
-    """A sorted-set score that travels with a row: set it, or remove the member (``None``)."""
-
-    key: str
-    score: float | None
-
-
-@dataclass(frozen=True, slots=True)
-class PutNewer:
+class PutNewer(msgspec.Struct, frozen=True, gc=False):
     """Store ``payload`` as ``member``'s row unless a newer version is already stored.
 
     Order of precedence: the higher ``version`` wins; at equal versions the payload with the
     greater SHA-1 hex digest wins (a locale-proof total order, the same in Lua and Python), so
     any order and any duplication of the same writes converge on one result. When the row
-    wins, its ``scores`` are applied in the same atomic step, so a board never ranks a member
-    by a row it does not hold.
+    wins, its ``scores`` are applied to the sorted sets ``score_keys`` in the same atomic step
+    (a ``None`` score removes the member), so a board never ranks a member by a row it does not
+    hold. A msgspec Struct rather than a dataclass: one is built per changed row per flush.
 
     Attributes:
         rows_key: Hash holding member -> payload.
@@ -50,7 +43,8 @@ class PutNewer:
         member: The row's member (a symbol).
         version: Monotonic version, e.g. event time.
         payload: The encoded row.
-        scores: Board scores derived from this row.
+        score_keys: The sorted sets the scores go to (share one tuple across rows).
+        scores: One score per key of ``score_keys``; None removes the member from that set.
         ttl: Seconds every touched key lives after this write.
     """
 
@@ -59,12 +53,12 @@ class PutNewer:
     member: str
     version: int
     payload: bytes
-    scores: tuple[ScoreUpdate, ...]
+    score_keys: tuple[str, ...]
+    scores: tuple[float | None, ...]
     ttl: int
 
 
-@dataclass(frozen=True, slots=True)
-class SetValue:
+class SetValue(msgspec.Struct, frozen=True, gc=False):
     """Replace a plain value (``SET key payload EX ttl``)."""
 
     key: str

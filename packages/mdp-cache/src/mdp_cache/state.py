@@ -17,6 +17,7 @@ from collections import defaultdict
 from collections.abc import Sequence
 from typing import Final
 
+import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
@@ -30,18 +31,16 @@ ROWS_PER_CALL: Final = 256
 
 MERGE_ROWS_LUA: Final = """
 -- KEYS[1] rows hash, KEYS[2] versions hash, KEYS[3..] board sorted sets
--- ARGV[1] ttl, ARGV[2] row count, then per row:
---   member, version, payload, score count, then (board key index, score or '') pairs
+-- ARGV[1] ttl; ARGV[2] msgpack array of rows, each
+--   [member, version (decimal string), payload, score per board set ('' removes)]
+-- One packed argument instead of several per row: argument encoding on the client is the
+-- dominant cost of large calls.
 local ttl = tonumber(ARGV[1])
-local n = tonumber(ARGV[2])
-local i = 3
+local rows = cmsgpack.unpack(ARGV[2])
+local boards = #KEYS - 2
 local won = 0
-for _ = 1, n do
-  local member = ARGV[i]
-  local version = tonumber(ARGV[i + 1])
-  local payload = ARGV[i + 2]
-  local ns = tonumber(ARGV[i + 3])
-  local base = i + 4
+for _, row in ipairs(rows) do
+  local member, version, payload = row[1], tonumber(row[2]), row[3]
   local wins = false
   local old = redis.call('HGET', KEYS[2], member)
   if not old then
@@ -59,19 +58,17 @@ for _ = 1, n do
   end
   if wins then
     redis.call('HSET', KEYS[1], member, payload)
-    redis.call('HSET', KEYS[2], member, ARGV[i + 1])
-    for j = 0, ns - 1 do
-      local key = KEYS[tonumber(ARGV[base + 2 * j])]
-      local score = ARGV[base + 2 * j + 1]
+    redis.call('HSET', KEYS[2], member, row[2])
+    for j = 1, boards do
+      local score = row[3 + j]
       if score == '' then
-        redis.call('ZREM', key, member)
+        redis.call('ZREM', KEYS[2 + j], member)
       else
-        redis.call('ZADD', key, score, member)
+        redis.call('ZADD', KEYS[2 + j], score, member)
       end
     end
     won = won + 1
   end
-  i = base + 2 * ns
 end
 for k = 1, #KEYS do
   redis.call('EXPIRE', KEYS[k], ttl)
@@ -91,6 +88,13 @@ if not current then
 end
 return 0
 """
+
+_PACK: Final = msgspec.msgpack.Encoder().encode
+
+
+def _scores(scores: tuple[float | None, ...]) -> list[float | str]:
+    return ["" if score is None else score for score in scores]
+
 
 _GroupKey = tuple[str, str, tuple[str, ...], int]
 
@@ -137,21 +141,20 @@ class RedisState:
         groups: dict[_GroupKey, list[PutNewer]] = defaultdict(list)
         for op in ops:
             if isinstance(op, PutNewer):
-                boards = tuple(update.key for update in op.scores)
-                groups[(op.rows_key, op.versions_key, boards, op.ttl)].append(op)
+                groups[(op.rows_key, op.versions_key, op.score_keys, op.ttl)].append(op)
             elif isinstance(op, SetValue):
                 pipe.set(op.key, op.payload, ex=op.ttl)
         for (rows_key, versions_key, boards, ttl), rows in groups.items():
-            index = {key: position + 3 for position, key in enumerate(boards)}
             for start in range(0, len(rows), ROWS_PER_CALL):
-                chunk = rows[start : start + ROWS_PER_CALL]
-                args: list[bytes | str | int] = [ttl, len(chunk)]
-                for row in chunk:
-                    args += [row.member, row.version, row.payload, len(row.scores)]
-                    for update in row.scores:
-                        args.append(index[update.key])
-                        args.append("" if update.score is None else repr(update.score))
-                pipe.evalsha(self._sha, 2 + len(boards), rows_key, versions_key, *boards, *args)
+                packed = _PACK(
+                    [
+                        (row.member, str(row.version), row.payload, *_scores(row.scores))
+                        for row in rows[start : start + ROWS_PER_CALL]
+                    ]
+                )
+                pipe.evalsha(
+                    self._sha, 2 + len(boards), rows_key, versions_key, *boards, ttl, packed
+                )
         ttl_seen = KEY_SEEN_BATCH.ttl or 600
         for mark in marks:
             pipe.set(mark, b"1", ex=ttl_seen)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Final, Protocol
 
+import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
@@ -21,17 +22,19 @@ from mdp_cache.keys import Feed
 __all__ = ["SET_PUBLISH_LUA", "WidgetItem", "WidgetWriter", "queue_widget_write"]
 
 SET_PUBLISH_LUA: Final = """
--- KEYS: feed names; ARGV: (payload, ttl seconds, publish 0/1) per key
+-- KEYS: feed names; ARGV[1]: msgpack array of [payload, ttl seconds, publish 0/1], one per key
+local items = cmsgpack.unpack(ARGV[1])
 for i = 1, #KEYS do
-  local payload = ARGV[3 * i - 2]
-  redis.call('SET', KEYS[i], payload, 'EX', ARGV[3 * i - 1])
-  if ARGV[3 * i] == '1' then
-    redis.call('PUBLISH', KEYS[i], payload)
+  local item = items[i]
+  redis.call('SET', KEYS[i], item[1], 'EX', item[2])
+  if item[3] == 1 then
+    redis.call('PUBLISH', KEYS[i], item[1])
   end
 end
 return #KEYS
 """
 
+_PACK: Final = msgspec.msgpack.Encoder().encode
 _VALUES_PER_CALL: Final = 256
 """Documents per script call: amortises the call without stalling Redis for long."""
 
@@ -138,10 +141,10 @@ class WidgetWriter:
                 )
         for start in range(0, len(values), _VALUES_PER_CALL):
             chunk = values[start : start + _VALUES_PER_CALL]
-            args: list[bytes | str | int] = []
-            for item in chunk:
-                args += [item.payload, item.feed.ttl, 1 if item.publish else 0]
-            pipe.evalsha(self._sha, len(chunk), *(item.name for item in chunk), *args)
+            packed = _PACK(
+                [(item.payload, item.feed.ttl, 1 if item.publish else 0) for item in chunk]
+            )
+            pipe.evalsha(self._sha, len(chunk), *(item.name for item in chunk), packed)
             sent += 1
         await pipe.execute()
         return sent

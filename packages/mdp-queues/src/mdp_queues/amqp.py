@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import logging
 import re
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -476,7 +476,7 @@ class AmqpConsumer:
 
     async def consume_batches(
         self, queue: QueueSpec, *, max_messages: int = 100, max_wait_seconds: float = 0.05
-    ) -> AsyncIterator[ReceivedBatch]:
+    ) -> AsyncGenerator[ReceivedBatch, None]:
         """Yield admitted messages in batches; see :class:`~mdp_queues.Consumer`."""
         channel = self._channel
         if channel is None:

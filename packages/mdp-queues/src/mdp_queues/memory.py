@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 
 from mdp_core.clock import Clock, LiveClock
@@ -206,7 +206,7 @@ class MemoryConsumer:
 
     async def consume_batches(
         self, queue: QueueSpec, *, max_messages: int = 100, max_wait_seconds: float = 0.05
-    ) -> AsyncIterator[ReceivedBatch]:
+    ) -> AsyncGenerator[ReceivedBatch, None]:
         """Yield admitted messages in batches; see :class:`~mdp_queues.Consumer`."""
         source = self._bus._queue(queue)
         clock = self._bus.clock

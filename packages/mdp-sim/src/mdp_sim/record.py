@@ -16,7 +16,7 @@ import subprocess
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import msgspec
 
@@ -28,6 +28,7 @@ __all__ = ["RecordingPathError", "RecordingResult", "check_recording_path", "rec
 _log = logging.getLogger(__name__)
 _encode = msgspec.json.Encoder().encode
 _FLUSH_LINES = 500
+_CLOSE_GRACE = 5.0
 
 
 class RecordingPathError(ValueError):
@@ -150,15 +151,31 @@ async def record(
         if session.done():
             session.result()
     finally:
-        session.cancel()
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await session
-        with contextlib.suppress(Exception):
-            await client.close()
+        await _end_session(client, session)
         await flush()
         await asyncio.to_thread(handle.close)
     _log.info("recorded %d frames (%d bytes) to %s", frames, written, out)
     return RecordingResult(path=out, frames=frames, bytes_written=written)
+
+
+async def _end_session(client: Any, session: asyncio.Task[None]) -> None:
+    """Stop the official client: close its socket first, cancel only as a last resort.
+
+    Cancelling alone is unreliable: under a busy stream the client's ``wait_for(recv, 1)``
+    can swallow the cancellation on Python 3.11, so the socket is closed and ``connect()``
+    allowed to return by itself.
+    """
+    if not session.done():
+        with contextlib.suppress(Exception):
+            await client.close()
+        with contextlib.suppress(TimeoutError, Exception):
+            await asyncio.wait_for(asyncio.shield(session), _CLOSE_GRACE)
+    if not session.done():
+        session.cancel()
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
+            await asyncio.wait_for(session, _CLOSE_GRACE)
+    elif not session.cancelled() and session.exception() is not None:
+        _log.debug("the recording session ended with %r", session.exception())
 
 
 def _open_for_append(path: Path) -> IO[bytes]:

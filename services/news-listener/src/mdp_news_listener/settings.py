@@ -73,8 +73,7 @@ class NewsListenerSettings(CommonSettings):
         env="MDP_NEWS_LISTENER_PREEMPTED_BACKOFF_SECONDS",
         default=120.0,
         min=0.0,
-        doc="Delay after another session took the stream over, so two copies do not "
-        "ping-pong.",
+        doc="Delay after another session took the stream over, so two copies do not ping-pong.",
     )
     ping_interval_seconds: int = setting(
         env="MDP_FINLIGHT_PING_INTERVAL_SECONDS", default=25, min=1, doc="JSON ping interval."

@@ -12,7 +12,14 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-__all__ = ["ProcessSample", "ProcessTree", "find_pids_by_name", "read_cpu_seconds", "read_hwm_kib"]
+__all__ = [
+    "ProcessSample",
+    "ProcessTree",
+    "children_named",
+    "find_pids_by_name",
+    "read_cpu_seconds",
+    "read_hwm_kib",
+]
 
 _PROC = Path("/proc")
 _TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
@@ -74,6 +81,12 @@ def find_pids_by_name(name: str) -> list[int]:
         if comm == name:
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+def children_named(parent: int, name: str) -> list[int]:
+    """Direct children of ``parent`` whose command name is ``name``."""
+    parents = _parents()
+    return [pid for pid in find_pids_by_name(name) if parents.get(pid) == parent]
 
 
 @dataclass(frozen=True, slots=True)

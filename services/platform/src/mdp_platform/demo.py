@@ -27,6 +27,7 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.news import FinlightDataAnalyzer
 from mdp_analyzers.registry import create_analyzer
+from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import KEY_HEARTBEAT
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
@@ -40,7 +41,7 @@ from mdp_listener.control import mount_control
 from mdp_listener.listener import MassiveListener
 from mdp_listener.settings import ListenerSettings
 from mdp_news_processor.processor import NewsProcessor
-from mdp_platform.embedded import EmbeddedRedis
+from mdp_platform.embedded import EmbeddedRedis, free_port
 from mdp_platform.market_clock import MarketClock
 from mdp_platform.settings import DemoSettings
 from mdp_processor.processor import Processor, ProcessorConfig
@@ -165,12 +166,16 @@ class Demo:
         self._progress(f"queues: {self.info.queue_kind}")
 
         token_secret = secrets.token_urlsafe(32)
+        # The WDS must know the dashboard's origin before either binds: fix both ports now.
+        scp_port = o.port or free_port(o.host)
+        wds_port = o.wds_port or free_port(o.host)
         origins = tuple(
-            f"http://{host}:{o.port}" for host in dict.fromkeys((o.host, "127.0.0.1", "localhost"))
+            f"http://{host}:{scp_port}"
+            for host in dict.fromkeys((o.host, "127.0.0.1", "localhost"))
         )
         wds = WidgetServer(
             load(
-                WdsSettings, _NO_ENV, host=o.host, port=o.wds_port, wdc_redis_url=wdc_url,
+                WdsSettings, _NO_ENV, host=o.host, port=wds_port, wdc_redis_url=wdc_url,
                 mdc_redis_url=mdc_url, token_secret=Secret(token_secret), allowed_origins=origins,
             ),
             clock=real_clock,
@@ -234,7 +239,7 @@ class Demo:
 
         scp = ControlPlane(
             load(
-                ScpSettings, _NO_ENV, host=o.host, port=o.port, wds_url=wds.url,
+                ScpSettings, _NO_ENV, host=o.host, port=scp_port, wds_url=wds.url,
                 wds_token_secret=Secret(token_secret), mdc_redis_url=mdc_url,
                 listener_control_url=health.url, listener_control_token=Secret(control_token),
             ),
@@ -261,8 +266,8 @@ class Demo:
         return store.url(0), store.url(1)
 
     def _redis(self, url: str) -> Redis:
-        client = Redis.from_url(url)
-        self._stack.push_async_callback(client.aclose)
+        client = create_redis(url, client_name="mdp-demo")
+        self._stack.push_async_callback(close_redis, client)
         return client
 
     async def _bus(self, topology: Topology) -> tuple[Publisher, Consumer, Consumer]:

@@ -21,16 +21,17 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-__all__ = ["EmbeddedRedis", "EmbeddedRedisError"]
+__all__ = ["EmbeddedRedis", "EmbeddedRedisError", "free_port"]
 
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded store could not be started."""
 
 
-def _free_port() -> int:
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nobody listens on right now (for servers that must know it before binding)."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
+        probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
 
@@ -79,7 +80,7 @@ class EmbeddedRedis:
 
     def _start_redis_server(self, binary: str) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="mdp-demo-redis-")
-        port = _free_port()
+        port = free_port()
         args = [
             binary, "--bind", "127.0.0.1", "--port", str(port), "--save", "", "--appendonly",
             "no", "--dir", self._tmp.name, "--logfile", str(Path(self._tmp.name) / "redis.log"),

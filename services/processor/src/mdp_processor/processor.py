@@ -341,11 +341,15 @@ class Processor:
             batches, self._pending_batches = self._pending_batches, []
             lags, self._pending_lag = self._pending_lag, []
             flushed_events, self._pending_events = self._pending_events, 0
-            if ops or marks:
-                await self._retry(lambda: self.state.apply(ops, marks=marks))
             writes.extend(await self._compose(now_ns))
-            if writes:
-                await self._retry(lambda: self.widgets.write(writes))
+            # MDC and WDC are written concurrently (separate connections); both must land
+            # before the acks.
+            await asyncio.gather(
+                self._retry(lambda: self.state.apply(ops, marks=marks))
+                if ops or marks
+                else _done(),
+                self._retry(lambda: self.widgets.write(writes)) if writes else _done(),
+            )
             for batch in batches:
                 try:
                     await batch.ack()
@@ -421,3 +425,7 @@ class Processor:
                 self.stats.write_failures += 1
                 _log.warning("compose_failed", error=repr(exc))
         return writes
+
+
+async def _done() -> None:
+    """An awaitable that does nothing (a write with nothing to write)."""

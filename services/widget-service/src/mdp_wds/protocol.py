@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final
 
 import msgspec
@@ -56,18 +56,36 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"  # addition: the cache could not be read right now; retried
 
 
+def _text_frame_header(size: int) -> bytes:
+    """RFC 6455 header of an unfragmented, unmasked, uncompressed text frame of ``size`` bytes."""
+    if size < 126:
+        return bytes((0x81, size))
+    if size < 1 << 16:
+        return bytes((0x81, 126)) + size.to_bytes(2, "big")
+    return bytes((0x81, 127)) + size.to_bytes(8, "big")
+
+
 @dataclass(frozen=True, slots=True)
 class Frame:
     """A server message ready to send, shared by every client that receives it.
 
+    Server-to-client frames are never masked (RFC 6455 section 5.1) and compression is off, so
+    the complete websocket frame is the same bytes for every recipient: it is built once here
+    (``wire``) and each client's writer only concatenates and writes.
+
     Attributes:
-        data: The encoded JSON text (UTF-8 bytes, sent as a text frame).
+        data: The encoded JSON text (UTF-8 bytes).
         as_of_ms: The event time found in the payload (``as_of_ms``/``published_ms``), used for
             the delivery-lag metric; ``None`` when the payload carries none.
+        wire: The websocket text frame carrying ``data``.
     """
 
     data: bytes
     as_of_ms: float | None = None
+    wire: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wire", _text_frame_header(len(self.data)) + self.data)
 
 
 class BadRequest(Exception):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
+import socket
 from collections import Counter
 from typing import Final
 
@@ -176,6 +177,13 @@ class WidgetServer:
         except TimeoutError:
             ws.transport.abort()
 
+    def _limit_send_buffer(self, ws: ServerConnection) -> None:
+        size = self.settings.socket_send_buffer_bytes
+        sock = ws.transport.get_extra_info("socket")
+        if size > 0 and sock is not None:
+            with contextlib.suppress(OSError):
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
+
     async def _handle(self, ws: ServerConnection) -> None:
         remote = ws.remote_address
         address = str(remote[0]) if isinstance(remote, tuple) and remote else "?"
@@ -195,6 +203,7 @@ class WidgetServer:
                 "address_cap",
             )
             return
+        self._limit_send_buffer(ws)
         session = ClientSession(ws, self.hub, self.settings, self.stats, self._clock)
         self._sessions.add(session)
         self._per_address[address] += 1

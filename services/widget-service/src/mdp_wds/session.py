@@ -470,10 +470,11 @@ class ClientSession:
     async def _write_loop(self) -> None:
         """Drain the queue into the socket: every queued frame, one ``write`` per wake-up.
 
-        Frames are serialized with the connection's sans-I/O protocol and written together, so a
-        burst costs one system call per client instead of one per message; when the socket
-        buffer is above the write limit the loop waits for the peer (backpressure that only
-        this client's queue feels).
+        Frames arrive pre-built (:attr:`Frame.wire`, identical for every client), so a burst
+        costs one concatenation and one system call per client, not a serialization and a
+        write per message. Anything the websockets protocol has pending (a pong) goes first, so
+        frames never interleave. When the socket buffer is above the write limit the loop waits
+        for the peer: backpressure that only this client's queue feels.
         """
         queue, ws, stats, clock = self._queue, self._ws, self._stats, self._clock
         protocol, transport = ws.protocol, ws.transport
@@ -486,15 +487,16 @@ class ClientSession:
                 if protocol.state is not State.OPEN:
                     return
                 now_s = clock.now_ns() / NS_PER_SECOND
+                chunks = protocol.data_to_send()
                 sent = 0
                 while queue and sent < _MAX_FRAMES_PER_WRITE:
                     frame = queue.popleft()
                     self._queued_bytes -= len(frame.data)
-                    protocol.send_text(frame.data)
+                    chunks.append(frame.wire)
                     sent += 1
                     if frame.as_of_ms is not None:
                         stats.lag.observe(max(0.0, now_s - frame.as_of_ms / 1_000))
-                transport.write(b"".join(protocol.data_to_send()))
+                transport.write(b"".join(chunks))
                 stats.messages_out += sent
                 if ws.paused:
                     await ws.drain()

@@ -98,9 +98,10 @@ class WdsSettings(CommonSettings):
     )
     send_queue_bytes: int = setting(
         env="MDP_WDS_SEND_QUEUE_BYTES",
-        default=8 * 1024 * 1024,
+        default=1024 * 1024,
         min=1_024,
-        doc="Bytes waiting for one slow client before the slow-client policy applies.",
+        doc="Bytes waiting for one slow client before the slow-client policy applies (times "
+        "MDP_WDS_MAX_CONNECTIONS bounds the memory of all queues).",
     )
     slow_client_policy: SlowClientPolicy = setting(
         env="MDP_WDS_SLOW_CLIENT_POLICY",
@@ -112,6 +113,13 @@ class WdsSettings(CommonSettings):
         default=65_536,
         min=1_024,
         doc="Socket write buffer above which sends to a client wait (and its queue grows).",
+    )
+    socket_send_buffer_bytes: int = setting(
+        env="MDP_WDS_SOCKET_SEND_BUFFER_BYTES",
+        default=65_536,
+        min=0,
+        doc="Kernel send buffer per client socket (SO_SNDBUF; 0 keeps the OS default, which "
+        "autotunes to megabytes): bounds memory per client and lets a stalled one be noticed.",
     )
     auth_timeout_seconds: float = setting(
         env="MDP_WDS_AUTH_TIMEOUT_SECONDS",

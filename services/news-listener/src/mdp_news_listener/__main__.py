@@ -1,0 +1,122 @@
+"""``mdp-news-listener``: the service shell around the Finlight listener.
+
+It only wires settings, logging, telemetry, health, heartbeat and AMQP. Run one replica per
+Finlight key: the provider keeps one stream per key (a second one takes it over).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import sys
+from importlib.metadata import version
+
+from redis.asyncio import Redis
+
+from mdp_cache.keys import KEY_HEARTBEAT
+from mdp_core.clock import LiveClock
+from mdp_core.logging import configure_logging, get_logger
+from mdp_core.settings import SettingsError, load, resolve_finlight_key
+from mdp_core.telemetry import Metrics, configure_telemetry
+from mdp_news_listener.control import mount_control
+from mdp_news_listener.listener import FinlightListener
+from mdp_news_listener.settings import NewsListenerSettings
+from mdp_queues import AmqpPublisher, QueueSettings, TopologyMismatch
+from mdp_runtime import ConfigError, ExitCode, HealthServer, Heartbeat, run_service
+
+__all__ = ["main", "serve"]
+
+_SERVICE = "news_listener"
+_log = get_logger("mdp_news_listener.main")
+
+
+def _load() -> tuple[NewsListenerSettings, QueueSettings]:
+    try:
+        settings = load(NewsListenerSettings, service_name=_SERVICE, api_key=resolve_finlight_key())
+        queues = load(QueueSettings)
+    except SettingsError as exc:
+        raise ConfigError(str(exc)) from None
+    if settings.api_key is None:
+        msg = "no Finlight API key: set FINLIGHT_API_KEY (or MDP_FINLIGHT_API_KEY_FILE)"
+        raise ConfigError(msg)
+    return settings, queues
+
+
+async def serve(stop: asyncio.Event) -> int:
+    """The service body: stream until ``stop`` is set, then close."""
+    settings, queues = _load()
+    service_version = version("mdp-news-listener")
+    configure_logging(_SERVICE, settings.log_level, settings.log_format)
+    configure_telemetry("mdp-news-listener", service_version)
+    clock = LiveClock()
+    publisher = AmqpPublisher(
+        settings.amqp_url.reveal(),
+        queues.topology(),
+        clock=clock,
+        confirms=queues.publisher_confirms,
+        on_mismatch=queues.on_mismatch,
+        app_id="mdp-news-listener",
+    )
+    try:
+        await publisher.start()
+    except TopologyMismatch as exc:
+        await publisher.close()
+        raise ConfigError(str(exc)) from None
+    listener = FinlightListener(settings, publisher, clock, Metrics(_SERVICE))
+    token = settings.control_token.reveal() if settings.control_token else None
+    health = HealthServer(
+        settings.health_host,
+        settings.health_port,
+        service=_SERVICE,
+        version=service_version,
+        metrics_snapshot=listener.metrics_snapshot,
+        readiness={
+            "upstream": lambda: (listener.streaming, str(listener.state)),
+            "broker": lambda: (publisher.connected, "connected" if publisher.connected else "down"),
+        },
+        control_token=token,
+    )
+    mount_control(health, listener)
+    redis: Redis | None = None
+    heartbeat: Heartbeat | None = None
+    if settings.heartbeat_enabled:
+        redis = Redis.from_url(settings.mdc_redis_url)
+        interval = settings.heartbeat_seconds
+        heartbeat = Heartbeat(
+            redis,
+            KEY_HEARTBEAT.name(component=_SERVICE, instance=listener.instance),
+            ttl_seconds=max(KEY_HEARTBEAT.ttl or 30, int(interval * 3) + 1),
+            interval_seconds=interval,
+            payload=listener.status,
+            clock=clock,
+            service=_SERVICE,
+            instance=listener.instance,
+            version=service_version,
+            status=lambda: str(listener.state),
+        )
+    _log.info("news listener starting", url=settings.wss_url, language=settings.language)
+    try:
+        async with health:
+            if heartbeat is not None:
+                heartbeat.start()
+            try:
+                await listener.run(stop)
+            finally:
+                health.mark_stopping()
+                if heartbeat is not None:
+                    await heartbeat.stop()
+    finally:
+        await publisher.close()
+        if redis is not None:
+            with contextlib.suppress(Exception):
+                await redis.aclose()
+    return ExitCode.OK
+
+
+def main() -> None:
+    """Console script entry point."""
+    sys.exit(run_service(serve, name="mdp-news-listener"))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,345 @@
+"""The Finlight data listener: the news stream into the news queue, supervised.
+
+The official ``finlight-client`` reconnects by itself after most drops, but it stops *for good*
+in two cases: a close with code 1008 (the provider refused us) and a ``preempted`` message
+(another session took the key's stream over). Its ``connect()`` coroutine then simply returns.
+:class:`FinlightListener` notices, logs it loudly, backs off (long after a 1008 or a preemption,
+so two copies cannot take the stream from each other in a loop) and starts a fresh client.
+
+Each article the client accepted is re-encoded once (it arrives as a pydantic model), checked
+against the platform's :class:`mdp_core.news.Article` schema and published as a one-article
+envelope (kind ``news``). An article that cannot be encoded or does not fit the schema is
+counted and skipped; articles the client itself rejects never reach us (its business).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import os
+import random
+import socket
+from typing import Any, Final
+
+import msgspec
+from finlight_client import ApiConfig, FinlightApi, WebSocketOptions
+from finlight_client.models import GetArticlesWebSocketParams
+
+from mdp_core.clock import Clock
+from mdp_core.envelope import encode_envelope
+from mdp_core.errors import MalformedInput
+from mdp_core.logging import get_logger
+from mdp_core.news import decode_article
+from mdp_core.telemetry import Metrics
+from mdp_news_listener.settings import NewsListenerSettings
+from mdp_queues import NEWS_KIND, OutgoingBatch, Publisher
+from mdp_runtime import AuthError
+
+__all__ = ["FinlightListener", "NewsListenerState", "StreamOutcome"]
+
+_log = get_logger("mdp_news_listener")
+_BLOCKED_CODE: Final = 1008
+
+
+class NewsListenerState(enum.StrEnum):
+    """What the news listener is doing (status and heartbeats)."""
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    STREAMING = "streaming"
+    BACKING_OFF = "backing_off"
+    STOPPED = "stopped"
+
+
+class StreamOutcome(enum.StrEnum):
+    """Why one client run ended."""
+
+    BLOCKED = "blocked"
+    PREEMPTED = "preempted"
+    GAVE_UP = "gave_up"
+    ERROR = "error"
+    RESTART = "restart"
+    STOP = "stop"
+
+
+class FinlightListener:
+    """Streams Finlight articles into the news queue until stopped.
+
+    Args:
+        settings: the news listener settings.
+        publisher: where envelopes go (never blocks).
+        clock: time source for ``received_ns`` and backoff sleeps.
+        metrics: the ``news_listener`` metrics registry.
+        source: the envelope ``source``.
+        instance: this process's id in batch ids and heartbeats.
+        rng: random source of the backoff jitter.
+    """
+
+    def __init__(
+        self,
+        settings: NewsListenerSettings,
+        publisher: Publisher,
+        clock: Clock,
+        metrics: Metrics,
+        *,
+        source: str = "finlight",
+        instance: str | None = None,
+        rng: random.Random | None = None,
+    ) -> None:
+        if settings.api_key is None or not settings.api_key:
+            msg = "a Finlight API key is required (FINLIGHT_API_KEY or MDP_FINLIGHT_API_KEY_FILE)"
+            raise AuthError(msg)
+        self._settings = settings
+        self._publisher = publisher
+        self._clock = clock
+        self._metrics = metrics
+        self._source = source
+        self._rng = rng or random.Random()
+        self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
+        self._queue = publisher.topology.news
+        self._sequence = itertools.count(1)
+        self._enabled = settings.autostart
+        self._api: FinlightApi | None = None
+        self._last_close: tuple[int, str] | None = None
+        self._attempt = 0
+        self._wake = asyncio.Event()
+        self._restart = asyncio.Event()
+        self.state = NewsListenerState.IDLE
+        self.last_outcome: StreamOutcome | None = None
+        self.runs = 0
+        self._articles = metrics.counter("articles_in", "{article}", "articles received")
+        self._published = metrics.counter("articles_out", "{article}", "articles queued")
+        self._bad = metrics.counter("articles_skipped", "{article}", "articles we could not use")
+        self._restarts = metrics.counter("restarts", "{restart}", "client restarts by reason")
+        self._closes = metrics.counter("closes", "{close}", "websocket closes by code")
+
+    # ---------------------------------------------------------------- observation
+
+    @property
+    def streaming(self) -> bool:
+        """Whether the client holds an admitted lease right now."""
+        api = self._api
+        return api is not None and api.websocket.lease_id is not None
+
+    @property
+    def ready(self) -> bool:
+        """Ready means streaming and connected to the broker."""
+        return self.streaming and self._publisher.connected
+
+    @property
+    def enabled(self) -> bool:
+        """Whether the listener wants to be connected."""
+        return self._enabled
+
+    def status(self) -> dict[str, Any]:
+        """A JSON-friendly picture for ``/status`` and heartbeats."""
+        stats = self._publisher.stats
+        return {
+            "state": "streaming" if self.streaming else str(self.state),
+            "instance": self.instance,
+            "wss_url": self._settings.wss_url,
+            "enabled": self._enabled,
+            "streaming": self.streaming,
+            "broker_connected": self._publisher.connected,
+            "runs": self.runs,
+            "last_outcome": None if self.last_outcome is None else str(self.last_outcome),
+            "last_close": None if self._last_close is None else list(self._last_close),
+            "published_events": dict(stats.published_events),
+            "dropped_events": dict(stats.dropped_events),
+        }
+
+    def metrics_snapshot(self) -> dict[str, Any]:
+        """The registry's figures plus the publisher's counters."""
+        snapshot = self._metrics.snapshot()
+        stats = self._publisher.stats
+        snapshot["queue"] = {
+            "published_events": dict(stats.published_events),
+            "dropped_events": dict(stats.dropped_events),
+            "broker_reconnects": stats.reconnects,
+            "broker_connected": int(self._publisher.connected),
+        }
+        return snapshot
+
+    # ---------------------------------------------------------------- control
+
+    def start_streaming(self) -> None:
+        """Connect (undoes :meth:`stop_streaming`)."""
+        self._enabled = True
+        self._attempt = 0
+        self._wake.set()
+
+    def stop_streaming(self) -> None:
+        """Disconnect and stay idle until :meth:`start_streaming`."""
+        self._enabled = False
+        self._restart.set()
+        self._wake.set()
+
+    # ---------------------------------------------------------------- supervision
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Stream until ``stop`` is set, restarting the client whenever it gives up."""
+        try:
+            while not stop.is_set():
+                if not self._enabled:
+                    self.state = NewsListenerState.IDLE
+                    await self._pause(stop, None)
+                    continue
+                outcome = await self._one_run(stop)
+                self.last_outcome = outcome
+                delay = self._delay_after(outcome)
+                if delay > 0 and not stop.is_set():
+                    self.state = NewsListenerState.BACKING_OFF
+                    await self._pause(stop, delay)
+        finally:
+            self.state = NewsListenerState.STOPPED
+
+    async def _pause(self, stop: asyncio.Event, seconds: float | None) -> None:
+        self._wake.clear()
+        waiters: set[asyncio.Task[Any]] = {
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(self._wake.wait()),
+        }
+        if seconds is not None:
+            waiters.add(asyncio.create_task(self._clock.sleep(seconds)))
+        try:
+            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+        self._wake.clear()
+
+    def _client(self) -> FinlightApi:
+        settings = self._settings
+        api_key = settings.api_key
+        assert api_key is not None  # checked in __init__
+        return FinlightApi(
+            ApiConfig(
+                api_key=api_key.reveal(), wss_url=settings.wss_url, base_url=settings.base_url
+            ),
+            websocket_options=WebSocketOptions(
+                ping_interval=settings.ping_interval_seconds,
+                pong_timeout=settings.pong_timeout_seconds,
+                takeover=settings.takeover,
+                on_close=self._on_close,
+            ),
+        )
+
+    def _request(self) -> GetArticlesWebSocketParams:
+        settings = self._settings
+        return GetArticlesWebSocketParams(
+            query=settings.query,
+            tickers=list(settings.tickers) or None,
+            sources=list(settings.sources) or None,
+            language=settings.language,
+            includeEntities=settings.include_entities,
+        )
+
+    async def _one_run(self, stop: asyncio.Event) -> StreamOutcome:
+        """Run one client until it stops by itself (or we stop it); say why it ended."""
+        self.runs += 1
+        self.state = NewsListenerState.CONNECTING
+        self._restart.clear()
+        self._last_close = None
+        api = self._api = self._client()
+        _log.info("connecting to Finlight", url=self._settings.wss_url)
+        client_run = asyncio.create_task(api.websocket.connect(self._request(), self._on_article))
+        stopping = asyncio.create_task(stop.wait())
+        restarting = asyncio.create_task(self._restart.wait())
+        waiters: set[asyncio.Task[Any]] = {client_run, stopping, restarting}
+        try:
+            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            api.websocket.stop()
+            for waiter in waiters:
+                waiter.cancel()
+            await asyncio.gather(*waiters, return_exceptions=True)
+            api.websocket.lease_id = None
+            self._api = None
+        if client_run not in done or client_run.cancelled():
+            return StreamOutcome.STOP if stopping in done else StreamOutcome.RESTART
+        error = client_run.exception()
+        if error is not None:
+            _log.error("the Finlight client failed", error=f"{type(error).__name__}: {error}")
+            return StreamOutcome.ERROR
+        return self._why_it_gave_up()
+
+    def _why_it_gave_up(self) -> StreamOutcome:
+        code, reason = self._last_close or (0, "")
+        if code == _BLOCKED_CODE:
+            _log.error(
+                "Finlight closed the stream with 1008 (policy: blocked or refused); the client "
+                "gave up for good, restarting it after a long backoff",
+                reason=reason,
+            )
+            return StreamOutcome.BLOCKED
+        if "preempt" in reason.lower():
+            _log.error(
+                "another session took the Finlight stream over (preempted); is a second "
+                "news listener running with this key? Restarting after a long backoff",
+                reason=reason,
+            )
+            return StreamOutcome.PREEMPTED
+        _log.error("the Finlight client stopped by itself; restarting it", code=code, reason=reason)
+        return StreamOutcome.GAVE_UP
+
+    def _delay_after(self, outcome: StreamOutcome) -> float:
+        settings = self._settings
+        if outcome in {StreamOutcome.STOP, StreamOutcome.RESTART}:
+            return 0.0
+        self._restarts.add(1, reason=str(outcome))
+        jitter = 1.0 + 0.3 * self._rng.random()
+        if outcome is StreamOutcome.BLOCKED:
+            return settings.blocked_backoff_seconds * jitter
+        if outcome is StreamOutcome.PREEMPTED:
+            return settings.preempted_backoff_seconds * jitter
+        self._attempt += 1
+        base = settings.backoff_initial_seconds * float(1 << min(self._attempt - 1, 30))
+        return min(settings.backoff_max_seconds, base) * jitter
+
+    # ---------------------------------------------------------------- client callbacks
+
+    def _on_close(self, code: int, reason: str) -> None:
+        self._last_close = (code, reason)
+        self._closes.add(1, code=code)
+        api = self._api
+        if api is not None:
+            api.websocket.lease_id = None  # not streaming until the next admit
+
+    def _on_article(self, article: Any) -> None:
+        """The client's (synchronous) article callback: encode, check, queue; never raises."""
+        self._articles.add(1)
+        self._attempt = 0
+        self.state = NewsListenerState.STREAMING
+        received_ns = self._clock.now_ns()
+        try:
+            data = article.model_dump_json(exclude_none=True).encode()
+        except Exception as exc:  # a model the client built but that does not serialise
+            self._bad.add(1, reason="unencodable")
+            _log.warning("article could not be encoded; skipped", error=str(exc))
+            return
+        try:
+            decode_article(data)
+        except MalformedInput as exc:
+            self._bad.add(1, reason=exc.kind)
+            _log.warning("article does not fit the news schema; skipped", error=str(exc))
+            return
+        batch_id = f"{self.instance}:{next(self._sequence)}"
+        body = encode_envelope(
+            kind=NEWS_KIND,
+            source=self._source,
+            batch=batch_id,
+            received_ns=received_ns,
+            events=[msgspec.Raw(data)],
+        )
+        self._publisher.publish(
+            OutgoingBatch(
+                queue=self._queue,
+                body=body,
+                batch_id=batch_id,
+                received_ns=received_ns,
+                events=1,
+            )
+        )
+        self._published.add(1)

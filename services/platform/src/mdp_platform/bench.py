@@ -1,0 +1,971 @@
+"""``mdp bench``: the whole pipeline on this machine, measured end to end, with a correctness check.
+
+The benchmark runs the real components as subprocesses through their console scripts, against
+the real RabbitMQ and Redis on loopback (MDC in Redis database 13 and WDC in 14, both flushed at
+start; a unique queue prefix whose queues are deleted at the end):
+
+    simulator -> mdp-listener -> RabbitMQ -> mdp-processor (N workers) -> Redis
+              -> mdp-scanner / mdp-wds -> loopback websocket clients (in this process)
+
+It measures two phases, a fixed offered rate and saturation (the simulator generating as fast as
+the listener reads), then stops the market, lets the pipeline drain and compares the published
+leaderboards with its own recomputation from the events the simulator sent. See
+``docs/performance.md`` for the method and the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import dataclasses
+import os
+import platform
+import secrets
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Final, TextIO
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import msgspec
+from redis.asyncio import Redis
+
+from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE
+from mdp_cache.keys import FEED_QUOTE
+from mdp_core.settings import SettingsError, load
+from mdp_core.token import issue_token
+from mdp_platform._bench_board import (
+    BOARD_NAMES,
+    BoardCheck,
+    SymbolFinal,
+    check_board,
+    expected_boards,
+)
+from mdp_platform._bench_clients import BOARD_FEEDS, ClientPool, Sample
+from mdp_platform._bench_proc import (
+    ProcessTree,
+    children_named,
+    find_pids_by_name,
+    read_cpu_seconds,
+)
+from mdp_platform._bench_report import (
+    PhaseResult,
+    delta,
+    flatten,
+    pick,
+    progress_line,
+    render_table,
+    sum_matching,
+)
+from mdp_platform._bench_sim import SimProcessConfig, mix_kinds
+from mdp_platform._bench_stats import EmissionMap, LagSummary
+from mdp_platform.embedded import EmbeddedRedis
+from mdp_platform.settings import DemoSettings
+from mdp_queues import Topology
+
+__all__ = ["BenchConfig", "BenchError", "run_bench", "run_bench_command"]
+
+MDC_DB: Final = 13
+WDC_DB: Final = 14
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+_READY_TIMEOUT: Final = 40.0
+_DRAIN_TIMEOUT: Final = 25.0
+_STOP_TIMEOUT: Final = 15.0
+_DEFAULT_AMQP: Final = "amqp://guest:guest@127.0.0.1:5672/"
+_DROP_WORDS: Final = ("drop", "stale", "poison")
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run (a server is unreachable, a URL is not loopback, ...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchConfig:
+    """One benchmark run.
+
+    Attributes:
+        symbols: simulated symbols.
+        workers: processor worker processes.
+        seconds: measured seconds per phase.
+        rate: offered events/s of the fixed-rate phase.
+        mix: event types streamed (``A`` aggregates, ``T`` trades, ``Q`` quotes).
+        clients: loopback websocket clients.
+        amqp_url: RabbitMQ (loopback only).
+        redis_url: a shared Redis (loopback only; databases 13 and 14 are used and flushed);
+            None starts a private ``redis-server``, because pub/sub channels are server-wide
+            and other users of a shared server would publish into the measured feeds.
+        report: where the JSON report goes.
+        warmup_seconds: unmeasured streaming before the first phase.
+        quotes_each: quote feeds each client follows.
+        seed: market seed.
+    """
+
+    symbols: int = 500
+    workers: int = 1
+    seconds: float = 20.0
+    rate: float = 10_000.0
+    mix: tuple[str, ...] = ("A", "T")
+    clients: int = 20
+    amqp_url: str = _DEFAULT_AMQP
+    redis_url: str | None = None
+    report: Path = Path("bench/results/latest.json")
+    warmup_seconds: float = 3.0
+    quotes_each: int = 10
+    seed: int = 7
+
+    def redis(self, database: int) -> str:
+        """The URL of ``database`` on the benchmark's Redis.
+
+        Raises:
+            BenchError: before a Redis was chosen.
+        """
+        if self.redis_url is None:
+            msg = "no Redis chosen yet"
+            raise BenchError(msg)
+        return with_database(self.redis_url, database)
+
+
+def parse_mix(text: str) -> tuple[str, ...]:
+    """``A,T,Q`` -> ``("A", "T", "Q")``.
+
+    Raises:
+        BenchError: on an unknown or empty mix.
+    """
+    items = tuple(dict.fromkeys(part.strip().upper() for part in text.split(",") if part.strip()))
+    unknown = [item for item in items if item not in {"A", "T", "Q"}]
+    if not items or unknown:
+        msg = f"--mix takes A (aggregates), T (trades) and Q (quotes), e.g. A,T; was {text!r}"
+        raise BenchError(msg)
+    return items
+
+
+def topics_of(mix: Sequence[str]) -> tuple[str, ...]:
+    """Listener subscriptions for a mix (aggregates bring minute bars and LULD along)."""
+    return tuple(f"{kind}.*" for kind in sorted(mix_kinds(tuple(mix))))
+
+
+def with_database(url: str, database: int) -> str:
+    """``url`` with its Redis database replaced."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def _check_loopback(url: str, what: str) -> None:
+    host = urlsplit(url).hostname or ""
+    if host not in _LOOPBACK:
+        msg = f"the benchmark only talks to loopback; the {what} URL points at {host!r}"
+        raise BenchError(msg)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --------------------------------------------------------------------------- subprocesses
+
+
+@dataclass(slots=True)
+class _Service:
+    """One component run as a subprocess through its console script."""
+
+    name: str
+    script: str
+    module: str
+    env: dict[str, str]
+    port: int
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+    tree: ProcessTree | None = None
+    missing: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, bindir: Path) -> None:
+        if find_spec(self.module) is None or not (bindir / self.script).exists():
+            self.missing = f"{self.script} is not available ({self.module} not importable)"
+            return
+        with self.log.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                str(bindir / self.script),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        self.tree = ProcessTree([self.process.pid])
+
+    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
+        if self.process is None:
+            return
+        timeout = _READY_TIMEOUT
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.returncode is not None:
+                self.missing = (
+                    f"{self.script} exited with {self.process.returncode}; see {self.log}"
+                )
+                self.process = None
+                return
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with http.get(f"{self.base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+        self.missing = f"{self.script} not ready within {timeout:.0f} s; see {self.log}"
+
+    async def status(self, http: aiohttp.ClientSession) -> dict[str, float]:
+        if self.process is None:
+            return {}
+        try:
+            async with http.get(f"{self.base_url}/status") as response:
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}
+        metrics = body.get("metrics", body) if isinstance(body, dict) else {}
+        return flatten(metrics)
+
+    async def stop(self) -> int | None:
+        process = self.process
+        if process is None or process.returncode is not None:
+            return None if process is None else process.returncode
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            return await process.wait()
+
+
+class _SimProcess:
+    """The simulator subprocess (:mod:`mdp_platform._bench_sim`) and its line protocol."""
+
+    def __init__(self, config: SimProcessConfig, env: dict[str, str], log: Path) -> None:
+        self.config = config
+        self.env = env
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+        self.tree: ProcessTree | None = None
+        self.feed = ""
+        self.rest = ""
+        self.symbols: list[str] = []
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        with self.log.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "mdp_platform._bench_sim",
+                msgspec.json.encode(self.config).decode(),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env=self.env,
+                limit=64 * 1024 * 1024,
+                start_new_session=True,
+            )
+        self.tree = ProcessTree([self.process.pid])
+        ready = await self._read(within=_READY_TIMEOUT)
+        self.feed, self.rest = str(ready["feed"]), str(ready["rest"])
+        self.symbols = [str(symbol) for symbol in ready.get("symbols", [])]
+
+    async def _read(self, *, within: float) -> dict[str, Any]:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), within)
+        if not line:
+            msg = f"the simulator process ended; see {self.log}"
+            raise BenchError(msg)
+        reply = msgspec.json.decode(line)
+        if not isinstance(reply, dict) or reply.get("op") == "error":
+            msg = f"the simulator process answered {reply!r}"
+            raise BenchError(msg)
+        return reply
+
+    async def ask(self, command: dict[str, object], *, within: float = 30.0) -> dict[str, Any]:
+        async with self._lock:
+            assert self.process is not None
+            assert self.process.stdin is not None
+            self.process.stdin.write(msgspec.json.encode(command) + b"\n")
+            await self.process.stdin.drain()
+            return await self._read(within=within)
+
+    async def stop(self) -> None:
+        process = self.process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+# --------------------------------------------------------------------------- snapshots
+
+
+@dataclass(frozen=True, slots=True)
+class _Snapshot:
+    monotonic: float
+    wall_ns: int
+    sim: Mapping[str, Any]
+    components: Mapping[str, Mapping[str, float]]
+    cpu: Mapping[str, float]
+    client_updates: int
+    redis_updates: int
+
+
+@dataclass(slots=True)
+class _RedisWatch:
+    """Subscribes to the clients' quote channels in WDC: when each update reached Redis."""
+
+    redis: Redis
+    channels: list[str]
+    samples: list[Sample] = field(default_factory=list)
+    updates: int = 0
+    _task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        pubsub = self.redis.pubsub()
+        await pubsub.subscribe(*self.channels)
+        self._task = asyncio.create_task(self._read(pubsub))
+
+    async def _read(self, pubsub: Any) -> None:
+        decoder = msgspec.json.Decoder(_EndMs)
+        try:
+            while True:
+                message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=1.0)
+                if message is None:
+                    continue
+                now = time.time_ns()
+                self.updates += 1
+                with contextlib.suppress(msgspec.DecodeError):
+                    end = decoder.decode(message["data"]).end_ms
+                    if end is not None and len(self.samples) < 400_000:
+                        self.samples.append(Sample(now, False, end))
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+
+
+class _EndMs(msgspec.Struct):
+    end_ms: int | None = None
+
+
+@dataclass(slots=True)
+class _Run:
+    """Everything one benchmark run holds while it runs."""
+
+    config: BenchConfig
+    out: TextIO
+    services: dict[str, _Service]
+    sim: _SimProcess
+    http: aiohttp.ClientSession
+    trees: dict[str, ProcessTree]
+    clients: ClientPool | None = None
+    watch: _RedisWatch | None = None
+    notes: list[str] = field(default_factory=list)
+
+    async def snapshot(self) -> _Snapshot:
+        names = list(self.services)
+        statuses = await asyncio.gather(*(self.services[n].status(self.http) for n in names))
+        sim = await self.sim.ask({"op": "stats"})
+        cpu = await asyncio.to_thread(self._cpu)
+        return _Snapshot(
+            monotonic=time.monotonic(),
+            wall_ns=time.time_ns(),
+            sim=sim,
+            components=dict(zip(names, statuses, strict=True)),
+            cpu=cpu,
+            client_updates=0 if self.clients is None else self.clients.updates,
+            redis_updates=0 if self.watch is None else self.watch.updates,
+        )
+
+    def _cpu(self) -> dict[str, float]:
+        figures = {name: tree.sample().cpu_seconds for name, tree in self.trees.items()}
+        figures["bench"] = read_cpu_seconds(os.getpid())
+        return figures
+
+    def stage_rates(self, before: _Snapshot, after: _Snapshot) -> dict[str, float | None]:
+        seconds = max(after.monotonic - before.monotonic, 1e-9)
+        rates: dict[str, float | None] = {
+            "simulator": (int(after.sim["total"]) - int(before.sim["total"])) / seconds,
+        }
+        for name, paths in _STAGE_COUNTERS.items():
+            service = self.services.get(name)
+            if service is None or service.process is None:
+                rates[name] = None
+                continue
+            change = delta(after.components.get(name, {}), before.components.get(name, {}))
+            value = _counter(change, paths)
+            rates[name] = None if value is None else value / seconds
+        rates["clients"] = (after.client_updates - before.client_updates) / seconds
+        return rates
+
+
+_STAGE_COUNTERS: Final[dict[str, tuple[str, ...]]] = {
+    "listener": ("queue.published_events", "events_in.total"),
+    "processor": ("events", "processor.events", "stats.events", "events.total", "events_total"),
+    "scanner": ("messages_total", "messages"),
+    "wds": ("messages_out",),
+}
+
+
+def _counter(figures: Mapping[str, float], paths: Sequence[str]) -> float | None:
+    """The first counter found: a leaf by that name, or the sum of a subtree."""
+    for path in paths:
+        value = pick(figures, path)
+        if value is not None:
+            return value
+        if any(name.startswith(path + ".") for name in figures):
+            return sum_matching(figures, path)
+    return None
+
+
+def _drops(before: _Snapshot, after: _Snapshot) -> dict[str, float]:
+    found: dict[str, float] = {}
+    for name, figures in after.components.items():
+        change = delta(figures, before.components.get(name, {}))
+        for key, value in change.items():
+            leaf = key.lower()
+            if any(word in leaf for word in _DROP_WORDS) and "seconds" not in leaf:
+                found[f"{name} {key}"] = value
+    listener = delta(after.components.get("listener", {}), before.components.get("listener", {}))
+    found["listener buffer_full (outbox)"] = sum_matching(listener, "queue.dropped_events")
+    kicks = int(after.sim.get("slow_consumer_kicks", 0)) - int(
+        before.sim.get("slow_consumer_kicks", 0)
+    )
+    found["simulator slow_consumer_kicks"] = float(kicks)
+    return found
+
+
+def _stale_drops(figures: Mapping[str, float]) -> int:
+    return int(sum(value for key, value in figures.items() if "stale" in key.lower()))
+
+
+# --------------------------------------------------------------------------- the run
+
+
+def _child_env(bindir: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """A clean environment: nothing inherited, so stray variables cannot skew a run."""
+    return {
+        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+        "MDP_LOG_LEVEL": "WARNING",
+        "MDP_LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+def _services(
+    config: BenchConfig, bindir: Path, logs: Path, *, prefix: str, key: str, secret: str
+) -> dict[str, _Service]:
+    common = {
+        "MDP_AMQP_URL": config.amqp_url,
+        "MDP_REDIS_URL": config.redis(MDC_DB),
+        "MDP_MDC_REDIS_URL": config.redis(MDC_DB),
+        "MDP_WDC_REDIS_URL": config.redis(WDC_DB),
+        "MDP_MDQ_PREFIX": prefix,
+        "MASSIVE_API_KEY": key,
+    }
+
+    def service(name: str, script: str, module: str, extra: dict[str, str]) -> _Service:
+        port = _free_port()
+        env = _child_env(bindir, {**common, "MDP_HEALTH_PORT": str(port), **extra})
+        if name == "wds":
+            env["MDP_WDS_PORT"] = str(port)
+        return _Service(name, script, module, env, port, logs / f"{name}.log")
+
+    return {
+        "processor": service(
+            "processor",
+            "mdp-processor",
+            "mdp_processor.__main__",
+            {"MDP_WORKERS": str(config.workers)},
+        ),
+        "scanner": service("scanner", "mdp-scanner", "mdp_scanner.__main__", {}),
+        "wds": service(
+            "wds",
+            "mdp-wds",
+            "mdp_wds.__main__",
+            {
+                "MDP_WDS_TOKEN_SECRET": secret,
+                "MDP_WDS_MAX_CONNECTIONS_PER_ADDRESS": str(max(50, config.clients + 10)),
+            },
+        ),
+        "listener": service(
+            "listener",
+            "mdp-listener",
+            "mdp_listener.__main__",
+            {
+                "MDP_MASSIVE_SECURE": "false",
+                "MDP_MASSIVE_TOPICS": ",".join(topics_of(config.mix)),
+                "MDP_LISTENER_ALWAYS_ON": "true",
+            },
+        ),
+    }
+
+
+async def _prepare_stores(config: BenchConfig) -> None:
+    for database in (MDC_DB, WDC_DB):
+        redis = Redis.from_url(config.redis(database))
+        try:
+            await redis.flushdb()
+        except Exception as exc:
+            msg = f"Redis at {config.redis_url} is unreachable: {exc}"
+            raise BenchError(msg) from exc
+        finally:
+            await redis.aclose()
+
+
+async def _delete_queues(config: BenchConfig, prefix: str) -> None:
+    import aio_pika  # noqa: PLC0415 - only needed at the end
+
+    connection = await aio_pika.connect(config.amqp_url)
+    try:
+        channel = await connection.channel()
+        for queue in Topology(prefix=prefix).queues:
+            with contextlib.suppress(Exception):
+                await channel.queue_delete(queue.name)
+    finally:
+        await connection.close()
+
+
+class _Progress:
+    def __init__(self, out: TextIO) -> None:
+        self.out = out
+        self.tty = out.isatty()
+        self._last_plain = 0.0
+
+    def show(self, line: str) -> None:
+        if self.tty:
+            self.out.write("\r\x1b[2K" + line[:200])
+            self.out.flush()
+        elif time.monotonic() - self._last_plain >= 2.0:
+            self._last_plain = time.monotonic()
+            print(line, file=self.out, flush=True)
+
+    def done(self) -> None:
+        if self.tty:
+            self.out.write("\n")
+            self.out.flush()
+
+
+async def _measure(
+    run: _Run, name: str, mode: dict[str, object], seconds: float, progress: _Progress
+) -> tuple[_Snapshot, _Snapshot]:
+    await run.sim.ask(mode)
+    before = previous = await run.snapshot()
+    while True:
+        elapsed = time.monotonic() - before.monotonic
+        if elapsed >= seconds:
+            break
+        await asyncio.sleep(min(1.0, seconds - elapsed))
+        current = await run.snapshot()
+        progress.show(
+            progress_line(
+                name,
+                current.monotonic - before.monotonic,
+                seconds,
+                run.stage_rates(previous, current),
+            )
+        )
+        previous = current
+    progress.done()
+    return before, previous
+
+
+async def _drain(run: _Run) -> float:
+    """Stop the market and wait until no stage moves any more; returns the drain seconds."""
+    await run.sim.ask({"op": "mode", "mode": "idle"})
+    started = time.monotonic()
+    previous = await run.snapshot()
+    quiet_since: float | None = None
+    while time.monotonic() - started < _DRAIN_TIMEOUT:
+        await asyncio.sleep(0.5)
+        current = await run.snapshot()
+        rates = run.stage_rates(previous, current)
+        moving = any((rates.get(stage) or 0.0) > 0 for stage in ("listener", "processor"))
+        previous = current
+        if moving:
+            quiet_since = None
+        elif quiet_since is None:
+            quiet_since = time.monotonic()
+        elif time.monotonic() - quiet_since >= 1.5:
+            break
+    return time.monotonic() - started
+
+
+async def _read_boards(config: BenchConfig, after_ms: int) -> dict[str, dict[str, Any]]:
+    """The three board documents, once each was composed after ``after_ms`` (bounded wait)."""
+    redis = Redis.from_url(config.redis(WDC_DB))
+    boards: dict[str, dict[str, Any]] = {}
+    try:
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            raw = await redis.mget(list(BOARD_FEEDS))
+            boards = {}
+            for feed, value in zip(BOARD_FEEDS, raw, strict=True):
+                document = msgspec.json.decode(value) if value else None
+                if isinstance(document, dict):
+                    boards[feed.split(":", 1)[1]] = document
+            fresh = [int(doc.get("as_of_ms", 0)) > after_ms for doc in boards.values()]
+            if len(boards) == len(BOARD_FEEDS) and all(fresh):
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        await redis.aclose()
+    return boards
+
+
+def _check(
+    boards: Mapping[str, Mapping[str, Any]], final: Mapping[str, Any], stale: int
+) -> list[BoardCheck]:
+    finals = msgspec.convert(final["finals"], dict[str, SymbolFinal])
+    prev_close = msgspec.convert(final["prev_close"], dict[str, float])
+    expected = expected_boards(finals, prev_close, int(final["open_ms"]))
+    checks: list[BoardCheck] = []
+    for board in BOARD_NAMES:
+        document = boards.get(board)
+        if document is None:
+            checks.append(
+                BoardCheck(board, False, 0, 0, (), (), (), 0, "no board document in Redis")
+            )
+            continue
+        if document.get("trading_day") != final["trading_day"]:
+            detail = f"board is for {document.get('trading_day')}, market is {final['trading_day']}"
+            checks.append(BoardCheck(board, False, 0, 0, (), (), (), 0, detail))
+            continue
+        metric = str(document.get("metric", ""))
+        rows = document.get("rows") or []
+        actual = [(str(r["symbol"]), float(r[metric])) for r in rows if r.get(metric) is not None]
+        want = [] if document.get("status") == "pre_open" else expected[board]
+        checks.append(check_board(board, want, actual, size=DEFAULT_BOARD_SIZE, stale_drops=stale))
+    return checks
+
+
+def _lags(
+    samples: Sequence[Sample], emission: EmissionMap, start_ns: int, end_ns: int, *, board: bool
+) -> LagSummary:
+    lags: list[float] = []
+    for sample in samples:
+        if sample.board != board or not start_ns <= sample.wall_ns < end_ns:
+            continue
+        if board:
+            lags.append((sample.wall_ns - sample.stamp_ms * 1_000_000) / 1e6)
+        else:
+            lag = emission.lag_ms(sample.stamp_ms, sample.wall_ns)
+            if lag is not None:
+                lags.append(lag)
+    return LagSummary.of(lags)
+
+
+def _phase_result(
+    run: _Run,
+    name: str,
+    offered: float | None,
+    window: tuple[_Snapshot, _Snapshot],
+    emission: EmissionMap,
+) -> PhaseResult:
+    before, after = window
+    seconds = after.monotonic - before.monotonic
+    rates = run.stage_rates(before, after)
+    offered_events = int(after.sim["total"]) - int(before.sim["total"])
+    cpu = (
+        {
+            component: round(
+                (after.cpu.get(component, 0.0) - before.cpu.get(component, 0.0))
+                / offered_events
+                * 100_000,
+                3,
+            )
+            for component in after.cpu
+        }
+        if offered_events
+        else {}
+    )
+    processor_lag = {k: v for k, v in after.components.get("processor", {}).items() if "lag" in k}
+    clients = run.clients.samples if run.clients is not None else []
+    redis_samples = run.watch.samples if run.watch is not None else []
+    return PhaseResult(
+        name=name,
+        seconds=round(seconds, 2),
+        offered_rate=offered,
+        rates={k: None if v is None else round(v, 1) for k, v in rates.items()},
+        end_to_end_rate=None
+        if rates.get("processor") is None
+        else round(rates["processor"] or 0.0, 1),
+        lag_event_to_redis=_lags(
+            redis_samples, emission, before.wall_ns, after.wall_ns, board=False
+        ),
+        lag_event_to_client=_lags(clients, emission, before.wall_ns, after.wall_ns, board=False),
+        lag_board_to_client=_lags(clients, emission, before.wall_ns, after.wall_ns, board=True),
+        processor_lag=processor_lag,
+        drops=_drops(before, after),
+        cpu_per_100k=cpu,
+    )
+
+
+async def run_bench(config: BenchConfig, out: TextIO) -> dict[str, Any]:
+    """Run the benchmark and return the report (also written to ``config.report``).
+
+    Raises:
+        BenchError: when a server is unreachable or a URL is not loopback.
+    """
+    _check_loopback(config.amqp_url, "AMQP")
+    private: EmbeddedRedis | None = None
+    if config.redis_url is None:
+        private = EmbeddedRedis()
+        await private.start()
+        if private.kind != "redis-server":
+            await private.stop()
+            msg = "no redis-server binary for a private Redis: pass --redis-url"
+            raise BenchError(msg)
+        config = dataclasses.replace(config, redis_url=private.url(0))
+    try:
+        return await _run_bench(config, out, private is not None)
+    finally:
+        if private is not None:
+            await private.stop()
+
+
+async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915 - one linear script
+    """The benchmark proper, against ``config.redis_url``."""
+    assert config.redis_url is not None
+    _check_loopback(config.redis_url, "Redis")
+    await _prepare_stores(config)
+    bindir = Path(sys.executable).parent
+    logs = config.report.parent / "logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    prefix = f"bench{secrets.token_hex(4)}."
+    key = "bench_" + secrets.token_urlsafe(12)
+    secret = secrets.token_urlsafe(32)
+    services = _services(config, bindir, logs, prefix=prefix, key=key, secret=secret)
+    sim = _SimProcess(
+        SimProcessConfig(symbols=config.symbols, seed=config.seed, mix=config.mix, api_key=key),
+        _child_env(bindir, {}),
+        logs / "simulator.log",
+    )
+    started = time.time()
+    http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3.0), trust_env=False)
+    run = _Run(config, out, services, sim, http, {})
+    progress = _Progress(out)
+    report: dict[str, Any] = {}
+    final: dict[str, Any] = {}
+    try:
+        print(
+            f"mdp bench: {config.symbols} symbols, mix {','.join(config.mix)}, {config.workers} "
+            f"worker(s), {config.clients} clients, {config.seconds:g} s per phase",
+            file=out,
+            flush=True,
+        )
+        await sim.start()
+        assert sim.tree is not None
+        run.trees["simulator"] = sim.tree
+        services["listener"].env["MDP_MASSIVE_FEED"] = sim.feed
+        services["processor"].env["MDP_MASSIVE_REST_BASE"] = sim.rest
+        services["processor"].env["MDP_MASSIVE_REST_URL"] = sim.rest
+        for name in ("processor", "scanner", "wds"):
+            await services[name].start(bindir)
+        await asyncio.gather(
+            *(services[n].wait_ready(http) for n in ("processor", "scanner", "wds"))
+        )
+        await services["listener"].start(bindir)
+        await sim.ask({"op": "mode", "mode": "rate", "rate": config.rate})
+        await services["listener"].wait_ready(http)
+        for name, service in services.items():
+            if service.missing is not None:
+                run.notes.append(f"{name}: MISSING: {service.missing}")
+                print(f"  {name}: MISSING - {service.missing}", file=out, flush=True)
+            elif service.tree is not None:
+                run.trees[name] = service.tree
+        redis_pids = (
+            children_named(os.getpid(), "redis-server")
+            if private_redis
+            else find_pids_by_name("redis-server")
+        )
+        for label, pids in (
+            ("redis-server", redis_pids),
+            ("rabbitmq", find_pids_by_name("beam.smp")),
+        ):
+            if pids:
+                run.trees[label] = ProcessTree(pids)
+        token = issue_token(secret, "mdp-bench", ["scanner:*", "quote:*"], 3600.0, time.time())
+        pool = ClientPool(
+            f"ws://127.0.0.1:{services['wds'].port}/ws",
+            token,
+            sim.symbols,
+            config.clients,
+            config.quotes_each,
+        )
+        if services["wds"].process is not None and config.clients > 0:
+            run.clients = pool
+            await pool.start()
+        watched = sorted(
+            {feed for i in range(max(1, config.clients)) for feed in pool.feeds_of(i)}
+            - set(BOARD_FEEDS)
+        )
+        run.watch = _RedisWatch(
+            Redis.from_url(config.redis(WDC_DB)),
+            watched or [FEED_QUOTE.name(symbol="NONE")],
+        )
+        await run.watch.start()
+        await asyncio.sleep(config.warmup_seconds)
+        fixed = await _measure(
+            run,
+            "fixed",
+            {"op": "mode", "mode": "rate", "rate": config.rate},
+            config.seconds,
+            progress,
+        )
+        saturation = await _measure(
+            run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
+        )
+        drain_seconds = await _drain(run)
+        drained_ms = time.time_ns() // 1_000_000
+        last = await run.snapshot()
+        memory = {name: round(tree.sample().hwm_kib / 1024, 1) for name, tree in run.trees.items()}
+        boards = await _read_boards(config, drained_ms) if services["processor"].process else {}
+        final = await sim.ask({"op": "final"}, within=60.0)
+        emission = EmissionMap([(int(a), int(b)) for a, b in final["emission"]])
+        stale = _stale_drops(last.components.get("processor", {}))
+        if services["processor"].process is None:
+            checks = [
+                BoardCheck(b, False, 0, 0, (), (), (), 0, "not checked: the processor is missing")
+                for b in BOARD_NAMES
+            ]
+        else:
+            checks = _check(boards, final, stale)
+        phases = [
+            _phase_result(run, "fixed", config.rate, fixed, emission),
+            _phase_result(run, "saturation", None, saturation, emission),
+        ]
+        offered_total = int(final["total"])
+        report = {
+            "version": 1,
+            "started_at": started,
+            "config": {
+                "symbols": config.symbols,
+                "workers": config.workers,
+                "seconds": config.seconds,
+                "rate": config.rate,
+                "mix": list(config.mix),
+                "clients": config.clients,
+                "quotes_each": config.quotes_each,
+                "seed": config.seed,
+            },
+            "machine": {
+                "cpus": os.cpu_count(),
+                "loadavg_at_start": list(os.getloadavg()),
+                "python": platform.python_version(),
+                "platform": platform.platform(),
+            },
+            "phases": msgspec.to_builtins(phases),
+            "drain_seconds": round(drain_seconds, 2),
+            "offered_events_total": offered_total,
+            "offered_by_type": final.get("offered", {}),
+            "peak_memory_mib": memory,
+            "correctness": {
+                "ok": all(c.ok for c in checks),
+                "stale_drops": stale,
+                "boards": msgspec.to_builtins(checks),
+            },
+            "components": {
+                name: {"missing": s.missing, "final_metrics": last.components.get(name, {})}
+                for name, s in services.items()
+            },
+            "clients": None
+            if run.clients is None
+            else {
+                "connected": run.clients.connected,
+                "messages": run.clients.messages,
+                "errors": run.clients.errors[:20],
+            },
+            "redis": "private redis-server" if private_redis else "shared (databases 13/14)",
+            "notes": run.notes,
+            "logs": str(logs),
+        }
+        print(render_table(phases, memory, [(c.board, c.ok, c.detail) for c in checks]), file=out)
+    finally:
+        if run.clients is not None:
+            await run.clients.stop()
+        if run.watch is not None:
+            await run.watch.stop()
+            await run.watch.redis.aclose()
+        for name in ("listener", "processor", "scanner", "wds"):
+            await services[name].stop()
+        if not final:
+            with contextlib.suppress(Exception):
+                await sim.ask({"op": "final"}, within=10.0)
+        await sim.stop()
+        await http.close()
+        with contextlib.suppress(Exception):
+            await _delete_queues(config, prefix)
+    return report
+
+
+def _config_from_args(args: argparse.Namespace) -> BenchConfig:
+    try:
+        settings = load(DemoSettings)
+    except SettingsError as exc:
+        raise BenchError(str(exc)) from None
+    amqp = args.amqp_url or (settings.amqp_url.reveal() if settings.amqp_url else _DEFAULT_AMQP)
+    redis = args.redis_url or (settings.redis_url.reveal() if settings.redis_url else None)
+    if args.workers < 1 or args.clients < 0:
+        msg = "--workers must be >= 1 and --clients >= 0"
+        raise BenchError(msg)
+    return BenchConfig(
+        symbols=args.symbols,
+        workers=args.workers,
+        seconds=args.seconds,
+        rate=args.rate,
+        mix=parse_mix(args.mix),
+        clients=args.clients,
+        amqp_url=amqp,
+        redis_url=redis,
+        report=Path(args.report),
+    )
+
+
+def run_bench_command(args: argparse.Namespace, out: TextIO | None = None) -> int:
+    """``mdp bench``: run, print the table, save the JSON report; 0 only if the check passed."""
+    stream = out if out is not None else sys.stdout
+    try:
+        config = _config_from_args(args)
+        report = asyncio.run(run_bench(config, stream))
+    except BenchError as exc:
+        print(f"mdp bench: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("mdp bench: interrupted", file=sys.stderr)
+        return 130
+    config.report.parent.mkdir(parents=True, exist_ok=True)
+    config.report.write_bytes(msgspec.json.format(msgspec.json.encode(report), indent=2) + b"\n")
+    ok = bool(report.get("correctness", {}).get("ok"))
+    print(
+        f"correctness: {'PASS' if ok else 'FAIL'}; report written to {config.report}", file=stream
+    )
+    return 0 if ok else 1

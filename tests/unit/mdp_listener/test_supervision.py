@@ -1,0 +1,125 @@
+from __future__ import annotations
+
+import asyncio
+import random
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+
+from mdp_core.clock import ManualClock
+from mdp_core.settings import Secret, load
+from mdp_core.telemetry import Metrics
+from mdp_listener import (
+    InvalidTopicError,
+    ListenerSettings,
+    ListenerState,
+    MassiveListener,
+    SessionOutcome,
+    validate_topics,
+)
+from mdp_queues import MemoryBus, Topology
+from mdp_runtime import AuthError
+
+SATURDAY_NOON = datetime(2026, 11, 21, 17, 0, tzinfo=UTC)  # 12:00 ET
+
+
+def settings(**overrides: Any) -> ListenerSettings:
+    values: dict[str, Any] = {
+        "api_key": Secret("k"),
+        "feed": "127.0.0.1:9",
+        "secure": False,
+        "backoff_initial_seconds": 1.0,
+        "backoff_max_seconds": 8.0,
+        "backoff_jitter": 0.0,
+        "kick_backoff_seconds": 90.0,
+        "stable_after_seconds": 30.0,
+    }
+    values.update(overrides)
+    return load(ListenerSettings, {}, **values)
+
+
+def listener(clock: ManualClock, **overrides: Any) -> MassiveListener:
+    bus = MemoryBus(Topology(), clock=clock)
+    return MassiveListener(
+        settings(**overrides), bus.publisher(), clock, Metrics("listener"), rng=random.Random(1)
+    )
+
+
+def test_topics_are_validated_and_deduplicated() -> None:
+    assert validate_topics([" T.* ", "Q.AAPL", "T.*"]) == ("T.*", "Q.AAPL")
+    for bad in ("X.*", "T", "T.", ".AAPL", ""):
+        with pytest.raises(InvalidTopicError, match="must be"):
+            validate_topics([bad])
+
+
+def test_ordinary_failures_back_off_exponentially_up_to_the_cap() -> None:
+    subject = listener(ManualClock(SATURDAY_NOON))
+    delays = [subject._delay_after(SessionOutcome.ERROR) for _ in range(6)]
+    assert delays == [1.0, 2.0, 4.0, 8.0, 8.0, 8.0]
+
+
+def test_a_kick_backs_off_long_and_a_stable_session_resets_the_backoff() -> None:
+    clock = ManualClock(SATURDAY_NOON)
+    subject = listener(clock)
+    subject._delay_after(SessionOutcome.ERROR)
+    subject._delay_after(SessionOutcome.ERROR)
+    assert subject._delay_after(SessionOutcome.KICKED) == 90.0
+    subject._session_started = clock.monotonic()
+    clock.advance(31)
+    assert subject._delay_after(SessionOutcome.CLOSED) == 1.0
+
+
+def test_jitter_only_lengthens_delays() -> None:
+    subject = listener(ManualClock(SATURDAY_NOON), backoff_jitter=0.5)
+    delays = [subject._delay_after(SessionOutcome.STALE) for _ in range(3)]
+    for base, delay in zip((1.0, 2.0, 4.0), delays, strict=True):
+        assert base <= delay <= base * 1.5
+
+
+def test_a_missing_key_is_an_auth_error() -> None:
+    with pytest.raises(AuthError, match="API key"):
+        listener(ManualClock(SATURDAY_NOON), api_key=None)
+
+
+async def test_outside_market_sessions_it_waits_instead_of_connecting() -> None:
+    clock = ManualClock(SATURDAY_NOON)
+    subject = listener(clock)
+    stop = asyncio.Event()
+    task = asyncio.create_task(subject.run(stop))
+    await clock.wait_for_sleepers(2)  # the batch flusher and the wait for Monday 04:00
+    assert subject.status()["state"] == ListenerState.WAITING_FOR_SESSION
+    assert subject.sessions == 0
+    stop.set()
+    async with asyncio.timeout(5):
+        await task
+    assert subject.status()["state"] == ListenerState.STOPPED
+
+
+async def test_a_disabled_listener_stays_idle_until_started() -> None:
+    clock = ManualClock(SATURDAY_NOON)
+    subject = listener(clock, autostart=False)
+    stop = asyncio.Event()
+    task = asyncio.create_task(subject.run(stop))
+    await clock.wait_for_sleepers(1)  # only the batch flusher
+    await asyncio.sleep(0)
+    assert subject.status()["state"] == ListenerState.IDLE
+    subject.start_streaming()
+    await clock.wait_for_sleepers(2)
+    assert subject.status()["state"] == ListenerState.WAITING_FOR_SESSION
+    stop.set()
+    async with asyncio.timeout(5):
+        await task
+
+
+def test_control_changes_are_applied_to_the_next_connection() -> None:
+    subject = listener(ManualClock(SATURDAY_NOON))
+    assert subject.set_subscriptions(["T.AAPL"]) == ("T.AAPL",)
+    assert subject.subscriptions == ("T.AAPL",)
+    subject.set_feed("delayed.massive.com", market="stocks", secure=True)
+    assert subject.feed == "delayed.massive.com"
+    with pytest.raises(ValueError, match="host"):
+        subject.set_feed("  ")
+    status = subject.status()
+    assert status["topics"] == ["T.AAPL"]
+    assert status["state"] == "idle"

@@ -1,0 +1,150 @@
+"""The benchmark's own leaderboard recomputation agrees with the platform's analyzer."""
+
+from __future__ import annotations
+
+from datetime import date, datetime, time
+
+import msgspec
+
+from mdp_analyzers.board import Board, Row
+from mdp_analyzers.leaderboard import LeaderboardAnalyzer
+from mdp_cache.records import DailyBar, ReferenceData
+from mdp_core.clock import ET, to_ns
+from mdp_core.wire import decode_frame
+from mdp_platform._bench_board import (
+    BoardTracker,
+    SymbolFinal,
+    check_board,
+    expected_boards,
+)
+from mdp_sim.market import Market
+from mdp_sim.scenario import ScenarioConfig
+
+DAY = date(2026, 3, 4)
+OPEN_MS = to_ns(datetime.combine(DAY, time(9, 30), tzinfo=ET)) // 1_000_000
+
+
+def _market_events(start: time, seconds: int) -> tuple[Market, list[dict[str, object]]]:
+    market = Market(
+        ScenarioConfig(seed=3, symbols=60, trading_day=DAY, start=start, news_per_hour=0.0)
+    )
+    update = market.advance(market.now_ns + seconds * 1_000_000_000)
+    return market, update.events
+
+
+def _analyzer_boards(
+    market: Market, events: list[dict[str, object]]
+) -> dict[str, list[tuple[str, float]]]:
+    """The analyzer's rows, ranked the way the platform's sorted sets rank them."""
+    analyzer = LeaderboardAnalyzer()
+    wanted = [e for e in events if e["ev"] in {"A", "AM", "LULD"}]
+    decoded = decode_frame(msgspec.json.encode(wanted))
+    assert not decoded.errors
+    analyzer.apply(decoded.events, 0)
+    for symbol, day in analyzer.wanted_reference():
+        row = market.previous_close(symbol)
+        assert row is not None
+        bar = DailyBar(
+            day=date(2026, 3, 3),
+            open=float(row["o"]),  # type: ignore[arg-type]
+            high=float(row["h"]),  # type: ignore[arg-type]
+            low=float(row["l"]),  # type: ignore[arg-type]
+            close=float(row["c"]),  # type: ignore[arg-type]
+            volume=int(row["v"]),  # type: ignore[call-overload]
+        )
+        analyzer.provide_reference(ReferenceData(symbol=symbol, trading_day=day, prev_day=bar))
+    ops, _ = analyzer.rows_output(set(analyzer._symbols))  # every row, not only a flush's
+    boards: dict[str, list[tuple[str, float]]] = {b.value: [] for b in Board}
+    for op in ops:
+        ranked = msgspec.json.decode(op.payload, type=Row)
+        boards["top_volume"].append((ranked.symbol, float(ranked.accumulated_volume)))
+        if ranked.pct_change is not None and ranked.pct_change > 0:
+            boards["top_gappers"].append((ranked.symbol, ranked.pct_change))
+        gain = ranked.pct_change_since_open
+        if gain is not None and gain > 0:
+            boards["top_gainers"].append((ranked.symbol, gain))
+    for rows in boards.values():
+        rows.sort(key=lambda r: (r[1], r[0]), reverse=True)
+    return boards
+
+
+def _recomputed(
+    market: Market, events: list[dict[str, object]]
+) -> dict[str, list[tuple[str, float]]]:
+    tracker = BoardTracker(open_ms=OPEN_MS)
+    tracker.add(events)
+    prev = {}
+    for symbol in market.profiles:
+        row = market.previous_close(symbol)
+        assert row is not None
+        prev[symbol] = float(row["c"])  # type: ignore[arg-type]
+    return expected_boards(tracker.finals(), prev, OPEN_MS)
+
+
+def test_recomputation_equals_the_analyzers_rows_in_the_regular_session() -> None:
+    market, events = _market_events(time(9, 40), 240)
+    mine = _recomputed(market, events)
+    theirs = _analyzer_boards(market, events)
+    assert mine == theirs
+    assert mine["top_volume"]
+    assert mine["top_gappers"]
+    assert mine["top_gainers"]
+
+
+def test_before_the_open_nobody_is_a_gainer_but_volume_and_gaps_count() -> None:
+    market, events = _market_events(time(8, 0), 120)
+    mine = _recomputed(market, events)
+    assert mine == _analyzer_boards(market, events)
+    assert mine["top_gainers"] == []
+    assert mine["top_volume"]
+
+
+def test_tracker_keeps_the_latest_bar_whatever_the_arrival_order() -> None:
+    first: dict[str, object] = {"ev": "A", "sym": "X", "v": 10, "av": 10, "o": 1.0, "c": 1.1}
+    first |= {"s": OPEN_MS, "e": OPEN_MS + 1000, "op": 1.0}
+    second: dict[str, object] = {"ev": "A", "sym": "X", "v": 5, "av": 15, "o": 1.1, "c": 1.3}
+    second |= {"s": OPEN_MS + 1000, "e": OPEN_MS + 2000, "op": 1.0}
+    bars = [first, second]
+    forward, backward = BoardTracker(open_ms=OPEN_MS), BoardTracker(open_ms=OPEN_MS)
+    forward.add(bars)
+    backward.add(list(reversed(bars)))
+    assert forward.finals() == backward.finals()
+    assert forward.finals()["X"] == SymbolFinal(OPEN_MS + 2000, 15, 5, 1.3, 1.0, 1.0)
+
+
+def test_tracker_skips_events_that_are_not_well_formed_aggregates() -> None:
+    tracker = BoardTracker(open_ms=OPEN_MS)
+    tracker.add([{"ev": "T", "sym": "X"}, {"ev": "A", "sym": "X", "e": "late"}])
+    assert tracker.finals() == {}
+
+
+def test_check_board_passes_an_identical_board() -> None:
+    expected = [("A", 30.0), ("B", 20.0), ("C", 10.0)]
+    verdict = check_board("top_volume", expected, expected[:2], size=2)
+    assert verdict.ok, verdict.detail
+
+
+def test_check_board_accepts_a_swap_among_ties_at_the_cut() -> None:
+    expected = [("A", 30.0), ("C", 10.0), ("B", 10.0)]
+    verdict = check_board("top_volume", expected, [("A", 30.0), ("B", 10.0)], size=2)
+    assert verdict.ok, verdict.detail
+
+
+def test_check_board_fails_on_a_wrong_score_a_missing_row_or_bad_order() -> None:
+    expected = [("A", 30.0), ("B", 20.0), ("C", 10.0)]
+    wrong = check_board("b", expected, [("A", 30.0), ("B", 19.0)], size=2)
+    assert not wrong.ok
+    assert wrong.wrong_score == ("B",)
+    missing = check_board("b", expected, [("A", 30.0), ("C", 10.0)], size=2)
+    assert not missing.ok
+    assert missing.missing == ("B",)
+    assert missing.unexpected == ("C",)
+    unordered = check_board("b", expected, [("B", 20.0), ("A", 30.0)], size=2)
+    assert not unordered.ok
+
+
+def test_check_board_lets_stale_drops_explain_differences_but_no_more() -> None:
+    expected = [("A", 30.0), ("B", 20.0), ("C", 10.0)]
+    actual = [("A", 30.0), ("B", 19.0)]
+    assert check_board("b", expected, actual, size=2, stale_drops=1).ok
+    assert not check_board("b", expected, [("A", 29.0), ("B", 19.0)], size=2, stale_drops=1).ok
