@@ -19,15 +19,19 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import itertools
 import json
 import os
 import sys
 import time
 import uuid
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import aio_pika
+import msgspec
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed
 
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging
@@ -36,13 +40,14 @@ from mdp_core.telemetry import Metrics
 from mdp_listener import ListenerSettings, MassiveListener
 from mdp_queues import AmqpPublisher, Topology
 from mdp_sim.market import Market
-from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer
 from mdp_sim.scenario import ScenarioConfig
 from mdp_sim.server import new_api_key
 
 _DEFAULT_RATES = (50_000, 100_000, 150_000, 200_000, 250_000, 300_000, 400_000)
 _TOPICS = ("T.*", "Q.*", "A.*", "AM.*", "LULD.*")
-_TAPE_EVENTS = 300_000
+_TAPE_EVENTS = 200_000
+_FRAME_EVENTS = 500
+_SLOW_CONSUMER_BYTES = 16 * 1024 * 1024
 
 
 @dataclass(frozen=True, slots=True)
@@ -78,69 +83,74 @@ class StepResult:
 
 
 async def _serve_sim(rate: float | None, symbols: int) -> None:
-    """Serve a tape of simulated events through the simulator's Massive websocket server.
+    """Feed the listener simulator events at the rate the benchmark asks (or as fast as read).
 
-    The synthetic market generates roughly 100-150k events/s on one core, below what the
-    listener can take, so the market is run once up front into a tape of real simulator
-    events, which the simulator's own websocket server then replays in a loop: paced at
-    ``rate`` events/s, or as fast as the client reads when ``rate`` is None.
+    The simulator's websocket server encodes each event as it routes it and tops out near
+    100k events/s on one core, below what the listener takes. So the simulator's market is run
+    once up front, its events are encoded into 500-event frames, and a minimal server speaking
+    the same handshake (greeting, auth, subscribe replies) replays those frames in a loop:
+    paced at ``rate`` events/s, or as fast as the client reads when ``rate`` is None. A client
+    that lets more than 16 MiB pile up in our send buffer is counted as a slow consumer, as the
+    provider (and the simulator) would drop it.
     """
     configure_logging("bench-sim", "WARNING", "console", stream=sys.stderr)
     market = Market(ScenarioConfig(symbols=symbols, news_per_hour=0.0))
-    tape = market.take(_TAPE_EVENTS).events
+    events = market.take(_TAPE_EVENTS).events
+    encode = msgspec.json.Encoder().encode
+    frames = [
+        (b"[" + b",".join(encode(e) for e in events[i : i + _FRAME_EVENTS]) + b"]", _FRAME_EVENTS)
+        for i in range(0, len(events) - _FRAME_EVENTS + 1, _FRAME_EVENTS)
+    ]
     key = new_api_key()
-    server = MassiveWsServer(MassiveWsConfig(keys=frozenset({key})))
-    async with server:
-        print(json.dumps({"feed": f"127.0.0.1:{server.port}", "key": key}), flush=True)
-        pump = asyncio.create_task(_pump(server, tape, rate))
+    figures = {"events_sent": 0, "slow_consumer_kicks": 0, "max_connections_kicks": 0}
+
+    async def handle(ws: ServerConnection) -> None:
+        await ws.send(_status("connected", "Connected Successfully"), text=True)
+        auth = json.loads(await ws.recv())
+        if auth.get("params") != key:
+            await ws.send(_status("auth_failed", "authentication failed"), text=True)
+            await ws.close(1008, "authentication failed")
+            return
+        await ws.send(_status("auth_success", "authenticated"), text=True)
+        subscribe = json.loads(await ws.recv())
+        for topic in str(subscribe.get("params", "")).split(","):
+            await ws.send(_status("success", f"subscribed to: {topic}"), text=True)
+        await _replay(ws, frames, rate, figures)
+
+    async with serve(handle, "127.0.0.1", 0, compression=None, max_size=2**20) as server:
+        port = next(iter(server.sockets)).getsockname()[1]
+        print(json.dumps({"feed": f"127.0.0.1:{port}", "key": key}), flush=True)
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(None, sys.stdin.readline)  # parent closes stdin to stop us
-        pump.cancel()
-        metrics = server.metrics
-        print(
-            json.dumps(
-                {
-                    "events_sent": metrics.events_sent,
-                    "slow_consumer_kicks": metrics.slow_consumer_kicks,
-                    "max_connections_kicks": metrics.max_connections_kicks,
-                }
-            ),
-            flush=True,
-        )
+        print(json.dumps(figures), flush=True)
 
 
-async def _pump(
-    server: MassiveWsServer, tape: Sequence[Mapping[str, object]], rate: float | None
+def _status(status: str, message: str) -> bytes:
+    return json.dumps([{"ev": "status", "status": status, "message": message}]).encode()
+
+
+async def _replay(
+    ws: ServerConnection,
+    frames: Sequence[tuple[bytes, int]],
+    rate: float | None,
+    figures: dict[str, int],
 ) -> None:
-    publish = server.publish
-    await server.wait_for_subscriber()
-    position = 0
-    chunk = 2_000
-
-    def take(n: int) -> Sequence[Mapping[str, object]]:
-        nonlocal position
-        if position + n > len(tape):
-            position = 0
-        part = tape[position : position + n]
-        position += n
-        return part
-
-    if rate is None:
-        while True:
-            publish(take(chunk), flush=True)
-            await server.wait_drained()
-            await asyncio.sleep(0)
     origin = time.monotonic()
     sent = 0
-    while True:
-        due = int((time.monotonic() - origin) * rate) - sent
-        if due <= 0:
-            await asyncio.sleep(0.002)
-            continue
-        part = take(min(due, chunk))
-        publish(part)
-        sent += len(part)
-        await asyncio.sleep(0)
+    with contextlib.suppress(ConnectionClosed):
+        for frame, count in itertools.cycle(frames):
+            if rate is not None:
+                ahead = sent / rate - (time.monotonic() - origin)
+                if ahead > 0:
+                    await asyncio.sleep(ahead)
+            await ws.send(frame, text=True)
+            await asyncio.sleep(0)  # send() need not yield; let the stop signal through
+            sent += count
+            figures["events_sent"] = sent
+            if ws.transport.get_write_buffer_size() > _SLOW_CONSUMER_BYTES:
+                figures["slow_consumer_kicks"] += 1
+                await ws.close(1008, "slow consumer")
+                return
 
 
 # ------------------------------------------------------------------ listener side
@@ -232,7 +242,7 @@ async def _bench(options: argparse.Namespace) -> None:
         f"{'offered':>10} {'achieved':>10} {'dropped':>8} {'reconn':>6} {'kicks':>5} "
         f"{'CPU s/100k':>10}  verdict"
     )
-    steps: list[float | None] = [*rates, None]
+    steps: list[float | None] = [*rates, None] if options.unpaced else list(rates)
     for rate in steps:
         result = await _step(rate, options.seconds, options.amqp, options.symbols)
         offered = "max" if rate is None else f"{rate:,.0f}"
@@ -261,6 +271,9 @@ def main() -> None:
     parser.add_argument("--rates", default="", help="comma-separated offered events/s")
     parser.add_argument("--symbols", type=int, default=3000, help="simulated universe size")
     parser.add_argument("--amqp", default="amqp://guest:guest@127.0.0.1:5672/")
+    parser.add_argument(
+        "--unpaced", action="store_true", help="finish with a step as fast as the listener reads"
+    )
     parser.add_argument("--serve-sim", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--rate", type=float, default=None, help=argparse.SUPPRESS)
     options = parser.parse_args()

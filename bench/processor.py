@@ -5,7 +5,9 @@ For each analyzer under test, every worker process pre-generates a simulated ses
 feeds them in-process through the memory bus into a real :class:`~mdp_processor.Processor`
 writing to the real Redis (MDC and WDC in database ``--db``): one state transaction and one
 widget pipeline per ~50 ms flush, acks after the write. The producer keeps the queue topped up
-and stamps each envelope with its enqueue time, so "receipt lag" is enqueue-to-written.
+and stamps each envelope with its enqueue time, so "receipt lag" is enqueue-to-written (queue wait
+at saturation included). By default the day's reference data is cached before timing (steady
+state); ``--cold`` starts empty, so fetches from the simulator compete for the same core.
 
 Prints events/s per worker process and in aggregate, with p50/p99 lag, for the leaderboard
 analyzer (``A`` events) and the top-trades analyzer (``T`` events). Not a test: the figures
@@ -55,6 +57,7 @@ class OffsetClock(LiveClock):
         self.offset_ns = offset_ns
 
     def now_ns(self) -> int:
+        """The simulated session's current instant."""
         return super().now_ns() + self.offset_ns
 
 
@@ -65,10 +68,12 @@ class MarketSource:
         self.market = market
 
     async def daily_bars(self, symbol: str, start: date, end: date) -> Sequence[DailyBar]:
+        """The simulator's daily bars as records."""
         rows = self.market.daily_bars(symbol, start, end)
         return [bar for row in rows if (bar := daily_bar_from_agg(row)) is not None]
 
     async def free_float(self, symbol: str) -> int | None:
+        """The simulator's free float."""
         row = self.market.free_float(symbol)
         value = None if row is None else row.get("free_float")
         return value if isinstance(value, int) else None
@@ -89,6 +94,7 @@ def generate(kind: str, count: int, symbols: int, seed: int) -> tuple[Market, li
 
 
 async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str, Any]:
+    """One worker's measurement: generate, feed, wait until everything is written."""
     market, (raws,) = generate(kind, args.events, args.symbols, seed=7 + worker)
     topology = Topology(prefix=f"bench.{worker}.")
     sim_start = to_ns(datetime.combine(DAY, START, tzinfo=ET))
@@ -100,12 +106,17 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
     url = f"redis://127.0.0.1:6379/{args.db}"
     mdc, wdc, ref = create_redis(url), create_redis(url), create_redis(url)
     analyzer: Any = LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()
+    reference = ReferenceCache(MarketSource(market), ref)
+    if args.warm and kind == "A":
+        # Steady state: the reference data of the day is already in MDC (and this process).
+        symbols = {msgspec.json.decode(raw)["sym"] for raw in raws}
+        await asyncio.gather(*(reference.get(symbol, DAY) for symbol in symbols))
     processor = Processor(
         bus.consumer(),
         [analyzer],
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
-        reference=ReferenceCache(MarketSource(market), ref),
+        reference=reference,
         clock=clock,
         config=ProcessorConfig(instance=f"bench-{worker}-{run_id}"),
     )
@@ -120,7 +131,8 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
     started = time.perf_counter()
     cpu_started = time.process_time()
     for batch_id, events in batches:
-        while bus.depth(queue) > 200:
+        # Pacing the producer against the queue depth (not synchronisation): poll the depth.
+        while bus.depth(queue) > args.depth:  # noqa: ASYNC110
             await asyncio.sleep(0.001)
         now = clock.now_ns()
         body = encode_envelope(
@@ -159,6 +171,7 @@ def _child(args: argparse.Namespace, kind: str, worker: int, barrier: Any, out: 
 
 
 def run(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]:
+    """Measure ``kind`` in ``args.workers`` processes started together."""
     if args.workers == 1:
         return [asyncio.run(run_one(args, kind, 0))]
     context = multiprocessing.get_context("spawn")
@@ -177,6 +190,7 @@ def run(args: argparse.Namespace, kind: str) -> list[dict[str, Any]]:
 
 
 def main() -> None:
+    """Parse the arguments, run both measurements and print them."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--events", type=int, default=300_000, help="events per worker")
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
@@ -184,6 +198,15 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="events per envelope")
     parser.add_argument("--db", type=int, default=11, help="Redis database used (not 0/1/15)")
     parser.add_argument("--only", choices=("A", "T"), default=None)
+    parser.add_argument(
+        "--depth", type=int, default=20, help="queue depth (messages) the producer keeps"
+    )
+    parser.add_argument(
+        "--cold",
+        dest="warm",
+        action="store_false",
+        help="start with no reference data cached (fetches compete with processing)",
+    )
     args = parser.parse_args()
     kinds = [args.only] if args.only else ["A", "T"]
     names = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}

@@ -28,11 +28,12 @@ import ipaddress
 import os
 import socket
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from datetime import timedelta
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import IO, Any, NoReturn
 from urllib.parse import SplitResult, unquote, urlsplit
 
 import pytest
@@ -314,6 +315,30 @@ def amqp_url() -> str:
 # Per-test isolation
 
 
+REDIS_LOCK_WAIT_SECONDS = 60.0
+
+
+def _lock_or_fail(lock: IO[str], lock_path: Path, redis_url: str) -> None:
+    """Take the test database's file lock, failing clearly if another run keeps it too long."""
+    deadline = time.monotonic() + REDIS_LOCK_WAIT_SECONDS
+    while True:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            if time.monotonic() >= deadline:
+                pytest.fail(
+                    f"another test run has held the lock on {redact(redis_url)} ({lock_path}) "
+                    f"for over {REDIS_LOCK_WAIT_SECONDS:.0f} s; wait for it or point "
+                    "MDP_TEST_REDIS_URL at another database",
+                    pytrace=False,
+                )
+            # A file lock has nothing to wait on but time; no event loop runs during fixture
+            # set-up, so a short blocking pause is harmless here.
+            time.sleep(0.05)  # noqa: TID251
+        else:
+            return
+
+
 @pytest.fixture
 def redis_db_url(redis_url: str) -> Iterator[str]:
     """The test Redis database, empty at the start of the test and flushed at its end.
@@ -331,7 +356,7 @@ def redis_db_url(redis_url: str) -> Iterator[str]:
     digest = hashlib.sha256(redis_url.encode()).hexdigest()[:16]
     lock_path = Path(tempfile.gettempdir()) / f"mdp-test-redis-{digest}.lock"
     with lock_path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
+        _lock_or_fail(lock, lock_path, redis_url)
         redis_call(redis_url, ["FLUSHDB"])
         try:
             yield redis_url

@@ -148,6 +148,10 @@ async def test_rows_quotes_trades_and_routes_land_in_wdc(
                     break
                 clock.advance(1.0)
                 await next_flushes(h.processor, 2)
+            # One more composition, surely after every row above was written.
+            target = h.processor.stats.compositions + 1
+            clock.advance(1.0)
+            await h.processor.wait_until(lambda s: s.compositions >= target)
     assert quote["pct_change"] == 10.0
     assert quote["free_float"] == 1_000_000
     assert 0 < await redis.ttl(FEED_QUOTE.name(symbol="AAA")) <= FEED_QUOTE.ttl
@@ -179,8 +183,9 @@ async def test_state_survives_a_restart_and_redelivery_is_not_applied_twice(
         await publish(bus, [aggregate("BBB", at_ms(DAY, 10, 0), accumulated_volume=5)], "r2")
         async with asyncio.timeout(10):
             await h.processor.wait_until(lambda s: s.total_events == 1)
+            target = h.processor.stats.compositions + 1
             clock.advance(2.0)
-            await h.processor.wait_until(lambda s: s.compositions >= 1)
+            await h.processor.wait_until(lambda s: s.compositions >= target)
         # The broker redelivers r1 (its ack was lost): the mark written with the state says
         # it was applied, so it is skipped.
         spec = bus.topology.for_kind("A")

@@ -110,11 +110,11 @@ async def publish_and_wait(
     client: aioredis.Redis, scanner: Scanner, payload: bytes, symbol: str = SYMBOL
 ) -> None:
     """Publish one quote and wait until the scanner has processed it."""
-    seen = scanner.stats.messages
+    done = scanner.stats.processed
     await client.publish(f"quote:{symbol}", payload)
 
     async def processed() -> bool:
-        return scanner.stats.messages > seen and scanner.stats.batches > 0
+        return scanner.stats.processed > done  # its batch's output is written
 
     await wait_until(processed)
 
@@ -338,11 +338,11 @@ async def test_routes_by_channel_and_isolates_a_failing_analyzer(
     recording = Recording()
     scanner = await scanners.start(clock, analyzers=[Exploding(), DailyRangeAnalyzer(), recording])
     await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 10, 0), 1, 1, 1))
-    seen = scanner.stats.messages
+    seen = scanner.stats.processed
     await redis_client.publish("halts", b"{}")
 
     async def halts_seen() -> bool:
-        return scanner.stats.messages > seen
+        return scanner.stats.processed > seen
 
     await wait_until(halts_seen)
     assert recording.seen == ["halts"]

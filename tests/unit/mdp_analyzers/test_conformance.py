@@ -39,6 +39,7 @@ class TestRouterConformance(AnalyzerSuite):
         day = self.day
         return [
             aggregate("AAA", at_ms(day, 10, 0)),
+            aggregate("AAA", at_ms(day, 10, 0), minute=True),
             trade("AAA", at_ms(day, 10, 0), 10.0, 100),
             trade("AAA", at_ms(day, 10, 1), 10.1, 50),
             quote("AAA", at_ms(day, 10, 0), 9.9, 10.1),

@@ -95,6 +95,7 @@ def _phase(name: str, offered: float | None) -> PhaseResult:
         lag_event_to_redis=LagSummary.of([5.0, 7.0]),
         lag_event_to_client=LagSummary.of([]),
         lag_board_to_client=LagSummary.of([3.0]),
+        processor_lag={"lag_receipt_p50_seconds": 0.25, "lag_receipt_p99_seconds": 0.5},
         drops={"listener buffer_full (outbox)": 0.0},
         cpu_per_100k={"listener": 0.81},
     )
@@ -110,7 +111,8 @@ def test_table_shows_each_stage_missing_stages_lags_drops_cpu_and_the_check() ->
     assert "processor ev/s" in table
     assert "missing" in table
     assert "5/7/7/7" in table
-    assert "dropped listener buffer_full (outbox)" in table
+    assert "250/500" in table
+    assert "lost listener buffer_full (outbox)" in table
     assert "0.81" in table
     assert "listener 58" in table
     assert "top_volume     PASS" in table

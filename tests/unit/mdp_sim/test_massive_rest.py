@@ -145,3 +145,25 @@ async def test_slow_responses_trip_the_read_timeout(stub: MassiveRestServer) -> 
     stub.faults.rest.delay = 1.0
     with pytest.raises(MaxRetryError):
         await call(client(stub, retries=0, read_timeout=0.05), "get_market_status")
+
+
+async def test_ticker_list_pages_and_last_trade_and_quote(
+    stub: MassiveRestServer, market: Market
+) -> None:
+    rest = client(stub)
+    tickers = await asyncio.to_thread(lambda: list(rest.list_tickers(market="stocks", limit=5)))
+    assert sorted(t.ticker for t in tickers) == sorted(market.profiles)
+    symbol, last_trade, last_quote = next(
+        (s, snap["lastTrade"], snap["lastQuote"])
+        for s in sorted(market.profiles)
+        if (snap := market.snapshot(s)) is not None
+        and isinstance(snap.get("lastTrade"), dict)
+        and isinstance(snap.get("lastQuote"), dict)
+    )
+    assert isinstance(last_trade, dict)
+    assert isinstance(last_quote, dict)
+    trade = await call(rest, "get_last_trade", symbol)
+    assert trade.price == last_trade["p"]
+    quote = await call(rest, "get_last_quote", symbol)
+    assert quote.bid_price == last_quote["p"]
+    assert quote.ask_price == last_quote["P"]

@@ -24,6 +24,7 @@ from massive.websocket.models import (
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosedError
 
+from mdp_sim import massive_ws
 from mdp_sim.faults import MalformedKind
 from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer
 
@@ -41,7 +42,7 @@ def _loopback_without_proxy(monkeypatch: pytest.MonkeyPatch) -> None:
 async def server() -> AsyncIterator[MassiveWsServer]:
     config = MassiveWsConfig(keys=frozenset({KEY, "other-key"}), close_timeout=0.5)
     async with MassiveWsServer(config) as srv:
-        srv.faults.massive.slow_consumer_seconds = 2.0
+        srv.faults.massive.slow_consumer_seconds = 5.0
         yield srv
 
 
@@ -445,3 +446,39 @@ async def test_stop_makes_the_client_return(server: MassiveWsServer) -> None:
     await server.stop()
     await asyncio.wait_for(task, WAIT)  # returns normally: 1001 means "stop", not "retry"
     assert task.exception() is None
+
+
+async def test_each_event_is_encoded_once_for_all_connections(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    config = MassiveWsConfig(keys=frozenset({KEY}), one_connection_per_key=False)
+    async with MassiveWsServer(config) as server:
+        await _encode_once(server, monkeypatch)
+
+
+async def _encode_once(server: MassiveWsServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    sockets = [await _raw_session(server, "LULD.AAPL") for _ in range(3)]
+    calls: list[object] = []
+    real_encode = massive_ws._encode
+
+    def counting(obj: object) -> bytes:
+        calls.append(obj)
+        return real_encode(obj)
+
+    monkeypatch.setattr(massive_ws, "_encode", counting)
+    band = {"ev": "LULD", "T": "AAPL", "h": 11.0, "l": 9.0, "t": 1}
+    other = {"ev": "LULD", "T": "MSFT", "h": 11.0, "l": 9.0, "t": 1}
+    assert server.publish([other, band]) == 3
+    assert calls == [band]  # MSFT matched nobody, so it was never encoded
+    for ws in sockets:
+        assert json.loads(await asyncio.wait_for(ws.recv(), WAIT)) == [band]
+        await ws.close()
+
+
+async def test_an_unencodable_event_is_skipped_not_fatal(server: MassiveWsServer) -> None:
+    ws = await _raw_session(server, "T.*")
+    assert server.publish([{"ev": "T", "sym": "BAD", "p": object()}, trade("OK")]) == 1
+    frame = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+    assert [e["sym"] for e in frame] == ["OK"]
+    assert server.metrics.events_unencodable == 1
+    await ws.close()

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
+import subprocess
 from collections.abc import AsyncIterator
 from datetime import time
 from pathlib import Path
@@ -25,7 +27,6 @@ from mdp_sim.server import SimConfig, SimServers
 
 KEY = "replay-key"
 WAIT = 15.0
-REPO = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(autouse=True)
@@ -94,7 +95,9 @@ async def test_unpaced_replay_refilters_per_subscription(
 ) -> None:
     symbol = str(next(e["sym"] for e in recorded_events(recording) if e["ev"] == "T"))
     expected = [
-        (e["p"], e["q"]) for e in recorded_events(recording) if e["ev"] == "T" and e["sym"] == symbol
+        (e["p"], e["q"])
+        for e in recorded_events(recording)
+        if e["ev"] == "T" and e["sym"] == symbol
     ]
     received: list[Any] = []
     done = asyncio.Event()
@@ -166,9 +169,23 @@ def test_frame_events_rejects_non_arrays() -> None:
     assert frame_events('[{"ev":"status","message":"x"}, 3, {"ev":"T"}]') == [{"ev": "T"}]
 
 
-def test_recording_inside_the_repository_is_refused() -> None:
+@pytest.fixture
+def git_work_tree(tmp_path: Path) -> Path:
+    git = shutil.which("git")
+    if git is None:
+        pytest.skip("git is not installed")
+    subprocess.run([git, "init", "-q", str(tmp_path)], check=True)  # noqa: S603
+    (tmp_path / ".gitignore").write_text("recordings/\n")
+    return tmp_path
+
+
+def test_recording_into_a_tracked_path_is_refused(git_work_tree: Path) -> None:
     with pytest.raises(RecordingPathError, match="never be committed"):
-        check_recording_path(REPO / "packages" / "mdp-sim" / "frames.jsonl")
+        check_recording_path(git_work_tree / "data" / "frames.jsonl")
+
+
+def test_recording_into_an_ignored_path_is_allowed(git_work_tree: Path) -> None:
+    check_recording_path(git_work_tree / "recordings" / "frames.jsonl")
 
 
 def test_recording_outside_any_repository_is_allowed(tmp_path: Path) -> None:

@@ -155,3 +155,35 @@ async def test_control_api_switches_faults_and_kicks(unpaced: SimServers) -> Non
         metrics = json.loads(await (await http.get("/metrics")).text())
         assert metrics["massive_ws"]["max_connections_kicks"] == 1
     await close_massive(client, task)
+
+
+async def test_unpaced_stream_drops_a_client_that_stops_reading(unpaced: SimServers) -> None:
+    unpaced.faults.massive.slow_consumer_seconds = 0.5
+    release = asyncio.Event()
+
+    async def stuck(batch: list[Any]) -> None:
+        await release.wait()
+
+    client = massive_client(unpaced, ["T.*", "Q.*", "A.*"])
+    task = asyncio.create_task(client.connect(stuck, max_size=None, proxy=None))
+    massive = unpaced.massive
+    await massive.watch.wait_for(lambda: massive.metrics.slow_consumer_kicks == 1, WAIT)
+    release.set()
+    # After the kick the market keeps being paced by whoever reads: the client, reconnected.
+    await massive.watch.wait_for(lambda: massive.metrics.authenticated == 2, WAIT)
+    await close_massive(client, task)
+
+
+async def test_pacing_can_change_while_running() -> None:
+    real = ManualClock(0)
+    async with SimServers(SimConfig(scenario=SCENARIO, speed=None), real=real) as sim:
+        broadcaster = sim.broadcaster
+        assert broadcaster is not None
+        start = sim.market.now_ns  # unpaced and nobody reading: the market waits
+        sim.set_pacing(5.0)
+        real.advance(1.0)
+        target = start + 5 * NS_PER_SECOND
+        await broadcaster.watch.wait_for(lambda: sim.market.now_ns >= target, WAIT)
+        assert sim.market.now_ns == target
+        with pytest.raises(ValueError, match="rate"):
+            sim.set_pacing(None, rate=0.0)

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
-from typing import ClassVar, Final
+from typing import ClassVar, Final, cast
 
 from mdp_analyzers.board import (
     BOARD_FEEDS,
@@ -113,7 +113,7 @@ class LeaderboardAnalyzer:
         for event in inputs:
             kind = type(event)
             if kind is SecondAggregate or kind is MinuteAggregate:
-                assert isinstance(event, SecondAggregate | MinuteAggregate)
+                event = cast(Aggregate, event)
                 self.events += 1
                 end_ns = event.end_ms * _NS_PER_MS
                 lo, hi = self._day_range
@@ -143,8 +143,7 @@ class LeaderboardAnalyzer:
                     state.event = event
                     changed.add(event.symbol)
             elif kind is LimitUpLimitDown:
-                assert isinstance(event, LimitUpLimitDown)
-                self._apply_luld(event)
+                self._apply_luld(cast(LimitUpLimitDown, event))
             else:
                 self.ignored_events += 1
 
@@ -204,12 +203,15 @@ class LeaderboardAnalyzer:
 
     def collect(self, now_ns: int) -> Output:
         """Rows of the symbols that changed: newer-wins state writes plus quote records."""
-        if self._day is not None and self.calendar.trading_day(now_ns) > self._day:
-            self._roll(self.calendar.trading_day(now_ns))
-        if not self._changed or self._day is None:
-            return Output()
-        ops, widgets = self.rows_output(self._changed)
-        self._changed = set()
+        ops: list[StateOp] = []
+        widgets: list[WidgetWrite] = []
+        if self._changed and self._day is not None:
+            ops, widgets = self.rows_output(self._changed)
+            self._changed = set()
+        if self._day is not None:
+            today = self.calendar.trading_day(now_ns)
+            if today > self._day:
+                self._roll(today)  # after the last rows of the old day were emitted
         return Output(widgets=widgets, state=ops)
 
     def rows_output(self, symbols: set[str]) -> tuple[list[StateOp], list[WidgetWrite]]:

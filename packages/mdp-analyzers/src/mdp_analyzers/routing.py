@@ -39,6 +39,8 @@ _FEEDS: Final[dict[str, Feed]] = {
     "Q": FEED_LATEST_NBBO,
     "LULD": FEED_LATEST_LULD,
 }
+#: Kinds sharing one feed share one slot (the later of a second and a minute bar wins).
+_SLOT: Final[dict[str, str]] = {ev: ("A" if ev == "AM" else ev) for ev in _FEEDS}
 _ENCODER: Final = msgspec.json.Encoder()
 
 
@@ -81,7 +83,7 @@ class MassiveDataAnalyzer:
                 self.unknown[ev] += 1
                 continue
             self.routed[ev] += 1
-            key = (ev, event.symbol)
+            key = (_SLOT[ev], event.symbol)
             old = latest.get(key)
             if old is None or event.event_time_ms >= old.event_time_ms:
                 latest[key] = event

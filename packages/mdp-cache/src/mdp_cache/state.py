@@ -92,6 +92,11 @@ return 0
 _PACK: Final = msgspec.msgpack.Encoder().encode
 
 
+def _text(payload: bytes) -> str:
+    """Payloads travel as msgpack strings: the Lua cmsgpack of Redis reads no ``bin`` type."""
+    return payload.decode("utf-8", "surrogateescape")
+
+
 def _scores(scores: tuple[float | None, ...]) -> list[float | str]:
     return ["" if score is None else score for score in scores]
 
@@ -148,7 +153,7 @@ class RedisState:
             for start in range(0, len(rows), ROWS_PER_CALL):
                 packed = _PACK(
                     [
-                        (row.member, str(row.version), row.payload, *_scores(row.scores))
+                        (row.member, str(row.version), _text(row.payload), *_scores(row.scores))
                         for row in rows[start : start + ROWS_PER_CALL]
                     ]
                 )

@@ -22,12 +22,12 @@ from mdp_cache.keys import Feed
 __all__ = ["SET_PUBLISH_LUA", "WidgetItem", "WidgetWriter", "queue_widget_write"]
 
 SET_PUBLISH_LUA: Final = """
--- KEYS: feed names; ARGV[1]: msgpack array of [payload, ttl seconds, publish 0/1], one per key
+-- KEYS: feed names; ARGV[1]: msgpack array of [payload, ttl seconds, publish?], one per key
 local items = cmsgpack.unpack(ARGV[1])
 for i = 1, #KEYS do
   local item = items[i]
   redis.call('SET', KEYS[i], item[1], 'EX', item[2])
-  if item[3] == 1 then
+  if item[3] then
     redis.call('PUBLISH', KEYS[i], item[1])
   end
 end
@@ -141,8 +141,12 @@ class WidgetWriter:
                 )
         for start in range(0, len(values), _VALUES_PER_CALL):
             chunk = values[start : start + _VALUES_PER_CALL]
+            # Payloads go as msgpack strings: the Lua cmsgpack of Redis reads no ``bin`` type.
             packed = _PACK(
-                [(item.payload, item.feed.ttl, 1 if item.publish else 0) for item in chunk]
+                [
+                    (item.payload.decode("utf-8", "surrogateescape"), item.feed.ttl, item.publish)
+                    for item in chunk
+                ]
             )
             pipe.evalsha(self._sha, len(chunk), *(item.name for item in chunk), packed)
             sent += 1

@@ -92,8 +92,9 @@ class HealthServer:
         version: the service version, reported by ``/status``.
         metrics_snapshot: returns the current figures as a nested mapping (see
             :mod:`mdp_runtime.exposition` for how it becomes Prometheus text).
-        readiness: named readiness checks; the dict is used as given, so checks added to it
-            later are honoured. ``/readyz`` is 200 only when every check passes.
+        readiness: named readiness checks; the mapping is used as given (not copied), so
+            checks added to a dict passed here later are honoured. ``/readyz`` is 200 only
+            when every check passes.
         control_token: the bearer token of the control routes; None disables control.
         monotonic: the monotonic time source used for uptime.
     """
@@ -106,7 +107,7 @@ class HealthServer:
         service: str,
         version: str,
         metrics_snapshot: Callable[[], Mapping[str, object]],
-        readiness: dict[str, ReadinessCheck],
+        readiness: Mapping[str, ReadinessCheck],
         control_token: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:

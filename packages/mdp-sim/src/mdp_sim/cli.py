@@ -23,7 +23,6 @@ from mdp_sim.server import SimConfig, SimServers
 
 __all__ = ["build_parser", "main", "serve", "sim_config"]
 
-_log = logging.getLogger(__name__)
 _UNPACED = {"max", "none", "unpaced"}
 
 
@@ -195,19 +194,28 @@ async def _serve_until_signal(config: SimConfig) -> None:
     await serve(config, stop=stop, out=sys.stdout)
 
 
+def _configure_logging() -> None:
+    """Plain stderr logging for the command; the library modules never configure logging."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mdp-sim`` console script; returns the exit status."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     if args.command == "serve":
         try:
             config = sim_config(args)
         except ScenarioError as exc:
             print(f"mdp-sim: {exc}", file=sys.stderr)
             return 2
+        if config.replay is not None and not config.replay.is_file():
+            print(f"mdp-sim: no recording at {config.replay}", file=sys.stderr)
+            return 2
+        _configure_logging()
         asyncio.run(_serve_until_signal(config))
         return 0
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
+    _configure_logging()
     try:
         result = asyncio.run(
             record(

@@ -1,7 +1,8 @@
 """A Massive REST stub on loopback, answering from the same synthetic market as the stream.
 
 Only the endpoints the platform calls are served (snapshots, previous close, daily aggregates,
-grouped daily bars, ticker details, free float, market status and holidays), with the wire shapes
+grouped daily bars, ticker list and details, last trade and quote, free float, market status and
+holidays), with the wire shapes
 the official ``massive.RESTClient`` decodes. ``Authorization: Bearer <key>`` is checked; unknown
 query parameters are ignored as the real API does. Fault modes answer 429 with ``Retry-After``,
 500, or respond slowly.
@@ -32,6 +33,11 @@ _MOVERS: Final = 20
 _DEFAULT_PAGE: Final = 100
 _MAX_PAGE: Final = 5_000
 _SNAPSHOT_BASE: Final = "/v2/snapshot/locale/us/markets/stocks"
+_TICKER_FIELDS: Final = frozenset(
+    {"active", "cik", "currency_name", "locale", "market", "name", "primary_exchange", "ticker"}
+    | {"type", "composite_figi", "share_class_figi", "last_updated_utc", "delisted_utc"}
+)
+"""Keys ``massive``'s ``Ticker`` model accepts (it is built with ``Ticker(**row)``)."""
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
@@ -106,6 +112,9 @@ class MassiveRestServer:
         )
         app.router.add_get("/v2/aggs/grouped/locale/us/market/stocks/{day}", self._grouped)
         app.router.add_get("/v3/reference/tickers/{ticker}", self._ticker_details)
+        app.router.add_get("/v3/reference/tickers", self._tickers)
+        app.router.add_get("/v2/last/trade/{ticker}", self._last_trade)
+        app.router.add_get("/v2/last/nbbo/{ticker}", self._last_quote)
         app.router.add_get("/stocks/vX/float", self._floats)
         app.router.add_get("/v1/marketstatus/now", self._market_status)
         app.router.add_get("/v1/marketstatus/upcoming", self._holidays)
@@ -245,6 +254,38 @@ class MassiveRestServer:
         if details is None:
             return self._error(404, "NOT_FOUND", "Ticker not found.")
         return self._ok(results=details)
+
+    async def _tickers(self, request: web.Request) -> web.Response:
+        query = request.query
+        ticker = query.get("ticker")
+        symbols = [ticker] if ticker else sorted(self.market.profiles)
+        limit = min(_int_param(query.get("limit"), _DEFAULT_PAGE), 1_000)
+        offset = _int_param(query.get("cursor"), 0)
+        rows: list[dict[str, object]] = []
+        for symbol in symbols[offset : offset + limit]:
+            details = self.market.ticker_details(symbol)
+            if details is not None:
+                rows.append({k: v for k, v in details.items() if k in _TICKER_FIELDS})
+        body: dict[str, object] = {"results": rows, "count": len(rows)}
+        if offset + limit < len(symbols):
+            params = {"cursor": str(offset + limit), "limit": str(limit)}
+            body["next_url"] = f"{self.base_url}/v3/reference/tickers?{urlencode(params)}"
+        return self._ok(**body)
+
+    async def _last_trade(self, request: web.Request) -> web.Response:
+        return self._last(request, "lastTrade", ("c", "i", "p", "s", "t", "x"))
+
+    async def _last_quote(self, request: web.Request) -> web.Response:
+        return self._last(request, "lastQuote", ("P", "S", "p", "s", "t"))
+
+    def _last(self, request: web.Request, part: str, keys: tuple[str, ...]) -> web.Response:
+        """``/v2/last/...``: the snapshot's last trade or quote, keyed as that endpoint keys it."""
+        ticker = request.match_info["ticker"]
+        row = self.market.snapshot(ticker)
+        last = None if row is None else row.get(part)
+        if not isinstance(last, dict):
+            return self._error(404, "NOT_FOUND", "No data for this ticker.")
+        return self._ok(results={"T": ticker, **{k: last[k] for k in keys if k in last}})
 
     async def _floats(self, request: web.Request) -> web.Response:
         query = request.query

@@ -155,6 +155,7 @@ class MassiveWsMetrics:
     oversized_frames: int = 0
     refused_upgrades: int = 0
     events_dropped_stalled: int = 0
+    events_unencodable: int = 0
 
 
 @dataclass(eq=False, slots=True)
@@ -309,7 +310,12 @@ class MassiveWsServer:
             wild, exact = self._targets(event)
             if not wild and not exact:
                 continue
-            encoded = _encode(event)
+            try:
+                encoded = _encode(event)
+            except (TypeError, msgspec.EncodeError):
+                self.metrics.events_unencodable += 1
+                _log.warning("skipping an event that cannot be encoded: %r", event.get("ev"))
+                continue
             size = len(encoded) + 1
             for conn in _union(wild, exact):
                 if faults.is_stalled(conn.key):
@@ -660,6 +666,7 @@ class MassiveWsServer:
         self, conn: _Connection, status: bytes | None, code: int | None, reason: str
     ) -> None:
         ws = conn.ws
+        _log.info("closing a Massive connection (%s, code %s)", reason, code)
         if code is None:
             if ws.transport is not None:
                 ws.transport.abort()

@@ -45,6 +45,8 @@ _T = TypeVar("_T")
 _encode = msgspec.json.Encoder().encode
 _NS_PER_MS = 1_000_000
 _SECOND_NS = 1_000_000_000
+_PACING_RECHECK = 0.2
+"""Seconds an idle broadcaster waits for a subscriber before re-reading its pacing."""
 
 
 def new_api_key() -> str:
@@ -136,7 +138,7 @@ class MarketBroadcaster:
         rate: float | None = None,
         tick: float = 0.01,
         chunk_events: int = 2_000,
-        max_step_ns: int = _SECOND_NS,
+        max_step_ns: int = _SECOND_NS // 5,
         real: Clock | None = None,
     ) -> None:
         self.market = market
@@ -152,45 +154,64 @@ class MarketBroadcaster:
         self._real: Clock = real if real is not None else LiveClock()
 
     async def run(self) -> None:
-        """Broadcast until cancelled."""
-        if self.rate is not None:
-            await self._run_by_rate(self.rate)
-        elif self.clock.speed is None:
-            await self._run_by_backpressure()
-        else:
-            await self._run_by_time()
-
-    async def _run_by_time(self) -> None:
+        """Broadcast until cancelled; the pacing follows :meth:`set_pacing` as it changes."""
         while True:
-            target = self.clock.target_ns()
-            while self.market.now_ns < target:
-                step = min(target, self.market.now_ns + self.max_step_ns)
-                self._emit(self.market.advance(step), flush=False)
-                if step < target:
-                    await asyncio.sleep(0)
-            await self._real.sleep(self.tick)
+            if self.rate is not None:
+                await self._rate_session(self.rate)
+            elif self.clock.speed is None:
+                await self._backpressure_step()
+            else:
+                await self._time_step()
 
-    async def _run_by_backpressure(self) -> None:
-        while True:
-            await self.massive.wait_for_subscriber()
-            self._emit(self.market.take(self.chunk_events), flush=True)
-            await self.massive.wait_drained()
+    def set_pacing(self, speed: float | None, rate: float | None = None) -> None:
+        """Switch pacing without restarting: simulated time continues from where it is.
+
+        Raises:
+            ValueError: if ``speed`` or ``rate`` is not positive.
+        """
+        if rate is not None and not rate > 0:
+            msg = f"rate must be positive or None; it was {rate}"
+            raise ValueError(msg)
+        self.clock = SimClock(self.market.now_ns, speed, real=self._real)
+        self.rate = rate
+
+    async def _time_step(self) -> None:
+        clock = self.clock
+        target = clock.target_ns()
+        while self.market.now_ns < target and self.clock is clock and self.rate is None:
+            step = min(target, self.market.now_ns + self.max_step_ns)
+            self._emit(self.market.advance(step), flush=False)
+            if step < target:
+                await asyncio.sleep(0)
+        await self._real.sleep(self.tick)
+
+    async def _backpressure_step(self) -> None:
+        if not await self._subscriber_within(_PACING_RECHECK):
+            return
+        self._emit(self.market.take(self.chunk_events), flush=True)
+        await self.massive.wait_drained()
+        await asyncio.sleep(0)
+
+    async def _rate_session(self, rate: float) -> None:
+        if not await self._subscriber_within(_PACING_RECHECK):
+            return
+        origin = self._real.monotonic()
+        sent = 0
+        while self.massive.has_subscribers and self.rate == rate:
+            due = int((self._real.monotonic() - origin) * rate) - sent
+            if due <= 0:
+                await self._real.sleep(self.tick)
+                continue
+            update = self.market.take(min(due, self.chunk_events))
+            sent += max(1, len(update.events))
+            self._emit(update, flush=False)
             await asyncio.sleep(0)
 
-    async def _run_by_rate(self, rate: float) -> None:
-        while True:
-            await self.massive.wait_for_subscriber()
-            origin = self._real.monotonic()
-            sent = 0
-            while self.massive.has_subscribers:
-                due = int((self._real.monotonic() - origin) * rate) - sent
-                if due <= 0:
-                    await self._real.sleep(self.tick)
-                    continue
-                update = self.market.take(min(due, self.chunk_events))
-                sent += max(1, len(update.events))
-                self._emit(update, flush=False)
-                await asyncio.sleep(0)
+    async def _subscriber_within(self, seconds: float) -> bool:
+        """Wait a bounded while for a subscriber, so a pacing change is noticed meanwhile."""
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self.massive.wait_for_subscriber(), seconds)
+        return self.massive.has_subscribers
 
     def _emit(self, update: MarketUpdate, *, flush: bool) -> None:
         self.watch.notify()
@@ -328,6 +349,19 @@ class SimServers:
         for server in (self._finlight_rest, self._finlight, self._rest, self._massive):
             if server is not None:
                 await server.stop()
+
+    def set_pacing(self, speed: float | None, rate: float | None = None) -> None:
+        """Change the market's pace while running (speed None: as fast as clients read).
+
+        Simulated time continues from where the market is; a replay is not affected.
+
+        Raises:
+            ValueError: if ``speed`` or ``rate`` is not positive.
+        """
+        broadcaster = self.broadcaster
+        if isinstance(broadcaster, MarketBroadcaster):
+            broadcaster.set_pacing(speed, rate)
+            self.clock = broadcaster.clock
 
     def _broadcaster_done(self, task: asyncio.Task[None]) -> None:
         if task.cancelled():

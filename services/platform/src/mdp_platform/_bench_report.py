@@ -72,7 +72,7 @@ class PhaseResult:
         lag_event_to_client: from event emission to a client receiving the quote update.
         lag_board_to_client: from a board's composition to a client receiving it.
         processor_lag: the processor's own receipt-to-write percentiles, if it reports them.
-        drops: dropped events by component and reason during the phase.
+        drops: dropped events and failed operations by component and reason in the phase.
         cpu_per_100k: CPU seconds per 100,000 offered events, by component.
     """
 
@@ -101,6 +101,14 @@ def _lag(summary: LagSummary) -> str:
     )
 
 
+def _own_lag(figures: Mapping[str, float]) -> str:
+    p50 = figures.get("lag_receipt_p50_seconds")
+    p99 = figures.get("lag_receipt_p99_seconds")
+    if p50 is None or p99 is None:
+        return "-"
+    return f"{p50 * 1000:,.0f}/{p99 * 1000:,.0f}"
+
+
 def render_table(
     phases: Sequence[PhaseResult],
     memory_mib: Mapping[str, float],
@@ -124,9 +132,10 @@ def render_table(
     row("event->Redis ms p50/90/99/max", (_lag(p.lag_event_to_redis) for p in phases))
     row("event->client ms p50/90/99/max", (_lag(p.lag_event_to_client) for p in phases))
     row("board->client ms p50/90/99/max", (_lag(p.lag_board_to_client) for p in phases))
+    row("processor receipt->write p50/99", (_own_lag(p.processor_lag) for p in phases))
     reasons = sorted({name for p in phases for name in p.drops})
     for reason in reasons:
-        row(f"dropped {reason}", (f"{p.drops.get(reason, 0):,.0f}" for p in phases))
+        row(f"lost {reason}", (f"{p.drops.get(reason, 0):,.0f}" for p in phases))
     components = sorted({name for p in phases for name in p.cpu_per_100k})
     for component in components:
         row(

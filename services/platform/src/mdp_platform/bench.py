@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import importlib
 import os
 import platform
 import secrets
@@ -39,7 +40,7 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE
 from mdp_cache.keys import FEED_QUOTE
-from mdp_core.settings import SettingsError, load
+from mdp_core.settings import SettingsError, describe, load
 from mdp_core.token import issue_token
 from mdp_platform._bench_board import (
     BOARD_NAMES,
@@ -79,7 +80,7 @@ _READY_TIMEOUT: Final = 40.0
 _DRAIN_TIMEOUT: Final = 25.0
 _STOP_TIMEOUT: Final = 15.0
 _DEFAULT_AMQP: Final = "amqp://guest:guest@127.0.0.1:5672/"
-_DROP_WORDS: Final = ("drop", "stale", "poison")
+_DROP_WORDS: Final = ("drop", "stale", "poison", "error", "failure", "rejected")
 
 
 class BenchError(RuntimeError):
@@ -425,8 +426,15 @@ class _Run:
 
 
 _STAGE_COUNTERS: Final[dict[str, tuple[str, ...]]] = {
-    "listener": ("queue.published_events", "events_in.total"),
-    "processor": ("events", "processor.events", "stats.events", "events.total", "events_total"),
+    "listener": ("queue.published_events", "counters.events_in.total"),
+    "processor": (
+        "events",
+        "processor.events",
+        "stats.events",
+        "counters.events.total",
+        "counters.events_processed.total",
+        "events_total",
+    ),
     "scanner": ("messages_total", "messages"),
     "wds": ("messages_out",),
 }
@@ -527,6 +535,31 @@ def _services(
             },
         ),
     }
+
+
+def processor_env(workers: int, rest_base: str) -> dict[str, str]:
+    """Worker count and Massive REST base for the processor, named as its settings name them.
+
+    The names are looked up in the processor's settings classes (through the settings
+    machinery's own documentation), so a rename there does not silently misconfigure the run;
+    ``MDP_WORKERS`` and ``MDP_MASSIVE_REST_BASE`` are used when nothing matches.
+    """
+    env = {"MDP_WORKERS": str(workers), "MDP_MASSIVE_REST_BASE": rest_base}
+    try:
+        module = importlib.import_module("mdp_processor.settings")
+    except ImportError:
+        return env
+    for value in vars(module).values():
+        if not isinstance(value, type) or not dataclasses.is_dataclass(value):
+            continue
+        with contextlib.suppress(TypeError):
+            for doc in describe(value):
+                name = doc.env.upper()
+                if "WORKERS" in name:
+                    env[doc.env] = str(workers)
+                elif "REST" in name and ("BASE" in name or "URL" in name):
+                    env[doc.env] = rest_base
+    return env
 
 
 async def _prepare_stores(config: BenchConfig) -> None:
@@ -786,8 +819,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         assert sim.tree is not None
         run.trees["simulator"] = sim.tree
         services["listener"].env["MDP_MASSIVE_FEED"] = sim.feed
-        services["processor"].env["MDP_MASSIVE_REST_BASE"] = sim.rest
-        services["processor"].env["MDP_MASSIVE_REST_URL"] = sim.rest
+        services["processor"].env.update(processor_env(config.workers, sim.rest))
         for name in ("processor", "scanner", "wds"):
             await services[name].start(bindir)
         await asyncio.gather(

@@ -23,6 +23,10 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Protocol
 
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
 from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import Composer, NeedsReference, WidgetWrite
 from mdp_cache.keys import KEY_LB_LEASE, KEY_SEEN_BATCH
@@ -341,15 +345,23 @@ class Processor:
             batches, self._pending_batches = self._pending_batches, []
             lags, self._pending_lag = self._pending_lag, []
             flushed_events, self._pending_events = self._pending_events, 0
-            writes.extend(await self._compose(now_ns))
-            # MDC and WDC are written concurrently (separate connections); both must land
-            # before the acks.
-            await asyncio.gather(
-                self._retry(lambda: self.state.apply(ops, marks=marks))
-                if ops or marks
-                else _done(),
-                self._retry(lambda: self.widgets.write(writes)) if writes else _done(),
+            state_write = (
+                self._retry(lambda: self.state.apply(ops, marks=marks)) if ops or marks else None
             )
+            if self._compose_due(now_ns):
+                # Boards are composed from the merged state: this flush's rows must be in it.
+                if state_write is not None:
+                    await state_write
+                writes.extend(await self._compose(now_ns))
+                if writes:
+                    await self._retry(lambda: self.widgets.write(writes))
+            else:
+                # MDC and WDC are written concurrently (separate connections); both must land
+                # before the acks.
+                await asyncio.gather(
+                    state_write if state_write is not None else _done(),
+                    self._retry(lambda: self.widgets.write(writes)) if writes else _done(),
+                )
             for batch in batches:
                 try:
                     await batch.ack()
@@ -385,23 +397,45 @@ class Processor:
             stats.lag_event.add((done_ns - event_ms * _NS_PER_MS) / _NS_PER_S)
 
     async def _retry(self, write: Any) -> None:
+        """Run ``write`` until it lands; only connection trouble is retried.
+
+        An error *reply* (a bug, or a value Redis refuses) would fail forever, so it is
+        counted and the write abandoned: the stream goes on.
+        """
         backoff = self.config.retry_initial_s
         while True:
             try:
                 await write()
-            except Exception as exc:
-                self.stats.write_failures += 1
-                self._writable.clear()
-                _log.warning("write_failed", error=repr(exc), retry_in=backoff)
-                async with self._progress:
-                    self._progress.notify_all()
-                if self._stopping.is_set():
-                    raise _Stopped from exc
-                await asyncio.sleep(backoff)
+            except RedisError as exc:
+                if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
+                    self.stats.write_errors += 1
+                    _log.exception("write_rejected")
+                    return
+                await self._pause(exc, backoff)
+                backoff = min(backoff * 2, self.config.retry_max_s)
+            except (OSError, TimeoutError) as exc:
+                await self._pause(exc, backoff)
                 backoff = min(backoff * 2, self.config.retry_max_s)
             else:
                 self._writable.set()
                 return
+
+    async def _pause(self, exc: BaseException, backoff: float) -> None:
+        """A write failed for want of a connection: pause consumption, wait, then retry."""
+        self.stats.write_failures += 1
+        self._writable.clear()
+        _log.warning("write_failed", error=repr(exc), retry_in=backoff)
+        async with self._progress:
+            self._progress.notify_all()
+        if self._stopping.is_set():
+            raise _Stopped from exc
+        await asyncio.sleep(backoff)
+
+    def _compose_due(self, now_ns: int) -> bool:
+        return any(
+            isinstance(analyzer, Composer) and now_ns >= self._next_compose.get(id(analyzer), 0)
+            for analyzer in self.analyzers
+        )
 
     async def _compose(self, now_ns: int) -> list[WidgetWrite]:
         writes: list[WidgetWrite] = []

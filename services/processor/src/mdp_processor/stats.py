@@ -44,6 +44,7 @@ class ProcessorStats:
         flush_state_ops: State operations written.
         flush_widget_writes: Widget writes sent.
         write_failures: Flush attempts that failed (Redis down); the flush is retried.
+        write_errors: Writes Redis refused with an error reply; abandoned, not retried.
         compositions: Board compositions published (this replica held the lease).
         reference_requests: Reference lookups started.
         lag_event: Seconds from event time to the write that carried it.
@@ -61,6 +62,7 @@ class ProcessorStats:
     flush_state_ops: int = 0
     flush_widget_writes: int = 0
     write_failures: int = 0
+    write_errors: int = 0
     compositions: int = 0
     reference_requests: int = 0
     last_flush_events: int = 0
@@ -85,6 +87,7 @@ class ProcessorStats:
             "flush_state_ops": self.flush_state_ops,
             "flush_widget_writes": self.flush_widget_writes,
             "write_failures": self.write_failures,
+            "write_errors": self.write_errors,
             "compositions": self.compositions,
             "reference_requests": self.reference_requests,
             "last_flush_events": self.last_flush_events,

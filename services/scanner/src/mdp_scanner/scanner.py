@@ -63,6 +63,7 @@ class ScannerStats:
     """Counters of one scanner process."""
 
     messages: int = 0
+    processed: int = 0
     batches: int = 0
     writes: int = 0
     alerts_deduplicated: int = 0
@@ -78,6 +79,7 @@ class ScannerStats:
         """JSON-ready figures (``/status``; flattened into ``/metrics``)."""
         return {
             "messages_total": self.messages,
+            "processed_total": self.processed,
             "batches_total": self.batches,
             "writes_total": self.writes,
             "alerts_deduplicated_total": self.alerts_deduplicated,
@@ -281,7 +283,6 @@ class Scanner:
 
     async def _process(self, batch: list[FeedMessage]) -> None:
         self.stats.messages += len(batch)
-        self.stats.batches += 1
         per_route: list[list[FeedMessage]] = [[] for _ in self._routes]
         for message in batch:
             for index in self._routes_for(message.name):
@@ -298,6 +299,8 @@ class Scanner:
                 self.stats.errors[f"analyzer:{name}"] += 1
                 _log.exception("analyzer failed on a batch; skipped", analyzer=name)
         await self._write(writes)
+        self.stats.batches += 1  # counted once its output is written
+        self.stats.processed += len(batch)
 
     async def _write(self, writes: list[WidgetWrite]) -> None:
         if not writes:

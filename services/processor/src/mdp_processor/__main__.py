@@ -1,0 +1,101 @@
+"""``mdp-processor``: the market data processor (MDP) service.
+
+The parent process serves ``/livez``, ``/readyz`` and ``/metrics`` and supervises
+``MDP_WORKERS`` worker processes (:mod:`mdp_processor.worker`), each a competing consumer of the
+market data queues running the configured analyzers. ``/readyz`` is unready while any worker is
+dead or reports its broker or Redis connection down.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import Mapping
+from importlib.metadata import version
+
+from mdp_analyzers.registry import UnknownAnalyzer
+from mdp_core.logging import configure_logging, get_logger
+from mdp_core.process import ProcessManager, WorkerStatus
+from mdp_core.settings import SettingsError, load
+from mdp_core.telemetry import configure_telemetry
+from mdp_processor.settings import ProcessorSettings
+from mdp_processor.worker import build_analyzers, worker
+from mdp_queues import QueueSettings
+from mdp_runtime import ConfigError, ExitCode, HealthServer, run_service
+
+__all__ = ["main", "metrics_of", "readiness_of"]
+
+_SERVICE = "processor"
+_log = get_logger("mdp_processor.main")
+
+
+def metrics_of(statuses: list[WorkerStatus]) -> dict[str, object]:
+    """Sum the workers' numeric counters; keep per-worker liveness and restarts."""
+    totals: dict[str, float] = {}
+    for status in statuses:
+        for name, value in status.counters.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                if name.endswith("_seconds"):
+                    totals[name] = max(totals.get(name, 0.0), float(value))
+                else:
+                    totals[name] = totals.get(name, 0.0) + value
+    return {
+        **totals,
+        "workers_alive": sum(1 for status in statuses if status.alive),
+        "worker_restarts": sum(status.restarts for status in statuses),
+    }
+
+
+def readiness_of(statuses: list[WorkerStatus]) -> tuple[bool, str]:
+    """Ready when every worker is alive and reports itself ready (connections up)."""
+    for status in statuses:
+        if not status.alive:
+            return False, f"{status.name} is not running"
+        if status.counters.get("ready") is not True:
+            counters: Mapping[str, object] = status.counters
+            return False, (
+                f"{status.name} not ready (broker {counters.get('broker_connected')}, "
+                f"redis writable {counters.get('redis_writable')})"
+            )
+    return True, f"{len(statuses)} workers ready"
+
+
+async def serve(stop: asyncio.Event) -> int:
+    """The service body: supervise the workers until ``stop`` is set."""
+    try:
+        settings = load(ProcessorSettings, service_name=_SERVICE)
+        load(QueueSettings)
+        build_analyzers(settings)  # fail fast on an unknown analyzer name
+    except (SettingsError, UnknownAnalyzer) as exc:
+        raise ConfigError(str(exc)) from None
+    service_version = version("mdp-processor")
+    configure_logging(_SERVICE, settings.log_level, settings.log_format)
+    configure_telemetry("mdp-processor", service_version)
+    manager = ProcessManager(
+        worker,
+        settings.workers,
+        name="mdp-worker",
+        child_logging=(_SERVICE, settings.log_level, settings.log_format),
+    )
+    health = HealthServer(
+        settings.health_host,
+        settings.health_port,
+        service=_SERVICE,
+        version=service_version,
+        metrics_snapshot=lambda: metrics_of(manager.status()),
+        readiness={"workers": lambda: readiness_of(manager.status())},
+    )
+    _log.info("processor starting", workers=settings.workers, analyzers=settings.analyzers)
+    async with health, manager:
+        await stop.wait()
+        health.mark_stopping()
+    return ExitCode.OK
+
+
+def main() -> None:
+    """Console script entry point."""
+    sys.exit(run_service(serve, name="mdp-processor"))
+
+
+if __name__ == "__main__":
+    main()

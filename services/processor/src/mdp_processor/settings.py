@@ -1,0 +1,73 @@
+"""Configuration of the market data processor (MDP), read once at start-up."""
+
+from __future__ import annotations
+
+from mdp_core.settings import CommonSettings, setting, settings_class
+
+__all__ = ["ProcessorSettings"]
+
+
+@settings_class
+class ProcessorSettings(CommonSettings):
+    """Settings of the market data processor; queue names and TTLs come from ``mdp_queues``."""
+
+    analyzers: tuple[str, ...] = setting(
+        env="MDP_ANALYZERS",
+        default=("leaderboard", "router", "top_trades"),
+        doc="Analyzers to run, by registered name (entry point group mdp.analyzers).",
+    )
+    workers: int = setting(
+        env="MDP_WORKERS",
+        default=1,
+        min=1,
+        max=64,
+        doc="Worker processes per pod (competing consumers); up to the cores available.",
+    )
+    prefetch: int = setting(
+        env="MDP_PREFETCH",
+        default=1_000,
+        min=1,
+        doc="AMQP prefetch per worker: messages the broker may push before an ack.",
+    )
+    batch_messages: int = setting(
+        env="MDP_BATCH_MESSAGES",
+        default=100,
+        min=1,
+        doc="Messages pulled from a queue per delivery batch.",
+    )
+    flush_interval_ms: int = setting(
+        env="MDP_FLUSH_INTERVAL_MS",
+        default=50,
+        min=1,
+        doc="Longest time between two flushes to Redis (freshness of widgets).",
+    )
+    flush_max_events: int = setting(
+        env="MDP_FLUSH_MAX_EVENTS",
+        default=20_000,
+        min=1,
+        doc="Events waiting that trigger an early flush.",
+    )
+    max_in_flight: int = setting(
+        env="MDP_MAX_IN_FLIGHT",
+        default=500,
+        min=1,
+        doc="Concurrent background tasks per worker (reference data fetches).",
+    )
+    board_size: int = setting(
+        env="MDP_BOARD_SIZE",
+        default=100,
+        min=1,
+        max=1_000,
+        doc="Rows per leaderboard document.",
+    )
+    massive_rest_url: str = setting(
+        env="MDP_MASSIVE_REST_URL",
+        default="https://api.massive.com",
+        doc="Base URL of the Massive REST API (the simulator's in tests and the demo).",
+    )
+    heartbeat_seconds: float = setting(
+        env="MDP_HEARTBEAT_SECONDS",
+        default=5.0,
+        min=0.1,
+        doc="Interval of the heartbeat written to MDC.",
+    )

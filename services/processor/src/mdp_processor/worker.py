@@ -1,0 +1,107 @@
+"""One MDP worker process: AMQP consumer, analyzers, Redis, reporting to the supervisor."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import socket
+from typing import Any
+
+from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
+from mdp_cache.client import close_redis, create_redis
+from mdp_cache.reference import ReferenceCache
+from mdp_cache.state import RedisState
+from mdp_cache.widgets import WidgetWriter
+from mdp_core.calendar import MarketCalendar
+from mdp_core.clock import LiveClock
+from mdp_core.logging import get_logger
+from mdp_core.process import WorkerContext
+from mdp_core.settings import load, resolve_massive_key
+from mdp_processor.massive_reference import MassiveReferenceSource
+from mdp_processor.processor import Processor, ProcessorConfig
+from mdp_processor.settings import ProcessorSettings
+from mdp_queues import AmqpConsumer, QueueSettings
+
+__all__ = ["build_analyzers", "worker"]
+
+_log = get_logger(__name__)
+_REPORT_SECONDS = 0.5
+
+
+def build_analyzers(settings: ProcessorSettings) -> list[Any]:
+    """Instantiate the configured analyzers by name.
+
+    Raises:
+        UnknownAnalyzer: a name is not registered (the message lists the known names).
+    """
+    calendar = MarketCalendar()
+    return [
+        create_analyzer(name, calendar=calendar, board_size=settings.board_size)
+        for name in settings.analyzers
+    ]
+
+
+async def worker(index: int, ctx: WorkerContext) -> None:
+    """Run one processor until the supervisor asks this process to stop."""
+    settings = load(ProcessorSettings, service_name="processor")
+    queues = load(QueueSettings)
+    clock = LiveClock()
+    instance = f"{socket.gethostname()}-{os.getpid()}-{index}"
+    try:
+        analyzers = build_analyzers(settings)
+    except UnknownAnalyzer:
+        _log.exception("unknown_analyzer")
+        raise
+    mdc = create_redis(settings.mdc_redis_url, client_name=f"mdp-{instance}")
+    ref = create_redis(settings.mdc_redis_url, client_name=f"mdp-ref-{instance}")
+    wdc = create_redis(settings.wdc_redis_url, client_name=f"mdp-{instance}")
+    key = resolve_massive_key()
+    reference = (
+        ReferenceCache(MassiveReferenceSource(key.reveal(), settings.massive_rest_url), ref)
+        if key is not None
+        else None
+    )
+    consumer = AmqpConsumer(
+        settings.amqp_url.reveal(),
+        queues.topology(),
+        clock=clock,
+        prefetch=settings.prefetch,
+        max_age_seconds=settings.freshness_seconds,
+        on_mismatch=queues.on_mismatch,
+    )
+    processor = Processor(
+        consumer,
+        analyzers,
+        state=RedisState(mdc),
+        widgets=WidgetWriter(wdc),
+        reference=reference,
+        clock=clock,
+        config=ProcessorConfig(
+            flush_interval_s=settings.flush_interval_ms / 1000,
+            flush_max_events=settings.flush_max_events,
+            batch_messages=settings.batch_messages,
+            max_in_flight=settings.max_in_flight,
+            instance=instance,
+        ),
+    )
+    task = asyncio.create_task(processor.run(), name="processor")
+    try:
+        while not ctx.stopping.is_set() and not task.done():
+            ctx.report(
+                **processor.stats.snapshot(),
+                ready=processor.ready,
+                broker_connected=consumer.connected,
+                redis_writable=processor.writable,
+                stale_dropped=consumer.stats.dropped_events.get("stale", 0),
+                poison_dropped=consumer.stats.dropped_messages.get("poison", 0),
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(ctx.stopping.wait(), _REPORT_SECONDS)
+    finally:
+        processor.stop()
+        with contextlib.suppress(Exception):
+            await task
+        for client in (mdc, ref, wdc):
+            with contextlib.suppress(Exception):
+                await close_redis(client)

@@ -1,0 +1,200 @@
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Sequence
+from datetime import date
+from typing import Any
+
+import msgspec
+import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+
+from mdp_analyzers.leaderboard import LeaderboardAnalyzer
+from mdp_analyzers.registry import UnknownAnalyzer
+from mdp_analyzers.routing import MassiveDataAnalyzer
+from mdp_analyzers.state import MemoryState
+from mdp_cache.keys import FEED_LATEST_TRADE, FEED_QUOTE, FEED_SCANNER_TOP_VOLUME
+from mdp_cache.widgets import WidgetItem
+from mdp_core.clock import ManualClock
+from mdp_core.envelope import decode_header, encode_envelope
+from mdp_core.events import MarketEvent
+from mdp_core.process import WorkerStatus
+from mdp_core.settings import load
+from mdp_processor.__main__ import metrics_of, readiness_of
+from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.settings import ProcessorSettings
+from mdp_processor.worker import build_analyzers
+from mdp_queues import MemoryBus, OutgoingBatch, Received, ReceivedBatch, Topology
+from mdp_testing.conformance import aggregate, at_ms, trade
+
+DAY = date(2026, 3, 4)
+NOW_NS = at_ms(DAY, 10, 1) * 1_000_000
+
+
+def body(events: Sequence[MarketEvent], batch: str) -> bytes:
+    raws = [msgspec.Raw(msgspec.json.encode(e)) for e in events]
+    return encode_envelope(
+        kind=events[0].EV, source="t", batch=batch, received_ns=NOW_NS, events=raws
+    )
+
+
+class Settled:
+    def __init__(self) -> None:
+        self.results: list[bool] = []
+
+    async def __call__(self, tokens: Sequence[object], ok: bool) -> None:
+        self.results.append(ok)
+
+
+def delivery(
+    bus: MemoryBus, raw: bytes, settled: Settled, *, redelivered: bool = False
+) -> ReceivedBatch:
+    spec = bus.topology.for_kind("A")
+    assert spec is not None
+    try:
+        header = decode_header(raw)
+    except Exception:
+        header = decode_header(body([aggregate("X", 1)], "placeholder"))
+    return ReceivedBatch([Received(spec, header, raw, redelivered, 0.0)], (), settled)
+
+
+def make(
+    widgets: Any | None = None, analyzers: list[Any] | None = None
+) -> tuple[Processor, MemoryBus, Any]:
+    clock = ManualClock(NOW_NS)
+    bus = MemoryBus(Topology(), clock=clock)
+    sink = widgets or MemoryWidgets()
+    processor = Processor(
+        bus.consumer(),
+        analyzers or [LeaderboardAnalyzer(), MassiveDataAnalyzer()],
+        state=MemoryState(),
+        widgets=sink,
+        clock=clock,
+        config=ProcessorConfig(retry_initial_s=0.001, retry_max_s=0.01),
+    )
+    return processor, bus, sink
+
+
+async def test_a_flush_writes_coalesced_output_then_acks() -> None:
+    processor, bus, sink = make()
+    settled = Settled()
+    events = [aggregate("AAA", at_ms(DAY, 10, 0, s), accumulated_volume=s) for s in range(10)]
+    await processor.ingest(delivery(bus, body(events, "b1"), settled))
+    assert settled.results == []  # not before the write
+    await processor.flush()
+    assert settled.results == [True]
+    store = sink.store
+    assert store.document(FEED_QUOTE.name(symbol="AAA"))["accumulated_volume"] == 9
+    assert store.document(FEED_SCANNER_TOP_VOLUME.name())["rows"][0]["symbol"] == "AAA"
+    assert processor.stats.events["A"] == 10
+    assert processor.stats.lag_receipt.values
+
+
+async def test_poison_and_duplicates_are_counted_and_acked() -> None:
+    processor, bus, _ = make()
+    settled = Settled()
+    good = body([aggregate("AAA", at_ms(DAY, 10, 0))], "dup")
+    await processor.ingest(delivery(bus, b"not an envelope", settled))
+    await processor.ingest(delivery(bus, good, settled))
+    await processor.ingest(delivery(bus, good, settled, redelivered=True))
+    await processor.flush()
+    assert processor.stats.poison == 1
+    assert processor.stats.duplicates == 1
+    assert processor.stats.messages == 1
+    assert settled.results == [True, True, True]
+
+
+class Exploding(MassiveDataAnalyzer):
+    name = "exploding"
+
+    def apply(self, inputs: Sequence[MarketEvent], now_ns: int) -> None:
+        raise RuntimeError("bug")
+
+
+async def test_a_failing_analyzer_does_not_stop_the_others() -> None:
+    processor, bus, sink = make(analyzers=[Exploding(), LeaderboardAnalyzer()])
+    settled = Settled()
+    await processor.ingest(delivery(bus, body([aggregate("AAA", at_ms(DAY, 10, 0))], "e"), settled))
+    await processor.flush()
+    assert processor.stats.analyzer_errors == {"exploding": 1}
+    assert FEED_QUOTE.name(symbol="AAA") in sink.store.values
+
+
+def is_writable(processor: Processor) -> bool:
+    return processor.writable
+
+
+class FlakyWidgets(MemoryWidgets):
+    def __init__(self, failures: int) -> None:
+        super().__init__()
+        self.failures = failures
+
+    async def write(self, writes: Sequence[WidgetItem]) -> int:
+        if self.failures:
+            self.failures -= 1
+            raise RedisConnectionError("connection refused")
+        return await super().write(writes)
+
+
+async def test_a_redis_outage_is_retried_and_nothing_is_acked_before_the_write() -> None:
+    processor, bus, sink = make(widgets=FlakyWidgets(failures=3))
+    settled = Settled()
+    await processor.ingest(
+        delivery(bus, body([trade("AAA", at_ms(DAY, 10, 0), 1.0, 5)], "t"), settled)
+    )
+    flush = asyncio.create_task(processor.flush())
+    async with asyncio.timeout(5):
+        await processor.wait_until(lambda s: s.write_failures >= 1)
+    assert not is_writable(processor)
+    assert settled.results == []
+    await flush
+    assert is_writable(processor)
+    assert processor.stats.write_failures == 3
+    assert settled.results == [True]
+    assert FEED_LATEST_TRADE.name(symbol="AAA") in sink.store.values
+
+
+async def test_run_consumes_the_memory_bus_end_to_end() -> None:
+    processor, bus, sink = make()
+    publisher = bus.publisher()
+    await publisher.start()
+    spec = bus.topology.for_kind("A")
+    assert spec is not None
+    task = asyncio.create_task(processor.run())
+    raw = body([aggregate("BBB", at_ms(DAY, 10, 0))], "run")
+    publisher.publish(OutgoingBatch(spec, raw, "run", NOW_NS, 1))
+    async with asyncio.timeout(5):
+        await processor.wait_until(lambda s: s.total_events == 1 and s.flushes >= 1)
+    assert processor.ready
+    processor.stop()
+    await task
+    assert FEED_QUOTE.name(symbol="BBB") in sink.store.values
+
+
+def test_settings_and_analyzer_names() -> None:
+    settings = load(
+        ProcessorSettings, {"MDP_ANALYZERS": "leaderboard,top_trades", "MDP_WORKERS": "2"}
+    )
+    assert settings.workers == 2
+    assert [type(a).__name__ for a in build_analyzers(settings)] == [
+        "LeaderboardAnalyzer",
+        "TopTradesAnalyzer",
+    ]
+    with pytest.raises(UnknownAnalyzer, match="leaderboard"):
+        build_analyzers(load(ProcessorSettings, {"MDP_ANALYZERS": "nope"}))
+
+
+def status(name: str, alive: bool, **counters: Any) -> WorkerStatus:
+    return WorkerStatus(0, name, alive, 1, 0, None, None, counters)
+
+
+def test_readiness_and_metrics_of_the_workers() -> None:
+    ok = status("w-0", True, ready=True, events=10, lag_event_p99_seconds=0.2)
+    assert readiness_of([ok]) == (True, "1 workers ready")
+    assert readiness_of([ok, status("w-1", False)])[0] is False
+    down = status("w-1", True, ready=False, broker_connected=False, redis_writable=True)
+    assert "broker False" in readiness_of([ok, down])[1]
+    totals = metrics_of([ok, status("w-1", True, ready=True, events=5, lag_event_p99_seconds=0.5)])
+    assert totals["events"] == 15
+    assert totals["lag_event_p99_seconds"] == 0.5
+    assert totals["workers_alive"] == 2
