@@ -196,7 +196,9 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=1, help="worker processes")
     parser.add_argument("--symbols", type=int, default=3_000)
     parser.add_argument("--batch", type=int, default=100, help="events per envelope")
-    parser.add_argument("--db", type=int, default=11, help="Redis database used (not 0/1/15)")
+    parser.add_argument(
+        "--db", type=int, default=11, help="Redis database the benchmark owns (flushed)"
+    )
     parser.add_argument("--only", choices=("A", "T"), default=None)
     parser.add_argument(
         "--depth", type=int, default=20, help="queue depth (messages) the producer keeps"
@@ -208,6 +210,9 @@ def main() -> None:
         help="start with no reference data cached (fetches compete with processing)",
     )
     args = parser.parse_args()
+    if args.db in (0, 1, 15):
+        parser.error("databases 0, 1 (live caches) and 15 (tests) are not for benchmarks")
+    asyncio.run(flush_database(args.db))
     kinds = [args.only] if args.only else ["A", "T"]
     names = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}
     for kind in kinds:
@@ -222,6 +227,14 @@ def main() -> None:
             )
         aggregate = sum(r["events"] for r in results) / max(r["seconds"] for r in results)
         print(f"  aggregate: {aggregate:,.0f} events/s")
+    asyncio.run(flush_database(args.db))
+
+
+async def flush_database(db: int) -> None:
+    """Empty the benchmark's own database (before: no old rows; after: no leftovers)."""
+    client = create_redis(f"redis://127.0.0.1:6379/{db}")
+    await client.flushdb()
+    await close_redis(client)
 
 
 if __name__ == "__main__":

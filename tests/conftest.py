@@ -9,7 +9,8 @@ What lives here and why:
   ``CI=true`` it fails them instead, because CI must never pass by skipping.
 - **Isolation.** Redis logical database 15 is reserved for tests: ``redis_db_url`` flushes it
   before and after each test, holding a machine-wide file lock meanwhile so that two test runs
-  sharing one Redis (several checkouts, several terminals) never flush each other's data.
+  sharing one Redis (several checkouts, several terminals) never flush each other's data; a
+  test that cannot get the lock within 60 s fails with a message saying so.
   RabbitMQ has no cheap per-test vhost, so ``mdq_prefix`` hands out a unique queue-name prefix
   and deletes every queue and exchange declared with it once the test ends.
 - **Network guard.** Every test runs with outbound connections restricted to loopback and unix

@@ -32,9 +32,9 @@ FEEDS = (
     "trades:top",
     "range:*",
     "alerts:hod",
-    # "news:latest",
+    "news:latest",
 )
-WIDGETS = ("w-gainers", "w-gappers", "w-volume", "w-trades", "w-hod")  # TODO-news
+WIDGETS = ("w-gainers", "w-gappers", "w-volume", "w-trades", "w-hod", "w-news")
 
 
 def _options() -> DemoOptions:
@@ -87,14 +87,14 @@ async def test_every_widget_feed_fills_from_the_simulator(demo: Demo) -> None:
     row = json.loads(seen["scanner:top_volume"])["rows"][0]
     assert row["prev_close"] > 0
     assert row["accumulated_volume"] > 0
-    # assert json.loads(seen["news:latest"])["tickers"]
+    assert json.loads(seen["news:latest"])["tickers"]
     # The snapshots are there for a dashboard that connects now.
     assert await demo.wdc.get("scanner:top_volume") is not None
-    # assert await demo.wdc.llen("news:latest") >= 1
+    assert await demo.wdc.llen("news:latest") >= 1
     # Components report their health to the control plane through heartbeats in MDC.
     assert demo.mdc is not None
     beats = {key.decode() async for key in demo.mdc.scan_iter(match="mdp:heartbeat:*")}
-    assert {"listener", "processor", "scanner", "news-processor"} <= {
+    assert {"listener", "news-listener", "processor", "scanner", "news-processor"} <= {
         key.split(":")[2] for key in beats
     }
 

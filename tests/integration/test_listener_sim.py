@@ -238,7 +238,7 @@ async def test_a_silent_socket_is_noticed_by_the_watchdog(
         await eventually(lambda: run.listener.streaming)
         sim.faults.massive.stall = True
         await eventually(lambda: run.count("stale") >= 1)
-        assert run.listener.last_outcome is SessionOutcome.STALE
+        await eventually(lambda: run.listener.last_outcome is SessionOutcome.STALE)
         sim.faults.massive.stall = False
         sessions = run.listener.sessions
         await eventually(lambda: run.listener.sessions > sessions and run.listener.streaming)

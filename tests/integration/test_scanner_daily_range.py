@@ -217,8 +217,8 @@ async def test_two_replicas_append_each_alert_once(
 
     async def both_done() -> bool:
         return (
-            one.stats.messages >= 2
-            and two.stats.messages >= 2
+            one.stats.processed >= 2
+            and two.stats.processed >= 2
             and (one.stats.alerts_deduplicated + two.stats.alerts_deduplicated == 1)
         )
 

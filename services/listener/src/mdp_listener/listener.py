@@ -57,6 +57,8 @@ _log = get_logger("mdp_listener")
 _MAX_CLOSED_WAIT_SECONDS: Final = 3600.0
 """Re-check the calendar at least hourly while waiting for a session (clock jumps, DST)."""
 _KICK_STATUS: Final = "max_connections"
+_CLOSE_SECONDS: Final = 3.0
+"""How long a closing handshake with the provider may take before the socket is dropped."""
 
 
 class InvalidTopicError(ValueError):
@@ -151,6 +153,7 @@ class MassiveListener:
         self._client: WebSocketClient | None = None
         self._streaming = False
         self._kicked = False
+        self._closing_session = False
         self._attempt = 0
         self._last_frame = 0.0
         self._session_started = 0.0
@@ -396,17 +399,41 @@ class MassiveListener:
         try:
             done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
-            self._client = None
-            self._streaming = False
-            with contextlib.suppress(Exception):
-                await client.close()
-            self._batcher.flush()
+            await self._end_session(client, connection, waiters)
         outcome = self._outcome(done, connection, watchdog, stopping)
         self.last_outcome = outcome
         return outcome
+
+    async def _end_session(
+        self,
+        client: WebSocketClient,
+        connection: asyncio.Task[Any],
+        waiters: set[asyncio.Task[Any]],
+    ) -> None:
+        """Stop the client for sure, then tidy up.
+
+        Cancelling the client's task alone is not enough: on Python 3.11 ``asyncio.wait_for``
+        (which the client wraps every ``recv`` in) can swallow a cancellation that races with
+        an arriving frame, and the client then reads on. So the frame callback refuses to
+        continue once the session is closing, and the socket is closed as well.
+        """
+        self._closing_session = True
+        try:
+            for waiter in waiters:
+                waiter.cancel()
+            if not connection.done():
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(_CLOSE_SECONDS):
+                        await client.close()
+            while not connection.done():
+                connection.cancel()
+                await asyncio.wait({connection}, timeout=0.1)
+            await asyncio.gather(*waiters, return_exceptions=True)
+        finally:
+            self._closing_session = False
+            self._client = None
+            self._streaming = False
+            self._batcher.flush()
 
     def _outcome(
         self,
@@ -490,6 +517,8 @@ class MassiveListener:
 
     async def _on_frame(self, frame: str | bytes) -> None:
         """The client's callback: split the frame and queue its events; never waits."""
+        if self._closing_session:
+            raise asyncio.CancelledError  # see _end_session: the client must stop reading
         received_ns = self._clock.now_ns()
         self._last_frame = self._clock.monotonic()
         if not self._streaming:

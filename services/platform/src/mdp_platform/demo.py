@@ -43,6 +43,7 @@ from mdp_listener.settings import ListenerSettings
 from mdp_news_processor.processor import NewsProcessor
 from mdp_platform.embedded import EmbeddedRedis, free_port
 from mdp_platform.market_clock import MarketClock
+from mdp_platform.news_feed import start_news_listener
 from mdp_platform.settings import DemoSettings
 from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import AmqpConsumer, AmqpPublisher, Consumer, MemoryBus, Publisher, Topology
@@ -302,11 +303,9 @@ class Demo:
     async def _start_news_listener(
         self, sim: SimServers, publisher: Publisher, clock: Clock
     ) -> None:
-        from mdp_platform.news_feed import start_news_listener  # noqa: PLC0415
-
-        task = await start_news_listener(sim, publisher, clock, self._stop)
-        if task is not None:
-            self._tasks.append(task)
+        listener, task = start_news_listener(sim, publisher, clock, self._stop)
+        self._tasks.append(task)
+        self._beat("news-listener", listener.status)
 
     def _spawn(
         self, work: Awaitable[Any], name: str, stop: Callable[[], None] | None = None
