@@ -143,8 +143,11 @@ def test_check_board_fails_on_a_wrong_score_a_missing_row_or_bad_order() -> None
     assert not unordered.ok
 
 
-def test_check_board_lets_stale_drops_explain_differences_but_no_more() -> None:
+def test_check_board_lets_stale_drops_explain_only_the_symbols_they_can() -> None:
     expected = [("A", 30.0), ("B", 20.0), ("C", 10.0)]
     actual = [("A", 30.0), ("B", 19.0)]
-    assert check_board("b", expected, actual, size=2, stale_drops=1).ok
-    assert not check_board("b", expected, [("A", 29.0), ("B", 19.0)], size=2, stale_drops=1).ok
+    assert not check_board("b", expected, actual, size=2).ok
+    explained = check_board("b", expected, actual, size=2, explainable={"B"})
+    assert explained.ok
+    assert explained.explained == 1
+    assert not check_board("b", expected, [("A", 29.0), ("B", 19.0)], size=2, explainable={"B"}).ok

@@ -15,7 +15,7 @@ from typing import Final, Protocol
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError
+from redis.exceptions import NoScriptError, ResponseError
 
 from mdp_cache.keys import Feed
 
@@ -104,6 +104,7 @@ class WidgetWriter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._sha: str | None = None
+        self._plain = False
 
     async def write(self, writes: Sequence[WidgetItem]) -> int:
         """Write (and publish) every item in one pipeline.
@@ -116,6 +117,8 @@ class WidgetWriter:
         """
         if not writes:
             return 0
+        if self._plain:
+            return await self._send_plain(writes)
         if self._sha is None:
             self._sha = str(await self._redis.script_load(SET_PUBLISH_LUA))
         try:
@@ -123,6 +126,22 @@ class WidgetWriter:
         except NoScriptError:
             self._sha = str(await self._redis.script_load(SET_PUBLISH_LUA))
             return await self._send(writes)
+        except ResponseError as exc:
+            if "cmsgpack" not in str(exc):
+                raise
+            # A Redis without Lua cmsgpack (an emulator): same effects, one command each.
+            self._plain = True
+            return await self._send_plain(writes)
+
+    async def _send_plain(self, writes: Sequence[WidgetItem]) -> int:
+        pipe = self._redis.pipeline(transaction=False)
+        sent = 0
+        for item in writes:
+            sent += queue_widget_write(
+                pipe, item.feed, item.name, item.payload, publish=item.publish
+            )
+        await pipe.execute()
+        return sent
 
     async def _send(self, writes: Sequence[WidgetItem]) -> int:
         assert self._sha is not None

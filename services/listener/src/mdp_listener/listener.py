@@ -536,7 +536,9 @@ class MassiveListener:
         if split.errors:
             for error in split.errors:
                 self._malformed.add(1, kind=error.kind)
-                _log.warning("malformed frame element skipped", error=str(error))
+                seen = self._malformed.total
+                if seen & (seen - 1) == 0:  # 1st, 2nd, 4th, 8th...: a flood cannot flood the log
+                    _log.warning("malformed frame element skipped", error=str(error), total=seen)
         batcher_add = self._batcher.add
         for kind, raws in split.by_type.items():
             counter = self._events_in.get(kind)

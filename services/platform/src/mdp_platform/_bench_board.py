@@ -9,7 +9,7 @@ widget cache, allowing only for what stale drops can explain.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -157,7 +157,7 @@ class BoardCheck:
         wrong_score: symbols on the board with a score the recomputation disagrees with.
         missing: symbols that must be on the board but are not.
         unexpected: symbols on the board that must not be there.
-        explained: differences accepted because stale drops were counted.
+        explained: differing symbols accepted because a stale drop can explain them.
         detail: a one-line explanation.
     """
 
@@ -178,12 +178,13 @@ def check_board(
     actual: Sequence[tuple[str, float]],
     *,
     size: int,
-    stale_drops: int = 0,
+    explainable: Collection[str] = frozenset(),
 ) -> BoardCheck:
     """Compare a published board with the recomputation.
 
-    Symbols tied with the last place may swap; the published order must be by score. When
-    ``stale_drops`` > 0, each difference may be explained by a dropped event, up to that many.
+    Symbols tied with the last place may swap; the published order must be by score. A
+    difference is tolerated only for a symbol in ``explainable``: one whose published row is
+    older than its last event while the platform counted stale drops (the caller decides).
     """
     scores = dict(expected)
     want = list(expected[:size])
@@ -203,14 +204,16 @@ def check_board(
     missing = tuple(sorted(required - set(on_board)))
     unexpected = tuple(sorted(set(on_board) - allowed))
     ordered = all(actual[i][1] >= actual[i + 1][1] - _TOLERANCE for i in range(len(actual) - 1))
-    differences = len(wrong) + len(missing) + len(unexpected)
-    explained = min(differences, stale_drops)
-    ok = ordered and differences - explained == 0 and len(actual) == len(want)
+    differing = set(wrong) | set(missing) | set(unexpected)
+    explained = len(differing & set(explainable))
+    unexplained = len(differing) - explained
+    size_ok = len(actual) == len(want) or explained > 0
+    ok = ordered and unexplained == 0 and size_ok
     if not ordered:
         detail = "rows are not ordered by score"
-    elif len(actual) != len(want) and differences == 0:
+    elif not size_ok and not differing:
         detail = f"{len(actual)} rows published, {len(want)} expected"
-    elif differences:
+    elif differing:
         detail = (
             f"{len(wrong)} wrong scores, {len(missing)} missing, {len(unexpected)} unexpected"
             + (f" ({explained} explained by stale drops)" if explained else "")

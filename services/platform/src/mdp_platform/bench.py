@@ -674,30 +674,78 @@ async def _read_boards(config: BenchConfig, after_ms: int) -> dict[str, dict[str
     return boards
 
 
-def _check(
-    boards: Mapping[str, Mapping[str, Any]], final: Mapping[str, Any], stale: int
-) -> list[BoardCheck]:
+class _PublishedRow(msgspec.Struct):
+    end_ms: int = 0
+    prev_close: float | None = None
+
+
+async def _check(
+    config: BenchConfig,
+    boards: Mapping[str, Mapping[str, Any]],
+    final: Mapping[str, Any],
+    stale: int,
+) -> tuple[list[BoardCheck], dict[str, Any]]:
+    """Check every board; a difference is excused only by a stale drop that can explain it.
+
+    Returns the verdicts and a diagnosis of the differing symbols: their published quote rows
+    say whether the row is older than the symbol's last event (a lost update) or lacks the
+    previous close (reference data never arrived).
+    """
     finals = msgspec.convert(final["finals"], dict[str, SymbolFinal])
     prev_close = msgspec.convert(final["prev_close"], dict[str, float])
     expected = expected_boards(finals, prev_close, int(final["open_ms"]))
-    checks: list[BoardCheck] = []
+    inputs: dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]] = {}
+    checks: dict[str, BoardCheck] = {}
     for board in BOARD_NAMES:
         document = boards.get(board)
         if document is None:
-            checks.append(
-                BoardCheck(board, False, 0, 0, (), (), (), 0, "no board document in Redis")
-            )
+            checks[board] = BoardCheck(board, False, 0, 0, (), (), (), 0, "no board in Redis")
             continue
         if document.get("trading_day") != final["trading_day"]:
             detail = f"board is for {document.get('trading_day')}, market is {final['trading_day']}"
-            checks.append(BoardCheck(board, False, 0, 0, (), (), (), 0, detail))
+            checks[board] = BoardCheck(board, False, 0, 0, (), (), (), 0, detail)
             continue
         metric = str(document.get("metric", ""))
         rows = document.get("rows") or []
         actual = [(str(r["symbol"]), float(r[metric])) for r in rows if r.get(metric) is not None]
         want = [] if document.get("status") == "pre_open" else expected[board]
-        checks.append(check_board(board, want, actual, size=DEFAULT_BOARD_SIZE, stale_drops=stale))
-    return checks
+        inputs[board] = (want, actual)
+        checks[board] = check_board(board, want, actual, size=DEFAULT_BOARD_SIZE)
+    differing = sorted(
+        {s for c in checks.values() for s in (*c.wrong_score, *c.missing, *c.unexpected)}
+    )[:1000]
+    published = await _published_rows(config, differing)
+    older = {s for s in differing if s in finals and published[s].end_ms < finals[s].end_ms}
+    no_reference = sorted(s for s in differing if published[s].prev_close is None)
+    if stale > 0 and older:
+        for board, (want, actual) in inputs.items():
+            checks[board] = check_board(
+                board, want, actual, size=DEFAULT_BOARD_SIZE, explainable=older
+            )
+    diagnosis = {
+        "differing_symbols": len(differing),
+        "row_older_than_last_event": sorted(older)[:50],
+        "row_without_previous_close": no_reference[:50],
+        "rows_without_previous_close": len(no_reference),
+    }
+    return [checks[board] for board in BOARD_NAMES], diagnosis
+
+
+async def _published_rows(config: BenchConfig, symbols: Sequence[str]) -> dict[str, _PublishedRow]:
+    rows = {symbol: _PublishedRow() for symbol in symbols}
+    if not symbols:
+        return rows
+    redis = Redis.from_url(config.redis(WDC_DB))
+    try:
+        values = await redis.mget([FEED_QUOTE.name(symbol=s) for s in symbols])
+    finally:
+        await redis.aclose()
+    decoder = msgspec.json.Decoder(_PublishedRow)
+    for symbol, value in zip(symbols, values, strict=True):
+        if value:
+            with contextlib.suppress(msgspec.DecodeError):
+                rows[symbol] = decoder.decode(value)
+    return rows
 
 
 def _lags(
@@ -791,7 +839,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     _check_loopback(config.redis_url, "Redis")
     await _prepare_stores(config)
     bindir = Path(sys.executable).parent
-    logs = config.report.parent / "logs"
+    logs = config.report.parent / "logs" / config.report.stem
     logs.mkdir(parents=True, exist_ok=True)
     prefix = f"bench{secrets.token_hex(4)}."
     key = "bench_" + secrets.token_urlsafe(12)
@@ -884,13 +932,14 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         final = await sim.ask({"op": "final"}, within=60.0)
         emission = EmissionMap([(int(a), int(b)) for a, b in final["emission"]])
         stale = _stale_drops(last.components.get("processor", {}))
+        diagnosis: dict[str, Any] = {}
         if services["processor"].process is None:
             checks = [
                 BoardCheck(b, False, 0, 0, (), (), (), 0, "not checked: the processor is missing")
                 for b in BOARD_NAMES
             ]
         else:
-            checks = _check(boards, final, stale)
+            checks, diagnosis = await _check(config, boards, final, stale)
         phases = [
             _phase_result(run, "fixed", config.rate, fixed, emission),
             _phase_result(run, "saturation", None, saturation, emission),
@@ -923,6 +972,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "correctness": {
                 "ok": all(c.ok for c in checks),
                 "stale_drops": stale,
+                "diagnosis": diagnosis,
                 "boards": msgspec.to_builtins(checks),
             },
             "components": {

@@ -126,6 +126,7 @@ class PubSubLink:
         self._confirm: defaultdict[tuple[Kind, bytes], deque[asyncio.Future[bool]]] = defaultdict(
             deque
         )
+        self._active: set[tuple[Kind, bytes]] = set()
         self._writer: asyncio.StreamWriter | None = None
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
@@ -169,7 +170,10 @@ class PubSubLink:
         self._resolve_all(False)
 
     async def subscribe(self, name: str, kind: Kind) -> bool:
-        """Subscribe to a channel or pattern and wait for Redis to confirm.
+        """Subscribe to a channel or pattern and wait until Redis has confirmed it.
+
+        A name that is already active returns at once and one whose ``SUBSCRIBE`` is in flight
+        shares that confirmation, so Redis sees one command per name however many callers ask.
 
         Returns:
             ``True`` once the subscription is active; ``False`` when the link is down (the
@@ -177,18 +181,24 @@ class PubSubLink:
         """
         key = name.encode()
         self._wanted[kind].add(key)
+        if (kind, key) in self._active:
+            return True
         writer = self._writer
         if writer is None:
             return False
+        waiters = self._confirm[(kind, key)]
+        if waiters:
+            return await asyncio.shield(waiters[-1])
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
-        self._confirm[(kind, key)].append(future)
+        waiters.append(future)
         writer.write(_encode("SUBSCRIBE" if kind == "channel" else "PSUBSCRIBE", key))
-        return await future
+        return await asyncio.shield(future)
 
     def unsubscribe(self, name: str, kind: Kind) -> None:
         """Drop a channel or pattern (no confirmation needed: late messages are ignored)."""
         key = name.encode()
         self._wanted[kind].discard(key)
+        self._active.discard((kind, key))
         writer = self._writer
         if writer is not None and self._connected.is_set():
             writer.write(_encode("UNSUBSCRIBE" if kind == "channel" else "PUNSUBSCRIBE", key))
@@ -285,6 +295,8 @@ class PubSubLink:
     def _confirmed(self, kind: Kind, key: bytes) -> None:
         # Replies come in command order; whichever command a reply answers, the subscription
         # is active, so a waiter may be released by the resubscribe's reply and vice versa.
+        if key in self._wanted[kind]:
+            self._active.add((kind, key))
         waiters = self._confirm.get((kind, key))
         if waiters:
             future = waiters.popleft()
@@ -311,6 +323,7 @@ class PubSubLink:
         was_up = self._connected.is_set()
         self._connected.clear()
         self._writer = None
+        self._active.clear()
         self._resync_pending = 0
         self._resolve_all(False)
         if was_up:
