@@ -37,17 +37,19 @@ FEEDS = (
 WIDGETS = ("w-gainers", "w-gappers", "w-volume", "w-trades", "w-hod", "w-news")
 
 
-def _options() -> DemoOptions:
+def _options(*, fakeredis: bool = False) -> DemoOptions:
     # 09:29:30 at 20x: pre-market data at once, the 09:30 open within about 1.5 s.
     return DemoOptions(
         symbols=80, speed=20.0, start=time(9, 29, 30), port=0, wds_port=0,
         news_per_hour=3_000.0, admin_password="demo-test-password", queue_prefix="mdp-e2e.",
+        fakeredis=fakeredis,
     )  # fmt: skip
 
 
-@pytest.fixture
-async def demo() -> AsyncIterator[Demo]:
-    running = Demo(_options(), progress=lambda _line: None)
+@pytest.fixture(params=["redis-server", "fakeredis"])
+async def demo(request: pytest.FixtureRequest) -> AsyncIterator[Demo]:
+    """The demo on each embedded store: a fresh machine without redis-server gets fakeredis."""
+    running = Demo(_options(fakeredis=request.param == "fakeredis"), progress=lambda _line: None)
     await running.start()
     try:
         yield running

@@ -18,7 +18,7 @@ from mdp_platform._bench_report import (
     sum_matching,
 )
 from mdp_platform._bench_stats import EmissionMap, LagSummary, percentile
-from mdp_platform.bench import BenchError, parse_mix, topics_of, with_database
+from mdp_platform.bench import BenchError, parse_mix, processor_env, topics_of, with_database
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -140,3 +140,9 @@ def test_check_board_with_fewer_candidates_than_places_wants_them_all() -> None:
     expected = [("A", 3.0), ("B", 2.0)]
     assert check_board("top_gappers", expected, expected, size=100).ok
     assert not check_board("top_gappers", expected, expected[:1], size=100).ok
+
+
+def test_processor_env_uses_the_names_the_processor_settings_declare() -> None:
+    env = processor_env(3, "http://127.0.0.1:9999")
+    assert env["MDP_WORKERS"] == "3"
+    assert env["MDP_MASSIVE_REST_URL"] == "http://127.0.0.1:9999"

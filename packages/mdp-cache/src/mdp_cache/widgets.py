@@ -15,7 +15,7 @@ from typing import Final, Protocol
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
 from mdp_cache.keys import Feed
 
@@ -117,10 +117,10 @@ class WidgetWriter:
         """
         if not writes:
             return 0
+        if self._sha is None and not self._plain:
+            await self._choose_mode()
         if self._plain:
             return await self._send_plain(writes)
-        if self._sha is None:
-            self._sha = str(await self._redis.script_load(SET_PUBLISH_LUA))
         try:
             return await self._send(writes)
         except NoScriptError:
@@ -132,6 +132,22 @@ class WidgetWriter:
             # A Redis without Lua cmsgpack (an emulator): same effects, one command each.
             self._plain = True
             return await self._send_plain(writes)
+
+    async def _choose_mode(self) -> None:
+        """Use the script when the server's Lua has ``cmsgpack``, plain commands otherwise.
+
+        Emulators (fakeredis) lack it, and some answer a script that uses it with a reply the
+        client cannot even parse, so the capability is probed once instead of inferred from
+        an error.
+        """
+        try:
+            kind = await self._redis.eval("return type(cmsgpack)", 0)
+        except (ResponseError, InvalidResponse):
+            kind = None
+        if kind in (b"table", "table"):
+            self._sha = str(await self._redis.script_load(SET_PUBLISH_LUA))
+        else:
+            self._plain = True
 
     async def _send_plain(self, writes: Sequence[WidgetItem]) -> int:
         pipe = self._redis.pipeline(transaction=False)

@@ -16,7 +16,13 @@ from mdp_runtime.health import (
     HealthServer,
     ReadinessCheck,
 )
-from mdp_runtime.heartbeat import Heartbeat, HeartbeatClock, HeartbeatStore
+from mdp_runtime.heartbeat import (
+    Heartbeat,
+    HeartbeatClock,
+    HeartbeatStore,
+    component_heartbeat,
+    instance_name,
+)
 from mdp_runtime.lifecycle import (
     AuthError,
     ConfigError,
@@ -43,6 +49,8 @@ __all__ = [
     "ServiceExit",
     "UnavailableError",
     "__version__",
+    "component_heartbeat",
+    "instance_name",
     "metric_prefix",
     "render",
     "run_service",

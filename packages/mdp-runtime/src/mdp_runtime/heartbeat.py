@@ -11,12 +11,15 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import socket
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import structlog
 
-__all__ = ["Heartbeat", "HeartbeatClock", "HeartbeatStore"]
+from mdp_cache.keys import KEY_HEARTBEAT
+
+__all__ = ["Heartbeat", "HeartbeatClock", "HeartbeatStore", "component_heartbeat", "instance_name"]
 
 _log = structlog.get_logger("mdp_runtime.heartbeat")
 _NS_PER_MS = 1_000_000
@@ -228,3 +231,39 @@ class Heartbeat:
             await asyncio.wait([task])
         if final_status is not None:
             await self.beat(status=final_status)
+
+
+def instance_name() -> str:
+    """This process's instance id: host (the pod name on Kubernetes) and pid."""
+    return f"{socket.gethostname()}-{os.getpid()}"
+
+
+def component_heartbeat(
+    redis: HeartbeatStore,
+    component: str,
+    *,
+    payload: Callable[[], Mapping[str, object]],
+    clock: HeartbeatClock,
+    version: str,
+    interval_seconds: float = 5.0,
+    instance: str | None = None,
+    status: Callable[[], str] | None = None,
+) -> Heartbeat:
+    """The heartbeat of one component instance, under the catalogue's heartbeat key.
+
+    The TTL covers three missed beats, so the control plane shows an instance as gone only
+    after it really stopped beating.
+    """
+    instance = instance or instance_name()
+    return Heartbeat(
+        redis,
+        KEY_HEARTBEAT.name(component=component, instance=instance),
+        ttl_seconds=max(KEY_HEARTBEAT.ttl or 0, int(interval_seconds * 3) + 1),
+        interval_seconds=interval_seconds,
+        payload=payload,
+        clock=clock,
+        service=component,
+        instance=instance,
+        version=version,
+        status=status,
+    )

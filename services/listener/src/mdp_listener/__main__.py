@@ -15,7 +15,6 @@ from importlib.metadata import version
 
 from redis.asyncio import Redis
 
-from mdp_cache.keys import KEY_HEARTBEAT
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load, resolve_massive_key
@@ -24,7 +23,14 @@ from mdp_listener.control import mount_control
 from mdp_listener.listener import MassiveListener, describe
 from mdp_listener.settings import ListenerSettings
 from mdp_queues import AmqpPublisher, QueueSettings, TopologyMismatch
-from mdp_runtime import ConfigError, ExitCode, HealthServer, Heartbeat, run_service
+from mdp_runtime import (
+    ConfigError,
+    ExitCode,
+    HealthServer,
+    Heartbeat,
+    component_heartbeat,
+    run_service,
+)
 
 __all__ = ["main"]
 
@@ -86,17 +92,14 @@ async def serve(stop: asyncio.Event) -> int:
     heartbeat: Heartbeat | None = None
     if settings.heartbeat_enabled:
         redis = Redis.from_url(settings.mdc_redis_url)
-        interval = settings.heartbeat_seconds
-        heartbeat = Heartbeat(
+        heartbeat = component_heartbeat(
             redis,
-            KEY_HEARTBEAT.name(component=_SERVICE, instance=listener.instance),
-            ttl_seconds=max(KEY_HEARTBEAT.ttl or 30, int(interval * 3) + 1),
-            interval_seconds=interval,
+            _SERVICE,
             payload=listener.status,
             clock=clock,
-            service=_SERVICE,
-            instance=listener.instance,
             version=service_version,
+            interval_seconds=settings.heartbeat_seconds,
+            instance=listener.instance,
             status=lambda: str(listener.state),
         )
     _log.info("listener starting", **describe(settings))

@@ -7,15 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import socket
 import sys
 from importlib.metadata import version
 
 from redis.asyncio import Redis
 
 from mdp_analyzers.news import FinlightDataAnalyzer
-from mdp_cache.keys import KEY_HEARTBEAT
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
@@ -24,7 +21,7 @@ from mdp_core.telemetry import Metrics, configure_telemetry
 from mdp_news_processor.processor import NewsProcessor
 from mdp_news_processor.settings import NewsProcessorSettings
 from mdp_queues import AmqpConsumer, QueueSettings, TopologyMismatch
-from mdp_runtime import ConfigError, ExitCode, HealthServer, Heartbeat, run_service
+from mdp_runtime import ConfigError, ExitCode, HealthServer, component_heartbeat, run_service
 
 __all__ = ["main"]
 
@@ -78,7 +75,6 @@ async def serve(stop: asyncio.Event) -> int:
         batch_size=settings.prefetch,
         batch_wait_seconds=settings.batch_wait_seconds,
     )
-    instance = f"{socket.gethostname()}-{os.getpid()}"
     health = HealthServer(
         settings.health_host,
         settings.health_port,
@@ -90,17 +86,13 @@ async def serve(stop: asyncio.Event) -> int:
             "wdc": lambda: (processor.redis_ok, "ok" if processor.redis_ok else "write failing"),
         },
     )
-    interval = settings.heartbeat_seconds
-    heartbeat = Heartbeat(
+    heartbeat = component_heartbeat(
         mdc,
-        KEY_HEARTBEAT.name(component=_SERVICE, instance=instance),
-        ttl_seconds=max(KEY_HEARTBEAT.ttl or 30, int(interval * 3) + 1),
-        interval_seconds=interval,
+        _SERVICE,
         payload=processor.status,
         clock=clock,
-        service=_SERVICE,
-        instance=instance,
         version=service_version,
+        interval_seconds=settings.heartbeat_seconds,
     )
     _log.info("news processor starting", queue=topology.news.name)
     try:

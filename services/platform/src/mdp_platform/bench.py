@@ -475,6 +475,21 @@ def _stale_drops(figures: Mapping[str, float]) -> int:
 # --------------------------------------------------------------------------- the run
 
 
+def _infrastructure(*, private_redis: bool) -> dict[str, ProcessTree]:
+    """Redis and RabbitMQ processes, measured like the components (reads ``/proc``)."""
+    redis_pids = (
+        children_named(os.getpid(), "redis-server")
+        if private_redis
+        else find_pids_by_name("redis-server")
+    )
+    found = {"redis-server": redis_pids, "rabbitmq": find_pids_by_name("beam.smp")}
+    return {label: ProcessTree(pids) for label, pids in found.items() if pids}
+
+
+def _peak_memory_mib(trees: Mapping[str, ProcessTree]) -> dict[str, float]:
+    return {name: round(tree.sample().hwm_kib / 1024, 1) for name, tree in trees.items()}
+
+
 def _child_env(bindir: Path, extra: Mapping[str, str]) -> dict[str, str]:
     """A clean environment: nothing inherited, so stray variables cannot skew a run."""
     return {
@@ -833,7 +848,7 @@ async def run_bench(config: BenchConfig, out: TextIO) -> dict[str, Any]:
             await private.stop()
 
 
-async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> dict[str, Any]:  # noqa: C901, PLR0912, PLR0915 - one linear script
+async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> dict[str, Any]:  # noqa: PLR0915 - one linear script
     """The benchmark proper, against ``config.redis_url``."""
     assert config.redis_url is not None
     _check_loopback(config.redis_url, "Redis")
@@ -882,17 +897,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
                 print(f"  {name}: MISSING - {service.missing}", file=out, flush=True)
             elif service.tree is not None:
                 run.trees[name] = service.tree
-        redis_pids = (
-            children_named(os.getpid(), "redis-server")
-            if private_redis
-            else find_pids_by_name("redis-server")
-        )
-        for label, pids in (
-            ("redis-server", redis_pids),
-            ("rabbitmq", find_pids_by_name("beam.smp")),
-        ):
-            if pids:
-                run.trees[label] = ProcessTree(pids)
+        run.trees.update(await asyncio.to_thread(_infrastructure, private_redis=private_redis))
         token = issue_token(secret, "mdp-bench", ["scanner:*", "quote:*"], 3600.0, time.time())
         pool = ClientPool(
             f"ws://127.0.0.1:{services['wds'].port}/ws",
@@ -927,7 +932,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         drain_seconds = await _drain(run)
         drained_ms = time.time_ns() // 1_000_000
         last = await run.snapshot()
-        memory = {name: round(tree.sample().hwm_kib / 1024, 1) for name, tree in run.trees.items()}
+        memory = await asyncio.to_thread(_peak_memory_mib, run.trees)
         boards = await _read_boards(config, drained_ms) if services["processor"].process else {}
         final = await sim.ask({"op": "final"}, within=60.0)
         emission = EmissionMap([(int(a), int(b)) for a, b in final["emission"]])

@@ -27,8 +27,8 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.news import FinlightDataAnalyzer
 from mdp_analyzers.registry import create_analyzer
+from mdp_analyzers.state import MemoryState, StateBackend
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.keys import KEY_HEARTBEAT
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
@@ -47,7 +47,7 @@ from mdp_platform.news_feed import start_news_listener
 from mdp_platform.settings import DemoSettings
 from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import AmqpConsumer, AmqpPublisher, Consumer, MemoryBus, Publisher, Topology
-from mdp_runtime import HealthServer, Heartbeat
+from mdp_runtime import HealthServer, component_heartbeat
 from mdp_scanner.scanner import Scanner
 from mdp_scp.app import ControlPlane
 from mdp_scp.passwords import hash_password
@@ -191,7 +191,7 @@ class Demo:
         processor = Processor(
             market_consumer,
             analyzers,
-            state=RedisState(self.mdc),
+            state=self._state_backend(),
             widgets=WidgetWriter(self.wdc),
             reference=ReferenceCache(self._reference_source(sim), self.mdc),
             clock=market_clock,
@@ -266,6 +266,18 @@ class Demo:
         self.info.redis_kind = f"embedded {store.kind}"
         return store.url(0), store.url(1)
 
+    def _state_backend(self) -> StateBackend:
+        """Analyzer state in MDC; in process memory when the store is fakeredis.
+
+        The Redis state backend merges rows with a Lua script that needs Redis's built-in
+        ``cmsgpack``, which fakeredis lacks. One in-process processor does not need the
+        cross-replica merge anyway: the memory backend applies the same operations.
+        """
+        if self.info.redis_kind.endswith("fakeredis"):
+            return MemoryState()
+        assert self.mdc is not None
+        return RedisState(self.mdc)
+
     def _redis(self, url: str) -> Redis:
         client = create_redis(url, client_name="mdp-demo")
         self._stack.push_async_callback(close_redis, client)
@@ -326,17 +338,14 @@ class Demo:
 
     def _beat(self, component: str, figures: Callable[[], Mapping[str, object]]) -> None:
         assert self.mdc is not None
-        interval = self.options.heartbeat_seconds
-        beat = Heartbeat(
+        beat = component_heartbeat(
             self.mdc,
-            KEY_HEARTBEAT.name(component=component, instance="demo"),
-            ttl_seconds=int(interval * 3) + 1,
-            interval_seconds=interval,
+            component,
             payload=figures,
             clock=LiveClock(),
-            service=component,
-            instance="demo",
             version=version("mdp-platform"),
+            interval_seconds=self.options.heartbeat_seconds,
+            instance="demo",
         )
         beat.start()
         self._stack.push_async_callback(beat.stop)
