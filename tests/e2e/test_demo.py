@@ -107,8 +107,20 @@ async def _restart_wds(demo: Demo, port: int) -> None:
     await demo.wds.start()
 
 
+@pytest.fixture
+async def demo_default() -> AsyncIterator[Demo]:
+    """The demo on the store ``mdp demo`` picks here (redis-server when installed)."""
+    running = Demo(_options(), progress=lambda _line: None)
+    await running.start()
+    try:
+        yield running
+    finally:
+        await running.stop()
+
+
 @pytest.mark.browser
-async def test_the_dashboard_shows_the_simulated_market(demo: Demo, tmp_path: Path) -> None:
+async def test_the_dashboard_shows_the_simulated_market(demo_default: Demo, tmp_path: Path) -> None:
+    demo = demo_default
     require_browser()
     from playwright.async_api import async_playwright
 
@@ -122,6 +134,10 @@ async def test_the_dashboard_shows_the_simulated_market(demo: Demo, tmp_path: Pa
             page.set_default_timeout(60_000)
             errors: list[str] = []
             page.on("pageerror", lambda exc: errors.append(str(exc)))
+            page.on(
+                "console",
+                lambda message: errors.append(message.text) if message.type == "error" else None,
+            )
             await page.goto(f"{demo.info.dashboard_url}/")
             await page.fill("input[name=user]", demo.info.admin_user)
             await page.fill("input[name=password]", demo.info.admin_password)

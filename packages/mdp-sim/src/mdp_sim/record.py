@@ -125,6 +125,8 @@ async def record(
 
     async def on_frame(frame: str | bytes) -> None:
         nonlocal frames
+        if done.is_set():
+            return  # the limit is reached: nothing more is kept while the client shuts down
         text = frame if isinstance(frame, str) else frame.decode()
         buffer.append(_encode(RecordedFrame(recv_ns=live.now_ns(), frame=text)) + b"\n")
         frames += 1

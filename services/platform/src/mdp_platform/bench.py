@@ -1,8 +1,10 @@
 """``mdp bench``: the whole pipeline on this machine, measured end to end, with a correctness check.
 
 The benchmark runs the real components as subprocesses through their console scripts, against
-the real RabbitMQ and Redis on loopback (MDC in Redis database 13 and WDC in 14, both flushed at
-start; a unique queue prefix whose queues are deleted at the end):
+the real RabbitMQ on loopback (a unique queue prefix whose queues are deleted at the end) and a
+private ``redis-server`` (pub/sub channels are server-wide, so a shared server would mix other
+users' publishes into the measured feeds; ``--redis-url`` uses a shared one, in databases 13 (MDC)
+and 14 (WDC), flushed at start):
 
     simulator -> mdp-listener -> RabbitMQ -> mdp-processor (N workers) -> Redis
               -> mdp-scanner / mdp-wds -> loopback websocket clients (in this process)
@@ -19,37 +21,40 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
-import importlib
 import os
 import platform
 import secrets
-import signal
-import socket
 import sys
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any, Final, TextIO
-from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 import msgspec
 from redis.asyncio import Redis
 
-from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE
 from mdp_cache.keys import FEED_QUOTE
-from mdp_core.settings import SettingsError, describe, load
+from mdp_core.settings import SettingsError, load
 from mdp_core.token import issue_token
 from mdp_platform._bench_board import (
     BOARD_NAMES,
     BoardCheck,
-    SymbolFinal,
-    check_board,
-    expected_boards,
 )
+from mdp_platform._bench_check import check_boards, read_boards
 from mdp_platform._bench_clients import BOARD_FEEDS, ClientPool, Sample
+from mdp_platform._bench_config import (
+    DEFAULT_AMQP,
+    MDC_DB,
+    WDC_DB,
+    BenchConfig,
+    BenchError,
+    check_loopback,
+    parse_mix,
+    topics_of,
+    with_database,
+)
 from mdp_platform._bench_proc import (
     ProcessTree,
     children_named,
@@ -59,263 +64,37 @@ from mdp_platform._bench_proc import (
 from mdp_platform._bench_report import (
     PhaseResult,
     delta,
-    flatten,
     pick,
     progress_line,
     render_table,
     sum_matching,
 )
-from mdp_platform._bench_sim import SimProcessConfig, mix_kinds
+from mdp_platform._bench_services import (
+    Service,
+    SimProcess,
+    build_services,
+    child_env,
+    processor_env,
+)
+from mdp_platform._bench_sim import SimProcessConfig
 from mdp_platform._bench_stats import EmissionMap, LagSummary
 from mdp_platform.embedded import EmbeddedRedis
 from mdp_platform.settings import DemoSettings
 from mdp_queues import Topology
 
-__all__ = ["BenchConfig", "BenchError", "run_bench", "run_bench_command"]
+__all__ = [
+    "BenchConfig",
+    "BenchError",
+    "parse_mix",
+    "processor_env",
+    "run_bench",
+    "run_bench_command",
+    "topics_of",
+    "with_database",
+]
 
-MDC_DB: Final = 13
-WDC_DB: Final = 14
-_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
-_READY_TIMEOUT: Final = 40.0
 _DRAIN_TIMEOUT: Final = 25.0
-_STOP_TIMEOUT: Final = 15.0
-_DEFAULT_AMQP: Final = "amqp://guest:guest@127.0.0.1:5672/"
 _DROP_WORDS: Final = ("drop", "stale", "poison", "error", "failure", "rejected")
-
-
-class BenchError(RuntimeError):
-    """The benchmark cannot run (a server is unreachable, a URL is not loopback, ...)."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class BenchConfig:
-    """One benchmark run.
-
-    Attributes:
-        symbols: simulated symbols.
-        workers: processor worker processes.
-        seconds: measured seconds per phase.
-        rate: offered events/s of the fixed-rate phase.
-        mix: event types streamed (``A`` aggregates, ``T`` trades, ``Q`` quotes).
-        clients: loopback websocket clients.
-        amqp_url: RabbitMQ (loopback only).
-        redis_url: a shared Redis (loopback only; databases 13 and 14 are used and flushed);
-            None starts a private ``redis-server``, because pub/sub channels are server-wide
-            and other users of a shared server would publish into the measured feeds.
-        report: where the JSON report goes.
-        warmup_seconds: unmeasured streaming before the first phase.
-        quotes_each: quote feeds each client follows.
-        seed: market seed.
-    """
-
-    symbols: int = 500
-    workers: int = 1
-    seconds: float = 20.0
-    rate: float = 10_000.0
-    mix: tuple[str, ...] = ("A", "T")
-    clients: int = 20
-    amqp_url: str = _DEFAULT_AMQP
-    redis_url: str | None = None
-    report: Path = Path("bench/results/latest.json")
-    warmup_seconds: float = 3.0
-    quotes_each: int = 10
-    seed: int = 7
-
-    def redis(self, database: int) -> str:
-        """The URL of ``database`` on the benchmark's Redis.
-
-        Raises:
-            BenchError: before a Redis was chosen.
-        """
-        if self.redis_url is None:
-            msg = "no Redis chosen yet"
-            raise BenchError(msg)
-        return with_database(self.redis_url, database)
-
-
-def parse_mix(text: str) -> tuple[str, ...]:
-    """``A,T,Q`` -> ``("A", "T", "Q")``.
-
-    Raises:
-        BenchError: on an unknown or empty mix.
-    """
-    items = tuple(dict.fromkeys(part.strip().upper() for part in text.split(",") if part.strip()))
-    unknown = [item for item in items if item not in {"A", "T", "Q"}]
-    if not items or unknown:
-        msg = f"--mix takes A (aggregates), T (trades) and Q (quotes), e.g. A,T; was {text!r}"
-        raise BenchError(msg)
-    return items
-
-
-def topics_of(mix: Sequence[str]) -> tuple[str, ...]:
-    """Listener subscriptions for a mix (aggregates bring minute bars and LULD along)."""
-    return tuple(f"{kind}.*" for kind in sorted(mix_kinds(tuple(mix))))
-
-
-def with_database(url: str, database: int) -> str:
-    """``url`` with its Redis database replaced."""
-    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
-
-
-def _check_loopback(url: str, what: str) -> None:
-    host = urlsplit(url).hostname or ""
-    if host not in _LOOPBACK:
-        msg = f"the benchmark only talks to loopback; the {what} URL points at {host!r}"
-        raise BenchError(msg)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-# --------------------------------------------------------------------------- subprocesses
-
-
-@dataclass(slots=True)
-class _Service:
-    """One component run as a subprocess through its console script."""
-
-    name: str
-    script: str
-    module: str
-    env: dict[str, str]
-    port: int
-    log: Path
-    process: asyncio.subprocess.Process | None = None
-    tree: ProcessTree | None = None
-    missing: str | None = None
-
-    @property
-    def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, bindir: Path) -> None:
-        if find_spec(self.module) is None or not (bindir / self.script).exists():
-            self.missing = f"{self.script} is not available ({self.module} not importable)"
-            return
-        with self.log.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                str(bindir / self.script),
-                stdin=asyncio.subprocess.DEVNULL,
-                stdout=log,
-                stderr=asyncio.subprocess.STDOUT,
-                env=self.env,
-                start_new_session=True,
-            )
-        self.tree = ProcessTree([self.process.pid])
-
-    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
-        if self.process is None:
-            return
-        timeout = _READY_TIMEOUT
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.returncode is not None:
-                self.missing = (
-                    f"{self.script} exited with {self.process.returncode}; see {self.log}"
-                )
-                self.process = None
-                return
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with http.get(f"{self.base_url}/readyz") as response:
-                    if response.status == 200:
-                        return
-            await asyncio.sleep(0.2)
-        self.missing = f"{self.script} not ready within {timeout:.0f} s; see {self.log}"
-
-    async def status(self, http: aiohttp.ClientSession) -> dict[str, float]:
-        if self.process is None:
-            return {}
-        try:
-            async with http.get(f"{self.base_url}/status") as response:
-                body = await response.json(content_type=None)
-        except (aiohttp.ClientError, TimeoutError, ValueError):
-            return {}
-        metrics = body.get("metrics", body) if isinstance(body, dict) else {}
-        return flatten(metrics)
-
-    async def stop(self) -> int | None:
-        process = self.process
-        if process is None or process.returncode is not None:
-            return None if process is None else process.returncode
-        with contextlib.suppress(ProcessLookupError):
-            process.send_signal(signal.SIGTERM)
-        try:
-            return await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            return await process.wait()
-
-
-class _SimProcess:
-    """The simulator subprocess (:mod:`mdp_platform._bench_sim`) and its line protocol."""
-
-    def __init__(self, config: SimProcessConfig, env: dict[str, str], log: Path) -> None:
-        self.config = config
-        self.env = env
-        self.log = log
-        self.process: asyncio.subprocess.Process | None = None
-        self.tree: ProcessTree | None = None
-        self.feed = ""
-        self.rest = ""
-        self.symbols: list[str] = []
-        self._lock = asyncio.Lock()
-
-    async def start(self) -> None:
-        with self.log.open("wb") as log:
-            self.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "mdp_platform._bench_sim",
-                msgspec.json.encode(self.config).decode(),
-                stdin=asyncio.subprocess.PIPE,
-                stdout=asyncio.subprocess.PIPE,
-                stderr=log,
-                env=self.env,
-                limit=64 * 1024 * 1024,
-                start_new_session=True,
-            )
-        self.tree = ProcessTree([self.process.pid])
-        ready = await self._read(within=_READY_TIMEOUT)
-        self.feed, self.rest = str(ready["feed"]), str(ready["rest"])
-        self.symbols = [str(symbol) for symbol in ready.get("symbols", [])]
-
-    async def _read(self, *, within: float) -> dict[str, Any]:
-        assert self.process is not None
-        assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), within)
-        if not line:
-            msg = f"the simulator process ended; see {self.log}"
-            raise BenchError(msg)
-        reply = msgspec.json.decode(line)
-        if not isinstance(reply, dict) or reply.get("op") == "error":
-            msg = f"the simulator process answered {reply!r}"
-            raise BenchError(msg)
-        return reply
-
-    async def ask(self, command: dict[str, object], *, within: float = 30.0) -> dict[str, Any]:
-        async with self._lock:
-            assert self.process is not None
-            assert self.process.stdin is not None
-            self.process.stdin.write(msgspec.json.encode(command) + b"\n")
-            await self.process.stdin.drain()
-            return await self._read(within=within)
-
-    async def stop(self) -> None:
-        process = self.process
-        if process is None:
-            return
-        if process.stdin is not None:
-            process.stdin.close()
-        try:
-            await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
-        except TimeoutError:
-            with contextlib.suppress(ProcessLookupError):
-                process.kill()
-            await process.wait()
 
 
 # --------------------------------------------------------------------------- snapshots
@@ -380,8 +159,8 @@ class _Run:
 
     config: BenchConfig
     out: TextIO
-    services: dict[str, _Service]
-    sim: _SimProcess
+    services: dict[str, Service]
+    sim: SimProcess
     http: aiohttp.ClientSession
     trees: dict[str, ProcessTree]
     clients: ClientPool | None = None
@@ -490,93 +269,6 @@ def _peak_memory_mib(trees: Mapping[str, ProcessTree]) -> dict[str, float]:
     return {name: round(tree.sample().hwm_kib / 1024, 1) for name, tree in trees.items()}
 
 
-def _child_env(bindir: Path, extra: Mapping[str, str]) -> dict[str, str]:
-    """A clean environment: nothing inherited, so stray variables cannot skew a run."""
-    return {
-        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
-        "NO_PROXY": "127.0.0.1,localhost",
-        "no_proxy": "127.0.0.1,localhost",
-        "PYTHONUNBUFFERED": "1",
-        "MDP_LOG_LEVEL": "WARNING",
-        "MDP_LOG_FORMAT": "json",
-        **extra,
-    }
-
-
-def _services(
-    config: BenchConfig, bindir: Path, logs: Path, *, prefix: str, key: str, secret: str
-) -> dict[str, _Service]:
-    common = {
-        "MDP_AMQP_URL": config.amqp_url,
-        "MDP_REDIS_URL": config.redis(MDC_DB),
-        "MDP_MDC_REDIS_URL": config.redis(MDC_DB),
-        "MDP_WDC_REDIS_URL": config.redis(WDC_DB),
-        "MDP_MDQ_PREFIX": prefix,
-        "MASSIVE_API_KEY": key,
-    }
-
-    def service(name: str, script: str, module: str, extra: dict[str, str]) -> _Service:
-        port = _free_port()
-        env = _child_env(bindir, {**common, "MDP_HEALTH_PORT": str(port), **extra})
-        if name == "wds":
-            env["MDP_WDS_PORT"] = str(port)
-        return _Service(name, script, module, env, port, logs / f"{name}.log")
-
-    return {
-        "processor": service(
-            "processor",
-            "mdp-processor",
-            "mdp_processor.__main__",
-            {"MDP_WORKERS": str(config.workers)},
-        ),
-        "scanner": service("scanner", "mdp-scanner", "mdp_scanner.__main__", {}),
-        "wds": service(
-            "wds",
-            "mdp-wds",
-            "mdp_wds.__main__",
-            {
-                "MDP_WDS_TOKEN_SECRET": secret,
-                "MDP_WDS_MAX_CONNECTIONS_PER_ADDRESS": str(max(50, config.clients + 10)),
-            },
-        ),
-        "listener": service(
-            "listener",
-            "mdp-listener",
-            "mdp_listener.__main__",
-            {
-                "MDP_MASSIVE_SECURE": "false",
-                "MDP_MASSIVE_TOPICS": ",".join(topics_of(config.mix)),
-                "MDP_LISTENER_ALWAYS_ON": "true",
-            },
-        ),
-    }
-
-
-def processor_env(workers: int, rest_base: str) -> dict[str, str]:
-    """Worker count and Massive REST base for the processor, named as its settings name them.
-
-    The names are looked up in the processor's settings classes (through the settings
-    machinery's own documentation), so a rename there does not silently misconfigure the run;
-    ``MDP_WORKERS`` and ``MDP_MASSIVE_REST_BASE`` are used when nothing matches.
-    """
-    env = {"MDP_WORKERS": str(workers), "MDP_MASSIVE_REST_BASE": rest_base}
-    try:
-        module = importlib.import_module("mdp_processor.settings")
-    except ImportError:
-        return env
-    for value in vars(module).values():
-        if not isinstance(value, type) or not dataclasses.is_dataclass(value):
-            continue
-        with contextlib.suppress(TypeError):
-            for doc in describe(value):
-                name = doc.env.upper()
-                if "WORKERS" in name:
-                    env[doc.env] = str(workers)
-                elif "REST" in name and ("BASE" in name or "URL" in name):
-                    env[doc.env] = rest_base
-    return env
-
-
 async def _prepare_stores(config: BenchConfig) -> None:
     for database in (MDC_DB, WDC_DB):
         redis = Redis.from_url(config.redis(database))
@@ -667,102 +359,6 @@ async def _drain(run: _Run) -> float:
     return time.monotonic() - started
 
 
-async def _read_boards(config: BenchConfig, after_ms: int) -> dict[str, dict[str, Any]]:
-    """The three board documents, once each was composed after ``after_ms`` (bounded wait)."""
-    redis = Redis.from_url(config.redis(WDC_DB))
-    boards: dict[str, dict[str, Any]] = {}
-    try:
-        deadline = time.monotonic() + 10.0
-        while time.monotonic() < deadline:
-            raw = await redis.mget(list(BOARD_FEEDS))
-            boards = {}
-            for feed, value in zip(BOARD_FEEDS, raw, strict=True):
-                document = msgspec.json.decode(value) if value else None
-                if isinstance(document, dict):
-                    boards[feed.split(":", 1)[1]] = document
-            fresh = [int(doc.get("as_of_ms", 0)) > after_ms for doc in boards.values()]
-            if len(boards) == len(BOARD_FEEDS) and all(fresh):
-                break
-            await asyncio.sleep(0.25)
-    finally:
-        await redis.aclose()
-    return boards
-
-
-class _PublishedRow(msgspec.Struct):
-    end_ms: int = 0
-    prev_close: float | None = None
-
-
-async def _check(
-    config: BenchConfig,
-    boards: Mapping[str, Mapping[str, Any]],
-    final: Mapping[str, Any],
-    stale: int,
-) -> tuple[list[BoardCheck], dict[str, Any]]:
-    """Check every board; a difference is excused only by a stale drop that can explain it.
-
-    Returns the verdicts and a diagnosis of the differing symbols: their published quote rows
-    say whether the row is older than the symbol's last event (a lost update) or lacks the
-    previous close (reference data never arrived).
-    """
-    finals = msgspec.convert(final["finals"], dict[str, SymbolFinal])
-    prev_close = msgspec.convert(final["prev_close"], dict[str, float])
-    expected = expected_boards(finals, prev_close, int(final["open_ms"]))
-    inputs: dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]] = {}
-    checks: dict[str, BoardCheck] = {}
-    for board in BOARD_NAMES:
-        document = boards.get(board)
-        if document is None:
-            checks[board] = BoardCheck(board, False, 0, 0, (), (), (), 0, "no board in Redis")
-            continue
-        if document.get("trading_day") != final["trading_day"]:
-            detail = f"board is for {document.get('trading_day')}, market is {final['trading_day']}"
-            checks[board] = BoardCheck(board, False, 0, 0, (), (), (), 0, detail)
-            continue
-        metric = str(document.get("metric", ""))
-        rows = document.get("rows") or []
-        actual = [(str(r["symbol"]), float(r[metric])) for r in rows if r.get(metric) is not None]
-        want = [] if document.get("status") == "pre_open" else expected[board]
-        inputs[board] = (want, actual)
-        checks[board] = check_board(board, want, actual, size=DEFAULT_BOARD_SIZE)
-    differing = sorted(
-        {s for c in checks.values() for s in (*c.wrong_score, *c.missing, *c.unexpected)}
-    )[:1000]
-    published = await _published_rows(config, differing)
-    older = {s for s in differing if s in finals and published[s].end_ms < finals[s].end_ms}
-    no_reference = sorted(s for s in differing if published[s].prev_close is None)
-    if stale > 0 and older:
-        for board, (want, actual) in inputs.items():
-            checks[board] = check_board(
-                board, want, actual, size=DEFAULT_BOARD_SIZE, explainable=older
-            )
-    diagnosis = {
-        "differing_symbols": len(differing),
-        "row_older_than_last_event": sorted(older)[:50],
-        "row_without_previous_close": no_reference[:50],
-        "rows_without_previous_close": len(no_reference),
-    }
-    return [checks[board] for board in BOARD_NAMES], diagnosis
-
-
-async def _published_rows(config: BenchConfig, symbols: Sequence[str]) -> dict[str, _PublishedRow]:
-    rows = {symbol: _PublishedRow() for symbol in symbols}
-    if not symbols:
-        return rows
-    redis = Redis.from_url(config.redis(WDC_DB))
-    try:
-        values = await redis.mget([FEED_QUOTE.name(symbol=s) for s in symbols])
-    finally:
-        await redis.aclose()
-    decoder = msgspec.json.Decoder(_PublishedRow)
-    for symbol, value in zip(symbols, values, strict=True):
-        if value:
-            with contextlib.suppress(msgspec.DecodeError):
-                rows[symbol] = decoder.decode(value)
-    return rows
-
-
 def _lags(
     samples: Sequence[Sample], emission: EmissionMap, start_ns: int, end_ns: int, *, board: bool
 ) -> LagSummary:
@@ -831,7 +427,7 @@ async def run_bench(config: BenchConfig, out: TextIO) -> dict[str, Any]:
     Raises:
         BenchError: when a server is unreachable or a URL is not loopback.
     """
-    _check_loopback(config.amqp_url, "AMQP")
+    check_loopback(config.amqp_url, "AMQP")
     private: EmbeddedRedis | None = None
     if config.redis_url is None:
         private = EmbeddedRedis()
@@ -851,7 +447,7 @@ async def run_bench(config: BenchConfig, out: TextIO) -> dict[str, Any]:
 async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> dict[str, Any]:  # noqa: PLR0915 - one linear script
     """The benchmark proper, against ``config.redis_url``."""
     assert config.redis_url is not None
-    _check_loopback(config.redis_url, "Redis")
+    check_loopback(config.redis_url, "Redis")
     await _prepare_stores(config)
     bindir = Path(sys.executable).parent
     logs = config.report.parent / "logs" / config.report.stem
@@ -859,10 +455,10 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     prefix = f"bench{secrets.token_hex(4)}."
     key = "bench_" + secrets.token_urlsafe(12)
     secret = secrets.token_urlsafe(32)
-    services = _services(config, bindir, logs, prefix=prefix, key=key, secret=secret)
-    sim = _SimProcess(
+    services = build_services(config, bindir, logs, prefix=prefix, key=key, secret=secret)
+    sim = SimProcess(
         SimProcessConfig(symbols=config.symbols, seed=config.seed, mix=config.mix, api_key=key),
-        _child_env(bindir, {}),
+        child_env(bindir, {}),
         logs / "simulator.log",
     )
     started = time.time()
@@ -933,7 +529,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         drained_ms = time.time_ns() // 1_000_000
         last = await run.snapshot()
         memory = await asyncio.to_thread(_peak_memory_mib, run.trees)
-        boards = await _read_boards(config, drained_ms) if services["processor"].process else {}
+        boards = await read_boards(config, drained_ms) if services["processor"].process else {}
         final = await sim.ask({"op": "final"}, within=60.0)
         emission = EmissionMap([(int(a), int(b)) for a, b in final["emission"]])
         stale = _stale_drops(last.components.get("processor", {}))
@@ -944,7 +540,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
                 for b in BOARD_NAMES
             ]
         else:
-            checks, diagnosis = await _check(config, boards, final, stale)
+            checks, diagnosis = await check_boards(config, boards, final, stale)
         phases = [
             _phase_result(run, "fixed", config.rate, fixed, emission),
             _phase_result(run, "saturation", None, saturation, emission),
@@ -1019,7 +615,7 @@ def _config_from_args(args: argparse.Namespace) -> BenchConfig:
         settings = load(DemoSettings)
     except SettingsError as exc:
         raise BenchError(str(exc)) from None
-    amqp = args.amqp_url or (settings.amqp_url.reveal() if settings.amqp_url else _DEFAULT_AMQP)
+    amqp = args.amqp_url or (settings.amqp_url.reveal() if settings.amqp_url else DEFAULT_AMQP)
     redis = args.redis_url or (settings.redis_url.reveal() if settings.redis_url else None)
     if args.workers < 1 or args.clients < 0:
         msg = "--workers must be >= 1 and --clients >= 0"

@@ -130,7 +130,11 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "--clients", type=int, default=20, help="loopback websocket clients (%(default)s)"
     )
     parser.add_argument("--amqp-url", default=None, help="RabbitMQ (or MDP_AMQP_URL)")
-    parser.add_argument("--redis-url", default=None, help="Redis (or MDP_REDIS_URL)")
+    parser.add_argument(
+        "--redis-url",
+        default=None,
+        help="a shared Redis, databases 13/14 (or MDP_REDIS_URL); default: a private redis-server",
+    )
     parser.add_argument(
         "--report",
         default="bench/results/latest.json",

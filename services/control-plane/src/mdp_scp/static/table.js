@@ -4,6 +4,9 @@
 // when the order changed, and removes rows that left the list, so a 50-row board updating
 // every second costs a handful of DOM writes rather than a full repaint.
 
+// Class names from a space-separated string; empty parts (double spaces) are not tokens.
+const tokens = (text) => text.split(/\s+/).filter(Boolean);
+
 export class KeyedTable {
   // columns: [{key, label, value(row) -> comparable, text(row) -> string, cls(row) -> string,
   //            title, numeric}]
@@ -167,16 +170,16 @@ export class KeyedTable {
       }
       const cls = column.cls ? column.cls(row) : "";
       if (entry.classes[index] !== cls) {
-        if (entry.classes[index]) td.classList.remove(...entry.classes[index].split(" "));
-        if (cls) td.classList.add(...cls.split(" "));
+        if (entry.classes[index]) td.classList.remove(...tokens(entry.classes[index]));
+        if (cls) td.classList.add(...tokens(cls));
         entry.classes[index] = cls;
       }
     });
     entry.values = this.columns.map((column) => column.value(row));
     const rowCls = this.rowClass(row);
     if (entry.rowCls !== rowCls) {
-      if (entry.rowCls) entry.tr.classList.remove(...entry.rowCls.split(" "));
-      if (rowCls) entry.tr.classList.add(...rowCls.split(" "));
+      if (entry.rowCls) entry.tr.classList.remove(...tokens(entry.rowCls));
+      if (rowCls) entry.tr.classList.add(...tokens(rowCls));
       entry.rowCls = rowCls;
     }
   }

@@ -1,0 +1,129 @@
+"""The end-of-run correctness check of ``mdp bench``: published boards against the recomputation.
+
+Reads the board documents from the widget cache once each was composed after the drain, ranks
+the simulator's final per-symbol state the plain way (:mod:`mdp_platform._bench_board`) and,
+for every symbol that differs, reads its published quote record to say why: older than its
+last event (a lost update) or without a previous close (reference data never arrived).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE
+from mdp_cache.keys import FEED_QUOTE
+from mdp_platform._bench_board import (
+    BOARD_NAMES,
+    BoardCheck,
+    SymbolFinal,
+    check_board,
+    expected_boards,
+)
+from mdp_platform._bench_clients import BOARD_FEEDS
+from mdp_platform._bench_config import WDC_DB, BenchConfig
+
+__all__ = ["check_boards", "published_rows", "read_boards"]
+
+
+async def read_boards(config: BenchConfig, after_ms: int) -> dict[str, dict[str, Any]]:
+    """The three board documents, once each was composed after ``after_ms`` (bounded wait)."""
+    redis = Redis.from_url(config.redis(WDC_DB))
+    boards: dict[str, dict[str, Any]] = {}
+    try:
+        deadline = time.monotonic() + 10.0
+        while time.monotonic() < deadline:
+            raw = await redis.mget(list(BOARD_FEEDS))
+            boards = {}
+            for feed, value in zip(BOARD_FEEDS, raw, strict=True):
+                document = msgspec.json.decode(value) if value else None
+                if isinstance(document, dict):
+                    boards[feed.split(":", 1)[1]] = document
+            fresh = [int(doc.get("as_of_ms", 0)) > after_ms for doc in boards.values()]
+            if len(boards) == len(BOARD_FEEDS) and all(fresh):
+                break
+            await asyncio.sleep(0.25)
+    finally:
+        await redis.aclose()
+    return boards
+
+
+class _PublishedRow(msgspec.Struct):
+    end_ms: int = 0
+    prev_close: float | None = None
+
+
+async def check_boards(
+    config: BenchConfig,
+    boards: Mapping[str, Mapping[str, Any]],
+    final: Mapping[str, Any],
+    stale: int,
+) -> tuple[list[BoardCheck], dict[str, Any]]:
+    """Check every board; a difference is excused only by a stale drop that can explain it.
+
+    Returns the verdicts and a diagnosis of the differing symbols: their published quote rows
+    say whether the row is older than the symbol's last event (a lost update) or lacks the
+    previous close (reference data never arrived).
+    """
+    finals = msgspec.convert(final["finals"], dict[str, SymbolFinal])
+    prev_close = msgspec.convert(final["prev_close"], dict[str, float])
+    expected = expected_boards(finals, prev_close, int(final["open_ms"]))
+    inputs: dict[str, tuple[list[tuple[str, float]], list[tuple[str, float]]]] = {}
+    checks: dict[str, BoardCheck] = {}
+    for board in BOARD_NAMES:
+        document = boards.get(board)
+        if document is None:
+            checks[board] = BoardCheck(board, False, 0, 0, (), (), (), 0, "no board in Redis")
+            continue
+        if document.get("trading_day") != final["trading_day"]:
+            detail = f"board is for {document.get('trading_day')}, market is {final['trading_day']}"
+            checks[board] = BoardCheck(board, False, 0, 0, (), (), (), 0, detail)
+            continue
+        metric = str(document.get("metric", ""))
+        rows = document.get("rows") or []
+        actual = [(str(r["symbol"]), float(r[metric])) for r in rows if r.get(metric) is not None]
+        want = [] if document.get("status") == "pre_open" else expected[board]
+        inputs[board] = (want, actual)
+        checks[board] = check_board(board, want, actual, size=DEFAULT_BOARD_SIZE)
+    differing = sorted(
+        {s for c in checks.values() for s in (*c.wrong_score, *c.missing, *c.unexpected)}
+    )[:1000]
+    published = await published_rows(config, differing)
+    older = {s for s in differing if s in finals and published[s].end_ms < finals[s].end_ms}
+    no_reference = sorted(s for s in differing if published[s].prev_close is None)
+    if stale > 0 and older:
+        for board, (want, actual) in inputs.items():
+            checks[board] = check_board(
+                board, want, actual, size=DEFAULT_BOARD_SIZE, explainable=older
+            )
+    diagnosis = {
+        "differing_symbols": len(differing),
+        "row_older_than_last_event": sorted(older)[:50],
+        "row_without_previous_close": no_reference[:50],
+        "rows_without_previous_close": len(no_reference),
+    }
+    return [checks[board] for board in BOARD_NAMES], diagnosis
+
+
+async def published_rows(config: BenchConfig, symbols: Sequence[str]) -> dict[str, _PublishedRow]:
+    """The published quote record (event time, previous close) of each symbol."""
+    rows = {symbol: _PublishedRow() for symbol in symbols}
+    if not symbols:
+        return rows
+    redis = Redis.from_url(config.redis(WDC_DB))
+    try:
+        values = await redis.mget([FEED_QUOTE.name(symbol=s) for s in symbols])
+    finally:
+        await redis.aclose()
+    decoder = msgspec.json.Decoder(_PublishedRow)
+    for symbol, value in zip(symbols, values, strict=True):
+        if value:
+            with contextlib.suppress(msgspec.DecodeError):
+                rows[symbol] = decoder.decode(value)
+    return rows

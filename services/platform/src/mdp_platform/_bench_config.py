@@ -1,0 +1,114 @@
+"""What one ``mdp bench`` run is: its settings, the mix, the Redis databases it may use."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Final
+from urllib.parse import urlsplit, urlunsplit
+
+from mdp_platform._bench_sim import mix_kinds
+
+__all__ = [
+    "DEFAULT_AMQP",
+    "MDC_DB",
+    "WDC_DB",
+    "BenchConfig",
+    "BenchError",
+    "check_loopback",
+    "parse_mix",
+    "topics_of",
+    "with_database",
+]
+
+MDC_DB: Final = 13
+WDC_DB: Final = 14
+_LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
+DEFAULT_AMQP: Final = "amqp://guest:guest@127.0.0.1:5672/"
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run (a server is unreachable, a URL is not loopback, ...)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BenchConfig:
+    """One benchmark run.
+
+    Attributes:
+        symbols: simulated symbols.
+        workers: processor worker processes.
+        seconds: measured seconds per phase.
+        rate: offered events/s of the fixed-rate phase.
+        mix: event types streamed (``A`` aggregates, ``T`` trades, ``Q`` quotes).
+        clients: loopback websocket clients.
+        amqp_url: RabbitMQ (loopback only).
+        redis_url: a shared Redis (loopback only; databases 13 and 14 are used and flushed);
+            None starts a private ``redis-server``, because pub/sub channels are server-wide
+            and other users of a shared server would publish into the measured feeds.
+        report: where the JSON report goes.
+        warmup_seconds: unmeasured streaming before the first phase.
+        quotes_each: quote feeds each client follows.
+        seed: market seed.
+    """
+
+    symbols: int = 500
+    workers: int = 1
+    seconds: float = 20.0
+    rate: float = 10_000.0
+    mix: tuple[str, ...] = ("A", "T")
+    clients: int = 20
+    amqp_url: str = DEFAULT_AMQP
+    redis_url: str | None = None
+    report: Path = Path("bench/results/latest.json")
+    warmup_seconds: float = 3.0
+    quotes_each: int = 10
+    seed: int = 7
+
+    def redis(self, database: int) -> str:
+        """The URL of ``database`` on the benchmark's Redis.
+
+        Raises:
+            BenchError: before a Redis was chosen.
+        """
+        if self.redis_url is None:
+            msg = "no Redis chosen yet"
+            raise BenchError(msg)
+        return with_database(self.redis_url, database)
+
+
+def parse_mix(text: str) -> tuple[str, ...]:
+    """``A,T,Q`` -> ``("A", "T", "Q")``.
+
+    Raises:
+        BenchError: on an unknown or empty mix.
+    """
+    items = tuple(dict.fromkeys(part.strip().upper() for part in text.split(",") if part.strip()))
+    unknown = [item for item in items if item not in {"A", "T", "Q"}]
+    if not items or unknown:
+        msg = f"--mix takes A (aggregates), T (trades) and Q (quotes), e.g. A,T; was {text!r}"
+        raise BenchError(msg)
+    return items
+
+
+def topics_of(mix: Sequence[str]) -> tuple[str, ...]:
+    """Listener subscriptions for a mix (aggregates bring minute bars and LULD along)."""
+    return tuple(f"{kind}.*" for kind in sorted(mix_kinds(tuple(mix))))
+
+
+def with_database(url: str, database: int) -> str:
+    """``url`` with its Redis database replaced."""
+    return urlunsplit(urlsplit(url)._replace(path=f"/{database}"))
+
+
+def check_loopback(url: str, what: str) -> None:
+    """Refuse any URL that is not on loopback.
+
+    Raises:
+        BenchError: naming the offending host.
+    """
+    host = urlsplit(url).hostname or ""
+    if host not in _LOOPBACK:
+        msg = f"the benchmark only talks to loopback; the {what} URL points at {host!r}"
+        raise BenchError(msg)

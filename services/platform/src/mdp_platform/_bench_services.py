@@ -1,0 +1,294 @@
+"""The components of ``mdp bench`` as subprocesses: environments, start, readiness, stop.
+
+Each component runs through its console script with a clean environment built here (nothing
+inherited, so stray variables cannot skew a run), is ready when its ``/readyz`` says so, and
+reports its counters on ``/status``. The simulator runs as :mod:`mdp_platform._bench_sim`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import importlib
+import signal
+import socket
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.util import find_spec
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import msgspec
+
+from mdp_core.settings import describe
+from mdp_platform._bench_config import MDC_DB, WDC_DB, BenchConfig, BenchError, topics_of
+from mdp_platform._bench_proc import ProcessTree
+from mdp_platform._bench_report import flatten
+from mdp_platform._bench_sim import SimProcessConfig
+
+__all__ = [
+    "Service",
+    "SimProcess",
+    "build_services",
+    "child_env",
+    "free_port",
+    "processor_env",
+]
+
+_READY_TIMEOUT: Final = 40.0
+_STOP_TIMEOUT: Final = 15.0
+
+
+def free_port() -> int:
+    """A free TCP port on 127.0.0.1 (for a child to bind right after)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@dataclass(slots=True)
+class Service:
+    """One component run as a subprocess through its console script.
+
+    ``missing`` says why the stage is absent (not installed, exited, never ready): the
+    benchmark reports such a stage as missing instead of measuring something else.
+    """
+
+    name: str
+    script: str
+    module: str
+    env: dict[str, str]
+    port: int
+    log: Path
+    process: asyncio.subprocess.Process | None = None
+    tree: ProcessTree | None = None
+    missing: str | None = None
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self, bindir: Path) -> None:
+        """Start the console script from ``bindir``, or mark the stage missing."""
+        if find_spec(self.module) is None or not (bindir / self.script).exists():
+            self.missing = f"{self.script} is not available ({self.module} not importable)"
+            return
+        with self.log.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                str(bindir / self.script),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=log,
+                stderr=asyncio.subprocess.STDOUT,
+                env=self.env,
+                start_new_session=True,
+            )
+        self.tree = ProcessTree([self.process.pid])
+
+    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
+        """Poll ``/readyz`` until 200 (bounded); an exit or a timeout marks the stage missing."""
+        if self.process is None:
+            return
+        timeout = _READY_TIMEOUT
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.returncode is not None:
+                self.missing = (
+                    f"{self.script} exited with {self.process.returncode}; see {self.log}"
+                )
+                self.process = None
+                return
+            with contextlib.suppress(aiohttp.ClientError, TimeoutError):
+                async with http.get(f"{self.base_url}/readyz") as response:
+                    if response.status == 200:
+                        return
+            await asyncio.sleep(0.2)
+        self.missing = f"{self.script} not ready within {timeout:.0f} s; see {self.log}"
+
+    async def status(self, http: aiohttp.ClientSession) -> dict[str, float]:
+        """The component's ``/status`` metrics, flattened; empty when unreachable."""
+        if self.process is None:
+            return {}
+        try:
+            async with http.get(f"{self.base_url}/status") as response:
+                body = await response.json(content_type=None)
+        except (aiohttp.ClientError, TimeoutError, ValueError):
+            return {}
+        metrics = body.get("metrics", body) if isinstance(body, dict) else {}
+        return flatten(metrics)
+
+    async def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after a bounded wait; returns the exit code."""
+        process = self.process
+        if process is None or process.returncode is not None:
+            return None if process is None else process.returncode
+        with contextlib.suppress(ProcessLookupError):
+            process.send_signal(signal.SIGTERM)
+        try:
+            return await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            return await process.wait()
+
+
+class SimProcess:
+    """The simulator subprocess (:mod:`mdp_platform._bench_sim`) and its line protocol."""
+
+    def __init__(self, config: SimProcessConfig, env: dict[str, str], log: Path) -> None:
+        self.config = config
+        self.env = env
+        self.log = log
+        self.process: asyncio.subprocess.Process | None = None
+        self.tree: ProcessTree | None = None
+        self.feed = ""
+        self.rest = ""
+        self.symbols: list[str] = []
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Start the simulator process and wait for its ``ready`` line (ports, symbols)."""
+        with self.log.open("wb") as log:
+            self.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "mdp_platform._bench_sim",
+                msgspec.json.encode(self.config).decode(),
+                stdin=asyncio.subprocess.PIPE,
+                stdout=asyncio.subprocess.PIPE,
+                stderr=log,
+                env=self.env,
+                limit=64 * 1024 * 1024,
+                start_new_session=True,
+            )
+        self.tree = ProcessTree([self.process.pid])
+        ready = await self._read(within=_READY_TIMEOUT)
+        self.feed, self.rest = str(ready["feed"]), str(ready["rest"])
+        self.symbols = [str(symbol) for symbol in ready.get("symbols", [])]
+
+    async def _read(self, *, within: float) -> dict[str, Any]:
+        assert self.process is not None
+        assert self.process.stdout is not None
+        line = await asyncio.wait_for(self.process.stdout.readline(), within)
+        if not line:
+            msg = f"the simulator process ended; see {self.log}"
+            raise BenchError(msg)
+        reply = msgspec.json.decode(line)
+        if not isinstance(reply, dict) or reply.get("op") == "error":
+            msg = f"the simulator process answered {reply!r}"
+            raise BenchError(msg)
+        return reply
+
+    async def ask(self, command: dict[str, object], *, within: float = 30.0) -> dict[str, Any]:
+        """Send one command line and return the reply line (bounded by ``within`` seconds)."""
+        async with self._lock:
+            assert self.process is not None
+            assert self.process.stdin is not None
+            self.process.stdin.write(msgspec.json.encode(command) + b"\n")
+            await self.process.stdin.drain()
+            return await self._read(within=within)
+
+    async def stop(self) -> None:
+        """Close its stdin (it exits), kill it after a bounded wait."""
+        process = self.process
+        if process is None:
+            return
+        if process.stdin is not None:
+            process.stdin.close()
+        try:
+            await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+        except TimeoutError:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
+            await process.wait()
+
+
+def child_env(bindir: Path, extra: Mapping[str, str]) -> dict[str, str]:
+    """A clean environment: nothing inherited, so stray variables cannot skew a run."""
+    return {
+        "PATH": f"{bindir}:/usr/local/bin:/usr/bin:/bin",
+        "NO_PROXY": "127.0.0.1,localhost",
+        "no_proxy": "127.0.0.1,localhost",
+        "PYTHONUNBUFFERED": "1",
+        "MDP_LOG_LEVEL": "WARNING",
+        "MDP_LOG_FORMAT": "json",
+        **extra,
+    }
+
+
+def build_services(
+    config: BenchConfig, bindir: Path, logs: Path, *, prefix: str, key: str, secret: str
+) -> dict[str, Service]:
+    """The processor, scanner, WDS and listener of one run, configured by environment."""
+    common = {
+        "MDP_AMQP_URL": config.amqp_url,
+        "MDP_REDIS_URL": config.redis(MDC_DB),
+        "MDP_MDC_REDIS_URL": config.redis(MDC_DB),
+        "MDP_WDC_REDIS_URL": config.redis(WDC_DB),
+        "MDP_MDQ_PREFIX": prefix,
+        "MASSIVE_API_KEY": key,
+    }
+
+    def service(name: str, script: str, module: str, extra: dict[str, str]) -> Service:
+        port = free_port()
+        env = child_env(bindir, {**common, "MDP_HEALTH_PORT": str(port), **extra})
+        if name == "wds":
+            env["MDP_WDS_PORT"] = str(port)
+        return Service(name, script, module, env, port, logs / f"{name}.log")
+
+    return {
+        "processor": service(
+            "processor",
+            "mdp-processor",
+            "mdp_processor.__main__",
+            {"MDP_WORKERS": str(config.workers)},
+        ),
+        "scanner": service("scanner", "mdp-scanner", "mdp_scanner.__main__", {}),
+        "wds": service(
+            "wds",
+            "mdp-wds",
+            "mdp_wds.__main__",
+            {
+                "MDP_WDS_TOKEN_SECRET": secret,
+                "MDP_WDS_MAX_CONNECTIONS_PER_ADDRESS": str(max(50, config.clients + 10)),
+            },
+        ),
+        "listener": service(
+            "listener",
+            "mdp-listener",
+            "mdp_listener.__main__",
+            {
+                "MDP_MASSIVE_SECURE": "false",
+                "MDP_MASSIVE_TOPICS": ",".join(topics_of(config.mix)),
+                "MDP_LISTENER_ALWAYS_ON": "true",
+            },
+        ),
+    }
+
+
+def processor_env(workers: int, rest_base: str) -> dict[str, str]:
+    """Worker count and Massive REST base for the processor, named as its settings name them.
+
+    The names are looked up in the processor's settings classes (through the settings
+    machinery's own documentation), so a rename there does not silently misconfigure the run;
+    ``MDP_WORKERS`` and ``MDP_MASSIVE_REST_BASE`` are used when nothing matches.
+    """
+    env = {"MDP_WORKERS": str(workers), "MDP_MASSIVE_REST_BASE": rest_base}
+    try:
+        module = importlib.import_module("mdp_processor.settings")
+    except ImportError:
+        return env
+    for value in vars(module).values():
+        if not isinstance(value, type) or not dataclasses.is_dataclass(value):
+            continue
+        with contextlib.suppress(TypeError):
+            for doc in describe(value):
+                name = doc.env.upper()
+                if "WORKERS" in name:
+                    env[doc.env] = str(workers)
+                elif "REST" in name and ("BASE" in name or "URL" in name):
+                    env[doc.env] = rest_base
+    return env
