@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from importlib.metadata import version
 
 from mdp_analyzers.registry import UnknownAnalyzer
+from mdp_cache.client import close_redis, create_redis
+from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.process import ProcessManager, WorkerStatus
 from mdp_core.settings import SettingsError, load
@@ -21,7 +23,7 @@ from mdp_core.telemetry import configure_telemetry
 from mdp_processor.settings import ProcessorSettings
 from mdp_processor.worker import build_analyzers, worker
 from mdp_queues import QueueSettings
-from mdp_runtime import ConfigError, ExitCode, HealthServer, run_service
+from mdp_runtime import ConfigError, ExitCode, HealthServer, component_heartbeat, run_service
 
 __all__ = ["main", "metrics_of", "readiness_of"]
 
@@ -85,10 +87,25 @@ async def serve(stop: asyncio.Event) -> int:
         metrics_snapshot=lambda: metrics_of(manager.status()),
         readiness={"workers": lambda: readiness_of(manager.status())},
     )
+    mdc = create_redis(settings.mdc_redis_url, client_name="mdp-processor-heartbeat")
+    heartbeat = component_heartbeat(
+        mdc,
+        _SERVICE,
+        payload=lambda: metrics_of(manager.status()),
+        clock=LiveClock(),
+        version=service_version,
+        interval_seconds=settings.heartbeat_seconds,
+        status=lambda: "running" if readiness_of(manager.status())[0] else "degraded",
+    )
     _log.info("processor starting", workers=settings.workers, analyzers=settings.analyzers)
-    async with health, manager:
-        await stop.wait()
-        health.mark_stopping()
+    try:
+        async with health, manager:
+            heartbeat.start()
+            await stop.wait()
+            health.mark_stopping()
+            await heartbeat.stop()
+    finally:
+        await close_redis(mdc)
     return ExitCode.OK
 
 

@@ -19,7 +19,7 @@ from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
-from mdp_runtime import ConfigError, ExitCode, HealthServer, run_service
+from mdp_runtime import ConfigError, ExitCode, HealthServer, component_heartbeat, run_service
 from mdp_scanner.scanner import Scanner
 from mdp_scanner.settings import ScannerSettings
 
@@ -69,15 +69,27 @@ async def serve(stop: asyncio.Event) -> int:
         metrics_snapshot=scanner.metrics_snapshot,
         readiness={"redis": lambda: (scanner.ready, "subscribed" if scanner.ready else "down")},
     )
+    mdc = create_redis(settings.mdc_redis_url, client_name="mdp-scanner-heartbeat")
+    heartbeat = component_heartbeat(
+        mdc,
+        _SERVICE,
+        payload=scanner.metrics_snapshot,
+        clock=LiveClock(),
+        version=version("mdp-scanner"),
+        status=lambda: "running" if scanner.ready else "connecting",
+    )
     _log.info("scanner starting", analyzers=list(settings.analyzers))
     try:
         async with health:
+            heartbeat.start()
             try:
                 await scanner.run(stop)
             finally:
                 health.mark_stopping()
+                await heartbeat.stop()
     finally:
         await close_redis(redis)
+        await close_redis(mdc)
     return ExitCode.OK
 
 

@@ -7,10 +7,13 @@ Health, readiness and metrics are served on the websocket port itself (``/livez`
 from __future__ import annotations
 
 import asyncio
+from importlib.metadata import version
 
+from mdp_cache.client import close_redis, create_redis
+from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
-from mdp_runtime import ConfigError, ExitCode, run_service
+from mdp_runtime import ConfigError, ExitCode, component_heartbeat, run_service
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
 
@@ -33,9 +36,22 @@ async def serve(stop: asyncio.Event) -> int:
         )
         raise ConfigError(msg)
     server = WidgetServer(settings)
-    async with server:
-        _log.info("wds serving", url=server.url, origins=list(settings.allowed_origins))
-        await stop.wait()
+    mdc = create_redis(settings.mdc_redis_url, client_name="mdp-wds-heartbeat")
+    heartbeat = component_heartbeat(
+        mdc,
+        "widget-service",
+        payload=server.stats.as_dict,
+        clock=LiveClock(),
+        version=version("mdp-wds"),
+    )
+    try:
+        async with server:
+            heartbeat.start()
+            _log.info("wds serving", url=server.url, origins=list(settings.allowed_origins))
+            await stop.wait()
+            await heartbeat.stop()
+    finally:
+        await close_redis(mdc)
     return ExitCode.OK
 
 
