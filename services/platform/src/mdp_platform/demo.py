@@ -33,16 +33,16 @@ from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.calendar import MarketCalendar
-from mdp_core.clock import Clock, LiveClock
+from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger, quiet_vendor_loggers
-from mdp_core.settings import Secret, load
+from mdp_core.settings import Secret, load, resolve_finlight_key, resolve_massive_key
 from mdp_core.telemetry import Metrics
 from mdp_listener.control import mount_control
 from mdp_listener.listener import MassiveListener
 from mdp_listener.settings import ListenerSettings
 from mdp_news_processor.processor import NewsProcessor
 from mdp_platform.embedded import EmbeddedRedis, free_port
-from mdp_platform.market_clock import MarketClock
+from mdp_platform.feeds import FeedPlan, real_feeds, simulated_feeds
 from mdp_platform.news_feed import start_news_listener
 from mdp_platform.settings import DemoSettings
 from mdp_processor.processor import Processor, ProcessorConfig
@@ -58,7 +58,7 @@ from mdp_sim.server import SimConfig, SimServers
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
 
-__all__ = ["Demo", "DemoOptions", "run_demo_command"]
+__all__ = ["Demo", "DemoError", "DemoOptions", "run_demo_command"]
 
 _log = get_logger("mdp_platform.demo")
 _NO_ENV: Mapping[str, str] = {}
@@ -85,6 +85,13 @@ class DemoOptions:
     admin_password: str | None = None
     queue_prefix: str = "mdp-demo."
     heartbeat_seconds: float = 2.0
+    real_feeds: bool = False
+    massive_key: Secret | None = None
+    finlight_key: Secret | None = None
+
+
+class DemoError(Exception):
+    """The demo cannot start as asked (a message for the user, not a bug)."""
 
 
 @dataclass(slots=True)
@@ -138,24 +145,9 @@ class Demo:
     async def _start(self) -> None:  # noqa: PLR0915 - one step per component, in order
         o = self.options
         calendar = MarketCalendar()
-        sim = SimServers(
-            SimConfig(
-                scenario=ScenarioConfig(
-                    seed=o.seed, symbols=o.symbols, trading_day=o.day, start=o.start,
-                    news_per_hour=o.news_per_hour,
-                ),
-                speed=o.speed,
-            )
-        )  # fmt: skip
-        await self._stack.enter_async_context(sim)
-        self.sim = sim
-        assert sim.clock is not None
-        market_clock: Clock = MarketClock(sim.clock)
+        plan = await self._feeds()
+        market_clock = plan.market_clock
         real_clock = LiveClock()
-        self._progress(
-            f"simulated market: {o.symbols} symbols, {sim.market.trading_day} from "
-            f"{o.start:%H:%M} ET at {o.speed:g}x"
-        )
 
         mdc_url, wdc_url = await self._redis_urls()
         self.mdc = self._redis(mdc_url)
@@ -193,7 +185,7 @@ class Demo:
             analyzers,
             state=self._state_backend(),
             widgets=WidgetWriter(self.wdc),
-            reference=ReferenceCache(self._reference_source(sim), self.mdc),
+            reference=ReferenceCache(plan.reference, self.mdc),
             clock=market_clock,
             config=ProcessorConfig(flush_interval_s=0.1, instance="demo-processor"),
         )
@@ -219,8 +211,7 @@ class Demo:
 
         control_token = secrets.token_urlsafe(24)
         listener_settings = load(
-            ListenerSettings, _NO_ENV, feed=sim.massive_feed, secure=False, always_on=True,
-            api_key=Secret(sim.api_key), heartbeat_enabled=False, health_port=0,
+            ListenerSettings, _NO_ENV, **plan.listener, heartbeat_enabled=False, health_port=0,
             control_token=Secret(control_token), mdc_redis_url=mdc_url,
         )  # fmt: skip
         listener = MassiveListener(listener_settings, publisher, real_clock, Metrics("listener"))
@@ -235,8 +226,11 @@ class Demo:
         self._stack.push_async_callback(health.stop)
         self._spawn(listener.run(self._stop), "listener")
         self._beat("listener", listener.status)
-        await self._start_news_listener(sim, publisher, real_clock)
-        self._progress(f"listeners connected to {sim.massive_feed} and the news simulator")
+        if plan.news is not None:
+            news_listener, task = start_news_listener(plan.news, publisher, real_clock, self._stop)
+            self._tasks.append(task)
+            self._beat("news-listener", news_listener.status)
+        self._progress(plan.description)
 
         scp = ControlPlane(
             load(
@@ -306,18 +300,29 @@ class Demo:
         self.info.queue_kind = "RabbitMQ"
         return publisher, market, news
 
-    @staticmethod
-    def _reference_source(sim: SimServers) -> Any:
-        from mdp_platform.reference_data import SimReferenceSource  # noqa: PLC0415
-
-        return SimReferenceSource(sim.market)
-
-    async def _start_news_listener(
-        self, sim: SimServers, publisher: Publisher, clock: Clock
-    ) -> None:
-        listener, task = start_news_listener(sim, publisher, clock, self._stop)
-        self._tasks.append(task)
-        self._beat("news-listener", listener.status)
+    async def _feeds(self) -> FeedPlan:
+        o = self.options
+        if o.real_feeds:
+            if o.massive_key is None:
+                msg = "--real-feeds needs a Massive key: set MASSIVE_API_KEY (or POLYGON_API_KEY)"
+                raise DemoError(msg)
+            return real_feeds(o.massive_key, o.finlight_key)
+        sim = SimServers(
+            SimConfig(
+                scenario=ScenarioConfig(
+                    seed=o.seed, symbols=o.symbols, trading_day=o.day, start=o.start,
+                    news_per_hour=o.news_per_hour,
+                ),
+                speed=o.speed,
+            )
+        )  # fmt: skip
+        await self._stack.enter_async_context(sim)
+        self.sim = sim
+        self._progress(
+            f"simulated market: {o.symbols} symbols, {sim.market.trading_day} from "
+            f"{o.start:%H:%M} ET at {o.speed:g}x"
+        )
+        return simulated_feeds(sim)
 
     def _spawn(
         self, work: Awaitable[Any], name: str, stop: Callable[[], None] | None = None
@@ -414,7 +419,7 @@ async def _run(options: DemoOptions, duration: float | None) -> int:
     print("starting the mdp demo ...", flush=True)
     try:
         await demo.start()
-    except OSError as exc:
+    except (OSError, DemoError) as exc:
         print(f"mdp demo: could not start: {exc}", file=sys.stderr)
         return 69
     print(_banner(demo.info), flush=True)
@@ -444,5 +449,8 @@ def run_demo_command(args: argparse.Namespace) -> int:
         port=args.port,
         wds_port=args.wds_port,
         admin_password=env.admin_password.reveal() if env.admin_password else None,
+        real_feeds=args.real_feeds,
+        massive_key=resolve_massive_key() if args.real_feeds else None,
+        finlight_key=resolve_finlight_key() if args.real_feeds else None,
     )
     return asyncio.run(_run(options, args.duration))

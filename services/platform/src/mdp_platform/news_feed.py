@@ -1,17 +1,17 @@
-"""Starts the demo's Finlight listener against the news simulator."""
+"""Starts the demo's Finlight listener (against the news simulator or the real service)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping
+from typing import Any
 
 from mdp_core.clock import Clock
-from mdp_core.settings import Secret, load
+from mdp_core.settings import load
 from mdp_core.telemetry import Metrics
 from mdp_news_listener.listener import FinlightListener
 from mdp_news_listener.settings import NewsListenerSettings
 from mdp_queues import Publisher
-from mdp_sim.server import SimServers
 
 __all__ = ["start_news_listener"]
 
@@ -19,15 +19,13 @@ _NO_ENV: Mapping[str, str] = {}
 
 
 def start_news_listener(
-    sim: SimServers, publisher: Publisher, clock: Clock, stop: asyncio.Event
+    overrides: Mapping[str, Any], publisher: Publisher, clock: Clock, stop: asyncio.Event
 ) -> tuple[FinlightListener, asyncio.Task[None]]:
-    """Run the news listener in a task, connected to the simulator's Finlight server."""
+    """Run the news listener in a task with these settings (URLs, key) over the defaults."""
     settings = load(
         NewsListenerSettings,
         _NO_ENV,
-        wss_url=sim.finlight_wss_url,
-        base_url=sim.finlight_base_url,
-        api_key=Secret(sim.finlight_api_key),
+        **overrides,
         heartbeat_enabled=False,
         backoff_initial_seconds=0.2,
     )
