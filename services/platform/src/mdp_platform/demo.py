@@ -18,7 +18,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import AsyncExitStack
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, time
 from importlib.metadata import version
 from typing import Any
@@ -174,8 +174,8 @@ class Demo:
             clock=real_clock,
         )  # fmt: skip
         await wds.start()
-        self._stack.push_async_callback(wds.stop)
         self.wds = wds
+        self._stack.push_async_callback(self._stop_wds)
         self.info.wds_url = wds.url
         self._progress(f"widget data service: {wds.url}")
 
@@ -354,6 +354,23 @@ class Demo:
         )
         beat.start()
         self._stack.push_async_callback(beat.stop)
+
+    async def restart_wds(self, *, down: Callable[[], Awaitable[None]] | None = None) -> None:
+        """Stop the WDS (clients see the connection drop), then start it on the same port.
+
+        ``down`` runs while the WDS is stopped (a test waits there for clients to notice).
+        """
+        assert self.wds is not None
+        settings = replace(self.wds.settings, port=self.wds.port)
+        await self._stop_wds()
+        if down is not None:
+            await down()
+        self.wds = WidgetServer(settings)
+        await self.wds.start()
+
+    async def _stop_wds(self) -> None:
+        if self.wds is not None:
+            await self.wds.stop()
 
     # --- stop ---------------------------------------------------------------------------
 
