@@ -13,6 +13,16 @@ ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.9
 
 FROM ${UV_IMAGE} AS uv
 
+# Only the project manifests: the dependency layer below is keyed on this stage's output, so
+# editing code never rebuilds it; changing a pyproject.toml or uv.lock does.
+FROM ${PYTHON_IMAGE} AS manifests
+WORKDIR /src
+COPY pyproject.toml uv.lock ./
+COPY packages ./packages
+COPY services ./services
+RUN find packages services -type f ! -name pyproject.toml -delete && \
+    find packages services -type d -empty -delete
+
 FROM ${PYTHON_IMAGE} AS builder
 ARG SERVICE
 ARG OTEL=0
@@ -23,13 +33,10 @@ ENV UV_COMPILE_BYTECODE=1 \
     UV_PYTHON_DOWNLOADS=0 \
     UV_PROJECT_ENVIRONMENT=/app/.venv
 WORKDIR /src
-# Dependencies layer first: it changes only when the lock file or a pyproject changes, so code
-# edits do not rebuild it, and a service's image does not rebuild for another service's deps.
+# Dependencies layer first, from the manifests alone: code edits do not rebuild it, and it
+# installs only this service's locked dependencies.
+COPY --from=manifests /src/ ./
 RUN --mount=type=cache,target=/root/.cache/uv \
-    --mount=type=bind,source=uv.lock,target=uv.lock \
-    --mount=type=bind,source=pyproject.toml,target=pyproject.toml \
-    --mount=type=bind,source=packages,target=packages \
-    --mount=type=bind,source=services,target=services \
     package="$(sed -n 's/^name = "\(.*\)"/\1/p' services/${SERVICE}/pyproject.toml | head -n1)" && \
     extras="$([ "$OTEL" = "1" ] && echo --extra otel || true)" && \
     uv sync --frozen --no-install-workspace --no-default-groups --package "$package" $extras

@@ -32,7 +32,7 @@ from mdp_runtime import (
 
 __all__ = ["main", "serve"]
 
-_SERVICE = "news_listener"
+_SERVICE = "news-listener"
 _log = get_logger("mdp_news_listener.main")
 
 
