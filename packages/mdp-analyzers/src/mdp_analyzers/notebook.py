@@ -17,7 +17,7 @@ from mdp_analyzers.board import BOARD_FEEDS
 from mdp_analyzers.replay import OfflineResult, ReferenceLookup, read_replay, run_offline
 from mdp_analyzers.top_stocks import TopStocksAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
-from mdp_cache.keys import FEED_QUOTE
+from mdp_cache.keys import FEED_QUOTE, FEED_TOP_TRADES, FEED_TRADE_STATS
 from mdp_core.calendar import MarketCalendar
 from mdp_core.events import MarketEvent
 
@@ -69,6 +69,10 @@ def replay_leaderboards(
     documents = boards_of(result)
     if with_trades:
         documents.update(
-            {name: result.document(name) for name in result.values if name.startswith("trades:")}
+            {
+                name: result.document(name)
+                for name in result.values
+                if FEED_TOP_TRADES.matches(name) or FEED_TRADE_STATS.matches(name)
+            }
         )
     return documents

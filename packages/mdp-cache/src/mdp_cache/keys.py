@@ -38,6 +38,7 @@ __all__ = [
     "FEED_SCANNER_TOP_VOLUME",
     "FEED_TOP_TRADES",
     "FEED_TRADE_STATS",
+    "INTERNAL_PREFIX",
     "KEY_HEARTBEAT",
     "KEY_LB_BOARD",
     "KEY_LB_LEASE",
@@ -54,6 +55,9 @@ __all__ = [
     "Key",
     "feed_for",
 ]
+
+#: Prefix of every internal key; no feed name starts with it, so the WDS can refuse it outright.
+INTERNAL_PREFIX: Final = "mdp:"
 
 MINUTE: Final = 60
 HOUR: Final = 60 * MINUTE
@@ -139,7 +143,7 @@ class Key:
     payload: str
 
     def __post_init__(self) -> None:
-        if not self.template.startswith("mdp:"):
+        if not self.template.startswith(INTERNAL_PREFIX):
             raise ValueError(f"internal key {self.template!r} must start with 'mdp:'")
 
     def name(self, **params: object) -> str:

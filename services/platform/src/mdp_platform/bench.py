@@ -494,7 +494,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             elif service.tree is not None:
                 run.trees[name] = service.tree
         run.trees.update(await asyncio.to_thread(_infrastructure, private_redis=private_redis))
-        token = issue_token(secret, "mdp-bench", ["scanner:*", "quote:*"], 3600.0, time.time())
+        feeds = [*BOARD_FEEDS, FEED_QUOTE.pattern]
+        token = issue_token(secret, "mdp-bench", feeds, 3600.0, time.time())
         pool = ClientPool(
             f"ws://127.0.0.1:{services['wds'].port}/ws",
             token,

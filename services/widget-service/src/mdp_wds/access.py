@@ -17,12 +17,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 
-from mdp_cache.keys import ALL_FEEDS, Feed, feed_for
+from mdp_cache.keys import ALL_FEEDS, INTERNAL_PREFIX, Feed, feed_for
 from mdp_wds.protocol import ErrorCode
 
 __all__ = ["FeedRef", "FeedRefused", "Grant", "resolve_feed"]
 
-_INTERNAL_PREFIX = "mdp:"
 _PATTERNS: dict[str, Feed] = {feed.pattern: feed for feed in ALL_FEEDS if feed.parametrized}
 
 
@@ -58,7 +57,7 @@ def resolve_feed(name: str) -> FeedRef:
         FeedRefused: ``forbidden_feed`` for internal keys, ``unknown_feed`` for any other name
             outside the catalogue.
     """
-    if name.startswith(_INTERNAL_PREFIX):
+    if name.startswith(INTERNAL_PREFIX):
         raise FeedRefused(ErrorCode.FORBIDDEN_FEED, name, f"{name!r} is internal, not a feed")
     if "*" in name:
         pattern_feed = _PATTERNS.get(name)
