@@ -179,3 +179,36 @@ def test_configure_telemetry_installs_console_exporter_in_a_fresh_process() -> N
     assert '"name": "hello-span"' in done.stdout
     assert '"service.name": "mdp-test"' in done.stdout
     assert '"service.version": "9.9"' in done.stdout
+
+
+def test_traced_wraps_one_unit_of_work_in_one_span() -> None:
+    import subprocess
+    import sys
+    import textwrap
+
+    program = textwrap.dedent(
+        """
+        import asyncio
+        from opentelemetry import trace
+        from opentelemetry.sdk.trace import TracerProvider
+        from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+        from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+        from mdp_core.telemetry import traced
+
+        exporter = InMemorySpanExporter()
+        provider = TracerProvider()
+        provider.add_span_processor(SimpleSpanProcessor(exporter))
+        trace.set_tracer_provider(provider)
+
+        @traced("demo.flush", component="demo")
+        async def flush(n: int) -> int:
+            return n * 2
+
+        assert asyncio.run(flush(21)) == 42
+        print([(s.name, s.instrumentation_scope.name) for s in exporter.get_finished_spans()])
+        """
+    )
+    result = subprocess.run(  # noqa: S603 - our own interpreter and program
+        [sys.executable, "-c", program], capture_output=True, text=True, check=True, timeout=60
+    )
+    assert result.stdout.strip() == "[('demo.flush', 'mdp.demo')]"

@@ -17,11 +17,12 @@ exporter is configured.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import metrics, propagate, trace
@@ -45,6 +46,7 @@ __all__ = [
     "extract_context",
     "inject_context",
     "meter",
+    "traced",
     "tracer",
 ]
 
@@ -57,6 +59,32 @@ _log = get_logger(__name__)
 _state: dict[str, bool] = {"configured": False}
 
 Attributes = Mapping[str, str | bool | int | float]
+
+
+_P = ParamSpec("_P")
+_R = TypeVar("_R")
+
+
+def traced(
+    name: str, *, component: str
+) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Awaitable[_R]]]:
+    """Wrap a coroutine function in a span named ``name``: one span per unit of work.
+
+    Meant for batch-level work (a flush, a batch of messages), never per event: a span costs
+    microseconds, an event should not. Without an SDK the span is a no-op.
+    """
+
+    def decorate(function: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+        span_source = tracer(f"mdp.{component}")
+
+        @functools.wraps(function)
+        async def wrapper(*args: _P.args, **kwargs: _P.kwargs) -> _R:
+            with span_source.start_as_current_span(name):
+                return await function(*args, **kwargs)
+
+        return wrapper
+
+    return decorate
 
 
 def tracer(name: str, version: str = "") -> Tracer:

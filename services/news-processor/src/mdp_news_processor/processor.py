@@ -22,7 +22,7 @@ from mdp_core.clock import Clock
 from mdp_core.envelope import decode_news_batch
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
-from mdp_core.telemetry import Metrics
+from mdp_core.telemetry import Metrics, traced
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch
 
 __all__ = ["NewsProcessor"]
@@ -135,6 +135,7 @@ class NewsProcessor:
                 with contextlib.suppress(Exception):
                     await aclose()
 
+    @traced("news_processor.batch", component="news-processor")
     async def handle(self, batch: ReceivedBatch, stop: asyncio.Event | None = None) -> None:
         """Decode, analyze, write and ack one batch of messages."""
         now_ns = self._clock.now_ns()

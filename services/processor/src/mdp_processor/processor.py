@@ -37,6 +37,7 @@ from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
+from mdp_core.telemetry import traced
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch
 
@@ -326,6 +327,7 @@ class Processor:
             except _Stopped:
                 return
 
+    @traced("processor.flush", component="processor")
     async def flush(self) -> None:
         """Collect, write (retrying until it lands), compose if due, then ack."""
         async with self._flush_lock:

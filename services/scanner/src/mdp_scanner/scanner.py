@@ -45,6 +45,7 @@ from mdp_cache.keys import KEY_SCANNER_DEDUP, feed_for
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.clock import Clock
 from mdp_core.logging import get_logger
+from mdp_core.telemetry import traced
 
 __all__ = ["Scanner", "ScannerStats"]
 
@@ -281,6 +282,7 @@ class Scanner:
                 self._route_cache[name] = routes
         return routes
 
+    @traced("scanner.batch", component="scanner")
     async def _process(self, batch: list[FeedMessage]) -> None:
         self.stats.messages += len(batch)
         per_route: list[list[FeedMessage]] = [[] for _ in self._routes]
