@@ -9,11 +9,9 @@ and resumes without losing the flush.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import msgspec
 import pytest
@@ -40,6 +38,7 @@ from mdp_core.events import MarketEvent
 from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import MemoryBus, OutgoingBatch, Received, ReceivedBatch, Topology
 from mdp_testing.conformance import aggregate, at_ms, trade
+from mdp_testing.proxy import TcpProxy
 
 DAY = date(2026, 3, 4)
 NOW_MS = at_ms(DAY, 10, 0, 30)
@@ -205,48 +204,12 @@ async def test_state_survives_a_restart_and_redelivery_is_not_applied_twice(
     assert [row["symbol"] for row in board["rows"]] == ["AAA", "BBB"]
 
 
-class Proxy:
-    """A TCP proxy to Redis that the test can cut and restore."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.target = (host, port)
-        self.server: asyncio.Server | None = None
-        self.port = 0
-        self.writers: set[asyncio.StreamWriter] = set()
-
-    async def start(self) -> None:
-        self.server = await asyncio.start_server(self._handle, "127.0.0.1", self.port)
-        self.port = self.server.sockets[0].getsockname()[1]
-
-    async def cut(self) -> None:
-        assert self.server is not None
-        self.server.close()
-        for writer in list(self.writers):
-            writer.close()
-        await self.server.wait_closed()
-
-    async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        up_reader, up_writer = await asyncio.open_connection(*self.target)
-        self.writers |= {writer, up_writer}
-
-        async def pipe(src: asyncio.StreamReader, dst: asyncio.StreamWriter) -> None:
-            with contextlib.suppress(ConnectionError, OSError):
-                while data := await src.read(65536):
-                    dst.write(data)
-                    await dst.drain()
-            dst.close()
-
-        await asyncio.gather(pipe(reader, up_writer), pipe(up_reader, writer))
-        self.writers -= {writer, up_writer}
-
-
 async def test_a_redis_connection_loss_pauses_and_resumes_without_losing_the_flush(
     redis_db_url: str, redis: Redis, bus: MemoryBus
 ) -> None:
-    parts = urlsplit(redis_db_url)
-    proxy = Proxy(parts.hostname or "127.0.0.1", parts.port or 6379)
+    proxy = TcpProxy.for_url(redis_db_url)
     await proxy.start()
-    proxied = urlunsplit(parts._replace(netloc=f"127.0.0.1:{proxy.port}"))
+    proxied = proxy.proxied(redis_db_url)
     clock = ManualClock(NOW_MS * 10**6)
     async with Harness(proxied, bus, clock) as h:
         await publish(bus, [aggregate("AAA", at_ms(DAY, 10, 0), accumulated_volume=9)], "c1")

@@ -17,6 +17,7 @@ from mdp_cache.client import create_redis
 from mdp_core.clock import ManualClock
 from mdp_scanner import Scanner
 from mdp_testing.conformance import at_ms
+from mdp_testing.proxy import TcpProxy
 
 DAY = date(2026, 3, 4)
 NEXT = date(2026, 3, 5)
@@ -226,77 +227,22 @@ async def test_two_replicas_append_each_alert_once(
     assert [a["price"] for a in await alerts(redis_client)] == [3.5]
 
 
-class CuttableProxy:
-    """A TCP proxy to Redis whose connections the test can cut, and refuse while paused."""
-
-    def __init__(self, target_port: int) -> None:
-        self._target_port = target_port
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.accepting = asyncio.Event()
-        self.accepting.set()
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65_536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.accepting.is_set():
-            writer.close()
-            return
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
-        self._writers.update({writer, up_writer})
-        for task in (
-            asyncio.ensure_future(self._pipe(reader, up_writer)),
-            asyncio.ensure_future(self._pipe(up_reader, writer)),
-        ):
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    def cut(self) -> None:
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def close(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 async def test_recovers_from_a_redis_connection_loss(
     scanners: Scanners, redis_client: aioredis.Redis, redis_db_url: str
 ) -> None:
-    redis_port = int(redis_db_url.split(":")[2].split("/", maxsplit=1)[0])
-    proxy = CuttableProxy(redis_port)
-    port = await proxy.start()
+    proxy = TcpProxy.for_url(redis_db_url)
+    await proxy.start()
     try:
         clock = ManualClock(at_ms(DAY, 12, 0) * 1_000_000)
-        scanner = await scanners.start(clock, url=f"redis://127.0.0.1:{port}/15")
+        scanner = await scanners.start(clock, url=proxy.proxied(redis_db_url))
         await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 12, 0), 2, 2, 2))
-        proxy.accepting.clear()
-        proxy.cut()
+        await proxy.cut()
 
         async def down() -> bool:
             return not scanner.ready
 
         await wait_until(down)
-        proxy.accepting.set()
+        await proxy.restore()
         assert await scanner.wait_ready(WAIT)
         assert scanner.stats.rehydrations == 2
         assert scanner.stats.reconnects >= 1

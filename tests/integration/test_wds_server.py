@@ -17,6 +17,7 @@ from websockets.typing import Origin
 
 from mdp_core.settings import Secret, load
 from mdp_core.token import issue_token
+from mdp_testing.proxy import TcpProxy
 from mdp_wds import WdsSettings, WidgetServer
 
 SECRET = "integration-secret"
@@ -518,81 +519,24 @@ async def test_graceful_stop_closes_clients_with_1001(make_server: ServerFactory
 # --- Redis connection loss -------------------------------------------------------------------
 
 
-class CuttableProxy:
-    """A TCP proxy to Redis whose connections the test can cut, and refuse while paused."""
-
-    def __init__(self, target_port: int) -> None:
-        self._target_port = target_port
-        self._writers: set[asyncio.StreamWriter] = set()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self.accepting = asyncio.Event()
-        self.accepting.set()
-        self.connections = 0
-        self._server: asyncio.Server | None = None
-
-    async def start(self) -> int:
-        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
-        return int(self._server.sockets[0].getsockname()[1])
-
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        try:
-            while data := await reader.read(65_536):
-                writer.write(data)
-                await writer.drain()
-        except (ConnectionError, OSError):
-            pass
-        finally:
-            writer.close()
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if not self.accepting.is_set():
-            writer.close()
-            return
-        self.connections += 1
-        up_reader, up_writer = await asyncio.open_connection("127.0.0.1", self._target_port)
-        self._writers.update({writer, up_writer})
-        for task in (
-            asyncio.ensure_future(self._pipe(reader, up_writer)),
-            asyncio.ensure_future(self._pipe(up_reader, writer)),
-        ):
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-
-    def cut(self) -> None:
-        for writer in self._writers:
-            writer.transport.abort()
-        self._writers.clear()
-
-    async def close(self) -> None:
-        self.cut()
-        if self._server is not None:
-            self._server.close()
-            await self._server.wait_closed()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
-
-
 async def test_recovers_from_redis_connection_loss_and_resends_snapshots(
     make_server: ServerFactory, redis_client: aioredis.Redis, redis_db_url: str
 ) -> None:
-    redis_port = int(redis_db_url.split(":")[2].split("/", maxsplit=1)[0])
-    proxy = CuttableProxy(redis_port)
-    port = await proxy.start()
+    proxy = TcpProxy.for_url(redis_db_url)
+    await proxy.start()
     try:
-        server = await make_server(wdc_redis_url=f"redis://127.0.0.1:{port}/15")
+        server = await make_server(wdc_redis_url=proxy.proxied(redis_db_url))
         await redis_client.set("quote:AAPL", b'{"v": 1}')
         async with await open_client(server) as ws:
             await subscribe(ws, "quote:AAPL", "news:ticker:*")
             assert (await recv(ws))["data"] == {"v": 1}
-            proxy.accepting.clear()
-            proxy.cut()
+            await proxy.cut()
             await wait_until(lambda: not server.hub.connected)
             assert (await http_get(server.port, "/readyz"))[0] == 503
             # Missed while disconnected: only a fresh snapshot can bring it back.
             await redis_client.set("quote:AAPL", b'{"v": 2}')
             await redis_client.publish("quote:AAPL", b'{"v": 2}')
-            proxy.accepting.set()
+            await proxy.restore()
             snap = await recv_op(ws, "snapshot")
             assert snap == {"op": "snapshot", "feed": "quote:AAPL", "data": {"v": 2}}
             assert server.stats.redis_reconnects == 1
