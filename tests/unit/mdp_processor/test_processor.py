@@ -14,6 +14,8 @@ from mdp_analyzers.registry import UnknownAnalyzer
 from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_cache.keys import FEED_LATEST_TRADE, FEED_QUOTE, FEED_SCANNER_TOP_VOLUME
+from mdp_cache.records import DailyBar
+from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
@@ -198,3 +200,50 @@ def test_readiness_and_metrics_of_the_workers() -> None:
     assert totals["events"] == 15
     assert totals["lag_event_p99_seconds"] == 0.5
     assert totals["workers_alive"] == 2
+
+
+class FlakySource:
+    """Fails the first lookups of every symbol, then answers (a REST hiccup at start-up)."""
+
+    def __init__(self, failures: int) -> None:
+        self.failures = failures
+        self.calls = 0
+
+    async def daily_bars(self, symbol: str, start: date, end: date) -> Sequence[DailyBar]:
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("REST unavailable")
+        bar = DailyBar(day=date(2026, 3, 3), open=9.0, high=10.5, low=8.5, close=10.0,
+                       volume=1_000_000, vwap=9.8)  # fmt: skip
+        return [bar]
+
+    async def free_float(self, symbol: str) -> int | None:
+        return 5_000_000
+
+
+async def test_a_failed_reference_lookup_is_retried_until_the_row_has_a_previous_close() -> None:
+    source = FlakySource(failures=1)
+    clock = ManualClock(NOW_NS)
+    bus = MemoryBus(Topology(), clock=clock)
+    sink = MemoryWidgets()
+    processor = Processor(
+        bus.consumer(),
+        [LeaderboardAnalyzer()],
+        state=MemoryState(),
+        widgets=sink,
+        reference=ReferenceCache(source, retry_after_s=0.0),
+        clock=clock,
+        config=ProcessorConfig(reference_attempts=3, reference_retry_s=0.01),
+    )
+    await processor.ingest(
+        delivery(bus, body([aggregate("AAA", at_ms(DAY, 10, 0))], "r1"), Settled())
+    )
+    async with asyncio.timeout(10):
+        while True:
+            await processor.flush()
+            quote = sink.store.document(FEED_QUOTE.name(symbol="AAA"))
+            if quote.get("prev_close") is not None:
+                break
+            await asyncio.sleep(0.01)
+    assert quote["prev_close"] == 10.0
+    assert source.calls == 2  # one failure, one retry that landed; no more lookups

@@ -20,7 +20,7 @@ import contextlib
 import functools
 import importlib
 import time
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, ParamSpec, TypeVar
 
@@ -67,14 +67,16 @@ _R = TypeVar("_R")
 
 def traced(
     name: str, *, component: str
-) -> Callable[[Callable[_P, Awaitable[_R]]], Callable[_P, Awaitable[_R]]]:
+) -> Callable[[Callable[_P, Coroutine[Any, Any, _R]]], Callable[_P, Coroutine[Any, Any, _R]]]:
     """Wrap a coroutine function in a span named ``name``: one span per unit of work.
 
     Meant for batch-level work (a flush, a batch of messages), never per event: a span costs
     microseconds, an event should not. Without an SDK the span is a no-op.
     """
 
-    def decorate(function: Callable[_P, Awaitable[_R]]) -> Callable[_P, Awaitable[_R]]:
+    def decorate(
+        function: Callable[_P, Coroutine[Any, Any, _R]],
+    ) -> Callable[_P, Coroutine[Any, Any, _R]]:
         span_source = tracer(f"mdp.{component}")
 
         @functools.wraps(function)

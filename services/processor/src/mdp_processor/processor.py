@@ -84,6 +84,9 @@ class ProcessorConfig:
         retry_initial_s: First pause after a failed write.
         retry_max_s: Longest pause between write retries.
         remember_batches: Batch ids remembered in process for duplicate detection.
+        reference_attempts: Lookups of a symbol's reference data while it has no previous day
+            (a failed fetch at start must not leave the symbol without a gap for the day).
+        reference_retry_s: Pause between those lookups (the cache's own retry pause applies too).
     """
 
     flush_interval_s: float = 0.05
@@ -95,6 +98,8 @@ class ProcessorConfig:
     retry_initial_s: float = 0.1
     retry_max_s: float = 5.0
     remember_batches: int = 100_000
+    reference_attempts: int = 4
+    reference_retry_s: float = 30.0
 
 
 class _Stopped(Exception):
@@ -310,9 +315,14 @@ class Processor:
 
     async def _fetch_reference(self, analyzer: NeedsReference, symbol: str, day: date) -> None:
         assert self.reference is not None
-        async with self._semaphore:
-            data = await self.reference.get(symbol, day)
-        analyzer.provide_reference(data)
+        for attempt in range(max(1, self.config.reference_attempts)):
+            if attempt:
+                await asyncio.sleep(self.config.reference_retry_s)
+            async with self._semaphore:
+                data = await self.reference.get(symbol, day)
+            analyzer.provide_reference(data)
+            if data.prev_day is not None or self._stopping.is_set():
+                return
 
     # --- flushing -------------------------------------------------------------------------
 
