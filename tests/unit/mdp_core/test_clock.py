@@ -3,7 +3,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
-from mdp_core.clock import ET, Clock, LiveClock, ManualClock, from_ns, to_ns
+from mdp_core.clock import ET, Clock, LiveClock, ManualClock, from_ns, sleep_or_wake, to_ns
 
 START = datetime(2026, 3, 9, 13, 30, tzinfo=UTC)
 
@@ -132,3 +132,19 @@ async def test_wait_for_sleepers_returns_at_once_when_already_parked() -> None:
     clock.advance(1)
     async with asyncio.timeout(2):
         await task
+
+
+async def test_sleep_or_wake_ends_on_the_clock_or_on_an_event() -> None:
+    clock = ManualClock(0)
+    wake = asyncio.Event()
+    by_clock = asyncio.create_task(sleep_or_wake(clock, 5.0, wake))
+    await clock.wait_for_sleepers(1)
+    clock.advance(5.0)
+    await asyncio.wait_for(by_clock, 5)
+
+    by_event = asyncio.create_task(sleep_or_wake(clock, None, wake))
+    await asyncio.sleep(0)
+    assert not by_event.done()
+    wake.set()
+    await asyncio.wait_for(by_event, 5)
+    assert clock.pending_sleepers == 0  # nothing left waiting on the clock

@@ -16,7 +16,16 @@ from datetime import UTC, datetime, timedelta
 from typing import Protocol, runtime_checkable
 from zoneinfo import ZoneInfo
 
-__all__ = ["ET", "NS_PER_SECOND", "Clock", "LiveClock", "ManualClock", "from_ns", "to_ns"]
+__all__ = [
+    "ET",
+    "NS_PER_SECOND",
+    "Clock",
+    "LiveClock",
+    "ManualClock",
+    "from_ns",
+    "sleep_or_wake",
+    "to_ns",
+]
 
 ET = ZoneInfo("America/New_York")
 """The exchange time zone of US equities; sessions and trading days are defined in it."""
@@ -208,3 +217,22 @@ class ManualClock:
 
     def __repr__(self) -> str:
         return f"ManualClock({self.now().isoformat()})"
+
+
+async def sleep_or_wake(clock: Clock, seconds: float | None, *events: asyncio.Event) -> None:
+    """Return when any of ``events`` is set, or after ``seconds`` on ``clock`` (None: never).
+
+    Supervisors wait like this between attempts: a backoff must end early on a stop request
+    or a control change, and it must follow the injected clock so tests need no real waits.
+    """
+    waiters: set[asyncio.Task[object]] = {asyncio.create_task(event.wait()) for event in events}
+    if seconds is not None:
+        waiters.add(asyncio.create_task(clock.sleep(seconds)))
+    if not waiters:
+        return
+    try:
+        await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()
+        await asyncio.gather(*waiters, return_exceptions=True)

@@ -35,7 +35,7 @@ from massive.exceptions import AuthError as MassiveAuthError
 from websockets.exceptions import ConnectionClosed
 
 from mdp_core.calendar import MarketCalendar, Session
-from mdp_core.clock import NS_PER_SECOND, Clock
+from mdp_core.clock import NS_PER_SECOND, Clock, sleep_or_wake
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import BoundCounter, Metrics
 from mdp_core.wire import split_frame
@@ -352,18 +352,7 @@ class MassiveListener:
     async def _pause(self, stop: asyncio.Event, seconds: float | None) -> None:
         """Wait for ``seconds`` (forever if None), a stop, or a control change."""
         self._wake.clear()
-        waiters: set[asyncio.Task[Any]] = {
-            asyncio.create_task(stop.wait()),
-            asyncio.create_task(self._wake.wait()),
-        }
-        if seconds is not None:
-            waiters.add(asyncio.create_task(self._clock.sleep(seconds)))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await sleep_or_wake(self._clock, seconds, stop, self._wake)
         self._wake.clear()
 
     async def _session(self, stop: asyncio.Event) -> SessionOutcome:

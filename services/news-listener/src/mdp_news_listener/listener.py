@@ -26,7 +26,7 @@ import msgspec
 from finlight_client import ApiConfig, FinlightApi, WebSocketOptions
 from finlight_client.models import GetArticlesWebSocketParams
 
-from mdp_core.clock import Clock
+from mdp_core.clock import Clock, sleep_or_wake
 from mdp_core.envelope import encode_envelope
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
@@ -196,18 +196,7 @@ class FinlightListener:
 
     async def _pause(self, stop: asyncio.Event, seconds: float | None) -> None:
         self._wake.clear()
-        waiters: set[asyncio.Task[Any]] = {
-            asyncio.create_task(stop.wait()),
-            asyncio.create_task(self._wake.wait()),
-        }
-        if seconds is not None:
-            waiters.add(asyncio.create_task(self._clock.sleep(seconds)))
-        try:
-            await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+        await sleep_or_wake(self._clock, seconds, stop, self._wake)
         self._wake.clear()
 
     def _client(self) -> FinlightApi:
