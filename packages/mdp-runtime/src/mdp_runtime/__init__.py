@@ -31,11 +31,13 @@ from mdp_runtime.lifecycle import (
     UnavailableError,
     run_service,
 )
+from mdp_runtime.stream import Broker, StreamingComponent, serve_stream
 
 __version__ = _version("mdp-runtime")
 
 __all__ = [
     "AuthError",
+    "Broker",
     "ConfigError",
     "ControlHandler",
     "ControlRejectedError",
@@ -47,6 +49,7 @@ __all__ = [
     "HeartbeatStore",
     "ReadinessCheck",
     "ServiceExit",
+    "StreamingComponent",
     "UnavailableError",
     "__version__",
     "component_heartbeat",
@@ -54,4 +57,5 @@ __all__ = [
     "metric_prefix",
     "render",
     "run_service",
+    "serve_stream",
 ]

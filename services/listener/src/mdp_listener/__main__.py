@@ -9,11 +9,8 @@ cluster, and a second copy would get both kicked (``max_connections``).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from importlib.metadata import version
-
-from redis.asyncio import Redis
 
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
@@ -26,10 +23,8 @@ from mdp_queues import AmqpPublisher, QueueSettings, TopologyMismatch
 from mdp_runtime import (
     ConfigError,
     ExitCode,
-    HealthServer,
-    Heartbeat,
-    component_heartbeat,
     run_service,
+    serve_stream,
 )
 
 __all__ = ["main"]
@@ -74,50 +69,21 @@ async def serve(stop: asyncio.Event) -> int:
         await publisher.close()
         raise ConfigError(str(exc)) from None
     listener = MassiveListener(settings, publisher, clock, metrics)
-    token = settings.control_token.reveal() if settings.control_token else None
-    health = HealthServer(
-        settings.health_host,
-        settings.health_port,
+    _log.info("listener starting", **describe(settings))
+    await serve_stream(
+        listener,
+        publisher,
+        stop,
         service=_SERVICE,
         version=service_version,
-        metrics_snapshot=listener.metrics_snapshot,
-        readiness={
-            "upstream": lambda: (listener.streaming, str(listener.state)),
-            "broker": lambda: (publisher.connected, "connected" if publisher.connected else "down"),
-        },
-        control_token=token,
+        health_host=settings.health_host,
+        health_port=settings.health_port,
+        control_token=settings.control_token.reveal() if settings.control_token else None,
+        mount_control=lambda health: mount_control(health, listener),
+        heartbeat_redis_url=settings.mdc_redis_url if settings.heartbeat_enabled else None,
+        heartbeat_seconds=settings.heartbeat_seconds,
+        clock=clock,
     )
-    mount_control(health, listener)
-    redis: Redis | None = None
-    heartbeat: Heartbeat | None = None
-    if settings.heartbeat_enabled:
-        redis = Redis.from_url(settings.mdc_redis_url)
-        heartbeat = component_heartbeat(
-            redis,
-            _SERVICE,
-            payload=listener.status,
-            clock=clock,
-            version=service_version,
-            interval_seconds=settings.heartbeat_seconds,
-            instance=listener.instance,
-            status=lambda: str(listener.state),
-        )
-    _log.info("listener starting", **describe(settings))
-    try:
-        async with health:
-            if heartbeat is not None:
-                heartbeat.start()
-            try:
-                await listener.run(stop)
-            finally:
-                health.mark_stopping()
-                if heartbeat is not None:
-                    await heartbeat.stop()
-    finally:
-        await publisher.close()
-        if redis is not None:
-            with contextlib.suppress(Exception):
-                await redis.aclose()
     return ExitCode.OK
 
 
