@@ -1,4 +1,9 @@
-"""RedisState against the real Redis: the Lua merge equals MemoryState, scripts reload, leases."""
+"""RedisState against the real Redis: the Lua merge equals MemoryState, scripts reload, leases.
+
+Trade windows and capped rankings too: whatever the batching and redelivery, the Lua window
+equals the in-memory one and a plain recomputation, and the union of capped rankings is the
+global top of everything offered.
+"""
 
 from __future__ import annotations
 
@@ -10,7 +15,18 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.state import MemoryState
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.ops import PutNewer, SetValue, TopRead
+from mdp_cache.keys import KEY_TT_IDS, KEY_TT_UNION, KEY_TT_WINDOW
+from mdp_cache.ops import (
+    AppendTrades,
+    KeepTop,
+    PutNewer,
+    SetValue,
+    TopRead,
+    UnionTopRead,
+    WindowStatsRead,
+    WindowTrade,
+    decode_window_stats,
+)
 from mdp_cache.state import RedisState
 
 
@@ -87,3 +103,105 @@ async def test_one_replica_holds_the_publishing_lease(redis: Redis) -> None:
     assert await first.hold_lease("mdp:t:lease", "one", 60_000)  # renewal
     await redis.delete("mdp:t:lease")  # the holder died and the lease expired
     assert await second.hold_lease("mdp:t:lease", "two", 60_000)
+
+
+def naive_window(applied: list[list[WindowTrade]], capacity: int) -> tuple[list[WindowTrade], int]:
+    """The window recomputed the plain way: append what is not inside, then keep the last.
+
+    Returns the window and how many trades were counted in all.
+    """
+    window: list[WindowTrade] = []
+    counted = 0
+    for batch in applied:
+        for trade in batch:
+            if trade.identity and trade.identity in {t.identity for t in window}:
+                continue
+            window.append(trade)
+            counted += 1
+        window = window[-capacity:]
+    return window, counted
+
+
+def random_trades(rng: random.Random, count: int) -> list[WindowTrade]:
+    return [
+        WindowTrade(
+            identity=f"4:{n}:{1_000 + n}" if rng.random() < 0.9 else "",
+            size=rng.choice([1, 5, 100, 100, 250, 10_000]),
+            timestamp_ms=1_772_000_000_000 + n * rng.randint(0, 3),
+            price=round(rng.uniform(1, 500), 4),
+            exchange=rng.randint(1, 20),
+        )
+        for n in range(count)
+    ]
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_trade_windows_equal_the_memory_backend_and_a_recomputation(
+    redis: Redis, seed: int
+) -> None:
+    rng = random.Random(seed)
+    capacity = rng.choice([1, 7, 50])
+    trades = random_trades(rng, 300)
+    deliveries = trades + rng.sample(trades, 60)  # redeliveries, to any replica, any time
+    rng.shuffle(deliveries)
+    batches: list[list[WindowTrade]] = []
+    while deliveries:
+        size = rng.randint(1, 40)
+        batches.append(deliveries[:size])
+        deliveries = deliveries[size:]
+    memory = MemoryState()
+    state = RedisState(redis)
+    for batch in batches:
+        op = AppendTrades("AAA", tuple(batch), capacity, 60)
+        memory.apply_now([op])
+        await state.apply([op, AppendTrades("BBB", (), capacity, 60)])
+    [[redis_row]] = await state.top([WindowStatsRead(10)])
+    [memory_row] = memory.answer_now(WindowStatsRead(10))
+    assert redis_row == memory_row
+    figures = decode_window_stats(redis_row.payload)
+    window, counted = naive_window(batches, capacity)
+    assert figures.count == len(window)
+    assert figures.total_volume == sum(t.size for t in window)
+    assert figures.max_size == max(t.size for t in window)
+    assert figures.first_timestamp_ms == window[0].timestamp_ms
+    assert figures.last_timestamp_ms == window[-1].timestamp_ms
+    assert figures.seq == batches[0][0].timestamp_ms * 1000 + counted
+    assert figures.latest_timestamp_ms == max(t.timestamp_ms for b in batches for t in b)
+    # The changed-set was consumed: nothing to report until the next append.
+    assert await state.top([WindowStatsRead(10)]) == [[]]
+    assert await redis.ttl(KEY_TT_WINDOW.name(symbol="AAA")) > 0
+    assert await redis.scard(KEY_TT_IDS.name(symbol="AAA")) == len(
+        {t.identity for t in window if t.identity}
+    )
+
+
+@pytest.mark.parametrize("seed", range(3))
+async def test_capped_rankings_keep_the_global_top_of_every_replicas_offers(
+    redis: Redis, seed: int
+) -> None:
+    rng = random.Random(seed)
+    keys = ("mdp:t:top:1", "mdp:t:top:2", "mdp:t:top:3")
+    offers = [
+        (rng.choice(keys), f"m{rng.randint(0, 80):02d}".encode(), float(rng.randint(0, 30)))
+        for _ in range(200)
+    ]
+    memory = MemoryState()
+    state = RedisState(redis)
+    for start in range(0, len(offers), 25):
+        chunk = offers[start : start + 25]
+        ops = [KeepTop(key, tuple((m, s) for k, m, s in chunk if k == key), 5, 60) for key in keys]
+        memory.apply_now(ops)
+        await state.apply(ops)
+    read = UnionTopRead(keys, 8)
+    [from_redis] = await state.top([read])
+    assert from_redis == memory.answer_now(read)
+    # The plain answer: each set's top 5 by (score, member), then the union's top 8.
+    best: dict[bytes, float] = {}
+    for key in keys:
+        final = {member: score for k, member, score in offers if k == key}
+        top5 = sorted(final.items(), key=lambda i: (i[1], i[0]), reverse=True)[:5]
+        for member, score in top5:
+            best[member] = max(score, best.get(member, score))
+    expected = sorted(best.items(), key=lambda i: (i[1], i[0]), reverse=True)[:8]
+    assert [(r.payload, r.score) for r in from_redis] == expected
+    assert await redis.exists(KEY_TT_UNION.name()) == 0

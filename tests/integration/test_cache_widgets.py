@@ -1,15 +1,25 @@
-"""The WDC writer against the real Redis: shapes, TTLs, channels (its Lua needs cmsgpack)."""
+"""The WDC writer against the real Redis: shapes, TTLs, channels (its Lua needs cmsgpack).
+
+Versioned writes: whatever the order, duplication and batching of the writes of one name, the
+stored document is the newest (ties: the greater SHA-1), exactly as the emulator path and the
+in-memory store decide, and a write that loses is neither stored nor published.
+"""
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import AsyncIterator
 
 import fakeredis
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from redis.asyncio import Redis
 
+from mdp_analyzers.replay import OfflineResult
+from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.keys import FEED_NEWS_LATEST, FEED_QUOTE
+from mdp_cache.keys import FEED_NEWS_LATEST, FEED_QUOTE, KEY_WIDGET_VERSION
 from mdp_cache.widgets import WidgetWriter, queue_widget_write
 
 
@@ -20,12 +30,7 @@ async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
     await close_redis(client)
 
 
-class Write:
-    def __init__(self, feed: object, name: str, payload: bytes, publish: bool = True) -> None:
-        self.feed = feed
-        self.name = name
-        self.payload = payload
-        self.publish = publish
+Write = WidgetWrite
 
 
 async def test_value_and_list_feeds_follow_their_shape(redis: Redis) -> None:
@@ -35,7 +40,7 @@ async def test_value_and_list_feeds_follow_their_shape(redis: Redis) -> None:
     writer = WidgetWriter(redis)
     items = [Write(FEED_NEWS_LATEST, FEED_NEWS_LATEST.name(), f"{i}".encode()) for i in range(3)]
     items.append(Write(FEED_QUOTE, FEED_QUOTE.name(symbol="AAA"), b'{"p":1}'))
-    await writer.write(items)  # type: ignore[arg-type]
+    await writer.write(items)
     assert await redis.get("quote:AAA") == b'{"p":1}'
     assert 0 < await redis.ttl("quote:AAA") <= FEED_QUOTE.ttl
     assert await redis.lrange(FEED_NEWS_LATEST.name(), 0, -1) == [b"2", b"1", b"0"]
@@ -48,12 +53,79 @@ async def test_value_and_list_feeds_follow_their_shape(redis: Redis) -> None:
 
 async def test_a_forgotten_script_is_reloaded(redis: Redis) -> None:
     writer = WidgetWriter(redis)
-    writer._sha = "0" * 40
-    await writer.write([Write(FEED_QUOTE, FEED_QUOTE.name(symbol="B"), b"{}")])  # type: ignore[list-item]
+    writer._sha = writer._versioned_sha = "0" * 40
+    await writer.write([Write(FEED_QUOTE, FEED_QUOTE.name(symbol="B"), b"{}")])
     assert await redis.get("quote:B") == b"{}"
+    name = FEED_QUOTE.name(symbol="C")
+    writer._sha = writer._versioned_sha = "0" * 40
+    await writer.write([Write(FEED_QUOTE, name, b"{}", version=7)])
+    assert await redis.get(KEY_WIDGET_VERSION.name(feed=name)) == b"7"
 
 
 def test_a_name_outside_the_feed_is_refused() -> None:
     pipe = fakeredis.FakeAsyncRedis().pipeline()
     with pytest.raises(ValueError, match="not a name of feed"):
         queue_widget_write(pipe, FEED_QUOTE, "news:latest", b"{}")
+
+
+def winner(writes: list[tuple[int, bytes]]) -> tuple[int, bytes]:
+    """The straightforward answer: highest version, then greatest SHA-1 of the payload."""
+    return max(writes, key=lambda w: (w[0], hashlib.sha1(w[1], usedforsecurity=False).digest()))
+
+
+version_writes = st.lists(
+    st.tuples(st.integers(0, 5), st.sampled_from([b'{"a":1}', b'{"b":2}', b'{"c":3}'])),
+    min_size=1,
+    max_size=12,
+)
+
+
+@settings(
+    max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(writes=version_writes, cut=st.integers(0, 12))
+async def test_versioned_writes_keep_the_newest_in_any_order(
+    redis: Redis, writes: list[tuple[int, bytes]], cut: int
+) -> None:
+    name = FEED_QUOTE.name(symbol="VER")
+    await redis.delete(name, KEY_WIDGET_VERSION.name(feed=name))
+    items = [Write(FEED_QUOTE, name, payload, version=version) for version, payload in writes]
+    emulated = fakeredis.FakeAsyncRedis()
+    memory = OfflineResult()
+    for writer_redis in (redis, emulated):
+        writer = WidgetWriter(writer_redis)
+        await writer.write(items[:cut])  # two flushes, as two replicas might send them
+        await writer.write(items[cut:])
+        expected_version, expected_payload = winner(writes)
+        assert await writer_redis.get(name) == expected_payload
+        assert (
+            await writer_redis.get(KEY_WIDGET_VERSION.name(feed=name))
+            == str(expected_version).encode()
+        )
+        assert 0 < await writer_redis.ttl(KEY_WIDGET_VERSION.name(feed=name)) <= FEED_QUOTE.ttl
+    memory.record(items[:cut])
+    memory.record(items[cut:])
+    assert memory.values[name] == winner(writes)[1]
+
+
+async def test_a_superseded_write_is_neither_stored_nor_published(redis: Redis) -> None:
+    name = FEED_QUOTE.name(symbol="OLD")
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(name)
+    await pubsub.get_message(timeout=1)
+    writer = WidgetWriter(redis)
+    await writer.write([Write(FEED_QUOTE, name, b'{"v":2}', version=2)])
+    await writer.write([Write(FEED_QUOTE, name, b'{"v":1}', version=1)])
+    await writer.write([Write(FEED_QUOTE, name, b'{"v":2}', version=2)])  # a duplicate
+    await writer.write([Write(FEED_QUOTE, name, b'{"v":3}', version=3)])
+    assert writer.superseded == 2
+    published: list[bytes] = []
+    while (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=1)) and (
+        len(published) < 3
+    ):
+        published.append(message["data"])
+        if message["data"] == b'{"v":3}':
+            break
+    assert published == [b'{"v":2}', b'{"v":3}']
+    assert await redis.get(name) == b'{"v":3}'
+    await pubsub.aclose()  # type: ignore[no-untyped-call]

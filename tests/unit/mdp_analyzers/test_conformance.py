@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
 from mdp_analyzers._template import TemplateAnalyzer
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
@@ -48,8 +48,6 @@ class TestRouterConformance(AnalyzerSuite):
 
 
 class TestTopTradesConformance(AnalyzerSuite):
-    idempotent: ClassVar[bool] = False
-
     def make_analyzer(self) -> Any:
         return TopTradesAnalyzer()
 

@@ -3,6 +3,7 @@ from __future__ import annotations
 import json
 from datetime import date
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -11,9 +12,16 @@ from mdp_analyzers.notebook import boards_of, quotes_of, replay_leaderboards
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer, load_analyzer
 from mdp_analyzers.replay import read_replay, run_offline
 from mdp_analyzers.routing import MassiveDataAnalyzer
+from mdp_analyzers.state import MemoryState
 from mdp_analyzers.top_stocks import TopStocksAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
-from mdp_cache.keys import FEED_HALTS, FEED_LATEST_LULD, FEED_LATEST_NBBO, FEED_TOP_TRADES
+from mdp_cache.keys import (
+    FEED_HALTS,
+    FEED_LATEST_LULD,
+    FEED_LATEST_NBBO,
+    FEED_TOP_TRADES,
+    FEED_TRADE_STATS,
+)
 from mdp_core.calendar import MarketCalendar
 from mdp_core.events import FairMarketValue
 from mdp_core.wire import encode_events
@@ -60,38 +68,69 @@ def naive_stats(trades: list[tuple[int, int, float]], window: int) -> dict[str, 
     }
 
 
+def flush(analyzer: TopTradesAnalyzer, state: MemoryState, now_ns: int) -> dict[str, Any]:
+    """Apply one flush to ``state`` and compose: the written documents by name."""
+    state.apply_now(analyzer.collect(now_ns).state)
+    answers = [state.answer_now(read) for read in analyzer.reads(now_ns)]
+    return {w.name: msgspec.json.decode(w.payload) for w in analyzer.compose(now_ns, answers)}
+
+
 def test_trade_statistics_match_a_recomputation_over_the_sliding_window() -> None:
     analyzer = TopTradesAnalyzer(window_trades=10)
+    state = MemoryState()
     seen: list[tuple[int, int, float]] = []
     sizes = [5, 80, 3, 3, 90, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 70, 2, 2, 2, 2, 2, 2, 2, 2, 2, 2]
+    name = FEED_TRADE_STATS.name(symbol="AAA")
     for i, size in enumerate(sizes):
         stamp = at_ms(DAY, 10, 0) + i * 250
         analyzer.apply([trade("AAA", stamp, 10.0 + i, size)], 0)
         seen.append((stamp, size, 10.0 + i))
-        stats = analyzer.stats("AAA", 0)
-        assert stats is not None
-        got = {key: getattr(stats, key) for key in naive_stats(seen, 10)}
-        assert got == naive_stats(seen, 10)
-        assert stats.latest_price == 10.0 + i
+        stats = flush(analyzer, state, stamp * 1_000_000)[name]
+        assert {key: stats[key] for key in naive_stats(seen, 10)} == naive_stats(seen, 10)
+        assert stats["latest_price"] == 10.0 + i
+        assert stats["window"] == 10
+
+
+def test_a_trade_delivered_twice_is_counted_once() -> None:
+    state = MemoryState()
+    replicas = [TopTradesAnalyzer(window_trades=10), TopTradesAnalyzer(window_trades=10)]
+    trades = [trade("AAA", at_ms(DAY, 10, 0, s), 10.0, 100 + s) for s in range(4)]
+    replicas[0].apply(trades, 0)
+    replicas[1].apply(trades[2:], 0)  # redelivered to another replica
+    replicas[0].apply(trades[:1], 0)  # and twice to the same one
+    now_ns = at_ms(DAY, 10, 0, 5) * 1_000_000
+    state.apply_now(replicas[0].collect(now_ns).state)
+    documents = flush(replicas[1], state, now_ns)
+    stats = documents[FEED_TRADE_STATS.name(symbol="AAA")]
+    assert stats["trade_count"] == 4
+    assert stats["total_volume"] == 100 + 101 + 102 + 103
+    board = documents[FEED_TOP_TRADES.name()]["trades"]
+    assert [t["size"] for t in board] == [103, 102, 101, 100]
 
 
 def test_top_trades_rank_by_value_within_the_window() -> None:
     analyzer = TopTradesAnalyzer(top_n=2, window_s=60)
+    state = MemoryState()
     start = at_ms(DAY, 10, 0)
     analyzer.apply(
         [
             trade("AAA", start, 10.0, 1_000),  # 10,000
             trade("BBB", start + 1_000, 100.0, 500),  # 50,000
             trade("CCC", start + 2_000, 5.0, 1_000),  # 5,000
-            trade("DDD", start + 90_000, 1.0, 100),  # 100
         ],
         0,
     )
-    output = analyzer.collect((start + 90_000) * 1_000_000)
-    board = next(w for w in output.widgets if w.name == FEED_TOP_TRADES.name())
+    documents = flush(analyzer, state, (start + 3_000) * 1_000_000)
+    board = documents[FEED_TOP_TRADES.name()]
+    assert [t["symbol"] for t in board["trades"]] == ["BBB", "AAA"]
+    assert board["trades"][0]["value"] == 50_000.0
+    analyzer.apply([trade("DDD", start + 90_000, 1.0, 100)], 0)
+    documents = flush(analyzer, state, (start + 90_000) * 1_000_000)
     # The first three trades left the 60 s window; only DDD is recent.
-    assert [t["symbol"] for t in msgspec.json.decode(board.payload)["trades"]] == ["DDD"]
-    assert [t.symbol for t in TopTradesAnalyzer(top_n=2).top_trades()] == []
+    board = documents[FEED_TOP_TRADES.name()]
+    assert [t["symbol"] for t in board["trades"]] == ["DDD"]
+    # Nothing changed: the board is not published again.
+    assert FEED_TOP_TRADES.name() not in flush(analyzer, state, (start + 91_000) * 1_000_000)
 
 
 def test_registry_loads_by_name_and_lists_known_names_on_error() -> None:

@@ -11,6 +11,7 @@ class Write:
     name = "quote:AAA"
     payload = b"{}"
     publish = True
+    version = None
 
 
 async def test_the_widget_writer_falls_back_to_plain_commands_without_cmsgpack() -> None:

@@ -13,6 +13,8 @@ Why this is correct with several replicas and redeliveries:
   the last price travel in every bar) and its reference data, so keeping the row with the
   highest version (event time, then reference completeness) gives the same result whatever the
   order or duplication of messages, and whichever replica saw which message.
+* The quote record carries the row's version, and WDC keeps the newest (see
+  :mod:`mdp_cache.widgets`), so it agrees with the merged row whichever replica wrote last.
 * Keys carry the trading day (04:00 ET boundary from the calendar, holidays included): a new
   day writes new keys; nothing is reset, so there is no reset race.
 * Gainers are measured against the regular-session open and only for bars that end at or after
@@ -206,7 +208,8 @@ class LeaderboardAnalyzer:
         ops: list[StateOp] = []
         widgets: list[WidgetWrite] = []
         if self._changed and self._day is not None:
-            ops, widgets = self.rows_output(self._changed)
+            rows, widgets = self.rows_output(self._changed)
+            ops.extend(rows)
             self._changed = set()
         if self._day is not None:
             today = self.calendar.trading_day(now_ns)
@@ -214,7 +217,7 @@ class LeaderboardAnalyzer:
                 self._roll(today)  # after the last rows of the old day were emitted
         return Output(widgets=widgets, state=ops)
 
-    def rows_output(self, symbols: set[str]) -> tuple[list[StateOp], list[WidgetWrite]]:
+    def rows_output(self, symbols: set[str]) -> tuple[list[PutNewer], list[WidgetWrite]]:
         """Encode the rows of ``symbols``: state writes and quote records."""
         assert self._day is not None
         day = self._day
@@ -224,7 +227,7 @@ class LeaderboardAnalyzer:
         board_keys = tuple(KEY_LB_BOARD.name(day=day_text, board=board.value) for board in Board)
         quote_names = self._quote_names
         ttl = KEY_LB_ROWS.ttl or 0
-        ops: list[StateOp] = []
+        ops: list[PutNewer] = []
         widgets: list[WidgetWrite] = []
         for symbol in symbols:
             state = self._symbols[symbol]
@@ -234,12 +237,13 @@ class LeaderboardAnalyzer:
             row = self._row(event, state, day)
             payload = encode_row(row)
             completeness = state.reference.completeness if state.reference is not None else 0
+            version = event.end_ms * 8 + completeness
             ops.append(
                 PutNewer(
                     rows_key=rows_key,
                     versions_key=versions_key,
                     member=symbol,
-                    version=event.end_ms * 8 + completeness,
+                    version=version,
                     payload=payload,
                     score_keys=board_keys,
                     scores=row_scores(row),
@@ -249,7 +253,9 @@ class LeaderboardAnalyzer:
             name = quote_names.get(symbol)
             if name is None:
                 name = quote_names[symbol] = FEED_QUOTE.name(symbol=symbol)
-            widgets.append(WidgetWrite(FEED_QUOTE, name, payload))
+            # The row's version orders the quote record too: whichever replica writes last,
+            # the record never goes back in time.
+            widgets.append(WidgetWrite(FEED_QUOTE, name, payload, version=version))
         return ops, widgets
 
     def _row(self, event: Aggregate, state: _Symbol, day: date) -> Row:

@@ -17,9 +17,10 @@ from typing import Any, Final
 
 import msgspec
 
-from mdp_analyzers.state import MemoryState, PutNewer, SetValue
+from mdp_analyzers.state import MemoryState
 from mdp_analyzers.typing import Composer, NeedsReference, WidgetWrite
 from mdp_cache.records import ReferenceData
+from mdp_cache.widgets import supersedes
 from mdp_core.clock import NS_PER_SECOND, ManualClock
 from mdp_core.events import MarketEvent
 from mdp_core.wire import decode_frame
@@ -47,11 +48,18 @@ class OfflineResult:
     lists: dict[str, list[bytes]] = field(default_factory=dict)
     published: int = 0
     state: MemoryState = field(default_factory=MemoryState)
+    versions: dict[str, int] = field(default_factory=dict)
 
     def record(self, writes: Iterable[WidgetWrite]) -> None:
-        """Store writes the way the WDC writer would."""
+        """Store writes the way the WDC writer would (versioned writes newer-wins)."""
         for write in writes:
             if write.feed.shape == "value":
+                if write.version is not None:
+                    old = self.versions.get(write.name)
+                    stored = None if old is None else (old, self.values.get(write.name))
+                    if not supersedes(write.version, write.payload, stored):
+                        continue
+                    self.versions[write.name] = write.version
                 self.values[write.name] = write.payload
             else:
                 items = self.lists.setdefault(write.name, [])
@@ -166,16 +174,14 @@ class _Driver:
             if isinstance(analyzer, NeedsReference):
                 self._provide(analyzer)
             output = analyzer.collect(now_ns)
-            self.result.state.apply_now(
-                op for op in output.state if isinstance(op, PutNewer | SetValue)
-            )
+            self.result.state.apply_now(output.state)
             self.result.record(output.widgets)
             if isinstance(analyzer, Composer):
                 due = self.next_compose.get(id(analyzer), 0)
                 if force_compose or now_ns >= due:
                     self.next_compose[id(analyzer)] = now_ns + analyzer.compose_interval_ns
                     reads = analyzer.reads(now_ns)
-                    answers = [self.result.state.top_now(read) for read in reads]
+                    answers = [self.result.state.answer_now(read) for read in reads]
                     self.result.record(analyzer.compose(now_ns, answers))
 
     def _provide(self, analyzer: NeedsReference) -> None:

@@ -2,8 +2,10 @@
 
 Every aggregate, trade, NBBO quote and LULD event replaces the previous one of its symbol in
 memory; a flush writes each (kind, symbol) that changed once, whatever the number of events in
-between (the earlier implementation wrote and published every NBBO quote). LULD events also
-maintain the market-wide halts document. Event kinds without a feed are counted, not routed.
+between (the earlier implementation wrote and published every NBBO quote). Each write is
+versioned by event time, so with several replicas a symbol's latest record never goes back in
+time (WDC keeps the newest, see :mod:`mdp_cache.widgets`). LULD events also maintain the
+market-wide halts document. Event kinds without a feed are counted, not routed.
 """
 
 from __future__ import annotations
@@ -110,7 +112,9 @@ class MassiveDataAnalyzer:
             if ev == "LULD":
                 halted = b"true" if symbol in self._halts else b"false"
                 payload = payload[:-1] + b',"halted":' + halted + b"}"
-            widgets.append(WidgetWrite(feed, feed.name(symbol=symbol), payload))
+            widgets.append(
+                WidgetWrite(feed, feed.name(symbol=symbol), payload, version=event.event_time_ms)
+            )
         self._latest = {}
         if self._halts_changed:
             self._halts_changed = False

@@ -10,31 +10,119 @@ production analyzers without any server, and lets property tests compare the two
 from __future__ import annotations
 
 import hashlib
+from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Final
+
+import msgspec
 
 from mdp_cache.ops import (
+    AppendTrades,
+    KeepTop,
     PutNewer,
     RankedMember,
+    Read,
     SetValue,
     StateBackend,
     StateOp,
     TopRead,
+    UnionTopRead,
+    WindowStats,
+    WindowStatsRead,
+    WindowTrade,
+    decode_window_stats,
 )
 
 __all__ = [
+    "AppendTrades",
+    "KeepTop",
     "MemoryState",
     "PutNewer",
     "RankedMember",
+    "Read",
     "SetValue",
     "StateBackend",
     "StateOp",
     "TopRead",
+    "TradeWindow",
+    "UnionTopRead",
+    "WindowStats",
+    "WindowStatsRead",
+    "WindowTrade",
+    "decode_window_stats",
 ]
+
+_PACK: Final = msgspec.msgpack.Encoder().encode
 
 
 def _digest(payload: bytes) -> str:
     return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
+
+
+class TradeWindow:
+    """One symbol's last ``capacity`` trades with O(1) running figures (the Lua script's twin).
+
+    Entries are (seq, size, timestamp_ms, identity) oldest first; ``peaks`` holds (seq, size)
+    with strictly decreasing sizes, so its front is the window maximum.
+    """
+
+    __slots__ = ("entries", "identities", "latest", "peaks", "seq", "total")
+
+    def __init__(self) -> None:
+        self.entries: deque[tuple[int, int, int, str]] = deque()
+        self.peaks: deque[tuple[int, int]] = deque()
+        self.identities: set[str] = set()
+        self.seq = 0
+        self.total = 0
+        #: (timestamp_ms, size, exchange, price) of the latest trade by time.
+        self.latest: tuple[int, int, int, float] = (-1, 0, 0, 0.0)
+
+    def append(self, trades: Sequence[WindowTrade], capacity: int) -> int:
+        """Add ``trades`` (skipping identities already inside); return how many counted."""
+        counted = 0
+        for trade in trades:
+            identity = trade.identity
+            if identity:
+                if identity in self.identities:
+                    continue
+                self.identities.add(identity)
+            counted += 1
+            if not self.seq:
+                self.seq = trade.timestamp_ms * 1000
+            self.seq += 1
+            size = trade.size
+            self.total += size
+            self.entries.append((self.seq, size, trade.timestamp_ms, identity))
+            while self.peaks and self.peaks[-1][1] <= size:
+                self.peaks.pop()
+            self.peaks.append((self.seq, size))
+            if trade.timestamp_ms >= self.latest[0]:
+                self.latest = (trade.timestamp_ms, size, trade.exchange, trade.price)
+        # Evict after the whole batch, as the script does: a batch may briefly overfill.
+        while len(self.entries) > capacity:
+            old_seq, old_size, _, old_identity = self.entries.popleft()
+            self.total -= old_size
+            self.identities.discard(old_identity)
+            while self.peaks and self.peaks[0][0] <= old_seq:
+                self.peaks.popleft()
+        return counted
+
+    def figures(self) -> WindowStats:
+        """The window's running figures."""
+        latest_ts, latest_size, latest_exchange, latest_price = self.latest
+        return WindowStats(
+            seq=self.seq,
+            count=len(self.entries),
+            total_volume=self.total,
+            max_size=self.peaks[0][1],
+            first_timestamp_ms=self.entries[0][2],
+            last_timestamp_ms=self.entries[-1][2],
+            latest_timestamp_ms=latest_ts,
+            latest_size=latest_size,
+            latest_exchange=latest_exchange,
+            latest_price=latest_price,
+        )
 
 
 @dataclass(slots=True)
@@ -50,17 +138,45 @@ class MemoryState:
     boards: dict[str, dict[str, float]] = field(default_factory=dict)
     values: dict[str, bytes] = field(default_factory=dict)
     marks: set[str] = field(default_factory=set)
+    windows: dict[str, TradeWindow] = field(default_factory=dict)
+    changed_windows: set[str] = field(default_factory=set)
+    capped: dict[str, dict[bytes, float]] = field(default_factory=dict)
 
-    def apply_now(self, ops: Iterable[StateOp], marks: Iterable[str] = ()) -> int:
-        """Apply ``ops`` synchronously; return how many rows won their merge."""
+    def apply_now(self, ops: Iterable[object], marks: Iterable[str] = ()) -> int:
+        """Apply ``ops`` synchronously; return how many rows won their merge.
+
+        Anything that is not a state operation is ignored, like the processor does.
+        """
         won = 0
         for op in ops:
             if isinstance(op, PutNewer):
                 won += self._put_newer(op)
-            else:
+            elif isinstance(op, SetValue):
                 self.values[op.key] = op.payload
+            elif isinstance(op, AppendTrades):
+                self._append_trades(op)
+            elif isinstance(op, KeepTop):
+                self._keep_top(op)
         self.marks.update(marks)
         return won
+
+    def _append_trades(self, op: AppendTrades) -> None:
+        window = self.windows.get(op.symbol)
+        if window is None:
+            window = self.windows[op.symbol] = TradeWindow()
+        if window.append(op.trades, op.capacity):
+            self.changed_windows.add(op.symbol)
+
+    def _keep_top(self, op: KeepTop) -> None:
+        if not op.members:
+            return
+        ranked = self.capped.setdefault(op.key, {})
+        ranked.update(op.members)
+        if len(ranked) > op.cap:
+            # ZREMRANGEBYRANK order: lowest score first, ties by member ascending.
+            order = sorted(ranked.items(), key=lambda item: (item[1], item[0]))
+            for member, _ in order[: len(ranked) - op.cap]:
+                del ranked[member]
 
     def _put_newer(self, op: PutNewer) -> int:
         versions = self.versions.setdefault(op.versions_key, {})
@@ -83,6 +199,34 @@ class MemoryState:
                 board[op.member] = score
         return 1
 
+    def answer_now(self, read: Read) -> list[RankedMember]:
+        """Answer one read of any kind synchronously (see :meth:`StateBackend.top`)."""
+        if isinstance(read, TopRead):
+            return self.top_now(read)
+        if isinstance(read, UnionTopRead):
+            return self._union_now(read)
+        return self._window_stats_now(read)
+
+    def _union_now(self, read: UnionTopRead) -> list[RankedMember]:
+        merged: dict[bytes, float] = {}
+        for key in read.keys:
+            for member, score in self.capped.get(key, {}).items():
+                if score > merged.get(member, float("-inf")):
+                    merged[member] = score
+        ranked = sorted(merged.items(), key=lambda item: (item[1], item[0]), reverse=True)
+        return [
+            RankedMember(member.decode(), score, member) for member, score in ranked[: read.limit]
+        ]
+
+    def _window_stats_now(self, read: WindowStatsRead) -> list[RankedMember]:
+        taken = sorted(self.changed_windows)[: max(0, read.limit)]
+        self.changed_windows.difference_update(taken)
+        answers: list[RankedMember] = []
+        for symbol in taken:
+            figures = self.windows[symbol].figures()
+            answers.append(RankedMember(symbol, float(figures.seq), _PACK(figures)))
+        return answers
+
     def top_now(self, read: TopRead) -> list[RankedMember]:
         """Answer one board read synchronously (best first; ties by member, descending)."""
         board = self.boards.get(read.board_key, {})
@@ -95,7 +239,7 @@ class MemoryState:
 
     def drop_prefix(self, prefix: str) -> None:
         """Forget every key starting with ``prefix`` (e.g. a finished trading day)."""
-        for table in (self.rows, self.versions, self.boards, self.values):
+        for table in (self.rows, self.versions, self.boards, self.values, self.capped):
             for key in [k for k in table if k.startswith(prefix)]:
                 del table[key]
 
@@ -107,9 +251,9 @@ class MemoryState:
         """Which ``marks`` were set before."""
         return {mark for mark in marks if mark in self.marks}
 
-    async def top(self, reads: Sequence[TopRead]) -> list[list[RankedMember]]:
-        """:class:`StateBackend` form of :meth:`top_now`."""
-        return [self.top_now(read) for read in reads]
+    async def top(self, reads: Sequence[Read]) -> list[list[RankedMember]]:
+        """:class:`StateBackend` form of :meth:`answer_now`."""
+        return [self.answer_now(read) for read in reads]
 
     async def hold_lease(self, key: str, holder: str, ttl_ms: int) -> bool:
         """One process, one holder: the lease is always granted."""

@@ -1,34 +1,65 @@
 """Top trades: the largest recent trades across the market and per-symbol trade statistics.
 
-Per symbol the analyzer keeps its last 1,000 trades in a ring buffer with running totals, so a
-trade costs O(1) (amortised) whatever the window size: the total volume and count move by one
-add and one subtract, the maximum size comes from a monotonic deque, the time span from the
-oldest and newest entries. The earlier implementation rebuilt every symbol's statistics from
-Redis lists every five seconds, which took longer than five seconds once the lists filled.
+Trades of one symbol reach several processor replicas, each seeing part of them, so neither the
+per-symbol windows nor the market-wide board can live in one process. The analyzer therefore
+keeps nothing but what it has not written yet, and describes the shared state as operations:
 
-Market-wide, trades are bucketed by second, each bucket keeping only its ``top_n`` largest
-(by dollar value); the board over the window is the best of the buckets still inside it.
+* per symbol, :class:`~mdp_analyzers.state.AppendTrades` into one window of the last 1,000
+  trades, kept by the backend with running figures (total, count, maximum through a monotonic
+  deque, oldest/newest entries, latest trade), so one trade costs O(1) whatever the window, and
+  de-duplicated by trade identity, so a trade delivered twice is counted once. (The earlier
+  implementation rebuilt every symbol's statistics from Redis lists every five seconds, which
+  took longer than five seconds once the lists filled.)
+* market-wide, trades are bucketed by second of their timestamp; each replica offers the
+  trades that enter its own top ``top_n`` of a second to the shared bucket
+  (:class:`~mdp_analyzers.state.KeepTop`), which keeps the ``top_n`` largest of all replicas'
+  offers. The board is the best ``top_n`` of the buckets inside the window.
+
+Publishing is composition (:class:`~mdp_analyzers.typing.Composer`): about once a second the
+replica holding the lease reads the windows that changed and the union of the buckets, and
+writes the statistics (versioned by the window's sequence number, so a late write never
+replaces a newer document) and the board.
 """
 
 from __future__ import annotations
 
 import heapq
-from collections import deque
 from collections.abc import Sequence
 from typing import ClassVar, Final
 
 import msgspec
 
+from mdp_analyzers.state import (
+    AppendTrades,
+    KeepTop,
+    RankedMember,
+    Read,
+    StateOp,
+    UnionTopRead,
+    WindowStatsRead,
+    WindowTrade,
+    decode_window_stats,
+)
 from mdp_analyzers.typing import Output, WidgetWrite
-from mdp_cache.keys import FEED_TOP_TRADES, FEED_TRADE_STATS
+from mdp_cache.keys import FEED_TOP_TRADES, FEED_TRADE_STATS, KEY_TT_BUCKET, KEY_TT_WINDOW
 from mdp_core.clock import NS_PER_SECOND
 from mdp_core.events import MarketEvent, Trade
 
-__all__ = ["DEFAULT_WINDOW_TRADES", "SymbolTradeStats", "TopTrade", "TopTradesAnalyzer"]
+__all__ = [
+    "DEFAULT_WINDOW_TRADES",
+    "SymbolTradeStats",
+    "TopTrade",
+    "TopTradesAnalyzer",
+    "trade_identity",
+]
 
 DEFAULT_WINDOW_TRADES: Final = 1_000
 _NS_PER_MS: Final = 1_000_000
 _ENCODER: Final = msgspec.json.Encoder()
+#: Seconds a bucket outlives the board window (late trades, clock differences).
+_BUCKET_GRACE_S: Final = 60
+#: Seconds ahead of ``now`` the board still looks (trade clocks slightly ahead of ours).
+_AHEAD_S: Final = 5
 
 
 class SymbolTradeStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -49,7 +80,7 @@ class SymbolTradeStats(msgspec.Struct, frozen=True, kw_only=True):
 
 
 class TopTrade(msgspec.Struct, frozen=True, kw_only=True):
-    """One trade on the market-wide board."""
+    """One trade on the market-wide board (its JSON is also its member in a bucket)."""
 
     symbol: str
     price: float
@@ -63,60 +94,28 @@ class TopTrade(msgspec.Struct, frozen=True, kw_only=True):
 class _TopTrades(msgspec.Struct, frozen=True):
     as_of_ms: int
     window_s: int
-    trades: list[TopTrade]
+    trades: list[msgspec.Raw]
 
 
-class _Window:
-    """Ring buffer of one symbol's last trades, with O(1) running statistics."""
+class _Bucket:
+    """One second's largest trades seen by this replica: a min-heap and its members."""
 
-    __slots__ = ("capacity", "latest", "max_sizes", "ring", "seq", "total")
+    __slots__ = ("heap", "members")
 
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        #: (seq, size, timestamp_ms) oldest first.
-        self.ring: deque[tuple[int, int, int]] = deque()
-        #: (seq, size) with strictly decreasing sizes: the front is the window maximum.
-        self.max_sizes: deque[tuple[int, int]] = deque()
-        self.total = 0
-        self.seq = 0
-        self.latest: Trade | None = None
+    def __init__(self) -> None:
+        self.heap: list[tuple[float, bytes]] = []
+        self.members: set[bytes] = set()
 
-    def add(self, trade: Trade) -> None:
-        self.seq += 1
-        size = trade.size
-        self.ring.append((self.seq, size, trade.timestamp_ms))
-        self.total += size
-        while self.max_sizes and self.max_sizes[-1][1] <= size:
-            self.max_sizes.pop()
-        self.max_sizes.append((self.seq, size))
-        if len(self.ring) > self.capacity:
-            old_seq, old_size, _ = self.ring.popleft()
-            self.total -= old_size
-            if self.max_sizes[0][0] == old_seq:
-                self.max_sizes.popleft()
-        if self.latest is None or trade.timestamp_ms >= self.latest.timestamp_ms:
-            self.latest = trade
 
-    def stats(self, symbol: str, as_of_ms: int) -> SymbolTradeStats:
-        count = len(self.ring)
-        stamps_first = self.ring[0][2]
-        stamps_last = self.ring[-1][2]
-        latest = self.latest
-        assert latest is not None
-        return SymbolTradeStats(
-            symbol=symbol,
-            as_of_ms=as_of_ms,
-            window=self.capacity,
-            trade_count=count,
-            total_volume=self.total,
-            avg_size=round(self.total / count, 2),
-            max_size=self.max_sizes[0][1],
-            time_span_ms=abs(stamps_last - stamps_first),
-            latest_price=latest.price,
-            latest_size=latest.size,
-            latest_exchange=latest.exchange,
-            latest_timestamp_ms=latest.timestamp_ms,
-        )
+def trade_identity(trade: Trade) -> str:
+    """What makes a trade unique: exchange, trade id and time (empty without an id).
+
+    The time is part of it because ids repeat across days, and a symbol's window may span
+    days when it trades rarely.
+    """
+    if not trade.trade_id:
+        return ""
+    return f"{trade.exchange}:{trade.trade_id}:{trade.timestamp_ms}"
 
 
 class TopTradesAnalyzer:
@@ -126,8 +125,10 @@ class TopTradesAnalyzer:
         window_trades: Trades per symbol in the statistics window.
         top_n: Trades on the market-wide board.
         window_s: How far back (event time) the market-wide board looks.
-        publish_interval_s: Minimum seconds between two publications of the board and of a
-            symbol's statistics (both are coalesced in between).
+        publish_interval_s: Seconds between two compositions (statistics of the symbols that
+            traded since, and the board when it changed).
+        stats_per_compose: Most symbols whose statistics one composition publishes; the
+            rest follow on the next.
     """
 
     name: ClassVar[str] = "top_trades"
@@ -140,99 +141,149 @@ class TopTradesAnalyzer:
         top_n: int = 50,
         window_s: int = 300,
         publish_interval_s: float = 1.0,
+        stats_per_compose: int = 10_000,
     ) -> None:
         self.window_trades = window_trades
         self.top_n = top_n
         self.window_s = window_s
-        self._interval_ns = int(publish_interval_s * NS_PER_SECOND)
-        self._windows: dict[str, _Window] = {}
-        #: second -> min-heap of (value, seq, trade) keeping that second's top_n.
-        self._buckets: dict[int, list[tuple[float, int, Trade]]] = {}
-        self._seq = 0
-        self._changed: set[str] = set()
-        self._board_changed = False
-        self._next_publish_ns = 0
+        self.stats_per_compose = stats_per_compose
+        self.compose_interval_ns = int(publish_interval_s * NS_PER_SECOND)
+        self._window_ttl = KEY_TT_WINDOW.ttl or 86_400
+        #: Trades not yet written, by symbol, in arrival order.
+        self._pending: dict[str, list[WindowTrade]] = {}
+        #: second -> this replica's top_n trades of that second.
+        self._buckets: dict[int, _Bucket] = {}
+        #: second -> members (with values) that entered the local top since the last collect.
+        self._offers: dict[int, dict[bytes, float]] = {}
+        self._last_board: bytes | None = None
         self.trades = 0
         self.ignored_events = 0
 
     def apply(self, inputs: Sequence[MarketEvent], now_ns: int) -> None:
-        """Fold trades into the per-symbol windows and the per-second buckets."""
+        """Queue trades for their windows and offer the large ones to their second's bucket."""
         del now_ns
-        windows = self._windows
-        buckets = self._buckets
-        top_n = self.top_n
+        pending = self._pending
         for event in inputs:
             if type(event) is not Trade:
                 self.ignored_events += 1
                 continue
             assert isinstance(event, Trade)
             self.trades += 1
-            window = windows.get(event.symbol)
-            if window is None:
-                window = windows[event.symbol] = _Window(self.window_trades)
-            window.add(event)
-            self._changed.add(event.symbol)
-            value = event.price * event.size
-            bucket = buckets.setdefault(event.timestamp_ms // 1000, [])
-            self._seq += 1
-            if len(bucket) < top_n:
-                heapq.heappush(bucket, (value, self._seq, event))
-                self._board_changed = True
-            elif value > bucket[0][0]:
-                heapq.heapreplace(bucket, (value, self._seq, event))
-                self._board_changed = True
-
-    def collect(self, now_ns: int) -> Output:
-        """Statistics of changed symbols and the market-wide board, at most once an interval."""
-        if now_ns < self._next_publish_ns:
-            return Output()
-        self._next_publish_ns = now_ns + self._interval_ns
-        as_of_ms = now_ns // _NS_PER_MS
-        widgets = [
-            WidgetWrite(
-                FEED_TRADE_STATS,
-                FEED_TRADE_STATS.name(symbol=symbol),
-                _ENCODER.encode(self._windows[symbol].stats(symbol, as_of_ms)),
+            entry = WindowTrade(
+                trade_identity(event), event.size, event.timestamp_ms, event.price, event.exchange
             )
-            for symbol in sorted(self._changed)
-        ]
-        self._changed = set()
-        horizon_s = as_of_ms // 1000 - self.window_s
-        expired = [second for second in self._buckets if second < horizon_s]
-        for second in expired:
-            del self._buckets[second]
-        if self._board_changed or expired:
-            self._board_changed = False
-            widgets.append(
-                WidgetWrite(
-                    FEED_TOP_TRADES,
-                    FEED_TOP_TRADES.name(),
-                    _ENCODER.encode(_TopTrades(as_of_ms, self.window_s, self.top_trades())),
-                )
-            )
-        return Output(widgets=widgets)
+            queued = pending.get(event.symbol)
+            if queued is None:
+                pending[event.symbol] = [entry]
+            else:
+                queued.append(entry)
+            self._offer(event)
 
-    def top_trades(self) -> list[TopTrade]:
-        """The largest trades still inside the window, largest first."""
-        best = heapq.nlargest(
-            self.top_n,
-            (item for bucket in self._buckets.values() for item in bucket),
-            key=lambda item: (item[0], -item[1]),
-        )
-        return [
+    def _offer(self, trade: Trade) -> None:
+        """Keep this replica's top ``top_n`` of the trade's second; offer what enters it.
+
+        Order is (value, member) throughout, the order the shared buckets cut by, so the
+        union of every replica's offers holds the global top of each second, ties included.
+        """
+        value = round(trade.price * trade.size, 2)
+        second = trade.timestamp_ms // 1000
+        bucket = self._buckets.get(second)
+        if bucket is None:
+            bucket = self._buckets[second] = _Bucket()
+        heap = bucket.heap
+        full = len(heap) >= self.top_n
+        if full and value < heap[0][0]:
+            return  # the common case, decided before encoding anything
+        member = _ENCODER.encode(
             TopTrade(
                 symbol=trade.symbol,
                 price=trade.price,
                 size=trade.size,
-                value=round(value, 2),
+                value=value,
                 exchange=trade.exchange,
                 timestamp_ms=trade.timestamp_ms,
                 trade_id=trade.trade_id,
             )
-            for value, _, trade in best
+        )
+        if member in bucket.members or (full and (value, member) <= heap[0]):
+            return
+        if full:
+            _, dropped = heapq.heapreplace(heap, (value, member))
+            bucket.members.discard(dropped)
+        else:
+            heapq.heappush(heap, (value, member))
+        bucket.members.add(member)
+        self._offers.setdefault(second, {})[member] = value
+
+    def collect(self, now_ns: int) -> Output:
+        """The window appends and bucket offers since the last call (no widgets: see compose)."""
+        ops: list[StateOp] = [
+            AppendTrades(symbol, tuple(trades), self.window_trades, self._window_ttl)
+            for symbol, trades in sorted(self._pending.items())
+        ]
+        self._pending = {}
+        horizon_s = now_ns // NS_PER_SECOND - self.window_s
+        ttl = self.window_s + _BUCKET_GRACE_S
+        for second, offers in sorted(self._offers.items()):
+            if second >= horizon_s:
+                ops.append(
+                    KeepTop(
+                        KEY_TT_BUCKET.name(second=second),
+                        tuple(sorted(offers.items())),
+                        self.top_n,
+                        ttl,
+                    )
+                )
+        self._offers = {}
+        for second in [second for second in self._buckets if second < horizon_s]:
+            del self._buckets[second]
+        return Output(state=ops)
+
+    # --- composition (Composer protocol) ------------------------------------------------
+
+    def reads(self, now_ns: int) -> Sequence[Read]:
+        """The windows that changed, and the union of the buckets inside the board window."""
+        now_s = now_ns // NS_PER_SECOND
+        seconds = range(now_s - self.window_s, now_s + _AHEAD_S + 1)
+        return [
+            WindowStatsRead(self.stats_per_compose),
+            UnionTopRead(tuple(KEY_TT_BUCKET.name(second=s) for s in seconds), self.top_n),
         ]
 
-    def stats(self, symbol: str, as_of_ms: int) -> SymbolTradeStats | None:
-        """The current statistics of ``symbol`` (None if it never traded)."""
-        window = self._windows.get(symbol)
-        return None if window is None else window.stats(symbol, as_of_ms)
+    def compose(
+        self, now_ns: int, answers: Sequence[Sequence[RankedMember]]
+    ) -> Sequence[WidgetWrite]:
+        """Statistics documents of the changed symbols, then the board if it changed."""
+        changed, board = answers
+        as_of_ms = now_ns // _NS_PER_MS
+        writes = [self._stats_write(row, as_of_ms) for row in changed]
+        trades = [msgspec.Raw(row.payload) for row in board]
+        listed = _ENCODER.encode(trades)
+        if listed != self._last_board:
+            self._last_board = listed
+            document = _ENCODER.encode(_TopTrades(as_of_ms, self.window_s, trades))
+            writes.append(WidgetWrite(FEED_TOP_TRADES, FEED_TOP_TRADES.name(), document))
+        return writes
+
+    def _stats_write(self, row: RankedMember, as_of_ms: int) -> WidgetWrite:
+        figures = decode_window_stats(row.payload)
+        stats = SymbolTradeStats(
+            symbol=row.member,
+            as_of_ms=as_of_ms,
+            window=self.window_trades,
+            trade_count=figures.count,
+            total_volume=figures.total_volume,
+            avg_size=round(figures.total_volume / figures.count, 2) if figures.count else 0.0,
+            max_size=figures.max_size,
+            time_span_ms=abs(figures.last_timestamp_ms - figures.first_timestamp_ms),
+            latest_price=figures.latest_price,
+            latest_size=figures.latest_size,
+            latest_exchange=figures.latest_exchange,
+            latest_timestamp_ms=figures.latest_timestamp_ms,
+        )
+        return WidgetWrite(
+            FEED_TRADE_STATS,
+            FEED_TRADE_STATS.name(symbol=row.member),
+            _ENCODER.encode(stats),
+            version=figures.seq,
+        )

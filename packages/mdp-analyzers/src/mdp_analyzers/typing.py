@@ -15,7 +15,7 @@ from datetime import date
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
 from mdp_cache.keys import Feed
-from mdp_cache.ops import RankedMember, TopRead
+from mdp_cache.ops import RankedMember, Read
 from mdp_cache.records import ReferenceData
 
 __all__ = [
@@ -36,12 +36,17 @@ class WidgetWrite:
     """One write to a WDC feed: stored as the feed's shape says, then published if asked.
 
     The payload is encoded once, so the snapshot and the published message are the same bytes.
+    A ``version`` orders the writes of one name across replicas: a write older than the stored
+    document is dropped (see :mod:`mdp_cache.widgets`). Per-symbol documents built from events
+    carry one (event time, or a window's sequence number); documents composed on one replica
+    do not need it. Versions stay below 2**53 (Lua numbers are doubles).
     """
 
     feed: Feed
     name: str
     payload: bytes
     publish: bool = True
+    version: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,17 +114,18 @@ class Rehydratable(Protocol):
 class Composer(Protocol):
     """**Protocol:** an analyzer whose widgets are composed from merged state, not its own.
 
-    With several replicas each sees part of the market, so the leaderboards are composed from
-    the state all of them merged. The service calls :meth:`reads` on a steady cadence (about
-    once a second, by whichever replica holds the publishing lease), answers the reads from
-    its state backend and hands the answers to :meth:`compose`.
+    With several replicas each sees part of the market, so the leaderboards and the top
+    trades are composed from the state all of them merged. The service calls :meth:`reads` on
+    a steady cadence (about once a second, by whichever replica holds the analyzer's
+    publishing lease), answers the reads from its state backend and hands the answers to
+    :meth:`compose`.
     """
 
     #: Nanoseconds between two compositions.
     compose_interval_ns: int
 
-    def reads(self, now_ns: int) -> Sequence[TopRead]:
-        """The board reads the next composition needs."""
+    def reads(self, now_ns: int) -> Sequence[Read]:
+        """The reads the next composition needs."""
         ...
 
     def compose(

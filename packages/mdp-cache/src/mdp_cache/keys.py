@@ -39,9 +39,9 @@ __all__ = [
     "FEED_TOP_TRADES",
     "FEED_TRADE_STATS",
     "INTERNAL_PREFIX",
+    "KEY_COMPOSE_LEASE",
     "KEY_HEARTBEAT",
     "KEY_LB_BOARD",
-    "KEY_LB_LEASE",
     "KEY_LB_ROWS",
     "KEY_LB_VERSIONS",
     "KEY_REF_AVG_VOLUME",
@@ -50,6 +50,13 @@ __all__ = [
     "KEY_REF_SNAPSHOT",
     "KEY_SCANNER_DEDUP",
     "KEY_SEEN_BATCH",
+    "KEY_TT_BUCKET",
+    "KEY_TT_DIRTY",
+    "KEY_TT_IDS",
+    "KEY_TT_STATS",
+    "KEY_TT_UNION",
+    "KEY_TT_WINDOW",
+    "KEY_WIDGET_VERSION",
     "REF_NEGATIVE_TTL",
     "Feed",
     "Key",
@@ -358,13 +365,87 @@ KEY_LB_BOARD: Final = Key(
     owner="processor (LeaderboardAnalyzer)",
     payload="member symbol, score the board metric of its current row (volume, gap %, gain %)",
 )
-KEY_LB_LEASE: Final = Key(
-    template="mdp:lb:lease",
+KEY_COMPOSE_LEASE: Final = Key(
+    template="mdp:lease:{analyzer}",
     store="mdc",
     redis_type="string",
     ttl=2,
     owner="processor",
-    payload="instance id of the replica composing and publishing the leaderboards (SET NX PX)",
+    payload="instance id of the replica composing and publishing the documents analyzer "
+    "{analyzer} builds from merged state (leaderboards, top trades, trade statistics); one "
+    "lease per analyzer, so processors running different analyzers each compose theirs",
+)
+
+#: Idle life of a symbol's trade window: a symbol that stops trading keeps its statistics for a
+#: day (the published document has its own TTL), then the window is forgotten.
+_TT_WINDOW_TTL: Final = DAY
+KEY_TT_WINDOW: Final = Key(
+    template="mdp:tt:window:{symbol}",
+    store="mdc",
+    redis_type="list",
+    ttl=_TT_WINDOW_TTL,
+    owner="processor (TopTradesAnalyzer)",
+    payload="the symbol's last trades (1,000 by default), oldest first, each "
+    "'seq:size:timestamp_ms:identity'; appended by every replica through one Lua script",
+)
+KEY_TT_IDS: Final = Key(
+    template="mdp:tt:ids:{symbol}",
+    store="mdc",
+    redis_type="set",
+    ttl=_TT_WINDOW_TTL,
+    owner="processor (TopTradesAnalyzer)",
+    payload="identities (exchange:trade id:timestamp) of the trades in KEY_TT_WINDOW: a trade "
+    "delivered twice, to one replica or two, is counted once",
+)
+KEY_TT_STATS: Final = Key(
+    template="mdp:tt:stats:{symbol}",
+    store="mdc",
+    redis_type="hash",
+    ttl=_TT_WINDOW_TTL,
+    owner="processor (TopTradesAnalyzer)",
+    payload="running figures of KEY_TT_WINDOW: seq (the first trade's timestamp x 1000 plus one "
+    "per trade: it only grows and versions the published statistics), count, total volume, "
+    "the latest trade by timestamp (time, size, exchange, price), and peaks: 'seq:size,...' "
+    "of strictly decreasing sizes (a monotonic deque) whose first is the window maximum",
+)
+KEY_TT_DIRTY: Final = Key(
+    template="mdp:tt:dirty",
+    store="mdc",
+    redis_type="set",
+    ttl=_TT_WINDOW_TTL,
+    owner="processor (TopTradesAnalyzer)",
+    payload="symbols whose window changed since the composing replica last published their "
+    "statistics (SPOP by the lease holder)",
+)
+KEY_TT_BUCKET: Final = Key(
+    template="mdp:tt:top:{second}",
+    store="mdc",
+    redis_type="zset",
+    ttl=6 * MINUTE,
+    owner="processor (TopTradesAnalyzer)",
+    payload="the largest trades (JSON member, score = dollar value) whose timestamp falls in "
+    "epoch second {second}, capped at the board size; the market-wide board is the union of "
+    "the buckets inside its window. TTL: the board window plus one minute (6 minutes with the "
+    "default 5-minute window)",
+)
+KEY_TT_UNION: Final = Key(
+    template="mdp:tt:union",
+    store="mdc",
+    redis_type="zset",
+    ttl=None,
+    owner="processor (TopTradesAnalyzer)",
+    payload="scratch of ZUNIONSTORE while composing the top trades board; created and deleted "
+    "inside one MULTI, so never seen",
+)
+KEY_WIDGET_VERSION: Final = Key(
+    template="mdp:wv:{feed}",
+    store="wdc",
+    redis_type="string",
+    ttl=None,
+    owner="processor (WidgetWriter)",
+    payload="version of the document last stored in feed name {feed} (event time, or the "
+    "window sequence): a write with a lower version is dropped, so a record never goes back in "
+    "time whichever replica writes it; lives exactly as long as the document (the feed's TTL)",
 )
 
 KEY_SCANNER_DEDUP: Final = Key(

@@ -5,8 +5,15 @@ applies them: :class:`mdp_analyzers.state.MemoryState` in a notebook or the embe
 :class:`mdp_cache.state.RedisState` in production (one pipeline per flush, "newer wins" merges
 done server-side in Lua so that several processor replicas can write the same rows safely).
 
-Reads are declarative too (:class:`TopRead`), so the same board-composition code runs on either
-backend.
+Reads are declarative too (:data:`Read`), so the same composition code runs on either backend.
+
+Two families of state:
+
+* rows merged "newer wins" and ranked on boards (:class:`PutNewer`, :class:`TopRead`): the
+  leaderboards;
+* sliding windows and capped rankings shared by every replica (:class:`AppendTrades`,
+  :class:`KeepTop`, :class:`WindowStatsRead`, :class:`UnionTopRead`): top trades and trade
+  statistics, which are only correct when every replica's trades land in one place.
 """
 
 from __future__ import annotations
@@ -18,12 +25,20 @@ from typing import Protocol, TypeAlias, runtime_checkable
 import msgspec
 
 __all__ = [
+    "AppendTrades",
+    "KeepTop",
     "PutNewer",
     "RankedMember",
+    "Read",
     "SetValue",
     "StateBackend",
     "StateOp",
     "TopRead",
+    "UnionTopRead",
+    "WindowStats",
+    "WindowStatsRead",
+    "WindowTrade",
+    "decode_window_stats",
 ]
 
 
@@ -66,7 +81,66 @@ class SetValue(msgspec.Struct, frozen=True, gc=False):
     ttl: int
 
 
-StateOp: TypeAlias = PutNewer | SetValue
+class WindowTrade(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """One trade as a sliding window keeps it.
+
+    Attributes:
+        identity: What makes the trade unique (exchange, trade id, timestamp); a trade whose
+            identity is already in the window is not counted again. Empty: never de-duplicated.
+        size: Shares.
+        timestamp_ms: Trade time.
+        price: Trade price.
+        exchange: Exchange id.
+    """
+
+    identity: str
+    size: int
+    timestamp_ms: int
+    price: float
+    exchange: int
+
+
+class AppendTrades(msgspec.Struct, frozen=True, gc=False):
+    """Append trades to ``symbol``'s sliding window of its last ``capacity`` trades.
+
+    The backend keeps the window's running figures (count, total volume, maximum size through
+    a monotonic deque, oldest and newest entries, the latest trade by timestamp) so one trade
+    costs O(1) however long the window, and marks the symbol changed for
+    :class:`WindowStatsRead`. Trades already in the window (same identity) are skipped.
+
+    Attributes:
+        symbol: The symbol.
+        trades: Its new trades, in arrival order.
+        capacity: Trades kept in the window.
+        ttl: Seconds the window lives after its last append.
+    """
+
+    symbol: str
+    trades: tuple[WindowTrade, ...]
+    capacity: int
+    ttl: int
+
+
+class KeepTop(msgspec.Struct, frozen=True, gc=False):
+    """Add scored members to the sorted set ``key``, which keeps only its ``cap`` highest.
+
+    Capping after the union keeps exactly the global top ``cap`` of everything any replica
+    added, since each replica's own top ``cap`` contains its share of the global one.
+
+    Attributes:
+        key: The sorted set.
+        members: (member, score) pairs; a member added twice is stored once.
+        cap: Members kept (ties at the cut: the bytewise smaller members go first).
+        ttl: Seconds the set lives after this write.
+    """
+
+    key: str
+    members: tuple[tuple[bytes, float], ...]
+    cap: int
+    ttl: int
+
+
+StateOp: TypeAlias = PutNewer | SetValue | AppendTrades | KeepTop
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +156,77 @@ class TopRead:
     board_key: str
     rows_key: str
     limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class UnionTopRead:
+    """Read the ``limit`` highest-scored members of the union of several sorted sets.
+
+    Each answer row has the member's bytes as ``payload`` (and as text in ``member``); a
+    member in several sets counts once, with its highest score.
+
+    Attributes:
+        keys: The sorted sets (missing ones are empty).
+        limit: How many members.
+    """
+
+    keys: tuple[str, ...]
+    limit: int
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStatsRead:
+    """Take up to ``limit`` symbols whose trade window changed, with their figures.
+
+    The changed-set is consumed by the read (so a symbol is reported once per change,
+    whichever replica composes). Each answer row is ``member`` = the symbol, ``score`` = the
+    window's sequence number (a version, see :class:`WindowStats`), ``payload`` = the msgpack of
+    :class:`WindowStats` (see :func:`decode_window_stats`).
+    """
+
+    limit: int
+
+
+Read: TypeAlias = TopRead | UnionTopRead | WindowStatsRead
+
+
+class WindowStats(msgspec.Struct, frozen=True, array_like=True, gc=False):
+    """The running figures of one symbol's trade window, as a backend reports them.
+
+    Attributes:
+        seq: The window's sequence number: the first trade's timestamp x 1000 when the window
+            was created, plus one per counted trade. It only grows, even across a window
+            lost with its Redis (fewer than 1,000 trades per millisecond), so it versions
+            the published statistics.
+        count: Trades in the window.
+        total_volume: Shares over the window.
+        max_size: Largest trade in the window.
+        first_timestamp_ms: Timestamp of the oldest entry (arrival order).
+        last_timestamp_ms: Timestamp of the newest entry (arrival order).
+        latest_timestamp_ms: Timestamp of the latest trade by time.
+        latest_size: Its size.
+        latest_exchange: Its exchange.
+        latest_price: Its price.
+    """
+
+    seq: int
+    count: int
+    total_volume: int
+    max_size: int
+    first_timestamp_ms: int
+    last_timestamp_ms: int
+    latest_timestamp_ms: int
+    latest_size: int
+    latest_exchange: int
+    latest_price: float
+
+
+_WINDOW_STATS_DECODER = msgspec.msgpack.Decoder(WindowStats)
+
+
+def decode_window_stats(payload: bytes) -> WindowStats:
+    """Decode the ``payload`` of a :class:`WindowStatsRead` answer row."""
+    return _WINDOW_STATS_DECODER.decode(payload)
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,8 +250,8 @@ class StateBackend(Protocol):
         """Which of the ``marks`` keys are already set (batches applied before)."""
         ...
 
-    async def top(self, reads: Sequence[TopRead]) -> list[list[RankedMember]]:
-        """Answer the reads, in order, each best first.
+    async def top(self, reads: Sequence[Read]) -> list[list[RankedMember]]:
+        """Answer the reads, in order, each best first (see each read for its rows).
 
         Ties are ordered by member, descending (bytewise), which is Redis' ``ZREVRANGE``
         order, so every backend cuts a board at the same member.

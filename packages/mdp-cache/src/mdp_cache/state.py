@@ -7,24 +7,50 @@ version (ties broken by payload digest) and updates the board scores in the same
 Several processor replicas can therefore write the same symbols in any order, any number of
 times, and converge on the same rows and boards.
 
-The script is loaded once with ``SCRIPT LOAD``; if the server forgets it (restart,
-``SCRIPT FLUSH``) the flush reloads it and retries once.
+Trade windows (:class:`~mdp_cache.ops.AppendTrades`) go through a second script that appends
+a few dozen symbols' trades per call, de-duplicates them by identity, evicts what falls out of
+the window and keeps the running figures (count, total, monotonic deque of sizes, latest
+trade) in one hash, so every replica's trades land in one window per symbol at a handful of
+commands per symbol and flush. Capped rankings
+(:class:`~mdp_cache.ops.KeepTop`) are plain ``ZADD`` + ``ZREMRANGEBYRANK`` in the same
+transaction.
+
+The scripts are loaded once with ``SCRIPT LOAD``; if the server forgets them (restart,
+``SCRIPT FLUSH``) the flush reloads them and retries once.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import NoScriptError, ResponseError
 
-from mdp_cache.keys import KEY_SEEN_BATCH
-from mdp_cache.ops import PutNewer, RankedMember, SetValue, StateOp, TopRead
+from mdp_cache.keys import (
+    KEY_SEEN_BATCH,
+    KEY_TT_DIRTY,
+    KEY_TT_IDS,
+    KEY_TT_STATS,
+    KEY_TT_UNION,
+    KEY_TT_WINDOW,
+)
+from mdp_cache.ops import (
+    AppendTrades,
+    PutNewer,
+    RankedMember,
+    Read,
+    SetValue,
+    StateOp,
+    TopRead,
+    UnionTopRead,
+    WindowStats,
+    WindowStatsRead,
+)
 
-__all__ = ["MERGE_ROWS_LUA", "RedisState"]
+__all__ = ["APPEND_TRADES_LUA", "MERGE_ROWS_LUA", "RedisState"]
 
 ROWS_PER_CALL: Final = 256
 """Rows per EVALSHA: large enough to amortise the call, small enough not to stall Redis."""
@@ -76,6 +102,106 @@ end
 return won
 """
 
+WINDOWS_PER_CALL: Final = 64
+"""Symbols per trade-window script call (a flush holds a few trades per symbol)."""
+
+APPEND_TRADES_LUA: Final = """
+-- KEYS[1] changed-symbols set; then per symbol: window list, identities set, stats hash
+--   (3 keys each, in the order of ARGV[1])
+-- ARGV[1] msgpack array of [symbol, capacity, ttl, trades], trades each
+--   [identity, size, timestamp_ms, price (decimal string), exchange]
+-- Window entries are 'seq:size:timestamp_ms:identity'. The stats hash holds seq, count, total,
+-- the latest trade by time, and 'peaks': 'seq:size,...' with strictly decreasing sizes (a
+-- monotonic deque, a few entries), whose first is the window maximum. A new window's seq
+-- starts at its first trade's timestamp x 1000, so seq only grows, even when the window was
+-- lost.
+local items = cmsgpack.unpack(ARGV[1])
+local counted = 0
+local dirty_ttl = 0
+for i, item in ipairs(items) do
+  local base = 1 + (i - 1) * 3
+  local wkey, ikey, skey = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
+  local symbol, capacity, ttl, trades = item[1], tonumber(item[2]), tonumber(item[3]), item[4]
+  local st = redis.call('HMGET', skey, 'seq', 'count', 'total', 'lts', 'lsize', 'lexch',
+    'lprice', 'peaks')
+  local seq = tonumber(st[1])
+  local count = tonumber(st[2]) or 0
+  local total = tonumber(st[3]) or 0
+  local lts = tonumber(st[4]) or -1
+  local lsize, lexch, lprice = st[5], st[6], st[7]
+  local pseq, psize = {}, {}
+  if st[8] then
+    for a, b in string.gmatch(st[8], '(%d+):(%d+)') do
+      pseq[#pseq + 1] = tonumber(a)
+      psize[#psize + 1] = tonumber(b)
+    end
+  end
+  local pushed = {}
+  for _, t in ipairs(trades) do
+    local identity = t[1]
+    if identity == '' or redis.call('SADD', ikey, identity) == 1 then
+      local size, ts = tonumber(t[2]), tonumber(t[3])
+      if not seq then
+        seq = ts * 1000
+      end
+      seq = seq + 1
+      total = total + size
+      pushed[#pushed + 1] = string.format('%d:%d:%d:%s', seq, size, ts, identity)
+      while #psize > 0 and psize[#psize] <= size do
+        psize[#psize] = nil
+        pseq[#pseq] = nil
+      end
+      pseq[#pseq + 1] = seq
+      psize[#psize + 1] = size
+      if ts >= lts then
+        lts, lsize, lexch, lprice = ts, size, t[5], t[4]
+      end
+    end
+  end
+  if #pushed > 0 then
+    counted = counted + #pushed
+    for s = 1, #pushed, 4000 do
+      redis.call('RPUSH', wkey, unpack(pushed, s, math.min(s + 3999, #pushed)))
+    end
+    count = count + #pushed
+    local first = 1
+    if count > capacity then
+      local last_seq = 0
+      for _, entry in ipairs(redis.call('LPOP', wkey, count - capacity)) do
+        local a, b, identity = string.match(entry, '^(%d+):(%d+):%d+:(.*)$')
+        total = total - tonumber(b)
+        last_seq = tonumber(a)
+        if identity ~= '' then
+          redis.call('SREM', ikey, identity)
+        end
+      end
+      count = capacity
+      while first <= #pseq and pseq[first] <= last_seq do
+        first = first + 1
+      end
+    end
+    local peaks = {}
+    for j = first, #pseq do
+      peaks[#peaks + 1] = string.format('%d:%d', pseq[j], psize[j])
+    end
+    redis.call('HSET', skey, 'seq', string.format('%d', seq), 'count', count, 'total', total,
+      'lts', lts, 'lsize', lsize, 'lexch', lexch, 'lprice', lprice,
+      'peaks', table.concat(peaks, ','))
+    redis.call('EXPIRE', wkey, ttl)
+    redis.call('EXPIRE', ikey, ttl)
+    redis.call('EXPIRE', skey, ttl)
+    redis.call('SADD', KEYS[1], symbol)
+    if ttl > dirty_ttl then
+      dirty_ttl = ttl
+    end
+  end
+end
+if dirty_ttl > 0 then
+  redis.call('EXPIRE', KEYS[1], dirty_ttl)
+end
+return counted
+"""
+
 _LEASE_LUA: Final = """
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
@@ -104,6 +230,36 @@ def _scores(scores: tuple[float | None, ...]) -> list[float | str]:
 _GroupKey = tuple[str, str, tuple[str, ...], int]
 
 
+def _window_keys(symbol: str) -> tuple[str, str, str]:
+    return (
+        KEY_TT_WINDOW.name(symbol=symbol),
+        KEY_TT_IDS.name(symbol=symbol),
+        KEY_TT_STATS.name(symbol=symbol),
+    )
+
+
+def _window_item(op: AppendTrades) -> tuple[object, ...]:
+    trades = [
+        (trade.identity, trade.size, trade.timestamp_ms, repr(trade.price), trade.exchange)
+        for trade in op.trades
+    ]
+    return (op.symbol, op.capacity, op.ttl, trades)
+
+
+def _int(value: bytes | None) -> int:
+    return 0 if value is None else int(value)
+
+
+def _entry_timestamp(entry: bytes | None) -> int:
+    """The timestamp of a window entry ``seq:size:timestamp_ms:identity``."""
+    return 0 if entry is None else int(entry.split(b":", 3)[2])
+
+
+def _peak_size(peaks: bytes | None) -> int:
+    """The size of the first peak of ``seq:size,...`` (the window maximum)."""
+    return 0 if not peaks else int(peaks.split(b",", 1)[0].split(b":", 1)[1])
+
+
 class RedisState:
     """Applies state operations to MDC and answers board reads.
 
@@ -114,10 +270,12 @@ class RedisState:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._sha: str | None = None
+        self._windows_sha: str | None = None
 
     async def load_scripts(self) -> None:
-        """Load the merge script (idempotent; called lazily by :meth:`apply`)."""
+        """Load the scripts (idempotent; called lazily by :meth:`apply`)."""
         self._sha = str(await self._redis.script_load(MERGE_ROWS_LUA))
+        self._windows_sha = str(await self._redis.script_load(APPEND_TRADES_LUA))
 
     async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> None:
         """Apply ``ops`` and set the ``marks`` keys in one MULTI/EXEC pipeline.
@@ -142,13 +300,27 @@ class RedisState:
 
     async def _send(self, ops: Sequence[StateOp], marks: Sequence[str]) -> None:
         assert self._sha is not None
+        assert self._windows_sha is not None
         pipe = self._redis.pipeline(transaction=True)
         groups: dict[_GroupKey, list[PutNewer]] = defaultdict(list)
+        windows: list[AppendTrades] = []
         for op in ops:
             if isinstance(op, PutNewer):
                 groups[(op.rows_key, op.versions_key, op.score_keys, op.ttl)].append(op)
             elif isinstance(op, SetValue):
                 pipe.set(op.key, op.payload, ex=op.ttl)
+            elif isinstance(op, AppendTrades):
+                if op.trades:
+                    windows.append(op)
+            elif op.members:
+                pipe.zadd(op.key, dict(op.members))
+                pipe.zremrangebyrank(op.key, 0, -(op.cap + 1))
+                pipe.expire(op.key, op.ttl)
+        for start in range(0, len(windows), WINDOWS_PER_CALL):
+            chunk = windows[start : start + WINDOWS_PER_CALL]
+            keys = [key for op in chunk for key in _window_keys(op.symbol)]
+            packed = _PACK([_window_item(op) for op in chunk])
+            pipe.evalsha(self._windows_sha, 1 + len(keys), KEY_TT_DIRTY.name(), *keys, packed)
         for (rows_key, versions_key, boards, ttl), rows in groups.items():
             for start in range(0, len(rows), ROWS_PER_CALL):
                 packed = _PACK(
@@ -172,10 +344,71 @@ class RedisState:
         values = await self._redis.mget(list(marks))
         return {mark for mark, value in zip(marks, values, strict=True) if value is not None}
 
-    async def top(self, reads: Sequence[TopRead]) -> list[list[RankedMember]]:
-        """Answer board reads in two pipelined round trips (ranks, then rows)."""
-        if not reads:
+    async def top(self, reads: Sequence[Read]) -> list[list[RankedMember]]:
+        """Answer reads of every kind, in order.
+
+        Board reads take two pipelined round trips (ranks, then rows), a union read one
+        transaction, a window-statistics read two round trips (take the changed, read them).
+        """
+        answers: list[list[RankedMember]] = [[] for _ in reads]
+        boards = [(i, read) for i, read in enumerate(reads) if isinstance(read, TopRead)]
+        if boards:
+            found = await self._boards([read for _, read in boards])
+            for (i, _), answer in zip(boards, found, strict=True):
+                answers[i] = answer
+        for i, read in enumerate(reads):
+            if isinstance(read, UnionTopRead):
+                answers[i] = await self._union(read)
+            elif isinstance(read, WindowStatsRead):
+                answers[i] = await self._window_stats(read)
+        return answers
+
+    async def _union(self, read: UnionTopRead) -> list[RankedMember]:
+        if not read.keys or read.limit <= 0:
             return []
+        scratch = KEY_TT_UNION.name()
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.zunionstore(scratch, list(read.keys), aggregate="MAX")
+        pipe.zrevrange(scratch, 0, read.limit - 1, withscores=True)
+        pipe.delete(scratch)
+        _, ranked, _ = await pipe.execute()
+        return [RankedMember(member.decode(), float(score), member) for member, score in ranked]
+
+    async def _window_stats(self, read: WindowStatsRead) -> list[RankedMember]:
+        popped = await self._redis.spop(KEY_TT_DIRTY.name(), read.limit)
+        symbols = cast(list[bytes], popped or [])
+        if not symbols:
+            return []
+        names = sorted(symbol.decode() for symbol in symbols)
+        pipe = self._redis.pipeline(transaction=True)
+        for symbol in names:
+            window, _, stats = _window_keys(symbol)
+            pipe.hmget(stats, ["seq", "count", "total", "lts", "lsize", "lexch", "lprice", "peaks"])
+            pipe.lindex(window, 0)
+            pipe.lindex(window, -1)
+        replies = await pipe.execute()
+        answers: list[RankedMember] = []
+        for n, symbol in enumerate(names):
+            fields, oldest, newest = replies[3 * n : 3 * n + 3]
+            seq, count, total, lts, lsize, lexch, lprice, peaks = fields
+            if not count or seq is None or lprice is None:
+                continue  # expired since it was marked
+            figures = WindowStats(
+                seq=int(seq),
+                count=int(count),
+                total_volume=int(total),
+                max_size=_peak_size(peaks),
+                first_timestamp_ms=_entry_timestamp(oldest),
+                last_timestamp_ms=_entry_timestamp(newest),
+                latest_timestamp_ms=_int(lts),
+                latest_size=_int(lsize),
+                latest_exchange=_int(lexch),
+                latest_price=float(lprice),
+            )
+            answers.append(RankedMember(symbol, float(figures.seq), _PACK(figures)))
+        return answers
+
+    async def _boards(self, reads: Sequence[TopRead]) -> list[list[RankedMember]]:
         pipe = self._redis.pipeline(transaction=False)
         for read in reads:
             pipe.zrevrange(read.board_key, 0, read.limit - 1, withscores=True)

@@ -5,10 +5,19 @@ key and the channel of a feed always agree: a ``value`` feed is ``SET name paylo
 ``list`` feed is ``LPUSH`` + ``LTRIM`` to ``max_len`` + ``EXPIRE``; then, when asked, the same
 bytes are published on the channel of the same name (the script of :class:`WidgetWriter` does
 exactly that for many value documents at once). A whole flush is one pipeline.
+
+A write may carry a ``version`` (event time, a window's sequence number). Several processor
+replicas write the same per-symbol documents, each from the events it happened to receive, so
+without an order a quote record could go back in time. A versioned write is stored and
+published only if its version is at least the stored one (``KEY_WIDGET_VERSION``, living as
+long as the document); at equal versions the payload with the greater SHA-1 wins, the rule of
+:class:`~mdp_cache.ops.PutNewer`, so any order and duplication of writes converge on one
+document and a duplicate is not published twice.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
 from typing import Final, Protocol
 
@@ -17,9 +26,16 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
-from mdp_cache.keys import Feed
+from mdp_cache.keys import KEY_WIDGET_VERSION, Feed
 
-__all__ = ["SET_PUBLISH_LUA", "WidgetItem", "WidgetWriter", "queue_widget_write"]
+__all__ = [
+    "SET_PUBLISH_LUA",
+    "VERSIONED_SET_PUBLISH_LUA",
+    "WidgetItem",
+    "WidgetWriter",
+    "queue_widget_write",
+    "supersedes",
+]
 
 SET_PUBLISH_LUA: Final = """
 -- KEYS: feed names; ARGV[1]: msgpack array of [payload, ttl seconds, publish?], one per key
@@ -32,6 +48,39 @@ for i = 1, #KEYS do
   end
 end
 return #KEYS
+"""
+
+VERSIONED_SET_PUBLISH_LUA: Final = """
+-- KEYS: per document its feed name, then its version key (two keys each)
+-- ARGV[1]: msgpack array of [payload, ttl seconds, publish?, version (decimal string)]
+local items = cmsgpack.unpack(ARGV[1])
+local written = 0
+for i, item in ipairs(items) do
+  local name, vkey = KEYS[2 * i - 1], KEYS[2 * i]
+  local payload, version = item[1], tonumber(item[4])
+  local wins = true
+  local old = redis.call('GET', vkey)
+  if old then
+    local ov = tonumber(old)
+    if version < ov then
+      wins = false
+    elseif version == ov then
+      local prev = redis.call('GET', name)
+      if prev and redis.sha1hex(payload) <= redis.sha1hex(prev) then
+        wins = false
+      end
+    end
+  end
+  if wins then
+    redis.call('SET', name, payload, 'EX', item[2])
+    redis.call('SET', vkey, item[4], 'EX', item[2])
+    if item[3] then
+      redis.call('PUBLISH', name, payload)
+    end
+    written = written + 1
+  end
+end
+return written
 """
 
 _PACK: Final = msgspec.msgpack.Encoder().encode
@@ -62,6 +111,30 @@ class WidgetItem(Protocol):
         """Whether to publish it as well."""
         ...
 
+    @property
+    def version(self) -> int | None:
+        """Order of the document among writes of the same name (None: always written)."""
+        ...
+
+
+def supersedes(version: int, payload: bytes, stored: tuple[int, bytes | None] | None) -> bool:
+    """Whether a write of ``version``/``payload`` replaces ``stored`` (its version and bytes).
+
+    The rule of the versioned script, for the writers that cannot run it (emulators, memory).
+    """
+    if stored is None:
+        return True
+    old_version, old_payload = stored
+    if version != old_version:
+        return version > old_version
+    if old_payload is None:
+        return True
+    return _sha1(payload) > _sha1(old_payload)
+
+
+def _sha1(payload: bytes) -> str:
+    return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
+
 
 def queue_widget_write(
     pipe: Pipeline, feed: Feed, name: str, payload: bytes, *, publish: bool = True
@@ -89,6 +162,11 @@ def queue_widget_write(
     return queued
 
 
+def _calls(items: Sequence[object]) -> int:
+    """Script calls needed for ``items`` documents."""
+    return -(-len(items) // _VALUES_PER_CALL)
+
+
 class WidgetWriter:
     """Applies batches of widget writes to WDC, one pipeline per batch.
 
@@ -104,7 +182,10 @@ class WidgetWriter:
     def __init__(self, redis: Redis) -> None:
         self._redis = redis
         self._sha: str | None = None
+        self._versioned_sha: str | None = None
         self._plain = False
+        #: Versioned writes dropped because the stored document was as new or newer.
+        self.superseded = 0
 
     async def write(self, writes: Sequence[WidgetItem]) -> int:
         """Write (and publish) every item in one pipeline.
@@ -124,7 +205,7 @@ class WidgetWriter:
         try:
             return await self._send(writes)
         except NoScriptError:
-            self._sha = str(await self._redis.script_load(SET_PUBLISH_LUA))
+            await self._load_scripts()
             return await self._send(writes)
         except ResponseError as exc:
             if "cmsgpack" not in str(exc):
@@ -145,31 +226,67 @@ class WidgetWriter:
         except (ResponseError, InvalidResponse):
             kind = None
         if kind in (b"table", "table"):
-            self._sha = str(await self._redis.script_load(SET_PUBLISH_LUA))
+            await self._load_scripts()
         else:
             self._plain = True
 
+    async def _load_scripts(self) -> None:
+        self._sha = str(await self._redis.script_load(SET_PUBLISH_LUA))
+        self._versioned_sha = str(await self._redis.script_load(VERSIONED_SET_PUBLISH_LUA))
+
     async def _send_plain(self, writes: Sequence[WidgetItem]) -> int:
+        """One command per effect; versions compared here, between two round trips.
+
+        Not atomic across writers: this path serves emulators, where one process writes.
+        """
+        versioned = [item for item in writes if item.version is not None]
+        winners = set(range(len(writes)))
+        if versioned:
+            read = self._redis.pipeline(transaction=False)
+            for item in versioned:
+                read.get(KEY_WIDGET_VERSION.name(feed=item.name))
+                read.get(item.name)
+            replies = await read.execute()
+            latest: dict[str, tuple[int, bytes | None]] = {}
+            for n, item in enumerate(versioned):
+                old_version, old_payload = replies[2 * n], replies[2 * n + 1]
+                if item.name not in latest and old_version is not None:
+                    latest[item.name] = (int(old_version), old_payload)
+            for index, item in enumerate(writes):
+                if item.version is None:
+                    continue
+                if supersedes(item.version, item.payload, latest.get(item.name)):
+                    latest[item.name] = (item.version, item.payload)
+                else:
+                    winners.discard(index)
+                    self.superseded += 1
         pipe = self._redis.pipeline(transaction=False)
         sent = 0
-        for item in writes:
+        for index, item in enumerate(writes):
+            if index not in winners:
+                continue
             sent += queue_widget_write(
                 pipe, item.feed, item.name, item.payload, publish=item.publish
             )
+            if item.version is not None:
+                pipe.set(KEY_WIDGET_VERSION.name(feed=item.name), item.version, ex=item.feed.ttl)
+                sent += 1
         await pipe.execute()
         return sent
 
     async def _send(self, writes: Sequence[WidgetItem]) -> int:
         assert self._sha is not None
+        assert self._versioned_sha is not None
         pipe = self._redis.pipeline(transaction=False)
         sent = 0
         values: list[WidgetItem] = []
+        versioned: list[WidgetItem] = []
         for item in writes:
             if item.feed.shape == "value":
                 if not item.feed.matches(item.name):
                     msg = f"{item.name!r} is not a name of feed {item.feed.template!r}"
                     raise ValueError(msg)
-                values.append(item)
+                (values if item.version is None else versioned).append(item)
             else:
                 sent += queue_widget_write(
                     pipe, item.feed, item.name, item.payload, publish=item.publish
@@ -185,5 +302,28 @@ class WidgetWriter:
             )
             pipe.evalsha(self._sha, len(chunk), *(item.name for item in chunk), packed)
             sent += 1
-        await pipe.execute()
+        for start in range(0, len(versioned), _VALUES_PER_CALL):
+            chunk = versioned[start : start + _VALUES_PER_CALL]
+            packed = _PACK(
+                [
+                    (
+                        item.payload.decode("utf-8", "surrogateescape"),
+                        item.feed.ttl,
+                        item.publish,
+                        str(item.version),
+                    )
+                    for item in chunk
+                ]
+            )
+            keys = [
+                key
+                for item in chunk
+                for key in (item.name, KEY_WIDGET_VERSION.name(feed=item.name))
+            ]
+            pipe.evalsha(self._versioned_sha, len(keys), *keys, packed)
+            sent += 1
+        replies = await pipe.execute()
+        if versioned:
+            written = sum(int(reply) for reply in replies[len(replies) - _calls(versioned) :])
+            self.superseded += len(versioned) - written
         return sent

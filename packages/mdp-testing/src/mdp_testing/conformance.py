@@ -14,7 +14,9 @@ What is checked: the class attributes; the protocol; that it reads no wall clock
 ``collect`` coalesces (each feed name at most once per call, nothing new on an immediate second
 call); that every write names a catalogue feed and carries JSON; that the output is a
 deterministic function of the inputs; that kinds it does not consume are ignored; and, unless
-``idempotent`` is False, that applying the same batch twice changes nothing.
+``idempotent`` is False, that applying the same batch twice changes nothing. For a
+:class:`~mdp_analyzers.typing.Composer` the output checked is what a flush writes: its state
+applied to a :class:`~mdp_analyzers.state.MemoryState`, then one composition from it.
 """
 
 from __future__ import annotations
@@ -28,7 +30,8 @@ import msgspec
 import pytest
 
 from mdp_analyzers.registry import available
-from mdp_analyzers.typing import Analyzer, Output
+from mdp_analyzers.state import MemoryState
+from mdp_analyzers.typing import Analyzer, Composer, Output
 from mdp_cache.keys import feed_for
 from mdp_core.clock import ET, to_ns
 from mdp_core.events import (
@@ -164,8 +167,17 @@ class AnalyzerSuite:
         analyzer = self.make_analyzer()
         for batch in batches:
             analyzer.apply(list(batch), self.now_ns())
+        return self._flush(analyzer, MemoryState())
+
+    def _flush(self, analyzer: Any, state: MemoryState) -> Output:
+        """What one flush writes: collected output, plus a composition for a Composer."""
         output: Output = analyzer.collect(self.now_ns())
-        return output
+        if not isinstance(analyzer, Composer):
+            return output
+        state.apply_now(output.state)
+        reads = analyzer.reads(self.now_ns())
+        composed = analyzer.compose(self.now_ns(), [state.answer_now(read) for read in reads])
+        return Output(widgets=[*output.widgets, *composed], state=output.state)
 
     @staticmethod
     def _digest(output: Output) -> list[tuple[str, bytes, bool]]:
@@ -220,7 +232,7 @@ class AnalyzerSuite:
         inputs = self.sample_inputs()
         analyzer.apply(inputs, self.now_ns())
         analyzer.apply(inputs[::-1], self.now_ns())
-        first = analyzer.collect(self.now_ns())
+        first = self._flush(analyzer, MemoryState())
         names = [write.name for write in first.widgets]
         assert len(names) == len(set(names)), "a feed name was written twice in one flush"
         assert not analyzer.collect(self.now_ns()).widgets, "nothing changed since"

@@ -29,8 +29,8 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import Composer, NeedsReference, WidgetWrite
-from mdp_cache.keys import KEY_LB_LEASE, KEY_SEEN_BATCH
-from mdp_cache.ops import PutNewer, SetValue, StateBackend, StateOp
+from mdp_cache.keys import KEY_COMPOSE_LEASE, KEY_SEEN_BATCH
+from mdp_cache.ops import AppendTrades, KeepTop, PutNewer, SetValue, StateBackend, StateOp
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
 from mdp_core.clock import Clock, LiveClock
@@ -65,7 +65,8 @@ class MemoryWidgets:
     async def write(self, writes: Sequence[WidgetItem]) -> int:
         """Record the writes as WDC would hold them."""
         self.store.record(
-            WidgetWrite(item.feed, item.name, item.payload, item.publish) for item in writes
+            WidgetWrite(item.feed, item.name, item.payload, item.publish, item.version)
+            for item in writes
         )
         return len(writes)
 
@@ -351,7 +352,11 @@ class Processor:
                     self.stats.analyzer_errors[analyzer.name] += 1
                     _log.exception("collect_failed", analyzer=analyzer.name)
                     continue
-                ops.extend(op for op in output.state if isinstance(op, PutNewer | SetValue))
+                ops.extend(
+                    op
+                    for op in output.state
+                    if isinstance(op, PutNewer | SetValue | AppendTrades | KeepTop)
+                )
                 writes.extend(output.widgets)
             marks, self._pending_marks = self._pending_marks, []
             batches, self._pending_batches = self._pending_batches, []
@@ -458,10 +463,10 @@ class Processor:
                 continue
             self._next_compose[id(analyzer)] = now_ns + analyzer.compose_interval_ns
             try:
-                ttl_ms = (KEY_LB_LEASE.ttl or 2) * 1000
-                if not await self.state.hold_lease(
-                    KEY_LB_LEASE.name(), self.config.instance, ttl_ms
-                ):
+                ttl_ms = (KEY_COMPOSE_LEASE.ttl or 2) * 1000
+                name = str(getattr(analyzer, "name", type(analyzer).__name__))
+                lease = KEY_COMPOSE_LEASE.name(analyzer=name)
+                if not await self.state.hold_lease(lease, self.config.instance, ttl_ms):
                     continue
                 reads = analyzer.reads(now_ns)
                 answers = await self.state.top(reads)
