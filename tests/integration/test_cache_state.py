@@ -20,6 +20,7 @@ from mdp_cache.ops import (
     AppendTrades,
     KeepTop,
     PutNewer,
+    RowsRead,
     SetValue,
     TopRead,
     UnionTopRead,
@@ -205,3 +206,25 @@ async def test_capped_rankings_keep_the_global_top_of_every_replicas_offers(
     expected = sorted(best.items(), key=lambda i: (i[1], i[0]), reverse=True)[:8]
     assert [(r.payload, r.score) for r in from_redis] == expected
     assert await redis.exists(KEY_TT_UNION.name()) == 0
+
+
+async def test_rows_reads_return_the_merged_rows_with_their_versions(redis: Redis) -> None:
+    ops = [
+        PutNewer("mdp:t:h:rows", "mdp:t:h:versions", member, version, payload, (), (), 60)
+        for member, version, payload in [
+            ("BBB", 5, b'{"halted":true}'),
+            ("AAA", 9, b'{"halted":false}'),
+            ("BBB", 3, b'{"halted":false}'),  # older: loses
+        ]
+    ]
+    memory = MemoryState()
+    memory.apply_now(ops)
+    state = RedisState(redis)
+    await state.apply(ops)
+    read = RowsRead("mdp:t:h:rows", "mdp:t:h:versions")
+    [answer] = await state.top([read])
+    assert answer == memory.answer_now(read)
+    assert [(row.member, row.score, row.payload) for row in answer] == [
+        ("AAA", 9.0, b'{"halted":false}'),
+        ("BBB", 5.0, b'{"halted":true}'),
+    ]

@@ -3,8 +3,9 @@
 The broker hands each replica part of every symbol's trades and bars. Whatever the split, the
 published documents must be those of one process that saw everything: trade statistics over
 the shared window and the market-wide board equal a recomputation from all the trades (a trade
-delivered twice counted once), and the quote record is the one of the latest bar, never an
-older one written last by the other replica.
+delivered twice counted once), the quote record is the one of the latest bar, never an
+older one written last by the other replica, and a halt that reached one replica flags the
+symbol's record and the halts document whichever replica wrote them.
 """
 
 from __future__ import annotations
@@ -19,9 +20,10 @@ import pytest
 from redis.asyncio import Redis
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
+from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.keys import FEED_QUOTE, FEED_TOP_TRADES, FEED_TRADE_STATS
+from mdp_cache.keys import FEED_HALTS, FEED_QUOTE, FEED_TOP_TRADES, FEED_TRADE_STATS
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.clock import LiveClock
@@ -30,7 +32,7 @@ from mdp_core.events import MarketEvent, Trade
 from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import AmqpConsumer, AmqpPublisher, OutgoingBatch, Topology
-from mdp_testing.conformance import aggregate, trade
+from mdp_testing.conformance import aggregate, luld, trade
 
 TOP_N = 5
 STATS_KEYS = ("trade_count", "total_volume", "max_size", "latest_price")
@@ -62,6 +64,7 @@ class Replica:
             AmqpConsumer(amqp_url, topology, prefetch=2),
             [
                 LeaderboardAnalyzer(compose_interval_s=0.05),
+                MassiveDataAnalyzer(compose_interval_s=0.05),
                 TopTradesAnalyzer(top_n=TOP_N, publish_interval_s=0.05),
             ],
             state=RedisState(self.mdc),
@@ -124,7 +127,9 @@ async def test_two_replicas_publish_what_one_process_seeing_everything_would(
             n += 1
         for s, bar in enumerate(bars):
             publisher.publish(outgoing(topology, [bar], f"a{s}"))
-        total = sum(len(p) + 6 for p in trades.values()) + len(bars)
+        # AAA is halted after its last bar: one replica gets the LULD message.
+        publisher.publish(outgoing(topology, [luld("AAA", bars[-1].end_ms + 500, 17)], "h0"))
+        total = sum(len(p) + 6 for p in trades.values()) + len(bars) + 1
         async with asyncio.timeout(30):
             while sum(r.processor.stats.total_events for r in replicas) < total:
                 await next_flush(replicas)
@@ -134,7 +139,12 @@ async def test_two_replicas_publish_what_one_process_seeing_everything_would(
             expected = {symbol: expected_stats(prints) for symbol, prints in trades.items()}
             every = [t for prints in trades.values() for t in prints]
             best = sorted(every, key=lambda t: round(t.price * t.size, 2), reverse=True)[:TOP_N]
-            wanted = (expected, [t.trade_id for t in best], bars[-1].accumulated_volume)
+            wanted = (
+                expected,
+                [t.trade_id for t in best],
+                (bars[-1].accumulated_volume, True),
+                ["AAA"],
+            )
             # Compositions run on whichever replica holds the lease: wait for one after the
             # last write (the documents then stop changing).
             while await documents(redis) != wanted:
@@ -165,7 +175,9 @@ async def next_flush(replicas: list[Replica]) -> None:
     await asyncio.gather(*pending, return_exceptions=True)
 
 
-async def documents(redis: Redis) -> tuple[dict[str, Any], list[str], int | None]:
+async def documents(
+    redis: Redis,
+) -> tuple[dict[str, Any], list[str], tuple[int, bool] | None, list[str]]:
     stats: dict[str, Any] = {}
     for symbol in ("AAA", "BBB"):
         raw = await redis.get(FEED_TRADE_STATS.name(symbol=symbol))
@@ -179,5 +191,10 @@ async def documents(redis: Redis) -> tuple[dict[str, Any], list[str], int | None
         else [t["trade_id"] for t in msgspec.json.decode(raw_board)["trades"]]
     )
     raw_quote = await redis.get(FEED_QUOTE.name(symbol="AAA"))
-    volume = None if raw_quote is None else msgspec.json.decode(raw_quote)["accumulated_volume"]
-    return stats, board, volume
+    quote = None
+    if raw_quote is not None:
+        decoded = msgspec.json.decode(raw_quote)
+        quote = (decoded["accumulated_volume"], decoded["halted"])
+    raw_halts = await redis.get(FEED_HALTS.name())
+    halted = [] if raw_halts is None else sorted(msgspec.json.decode(raw_halts)["symbols"])
+    return stats, board, quote, halted

@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.notebook import boards_of, quotes_of, replay_leaderboards
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer, load_analyzer
 from mdp_analyzers.replay import read_replay, run_offline
@@ -15,12 +16,15 @@ from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_analyzers.top_stocks import TopStocksAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
+from mdp_analyzers.typing import Composer, Synchronized
 from mdp_cache.keys import (
     FEED_HALTS,
     FEED_LATEST_LULD,
     FEED_LATEST_NBBO,
+    FEED_QUOTE,
     FEED_TOP_TRADES,
     FEED_TRADE_STATS,
+    KEY_LB_ROWS,
 )
 from mdp_core.calendar import MarketCalendar
 from mdp_core.events import FairMarketValue
@@ -42,17 +46,61 @@ def test_router_keeps_only_the_latest_event_per_kind_and_symbol() -> None:
     assert router.routed["Q"] == 100
 
 
-def test_router_tracks_halts() -> None:
-    router = MassiveDataAnalyzer()
-    router.apply([luld("AAA", at_ms(DAY, 10, 0), 17)], 0)
-    writes = {w.name: msgspec.json.decode(w.payload) for w in router.collect(5_000_000).widgets}
+def replica_flush(analyzer: Any, state: MemoryState, now_ns: int) -> dict[str, Any]:
+    """One processor flush on a replica sharing ``state``: write, sync, compose."""
+    output = analyzer.collect(now_ns)
+    state.apply_now(output.state)
+    writes = list(output.widgets)
+    if isinstance(analyzer, Synchronized):
+        analyzer.sync(now_ns, [state.answer_now(r) for r in analyzer.sync_reads(now_ns)])
+    if isinstance(analyzer, Composer):
+        answers = [state.answer_now(read) for read in analyzer.reads(now_ns)]
+        writes.extend(analyzer.compose(now_ns, answers))
+    return {w.name: msgspec.json.decode(w.payload) for w in writes}
+
+
+def test_halts_reach_every_replica_whichever_received_them() -> None:
+    state = MemoryState()
+    first, second = MassiveDataAnalyzer(), MassiveDataAnalyzer()
+    now_ns = at_ms(DAY, 10, 1) * 1_000_000
+    first.apply([luld("AAA", at_ms(DAY, 10, 0), 17)], 0)
+    writes = replica_flush(first, state, now_ns)
     assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["halted"] is True
     assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["T"] == "AAA"
     assert set(writes[FEED_HALTS.name()]["symbols"]) == {"AAA"}
-    router.apply([luld("AAA", at_ms(DAY, 10, 5), 18)], 0)
-    writes = {w.name: msgspec.json.decode(w.payload) for w in router.collect(6_000_000).widgets}
-    assert writes[FEED_HALTS.name()]["symbols"] == {}
+    # The other replica learns it from the merged state: a band update it receives next
+    # says halted, and its halts document (were it composing) agrees.
+    replica_flush(second, state, now_ns)
+    second.apply([luld("AAA", at_ms(DAY, 10, 0, 30))], 0)  # no halt/resume indicator
+    writes = replica_flush(second, state, now_ns + 1)
+    assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["halted"] is True
+    # The resume arrives at the second replica; the first one's document follows.
+    second.apply([luld("AAA", at_ms(DAY, 10, 5), 18)], 0)
+    writes = replica_flush(second, state, now_ns + 2)
     assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["halted"] is False
+    writes = replica_flush(first, state, now_ns + 3)
+    assert writes[FEED_HALTS.name()]["symbols"] == {}
+    # Nothing changed since: the document is not published again.
+    assert FEED_HALTS.name() not in replica_flush(first, state, now_ns + 4)
+
+
+def test_a_halt_flags_the_rows_every_replica_writes() -> None:
+    state = MemoryState()
+    seen_halt, seen_bars = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    bar = aggregate("AAA", at_ms(DAY, 10, 0, 10), close=11.0, accumulated_volume=5_000)
+    seen_bars.apply([bar], 0)
+    now_ns = at_ms(DAY, 10, 1) * 1_000_000
+    quote_name = FEED_QUOTE.name(symbol="AAA")
+    assert replica_flush(seen_bars, state, now_ns)[quote_name]["halted"] is False
+    seen_halt.apply([luld("AAA", at_ms(DAY, 10, 0, 20), 17)], 0)
+    replica_flush(seen_halt, state, now_ns)
+    # The replica holding the bar learns of the halt (sync) and rewrites the row on its next
+    # flush, with a version that beats the unflagged one.
+    assert quote_name not in replica_flush(seen_bars, state, now_ns + 1)
+    writes = replica_flush(seen_bars, state, now_ns + 2)
+    assert writes[quote_name]["halted"] is True
+    day_rows = state.rows[KEY_LB_ROWS.name(day=DAY.isoformat())]
+    assert msgspec.json.decode(day_rows["AAA"])["halted"] is True
 
 
 def naive_stats(trades: list[tuple[int, int, float]], window: int) -> dict[str, float]:

@@ -10,11 +10,15 @@ which the service calls about once a second on one replica.
 Why this is correct with several replicas and redeliveries:
 
 * A row is a pure function of the symbol's *latest* aggregate (the day's accumulated volume and
-  the last price travel in every bar) and its reference data, so keeping the row with the
-  highest version (event time, then reference completeness) gives the same result whatever the
-  order or duplication of messages, and whichever replica saw which message.
+  the last price travel in every bar), its halt state and its reference data, so keeping the
+  row with the highest version (event time, then halted, then reference completeness) gives
+  the same result whatever the order or duplication of messages, and whichever replica saw
+  which message.
 * The quote record carries the row's version, and WDC keeps the newest (see
   :mod:`mdp_cache.widgets`), so it agrees with the merged row whichever replica wrote last.
+* A LULD halt reaches one replica; it is recorded in MDC and every replica reads the merged
+  halts back about once a second (:mod:`mdp_analyzers.halts`) and rewrites the rows it flags;
+  at equal bar ends a halted row wins over an unflagged one.
 * Keys carry the trading day (04:00 ET boundary from the calendar, holidays included): a new
   day writes new keys; nothing is reset, so there is no reset race.
 * Gainers are measured against the regular-session open and only for bars that end at or after
@@ -38,8 +42,8 @@ from mdp_analyzers.board import (
     encode_row,
     row_scores,
 )
-from mdp_analyzers.routing import LULD_HALT, LULD_RESUME
-from mdp_analyzers.state import PutNewer, RankedMember, StateOp, TopRead
+from mdp_analyzers.halts import HaltBook, halts_read
+from mdp_analyzers.state import PutNewer, RankedMember, Read, StateOp, TopRead
 from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache.keys import FEED_QUOTE, KEY_LB_BOARD, KEY_LB_ROWS, KEY_LB_VERSIONS
 from mdp_cache.records import ReferenceData
@@ -60,13 +64,12 @@ Aggregate = SecondAggregate | MinuteAggregate
 class _Symbol:
     """What the analyzer knows about one symbol today."""
 
-    __slots__ = ("event", "first_regular", "halted", "reference")
+    __slots__ = ("event", "first_regular", "reference")
 
     def __init__(self) -> None:
         self.event: Aggregate | None = None
         #: (start_ms, open) of the earliest regular-session bar seen (fallback session open).
         self.first_regular: tuple[int, float] | None = None
-        self.halted = False
         self.reference: ReferenceData | None = None
 
 
@@ -92,6 +95,8 @@ class LeaderboardAnalyzer:
         self.calendar = calendar if calendar is not None else MarketCalendar()
         self.board_size = board_size
         self.compose_interval_ns = int(compose_interval_s * NS_PER_SECOND)
+        self.sync_interval_ns = self.compose_interval_ns
+        self._halts = HaltBook()
         self._day: date | None = None
         self._day_range = (0, 0)
         self._open_ns = 0
@@ -150,22 +155,32 @@ class LeaderboardAnalyzer:
                 self.ignored_events += 1
 
     def _apply_luld(self, event: LimitUpLimitDown) -> None:
-        if LULD_HALT in event.indicators:
-            halted = True
-        elif LULD_RESUME in event.indicators:
-            halted = False
-        else:
-            return
-        state = self._symbols.get(event.symbol)
-        if state is None:
-            return
-        if state.halted != halted:
-            state.halted = halted
-            if state.event is not None:
-                self._changed.add(event.symbol)
+        if self._halts.note(event):
+            self._halt_changed(event.symbol)
+
+    def _halt_changed(self, symbol: str) -> None:
+        state = self._symbols.get(symbol)
+        if state is not None and state.event is not None:
+            self._changed.add(symbol)
+
+    # --- Synchronized: halts other replicas received -------------------------------------
+
+    def sync_reads(self, now_ns: int) -> Sequence[Read]:
+        """The merged halt records."""
+        del now_ns
+        return [halts_read()]
+
+    def sync(self, now_ns: int, answers: Sequence[Sequence[RankedMember]]) -> None:
+        """Learn the halts other replicas recorded; the rows they flag are written again."""
+        del now_ns
+        for symbol in self._halts.merge(answers[0]):
+            self._halt_changed(symbol)
 
     def _roll(self, day: date) -> None:
-        """Start trading day ``day``: yesterday's symbols, halts and reference are forgotten."""
+        """Start trading day ``day``: yesterday's symbols and reference are forgotten.
+
+        Halts are kept: a symbol halted at the close stays halted until its resume.
+        """
         self._day = day
         self._symbols = {}
         self._changed = set()
@@ -205,7 +220,7 @@ class LeaderboardAnalyzer:
 
     def collect(self, now_ns: int) -> Output:
         """Rows of the symbols that changed: newer-wins state writes plus quote records."""
-        ops: list[StateOp] = []
+        ops: list[StateOp] = list(self._halts.take_ops())
         widgets: list[WidgetWrite] = []
         if self._changed and self._day is not None:
             rows, widgets = self.rows_output(self._changed)
@@ -237,7 +252,7 @@ class LeaderboardAnalyzer:
             row = self._row(event, state, day)
             payload = encode_row(row)
             completeness = state.reference.completeness if state.reference is not None else 0
-            version = event.end_ms * 8 + completeness
+            version = self._version(symbol, event, completeness)
             ops.append(
                 PutNewer(
                     rows_key=rows_key,
@@ -258,6 +273,17 @@ class LeaderboardAnalyzer:
             widgets.append(WidgetWrite(FEED_QUOTE, name, payload, version=version))
         return ops, widgets
 
+    def _version(self, symbol: str, event: Aggregate, completeness: int) -> int:
+        """The row's version: bar end, then whether halted, then reference completeness.
+
+        A halted symbol makes no new bars, so a replica that learns of a halt rewrites the
+        row of the very bar other replicas wrote without the flag; at equal bar ends the
+        halted row wins. (A resume needs nothing of the kind: trading goes on and the next
+        bar, a second later, is newer.) Below 2**53 until the year 2250.
+        """
+        halted = 1 if self._halts.halted(symbol) else 0
+        return ((event.end_ms * 2 + halted) << 3) + completeness
+
     def _row(self, event: Aggregate, state: _Symbol, day: date) -> Row:
         session_open: float | None = None
         if event.end_ms * _NS_PER_MS >= self._open_ns > 0:
@@ -266,7 +292,11 @@ class LeaderboardAnalyzer:
             elif state.first_regular is not None:
                 session_open = state.first_regular[1]
         return build_row(
-            event, day, reference=state.reference, session_open=session_open, halted=state.halted
+            event,
+            day,
+            reference=state.reference,
+            session_open=session_open,
+            halted=self._halts.halted(event.symbol),
         )
 
     # --- composition (Composer protocol) ------------------------------------------------

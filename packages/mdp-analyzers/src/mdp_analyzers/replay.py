@@ -18,7 +18,7 @@ from typing import Any, Final
 import msgspec
 
 from mdp_analyzers.state import MemoryState
-from mdp_analyzers.typing import Composer, NeedsReference, WidgetWrite
+from mdp_analyzers.typing import Composer, NeedsReference, Synchronized, WidgetWrite
 from mdp_cache.records import ReferenceData
 from mdp_cache.widgets import supersedes
 from mdp_core.clock import NS_PER_SECOND, ManualClock
@@ -165,6 +165,7 @@ class _Driver:
         self.result = result
         self.reference = reference
         self.next_compose: dict[int, int] = {}
+        self.next_sync: dict[int, int] = {}
 
     def step(self, batch: list[MarketEvent], now_ns: int, *, force_compose: bool = False) -> None:
         for analyzer in self.analyzers:
@@ -176,6 +177,12 @@ class _Driver:
             output = analyzer.collect(now_ns)
             self.result.state.apply_now(output.state)
             self.result.record(output.widgets)
+            if isinstance(analyzer, Synchronized):
+                due = self.next_sync.get(id(analyzer), 0)
+                if force_compose or now_ns >= due:
+                    self.next_sync[id(analyzer)] = now_ns + analyzer.sync_interval_ns
+                    reads = analyzer.sync_reads(now_ns)
+                    analyzer.sync(now_ns, [self.result.state.answer_now(r) for r in reads])
             if isinstance(analyzer, Composer):
                 due = self.next_compose.get(id(analyzer), 0)
                 if force_compose or now_ns >= due:

@@ -4,8 +4,13 @@ Every aggregate, trade, NBBO quote and LULD event replaces the previous one of i
 memory; a flush writes each (kind, symbol) that changed once, whatever the number of events in
 between (the earlier implementation wrote and published every NBBO quote). Each write is
 versioned by event time, so with several replicas a symbol's latest record never goes back in
-time (WDC keeps the newest, see :mod:`mdp_cache.widgets`). LULD events also maintain the
-market-wide halts document. Event kinds without a feed are counted, not routed.
+time (WDC keeps the newest, see :mod:`mdp_cache.widgets`). Event kinds without a feed are
+counted, not routed.
+
+LULD halts and resumes are recorded in MDC (:mod:`mdp_analyzers.halts`), whichever replica
+receives them; the market-wide halts document is composed from those merged records by the
+replica holding the router's lease, and every replica reads them back so the ``halted`` flag
+of its LULD records agrees.
 """
 
 from __future__ import annotations
@@ -16,6 +21,8 @@ from typing import ClassVar, Final
 
 import msgspec
 
+from mdp_analyzers.halts import LULD_HALT, LULD_RESUME, HaltBook, HaltRecord, halts_read
+from mdp_analyzers.state import RankedMember, Read
 from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache.keys import (
     FEED_HALTS,
@@ -25,14 +32,10 @@ from mdp_cache.keys import (
     FEED_LATEST_TRADE,
     Feed,
 )
+from mdp_core.clock import NS_PER_SECOND
 from mdp_core.events import LimitUpLimitDown, MarketEvent
 
 __all__ = ["LULD_HALT", "LULD_RESUME", "MassiveDataAnalyzer"]
-
-LULD_HALT: Final = 17
-"""LULD indicator: a trading pause (halt) is in effect."""
-LULD_RESUME: Final = 18
-"""LULD indicator: trading resumed."""
 
 _FEEDS: Final[dict[str, Feed]] = {
     "A": FEED_LATEST_AGGREGATE,
@@ -60,6 +63,10 @@ class _Halts(msgspec.Struct, frozen=True):
 class MassiveDataAnalyzer:
     """Routes the latest event per kind and symbol to the ``FEED_LATEST_*`` feeds.
 
+    Args:
+        compose_interval_s: Seconds between two compositions of the halts document (and two
+            readings of the merged halts).
+
     Attributes:
         routed: Events accepted, by ``ev`` code.
         unknown: Events of kinds without a feed, by ``ev`` code.
@@ -68,10 +75,12 @@ class MassiveDataAnalyzer:
     name: ClassVar[str] = "router"
     consumes: ClassVar[frozenset[str]] = frozenset(_FEEDS)
 
-    def __init__(self) -> None:
+    def __init__(self, *, compose_interval_s: float = 1.0) -> None:
+        self.compose_interval_ns = int(compose_interval_s * NS_PER_SECOND)
+        self.sync_interval_ns = self.compose_interval_ns
         self._latest: dict[tuple[str, str], MarketEvent] = {}
-        self._halts: dict[str, _Halt] = {}
-        self._halts_changed = False
+        self._halts = HaltBook()
+        self._last_halts: bytes | None = None
         self.routed: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
 
@@ -90,36 +99,58 @@ class MassiveDataAnalyzer:
             if old is None or event.event_time_ms >= old.event_time_ms:
                 latest[key] = event
             if type(event) is LimitUpLimitDown:
-                self._track_halt(event)
-
-    def _track_halt(self, event: LimitUpLimitDown) -> None:
-        if LULD_HALT in event.indicators:
-            if event.symbol not in self._halts:
-                self._halts[event.symbol] = _Halt(
-                    event.timestamp_ms, event.high_limit, event.low_limit
-                )
-                self._halts_changed = True
-        elif LULD_RESUME in event.indicators and event.symbol in self._halts:
-            del self._halts[event.symbol]
-            self._halts_changed = True
+                self._halts.note(event)
 
     def collect(self, now_ns: int) -> Output:
-        """One write per (kind, symbol) changed since the last call, plus halts if changed."""
+        """One write per (kind, symbol) changed since the last call; halt records as state."""
+        del now_ns
         widgets: list[WidgetWrite] = []
         for (ev, symbol), event in self._latest.items():
             feed = _FEEDS[ev]
             payload = _ENCODER.encode(event)
             if ev == "LULD":
-                halted = b"true" if symbol in self._halts else b"false"
+                halted = b"true" if self._halts.halted(symbol) else b"false"
                 payload = payload[:-1] + b',"halted":' + halted + b"}"
             widgets.append(
                 WidgetWrite(feed, feed.name(symbol=symbol), payload, version=event.event_time_ms)
             )
         self._latest = {}
-        if self._halts_changed:
-            self._halts_changed = False
-            document = _Halts(
-                as_of_ms=now_ns // 1_000_000, symbols=dict(sorted(self._halts.items()))
-            )
-            widgets.append(WidgetWrite(FEED_HALTS, FEED_HALTS.name(), _ENCODER.encode(document)))
-        return Output(widgets=widgets)
+        return Output(widgets=widgets, state=self._halts.take_ops())
+
+    # --- Synchronized: halts other replicas received -------------------------------------
+
+    def sync_reads(self, now_ns: int) -> Sequence[Read]:
+        """The merged halt records."""
+        del now_ns
+        return [halts_read()]
+
+    def sync(self, now_ns: int, answers: Sequence[Sequence[RankedMember]]) -> None:
+        """Learn the halts other replicas recorded."""
+        del now_ns
+        self._halts.merge(answers[0])
+
+    # --- Composer: the market-wide halts document ----------------------------------------
+
+    def reads(self, now_ns: int) -> Sequence[Read]:
+        """The merged halt records."""
+        del now_ns
+        return [halts_read()]
+
+    def compose(
+        self, now_ns: int, answers: Sequence[Sequence[RankedMember]]
+    ) -> Sequence[WidgetWrite]:
+        """The halts document, when the set of halted symbols changed."""
+        halted: dict[str, _Halt] = {}
+        for row in answers[0]:
+            try:
+                record = msgspec.json.decode(row.payload, type=HaltRecord)
+            except msgspec.DecodeError:
+                continue
+            if record.halted:
+                halted[row.member] = _Halt(record.since_ms, record.high_limit, record.low_limit)
+        listed = _ENCODER.encode(halted)
+        if listed == self._last_halts:
+            return []
+        self._last_halts = listed
+        document = _Halts(as_of_ms=now_ns // 1_000_000, symbols=halted)
+        return [WidgetWrite(FEED_HALTS, FEED_HALTS.name(), _ENCODER.encode(document))]

@@ -23,6 +23,7 @@ from mdp_cache.ops import (
     PutNewer,
     RankedMember,
     Read,
+    RowsRead,
     SetValue,
     StateBackend,
     StateOp,
@@ -41,6 +42,7 @@ __all__ = [
     "PutNewer",
     "RankedMember",
     "Read",
+    "RowsRead",
     "SetValue",
     "StateBackend",
     "StateOp",
@@ -205,6 +207,13 @@ class MemoryState:
             return self.top_now(read)
         if isinstance(read, UnionTopRead):
             return self._union_now(read)
+        if isinstance(read, RowsRead):
+            rows = self.rows.get(read.rows_key, {})
+            versions = self.versions.get(read.versions_key, {})
+            return [
+                RankedMember(member, float(versions.get(member, 0)), payload)
+                for member, payload in sorted(rows.items())
+            ]
         return self._window_stats_now(read)
 
     def _union_now(self, read: UnionTopRead) -> list[RankedMember]:

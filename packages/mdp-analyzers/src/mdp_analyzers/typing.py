@@ -25,6 +25,7 @@ __all__ = [
     "NeedsReference",
     "Output",
     "Rehydratable",
+    "Synchronized",
     "WidgetWrite",
 ]
 
@@ -132,6 +133,29 @@ class Composer(Protocol):
         self, now_ns: int, answers: Sequence[Sequence[RankedMember]]
     ) -> Sequence[WidgetWrite]:
         """Turn the answers (in the order of :meth:`reads`) into widget writes."""
+        ...
+
+
+@runtime_checkable
+class Synchronized(Protocol):
+    """**Protocol:** an analyzer every replica keeps in step with merged state.
+
+    Some facts reach one replica only but shape what every replica writes (a LULD halt, taken
+    by one replica, flags the rows all of them publish). Every replica, not only the lease
+    holder, calls :meth:`sync_reads` on the analyzer's cadence after its state write, answers
+    the reads from the state backend and hands the answers to :meth:`sync`; what changed is
+    written on the following flushes.
+    """
+
+    #: Nanoseconds between two synchronisations.
+    sync_interval_ns: int
+
+    def sync_reads(self, now_ns: int) -> Sequence[Read]:
+        """The reads the next synchronisation needs."""
+        ...
+
+    def sync(self, now_ns: int, answers: Sequence[Sequence[RankedMember]]) -> None:
+        """Fold the answers (in the order of :meth:`sync_reads`) into the analyzer's state."""
         ...
 
 

@@ -40,6 +40,8 @@ __all__ = [
     "FEED_TRADE_STATS",
     "INTERNAL_PREFIX",
     "KEY_COMPOSE_LEASE",
+    "KEY_HALTS",
+    "KEY_HALT_VERSIONS",
     "KEY_HEARTBEAT",
     "KEY_LB_BOARD",
     "KEY_LB_ROWS",
@@ -355,7 +357,8 @@ KEY_LB_VERSIONS: Final = Key(
     redis_type="hash",
     ttl=2 * DAY,
     owner="processor (LeaderboardAnalyzer)",
-    payload="symbol -> version (event time in ms x 8 + reference completeness) of its row",
+    payload="symbol -> version of its row: bar end in ms, then halted (0/1), then reference "
+    "completeness (0-7), packed as ((end_ms x 2 + halted) x 8 + completeness)",
 )
 KEY_LB_BOARD: Final = Key(
     template="mdp:lb:{day}:board:{board}",
@@ -374,6 +377,25 @@ KEY_COMPOSE_LEASE: Final = Key(
     payload="instance id of the replica composing and publishing the documents analyzer "
     "{analyzer} builds from merged state (leaderboards, top trades, trade statistics); one "
     "lease per analyzer, so processors running different analyzers each compose theirs",
+)
+
+KEY_HALTS: Final = Key(
+    template="mdp:halts:rows",
+    store="mdc",
+    redis_type="hash",
+    ttl=DAY,
+    owner="processor (MassiveDataAnalyzer, LeaderboardAnalyzer)",
+    payload="symbol -> JSON halt record {halted, since_ms, high_limit, low_limit} of its latest "
+    "LULD halt or resume; merged newer-wins by KEY_HALT_VERSIONS, so every replica learns the "
+    "halts another replica received",
+)
+KEY_HALT_VERSIONS: Final = Key(
+    template="mdp:halts:versions",
+    store="mdc",
+    redis_type="hash",
+    ttl=DAY,
+    owner="processor (MassiveDataAnalyzer, LeaderboardAnalyzer)",
+    payload="symbol -> timestamp (ms) of the LULD event behind its KEY_HALTS record",
 )
 
 #: Idle life of a symbol's trade window: a symbol that stops trading keeps its statistics for a

@@ -30,6 +30,7 @@ __all__ = [
     "PutNewer",
     "RankedMember",
     "Read",
+    "RowsRead",
     "SetValue",
     "StateBackend",
     "StateOp",
@@ -187,7 +188,19 @@ class WindowStatsRead:
     limit: int
 
 
-Read: TypeAlias = TopRead | UnionTopRead | WindowStatsRead
+@dataclass(frozen=True, slots=True)
+class RowsRead:
+    """Read every row of a :class:`PutNewer` hash with its version.
+
+    Answer rows: ``member``, ``score`` = the row's version, ``payload`` = the row; by member.
+    Meant for small hashes (the day's halts), not for boards.
+    """
+
+    rows_key: str
+    versions_key: str
+
+
+Read: TypeAlias = TopRead | UnionTopRead | WindowStatsRead | RowsRead
 
 
 class WindowStats(msgspec.Struct, frozen=True, array_like=True, gc=False):

@@ -42,6 +42,7 @@ from mdp_cache.ops import (
     PutNewer,
     RankedMember,
     Read,
+    RowsRead,
     SetValue,
     StateOp,
     TopRead,
@@ -347,8 +348,9 @@ class RedisState:
     async def top(self, reads: Sequence[Read]) -> list[list[RankedMember]]:
         """Answer reads of every kind, in order.
 
-        Board reads take two pipelined round trips (ranks, then rows), a union read one
-        transaction, a window-statistics read two round trips (take the changed, read them).
+        Board reads take two pipelined round trips (ranks, then rows), a union read and a rows
+        read one transaction each, a window-statistics read two round trips (take the
+        changed, read them).
         """
         answers: list[list[RankedMember]] = [[] for _ in reads]
         boards = [(i, read) for i, read in enumerate(reads) if isinstance(read, TopRead)]
@@ -361,7 +363,19 @@ class RedisState:
                 answers[i] = await self._union(read)
             elif isinstance(read, WindowStatsRead):
                 answers[i] = await self._window_stats(read)
+            elif isinstance(read, RowsRead):
+                answers[i] = await self._rows(read)
         return answers
+
+    async def _rows(self, read: RowsRead) -> list[RankedMember]:
+        pipe = self._redis.pipeline(transaction=True)
+        pipe.hgetall(read.rows_key)
+        pipe.hgetall(read.versions_key)
+        rows, versions = await pipe.execute()
+        return [
+            RankedMember(member.decode(), float(versions.get(member, 0)), payload)
+            for member, payload in sorted(rows.items())
+        ]
 
     async def _union(self, read: UnionTopRead) -> list[RankedMember]:
         if not read.keys or read.limit <= 0:

@@ -6,7 +6,8 @@ call, skips batches it has applied before, and folds the events into the analyze
 runs every ``flush_interval_s`` (sooner when ``flush_max_events`` are waiting): it collects the
 coalesced output of every analyzer, writes all state in one MDC transaction (together with the
 "batch applied" marks) and all widgets in one WDC pipeline, composes leaderboards when this
-replica holds the lease, and only then acks the messages of that flush.
+replica holds the lease, brings every analyzer that asks for it in step with what other replicas
+merged (halts), and only then acks the messages of that flush.
 
 Outages: a failed write pauses consumption (unacked messages stay with the broker, bounded by
 the prefetch), and the same output is retried with exponential backoff until it lands; then
@@ -28,7 +29,7 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mdp_analyzers.replay import OfflineResult
-from mdp_analyzers.typing import Composer, NeedsReference, WidgetWrite
+from mdp_analyzers.typing import Composer, NeedsReference, Synchronized, WidgetWrite
 from mdp_cache.keys import KEY_COMPOSE_LEASE, KEY_SEEN_BATCH
 from mdp_cache.ops import AppendTrades, KeepTop, PutNewer, SetValue, StateBackend, StateOp
 from mdp_cache.reference import ReferenceCache
@@ -156,6 +157,7 @@ class Processor:
         self._semaphore = asyncio.Semaphore(self.config.max_in_flight)
         self._background: set[asyncio.Task[None]] = set()
         self._next_compose: dict[int, int] = {}
+        self._next_sync: dict[int, int] = {}
         self._consumer_failures = 0
         self._progress = asyncio.Condition()
 
@@ -365,10 +367,12 @@ class Processor:
             state_write = (
                 self._retry(lambda: self.state.apply(ops, marks=marks)) if ops or marks else None
             )
-            if self._compose_due(now_ns):
-                # Boards are composed from the merged state: this flush's rows must be in it.
+            if self._compose_due(now_ns) or self._sync_due(now_ns):
+                # Compositions and synchronisations read the merged state: this flush's
+                # writes must be in it.
                 if state_write is not None:
                     await state_write
+                await self._sync(now_ns)
                 writes.extend(await self._compose(now_ns))
                 if writes:
                     await self._retry(lambda: self.widgets.write(writes))
@@ -447,6 +451,30 @@ class Processor:
         if self._stopping.is_set():
             raise _Stopped from exc
         await asyncio.sleep(backoff)
+
+    def _sync_due(self, now_ns: int) -> bool:
+        return any(
+            isinstance(analyzer, Synchronized) and now_ns >= self._next_sync.get(id(analyzer), 0)
+            for analyzer in self.analyzers
+        )
+
+    async def _sync(self, now_ns: int) -> None:
+        """Every replica: fold merged state other replicas wrote into the analyzers."""
+        for analyzer in self.analyzers:
+            if not isinstance(analyzer, Synchronized):
+                continue
+            if now_ns < self._next_sync.get(id(analyzer), 0):
+                continue
+            self._next_sync[id(analyzer)] = now_ns + analyzer.sync_interval_ns
+            try:
+                answers = await self.state.top(analyzer.sync_reads(now_ns))
+                analyzer.sync(now_ns, answers)
+                self.stats.synchronisations += 1
+            except Exception as exc:
+                self.stats.write_failures += 1
+                _log.warning(
+                    "sync_failed", analyzer=str(getattr(analyzer, "name", "")), error=repr(exc)
+                )
 
     def _compose_due(self, now_ns: int) -> bool:
         return any(
