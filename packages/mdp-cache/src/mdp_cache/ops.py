@@ -180,9 +180,11 @@ class WindowStatsRead:
     """Take up to ``limit`` symbols whose trade window changed, with their figures.
 
     The changed-set is consumed by the read (so a symbol is reported once per change,
-    whichever replica composes). Each answer row is ``member`` = the symbol, ``score`` = the
-    window's sequence number (a version, see :class:`WindowStats`), ``payload`` = the msgpack of
-    :class:`WindowStats` (see :func:`decode_window_stats`).
+    whichever replica composes); a composition lost after its read (the composing process
+    died before writing) leaves those symbols unpublished until they trade again. Each answer
+    row is ``member`` = the symbol, ``score`` = the window's sequence number (a version, see
+    :class:`WindowStats`), ``payload`` = the msgpack of :class:`WindowStats` (see
+    :func:`decode_window_stats`).
     """
 
     limit: int

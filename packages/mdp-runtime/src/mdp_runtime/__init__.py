@@ -8,6 +8,7 @@ that says the instance is alive.
 
 from importlib.metadata import version as _version
 
+from mdp_runtime.command_line import parse_service_arguments, settings_help
 from mdp_runtime.exposition import metric_prefix, render
 from mdp_runtime.health import (
     ControlHandler,
@@ -55,7 +56,9 @@ __all__ = [
     "component_heartbeat",
     "instance_name",
     "metric_prefix",
+    "parse_service_arguments",
     "render",
     "run_service",
     "serve_stream",
+    "settings_help",
 ]

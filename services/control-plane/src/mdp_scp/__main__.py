@@ -13,9 +13,11 @@ import contextlib
 import getpass
 import signal
 import sys
+from importlib.metadata import version
 
 from mdp_core.logging import configure_logging
 from mdp_core.settings import SettingsError, load
+from mdp_runtime import settings_help
 from mdp_scp.app import ControlPlane
 from mdp_scp.passwords import hash_password
 from mdp_scp.settings import ScpSettings
@@ -62,8 +64,14 @@ def _hash_password() -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mdp-scp`` console script."""
-    parser = argparse.ArgumentParser(prog="mdp-scp", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="mdp-scp",
+        description=__doc__.splitlines()[0].replace("``", ""),
+        epilog=settings_help([ScpSettings]),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     parser.add_argument("command", nargs="?", default="serve", choices=["serve", "hash-password"])
+    parser.add_argument("--version", action="version", version=f"mdp-scp {version('mdp-scp')}")
     args = parser.parse_args(argv)
     if args.command == "hash-password":
         return _hash_password()

@@ -23,6 +23,7 @@ from mdp_queues import AmqpPublisher, QueueSettings, TopologyMismatch
 from mdp_runtime import (
     ConfigError,
     ExitCode,
+    parse_service_arguments,
     run_service,
     serve_stream,
 )
@@ -89,6 +90,13 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console script entry point."""
+    parse_service_arguments(
+        None,
+        prog="mdp-listener",
+        doc=__doc__,
+        settings=(ListenerSettings, QueueSettings),
+        distribution="mdp-listener",
+    )
     sys.exit(run_service(serve, name="mdp-listener"))
 
 

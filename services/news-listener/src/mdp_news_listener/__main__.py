@@ -21,6 +21,7 @@ from mdp_queues import AmqpPublisher, QueueSettings, TopologyMismatch
 from mdp_runtime import (
     ConfigError,
     ExitCode,
+    parse_service_arguments,
     run_service,
     serve_stream,
 )
@@ -84,6 +85,13 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console script entry point."""
+    parse_service_arguments(
+        None,
+        prog="mdp-news-listener",
+        doc=__doc__,
+        settings=(NewsListenerSettings, QueueSettings),
+        distribution="mdp-news-listener",
+    )
     sys.exit(run_service(serve, name="mdp-news-listener"))
 
 

@@ -21,7 +21,14 @@ from mdp_core.telemetry import Metrics, configure_telemetry
 from mdp_news_processor.processor import NewsProcessor
 from mdp_news_processor.settings import NewsProcessorSettings
 from mdp_queues import AmqpConsumer, QueueSettings, TopologyMismatch
-from mdp_runtime import ConfigError, ExitCode, HealthServer, component_heartbeat, run_service
+from mdp_runtime import (
+    ConfigError,
+    ExitCode,
+    HealthServer,
+    component_heartbeat,
+    parse_service_arguments,
+    run_service,
+)
 
 __all__ = ["main"]
 
@@ -113,6 +120,13 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console script entry point."""
+    parse_service_arguments(
+        None,
+        prog="mdp-news-processor",
+        doc=__doc__,
+        settings=(NewsProcessorSettings, QueueSettings),
+        distribution="mdp-news-processor",
+    )
     sys.exit(run_service(serve, name="mdp-news-processor"))
 
 

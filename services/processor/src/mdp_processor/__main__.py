@@ -23,7 +23,14 @@ from mdp_core.telemetry import configure_telemetry
 from mdp_processor.settings import ProcessorSettings
 from mdp_processor.worker import build_analyzers, worker
 from mdp_queues import QueueSettings
-from mdp_runtime import ConfigError, ExitCode, HealthServer, component_heartbeat, run_service
+from mdp_runtime import (
+    ConfigError,
+    ExitCode,
+    HealthServer,
+    component_heartbeat,
+    parse_service_arguments,
+    run_service,
+)
 
 __all__ = ["main", "metrics_of", "readiness_of"]
 
@@ -111,6 +118,13 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console script entry point."""
+    parse_service_arguments(
+        None,
+        prog="mdp-processor",
+        doc=__doc__,
+        settings=(ProcessorSettings, QueueSettings),
+        distribution="mdp-processor",
+    )
     sys.exit(run_service(serve, name="mdp-processor"))
 
 

@@ -19,7 +19,14 @@ from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
-from mdp_runtime import ConfigError, ExitCode, HealthServer, component_heartbeat, run_service
+from mdp_runtime import (
+    ConfigError,
+    ExitCode,
+    HealthServer,
+    component_heartbeat,
+    parse_service_arguments,
+    run_service,
+)
 from mdp_scanner.scanner import Scanner
 from mdp_scanner.settings import ScannerSettings
 
@@ -95,6 +102,13 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console entry point."""
+    parse_service_arguments(
+        None,
+        prog="mdp-scanner",
+        doc=__doc__,
+        settings=(ScannerSettings,),
+        distribution="mdp-scanner",
+    )
     raise SystemExit(run_service(serve, name="mdp-scanner"))
 
 

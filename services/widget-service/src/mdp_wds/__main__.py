@@ -13,7 +13,13 @@ from mdp_cache.client import close_redis, create_redis
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
-from mdp_runtime import ConfigError, ExitCode, component_heartbeat, run_service
+from mdp_runtime import (
+    ConfigError,
+    ExitCode,
+    component_heartbeat,
+    parse_service_arguments,
+    run_service,
+)
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
 
@@ -57,6 +63,9 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console entry point."""
+    parse_service_arguments(
+        None, prog="mdp-wds", doc=__doc__, settings=(WdsSettings,), distribution="mdp-wds"
+    )
     raise SystemExit(run_service(serve, name="mdp-wds"))
 
 

@@ -1,0 +1,70 @@
+"""The command line every service shares: ``--help`` and ``--version``, nothing else.
+
+Services are configured through the environment only (one place reads it: the settings
+classes), so their command line has nothing to configure. It still has to answer ``--help``
+without starting anything: an operator who types ``mdp-processor --help`` wants the list of
+variables, not a processor attached to the local broker.
+"""
+
+from __future__ import annotations
+
+import argparse
+import textwrap
+from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
+
+from mdp_core.settings import describe
+
+__all__ = ["parse_service_arguments", "settings_help"]
+
+
+def settings_help(settings: Sequence[type]) -> str:
+    """The environment variables of ``settings`` classes as indented help text."""
+    lines = ["environment variables:"]
+    seen: set[str] = set()
+    for cls in settings:
+        for doc in describe(cls):
+            if doc.env in seen:
+                continue
+            seen.add(doc.env)
+            if doc.default is None:
+                default = "required"
+            else:
+                default = f"default {doc.default}" if doc.default else "default empty"
+            lines.append(f"  {doc.env}  ({doc.type}; {default})")
+            lines.extend(
+                textwrap.wrap(doc.doc, width=96, initial_indent=" " * 6, subsequent_indent=" " * 6)
+            )
+    return "\n".join(lines)
+
+
+def parse_service_arguments(
+    argv: Sequence[str] | None,
+    *,
+    prog: str,
+    doc: str | None,
+    settings: Sequence[type],
+    distribution: str,
+) -> None:
+    """Answer ``--help``/``--version`` (and exit), refuse anything else (exit 2), or return.
+
+    Args:
+        argv: The arguments after the program name (``None``: ``sys.argv[1:]``).
+        prog: The console script's name.
+        doc: The service module's docstring; its first paragraph describes the service.
+        settings: The settings classes the service loads, listed under the help.
+        distribution: The distribution whose version ``--version`` prints.
+    """
+    description = (doc or prog).strip().split("\n\n", 1)[0].replace("``", "")
+    try:
+        release = version(distribution)
+    except PackageNotFoundError:
+        release = "unknown"
+    parser = argparse.ArgumentParser(
+        prog=prog,
+        description=description,
+        epilog=settings_help(settings),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--version", action="version", version=f"{prog} {release}")
+    parser.parse_args(argv)
