@@ -415,6 +415,31 @@ async def test_connection_caps_close_4029(make_server: ServerFactory) -> None:
     assert capped.stats.disconnects["connection_cap"] == 1
 
 
+async def test_behind_a_trusted_proxy_the_cap_counts_forwarded_addresses(
+    make_server: ServerFactory,
+) -> None:
+    def via_proxy(client: str) -> dict[str, Any]:
+        return {"additional_headers": {"X-Forwarded-For": f"192.0.2.1, {client}"}}
+
+    # The test connects from 127.0.0.1, here a trusted proxy: each forwarded client gets its
+    # own allowance, and a client repeating itself hits its own cap.
+    server = await make_server(max_connections_per_address=1, trusted_proxies=("127.0.0.1",))
+    async with (
+        await open_client(server, **via_proxy("203.0.113.9")),
+        await open_client(server, **via_proxy("203.0.113.10")),
+        connect(server.url, origin=ORIGIN, **via_proxy("203.0.113.9")) as again,
+    ):
+        assert await closed_with(again) == 4029
+    assert server.stats.disconnects["address_cap"] == 1
+    # Without trusted proxies the header is the client's own word: ignored.
+    plain = await make_server(max_connections_per_address=1)
+    async with (
+        await open_client(plain, **via_proxy("203.0.113.9")),
+        connect(plain.url, origin=ORIGIN, **via_proxy("203.0.113.10")) as second,
+    ):
+        assert await closed_with(second) == 4029
+
+
 # --- slow clients ----------------------------------------------------------------------------
 
 

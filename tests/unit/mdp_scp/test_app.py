@@ -169,6 +169,33 @@ async def test_an_address_spraying_many_names_is_rate_limited(
     assert await login(client, "viewer", PASSWORDS["viewer"]) == 429
 
 
+async def test_behind_a_trusted_proxy_failures_count_per_forwarded_address(
+    plane_factory: PlaneFactory, client_factory: ClientFactory
+) -> None:
+    async def login_from(client: Any, address: str, user: str, password: str) -> int:
+        token = await csrf_of_login_page(client)
+        response = await client.post(
+            "/login",
+            data={"user": user, "password": password, "csrf": token},
+            headers={"X-Forwarded-For": address},
+            allow_redirects=False,
+        )
+        return int(response.status)
+
+    plane = plane_factory(login_max_failures_per_address=2, trusted_proxies=("127.0.0.1",))
+    client = await client_factory(plane)
+    for index in range(2):
+        assert await login_from(client, "203.0.113.9", f"guess{index}", "wrong") == 401
+    # The sprayer is blocked; another user behind the same proxy is not.
+    assert await login_from(client, "203.0.113.9", "viewer", PASSWORDS["viewer"]) == 429
+    assert await login_from(client, "203.0.113.10", "viewer", PASSWORDS["viewer"]) == 303
+    untrusting = await client_factory(plane_factory(login_max_failures_per_address=2))
+    for index in range(2):
+        assert await login_from(untrusting, f"203.0.113.{index}", f"guess{index}", "x") == 401
+    # Without trusted proxies the header is ignored: both failures were the same peer's.
+    assert await login_from(untrusting, "203.0.113.99", "viewer", PASSWORDS["viewer"]) == 429
+
+
 async def test_unknown_users_fail_like_wrong_passwords(
     plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
 ) -> None:

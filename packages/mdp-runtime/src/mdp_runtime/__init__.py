@@ -8,6 +8,7 @@ that says the instance is alive.
 
 from importlib.metadata import version as _version
 
+from mdp_runtime.client_address import TrustedProxies
 from mdp_runtime.command_line import parse_service_arguments, settings_help
 from mdp_runtime.exposition import metric_prefix, render
 from mdp_runtime.health import (
@@ -51,6 +52,7 @@ __all__ = [
     "ReadinessCheck",
     "ServiceExit",
     "StreamingComponent",
+    "TrustedProxies",
     "UnavailableError",
     "__version__",
     "component_heartbeat",

@@ -17,7 +17,7 @@ from importlib.metadata import version
 
 from mdp_core.logging import configure_logging
 from mdp_core.settings import SettingsError, load
-from mdp_runtime import settings_help
+from mdp_runtime import TrustedProxies, settings_help
 from mdp_scp.app import ControlPlane
 from mdp_scp.passwords import hash_password
 from mdp_scp.settings import ScpSettings
@@ -79,6 +79,11 @@ def main(argv: list[str] | None = None) -> int:
         settings = load(ScpSettings, service_name="mdp-scp")
     except SettingsError as exc:
         print(f"mdp-scp: {exc}", file=sys.stderr)
+        return 2
+    try:
+        TrustedProxies(settings.trusted_proxies)
+    except ValueError as exc:
+        print(f"mdp-scp: MDP_SCP_TRUSTED_PROXIES: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     try:

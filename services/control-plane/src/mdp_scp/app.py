@@ -25,6 +25,7 @@ from aiohttp import web
 from mdp_cache.keys import ALL_FEEDS
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.token import issue_token
+from mdp_runtime import TrustedProxies
 from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
 from mdp_scp.listener_control import ListenerControl
 from mdp_scp.login_throttle import LoginThrottle
@@ -111,6 +112,7 @@ class ControlPlane:
         window = settings.login_window_seconds
         self.user_throttle = LoginThrottle(settings.login_max_failures, window)
         self.address_throttle = LoginThrottle(settings.login_max_failures_per_address, window)
+        self.proxies = TrustedProxies(settings.trusted_proxies)
         self._redis = redis
         self._owns_redis = redis is None
         self._heartbeats: HeartbeatReader | None = None
@@ -136,6 +138,10 @@ class ControlPlane:
         self.app = self._build_app()
 
     # ------------------------------------------------------------------------- set-up
+
+    def client_address(self, request: web.Request) -> str:
+        """The client's address: the peer's, or what a trusted proxy forwarded for it."""
+        return self.proxies.client(request.remote, request.headers.getall("X-Forwarded-For", []))
 
     @staticmethod
     def _users_from(settings: ScpSettings) -> UserStore:
@@ -376,14 +382,15 @@ class ControlPlane:
             return self._render_login(403, "The login form expired; please try again.")
         if not name or not password or len(name) > _MAX_NAME or len(password) > _MAX_PASSWORD:
             return self._render_login(400, "Enter a user name and a password.")
-        user_key, address_key = (f"user:{name}",), (f"addr:{request.remote or '?'}",)
+        client = self.client_address(request)
+        user_key, address_key = (f"user:{name}",), (f"addr:{client}",)
         now = self.now()
         wait = max(
             self.user_throttle.retry_after(user_key, now),
             self.address_throttle.retry_after(address_key, now),
         )
         if wait > 0:
-            _log.warning("login throttled", user=name, remote=request.remote)
+            _log.warning("login throttled", user=name, remote=client)
             response = self._render_login(429, "Too many failed attempts; try again later.")
             response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
@@ -392,7 +399,7 @@ class ControlPlane:
             now = self.now()
             self.user_throttle.failed(user_key, now)
             self.address_throttle.failed(address_key, now)
-            _log.warning("login failed", user=name, remote=request.remote)
+            _log.warning("login failed", user=name, remote=client)
             return self._render_login(401, "Wrong user name or password.")
         self.user_throttle.succeeded(user_key[0])
         _log.info("login", user=user.name, role=user.role)

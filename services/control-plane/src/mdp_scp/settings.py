@@ -84,6 +84,12 @@ class ScpSettings(CommonSettings):
         doc="Failed logins allowed per client address within the window (higher than the "
         "per-user limit: several people may share an address behind a proxy or NAT).",
     )
+    trusted_proxies: tuple[str, ...] = setting(
+        env="MDP_SCP_TRUSTED_PROXIES",
+        default=(),
+        doc="Networks (CIDRs) of reverse proxies whose X-Forwarded-For names the client; the "
+        "per-address login limit and logs then use that address. Empty: the header is ignored.",
+    )
     login_window_seconds: float = setting(
         env="MDP_SCP_LOGIN_WINDOW_SECONDS",
         default=300.0,

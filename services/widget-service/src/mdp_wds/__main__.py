@@ -16,6 +16,7 @@ from mdp_core.settings import SettingsError, load
 from mdp_runtime import (
     ConfigError,
     ExitCode,
+    TrustedProxies,
     component_heartbeat,
     parse_service_arguments,
     run_service,
@@ -34,6 +35,10 @@ async def serve(stop: asyncio.Event) -> int:
         settings = load(WdsSettings, service_name="wds")
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None
+    try:
+        TrustedProxies(settings.trusted_proxies)
+    except ValueError as exc:
+        raise ConfigError(f"MDP_WDS_TRUSTED_PROXIES: {exc}") from None
     configure_logging("wds", settings.log_level, settings.log_format)
     if settings.token_secret is None and settings.dev_key is None:
         msg = (

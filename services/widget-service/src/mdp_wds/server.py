@@ -28,6 +28,7 @@ from websockets.http11 import Request, Response
 
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.logging import get_logger
+from mdp_runtime import TrustedProxies
 from mdp_wds.hub import Hub
 from mdp_wds.protocol import CloseCode
 from mdp_wds.session import ClientSession
@@ -74,6 +75,7 @@ class WidgetServer:
         self._sessions: set[ClientSession] = set()
         self._stopping = False
         self._origins = frozenset(settings.allowed_origins)
+        self._proxies = TrustedProxies(settings.trusted_proxies)
 
     @property
     def port(self) -> int:
@@ -177,6 +179,15 @@ class WidgetServer:
         except TimeoutError:
             ws.transport.abort()
 
+    def client_address(self, ws: ServerConnection) -> str:
+        """The client's address: the peer's, or what a trusted proxy forwarded for it."""
+        remote = ws.remote_address
+        peer = str(remote[0]) if isinstance(remote, tuple) and remote else None
+        forwarded: list[str] = []
+        if self._proxies and ws.request is not None:
+            forwarded = ws.request.headers.get_all("X-Forwarded-For")
+        return self._proxies.client(peer, forwarded)
+
     def _limit_send_buffer(self, ws: ServerConnection) -> None:
         size = self.settings.socket_send_buffer_bytes
         sock = ws.transport.get_extra_info("socket")
@@ -185,8 +196,7 @@ class WidgetServer:
                 sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     async def _handle(self, ws: ServerConnection) -> None:
-        remote = ws.remote_address
-        address = str(remote[0]) if isinstance(remote, tuple) and remote else "?"
+        address = self.client_address(ws)
         if self._stopping:
             await self._refuse(ws, CloseCode.GOING_AWAY, "server stopping", "shutdown")
             return
@@ -204,7 +214,9 @@ class WidgetServer:
             )
             return
         self._limit_send_buffer(ws)
-        session = ClientSession(ws, self.hub, self.settings, self.stats, self._clock)
+        session = ClientSession(
+            ws, self.hub, self.settings, self.stats, self._clock, address=address
+        )
         self._sessions.add(session)
         self._per_address[address] += 1
         self.stats.clients = len(self._sessions)

@@ -69,6 +69,7 @@ class ClientSession:
         settings: Limits and secrets.
         stats: Process counters.
         clock: Wall time for token expiry and delivery lag; monotonic time for rate limits.
+        address: The client's address as the server resolved it (logs); the peer's by default.
     """
 
     def __init__(
@@ -78,8 +79,12 @@ class ClientSession:
         settings: WdsSettings,
         stats: WdsStats,
         clock: Clock,
+        *,
+        address: str | None = None,
     ) -> None:
         self._ws = ws
+        #: The client's address as the server resolved it (behind a trusted proxy: forwarded).
+        self._address = address if address is not None else _peer(ws)
         self._hub = hub
         self._settings = settings
         self._stats = stats
@@ -216,7 +221,7 @@ class ClientSession:
             "wds client violation",
             reason=reason,
             subject=self._subject or None,
-            address=_address(self._ws),
+            address=self._address,
         )
 
     def _admit_message(self) -> bool:
@@ -504,7 +509,7 @@ class ClientSession:
             pass
 
 
-def _address(ws: ServerConnection) -> str | None:
+def _peer(ws: ServerConnection) -> str | None:
     with contextlib.suppress(Exception):
         remote = ws.remote_address
         if isinstance(remote, tuple) and remote:

@@ -90,6 +90,12 @@ class WdsSettings(CommonSettings):
         min=1,
         doc="Open websockets per client address; more are closed with 4029.",
     )
+    trusted_proxies: tuple[str, ...] = setting(
+        env="MDP_WDS_TRUSTED_PROXIES",
+        default=(),
+        doc="Networks (CIDRs) of reverse proxies whose X-Forwarded-For names the client; the "
+        "per-address limit and logs then use that address. Empty: the header is ignored.",
+    )
     send_queue_messages: int = setting(
         env="MDP_WDS_SEND_QUEUE_MESSAGES",
         default=1_024,
