@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ipaddress
+import re
 
 import pytest
 from hypothesis import given
@@ -44,7 +45,7 @@ def test_no_proxies_means_the_header_is_never_read() -> None:
 
 
 def test_a_bad_network_is_named() -> None:
-    with pytest.raises(ValueError, match="'10.0.0.0/33'"):
+    with pytest.raises(ValueError, match=re.escape("'10.0.0.0/33'")):
         TrustedProxies(["10.0.0.0/8", "10.0.0.0/33"])
 
 
@@ -62,4 +63,4 @@ def test_an_untrusted_hop_is_never_skipped(peer: str, hops: list[str]) -> None:
     assert all(PROXIES.trusts(hop) for hop in chain[index + 1 :])
     if not PROXIES.trusts(peer):
         assert client == peer
-    assert ipaddress.ip_address(client)
+    ipaddress.ip_address(client)  # raises if the answer is not an address
