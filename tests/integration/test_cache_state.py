@@ -15,7 +15,7 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.state import MemoryState
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.keys import KEY_TT_IDS, KEY_TT_UNION, KEY_TT_WINDOW
+from mdp_cache.keys import KEY_TT_IDS, KEY_TT_STATS, KEY_TT_UNION, KEY_TT_WINDOW
 from mdp_cache.ops import (
     AppendTrades,
     KeepTop,
@@ -228,3 +228,36 @@ async def test_rows_reads_return_the_merged_rows_with_their_versions(redis: Redi
         ("AAA", 9.0, b'{"halted":false}'),
         ("BBB", 5.0, b'{"halted":true}'),
     ]
+
+
+async def test_out_of_range_trades_are_skipped_alike_and_nothing_breaks(redis: Redis) -> None:
+    good = WindowTrade("4:1:1000", 100, 1_772_000_000_000, 10.0, 4)
+    bad = [
+        WindowTrade("4:2:1000", 10**17, 1_772_000_000_001, 10.0, 4),  # size beyond the bound
+        WindowTrade("4:3:1000", 5, 1_772_000_000_000_000_000, 10.0, 4),  # ns, not ms
+        WindowTrade("4:4:1000", -1, 1_772_000_000_002, 10.0, 4),
+    ]
+    ops = [
+        AppendTrades("AAA", (bad[0], good, *bad[1:]), 0, 60),  # capacity 0 counts as 1
+        AppendTrades("BBB", (good,), 10, 60),
+    ]
+    memory = MemoryState()
+    memory.apply_now(ops)
+    state = RedisState(redis)
+    await state.apply(ops)
+    [from_redis] = await state.top([WindowStatsRead(10)])
+    assert from_redis == memory.answer_now(WindowStatsRead(10))
+    figures = {row.member: decode_window_stats(row.payload) for row in from_redis}
+    assert figures["AAA"].count == 1
+    assert figures["AAA"].total_volume == 100
+    assert figures["AAA"].seq == 1_772_000_000_000 * 1000 + 1
+    assert figures["BBB"].count == 1
+
+
+async def test_one_corrupt_window_does_not_hide_the_others(redis: Redis) -> None:
+    state = RedisState(redis)
+    good = WindowTrade("4:1:1000", 100, 1_772_000_000_000, 10.0, 4)
+    await state.apply([AppendTrades(s, (good,), 10, 60) for s in ("AAA", "BBB")])
+    await redis.hset(KEY_TT_STATS.name(symbol="AAA"), "total", "1e+17")  # not the script's
+    [answer] = await state.top([WindowStatsRead(10)])
+    assert [row.member for row in answer] == ["BBB"]

@@ -60,6 +60,17 @@ async def test_a_forgotten_script_is_reloaded(redis: Redis) -> None:
     writer._sha = writer._versioned_sha = "0" * 40
     await writer.write([Write(FEED_QUOTE, name, b"{}", version=7)])
     assert await redis.get(KEY_WIDGET_VERSION.name(feed=name)) == b"7"
+    # A batch mixing list and value writes: only the script calls are sent again, so the
+    # list element is pushed once.
+    writer._sha = writer._versioned_sha = "0" * 40
+    await writer.write(
+        [
+            Write(FEED_NEWS_LATEST, FEED_NEWS_LATEST.name(), b"once"),
+            Write(FEED_QUOTE, FEED_QUOTE.name(symbol="D"), b"{}", version=1),
+        ]
+    )
+    assert await redis.lrange(FEED_NEWS_LATEST.name(), 0, -1) == [b"once"]
+    assert await redis.get(FEED_QUOTE.name(symbol="D")) == b"{}"
 
 
 def test_a_name_outside_the_feed_is_refused() -> None:

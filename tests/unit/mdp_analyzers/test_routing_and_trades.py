@@ -8,10 +8,11 @@ from typing import Any
 import msgspec
 import pytest
 
+from mdp_analyzers.halts import HaltBook, halts_read
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.notebook import boards_of, quotes_of, replay_leaderboards
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer, load_analyzer
-from mdp_analyzers.replay import read_replay, run_offline
+from mdp_analyzers.replay import OfflineResult, read_replay, run_offline
 from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_analyzers.top_stocks import TopStocksAnalyzer
@@ -84,6 +85,51 @@ def test_halts_reach_every_replica_whichever_received_them() -> None:
     assert FEED_HALTS.name() not in replica_flush(first, state, now_ns + 4)
 
 
+def test_a_luld_record_written_before_the_halt_was_known_is_corrected() -> None:
+    state = MemoryState()
+    wdc = OfflineResult()
+    first, second = MassiveDataAnalyzer(), MassiveDataAnalyzer()
+    now_ns = at_ms(DAY, 10, 1) * 1_000_000
+    name = FEED_LATEST_LULD.name(symbol="AAA")
+
+    def flush(router: MassiveDataAnalyzer, at_ns: int) -> None:
+        output = router.collect(at_ns)
+        state.apply_now(output.state)
+        wdc.record(output.widgets)
+        router.sync(at_ns, [state.answer_now(r) for r in router.sync_reads(at_ns)])
+
+    # A band update reaches the second replica after the halt reached the first one, but
+    # before the second has read the merged halts: it writes "not halted".
+    first.apply([luld("AAA", at_ms(DAY, 10, 0), 17)], 0)
+    second.apply([luld("AAA", at_ms(DAY, 10, 0, 30))], 0)
+    flush(second, now_ns)
+    assert wdc.document(name)["halted"] is False
+    flush(first, now_ns)
+    # The halt event's own record is older than the band update: it does not replace it.
+    assert wdc.document(name)["halted"] is False
+    flush(second, now_ns + 1)  # reads the merged halt
+    flush(second, now_ns + 2)  # rewrites its record, which now wins at its event time
+    assert wdc.document(name)["halted"] is True
+    assert wdc.document(name)["t"] == at_ms(DAY, 10, 0, 30)
+
+
+def test_replicas_agree_on_halt_records_of_equal_time() -> None:
+    halt = luld("AAA", at_ms(DAY, 10, 0), 17)
+    resume = luld("AAA", at_ms(DAY, 10, 0), 18)  # same instant, other indicator
+    books = [HaltBook(), HaltBook()]
+    books[0].note(halt)
+    books[0].note(resume)
+    books[1].note(resume)
+    books[1].note(halt)
+    state = MemoryState()
+    state.apply_now([*books[0].take_ops(), *books[1].take_ops()])
+    merged = state.answer_now(halts_read())
+    for book in books:
+        book.merge(merged)
+    assert books[0].halted("AAA") == books[1].halted("AAA")
+    assert books[0].halted("AAA") is (msgspec.json.decode(merged[0].payload)["halted"])
+
+
 def test_a_halt_flags_the_rows_every_replica_writes() -> None:
     state = MemoryState()
     seen_halt, seen_bars = LeaderboardAnalyzer(), LeaderboardAnalyzer()
@@ -121,6 +167,11 @@ def flush(analyzer: TopTradesAnalyzer, state: MemoryState, now_ns: int) -> dict[
     state.apply_now(analyzer.collect(now_ns).state)
     answers = [state.answer_now(read) for read in analyzer.reads(now_ns)]
     return {w.name: msgspec.json.decode(w.payload) for w in analyzer.compose(now_ns, answers)}
+
+
+def test_window_parameters_below_one_are_refused() -> None:
+    with pytest.raises(ValueError, match="window_trades must be at least 1"):
+        TopTradesAnalyzer(window_trades=0)
 
 
 def test_trade_statistics_match_a_recomputation_over_the_sliding_window() -> None:

@@ -223,6 +223,11 @@ BAD_ELEMENTS: list[tuple[str, object, type[MalformedInput]]] = [
     ("negative size", {**TRADE, "s": -100}, OutOfRange),
     ("empty symbol", {**QUOTE, "sym": ""}, OutOfRange),
     ("huge price", {**SECOND, "h": 1e300}, OutOfRange),
+    ("huge size", {**TRADE, "s": 10**16}, OutOfRange),
+    # Symbols become parts of key and channel names: no separators, no glob syntax.
+    ("symbol with a colon", {**TRADE, "sym": "A:B"}, OutOfRange),
+    ("symbol with a space", {**QUOTE, "sym": "A B"}, OutOfRange),
+    ("symbol with a glob", {**TRADE, "sym": "A*"}, OutOfRange),
 ]
 
 

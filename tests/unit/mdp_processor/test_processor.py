@@ -247,3 +247,95 @@ async def test_a_failed_reference_lookup_is_retried_until_the_row_has_a_previous
             await asyncio.sleep(0.01)
     assert quote["prev_close"] == 10.0
     assert source.calls == 2  # one failure, one retry that landed; no more lookups
+
+
+async def test_an_event_from_the_far_future_is_dropped_and_the_day_goes_on() -> None:
+    processor, bus, sink = make()
+    settled = Settled()
+    # A bar stamped in the year 2984 (a garbage timestamp) would move the leaderboard's
+    # trading day there and make every real bar stale.
+    poison = aggregate("BAD", 32_000_000_000_000, accumulated_volume=1)
+    real = aggregate("AAA", at_ms(DAY, 10, 0), accumulated_volume=7)
+    await processor.ingest(delivery(bus, body([poison, real], "f1"), settled))
+    await processor.ingest(delivery(bus, body([poison], "f2"), settled))
+    await processor.flush()
+    assert processor.stats.bad_events["future"] == 2
+    assert settled.results == [True, True]  # acked: they will never become valid
+    assert sink.store.document(FEED_QUOTE.name(symbol="AAA"))["accumulated_volume"] == 7
+    later = aggregate("BBB", at_ms(DAY, 10, 0, 30), accumulated_volume=9)
+    await processor.ingest(delivery(bus, body([later], "f3"), settled))
+    await processor.flush()
+    assert sink.store.document(FEED_QUOTE.name(symbol="BBB"))["accumulated_volume"] == 9
+
+
+class BadNames:
+    """An analyzer (a plugin with a bug) writing one name that is not its feed's."""
+
+    name = "bad_names"
+    consumes = frozenset({"T"})
+
+    def apply(self, inputs: Sequence[MarketEvent], now_ns: int) -> None:
+        del inputs, now_ns
+
+    def collect(self, now_ns: int) -> Any:
+        from mdp_analyzers.typing import Output, WidgetWrite
+
+        del now_ns
+        return Output(
+            widgets=[
+                WidgetWrite(FEED_QUOTE, "quote:A B", b"{}"),
+                WidgetWrite(FEED_QUOTE, FEED_QUOTE.name(symbol="OK"), b"{}"),
+            ]
+        )
+
+
+async def test_a_bad_widget_name_is_dropped_and_counted_the_rest_lands() -> None:
+    processor, bus, sink = make(analyzers=[BadNames(), MassiveDataAnalyzer()])
+    settled = Settled()
+    spec = bus.topology.for_kind("T")
+    assert spec is not None
+    raw = body([trade("AAA", at_ms(DAY, 10, 0), 10.0, 100)], "w1")
+    batch = ReceivedBatch([Received(spec, decode_header(raw), raw, False, 0.0)], (), settled)
+    await processor.ingest(batch)
+    await processor.flush()
+    assert processor.stats.bad_writes == 1
+    assert "quote:A B" not in sink.store.values
+    assert FEED_QUOTE.name(symbol="OK") in sink.store.values
+    assert FEED_LATEST_TRADE.name(symbol="AAA") in sink.store.values
+    assert settled.results == [True]
+
+
+class BuggySink:
+    """A widget sink whose write raises a bug (not a connection error), once."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryWidgets()
+        self.armed = True
+
+    async def write(self, writes: Sequence[WidgetItem]) -> int:
+        if self.armed:
+            self.armed = False
+            raise RuntimeError("a bug in the sink")
+        return await self.inner.write(writes)
+
+
+async def test_a_bug_in_a_write_is_counted_acked_and_flushing_goes_on() -> None:
+    sink = BuggySink()
+    processor, bus, _ = make(widgets=sink)
+    settled = Settled()
+    task = asyncio.create_task(processor.run())
+    try:
+        events = [aggregate("AAA", at_ms(DAY, 10, 0), accumulated_volume=3)]
+        await processor.ingest(delivery(bus, body(events, "x1"), settled))
+        async with asyncio.timeout(5):
+            await processor.wait_until(lambda s: s.write_errors >= 1)
+            more = [aggregate("BBB", at_ms(DAY, 10, 0), accumulated_volume=4)]
+            await processor.ingest(delivery(bus, body(more, "x2"), settled))
+            await processor.wait_until(lambda s: len(settled.results) >= 2)
+    finally:
+        processor.stop()
+        await task
+    # The failed write is abandoned (it would fail forever), its messages acked: the stream
+    # goes on and the next flush lands.
+    assert settled.results == [True, True]
+    assert FEED_QUOTE.name(symbol="BBB") in sink.inner.store.values

@@ -10,6 +10,7 @@ everything merged up to its last synchronisation, about a second behind at worst
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -27,6 +28,10 @@ LULD_RESUME: Final = 18
 """LULD indicator: trading resumed."""
 
 _ENCODER: Final = msgspec.json.Encoder()
+
+
+def _digest(payload: bytes) -> str:
+    return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
 
 
 class HaltRecord(msgspec.Struct, frozen=True):
@@ -85,13 +90,22 @@ class HaltBook:
         record = _record(event)
         if record is None:
             return False
-        self._pending.append(halt_op(event.symbol, event.timestamp_ms, record))
-        return self._keep(event.symbol, event.timestamp_ms, record)
+        op = halt_op(event.symbol, event.timestamp_ms, record)
+        self._pending.append(op)
+        return self._keep(event.symbol, event.timestamp_ms, record, op.payload)
 
-    def _keep(self, symbol: str, version: int, record: HaltRecord) -> bool:
+    def _keep(self, symbol: str, version: int, record: HaltRecord, payload: bytes) -> bool:
+        """Keep the newer record, by the state backends' merge rule.
+
+        Version first, then the greater SHA-1 of the payload, so every replica agrees with
+        the merged row.
+        """
         old = self._records.get(symbol)
-        if old is not None and old[0] >= version:
-            return False
+        if old is not None:
+            if version < old[0]:
+                return False
+            if version == old[0] and _digest(payload) <= _digest(_ENCODER.encode(old[1])):
+                return False
         self._records[symbol] = (version, record)
         return old is None or old[1].halted != record.halted
 
@@ -103,7 +117,7 @@ class HaltBook:
                 record = msgspec.json.decode(row.payload, type=HaltRecord)
             except msgspec.DecodeError:
                 continue  # not ours to repair; the next write of the symbol replaces it
-            if self._keep(row.member, int(row.score), record):
+            if self._keep(row.member, int(row.score), record, row.payload):
                 changed.add(row.member)
         return changed
 
@@ -127,7 +141,3 @@ class HaltBook:
         return {
             symbol: record for symbol, (_, record) in sorted(self._records.items()) if record.halted
         }
-
-    def latest_version(self) -> int:
-        """The newest event time in the book (versions the halts document)."""
-        return max((version for version, _ in self._records.values()), default=0)

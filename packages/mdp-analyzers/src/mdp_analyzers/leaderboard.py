@@ -334,7 +334,9 @@ class LeaderboardAnalyzer:
                 status=status,
             )
             feed = BOARD_FEEDS[board]
-            writes.append(WidgetWrite(feed, feed.name(), payload))
+            # Versioned by composition time: during a lease handover the later composition
+            # wins whichever write lands last.
+            writes.append(WidgetWrite(feed, feed.name(), payload, version=now_ns // _NS_PER_MS))
         return writes
 
 

@@ -79,6 +79,8 @@ class MassiveDataAnalyzer:
         self.compose_interval_ns = int(compose_interval_s * NS_PER_SECOND)
         self.sync_interval_ns = self.compose_interval_ns
         self._latest: dict[tuple[str, str], MarketEvent] = {}
+        #: The latest LULD event of each symbol, rewritten when a merged halt changes its flag.
+        self._last_luld: dict[str, LimitUpLimitDown] = {}
         self._halts = HaltBook()
         self._last_halts: bytes | None = None
         self.routed: Counter[str] = Counter()
@@ -99,7 +101,11 @@ class MassiveDataAnalyzer:
             if old is None or event.event_time_ms >= old.event_time_ms:
                 latest[key] = event
             if type(event) is LimitUpLimitDown:
+                assert isinstance(event, LimitUpLimitDown)
                 self._halts.note(event)
+                last = self._last_luld.get(event.symbol)
+                if last is None or event.timestamp_ms >= last.timestamp_ms:
+                    self._last_luld[event.symbol] = event
 
     def collect(self, now_ns: int) -> Output:
         """One write per (kind, symbol) changed since the last call; halt records as state."""
@@ -108,12 +114,14 @@ class MassiveDataAnalyzer:
         for (ev, symbol), event in self._latest.items():
             feed = _FEEDS[ev]
             payload = _ENCODER.encode(event)
+            version = event.event_time_ms
             if ev == "LULD":
-                halted = b"true" if self._halts.halted(symbol) else b"false"
-                payload = payload[:-1] + b',"halted":' + halted + b"}"
-            widgets.append(
-                WidgetWrite(feed, feed.name(symbol=symbol), payload, version=event.event_time_ms)
-            )
+                halted = self._halts.halted(symbol)
+                payload = payload[:-1] + b',"halted":' + (b"true" if halted else b"false") + b"}"
+                # The record rewritten when a merged halt changes its flag must beat the one
+                # written without it: the flag is part of the version.
+                version = version * 2 + halted
+            widgets.append(WidgetWrite(feed, feed.name(symbol=symbol), payload, version=version))
         self._latest = {}
         return Output(widgets=widgets, state=self._halts.take_ops())
 
@@ -125,9 +133,12 @@ class MassiveDataAnalyzer:
         return [halts_read()]
 
     def sync(self, now_ns: int, answers: Sequence[Sequence[RankedMember]]) -> None:
-        """Learn the halts other replicas recorded."""
+        """Learn the halts other replicas recorded; LULD records they flag are rewritten."""
         del now_ns
-        self._halts.merge(answers[0])
+        for symbol in self._halts.merge(answers[0]):
+            last = self._last_luld.get(symbol)
+            if last is not None:
+                self._latest.setdefault(("LULD", symbol), last)
 
     # --- Composer: the market-wide halts document ----------------------------------------
 
@@ -152,5 +163,10 @@ class MassiveDataAnalyzer:
         if listed == self._last_halts:
             return []
         self._last_halts = listed
-        document = _Halts(as_of_ms=now_ns // 1_000_000, symbols=halted)
-        return [WidgetWrite(FEED_HALTS, FEED_HALTS.name(), _ENCODER.encode(document))]
+        as_of_ms = now_ns // 1_000_000
+        document = _Halts(as_of_ms=as_of_ms, symbols=halted)
+        # Versioned by composition time: during a lease handover the later composition, read
+        # from the later merged state, wins whichever write lands last.
+        return [
+            WidgetWrite(FEED_HALTS, FEED_HALTS.name(), _ENCODER.encode(document), version=as_of_ms)
+        ]

@@ -18,6 +18,8 @@ from typing import Final
 import msgspec
 
 from mdp_cache.ops import (
+    WINDOW_MAX_SIZE,
+    WINDOW_MAX_TIMESTAMP_MS,
     AppendTrades,
     KeepTop,
     PutNewer,
@@ -83,7 +85,13 @@ class TradeWindow:
     def append(self, trades: Sequence[WindowTrade], capacity: int) -> int:
         """Add ``trades`` (skipping identities already inside); return how many counted."""
         counted = 0
+        capacity = max(1, capacity)
         for trade in trades:
+            if not (
+                0 <= trade.size <= WINDOW_MAX_SIZE
+                and 0 <= trade.timestamp_ms < WINDOW_MAX_TIMESTAMP_MS
+            ):
+                continue  # as the script: out of range is never counted
             identity = trade.identity
             if identity:
                 if identity in self.identities:

@@ -143,6 +143,15 @@ class TopTradesAnalyzer:
         publish_interval_s: float = 1.0,
         stats_per_compose: int = 10_000,
     ) -> None:
+        for label, value in (
+            ("window_trades", window_trades),
+            ("top_n", top_n),
+            ("window_s", window_s),
+            ("stats_per_compose", stats_per_compose),
+        ):
+            if value < 1:
+                msg = f"{label} must be at least 1; it was {value}"
+                raise ValueError(msg)
         self.window_trades = window_trades
         self.top_n = top_n
         self.window_s = window_s
@@ -262,7 +271,9 @@ class TopTradesAnalyzer:
         if listed != self._last_board:
             self._last_board = listed
             document = _ENCODER.encode(_TopTrades(as_of_ms, self.window_s, trades))
-            writes.append(WidgetWrite(FEED_TOP_TRADES, FEED_TOP_TRADES.name(), document))
+            writes.append(
+                WidgetWrite(FEED_TOP_TRADES, FEED_TOP_TRADES.name(), document, version=as_of_ms)
+            )
         return writes
 
     def _stats_write(self, row: RankedMember, as_of_ms: int) -> WidgetWrite:

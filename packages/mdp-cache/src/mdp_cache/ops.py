@@ -20,11 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol, TypeAlias, runtime_checkable
+from typing import Final, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
 
 __all__ = [
+    "WINDOW_MAX_SIZE",
+    "WINDOW_MAX_TIMESTAMP_MS",
     "AppendTrades",
     "KeepTop",
     "PutNewer",
@@ -82,6 +84,13 @@ class SetValue(msgspec.Struct, frozen=True, gc=False):
     ttl: int
 
 
+WINDOW_MAX_SIZE: Final = 10**15
+"""Largest trade size a window counts; larger ones are skipped (sums stay exact doubles)."""
+WINDOW_MAX_TIMESTAMP_MS: Final = 9 * 10**12
+"""Trade times at or beyond this (year 2255; a timestamp in the wrong unit) are skipped, so
+the window's sequence number (timestamp x 1000 + n) stays below 2**53."""
+
+
 class WindowTrade(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """One trade as a sliding window keeps it.
 
@@ -107,7 +116,9 @@ class AppendTrades(msgspec.Struct, frozen=True, gc=False):
     The backend keeps the window's running figures (count, total volume, maximum size through
     a monotonic deque, oldest and newest entries, the latest trade by timestamp) so one trade
     costs O(1) however long the window, and marks the symbol changed for
-    :class:`WindowStatsRead`. Trades already in the window (same identity) are skipped.
+    :class:`WindowStatsRead`. Trades already in the window (same identity) are skipped, and so
+    are trades outside ``0 <= size <= WINDOW_MAX_SIZE`` or ``0 <= timestamp_ms <
+    WINDOW_MAX_TIMESTAMP_MS``. A ``capacity`` below 1 counts as 1.
 
     Attributes:
         symbol: The symbol.

@@ -137,11 +137,17 @@ for i, item in ipairs(items) do
       psize[#psize + 1] = tonumber(b)
     end
   end
+  if capacity < 1 then
+    capacity = 1
+  end
   local pushed = {}
   for _, t in ipairs(trades) do
     local identity = t[1]
-    if identity == '' or redis.call('SADD', ikey, identity) == 1 then
-      local size, ts = tonumber(t[2]), tonumber(t[3])
+    local size, ts = tonumber(t[2]), tonumber(t[3])
+    -- Out of range (WINDOW_MAX_SIZE, WINDOW_MAX_TIMESTAMP_MS): skipped before any write, so
+    -- sums and seq stay exact doubles and the script cannot fail halfway.
+    local valid = size and ts and size >= 0 and size <= 1e15 and ts >= 0 and ts < 9e12
+    if valid and (identity == '' or redis.call('SADD', ikey, identity) == 1) then
       if not seq then
         seq = ts * 1000
       end
@@ -185,8 +191,10 @@ for i, item in ipairs(items) do
     for j = first, #pseq do
       peaks[#peaks + 1] = string.format('%d:%d', pseq[j], psize[j])
     end
-    redis.call('HSET', skey, 'seq', string.format('%d', seq), 'count', count, 'total', total,
-      'lts', lts, 'lsize', lsize, 'lexch', lexch, 'lprice', lprice,
+    redis.call('HSET', skey, 'seq', string.format('%d', seq), 'count',
+      string.format('%d', count), 'total', string.format('%d', total),
+      'lts', string.format('%d', lts), 'lsize', string.format('%d', lsize),
+      'lexch', string.format('%d', lexch), 'lprice', lprice,
       'peaks', table.concat(peaks, ','))
     redis.call('EXPIRE', wkey, ttl)
     redis.call('EXPIRE', ikey, ttl)
@@ -254,6 +262,31 @@ def _int(value: bytes | None) -> int:
 def _entry_timestamp(entry: bytes | None) -> int:
     """The timestamp of a window entry ``seq:size:timestamp_ms:identity``."""
     return 0 if entry is None else int(entry.split(b":", 3)[2])
+
+
+def _figures(
+    fields: Sequence[bytes | None], oldest: bytes | None, newest: bytes | None
+) -> WindowStats:
+    """A window's figures from its stats hash fields and its oldest and newest entries.
+
+    Raises:
+        ValueError: a field is not what the script writes.
+    """
+    seq, count, total, lts, lsize, lexch, lprice, peaks = fields
+    if seq is None or count is None or total is None or lprice is None:
+        raise ValueError("incomplete window figures")
+    return WindowStats(
+        seq=int(seq),
+        count=int(count),
+        total_volume=int(total),
+        max_size=_peak_size(peaks),
+        first_timestamp_ms=_entry_timestamp(oldest),
+        last_timestamp_ms=_entry_timestamp(newest),
+        latest_timestamp_ms=_int(lts),
+        latest_size=_int(lsize),
+        latest_exchange=_int(lexch),
+        latest_price=float(lprice),
+    )
 
 
 def _peak_size(peaks: bytes | None) -> int:
@@ -404,21 +437,12 @@ class RedisState:
         answers: list[RankedMember] = []
         for n, symbol in enumerate(names):
             fields, oldest, newest = replies[3 * n : 3 * n + 3]
-            seq, count, total, lts, lsize, lexch, lprice, peaks = fields
-            if not count or seq is None or lprice is None:
+            if not fields[1] or fields[0] is None or fields[6] is None:
                 continue  # expired since it was marked
-            figures = WindowStats(
-                seq=int(seq),
-                count=int(count),
-                total_volume=int(total),
-                max_size=_peak_size(peaks),
-                first_timestamp_ms=_entry_timestamp(oldest),
-                last_timestamp_ms=_entry_timestamp(newest),
-                latest_timestamp_ms=_int(lts),
-                latest_size=_int(lsize),
-                latest_exchange=_int(lexch),
-                latest_price=float(lprice),
-            )
+            try:
+                figures = _figures(fields, oldest, newest)
+            except (ValueError, IndexError):
+                continue  # not written by this script: one bad symbol must not hide the rest
             answers.append(RankedMember(symbol, float(figures.seq), _PACK(figures)))
         return answers
 

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from typing import Final, Protocol
+from dataclasses import dataclass
+from typing import Final, Protocol, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -162,9 +163,42 @@ def queue_widget_write(
     return queued
 
 
-def _calls(items: Sequence[object]) -> int:
-    """Script calls needed for ``items`` documents."""
-    return -(-len(items) // _VALUES_PER_CALL)
+@dataclass(frozen=True, slots=True)
+class _ScriptCall:
+    """One call of a value script: which script, and its EVALSHA arguments after the SHA."""
+
+    versioned: bool
+    numkeys: int
+    args: tuple[str | bytes, ...]
+
+
+def _text(payload: bytes) -> str:
+    """Payloads go as msgpack strings: the Lua cmsgpack of Redis reads no ``bin`` type."""
+    return payload.decode("utf-8", "surrogateescape")
+
+
+def _script_calls(
+    values: Sequence[WidgetItem], versioned: Sequence[WidgetItem]
+) -> list[_ScriptCall]:
+    """The script calls storing ``values`` and ``versioned``, a few hundred documents each."""
+    calls: list[_ScriptCall] = []
+    for start in range(0, len(values), _VALUES_PER_CALL):
+        chunk = values[start : start + _VALUES_PER_CALL]
+        packed = _PACK([(_text(item.payload), item.feed.ttl, item.publish) for item in chunk])
+        calls.append(_ScriptCall(False, len(chunk), (*(item.name for item in chunk), packed)))
+    for start in range(0, len(versioned), _VALUES_PER_CALL):
+        chunk = versioned[start : start + _VALUES_PER_CALL]
+        packed = _PACK(
+            [
+                (_text(item.payload), item.feed.ttl, item.publish, str(item.version))
+                for item in chunk
+            ]
+        )
+        keys = [
+            key for item in chunk for key in (item.name, KEY_WIDGET_VERSION.name(feed=item.name))
+        ]
+        calls.append(_ScriptCall(True, len(keys), (*keys, packed)))
+    return calls
 
 
 class WidgetWriter:
@@ -203,9 +237,6 @@ class WidgetWriter:
         if self._plain:
             return await self._send_plain(writes)
         try:
-            return await self._send(writes)
-        except NoScriptError:
-            await self._load_scripts()
             return await self._send(writes)
         except ResponseError as exc:
             if "cmsgpack" not in str(exc):
@@ -275,6 +306,12 @@ class WidgetWriter:
         return sent
 
     async def _send(self, writes: Sequence[WidgetItem]) -> int:
+        """One pipeline: list writes as commands, value writes through the scripts.
+
+        If the server forgot the scripts (restart, ``SCRIPT FLUSH``), only the script calls are
+        sent again after loading them: the list writes already landed, and sending them twice
+        would push their elements twice.
+        """
         assert self._sha is not None
         assert self._versioned_sha is not None
         pipe = self._redis.pipeline(transaction=False)
@@ -291,39 +328,37 @@ class WidgetWriter:
                 sent += queue_widget_write(
                     pipe, item.feed, item.name, item.payload, publish=item.publish
                 )
-        for start in range(0, len(values), _VALUES_PER_CALL):
-            chunk = values[start : start + _VALUES_PER_CALL]
-            # Payloads go as msgpack strings: the Lua cmsgpack of Redis reads no ``bin`` type.
-            packed = _PACK(
-                [
-                    (item.payload.decode("utf-8", "surrogateescape"), item.feed.ttl, item.publish)
-                    for item in chunk
-                ]
+        commands = sent
+        calls = _script_calls(values, versioned)
+        for call in calls:
+            pipe.evalsha(
+                self._versioned_sha if call.versioned else self._sha, call.numkeys, *call.args
             )
-            pipe.evalsha(self._sha, len(chunk), *(item.name for item in chunk), packed)
-            sent += 1
-        for start in range(0, len(versioned), _VALUES_PER_CALL):
-            chunk = versioned[start : start + _VALUES_PER_CALL]
-            packed = _PACK(
-                [
-                    (
-                        item.payload.decode("utf-8", "surrogateescape"),
-                        item.feed.ttl,
-                        item.publish,
-                        str(item.version),
-                    )
-                    for item in chunk
-                ]
-            )
-            keys = [
-                key
-                for item in chunk
-                for key in (item.name, KEY_WIDGET_VERSION.name(feed=item.name))
-            ]
-            pipe.evalsha(self._versioned_sha, len(keys), *keys, packed)
-            sent += 1
-        replies = await pipe.execute()
-        if versioned:
-            written = sum(int(reply) for reply in replies[len(replies) - _calls(versioned) :])
-            self.superseded += len(versioned) - written
-        return sent
+        replies = await pipe.execute(raise_on_error=False)
+        for reply in replies[:commands]:
+            if isinstance(reply, Exception):
+                raise reply
+        script_replies: list[object] = list(replies[commands:])
+        forgotten = [
+            n for n, reply in enumerate(script_replies) if isinstance(reply, NoScriptError)
+        ]
+        if forgotten:
+            await self._load_scripts()
+            retry = self._redis.pipeline(transaction=False)
+            for n in forgotten:
+                call = calls[n]
+                retry.evalsha(
+                    self._versioned_sha if call.versioned else self._sha, call.numkeys, *call.args
+                )
+            for n, reply in zip(forgotten, await retry.execute(), strict=True):
+                script_replies[n] = reply
+        for reply in script_replies:
+            if isinstance(reply, Exception):
+                raise reply
+        written = sum(
+            int(cast(int, reply))
+            for call, reply in zip(calls, script_replies, strict=True)
+            if call.versioned
+        )
+        self.superseded += len(versioned) - written
+        return sent + len(calls)

@@ -35,10 +35,14 @@ __all__ = [
 
 #: A price: finite, not negative. The upper bound rejects overflowed or garbage values.
 Price = Annotated[float, msgspec.Meta(ge=0.0, le=1e9)]
-#: A share count or volume: a non-negative integer.
-Size = Annotated[int, msgspec.Meta(ge=0)]
-#: A ticker symbol as Massive spells it (``BRK.A``, ``AAPL``).
-Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=16)]
+#: A share count or volume: a non-negative integer. The bound (a thousand times the shares
+#: outstanding of any company) rejects garbage and keeps sums exact where numbers are doubles
+#: (Lua in Redis).
+Size = Annotated[int, msgspec.Meta(ge=0, le=10**15)]
+#: A ticker symbol as Massive spells it (``BRK.A``, ``AAPL``, ``BRK/B``). Whitespace and the
+#: characters ``: * ? [ ]`` are refused: symbols become parts of Redis key and channel names,
+#: where ``:`` separates segments and the others are glob syntax.
+Symbol = Annotated[str, msgspec.Meta(min_length=1, max_length=16, pattern=r"^[^\s:*?\[\]]+$")]
 #: A Unix timestamp in the unit its field name gives.
 Timestamp = Annotated[int, msgspec.Meta(ge=0)]
 

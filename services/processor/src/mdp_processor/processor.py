@@ -89,6 +89,9 @@ class ProcessorConfig:
         reference_attempts: Lookups of a symbol's reference data while it has no previous day
             (a failed fetch at start must not leave the symbol without a gap for the day).
         reference_retry_s: Pause between those lookups (the cache's own retry pause applies too).
+        future_tolerance_s: Events stamped further ahead of the clock are dropped as bad
+            (``bad_events["future"]``): a garbage timestamp far in the future would otherwise
+            move an analyzer's trading day there and make every real event stale.
     """
 
     flush_interval_s: float = 0.05
@@ -102,6 +105,7 @@ class ProcessorConfig:
     remember_batches: int = 100_000
     reference_attempts: int = 4
     reference_retry_s: float = 30.0
+    future_tolerance_s: float = 300.0
 
 
 class _Stopped(Exception):
@@ -294,6 +298,19 @@ class Processor:
         events = batch.events
         if not events:
             return
+        limit_ms = (now_ns + int(self.config.future_tolerance_s * _NS_PER_S)) // _NS_PER_MS
+        if max(event.event_time_ms for event in events) > limit_ms:
+            kept = [event for event in events if event.event_time_ms <= limit_ms]
+            self.stats.bad_events["future"] += len(events) - len(kept)
+            _log.warning(
+                "future_events_dropped",
+                kind=batch.kind,
+                batch=batch.batch,
+                dropped=len(events) - len(kept),
+            )
+            events = kept
+            if not events:
+                return
         self.stats.messages += 1
         self.stats.events[batch.kind] += len(events)
         self._pending_events += len(events)
@@ -339,6 +356,10 @@ class Processor:
                 await self.flush()
             except _Stopped:
                 return
+            except Exception:
+                # A bug must not stop flushing for good (nothing would be acked again).
+                self.stats.write_errors += 1
+                _log.exception("flush_failed")
 
     @traced("processor.flush", component="processor")
     async def flush(self) -> None:
@@ -359,7 +380,7 @@ class Processor:
                     for op in output.state
                     if isinstance(op, PutNewer | SetValue | AppendTrades | KeepTop)
                 )
-                writes.extend(output.widgets)
+                writes.extend(self._valid(analyzer.name, output.widgets))
             marks, self._pending_marks = self._pending_marks, []
             batches, self._pending_batches = self._pending_batches, []
             lags, self._pending_lag = self._pending_lag, []
@@ -391,6 +412,19 @@ class Processor:
             self._account(ops, writes, lags, flushed_events)
         async with self._progress:
             self._progress.notify_all()
+
+    def _valid(self, analyzer: str, writes: Sequence[WidgetWrite]) -> list[WidgetWrite]:
+        """The writes whose name belongs to their feed; the others are counted and dropped.
+
+        One bad name (a symbol that cannot be part of a feed name) must not fail the whole
+        pipeline of a flush.
+        """
+        valid = [write for write in writes if write.feed.matches(write.name)]
+        if len(valid) != len(writes):
+            self.stats.bad_writes += len(writes) - len(valid)
+            bad = next(write.name for write in writes if not write.feed.matches(write.name))
+            _log.warning("bad_widget_write", analyzer=analyzer, name=bad[:80])
+        return valid
 
     async def wait_until(self, predicate: Callable[[ProcessorStats], bool]) -> None:
         """Return once ``predicate(stats)`` holds after a flush (tests, benchmarks, the demo).
@@ -437,6 +471,14 @@ class Processor:
             except (OSError, TimeoutError) as exc:
                 await self._pause(exc, backoff)
                 backoff = min(backoff * 2, self.config.retry_max_s)
+            except _Stopped:
+                raise
+            except Exception:
+                # Not a connection problem: a bug, or a value the sink refuses. Retrying would
+                # fail forever, so it is counted and abandoned like an error reply.
+                self.stats.write_errors += 1
+                _log.exception("write_failed_unexpectedly")
+                return
             else:
                 self._writable.set()
                 return
@@ -498,7 +540,7 @@ class Processor:
                     continue
                 reads = analyzer.reads(now_ns)
                 answers = await self.state.top(reads)
-                writes.extend(analyzer.compose(now_ns, answers))
+                writes.extend(self._valid(name, analyzer.compose(now_ns, answers)))
                 self.stats.compositions += 1
             except Exception as exc:
                 self.stats.write_failures += 1

@@ -41,6 +41,13 @@ class ProcessorSettings(CommonSettings):
         min=1,
         doc="Longest time between two flushes to Redis (freshness of widgets).",
     )
+    future_tolerance_seconds: float = setting(
+        env="MDP_FUTURE_TOLERANCE_SECONDS",
+        default=300.0,
+        min=0.0,
+        doc="Events stamped further than this ahead of the clock are dropped as bad "
+        "(bad_events{future}): one bar from the year 2984 must not end the trading day.",
+    )
     flush_max_events: int = setting(
         env="MDP_FLUSH_MAX_EVENTS",
         default=20_000,

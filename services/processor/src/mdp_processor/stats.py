@@ -47,6 +47,7 @@ class ProcessorStats:
         write_errors: Writes Redis refused with an error reply; abandoned, not retried.
         compositions: Board compositions published (this replica held the lease).
         synchronisations: Merged state read back into analyzers (halts other replicas saw).
+        bad_writes: Widget writes dropped because their name is not one of their feed's.
         reference_requests: Reference lookups started.
         lag_event: Seconds from event time to the write that carried it.
         lag_receipt: Seconds from listener receipt to the write.
@@ -66,6 +67,7 @@ class ProcessorStats:
     write_errors: int = 0
     compositions: int = 0
     synchronisations: int = 0
+    bad_writes: int = 0
     reference_requests: int = 0
     last_flush_events: int = 0
     lag_event: LagSamples = field(default_factory=LagSamples)
@@ -92,6 +94,7 @@ class ProcessorStats:
             "write_errors": self.write_errors,
             "compositions": self.compositions,
             "synchronisations": self.synchronisations,
+            "bad_writes": self.bad_writes,
             "reference_requests": self.reference_requests,
             "last_flush_events": self.last_flush_events,
             "lag_event_p50_seconds": self.lag_event.percentile(0.5),

@@ -83,6 +83,7 @@ async def worker(index: int, ctx: WorkerContext) -> None:
             batch_messages=settings.batch_messages,
             max_in_flight=settings.max_in_flight,
             instance=instance,
+            future_tolerance_s=settings.future_tolerance_seconds,
         ),
     )
     task = asyncio.create_task(processor.run(), name="processor")
