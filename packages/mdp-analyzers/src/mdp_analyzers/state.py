@@ -86,12 +86,16 @@ class TradeWindow:
         """Add ``trades`` (skipping identities already inside); return how many counted."""
         counted = 0
         capacity = max(1, capacity)
-        for trade in trades:
-            if not (
-                0 <= trade.size <= WINDOW_MAX_SIZE
-                and 0 <= trade.timestamp_ms < WINDOW_MAX_TIMESTAMP_MS
-            ):
-                continue  # as the script: out of range is never counted
+        valid = [
+            trade
+            for trade in trades
+            if 0 <= trade.size <= WINDOW_MAX_SIZE
+            and 0 <= trade.timestamp_ms < WINDOW_MAX_TIMESTAMP_MS
+        ]  # as the script: out of range is never counted
+        # A new window's seq starts at its first batch's newest timestamp x 1000 (the script's
+        # rule; it is kept only once a trade is counted).
+        seed = max(trade.timestamp_ms for trade in valid) * 1000 if valid and not self.seq else 0
+        for trade in valid:
             identity = trade.identity
             if identity:
                 if identity in self.identities:
@@ -99,7 +103,7 @@ class TradeWindow:
                 self.identities.add(identity)
             counted += 1
             if not self.seq:
-                self.seq = trade.timestamp_ms * 1000
+                self.seq = seed
             self.seq += 1
             size = trade.size
             self.total += size

@@ -220,8 +220,8 @@ class WindowStats(msgspec.Struct, frozen=True, array_like=True, gc=False):
     """The running figures of one symbol's trade window, as a backend reports them.
 
     Attributes:
-        seq: The window's sequence number: the first trade's timestamp x 1000 when the window
-            was created, plus one per counted trade. It only grows, even across a window
+        seq: The window's sequence number: the newest timestamp of the window's first batch
+            x 1000, plus one per counted trade. It only grows, even across a window
             lost with its Redis (fewer than 1,000 trades per millisecond), so it versions
             the published statistics.
         count: Trades in the window.

@@ -114,8 +114,8 @@ APPEND_TRADES_LUA: Final = """
 -- Window entries are 'seq:size:timestamp_ms:identity'. The stats hash holds seq, count, total,
 -- the latest trade by time, and 'peaks': 'seq:size,...' with strictly decreasing sizes (a
 -- monotonic deque, a few entries), whose first is the window maximum. A new window's seq
--- starts at its first trade's timestamp x 1000, so seq only grows, even when the window was
--- lost.
+-- starts at the newest timestamp of its first batch x 1000, so seq only grows, even when the
+-- window was lost (a late print first in the new window cannot pull it back).
 local items = cmsgpack.unpack(ARGV[1])
 local counted = 0
 local dirty_ttl = 0
@@ -140,6 +140,17 @@ for i, item in ipairs(items) do
   if capacity < 1 then
     capacity = 1
   end
+  if not seq then
+    -- A new window: seq starts at the newest valid timestamp of its first batch x 1000.
+    for _, t in ipairs(trades) do
+      local size, ts = tonumber(t[2]), tonumber(t[3])
+      if size and ts and size >= 0 and size <= 1e15 and ts >= 0 and ts < 9e12 then
+        if not seq or ts * 1000 > seq then
+          seq = ts * 1000
+        end
+      end
+    end
+  end
   local pushed = {}
   for _, t in ipairs(trades) do
     local identity = t[1]
@@ -148,9 +159,6 @@ for i, item in ipairs(items) do
     -- sums and seq stay exact doubles and the script cannot fail halfway.
     local valid = size and ts and size >= 0 and size <= 1e15 and ts >= 0 and ts < 9e12
     if valid and (identity == '' or redis.call('SADD', ikey, identity) == 1) then
-      if not seq then
-        seq = ts * 1000
-      end
       seq = seq + 1
       total = total + size
       pushed[#pushed + 1] = string.format('%d:%d:%d:%s', seq, size, ts, identity)
