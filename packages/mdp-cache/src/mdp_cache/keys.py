@@ -427,8 +427,9 @@ KEY_TT_STATS: Final = Key(
     owner="processor (TopTradesAnalyzer)",
     payload="running figures of KEY_TT_WINDOW: seq (the newest timestamp of the first batch x "
     "1000 plus one per trade: it only grows and versions the published statistics), count, "
-    "total volume, the latest trade by timestamp (time, size, exchange, price), and peaks: 'seq:size,...' "
-    "of strictly decreasing sizes (a monotonic deque) whose first is the window maximum",
+    "total volume, the latest trade by timestamp (time, size, exchange, price), and peaks: "
+    "'seq:size,...' of strictly decreasing sizes (a monotonic deque) whose first is the window "
+    "maximum",
 )
 KEY_TT_DIRTY: Final = Key(
     template="mdp:tt:dirty",
