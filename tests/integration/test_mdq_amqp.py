@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
@@ -187,6 +188,41 @@ async def test_consumer_drops_stale_and_poison_messages_and_never_requeues(
     finally:
         await consumer.close()
     assert await message_count(raw_channel, aggregates.name) == 0
+
+
+async def test_trace_context_travels_in_the_headers(
+    amqp_url: str, mdq_prefix: str, raw_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    trades = topology.for_kind("T")
+    assert trades is not None
+    consumer = AmqpConsumer(amqp_url, topology, clock=LiveClock())
+    publisher = AmqpPublisher(amqp_url, topology)
+    await consumer.start()
+    await publisher.start()
+    parent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+    try:
+        batch = make_batch(trades, "traced")
+        publisher.publish(dataclasses.replace(batch, headers={"traceparent": parent}))
+        # A message from another publisher, with a header value that is not text.
+        untraced = make_batch(trades, "other")
+        await raw_channel.default_exchange.publish(
+            aio_pika.Message(untraced.body, headers={"x-count": 3, "x-name": "text"}),
+            routing_key=trades.name,
+        )
+        received = []
+        async with asyncio.timeout(10):
+            async for delivered in consumer.consume_batches(trades, max_wait_seconds=0.2):
+                received.extend(delivered.messages)
+                await delivered.ack()
+                if len(received) >= 2:
+                    break
+        headers = {m.envelope.batch: dict(m.headers) for m in received}
+        assert headers["traced"] == {"traceparent": parent}
+        assert headers["other"] == {"x-name": "text"}  # text kept, the number left out
+    finally:
+        await publisher.close()
+        await consumer.close()
 
 
 async def test_a_failing_handler_drops_the_message_instead_of_requeueing(

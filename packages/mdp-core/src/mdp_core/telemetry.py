@@ -43,9 +43,11 @@ __all__ = [
     "Metrics",
     "attached_context",
     "configure_telemetry",
+    "consumer_span",
     "extract_context",
     "inject_context",
     "meter",
+    "producer_span",
     "traced",
     "tracer",
 ]
@@ -249,6 +251,37 @@ def attached_context(carrier: Mapping[str, str]) -> Iterator[Context]:
         yield ctx
     finally:
         otel_context.detach(token)
+
+
+@contextlib.contextmanager
+def producer_span(
+    name: str, *, component: str, **attributes: str | int
+) -> Iterator[dict[str, str]]:
+    """A PRODUCER span around publishing one message; yields the carrier for its headers.
+
+    The carrier is empty when tracing is off (no SDK, or not sampled), so nothing is added to
+    the message then.
+    """
+    with tracer(f"mdp.{component}").start_as_current_span(
+        name, kind=trace.SpanKind.PRODUCER, attributes=attributes
+    ):
+        yield inject_context()
+
+
+@contextlib.contextmanager
+def consumer_span(
+    name: str, *, component: str, carrier: Mapping[str, str], **attributes: str | int
+) -> Iterator[None]:
+    """A CONSUMER span around handling one message, child of its producer's span.
+
+    ``carrier`` holds the message headers; without a trace context in them the span starts a
+    new trace. One span per message (a batch of events), never per event.
+    """
+    parent = extract_context(carrier) if carrier else None
+    with tracer(f"mdp.{component}").start_as_current_span(
+        name, context=parent, kind=trace.SpanKind.CONSUMER, attributes=attributes
+    ):
+        yield
 
 
 # --- metrics registry ------------------------------------------------------------------------

@@ -9,7 +9,9 @@ requeued, because it would fail again and loop forever.
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Mapping
 
 from mdp_core.clock import NS_PER_SECOND, Clock
 from mdp_core.envelope import decode_header
@@ -42,7 +44,14 @@ class Admission:
         """The freshness limit in seconds applied to ``queue``."""
         return self._max_age_seconds if self._max_age_seconds is not None else queue.ttl_seconds
 
-    def admit(self, queue: QueueSpec, body: bytes, *, redelivered: bool) -> Received | None:
+    def admit(
+        self,
+        queue: QueueSpec,
+        body: bytes,
+        *,
+        redelivered: bool,
+        headers: Mapping[str, object] | None = None,
+    ) -> Received | None:
         """Return the message for the application, or None when it must be acked and dropped."""
         try:
             envelope = decode_header(body)
@@ -64,5 +73,24 @@ class Admission:
         self.stats.delivered_events += len(envelope.events)
         self.stats.max_age_seconds_seen = max(self.stats.max_age_seconds_seen, age)
         return Received(
-            queue=queue, envelope=envelope, body=body, redelivered=redelivered, age_seconds=age
+            queue=queue,
+            envelope=envelope,
+            body=body,
+            redelivered=redelivered,
+            age_seconds=age,
+            headers=_text_headers(headers),
         )
+
+
+def _text_headers(headers: Mapping[str, object] | None) -> dict[str, str]:
+    """The headers whose values are text (AMQP may carry numbers, tables, bytes)."""
+    if not headers:
+        return {}
+    text: dict[str, str] = {}
+    for name, value in headers.items():
+        if isinstance(value, str):
+            text[name] = value
+        elif isinstance(value, bytes):
+            with contextlib.suppress(UnicodeDecodeError):
+                text[name] = value.decode()
+    return text

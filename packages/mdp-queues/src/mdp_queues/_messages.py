@@ -123,6 +123,8 @@ class Received:
         body: the raw message body.
         redelivered: the broker delivered it before (the batch id lets you skip duplicates).
         age_seconds: how old the batch was when it was received (now - ``received_ns``).
+        headers: the message's text headers, e.g. the publisher's trace context
+            (``traceparent``); others are left out.
     """
 
     queue: QueueSpec
@@ -130,6 +132,7 @@ class Received:
     body: bytes
     redelivered: bool
     age_seconds: float
+    headers: Mapping[str, str] = field(default_factory=dict)
 
 
 Settle = Callable[[Sequence[object], bool], Awaitable[None]]

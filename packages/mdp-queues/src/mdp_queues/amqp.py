@@ -519,7 +519,10 @@ class AmqpConsumer:
         dropped: list[AbstractIncomingMessage] = []
         for message in incoming:
             received = self._admission.admit(
-                queue, message.body, redelivered=bool(message.redelivered)
+                queue,
+                message.body,
+                redelivered=bool(message.redelivered),
+                headers=message.headers,
             )
             if received is None:
                 dropped.append(message)

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import AsyncGenerator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from mdp_core.clock import Clock, LiveClock
 from mdp_queues._admission import Admission
@@ -34,6 +34,7 @@ class _Stored:
     body: bytes
     events: int
     enqueued_ns: int
+    headers: dict[str, str] = field(default_factory=dict)
 
 
 class _MemoryQueue:
@@ -148,7 +149,7 @@ class MemoryPublisher:
         if not self._open:
             self._stats.count_dropped(batch, DropReason.CLOSED)
             return
-        stored = _Stored(batch.body, batch.events, self._bus.clock.now_ns())
+        stored = _Stored(batch.body, batch.events, self._bus.clock.now_ns(), dict(batch.headers))
         self._bus._queue(batch.queue).put(stored)
         self._stats.count_published(batch)
 
@@ -226,7 +227,9 @@ class MemoryConsumer:
                     except TimeoutError:
                         break
                     continue
-                received = self._admission.admit(queue, item.body, redelivered=False)
+                received = self._admission.admit(
+                    queue, item.body, redelivered=False, headers=item.headers
+                )
                 if received is not None:
                     admitted.append(received)
             if admitted:

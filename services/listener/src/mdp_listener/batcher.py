@@ -16,6 +16,7 @@ from typing import Final
 import msgspec
 
 from mdp_core.envelope import encode_envelope
+from mdp_core.telemetry import producer_span
 from mdp_queues import OutgoingBatch, Publisher, QueueSpec, Topology
 
 __all__ = ["Batcher", "FlushedBatch"]
@@ -116,22 +117,28 @@ class Batcher:
         del self._pending[kind]
         raws = pending.raws
         batch_id = f"{self._instance}:{next(self._sequence)}"
-        body = encode_envelope(
-            kind=kind,
-            source=self._source,
-            batch=batch_id,
-            received_ns=pending.first_received_ns,
-            events=raws,
-        )
-        self._publisher.publish(
-            OutgoingBatch(
-                queue=pending.queue,
-                body=body,
-                batch_id=batch_id,
+        # One span per batch: its context travels in the message headers, so the processor's
+        # span for this batch joins the same trace.
+        with producer_span(
+            "listener.batch", component="listener", kind=kind, events=len(raws), batch=batch_id
+        ) as headers:
+            body = encode_envelope(
+                kind=kind,
+                source=self._source,
+                batch=batch_id,
                 received_ns=pending.first_received_ns,
-                events=len(raws),
+                events=raws,
             )
-        )
+            self._publisher.publish(
+                OutgoingBatch(
+                    queue=pending.queue,
+                    body=body,
+                    batch_id=batch_id,
+                    received_ns=pending.first_received_ns,
+                    events=len(raws),
+                    headers=headers,
+                )
+            )
         if self._on_flush is not None:
             self._on_flush(FlushedBatch(kind, len(raws), len(body), _event_time_ns(kind, raws[-1])))
 

@@ -31,7 +31,7 @@ from mdp_core.envelope import encode_envelope
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
 from mdp_core.news import decode_article
-from mdp_core.telemetry import Metrics
+from mdp_core.telemetry import Metrics, producer_span
 from mdp_news_listener.settings import NewsListenerSettings
 from mdp_queues import NEWS_KIND, OutgoingBatch, Publisher
 from mdp_runtime import AuthError
@@ -322,13 +322,17 @@ class FinlightListener:
             received_ns=received_ns,
             events=[msgspec.Raw(data)],
         )
-        self._publisher.publish(
-            OutgoingBatch(
-                queue=self._queue,
-                body=body,
-                batch_id=batch_id,
-                received_ns=received_ns,
-                events=1,
+        with producer_span(
+            "news_listener.article", component="news-listener", batch=batch_id
+        ) as headers:
+            self._publisher.publish(
+                OutgoingBatch(
+                    queue=self._queue,
+                    body=body,
+                    batch_id=batch_id,
+                    received_ns=received_ns,
+                    events=1,
+                    headers=headers,
+                )
             )
-        )
         self._published.add(1)

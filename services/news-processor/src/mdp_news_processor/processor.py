@@ -22,7 +22,7 @@ from mdp_core.clock import Clock
 from mdp_core.envelope import decode_news_batch
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
-from mdp_core.telemetry import Metrics, traced
+from mdp_core.telemetry import Metrics, consumer_span, traced
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch
 
 __all__ = ["NewsProcessor"]
@@ -152,7 +152,11 @@ class NewsProcessor:
                 self._bad.add(kind=error.kind)
                 _log.warning("article skipped", kind=error.kind, detail=error.detail,
                              batch=news.batch)  # fmt: skip
-            self._analyzer.apply(news.articles, now_ns)
+            with consumer_span(
+                "news_processor.message", component="news-processor",
+                carrier=message.headers, batch=news.batch,
+            ):  # fmt: skip
+                self._analyzer.apply(news.articles, now_ns)
         writes = self._analyzer.collect(now_ns).widgets
         if not await self._write(writes, stop):
             return  # stopping with Redis down: leave the batch unacked for redelivery

@@ -19,7 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Protocol
@@ -38,7 +38,7 @@ from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
-from mdp_core.telemetry import traced
+from mdp_core.telemetry import consumer_span, traced
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch
 
@@ -249,7 +249,7 @@ class Processor:
 
     async def ingest(self, batch: ReceivedBatch) -> None:
         """Decode, de-duplicate and apply one delivery batch; it is acked by a later flush."""
-        decoded: list[tuple[str, EventBatch]] = []
+        decoded: list[tuple[str, EventBatch, Mapping[str, str]]] = []
         for message in batch.messages:
             try:
                 events = decode_event_batch(message.body)
@@ -267,10 +267,19 @@ class Processor:
                 self.stats.duplicates += 1
                 continue
             self._remember(mark)
-            decoded.append((mark, events))
+            decoded.append((mark, events, message.headers))
         now_ns = self.clock.now_ns()
-        for mark, events in decoded:
-            self._apply(events, now_ns)
+        for mark, events, headers in decoded:
+            # One span per message (a batch of events), in the listener's trace.
+            with consumer_span(
+                "processor.batch",
+                component="processor",
+                carrier=headers,
+                kind=events.kind,
+                events=len(events.events),
+                batch=events.batch,
+            ):
+                self._apply(events, now_ns)
             self._pending_marks.append(mark)
         self._pending_batches.append(batch)
         if self._pending_events >= self.config.flush_max_events:
