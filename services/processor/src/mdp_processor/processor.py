@@ -105,7 +105,7 @@ class ProcessorConfig:
     remember_batches: int = 100_000
     reference_attempts: int = 4
     reference_retry_s: float = 30.0
-    future_tolerance_s: float = 300.0
+    future_tolerance_s: float = 86_400.0
 
 
 class _Stopped(Exception):

@@ -43,10 +43,12 @@ class ProcessorSettings(CommonSettings):
     )
     future_tolerance_seconds: float = setting(
         env="MDP_FUTURE_TOLERANCE_SECONDS",
-        default=300.0,
+        default=86_400.0,
         min=0.0,
         doc="Events stamped further than this ahead of the clock are dropped as bad "
-        "(bad_events{future}): one bar from the year 2984 must not end the trading day.",
+        "(bad_events{future}): a garbage timestamp must not move the trading day away. The "
+        "default (a day) lets a simulator run ahead of the wall clock; the production "
+        "manifests set 300.",
     )
     flush_max_events: int = setting(
         env="MDP_FLUSH_MAX_EVENTS",
