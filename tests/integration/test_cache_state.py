@@ -29,6 +29,7 @@ from mdp_cache.ops import (
     decode_window_stats,
 )
 from mdp_cache.state import RedisState
+from mdp_core.clock import ManualClock
 
 
 @pytest.fixture
@@ -258,6 +259,30 @@ async def test_one_corrupt_window_does_not_hide_the_others(redis: Redis) -> None
     state = RedisState(redis)
     good = WindowTrade("4:1:1000", 100, 1_772_000_000_000, 10.0, 4)
     await state.apply([AppendTrades(s, (good,), 10, 60) for s in ("AAA", "BBB")])
-    await redis.hset(KEY_TT_STATS.name(symbol="AAA"), "total", "1e+17")  # not the script's
+    await redis.set(KEY_TT_STATS.name(symbol="AAA"), b"\xc1 not msgpack")  # not the script's
     [answer] = await state.top([WindowStatsRead(10)])
     assert [row.member for row in answer] == ["BBB"]
+
+
+async def test_window_ttls_are_refreshed_once_an_eighth_has_passed(redis: Redis) -> None:
+    clock = ManualClock(1_772_000_000 * 10**9)
+    state = RedisState(redis, clock=clock)
+    keys = [KEY_TT_WINDOW.name(symbol="AAA"), KEY_TT_IDS.name(symbol="AAA")]
+
+    async def append(n: int) -> None:
+        trade = WindowTrade(f"4:{n}:1", 100, 1_772_000_000_000 + n, 10.0, 4)
+        await state.apply([AppendTrades("AAA", (trade,), 10, 800)])
+
+    async def ttls() -> list[int]:
+        return [await redis.ttl(key) for key in keys]
+
+    await append(1)
+    assert all(700 < ttl <= 800 for ttl in await ttls())
+    for key in keys:
+        await redis.expire(key, 50)
+    clock.advance(99.0)  # less than 800 / 8: the TTLs are left alone
+    await append(2)
+    assert all(ttl <= 50 for ttl in await ttls())
+    clock.advance(1.0)  # now an eighth has passed
+    await append(3)
+    assert all(700 < ttl <= 800 for ttl in await ttls())

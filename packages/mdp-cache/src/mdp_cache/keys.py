@@ -422,14 +422,15 @@ KEY_TT_IDS: Final = Key(
 KEY_TT_STATS: Final = Key(
     template="mdp:tt:stats:{symbol}",
     store="mdc",
-    redis_type="hash",
+    redis_type="string",
     ttl=_TT_WINDOW_TTL,
     owner="processor (TopTradesAnalyzer)",
-    payload="running figures of KEY_TT_WINDOW: seq (the newest timestamp of the first batch x "
-    "1000 plus one per trade: it only grows and versions the published statistics), count, "
-    "total volume, the latest trade by timestamp (time, size, exchange, price), and peaks: "
-    "'seq:size,...' of strictly decreasing sizes (a monotonic deque) whose first is the window "
-    "maximum",
+    payload="running figures of KEY_TT_WINDOW, one msgpack array read and written whole by the "
+    "window script: seq (the newest timestamp of the first batch x 1000 plus one per trade: it "
+    "only grows and versions the published statistics), count, total volume, the latest trade "
+    "by timestamp (time, size, exchange, price), when the TTLs were last refreshed, and the "
+    "peaks (seqs and sizes of strictly decreasing size, a monotonic deque) whose first is the "
+    "window maximum",
 )
 KEY_TT_DIRTY: Final = Key(
     template="mdp:tt:dirty",
