@@ -57,6 +57,7 @@ async def read_boards(config: BenchConfig, after_ms: int) -> dict[str, dict[str,
 class _PublishedRow(msgspec.Struct):
     end_ms: int = 0
     prev_close: float | None = None
+    accumulated_volume: int | None = None
 
 
 async def check_boards(
@@ -96,6 +97,13 @@ async def check_boards(
     )[:1000]
     published = await published_rows(config, differing)
     older = {s for s in differing if s in finals and published[s].end_ms < finals[s].end_ms}
+    # A quote record that holds the final volume while the board does not: the board is
+    # behind its own rows (composed before the last writes, or a composition that was lost).
+    board_behind = sorted(
+        s
+        for s in differing
+        if s in finals and published[s].accumulated_volume == finals[s].accumulated_volume
+    )
     no_reference = sorted(s for s in differing if published[s].prev_close is None)
     if stale > 0 and older:
         for board, (want, actual) in inputs.items():
@@ -104,6 +112,8 @@ async def check_boards(
             )
     diagnosis = {
         "differing_symbols": len(differing),
+        "board_as_of_ms": {board: doc.get("as_of_ms") for board, doc in boards.items()},
+        "quote_final_board_not": board_behind[:50],
         "row_older_than_last_event": sorted(older)[:50],
         "row_without_previous_close": no_reference[:50],
         "rows_without_previous_close": len(no_reference),

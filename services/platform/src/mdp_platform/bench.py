@@ -542,6 +542,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             ]
         else:
             checks, diagnosis = await check_boards(config, boards, final, stale)
+            diagnosis["drained_ms"] = drained_ms
         phases = [
             _phase_result(run, "fixed", config.rate, fixed, emission),
             _phase_result(run, "saturation", None, saturation, emission),
