@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib
+from importlib.metadata import version
 from collections.abc import Callable
 
 import pytest
@@ -49,7 +50,7 @@ def test_version_and_unknown_arguments(
 ) -> None:
     module, _ = SERVICES[script]
     assert run_main(module, ["--version"], monkeypatch) == 0
-    assert capsys.readouterr().out.strip() == f"{script} 0.1.0"
+    assert capsys.readouterr().out.strip() == f"{script} {version(script)}"
     assert run_main(module, ["--no-such-option"], monkeypatch) == 2
     assert "unrecognized arguments" in capsys.readouterr().err
 
