@@ -76,10 +76,12 @@ _PARAM = re.compile(r"\{(\w+)\}")
 
 
 def _fill(template: str, params: dict[str, object]) -> str:
-    missing = set(_PARAM.findall(template)) - params.keys()
-    if missing:
-        raise KeyError(f"{template!r} needs {sorted(missing)}")
-    return template.format(**params)
+    """``template`` with its parameters filled in (a hot path: one call per key written)."""
+    try:
+        return template.format(**params)
+    except KeyError:
+        missing = set(_PARAM.findall(template)) - params.keys()
+        raise KeyError(f"{template!r} needs {sorted(missing)}") from None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

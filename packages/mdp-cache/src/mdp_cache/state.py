@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Final, cast
+from typing import Final
 
 import msgspec
 from redis.asyncio import Redis
@@ -53,7 +53,7 @@ from mdp_cache.ops import (
 )
 from mdp_core.clock import Clock, LiveClock
 
-__all__ = ["APPEND_TRADES_LUA", "MERGE_ROWS_LUA", "RedisState"]
+__all__ = ["APPEND_TRADES_LUA", "MERGE_ROWS_LUA", "TAKE_WINDOWS_LUA", "RedisState"]
 
 ROWS_PER_CALL: Final = 256
 """Rows per EVALSHA: large enough to amortise the call, small enough not to stall Redis."""
@@ -105,14 +105,16 @@ end
 return won
 """
 
-WINDOWS_PER_CALL: Final = 64
+WINDOWS_PER_CALL: Final = 128
 """Symbols per trade-window script call (a flush holds a few trades per symbol)."""
 
 APPEND_TRADES_LUA: Final = """
--- KEYS[1] changed-symbols set; then per symbol: window list, identities set, figures string
---   (3 keys each, in the order of ARGV[1])
+-- KEYS[1] changed-symbols set
 -- ARGV[1] msgpack array of [symbol, capacity, ttl, trades], trades each
---   [identity, size, timestamp_ms, price (decimal string), exchange]; ARGV[2] now (Unix s)
+--   [identity, size, timestamp_ms, price (decimal string), exchange]; ARGV[2] now (Unix s);
+--   ARGV[3..5] the key prefixes of the window lists, identity sets and figures. The keys are
+--   built here rather than passed (MDC is one Redis, not a cluster): passing three keys per
+--   symbol cost the client more than the script.
 -- Window entries are 'seq:size:timestamp_ms:identity'. The figures are one msgpack array
 -- (read and written whole: cheaper than hash fields) of seq, count, total, the latest trade
 -- by time (timestamp, size, exchange, price), when the TTLs were last refreshed, and the
@@ -130,9 +132,8 @@ local function in_range(size, ts)
   return size and ts and size >= 0 and size <= 1e15 and ts >= 0 and ts < 9e12
 end
 for i, item in ipairs(items) do
-  local base = 1 + (i - 1) * 3
-  local wkey, ikey, skey = KEYS[base + 1], KEYS[base + 2], KEYS[base + 3]
   local symbol, capacity, ttl, trades = item[1], tonumber(item[2]), tonumber(item[3]), item[4]
+  local wkey, ikey, skey = ARGV[3] .. symbol, ARGV[4] .. symbol, ARGV[5] .. symbol
   local raw = redis.call('GET', skey)
   local seq, count, total, lts, lsize, lexch, lprice, refreshed = nil, 0, 0, -1, 0, 0, '0', 0
   local pseq, psize = {}, {}
@@ -226,6 +227,24 @@ end
 return counted
 """
 
+TAKE_WINDOWS_LUA: Final = """
+-- KEYS[1] changed-symbols set; ARGV[1] most symbols to take; ARGV[2], ARGV[3] the key prefixes
+-- of the windows and of their figures (the keys are built here: MDC is one Redis, not a
+-- cluster). Takes up to ARGV[1] changed symbols and returns, per symbol, its name, packed
+-- figures, oldest and newest entries (false when gone): the read is one command, and no
+-- symbol can leave the set without its figures being read in the same step.
+local taken = redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))
+local out = {}
+for _, symbol in ipairs(taken) do
+  local wkey = ARGV[2] .. symbol
+  out[#out + 1] = symbol
+  out[#out + 1] = redis.call('GET', ARGV[3] .. symbol) or false
+  out[#out + 1] = redis.call('LINDEX', wkey, 0) or false
+  out[#out + 1] = redis.call('LINDEX', wkey, -1) or false
+end
+return out
+"""
+
 _LEASE_LUA: Final = """
 local current = redis.call('GET', KEYS[1])
 if current == ARGV[1] then
@@ -255,12 +274,13 @@ def _scores(scores: tuple[float | None, ...]) -> list[float | str]:
 _GroupKey = tuple[str, str, tuple[str, ...], int]
 
 
-def _window_keys(symbol: str) -> tuple[str, str, str]:
-    return (
-        KEY_TT_WINDOW.name(symbol=symbol),
-        KEY_TT_IDS.name(symbol=symbol),
-        KEY_TT_STATS.name(symbol=symbol),
-    )
+#: Key prefixes of a symbol's window list, identity set and figures (the script appends the
+#: symbol).
+_PREFIXES: Final = (
+    KEY_TT_WINDOW.name(symbol=""),
+    KEY_TT_IDS.name(symbol=""),
+    KEY_TT_STATS.name(symbol=""),
+)
 
 
 def _window_item(op: AppendTrades) -> tuple[object, ...]:
@@ -312,11 +332,13 @@ class RedisState:
         self._clock: Clock = clock or LiveClock()
         self._sha: str | None = None
         self._windows_sha: str | None = None
+        self._take_sha: str | None = None
 
     async def load_scripts(self) -> None:
         """Load the scripts (idempotent; called lazily by :meth:`apply`)."""
         self._sha = str(await self._redis.script_load(MERGE_ROWS_LUA))
         self._windows_sha = str(await self._redis.script_load(APPEND_TRADES_LUA))
+        self._take_sha = str(await self._redis.script_load(TAKE_WINDOWS_LUA))
 
     async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> None:
         """Apply ``ops`` and set the ``marks`` keys in one MULTI/EXEC pipeline.
@@ -360,11 +382,8 @@ class RedisState:
         now_s = self._clock.now_ns() // 1_000_000_000  # when the window TTLs were refreshed
         for start in range(0, len(windows), WINDOWS_PER_CALL):
             chunk = windows[start : start + WINDOWS_PER_CALL]
-            keys = [key for op in chunk for key in _window_keys(op.symbol)]
             packed = _PACK([_window_item(op) for op in chunk])
-            pipe.evalsha(
-                self._windows_sha, 1 + len(keys), KEY_TT_DIRTY.name(), *keys, packed, now_s
-            )
+            pipe.evalsha(self._windows_sha, 1, KEY_TT_DIRTY.name(), packed, now_s, *_PREFIXES)
         for (rows_key, versions_key, boards, ttl), rows in groups.items():
             for start in range(0, len(rows), ROWS_PER_CALL):
                 packed = _PACK(
@@ -432,27 +451,35 @@ class RedisState:
         return [RankedMember(member.decode(), float(score), member) for member, score in ranked]
 
     async def _window_stats(self, read: WindowStatsRead) -> list[RankedMember]:
-        popped = await self._redis.spop(KEY_TT_DIRTY.name(), read.limit)
-        symbols = cast(list[bytes], popped or [])
-        if not symbols:
+        if read.limit <= 0:
             return []
-        names = sorted(symbol.decode() for symbol in symbols)
-        pipe = self._redis.pipeline(transaction=True)
-        for symbol in names:
-            window, _, stats = _window_keys(symbol)
-            pipe.get(stats)
-            pipe.lindex(window, 0)
-            pipe.lindex(window, -1)
-        replies = await pipe.execute()
+        args = (
+            KEY_TT_DIRTY.name(),
+            read.limit,
+            KEY_TT_WINDOW.name(symbol=""),
+            KEY_TT_STATS.name(symbol=""),
+        )
+        if self._take_sha is None:
+            await self.load_scripts()
+        assert self._take_sha is not None
+        try:
+            replies = await self._redis.evalsha(self._take_sha, 1, *args)
+        except NoScriptError:
+            await self.load_scripts()
+            replies = await self._redis.evalsha(self._take_sha, 1, *args)
+        flat: list[bytes | None] = list(replies)
+        taken = sorted(
+            (flat[n].decode(), flat[n + 1], flat[n + 2], flat[n + 3])  # type: ignore[union-attr]
+            for n in range(0, len(flat), 4)
+        )
         answers: list[RankedMember] = []
-        for n, symbol in enumerate(names):
-            packed, oldest, newest = replies[3 * n : 3 * n + 3]
+        for symbol, packed, oldest, newest in taken:
             if packed is None or oldest is None:
                 continue  # expired since it was marked
             try:
                 figures = _figures(packed, oldest, newest)
             except (ValueError, IndexError, TypeError, msgspec.DecodeError):
-                continue  # not written by this script: one bad symbol must not hide the rest
+                continue  # not written by the script: one bad symbol must not hide the rest
             answers.append(RankedMember(symbol, float(figures.seq), _PACK(figures)))
         return answers
 

@@ -52,12 +52,15 @@ return #KEYS
 """
 
 VERSIONED_SET_PUBLISH_LUA: Final = """
--- KEYS: per document its feed name, then its version key (two keys each)
--- ARGV[1]: msgpack array of [payload, ttl seconds, publish?, version (decimal string)]
+-- KEYS: the feed names
+-- ARGV[1]: msgpack array of [payload, ttl seconds, publish?, version (decimal string)], one
+--   per key; ARGV[2]: the prefix of the version keys (the script appends the feed name: WDC
+--   is one Redis, not a cluster, and one key argument per document is cheaper to send)
 local items = cmsgpack.unpack(ARGV[1])
 local written = 0
 for i, item in ipairs(items) do
-  local name, vkey = KEYS[2 * i - 1], KEYS[2 * i]
+  local name = KEYS[i]
+  local vkey = ARGV[2] .. name
   local payload, version = item[1], tonumber(item[4])
   local wins = true
   local old = redis.call('GET', vkey)
@@ -85,6 +88,7 @@ return written
 """
 
 _PACK: Final = msgspec.msgpack.Encoder().encode
+_VERSION_PREFIX: Final = KEY_WIDGET_VERSION.name(feed="")
 _VALUES_PER_CALL: Final = 256
 """Documents per script call: amortises the call without stalling Redis for long."""
 
@@ -194,10 +198,8 @@ def _script_calls(
                 for item in chunk
             ]
         )
-        keys = [
-            key for item in chunk for key in (item.name, KEY_WIDGET_VERSION.name(feed=item.name))
-        ]
-        calls.append(_ScriptCall(True, len(keys), (*keys, packed)))
+        names = [item.name for item in chunk]
+        calls.append(_ScriptCall(True, len(names), (*names, packed, _VERSION_PREFIX)))
     return calls
 
 
