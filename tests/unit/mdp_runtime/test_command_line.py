@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import importlib
-from importlib.metadata import version
 from collections.abc import Callable
+from importlib.metadata import version
 
 import pytest
 
