@@ -113,6 +113,34 @@ def test_a_luld_record_written_before_the_halt_was_known_is_corrected() -> None:
     assert wdc.document(name)["t"] == at_ms(DAY, 10, 0, 30)
 
 
+def test_a_resume_learned_late_replaces_the_halted_row_at_the_same_bar() -> None:
+    state = MemoryState()
+    wdc = OfflineResult()
+    with_bars, with_resume = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    quote_name = FEED_QUOTE.name(symbol="AAA")
+    rows_key = KEY_LB_ROWS.name(day=DAY.isoformat())
+    now_ns = at_ms(DAY, 10, 1) * 1_000_000
+
+    def flush(analyzer: LeaderboardAnalyzer, at_ns: int) -> None:
+        output = analyzer.collect(at_ns)
+        state.apply_now(output.state)
+        wdc.record(output.widgets)
+        analyzer.sync(at_ns, [state.answer_now(r) for r in analyzer.sync_reads(at_ns)])
+
+    # The last bar before a halt, and the halt, reach one replica: its row says halted.
+    with_bars.apply([aggregate("AAA", at_ms(DAY, 10, 0, 10), accumulated_volume=5_000)], 0)
+    with_bars.apply([luld("AAA", at_ms(DAY, 10, 0, 20), 17)], 0)
+    flush(with_bars, now_ns)
+    assert wdc.document(quote_name)["halted"] is True
+    # The resume reaches the other replica; no new bar follows (a quiet symbol).
+    with_resume.apply([luld("AAA", at_ms(DAY, 10, 5), 18)], 0)
+    flush(with_resume, now_ns)
+    flush(with_bars, now_ns + 1)  # learns the resume
+    flush(with_bars, now_ns + 2)  # rewrites the same bar's row: the newer news wins
+    assert wdc.document(quote_name)["halted"] is False
+    assert msgspec.json.decode(state.rows[rows_key]["AAA"])["halted"] is False
+
+
 def test_replicas_agree_on_halt_records_of_equal_time() -> None:
     halt = luld("AAA", at_ms(DAY, 10, 0), 17)
     resume = luld("AAA", at_ms(DAY, 10, 0), 18)  # same instant, other indicator

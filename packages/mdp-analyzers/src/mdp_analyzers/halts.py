@@ -20,12 +20,23 @@ from mdp_analyzers.state import PutNewer, RankedMember, RowsRead
 from mdp_cache.keys import KEY_HALT_VERSIONS, KEY_HALTS
 from mdp_core.events import LimitUpLimitDown
 
-__all__ = ["LULD_HALT", "LULD_RESUME", "HaltBook", "HaltRecord", "halt_op", "halts_read"]
+__all__ = [
+    "HALT_RECENCY_BITS",
+    "LULD_HALT",
+    "LULD_RESUME",
+    "HaltBook",
+    "HaltRecord",
+    "halt_op",
+    "halts_read",
+]
 
 LULD_HALT: Final = 17
 """LULD indicator: a trading pause (halt) is in effect."""
 LULD_RESUME: Final = 18
 """LULD indicator: trading resumed."""
+
+HALT_RECENCY_BITS: Final = 8
+"""Bits of a version that carry :meth:`HaltBook.recency` below the event time."""
 
 _ENCODER: Final = msgspec.json.Encoder()
 
@@ -135,6 +146,19 @@ class HaltBook:
         """Event time of the halt state known for ``symbol`` (0: none)."""
         found = self._records.get(symbol)
         return 0 if found is None else found[0]
+
+    def recency(self, symbol: str, at_ms: int) -> int:
+        """How recent the halt news known for ``symbol`` is, seen from ``at_ms`` (0-255).
+
+        0 when nothing is known; otherwise the record's time relative to ``at_ms`` in seconds,
+        offset by 128 and clamped to 1-255. A record written for the same instant with newer
+        halt news ranks higher, so it can break ties between two writes of one bar or one
+        LULD event (see ``HALT_RECENCY_BITS``): the news wins, a halt or a resume alike.
+        """
+        found = self._records.get(symbol)
+        if found is None:
+            return 0
+        return min(255, max(1, (found[0] - at_ms) // 1000 + 128))
 
     def active(self) -> dict[str, HaltRecord]:
         """The symbols halted now, by symbol."""

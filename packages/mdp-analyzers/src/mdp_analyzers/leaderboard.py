@@ -11,14 +11,14 @@ Why this is correct with several replicas and redeliveries:
 
 * A row is a pure function of the symbol's *latest* aggregate (the day's accumulated volume and
   the last price travel in every bar), its halt state and its reference data, so keeping the
-  row with the highest version (event time, then halted, then reference completeness) gives
+  row with the highest version (event time, then halt news, then reference completeness) gives
   the same result whatever the order or duplication of messages, and whichever replica saw
   which message.
 * The quote record carries the row's version, and WDC keeps the newest (see
   :mod:`mdp_cache.widgets`), so it agrees with the merged row whichever replica wrote last.
 * A LULD halt reaches one replica; it is recorded in MDC and every replica reads the merged
-  halts back about once a second (:mod:`mdp_analyzers.halts`) and rewrites the rows it flags;
-  at equal bar ends a halted row wins over an unflagged one.
+  halts back about once a second (:mod:`mdp_analyzers.halts`) and rewrites the rows whose
+  flag changed; at equal bar ends the row carrying the newer halt news wins.
 * Keys carry the trading day (04:00 ET boundary from the calendar, holidays included): a new
   day writes new keys; nothing is reset, so there is no reset race.
 * Gainers are measured against the regular-session open and only for bars that end at or after
@@ -42,7 +42,7 @@ from mdp_analyzers.board import (
     encode_row,
     row_scores,
 )
-from mdp_analyzers.halts import HaltBook, halts_read
+from mdp_analyzers.halts import HALT_RECENCY_BITS, HaltBook, halts_read
 from mdp_analyzers.state import PutNewer, RankedMember, Read, StateOp, TopRead
 from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache.keys import FEED_QUOTE, KEY_LB_BOARD, KEY_LB_ROWS, KEY_LB_VERSIONS
@@ -274,15 +274,15 @@ class LeaderboardAnalyzer:
         return ops, widgets
 
     def _version(self, symbol: str, event: Aggregate, completeness: int) -> int:
-        """The row's version: bar end, then whether halted, then reference completeness.
+        """The row's version: bar end, then how recent its halt news is, then completeness.
 
-        A halted symbol makes no new bars, so a replica that learns of a halt rewrites the
-        row of the very bar other replicas wrote without the flag; at equal bar ends the
-        halted row wins. (A resume needs nothing of the kind: trading goes on and the next
-        bar, a second later, is newer.) Below 2**53 until the year 2250.
+        A halted symbol makes no new bars, so a replica that learns of a halt (or of the
+        resume) rewrites the row of the very bar other replicas wrote without the news; at
+        equal bar ends the row carrying the newer halt record wins
+        (:meth:`~mdp_analyzers.halts.HaltBook.recency`). Below 2**53 until the year 2109.
         """
-        halted = 1 if self._halts.halted(symbol) else 0
-        return ((event.end_ms * 2 + halted) << 3) + completeness
+        recency = self._halts.recency(symbol, event.end_ms)
+        return (((event.end_ms << HALT_RECENCY_BITS) + recency) << 3) + completeness
 
     def _row(self, event: Aggregate, state: _Symbol, day: date) -> Row:
         session_open: float | None = None

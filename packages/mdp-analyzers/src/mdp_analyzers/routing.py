@@ -21,7 +21,14 @@ from typing import ClassVar, Final
 
 import msgspec
 
-from mdp_analyzers.halts import LULD_HALT, LULD_RESUME, HaltBook, HaltRecord, halts_read
+from mdp_analyzers.halts import (
+    HALT_RECENCY_BITS,
+    LULD_HALT,
+    LULD_RESUME,
+    HaltBook,
+    HaltRecord,
+    halts_read,
+)
 from mdp_analyzers.state import RankedMember, Read
 from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache.keys import (
@@ -119,8 +126,9 @@ class MassiveDataAnalyzer:
                 halted = self._halts.halted(symbol)
                 payload = payload[:-1] + b',"halted":' + (b"true" if halted else b"false") + b"}"
                 # The record rewritten when a merged halt changes its flag must beat the one
-                # written without it: the flag is part of the version.
-                version = version * 2 + halted
+                # written without that news: how recent the news is is part of the version.
+                recency = self._halts.recency(symbol, version)
+                version = (version << HALT_RECENCY_BITS) + recency
             widgets.append(WidgetWrite(feed, feed.name(symbol=symbol), payload, version=version))
         self._latest = {}
         return Output(widgets=widgets, state=self._halts.take_ops())

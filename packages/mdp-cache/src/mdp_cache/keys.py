@@ -359,8 +359,9 @@ KEY_LB_VERSIONS: Final = Key(
     redis_type="hash",
     ttl=2 * DAY,
     owner="processor (LeaderboardAnalyzer)",
-    payload="symbol -> version of its row: bar end in ms, then halted (0/1), then reference "
-    "completeness (0-7), packed as ((end_ms x 2 + halted) x 8 + completeness)",
+    payload="symbol -> version of its row: bar end in ms, then how recent its halt news is "
+    "(0-255), then reference completeness (0-7), packed as "
+    "((end_ms x 256 + recency) x 8 + completeness)",
 )
 KEY_LB_BOARD: Final = Key(
     template="mdp:lb:{day}:board:{board}",
