@@ -349,6 +349,10 @@ async def _drain(run: _Run) -> float:
         current = await run.snapshot()
         rates = run.stage_rates(previous, current)
         moving = any((rates.get(stage) or 0.0) > 0 for stage in ("listener", "processor"))
+        # The processor counts events when it applies them; a large last flush may still be
+        # writing them. Quiet means its latest flushes carried nothing.
+        unflushed = pick(current.components.get("processor", {}), "last_flush_events")
+        moving = moving or bool(unflushed)
         previous = current
         if moving:
             quiet_since = None
