@@ -13,6 +13,7 @@ from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.registry import UnknownAnalyzer
 from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
+from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache.keys import FEED_LATEST_TRADE, FEED_QUOTE, FEED_SCANNER_TOP_VOLUME
 from mdp_cache.records import DailyBar
 from mdp_cache.reference import ReferenceCache
@@ -277,9 +278,7 @@ class BadNames:
     def apply(self, inputs: Sequence[MarketEvent], now_ns: int) -> None:
         del inputs, now_ns
 
-    def collect(self, now_ns: int) -> Any:
-        from mdp_analyzers.typing import Output, WidgetWrite
-
+    def collect(self, now_ns: int) -> Output:
         del now_ns
         return Output(
             widgets=[

@@ -71,4 +71,4 @@ def test_settings_help_marks_required_secret_and_empty_defaults() -> None:
 
 
 def test_returns_quietly_without_arguments() -> None:
-    parse_service_arguments([], prog="x", doc="X.", settings=[], distribution="mdp-runtime")
+    parse_service_arguments("mdp-runtime", doc="X.", settings=[], argv=[])

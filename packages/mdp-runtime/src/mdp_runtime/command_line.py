@@ -39,25 +39,23 @@ def settings_help(settings: Sequence[type]) -> str:
 
 
 def parse_service_arguments(
-    argv: Sequence[str] | None,
-    *,
     prog: str,
+    *,
     doc: str | None,
     settings: Sequence[type],
-    distribution: str,
+    argv: Sequence[str] | None = None,
 ) -> None:
     """Answer ``--help``/``--version`` (and exit), refuse anything else (exit 2), or return.
 
     Args:
-        argv: The arguments after the program name (``None``: ``sys.argv[1:]``).
-        prog: The console script's name.
+        prog: The console script's name, which is also its distribution's (``--version``).
         doc: The service module's docstring; its first paragraph describes the service.
         settings: The settings classes the service loads, listed under the help.
-        distribution: The distribution whose version ``--version`` prints.
+        argv: The arguments after the program name (``None``: ``sys.argv[1:]``).
     """
     description = (doc or prog).strip().split("\n\n", 1)[0].replace("``", "")
     try:
-        release = version(distribution)
+        release = version(prog)
     except PackageNotFoundError:
         release = "unknown"
     parser = argparse.ArgumentParser(

@@ -90,13 +90,7 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console script entry point."""
-    parse_service_arguments(
-        None,
-        prog="mdp-listener",
-        doc=__doc__,
-        settings=(ListenerSettings, QueueSettings),
-        distribution="mdp-listener",
-    )
+    parse_service_arguments("mdp-listener", doc=__doc__, settings=(ListenerSettings, QueueSettings))
     sys.exit(run_service(serve, name="mdp-listener"))
 
 

@@ -86,11 +86,7 @@ async def serve(stop: asyncio.Event) -> int:
 def main() -> None:
     """Console script entry point."""
     parse_service_arguments(
-        None,
-        prog="mdp-news-listener",
-        doc=__doc__,
-        settings=(NewsListenerSettings, QueueSettings),
-        distribution="mdp-news-listener",
+        "mdp-news-listener", doc=__doc__, settings=(NewsListenerSettings, QueueSettings)
     )
     sys.exit(run_service(serve, name="mdp-news-listener"))
 

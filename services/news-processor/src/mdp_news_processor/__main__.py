@@ -121,11 +121,7 @@ async def serve(stop: asyncio.Event) -> int:
 def main() -> None:
     """Console script entry point."""
     parse_service_arguments(
-        None,
-        prog="mdp-news-processor",
-        doc=__doc__,
-        settings=(NewsProcessorSettings, QueueSettings),
-        distribution="mdp-news-processor",
+        "mdp-news-processor", doc=__doc__, settings=(NewsProcessorSettings, QueueSettings)
     )
     sys.exit(run_service(serve, name="mdp-news-processor"))
 

@@ -119,11 +119,7 @@ async def serve(stop: asyncio.Event) -> int:
 def main() -> None:
     """Console script entry point."""
     parse_service_arguments(
-        None,
-        prog="mdp-processor",
-        doc=__doc__,
-        settings=(ProcessorSettings, QueueSettings),
-        distribution="mdp-processor",
+        "mdp-processor", doc=__doc__, settings=(ProcessorSettings, QueueSettings)
     )
     sys.exit(run_service(serve, name="mdp-processor"))
 

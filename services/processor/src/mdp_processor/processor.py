@@ -480,8 +480,6 @@ class Processor:
             except (OSError, TimeoutError) as exc:
                 await self._pause(exc, backoff)
                 backoff = min(backoff * 2, self.config.retry_max_s)
-            except _Stopped:
-                raise
             except Exception:
                 # Not a connection problem: a bug, or a value the sink refuses. Retrying would
                 # fail forever, so it is counted and abandoned like an error reply.

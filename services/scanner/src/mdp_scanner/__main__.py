@@ -102,13 +102,7 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console entry point."""
-    parse_service_arguments(
-        None,
-        prog="mdp-scanner",
-        doc=__doc__,
-        settings=(ScannerSettings,),
-        distribution="mdp-scanner",
-    )
+    parse_service_arguments("mdp-scanner", doc=__doc__, settings=(ScannerSettings,))
     raise SystemExit(run_service(serve, name="mdp-scanner"))
 
 

@@ -68,9 +68,7 @@ async def serve(stop: asyncio.Event) -> int:
 
 def main() -> None:
     """Console entry point."""
-    parse_service_arguments(
-        None, prog="mdp-wds", doc=__doc__, settings=(WdsSettings,), distribution="mdp-wds"
-    )
+    parse_service_arguments("mdp-wds", doc=__doc__, settings=(WdsSettings,))
     raise SystemExit(run_service(serve, name="mdp-wds"))
 
 
