@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
@@ -123,7 +123,9 @@ async def test_processors_survive_a_redis_crash_and_restart(
             await news.wait_until(lambda: news.batches == 1)
             assert news.status()["articles_bad"] == 0
             assert await reader.llen(FEED_NEWS_TICKER.name(symbol="AAA")) == 1
-            assert await reader.get(FEED_QUOTE.name(symbol="AAA")) is not None
+            # Applied is not written: wait until every output of AAA is in Redis, so that no
+            # write of AAA is still pending (and would land in the new server) at the crash.
+            await until_written(market, lambda: aaa_written(reader))
 
             await server.crash()
             publisher.publish(
@@ -143,7 +145,9 @@ async def test_processors_survive_a_redis_crash_and_restart(
             while (stats := await json_at(reader, FEED_TRADE_STATS.name(symbol="BBB"))) is None:
                 await next_flush(market)
             assert stats["total_volume"] == 700
-            quote = await json_at(reader, FEED_QUOTE.name(symbol="BBB"))
+            # The aggregate came through its own queue: applied may precede written.
+            while (quote := await json_at(reader, FEED_QUOTE.name(symbol="BBB"))) is None:
+                await next_flush(market)
             assert quote["accumulated_volume"] == 500
             assert 0 < await reader.ttl(FEED_QUOTE.name(symbol="BBB")) <= FEED_QUOTE.ttl
             assert await reader.llen(FEED_NEWS_TICKER.name(symbol="BBB")) == 1
@@ -172,6 +176,22 @@ async def test_processors_survive_a_redis_crash_and_restart(
             with contextlib.suppress(Exception):
                 await close_redis(client)
     assert market.stats.write_errors == 0
+
+
+async def aaa_written(reader: Redis) -> bool:
+    """Whether AAA's quote record, trade statistics and top trades are all in Redis."""
+    if await reader.get(FEED_QUOTE.name(symbol="AAA")) is None:
+        return False
+    if await reader.get(FEED_TRADE_STATS.name(symbol="AAA")) is None:
+        return False
+    top = await json_at(reader, FEED_TOP_TRADES.name())
+    return bool(top) and [t["symbol"] for t in top["trades"]] == ["AAA"]
+
+
+async def until_written(processor: Processor, written: Callable[[], Awaitable[bool]]) -> None:
+    """Flush by flush until ``written()`` holds (the caller bounds the wait)."""
+    while not await written():
+        await next_flush(processor)
 
 
 async def next_flush(processor: Processor) -> None:
