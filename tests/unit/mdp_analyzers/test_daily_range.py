@@ -255,3 +255,86 @@ def test_low_le_price_le_high_under_any_tick_sequence(
         assert (high is None) == (low is None)
         if high is not None and low is not None:
             assert low <= high
+
+
+# --- quote records carrying session figures (the processors fold every bar) -----------------
+
+
+def figures(first_ms: int, high: float, high_ms: int, low: float, low_ms: int) -> dict[str, Any]:
+    return {"first_ms": first_ms, "high": high, "high_ms": high_ms, "low": low, "low_ms": low_ms}
+
+
+def qf(symbol: str, ts_ms: int, price: float, **sessions: dict[str, Any]) -> FeedMessage:
+    """A quote record with session figures (``pre_market=``, ``regular=``, ``after_hours=``)."""
+    record: dict[str, Any] = {"symbol": symbol, "price": price, "start_ms": ts_ms}
+    record.update(high=price, low=price, **sessions)
+    return FeedMessage(f"quote:{symbol}", json.dumps(record).encode())
+
+
+def test_ranges_come_from_the_session_figures_not_the_latest_bar() -> None:
+    analyzer = DailyRangeAnalyzer()
+    t0 = at_ms(DAY, 9, 0)
+    # The latest bar traded at 5.0, but earlier bars of the same flush reached 6.0 and 4.0.
+    out = run(
+        analyzer,
+        qf("AAA", t0 + 9_000, 5.0, pre_market=figures(t0, 6.0, t0 + 3_000, 4.0, t0 + 5_000)),
+        now_ms=t0 + 10_000,
+    )
+    doc = ranges(out)["range:AAA"]
+    assert (doc.pre_market_high, doc.pre_market_low) == (6.0, 4.0)
+    assert (doc.day_high, doc.day_low) == (6.0, 4.0)
+    # Both extremes were reached after the session's first bar: news, stamped when reached.
+    assert [(a.direction, a.price, a.previous, a.as_of_ms) for a in alerts(out)] == [
+        ("high", 6.0, None, t0 + 3_000),
+        ("low", 4.0, None, t0 + 5_000),
+    ]
+
+
+def test_a_first_record_whose_extremes_are_its_first_bar_only_sets_the_baseline() -> None:
+    analyzer = DailyRangeAnalyzer()
+    t0 = at_ms(DAY, 10, 0)
+    out = run(analyzer, qf("AAA", t0, 5.0, regular=figures(t0, 5.2, t0, 4.9, t0)), now_ms=t0)
+    assert alerts(out) == []
+    # A later record whose high moved: one alert; its low did not move: none.
+    later = qf("AAA", t0 + 60_000, 5.3, regular=figures(t0, 5.4, t0 + 30_000, 4.9, t0))
+    out = run(analyzer, later, now_ms=t0 + 60_000)
+    assert [(a.direction, a.price, a.previous) for a in alerts(out)] == [("high", 5.4, 5.2)]
+
+
+def test_figures_never_shrink_a_range_and_late_records_add_nothing_twice() -> None:
+    analyzer = DailyRangeAnalyzer()
+    t0 = at_ms(DAY, 10, 0)
+    run(analyzer, qf("AAA", t0, 5.0, regular=figures(t0, 6.0, t0 + 1, 4.0, t0 + 2)), now_ms=t0)
+    # An older record (a slower replica) with a narrower range: nothing moves, no alert.
+    out = run(analyzer, qf("AAA", t0, 5.0, regular=figures(t0, 5.5, t0, 4.5, t0)), now_ms=t0)
+    doc = ranges(out)["range:AAA"]
+    assert (doc.regular_high, doc.regular_low) == (6.0, 4.0)
+    assert alerts(out) == []
+
+
+def test_alerts_of_one_batch_are_written_in_event_time_order() -> None:
+    analyzer = DailyRangeAnalyzer()
+    t0 = at_ms(DAY, 10, 0)
+    baseline = [
+        qf(s, t0, 5.0, regular=figures(t0, 5.0, t0, 5.0, t0)) for s in ("AAA", "BBB", "CCC")
+    ]
+    run(analyzer, *baseline, now_ms=t0)
+    out = run(
+        analyzer,
+        qf("AAA", t0 + 9_000, 6.0, regular=figures(t0, 6.0, t0 + 7_000, 5.0, t0)),
+        qf("BBB", t0 + 9_000, 6.0, regular=figures(t0, 6.0, t0 + 2_000, 5.0, t0)),
+        qf("CCC", t0 + 9_000, 6.0, regular=figures(t0, 6.0, t0 + 4_000, 5.0, t0)),
+        now_ms=t0 + 10_000,
+    )
+    assert [(a.symbol, a.as_of_ms) for a in alerts(out)] == [
+        ("BBB", t0 + 2_000),
+        ("CCC", t0 + 4_000),
+        ("AAA", t0 + 7_000),
+    ]
+
+
+def test_session_figures_with_a_low_above_the_high_are_refused() -> None:
+    analyzer = DailyRangeAnalyzer()
+    t0 = at_ms(DAY, 10, 0)
+    run(analyzer, qf("AAA", t0, 5.0, regular=figures(t0, 4.0, t0, 6.0, t0)), now_ms=t0)
+    assert analyzer.rejected["out_of_range"] == 1

@@ -10,8 +10,9 @@ from hypothesis import strategies as st
 
 from mdp_analyzers.board import Board
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
-from mdp_analyzers.state import MemoryState, PutNewer
+from mdp_analyzers.state import MemoryState
 from mdp_analyzers.top_stocks import TopStocksAnalyzer
+from mdp_analyzers.typing import published
 from mdp_cache.keys import (
     FEED_QUOTE,
     FEED_SCANNER_TOP_GAINERS,
@@ -57,9 +58,26 @@ def compose(analyzer: LeaderboardAnalyzer, state: MemoryState, now_ms: int) -> d
 
 
 def flush(analyzer: LeaderboardAnalyzer, state: MemoryState, now_ms: int) -> list[Any]:
+    """One flush as the processor does it: write, publish what was stored, hand back refusals."""
+    return flush_ops(analyzer, state, now_ms)[1]
+
+
+def flush_ops(
+    analyzer: LeaderboardAnalyzer, state: MemoryState, now_ms: int
+) -> tuple[int, list[Any]]:
+    """:func:`flush`, also saying how many state operations it wrote."""
     output = analyzer.collect(now_ms * 1_000_000)
-    state.apply_now(op for op in output.state if isinstance(op, PutNewer))
-    return list(output.widgets)
+    state.apply_now(output.state)
+    analyzer.refused(state.applied.refused)
+    return len(output.state), [*output.widgets, *published(state.applied.accepted)]
+
+
+def drain(analyzers: list[LeaderboardAnalyzer], state: MemoryState, now_ms: int) -> None:
+    """Flush every replica until none has anything left to write (refusals re-send rows)."""
+    for _ in range(10):
+        if not sum(flush_ops(analyzer, state, now_ms)[0] for analyzer in analyzers):
+            return
+    raise AssertionError("the replicas did not settle within 10 rounds")
 
 
 # --- a straightforward recomputation -------------------------------------------------------
@@ -78,13 +96,13 @@ def expected_boards(events: list[Aggregate], now_ms: int) -> dict[str, list[tupl
         volume.append((event.accumulated_volume, symbol, event.accumulated_volume))
         prev = PREV_CLOSE.get(symbol)
         if prev:
-            pct = round((event.close - prev) / prev * 100, 4)
+            pct = (event.close - prev) / prev * 100  # ranked exact, shown rounded
             if pct > 0:
-                gap.append((pct, symbol, pct))
+                gap.append((pct, symbol, round(pct, 4)))
         if event.end_ms >= OPEN_MS and event.official_open:
-            pct = round((event.close - event.official_open) / event.official_open * 100, 4)
+            pct = (event.close - event.official_open) / event.official_open * 100
             if pct > 0:
-                gain.append((pct, symbol, pct))
+                gain.append((pct, symbol, round(pct, 4)))
     boards: dict[str, list[tuple[str, Any]]] = {
         FEED_SCANNER_TOP_VOLUME.name(): [(s, v) for _, s, v in sorted(volume, reverse=True)],
         FEED_SCANNER_TOP_GAPPERS.name(): [(s, v) for _, s, v in sorted(gap, reverse=True)],
@@ -145,8 +163,7 @@ def test_boards_equal_recomputation_under_any_order_duplication_and_replicas(
         feed_all(analyzer)
         if rng.random() < 0.3:
             flush(analyzer, state, last_ms)
-    for analyzer in analyzers:
-        flush(analyzer, state, last_ms)
+    drain(analyzers, state, last_ms)
     now_ms = at_ms(DAY, 8, 0) + now_offset_s * 1_000
     got = board_rows(compose(analyzers[0], state, now_ms))
     assert got == expected_boards(events, now_ms)

@@ -17,7 +17,7 @@ from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_analyzers.top_stocks import TopStocksAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
-from mdp_analyzers.typing import Composer, Synchronized
+from mdp_analyzers.typing import Composer, Hydrating, Synchronized, published
 from mdp_cache.keys import (
     FEED_HALTS,
     FEED_LATEST_LULD,
@@ -51,7 +51,9 @@ def replica_flush(analyzer: Any, state: MemoryState, now_ns: int) -> dict[str, A
     """One processor flush on a replica sharing ``state``: write, sync, compose."""
     output = analyzer.collect(now_ns)
     state.apply_now(output.state)
-    writes = list(output.widgets)
+    writes = [*output.widgets, *published(state.applied.accepted)]
+    if isinstance(analyzer, Hydrating):
+        analyzer.refused(state.applied.refused)
     if isinstance(analyzer, Synchronized):
         analyzer.sync(now_ns, [state.answer_now(r) for r in analyzer.sync_reads(now_ns)])
     if isinstance(analyzer, Composer):
@@ -124,7 +126,8 @@ def test_a_resume_learned_late_replaces_the_halted_row_at_the_same_bar() -> None
     def flush(analyzer: LeaderboardAnalyzer, at_ns: int) -> None:
         output = analyzer.collect(at_ns)
         state.apply_now(output.state)
-        wdc.record(output.widgets)
+        wdc.record([*output.widgets, *published(state.applied.accepted)])
+        analyzer.refused(state.applied.refused)
         analyzer.sync(at_ns, [state.answer_now(r) for r in analyzer.sync_reads(at_ns)])
 
     # The last bar before a halt, and the halt, reach one replica: its row says halted.

@@ -53,19 +53,23 @@ def _analyzer_boards(
             volume=int(row["v"]),  # type: ignore[call-overload]
         )
         analyzer.provide_reference(ReferenceData(symbol=symbol, trading_day=day, prev_day=bar))
-    ops, _ = analyzer.rows_output(set(analyzer._symbols))  # every row, not only a flush's
-    boards: dict[str, list[tuple[str, float]]] = {b.value: [] for b in Board}
+    ops = analyzer.rows_output(set(analyzer._symbols))  # every row, not only a flush's
+    ranked: dict[str, list[tuple[float, str, float]]] = {b.value: [] for b in Board}
     for op in ops:
-        ranked = msgspec.json.decode(op.payload, type=Row)
-        boards["top_volume"].append((ranked.symbol, float(ranked.accumulated_volume)))
-        if ranked.pct_change is not None and ranked.pct_change > 0:
-            boards["top_gappers"].append((ranked.symbol, ranked.pct_change))
-        gain = ranked.pct_change_since_open
-        if gain is not None and gain > 0:
-            boards["top_gainers"].append((ranked.symbol, gain))
-    for rows in boards.values():
-        rows.sort(key=lambda r: (r[1], r[0]), reverse=True)
-    return boards
+        stored = msgspec.json.decode(op.payload, type=Row)
+        volume, gap, gain = op.scores  # the exact scores the boards rank by
+        assert volume is not None
+        ranked["top_volume"].append((volume, stored.symbol, float(stored.accumulated_volume)))
+        if gap is not None:
+            assert stored.pct_change is not None
+            ranked["top_gappers"].append((gap, stored.symbol, stored.pct_change))
+        if gain is not None:
+            assert stored.pct_change_since_open is not None
+            ranked["top_gainers"].append((gain, stored.symbol, stored.pct_change_since_open))
+    return {
+        name: [(symbol, shown) for _, symbol, shown in sorted(rows, reverse=True)]
+        for name, rows in ranked.items()
+    }
 
 
 def _recomputed(

@@ -34,10 +34,11 @@ __all__ = [
     "BoardHeader",
     "BoardStatus",
     "Row",
+    "Scores",
+    "SessionFigures",
     "build_row",
     "compose_board",
     "encode_row",
-    "row_scores",
 ]
 
 Aggregate = SecondAggregate | MinuteAggregate
@@ -65,6 +66,24 @@ class BoardStatus(enum.StrEnum):
     LIVE = "live"
     #: Gainers before 09:30 ET: nothing to measure against yet, so the board is empty.
     PRE_OPEN = "pre_open"
+
+
+class SessionFigures(msgspec.Struct, frozen=True, kw_only=True):
+    """One session's range so far, folded from every bar that started in it.
+
+    Attributes:
+        first_ms: Start of the session's first bar.
+        high: The session high (the greatest bar ``h``).
+        high_ms: Start of the earliest bar that reached it.
+        low: The session low (the smallest bar ``l``).
+        low_ms: Start of the earliest bar that reached it.
+    """
+
+    first_ms: int
+    high: float
+    high_ms: int
+    low: float
+    low_ms: int
 
 
 class Row(msgspec.Struct, frozen=True, kw_only=True):
@@ -104,6 +123,16 @@ class Row(msgspec.Struct, frozen=True, kw_only=True):
     news: bool | None
     start_ms: int
     end_ms: int
+    #: The session figures (None: no bar of that session yet) and the day's range over them.
+    pre_market: SessionFigures | None = None
+    regular: SessionFigures | None = None
+    after_hours: SessionFigures | None = None
+    day_high: float | None = None
+    day_low: float | None = None
+
+
+#: A row's exact score on each board, in :class:`Board` order; None keeps it off that board.
+Scores = tuple[float | None, float | None, float | None]
 
 
 class BoardHeader(msgspec.Struct, frozen=True, kw_only=True):
@@ -125,8 +154,9 @@ _METRIC: Final[dict[Board, str]] = {
 }
 
 
-def _pct(change: float, base: float) -> float:
-    return round(change / base * 100.0, 4)
+def _exact_pct(price: float, base: float) -> float:
+    """The change from ``base`` to ``price`` in percent, unrounded (what boards rank by)."""
+    return (price - base) / base * 100.0
 
 
 def build_row(
@@ -137,8 +167,13 @@ def build_row(
     session_open: float | None,
     halted: bool,
     news: bool | None = None,
-) -> Row:
-    """The row of ``event``'s symbol.
+    sessions: Sequence[SessionFigures | None] = (None, None, None),
+) -> tuple[Row, Scores]:
+    """The row of ``event``'s symbol and its exact board scores.
+
+    Percentages on the row are rounded to 4 decimals for display; the scores are the
+    unrounded figures, so 0.257308 % ranks above 0.257271 % although both read 0.2573.
+    Gappers and gainers list only positive moves; volume lists every symbol.
 
     Args:
         event: The symbol's latest aggregate of the trading day.
@@ -148,19 +183,24 @@ def build_row(
             open, or the first regular-session bar's open; None before 09:30 ET.
         halted: Whether trading in the symbol is halted (LULD).
         news: Whether the symbol has news today, when known.
+        sessions: Pre-market, regular and after-hours figures (None: not seen).
     """
     prev = reference.prev_day if reference is not None else None
     avg_volume = reference.avg_volume if reference is not None else None
     price = event.close
-    change = pct_change = None
+    change = pct_change = gap = None
     if prev is not None and prev.close > 0:
         change = round(price - prev.close, 6)
-        pct_change = _pct(price - prev.close, prev.close)
-    change_open = pct_open = None
+        gap = _exact_pct(price, prev.close)
+        pct_change = round(gap, 4)
+    change_open = pct_open = gain = None
     if session_open is not None and session_open > 0:
         change_open = round(price - session_open, 6)
-        pct_open = _pct(price - session_open, session_open)
-    return Row(
+        gain = _exact_pct(price, session_open)
+        pct_open = round(gain, 4)
+    pre_market, regular, after_hours = sessions
+    seen = [figures for figures in sessions if figures is not None]
+    row = Row(
         symbol=event.symbol,
         trading_day=trading_day.isoformat(),
         price=price,
@@ -191,26 +231,23 @@ def build_row(
         news=news,
         start_ms=event.start_ms,
         end_ms=event.end_ms,
+        pre_market=pre_market,
+        regular=regular,
+        after_hours=after_hours,
+        day_high=max(figures.high for figures in seen) if seen else None,
+        day_low=min(figures.low for figures in seen) if seen else None,
     )
+    scores: Scores = (
+        float(event.accumulated_volume),
+        gap if gap is not None and gap > 0 else None,
+        gain if gain is not None and gain > 0 else None,
+    )
+    return row, scores
 
 
 def encode_row(row: Row) -> bytes:
     """The row's JSON bytes (the quote record payload and the board row, minus its rank)."""
     return _ENCODER.encode(row)
-
-
-def row_scores(row: Row) -> tuple[float | None, float | None, float | None]:
-    """The row's score on each board, in :class:`Board` order; None keeps it off that board.
-
-    Gappers and gainers list only positive moves; volume lists every symbol.
-    """
-    gap = row.pct_change
-    gain = row.pct_change_since_open
-    return (
-        float(row.accumulated_volume),
-        gap if gap is not None and gap > 0 else None,
-        gain if gain is not None and gain > 0 else None,
-    )
 
 
 def compose_board(

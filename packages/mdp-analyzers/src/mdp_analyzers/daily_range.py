@@ -1,15 +1,22 @@
 """Session highs and lows per symbol, with high-of-day / low-of-day alerts.
 
 Runs in the scanner (MDS) on the quote records the leaderboard analyzer publishes on
-``quote:{symbol}``. For each record it takes the bar's high and low (and price), finds the
-session from the **event time** with the market calendar (no REST call, no wall clock), and
-keeps the extremes of the three sessions of the trading day: pre-market, regular, after-hours.
+``quote:{symbol}``. Those records carry the **session figures** the processors fold from every
+bar (pre-market, regular and after-hours high and low, with the time each extreme was reached
+and the session's first bar), so no bar superseded between two records can hide an extreme;
+the analyzer keeps the join (max, min) of what it has seen. A record without session figures
+(another publisher) counts as one bar: its high and low, in the session of its event time
+(market calendar; no REST call, no wall clock).
 
 Alerts (list feeds ``alerts:hod`` / ``alerts:lod``):
 
-* A new session high (low) beyond the session's previous extreme raises an alert.
+* A new session high (low) beyond the session's previous extreme raises an alert, stamped with
+  the event time the extreme was reached.
 * The first print of a session only sets the baseline, unless it already breaks an earlier
-  session's extreme of the same day (a gap over the pre-market high at the open is news).
+  session's extreme of the same day (a gap over the pre-market high at the open is news), or
+  its figures say the extreme was reached after the session's first bar (several bars were
+  folded before the first record).
+* Alerts of one batch are written in event-time order.
 * When a level crosses an earlier session's extreme for the first time, the alert carries a
   note: ``"broke pre-market high of $4.80"``; after-hours checks the regular session first.
 
@@ -54,8 +61,22 @@ _LABEL: Final = {
 Direction = Literal["high", "low"]
 
 
+class _Figures(msgspec.Struct, kw_only=True):
+    """A session's figures on a quote record (see ``mdp_analyzers.board.SessionFigures``)."""
+
+    first_ms: int
+    high: float
+    high_ms: int
+    low: float
+    low_ms: int
+
+
 class _QuoteRecord(msgspec.Struct, kw_only=True):
     """The fields of a quote record this analyzer reads (others are ignored)."""
+
+    pre_market: _Figures | None = None
+    regular: _Figures | None = None
+    after_hours: _Figures | None = None
 
     symbol: str | None = None
     sym: str | None = None
@@ -70,14 +91,35 @@ class _QuoteRecord(msgspec.Struct, kw_only=True):
 
 
 @dataclass(frozen=True, slots=True)
+class Extreme:
+    """A session's extreme so far: its level and the event time it was reached."""
+
+    level: float
+    at_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class SessionSeen:
+    """A session's figures as a quote record reports them."""
+
+    first_ms: int
+    high: Extreme
+    low: Extreme
+
+
+@dataclass(frozen=True, slots=True)
 class Tick:
-    """One usable quote: symbol, event time and the bar's price range (low <= price <= high)."""
+    """One usable quote: symbol, event time and the bar's price range (low <= price <= high).
+
+    ``sessions`` holds the session figures the record carries (empty: a bare bar).
+    """
 
     symbol: str
     ts_ms: int
     price: float
     high: float
     low: float
+    sessions: Mapping[Session, SessionSeen] = field(default_factory=dict)
 
 
 _QUOTE_DECODER: Final = msgspec.json.Decoder(_QuoteRecord)
@@ -125,12 +167,28 @@ def decode_quote(payload: bytes) -> Tick:
         raise MissingField("a quote record needs an event time ('start_ms' or 'as_of_ms')")
     high = _positive(record.high, "high") or price
     low = _positive(record.low, "low") or price
+    sessions: dict[Session, SessionSeen] = {}
+    for session, figures in (
+        (Session.PRE_MARKET, record.pre_market),
+        (Session.REGULAR, record.regular),
+        (Session.AFTER_HOURS, record.after_hours),
+    ):
+        if figures is None:
+            continue
+        top = _positive(figures.high, "high")
+        bottom = _positive(figures.low, "low")
+        if top is None or bottom is None or bottom > top:
+            raise OutOfRange(f"session figures with low {bottom!r} above high {top!r}")
+        sessions[session] = SessionSeen(
+            figures.first_ms, Extreme(top, figures.high_ms), Extreme(bottom, figures.low_ms)
+        )
     return Tick(
         symbol=symbol,
         ts_ms=ts_ms,
         price=price,
         high=max(high, low, price),
         low=min(low, high, price),
+        sessions=sessions,
     )
 
 
@@ -220,7 +278,7 @@ class DailyRangeAnalyzer:
         self._calendar = calendar or MarketCalendar()
         self._ranges: dict[str, _SymbolRange] = {}
         self._changed: set[str] = set()
-        self._alerts: list[WidgetWrite] = []
+        self._alerts: list[tuple[int, WidgetWrite]] = []
         self._day: date | None = None
         self.rejected: Counter[str] = Counter()
 
@@ -254,7 +312,8 @@ class DailyRangeAnalyzer:
             for symbol in sorted(self._changed)
             if symbol in self._ranges
         ]
-        writes.extend(self._alerts)
+        # In event-time order (stable: equal times keep the order they were raised in).
+        writes.extend(write for _, write in sorted(self._alerts, key=lambda item: item[0]))
         self._changed.clear()
         self._alerts = []
         return Output(widgets=writes)
@@ -335,20 +394,46 @@ class DailyRangeAnalyzer:
         elif day < state.trading_day:
             self.rejected["stale_day"] += 1
             return
-        self._extend(tick, state, session, "high")
-        self._extend(tick, state, session, "low")
+        if tick.sessions:
+            for seen_session in _TRADING_SESSIONS:  # earlier sessions first: crossings
+                seen = tick.sessions.get(seen_session)
+                if seen is None:
+                    continue
+                for direction, extreme in _directions(seen):
+                    after_first = extreme.at_ms > seen.first_ms
+                    self._extend(
+                        tick, state, seen_session, direction, extreme=extreme,
+                        after_first=after_first,
+                    )  # fmt: skip
+        else:
+            bar_high, bar_low = Extreme(tick.high, tick.ts_ms), Extreme(tick.low, tick.ts_ms)
+            self._extend(tick, state, session, "high", extreme=bar_high, after_first=False)
+            self._extend(tick, state, session, "low", extreme=bar_low, after_first=False)
         if tick.ts_ms >= state.as_of_ms:
             state.price, state.as_of_ms, state.session = tick.price, tick.ts_ms, session
         self._changed.add(tick.symbol)
 
     def _extend(
-        self, tick: Tick, state: _SymbolRange, session: Session, direction: Direction
+        self,
+        tick: Tick,
+        state: _SymbolRange,
+        session: Session,
+        direction: Direction,
+        *,
+        extreme: Extreme,
+        after_first: bool,
     ) -> None:
+        """Extend a session's extreme; raise an alert when that is news.
+
+        ``after_first``: the extreme was reached after the session's first bar, so even as the
+        first level seen for the session it is a new extreme, not the baseline.
+        """
+        level = extreme.level
         if direction == "high":
-            level, book = tick.high, state.highs
+            book = state.highs
             beyond = level.__gt__
         else:
-            level, book = tick.low, state.lows
+            book = state.lows
             beyond = level.__lt__
         previous = book.get(session)
         if previous is not None and not beyond(previous):
@@ -362,7 +447,7 @@ class DailyRangeAnalyzer:
             and beyond(book[s])
             and (previous is None or not _past(previous, book[s], direction))
         ]
-        if previous is None and not crossed:
+        if previous is None and not crossed and not after_first:
             return  # the session's first print only sets the baseline
         note = ""
         if crossed:
@@ -377,10 +462,15 @@ class DailyRangeAnalyzer:
             previous=previous,
             note=note,
             last=tick.price,
-            as_of_ms=tick.ts_ms,
+            as_of_ms=extreme.at_ms,
         )
         feed = FEED_ALERTS_HOD if direction == "high" else FEED_ALERTS_LOD
-        self._alerts.append(WidgetWrite(feed, feed.name(), _ENCODER.encode(alert)))
+        write = WidgetWrite(feed, feed.name(), _ENCODER.encode(alert))
+        self._alerts.append((extreme.at_ms, write))
+
+
+def _directions(seen: SessionSeen) -> tuple[tuple[Direction, Extreme], ...]:
+    return (("high", seen.high), ("low", seen.low))
 
 
 def _past(value: float, level: float, direction: Direction) -> bool:

@@ -7,15 +7,23 @@ day and symbol, and the same bytes as the symbol's quote record. The boards them
 composed from the merged state (every replica's rows) by :meth:`LeaderboardAnalyzer.compose`,
 which the service calls about once a second on one replica.
 
-Why this is correct with several replicas and redeliveries:
+Why this is exact with several replicas, redeliveries and any order:
 
-* A row is a pure function of the symbol's *latest* aggregate (the day's accumulated volume and
-  the last price travel in every bar), its halt state and its reference data, so keeping the
-  row with the highest version (event time, then halt news, then reference completeness) gives
-  the same result whatever the order or duplication of messages, and whichever replica saw
-  which message.
-* The quote record carries the row's version, and WDC keeps the newest (see
-  :mod:`mdp_cache.widgets`), so it agrees with the merged row whichever replica wrote last.
+* **Session figures are folded from every bar**: the pre-market, regular and after-hours high
+  and low (each with the earliest bar start that reached it), each session's first bar, and the
+  regular-session open (the official open, else the open of the earliest regular bar). A bar
+  belongs to the session in which it starts. These figures are a lattice (max, min, earliest),
+  so folding is insensitive to order and duplication.
+* **No replica needs to see every bar.** Rows go to MDC as :class:`~mdp_cache.ops.PutMerged`:
+  MDC joins the figures of every offer and stores a row only when it holds all of them and is
+  the newest. A refused writer is handed the stored row and the joined figures, folds them in
+  (this is also how a restarted or new replica hydrates a symbol from MDC) and offers the row
+  again on the next flush. So the stored row, its board scores and the published quote record
+  always carry every extreme any replica saw.
+* The latest bar (the day's accumulated volume and last price travel in every bar), halt state
+  and reference completeness make the row's version, as before: the newest bar wins.
+* The quote record is published only once MDC stored its row, versioned by MDC's per-symbol
+  sequence, so it never goes back in time whichever replica wrote last.
 * A LULD halt reaches one replica; it is recorded in MDC and every replica reads the merged
   halts back about once a second (:mod:`mdp_analyzers.halts`) and rewrites the rows whose
   flag changed; at equal bar ends the row carrying the newer halt news wins.
@@ -24,30 +32,37 @@ Why this is correct with several replicas and redeliveries:
 * Gainers are measured against the regular-session open and only for bars that end at or after
   09:30 ET; before the open the board is published empty with status ``pre_open``, decided by
   the clock at composition time, so the 09:30 switch happens with or without an event.
+* Bars that cannot be right (high below low, a non-positive price, open or close outside the
+  bar's range) are dropped and counted by reason in :attr:`LeaderboardAnalyzer.rejected`, never
+  folded into a figure.
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Sequence
 from datetime import date, datetime, time, timedelta
 from typing import ClassVar, Final, cast
+
+import msgspec
 
 from mdp_analyzers.board import (
     BOARD_FEEDS,
     Board,
     BoardStatus,
     Row,
+    SessionFigures,
     build_row,
     compose_board,
     encode_row,
-    row_scores,
 )
 from mdp_analyzers.halts import HALT_RECENCY_BITS, HaltBook, halts_read
-from mdp_analyzers.state import PutNewer, RankedMember, Read, StateOp, TopRead
+from mdp_analyzers.state import PutMerged, RankedMember, Read, Refused, StateOp, TopRead
 from mdp_analyzers.typing import Output, WidgetWrite
-from mdp_cache.keys import FEED_QUOTE, KEY_LB_BOARD, KEY_LB_ROWS, KEY_LB_VERSIONS
+from mdp_cache import lattice
+from mdp_cache.keys import FEED_QUOTE, KEY_LB_BOARD, KEY_LB_FIGURES, KEY_LB_ROWS, KEY_LB_VERSIONS
 from mdp_cache.records import ReferenceData
-from mdp_core.calendar import MarketCalendar
+from mdp_core.calendar import DaySchedule, MarketCalendar
 from mdp_core.clock import ET, NS_PER_SECOND, to_ns
 from mdp_core.events import LimitUpLimitDown, MarketEvent, MinuteAggregate, SecondAggregate
 
@@ -61,16 +76,91 @@ _DAY_START: Final = time(4, 0)
 Aggregate = SecondAggregate | MinuteAggregate
 
 
+#: Session slots of a symbol's figures, in :class:`_Symbol` order, with their term names.
+_SESSIONS: Final = ("pm", "rg", "ah")
+_NO_SESSION: Final = -1
+
+#: A session's running figures: [first_ms, high, high_ms, low, low_ms].
+_Figures = list[float]
+
+
 class _Symbol:
     """What the analyzer knows about one symbol today."""
 
-    __slots__ = ("event", "first_regular", "reference")
+    __slots__ = ("event", "first_regular", "reference", "sessions")
 
     def __init__(self) -> None:
         self.event: Aggregate | None = None
         #: (start_ms, open) of the earliest regular-session bar seen (fallback session open).
         self.first_regular: tuple[int, float] | None = None
         self.reference: ReferenceData | None = None
+        #: Per session (pre-market, regular, after-hours): its figures, or None if unseen.
+        self.sessions: list[_Figures | None] = [None, None, None]
+
+    def fold(self, slot: int, start_ms: int, high: float, low: float) -> bool:
+        """Fold one bar into session ``slot``; whether a figure changed."""
+        return self._join(slot, [start_ms, high, start_ms, low, start_ms])
+
+    def _join(self, slot: int, more: _Figures) -> bool:
+        """Join figures ``more`` into session ``slot`` (max high, min low, earliest times)."""
+        figures = self.sessions[slot]
+        if figures is None:
+            self.sessions[slot] = more
+            return True
+        changed = False
+        if more[0] < figures[0]:
+            figures[0] = more[0]
+            changed = True
+        if more[1] > figures[1] or (more[1] == figures[1] and more[2] < figures[2]):
+            figures[1], figures[2] = more[1], more[2]
+            changed = True
+        if more[3] < figures[3] or (more[3] == figures[3] and more[4] < figures[4]):
+            figures[3], figures[4] = more[3], more[4]
+            changed = True
+        return changed
+
+    def open_at(self, start_ms: int, price: float) -> bool:
+        """Fold a regular-session bar's open; whether the session open changed."""
+        first = self.first_regular
+        if first is None or start_ms < first[0] or (start_ms == first[0] and price < first[1]):
+            self.first_regular = (start_ms, price)
+            return True
+        return False
+
+    def figures_text(self) -> str:
+        """The figures as lattice text (:mod:`mdp_cache.lattice`)."""
+        terms: dict[str, lattice.Term] = {}
+        for name, figures in zip(_SESSIONS, self.sessions, strict=True):
+            if figures is None:
+                continue
+            first_ms, high, high_ms, low, low_ms = figures
+            terms[name + "f"] = (lattice.MIN, str(int(first_ms)), "0")
+            terms[name + "h"] = (lattice.MAX, repr(high), str(int(high_ms)))
+            terms[name + "l"] = (lattice.MIN, repr(low), str(int(low_ms)))
+        if self.first_regular is not None:
+            start_ms, price = self.first_regular
+            terms["op"] = (lattice.MIN, str(start_ms), repr(price))
+        return lattice.render(terms)
+
+    def hydrate(self, text: str) -> bool:
+        """Fold figures MDC joined from every replica; whether anything changed.
+
+        Raises:
+            ValueError: ``text`` is not lattice text.
+        """
+        changed = False
+        terms = lattice.parse(text)
+        for slot, name in enumerate(_SESSIONS):
+            first, high, low = terms.get(name + "f"), terms.get(name + "h"), terms.get(name + "l")
+            if first is None or high is None or low is None:
+                continue
+            more: _Figures = [int(first[1]), float(high[1]), int(high[2])]
+            more += [float(low[1]), int(low[2])]
+            changed |= self._join(slot, more)
+        opening = terms.get("op")
+        if opening is not None:
+            changed |= self.open_at(int(opening[1]), float(opening[2]))
+        return changed
 
 
 class LeaderboardAnalyzer:
@@ -104,6 +194,13 @@ class LeaderboardAnalyzer:
         self._changed: set[str] = set()
         self._wanted: list[tuple[str, date]] = []
         self._quote_names: dict[str, str] = {}
+        self._schedule: DaySchedule | None = None
+        #: Bars dropped and never folded, by reason (``high_below_low``,
+        #: ``non_positive_price``, ``price_outside_bar``, ``stale_day``).
+        self.rejected: Counter[str] = Counter()
+        self._reported: Counter[str] = Counter()
+        #: Rows refused by MDC whose stored state was folded back in (hydrations).
+        self.hydrations = 0
         #: Events skipped because they belong to a trading day already over.
         self.stale_events = 0
         #: Events of types this analyzer does not use.
@@ -132,27 +229,45 @@ class LeaderboardAnalyzer:
                         changed = self._changed
                     elif day < self._day:
                         self.stale_events += 1
+                        self.rejected["stale_day"] += 1
                         continue
-                state = symbols.get(event.symbol)
-                if state is None:
-                    state = symbols[event.symbol] = _Symbol()
-                    self._wanted.append((event.symbol, self._day_or_raise()))
-                if event.start_ms * _NS_PER_MS >= self._open_ns and (
-                    state.first_regular is None or event.start_ms < state.first_regular[0]
-                ):
-                    state.first_regular = (event.start_ms, event.open)
-                old = state.event
-                if (
-                    old is None
-                    or event.end_ms > old.end_ms
-                    or (event.end_ms == old.end_ms and _order(event) > _order(old))
-                ):
-                    state.event = event
+                if self._fold_bar(event, symbols):
                     changed.add(event.symbol)
             elif kind is LimitUpLimitDown:
                 self._apply_luld(cast(LimitUpLimitDown, event))
             else:
                 self.ignored_events += 1
+
+    def _fold_bar(self, event: Aggregate, symbols: dict[str, _Symbol]) -> bool:
+        """Fold one bar of the current day into its symbol; whether the row changed.
+
+        A bar that cannot be right is counted in :attr:`rejected` and folded into nothing.
+        """
+        low, high = event.low, event.high
+        if not 0 < low <= high:
+            self.rejected["high_below_low" if low > high else "non_positive_price"] += 1
+            return False
+        if not (low <= event.open <= high and low <= event.close <= high):
+            self.rejected["price_outside_bar"] += 1
+            return False
+        state = symbols.get(event.symbol)
+        if state is None:
+            state = symbols[event.symbol] = _Symbol()
+            self._wanted.append((event.symbol, self._day_or_raise()))
+        start_ms = event.start_ms
+        slot = self._slot(start_ms * _NS_PER_MS)
+        changed = slot != _NO_SESSION and state.fold(slot, start_ms, high, low)
+        if slot == 1 and state.open_at(start_ms, event.open):
+            changed = True
+        old = state.event
+        if (
+            old is None
+            or event.end_ms > old.end_ms
+            or (event.end_ms == old.end_ms and _order(event) > _order(old))
+        ):
+            state.event = event
+            changed = True
+        return changed
 
     def _apply_luld(self, event: LimitUpLimitDown) -> None:
         if self._halts.note(event):
@@ -186,12 +301,22 @@ class LeaderboardAnalyzer:
         self._changed = set()
         self._wanted = []
         schedule = self.calendar.schedule(day)
+        self._schedule = schedule
         self._open_ns = schedule.regular_open_ns if schedule is not None else 0
         # Every instant in [04:00 of the day, 04:00 of the next calendar day) belongs to it.
         self._day_range = (
             to_ns(datetime.combine(day, _DAY_START, tzinfo=ET)),
             to_ns(datetime.combine(day + timedelta(days=1), _DAY_START, tzinfo=ET)),
         )
+
+    def _slot(self, start_ns: int) -> int:
+        """The session slot (pre-market 0, regular 1, after-hours 2) a bar starting then is in."""
+        schedule = self._schedule
+        if schedule is None or not schedule.day_start_ns <= start_ns < schedule.extended_close_ns:
+            return _NO_SESSION
+        if start_ns < schedule.regular_open_ns:
+            return 0
+        return 1 if start_ns < schedule.regular_close_ns else 2
 
     def _day_or_raise(self) -> date:
         if self._day is None:
@@ -219,59 +344,118 @@ class LeaderboardAnalyzer:
     # --- output -------------------------------------------------------------------------
 
     def collect(self, now_ns: int) -> Output:
-        """Rows of the symbols that changed: newer-wins state writes plus quote records."""
+        """Rows of the symbols that changed, as merged state writes that publish quote records.
+
+        The quote records are published by the backend once it stored the rows (see
+        :class:`~mdp_cache.ops.PutMerged`), so this output carries no widget writes itself.
+        """
         ops: list[StateOp] = list(self._halts.take_ops())
-        widgets: list[WidgetWrite] = []
         if self._changed and self._day is not None:
-            rows, widgets = self.rows_output(self._changed)
-            ops.extend(rows)
+            ops.extend(self.rows_output(self._changed))
             self._changed = set()
         if self._day is not None:
             today = self.calendar.trading_day(now_ns)
             if today > self._day:
                 self._roll(today)  # after the last rows of the old day were emitted
-        return Output(widgets=widgets, state=ops)
+        return Output(state=ops)
 
-    def rows_output(self, symbols: set[str]) -> tuple[list[PutNewer], list[WidgetWrite]]:
-        """Encode the rows of ``symbols``: state writes and quote records."""
+    def rows_output(self, symbols: set[str]) -> list[PutMerged]:
+        """Encode the rows of ``symbols`` as merged state writes publishing quote records."""
         assert self._day is not None
         day = self._day
         day_text = day.isoformat()
         rows_key = KEY_LB_ROWS.name(day=day_text)
         versions_key = KEY_LB_VERSIONS.name(day=day_text)
+        figures_key = KEY_LB_FIGURES.name(day=day_text)
         board_keys = tuple(KEY_LB_BOARD.name(day=day_text, board=board.value) for board in Board)
         quote_names = self._quote_names
         ttl = KEY_LB_ROWS.ttl or 0
-        ops: list[PutNewer] = []
-        widgets: list[WidgetWrite] = []
+        epoch = day.toordinal()
+        ops: list[PutMerged] = []
         for symbol in symbols:
             state = self._symbols[symbol]
             event = state.event
             if event is None:
                 continue
-            row = self._row(event, state, day)
-            payload = encode_row(row)
+            row, scores = self._row(event, state, day)
             completeness = state.reference.completeness if state.reference is not None else 0
-            version = self._version(symbol, event, completeness)
-            ops.append(
-                PutNewer(
-                    rows_key=rows_key,
-                    versions_key=versions_key,
-                    member=symbol,
-                    version=version,
-                    payload=payload,
-                    score_keys=board_keys,
-                    scores=row_scores(row),
-                    ttl=ttl,
-                )
-            )
             name = quote_names.get(symbol)
             if name is None:
                 name = quote_names[symbol] = FEED_QUOTE.name(symbol=symbol)
-            # The row's version orders the quote record too: whichever replica writes last,
-            # the record never goes back in time.
-            widgets.append(WidgetWrite(FEED_QUOTE, name, payload, version=version))
-        return ops, widgets
+            ops.append(
+                PutMerged(
+                    rows_key=rows_key,
+                    versions_key=versions_key,
+                    figures_key=figures_key,
+                    member=symbol,
+                    version=self._version(symbol, event, completeness),
+                    payload=encode_row(row),
+                    figures=state.figures_text(),
+                    score_keys=board_keys,
+                    scores=scores,
+                    ttl=ttl,
+                    publish=name,
+                    epoch=epoch,
+                )
+            )
+        return ops
+
+    def take_rejected(self) -> Counter[str]:
+        """Bars dropped since the last call, by reason (see :attr:`rejected`)."""
+        taken = self.rejected - self._reported
+        self._reported = self.rejected.copy()
+        return taken
+
+    # --- Hydrating: rows MDC refused because this replica lacked something ----------------
+
+    def refused(self, refusals: Sequence[Refused]) -> None:
+        """Fold the stored rows and joined figures of refused rows; changed ones are re-sent.
+
+        A refusal whose stored state adds nothing (this replica's row only lost on version,
+        e.g. its reference data is not complete yet) is not re-sent until the symbol changes
+        again, so two replicas never bounce a row between them.
+        """
+        if self._day is None:
+            return
+        rows_key = KEY_LB_ROWS.name(day=self._day.isoformat())
+        for refusal in refusals:
+            state = self._symbols.get(refusal.member)
+            if refusal.rows_key != rows_key or state is None:
+                continue  # another day's row, or a symbol this replica forgot
+            self.hydrations += 1
+            try:
+                changed = state.hydrate(refusal.figures)
+                if refusal.payload is not None:
+                    changed |= self._adopt(state, refusal.payload)
+            except (ValueError, msgspec.DecodeError, msgspec.ValidationError):
+                self.rejected["bad_snapshot"] += 1
+                continue
+            if changed:
+                self._changed.add(refusal.member)
+
+    def _adopt(self, state: _Symbol, payload: bytes) -> bool:
+        """Take the stored row's bar as the latest if it is later than this replica's."""
+        stored = _ROW_DECODER.decode(payload)
+        bar = SecondAggregate(
+            symbol=stored.symbol,
+            volume=stored.volume,
+            accumulated_volume=stored.accumulated_volume,
+            official_open=stored.official_open,
+            vwap=stored.vwap,
+            open=stored.open,
+            high=stored.high,
+            low=stored.low,
+            close=stored.price,
+            day_vwap=stored.day_vwap,
+            average_size=stored.average_size,
+            start_ms=stored.start_ms,
+            end_ms=stored.end_ms,
+        )
+        old = state.event
+        if old is None or _order(bar) > _order(old):
+            state.event = bar
+            return True
+        return False
 
     def _version(self, symbol: str, event: Aggregate, completeness: int) -> int:
         """The row's version: bar end, then how recent its halt news is, then completeness.
@@ -284,7 +468,9 @@ class LeaderboardAnalyzer:
         recency = self._halts.recency(symbol, event.end_ms)
         return (((event.end_ms << HALT_RECENCY_BITS) + recency) << 3) + completeness
 
-    def _row(self, event: Aggregate, state: _Symbol, day: date) -> Row:
+    def _row(
+        self, event: Aggregate, state: _Symbol, day: date
+    ) -> tuple[Row, tuple[float | None, float | None, float | None]]:
         session_open: float | None = None
         if event.end_ms * _NS_PER_MS >= self._open_ns > 0:
             if event.official_open is not None and event.official_open > 0:
@@ -297,6 +483,7 @@ class LeaderboardAnalyzer:
             reference=state.reference,
             session_open=session_open,
             halted=self._halts.halted(event.symbol),
+            sessions=[_session_figures(figures) for figures in state.sessions],
         )
 
     # --- composition (Composer protocol) ------------------------------------------------
@@ -338,6 +525,18 @@ class LeaderboardAnalyzer:
             # wins whichever write lands last.
             writes.append(WidgetWrite(feed, feed.name(), payload, version=now_ns // _NS_PER_MS))
         return writes
+
+
+_ROW_DECODER: Final = msgspec.json.Decoder(Row)
+
+
+def _session_figures(figures: _Figures | None) -> SessionFigures | None:
+    if figures is None:
+        return None
+    first_ms, high, high_ms, low, low_ms = figures
+    return SessionFigures(
+        first_ms=int(first_ms), high=high, high_ms=int(high_ms), low=low, low_ms=int(low_ms)
+    )
 
 
 def _order(event: Aggregate) -> tuple[int, int, int, float]:

@@ -18,7 +18,14 @@ from typing import Any, Final
 import msgspec
 
 from mdp_analyzers.state import MemoryState
-from mdp_analyzers.typing import Composer, NeedsReference, Synchronized, WidgetWrite
+from mdp_analyzers.typing import (
+    Composer,
+    Hydrating,
+    NeedsReference,
+    Synchronized,
+    WidgetWrite,
+    published,
+)
 from mdp_cache.records import ReferenceData
 from mdp_cache.widgets import supersedes
 from mdp_core.clock import NS_PER_SECOND, ManualClock
@@ -175,8 +182,12 @@ class _Driver:
             if isinstance(analyzer, NeedsReference):
                 self._provide(analyzer)
             output = analyzer.collect(now_ns)
-            self.result.state.apply_now(output.state)
+            state = self.result.state
+            state.apply_now(output.state)
             self.result.record(output.widgets)
+            self.result.record(published(state.applied.accepted))
+            if state.applied.refused and isinstance(analyzer, Hydrating):
+                analyzer.refused(state.applied.refused)
             if isinstance(analyzer, Synchronized):
                 due = self.next_sync.get(id(analyzer), 0)
                 if force_compose or now_ns >= due:

@@ -17,14 +17,19 @@ from typing import Final
 
 import msgspec
 
+from mdp_cache import lattice
 from mdp_cache.ops import (
     WINDOW_MAX_SIZE,
     WINDOW_MAX_TIMESTAMP_MS,
+    Accepted,
     AppendTrades,
+    Applied,
     KeepTop,
+    PutMerged,
     PutNewer,
     RankedMember,
     Read,
+    Refused,
     RowsRead,
     SetValue,
     StateBackend,
@@ -35,15 +40,20 @@ from mdp_cache.ops import (
     WindowStatsRead,
     WindowTrade,
     decode_window_stats,
+    published_version,
 )
 
 __all__ = [
+    "Accepted",
     "AppendTrades",
+    "Applied",
     "KeepTop",
     "MemoryState",
+    "PutMerged",
     "PutNewer",
     "RankedMember",
     "Read",
+    "Refused",
     "RowsRead",
     "SetValue",
     "StateBackend",
@@ -155,15 +165,23 @@ class MemoryState:
     windows: dict[str, TradeWindow] = field(default_factory=dict)
     changed_windows: set[str] = field(default_factory=set)
     capped: dict[str, dict[bytes, float]] = field(default_factory=dict)
+    #: figures key -> member -> (sequence, stored row current, joined figures).
+    figures: dict[str, dict[str, tuple[int, bool, str]]] = field(default_factory=dict)
+    #: What the last :meth:`apply_now` stored to publish and refused.
+    applied: Applied = field(default_factory=Applied)
 
     def apply_now(self, ops: Iterable[object], marks: Iterable[str] = ()) -> int:
         """Apply ``ops`` synchronously; return how many rows won their merge.
 
-        Anything that is not a state operation is ignored, like the processor does.
+        Anything that is not a state operation is ignored, like the processor does. What
+        :class:`PutMerged` rows asked to publish or were refused is left in :attr:`applied`.
         """
         won = 0
+        self.applied = Applied()
         for op in ops:
-            if isinstance(op, PutNewer):
+            if isinstance(op, PutMerged):
+                won += self._put_merged(op)
+            elif isinstance(op, PutNewer):
                 won += self._put_newer(op)
             elif isinstance(op, SetValue):
                 self.values[op.key] = op.payload
@@ -205,13 +223,55 @@ class MemoryState:
                     return 0
         versions[op.member] = op.version
         rows[op.member] = op.payload
-        for key, score in zip(op.score_keys, op.scores, strict=True):
+        self._score(op.member, op.score_keys, op.scores)
+        return 1
+
+    def _put_merged(self, op: PutMerged) -> int:
+        """The twin of ``MERGE_FIGURES_LUA`` (see :class:`PutMerged`)."""
+        metas = self.figures.setdefault(op.figures_key, {})
+        versions = self.versions.setdefault(op.versions_key, {})
+        rows = self.rows.setdefault(op.rows_key, {})
+        meta = metas.get(op.member)
+        seq, current, stored = meta if meta is not None else (0, True, "")
+        joined = op.figures if stored in ("", op.figures) else lattice.join(stored, op.figures)
+        lagging = not current or joined != stored
+        old = versions.get(op.member)
+        wins = hydrate = False
+        if joined != op.figures:
+            hydrate = True
+        elif old is None or op.version > old:
+            wins = True
+        elif op.version == old:
+            previous = rows.get(op.member)
+            wins = lagging or previous is None or _digest(op.payload) > _digest(previous)
+        else:
+            hydrate = lagging
+        if wins:
+            seq += 1
+            rows[op.member] = op.payload
+            versions[op.member] = op.version
+            metas[op.member] = (seq, True, joined)
+            self._score(op.member, op.score_keys, op.scores)
+            if op.publish:
+                self.applied.accepted.append(
+                    Accepted(op.publish, op.payload, published_version(op.epoch, seq))
+                )
+            return 1
+        if joined != stored or meta is None:
+            metas[op.member] = (seq, not (lagging and old is not None), joined)
+        if hydrate:
+            self.applied.refused.append(
+                Refused(op.rows_key, op.member, joined, rows.get(op.member), old or 0)
+            )
+        return 0
+
+    def _score(self, member: str, keys: Sequence[str], scores: Sequence[float | None]) -> None:
+        for key, score in zip(keys, scores, strict=True):
             board = self.boards.setdefault(key, {})
             if score is None:
-                board.pop(op.member, None)
+                board.pop(member, None)
             else:
-                board[op.member] = score
-        return 1
+                board[member] = score
 
     def answer_now(self, read: Read) -> list[RankedMember]:
         """Answer one read of any kind synchronously (see :meth:`StateBackend.top`)."""
@@ -260,13 +320,15 @@ class MemoryState:
 
     def drop_prefix(self, prefix: str) -> None:
         """Forget every key starting with ``prefix`` (e.g. a finished trading day)."""
-        for table in (self.rows, self.versions, self.boards, self.values, self.capped):
+        tables = (self.rows, self.versions, self.boards, self.values, self.capped, self.figures)
+        for table in tables:
             for key in [k for k in table if k.startswith(prefix)]:
                 del table[key]
 
-    async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> None:
+    async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> Applied:
         """:class:`StateBackend` form of :meth:`apply_now`."""
         self.apply_now(ops, marks)
+        return self.applied
 
     async def seen(self, marks: Sequence[str]) -> set[str]:
         """Which ``marks`` were set before."""

@@ -13,8 +13,8 @@ from datetime import date
 from typing import ClassVar
 
 from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE, LeaderboardAnalyzer
-from mdp_analyzers.state import MemoryState, PutNewer, SetValue
-from mdp_analyzers.typing import Output, WidgetWrite
+from mdp_analyzers.state import MemoryState, PutMerged, PutNewer, SetValue
+from mdp_analyzers.typing import Output, WidgetWrite, published
 from mdp_cache.keys import KEY_LB_ROWS
 from mdp_cache.records import ReferenceData
 from mdp_core.calendar import MarketCalendar
@@ -69,8 +69,10 @@ class TopStocksAnalyzer:
     def collect(self, now_ns: int) -> Output:
         """Quote records of changed symbols, plus the boards when their time has come."""
         produced = self._board.collect(now_ns)
-        self.state.apply_now(op for op in produced.state if isinstance(op, PutNewer | SetValue))
-        widgets: list[WidgetWrite] = list(produced.widgets)
+        self.state.apply_now(
+            op for op in produced.state if isinstance(op, PutMerged | PutNewer | SetValue)
+        )
+        widgets: list[WidgetWrite] = [*produced.widgets, *published(self.state.applied.accepted)]
         if self._next_compose_ns is None or now_ns >= self._next_compose_ns:
             self._next_compose_ns = now_ns + self._board.compose_interval_ns
             reads = self._board.reads(now_ns)
@@ -85,6 +87,7 @@ class TopStocksAnalyzer:
             self._current_day = day
             keep = KEY_LB_ROWS.name(day=day.isoformat()).rsplit(":", 1)[0] + ":"
             prefix = KEY_LB_ROWS.template.split("{", 1)[0]
-            for table in (self.state.rows, self.state.versions, self.state.boards):
+            state = self.state
+            for table in (state.rows, state.versions, state.boards, state.figures):
                 for key in [k for k in table if not k.startswith(keep) and k.startswith(prefix)]:
                     del table[key]

@@ -9,24 +9,28 @@ and safe to scale out: the service decides how (and how atomically) output is ap
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from typing import ClassVar, Protocol, TypeVar, runtime_checkable
 
-from mdp_cache.keys import Feed
-from mdp_cache.ops import RankedMember, Read
+from mdp_cache.keys import Feed, feed_for
+from mdp_cache.ops import Accepted, RankedMember, Read, Refused
 from mdp_cache.records import ReferenceData
 
 __all__ = [
     "Analyzer",
     "Composer",
     "FeedMessage",
+    "Hydrating",
     "NeedsReference",
     "Output",
     "Rehydratable",
+    "Rejecting",
     "Synchronized",
     "WidgetWrite",
+    "published",
 ]
 
 In_contra = TypeVar("In_contra", contravariant=True)
@@ -174,3 +178,38 @@ class NeedsReference(Protocol):
     def provide_reference(self, data: ReferenceData) -> None:
         """Reference data arrived (parts may be None when the source had nothing)."""
         ...
+
+
+@runtime_checkable
+class Hydrating(Protocol):
+    """**Protocol:** an analyzer whose merged rows MDC may refuse (``PutMerged``).
+
+    The service hands every refusal back after the write; the analyzer folds the stored row
+    and the joined figures into its state and offers the row again on a later flush.
+    """
+
+    def refused(self, refusals: Sequence[Refused]) -> None:
+        """Rows MDC refused because this analyzer lacked what MDC holds."""
+        ...
+
+
+@runtime_checkable
+class Rejecting(Protocol):
+    """**Protocol:** an analyzer that drops bad inputs and counts them by reason."""
+
+    def take_rejected(self) -> Counter[str]:
+        """Inputs dropped since the last call, by reason (the service adds them to a metric)."""
+        ...
+
+
+def published(accepted: Sequence[Accepted]) -> list[WidgetWrite]:
+    """The widget writes of rows a backend stored with a name to publish them under.
+
+    Names that belong to no feed are left out (the processor's own check counts them).
+    """
+    writes: list[WidgetWrite] = []
+    for row in accepted:
+        feed = feed_for(row.name)
+        if feed is not None:
+            writes.append(WidgetWrite(feed, row.name, row.payload, version=row.version))
+    return writes

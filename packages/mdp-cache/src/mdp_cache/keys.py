@@ -44,6 +44,7 @@ __all__ = [
     "KEY_HALT_VERSIONS",
     "KEY_HEARTBEAT",
     "KEY_LB_BOARD",
+    "KEY_LB_FIGURES",
     "KEY_LB_ROWS",
     "KEY_LB_VERSIONS",
     "KEY_REF_AVG_VOLUME",
@@ -362,6 +363,16 @@ KEY_LB_VERSIONS: Final = Key(
     payload="symbol -> version of its row: bar end in ms, then how recent its halt news is "
     "(0-255), then reference completeness (0-7), packed as "
     "((end_ms x 256 + recency) x 8 + completeness)",
+)
+KEY_LB_FIGURES: Final = Key(
+    template="mdp:lb:{day}:figures",
+    store="mdc",
+    redis_type="hash",
+    ttl=2 * DAY,
+    owner="processor (LeaderboardAnalyzer)",
+    payload="symbol -> 'sequence|current|figures': the lattice join (mdp_cache.lattice) of "
+    "every session figure any replica offered for the symbol's row, whether the stored row "
+    "holds all of it (1/0), and the count of rows stored (the quote record's version)",
 )
 KEY_LB_BOARD: Final = Key(
     template="mdp:lb:{day}:board:{board}",

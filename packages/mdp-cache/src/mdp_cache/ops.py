@@ -10,7 +10,9 @@ Reads are declarative too (:data:`Read`), so the same composition code runs on e
 Two families of state:
 
 * rows merged "newer wins" and ranked on boards (:class:`PutNewer`, :class:`TopRead`): the
-  leaderboards;
+  halts;
+* rows merged "newer wins" whose *figures* merge as a lattice (:class:`PutMerged`): the
+  leaderboard rows, which every replica writes and no replica sees whole;
 * sliding windows and capped rankings shared by every replica (:class:`AppendTrades`,
   :class:`KeepTop`, :class:`WindowStatsRead`, :class:`UnionTopRead`): top trades and trade
   statistics, which are only correct when every replica's trades land in one place.
@@ -25,13 +27,18 @@ from typing import Final, Protocol, TypeAlias, runtime_checkable
 import msgspec
 
 __all__ = [
+    "PUBLISH_EPOCH_SHIFT",
     "WINDOW_MAX_SIZE",
     "WINDOW_MAX_TIMESTAMP_MS",
+    "Accepted",
     "AppendTrades",
+    "Applied",
     "KeepTop",
+    "PutMerged",
     "PutNewer",
     "RankedMember",
     "Read",
+    "Refused",
     "RowsRead",
     "SetValue",
     "StateBackend",
@@ -42,6 +49,7 @@ __all__ = [
     "WindowStatsRead",
     "WindowTrade",
     "decode_window_stats",
+    "published_version",
 ]
 
 
@@ -74,6 +82,96 @@ class PutNewer(msgspec.Struct, frozen=True, gc=False):
     score_keys: tuple[str, ...]
     scores: tuple[float | None, ...]
     ttl: int
+
+
+class PutMerged(msgspec.Struct, frozen=True, gc=False):
+    """Store ``payload`` as ``member``'s row if it is newest *and* holds every known figure.
+
+    The backend keeps, per member, the lattice join (:mod:`mdp_cache.lattice`) of every
+    ``figures`` text ever offered, whether or not its row was stored. A row is stored when its
+    own figures equal that join (it misses nothing any replica saw) and either its ``version``
+    is higher than the stored row's, or equal while the stored row's figures lag the join (ties
+    otherwise by payload digest, as :class:`PutNewer`). Otherwise it is refused, and when the
+    refusal means the writer lacks something (figures it has not seen, or a newer row whose
+    figures lag) the backend answers with a :class:`Refused` carrying the stored row and the
+    joined figures, so the writer folds them in (hydrates) and offers the row again.
+
+    Each stored row gets the next value of a per-member sequence; with ``publish`` set the
+    backend reports it as :class:`Accepted`, and the row is published under that name with
+    version ``epoch * 2**32 + sequence``: a client-facing copy never goes back, whichever
+    replica stored last.
+
+    Attributes:
+        rows_key: Hash holding member -> payload.
+        versions_key: Hash holding member -> version.
+        figures_key: Hash holding member -> sequence, whether the stored row is current, and
+            the joined figures.
+        member: The row's member (a symbol).
+        version: Monotonic version of the row's latest event.
+        payload: The encoded row.
+        figures: The figures the row was built from (lattice text).
+        score_keys: The sorted sets the scores go to.
+        scores: One score per key of ``score_keys``; None removes the member from that set.
+        ttl: Seconds every touched key lives after this write.
+        publish: The widget feed name to publish the stored row on ("" for none).
+        epoch: The high part of the published version (e.g. the trading day's ordinal), so a
+            new day's sequence starts above the old day's.
+    """
+
+    rows_key: str
+    versions_key: str
+    figures_key: str
+    member: str
+    version: int
+    payload: bytes
+    figures: str
+    score_keys: tuple[str, ...]
+    scores: tuple[float | None, ...]
+    ttl: int
+    publish: str = ""
+    epoch: int = 0
+
+
+#: The high part of a published row version: the sequence of stored rows stays below it.
+PUBLISH_EPOCH_SHIFT: Final = 32
+
+
+def published_version(epoch: int, sequence: int) -> int:
+    """The version a stored :class:`PutMerged` row is published with."""
+    return (epoch << PUBLISH_EPOCH_SHIFT) + sequence
+
+
+class Accepted(msgspec.Struct, frozen=True, gc=False):
+    """A :class:`PutMerged` row that was stored, to be published as ``name``."""
+
+    name: str
+    payload: bytes
+    version: int
+
+
+class Refused(msgspec.Struct, frozen=True, gc=False):
+    """A :class:`PutMerged` row refused because its writer lacks something MDC holds.
+
+    Attributes:
+        rows_key: The hash the row was offered to (which day).
+        member: The member.
+        figures: The joined figures of every offer so far (lattice text).
+        payload: The stored row, or None when there is none.
+        version: The stored row's version (0 when there is none).
+    """
+
+    rows_key: str
+    member: str
+    figures: str
+    payload: bytes | None
+    version: int
+
+
+class Applied(msgspec.Struct, gc=False):
+    """What a backend reports after applying operations: rows to publish, rows refused."""
+
+    accepted: list[Accepted] = msgspec.field(default_factory=list)
+    refused: list[Refused] = msgspec.field(default_factory=list)
 
 
 class SetValue(msgspec.Struct, frozen=True, gc=False):
@@ -152,7 +250,7 @@ class KeepTop(msgspec.Struct, frozen=True, gc=False):
     ttl: int
 
 
-StateOp: TypeAlias = PutNewer | SetValue | AppendTrades | KeepTop
+StateOp: TypeAlias = PutNewer | PutMerged | SetValue | AppendTrades | KeepTop
 
 
 @dataclass(frozen=True, slots=True)
@@ -268,8 +366,11 @@ class RankedMember:
 class StateBackend(Protocol):
     """**Protocol:** something that applies state operations and answers board reads."""
 
-    async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> None:
-        """Apply ``ops`` and set each key of ``marks`` (seen batch ids) in one atomic step."""
+    async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> Applied:
+        """Apply ``ops`` and set each key of ``marks`` (seen batch ids) in one atomic step.
+
+        Returns the :class:`PutMerged` rows stored (to publish) and refused (to hydrate).
+        """
         ...
 
     async def seen(self, marks: Sequence[str]) -> set[str]:

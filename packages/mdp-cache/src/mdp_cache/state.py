@@ -28,6 +28,7 @@ from typing import Final
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, ResponseError
 
 from mdp_cache.keys import (
@@ -39,10 +40,15 @@ from mdp_cache.keys import (
     KEY_TT_WINDOW,
 )
 from mdp_cache.ops import (
+    Accepted,
     AppendTrades,
+    Applied,
+    KeepTop,
+    PutMerged,
     PutNewer,
     RankedMember,
     Read,
+    Refused,
     RowsRead,
     SetValue,
     StateOp,
@@ -50,10 +56,17 @@ from mdp_cache.ops import (
     UnionTopRead,
     WindowStats,
     WindowStatsRead,
+    published_version,
 )
 from mdp_core.clock import Clock, LiveClock
 
-__all__ = ["APPEND_TRADES_LUA", "MERGE_ROWS_LUA", "TAKE_WINDOWS_LUA", "RedisState"]
+__all__ = [
+    "APPEND_TRADES_LUA",
+    "MERGE_FIGURES_LUA",
+    "MERGE_ROWS_LUA",
+    "TAKE_WINDOWS_LUA",
+    "RedisState",
+]
 
 ROWS_PER_CALL: Final = 256
 """Rows per EVALSHA: large enough to amortise the call, small enough not to stall Redis."""
@@ -103,6 +116,147 @@ for k = 1, #KEYS do
   redis.call('EXPIRE', KEYS[k], ttl)
 end
 return won
+"""
+
+MERGE_FIGURES_LUA: Final = """
+-- KEYS[1] rows hash, KEYS[2] versions hash, KEYS[3] figures hash, KEYS[4..] board sorted sets
+-- ARGV[1] ttl; ARGV[2] msgpack array of rows, each
+--   [member, version (decimal string), payload, figures (lattice text), publish (0/1),
+--    score per board set ('' removes)]
+-- The figures hash holds 'sequence|current|joined figures' per member: the join of every
+-- figures text ever offered (mdp_cache.lattice, whose Python twin must agree), whether the
+-- stored row holds all of it, and a counter of stored rows (the published version).
+-- Returns a flat array: 1, row index, sequence for each stored row to publish; 0, row index,
+-- joined figures, stored row or false, stored version or false for each row whose writer
+-- lacks something this hash holds (it hydrates from them and offers the row again).
+local ttl = tonumber(ARGV[1])
+local rows = cmsgpack.unpack(ARGV[2])
+local boards = #KEYS - 3
+local out = {}
+
+local function parse(text)
+  local terms, names = {}, {}
+  for name, op, a, b in string.gmatch(text, '([^,%+%-@]+)([%+%-])([^@,]+)@([^,]+)') do
+    terms[name] = {op, a, b}
+    names[#names + 1] = name
+  end
+  return terms, names
+end
+
+-- Whether term n beats term o of the same name ('+': greater first, '-': smaller first;
+-- then the smaller second).
+local function beats(n, o)
+  if n[1] ~= o[1] then
+    return true
+  end
+  local na, oa = tonumber(n[2]), tonumber(o[2])
+  if na ~= oa then
+    if n[1] == '+' then
+      return na > oa
+    end
+    return na < oa
+  end
+  return tonumber(n[3]) < tonumber(o[3])
+end
+
+local function join(stored, offered)
+  if stored == '' or stored == offered then
+    return offered
+  end
+  if offered == '' then
+    return stored
+  end
+  local terms, names = parse(stored)
+  local more, more_names = parse(offered)
+  for _, name in ipairs(more_names) do
+    local old = terms[name]
+    if old == nil then
+      names[#names + 1] = name
+      terms[name] = more[name]
+    elseif beats(more[name], old) then
+      terms[name] = more[name]
+    end
+  end
+  table.sort(names)
+  local parts = {}
+  for i, name in ipairs(names) do
+    local t = terms[name]
+    parts[i] = name .. t[1] .. t[2] .. '@' .. t[3]
+  end
+  return table.concat(parts, ',')
+end
+
+for index, row in ipairs(rows) do
+  local member, version, payload, figures = row[1], tonumber(row[2]), row[3], row[4]
+  local meta = redis.call('HGET', KEYS[3], member)
+  local seq, current, stored = 0, '1', ''
+  if meta then
+    local s, c, f = string.match(meta, '^(%d+)|([01])|(.*)$')
+    seq, current, stored = tonumber(s), c, f
+  end
+  local joined = join(stored, figures)
+  -- Whether the stored row misses figures (it did, or this offer brought new ones).
+  local lagging = current == '0' or joined ~= stored
+  local old = redis.call('HGET', KEYS[2], member)
+  local wins, hydrate = false, false
+  if joined ~= figures then
+    hydrate = true
+  elseif not old then
+    wins = true
+  else
+    local ov = tonumber(old)
+    if version > ov then
+      wins = true
+    elseif version == ov then
+      if lagging then
+        wins = true
+      else
+        local prev = redis.call('HGET', KEYS[1], member)
+        wins = (not prev) or redis.sha1hex(payload) > redis.sha1hex(prev)
+      end
+    else
+      hydrate = lagging
+    end
+  end
+  if wins then
+    seq = seq + 1
+    redis.call('HSET', KEYS[1], member, payload)
+    redis.call('HSET', KEYS[2], member, row[2])
+    redis.call('HSET', KEYS[3], member, seq .. '|1|' .. joined)
+    for j = 1, boards do
+      local score = row[5 + j]
+      if score == '' then
+        redis.call('ZREM', KEYS[3 + j], member)
+      else
+        redis.call('ZADD', KEYS[3 + j], score, member)
+      end
+    end
+    if row[5] == 1 then
+      out[#out + 1] = 1
+      out[#out + 1] = index
+      out[#out + 1] = seq
+    end
+  else
+    if joined ~= stored or not meta then
+      local flag = '1'
+      if lagging and old then
+        flag = '0'
+      end
+      redis.call('HSET', KEYS[3], member, seq .. '|' .. flag .. '|' .. joined)
+    end
+    if hydrate then
+      out[#out + 1] = 0
+      out[#out + 1] = index
+      out[#out + 1] = joined
+      out[#out + 1] = redis.call('HGET', KEYS[1], member) or false
+      out[#out + 1] = old or false
+    end
+  end
+end
+for k = 1, #KEYS do
+  redis.call('EXPIRE', KEYS[k], ttl)
+end
+return out
 """
 
 WINDOWS_PER_CALL: Final = 128
@@ -272,6 +426,32 @@ def _scores(scores: tuple[float | None, ...]) -> list[float | str]:
 
 
 _GroupKey = tuple[str, str, tuple[str, ...], int]
+_MergedKey = tuple[str, str, str, tuple[str, ...], int]
+
+
+def _merged_replies(chunk: Sequence[PutMerged], reply: Sequence[object], applied: Applied) -> None:
+    """Read one figures-script reply into ``applied`` (see ``MERGE_FIGURES_LUA``)."""
+    at = 0
+    while at < len(reply):
+        index = int(reply[at + 1])  # type: ignore[call-overload] # an integer reply
+        op = chunk[index - 1]
+        if reply[at] == 1:
+            sequence = int(reply[at + 2])  # type: ignore[call-overload] # an integer reply
+            version = published_version(op.epoch, sequence)
+            applied.accepted.append(Accepted(op.publish, op.payload, version))
+            at += 3
+            continue
+        figures, payload, version_text = reply[at + 2], reply[at + 3], reply[at + 4]
+        applied.refused.append(
+            Refused(
+                rows_key=op.rows_key,
+                member=op.member,
+                figures=figures.decode() if isinstance(figures, bytes) else str(figures),
+                payload=payload if isinstance(payload, bytes) else None,
+                version=int(version_text) if isinstance(version_text, bytes) else 0,
+            )
+        )
+        at += 5
 
 
 #: Key prefixes of a symbol's window list, identity set and figures (the script appends the
@@ -318,6 +498,16 @@ def _figures(packed: bytes, oldest: bytes | None, newest: bytes | None) -> Windo
     )
 
 
+def _queue_plain(pipe: Pipeline, op: SetValue | KeepTop) -> None:
+    """Queue an operation that is plain Redis commands."""
+    if isinstance(op, SetValue):
+        pipe.set(op.key, op.payload, ex=op.ttl)
+    elif op.members:
+        pipe.zadd(op.key, dict(op.members))
+        pipe.zremrangebyrank(op.key, 0, -(op.cap + 1))
+        pipe.expire(op.key, op.ttl)
+
+
 class RedisState:
     """Applies state operations to MDC and answers board reads.
 
@@ -331,54 +521,57 @@ class RedisState:
         self._redis = redis
         self._clock: Clock = clock or LiveClock()
         self._sha: str | None = None
+        self._figures_sha: str | None = None
         self._windows_sha: str | None = None
         self._take_sha: str | None = None
 
     async def load_scripts(self) -> None:
         """Load the scripts (idempotent; called lazily by :meth:`apply`)."""
         self._sha = str(await self._redis.script_load(MERGE_ROWS_LUA))
+        self._figures_sha = str(await self._redis.script_load(MERGE_FIGURES_LUA))
         self._windows_sha = str(await self._redis.script_load(APPEND_TRADES_LUA))
         self._take_sha = str(await self._redis.script_load(TAKE_WINDOWS_LUA))
 
-    async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> None:
+    async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> Applied:
         """Apply ``ops`` and set the ``marks`` keys in one MULTI/EXEC pipeline.
 
         Being one transaction, a crash can never leave a batch marked as applied without its
         state, nor the state written without the mark.
         """
         if not ops and not marks:
-            return
+            return Applied()
         if self._sha is None:
             await self.load_scripts()
         try:
-            await self._send(ops, marks)
+            return await self._send(ops, marks)
         except NoScriptError:
             await self.load_scripts()
-            await self._send(ops, marks)
+            return await self._send(ops, marks)
         except ResponseError as exc:  # inside MULTI the error arrives wrapped
             if "NOSCRIPT" not in str(exc):
                 raise
             await self.load_scripts()
-            await self._send(ops, marks)
+            return await self._send(ops, marks)
 
-    async def _send(self, ops: Sequence[StateOp], marks: Sequence[str]) -> None:
+    async def _send(self, ops: Sequence[StateOp], marks: Sequence[str]) -> Applied:
         assert self._sha is not None
+        assert self._figures_sha is not None
         assert self._windows_sha is not None
         pipe = self._redis.pipeline(transaction=True)
         groups: dict[_GroupKey, list[PutNewer]] = defaultdict(list)
+        merged: dict[_MergedKey, list[PutMerged]] = defaultdict(list)
         windows: list[AppendTrades] = []
         for op in ops:
-            if isinstance(op, PutNewer):
+            if isinstance(op, PutMerged):
+                key = (op.rows_key, op.versions_key, op.figures_key, op.score_keys, op.ttl)
+                merged[key].append(op)
+            elif isinstance(op, PutNewer):
                 groups[(op.rows_key, op.versions_key, op.score_keys, op.ttl)].append(op)
-            elif isinstance(op, SetValue):
-                pipe.set(op.key, op.payload, ex=op.ttl)
             elif isinstance(op, AppendTrades):
                 if op.trades:
                     windows.append(op)
-            elif op.members:
-                pipe.zadd(op.key, dict(op.members))
-                pipe.zremrangebyrank(op.key, 0, -(op.cap + 1))
-                pipe.expire(op.key, op.ttl)
+            else:
+                _queue_plain(pipe, op)
         now_s = self._clock.now_ns() // 1_000_000_000  # when the window TTLs were refreshed
         for start in range(0, len(windows), WINDOWS_PER_CALL):
             chunk = windows[start : start + WINDOWS_PER_CALL]
@@ -395,10 +588,42 @@ class RedisState:
                 pipe.evalsha(
                     self._sha, 2 + len(boards), rows_key, versions_key, *boards, ttl, packed
                 )
+        calls = self._queue_merged(pipe, merged)
         ttl_seen = KEY_SEEN_BATCH.ttl or 600
         for mark in marks:
             pipe.set(mark, b"1", ex=ttl_seen)
-        await pipe.execute()
+        replies = await pipe.execute()
+        applied = Applied()
+        for position, call in calls:
+            _merged_replies(call, replies[position], applied)
+        return applied
+
+    def _queue_merged(
+        self, pipe: Pipeline, merged: dict[_MergedKey, list[PutMerged]]
+    ) -> list[tuple[int, list[PutMerged]]]:
+        """Queue the figures-script calls; return each call's pipeline position and rows."""
+        assert self._figures_sha is not None
+        calls: list[tuple[int, list[PutMerged]]] = []
+        for (rows_key, versions_key, figures_key, boards, ttl), offers in merged.items():
+            keys = (rows_key, versions_key, figures_key, *boards)
+            for start in range(0, len(offers), ROWS_PER_CALL):
+                call = offers[start : start + ROWS_PER_CALL]
+                packed = _PACK(
+                    [
+                        (
+                            offer.member,
+                            str(offer.version),
+                            _text(offer.payload),
+                            offer.figures,
+                            1 if offer.publish else 0,
+                            *_scores(offer.scores),
+                        )
+                        for offer in call
+                    ]
+                )
+                calls.append((len(pipe), call))
+                pipe.evalsha(self._figures_sha, len(keys), *keys, ttl, packed)
+        return calls
 
     async def seen(self, marks: Sequence[str]) -> set[str]:
         """Which ``marks`` are already set (one ``MGET``)."""

@@ -31,7 +31,7 @@ import pytest
 
 from mdp_analyzers.registry import available
 from mdp_analyzers.state import MemoryState
-from mdp_analyzers.typing import Analyzer, Composer, Output
+from mdp_analyzers.typing import Analyzer, Composer, Output, published
 from mdp_cache.keys import feed_for
 from mdp_core.clock import ET, to_ns
 from mdp_core.events import (
@@ -172,12 +172,13 @@ class AnalyzerSuite:
     def _flush(self, analyzer: Any, state: MemoryState) -> Output:
         """What one flush writes: collected output, plus a composition for a Composer."""
         output: Output = analyzer.collect(self.now_ns())
-        if not isinstance(analyzer, Composer):
-            return output
         state.apply_now(output.state)
+        stored = published(state.applied.accepted)  # rows the backend publishes once stored
+        if not isinstance(analyzer, Composer):
+            return Output(widgets=[*output.widgets, *stored], state=output.state)
         reads = analyzer.reads(self.now_ns())
         composed = analyzer.compose(self.now_ns(), [state.answer_now(read) for read in reads])
-        return Output(widgets=[*output.widgets, *composed], state=output.state)
+        return Output(widgets=[*output.widgets, *stored, *composed], state=output.state)
 
     @staticmethod
     def _digest(output: Output) -> list[tuple[str, bytes, bool]]:

@@ -109,27 +109,30 @@ class BoardTracker:
 
 
 def _pct(price: float, base: float) -> float:
-    return round((price - base) / base * 100.0, 4)
+    """The exact change in percent (boards rank by it; rows show it rounded to 4 decimals)."""
+    return (price - base) / base * 100.0
 
 
 def expected_boards(
     finals: Mapping[str, SymbolFinal], prev_close: Mapping[str, float], open_ms: int
 ) -> dict[str, list[tuple[str, float]]]:
-    """Every symbol's score on each board, best first (ties by symbol, descending).
+    """Every symbol's displayed score on each board, best first (ties by symbol, descending).
 
     Volume ranks every symbol by the day's accumulated volume; gappers by % change against the
     previous close; gainers by % change against the regular-session open (the official open,
     else the first regular bar's open), for bars ending at or after the open. Only positive
-    moves are listed on gappers and gainers, as on the platform.
+    moves are listed on gappers and gainers, as on the platform. Ranking uses the exact
+    change; the listed value is the change rounded to 4 decimals, as the rows show it.
     """
-    boards: dict[str, list[tuple[str, float]]] = {name: [] for name in BOARD_NAMES}
+    ranked: dict[str, list[tuple[float, str, float]]] = {name: [] for name in BOARD_NAMES}
     for symbol, final in finals.items():
-        boards["top_volume"].append((symbol, float(final.accumulated_volume)))
+        volume = float(final.accumulated_volume)
+        ranked["top_volume"].append((volume, symbol, volume))
         previous = prev_close.get(symbol)
         if previous is not None and previous > 0:
             gap = _pct(final.close, previous)
             if gap > 0:
-                boards["top_gappers"].append((symbol, gap))
+                ranked["top_gappers"].append((gap, symbol, round(gap, 4)))
         if final.end_ms >= open_ms:
             session_open = (
                 final.official_open
@@ -139,10 +142,11 @@ def expected_boards(
             if session_open is not None and session_open > 0:
                 gain = _pct(final.close, session_open)
                 if gain > 0:
-                    boards["top_gainers"].append((symbol, gain))
-    for rows in boards.values():
-        rows.sort(key=lambda row: (row[1], row[0]), reverse=True)
-    return boards
+                    ranked["top_gainers"].append((gain, symbol, round(gain, 4)))
+    return {
+        name: [(symbol, shown) for _, symbol, shown in sorted(rows, reverse=True)]
+        for name, rows in ranked.items()
+    }
 
 
 @dataclass(frozen=True, slots=True)

@@ -29,9 +29,26 @@ from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from mdp_analyzers.replay import OfflineResult
-from mdp_analyzers.typing import Composer, NeedsReference, Synchronized, WidgetWrite
+from mdp_analyzers.typing import (
+    Composer,
+    Hydrating,
+    NeedsReference,
+    Rejecting,
+    Synchronized,
+    WidgetWrite,
+    published,
+)
 from mdp_cache.keys import KEY_COMPOSE_LEASE, KEY_SEEN_BATCH
-from mdp_cache.ops import AppendTrades, KeepTop, PutNewer, SetValue, StateBackend, StateOp
+from mdp_cache.ops import (
+    AppendTrades,
+    Applied,
+    KeepTop,
+    PutMerged,
+    PutNewer,
+    SetValue,
+    StateBackend,
+    StateOp,
+)
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
 from mdp_core.clock import Clock, LiveClock
@@ -330,6 +347,8 @@ class Processor:
             except Exception:
                 self.stats.analyzer_errors[analyzer.name] += 1
                 _log.exception("analyzer_failed", analyzer=analyzer.name, kind=batch.kind)
+            if isinstance(analyzer, Rejecting):
+                self.stats.bad_events.update(analyzer.take_rejected())
             if self.reference is not None and isinstance(analyzer, NeedsReference):
                 self._request_reference(analyzer)
 
@@ -387,32 +406,27 @@ class Processor:
                 ops.extend(
                     op
                     for op in output.state
-                    if isinstance(op, PutNewer | SetValue | AppendTrades | KeepTop)
+                    if isinstance(op, PutNewer | PutMerged | SetValue | AppendTrades | KeepTop)
                 )
                 writes.extend(self._valid(analyzer.name, output.widgets))
             marks, self._pending_marks = self._pending_marks, []
             batches, self._pending_batches = self._pending_batches, []
             lags, self._pending_lag = self._pending_lag, []
             flushed_events, self._pending_events = self._pending_events, 0
-            state_write = (
-                self._retry(lambda: self.state.apply(ops, marks=marks)) if ops or marks else None
-            )
+            applied = Applied()
+            if ops or marks:
+                applied = await self._retry_state(ops, marks)
+            self._hand_back(applied)
+            # Rows MDC stored are published only now, versioned by MDC: a record never goes
+            # back, whichever replica stored last.
+            writes.extend(self._valid("published", published(applied.accepted)))
             if self._compose_due(now_ns) or self._sync_due(now_ns):
                 # Compositions and synchronisations read the merged state: this flush's
-                # writes must be in it.
-                if state_write is not None:
-                    await state_write
+                # writes are in it (written above).
                 await self._sync(now_ns)
                 writes.extend(await self._compose(now_ns))
-                if writes:
-                    await self._retry(lambda: self.widgets.write(writes))
-            else:
-                # MDC and WDC are written concurrently (separate connections); both must land
-                # before the acks.
-                await asyncio.gather(
-                    state_write if state_write is not None else _done(),
-                    self._retry(lambda: self.widgets.write(writes)) if writes else _done(),
-                )
+            if writes:
+                await self._retry(lambda: self.widgets.write(writes))
             for batch in batches:
                 try:
                     await batch.ack()
@@ -421,6 +435,31 @@ class Processor:
             self._account(ops, writes, lags, flushed_events)
         async with self._progress:
             self._progress.notify_all()
+
+    async def _retry_state(self, ops: list[StateOp], marks: list[str]) -> Applied:
+        """Write ``ops`` and ``marks`` to MDC (retrying like :meth:`_retry`); what it applied."""
+        result = Applied()
+
+        async def write() -> None:
+            nonlocal result
+            result = await self.state.apply(ops, marks=marks)
+
+        await self._retry(write)
+        return result
+
+    def _hand_back(self, applied: Applied) -> None:
+        """Give every analyzer that merges rows the refusals (it hydrates from them)."""
+        if not applied.refused:
+            return
+        self.stats.hydrations += len(applied.refused)
+        for analyzer in self.analyzers:
+            if isinstance(analyzer, Hydrating):
+                name = str(getattr(analyzer, "name", type(analyzer).__name__))
+                try:
+                    analyzer.refused(applied.refused)
+                except Exception:
+                    self.stats.analyzer_errors[name] += 1
+                    _log.exception("hydrate_failed", analyzer=name)
 
     def _valid(self, analyzer: str, writes: Sequence[WidgetWrite]) -> list[WidgetWrite]:
         """The writes whose name belongs to their feed; the others are counted and dropped.
@@ -553,7 +592,3 @@ class Processor:
                 self.stats.write_failures += 1
                 _log.warning("compose_failed", error=repr(exc))
         return writes
-
-
-async def _done() -> None:
-    """An awaitable that does nothing (a write with nothing to write)."""

@@ -47,6 +47,8 @@ class ProcessorStats:
         write_errors: Writes Redis refused with an error reply; abandoned, not retried.
         compositions: Board compositions published (this replica held the lease).
         synchronisations: Merged state read back into analyzers (halts other replicas saw).
+        hydrations: Rows MDC refused because this replica lacked figures or a newer row other
+            replicas wrote; the analyzer folded the stored state in and offered the row again.
         bad_writes: Widget writes dropped because their name is not one of their feed's.
         reference_requests: Reference lookups started.
         lag_event: Seconds from event time to the write that carried it.
@@ -67,6 +69,7 @@ class ProcessorStats:
     write_errors: int = 0
     compositions: int = 0
     synchronisations: int = 0
+    hydrations: int = 0
     bad_writes: int = 0
     reference_requests: int = 0
     last_flush_events: int = 0
@@ -94,6 +97,7 @@ class ProcessorStats:
             "write_errors": self.write_errors,
             "compositions": self.compositions,
             "synchronisations": self.synchronisations,
+            "hydrations": self.hydrations,
             "bad_writes": self.bad_writes,
             "reference_requests": self.reference_requests,
             "last_flush_events": self.last_flush_events,
@@ -104,4 +108,6 @@ class ProcessorStats:
         }
         for kind, count in self.events.items():
             flat[f"events_{kind}"] = count
+        for reason, count in self.bad_events.items():
+            flat[f"bad_events_{reason}"] = count
         return flat

@@ -1,0 +1,210 @@
+"""Rows whose figures merge as a lattice, on the real Redis (``MERGE_FIGURES_LUA``).
+
+Two things are pinned here:
+
+* the Lua script and its Python twin (``MemoryState``) take the same decisions, offer by offer:
+  stored rows, versions, joined figures, board scores, rows to publish and refusals;
+* leaderboard replicas that each see part of a symbol's bars, in any order and with duplicates,
+  end with rows in Redis whose session figures equal a plain recomputation from all the bars
+  (the recomputation below imports nothing from the analyzers).
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import AsyncIterator
+from datetime import date
+from typing import Any
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+
+from mdp_analyzers.leaderboard import LeaderboardAnalyzer
+from mdp_analyzers.state import MemoryState
+from mdp_cache import lattice
+from mdp_cache.client import close_redis, create_redis
+from mdp_cache.keys import KEY_LB_ROWS
+from mdp_cache.ops import PutMerged
+from mdp_cache.state import RedisState
+from mdp_core.events import SecondAggregate
+from mdp_testing.conformance import at_ms
+
+DAY = date(2026, 3, 4)  # a Wednesday: pre-market from 04:00, regular 09:30-16:00 ET
+
+
+@pytest.fixture
+async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
+    client = create_redis(redis_db_url)
+    yield client
+    await close_redis(client)
+
+
+def random_offer(rng: random.Random) -> PutMerged:
+    member = rng.choice("ABC")
+    version = rng.randint(0, 4)
+    terms: dict[str, lattice.Term] = {}
+    for name in rng.sample(["h", "l", "f"], rng.randint(0, 3)):
+        op = lattice.MAX if name == "h" else lattice.MIN
+        terms[name] = (op, repr(rng.choice([1.0, 2.5, 3.0])), str(rng.randint(0, 3)))
+    figures = lattice.render(terms)
+    payload = f'{{"m":"{member}","v":{version},"f":"{figures}"}}'.encode()
+    return PutMerged(
+        rows_key="mdp:t:rows",
+        versions_key="mdp:t:versions",
+        figures_key="mdp:t:figures",
+        member=member,
+        version=version,
+        payload=payload,
+        figures=figures,
+        score_keys=("mdp:t:board",),
+        scores=(float(version) if rng.random() < 0.8 else None,),
+        ttl=60,
+        publish=f"quote:{member}" if rng.random() < 0.9 else "",
+        epoch=7,
+    )
+
+
+@pytest.mark.parametrize("seed", range(6))
+async def test_the_lua_merge_decides_as_the_memory_twin(redis: Redis, seed: int) -> None:
+    rng = random.Random(seed)
+    memory, state = MemoryState(), RedisState(redis)
+    for _ in range(40):
+        offers = [random_offer(rng) for _ in range(rng.randint(1, 8))]
+        expected = await memory.apply(offers)
+        got = await state.apply(offers)
+        assert got == expected
+    assert await redis.hgetall("mdp:t:rows") == {
+        k.encode(): v for k, v in memory.rows["mdp:t:rows"].items()
+    }
+    stored = await redis.hgetall("mdp:t:figures")
+    twin = memory.figures["mdp:t:figures"]
+    assert {k.decode(): v.decode() for k, v in stored.items()} == {
+        member: f"{seq}|{int(current)}|{text}" for member, (seq, current, text) in twin.items()
+    }
+    ranked = await redis.zrange("mdp:t:board", 0, -1, withscores=True)
+    assert {m.decode(): s for m, s in ranked} == memory.boards.get("mdp:t:board", {})
+
+
+async def test_a_row_missing_a_known_figure_is_refused_with_what_mdc_holds(redis: Redis) -> None:
+    state = RedisState(redis)
+
+    def offer(version: int, figures: str) -> PutMerged:
+        return PutMerged(
+            "mdp:t:rows", "mdp:t:versions", "mdp:t:figures", "AAA", version,
+            f'{{"v":{version},"f":"{figures}"}}'.encode(), figures, (), (), 60, "quote:AAA", 3,
+        )  # fmt: skip
+
+    first = await state.apply([offer(5, "h+10.0@1")])
+    assert [(a.name, a.version) for a in first.accepted] == [("quote:AAA", (3 << 32) + 1)]
+    # Newer, but it never saw the 10.0 high: refused, told the join and the stored row.
+    second = await state.apply([offer(6, "h+9.0@2")])
+    assert second.accepted == []
+    (refusal,) = second.refused
+    assert refusal.figures == "h+10.0@1"
+    assert refusal.payload == b'{"v":5,"f":"h+10.0@1"}'
+    assert refusal.version == 5
+    # An older row with a new figure: refused (older), and the stored row now lags the join.
+    third = await state.apply([offer(4, "h+11.0@0")])
+    assert third.accepted == []
+    assert [(r.figures, r.version) for r in third.refused] == [("h+11.0@0", 5)]
+    # The writer that folded everything in offers the newest bar with every figure: stored,
+    # published with the next sequence, although its version equals the stored one.
+    fourth = await state.apply([offer(5, "h+11.0@0")])
+    assert [(a.version, a.payload) for a in fourth.accepted] == [
+        ((3 << 32) + 2, b'{"v":5,"f":"h+11.0@0"}')
+    ]
+    assert await redis.hget("mdp:t:figures", "AAA") == b"2|1|h+11.0@0"
+
+
+# --- replicas of the leaderboard on the real script -----------------------------------------
+
+
+def bars(rng: random.Random) -> list[SecondAggregate]:
+    """A day of random one-second bars for two symbols across pre-market, regular, after-hours."""
+    out: list[SecondAggregate] = []
+    for symbol in ("AAA", "BBB"):
+        for _ in range(rng.randint(1, 25)):
+            hour = rng.choice([4, 8, 9, 9, 10, 15, 16, 19])
+            start_ms = at_ms(DAY, hour, rng.randint(0, 59), rng.randint(0, 59))
+            low = round(rng.uniform(5, 10), 2)
+            high = round(low + rng.choice([0.0, 0.01, 0.5, 2.0]), 2)
+            out.append(
+                SecondAggregate(
+                    symbol=symbol, volume=100, accumulated_volume=rng.randint(0, 10**6),
+                    vwap=low, open=rng.choice([low, high]), high=high, low=low,
+                    close=rng.choice([low, high]), start_ms=start_ms, end_ms=start_ms + 1_000,
+                )
+            )  # fmt: skip
+    return out
+
+
+def session_of(start_ms: int) -> str | None:
+    """The session a bar starting then belongs to (a half-open interval each, ET)."""
+    bounds = [
+        ("pre_market", at_ms(DAY, 4, 0), at_ms(DAY, 9, 30)),
+        ("regular", at_ms(DAY, 9, 30), at_ms(DAY, 16, 0)),
+        ("after_hours", at_ms(DAY, 16, 0), at_ms(DAY, 20, 0)),
+    ]
+    return next((name for name, lo, hi in bounds if lo <= start_ms < hi), None)
+
+
+def recomputed(events: list[SecondAggregate]) -> dict[str, dict[str, Any]]:
+    """Every symbol's session figures and regular open from all bars (order-free)."""
+    out: dict[str, dict[str, Any]] = {}
+    for bar in events:
+        figures = out.setdefault(bar.symbol, {})
+        session = session_of(bar.start_ms)
+        if session is None:
+            continue
+        old = figures.get(session)
+        if old is None:
+            old = figures[session] = {
+                "first_ms": bar.start_ms, "high": bar.high, "high_ms": bar.start_ms,
+                "low": bar.low, "low_ms": bar.start_ms,
+            }  # fmt: skip
+        old["first_ms"] = min(old["first_ms"], bar.start_ms)
+        # The extreme, and the earliest bar that reached it.
+        if (bar.high, -bar.start_ms) > (old["high"], -old["high_ms"]):
+            old["high"], old["high_ms"] = bar.high, bar.start_ms
+        if (bar.low, bar.start_ms) < (old["low"], old["low_ms"]):
+            old["low"], old["low_ms"] = bar.low, bar.start_ms
+    return out
+
+
+@pytest.mark.parametrize("seed", range(4))
+async def test_replicas_seeing_parts_of_the_feed_store_every_extreme(
+    redis: Redis, seed: int
+) -> None:
+    rng = random.Random(seed)
+    events = bars(rng)
+    messages = [[event] for event in events] + [[rng.choice(events)] for _ in range(10)]
+    rng.shuffle(messages)
+    replicas = [LeaderboardAnalyzer() for _ in range(rng.randint(2, 3))]
+    state = RedisState(redis)
+    now_ns = at_ms(DAY, 19, 59) * 1_000_000
+
+    async def flush(replica: LeaderboardAnalyzer) -> int:
+        output = replica.collect(now_ns)
+        applied = await state.apply(output.state)
+        replica.refused(applied.refused)
+        return len(output.state)
+
+    for message in messages:
+        replica = rng.choice(replicas)
+        replica.apply(message, 0)
+        if rng.random() < 0.4:
+            await flush(replica)
+    for _ in range(10):  # drain: refusals make replicas offer their rows again
+        if not sum([await flush(replica) for replica in replicas]):
+            break
+    else:
+        pytest.fail("the replicas did not settle")
+    stored = await redis.hgetall(KEY_LB_ROWS.name(day=DAY.isoformat()))
+    expected = recomputed(events)
+    for symbol, figures in expected.items():
+        row = msgspec.json.decode(stored[symbol.encode()])
+        for session in ("pre_market", "regular", "after_hours"):
+            assert row[session] == figures.get(session), (symbol, session)
+        latest = max((e for e in events if e.symbol == symbol), key=lambda e: e.end_ms)
+        assert row["end_ms"] == latest.end_ms
