@@ -167,8 +167,7 @@ def recomputed(events: list[SecondAggregate]) -> dict[str, dict[str, Any]]:
         # The extreme, and the earliest bar that reached it.
         if (bar.high, -bar.start_ms) > (old["high"], -old["high_ms"]):
             old["high"], old["high_ms"] = bar.high, bar.start_ms
-        if (bar.low, bar.start_ms) < (old["low"], old["low_ms"]):
-            old["low"], old["low_ms"] = bar.low, bar.start_ms
+        old["low"], old["low_ms"] = min((old["low"], old["low_ms"]), (bar.low, bar.start_ms))
     return out
 
 

@@ -36,7 +36,7 @@ def test_render_is_canonical_and_parse_round_trips() -> None:
 
 @pytest.mark.parametrize("bad", ["x", "a+1", "+1@2", "a+x@1", "a-1@y", "a*1@2"])
 def test_parse_refuses_what_is_not_a_term(bad: str) -> None:
-    with pytest.raises(ValueError, match="figures term|could not convert"):
+    with pytest.raises(ValueError, match=r"figures term|could not convert"):
         lattice.parse(bad)
 
 
