@@ -9,7 +9,12 @@ import pytest
 
 from mdp_cache.keys import KEY_REF_FREE_FLOAT, KEY_REF_SNAPSHOT, REF_NEGATIVE_TTL
 from mdp_cache.records import DailyBar, ReferenceData
-from mdp_cache.reference import MemoryReferenceSource, ReferenceCache
+from mdp_cache.reference import (
+    LOOKBACK_DAYS,
+    MemoryBulkReferenceSource,
+    MemoryReferenceSource,
+    ReferenceCache,
+)
 
 DAY = date(2026, 3, 4)
 
@@ -147,3 +152,58 @@ async def test_empty_free_float_is_negative(value: int | None) -> None:
     source = MemoryReferenceSource({}, {"AAA": value} if value is not None else {})
     data = await ReferenceCache(source, fakeredis.FakeAsyncRedis()).get("AAA", DAY)
     assert data.free_float is None
+
+
+# --- bulk loads ----------------------------------------------------------------------------
+
+
+def universe(count: int) -> dict[str, list[DailyBar]]:
+    return {f"S{n:04d}": [*bars(40)] for n in range(count)}
+
+
+async def test_a_bulk_source_is_asked_once_per_day_not_twice_per_symbol() -> None:
+    source = MemoryBulkReferenceSource(universe(300), {f"S{n:04d}": 1_000 + n for n in range(300)})
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    found = await asyncio.gather(*(cache.get(f"S{n:04d}", DAY) for n in range(300)))
+    # One grouped-daily request per calendar day of the look-back, one for the floats.
+    assert source.calls == LOOKBACK_DAYS + 1
+    assert cache.stats.bulk_loads == 1
+    assert cache.stats.bulk_symbols == 300
+    # The same records the per-symbol path derives.
+    single = await ReferenceCache(MemoryReferenceSource(universe(1), {"S0000": 1_000})).get(
+        "S0000", DAY
+    )
+    assert found[0] == single
+    assert found[299].free_float == 1_299
+
+
+async def test_a_symbol_the_bulk_load_missed_is_looked_up_alone() -> None:
+    source = MemoryBulkReferenceSource(universe(2), {})
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    await cache.get("S0000", DAY)
+    calls = source.calls
+    late = await cache.get("NEW", DAY)  # listed today: not in any grouped answer
+    assert late.prev_day is None
+    assert source.calls == calls + 2  # its own daily and float lookups
+
+
+async def test_a_failing_bulk_load_leaves_the_per_symbol_lookups_working() -> None:
+    class Broken(MemoryBulkReferenceSource):
+        async def free_floats(self) -> dict[str, int]:
+            raise ConnectionError("vendor down")
+
+    source = Broken(universe(1), {"S0000": 7})
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    data = await cache.get("S0000", DAY)
+    assert cache.stats.bulk_errors == 1
+    assert (data.prev_day is not None, data.free_float) == (True, 7)
+
+
+async def test_one_process_loads_the_day_and_the_others_read_it() -> None:
+    redis = fakeredis.FakeAsyncRedis()
+    first_source = MemoryBulkReferenceSource(universe(50), {})
+    second_source = MemoryBulkReferenceSource(universe(50), {})
+    await ReferenceCache(first_source, redis).get("S0001", DAY)
+    data = await ReferenceCache(second_source, redis).get("S0002", DAY)
+    assert data.prev_day is not None
+    assert second_source.calls == 0  # the day's marker and records were in MDC

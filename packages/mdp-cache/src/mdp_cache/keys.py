@@ -48,6 +48,7 @@ __all__ = [
     "KEY_LB_ROWS",
     "KEY_LB_VERSIONS",
     "KEY_REF_AVG_VOLUME",
+    "KEY_REF_BULK",
     "KEY_REF_FREE_FLOAT",
     "KEY_REF_LOCK",
     "KEY_REF_SNAPSHOT",
@@ -327,6 +328,15 @@ KEY_REF_LOCK: Final = Key(
     ttl=30,
     owner="MDC reference cache",
     payload="stampede lock token while one process fetches the reference data",
+)
+KEY_REF_BULK: Final = Key(
+    template="mdp:ref:bulk:{day}",
+    store="mdc",
+    redis_type="string",
+    ttl=20 * HOUR,
+    owner="MDC reference cache",
+    payload="marker: the whole universe's reference of trading day {day} was loaded in bulk "
+    "(grouped daily bars and free floats) and written as mdp:ref:snapshot/free_float keys",
 )
 KEY_SEEN_BATCH: Final = Key(
     template="mdp:seen:{consumer}:{batch}",

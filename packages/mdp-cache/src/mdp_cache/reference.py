@@ -12,11 +12,22 @@ free float. The lookup of each:
 4. The source is async (a sync client must be wrapped with ``asyncio.to_thread``). A failure
    degrades the record to "unknown" parts, is counted, and is retried only after a pause; it
    never raises to the caller, so an event is never dropped for want of reference data.
+
+**Bulk loads.** A source that can answer for the whole market at once
+(:class:`BulkReferenceSource`: the grouped-daily endpoint, one request per day, and the free
+floats in pages) is asked once per trading day and process group before any per-symbol lookup:
+the first :meth:`ReferenceCache.get` of a day starts the load, every lookup of that day waits
+for it (bounded), and one process (``KEY_REF_LOCK``) writes every symbol's records to MDC and
+marks the day done (``KEY_REF_BULK``), so the others only read. About 45 requests (one per
+calendar day of the look-back) replace two per symbol: 10,000 at a full-market start, which
+queued behind each other, timed out under load and left rows without a previous close. Symbols
+the bulk load did not cover fall back to the per-symbol lookups.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -27,11 +38,19 @@ import msgspec
 from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
-from mdp_cache.keys import KEY_REF_FREE_FLOAT, KEY_REF_LOCK, KEY_REF_SNAPSHOT, REF_NEGATIVE_TTL
+from mdp_cache.keys import (
+    KEY_REF_BULK,
+    KEY_REF_FREE_FLOAT,
+    KEY_REF_LOCK,
+    KEY_REF_SNAPSHOT,
+    REF_NEGATIVE_TTL,
+)
 from mdp_cache.records import DailyBar, ReferenceData
 from mdp_core.clock import ET, from_ns
 
 __all__ = [
+    "BulkReferenceSource",
+    "MemoryBulkReferenceSource",
     "MemoryReferenceSource",
     "ReferenceCache",
     "ReferenceSource",
@@ -63,6 +82,19 @@ class ReferenceSource(Protocol):
         ...
 
 
+@runtime_checkable
+class BulkReferenceSource(ReferenceSource, Protocol):
+    """**Protocol:** a reference source that can also answer for the whole market at once."""
+
+    async def grouped_daily(self, day: date) -> Mapping[str, DailyBar]:
+        """Every symbol's completed daily bar of ``day`` (empty for a day without trading)."""
+        ...
+
+    async def free_floats(self) -> Mapping[str, int]:
+        """Every symbol's free float in shares (symbols without one are left out)."""
+        ...
+
+
 class MemoryReferenceSource:
     """A reference source over in-memory data, for the demo, notebooks and tests.
 
@@ -89,6 +121,20 @@ class MemoryReferenceSource:
         """The stored free float of ``symbol``."""
         self.calls += 1
         return self.floats.get(symbol)
+
+
+class MemoryBulkReferenceSource(MemoryReferenceSource):
+    """:class:`MemoryReferenceSource` that also answers for the whole market at once."""
+
+    async def grouped_daily(self, day: date) -> Mapping[str, DailyBar]:
+        """Every stored symbol's bar of ``day``."""
+        self.calls += 1
+        return {symbol: bar for symbol, bars in self.bars.items() for bar in bars if bar.day == day}
+
+    async def free_floats(self) -> Mapping[str, int]:
+        """Every stored free float."""
+        self.calls += 1
+        return dict(self.floats)
 
 
 def daily_bar_from_agg(row: Mapping[str, object]) -> DailyBar | None:
@@ -129,6 +175,9 @@ class ReferenceStats:
     fetches: int = 0
     errors: int = 0
     lock_waits: int = 0
+    bulk_loads: int = 0
+    bulk_symbols: int = 0
+    bulk_errors: int = 0
     fetch_seconds: list[float] = field(default_factory=list)
 
 
@@ -146,6 +195,8 @@ class ReferenceCache:
         lock_wait_s: How long a process that lost the fetch lock polls for the winner's value.
         retry_after_s: Pause before asking the source again after it failed for a key.
         fetch_timeout_s: Upper bound of one source call.
+        bulk_wait_s: How long lookups of a day wait for its bulk load (then they go on alone).
+        bulk_concurrency: Grouped-daily requests in flight during a bulk load.
     """
 
     def __init__(
@@ -156,8 +207,13 @@ class ReferenceCache:
         lock_wait_s: float = 2.0,
         retry_after_s: float = 30.0,
         fetch_timeout_s: float = 10.0,
+        bulk_wait_s: float = 60.0,
+        bulk_concurrency: int = 4,
     ) -> None:
         self._source = source
+        self._bulk_wait_s = bulk_wait_s
+        self._bulk_concurrency = max(1, bulk_concurrency)
+        self._bulk: dict[date, asyncio.Task[None]] = {}
         self._redis = redis
         self._lock_wait_s = lock_wait_s
         self._retry_after_s = retry_after_s
@@ -169,6 +225,7 @@ class ReferenceCache:
 
     async def get(self, symbol: str, trading_day: date) -> ReferenceData:
         """Reference data of ``symbol`` for ``trading_day``; unknown parts are None."""
+        await self.preload(trading_day)
         daily_raw, float_raw = await asyncio.gather(
             self._lookup(
                 KEY_REF_SNAPSHOT.name(day=trading_day.isoformat(), symbol=symbol),
@@ -194,6 +251,111 @@ class ReferenceCache:
             avg_volume=daily.avg_volume if daily is not None else None,
             free_float=free_float,
         )
+
+    # --- bulk loads ---------------------------------------------------------------------
+
+    async def preload(self, trading_day: date) -> None:
+        """Load the whole universe's reference of ``trading_day`` in bulk, once (see above).
+
+        Returns when the load is done, failed, or has taken ``bulk_wait_s``; never raises.
+        A source without bulk answers makes this a no-op.
+        """
+        if not isinstance(self._source, BulkReferenceSource):
+            return
+        task = self._bulk.get(trading_day)
+        if task is None:
+            for day in [d for d in self._bulk if d < trading_day]:
+                del self._bulk[day]  # yesterday's load is done with
+            task = self._bulk[trading_day] = asyncio.create_task(
+                self._load_day(self._source, trading_day), name=f"reference bulk {trading_day}"
+            )
+        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+            await asyncio.wait_for(asyncio.shield(task), self._bulk_wait_s)
+
+    async def _load_day(self, source: BulkReferenceSource, trading_day: date) -> None:
+        marker = KEY_REF_BULK.name(day=trading_day.isoformat())
+        try:
+            if await self._read(marker) is not None:
+                return  # another process loaded the day: lookups read MDC
+            lock_key = KEY_REF_LOCK.name(kind="bulk", symbol=trading_day.isoformat())
+            token = secrets.token_hex(8)
+            if not await self._acquire(lock_key, token):
+                await self._await_marker(marker)
+                return
+            try:
+                await self._load_bulk(source, trading_day)
+                await self._write(marker, b"1", KEY_REF_BULK.ttl or REF_NEGATIVE_TTL)
+            finally:
+                await self._release(lock_key, token)
+        except Exception:
+            # A failed bulk load leaves the per-symbol lookups to do the work, as before.
+            self.stats.bulk_errors += 1
+
+    async def _await_marker(self, marker: str) -> None:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self._bulk_wait_s
+        while loop.time() < deadline:
+            if await self._read(marker) is not None:
+                return
+            await asyncio.sleep(0.25)
+
+    async def _load_bulk(self, source: BulkReferenceSource, trading_day: date) -> None:
+        """Fetch every day of the look-back and the floats; write each symbol's records."""
+        semaphore = asyncio.Semaphore(self._bulk_concurrency)
+
+        async def day_bars(day: date) -> Mapping[str, DailyBar]:
+            async with semaphore:
+                return await asyncio.wait_for(source.grouped_daily(day), self._fetch_timeout_s)
+
+        # The same calendar days a per-symbol lookup asks for, so both give the same record.
+        days = [trading_day - timedelta(days=n) for n in range(1, LOOKBACK_DAYS + 1)]
+        grouped, floats = await asyncio.gather(
+            asyncio.gather(*(day_bars(day) for day in days)),
+            asyncio.wait_for(source.free_floats(), self._fetch_timeout_s * 6),
+        )
+        bars: dict[str, list[DailyBar]] = {}
+        for answer in grouped:
+            for symbol, bar in answer.items():
+                bars.setdefault(symbol, []).append(bar)
+        day_text = trading_day.isoformat()
+        daily: dict[str, bytes] = {}
+        for symbol, symbol_bars in bars.items():
+            record = ReferenceData.from_bars(symbol, trading_day, symbol_bars, None)
+            if record.prev_day is not None:
+                daily[KEY_REF_SNAPSHOT.name(day=day_text, symbol=symbol)] = _ENCODER.encode(
+                    _DailyRecord(record.prev_day, record.avg_volume)
+                )
+        shares = {
+            KEY_REF_FREE_FLOAT.name(symbol=symbol): _ENCODER.encode(int(count))
+            for symbol, count in floats.items()
+            if count > 0
+        }
+        # Symbols that trade but have no float: a negative entry, as a per-symbol lookup writes.
+        none = {
+            key: b"null"
+            for symbol in bars
+            if (key := KEY_REF_FREE_FLOAT.name(symbol=symbol)) not in shares
+        }
+        await self._write_many(daily, KEY_REF_SNAPSHOT.ttl)
+        await self._write_many(shares, KEY_REF_FREE_FLOAT.ttl)
+        await self._write_many(none, REF_NEGATIVE_TTL)
+        for records in (daily, shares, none):
+            self._local.update(records)
+        self.stats.bulk_loads += 1
+        self.stats.bulk_symbols += len(bars)
+
+    async def _write_many(self, records: Mapping[str, bytes], ttl: int | None) -> None:
+        """SET every record with ``ttl`` in pipelines of a thousand (errors propagate)."""
+        if self._redis is None or not records:
+            return
+        items = list(records.items())
+        for start in range(0, len(items), 1_000):
+            pipe = self._redis.pipeline(transaction=False)
+            for key, value in items[start : start + 1_000]:
+                pipe.set(key, value, ex=ttl)
+            await pipe.execute()
+
+    # --- per-symbol lookups ---------------------------------------------------------------
 
     async def _fetch_daily(self, symbol: str, trading_day: date) -> bytes:
         bars = await self._source.daily_bars(

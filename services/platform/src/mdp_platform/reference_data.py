@@ -7,7 +7,7 @@ benchmark exercise); the rows are the same either way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 from mdp_cache.records import DailyBar
@@ -18,7 +18,7 @@ __all__ = ["SimReferenceSource"]
 
 
 class SimReferenceSource:
-    """A :class:`mdp_cache.reference.ReferenceSource` over a :class:`mdp_sim.market.Market`."""
+    """A :class:`mdp_cache.reference.BulkReferenceSource` over a :class:`mdp_sim.market.Market`."""
 
     def __init__(self, market: Market) -> None:
         self._market = market
@@ -33,3 +33,21 @@ class SimReferenceSource:
         row = self._market.free_float(symbol)
         value = None if row is None else row.get("free_float")
         return value if isinstance(value, int) else None
+
+    async def grouped_daily(self, day: date) -> Mapping[str, DailyBar]:
+        """Every symbol's daily bar of ``day``."""
+        found: dict[str, DailyBar] = {}
+        for row in self._market.grouped_daily(day):
+            ticker, bar = row.get("T"), daily_bar_from_agg(row)
+            if isinstance(ticker, str) and bar is not None:
+                found[ticker] = bar
+        return found
+
+    async def free_floats(self) -> Mapping[str, int]:
+        """Every symbol's free float in shares."""
+        found: dict[str, int] = {}
+        for symbol in self._market.profiles:
+            value = await self.free_float(symbol)
+            if value is not None:
+                found[symbol] = value
+        return found

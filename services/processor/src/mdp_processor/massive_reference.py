@@ -8,7 +8,7 @@ made the earlier implementation crawl at ~80 events/s on a cold cache.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -21,7 +21,7 @@ __all__ = ["MassiveReferenceSource"]
 
 
 class MassiveReferenceSource:
-    """A :class:`~mdp_cache.reference.ReferenceSource` over Massive REST.
+    """A :class:`~mdp_cache.reference.BulkReferenceSource` over Massive REST.
 
     Args:
         api_key: The Massive API key.
@@ -45,6 +45,32 @@ class MassiveReferenceSource:
     async def free_float(self, symbol: str) -> int | None:
         """The first free-float row of ``symbol`` (in a thread)."""
         return await asyncio.to_thread(self._free_float, symbol)
+
+    async def grouped_daily(self, day: date) -> Mapping[str, DailyBar]:
+        """Every ticker's daily bar of ``day`` (one grouped-daily request, in a thread)."""
+        return await asyncio.to_thread(self._grouped_daily, day)
+
+    async def free_floats(self) -> Mapping[str, int]:
+        """Every ticker's free float (paginated, in a thread)."""
+        return await asyncio.to_thread(self._free_floats)
+
+    def _grouped_daily(self, day: date) -> dict[str, DailyBar]:
+        found: dict[str, DailyBar] = {}
+        answer = self._client.get_grouped_daily_aggs(day, adjusted=True)
+        for agg in answer if isinstance(answer, list) else ():
+            ticker = getattr(agg, "ticker", None)
+            bar = daily_bar_from_agg(_agg_row(agg))
+            if isinstance(ticker, str) and ticker and bar is not None:
+                found[ticker] = bar
+        return found
+
+    def _free_floats(self) -> dict[str, int]:
+        found: dict[str, int] = {}
+        for row in self._client.list_stocks_floats(limit=5_000):
+            ticker, value = getattr(row, "ticker", None), getattr(row, "free_float", None)
+            if isinstance(ticker, str) and isinstance(value, int | float) and value > 0:
+                found[ticker] = int(value)
+        return found
 
     def _daily_bars(self, symbol: str, start: date, end: date) -> list[DailyBar]:
         bars: list[DailyBar] = []
