@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 from collections.abc import AsyncIterator
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -25,7 +25,7 @@ from mdp_analyzers.state import MemoryState
 from mdp_cache import lattice
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import KEY_LB_ROWS
-from mdp_cache.ops import PutMerged
+from mdp_cache.ops import PutMerged, StateOp
 from mdp_cache.state import RedisState
 from mdp_core.events import SecondAggregate
 from mdp_testing.conformance import at_ms
@@ -77,13 +77,13 @@ async def test_the_lua_merge_decides_as_the_memory_twin(redis: Redis, seed: int)
     assert await redis.hgetall("mdp:t:rows") == {
         k.encode(): v for k, v in memory.rows["mdp:t:rows"].items()
     }
-    stored = await redis.hgetall("mdp:t:figures")
+    stored: dict[bytes, bytes] = await redis.hgetall("mdp:t:figures")
     twin = memory.figures["mdp:t:figures"]
     assert {k.decode(): v.decode() for k, v in stored.items()} == {
         member: f"{seq}|{int(current)}|{text}" for member, (seq, current, text) in twin.items()
     }
-    ranked = await redis.zrange("mdp:t:board", 0, -1, withscores=True)
-    assert {m.decode(): s for m, s in ranked} == memory.boards.get("mdp:t:board", {})
+    ranked: list[tuple[bytes, float]] = await redis.zrange("mdp:t:board", 0, -1, withscores=True)
+    assert {m.decode(): score for m, score in ranked} == memory.boards.get("mdp:t:board", {})
 
 
 async def test_a_row_missing_a_known_figure_is_refused_with_what_mdc_holds(redis: Redis) -> None:
@@ -185,7 +185,7 @@ async def test_replicas_seeing_parts_of_the_feed_store_every_extreme(
 
     async def flush(replica: LeaderboardAnalyzer) -> int:
         output = replica.collect(now_ns)
-        applied = await state.apply(output.state)
+        applied = await state.apply(cast("list[StateOp]", list(output.state)))
         replica.refused(applied.refused)
         return len(output.state)
 

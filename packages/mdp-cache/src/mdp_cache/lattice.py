@@ -27,12 +27,12 @@ from typing import Final, Literal
 
 __all__ = ["MAX", "MIN", "Term", "join", "join_terms", "parse", "render"]
 
-MAX: Final = "+"
-"""Greater first component wins (then the smaller second)."""
-MIN: Final = "-"
-"""Smaller first component wins (then the smaller second)."""
-
 Op = Literal["+", "-"]
+
+MAX: Final[Op] = "+"
+"""Greater first component wins (then the smaller second)."""
+MIN: Final[Op] = "-"
+"""Smaller first component wins (then the smaller second)."""
 
 #: One figure: how it merges, its value and its tie-breaker (both numbers as their text).
 Term = tuple[Op, str, str]
