@@ -77,12 +77,14 @@ async def test_the_lua_merge_decides_as_the_memory_twin(redis: Redis, seed: int)
     assert await redis.hgetall("mdp:t:rows") == {
         k.encode(): v for k, v in memory.rows["mdp:t:rows"].items()
     }
-    stored: dict[bytes, bytes] = await redis.hgetall("mdp:t:figures")
+    stored = cast("dict[bytes, bytes]", await redis.hgetall("mdp:t:figures"))
     twin = memory.figures["mdp:t:figures"]
     assert {k.decode(): v.decode() for k, v in stored.items()} == {
         member: f"{seq}|{int(current)}|{text}" for member, (seq, current, text) in twin.items()
     }
-    ranked: list[tuple[bytes, float]] = await redis.zrange("mdp:t:board", 0, -1, withscores=True)
+    ranked = cast(
+        "list[tuple[bytes, float]]", await redis.zrange("mdp:t:board", 0, -1, withscores=True)
+    )
     assert {m.decode(): score for m, score in ranked} == memory.boards.get("mdp:t:board", {})
 
 
