@@ -11,6 +11,7 @@ Two things are pinned here:
 
 from __future__ import annotations
 
+import asyncio
 import random
 from collections.abc import AsyncIterator
 from datetime import date
@@ -25,7 +26,7 @@ from mdp_analyzers.state import MemoryState
 from mdp_cache import lattice
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import KEY_LB_ROWS
-from mdp_cache.ops import PutMerged, StateOp
+from mdp_cache.ops import PutMerged, StateOp, WindowStatsRead
 from mdp_cache.state import RedisState
 from mdp_core.events import SecondAggregate
 from mdp_testing.conformance import at_ms
@@ -209,3 +210,24 @@ async def test_replicas_seeing_parts_of_the_feed_store_every_extreme(
             assert row[session] == figures.get(session), (symbol, session)
         latest = max((e for e in events if e.symbol == symbol), key=lambda e: e.end_ms)
         assert row["end_ms"] == latest.end_ms
+
+
+async def test_scripts_become_known_all_at_once(redis: Redis) -> None:
+    """A flush and a composition share the client: while the scripts load, none is known yet
+    (a write that saw one SHA set would assume every script loaded)."""
+    state = RedisState(redis)
+    real = redis.script_load
+    seen: list[tuple[str | None, ...]] = []
+
+    async def script_load(script: str) -> Any:
+        seen.append((state._sha, state._figures_sha, state._windows_sha, state._take_sha))
+        return await real(script)
+
+    redis.script_load = script_load  # type: ignore[method-assign,assignment]
+    await state.load_scripts()
+    assert seen == [(None, None, None, None)] * 4
+    applied, answers = await asyncio.gather(
+        state.apply([random_offer(random.Random(3))]), state.top([WindowStatsRead(10)])
+    )
+    assert applied.refused == []
+    assert answers == [[]]

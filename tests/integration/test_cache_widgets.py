@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
+from typing import Any
 
 import fakeredis
 import pytest
@@ -140,3 +141,20 @@ async def test_a_superseded_write_is_neither_stored_nor_published(redis: Redis) 
     assert published == [b'{"v":2}', b'{"v":3}']
     assert await redis.get(name) == b'{"v":3}'
     await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_both_scripts_become_known_at_once(redis: Redis) -> None:
+    """A flush and a composition share one writer: while its scripts load, none is known."""
+    writer = WidgetWriter(redis)
+    real = redis.script_load
+    seen: list[tuple[str | None, str | None]] = []
+
+    async def script_load(script: str) -> Any:
+        seen.append((writer._sha, writer._versioned_sha))
+        return await real(script)
+
+    redis.script_load = script_load  # type: ignore[method-assign,assignment]
+    name = FEED_QUOTE.name(symbol="AAA")
+    await writer.write([WidgetWrite(FEED_QUOTE, name, b'{"v":1}', version=1)])
+    assert seen == [(None, None), (None, None)]
+    assert await redis.get(name) == b'{"v":1}'

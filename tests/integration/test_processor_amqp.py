@@ -38,16 +38,24 @@ async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
 
 
 class ComposedAfterEvents:
-    """True once a board composition happened after ``count`` events were flushed."""
+    """True once a board composition started after ``count`` events were written.
+
+    Events are written by the first flush after they were applied; compositions run apart
+    from flushes, so the first one counted after that flush may have read before it: the
+    second surely started after it.
+    """
 
     def __init__(self, count: int) -> None:
         self.count = count
+        self.applied_at: int | None = None
         self.mark: int | None = None
 
     def __call__(self, stats: ProcessorStats) -> bool:
-        if self.mark is None and stats.total_events >= self.count:
+        if self.applied_at is None and stats.total_events >= self.count:
+            self.applied_at = stats.flushes
+        if self.applied_at is not None and self.mark is None and stats.flushes > self.applied_at:
             self.mark = stats.compositions
-        return self.mark is not None and stats.compositions > self.mark
+        return self.mark is not None and stats.compositions > self.mark + 1
 
 
 def today_ms() -> int:

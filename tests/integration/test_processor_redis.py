@@ -100,6 +100,13 @@ class Harness:
         await close_redis(self.wdc)
 
 
+async def composed_after_writes(h: Harness, clock: ManualClock) -> None:
+    """Flush what was applied, then compose (the composer runs apart from the flushes)."""
+    await h.processor.flush()
+    clock.advance(1.0)  # the next composition is due
+    await h.processor.compose_now()
+
+
 async def next_flushes(processor: Processor, count: int) -> None:
     target = processor.stats.flushes + count
     await processor.wait_until(lambda s: s.flushes >= target)
@@ -140,17 +147,14 @@ async def test_rows_quotes_trades_and_routes_land_in_wdc(
         async with asyncio.timeout(10):
             await h.processor.wait_until(lambda s: s.total_events == 3)
             # Reference data arrives in the background; wait until the rows carry it.
-            await h.processor.wait_until(lambda s: s.compositions >= 1)
+            await h.processor.flush()  # everything applied so far is written
             while True:
                 quote = await get(redis, FEED_QUOTE.name(symbol="AAA"))
                 if quote["prev_close"] is not None:
                     break
                 clock.advance(1.0)
                 await next_flushes(h.processor, 2)
-            # One more composition, surely after every row above was written.
-            target = h.processor.stats.compositions + 1
-            clock.advance(1.0)
-            await h.processor.wait_until(lambda s: s.compositions >= target)
+            await composed_after_writes(h, clock)
     assert quote["pct_change"] == 10.0
     assert quote["free_float"] == 1_000_000
     assert 0 < await redis.ttl(FEED_QUOTE.name(symbol="AAA")) <= FEED_QUOTE.ttl
@@ -182,9 +186,7 @@ async def test_state_survives_a_restart_and_redelivery_is_not_applied_twice(
         await publish(bus, [aggregate("BBB", at_ms(DAY, 10, 0), accumulated_volume=5)], "r2")
         async with asyncio.timeout(10):
             await h.processor.wait_until(lambda s: s.total_events == 1)
-            target = h.processor.stats.compositions + 1
-            clock.advance(2.0)
-            await h.processor.wait_until(lambda s: s.compositions >= target)
+            await composed_after_writes(h, clock)
         # The broker redelivers r1 (its ack was lost): the mark written with the state says
         # it was applied, so it is skipped.
         spec = bus.topology.for_kind("A")
@@ -218,8 +220,10 @@ async def test_a_redis_connection_loss_pauses_and_resumes_without_losing_the_flu
         await proxy.cut()
         await publish(bus, [aggregate("BBB", at_ms(DAY, 10, 0), accumulated_volume=5)], "c2")
         async with asyncio.timeout(10):
-            await h.processor.wait_until(lambda s: s.write_failures >= 1)
-            assert not h.processor.writable
+            # A flush pauses consumption (a failed composition only counts).
+            await h.processor.wait_until(
+                lambda s: s.write_failures >= 1 and not h.processor.writable
+            )
             await proxy.start()  # the connection comes back
             await h.processor.wait_until(lambda s: s.total_events == 2 and s.flushes > 2)
             await h.processor.wait_until(lambda s: h.processor.writable)

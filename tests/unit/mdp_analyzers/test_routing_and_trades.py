@@ -259,8 +259,13 @@ def test_top_trades_rank_by_value_within_the_window() -> None:
     # The first three trades left the 60 s window; only DDD is recent.
     board = documents[FEED_TOP_TRADES.name()]
     assert [t["symbol"] for t in board["trades"]] == ["DDD"]
-    # Nothing changed: the board is not published again.
-    assert FEED_TOP_TRADES.name() not in flush(analyzer, state, (start + 91_000) * 1_000_000)
+    # Nothing changed: the board is stored again (newest composition wins) but not published.
+    now_ns = (start + 91_000) * 1_000_000
+    state.apply_now(analyzer.collect(now_ns).state)
+    answers = [state.answer_now(read) for read in analyzer.reads(now_ns)]
+    (again,) = [w for w in analyzer.compose(now_ns, answers) if w.name == FEED_TOP_TRADES.name()]
+    assert not again.publish
+    assert again.version == start + 91_000
 
 
 def test_registry_loads_by_name_and_lists_known_names_on_error() -> None:

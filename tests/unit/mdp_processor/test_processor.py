@@ -88,6 +88,8 @@ async def test_a_flush_writes_coalesced_output_then_acks() -> None:
     assert settled.results == [True]
     store = sink.store
     assert store.document(FEED_QUOTE.name(symbol="AAA"))["accumulated_volume"] == 9
+    assert FEED_SCANNER_TOP_VOLUME.name() not in store.values  # boards: the composer's job
+    await processor.compose_now()
     assert store.document(FEED_SCANNER_TOP_VOLUME.name())["rows"][0]["symbol"] == "AAA"
     assert processor.stats.events["A"] == 10
     assert processor.stats.lag_receipt.values

@@ -262,18 +262,25 @@ class TopTradesAnalyzer:
     def compose(
         self, now_ns: int, answers: Sequence[Sequence[RankedMember]]
     ) -> Sequence[WidgetWrite]:
-        """Statistics documents of the changed symbols, then the board if it changed."""
+        """Statistics documents of the changed symbols, then the board.
+
+        The board is stored on every composition (so the newest composition's board is the
+        stored one, even when an earlier write lost a tie at the same millisecond) and
+        published only when its trades changed.
+        """
         changed, board = answers
         as_of_ms = now_ns // _NS_PER_MS
         writes = [self._stats_write(row, as_of_ms) for row in changed]
         trades = [msgspec.Raw(row.payload) for row in board]
         listed = _ENCODER.encode(trades)
-        if listed != self._last_board:
-            self._last_board = listed
-            document = _ENCODER.encode(_TopTrades(as_of_ms, self.window_s, trades))
-            writes.append(
-                WidgetWrite(FEED_TOP_TRADES, FEED_TOP_TRADES.name(), document, version=as_of_ms)
+        fresh = listed != self._last_board
+        self._last_board = listed
+        document = _ENCODER.encode(_TopTrades(as_of_ms, self.window_s, trades))
+        writes.append(
+            WidgetWrite(
+                FEED_TOP_TRADES, FEED_TOP_TRADES.name(), document, publish=fresh, version=as_of_ms
             )
+        )
         return writes
 
     def _stats_write(self, row: RankedMember, as_of_ms: int) -> WidgetWrite:

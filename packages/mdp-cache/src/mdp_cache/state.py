@@ -526,11 +526,16 @@ class RedisState:
         self._take_sha: str | None = None
 
     async def load_scripts(self) -> None:
-        """Load the scripts (idempotent; called lazily by :meth:`apply`)."""
-        self._sha = str(await self._redis.script_load(MERGE_ROWS_LUA))
-        self._figures_sha = str(await self._redis.script_load(MERGE_FIGURES_LUA))
-        self._windows_sha = str(await self._redis.script_load(APPEND_TRADES_LUA))
-        self._take_sha = str(await self._redis.script_load(TAKE_WINDOWS_LUA))
+        """Load the scripts (idempotent; called lazily by :meth:`apply` and :meth:`top`).
+
+        Every SHA is set at once, after every script is loaded: a flush and a composition
+        running side by side never see some scripts known and others not.
+        """
+        shas = [
+            str(await self._redis.script_load(script))
+            for script in (MERGE_ROWS_LUA, MERGE_FIGURES_LUA, APPEND_TRADES_LUA, TAKE_WINDOWS_LUA)
+        ]
+        self._sha, self._figures_sha, self._windows_sha, self._take_sha = shas
 
     async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> Applied:
         """Apply ``ops`` and set the ``marks`` keys in one MULTI/EXEC pipeline.

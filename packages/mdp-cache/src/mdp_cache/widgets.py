@@ -264,8 +264,11 @@ class WidgetWriter:
             self._plain = True
 
     async def _load_scripts(self) -> None:
-        self._sha = str(await self._redis.script_load(SET_PUBLISH_LUA))
-        self._versioned_sha = str(await self._redis.script_load(VERSIONED_SET_PUBLISH_LUA))
+        # Both SHAs are set at once, after both loads: a flush and a composition writing side
+        # by side never see one script known and the other not.
+        plain = str(await self._redis.script_load(SET_PUBLISH_LUA))
+        versioned = str(await self._redis.script_load(VERSIONED_SET_PUBLISH_LUA))
+        self._sha, self._versioned_sha = plain, versioned
 
     async def _send_plain(self, writes: Sequence[WidgetItem]) -> int:
         """One command per effect; versions compared here, between two round trips.

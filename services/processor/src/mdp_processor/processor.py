@@ -3,11 +3,14 @@
 One :class:`Processor` runs in one event loop (one worker process, or the embedded demo with the
 memory bus). Per queue it pulls batches of messages, decodes each envelope into models in one
 call, skips batches it has applied before, and folds the events into the analyzers. A flusher
-runs every ``flush_interval_s`` (sooner when ``flush_max_events`` are waiting): it collects the
-coalesced output of every analyzer, writes all state in one MDC transaction (together with the
-"batch applied" marks) and all widgets in one WDC pipeline, composes leaderboards when this
-replica holds the lease, brings every analyzer that asks for it in step with what other replicas
-merged (halts), and only then acks the messages of that flush.
+runs every ``flush_interval_s`` from the start of the previous flush (at once after a slow one,
+sooner when ``flush_max_events`` are waiting): it collects the coalesced output of every
+analyzer, writes all state in one MDC transaction (together with the "batch applied" marks),
+hands rows MDC refused back to their analyzers (which hydrate from MDC and offer them again),
+publishes the rows MDC stored and the other widgets in one WDC pipeline, and only then acks the
+messages of that flush. A composer, apart from the flusher, composes leaderboards when this
+replica holds the lease and brings every analyzer that asks for it in step with what other
+replicas merged (halts), so a composition never delays a flush.
 
 Outages: a failed write pauses consumption (unacked messages stay with the broker, bounded by
 the prefetch), and the same output is retried with exponential backoff until it lands; then
@@ -175,6 +178,7 @@ class Processor:
         self._writable.set()
         self._stopping = asyncio.Event()
         self._flush_lock = asyncio.Lock()
+        self._compose_lock = asyncio.Lock()
         self._semaphore = asyncio.Semaphore(self.config.max_in_flight)
         self._background: set[asyncio.Task[None]] = set()
         self._next_compose: dict[int, int] = {}
@@ -208,6 +212,7 @@ class Processor:
             for queue in self.queues()
         ]
         flusher = asyncio.create_task(self._flush_forever(), name="flusher")
+        composer = asyncio.create_task(self._compose_forever(), name="composer")
         try:
             await self._stopping.wait()
         finally:
@@ -215,7 +220,9 @@ class Processor:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
             flusher.cancel()
-            await asyncio.gather(flusher, return_exceptions=True)
+            # The composer sees the stop itself: a composition in progress is finished, not
+            # cut off in the middle of a Redis call.
+            await asyncio.gather(composer, flusher, return_exceptions=True)
             with contextlib.suppress(_Stopped):
                 await self.flush()
             for task in list(self._background):
@@ -375,11 +382,23 @@ class Processor:
     # --- flushing -------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
+        """Flush every ``flush_interval_s`` from the *start* of the last flush.
+
+        A flush that took longer than the interval is followed at once by the next (what
+        arrived meanwhile waits no extra cycle); a full batch of events flushes early.
+        """
         interval = self.config.flush_interval_s
-        while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), interval)
+        loop = asyncio.get_running_loop()
+        next_at = loop.time() + interval
+        # The stop is checked as well as cancellation: wait_for can swallow a cancellation
+        # that races with its own timeout (Python < 3.12).
+        while not self._stopping.is_set():
+            remaining = next_at - loop.time()
+            if remaining > 0 and not self._flush_now.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._flush_now.wait(), remaining)
             self._flush_now.clear()
+            next_at = loop.time() + interval
             try:
                 await self.flush()
             except _Stopped:
@@ -389,9 +408,54 @@ class Processor:
                 self.stats.write_errors += 1
                 _log.exception("flush_failed")
 
+    async def _compose_forever(self) -> None:
+        """Compose boards and read merged state back on their own cadence, off the flush path.
+
+        Compositions read MDC as every replica left it; they never hold up a flush, its acks
+        or the events waiting behind it.
+        """
+        intervals = [
+            analyzer.compose_interval_ns
+            if isinstance(analyzer, Composer)
+            else analyzer.sync_interval_ns
+            for analyzer in self.analyzers
+            if isinstance(analyzer, Composer | Synchronized)
+        ]
+        if not intervals:
+            return
+        tick_s = min(0.25, max(0.005, min(intervals) / _NS_PER_S / 4))
+        while not self._stopping.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), tick_s)
+            if self._stopping.is_set():
+                return
+            now_ns = self.clock.now_ns()
+            if not (self._compose_due(now_ns) or self._sync_due(now_ns)):
+                continue
+            try:
+                await self.compose_now()
+            except _Stopped:
+                return
+            except Exception:
+                self.stats.write_errors += 1
+                _log.exception("compose_failed")
+
+    async def compose_now(self) -> None:
+        """Synchronise and compose whatever is due now, and write the documents."""
+        async with self._compose_lock:
+            now_ns = self.clock.now_ns()
+            await self._sync(now_ns)
+            writes, composed = await self._compose(now_ns)
+            if writes:
+                await self._retry(lambda: self.widgets.write(writes))
+            # Counted once written: a waiter on ``compositions`` reads documents that exist.
+            self.stats.compositions += composed
+        async with self._progress:
+            self._progress.notify_all()
+
     @traced("processor.flush", component="processor")
     async def flush(self) -> None:
-        """Collect, write (retrying until it lands), compose if due, then ack."""
+        """Collect, write state (retrying until it lands), publish what MDC stored, then ack."""
         async with self._flush_lock:
             now_ns = self.clock.now_ns()
             ops: list[StateOp] = []
@@ -420,11 +484,6 @@ class Processor:
             # Rows MDC stored are published only now, versioned by MDC: a record never goes
             # back, whichever replica stored last.
             writes.extend(self._valid("published", published(applied.accepted)))
-            if self._compose_due(now_ns) or self._sync_due(now_ns):
-                # Compositions and synchronisations read the merged state: this flush's
-                # writes are in it (written above).
-                await self._sync(now_ns)
-                writes.extend(await self._compose(now_ns))
             if writes:
                 await self._retry(lambda: self.widgets.write(writes))
             for batch in batches:
@@ -570,8 +629,10 @@ class Processor:
             for analyzer in self.analyzers
         )
 
-    async def _compose(self, now_ns: int) -> list[WidgetWrite]:
+    async def _compose(self, now_ns: int) -> tuple[list[WidgetWrite], int]:
+        """The documents of every composition due (this replica holding its lease); how many."""
         writes: list[WidgetWrite] = []
+        composed = 0
         for analyzer in self.analyzers:
             if not isinstance(analyzer, Composer):
                 continue
@@ -587,8 +648,8 @@ class Processor:
                 reads = analyzer.reads(now_ns)
                 answers = await self.state.top(reads)
                 writes.extend(self._valid(name, analyzer.compose(now_ns, answers)))
-                self.stats.compositions += 1
+                composed += 1
             except Exception as exc:
                 self.stats.write_failures += 1
                 _log.warning("compose_failed", error=repr(exc))
-        return writes
+        return writes, composed
