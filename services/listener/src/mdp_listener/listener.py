@@ -245,6 +245,10 @@ class MassiveListener:
             "broker_reconnects": stats.reconnects,
             "broker_connected": int(self._publisher.connected),
         }
+        snapshot["upstream"] = {
+            "streaming": int(self._streaming),
+            "pending_events": self._batcher.pending_events,
+        }
         return snapshot
 
     # ---------------------------------------------------------------- control

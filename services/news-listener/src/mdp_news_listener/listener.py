@@ -159,6 +159,7 @@ class FinlightListener:
             "broker_reconnects": stats.reconnects,
             "broker_connected": int(self._publisher.connected),
         }
+        snapshot["upstream"] = {"streaming": int(self.streaming)}
         return snapshot
 
     # ---------------------------------------------------------------- control

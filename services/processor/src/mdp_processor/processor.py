@@ -341,6 +341,7 @@ class Processor:
         self.stats.events[batch.kind] += len(events)
         self._pending_events += len(events)
         self._pending_lag.append((batch.received_ns, events[-1].event_time_ms))
+        self.stats.queue_wait.add(max(0, now_ns - batch.received_ns) / _NS_PER_S)
         for analyzer in self._by_kind.get(batch.kind, ()):
             try:
                 analyzer.apply(events, now_ns)
@@ -433,6 +434,7 @@ class Processor:
                 except Exception as exc:
                     _log.warning("ack_failed", error=repr(exc))
             self._account(ops, writes, lags, flushed_events)
+            self.stats.flush_time.add(max(0, self.clock.now_ns() - now_ns) / _NS_PER_S)
         async with self._progress:
             self._progress.notify_all()
 

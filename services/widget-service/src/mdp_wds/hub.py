@@ -15,6 +15,7 @@ Snapshots are read through a separate pooled client, so a slow ``SCAN`` never ho
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
@@ -218,8 +219,10 @@ class Hub:
         frame = update_frame(name, payload, as_of_ms)
         seq = next(self._seq)
         self._last_seq = seq
+        started = time.perf_counter()
         for subscriber in tuple(targets):
             subscriber.deliver(key, seq, frame)
+        self._stats.fanout.observe(time.perf_counter() - started)
 
     def _on_resync(self) -> None:
         self._stats.redis_reconnects += 1

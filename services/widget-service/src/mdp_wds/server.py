@@ -150,7 +150,7 @@ class WidgetServer:
             status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
             return _response(status, b"ready\n" if ready else b"not ready\n", "text/plain")
         if path == "/metrics":
-            return _response(http.HTTPStatus.OK, self.stats.prometheus().encode(), _PROMETHEUS_TYPE)
+            return _response(http.HTTPStatus.OK, self.stats.prometheus(), _PROMETHEUS_TYPE)
         if path == "/status":
             body = msgspec.json.encode(
                 {"service": "mdp-wds", "ready": self.hub.connected, **self.stats.as_dict()}
