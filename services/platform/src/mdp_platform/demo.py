@@ -178,6 +178,7 @@ class Demo:
         self._stack.push_async_callback(self._stop_wds)
         self.info.wds_url = wds.url
         self._progress(f"widget data service: {wds.url}")
+        self._beat("widget-service", lambda: self.wds.stats.as_dict() if self.wds else {})
 
         analyzers = [create_analyzer(name, calendar=calendar) for name in MARKET_ANALYZERS]
         processor = Processor(
@@ -225,11 +226,13 @@ class Demo:
         await health.start()
         self._stack.push_async_callback(health.stop)
         self._spawn(listener.run(self._stop), "listener")
-        self._beat("listener", listener.status)
+        self._beat("listener", listener.status, lambda: str(listener.state))
         if plan.news is not None:
             news_listener, task = start_news_listener(plan.news, publisher, real_clock, self._stop)
             self._tasks.append(task)
-            self._beat("news-listener", news_listener.status)
+            self._beat(
+                "news-listener", news_listener.status, lambda: str(news_listener.state)
+            )
         self._progress(plan.description)
 
         scp = ControlPlane(
@@ -341,7 +344,12 @@ class Demo:
         if stop is not None:
             self._stack.callback(stop)
 
-    def _beat(self, component: str, figures: Callable[[], Mapping[str, object]]) -> None:
+    def _beat(
+        self,
+        component: str,
+        figures: Callable[[], Mapping[str, object]],
+        status: Callable[[], str] | None = None,
+    ) -> None:
         assert self.mdc is not None
         beat = component_heartbeat(
             self.mdc,
@@ -351,6 +359,7 @@ class Demo:
             version=version("mdp-platform"),
             interval_seconds=self.options.heartbeat_seconds,
             instance="demo",
+            status=status,
         )
         beat.start()
         self._stack.push_async_callback(beat.stop)
