@@ -230,9 +230,7 @@ class Demo:
         if plan.news is not None:
             news_listener, task = start_news_listener(plan.news, publisher, real_clock, self._stop)
             self._tasks.append(task)
-            self._beat(
-                "news-listener", news_listener.status, lambda: str(news_listener.state)
-            )
+            self._beat("news-listener", news_listener.status, lambda: str(news_listener.state))
         self._progress(plan.description)
 
         scp = ControlPlane(
