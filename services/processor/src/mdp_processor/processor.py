@@ -55,7 +55,7 @@ from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
-from mdp_core.telemetry import consumer_span, traced
+from mdp_core.telemetry import attached_context, consumer_span, inject_context, traced
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch
 
@@ -169,6 +169,8 @@ class Processor:
         self._pending_marks: list[str] = []
         self._pending_lag: list[tuple[int, int]] = []
         self._pending_events = 0
+        # The trace context of the first batch since the last flush: that flush continues it.
+        self._pending_trace: dict[str, str] | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._flush_now = asyncio.Event()
         self._writable = asyncio.Event()
@@ -297,6 +299,8 @@ class Processor:
                 batch=events.batch,
             ):
                 self._apply(events, now_ns)
+                if self._pending_trace is None:
+                    self._pending_trace = inject_context()
             self._pending_marks.append(mark)
         self._pending_batches.append(batch)
         if self._pending_events >= self.config.flush_max_events:
@@ -381,8 +385,10 @@ class Processor:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), interval)
             self._flush_now.clear()
+            carrier, self._pending_trace = self._pending_trace or {}, None
             try:
-                await self.flush()
+                with attached_context(carrier):  # the flush joins its first batch's trace
+                    await self.flush()
             except _Stopped:
                 return
             except Exception:
