@@ -87,7 +87,6 @@ def _stamp(payload: bytes) -> _Stamp:
         return _NO_STAMP
 
 
-
 def _kind(ref: FeedRef) -> Kind:
     return "pattern" if ref.is_pattern else "channel"
 

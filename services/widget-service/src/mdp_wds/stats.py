@@ -1,8 +1,9 @@
 """The WDS's own figures: counters, gauges and the delivery-lag histogram.
 
-Kept in plain Python (no client library on the hot path), exposed through a ``prometheus_client``
-collector on ``/metrics`` and as JSON on ``/status``. Every rejected or closed connection is
-counted under a reason, so a dashboard can tell an attack (bad tokens, floods) from slow networks.
+Kept in plain Python (no client library on the hot path), exposed on ``/metrics`` through the
+catalogue in :mod:`mdp_wds.metrics` and as JSON on ``/status``. Every rejected or closed
+connection is counted under a reason, so a dashboard can tell an attack (bad tokens, floods)
+from slow networks.
 """
 
 from __future__ import annotations
@@ -10,18 +11,10 @@ from __future__ import annotations
 import bisect
 import itertools
 from collections import Counter
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Final
 
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import (
-    CounterMetricFamily,
-    GaugeMetricFamily,
-    HistogramMetricFamily,
-    Metric,
-)
-from prometheus_client.registry import Collector
+from mdp_runtime.metrics import exposition, service_registry
 
 __all__ = ["FANOUT_BUCKETS_SECONDS", "LAG_BUCKETS_SECONDS", "LagHistogram", "WdsStats"]
 
@@ -48,6 +41,16 @@ class LagHistogram:
         self.counts[bisect.bisect_left(self.bounds, seconds)] += 1
         self.total += seconds
         self.count += 1
+
+    def as_dict(self) -> dict[str, object]:
+        """Count, sum and cumulative buckets (``{upper bound: count}``) as JSON-ready values."""
+        cumulative = itertools.accumulate(self.counts)
+        return {
+            "count": self.count,
+            "sum_seconds": round(self.total, 6),
+            "sum": self.total,
+            "buckets": {repr(b): n for b, n in zip(self.bounds, cumulative, strict=False)},
+        }
 
 
 @dataclass(slots=True)
@@ -84,72 +87,12 @@ class WdsStats:
             "drops": dict(self.drops),
             "disconnects": dict(self.disconnects),
             "violations": dict(self.violations),
-            "delivery_lag": {"count": self.lag.count, "sum_seconds": round(self.lag.total, 6)},
+            "delivery_lag": self.lag.as_dict(),
+            "fanout": self.fanout.as_dict(),
         }
 
-    def prometheus(self) -> bytes:
-        """The figures in the Prometheus text exposition format (through ``prometheus_client``)."""
-        registry = CollectorRegistry(auto_describe=False)
-        registry.register(_WdsCollector(self))
-        return generate_latest(registry)
+    def prometheus(self, version: str = "") -> bytes:
+        """The figures in the Prometheus text format (the catalogue in :mod:`mdp_wds.metrics`)."""
+        from mdp_wds.metrics import FAMILIES  # noqa: PLC0415 - the catalogue reads this module
 
-
-_COUNTERS: Final = (
-    ("redis_messages", "messages_in", "Messages received from Redis pub/sub."),
-    ("messages_out", "messages_out", "Feed messages written to client sockets."),
-    ("snapshots", "snapshots_out", "Snapshot messages sent."),
-    ("redis_reconnects", "redis_reconnects", "Times the Redis pub/sub link was re-established."),
-    ("bad_payloads", "bad_payloads", "Published or stored payloads that were not JSON, skipped."),
-)
-_BY_REASON: Final = (
-    ("drops", "drops", "Messages dropped for a client, by reason."),
-    ("disconnects", "disconnects", "Closed or refused connections, by reason."),
-    ("violations", "violations", "Security and protocol violations, by reason."),
-)
-
-
-class _WdsCollector(Collector):
-    """Typed families read from :class:`WdsStats` at scrape time."""
-
-    def __init__(self, stats: WdsStats) -> None:
-        self._stats = stats
-
-    def collect(self) -> Iterable[Metric]:
-        stats = self._stats
-        for name, value, help_text in (
-            ("clients", stats.clients, "Open client websockets."),
-            ("subscriptions", stats.client_subscriptions, "Feed subscriptions held by clients."),
-            (
-                "redis_subscriptions",
-                stats.redis_subscriptions,
-                "Channels and patterns subscribed on the Redis link.",
-            ),
-            ("redis_connected", int(stats.redis_connected), "1 when the Redis pub/sub link is up."),
-        ):
-            yield GaugeMetricFamily(f"mdp_wds_{name}", help_text, value=value)
-        for name, attribute, help_text in _COUNTERS:
-            yield CounterMetricFamily(f"mdp_wds_{name}", help_text, value=getattr(stats, attribute))
-        for name, attribute, help_text in _BY_REASON:
-            family = CounterMetricFamily(f"mdp_wds_{name}", help_text, labels=("reason",))
-            for reason, count in sorted(getattr(stats, attribute).items()):
-                family.add_metric([reason], count)
-            yield family
-        yield _histogram(
-            "mdp_wds_delivery_lag_seconds", "Payload event time to socket write.", stats.lag
-        )
-        yield _histogram(
-            "mdp_wds_fanout_seconds",
-            "Seconds to hand one published message to every subscribed client's queue.",
-            stats.fanout,
-        )
-
-
-def _histogram(name: str, help_text: str, histogram: LagHistogram) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, help_text)
-    cumulative = itertools.accumulate(histogram.counts)
-    buckets = [
-        (repr(bound), float(n)) for bound, n in zip(histogram.bounds, cumulative, strict=False)
-    ]
-    buckets.append(("+Inf", float(histogram.count)))
-    family.add_metric([], buckets, histogram.total)
-    return family
+        return exposition(service_registry("wds", version, FAMILIES, self.as_dict))
