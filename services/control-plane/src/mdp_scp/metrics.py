@@ -13,8 +13,9 @@ from collections.abc import Iterable
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from mdp_core.telemetry import LATENCY_BUCKETS_S
+from mdp_runtime.metrics import Family
 
-__all__ = ["ScpMetrics"]
+__all__ = ["FAMILIES", "ScpMetrics"]
 
 
 class ScpMetrics:
@@ -75,3 +76,22 @@ class ScpMetrics:
         for series, count in counts.items():
             self.components.labels(*series).set(count)
         self._component_series |= set(counts)
+
+
+FAMILIES: tuple[Family, ...] = (
+    Family("build_info", "gauge",
+           "Always 1; the version label says which release this process runs.", "", ("version",)),
+    Family("http_requests", "counter", "HTTP requests served, by route, method and status.", "",
+           ("route", "method", "status")),
+    Family("http_request_seconds", "histogram", "Seconds to serve a request, by route.", "",
+           ("route",)),
+    Family("logins", "counter",
+           "Password logins by outcome (ok, failed, throttled, expired_form, invalid).", "",
+           ("outcome",)),
+    Family("heartbeat_read_errors", "counter",
+           "Failed reads of the heartbeat keys (Redis trouble).", ""),
+    Family("components", "gauge",
+           "Component instances seen in the heartbeats, by service and state.", "",
+           ("service", "state")),
+)  # fmt: skip
+"""What :class:`ScpMetrics` serves, for the generated reference (a test keeps them equal)."""
