@@ -11,6 +11,8 @@ from collections import Counter as Tally
 from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.metrics_core import Metric
+from prometheus_client.registry import Collector
 
 from mdp_core.telemetry import LATENCY_BUCKETS_S
 from mdp_runtime.metrics import Family
@@ -26,8 +28,10 @@ class ScpMetrics:
     """
 
     def __init__(self, version: str) -> None:
-        self.registry = CollectorRegistry(auto_describe=True)
-        registry = self.registry
+        registry = CollectorRegistry(auto_describe=True)
+        #: What ``/metrics`` serves: the families without their ``_created`` series.
+        self.registry = CollectorRegistry(auto_describe=False)
+        self.registry.register(_WithoutCreated(registry))
         self.build_info = Gauge(
             "mdp_scp_build_info",
             "Always 1; the version label says which release this process runs.",
@@ -76,6 +80,22 @@ class ScpMetrics:
         for series, count in counts.items():
             self.components.labels(*series).set(count)
         self._component_series |= set(counts)
+
+
+class _WithoutCreated(Collector):
+    """The inner registry's families minus ``_created`` samples.
+
+    The 0.0.4 text format has no place for them, so they would appear as extra, undocumented
+    gauge families; rates and increases need only the counters.
+    """
+
+    def __init__(self, inner: CollectorRegistry) -> None:
+        self._inner = inner
+
+    def collect(self) -> Iterable[Metric]:
+        for metric in self._inner.collect():
+            metric.samples = [s for s in metric.samples if not s.name.endswith("_created")]
+            yield metric
 
 
 FAMILIES: tuple[Family, ...] = (
