@@ -189,8 +189,8 @@ async def test_every_service_serves_its_documented_families_typed_and_described(
             for process in processes:
                 async with asyncio.timeout(30):
                     await process.wait()
-            for log in logs:
-                log.close()
+            for handle in logs:
+                handle.close()
 
     for _, prefix, _, _ in METRIC_CATALOGUES:
         families = scraped[prefix]

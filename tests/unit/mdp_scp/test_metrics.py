@@ -46,3 +46,13 @@ async def test_metrics_count_requests_by_route_pattern_and_logins_by_outcome(
     }
     assert logins == {"failed": 1}
     assert families["mdp_scp_http_request_seconds"].type == "histogram"
+
+
+async def test_metrics_are_not_served_through_the_public_proxy(
+    plane_factory: Callable[..., ControlPlane], client_factory: ClientFactory
+) -> None:
+    client = await client_factory(plane_factory())
+    for header in ("X-Forwarded-For", "Forwarded"):
+        response = await client.get("/metrics", headers={header: "203.0.113.9"})
+        assert response.status == 404
+    assert (await client.get("/metrics")).status == 200

@@ -383,7 +383,10 @@ class ControlPlane:
         return web.json_response({"status": "ok"})
 
     async def _metrics(self, request: web.Request) -> web.Response:
-        del request
+        # Prometheus scrapes the pod directly; a request that came through a proxy (the public
+        # Ingress routes every path here) is a visitor, who has no business with the figures.
+        if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+            raise web.HTTPNotFound
         body = generate_latest(self.metrics.registry)
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
