@@ -39,6 +39,7 @@ from mdp_core.settings import Secret, load, resolve_finlight_key, resolve_massiv
 from mdp_core.telemetry import Metrics
 from mdp_listener.control import mount_control
 from mdp_listener.listener import MassiveListener
+from mdp_listener.metrics import FAMILIES as LISTENER_FAMILIES
 from mdp_listener.settings import ListenerSettings
 from mdp_news_processor.processor import NewsProcessor
 from mdp_platform.embedded import EmbeddedRedis, free_port
@@ -219,7 +220,7 @@ class Demo:
         self.listener = listener
         health = HealthServer(
             "127.0.0.1", 0, service="listener", version=version("mdp-listener"),
-            metrics_snapshot=listener.metrics_snapshot,
+            metrics_snapshot=listener.metrics_snapshot, metric_families=LISTENER_FAMILIES,
             readiness={"upstream": lambda: listener.streaming}, control_token=control_token,
         )  # fmt: skip
         mount_control(health, listener)
