@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Final
 
 from mdp_runtime.metrics import exposition, service_registry
+from mdp_wds.metrics import FAMILIES
 
 __all__ = ["FANOUT_BUCKETS_SECONDS", "LAG_BUCKETS_SECONDS", "LagHistogram", "WdsStats"]
 
@@ -93,6 +94,4 @@ class WdsStats:
 
     def prometheus(self, version: str = "") -> bytes:
         """The figures in the Prometheus text format (the catalogue in :mod:`mdp_wds.metrics`)."""
-        from mdp_wds.metrics import FAMILIES  # noqa: PLC0415 - the catalogue reads this module
-
         return exposition(service_registry("wds", version, FAMILIES, self.as_dict))
