@@ -29,7 +29,7 @@ SINGLETONS = {"listener", "news-listener"}
 EXPOSED = {"widget-service": "clients", "control-plane": "external"}
 VENDOR_VARIABLES = {"MASSIVE_API_KEY", "POLYGON_API_KEY", "FINLIGHT_API_KEY", "NO_PROXY"}
 INFRA_VARIABLES = {"REDIS_PASSWORD", "RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS",
-                   "RABBITMQ_ERLANG_COOKIE"}  # fmt: skip
+                   "RABBITMQ_ERLANG_COOKIE", "REDIS_ADDR"}  # fmt: skip
 
 
 def _project(folder: Path) -> dict[str, Any]:

@@ -514,8 +514,8 @@ async def test_health_and_metrics_endpoints(server: WidgetServer) -> None:
     assert await http_get(server.port, "/readyz") == (200, "ready\n")
     status, body = await http_get(server.port, "/metrics")
     assert status == 200
-    assert "mdp_wds_clients 0" in body
-    assert "mdp_wds_delivery_lag_seconds_count" in body
+    assert "mdp_wds_clients 0.0" in body.splitlines()
+    assert "mdp_wds_delivery_lag_seconds_count 0.0" in body.splitlines()
     status, body = await http_get(server.port, "/status")
     assert json.loads(body)["ready"] is True
     assert (await http_get(server.port, "/nope"))[0] == 404

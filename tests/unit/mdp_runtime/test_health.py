@@ -5,10 +5,12 @@ from typing import Any
 
 import aiohttp
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 
 from mdp_runtime import (
     ControlRejectedError,
     ControlRequest,
+    Family,
     HealthServer,
     ReadinessCheck,
 )
@@ -151,17 +153,41 @@ async def test_readyz_follows_checks_added_later_and_stopping(
             }
 
 
-async def test_metrics_are_prometheus_text_under_the_service_prefix(
+async def test_metrics_serve_the_catalogue_typed_under_the_service_prefix(
     figures: Figures, http: aiohttp.ClientSession
 ) -> None:
-    figures.snapshot = {"events": {"decoded": 5}, "queue=md.trades": {"depth": 2}, "feed": "x"}
-    async with _server(figures) as server, http.get(f"{server.url}/metrics") as response:
+    figures.snapshot = {"events": {"decoded": 5}, "queue": {"md.trades": 2}, "feed": "x"}
+    families = (
+        Family("events_decoded", "counter", "Events decoded.", "events.decoded"),
+        Family("depth", "gauge", "Messages waiting.", "queue", ("queue",)),
+    )
+    server = HealthServer(
+        "127.0.0.1",
+        0,
+        service="listener",
+        version="1.2.3",
+        metrics_snapshot=figures.metrics,
+        readiness={},
+        metric_families=families,
+    )
+    async with server, http.get(f"{server.url}/metrics") as response:
         assert response.status == 200
         assert response.headers["Content-Type"] == "text/plain; version=0.0.4; charset=utf-8"
-        lines = (await response.text()).splitlines()
-    assert "mdp_listener_events_decoded 5" in lines
-    assert 'mdp_listener_depth{queue="md.trades"} 2' in lines
-    assert not any("feed" in line for line in lines)
+        text = await response.text()
+    parsed = {family.name: family for family in text_string_to_metric_families(text)}
+    assert {name: family.type for name, family in parsed.items()} == {
+        "mdp_listener_build_info": "gauge",
+        "mdp_listener_events_decoded": "counter",
+        "mdp_listener_depth": "gauge",
+    }
+    assert [(s.name, s.labels, s.value) for s in parsed["mdp_listener_events_decoded"].samples] == [
+        ("mdp_listener_events_decoded_total", {}, 5.0)
+    ]
+    assert [(s.labels, s.value) for s in parsed["mdp_listener_depth"].samples] == [
+        ({"queue": "md.trades"}, 2.0)
+    ]
+    assert parsed["mdp_listener_build_info"].samples[0].labels == {"version": "1.2.3"}
+    assert "feed" not in text
 
 
 async def test_metrics_report_a_broken_snapshot_as_500(

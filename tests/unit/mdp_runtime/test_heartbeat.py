@@ -55,6 +55,7 @@ def _heartbeat(
 async def test_a_beat_writes_the_document_with_the_ttl() -> None:
     store, clock = FakeStore(), ManualClock(START)
     heartbeat = _heartbeat(store, clock)
+    clock.advance(2.5)
     assert await heartbeat.beat() is True
     assert store.writes == [
         (
@@ -65,7 +66,8 @@ async def test_a_beat_writes_the_document_with_the_ttl() -> None:
                 "pid": os.getpid(),
                 "version": "0.1.0",
                 "status": "running",
-                "ts_ms": START_MS,
+                "ts_ms": START_MS + 2_500,
+                "started_ms": START_MS,
                 "figures": {"processed": 7},
             },
             15,

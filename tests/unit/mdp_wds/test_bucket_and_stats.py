@@ -1,3 +1,5 @@
+from prometheus_client.parser import text_string_to_metric_families
+
 from mdp_wds.bucket import TokenBucket
 from mdp_wds.stats import WdsStats
 
@@ -23,12 +25,23 @@ def test_prometheus_text_has_labelled_counters_and_a_cumulative_histogram() -> N
     stats.violations["bad_origin"] += 1
     for seconds in (0.0005, 0.02, 0.02, 30.0):
         stats.lag.observe(seconds)
-    text = stats.prometheus()
-    assert "mdp_wds_clients 3" in text
-    assert 'mdp_wds_disconnects_total{reason="too_slow"} 2' in text
-    assert 'mdp_wds_violations_total{reason="bad_origin"} 1' in text
-    assert 'mdp_wds_delivery_lag_seconds_bucket{le="0.001"} 1' in text
-    assert 'mdp_wds_delivery_lag_seconds_bucket{le="0.025"} 3' in text
-    assert 'mdp_wds_delivery_lag_seconds_bucket{le="10"} 3' in text
-    assert 'mdp_wds_delivery_lag_seconds_bucket{le="+Inf"} 4' in text
+    text = stats.prometheus().decode()
+    parsed = {family.name: family for family in text_string_to_metric_families(text)}
+    assert parsed["mdp_wds_clients"].type == "gauge"
+    assert parsed["mdp_wds_clients"].samples[0].value == 3
+    assert parsed["mdp_wds_disconnects"].type == "counter"
+    assert [(s.name, s.labels, s.value) for s in parsed["mdp_wds_disconnects"].samples] == [
+        ("mdp_wds_disconnects_total", {"reason": "too_slow"}, 2)
+    ]
+    assert [(s.labels, s.value) for s in parsed["mdp_wds_violations"].samples] == [
+        ({"reason": "bad_origin"}, 1)
+    ]
+    lag = parsed["mdp_wds_delivery_lag_seconds"]
+    assert lag.type == "histogram"
+    buckets = {s.labels["le"]: s.value for s in lag.samples if s.name.endswith("_bucket")}
+    assert buckets["0.001"] == 1
+    assert buckets["0.025"] == 3
+    assert buckets["10.0"] == 3
+    assert buckets["+Inf"] == 4
+    assert all(family.documentation for family in parsed.values())
     assert stats.as_dict()["disconnects"] == {"too_slow": 2}

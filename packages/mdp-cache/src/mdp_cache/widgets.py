@@ -23,11 +23,13 @@ from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
 import msgspec
+from opentelemetry import trace
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
 from mdp_cache.keys import KEY_WIDGET_VERSION, Feed
+from mdp_core.telemetry import inject_context
 
 __all__ = [
     "SET_PUBLISH_LUA",
@@ -36,6 +38,7 @@ __all__ = [
     "WidgetWriter",
     "queue_widget_write",
     "supersedes",
+    "with_trace_context",
 ]
 
 SET_PUBLISH_LUA: Final = """
@@ -137,6 +140,57 @@ def supersedes(version: int, payload: bytes, stored: tuple[int, bytes | None] | 
     return _sha1(payload) > _sha1(old_payload)
 
 
+@dataclass(frozen=True, slots=True)
+class _Traced:
+    """A write whose JSON object document carries the writer's ``traceparent``."""
+
+    item: WidgetItem
+    payload: bytes
+
+    @property
+    def feed(self) -> Feed:
+        return self.item.feed
+
+    @property
+    def name(self) -> str:
+        return self.item.name
+
+    @property
+    def publish(self) -> bool:
+        return self.item.publish
+
+    @property
+    def version(self) -> int | None:
+        return self.item.version
+
+
+def with_trace_context(writes: Sequence[WidgetItem]) -> Sequence[WidgetItem]:
+    """The writes, their JSON object documents stamped with ``traceparent`` inside a span.
+
+    Redis pub/sub has no headers, so the trace of a write travels in the document: the WDS
+    continues it when it fans the message out. Only while a span records (an SDK is installed
+    and sampled this trace); otherwise the writes are returned as they are, at the cost of one
+    context lookup per batch. A stamped document differs from an unstamped one, so with
+    tracing on an equal-version rewrite may be published again.
+    """
+    if not writes or not trace.get_current_span().is_recording():
+        return writes
+    parent = inject_context().get("traceparent")
+    if parent is None:
+        return writes
+    field = b'"traceparent":' + msgspec.json.encode(parent)
+    stamped: list[WidgetItem] = []
+    for item in writes:
+        payload = item.payload
+        if payload[:1] == b"{" and payload[-1:] == b"}":
+            inner = payload[1:-1].strip()
+            body = b"{" + field + b"}" if not inner else payload[:-1] + b"," + field + b"}"
+            stamped.append(_Traced(item, body))
+        else:
+            stamped.append(item)
+    return stamped
+
+
 def _sha1(payload: bytes) -> str:
     return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
 
@@ -234,6 +288,7 @@ class WidgetWriter:
         """
         if not writes:
             return 0
+        writes = with_trace_context(writes)
         if self._sha is None and not self._plain:
             await self._choose_mode()
         if self._plain:

@@ -25,6 +25,7 @@ from typing import Any, Literal, TextIO
 
 import msgspec
 import structlog
+from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
 __all__ = [
@@ -63,6 +64,15 @@ def _add_service(service: str) -> Processor:
         return event_dict
 
     return add_service
+
+
+def _add_trace_ids(_: WrappedLogger, __: str, event_dict: EventDict) -> EventDict:
+    """Add ``trace_id`` and ``span_id`` (W3C hex) inside a span, to join logs to traces."""
+    context = trace.get_current_span().get_span_context()
+    if context.is_valid:
+        event_dict.setdefault("trace_id", format(context.trace_id, "032x"))
+        event_dict.setdefault("span_id", format(context.span_id, "016x"))
+    return event_dict
 
 
 def _is_tty(stream: TextIO) -> bool:
@@ -105,6 +115,7 @@ def configure_logging(
         structlog.stdlib.add_logger_name,
         structlog.processors.TimeStamper(fmt="iso", utc=True, key="timestamp"),
         _add_service(service),
+        _add_trace_ids,
         structlog.processors.StackInfoRenderer(),
     ]
     renderer: list[Processor]

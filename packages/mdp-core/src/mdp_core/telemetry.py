@@ -16,9 +16,11 @@ exporter is configured.
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import functools
 import importlib
+import itertools
 import time
 from collections.abc import Callable, Coroutine, Iterator, Mapping
 from dataclasses import dataclass
@@ -35,6 +37,7 @@ from mdp_core.settings import otel_variables
 
 __all__ = [
     "LATENCY_BUCKETS_S",
+    "SIZE_BUCKETS_BYTES",
     "BoundCounter",
     "Counter",
     "Gauge",
@@ -56,6 +59,11 @@ LATENCY_BUCKETS_S: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 """Histogram buckets for latencies in seconds: sub-millisecond hot paths up to slow REST calls."""
+
+SIZE_BUCKETS_BYTES: tuple[float, ...] = (
+    256.0, 1024.0, 4096.0, 16384.0, 65536.0, 262144.0, 1048576.0, 4194304.0,
+)  # fmt: skip
+"""Histogram buckets for sizes in bytes (unit ``By``): a small frame up to a 4 MiB burst."""
 
 _log = get_logger(__name__)
 _state: dict[str, bool] = {"configured": False}
@@ -164,6 +172,28 @@ def _exporters(kind: str, names: list[str], grpc: bool) -> list[Any]:
     return exporters
 
 
+def _resource_attributes(
+    service: str, version: str, variables: Mapping[str, str]
+) -> dict[str, str]:
+    """``service.name`` and ``service.version`` unless the operator set them.
+
+    ``Resource.create`` lets explicit attributes win over ``OTEL_SERVICE_NAME`` and
+    ``OTEL_RESOURCE_ATTRIBUTES``, so the code's defaults are only passed when the environment
+    names neither.
+    """
+    given = {
+        pair.partition("=")[0].strip()
+        for pair in variables.get("OTEL_RESOURCE_ATTRIBUTES", "").split(",")
+        if "=" in pair
+    }
+    attributes: dict[str, str] = {}
+    if "OTEL_SERVICE_NAME" not in variables and "service.name" not in given:
+        attributes["service.name"] = service
+    if "service.version" not in given:
+        attributes["service.version"] = version
+    return attributes
+
+
 def configure_telemetry(
     service: str, version: str, environ: Mapping[str, str] | None = None
 ) -> bool:
@@ -173,7 +203,8 @@ def configure_telemetry(
     for export: ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (``otlp``, ``console``,
     ``none``) or ``OTEL_EXPORTER_OTLP_ENDPOINT``. ``OTEL_SDK_DISABLED=true`` wins over both.
     Exporters read their own ``OTEL_EXPORTER_OTLP_*`` settings; the resource gets
-    ``service.name`` and ``service.version`` merged with ``OTEL_RESOURCE_ATTRIBUTES``.
+    ``service.name`` and ``service.version`` unless ``OTEL_SERVICE_NAME`` or
+    ``OTEL_RESOURCE_ATTRIBUTES`` name them (the operator's value wins).
     Otherwise nothing happens and the API stays a no-op. Only the first successful call
     installs providers (OpenTelemetry's global providers can be set once).
 
@@ -204,7 +235,7 @@ def configure_telemetry(
         return False
 
     grpc = variables.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").lower() == "grpc"
-    resource = Resource.create({"service.name": service, "service.version": version})
+    resource = Resource.create(_resource_attributes(service, version, variables))
     installed = False
     span_exporters = _exporters("traces", traces, grpc)
     if span_exporters:
@@ -368,22 +399,28 @@ class Gauge:
 
 @dataclass(frozen=True, slots=True)
 class LatencySummary:
-    """Count, sum and max since start; p50/p99 over the recent reservoir (seconds)."""
+    """Count, sum and max since start; p50/p99 over the recent reservoir (seconds).
+
+    ``buckets`` holds the cumulative count of observations at or below each upper bound since
+    start (the ``+Inf`` bucket is ``count``): what a Prometheus histogram exposes.
+    """
 
     count: int
     sum: float
     max: float
     p50: float
     p99: float
+    buckets: tuple[tuple[float, int], ...] = ()
 
-    def as_dict(self) -> dict[str, float | int]:
-        """A plain dict for JSON health payloads."""
+    def as_dict(self) -> dict[str, Any]:
+        """A plain dict for JSON health payloads (bucket bounds as text keys)."""
         return {
             "count": self.count,
             "sum": self.sum,
             "max": self.max,
             "p50": self.p50,
             "p99": self.p99,
+            "buckets": {repr(bound): n for bound, n in self.buckets},
         }
 
 
@@ -394,7 +431,18 @@ class LatencyRecorder:
     current behaviour rather than the whole uptime, at fixed memory.
     """
 
-    __slots__ = ("_count", "_max", "_next", "_ring", "_size", "_sum", "instrument", "name")
+    __slots__ = (
+        "_bounds",
+        "_count",
+        "_counts",
+        "_max",
+        "_next",
+        "_ring",
+        "_size",
+        "_sum",
+        "instrument",
+        "name",
+    )
 
     def __init__(
         self, meter_: Meter, name: str, unit: str, description: str, reservoir: int = 1024
@@ -403,11 +451,13 @@ class LatencyRecorder:
             msg = f"reservoir must hold at least one sample; it was {reservoir}"
             raise ValueError(msg)
         self.name = name
+        self._bounds = SIZE_BUCKETS_BYTES if unit == "By" else LATENCY_BUCKETS_S
+        self._counts = [0] * len(self._bounds)
         self.instrument = meter_.create_histogram(
             name,
             unit=unit,
             description=description,
-            explicit_bucket_boundaries_advisory=LATENCY_BUCKETS_S if unit == "s" else None,
+            explicit_bucket_boundaries_advisory=self._bounds if unit in {"s", "By"} else None,
         )
         self._size = reservoir
         self._ring: list[float] = []
@@ -422,6 +472,9 @@ class LatencyRecorder:
         self._count += 1
         self._sum += value
         self._max = max(self._max, value)
+        slot = bisect.bisect_left(self._bounds, value)
+        if slot < len(self._counts):
+            self._counts[slot] += 1
         if len(self._ring) < self._size:
             self._ring.append(value)
         else:
@@ -446,6 +499,7 @@ class LatencyRecorder:
             max=self._max,
             p50=_percentile(ordered, 0.50),
             p99=_percentile(ordered, 0.99),
+            buckets=tuple(zip(self._bounds, itertools.accumulate(self._counts), strict=True)),
         )
 
 

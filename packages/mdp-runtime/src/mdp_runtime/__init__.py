@@ -10,7 +10,6 @@ from importlib.metadata import version as _version
 
 from mdp_runtime.client_address import TrustedProxies
 from mdp_runtime.command_line import parse_service_arguments, settings_help
-from mdp_runtime.exposition import metric_prefix, render
 from mdp_runtime.health import (
     ControlHandler,
     ControlRejectedError,
@@ -33,6 +32,7 @@ from mdp_runtime.lifecycle import (
     UnavailableError,
     run_service,
 )
+from mdp_runtime.metrics import Family, metric_prefix
 from mdp_runtime.stream import Broker, StreamingComponent, serve_stream
 
 __version__ = _version("mdp-runtime")
@@ -45,6 +45,7 @@ __all__ = [
     "ControlRejectedError",
     "ControlRequest",
     "ExitCode",
+    "Family",
     "HealthServer",
     "Heartbeat",
     "HeartbeatClock",
@@ -59,7 +60,6 @@ __all__ = [
     "instance_name",
     "metric_prefix",
     "parse_service_arguments",
-    "render",
     "run_service",
     "serve_stream",
     "settings_help",

@@ -2,9 +2,10 @@
 
 Kubernetes (and the demo's supervisor) asks two different questions, so there are two
 probes: ``/livez`` only proves the event loop still answers (restart me if not), while
-``/readyz`` runs the service's readiness checks (send me work or not). ``/metrics`` renders
-the service's metrics snapshot in the Prometheus text format and ``/status`` returns the
-same snapshot with readiness detail as JSON for people and the control plane.
+``/readyz`` runs the service's readiness checks (send me work or not). ``/metrics`` serves the
+service's catalogue of typed families (:mod:`mdp_runtime.metrics`) read from its metrics
+snapshot, and ``/status`` returns the same snapshot with readiness detail as JSON for people
+and the control plane.
 
 Control routes change a running service (subscriptions, feed, restart). They live under
 ``/control/`` and need ``Authorization: Bearer <token>``; a server built without a token
@@ -17,14 +18,15 @@ import functools
 import hmac
 import json
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import web
+from prometheus_client.registry import Collector
 
-from mdp_runtime.exposition import CONTENT_TYPE, metric_prefix, render
+from mdp_runtime.metrics import CONTENT_TYPE, Family, exposition, service_registry
 
 __all__ = [
     "ControlHandler",
@@ -90,13 +92,15 @@ class HealthServer:
         service: the service name, used in ``/status`` and as the metric prefix
             (``mdp_<service>_...``).
         version: the service version, reported by ``/status``.
-        metrics_snapshot: returns the current figures as a nested mapping (see
-            :mod:`mdp_runtime.exposition` for how it becomes Prometheus text).
+        metrics_snapshot: returns the current figures as a nested mapping.
         readiness: named readiness checks; the mapping is used as given (not copied), so
             checks added to a dict passed here later are honoured. ``/readyz`` is 200 only
             when every check passes.
         control_token: the bearer token of the control routes; None disables control.
         monotonic: the monotonic time source used for uptime.
+        metric_families: the service's catalogue: which figures of the snapshot ``/metrics``
+            exposes, typed and described (see :mod:`mdp_runtime.metrics`).
+        collectors: more ``prometheus_client`` collectors served on ``/metrics``.
     """
 
     def __init__(
@@ -110,6 +114,8 @@ class HealthServer:
         readiness: Mapping[str, ReadinessCheck],
         control_token: str | None = None,
         monotonic: Callable[[], float] = time.monotonic,
+        metric_families: Iterable[Family] = (),
+        collectors: Iterable[Collector] = (),
     ) -> None:
         if control_token is not None and not control_token.strip():
             msg = "control_token must be None (control disabled) or a non-empty string"
@@ -124,7 +130,9 @@ class HealthServer:
         self._monotonic = monotonic
         self._started_at = monotonic()
         self._stopping = False
-        self._prefix = metric_prefix(service)
+        self._registry = service_registry(
+            service, version, metric_families, self._snapshot, *collectors
+        )
         self._app = web.Application()
         self._app.router.add_get("/livez", self._livez)
         self._app.router.add_get("/readyz", self._readyz)
@@ -259,11 +267,11 @@ class HealthServer:
     async def _metrics(self, request: web.Request) -> web.Response:
         del request
         try:
-            text = render(self._prefix, self._snapshot())
+            body = exposition(self._registry)
         except Exception:
             _log.exception("metrics snapshot failed", service=self._service)
             return _error(500, "metrics snapshot failed")
-        return web.Response(body=text.encode(), headers={"Content-Type": CONTENT_TYPE})
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
     async def _status(self, request: web.Request) -> web.Response:
         del request

@@ -49,7 +49,9 @@ class Heartbeat:
     """Writes ``key`` every ``interval_seconds`` with a TTL of ``ttl_seconds``.
 
     The document written is ``{"service", "instance", "pid", "version", "status", "ts_ms",
-    "figures"}``, where ``figures`` is whatever ``payload()`` returns at that beat.
+    "started_ms", "figures"}``, where ``started_ms`` is when the heartbeat was built (the
+    instance's uptime for the control plane) and ``figures`` is whatever ``payload()`` returns
+    at that beat.
 
     Args:
         redis: the async Redis client (``redis.asyncio.Redis``) to write with.
@@ -103,6 +105,7 @@ class Heartbeat:
         self._status = status
         self._write_timeout = write_timeout_seconds or interval_seconds
         self._pid = os.getpid()
+        self._started_ms = clock.now_ns() // _NS_PER_MS
         self._beats_written = 0
         self._write_errors = 0
         self._payload_errors = 0
@@ -163,6 +166,7 @@ class Heartbeat:
             "version": self._version,
             "status": status,
             "ts_ms": self._clock.now_ns() // _NS_PER_MS,
+            "started_ms": self._started_ms,
             "figures": figures,
         }
         return json.dumps(document, default=str, separators=(",", ":"))

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Protocol
 
 from mdp_cache.client import close_redis, create_redis
 from mdp_runtime.health import HealthServer
 from mdp_runtime.heartbeat import Heartbeat, HeartbeatClock, component_heartbeat
+from mdp_runtime.metrics import Family
 
 __all__ = ["Broker", "StreamingComponent", "serve_stream"]
 
@@ -75,6 +76,7 @@ async def serve_stream(
     heartbeat_redis_url: str | None,
     heartbeat_seconds: float,
     clock: HeartbeatClock,
+    metric_families: Iterable[Family] = (),
 ) -> None:
     """Serve ``component`` until ``stop``; the broker is closed on the way out, always.
 
@@ -91,6 +93,7 @@ async def serve_stream(
         heartbeat_redis_url: MDC URL for the heartbeat; None writes no heartbeat.
         heartbeat_seconds: Interval of the heartbeat.
         clock: Time source of the heartbeat.
+        metric_families: The component's catalogue of metric families for ``/metrics``.
     """
     health = HealthServer(
         health_host,
@@ -103,6 +106,7 @@ async def serve_stream(
             "broker": lambda: (broker.connected, "connected" if broker.connected else "down"),
         },
         control_token=control_token,
+        metric_families=metric_families,
     )
     mount_control(health)
     redis = create_redis(heartbeat_redis_url) if heartbeat_redis_url else None

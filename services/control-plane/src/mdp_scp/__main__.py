@@ -17,6 +17,7 @@ from importlib.metadata import version
 
 from mdp_core.logging import configure_logging
 from mdp_core.settings import SettingsError, load
+from mdp_core.telemetry import configure_telemetry
 from mdp_runtime import TrustedProxies, settings_help
 from mdp_scp.app import ControlPlane
 from mdp_scp.passwords import hash_password
@@ -86,6 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"mdp-scp: MDP_SCP_TRUSTED_PROXIES: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
+    configure_telemetry("mdp-scp", version("mdp-scp"))
     try:
         asyncio.run(_serve(settings))
     except UsersFileError as exc:

@@ -13,22 +13,28 @@ import hmac
 import html
 import json
 import secrets
+import time
 from collections.abc import Awaitable, Callable
 from importlib import resources
+from importlib.metadata import version
 from string import Template
 from typing import Any, Final
 from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
+from prometheus_client import generate_latest
 
 from mdp_cache.keys import ALL_FEEDS
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.token import issue_token
-from mdp_runtime import TrustedProxies
+from mdp_runtime import Heartbeat, TrustedProxies, component_heartbeat
+from mdp_runtime.metrics import CONTENT_TYPE
+from mdp_scp.health_view import HealthView
 from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
 from mdp_scp.listener_control import ListenerControl
 from mdp_scp.login_throttle import LoginThrottle
+from mdp_scp.metrics import ScpMetrics
 from mdp_scp.oidc import OidcClient, OidcError
 from mdp_scp.sessions import Session, SessionStore, Signer
 from mdp_scp.settings import ScpSettings
@@ -48,6 +54,7 @@ _MAX_NAME: Final = 200
 _MAX_PASSWORD: Final = 1024
 # Every open health page polls; one SCAN of the MDC per second serves them all.
 _HEALTH_CACHE_SECONDS: Final = 1.0
+_HEARTBEAT_SECONDS: Final = 5.0
 
 _CONTENT_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -117,6 +124,10 @@ class ControlPlane:
         self._owns_redis = redis is None
         self._heartbeats: HeartbeatReader | None = None
         self._health_cache: tuple[float, list[dict[str, object]]] | None = None
+        self._health_view = HealthView()
+        self._version = version("mdp-scp")
+        self.metrics = ScpMetrics(self._version)
+        self._heartbeat: Heartbeat | None = None
         self.listener = listener
         self._owns_listener = listener is None
         if listener is None and settings.listener_control_url and settings.listener_control_token:
@@ -182,12 +193,14 @@ class ControlPlane:
 
     def _build_app(self) -> web.Application:
         app = web.Application(
-            middlewares=[self._security_headers, self._errors], client_max_size=_MAX_FORM_BYTES
+            middlewares=[self._observe, self._security_headers, self._errors],
+            client_max_size=_MAX_FORM_BYTES,
         )
         app[PLANE_KEY] = self
         router = app.router
         router.add_get("/livez", self._livez)
         router.add_get("/readyz", self._readyz)
+        router.add_get("/metrics", self._metrics)
         router.add_get("/login", self._login_page)
         router.add_post("/login", self._login)
         router.add_post("/logout", self._logout)
@@ -210,10 +223,23 @@ class ControlPlane:
             from redis.asyncio import Redis  # noqa: PLC0415 - only when no client was given
 
             self._redis = Redis.from_url(self.settings.mdc_redis_url, socket_timeout=5)
+            # The SCP beats on the MDC it connects to itself, so it shows on the health page.
+            self._heartbeat = component_heartbeat(
+                self._redis,
+                "control-plane",
+                payload=lambda: {"requests": self.metrics.requests_served},
+                clock=self.clock,
+                version=self._version,
+                interval_seconds=_HEARTBEAT_SECONDS,
+            )
+            self._heartbeat.start()
         self._heartbeats = HeartbeatReader(self._redis, self.settings.heartbeat_stale_seconds)
 
     async def _on_cleanup(self, app: web.Application) -> None:
         del app
+        heartbeat, self._heartbeat = self._heartbeat, None
+        if heartbeat is not None:
+            await heartbeat.stop()
         if self._owns_listener and self.listener is not None:
             await self.listener.close()
         if self.oidc is not None:
@@ -263,6 +289,25 @@ class ControlPlane:
             f"connect-src {connect}; font-src 'self'; form-action 'self'; "
             "frame-ancestors 'none'; base-uri 'none'"
         )
+
+    @web.middleware
+    async def _observe(self, request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Count every request by route (the pattern, never the raw path) and status."""
+        started = time.perf_counter()
+        status = 500
+        try:
+            response = await handler(request)
+            status = response.status
+            return response
+        except web.HTTPException as exc:
+            status = exc.status
+            raise
+        finally:
+            resource = request.match_info.route.resource
+            route = resource.canonical if resource is not None else "unmatched"
+            self.metrics.requests.labels(route, request.method, str(status)).inc()
+            self.metrics.request_seconds.labels(route).observe(time.perf_counter() - started)
+            self.metrics.requests_served += 1
 
     @web.middleware
     async def _security_headers(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -337,6 +382,14 @@ class ControlPlane:
         del request
         return web.json_response({"status": "ok"})
 
+    async def _metrics(self, request: web.Request) -> web.Response:
+        # Prometheus scrapes the pod directly; a request that came through a proxy (the public
+        # Ingress routes every path here) is a visitor, who has no business with the figures.
+        if "X-Forwarded-For" in request.headers or "Forwarded" in request.headers:
+            raise web.HTTPNotFound
+        body = generate_latest(self.metrics.registry)
+        return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
     async def _readyz(self, request: web.Request) -> web.Response:
         del request
         failing: dict[str, str] = {}
@@ -379,8 +432,10 @@ class ControlPlane:
         nonce = request.cookies.get(LOGIN_COOKIE, "")
         expected = self._signer.signature(nonce, "login-csrf") if nonce else ""
         if not nonce or not hmac.compare_digest(token.encode(), expected.encode()):
+            self.metrics.logins.labels("expired_form").inc()
             return self._render_login(403, "The login form expired; please try again.")
         if not name or not password or len(name) > _MAX_NAME or len(password) > _MAX_PASSWORD:
+            self.metrics.logins.labels("invalid").inc()
             return self._render_login(400, "Enter a user name and a password.")
         client = self.client_address(request)
         user_key, address_key = (f"user:{name}",), (f"addr:{client}",)
@@ -391,6 +446,7 @@ class ControlPlane:
         )
         if wait > 0:
             _log.warning("login throttled", user=name, remote=client)
+            self.metrics.logins.labels("throttled").inc()
             response = self._render_login(429, "Too many failed attempts; try again later.")
             response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
@@ -400,9 +456,11 @@ class ControlPlane:
             self.user_throttle.failed(user_key, now)
             self.address_throttle.failed(address_key, now)
             _log.warning("login failed", user=name, remote=client)
+            self.metrics.logins.labels("failed").inc()
             return self._render_login(401, "Wrong user name or password.")
         self.user_throttle.succeeded(user_key[0])
         _log.info("login", user=user.name, role=user.role)
+        self.metrics.logins.labels("ok").inc()
         raise self._start_session(user.name, user.role)
 
     async def _logout(self, request: web.Request) -> web.StreamResponse:
@@ -512,9 +570,14 @@ class ControlPlane:
             components = cached[1]
         elif self._heartbeats is not None:
             try:
-                components = [c.as_json() for c in await self._heartbeats.read(now)]
+                found = await self._heartbeats.read(now)
+                components = self._health_view.rows(found, now)
                 self._health_cache = (now, components)
+                self.metrics.saw_components(
+                    (c.service, str(row["state"])) for c, row in zip(found, components, strict=True)
+                )
             except Exception as exc:  # Redis trouble is shown on the page, not raised
+                self.metrics.heartbeat_read_errors.inc()
                 error = f"cannot read heartbeats: {type(exc).__name__}"
                 _log.warning("heartbeat read failed", error=repr(exc))
         body = {

@@ -49,6 +49,8 @@ class ComponentHealth:
         stale: whether the beat is older than its interval allows.
         figures: the key figures the instance published.
         error: why the value could not be read (then the other fields are best effort).
+        sent_seconds: when the beat was written (Unix seconds), if it says.
+        started_seconds: when the instance started beating (Unix seconds), if it says.
     """
 
     key: str
@@ -60,6 +62,8 @@ class ComponentHealth:
     stale: bool
     figures: Mapping[str, object] = field(default_factory=dict)
     error: str | None = None
+    sent_seconds: float | None = None
+    started_seconds: float | None = None
 
     def as_json(self) -> dict[str, object]:
         """The JSON form served by ``/api/health``."""
@@ -131,6 +135,12 @@ def parse_heartbeat(
     if isinstance(interval, int | float) and not isinstance(interval, bool) and interval > 0:
         limit = 2.0 * float(interval)
     figures = document.get("figures")
+    started_ms = document.get("started_ms")
+    started = (
+        float(started_ms) / 1000.0
+        if isinstance(started_ms, int | float) and not isinstance(started_ms, bool)
+        else None
+    )
     return ComponentHealth(
         key=key,
         service=str(document.get("service") or component),
@@ -140,6 +150,8 @@ def parse_heartbeat(
         age_seconds=age,
         stale=age is None or age > limit,
         figures=figures if isinstance(figures, dict) else {},
+        sent_seconds=sent,
+        started_seconds=started,
     )
 
 

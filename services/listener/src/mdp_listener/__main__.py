@@ -18,6 +18,7 @@ from mdp_core.settings import SettingsError, load, resolve_massive_key
 from mdp_core.telemetry import Metrics, configure_telemetry
 from mdp_listener.control import mount_control
 from mdp_listener.listener import MassiveListener, describe
+from mdp_listener.metrics import FAMILIES
 from mdp_listener.settings import ListenerSettings
 from mdp_queues import AmqpPublisher, QueueSettings, TopologyMismatch
 from mdp_runtime import (
@@ -84,6 +85,7 @@ async def serve(stop: asyncio.Event) -> int:
         heartbeat_redis_url=settings.mdc_redis_url if settings.heartbeat_enabled else None,
         heartbeat_seconds=settings.heartbeat_seconds,
         clock=clock,
+        metric_families=FAMILIES,
     )
     return ExitCode.OK
 

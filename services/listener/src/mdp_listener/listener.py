@@ -156,6 +156,7 @@ class MassiveListener:
         self._closing_session = False
         self._attempt = 0
         self._last_frame = 0.0
+        self._last_frame_ms = 0
         self._session_started = 0.0
         self._wake = asyncio.Event()
         self._restart = asyncio.Event()
@@ -229,6 +230,8 @@ class MassiveListener:
             "sessions": self.sessions,
             "last_outcome": None if self.last_outcome is None else str(self.last_outcome),
             "pending_events": self._batcher.pending_events,
+            "events_received": self._metrics.counter("events_in").total,
+            "last_frame_ms": self._last_frame_ms,
             "published_events": dict(stats.published_events),
             "dropped_events": dict(stats.dropped_events),
         }
@@ -244,6 +247,10 @@ class MassiveListener:
             "dropped_events": dict(stats.dropped_events),
             "broker_reconnects": stats.reconnects,
             "broker_connected": int(self._publisher.connected),
+        }
+        snapshot["upstream"] = {
+            "streaming": int(self._streaming),
+            "pending_events": self._batcher.pending_events,
         }
         return snapshot
 
@@ -510,6 +517,7 @@ class MassiveListener:
             raise asyncio.CancelledError  # see _end_session: the client must stop reading
         received_ns = self._clock.now_ns()
         self._last_frame = self._clock.monotonic()
+        self._last_frame_ms = received_ns // 1_000_000
         if not self._streaming:
             self._streaming = True
             self.state = ListenerState.STREAMING

@@ -16,6 +16,7 @@ from mdp_core.settings import SettingsError, load, resolve_finlight_key
 from mdp_core.telemetry import Metrics, configure_telemetry
 from mdp_news_listener.control import mount_control
 from mdp_news_listener.listener import FinlightListener
+from mdp_news_listener.metrics import FAMILIES
 from mdp_news_listener.settings import NewsListenerSettings
 from mdp_queues import AmqpPublisher, QueueSettings, TopologyMismatch
 from mdp_runtime import (
@@ -79,6 +80,7 @@ async def serve(stop: asyncio.Event) -> int:
         heartbeat_redis_url=settings.mdc_redis_url if settings.heartbeat_enabled else None,
         heartbeat_seconds=settings.heartbeat_seconds,
         clock=clock,
+        metric_families=FAMILIES,
     )
     return ExitCode.OK
 

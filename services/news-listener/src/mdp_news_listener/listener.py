@@ -143,6 +143,8 @@ class FinlightListener:
             "streaming": self.streaming,
             "broker_connected": self._publisher.connected,
             "runs": self.runs,
+            "articles_in": self._articles.total,
+            "articles_out": self._published.total,
             "last_outcome": None if self.last_outcome is None else str(self.last_outcome),
             "last_close": None if self._last_close is None else list(self._last_close),
             "published_events": dict(stats.published_events),
@@ -159,6 +161,7 @@ class FinlightListener:
             "broker_reconnects": stats.reconnects,
             "broker_connected": int(self._publisher.connected),
         }
+        snapshot["upstream"] = {"streaming": int(self.streaming)}
         return snapshot
 
     # ---------------------------------------------------------------- control

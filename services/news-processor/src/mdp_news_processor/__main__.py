@@ -18,6 +18,7 @@ from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
 from mdp_core.telemetry import Metrics, configure_telemetry
+from mdp_news_processor.metrics import FAMILIES
 from mdp_news_processor.processor import NewsProcessor
 from mdp_news_processor.settings import NewsProcessorSettings
 from mdp_queues import AmqpConsumer, QueueSettings, TopologyMismatch
@@ -88,6 +89,7 @@ async def serve(stop: asyncio.Event) -> int:
         service=_SERVICE,
         version=service_version,
         metrics_snapshot=metrics.snapshot,
+        metric_families=FAMILIES,
         readiness={
             "broker": lambda: (consumer.connected, "connected" if consumer.connected else "down"),
             "wdc": lambda: (processor.redis_ok, "ok" if processor.redis_ok else "write failing"),

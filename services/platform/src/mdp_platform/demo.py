@@ -39,6 +39,7 @@ from mdp_core.settings import Secret, load, resolve_finlight_key, resolve_massiv
 from mdp_core.telemetry import Metrics
 from mdp_listener.control import mount_control
 from mdp_listener.listener import MassiveListener
+from mdp_listener.metrics import FAMILIES as LISTENER_FAMILIES
 from mdp_listener.settings import ListenerSettings
 from mdp_news_processor.processor import NewsProcessor
 from mdp_platform.embedded import EmbeddedRedis, free_port
@@ -178,6 +179,7 @@ class Demo:
         self._stack.push_async_callback(self._stop_wds)
         self.info.wds_url = wds.url
         self._progress(f"widget data service: {wds.url}")
+        self._beat("widget-service", lambda: self.wds.stats.as_dict() if self.wds else {})
 
         analyzers = [create_analyzer(name, calendar=calendar) for name in MARKET_ANALYZERS]
         processor = Processor(
@@ -218,18 +220,18 @@ class Demo:
         self.listener = listener
         health = HealthServer(
             "127.0.0.1", 0, service="listener", version=version("mdp-listener"),
-            metrics_snapshot=listener.metrics_snapshot,
+            metrics_snapshot=listener.metrics_snapshot, metric_families=LISTENER_FAMILIES,
             readiness={"upstream": lambda: listener.streaming}, control_token=control_token,
         )  # fmt: skip
         mount_control(health, listener)
         await health.start()
         self._stack.push_async_callback(health.stop)
         self._spawn(listener.run(self._stop), "listener")
-        self._beat("listener", listener.status)
+        self._beat("listener", listener.status, lambda: str(listener.state))
         if plan.news is not None:
             news_listener, task = start_news_listener(plan.news, publisher, real_clock, self._stop)
             self._tasks.append(task)
-            self._beat("news-listener", news_listener.status)
+            self._beat("news-listener", news_listener.status, lambda: str(news_listener.state))
         self._progress(plan.description)
 
         scp = ControlPlane(
@@ -341,7 +343,12 @@ class Demo:
         if stop is not None:
             self._stack.callback(stop)
 
-    def _beat(self, component: str, figures: Callable[[], Mapping[str, object]]) -> None:
+    def _beat(
+        self,
+        component: str,
+        figures: Callable[[], Mapping[str, object]],
+        status: Callable[[], str] | None = None,
+    ) -> None:
         assert self.mdc is not None
         beat = component_heartbeat(
             self.mdc,
@@ -351,6 +358,7 @@ class Demo:
             version=version("mdp-platform"),
             interval_seconds=self.options.heartbeat_seconds,
             instance="demo",
+            status=status,
         )
         beat.start()
         self._stack.push_async_callback(beat.stop)

@@ -20,6 +20,7 @@ from mdp_core.logging import configure_logging, get_logger
 from mdp_core.process import ProcessManager, WorkerStatus
 from mdp_core.settings import SettingsError, load
 from mdp_core.telemetry import configure_telemetry
+from mdp_processor.metrics import FAMILIES
 from mdp_processor.settings import ProcessorSettings
 from mdp_processor.worker import build_analyzers, worker
 from mdp_queues import QueueSettings
@@ -39,7 +40,10 @@ _log = get_logger("mdp_processor.main")
 
 
 def metrics_of(statuses: list[WorkerStatus]) -> dict[str, object]:
-    """Sum the workers' numeric counters; keep per-worker liveness and restarts."""
+    """Sum the workers' numeric figures (counters, histogram buckets); count the workers.
+
+    ``*_seconds`` figures are percentiles, not sums: the worst worker's is kept.
+    """
     totals: dict[str, float] = {}
     for status in statuses:
         for name, value in status.counters.items():
@@ -50,7 +54,11 @@ def metrics_of(statuses: list[WorkerStatus]) -> dict[str, object]:
                     totals[name] = totals.get(name, 0.0) + value
     return {
         **totals,
+        "workers": len(statuses),
         "workers_alive": sum(1 for status in statuses if status.alive),
+        "workers_ready": sum(
+            1 for status in statuses if status.alive and status.counters.get("ready") is True
+        ),
         "worker_restarts": sum(status.restarts for status in statuses),
     }
 
@@ -92,6 +100,7 @@ async def serve(stop: asyncio.Event) -> int:
         service=_SERVICE,
         version=service_version,
         metrics_snapshot=lambda: metrics_of(manager.status()),
+        metric_families=FAMILIES,
         readiness={"workers": lambda: readiness_of(manager.status())},
     )
     mdc = create_redis(settings.mdc_redis_url, client_name="mdp-processor-heartbeat")

@@ -58,7 +58,7 @@ from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
-from mdp_core.telemetry import consumer_span, traced
+from mdp_core.telemetry import attached_context, consumer_span, inject_context, traced
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch
 
@@ -172,6 +172,8 @@ class Processor:
         self._pending_marks: list[str] = []
         self._pending_lag: list[tuple[int, int]] = []
         self._pending_events = 0
+        # The trace context of the first batch since the last flush: that flush continues it.
+        self._pending_trace: dict[str, str] | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._flush_now = asyncio.Event()
         self._writable = asyncio.Event()
@@ -304,6 +306,8 @@ class Processor:
                 batch=events.batch,
             ):
                 self._apply(events, now_ns)
+                if self._pending_trace is None:
+                    self._pending_trace = inject_context()
             self._pending_marks.append(mark)
         self._pending_batches.append(batch)
         if self._pending_events >= self.config.flush_max_events:
@@ -348,6 +352,7 @@ class Processor:
         self.stats.events[batch.kind] += len(events)
         self._pending_events += len(events)
         self._pending_lag.append((batch.received_ns, events[-1].event_time_ms))
+        self.stats.queue_wait.add(max(0, now_ns - batch.received_ns) / _NS_PER_S)
         for analyzer in self._by_kind.get(batch.kind, ()):
             try:
                 analyzer.apply(events, now_ns)
@@ -399,8 +404,10 @@ class Processor:
                     await asyncio.wait_for(self._flush_now.wait(), remaining)
             self._flush_now.clear()
             next_at = loop.time() + interval
+            carrier, self._pending_trace = self._pending_trace or {}, None
             try:
-                await self.flush()
+                with attached_context(carrier):  # the flush joins its first batch's trace
+                    await self.flush()
             except _Stopped:
                 return
             except Exception:
@@ -492,6 +499,7 @@ class Processor:
                 except Exception as exc:
                     _log.warning("ack_failed", error=repr(exc))
             self._account(ops, writes, lags, flushed_events)
+            self.stats.flush_time.add(max(0, self.clock.now_ns() - now_ns) / _NS_PER_S)
         async with self._progress:
             self._progress.notify_all()
 

@@ -1,10 +1,20 @@
-"""Counters and lag samples of one processor (exported as metrics and worker reports)."""
+"""Counters and lag samples of one processor (exported as metrics and worker reports).
+
+Everything a worker reports is a plain number that its parent sums over the workers: counters,
+and each histogram's cumulative bucket counts, sum and count (:func:`flat_histogram`). Only the
+``*_seconds`` percentiles are not sums; the parent keeps the worst worker's for ``/status``.
+"""
 
 from __future__ import annotations
 
+import bisect
+import itertools
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Final
+
+from mdp_core.telemetry import LATENCY_BUCKETS_S
+from mdp_runtime.metrics import flat_histogram
 
 __all__ = ["LagSamples", "ProcessorStats"]
 
@@ -13,13 +23,26 @@ _SAMPLES: Final = 4_096
 
 @dataclass(slots=True)
 class LagSamples:
-    """A bounded reservoir of recent lag measurements (seconds) with percentiles."""
+    """Recent lag measurements (seconds) for percentiles, and a histogram since start."""
 
     values: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
+    counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_S))
+    total: float = 0.0
+    count: int = 0
 
     def add(self, seconds: float) -> None:
         """Record one measurement."""
         self.values.append(seconds)
+        slot = bisect.bisect_left(LATENCY_BUCKETS_S, seconds)
+        if slot < len(self.counts):
+            self.counts[slot] += 1
+        self.total += seconds
+        self.count += 1
+
+    def histogram(self, name: str) -> dict[str, float]:
+        """The histogram since start as flat numbers named after ``name``."""
+        cumulative = list(itertools.accumulate(self.counts))
+        return flat_histogram(name, LATENCY_BUCKETS_S, cumulative, self.total, self.count)
 
     def percentile(self, q: float) -> float:
         """The ``q`` quantile (0..1) of the recent samples, 0.0 when there are none."""
@@ -53,6 +76,8 @@ class ProcessorStats:
         reference_requests: Reference lookups started.
         lag_event: Seconds from event time to the write that carried it.
         lag_receipt: Seconds from listener receipt to the write.
+        queue_wait: Seconds from listener receipt to the processor applying the batch.
+        flush_time: Seconds one flush took (collect, write, compose, ack).
         last_flush_events: Events carried by the last flush.
     """
 
@@ -75,6 +100,8 @@ class ProcessorStats:
     last_flush_events: int = 0
     lag_event: LagSamples = field(default_factory=LagSamples)
     lag_receipt: LagSamples = field(default_factory=LagSamples)
+    queue_wait: LagSamples = field(default_factory=LagSamples)
+    flush_time: LagSamples = field(default_factory=LagSamples)
 
     @property
     def total_events(self) -> int:
@@ -110,4 +137,10 @@ class ProcessorStats:
             flat[f"events_{kind}"] = count
         for reason, count in self.bad_events.items():
             flat[f"bad_events_{reason}"] = count
+        for name, count in self.analyzer_errors.items():
+            flat[f"analyzer_errors_{name}"] = count
+        flat.update(self.lag_event.histogram("hist_lag_event"))
+        flat.update(self.lag_receipt.histogram("hist_lag_receipt"))
+        flat.update(self.queue_wait.histogram("hist_queue_wait"))
+        flat.update(self.flush_time.histogram("hist_flush"))
         return flat

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from importlib.metadata import version
 from typing import Any
 
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
@@ -18,6 +19,7 @@ from mdp_core.clock import LiveClock
 from mdp_core.logging import get_logger
 from mdp_core.process import WorkerContext
 from mdp_core.settings import load, resolve_massive_key
+from mdp_core.telemetry import configure_telemetry
 from mdp_processor.massive_reference import MassiveReferenceSource
 from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.settings import ProcessorSettings
@@ -46,6 +48,8 @@ async def worker(index: int, ctx: WorkerContext) -> None:
     """Run one processor until the supervisor asks this process to stop."""
     settings = load(ProcessorSettings, service_name="processor")
     queues = load(QueueSettings)
+    # A worker is a process of its own: the batch and flush spans happen here, not in the parent.
+    configure_telemetry("mdp-processor", version("mdp-processor"))
     clock = LiveClock()
     instance = f"{socket.gethostname()}-{os.getpid()}-{index}"
     try:

@@ -19,6 +19,7 @@ from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
+from mdp_core.telemetry import configure_telemetry
 from mdp_runtime import (
     ConfigError,
     ExitCode,
@@ -27,6 +28,7 @@ from mdp_runtime import (
     parse_service_arguments,
     run_service,
 )
+from mdp_scanner.metrics import FAMILIES
 from mdp_scanner.scanner import Scanner
 from mdp_scanner.settings import ScannerSettings
 
@@ -55,6 +57,7 @@ async def serve(stop: asyncio.Event) -> int:
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None
     configure_logging(_SERVICE, settings.log_level, settings.log_format)
+    configure_telemetry("mdp-scanner", version("mdp-scanner"))
     analyzers = build_analyzers(settings.analyzers, MarketCalendar())
     redis = create_redis(settings.wdc_redis_url, client_name="mdp-scanner")
     scanner = Scanner(
@@ -74,6 +77,7 @@ async def serve(stop: asyncio.Event) -> int:
         service=_SERVICE,
         version=version("mdp-scanner"),
         metrics_snapshot=scanner.metrics_snapshot,
+        metric_families=FAMILIES,
         readiness={"redis": lambda: (scanner.ready, "subscribed" if scanner.ready else "down")},
     )
     mdc = create_redis(settings.mdc_redis_url, client_name="mdp-scanner-heartbeat")

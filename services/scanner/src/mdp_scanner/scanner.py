@@ -45,7 +45,7 @@ from mdp_cache.keys import KEY_SCANNER_DEDUP, feed_for
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.clock import Clock
 from mdp_core.logging import get_logger
-from mdp_core.telemetry import traced
+from mdp_core.telemetry import Metrics, traced
 
 __all__ = ["Scanner", "ScannerStats"]
 
@@ -149,6 +149,7 @@ class Scanner:
         self._route_cache: dict[str, tuple[int, ...]] = {}
         self._ready = asyncio.Event()
         self.stats = ScannerStats()
+        self._batch_time = Metrics("scanner").latency("batch", "s", "seconds to handle a batch")
         patterns = {p for route in self._routes for p in route.patterns}
         self._psubscribe = sorted(p for p in patterns if any(c in p for c in "*?["))
         self._subscribe = sorted(patterns - set(self._psubscribe))
@@ -174,7 +175,7 @@ class Scanner:
                 for reason, count in rejected.items():
                     self.stats.rejected[f"{type(route.analyzer).name}:{reason}"] = count
         self.stats.unwritten = len(self._unwritten)
-        return self.stats.as_dict()
+        return {**self.stats.as_dict(), "batch_seconds": self._batch_time.summary().as_dict()}
 
     # --- the loop -------------------------------------------------------------------------
 
@@ -284,6 +285,10 @@ class Scanner:
 
     @traced("scanner.batch", component="scanner")
     async def _process(self, batch: list[FeedMessage]) -> None:
+        with self._batch_time.measure():
+            await self._process_batch(batch)
+
+    async def _process_batch(self, batch: list[FeedMessage]) -> None:
         self.stats.messages += len(batch)
         per_route: list[list[FeedMessage]] = [[] for _ in self._routes]
         for message in batch:

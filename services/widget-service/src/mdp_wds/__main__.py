@@ -13,6 +13,7 @@ from mdp_cache.client import close_redis, create_redis
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
+from mdp_core.telemetry import configure_telemetry
 from mdp_runtime import (
     ConfigError,
     ExitCode,
@@ -40,6 +41,7 @@ async def serve(stop: asyncio.Event) -> int:
     except ValueError as exc:
         raise ConfigError(f"MDP_WDS_TRUSTED_PROXIES: {exc}") from None
     configure_logging("wds", settings.log_level, settings.log_format)
+    configure_telemetry("mdp-wds", version("mdp-wds"))
     if settings.token_secret is None and settings.dev_key is None:
         msg = (
             "refusing to start without authentication: set MDP_WDS_TOKEN_SECRET "

@@ -15,6 +15,7 @@ Snapshots are read through a separate pooled client, so a slow ``SCAN`` never ho
 from __future__ import annotations
 
 import itertools
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
@@ -24,6 +25,7 @@ from redis.exceptions import RedisError, ResponseError
 
 from mdp_cache.client import create_redis
 from mdp_core.logging import get_logger
+from mdp_core.telemetry import consumer_span
 from mdp_wds.access import FeedRef
 from mdp_wds.link import Kind, PubSubLink
 from mdp_wds.protocol import Frame, list_snapshot_data, update_frame
@@ -64,24 +66,25 @@ class SnapshotItem:
 class _Stamp(msgspec.Struct):
     as_of_ms: float | None = None
     published_ms: float | None = None
+    traceparent: str | None = None
 
 
 _STAMP: Final = msgspec.json.Decoder(_Stamp)
 _ANY: Final = msgspec.json.Decoder()
+_NO_STAMP: Final = _Stamp()
 
 
-def _event_time_ms(payload: bytes) -> float | None:
-    """The payload's event time, validating that it is JSON at all.
+def _stamp(payload: bytes) -> _Stamp:
+    """The payload's event time and trace context, validating that it is JSON at all.
 
     Raises:
         msgspec.DecodeError: when the payload is not valid JSON.
     """
     try:
-        stamp = _STAMP.decode(payload)
+        return _STAMP.decode(payload)
     except msgspec.ValidationError:
         _ANY.decode(payload)  # not an object with numeric stamps: still has to be JSON
-        return None
-    return stamp.published_ms if stamp.published_ms is not None else stamp.as_of_ms
+        return _NO_STAMP
 
 
 def _kind(ref: FeedRef) -> Kind:
@@ -210,16 +213,32 @@ class Hub:
         if not targets:
             return
         try:
-            as_of_ms = _event_time_ms(payload)
+            stamp = _stamp(payload)
         except msgspec.DecodeError:
             self._stats.bad_payloads += 1
             _log.warning("published payload is not JSON; skipped", feed=name)
             return
+        as_of_ms = stamp.published_ms if stamp.published_ms is not None else stamp.as_of_ms
         frame = update_frame(name, payload, as_of_ms)
         seq = next(self._seq)
         self._last_seq = seq
+        if stamp.traceparent is None:
+            self._fan_out(key, seq, frame, targets)
+            return
+        # The writer's trace continues here (see mdp_cache.widgets.with_trace_context).
+        with consumer_span(
+            "wds.fanout",
+            component="wds",
+            carrier={"traceparent": stamp.traceparent},
+            feed=name,
+        ):
+            self._fan_out(key, seq, frame, targets)
+
+    def _fan_out(self, key: str, seq: int, frame: Frame, targets: Iterable[Subscriber]) -> None:
+        started = time.perf_counter()
         for subscriber in tuple(targets):
             subscriber.deliver(key, seq, frame)
+        self._stats.fanout.observe(time.perf_counter() - started)
 
     def _on_resync(self) -> None:
         self._stats.redis_reconnects += 1

@@ -19,6 +19,7 @@ import contextlib
 import http
 import socket
 from collections import Counter
+from importlib.metadata import version
 from typing import Final
 
 import msgspec
@@ -37,6 +38,7 @@ from mdp_wds.stats import WdsStats
 
 __all__ = ["WS_PATH", "WidgetServer"]
 
+_VERSION = version("mdp-wds")
 _log = get_logger(__name__)
 
 WS_PATH: Final = "/ws"
@@ -150,7 +152,7 @@ class WidgetServer:
             status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
             return _response(status, b"ready\n" if ready else b"not ready\n", "text/plain")
         if path == "/metrics":
-            return _response(http.HTTPStatus.OK, self.stats.prometheus().encode(), _PROMETHEUS_TYPE)
+            return _response(http.HTTPStatus.OK, self.stats.prometheus(_VERSION), _PROMETHEUS_TYPE)
         if path == "/status":
             body = msgspec.json.encode(
                 {"service": "mdp-wds", "ready": self.hub.connected, **self.stats.as_dict()}

@@ -26,17 +26,65 @@ async function control(method, action, body) {
   return { ok: response.ok, reply };
 }
 
-function figuresText(figures) {
-  const parts = [];
-  const walk = (prefix, value) => {
-    if (value && typeof value === "object" && !Array.isArray(value)) {
-      for (const [key, inner] of Object.entries(value)) walk(prefix ? `${prefix}.${key}` : key, inner);
-    } else if (parts.length < 12) {
-      parts.push(`${prefix}=${typeof value === "number" ? Math.round(value * 100) / 100 : value}`);
-    }
-  };
-  walk("", figures || {});
-  return parts.join("  ");
+const SVG = "http://www.w3.org/2000/svg";
+const OK_STATES = new Set(["running", "streaming"]);
+const WARN_STATES = new Set(["stale", "degraded", "backing_off", "connecting", "waiting_for_session"]);
+const DOWN_STATES = new Set(["gone", "unreadable"]);
+
+function stateClass(state) {
+  if (OK_STATES.has(state)) return "state-ok";
+  if (WARN_STATES.has(state)) return "state-warn";
+  if (DOWN_STATES.has(state)) return "state-down";
+  return "state-off";
+}
+
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "\u2013";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s}s`;
+  const m = Math.floor(s / 60);
+  if (m < 60) return `${m}m ${String(s % 60).padStart(2, "0")}s`;
+  const h = Math.floor(m / 60);
+  if (h < 24) return `${h}h ${String(m % 60).padStart(2, "0")}m`;
+  return `${Math.floor(h / 24)}d ${h % 24}h`;
+}
+
+function freshness(seconds) {
+  if (seconds === null || seconds === undefined) return "\u2013";
+  return seconds < 10 ? `${seconds.toFixed(2)}s` : duration(seconds);
+}
+
+function rateCell(td, c) {
+  if (c.rate_per_second === null || c.rate_per_second === undefined) {
+    td.textContent = "\u2013";
+    return;
+  }
+  const value = c.rate_per_second;
+  td.textContent = value >= 100 ? Math.round(value).toLocaleString("en-US") : value.toFixed(1);
+  const unit = document.createElement("span");
+  unit.className = "unit";
+  unit.textContent = c.rate_unit || "/s";
+  td.append(unit);
+}
+
+function sparkline(values) {
+  const svg = document.createElementNS(SVG, "svg");
+  svg.setAttribute("class", "spark");
+  svg.setAttribute("viewBox", "0 0 120 22");
+  svg.setAttribute("preserveAspectRatio", "none");
+  svg.setAttribute("role", "img");
+  if (!values || values.length < 2) {
+    svg.setAttribute("aria-label", "not enough beats yet");
+    return svg;
+  }
+  const top = Math.max(...values) || 1;
+  const step = 120 / (values.length - 1);
+  const points = values.map((v, i) => `${(i * step).toFixed(1)},${(21 - (v / top) * 20).toFixed(1)}`);
+  const line = document.createElementNS(SVG, "polyline");
+  line.setAttribute("points", points.join(" "));
+  svg.append(line);
+  svg.setAttribute("aria-label", `rate over the last minutes, peak ${top.toFixed(1)}`);
+  return svg;
 }
 
 function renderHealth(body) {
@@ -44,18 +92,38 @@ function renderHealth(body) {
   tbody.textContent = "";
   for (const c of body.components) {
     const tr = tbody.insertRow();
-    tr.className = `status-${c.status}`;
-    const cells = [c.service, c.instance, c.version, c.status, c.age_seconds === null ? "\u2013" : `${c.age_seconds.toFixed(1)}s`, figuresText(c.figures)];
-    cells.forEach((text, index) => {
+    const state = c.state || c.status;
+    tr.className = `status-${state}`;
+    tr.dataset.service = c.service;
+    tr.dataset.instance = c.instance;
+    const text = (value, className) => {
       const td = tr.insertCell();
-      td.textContent = text;
-      if (index === 4) td.className = "num";
-      if (index === 5) td.className = "figures-text";
-    });
+      td.textContent = value;
+      if (className) td.className = className;
+      return td;
+    };
+    text(c.service, "service");
+    text(c.instance, "instance");
+    const badge = document.createElement("span");
+    badge.className = `state ${stateClass(state)}`;
+    badge.textContent = state;
+    if (c.error) badge.title = c.error;
+    tr.insertCell().append(badge);
+    tr.cells[2].className = "state-cell";
+    text(c.version || "\u2013", "version");
+    text(duration(c.uptime_seconds), "num uptime");
+    text(freshness(c.freshness_seconds), "num freshness");
+    const rate = tr.insertCell();
+    rate.className = "num rate";
+    rateCell(rate, c);
+    const trend = tr.insertCell();
+    trend.className = "trend";
+    trend.append(sparkline(c.sparkline));
+    text(c.age_seconds === null ? "\u2013" : `${c.age_seconds.toFixed(1)}s ago`, "num beat");
   }
   if (!body.components.length) {
     const td = tbody.insertRow().insertCell();
-    td.colSpan = 6;
+    td.colSpan = 9;
     td.textContent = "No heartbeats yet.";
   }
   const error = document.getElementById("health-error");

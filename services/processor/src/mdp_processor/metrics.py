@@ -1,0 +1,68 @@
+"""The processor's metric families (see :mod:`mdp_runtime.metrics`).
+
+The parent process serves them from the sum of its workers' reports
+(:func:`mdp_processor.__main__.metrics_of`): counters and histogram buckets add up over the
+workers, the way ``prometheus_client``'s multiprocess mode sums per-process files, and the
+gauges count workers.
+"""
+
+from __future__ import annotations
+
+from mdp_runtime.metrics import Family
+
+__all__ = ["FAMILIES"]
+
+FAMILIES: tuple[Family, ...] = (
+    Family("messages", "counter", "Queue messages applied.", "messages"),
+    Family("events_applied", "counter", "Events applied, by event type.", "events_*", ("ev",)),
+    Family("duplicates", "counter", "Messages skipped because their batch was applied before.",
+           "duplicates"),
+    Family("stale_dropped", "counter",
+           "Events dropped at the consumer gate: older than the freshness limit.",
+           "stale_dropped"),
+    Family("poison_dropped", "counter",
+           "Messages dropped at the consumer gate: unreadable envelope.", "poison_dropped"),
+    Family("poison", "counter", "Messages whose event batch could not be decoded.", "poison"),
+    Family("bad_events", "counter", "Events skipped inside good messages, by kind.",
+           "bad_events_*", ("kind",)),
+    Family("analyzer_errors", "counter", "Exceptions raised by analyzers, by analyzer.",
+           "analyzer_errors_*", ("analyzer",)),
+    Family("flushes", "counter", "Flushes completed.", "flushes"),
+    Family("flush_state_ops", "counter", "State operations written to the internal cache.",
+           "flush_state_ops"),
+    Family("flush_widget_writes", "counter", "Widget writes sent to the widget cache.",
+           "flush_widget_writes"),
+    Family("write_failures", "counter", "Flush attempts that failed (Redis down); retried.",
+           "write_failures"),
+    Family("write_errors", "counter", "Writes Redis refused with an error; abandoned.",
+           "write_errors"),
+    Family("bad_writes", "counter", "Widget writes dropped: name not of their feed.",
+           "bad_writes"),
+    Family("compositions", "counter",
+           "Board compositions published (this replica held the analyzer's lease).",
+           "compositions"),
+    Family("synchronisations", "counter", "Merged state read back into the analyzers.",
+           "synchronisations"),
+    Family("hydrations", "counter",
+           "Rows MDC refused (figures missing or a newer row stored); folded in and offered again.",
+           "hydrations"),
+    Family("reference_requests", "counter", "Reference data lookups started.",
+           "reference_requests"),
+    Family("worker_restarts", "counter", "Worker processes restarted since the parent started.",
+           "worker_restarts"),
+    Family("workers", "gauge", "Worker processes configured.", "workers"),
+    Family("workers_alive", "gauge", "Worker processes running.", "workers_alive"),
+    Family("workers_ready", "gauge",
+           "Workers with the broker connected and Redis writable.", "workers_ready"),
+    Family("event_to_write_seconds", "histogram",
+           "Seconds from an event's time to the Redis write that carried it.",
+           "hist_lag_event"),
+    Family("receipt_to_write_seconds", "histogram",
+           "Seconds from the listener's receipt of a batch to the Redis write.",
+           "hist_lag_receipt"),
+    Family("queue_wait_seconds", "histogram",
+           "Seconds from the listener's receipt of a batch to the processor applying it.",
+           "hist_queue_wait"),
+    Family("flush_seconds", "histogram",
+           "Seconds one flush took: collect, write, compose and ack.", "hist_flush"),
+)  # fmt: skip
