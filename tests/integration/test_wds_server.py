@@ -250,6 +250,22 @@ async def test_bad_requests_get_errors_and_the_socket_stays_open(server: WidgetS
         assert await recv(ws) == {"op": "pong", "id": 5}
 
 
+async def test_nested_json_is_a_counted_violation_before_and_after_auth(
+    server: WidgetServer,
+) -> None:
+    nested = "[" * 5000 + "]" * 5000
+    async with connect(server.url, origin=ORIGIN) as ws:
+        await ws.send(nested)
+        assert await closed_with(ws) == 4001
+    assert server.stats.violations["too_deep"] == 1
+    async with await open_client(server) as ws:
+        await ws.send(nested)
+        assert (await recv(ws))["code"] == "bad_request"
+        await ws.send(json.dumps({"op": "ping", "id": 5}))
+        assert await recv(ws) == {"op": "pong", "id": 5}
+    assert server.stats.violations["too_deep"] == 2
+
+
 # --- security --------------------------------------------------------------------------------
 
 

@@ -533,7 +533,7 @@ class ControlPlane:
         if request.can_read_body:
             try:
                 body = json.loads(await request.read())
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 raise web.HTTPBadRequest(reason="the request body is not JSON") from exc
         try:
             reply = await self.listener.call(request.method, action, body)

@@ -254,7 +254,14 @@ class Processor:
                     max_wait_seconds=self.config.flush_interval_s / 2,
                 ):
                     await self._writable.wait()
-                    await self.ingest(batch)
+                    try:
+                        await self.ingest(batch)
+                    except Exception:
+                        # Settle exactly once whatever happened: a batch neither queued for
+                        # the flush's ack nor settled would stay unacked for good.
+                        if batch not in self._pending_batches and not batch.settled:
+                            await batch.reject()
+                        raise
                     backoff = self.config.retry_initial_s
             except asyncio.CancelledError:
                 raise

@@ -75,6 +75,7 @@ def _event_time_ms(payload: bytes) -> float | None:
 
     Raises:
         msgspec.DecodeError: when the payload is not valid JSON.
+        RecursionError: when it is nested past the decoder's recursion limit.
     """
     try:
         stamp = _STAMP.decode(payload)
@@ -211,7 +212,7 @@ class Hub:
             return
         try:
             as_of_ms = _event_time_ms(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self._stats.bad_payloads += 1
             _log.warning("published payload is not JSON; skipped", feed=name)
             return
@@ -242,7 +243,7 @@ class Hub:
             return _NULL
         try:
             _ANY.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self._stats.bad_payloads += 1
             _log.warning("stored payload is not JSON; sent as null", feed=feed)
             return _NULL
