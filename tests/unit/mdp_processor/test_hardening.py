@@ -13,6 +13,7 @@ from mdp_analyzers.state import MemoryState
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
+from mdp_processor.__main__ import is_cumulative
 from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
 from mdp_queues import MemoryBus, Received, ReceivedBatch, Topology
 from mdp_testing.conformance import aggregate, at_ms
@@ -80,3 +81,11 @@ async def test_a_nested_envelope_is_poison_and_its_batch_is_still_acked() -> Non
     assert processor.stats.poison == 1
     assert processor.stats.messages == 1
     assert settled.results == [True, True]
+
+
+def test_only_counts_survive_a_worker_restart() -> None:
+    assert is_cumulative("events", 10)
+    assert is_cumulative("poison_dropped", 0)
+    assert not is_cumulative("last_flush_events", 10)  # a level, not a count
+    assert not is_cumulative("ready", True)
+    assert not is_cumulative("lag_event_p99_seconds", 0.2)
