@@ -10,6 +10,7 @@ import msgspec
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
+from mdp_cache.claims import MemoryBatchClaims
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
@@ -58,7 +59,9 @@ def delivery(
     return ReceivedBatch([Received(spec, header, raw, redelivered, 0.0)], (), settled)
 
 
-def make(state: MemoryState | None = None) -> tuple[Processor, MemoryBus]:
+def make(
+    state: MemoryState | None = None, claims: MemoryBatchClaims | None = None
+) -> tuple[Processor, MemoryBus]:
     clock = ManualClock(NOW_NS)
     bus = MemoryBus(Topology(), clock=clock)
     processor = Processor(
@@ -68,6 +71,7 @@ def make(state: MemoryState | None = None) -> tuple[Processor, MemoryBus]:
         widgets=MemoryWidgets(),
         clock=clock,
         config=ProcessorConfig(retry_initial_s=0.001, retry_max_s=0.01),
+        claims=claims,
     )
     return processor, bus
 
@@ -89,3 +93,32 @@ def test_only_counts_survive_a_worker_restart() -> None:
     assert not is_cumulative("last_flush_events", 10)  # a level, not a count
     assert not is_cumulative("ready", True)
     assert not is_cumulative("lag_event_p99_seconds", 0.2)
+
+
+async def test_a_batch_published_twice_is_applied_once_across_processors() -> None:
+    claims = MemoryBatchClaims()
+    state = MemoryState()
+    first, bus = make(state, claims)
+    second, _ = make(state, claims)
+    settled = Settled()
+    copy = body([aggregate("AAA", at_ms(DAY, 10, 0))], "twice")
+    await first.ingest(delivery(bus, copy, settled))
+    await second.ingest(delivery(bus, copy, settled))  # a first delivery, not a redelivery
+    await first.flush()
+    await second.flush()
+    assert (first.stats.messages, first.stats.duplicates) == (1, 0)
+    assert (second.stats.messages, second.stats.duplicates) == (0, 1)
+    assert settled.results == [True, True]  # the copy is acked, not left with the broker
+
+
+async def test_a_redelivered_batch_not_applied_before_is_taken_over() -> None:
+    claims = MemoryBatchClaims()
+    state = MemoryState()
+    dead, bus = make(state, claims)
+    heir, _ = make(state, claims)
+    settled = Settled()
+    copy = body([aggregate("AAA", at_ms(DAY, 10, 0))], "orphan")
+    await dead.ingest(delivery(bus, copy, settled))  # claimed, then its worker died unflushed
+    await heir.ingest(delivery(bus, copy, settled, redelivered=True))
+    await heir.flush()
+    assert (heir.stats.messages, heir.stats.duplicates) == (1, 0)

@@ -9,6 +9,7 @@ import socket
 from typing import Any
 
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
+from mdp_cache.claims import RedisBatchClaims
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
@@ -75,6 +76,7 @@ async def worker(index: int, ctx: WorkerContext) -> None:
         analyzers,
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
+        claims=RedisBatchClaims(mdc, ProcessorConfig.consumer_group, instance),
         reference=reference,
         clock=clock,
         config=ProcessorConfig(
