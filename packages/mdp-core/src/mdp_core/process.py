@@ -244,8 +244,9 @@ class _Slot:
     def retire(self, carry_over: CarryOver) -> None:
         """Keep the last figures of a run that ended, before the next run reports afresh."""
         for name, value in self.counters.items():
-            numeric = isinstance(value, int | float) and not isinstance(value, bool)
-            if numeric and carry_over(name, value):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if carry_over(name, value):
                 self.carried[name] = self.carried.get(name, 0) + value
         self.counters = {}
 

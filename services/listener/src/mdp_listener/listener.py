@@ -11,12 +11,21 @@ The client's own reconnect logic is not what a singleton on a one-socket-per-key
 with ``max_reconnects=0`` and :meth:`MassiveListener.run` supervises it:
 
 * jittered exponential backoff after a drop, reset once a connection proved stable;
-* a long backoff after a ``max_connections`` kick, logged at ERROR, so two copies sharing a
-  key cannot knock each other off in a loop;
+* after a ``max_connections`` kick, a fast first retry and a long backoff only for a second
+  kick in a row. Massive allows one websocket per key and cluster and closes the *older*
+  connection when another authenticates, so a single kick is normally our own overlap (a
+  reconnect or a deploy) and reconnecting at once gets data back; a second kick in a row means
+  another copy holds the key, and backing off (logged at ERROR) lets the other copy win
+  instead of the two knocking each other off in a loop;
 * ``auth_failed`` ends the run with :class:`mdp_runtime.AuthError` (exit code 77);
 * outside market sessions (by the calendar) it waits for the next session instead of
   reconnect-looping, unless ``always_on``;
 * a watchdog forces a reconnect when an open socket goes silent during a session.
+
+Readiness says what the feed is doing (:attr:`MassiveListener.feed_state`): ``streaming``;
+``stale`` when the feed has been silent for ``ready_stale_seconds`` in a session (unready, so
+something outside notices); ``closed`` when it waits for the next session, which is ready: a
+healthy idle listener outside market hours must not fail a deploy.
 """
 
 from __future__ import annotations
@@ -141,7 +150,7 @@ class MassiveListener:
         self._publisher = publisher
         self._clock = clock
         self._metrics = metrics
-        self._calendar = calendar or MarketCalendar()
+        self._calendar = calendar or settings.calendar
         self._rng = rng or random.Random()
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self._feed = settings.feed
@@ -153,6 +162,7 @@ class MassiveListener:
         self._client: WebSocketClient | None = None
         self._streaming = False
         self._kicked = False
+        self._kicks_in_row = 0
         self._closing_session = False
         self._attempt = 0
         self._last_frame = 0.0
@@ -190,8 +200,29 @@ class MassiveListener:
 
     @property
     def ready(self) -> bool:
-        """Ready means connected upstream and to the broker."""
-        return self._streaming and self._publisher.connected
+        """Ready means the feed is streaming (or closed for the day) and the broker is up."""
+        return self.upstream_readiness()[0] and self._publisher.connected
+
+    @property
+    def feed_state(self) -> str:
+        """What the feed is doing: a word for readiness, ``/status`` and the health page.
+
+        ``streaming``, ``stale`` (silent in a session), ``closed`` (no session now), or the
+        :class:`ListenerState` while connecting or backing off.
+        """
+        if self._streaming:
+            silent = self._clock.monotonic() - self._last_frame
+            if silent > self._settings.ready_stale_seconds and self._in_session():
+                return "stale"
+            return "streaming"
+        if self.state is ListenerState.WAITING_FOR_SESSION:
+            return "closed"
+        return str(self.state)
+
+    def upstream_readiness(self) -> tuple[bool, str]:
+        """Readiness of the upstream side, with the feed state as the reason."""
+        state = self.feed_state
+        return state in {"streaming", "closed"}, state
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -218,6 +249,7 @@ class MassiveListener:
         stats = self._publisher.stats
         return {
             "state": str(self.state),
+            "feed_state": self.feed_state,
             "instance": self.instance,
             "feed": self._feed,
             "market": self._market,
@@ -458,18 +490,31 @@ class MassiveListener:
         lived = self._clock.monotonic() - self._session_started
         if lived >= settings.stable_after_seconds:
             self._attempt = 0
+            self._kicks_in_row = 0
         self._reconnects.add(1, reason=str(outcome))
         jitter = 1.0 + settings.backoff_jitter * self._rng.random()
         if outcome is SessionOutcome.KICKED:
             self._kicks.add(1)
+            self._kicks_in_row += 1
+            if self._kicks_in_row == 1:
+                delay = settings.kick_first_retry_seconds * jitter
+                _log.warning(
+                    "kicked by the provider: max_connections (Massive closes the older "
+                    "connection); reconnecting at once",
+                    seconds=round(delay, 1),
+                    kicks=self._kicks.total,
+                )
+                return delay
             delay = settings.kick_backoff_seconds * jitter
             _log.error(
-                "kicked by the provider: max_connections. Another process is using this API "
-                "key (only one websocket per key and cluster is allowed); backing off",
+                "kicked by the provider again: max_connections. Another process is using this "
+                "API key (only one websocket per key and cluster is allowed); backing off",
                 seconds=round(delay, 1),
                 kicks=self._kicks.total,
+                in_row=self._kicks_in_row,
             )
             return delay
+        self._kicks_in_row = 0
         self._attempt += 1
         base = settings.backoff_initial_seconds * float(1 << min(self._attempt - 1, 30))
         delay = min(settings.backoff_max_seconds, base) * jitter

@@ -55,7 +55,7 @@ async def serve(stop: asyncio.Event) -> int:
     except SettingsError as exc:
         raise ConfigError(str(exc)) from None
     configure_logging(_SERVICE, settings.log_level, settings.log_format)
-    analyzers = build_analyzers(settings.analyzers, MarketCalendar())
+    analyzers = build_analyzers(settings.analyzers, settings.calendar)
     redis = create_redis(settings.wdc_redis_url, client_name="mdp-scanner")
     scanner = Scanner(
         redis,
