@@ -135,9 +135,24 @@ def test_control_changes_are_applied_to_the_next_connection() -> None:
     assert subject.feed == "delayed.massive.com"
     with pytest.raises(ValueError, match="host"):
         subject.set_feed("  ")
+    with pytest.raises(ValueError, match="not allowed"):
+        subject.set_feed("delayed.massive.com.evil.example")
+    assert subject.feed == "delayed.massive.com"
     status = subject.status()
     assert status["topics"] == ["T.AAPL"]
     assert status["state"] == "idle"
+
+
+def test_tls_is_required_off_loopback_even_for_a_listed_feed() -> None:
+    subject = listener(
+        ManualClock(SATURDAY_NOON), feed_allow=("feed.example:8080", "127.0.0.1:8080")
+    )
+    with pytest.raises(ValueError, match="needs TLS"):
+        subject.set_feed("feed.example:8080", secure=False)
+    assert subject.feed == "127.0.0.1:9"
+    subject.set_feed("127.0.0.1:8080", secure=False)  # loopback: the simulator
+    subject.set_feed("FEED.example:8080", secure=True)
+    assert subject.status()["secure"] is True
 
 
 WEDNESDAY_11_ET = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)

@@ -17,7 +17,10 @@ with ``max_reconnects=0`` and :meth:`MassiveListener.run` supervises it:
   reconnect or a deploy) and reconnecting at once gets data back; a second kick in a row means
   another copy holds the key, and backing off (logged at ERROR) lets the other copy win
   instead of the two knocking each other off in a loop;
-* ``auth_failed`` ends the run with :class:`mdp_runtime.AuthError` (exit code 77);
+* ``auth_failed`` on the configured feed ends the run with :class:`mdp_runtime.AuthError`
+  (exit code 77); on a feed switched to at run time it reverts to the last feed that accepted
+  the key instead (a switch is only allowed to ``host:port`` pairs of ``feed_allow``, with TLS
+  for every host that is not loopback: the key goes wherever the feed points);
 * outside market sessions (by the calendar) it waits for the next session instead of
   reconnect-looping, unless ``always_on``;
 * a watchdog forces a reconnect when an open socket goes silent during a session.
@@ -33,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import ipaddress
 import os
 import random
 import socket
@@ -156,6 +160,9 @@ class MassiveListener:
         self._feed = settings.feed
         self._market = settings.market
         self._secure = settings.secure
+        self._allowed_feeds = frozenset(_feed_address(f, secure=True) for f in settings.feed_allow)
+        # The feed that last accepted the key (the configured one until a switch proves itself).
+        self._last_good = (self._feed, self._market, self._secure)
         self._topics = validate_topics(settings.topics)
         self._enabled = settings.autostart
         self.state = ListenerState.IDLE
@@ -303,17 +310,28 @@ class MassiveListener:
     def set_feed(self, feed: str, *, market: str | None = None, secure: bool | None = None) -> None:
         """Switch feed (and optionally market and TLS); reconnects at once if connected.
 
+        The API key is sent to whatever the feed names, so only ``feed_allow`` pairs are
+        accepted, and only over TLS unless the host is loopback; nothing is changed otherwise.
+
         Raises:
-            ValueError: the feed is empty.
+            ValueError: the feed is empty, not on the allow-list, or without TLS off loopback.
         """
         if not feed.strip():
             msg = "the feed must be a host or host:port"
             raise ValueError(msg)
+        tls = self._secure if secure is None else secure
+        address = _feed_address(feed, secure=tls)
+        if address not in self._allowed_feeds:
+            allowed = ", ".join(sorted(self._allowed_feeds))
+            msg = f"feed {address} is not allowed (MDP_LISTENER_FEED_ALLOW: {allowed})"
+            raise ValueError(msg)
+        if not tls and not _is_loopback(address.rsplit(":", 1)[0]):
+            msg = f"feed {address} needs TLS (secure: true): only loopback feeds may go without"
+            raise ValueError(msg)
         self._feed = feed.strip()
         if market is not None:
             self._market = market
-        if secure is not None:
-            self._secure = secure
+        self._secure = tls
         _log.info("feed changed", feed=self._feed, market=self._market, secure=self._secure)
         self._request_restart()
 
@@ -464,23 +482,41 @@ class MassiveListener:
         stopping: asyncio.Task[Any],
     ) -> SessionOutcome:
         if connection in done and not connection.cancelled():
-            error = connection.exception()
-            if isinstance(error, MassiveAuthError):
-                _log.critical("Massive refused the API key", detail=str(error))
-                msg = f"Massive refused the API key ({error}); check MASSIVE_API_KEY"
-                raise AuthError(msg) from error
-            if error is None:
-                _log.warning("the provider closed the connection normally")
-                return SessionOutcome.CLOSED
-            if self._kicked or _is_kick(error):
-                return SessionOutcome.KICKED
-            _log.warning("upstream connection failed", error=f"{type(error).__name__}: {error}")
-            return SessionOutcome.ERROR
+            return self._ended(connection.exception())
         if watchdog in done:
             return SessionOutcome.STALE
         if stopping in done:
             return SessionOutcome.STOP
         return SessionOutcome.RESTART
+
+    def _ended(self, error: BaseException | None) -> SessionOutcome:
+        """Why the client's connection ended by itself."""
+        if isinstance(error, MassiveAuthError):
+            return self._refused(error)
+        if error is None:
+            _log.warning("the provider closed the connection normally")
+            return SessionOutcome.CLOSED
+        if self._kicked or _is_kick(error):
+            return SessionOutcome.KICKED
+        _log.warning("upstream connection failed", error=f"{type(error).__name__}: {error}")
+        return SessionOutcome.ERROR
+
+    def _refused(self, error: MassiveAuthError) -> SessionOutcome:
+        """The feed refused the key: revert a run-time switch, or end the run."""
+        current = (self._feed, self._market, self._secure)
+        if current != self._last_good:
+            # A switched-to feed refused the key: go back rather than die (the control API
+            # could not revive a listener that exited).
+            self._feed, self._market, self._secure = self._last_good
+            _log.error(
+                "the new feed refused the API key; reverted to the last good feed",
+                refused=current[0],
+                feed=self._feed,
+            )
+            return SessionOutcome.ERROR
+        _log.critical("Massive refused the API key", detail=str(error))
+        msg = f"Massive refused the API key ({error}); check MASSIVE_API_KEY"
+        raise AuthError(msg) from error
 
     def _delay_after(self, outcome: SessionOutcome) -> float:
         """How long to wait before the next connection, and count the reconnect."""
@@ -590,6 +626,8 @@ class MassiveListener:
             self._kicked = True
             _log.error("provider status: max_connections", message=message)
         elif status in {"success", "connected", "auth_success"}:
+            if status == "auth_success":
+                self._last_good = (self._feed, self._market, self._secure)
             _log.debug("provider status", status=status, message=message)
         else:
             _log.warning("provider status", status=status, message=message)
@@ -617,3 +655,24 @@ def describe(settings: ListenerSettings) -> Mapping[str, object]:
         "autostart": settings.autostart,
         "batch_events": settings.batch_events,
     }
+
+
+def _feed_address(feed: str, *, secure: bool) -> str:
+    """``host:port`` of a feed setting (``socket.massive.com`` means port 443 with TLS)."""
+    text = feed.strip().lower()
+    if text.startswith("[") and "]:" in text:  # [::1]:8080
+        return text
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and host and ":" not in host:
+        return f"{host}:{int(port)}"
+    return f"{text}:{443 if secure else 80}"
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

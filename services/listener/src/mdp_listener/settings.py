@@ -29,6 +29,13 @@ class ListenerSettings(CommonSettings):
         doc="Massive feed host (socket.massive.com real-time, delayed.massive.com 15-min "
         "delayed) or host:port of the simulator.",
     )
+    feed_allow: tuple[str, ...] = setting(
+        env="MDP_LISTENER_FEED_ALLOW",
+        default=("socket.massive.com:443", "delayed.massive.com:443"),
+        doc="The only host:port pairs a feed switch (PUT /control/feed) may name; the API key "
+        "is sent to the feed, so any other address, loopback included, is refused before a "
+        "connection is made. TLS is required for every host that is not loopback.",
+    )
     market: str = setting(
         env="MDP_MASSIVE_MARKET",
         default="stocks",
