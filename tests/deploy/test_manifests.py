@@ -224,8 +224,8 @@ def test_network_policies_deny_by_default_and_expose_only_the_wds_and_scp(
 
 def _is_ingress_controller(source: dict[str, Any]) -> bool:
     """The controller's pods in its namespace (both selectors in one element: an AND)."""
-    namespace = source.get("namespaceSelector", {}).get("matchLabels", {})
-    pods = source.get("podSelector", {}).get("matchLabels", {})
+    namespace: dict[str, str] = source.get("namespaceSelector", {}).get("matchLabels", {})
+    pods: dict[str, str] = source.get("podSelector", {}).get("matchLabels", {})
     return (
         namespace.get("kubernetes.io/metadata.name") == "ingress-nginx"
         and pods.get("app.kubernetes.io/name") == "ingress-nginx"
