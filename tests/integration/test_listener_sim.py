@@ -285,6 +285,20 @@ async def test_malformed_frames_are_counted_and_the_stream_goes_on(
     assert any(key.startswith("kind=") for key in kinds)
 
 
+async def test_nested_frames_are_counted_as_too_deep_and_the_session_goes_on(
+    sim: SimServers, publisher: AmqpPublisher
+) -> None:
+    sim.faults.massive.malformed_ratio = 0.5
+    sim.faults.massive.malformed_kinds = (MalformedKind.NESTED,)
+    async with running(settings_for(sim), publisher) as run:
+        too_deep = run.metrics.counter("malformed")
+        await eventually(lambda: too_deep.snapshot().get("kind=too_deep", 0) >= 3)
+        before = publisher.stats.total_published_events
+        await eventually(lambda: publisher.stats.total_published_events > before)
+        assert run.listener.sessions == 1
+        assert run.count("reconnects") == 0
+
+
 async def test_a_refused_key_ends_the_run_with_the_auth_exit_code(
     sim: SimServers, publisher: AmqpPublisher
 ) -> None:

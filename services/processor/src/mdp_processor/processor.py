@@ -530,6 +530,7 @@ class Processor:
         stats.flush_state_ops += len(ops)
         stats.flush_widget_writes += len(writes)
         stats.last_flush_events = events
+        stats.flushed_events += events
         done_ns = self.clock.now_ns()
         for received_ns, event_ms in lags:
             stats.lag_receipt.add((done_ns - received_ns) / _NS_PER_S)
