@@ -20,6 +20,8 @@ _SERVERS = shutil.which("redis-server") is not None and (
 )
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(480)  # about 80 s alone, up to three minutes on a busy machine
 @pytest.mark.skipif(
     not _SERVERS and not os.environ.get("CI"), reason="needs redis-server and rabbitmq-server"
 )
