@@ -38,6 +38,7 @@ import aio_pika
 import aiohttp
 from websockets.asyncio.client import ClientConnection, connect
 
+from mdp_cache.keys import FEED_QUOTE
 from mdp_core.token import issue_token
 from mdp_platform._bench_services import Service, child_env
 from mdp_platform._chaos_infra import ChaosError, PrivateRabbit, PrivateRedis, free_port, workdir
@@ -334,7 +335,7 @@ class Pipeline:
 
     # --- WDS clients ----------------------------------------------------------------------
 
-    async def client(self, feed: str = "quote:*") -> ClientConnection:
+    async def client(self, feed: str = FEED_QUOTE.pattern) -> ClientConnection:
         port = self.services["wds"].port
         ws = await connect(f"ws://127.0.0.1:{port}/ws", max_size=None)
         token = issue_token(_SECRET, "chaos", ["*"], 3600, time.time())
