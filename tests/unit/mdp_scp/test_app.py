@@ -350,6 +350,13 @@ async def test_admins_control_the_listener_through_the_scp(
         ("PUT", "/control/subscriptions", {"topics": ["T.AAPL"]}),
         ("POST", "/control/stop", None),
     ]
+    nested = await client.put(
+        "/api/control/feed",
+        data=b"[" * 5_000,
+        headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+    )
+    assert nested.status == 400  # refused as "not JSON", nothing forwarded
+    assert len(fake_listener.calls) == 3
     # Only the fixed set of calls is forwarded.
     other = await client.delete("/api/control/subscriptions", headers={"X-CSRF-Token": token})
     assert other.status == 404
