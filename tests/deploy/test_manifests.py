@@ -207,27 +207,55 @@ def test_network_policies_deny_by_default_and_expose_only_the_wds_and_scp(
             for rule in p["spec"].get("ingress", [])
             if "from" not in rule
         ]
-        if app in EXPOSED:
-            assert open_to_all, f"{app} must be reachable from outside"
-        else:
-            assert not open_to_all, f"{app} is data plane: no ingress from anywhere"
+        assert not open_to_all, f"{app}: no ingress from anywhere (X-Forwarded-For is forgeable)"
+        from_ingress = [
+            rule
+            for p in policies
+            if _selected(p, app)
+            for rule in p["spec"].get("ingress", [])
+            if any(_is_ingress_controller(source) for source in rule.get("from", []))
+        ]
+        assert bool(from_ingress) == (app in EXPOSED), app
     for policy in policies:
         for rule in policy["spec"].get("ingress", []):
             for source in rule.get("from", []):
                 assert "ipBlock" not in source, "no address ranges: pods and namespaces only"
 
 
+def _is_ingress_controller(source: dict[str, Any]) -> bool:
+    """The controller's pods in its namespace (both selectors in one element: an AND)."""
+    namespace: dict[str, str] = source.get("namespaceSelector", {}).get("matchLabels", {})
+    pods: dict[str, str] = source.get("podSelector", {}).get("matchLabels", {})
+    return (
+        namespace.get("kubernetes.io/metadata.name") == "ingress-nginx"
+        and pods.get("app.kubernetes.io/name") == "ingress-nginx"
+    )
+
+
+PRIVATE = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
+
+
 def test_only_the_vendor_facing_components_reach_the_internet(rendered: list[Doc]) -> None:
     internet = {"listener", "news-listener", "processor", "news-processor", "control-plane"}
     for app in DEPLOYED | {"rabbitmq", "redis-mdc", "redis-wdc"}:
-        egress_443 = [
+        rules = [
             rule
             for p in _policies(rendered)
             if _selected(p, app) and p["metadata"]["name"] != "allow-dns"
             for rule in p["spec"].get("egress", [])
-            if "to" not in rule and any(port["port"] == 443 for port in rule["ports"])
+        ]
+        assert all("to" in rule for rule in rules), f"{app}: egress to anywhere"
+        egress_443 = [
+            rule
+            for rule in rules
+            if any("ipBlock" in peer for peer in rule["to"])
+            and [port["port"] for port in rule["ports"]] == [443]
         ]
         assert bool(egress_443) == (app in internet), app
+        for rule in egress_443:
+            for peer in rule["to"]:
+                # the internet, not the cluster, the LAN or the cloud metadata endpoint
+                assert set(peer["ipBlock"]["except"]) >= PRIVATE, app
 
 
 def test_the_ingress_routes_only_to_the_scp_and_the_wds(rendered: list[Doc]) -> None:

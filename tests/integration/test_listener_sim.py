@@ -213,22 +213,46 @@ async def test_abnormal_close_1011_reconnects_and_streams_again(
         assert run.count("kicks") == 0
 
 
-async def test_kick_backs_off_long_and_says_so_loudly(
+async def test_a_first_kick_retries_fast_and_a_second_in_a_row_backs_off_loudly(
     sim: SimServers, publisher: AmqpPublisher
 ) -> None:
-    settings = settings_for(sim, kick_backoff_seconds=0.5, backoff_initial_seconds=0.01)
+    settings = settings_for(
+        sim, kick_first_retry_seconds=0.01, kick_backoff_seconds=0.5, backoff_initial_seconds=0.01
+    )
     async with running(settings, publisher) as run:
         await eventually(lambda: run.listener.streaming)
+        assert await sim.massive.kick() == 1
+        await eventually(lambda: run.listener.sessions >= 2 and run.listener.streaming)
+        assert run.listener.last_outcome is SessionOutcome.KICKED
         with structlog.testing.capture_logs() as logs:
             kicked_at = time.monotonic()
             assert await sim.massive.kick() == 1
-            await eventually(lambda: run.listener.sessions >= 2 and run.listener.streaming)
+            await eventually(lambda: run.listener.sessions >= 3 and run.listener.streaming)
             waited = time.monotonic() - kicked_at
-        assert run.listener.last_outcome is SessionOutcome.KICKED
-        assert run.count("kicks") == 1
-        assert waited >= 0.5  # the kick backoff, not the 10 ms ordinary one
-        loud = [e for e in logs if e["log_level"] == "error" and "max_connections" in e["event"]]
+        assert run.count("kicks") == 2
+        assert waited >= 0.5  # the second kick in a row: the long backoff
+        loud = [e for e in logs if e["log_level"] == "error" and "again" in e["event"]]
         assert loud, logs
+
+
+async def test_a_switched_feed_that_refuses_the_key_reverts_to_the_last_good_one(
+    sim: SimServers, publisher: AmqpPublisher
+) -> None:
+    other_config = SimConfig(
+        speed=1.0, scenario=ScenarioConfig(symbols=5, news_per_hour=0.0), api_key="another-key"
+    )
+    async with SimServers(other_config) as other:
+        allow = (sim.massive_feed, other.massive_feed)
+        async with running(settings_for(sim, feed_allow=allow), publisher) as run:
+            await eventually(lambda: run.listener.streaming)
+            run.listener.set_feed(other.massive_feed, secure=False)
+            await eventually(lambda: run.listener.sessions >= 2)
+            await eventually(lambda: run.listener.sessions >= 3 and run.listener.streaming)
+            assert not run.task.done()  # not dead: the listener went back
+            assert run.listener.feed == sim.massive_feed
+            with pytest.raises(ValueError, match="not allowed"):
+                run.listener.set_feed("127.0.0.1:1", secure=False)  # loopback, but not listed
+            assert run.listener.feed == sim.massive_feed
 
 
 async def test_a_silent_socket_is_noticed_by_the_watchdog(
@@ -259,6 +283,20 @@ async def test_malformed_frames_are_counted_and_the_stream_goes_on(
         assert run.count("reconnects") == 0
     kinds = run.metrics.counter("malformed").snapshot()
     assert any(key.startswith("kind=") for key in kinds)
+
+
+async def test_nested_frames_are_counted_as_too_deep_and_the_session_goes_on(
+    sim: SimServers, publisher: AmqpPublisher
+) -> None:
+    sim.faults.massive.malformed_ratio = 0.5
+    sim.faults.massive.malformed_kinds = (MalformedKind.NESTED,)
+    async with running(settings_for(sim), publisher) as run:
+        too_deep = run.metrics.counter("malformed")
+        await eventually(lambda: too_deep.snapshot().get("kind=too_deep", 0) >= 3)
+        before = publisher.stats.total_published_events
+        await eventually(lambda: publisher.stats.total_published_events > before)
+        assert run.listener.sessions == 1
+        assert run.count("reconnects") == 0
 
 
 async def test_a_refused_key_ends_the_run_with_the_auth_exit_code(

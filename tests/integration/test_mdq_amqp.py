@@ -171,19 +171,24 @@ async def test_consumer_drops_stale_and_poison_messages_and_never_requeues(
     exchange = raw_channel.default_exchange
     stale = make_batch(aggregates, "stale", age_seconds=3.0)
     fresh = make_batch(aggregates, "fresh")
-    for body in (b"\x00 not json", stale.body, fresh.body):
+    nested = (
+        b'{"v":1,"kind":"A","source":"t","batch":"n","received_ns":1,"events":['
+        + (b"[" * 5000 + b"]" * 5000)
+        + b"]}"
+    )
+    for body in (b"\x00 not json", nested, stale.body, fresh.body):
         await exchange.publish(aio_pika.Message(body), routing_key=aggregates.name)
     try:
         async with asyncio.timeout(10):
             batch = await anext(consumer.consume_batches(aggregates, max_wait_seconds=0.2))
 
         async def poison_counted() -> bool:
-            return consumer.stats.dropped_messages.get(DropReason.POISON) == 1
+            return consumer.stats.dropped_messages.get(DropReason.POISON) == 2
 
         await eventually(poison_counted)
         assert [m.envelope.batch for m in batch.messages] == ["fresh"]
         await batch.ack()
-        assert consumer.stats.dropped_messages == {DropReason.POISON: 1, DropReason.STALE: 1}
+        assert consumer.stats.dropped_messages == {DropReason.POISON: 2, DropReason.STALE: 1}
         assert consumer.stats.dropped_events[DropReason.STALE] == 3
     finally:
         await consumer.close()

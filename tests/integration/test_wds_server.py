@@ -250,6 +250,22 @@ async def test_bad_requests_get_errors_and_the_socket_stays_open(server: WidgetS
         assert await recv(ws) == {"op": "pong", "id": 5}
 
 
+async def test_nested_json_is_a_counted_violation_before_and_after_auth(
+    server: WidgetServer,
+) -> None:
+    nested = "[" * 5000 + "]" * 5000
+    async with connect(server.url, origin=ORIGIN) as ws:
+        await ws.send(nested)
+        assert await closed_with(ws) == 4001
+    assert server.stats.violations["too_deep"] == 1
+    async with await open_client(server) as ws:
+        await ws.send(nested)
+        assert (await recv(ws))["code"] == "bad_request"
+        await ws.send(json.dumps({"op": "ping", "id": 5}))
+        assert await recv(ws) == {"op": "pong", "id": 5}
+    assert server.stats.violations["too_deep"] == 2
+
+
 # --- security --------------------------------------------------------------------------------
 
 
@@ -438,6 +454,23 @@ async def test_behind_a_trusted_proxy_the_cap_counts_forwarded_addresses(
         connect(plain.url, origin=ORIGIN, **via_proxy("203.0.113.10")) as second,
     ):
         assert await closed_with(second) == 4029
+
+
+async def test_the_address_cap_counts_an_ipv6_slash_64_as_one_client(
+    make_server: ServerFactory,
+) -> None:
+    def via_proxy(client: str) -> dict[str, Any]:
+        return {"additional_headers": {"X-Forwarded-For": client}}
+
+    server = await make_server(max_connections_per_address=2, trusted_proxies=("127.0.0.1",))
+    async with (
+        await open_client(server, **via_proxy("2001:db8:1:2::1")),
+        await open_client(server, **via_proxy("2001:db8:1:2::2")),
+        await open_client(server, **via_proxy("2001:db8:1:3::1")),  # another /64
+        connect(server.url, origin=ORIGIN, **via_proxy("2001:db8:1:2:ffff::9")) as third,
+    ):
+        assert await closed_with(third) == 4029
+    assert server.stats.disconnects["address_cap"] == 1
 
 
 # --- slow clients ----------------------------------------------------------------------------

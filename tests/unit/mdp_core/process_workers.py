@@ -34,3 +34,11 @@ async def stubborn_worker(index: int, ctx: WorkerContext) -> None:
     """Ignore the stop request entirely (the parent must kill it)."""
     ctx.report(ready=True)
     await asyncio.Event().wait()
+
+
+async def counting_worker(index: int, ctx: WorkerContext) -> None:
+    """Count 5 and report a gauge; the first run of each slot then exits with code 3."""
+    ctx.report(processed=5, depth=7 + ctx.restarts, ready=True)
+    if ctx.restarts == 0:
+        sys.exit(3)  # the final report is still flushed on the way out
+    await ctx.stopping.wait()

@@ -135,3 +135,22 @@ def test_vendor_handlers_are_removed_and_records_propagate() -> None:
     vendor.addHandler(logging.StreamHandler(own_output))
     assert quiet_vendor_loggers(["WebSocketClient"]) == 1
     assert quiet_vendor_loggers(["WebSocketClient"]) == 0
+
+
+def _fail_with_a_secret_in_scope(secret: str) -> None:
+    token = secret + "-derived"  # a local the traceback must not show
+    raise ValueError("verification failed " + str(len(token)))
+
+
+@pytest.mark.parametrize("fmt", ["json", "console"])
+def test_tracebacks_never_carry_local_variables(fmt: str) -> None:
+    out = io.StringIO()
+    configure_logging("scp", fmt=fmt, stream=out)  # type: ignore[arg-type]  # a literal
+    try:
+        _fail_with_a_secret_in_scope("-".join(["hunter2", "provider", "key"])[::-1])
+    except ValueError:
+        get_logger("mdp.test").exception("check failed")
+    text = out.getvalue()
+    assert "verification failed" in text
+    assert "_fail_with_a_secret_in_scope" in text  # the traceback itself is there
+    assert "2retnuh" not in text  # the secret, reversed so the source line does not show it

@@ -1,6 +1,8 @@
 import asyncio
 import importlib
+import json
 import signal
+import sys
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
@@ -139,3 +141,67 @@ async def test_restart_delay_doubles_on_the_injected_clock(workers: ModuleType) 
         await wait_until(manager, lambda s: s[0].restarts == 3)
     finally:
         await manager.stop()
+
+
+def _counts_but_not_depth(name: str, value: object) -> bool:
+    return name != "depth"
+
+
+async def test_counts_stay_cumulative_across_a_restart(workers: ModuleType) -> None:
+    manager = fast_manager(workers.counting_worker, 1, carry_over=_counts_but_not_depth)
+    async with manager:
+        [status] = await wait_until(manager, lambda s: s[0].counters.get("depth") == 8)
+        assert status.last_exit_code == 3
+        assert status.counters["processed"] == 10  # 5 from the dead run + 5 from this one
+        assert status.restarts == 1  # depth 8: the second run's gauge, its own value only
+        assert status.counters["ready"] is True
+
+
+_ORPHAN_PARENT = """
+import asyncio, json, sys
+sys.path.insert(0, sys.argv[1])
+import process_workers
+from mdp_core.process import ProcessManager
+
+async def main():
+    manager = ProcessManager(process_workers.stubborn_worker, 2, grace_period=1.0,
+                             report_interval=0.01)
+    await manager.start()
+    await manager.wait_until(lambda s: all(w.counters.get("ready") for w in s))
+    print("PIDS", json.dumps([w.pid for w in manager.status()]), flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main())
+"""
+
+
+def _running(pid: int) -> bool:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in {"Z", "X"}  # a zombie has exited
+
+
+async def test_workers_die_with_a_parent_killed_hard(workers: ModuleType) -> None:
+    parent = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-c",
+        _ORPHAN_PARENT,
+        str(Path(__file__).parent),
+        stdout=asyncio.subprocess.PIPE,
+    )
+    assert parent.stdout is not None
+    async with asyncio.timeout(TIMEOUT):
+        line = b""
+        while not line.startswith(b"PIDS "):  # the manager logs to stdout too
+            line = await parent.stdout.readline()
+    pids = json.loads(line[5:])
+    assert len(pids) == 2
+    assert all(_running(pid) for pid in pids)
+    parent.kill()  # SIGKILL: the parent runs no cleanup at all
+    await parent.wait()
+    # stubborn_worker ignores SIGTERM: only the hard exit after the grace period ends it.
+    async with asyncio.timeout(TIMEOUT):
+        while any(_running(pid) for pid in pids):  # noqa: ASYNC110 - no event for another process's exit
+            await asyncio.sleep(0.05)

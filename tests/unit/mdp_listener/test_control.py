@@ -81,9 +81,31 @@ async def test_control_needs_the_token(served: tuple[MassiveListener, str]) -> N
     status, body = await call("POST", f"{url}/control/stop")
     assert (status, body) == (200, {"enabled": False})
     assert listener.status()["enabled"] is False
-    status, body = await call("PUT", f"{url}/control/feed", {"feed": "delayed.massive.com"})
+    feed = {"feed": "delayed.massive.com", "secure": True}
+    status, body = await call("PUT", f"{url}/control/feed", feed)
     assert status == 200
     assert listener.feed == "delayed.massive.com"
+
+
+@pytest.mark.parametrize(
+    ("feed", "why"),
+    [
+        ({"feed": "evil.example:443", "secure": True}, "not allowed"),
+        ({"feed": "127.0.0.1:8443", "secure": False}, "not allowed"),  # loopback, not listed
+        ({"feed": "socket.massive.com"}, "not allowed"),  # no TLS: port 80 is not listed
+        ({"feed": "socket.massive.com:443"}, "needs TLS"),  # the listener runs without TLS
+        ({"feed": "socket.massive.com:443", "secure": False}, "needs TLS"),
+    ],
+)
+async def test_a_feed_off_the_allow_list_is_refused_before_any_connection(
+    served: tuple[MassiveListener, str], feed: dict[str, object], why: str
+) -> None:
+    listener, url = served
+    status, body = await call("PUT", f"{url}/control/feed", feed)
+    assert status == 400
+    assert why in str(body["error"])
+    assert listener.feed == "127.0.0.1:9"
+    assert listener.sessions == 0
 
 
 async def test_readiness_and_metrics_are_served(served: tuple[MassiveListener, str]) -> None:

@@ -64,10 +64,22 @@ def test_a_kick_backs_off_long_and_a_stable_session_resets_the_backoff() -> None
     subject = listener(clock)
     subject._delay_after(SessionOutcome.ERROR)
     subject._delay_after(SessionOutcome.ERROR)
-    assert subject._delay_after(SessionOutcome.KICKED) == 90.0
+    assert subject._delay_after(SessionOutcome.KICKED) == 2.0  # first kick: our own overlap
+    assert subject._delay_after(SessionOutcome.KICKED) == 90.0  # again: another copy
     subject._session_started = clock.monotonic()
     clock.advance(31)
     assert subject._delay_after(SessionOutcome.CLOSED) == 1.0
+
+
+def test_after_a_stable_session_a_kick_is_a_first_kick_again() -> None:
+    clock = ManualClock(SATURDAY_NOON)
+    subject = listener(clock, kick_first_retry_seconds=0.5)
+    assert subject._delay_after(SessionOutcome.KICKED) == 0.5
+    subject._session_started = clock.monotonic()
+    clock.advance(31)
+    assert subject._delay_after(SessionOutcome.KICKED) == 0.5
+    subject._session_started = clock.monotonic()
+    assert subject._delay_after(SessionOutcome.KICKED) == 90.0
 
 
 def test_jitter_only_lengthens_delays() -> None:
@@ -90,6 +102,9 @@ async def test_outside_market_sessions_it_waits_instead_of_connecting() -> None:
     await clock.wait_for_sleepers(2)  # the batch flusher and the wait for Monday 04:00
     assert subject.status()["state"] == ListenerState.WAITING_FOR_SESSION
     assert subject.sessions == 0
+    # an idle listener outside market hours is healthy: ready, and says why
+    assert subject.status()["feed_state"] == "closed"
+    assert subject.upstream_readiness() == (True, "closed")
     stop.set()
     async with asyncio.timeout(5):
         await task
@@ -120,6 +135,62 @@ def test_control_changes_are_applied_to_the_next_connection() -> None:
     assert subject.feed == "delayed.massive.com"
     with pytest.raises(ValueError, match="host"):
         subject.set_feed("  ")
+    with pytest.raises(ValueError, match="not allowed"):
+        subject.set_feed("delayed.massive.com.evil.example")
+    assert subject.feed == "delayed.massive.com"
     status = subject.status()
     assert status["topics"] == ["T.AAPL"]
     assert status["state"] == "idle"
+
+
+def test_tls_is_required_off_loopback_even_for_a_listed_feed() -> None:
+    subject = listener(
+        ManualClock(SATURDAY_NOON), feed_allow=("feed.example:8080", "127.0.0.1:8080")
+    )
+    with pytest.raises(ValueError, match="needs TLS"):
+        subject.set_feed("feed.example:8080", secure=False)
+    assert subject.feed == "127.0.0.1:9"
+    subject.set_feed("127.0.0.1:8080", secure=False)  # loopback: the simulator
+    subject.set_feed("FEED.example:8080", secure=True)
+    assert subject.status()["secure"] is True
+
+
+WEDNESDAY_11_ET = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
+
+
+def test_a_silent_feed_in_a_session_is_stale_and_unready() -> None:
+    clock = ManualClock(WEDNESDAY_11_ET)
+    subject = listener(clock, ready_stale_seconds=10.0)
+    subject._streaming = True
+    subject._last_frame = clock.monotonic()
+    assert subject.upstream_readiness() == (True, "streaming")
+    clock.advance(10)
+    assert subject.upstream_readiness() == (True, "streaming")  # the boundary itself is fine
+    clock.advance(0.5)
+    assert subject.upstream_readiness() == (False, "stale")
+    assert subject.status()["feed_state"] == "stale"
+    subject._last_frame = clock.monotonic()  # a frame arrives
+    assert subject.upstream_readiness() == (True, "streaming")
+    subject._streaming = False
+    subject.state = ListenerState.BACKING_OFF
+    assert subject.upstream_readiness() == (False, "backing_off")
+
+
+async def test_an_extra_closure_date_from_the_settings_keeps_the_listener_away() -> None:
+    clock = ManualClock(WEDNESDAY_11_ET)
+    environ = {"MDP_MARKET_CLOSURES": "2026-11-25"}
+    bus = MemoryBus(Topology(), clock=clock)
+    subject = MassiveListener(
+        load(ListenerSettings, environ, api_key=Secret("k"), feed="127.0.0.1:9", secure=False),
+        bus.publisher(),
+        clock,
+        Metrics("listener"),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(subject.run(stop))
+    await clock.wait_for_sleepers(2)  # the batch flusher and the wait for the next session
+    assert subject.sessions == 0
+    assert subject.upstream_readiness() == (True, "closed")
+    stop.set()
+    async with asyncio.timeout(5):
+        await task

@@ -110,3 +110,23 @@ async def test_closed_publisher_counts_instead_of_sending() -> None:
     publisher.publish(envelope_batch(bus, "T", 1))
     assert publisher.stats.dropped_messages == {DropReason.CLOSED: 1}
     assert not publisher.connected
+
+
+async def test_a_nested_envelope_is_poison_and_the_next_message_arrives() -> None:
+    clock = ManualClock(START)
+    bus = MemoryBus(Topology(), clock=clock)
+    publisher, consumer = bus.publisher(), bus.consumer()
+    await publisher.start()
+    news = bus.topology.news
+    nested = (
+        b'{"v":1,"kind":"T","source":"t","batch":"n","received_ns":1,"events":['
+        + (b"[" * 5000 + b"]" * 5000)
+        + b"]}"
+    )
+    good = envelope_batch(bus, "T", 1)
+    publisher.publish(OutgoingBatch(news, nested, "n", clock.now_ns(), 1))
+    publisher.publish(OutgoingBatch(news, good.body, "x", clock.now_ns(), 2))
+    async with asyncio.timeout(2):
+        batch = await anext(consumer.consume_batches(news, max_wait_seconds=0))
+    assert [m.envelope.batch for m in batch.messages] == ["b1"]
+    assert consumer.stats.dropped_messages == {DropReason.POISON: 1}

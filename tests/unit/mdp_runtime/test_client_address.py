@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mdp_runtime import TrustedProxies
+from mdp_runtime import TrustedProxies, address_bucket
 
 PROXIES = TrustedProxies(["10.0.0.0/8", "2001:db8::/32", "127.0.0.1"])
 
@@ -64,3 +64,12 @@ def test_an_untrusted_hop_is_never_skipped(peer: str, hops: list[str]) -> None:
     if not PROXIES.trusts(peer):
         assert client == peer
     ipaddress.ip_address(client)  # raises if the answer is not an address
+
+
+def test_address_buckets_group_an_ipv6_slash_64() -> None:
+    assert address_bucket("2001:db8:1:2::1") == address_bucket("2001:db8:1:2:ffff::9")
+    assert address_bucket("2001:db8:1:2::1") == "2001:db8:1:2::/64"
+    assert address_bucket("2001:db8:1:3::1") != address_bucket("2001:db8:1:2::1")
+    assert address_bucket("::ffff:192.0.2.1") == "192.0.2.1"
+    assert address_bucket("192.0.2.1") == "192.0.2.1"
+    assert address_bucket("?") == "?"

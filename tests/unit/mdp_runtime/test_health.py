@@ -312,7 +312,8 @@ async def test_control_needs_the_right_bearer_token(
     [
         (b"{not json", "request body is not valid JSON: Expecting property name"),
         (b'{"a": 1', "request body is not valid JSON: Expecting ',' delimiter"),
-        (b"\xff\xfe", "request body is not valid JSON: it is not UTF-8 text"),
+        (b"\xff\xfe", "request body is not valid JSON: not UTF-8 text"),
+        (b"[" * 100_000, "request body is not valid JSON: nested too deep"),
     ],
 )
 async def test_a_bad_json_body_gets_400_with_a_specific_message(

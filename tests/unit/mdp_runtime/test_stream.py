@@ -21,6 +21,9 @@ class Component:
     def status(self) -> Mapping[str, object]:
         return {"state": self.state}
 
+    def upstream_readiness(self) -> tuple[bool, str]:
+        return self.streaming, self.state
+
     def metrics_snapshot(self) -> Mapping[str, object]:
         return {"events": 1}
 

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 import json
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -349,6 +350,13 @@ async def test_admins_control_the_listener_through_the_scp(
         ("PUT", "/control/subscriptions", {"topics": ["T.AAPL"]}),
         ("POST", "/control/stop", None),
     ]
+    nested = await client.put(
+        "/api/control/feed",
+        data=b"[" * 5_000,
+        headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+    )
+    assert nested.status == 400  # refused as "not JSON", nothing forwarded
+    assert len(fake_listener.calls) == 3
     # Only the fixed set of calls is forwarded.
     other = await client.delete("/api/control/subscriptions", headers={"X-CSRF-Token": token})
     assert other.status == 404
@@ -461,3 +469,91 @@ async def test_first_admin_password_is_returned_once_and_works(
     client = await client_factory(plane)
     assert await login(client, "root", password) == 303
     assert (await (await client.get("/api/me")).json())["role"] == "admin"
+
+
+class CountingUsers(UserStore):
+    """A user store that counts real password checks and holds them as if scrypt were slow."""
+
+    def __init__(self, store: UserStore) -> None:
+        super().__init__([user for name in ("admin", "viewer") if (user := store.get(name))])
+        self.checks = 0
+        self.release = asyncio.Event()
+
+    async def authenticate(self, name: str, password: str) -> Any:
+        self.checks += 1
+        await self.release.wait()
+        return await super().authenticate(name, password)
+
+
+async def test_parallel_attempts_cannot_beat_the_throttle(
+    plane_factory: PlaneFactory, client_factory: ClientFactory
+) -> None:
+    plane = plane_factory(login_max_failures=5, login_max_failures_per_address=20)
+    users = CountingUsers(plane.users)
+    plane.users = users
+    client = await client_factory(plane)
+
+    async def attempt(index: int) -> int:
+        nonce = f"form-{index}"  # each attempt with its own login form (cookie and token)
+        response = await client.post(
+            "/login",
+            data={
+                "user": "admin",
+                "password": "wrong",
+                "csrf": plane._signer.signature(nonce, "login-csrf"),
+            },
+            headers={"Cookie": f"mdp_scp_login={nonce}"},
+            allow_redirects=False,
+        )
+        return response.status
+
+    attempts = [asyncio.create_task(attempt(index)) for index in range(40)]
+
+    def settled() -> bool:  # every attempt is either answered or inside the password check
+        return users.checks + sum(task.done() for task in attempts) == len(attempts)
+
+    async with asyncio.timeout(10):
+        while not settled():  # noqa: ASYNC110 - the HTTP server offers no event to wait on
+            await asyncio.sleep(0.01)
+    users.release.set()
+    statuses = await asyncio.gather(*attempts)
+    assert users.checks == 5  # never more real checks than the limit
+    assert statuses.count(401) == 5
+    assert statuses.count(429) == 35
+
+
+async def test_a_stranger_cannot_lock_the_admin_out_and_ipv6_counts_per_64(
+    plane_factory: PlaneFactory, client_factory: ClientFactory
+) -> None:
+    async def login_from(client: Any, address: str, password: str) -> int:
+        token = await csrf_of_login_page(client)
+        response = await client.post(
+            "/login",
+            data={"user": "admin", "password": password, "csrf": token},
+            headers={"X-Forwarded-For": address},
+            allow_redirects=False,
+        )
+        client.session.cookie_jar.clear()
+        return int(response.status)
+
+    plane = plane_factory(
+        login_max_failures=3, login_max_failures_per_address=50, trusted_proxies=("127.0.0.1",)
+    )
+    client = await client_factory(plane)
+    for index in range(3):  # one attacker hopping addresses inside its /64
+        assert await login_from(client, f"2001:db8:1:2::{index + 1}", "wrong") == 401
+    assert await login_from(client, "2001:db8:1:2::ffff", PASSWORDS["admin"]) == 429
+    # the real admin, elsewhere, is not locked out by the stranger's guesses
+    assert await login_from(client, "2001:db8:9:9::1", PASSWORDS["admin"]) == 303
+    assert await login_from(client, "198.51.100.7", PASSWORDS["admin"]) == 303
+
+
+async def test_pages_deny_device_apis(
+    plane_factory: PlaneFactory, client_factory: ClientFactory
+) -> None:
+    client = await client_factory(plane_factory())
+    page = await client.get("/login")
+    policy = page.headers["Permissions-Policy"]
+    assert "camera=()" in policy
+    assert "geolocation=()" in policy
+    assert "microphone=()" in policy

@@ -139,3 +139,10 @@ async def test_a_redis_outage_is_shown_not_raised(
     body = await response.json()
     assert body["components"] == []
     assert body["error"] == "cannot read heartbeats: ConnectionError"
+
+
+def test_a_nested_heartbeat_is_unreadable_not_a_crash() -> None:
+    key = KEY_HEARTBEAT.name(component="listener", instance="pod-9")
+    health = parse_heartbeat(key, "[" * 100_000, NOW, stale_after=15)
+    assert health.status == "unreadable"
+    assert health.stale

@@ -19,7 +19,13 @@ from aiohttp.test_utils import TestClient, TestServer
 from mdp_core.clock import ManualClock
 from mdp_core.settings import Secret
 from mdp_scp import ControlPlane
-from mdp_scp.jws import JwsError, RsaPublicKey, rsa_key_from_jwk, verify_jws
+from mdp_scp.jws import (
+    JwsError,
+    RsaPublicKey,
+    decode_unverified,
+    rsa_key_from_jwk,
+    verify_jws,
+)
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[[ControlPlane], Awaitable[Client]]
@@ -313,3 +319,9 @@ def test_jws_verification_accepts_only_allowed_algorithms() -> None:
     for bad in ("a.b", "a.b.c.d", "!!.!!.!!"):
         with pytest.raises(JwsError):
             verify_jws(bad, hmac_secret=None, rsa_keys=[key])
+
+
+def test_a_nested_jws_header_is_a_jws_error() -> None:
+    nested = base64.urlsafe_b64encode(b"[" * 5_000).rstrip(b"=").decode()
+    with pytest.raises(JwsError, match="not JSON"):
+        decode_unverified(f"{nested}.{nested}.c2ln")

@@ -59,3 +59,17 @@ async def test_resync_reaches_every_subscriber_once() -> None:
     assert both.resyncs == 1
     assert stats.redis_reconnects == 1
     await hub.close()
+
+
+async def test_a_nested_payload_is_counted_and_the_next_one_delivered() -> None:
+    stats = WdsStats()
+    hub = Hub("redis://127.0.0.1:1/0", stats)
+    client = Recorder()
+    await hub.add(client, resolve_feed("quote:AAPL"))
+    hub._on_message(b"quote:AAPL", None, b'{"x":' + b"[" * 5000 + b"]" * 5000 + b"}")
+    hub._on_message(b"quote:AAPL", None, b'{"as_of_ms": 7}')
+    assert stats.bad_payloads == 1
+    assert [f.as_of_ms for _, _, f in client.got] == [7.0]
+    assert hub._checked("quote:AAPL", b"[" * 5000) == b"null"
+    assert stats.bad_payloads == 2
+    await hub.close()

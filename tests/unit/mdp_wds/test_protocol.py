@@ -90,3 +90,12 @@ def test_prebuilt_wire_frame_matches_the_websockets_serializer(size: int) -> Non
     assert Frame(data).wire == WsFrame(Opcode.TEXT, data).serialize(mask=False)
     update = update_frame("f", data)
     assert update.wire == WsFrame(Opcode.TEXT, update.data).serialize(mask=False)
+
+
+def test_nested_json_is_a_too_deep_bad_request() -> None:
+    with pytest.raises(BadRequest) as caught:
+        decode_request(b"[" * 5000 + b"]" * 5000)
+    assert caught.value.kind == "too_deep"
+    with pytest.raises(BadRequest) as plain:
+        decode_request(b"{not json")
+    assert plain.value.kind == "bad_request"

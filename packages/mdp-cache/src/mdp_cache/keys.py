@@ -39,6 +39,7 @@ __all__ = [
     "FEED_TOP_TRADES",
     "FEED_TRADE_STATS",
     "INTERNAL_PREFIX",
+    "KEY_BATCH_CLAIM",
     "KEY_COMPOSE_LEASE",
     "KEY_HALTS",
     "KEY_HALT_VERSIONS",
@@ -345,6 +346,15 @@ KEY_SEEN_BATCH: Final = Key(
     ttl=10 * MINUTE,
     owner="processor",
     payload="marks a queue batch as applied, so a redelivered message is not counted twice",
+)
+KEY_BATCH_CLAIM: Final = Key(
+    template="mdp:claim:{consumer}:{batch}",
+    store="mdc",
+    redis_type="string",
+    ttl=10 * MINUTE,
+    owner="processor",
+    payload="the instance that took a queue batch first (SET NX), so a copy of the batch "
+    "published twice is applied once whichever worker or replica receives it",
 )
 KEY_HEARTBEAT: Final = Key(
     template="mdp:heartbeat:{component}:{instance}",

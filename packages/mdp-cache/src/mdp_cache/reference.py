@@ -518,5 +518,5 @@ def _decode(decoder: msgspec.json.Decoder[T], raw: bytes | None) -> T | None:
         return None
     try:
         return decoder.decode(raw)
-    except (msgspec.DecodeError, msgspec.ValidationError):
+    except (msgspec.DecodeError, msgspec.ValidationError, RecursionError):
         return None

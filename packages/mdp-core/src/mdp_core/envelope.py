@@ -18,7 +18,13 @@ from typing import Final
 
 import msgspec
 
-from mdp_core.errors import EnvelopeError, MalformedInput, UnsupportedEnvelopeVersion
+from mdp_core.errors import (
+    EnvelopeError,
+    EnvelopeTooDeep,
+    MalformedInput,
+    NestedTooDeep,
+    UnsupportedEnvelopeVersion,
+)
 from mdp_core.events import AnyEvent, MarketEvent, Status
 from mdp_core.news import Article
 from mdp_core.wire import classify_validation_error, decode_element
@@ -164,7 +170,7 @@ def decode_event_batch(body: bytes) -> EventBatch:
     """
     try:
         typed = _TYPED_DECODER.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return _decode_batch_slowly(body)
     _check_version(typed.v)
     events = [event for event in typed.events if type(event) is not Status]
@@ -187,7 +193,7 @@ def decode_news_batch(body: bytes) -> NewsBatch:
     """
     try:
         typed = _NEWS_DECODER.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         pass
     else:
         _check_version(typed.v)
@@ -200,6 +206,8 @@ def decode_news_batch(body: bytes) -> NewsBatch:
             articles.append(_ARTICLE_DECODER.decode(item))
         except msgspec.ValidationError as exc:
             errors.append(classify_validation_error(exc, index=index, event_type="article"))
+        except RecursionError:
+            errors.append(NestedTooDeep("article nested too deep", index=index))
     return NewsBatch(raw.source, raw.batch, raw.received_ns, articles, errors)
 
 
@@ -227,6 +235,9 @@ def _decode_checked(decoder: msgspec.json.Decoder[_RawEvents], body: bytes) -> _
     except msgspec.ValidationError as exc:
         header_error = _header_problem(body)
         raise (header_error or EnvelopeError(f"not an envelope: {exc}")) from None
+    except RecursionError:
+        # Even the undecoded events must be skipped over, and skipping recurses too.
+        raise EnvelopeTooDeep("JSON nested deeper than the decoder's recursion limit") from None
     _check_version(raw.v)
     return raw
 
@@ -235,7 +246,7 @@ def _header_problem(body: bytes) -> MalformedInput | None:
     """Say whether the header itself is the problem (e.g. a newer version)."""
     try:
         header = _HEADER_DECODER.decode(body)
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
     try:
         _check_version(header.v)

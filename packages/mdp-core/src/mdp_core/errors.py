@@ -9,11 +9,13 @@ from __future__ import annotations
 
 __all__ = [
     "EnvelopeError",
+    "EnvelopeTooDeep",
     "InvalidJson",
     "MalformedInput",
     "MdpError",
     "MissingEventType",
     "MissingField",
+    "NestedTooDeep",
     "NotAnArray",
     "NotAnObject",
     "OutOfRange",
@@ -70,6 +72,16 @@ class InvalidJson(MalformedInput):
     kind = "invalid_json"
 
 
+class NestedTooDeep(InvalidJson):
+    """JSON nested deeper than the decoder's recursion limit (``[[[[...``): refused unread.
+
+    A subclass of :class:`InvalidJson` because nothing in the input can be salvaged, but with its
+    own ``kind`` so the metric tells an attack from line noise.
+    """
+
+    kind = "too_deep"
+
+
 class NotAnArray(MalformedInput):
     """A frame that is valid JSON but not an array of events."""
 
@@ -122,3 +134,9 @@ class UnsupportedEnvelopeVersion(EnvelopeError):
     """An envelope written by a newer schema than this reader knows."""
 
     kind = "unsupported_envelope_version"
+
+
+class EnvelopeTooDeep(EnvelopeError):
+    """A queue message nested deeper than the decoder's recursion limit; dropped unread."""
+
+    kind = "envelope_too_deep"

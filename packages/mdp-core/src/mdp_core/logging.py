@@ -21,10 +21,11 @@ from __future__ import annotations
 import logging
 import sys
 from collections.abc import Iterable
-from typing import Any, Literal, TextIO
+from typing import Any, Final, Literal, TextIO
 
 import msgspec
 import structlog
+import structlog.tracebacks
 from opentelemetry import trace
 from structlog.typing import EventDict, Processor, WrappedLogger
 
@@ -120,10 +121,15 @@ def configure_logging(
     ]
     renderer: list[Processor]
     if console:
-        renderer = [structlog.dev.ConsoleRenderer(colors=_is_tty(out))]
+        # plain_traceback: rich's and better-exceptions' formatters print local variables.
+        renderer = [
+            structlog.dev.ConsoleRenderer(
+                colors=_is_tty(out), exception_formatter=structlog.dev.plain_traceback
+            )
+        ]
     else:
         renderer = [
-            structlog.processors.dict_tracebacks,
+            _DICT_TRACEBACKS,
             structlog.processors.JSONRenderer(serializer=_json_serializer),
         ]
 
@@ -152,6 +158,13 @@ def configure_logging(
     root.addHandler(handler)
     root.setLevel(numeric_level)
     quiet_vendor_loggers()
+
+
+#: Tracebacks as data, without local variables: a frame's locals hold what a log must never show
+#: (the hostile message being decoded, a token being verified, a provider key).
+_DICT_TRACEBACKS: Final = structlog.processors.ExceptionRenderer(
+    structlog.tracebacks.ExceptionDictTransformer(show_locals=False)
+)
 
 
 def quiet_vendor_loggers(names: Iterable[str] = VENDOR_LOGGERS) -> int:

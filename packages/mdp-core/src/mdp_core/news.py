@@ -11,7 +11,7 @@ from typing import Annotated
 
 import msgspec
 
-from mdp_core.errors import InvalidJson, MissingField, WrongType
+from mdp_core.errors import InvalidJson, MissingField, NestedTooDeep, WrongType
 
 __all__ = ["Article", "Company", "Listing", "decode_article"]
 
@@ -85,3 +85,7 @@ def decode_article(data: bytes | str) -> Article:
         raise WrongType(text, event_type="article") from None
     except msgspec.DecodeError as exc:
         raise InvalidJson(str(exc), event_type="article") from None
+    except RecursionError:
+        raise NestedTooDeep(
+            "JSON nested deeper than the decoder's recursion limit", event_type="article"
+        ) from None

@@ -11,7 +11,11 @@ What the parent does for each worker:
 - restarts a worker that exits, after an exponential backoff (``backoff_initial`` doubling up
   to ``backoff_max``), reset once a worker has stayed up for ``stable_after`` seconds;
 - collects the counters the worker reports with :meth:`WorkerContext.report` (coalesced, sent
-  at most every ``report_interval`` seconds) into :meth:`ProcessManager.status`;
+  at most every ``report_interval`` seconds) into :meth:`ProcessManager.status`, keeping the
+  counts a slot's earlier runs reached (a restart never makes a summed counter go backwards);
+- ties each worker's life to its own: a worker watches a pipe only the parent holds open, and
+  when the parent dies in any way (``kill -9`` included) it stops like on SIGTERM and is gone
+  within ``grace_period`` (no orphan keeps consuming beside a restarted parent);
 - on :meth:`ProcessManager.stop`, sends SIGTERM (the child's ``ctx.stopping`` event is set so
   the worker can drain and return) and kills what is still running after ``grace_period``.
 
@@ -31,8 +35,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import multiprocessing
+import os
 import signal
 import sys
+import threading
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime
@@ -48,6 +54,7 @@ from mdp_core.telemetry import attached_context, inject_context
 __all__ = ["ProcessManager", "WorkerContext", "WorkerStatus", "WorkerTarget"]
 
 CounterValue = int | float | str | bool
+CarryOver = Callable[[str, CounterValue], bool]
 
 _log = get_logger(__name__)
 
@@ -72,6 +79,7 @@ class WorkerStatus:
     last_exit_code: int | None
     started_at: datetime | None
     counters: Mapping[str, CounterValue]
+    """The latest report; counts (see ``carry_over``) include the slot's earlier runs."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +100,7 @@ class _ChildSpec:
     trace_carrier: dict[str, str]
     report_interval: float
     logging: _ChildLogging | None
+    orphan_grace: float
 
 
 class WorkerContext:
@@ -160,11 +169,30 @@ async def _child_run(spec: _ChildSpec, status: Connection) -> None:
         ctx._flush()
 
 
-def _child_main(spec: _ChildSpec, status: Connection) -> None:
+def _watch_parent(lifeline: Connection, grace: float) -> None:
+    """Block on a pipe only the parent writes to; its end of file means the parent is gone.
+
+    A thread, not the event loop, so a busy or wedged loop cannot keep an orphan alive: first
+    SIGTERM (the worker drains as on :meth:`ProcessManager.stop`), then a hard exit.
+    """
+    with contextlib.suppress(EOFError, OSError):
+        while True:
+            lifeline.recv_bytes()
+    os.kill(os.getpid(), signal.SIGTERM)
+    with contextlib.suppress(Exception):  # the log's stream may have died with the parent
+        get_logger(__name__).warning("parent process gone; worker stopping")
+    threading.Event().wait(grace)  # the deadline for a graceful exit, not synchronisation
+    os._exit(70)
+
+
+def _child_main(spec: _ChildSpec, status: Connection, lifeline: Connection) -> None:
     """Entry point of a worker process: its own event loop around the target."""
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C reaches the group; the parent stops us
     if spec.logging is not None:
         configure_logging(spec.logging.service, spec.logging.level, spec.logging.fmt)
+    threading.Thread(
+        target=_watch_parent, args=(lifeline, spec.orphan_grace), name="lifeline", daemon=True
+    ).start()
     try:
         asyncio.run(_child_run(spec, status))
     except Exception:
@@ -182,11 +210,13 @@ class _Slot:
         self.name = name
         self.process: BaseProcess | None = None
         self.status_conn: Connection | None = None
+        self.lifeline: Connection | None = None
         self.alive = False
         self.restarts = 0
         self.last_exit_code: int | None = None
         self.started_at: datetime | None = None
         self.counters: dict[str, CounterValue] = {}
+        self.carried: dict[str, int | float] = {}
         self.backoff = backoff
         self.exited: asyncio.Future[None] | None = None
 
@@ -199,8 +229,26 @@ class _Slot:
             restarts=self.restarts,
             last_exit_code=self.last_exit_code,
             started_at=self.started_at,
-            counters=dict(self.counters),
+            counters=self.cumulative(),
         )
+
+    def cumulative(self) -> dict[str, CounterValue]:
+        """The latest report with the earlier runs' counts added."""
+        merged: dict[str, CounterValue] = dict(self.counters)
+        for name, earlier in self.carried.items():
+            value = merged.get(name, 0)
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                merged[name] = value + earlier
+        return merged
+
+    def retire(self, carry_over: CarryOver) -> None:
+        """Keep the last figures of a run that ended, before the next run reports afresh."""
+        for name, value in self.counters.items():
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                continue
+            if carry_over(name, value):
+                self.carried[name] = self.carried.get(name, 0) + value
+        self.counters = {}
 
 
 class ProcessManager:
@@ -218,6 +266,8 @@ class ProcessManager:
         child_logging: ``(service, level, fmt)`` to configure logging in each child; children
             inherit no logging configuration under ``spawn``.
         clock: the clock for ``started_at``, uptime and backoff waits.
+        carry_over: which reported numbers are counts that survive a restart (added to the
+            next run's); by default every integer that is not a bool. Gauges must be excluded.
     """
 
     def __init__(
@@ -233,6 +283,7 @@ class ProcessManager:
         report_interval: float = 0.5,
         child_logging: tuple[str, str, LogFormat] | None = None,
         clock: Clock | None = None,
+        carry_over: CarryOver | None = None,
     ) -> None:
         if count < 1:
             msg = f"count must be at least 1; it was {count}"
@@ -249,6 +300,7 @@ class ProcessManager:
         self._report_interval = report_interval
         self._child_logging = _ChildLogging(*child_logging) if child_logging else None
         self._clock: Clock = clock if clock is not None else LiveClock()
+        self._carry_over: CarryOver = carry_over if carry_over is not None else _is_count
         self._mp = multiprocessing.get_context("spawn")
         self._slots = [_Slot(i, f"{name}-{i}", backoff_initial) for i in range(count)]
         self._tasks: list[asyncio.Task[None]] = []
@@ -346,6 +398,8 @@ class ProcessManager:
         loop = self._loop
         assert loop is not None
         reader, writer = self._mp.Pipe(duplex=False)
+        # Only the parent holds the writing end: when it dies, the child reads end of file.
+        life_reader, life_writer = self._mp.Pipe(duplex=False)
         spec = _ChildSpec(
             target=self._target,
             index=slot.index,
@@ -354,16 +408,19 @@ class ProcessManager:
             trace_carrier=self._carrier,
             report_interval=self._report_interval,
             logging=self._child_logging,
+            orphan_grace=self._grace,
         )
         process = self._mp.Process(
-            target=_child_main, name=slot.name, args=(spec, writer), daemon=True
+            target=_child_main, name=slot.name, args=(spec, writer, life_reader), daemon=True
         )
         # Spawning writes the preparation data through a pipe: keep it off the event loop.
         await asyncio.to_thread(process.start)
         writer.close()  # the child holds its own copy; ours would hide EOF
+        life_reader.close()
         slot.process = process
         slot.status_conn = reader
-        slot.counters = {}
+        slot.lifeline = life_writer
+        slot.retire(self._carry_over)
         slot.alive = True
         slot.started_at = self._clock.now()
         exited: asyncio.Future[None] = loop.create_future()
@@ -407,6 +464,9 @@ class ProcessManager:
         await asyncio.to_thread(process.join)
         if slot.status_conn is not None:
             self._drain_status(slot, slot.status_conn)
+        if slot.lifeline is not None:
+            slot.lifeline.close()
+            slot.lifeline = None
         slot.alive = False
         slot.last_exit_code = process.exitcode
         self._notify()
@@ -464,3 +524,7 @@ class ProcessManager:
                 return
             slot.restarts += 1
             await self._launch(slot)
+
+
+def _is_count(name: str, value: CounterValue) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)

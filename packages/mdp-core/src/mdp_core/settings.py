@@ -27,9 +27,12 @@ import types
 import typing
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import date
 from pathlib import Path
 from typing import Any, Literal, TypeVar, dataclass_transform
 from urllib.parse import urlsplit, urlunsplit
+
+from mdp_core.calendar import MarketCalendar
 
 __all__ = [
     "CommonSettings",
@@ -252,6 +255,11 @@ def _parse_scalar(tp: Any, raw: str) -> object:  # noqa: C901, PLR0911, PLR0912
         return Path(text).expanduser()
     if tp is str:
         return text
+    if tp is date:
+        try:
+            return date.fromisoformat(text)
+        except ValueError:
+            raise _BadValue("a date (YYYY-MM-DD)") from None
     if typing.get_origin(tp) is Literal:
         for option in typing.get_args(tp):
             if str(option).lower() == text.lower():
@@ -568,6 +576,17 @@ class CommonSettings:
         min=0.001,
         doc="Events older than this at consumption are stale and skipped (queue TTL twin).",
     )
+    market_closures: tuple[date, ...] = setting(
+        env="MDP_MARKET_CLOSURES",
+        default=(),
+        doc="Comma-separated extra full-day market closures (YYYY-MM-DD) beyond the standing "
+        "NYSE holidays, e.g. a national day of mourning; the listener then stays away.",
+    )
+
+    @property
+    def calendar(self) -> MarketCalendar:
+        """The market calendar, with :attr:`market_closures` added to the standing rules."""
+        return MarketCalendar(self.market_closures)
 
     def __post_init__(self) -> None:
         """Fill the cache URLs that were left empty from ``redis_url``."""

@@ -24,6 +24,7 @@ from mdp_core.errors import (
     MalformedInput,
     MissingEventType,
     MissingField,
+    NestedTooDeep,
     NotAnArray,
     NotAnObject,
     OutOfRange,
@@ -91,6 +92,8 @@ def decode_frame(data: bytes | str) -> DecodedFrame:
         decoded = _FRAME_DECODER.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _decode_slowly(data)
+    except RecursionError:
+        return DecodedFrame([], [], [_too_deep()])
     events: list[MarketEvent] = []
     statuses: list[Status] = []
     for item in decoded:
@@ -111,6 +114,8 @@ def decode_event(data: bytes | str) -> AnyEvent:
         head = _HEAD_DECODER.decode(data)
     except msgspec.DecodeError as exc:
         raise InvalidJson(str(exc)) from None
+    except RecursionError:
+        raise _too_deep() from None
     except msgspec.ValidationError:
         return _decode_python(_loads_permissive(data), 0)
     decoder = _EVENT_DECODERS.get(head.ev)
@@ -120,6 +125,8 @@ def decode_event(data: bytes | str) -> AnyEvent:
         result: AnyEvent = decoder.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _decode_python(_loads_permissive(data), 0)
+    except RecursionError:
+        raise _too_deep() from None
     return result
 
 
@@ -146,10 +153,13 @@ def split_frame(data: bytes | str) -> SplitFrame:
         raws = _RAW_LIST_DECODER.decode(data)
     except (msgspec.ValidationError, msgspec.DecodeError):
         return _split_slowly(data)
+    except RecursionError:
+        # Even skipping a value recurses: nothing in the frame can be reached.
+        return SplitFrame({}, [], [_too_deep()])
     try:
         # One C-level pass reads every `ev` (other keys are skipped): the common case.
         heads: list[_Head] | None = _HEADS_DECODER.decode(data)
-    except msgspec.ValidationError:
+    except (msgspec.ValidationError, RecursionError):
         heads = None  # some element has no usable `ev`: classify them one by one below
     by_type: dict[str, list[msgspec.Raw]] = {}
     statuses: list[Status] = []
@@ -161,7 +171,7 @@ def split_frame(data: bytes | str) -> SplitFrame:
         else:
             try:
                 ev = head_decode(raw).ev
-            except (msgspec.ValidationError, msgspec.DecodeError):
+            except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
                 errors.append(_classify_head(raw, index))
                 continue
         if ev == "status":
@@ -169,6 +179,8 @@ def split_frame(data: bytes | str) -> SplitFrame:
                 statuses.append(_STATUS_DECODER.decode(raw))
             except msgspec.ValidationError as exc:
                 errors.append(classify_validation_error(exc, index=index, event_type=ev))
+            except RecursionError:
+                errors.append(_too_deep())
             continue
         bucket = by_type.get(ev)
         if bucket is None:
@@ -218,6 +230,12 @@ def _loads_permissive(data: bytes | str | msgspec.Raw) -> object:
         return json.loads(text, parse_constant=_NonFinite)
     except (ValueError, UnicodeDecodeError) as exc:
         raise InvalidJson(str(exc)) from None
+    except RecursionError:
+        raise _too_deep() from None
+
+
+def _too_deep() -> NestedTooDeep:
+    return NestedTooDeep("JSON nested deeper than the decoder's recursion limit")
 
 
 def _decode_slowly(data: bytes | str) -> DecodedFrame:
@@ -259,6 +277,10 @@ def _decode_python(element: object, index: int) -> AnyEvent:
         return msgspec.convert(element, cls)
     except msgspec.ValidationError as exc:
         raise classify_validation_error(exc, index=index, event_type=ev) from None
+    except RecursionError:
+        raise NestedTooDeep(
+            "JSON nested deeper than the decoder's recursion limit", index=index, event_type=ev
+        ) from None
 
 
 def _split_slowly(data: bytes | str) -> SplitFrame:

@@ -8,7 +8,7 @@ that says the instance is alive.
 
 from importlib.metadata import version as _version
 
-from mdp_runtime.client_address import TrustedProxies
+from mdp_runtime.client_address import TrustedProxies, address_bucket
 from mdp_runtime.command_line import parse_service_arguments, settings_help
 from mdp_runtime.health import (
     ControlHandler,
@@ -56,6 +56,7 @@ __all__ = [
     "TrustedProxies",
     "UnavailableError",
     "__version__",
+    "address_bucket",
     "component_heartbeat",
     "instance_name",
     "metric_prefix",

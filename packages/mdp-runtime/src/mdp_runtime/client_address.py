@@ -12,7 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Sequence
 
-__all__ = ["TrustedProxies"]
+__all__ = ["TrustedProxies", "address_bucket"]
 
 _Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 _Address = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -28,6 +28,23 @@ def _address(text: str) -> _Address | None:
         return ipaddress.ip_address(text)
     except ValueError:
         return None
+
+
+def address_bucket(address: str) -> str:
+    """The unit a per-address limit counts: the address itself, or its /64 for IPv6.
+
+    One IPv6 subscriber usually holds a whole /64 (and often more), so counting single IPv6
+    addresses would let one client take as many slots as it likes. IPv4-mapped IPv6 addresses
+    count as their IPv4 address; text that is not an address is its own bucket.
+    """
+    parsed = _address(address)
+    if parsed is None:
+        return address
+    if isinstance(parsed, ipaddress.IPv6Address):
+        if parsed.ipv4_mapped is not None:
+            return str(parsed.ipv4_mapped)
+        return str(ipaddress.IPv6Network((parsed, 64), strict=False))
+    return str(parsed)
 
 
 class TrustedProxies:

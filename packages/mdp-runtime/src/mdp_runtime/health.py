@@ -321,8 +321,9 @@ class HealthServer:
                 try:
                     # Decode explicitly: json.loads(bytes) would also guess UTF-16 and UTF-32.
                     body = json.loads(raw.decode("utf-8"))
-                except UnicodeDecodeError:
-                    return _error(400, "request body is not valid JSON: it is not UTF-8 text")
+                except (UnicodeDecodeError, RecursionError) as exc:
+                    why = "nested too deep" if isinstance(exc, RecursionError) else "not UTF-8 text"
+                    return _error(400, f"request body is not valid JSON: {why}")
                 except json.JSONDecodeError as exc:
                     return _error(
                         400,

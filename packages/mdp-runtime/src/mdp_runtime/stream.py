@@ -1,9 +1,10 @@
 """The shell every streaming component runs in: health, control, heartbeat, run, tear down.
 
 A listener connects to a vendor and publishes to the broker; around it the service needs the
-same pieces in the same order: probes and metrics (ready only when streaming upstream *and*
-connected to the broker), the authenticated control routes, an optional heartbeat in MDC, then
-the stream until stop, and a teardown that closes the broker link even when the stream fails.
+same pieces in the same order: probes and metrics (ready only when the upstream is as it should
+be, which the component says, *and* connected to the broker), the authenticated control
+routes, an optional heartbeat in MDC, then the stream until stop, and a teardown that closes
+the broker link even when the stream fails.
 """
 
 from __future__ import annotations
@@ -34,6 +35,10 @@ class StreamingComponent(Protocol):
     @property
     def state(self) -> object:
         """A word for what it is doing (shown in readiness and heartbeats)."""
+        ...
+
+    def upstream_readiness(self) -> tuple[bool, str]:
+        """Whether the upstream side is as it should be now, and a word saying why."""
         ...
 
     def status(self) -> Mapping[str, object]:
@@ -102,7 +107,7 @@ async def serve_stream(
         version=version,
         metrics_snapshot=component.metrics_snapshot,
         readiness={
-            "upstream": lambda: (component.streaming, str(component.state)),
+            "upstream": component.upstream_readiness,
             "broker": lambda: (broker.connected, "connected" if broker.connected else "down"),
         },
         control_token=control_token,
@@ -120,7 +125,9 @@ async def serve_stream(
             version=version,
             interval_seconds=heartbeat_seconds,
             instance=component.instance,
-            status=lambda: str(component.state),
+            # the readiness word (a listener's feed state: streaming, stale, closed...), which
+            # the control plane's health page shows
+            status=lambda: component.upstream_readiness()[1],
         )
     try:
         async with health:

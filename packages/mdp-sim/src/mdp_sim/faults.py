@@ -33,7 +33,9 @@ class MalformedKind(StrEnum):
 
     ``OBJECT``, ``MISSING_EV`` and ``BAD_JSON`` make the official client's ``connect()`` raise;
     ``WRONG_TYPES`` and ``NAN_STRINGS`` pass through it untouched (its models do not coerce types)
-    and reach the application, whose decoder must reject them.
+    and reach the application, whose decoder must reject them. ``NESTED`` (a good event beside
+    ``[[[[...`` thousands deep: valid JSON past every decoder's recursion limit) reaches the
+    application in raw mode, which must refuse it without losing the session.
     """
 
     OBJECT = "object"
@@ -41,6 +43,7 @@ class MalformedKind(StrEnum):
     BAD_JSON = "bad_json"
     WRONG_TYPES = "wrong_types"
     NAN_STRINGS = "nan_strings"
+    NESTED = "nested"
 
 
 @dataclass(slots=True)

@@ -714,6 +714,9 @@ def _parse_action(raw: str | bytes) -> tuple[str, str] | None:
     return action, params
 
 
+_NESTING: Final = 5_000
+
+
 def _malformed(chunk: list[bytes], kind: MalformedKind) -> bytes:
     """Build one bad frame of the given kind from the first event of a good chunk."""
     first = chunk[0]
@@ -722,6 +725,9 @@ def _malformed(chunk: list[bytes], kind: MalformedKind) -> bytes:
     if kind is MalformedKind.BAD_JSON:
         good = b"[" + b",".join(chunk) + b"]"
         return good[: max(1, len(good) // 2)]
+    if kind is MalformedKind.NESTED:
+        # Valid JSON far under any size limit, nested past every decoder's recursion limit.
+        return b"[" + first + b"," + b"[" * _NESTING + b"]" * _NESTING + b"]"
     event = _decode(first)
     if not isinstance(event, dict):  # pragma: no cover - we encoded it from a dict
         return first

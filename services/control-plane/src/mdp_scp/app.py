@@ -28,7 +28,7 @@ from prometheus_client import generate_latest
 from mdp_cache.keys import ALL_FEEDS
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.token import issue_token
-from mdp_runtime import Heartbeat, TrustedProxies, component_heartbeat
+from mdp_runtime import Heartbeat, TrustedProxies, address_bucket, component_heartbeat
 from mdp_runtime.metrics import CONTENT_TYPE
 from mdp_scp.health_view import HealthView
 from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
@@ -50,6 +50,20 @@ LOGIN_COOKIE: Final = "mdp_scp_login"
 OIDC_COOKIE: Final = "mdp_scp_oidc"
 CSRF_HEADER: Final = "X-CSRF-Token"
 _MAX_FORM_BYTES: Final = 16 * 1024
+_PERMISSIONS_POLICY: Final = ", ".join(
+    f"{feature}=()"
+    for feature in (
+        "accelerometer",
+        "camera",
+        "display-capture",
+        "geolocation",
+        "gyroscope",
+        "magnetometer",
+        "microphone",
+        "payment",
+        "usb",
+    )
+)
 _MAX_NAME: Final = 200
 _MAX_PASSWORD: Final = 1024
 # Every open health page polls; one SCAN of the MDC per second serves them all.
@@ -321,6 +335,8 @@ class ControlPlane:
         headers.setdefault("X-Content-Type-Options", "nosniff")
         headers.setdefault("Referrer-Policy", "no-referrer")
         headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
+        # The dashboard needs no device or sensor API: deny them to the page and to any frame.
+        headers.setdefault("Permissions-Policy", _PERMISSIONS_POLICY)
         if self.secure_cookies:
             headers.setdefault("Strict-Transport-Security", "max-age=31536000")
         if isinstance(response, web.HTTPException):
@@ -438,7 +454,9 @@ class ControlPlane:
             self.metrics.logins.labels("invalid").inc()
             return self._render_login(400, "Enter a user name and a password.")
         client = self.client_address(request)
-        user_key, address_key = (f"user:{name}",), (f"addr:{client}",)
+        bucket = address_bucket(client)
+        # Per user *and* address: a stranger's wrong guesses cannot lock the admin out.
+        user_key, address_key = (f"user:{name}@{bucket}",), (f"addr:{bucket}",)
         now = self.now()
         wait = max(
             self.user_throttle.retry_after(user_key, now),
@@ -450,15 +468,17 @@ class ControlPlane:
             response = self._render_login(429, "Too many failed attempts; try again later.")
             response.headers["Retry-After"] = str(max(1, round(wait)))
             return response
+        # The attempt counts as a failure *before* the password check, with no await between
+        # check and record: concurrent attempts cannot all pass the check while scrypt runs.
+        self.user_throttle.failed(user_key, now)
+        self.address_throttle.failed(address_key, now)
         user = await self.users.authenticate(name, password)
         if user is None:
-            now = self.now()
-            self.user_throttle.failed(user_key, now)
-            self.address_throttle.failed(address_key, now)
             _log.warning("login failed", user=name, remote=client)
             self.metrics.logins.labels("failed").inc()
             return self._render_login(401, "Wrong user name or password.")
         self.user_throttle.succeeded(user_key[0])
+        self.address_throttle.withdraw(address_key[0], now)
         _log.info("login", user=user.name, role=user.role)
         self.metrics.logins.labels("ok").inc()
         raise self._start_session(user.name, user.role)
@@ -596,7 +616,7 @@ class ControlPlane:
         if request.can_read_body:
             try:
                 body = json.loads(await request.read())
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 raise web.HTTPBadRequest(reason="the request body is not JSON") from exc
         try:
             reply = await self.listener.call(request.method, action, body)

@@ -81,7 +81,7 @@ class ListenerControl:
             return ControlReply(502, {"error": f"listener unreachable: {type(exc).__name__}"})
         try:
             parsed: object = json.loads(raw) if raw.strip() else {}
-        except (json.JSONDecodeError, UnicodeDecodeError):
+        except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
             return ControlReply(502, {"error": "the listener answered with something not JSON"})
         if status in (401, 403):
             # The SCP's token was refused: that is our configuration problem, not the user's.

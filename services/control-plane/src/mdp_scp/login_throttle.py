@@ -1,14 +1,18 @@
 """The login attempt limit: a sliding window of failures per key.
 
-The SCP keeps two: one keyed by user name (stops guessing one account's password from many
-addresses) and a looser one keyed by client address (stops one client spraying many names).
+The SCP keeps two: one keyed by user name *and* client address (stops guessing one account's
+password, while a stranger's guesses cannot lock the real user out) and a looser one keyed by
+client address (stops one client spraying many names). Addresses are counted per IPv6 /64.
 Either over its limit blocks the attempt *before* the password is checked, so a blocked client
-cannot keep burning scrypt time. A success clears the user's counter, not the address's: a
-valid login must not launder a spray.
+cannot keep burning scrypt time; and an attempt is recorded as a failure before the check
+starts, so concurrent attempts cannot slip through while scrypt runs. A success clears the
+user's counter and withdraws its own record from the address's, nothing more: a valid login
+must not launder a spray.
 """
 
 from __future__ import annotations
 
+import contextlib
 from collections import deque
 
 __all__ = ["LoginThrottle"]
@@ -58,6 +62,16 @@ class LoginThrottle:
             if key not in self._failures and len(self._failures) >= self._max_keys:
                 continue  # still full of live keys: the per-address key keeps protecting
             self._failures.setdefault(key, deque(maxlen=self._max)).append(now)
+
+    def withdraw(self, key: str, at: float) -> None:
+        """Take back the one failure recorded at ``at`` for ``key`` (the attempt succeeded)."""
+        times = self._failures.get(key)
+        if times is None:
+            return
+        with contextlib.suppress(ValueError):
+            times.remove(at)
+        if not times:
+            del self._failures[key]
 
     def succeeded(self, key: str) -> None:
         """Forget the failures of ``key`` (the user name after a correct password)."""

@@ -75,7 +75,8 @@ class ScpSettings(CommonSettings):
         env="MDP_SCP_LOGIN_MAX_FAILURES",
         default=5,
         min=1,
-        doc="Failed logins allowed per user name within the window.",
+        doc="Failed logins allowed per user name and client address (an IPv6 /64) within the "
+        "window; per address too, so a stranger cannot lock a user out from elsewhere.",
     )
     login_max_failures_per_address: int = setting(
         env="MDP_SCP_LOGIN_MAX_FAILURES_PER_ADDRESS",

@@ -146,7 +146,7 @@ class Batcher:
 def _event_time_ns(kind: str, raw: msgspec.Raw) -> int | None:
     try:
         t = _TIME_DECODER.decode(raw).t
-    except (msgspec.ValidationError, msgspec.DecodeError):
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
         return None
     if t <= 0:
         return None

@@ -11,12 +11,24 @@ The client's own reconnect logic is not what a singleton on a one-socket-per-key
 with ``max_reconnects=0`` and :meth:`MassiveListener.run` supervises it:
 
 * jittered exponential backoff after a drop, reset once a connection proved stable;
-* a long backoff after a ``max_connections`` kick, logged at ERROR, so two copies sharing a
-  key cannot knock each other off in a loop;
-* ``auth_failed`` ends the run with :class:`mdp_runtime.AuthError` (exit code 77);
+* after a ``max_connections`` kick, a fast first retry and a long backoff only for a second
+  kick in a row. Massive allows one websocket per key and cluster and closes the *older*
+  connection when another authenticates, so a single kick is normally our own overlap (a
+  reconnect or a deploy) and reconnecting at once gets data back; a second kick in a row means
+  another copy holds the key, and backing off (logged at ERROR) lets the other copy win
+  instead of the two knocking each other off in a loop;
+* ``auth_failed`` on the configured feed ends the run with :class:`mdp_runtime.AuthError`
+  (exit code 77); on a feed switched to at run time it reverts to the last feed that accepted
+  the key instead (a switch is only allowed to ``host:port`` pairs of ``feed_allow``, with TLS
+  for every host that is not loopback: the key goes wherever the feed points);
 * outside market sessions (by the calendar) it waits for the next session instead of
   reconnect-looping, unless ``always_on``;
 * a watchdog forces a reconnect when an open socket goes silent during a session.
+
+Readiness says what the feed is doing (:attr:`MassiveListener.feed_state`): ``streaming``;
+``stale`` when the feed has been silent for ``ready_stale_seconds`` in a session (unready, so
+something outside notices); ``closed`` when it waits for the next session, which is ready: a
+healthy idle listener outside market hours must not fail a deploy.
 """
 
 from __future__ import annotations
@@ -24,6 +36,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
+import ipaddress
 import os
 import random
 import socket
@@ -141,18 +154,22 @@ class MassiveListener:
         self._publisher = publisher
         self._clock = clock
         self._metrics = metrics
-        self._calendar = calendar or MarketCalendar()
+        self._calendar = calendar or settings.calendar
         self._rng = rng or random.Random()
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self._feed = settings.feed
         self._market = settings.market
         self._secure = settings.secure
+        self._allowed_feeds = frozenset(_feed_address(f, secure=True) for f in settings.feed_allow)
+        # The feed that last accepted the key (the configured one until a switch proves itself).
+        self._last_good = (self._feed, self._market, self._secure)
         self._topics = validate_topics(settings.topics)
         self._enabled = settings.autostart
         self.state = ListenerState.IDLE
         self._client: WebSocketClient | None = None
         self._streaming = False
         self._kicked = False
+        self._kicks_in_row = 0
         self._closing_session = False
         self._attempt = 0
         self._last_frame = 0.0
@@ -191,8 +208,29 @@ class MassiveListener:
 
     @property
     def ready(self) -> bool:
-        """Ready means connected upstream and to the broker."""
-        return self._streaming and self._publisher.connected
+        """Ready means the feed is streaming (or closed for the day) and the broker is up."""
+        return self.upstream_readiness()[0] and self._publisher.connected
+
+    @property
+    def feed_state(self) -> str:
+        """What the feed is doing: a word for readiness, ``/status`` and the health page.
+
+        ``streaming``, ``stale`` (silent in a session), ``closed`` (no session now), or the
+        :class:`ListenerState` while connecting or backing off.
+        """
+        if self._streaming:
+            silent = self._clock.monotonic() - self._last_frame
+            if silent > self._settings.ready_stale_seconds and self._in_session():
+                return "stale"
+            return "streaming"
+        if self.state is ListenerState.WAITING_FOR_SESSION:
+            return "closed"
+        return str(self.state)
+
+    def upstream_readiness(self) -> tuple[bool, str]:
+        """Readiness of the upstream side, with the feed state as the reason."""
+        state = self.feed_state
+        return state in {"streaming", "closed"}, state
 
     @property
     def subscriptions(self) -> tuple[str, ...]:
@@ -219,6 +257,7 @@ class MassiveListener:
         stats = self._publisher.stats
         return {
             "state": str(self.state),
+            "feed_state": self.feed_state,
             "instance": self.instance,
             "feed": self._feed,
             "market": self._market,
@@ -278,17 +317,28 @@ class MassiveListener:
     def set_feed(self, feed: str, *, market: str | None = None, secure: bool | None = None) -> None:
         """Switch feed (and optionally market and TLS); reconnects at once if connected.
 
+        The API key is sent to whatever the feed names, so only ``feed_allow`` pairs are
+        accepted, and only over TLS unless the host is loopback; nothing is changed otherwise.
+
         Raises:
-            ValueError: the feed is empty.
+            ValueError: the feed is empty, not on the allow-list, or without TLS off loopback.
         """
         if not feed.strip():
             msg = "the feed must be a host or host:port"
             raise ValueError(msg)
+        tls = self._secure if secure is None else secure
+        address = _feed_address(feed, secure=tls)
+        if address not in self._allowed_feeds:
+            allowed = ", ".join(sorted(self._allowed_feeds))
+            msg = f"feed {address} is not allowed (MDP_LISTENER_FEED_ALLOW: {allowed})"
+            raise ValueError(msg)
+        if not tls and not _is_loopback(address.rsplit(":", 1)[0]):
+            msg = f"feed {address} needs TLS (secure: true): only loopback feeds may go without"
+            raise ValueError(msg)
         self._feed = feed.strip()
         if market is not None:
             self._market = market
-        if secure is not None:
-            self._secure = secure
+        self._secure = tls
         _log.info("feed changed", feed=self._feed, market=self._market, secure=self._secure)
         self._request_restart()
 
@@ -439,23 +489,41 @@ class MassiveListener:
         stopping: asyncio.Task[Any],
     ) -> SessionOutcome:
         if connection in done and not connection.cancelled():
-            error = connection.exception()
-            if isinstance(error, MassiveAuthError):
-                _log.critical("Massive refused the API key", detail=str(error))
-                msg = f"Massive refused the API key ({error}); check MASSIVE_API_KEY"
-                raise AuthError(msg) from error
-            if error is None:
-                _log.warning("the provider closed the connection normally")
-                return SessionOutcome.CLOSED
-            if self._kicked or _is_kick(error):
-                return SessionOutcome.KICKED
-            _log.warning("upstream connection failed", error=f"{type(error).__name__}: {error}")
-            return SessionOutcome.ERROR
+            return self._ended(connection.exception())
         if watchdog in done:
             return SessionOutcome.STALE
         if stopping in done:
             return SessionOutcome.STOP
         return SessionOutcome.RESTART
+
+    def _ended(self, error: BaseException | None) -> SessionOutcome:
+        """Why the client's connection ended by itself."""
+        if isinstance(error, MassiveAuthError):
+            return self._refused(error)
+        if error is None:
+            _log.warning("the provider closed the connection normally")
+            return SessionOutcome.CLOSED
+        if self._kicked or _is_kick(error):
+            return SessionOutcome.KICKED
+        _log.warning("upstream connection failed", error=f"{type(error).__name__}: {error}")
+        return SessionOutcome.ERROR
+
+    def _refused(self, error: MassiveAuthError) -> SessionOutcome:
+        """The feed refused the key: revert a run-time switch, or end the run."""
+        current = (self._feed, self._market, self._secure)
+        if current != self._last_good:
+            # A switched-to feed refused the key: go back rather than die (the control API
+            # could not revive a listener that exited).
+            self._feed, self._market, self._secure = self._last_good
+            _log.error(
+                "the new feed refused the API key; reverted to the last good feed",
+                refused=current[0],
+                feed=self._feed,
+            )
+            return SessionOutcome.ERROR
+        _log.critical("Massive refused the API key", detail=str(error))
+        msg = f"Massive refused the API key ({error}); check MASSIVE_API_KEY"
+        raise AuthError(msg) from error
 
     def _delay_after(self, outcome: SessionOutcome) -> float:
         """How long to wait before the next connection, and count the reconnect."""
@@ -465,18 +533,31 @@ class MassiveListener:
         lived = self._clock.monotonic() - self._session_started
         if lived >= settings.stable_after_seconds:
             self._attempt = 0
+            self._kicks_in_row = 0
         self._reconnects.add(1, reason=str(outcome))
         jitter = 1.0 + settings.backoff_jitter * self._rng.random()
         if outcome is SessionOutcome.KICKED:
             self._kicks.add(1)
+            self._kicks_in_row += 1
+            if self._kicks_in_row == 1:
+                delay = settings.kick_first_retry_seconds * jitter
+                _log.warning(
+                    "kicked by the provider: max_connections (Massive closes the older "
+                    "connection); reconnecting at once",
+                    seconds=round(delay, 1),
+                    kicks=self._kicks.total,
+                )
+                return delay
             delay = settings.kick_backoff_seconds * jitter
             _log.error(
-                "kicked by the provider: max_connections. Another process is using this API "
-                "key (only one websocket per key and cluster is allowed); backing off",
+                "kicked by the provider again: max_connections. Another process is using this "
+                "API key (only one websocket per key and cluster is allowed); backing off",
                 seconds=round(delay, 1),
                 kicks=self._kicks.total,
+                in_row=self._kicks_in_row,
             )
             return delay
+        self._kicks_in_row = 0
         self._attempt += 1
         base = settings.backoff_initial_seconds * float(1 << min(self._attempt - 1, 30))
         delay = min(settings.backoff_max_seconds, base) * jitter
@@ -553,6 +634,8 @@ class MassiveListener:
             self._kicked = True
             _log.error("provider status: max_connections", message=message)
         elif status in {"success", "connected", "auth_success"}:
+            if status == "auth_success":
+                self._last_good = (self._feed, self._market, self._secure)
             _log.debug("provider status", status=status, message=message)
         else:
             _log.warning("provider status", status=status, message=message)
@@ -580,3 +663,24 @@ def describe(settings: ListenerSettings) -> Mapping[str, object]:
         "autostart": settings.autostart,
         "batch_events": settings.batch_events,
     }
+
+
+def _feed_address(feed: str, *, secure: bool) -> str:
+    """``host:port`` of a feed setting (``socket.massive.com`` means port 443 with TLS)."""
+    text = feed.strip().lower()
+    if text.startswith("[") and "]:" in text:  # [::1]:8080
+        return text
+    host, sep, port = text.rpartition(":")
+    if sep and port.isdigit() and host and ":" not in host:
+        return f"{host}:{int(port)}"
+    return f"{text}:{443 if secure else 80}"
+
+
+def _is_loopback(host: str) -> bool:
+    name = host.strip("[]")
+    if name == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(name).is_loopback
+    except ValueError:
+        return False

@@ -29,6 +29,13 @@ class ListenerSettings(CommonSettings):
         doc="Massive feed host (socket.massive.com real-time, delayed.massive.com 15-min "
         "delayed) or host:port of the simulator.",
     )
+    feed_allow: tuple[str, ...] = setting(
+        env="MDP_LISTENER_FEED_ALLOW",
+        default=("socket.massive.com:443", "delayed.massive.com:443"),
+        doc="The only host:port pairs a feed switch (PUT /control/feed) may name; the API key "
+        "is sent to the feed, so any other address, loopback included, is refused before a "
+        "connection is made. TLS is required for every host that is not loopback.",
+    )
     market: str = setting(
         env="MDP_MASSIVE_MARKET",
         default="stocks",
@@ -74,18 +81,32 @@ class ListenerSettings(CommonSettings):
         max=1.0,
         doc="Random fraction added to each delay so restarts do not synchronise.",
     )
+    kick_first_retry_seconds: float = setting(
+        env="MDP_LISTENER_KICK_FIRST_RETRY_SECONDS",
+        default=2.0,
+        min=0.0,
+        doc="Delay after a first max_connections kick (Massive closes the older connection: "
+        "usually our own overlap after a reconnect or deploy, so come back at once).",
+    )
     kick_backoff_seconds: float = setting(
         env="MDP_LISTENER_KICK_BACKOFF_SECONDS",
-        default=90.0,
+        default=60.0,
         min=0.0,
-        doc="Delay after a max_connections kick: long, so two copies sharing a key cannot "
-        "knock each other off in a loop.",
+        doc="Delay after a second kick in a row (another copy is using the key): long, so two "
+        "copies sharing a key cannot knock each other off in a loop.",
     )
     stale_after_seconds: float = setting(
         env="MDP_LISTENER_STALE_AFTER_SECONDS",
         default=30.0,
         min=0.001,
         doc="During market sessions, no frame for this long forces a reconnect (watchdog).",
+    )
+    ready_stale_seconds: float = setting(
+        env="MDP_LISTENER_READY_STALE_SECONDS",
+        default=10.0,
+        min=0.001,
+        doc="During market sessions, a feed silent this long makes the listener unready and "
+        "its /status feed state 'stale' (before the watchdog reconnects).",
     )
     stable_after_seconds: float = setting(
         env="MDP_LISTENER_STABLE_AFTER_SECONDS",

@@ -127,6 +127,10 @@ class FinlightListener:
         """Ready means streaming and connected to the broker."""
         return self.streaming and self._publisher.connected
 
+    def upstream_readiness(self) -> tuple[bool, str]:
+        """Ready upstream while streaming; the state says what it does otherwise."""
+        return self.streaming, str(self.state)
+
     @property
     def enabled(self) -> bool:
         """Whether the listener wants to be connected."""

@@ -1,4 +1,4 @@
-"""The ``mdp`` command: ``mdp demo``, ``mdp bench``, ``mdp docs``."""
+"""The ``mdp`` command: ``mdp demo``, ``mdp bench``, ``mdp chaos``, ``mdp docs``."""
 
 from __future__ import annotations
 
@@ -30,11 +30,18 @@ def _bench(args: argparse.Namespace) -> int:
     return run_bench_command(args)
 
 
+def _chaos(args: argparse.Namespace) -> int:
+    from mdp_platform.chaos import run_chaos_command  # noqa: PLC0415 - heavy; only this command
+
+    return run_chaos_command(args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``mdp``."""
     parser = argparse.ArgumentParser(
         prog="mdp",
-        description="The mdp market data platform: the demo, the benchmark, the reference docs.",
+        description="The mdp market data platform: the demo, the benchmark, the chaos suite, the "
+        "reference docs.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -58,6 +65,15 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_options(bench)
     bench.set_defaults(handler=_bench)
+
+    chaos = commands.add_parser(
+        "chaos",
+        help="break the pipeline on purpose (private RabbitMQ and Redis) and check it heals",
+    )
+    from mdp_platform.chaos import add_chaos_options  # noqa: PLC0415 - keeps --help fast
+
+    add_chaos_options(chaos)
+    chaos.set_defaults(handler=_chaos)
 
     docs = commands.add_parser("docs", help="regenerate the reference documents from the code")
     docs.add_argument("--out", default="docs/reference", help="output folder (%(default)s)")

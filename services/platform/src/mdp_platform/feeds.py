@@ -51,6 +51,7 @@ def simulated_feeds(sim: SimServers) -> FeedPlan:
         market_clock=MarketClock(sim.clock),
         listener={
             "feed": sim.massive_feed,
+            "feed_allow": (sim.massive_feed,),  # the simulator's exact address, nothing else
             "secure": False,
             "always_on": True,
             "api_key": Secret(sim.api_key),

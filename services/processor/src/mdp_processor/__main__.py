@@ -12,6 +12,7 @@ import asyncio
 import sys
 from collections.abc import Mapping
 from importlib.metadata import version
+from typing import Final
 
 from mdp_analyzers.registry import UnknownAnalyzer
 from mdp_cache.client import close_redis, create_redis
@@ -33,7 +34,7 @@ from mdp_runtime import (
     run_service,
 )
 
-__all__ = ["main", "metrics_of", "readiness_of"]
+__all__ = ["is_cumulative", "main", "metrics_of", "readiness_of"]
 
 _SERVICE = "processor"
 _log = get_logger("mdp_processor.main")
@@ -61,6 +62,15 @@ def metrics_of(statuses: list[WorkerStatus]) -> dict[str, object]:
         ),
         "worker_restarts": sum(status.restarts for status in statuses),
     }
+
+
+#: Integer figures a worker reports that are levels, not counts: never carried over a restart.
+_GAUGES: Final = frozenset({"last_flush_events"})
+
+
+def is_cumulative(name: str, value: object) -> bool:
+    """Whether a reported figure is a count that a worker restart must not reset."""
+    return isinstance(value, int) and not isinstance(value, bool) and name not in _GAUGES
 
 
 def readiness_of(statuses: list[WorkerStatus]) -> tuple[bool, str]:
@@ -93,6 +103,7 @@ async def serve(stop: asyncio.Event) -> int:
         settings.workers,
         name="mdp-worker",
         child_logging=(_SERVICE, settings.log_level, settings.log_format),
+        carry_over=is_cumulative,
     )
     health = HealthServer(
         settings.health_host,

@@ -41,6 +41,7 @@ from mdp_analyzers.typing import (
     WidgetWrite,
     published,
 )
+from mdp_cache.claims import BatchClaims
 from mdp_cache.keys import KEY_COMPOSE_LEASE, KEY_SEEN_BATCH
 from mdp_cache.ops import (
     AppendTrades,
@@ -143,6 +144,9 @@ class Processor:
         reference: Reference data cache for analyzers that want it (None: rows stay empty).
         clock: Source of ``now`` for analyzers and lag.
         config: Tuning.
+        claims: Batch ids claimed across every worker and replica (MDC), so a batch published
+            twice is applied once wherever its copies land; without it, only this process's
+            memory and the "applied" marks of redelivered messages catch duplicates.
     """
 
     def __init__(
@@ -155,12 +159,14 @@ class Processor:
         reference: ReferenceCache | None = None,
         clock: Clock | None = None,
         config: ProcessorConfig | None = None,
+        claims: BatchClaims | None = None,
     ) -> None:
         self.consumer = consumer
         self.analyzers = list(analyzers)
         self.state = state
         self.widgets = widgets
         self.reference = reference
+        self.claims = claims
         self.clock = clock or LiveClock()
         self.config = config or ProcessorConfig()
         self.stats = ProcessorStats()
@@ -263,7 +269,14 @@ class Processor:
                     max_wait_seconds=self.config.flush_interval_s / 2,
                 ):
                     await self._writable.wait()
-                    await self.ingest(batch)
+                    try:
+                        await self.ingest(batch)
+                    except Exception:
+                        # Settle exactly once whatever happened: a batch neither queued for
+                        # the flush's ack nor settled would stay unacked for good.
+                        if batch not in self._pending_batches and not batch.settled:
+                            await batch.reject()
+                        raise
                     backoff = self.config.retry_initial_s
             except asyncio.CancelledError:
                 raise
@@ -276,6 +289,7 @@ class Processor:
     async def ingest(self, batch: ReceivedBatch) -> None:
         """Decode, de-duplicate and apply one delivery batch; it is acked by a later flush."""
         decoded: list[tuple[str, EventBatch, Mapping[str, str]]] = []
+        fresh: list[str] = []  # first deliveries: claimed across consumers below
         for message in batch.messages:
             try:
                 events = decode_event_batch(message.body)
@@ -294,6 +308,14 @@ class Processor:
                 continue
             self._remember(mark)
             decoded.append((mark, events, message.headers))
+            if not message.redelivered:
+                fresh.append(events.batch)
+        if fresh and self.claims is not None:
+            won = await self._claim(fresh)
+            lost = set(fresh) - won
+            if lost:
+                self.stats.duplicates += len(lost)
+                decoded = [item for item in decoded if item[1].batch not in lost]
         now_ns = self.clock.now_ns()
         for mark, events, headers in decoded:
             # One span per message (a batch of events), in the listener's trace.
@@ -323,6 +345,20 @@ class Processor:
                 _log.warning("seen_check_failed", error=repr(exc))
                 if self._stopping.is_set():
                     return False
+                await asyncio.sleep(backoff)
+                backoff = min(backoff * 2, self.config.retry_max_s)
+
+    async def _claim(self, batches: list[str]) -> set[str]:
+        assert self.claims is not None
+        backoff = self.config.retry_initial_s
+        while True:
+            try:
+                return await self.claims.claim(batches)
+            except Exception as exc:
+                self.stats.write_failures += 1
+                _log.warning("claim_failed", error=repr(exc))
+                if self._stopping.is_set():
+                    return set(batches)
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.retry_max_s)
 
@@ -561,6 +597,7 @@ class Processor:
         stats.flush_state_ops += len(ops)
         stats.flush_widget_writes += len(writes)
         stats.last_flush_events = events
+        stats.flushed_events += events
         done_ns = self.clock.now_ns()
         for received_ns, event_ms in lags:
             stats.lag_receipt.add((done_ns - received_ns) / _NS_PER_S)

@@ -79,6 +79,8 @@ class ProcessorStats:
         queue_wait: Seconds from listener receipt to the processor applying the batch.
         flush_time: Seconds one flush took (collect, write, compose, ack).
         last_flush_events: Events carried by the last flush.
+        flushed_events: Events whose flush landed (written, then acked): unlike ``events``,
+            never those a worker applied and then died before writing (they are redelivered).
     """
 
     messages: int = 0
@@ -98,6 +100,7 @@ class ProcessorStats:
     bad_writes: int = 0
     reference_requests: int = 0
     last_flush_events: int = 0
+    flushed_events: int = 0
     lag_event: LagSamples = field(default_factory=LagSamples)
     lag_receipt: LagSamples = field(default_factory=LagSamples)
     queue_wait: LagSamples = field(default_factory=LagSamples)
@@ -128,6 +131,7 @@ class ProcessorStats:
             "bad_writes": self.bad_writes,
             "reference_requests": self.reference_requests,
             "last_flush_events": self.last_flush_events,
+            "flushed_events": self.flushed_events,
             "lag_event_p50_seconds": self.lag_event.percentile(0.5),
             "lag_event_p99_seconds": self.lag_event.percentile(0.99),
             "lag_receipt_p50_seconds": self.lag_receipt.percentile(0.5),

@@ -10,11 +10,11 @@ from importlib.metadata import version
 from typing import Any
 
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
+from mdp_cache.claims import RedisBatchClaims
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
-from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import LiveClock
 from mdp_core.logging import get_logger
 from mdp_core.process import WorkerContext
@@ -37,7 +37,7 @@ def build_analyzers(settings: ProcessorSettings) -> list[Any]:
     Raises:
         UnknownAnalyzer: a name is not registered (the message lists the known names).
     """
-    calendar = MarketCalendar()
+    calendar = settings.calendar
     return [
         create_analyzer(name, calendar=calendar, board_size=settings.board_size)
         for name in settings.analyzers
@@ -79,6 +79,7 @@ async def worker(index: int, ctx: WorkerContext) -> None:
         analyzers,
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
+        claims=RedisBatchClaims(mdc, ProcessorConfig().consumer_group, instance),
         reference=reference,
         clock=clock,
         config=ProcessorConfig(

@@ -58,7 +58,7 @@ async def serve(stop: asyncio.Event) -> int:
         raise ConfigError(str(exc)) from None
     configure_logging(_SERVICE, settings.log_level, settings.log_format)
     configure_telemetry("mdp-scanner", version("mdp-scanner"))
-    analyzers = build_analyzers(settings.analyzers, MarketCalendar())
+    analyzers = build_analyzers(settings.analyzers, settings.calendar)
     redis = create_redis(settings.wdc_redis_url, client_name="mdp-scanner")
     scanner = Scanner(
         redis,

@@ -79,6 +79,7 @@ def _stamp(payload: bytes) -> _Stamp:
 
     Raises:
         msgspec.DecodeError: when the payload is not valid JSON.
+        RecursionError: when it is nested past the decoder's recursion limit.
     """
     try:
         return _STAMP.decode(payload)
@@ -214,7 +215,7 @@ class Hub:
             return
         try:
             stamp = _stamp(payload)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self._stats.bad_payloads += 1
             _log.warning("published payload is not JSON; skipped", feed=name)
             return
@@ -261,7 +262,7 @@ class Hub:
             return _NULL
         try:
             _ANY.decode(data)
-        except msgspec.DecodeError:
+        except (msgspec.DecodeError, RecursionError):
             self._stats.bad_payloads += 1
             _log.warning("stored payload is not JSON; sent as null", feed=feed)
             return _NULL

@@ -89,12 +89,20 @@ class Frame:
 
 
 class BadRequest(Exception):
-    """A client message that is not a valid request; answered with ``bad_request``."""
+    """A client message that is not a valid request; answered with ``bad_request``.
 
-    def __init__(self, message: str, request_id: int | None = None) -> None:
+    Attributes:
+        kind: The violation it is counted as (``bad_request``, or ``too_deep`` for JSON nested
+            past the decoder's recursion limit).
+    """
+
+    def __init__(
+        self, message: str, request_id: int | None = None, *, kind: str = "bad_request"
+    ) -> None:
         super().__init__(message)
         self.message = message
         self.request_id = request_id
+        self.kind = kind
 
 
 @dataclass(frozen=True, slots=True)
@@ -161,6 +169,8 @@ def decode_request(raw: str | bytes) -> Request:
         message: Any = _DECODER.decode(raw)
     except msgspec.DecodeError:
         raise BadRequest("the message is not valid JSON") from None
+    except RecursionError:
+        raise BadRequest("the message is nested too deep", kind="too_deep") from None
     if not isinstance(message, dict):
         raise BadRequest("a message is a JSON object with an 'op'")
     raw_id = message.get("id")

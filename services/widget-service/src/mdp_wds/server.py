@@ -29,7 +29,7 @@ from websockets.http11 import Request, Response
 
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.logging import get_logger
-from mdp_runtime import TrustedProxies
+from mdp_runtime import TrustedProxies, address_bucket
 from mdp_wds.hub import Hub
 from mdp_wds.protocol import CloseCode
 from mdp_wds.session import ClientSession
@@ -199,6 +199,7 @@ class WidgetServer:
 
     async def _handle(self, ws: ServerConnection) -> None:
         address = self.client_address(ws)
+        bucket = address_bucket(address)  # the cap counts a whole IPv6 /64 as one client
         if self._stopping:
             await self._refuse(ws, CloseCode.GOING_AWAY, "server stopping", "shutdown")
             return
@@ -207,7 +208,7 @@ class WidgetServer:
                 ws, CloseCode.TOO_MANY_CONNECTIONS, "too many connections", "connection_cap"
             )
             return
-        if self._per_address[address] >= self.settings.max_connections_per_address:
+        if self._per_address[bucket] >= self.settings.max_connections_per_address:
             await self._refuse(
                 ws,
                 CloseCode.TOO_MANY_CONNECTIONS,
@@ -220,13 +221,13 @@ class WidgetServer:
             ws, self.hub, self.settings, self.stats, self._clock, address=address
         )
         self._sessions.add(session)
-        self._per_address[address] += 1
+        self._per_address[bucket] += 1
         self.stats.clients = len(self._sessions)
         try:
             await session.run()
         finally:
             self._sessions.discard(session)
-            self._per_address[address] -= 1
-            if self._per_address[address] <= 0:
-                del self._per_address[address]
+            self._per_address[bucket] -= 1
+            if self._per_address[bucket] <= 0:
+                del self._per_address[bucket]
             self.stats.clients = len(self._sessions)

@@ -134,7 +134,11 @@ class ClientSession:
             return False
         try:
             request = decode_request(raw)
-        except BadRequest:
+        except BadRequest as exc:
+            if exc.kind != "bad_request":
+                self._violation(exc.kind)  # hostile rather than confused: counted as such
+                self.close(CloseCode.UNAUTHENTICATED, "authenticate first", exc.kind)
+                return False
             request = None
         if request is None or request.op != "auth":
             self._violation("unauthenticated")
@@ -151,7 +155,7 @@ class ClientSession:
             try:
                 request = decode_request(raw)
             except BadRequest as exc:
-                self._stats.violations["bad_request"] += 1
+                self._stats.violations[exc.kind] += 1
                 self._error(exc.request_id, ErrorCode.BAD_REQUEST, exc.message)
                 continue
             await self._dispatch(request)
