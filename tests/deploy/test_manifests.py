@@ -18,7 +18,7 @@ import yaml
 
 from mdp_core.settings import CommonSettings, describe
 
-from .kustomize import Doc, render
+from mdp_kustomize import Doc, render
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
