@@ -8,9 +8,9 @@ runs :func:`release`; CI runs :func:`check` (``python3 dev.py release-check``).
 Rules:
 
 - a library (``packages/*``) whose files changed must have an entry under ``## Unreleased``
-  in its CHANGELOG.md; the release refuses it otherwise. The heading becomes its new version:
-  minor when the entry has Added/Changed/Removed sections, patch otherwise (``--bump
-  NAME=major|minor|patch`` overrides);
+  in its CHANGELOG.md; the release refuses it otherwise. The heading becomes its new version,
+  bumped as :func:`level_from_notes` reads the entry (``--bump NAME=major|minor|patch``
+  overrides);
 - libraries depend on sibling libraries with a compatible range (``>=0.2.0,<0.3``), widened
   only when a new version falls outside it (the dependent is then released too);
 - services pin every sibling exactly; a service is released (patch) when its own files
@@ -40,7 +40,8 @@ STATE_FILE = Path("releases.json")
 KUSTOMIZATION = Path("deploy/k8s/base/kustomization.yaml")
 LEVELS = ("major", "minor", "patch")
 _UNRELEASED = re.compile(r"^## Unreleased[ \t]*\n(?P<body>.*?)(?=^## |\Z)", re.M | re.S)
-_MINOR_SECTIONS = re.compile(r"^### (Added|Changed|Removed)\b", re.M)
+_BREAKING = re.compile(r"^### Removed\b|\bBREAKING\b", re.M)
+_ADDED = re.compile(r"^### Added\b", re.M)
 _DEPENDENCIES_NOTE = "- Released with its dependencies.\n"
 _VERSION_LINE = re.compile(r'^(version\s*=\s*")([^"]+)(")', re.M)
 
@@ -111,6 +112,19 @@ def _parse(version: str) -> tuple[int, int, int]:
     if len(parts) != 3 or not all(part.isdigit() for part in parts):
         raise ReleaseError(f"version {version!r} is not MAJOR.MINOR.PATCH")
     return int(parts[0]), int(parts[1]), int(parts[2])
+
+
+def level_from_notes(notes: str, version: str) -> str:
+    """The bump the notes call for: a Removed section or BREAKING marks a breaking change.
+
+    Breaking is ``major`` (the minor while at 0.x, see :func:`bump`); an Added section is
+    ``minor`` from 1.0 on; anything else, and any non-breaking change at 0.x, is ``patch``.
+    """
+    if _BREAKING.search(notes):
+        return "major"
+    if _ADDED.search(notes) and _parse(version)[0] > 0:
+        return "minor"
+    return "patch"
 
 
 def bump(version: str, level: str) -> str:
@@ -190,7 +204,7 @@ def plan(root: Path, levels: dict[str, str] | None = None) -> Plan:
                 "under '## Unreleased'"
             )
             continue
-        level = levels.get(name) or ("minor" if _MINOR_SECTIONS.search(notes) else "patch")
+        level = levels.get(name) or level_from_notes(notes, member.version)
         result.versions[name] = (member.version, bump(member.version, level))
         result.reasons[name] = "changed"
     if problems:
