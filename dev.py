@@ -251,7 +251,8 @@ def task_images(args: Sequence[str]) -> None:
 def task_release(args: Sequence[str]) -> None:
     """Release what changed since its last release (--dry-run, --bump NAME=LEVEL, --commit)."""
     _tools()
-    import mdp_release  # noqa: PLC0415 - found through tools/ on sys.path
+    import mdp_images  # noqa: PLC0415 - found through tools/ on sys.path
+    import mdp_release  # noqa: PLC0415 - same
 
     levels: dict[str, str] = {}
     rest = list(args)
@@ -265,7 +266,7 @@ def task_release(args: Sequence[str]) -> None:
         name, _, level = rest.pop(0).partition("=")
         if level not in mdp_release.LEVELS:
             raise TaskFailed(f"--bump {name}={level}: use one of {mdp_release.LEVELS}", 2)
-        levels[mdp_release.mdp_images.normalize(name)] = level
+        levels[mdp_images.normalize(name)] = level
     try:
         plan = (mdp_release.plan if dry_run else mdp_release.release)(ROOT, levels)
     except mdp_release.ReleaseError as error:

@@ -14,9 +14,10 @@ import subprocess
 import tomllib
 from pathlib import Path
 
+import pytest
+
 import mdp_images
 import mdp_release
-import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -65,9 +66,9 @@ def released(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A copy of the tree with every pending change released."""
     root = _copy_tree(tmp_path_factory.mktemp("released"))
     for name, member in mdp_images.load_members(root).items():
-        if member.kind == "package" and mdp_release.unreleased_notes(root, member) is None:
-            if name in mdp_release.changed_members(root):
-                _note(root, name, "### Fixed\n\n- Pending work.")
+        pending = member.kind == "package" and name in mdp_release.changed_members(root)
+        if pending and mdp_release.unreleased_notes(root, member) is None:
+            _note(root, name, "### Fixed\n\n- Pending work.")
     mdp_release.release(root)
     assert mdp_release.changed_members(root) == {}
     assert mdp_release.check(root) == []
@@ -134,7 +135,7 @@ def test_a_fix_in_core_keeps_the_libraries_and_bumps_every_service(tree: Path) -
     # The per-service image tags follow the service versions.
     text = kustomization.read_text()
     for name in ("mdp-processor", "mdp-wds"):
-        assert f'- name: {name}\n' in text
+        assert f"- name: {name}\n" in text
         block = text[text.index(f"- name: {name}\n") :].split("- name:", 2)[1]
         assert f'newTag: "{plan.versions[name][1]}"' in block
 

@@ -210,7 +210,7 @@ def check_licenses(root: Path) -> list[str]:
         if not copy.is_file() or copy.read_bytes() != license_text:
             problems.append(f"{where}: LICENSE is missing or differs from the repository's")
         if project.metadata.get("license-files") != ["LICENSE"]:
-            problems.append(f"{where}: pyproject.toml lacks license-files = [\"LICENSE\"]")
+            problems.append(f'{where}: pyproject.toml lacks license-files = ["LICENSE"]')
     return problems
 
 
@@ -335,7 +335,9 @@ def test_a_service_range_instead_of_a_pin_is_reported(good_tree: Path) -> None:
 
 
 def test_a_package_range_on_a_sibling_is_required(good_tree: Path) -> None:
-    _rewrite(good_tree / "packages/mdp-cache/pyproject.toml", "mdp-core>=0.3.0,<0.4", "mdp-core>=0.3")
+    _rewrite(
+        good_tree / "packages/mdp-cache/pyproject.toml", "mdp-core>=0.3.0,<0.4", "mdp-core>=0.3"
+    )
     assert check_pins(good_tree) == []
     _rewrite(good_tree / "packages/mdp-cache/pyproject.toml", "mdp-core>=0.3", "mdp-core==0.3.0")
     assert check_pins(good_tree) == [

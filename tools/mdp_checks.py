@@ -22,6 +22,7 @@ import sys
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
@@ -68,9 +69,9 @@ def _run(command: Sequence[str], *, env: dict[str, str] | None = None, cwd: Path
     return completed.returncode == 0
 
 
-def hadolint() -> bool:
+def hadolint(dockerfile: Path = DOCKERFILE) -> bool:
     """Lint the Dockerfile; every finding at ``info`` or above fails."""
-    return _run([_tool("hadolint"), "--failure-threshold", "info", str(DOCKERFILE)])
+    return _run([_tool("hadolint"), "--failure-threshold", "info", str(dockerfile)])
 
 
 def _stub_collection(base: Path) -> Path:
@@ -91,7 +92,7 @@ def _stub_collection(base: Path) -> Path:
     return base
 
 
-def ansible() -> bool:
+def ansible(playbook: Path = PLAYBOOK) -> bool:
     """ansible-playbook --syntax-check, then ansible-lint at the basic profile."""
     with tempfile.TemporaryDirectory(prefix="mdp-ansible-") as scratch:
         collections = _stub_collection(Path(scratch) / "collections")
@@ -102,35 +103,44 @@ def ansible() -> bool:
             "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
         }
         syntax = _run(
-            [_tool("ansible-playbook"), "--syntax-check", "-i", str(INVENTORY), str(PLAYBOOK)],
+            [_tool("ansible-playbook"), "--syntax-check", "-i", str(INVENTORY), str(playbook)],
             env=env,
         )
         lint = _run(
-            [_tool("ansible-lint"), "--offline", "--profile", "basic", "--strict", str(PLAYBOOK)],
+            [_tool("ansible-lint"), "--offline", "--profile", "basic", "--strict", str(playbook)],
             env=env,
         )
     return syntax and lint
 
 
+def validate(docs: list[dict[str, Any]]) -> list[str]:
+    """Strict schema problems of rendered resources, one line each (none: all valid)."""
+    import kubernetes_validate  # noqa: PLC0415 - a development tool, imported when used
+
+    problems = []
+    for doc in docs:
+        where = f"{doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
+        try:
+            kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
+        except kubernetes_validate.ValidationError as error:
+            problems.append(f"{where}: {error.message} at {list(error.path)}")
+        except kubernetes_validate.SchemaNotFoundError:
+            problems.append(f"{where}: no schema in Kubernetes {KUBERNETES_VERSION}")
+    return problems
+
+
 def manifests() -> bool:
     """Render every overlay and validate each resource strictly against the schemas."""
-    import kubernetes_validate  # noqa: PLC0415 - a development tool, imported when used
     from mdp_kustomize import render  # noqa: PLC0415 - needs PyYAML, present in the venv
 
     ok = True
     for overlay in sorted(p for p in OVERLAYS.iterdir() if p.is_dir()):
         docs = render(overlay)
+        problems = validate(docs)
         print(f"{overlay.relative_to(ROOT)}: {len(docs)} resources", file=sys.stderr)
-        for doc in docs:
-            where = f"{overlay.name}: {doc.get('kind')}/{doc.get('metadata', {}).get('name')}"
-            try:
-                kubernetes_validate.validate(doc, KUBERNETES_VERSION, strict=True)
-            except kubernetes_validate.ValidationError as error:
-                ok = False
-                print(f"{where}: {error.message} at {list(error.path)}", file=sys.stderr)
-            except kubernetes_validate.SchemaNotFoundError:
-                ok = False
-                print(f"{where}: no schema in Kubernetes {KUBERNETES_VERSION}", file=sys.stderr)
+        for problem in problems:
+            print(f"{overlay.name}: {problem}", file=sys.stderr)
+        ok &= not problems
     return ok
 
 
@@ -139,18 +149,25 @@ def _import_name(folder: Path) -> str:
     return package
 
 
-def deps() -> bool:
-    """deptry over every workspace member: missing, unused and transitive-only imports."""
+def members(root: Path = ROOT) -> list[Path]:
+    """Every workspace member's folder."""
+    return [
+        folder
+        for group in ("packages", "services")
+        for folder in sorted((root / group).iterdir())
+        if (folder / "pyproject.toml").is_file()
+    ]
+
+
+def deps(folders: Sequence[Path] | None = None) -> bool:
+    """The deptry check of every member: missing, unused and transitive-only imports."""
     ok = True
-    for group in ("packages", "services"):
-        for folder in sorted((ROOT / group).iterdir()):
-            if not (folder / "pyproject.toml").is_file():
-                continue
-            ok &= _run(
-                [_tool("deptry"), ".", "--known-first-party", _import_name(folder)],
-                cwd=folder,
-                env={"NO_COLOR": "1"},
-            )
+    for folder in members() if folders is None else folders:
+        ok &= _run(
+            [_tool("deptry"), ".", "--known-first-party", _import_name(folder)],
+            cwd=folder,
+            env={"NO_COLOR": "1"},
+        )
     return ok
 
 

@@ -143,9 +143,7 @@ def find_uv() -> list[str]:
     raise RuntimeError("uv is needed and was not found (install it: pip install uv)")
 
 
-def locked_requirements(
-    root: Path, dist: str, uv: Sequence[str], *, otel: bool = False
-) -> str:
+def locked_requirements(root: Path, dist: str, uv: Sequence[str], *, otel: bool = False) -> str:
     """The locked third-party requirements of one service, as its image installs them."""
     command = [
         *uv,
@@ -238,7 +236,9 @@ def _main(argv: Sequence[str]) -> int:
     report_parser = commands.add_parser("report", help="closure and digest of every image")
     report_parser.add_argument("--json", action="store_true", help="machine-readable output")
     report_parser.add_argument("--otel", action="store_true", help="images built with OTEL=1")
-    report_parser.add_argument("--uv", default="uv", help="the command running uv (split like a shell)")
+    report_parser.add_argument(
+        "--uv", default="uv", help="the command running uv (split like a shell)"
+    )
     args = parser.parse_args(argv)
     if args.command == "stage":
         for folder in stage(ROOT, args.service, args.destination):

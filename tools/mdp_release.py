@@ -32,8 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import mdp_images
-from mdp_images import Member, closure, load_members, member_files
+from mdp_images import Member, closure, load_members, member_files, normalize
 
 ROOT = Path(__file__).resolve().parent.parent
 STATE_FILE = Path("releases.json")
@@ -184,16 +183,10 @@ class Plan:
     widened: dict[str, list[str]] = field(default_factory=dict)  # library -> siblings widened
 
 
-def plan(root: Path, levels: dict[str, str] | None = None) -> Plan:
-    """Decide which members to release and at which versions; refuse on missing notes."""
-    levels = levels or {}
-    members = load_members(root)
-    changed = changed_members(root)
-    unknown = set(levels) - set(members)
-    if unknown:
-        raise ReleaseError(f"--bump names unknown members: {', '.join(sorted(unknown))}")
+def _changed_libraries(
+    root: Path, changed: dict[str, Member], levels: dict[str, str], result: Plan
+) -> None:
     problems = []
-    result = Plan()
     for name, member in sorted(changed.items()):
         if member.kind != "package":
             continue
@@ -210,7 +203,11 @@ def plan(root: Path, levels: dict[str, str] | None = None) -> Plan:
     if problems:
         raise ReleaseError("\n".join(problems))
 
-    # Libraries whose sibling range no longer admits a new version are released too.
+
+def _widened_libraries(
+    root: Path, members: dict[str, Member], levels: dict[str, str], result: Plan
+) -> None:
+    """Libraries whose range on a released sibling no longer admits it are released too."""
     pending = list(result.versions)
     while pending:
         released = pending.pop()
@@ -228,6 +225,18 @@ def plan(root: Path, levels: dict[str, str] | None = None) -> Plan:
                 result.reasons[name] = f"its range on {released} is widened"
                 pending.append(name)
 
+
+def plan(root: Path, levels: dict[str, str] | None = None) -> Plan:
+    """Decide which members to release and at which versions; refuse on missing notes."""
+    levels = levels or {}
+    members = load_members(root)
+    changed = changed_members(root)
+    unknown = set(levels) - set(members)
+    if unknown:
+        raise ReleaseError(f"--bump names unknown members: {', '.join(sorted(unknown))}")
+    result = Plan()
+    _changed_libraries(root, changed, levels, result)
+    _widened_libraries(root, members, levels, result)
     # Services: released when their own files or anything in their closure changed.
     for name, member in sorted(members.items()):
         if member.kind != "service":
@@ -259,7 +268,7 @@ def _rewrite_requirements(path: Path, member: Member, versions: dict[str, str]) 
             continue
         else:
             new = compatible_range(versions[sibling])
-        text = _requirement_pattern(sibling).sub(lambda m, new=new: f'"{m[1]}{new}"', text)
+        text = _requirement_pattern(sibling).sub(rf'"\g<1>{new}"', text)
     path.write_text(text, encoding="utf-8")
 
 
@@ -314,12 +323,12 @@ def release(root: Path, levels: dict[str, str] | None = None) -> Plan:
         if name in versions:
             _write_version(path, versions[name])
         _rewrite_requirements(path, member, versions)
-    for name in versions:
+    for name, version in versions.items():
         widened = [
             (sibling, compatible_range(versions[sibling]))
             for sibling in the_plan.widened.get(name, [])
         ]
-        _write_changelog(root, members[name], versions[name], widened)
+        _write_changelog(root, members[name], version, widened)
     _write_image_tags(root, members, versions)
     state = load_state(root)
     for name, member in load_members(root).items():
@@ -335,14 +344,14 @@ def release(root: Path, levels: dict[str, str] | None = None) -> Plan:
 
 def check(root: Path) -> list[str]:
     """What CI refuses: a library changed since its release with no bump and no notes."""
-    problems = []
     try:
         state = load_state(root)
     except ReleaseError as error:
         return [str(error)]
     members = load_members(root)
-    for name in sorted(set(members) - set(state)):
-        problems.append(f"{name} is not recorded in {STATE_FILE}")
+    problems = [
+        f"{name} is not recorded in {STATE_FILE}" for name in sorted(set(members) - set(state))
+    ]
     for name, member in sorted(changed_members(root).items()):
         if member.kind != "package" or name not in state:
             continue
@@ -428,7 +437,7 @@ def _main(argv: Sequence[str]) -> int:
             name, _, level = item.partition("=")
             if level not in LEVELS:
                 parser.error(f"--bump {item}: the level is one of {', '.join(LEVELS)}")
-            levels[mdp_images.normalize(name)] = level
+            levels[normalize(name)] = level
         the_plan = plan(ROOT, levels) if args.dry_run else release(ROOT, levels)
     except ReleaseError as error:
         print(f"release refused:\n{error}", file=sys.stderr)

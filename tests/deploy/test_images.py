@@ -14,8 +14,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-import mdp_images
 import pytest
+
+import mdp_images
 
 ROOT = Path(__file__).parents[2]
 SERVICES = sorted(p.name for p in (ROOT / "services").iterdir() if (p / "pyproject.toml").exists())
