@@ -9,8 +9,9 @@ import copy
 import shutil
 from pathlib import Path
 
-import mdp_checks
 import pytest
+
+import mdp_checks
 from mdp_kustomize import render
 
 ROOT = Path(__file__).parents[2]
