@@ -95,6 +95,8 @@ class Engine:
 @pytest.fixture(scope="module")
 def engine(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Engine]:
     missing = _missing_tools()
+    if os.geteuid() != 0:
+        missing.append("root (debootstrap)")
     if missing:
         if os.environ.get("CI"):
             pytest.fail(f"CI installs {', '.join(missing)} (.ci/run); it is missing")
