@@ -12,14 +12,12 @@ Every task prints each command before running it and exits non-zero when a step 
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import shutil
 import subprocess
 import sys
 import sysconfig
 from collections.abc import Callable, Sequence
-from dataclasses import asdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent
@@ -239,13 +237,7 @@ def task_images(args: Sequence[str]) -> None:
     import mdp_images  # noqa: PLC0415 - found through tools/ on sys.path
 
     report = mdp_images.images(ROOT, uv(), otel="--otel" in args)
-    if "--json" in args:
-        print(json.dumps([{**asdict(image), "tag": image.tag} for image in report], indent=2))
-        return
-    for image in report:
-        print(f"{image.image}:{image.tag}  (services/{image.folder})")
-        print(f"  closure: {', '.join(image.closure)}")
-        print(f"  digest:  sha256:{image.digest}")
+    print(mdp_images.render(report, as_json="--json" in args))
 
 
 def task_release(args: Sequence[str]) -> None:

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tomllib
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -212,6 +212,18 @@ def images(root: Path, uv: Sequence[str], *, otel: bool = False) -> list[Image]:
     return result
 
 
+def render(report: Sequence[Image], *, as_json: bool = False) -> str:
+    """The report as ``python3 dev.py images`` prints it (``as_json`` for the playbook)."""
+    if as_json:
+        return json.dumps([{**asdict(image), "tag": image.tag} for image in report], indent=2)
+    lines = []
+    for image in report:
+        lines.append(f"{image.image}:{image.tag}  (services/{image.folder})")
+        lines.append(f"  closure: {', '.join(image.closure)}")
+        lines.append(f"  digest:  sha256:{image.digest}")
+    return "\n".join(lines)
+
+
 def stage(root: Path, service_folder: str, destination: Path) -> list[str]:
     """Copy the closure members of one service to ``destination``; return their folders."""
     members = load_members(root)
@@ -244,29 +256,7 @@ def _main(argv: Sequence[str]) -> int:
         for folder in stage(ROOT, args.service, args.destination):
             print(folder)
         return 0
-    report = images(ROOT, shlex.split(args.uv), otel=args.otel)
-    if args.json:
-        print(
-            json.dumps(
-                [
-                    {
-                        "folder": i.folder,
-                        "image": i.image,
-                        "version": i.version,
-                        "closure": i.closure,
-                        "digest": i.digest,
-                        "tag": i.tag,
-                    }
-                    for i in report
-                ],
-                indent=2,
-            )
-        )
-        return 0
-    for image in report:
-        print(f"{image.image}:{image.tag}  (services/{image.folder})")
-        print(f"  closure: {', '.join(image.closure)}")
-        print(f"  digest:  sha256:{image.digest}")
+    print(render(images(ROOT, shlex.split(args.uv), otel=args.otel), as_json=args.json))
     return 0
 
 
