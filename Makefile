@@ -4,7 +4,7 @@ PYTHON ?= python3
 ARGS ?=
 
 .DEFAULT_GOAL := help
-.PHONY: install lint format typecheck lock-check test bench demo ci help
+.PHONY: install lint format typecheck lock-check test bench demo images release release-check deploy-check ci help
 
 install: ## Install uv if missing, then the locked environment
 	$(PYTHON) dev.py install $(ARGS)
@@ -30,8 +30,20 @@ bench: ## Run the end-to-end benchmark
 demo: ## Run the one-command demo
 	$(PYTHON) dev.py demo $(ARGS)
 
-ci: ## Everything CI checks: lint, typecheck, lock-check, tests
+images: ## Each service image's closure, input digest and tag
+	$(PYTHON) dev.py images $(ARGS)
+
+release: ## Release what changed since its last release
+	$(PYTHON) dev.py release $(ARGS)
+
+release-check: ## Fail when a changed library has no bump and no Unreleased entry
+	$(PYTHON) dev.py release-check $(ARGS)
+
+deploy-check: ## hadolint, ansible-lint, manifest schemas, deptry
+	$(PYTHON) dev.py deploy-check $(ARGS)
+
+ci: ## Everything CI checks: lint, typecheck, lock, release and deploy checks, tests
 	$(PYTHON) dev.py ci $(ARGS)
 
 help: ## Show the targets
-	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-11s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "} {printf "  %-13s %s\n", $$1, $$2}'

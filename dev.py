@@ -221,12 +221,90 @@ def task_demo(args: Sequence[str]) -> None:
     _mdp_subcommand("demo", args)
 
 
+def _tools() -> None:
+    # tools/ holds the standard-library scripts for images and releases.
+    tools = str(ROOT / "tools")
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
+
+
+def task_images(args: Sequence[str]) -> None:
+    """Print every service image's dependency closure, input digest and tag (--json, --otel)."""
+    unknown = set(args) - {"--json", "--otel"}
+    if unknown:
+        raise TaskFailed(f"unknown options {sorted(unknown)}; use --json and/or --otel", 2)
+    _tools()
+    import mdp_images  # noqa: PLC0415 - found through tools/ on sys.path
+
+    report = mdp_images.images(ROOT, uv(), otel="--otel" in args)
+    print(mdp_images.render(report, as_json="--json" in args))
+
+
+def task_release(args: Sequence[str]) -> None:
+    """Release what changed since its last release (--dry-run, --bump NAME=LEVEL, --commit)."""
+    _tools()
+    import mdp_images  # noqa: PLC0415 - found through tools/ on sys.path
+    import mdp_release  # noqa: PLC0415 - same
+
+    levels: dict[str, str] = {}
+    rest = list(args)
+    dry_run = "--dry-run" in rest
+    commit = "--commit" in rest
+    rest = [a for a in rest if a not in {"--dry-run", "--commit"}]
+    while rest:
+        option = rest.pop(0)
+        if option != "--bump" or not rest:
+            raise TaskFailed(f"unknown option {option!r}; see docs/dev/releasing.md", 2)
+        name, _, level = rest.pop(0).partition("=")
+        if level not in mdp_release.LEVELS:
+            raise TaskFailed(f"--bump {name}={level}: use one of {mdp_release.LEVELS}", 2)
+        levels[mdp_images.normalize(name)] = level
+    try:
+        plan = (mdp_release.plan if dry_run else mdp_release.release)(ROOT, levels)
+    except mdp_release.ReleaseError as error:
+        raise TaskFailed(f"release refused:\n{error}") from error
+    if not plan.versions:
+        print("nothing changed since the last release")
+        return
+    for name, (old, new) in sorted(plan.versions.items()):
+        print(f"{name}: {old} -> {new} ({plan.reasons[name]})")
+    if dry_run:
+        return
+    _run([*uv(), "lock"])
+    if commit:
+        tags = [mdp_release.tag_name(name, new) for name, (_, new) in sorted(plan.versions.items())]
+        _run(["git", "add", "-A", "packages", "services", "deploy", "uv.lock", "releases.json"])
+        _run(["git", "commit", "-m", "Release " + ", ".join(tags)])
+        for tag in tags:
+            _run(["git", "tag", tag])
+
+
+def task_release_check(args: Sequence[str]) -> None:
+    """Fail when a library changed since its release without a bump or an Unreleased entry."""
+    del args
+    _tools()
+    import mdp_release  # noqa: PLC0415 - found through tools/ on sys.path
+
+    problems = mdp_release.check(ROOT)
+    if problems:
+        raise TaskFailed("\n".join(problems))
+    print("every changed library has a version bump or an Unreleased changelog entry")
+
+
+def task_deploy_check(args: Sequence[str]) -> None:
+    """hadolint, ansible-lint and syntax check, strict manifest validation, deptry."""
+    task_install([], quiet=True)
+    _run(_uv_run("python", "tools/mdp_checks.py", *args))
+
+
 def task_ci(args: Sequence[str]) -> None:
-    """Everything CI checks: lint, typecheck, lock-check, then the test suite."""
+    """Everything CI checks: lint, typecheck, lock, release and deploy checks, then tests."""
     task_install([])
     task_lint([])
     task_typecheck([])
     task_lock_check([])
+    task_release_check([])
+    task_deploy_check([])
     task_test(args)
 
 
@@ -236,7 +314,7 @@ def task_help(args: Sequence[str]) -> None:
     print("usage: python3 dev.py <task> [args...]\n\ntasks:")
     for name, function in TASKS.items():
         summary = (function.__doc__ or "").strip().splitlines()[0]
-        print(f"  {name:<11} {summary}")
+        print(f"  {name:<13} {summary}")
 
 
 TASKS: dict[str, Callable[[Sequence[str]], None]] = {
@@ -248,6 +326,10 @@ TASKS: dict[str, Callable[[Sequence[str]], None]] = {
     "test": task_test,
     "bench": task_bench,
     "demo": task_demo,
+    "images": task_images,
+    "release": task_release,
+    "release-check": task_release_check,
+    "deploy-check": task_deploy_check,
     "ci": task_ci,
     "help": task_help,
 }

@@ -1,6 +1,7 @@
 """The built library wheels stand alone: installed outside the repo, they import and agree.
 
-`uv build --all-packages` builds every project; the library wheels (``packages/*``) then go
+`uv build --all-packages` builds every project, each wheel and sdist carrying the
+repository's LICENSE; the library wheels (``packages/*``) then go
 into a fresh virtual environment in a temporary directory, with their third-party
 dependencies from the package index, and an isolated interpreter (``-I``: no cwd, no
 PYTHONPATH, no user site) imports each one from that venv and reports ``__version__``.
@@ -14,7 +15,9 @@ import os
 import shutil
 import subprocess
 import sys
+import tarfile
 import tomllib
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -82,8 +85,18 @@ def test_library_wheels_install_and_import_outside_the_workspace(tmp_path: Path)
     dist = tmp_path / "dist"
 
     _run([uv, "build", "--all-packages", "--quiet", "-o", str(dist)], cwd=REPO_ROOT)
+    license_text = (REPO_ROOT / "LICENSE").read_bytes()
     for name, version in {**libraries, **services}.items():
-        _wheel_for(dist, name, version)  # every project builds a wheel
+        wheel = _wheel_for(dist, name, version)  # every project builds a wheel
+        stem = f"{name.replace('-', '_')}-{version}"
+        with zipfile.ZipFile(wheel) as archive:
+            assert archive.read(f"{stem}.dist-info/licenses/LICENSE") == license_text, wheel.name
+            metadata = archive.read(f"{stem}.dist-info/METADATA").decode()
+        assert "License-File: LICENSE" in metadata, wheel.name
+        with tarfile.open(dist / f"{stem}.tar.gz") as sdist:
+            member = sdist.extractfile(f"{stem}/LICENSE")
+            assert member is not None
+            assert member.read() == license_text, f"{stem}.tar.gz"
 
     work = tmp_path / "outside"
     work.mkdir()

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from packaging.specifiers import SpecifierSet
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 PRIVATE_CLASSIFIER = "Private :: Do Not Upload"
@@ -84,7 +85,7 @@ def _parse_requirement(requirement: str) -> tuple[str, str]:
 def check_pins(root: Path) -> list[str]:
     """Services pin each ``mdp-*`` dependency with ``==`` its current version.
 
-    Packages may use any specifier for a sibling, but an ``==`` pin must still be current.
+    Packages require siblings with a range (never ``==``) that admits the sibling's version.
     """
     projects = load_projects(root)
     versions = {project.name: project.version for project in projects}
@@ -99,12 +100,25 @@ def check_pins(root: Path) -> list[str]:
                 problems.append(f"{where} depends on {name}, which is not in the workspace")
                 continue
             pin = _PIN.match(spec)
-            if pin is None:
-                if project.kind == "service":
+            if project.kind == "package":
+                # Libraries take siblings with a compatible range: a patch of one library must
+                # not force a release of every other.
+                if pin is not None or not spec:
                     problems.append(
-                        f"{where} must pin {name} with '==' (found {spec or 'no version'!r}); "
-                        f"its version is {versions[name]}"
+                        f"{where} must require {name} with a compatible range such as "
+                        f"'>=0.2.0,<0.3' (found {spec or 'no version'!r})"
                     )
+                elif versions[name] not in SpecifierSet(spec):
+                    problems.append(
+                        f"{where} requires {name}{spec}, which excludes its version "
+                        f"{versions[name]}"
+                    )
+                continue
+            if pin is None:
+                problems.append(
+                    f"{where} must pin {name} with '==' (found {spec or 'no version'!r}); "
+                    f"its version is {versions[name]}"
+                )
                 continue
             if pin["version"] != versions[name]:
                 problems.append(
@@ -184,7 +198,24 @@ def check_workspace(root: Path) -> list[str]:
     return problems
 
 
+def check_licenses(root: Path) -> list[str]:
+    """Every project ships the repository's LICENSE in its wheel and sdist."""
+    problems = []
+    license_text = (root / "LICENSE").read_bytes() if (root / "LICENSE").is_file() else None
+    if license_text is None:
+        return ["the repository has no LICENSE"]
+    for project in load_projects(root):
+        where = f"{project.kind} {project.name}"
+        copy = project.folder / "LICENSE"
+        if not copy.is_file() or copy.read_bytes() != license_text:
+            problems.append(f"{where}: LICENSE is missing or differs from the repository's")
+        if project.metadata.get("license-files") != ["LICENSE"]:
+            problems.append(f'{where}: pyproject.toml lacks license-files = ["LICENSE"]')
+    return problems
+
+
 CHECKS: dict[str, Callable[[Path], list[str]]] = {
+    "licenses": check_licenses,
     "pins": check_pins,
     "services": check_services,
     "packages": check_packages,
@@ -222,8 +253,10 @@ def _write_package(root: Path, name: str, version: str, deps: Iterable[str] = ()
     (module / "py.typed").write_text("")
     (folder / "README.md").write_text(f"# {name}\n")
     (folder / "CHANGELOG.md").write_text(f"# Changelog\n\n## Unreleased\n\n## {version}\n\n- x\n")
+    (folder / "LICENSE").write_text("the license\n")
     (folder / "pyproject.toml").write_text(
-        f'[project]\nname = "{name}"\nversion = "{version}"\ndependencies = {_toml_list(deps)}\n'
+        f'[project]\nname = "{name}"\nversion = "{version}"\nlicense-files = ["LICENSE"]\n'
+        f"dependencies = {_toml_list(deps)}\n"
     )
     return folder
 
@@ -240,8 +273,9 @@ def _write_service(
     folder.mkdir(parents=True)
     classifiers = ["Typing :: Typed"] + ([PRIVATE_CLASSIFIER] if private else [])
     script_lines = "".join(f'{script} = "x.__main__:main"\n' for script in scripts)
+    (folder / "LICENSE").write_text("the license\n")
     (folder / "pyproject.toml").write_text(
-        f'[project]\nname = "mdp-{folder_name}"\nversion = "1.0.0"\n'
+        f'[project]\nname = "mdp-{folder_name}"\nversion = "1.0.0"\nlicense-files = ["LICENSE"]\n'
         f"classifiers = {_toml_list(classifiers)}\n"
         f"dependencies = {_toml_list(deps)}\n\n[project.scripts]\n{script_lines}"
     )
@@ -249,6 +283,7 @@ def _write_service(
 
 
 def _write_root(root: Path, members: Iterable[str], sources: Iterable[str]) -> None:
+    (root / "LICENSE").write_text("the license\n")
     lines = "".join(f"{name} = {{ workspace = true }}\n" for name in sources)
     (root / "pyproject.toml").write_text(
         f"[tool.uv.workspace]\nmembers = {_toml_list(members)}\n\n[tool.uv.sources]\n{lines}"
@@ -258,7 +293,7 @@ def _write_root(root: Path, members: Iterable[str], sources: Iterable[str]) -> N
 @pytest.fixture
 def good_tree(tmp_path: Path) -> Path:
     _write_package(tmp_path, "mdp-core", "0.3.0")
-    _write_package(tmp_path, "mdp-cache", "0.2.0", ["mdp-core==0.3.0", "redis>=5"])
+    _write_package(tmp_path, "mdp-cache", "0.2.0", ["mdp-core>=0.3.0,<0.4", "redis>=5"])
     _write_service(tmp_path, "listener", ["mdp-core==0.3.0", "mdp-cache == 0.2.0", "massive"])
     _write_root(tmp_path, ["packages/*", "services/*"], ["mdp-core", "mdp-cache", "mdp-listener"])
     return tmp_path
@@ -285,8 +320,10 @@ def test_a_stale_service_pin_is_reported_with_service_package_pin_and_version(
     assert any("mdp-listener" in p and "mdp-core==0.3.0" in p and "0.4.0" in p for p in problems), (
         problems
     )
-    # The package that pins the old version is caught as well.
-    assert any(p.startswith("package mdp-cache") for p in problems), problems
+    # The package whose range excludes the new version is caught as well.
+    assert any(
+        p.startswith("package mdp-cache") and "excludes its version 0.4.0" in p for p in problems
+    ), problems
 
 
 def test_a_service_range_instead_of_a_pin_is_reported(good_tree: Path) -> None:
@@ -297,9 +334,25 @@ def test_a_service_range_instead_of_a_pin_is_reported(good_tree: Path) -> None:
     ]
 
 
-def test_a_package_range_on_a_sibling_is_allowed(good_tree: Path) -> None:
-    _rewrite(good_tree / "packages/mdp-cache/pyproject.toml", "mdp-core==0.3.0", "mdp-core>=0.3")
+def test_a_package_range_on_a_sibling_is_required(good_tree: Path) -> None:
+    _rewrite(
+        good_tree / "packages/mdp-cache/pyproject.toml", "mdp-core>=0.3.0,<0.4", "mdp-core>=0.3"
+    )
     assert check_pins(good_tree) == []
+    _rewrite(good_tree / "packages/mdp-cache/pyproject.toml", "mdp-core>=0.3", "mdp-core==0.3.0")
+    assert check_pins(good_tree) == [
+        "package mdp-cache (mdp-cache) must require mdp-core with a compatible range such as "
+        "'>=0.2.0,<0.3' (found '==0.3.0')"
+    ]
+
+
+def test_a_missing_or_different_license_is_reported(good_tree: Path) -> None:
+    (good_tree / "packages/mdp-core/LICENSE").write_text("another license\n")
+    _rewrite(good_tree / "services/listener/pyproject.toml", 'license-files = ["LICENSE"]\n', "")
+    assert check_licenses(good_tree) == [
+        "package mdp-core: LICENSE is missing or differs from the repository's",
+        'service mdp-listener: pyproject.toml lacks license-files = ["LICENSE"]',
+    ]
 
 
 def test_a_dependency_on_an_unknown_workspace_name_is_reported(good_tree: Path) -> None:

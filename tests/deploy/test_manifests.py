@@ -17,8 +17,7 @@ import pytest
 import yaml
 
 from mdp_core.settings import CommonSettings, describe
-
-from .kustomize import Doc, render
+from mdp_kustomize import Doc, render
 
 ROOT = Path(__file__).parents[2]
 DEPLOY = ROOT / "deploy"
@@ -28,8 +27,8 @@ DEPLOYED = {p.name for p in SERVICE_DIRS} - {"platform"}
 SINGLETONS = {"listener", "news-listener"}
 EXPOSED = {"widget-service": "clients", "control-plane": "external"}
 VENDOR_VARIABLES = {"MASSIVE_API_KEY", "POLYGON_API_KEY", "FINLIGHT_API_KEY", "NO_PROXY"}
-INFRA_VARIABLES = {"REDIS_PASSWORD", "RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS",
-                   "RABBITMQ_ERLANG_COOKIE", "REDIS_ADDR"}  # fmt: skip
+INFRA_VARIABLES = {"REDISCLI_AUTH", "RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS",
+                   "REDIS_PASSWORD", "REDIS_ADDR"}  # fmt: skip
 
 
 def _project(folder: Path) -> dict[str, Any]:
@@ -271,7 +270,13 @@ def test_the_ingress_routes_only_to_the_scp_and_the_wds(rendered: list[Doc]) -> 
 def test_every_service_has_a_dockerfile_target_and_one_console_script() -> None:
     dockerfile = (DEPLOY / "docker" / "service.Dockerfile").read_text()
     assert "ARG SERVICE" in dockerfile
-    assert "uv sync --frozen --no-install-workspace" in dockerfile
+    # Layer 1 from the service's locked third-party packages only, layer 2 from its closure.
+    assert "uv export --package" in dockerfile
+    assert "--no-emit-workspace" in dockerfile
+    assert "--require-hashes" in dockerfile
+    assert 'python3 tools/mdp_images.py stage "$SERVICE"' in dockerfile
+    assert "COPY --from=inputs /inputs/requirements.txt" in dockerfile
+    assert "COPY --from=inputs /inputs/src" in dockerfile
     assert re.search(r"^USER 10001", dockerfile, flags=re.MULTILINE)
     assert 'ENTRYPOINT ["/app/.venv/bin/service"]' in dockerfile
     for folder in SERVICE_DIRS:
@@ -303,3 +308,153 @@ def test_the_playbook_builds_every_deployed_service() -> None:
     images = _service_images()
     for service in play["vars"]["services"]:
         assert images[service["image"]] == service["folder"]
+
+
+def _playbook() -> dict[str, Any]:
+    plays: list[dict[str, Any]] = yaml.safe_load((DEPLOY / "ansible" / "playbook.yml").read_text())
+    (play,) = plays
+    return play
+
+
+def _secret_names_created_by_the_playbook() -> set[str]:
+    names = set()
+    for task in _playbook()["tasks"]:
+        definition = task.get("kubernetes.core.k8s", {}).get("definition", {})
+        if isinstance(definition, dict) and definition.get("kind") == "Secret":
+            name = definition["metadata"]["name"]
+            if "{{" in name:
+                names |= {item["name"] for item in task["loop"]}
+            else:
+                names.add(name)
+    return names
+
+
+def _pod_specs(rendered: list[Doc]) -> dict[str, dict[str, Any]]:
+    return {
+        doc["metadata"]["name"]: doc["spec"]["template"]["spec"]
+        for doc in rendered
+        if doc["kind"] in {"Deployment", "StatefulSet"}
+    }
+
+
+def _all_containers(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*pod.get("initContainers", []), *pod["containers"]]
+
+
+CONTENT_TAG = re.compile(r"(:[0-9]+\.[0-9]+\.[0-9]+-[0-9a-f]{12}|@sha256:[0-9a-f]{64})$")
+
+
+def test_no_mutable_tag_is_pulled_only_if_not_present(rendered: list[Doc]) -> None:
+    for name, pod in _pod_specs(rendered).items():
+        for container in _all_containers(pod):
+            policy = container.get("imagePullPolicy")
+            assert policy is not None, f"{name}/{container['name']}: the default depends on tag"
+            if not CONTENT_TAG.search(container["image"]):
+                assert policy == "Always", f"{name}/{container['name']}: {container['image']}"
+
+
+def test_each_service_image_carries_its_own_version_as_tag(rendered: list[Doc]) -> None:
+    versions = {
+        _project(folder)["name"]: _project(folder)["version"]
+        for folder in SERVICE_DIRS
+        if folder.name in DEPLOYED
+    }
+    for name, doc in _by_kind(rendered, "Deployment").items():
+        (container,) = _containers(doc)
+        image, _, tag = container["image"].rpartition(":")
+        assert tag == versions[image.rsplit("/", 1)[-1]], name
+
+
+def _multi_replica(rendered: list[Doc]) -> set[str]:
+    deployments = _by_kind(rendered, "Deployment")
+    many = {name for name, doc in deployments.items() if doc["spec"].get("replicas", 1) > 1}
+    for hpa in _by_kind(rendered, "HorizontalPodAutoscaler").values():
+        if hpa["spec"]["maxReplicas"] > 1:
+            many.add(hpa["spec"]["scaleTargetRef"]["name"])
+    return many
+
+
+def test_multi_replica_components_have_a_disruption_budget_and_spread(
+    rendered: list[Doc],
+) -> None:
+    many = _multi_replica(rendered)
+    assert "processor" in many
+    budgets = _by_kind(rendered, "PodDisruptionBudget").values()
+    deployments = _by_kind(rendered, "Deployment")
+    for name in many:
+        labels = deployments[name]["spec"]["template"]["metadata"]["labels"]
+        covering = [
+            b for b in budgets if b["spec"]["selector"]["matchLabels"].items() <= labels.items()
+        ]
+        assert len(covering) == 1, f"{name}: {len(covering)} disruption budgets"
+        (budget,) = covering
+        assert budget["spec"].get("maxUnavailable") == 1, name
+        spread = deployments[name]["spec"]["template"]["spec"]["topologySpreadConstraints"]
+        keys = {c["topologyKey"] for c in spread}
+        assert "kubernetes.io/hostname" in keys, name
+        for constraint in spread:
+            assert constraint["labelSelector"]["matchLabels"].items() <= labels.items(), name
+
+
+def test_every_secret_the_pods_mount_is_created_by_the_playbook(rendered: list[Doc]) -> None:
+    created = _secret_names_created_by_the_playbook()
+    assert {"mdp-secrets", "mdp-tls", "redis-mdc-auth", "redis-wdc-auth"} <= created
+    for name, pod in _pod_specs(rendered).items():
+        for volume in pod.get("volumes", []):
+            if "secret" in volume:
+                assert volume["secret"]["secretName"] in created, (name, volume["name"])
+    (ingress,) = _by_kind(rendered, "Ingress").values()
+    for tls in ingress["spec"]["tls"]:
+        assert tls["secretName"] in created
+
+
+def test_redis_reads_its_password_from_a_mounted_file(rendered: list[Doc]) -> None:
+    pods = _pod_specs(rendered)
+    configs = _by_kind(rendered, "ConfigMap")
+    for redis in ("redis-mdc", "redis-wdc"):
+        (container,) = [c for c in pods[redis]["containers"] if c["name"] == redis]
+        assert not any("pass" in part.lower() for part in container["command"]), container
+        assert "args" not in container
+        conf = configs[f"{redis}-config"]["data"]["redis.conf"]
+        included = re.search(r"^include (\S+)$", conf, flags=re.MULTILINE)
+        assert included, f"{redis}: redis.conf includes no password file"
+        mounts = {m["name"]: m["mountPath"] for m in container["volumeMounts"]}
+        volumes = {v["name"]: v for v in pods[redis]["volumes"]}
+        # The deepest mount holding the included file is the one it is read from.
+        auth = max(
+            (n for n, path in mounts.items() if included[1].startswith(path + "/")),
+            key=lambda n: len(mounts[n]),
+        )
+        assert volumes[auth]["secret"]["secretName"] == f"{redis}-auth"
+        for probe in ("readinessProbe", "livenessProbe"):
+            command = " ".join(container[probe]["exec"]["command"])
+            assert " -a " not in command, f"{redis} {probe}: the password on a command line"
+
+
+def test_the_erlang_cookie_is_a_file_never_a_variable(rendered: list[Doc]) -> None:
+    pod = _pod_specs(rendered)["rabbitmq"]
+    for container in _all_containers(pod):
+        assert "RABBITMQ_ERLANG_COOKIE" not in set(_env_names(container))
+    (cookie,) = [v for v in pod["volumes"] if v["name"] == "erlang-cookie"]
+    assert cookie["secret"]["items"] == [
+        {"key": "rabbitmq-erlang-cookie", "path": ".erlang.cookie"}
+    ]
+    (init,) = pod["initContainers"]
+    assert "/var/lib/rabbitmq/.erlang.cookie" in init["command"][-1]
+    assert "install -m 0400" in init["command"][-1]
+
+
+def test_the_playbook_tags_each_image_from_its_inputs_and_builds_only_new_tags() -> None:
+    play = _playbook()
+    assert "namespace" not in play["vars"], "a reserved name (ansible-lint var-naming)"
+    assert "image_tag" not in play["vars"], "one tag shared by every image"
+    tasks = {task["name"]: task for task in play["tasks"]}
+    report = next(t for t in tasks.values() if "images" in str(t.get("ansible.builtin.command")))
+    assert "'dev.py', 'images', '--json'" in report["ansible.builtin.command"]["argv"]
+    build = next(
+        t for t in tasks.values() if "build" in t.get("ansible.builtin.command", {}).get("argv", [])
+    )
+    assert build["when"] == "item.rc != 0"
+    assert "{{ item.item.tag }}" in " ".join(build["ansible.builtin.command"]["argv"])
+    for task in play["tasks"]:
+        assert task.get("changed_when") is not True or task is build, task["name"]

@@ -21,9 +21,8 @@ from typing import Any
 import pytest
 import yaml
 
+from mdp_kustomize import Doc, render
 from mdp_platform.reference import METRIC_CATALOGUES
-
-from .kustomize import Doc, render
 
 ROOT = Path(__file__).parents[2]
 OBSERVABILITY = ROOT / "deploy" / "observability"
