@@ -39,6 +39,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
+from fractions import Fraction
 from typing import Any, Final
 from zoneinfo import ZoneInfo
 
@@ -215,7 +216,9 @@ class BoardRow:
     """What one symbol must show on one board: its exact score and displayed figures."""
 
     symbol: str
-    score: float
+    #: The exact score: prices are decimals on the wire, so ratios are computed as fractions
+    #: and two mathematically equal moves are an exact tie, whatever float rounding does.
+    score: Fraction
     figures: Mapping[str, float | None]
 
 
@@ -275,15 +278,24 @@ def _boards(
     for symbol, bar in latest.items():
         price = bar.close
         volume.append(
-            BoardRow(symbol, bar.accumulated_volume, {"accumulated_volume": bar.accumulated_volume})
+            BoardRow(
+                symbol,
+                _exact(bar.accumulated_volume),
+                {"accumulated_volume": bar.accumulated_volume},
+            )
         )
         prev = prev_close.get(symbol)
-        if prev is not None and prev > 0 and (gap := (price - prev) / prev * 100.0) > 0:
+        if prev is not None and prev > 0 and (gap := _pct(price, prev)) > 0:
             gappers.append(
                 BoardRow(
                     symbol,
                     gap,
-                    {"price": price, "prev_close": prev, "change": price - prev, "pct_change": gap},
+                    {
+                        "price": price,
+                        "prev_close": prev,
+                        "change": price - prev,
+                        "pct_change": float(gap),
+                    },
                 )
             )
         if bar.end_ms < schedule.open_ms:
@@ -295,7 +307,7 @@ def _boards(
             session_open = first.open if first is not None else None
         if session_open is None:
             continue
-        gain = (price - session_open) / session_open * 100.0
+        gain = _pct(price, session_open)
         if gain > 0:
             gainers.append(
                 BoardRow(
@@ -305,7 +317,7 @@ def _boards(
                         "price": price,
                         "session_open": session_open,
                         "change_since_open": price - session_open,
-                        "pct_change_since_open": gain,
+                        "pct_change_since_open": float(gain),
                     },
                 )
             )
@@ -313,6 +325,15 @@ def _boards(
         name: sorted(rows, key=lambda r: (-r.score, r.symbol))
         for name, rows in zip(BOARDS, (volume, gappers, gainers), strict=True)
     }
+
+
+def _exact(value: float) -> Fraction:
+    """The decimal the wire carried (the shortest repr of the float), as an exact fraction."""
+    return Fraction(repr(value))
+
+
+def _pct(price: float, base: float) -> Fraction:
+    return (_exact(price) - _exact(base)) / _exact(base) * 100
 
 
 # --- comparison -----------------------------------------------------------------------------
@@ -439,7 +460,8 @@ def _compare_board(
     report.check(area, "-", "row count", len(shown), len(rows))
     for symbol in sorted(must - set(got_symbols)):
         score = by_symbol[symbol].score
-        report.fail(area, symbol, "listed", f"rank {shown.index(by_symbol[symbol]) + 1}", score)
+        rank = shown.index(by_symbol[symbol]) + 1
+        report.fail(area, symbol, "listed", f"rank {rank}", f"missing (score {float(score)!r})")
     for symbol in got_symbols:
         if symbol not in may:
             report.fail(area, symbol, "listed", "not on the board", "listed")
@@ -449,7 +471,9 @@ def _compare_board(
             above, below = by_symbol[upper].score, by_symbol[lower].score
             report.compared[area] += 1
             if above < below:
-                report.fail(area, f"{upper}>{lower}", "order", f"{below!r} first", f"{above!r}")
+                report.fail(
+                    area, f"{upper}>{lower}", "order", f"{float(below)!r} first", float(above)
+                )
                 report.compared[area] -= 1
     for rank, row in enumerate(rows, start=1):
         symbol = str(row.get("symbol"))

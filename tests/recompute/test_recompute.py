@@ -42,8 +42,6 @@ SCHEDULE = Schedule(DAY)
 #: been folded into the session's baseline by a pipeline that flushes every 50 ms.
 ALERT_GRACE_S = 0.5
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(120)]
-
 
 def at(hour: int, minute: int, second: int = 0) -> int:
     return int(datetime.combine(DAY, time(hour, minute, second), tzinfo=ET).timestamp() * 1000)
@@ -103,7 +101,7 @@ def test_boards_use_the_latest_bar_exact_scores_and_the_open_fallback() -> None:
     )
     prev = {"AAA": 10.0, "BBB": 19.99, "CCC": 4.0}
     boards = recompute(bars, SCHEDULE, prev).boards
-    assert [(r.symbol, r.score) for r in boards["top_volume"]] == [
+    assert [(r.symbol, int(r.score)) for r in boards["top_volume"]] == [
         ("CCC", 9_000),
         ("BBB", 4_000),
         ("AAA", 2_000),
@@ -113,6 +111,23 @@ def test_boards_use_the_latest_bar_exact_scores_and_the_open_fallback() -> None:
     assert gainer.symbol == "BBB"  # (19.5 - 19) / 19 = 2.63 %
     assert other.figures["session_open"] == 10
     assert other.score == pytest.approx(2.57271)
+
+
+def test_equal_moves_are_exact_ties_and_close_ones_are_not() -> None:
+    bars = tape(
+        [
+            bar("AAA", at(9, 30), 10, 10, 10, 10.05, 100, op=10.0),  # +0.5 %
+            bar("BBB", at(9, 30), 30, 30, 30, 30.15, 100, op=30.0),  # +0.5 % too
+            bar("CCC", at(9, 30), 10, 10, 10, 10.0257308, 100, op=10.0),  # rounds like DDD
+            bar("DDD", at(9, 30), 10, 10, 10, 10.0257271, 100, op=10.0),
+        ]
+    )
+    gainers = recompute(bars, SCHEDULE, {}).boards["top_gainers"]
+    assert (10.05 - 10.0) / 10.0 != (30.15 - 30.0) / 30.0  # in floats they differ
+    by_symbol = {row.symbol: row.score for row in gainers}
+    assert by_symbol["AAA"] == by_symbol["BBB"]
+    assert [row.symbol for row in gainers[2:]] == ["CCC", "DDD"]
+    assert round(float(by_symbol["CCC"]), 4) == round(float(by_symbol["DDD"]), 4)
 
 
 def test_the_comparison_reports_each_planted_fault() -> None:
@@ -219,6 +234,8 @@ VARIANTS = [
 ]
 
 
+@pytest.mark.integration
+@pytest.mark.timeout(120)
 @pytest.mark.parametrize("variant", VARIANTS)
 async def test_wdc_serves_what_the_recorded_feed_recomputes_to(
     variant: Variant, amqp_url: str, mdq_prefix: str, redis_db_url: str
