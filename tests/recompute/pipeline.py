@@ -1,0 +1,425 @@
+"""The real pipeline on loopback, fed through the recording proxy, and its drain.
+
+simulator (Massive websocket + REST) -> :class:`~tape.RecordingProxy` -> listener (the official
+``massive`` client) -> RabbitMQ -> processor replicas -> Redis -> scanner (DailyRangeAnalyzer).
+
+Every component is the production class with the production analyzers, run in this process on
+its own connections (each replica has its own AMQP consumer and Redis clients, as a worker
+process has). One thing is not as in production: the **clock** of the processors and the scanner
+is the simulator's market clock (:class:`MarketClock`) rather than the wall clock, because the
+simulated day is a fixed day in the past and both components decide the trading day, the 09:30
+switch of the gainers board and the 04:00 roll from their clock. That is also why they run in
+process: the worker and scanner entry points hard-wire the wall clock.
+
+Nothing here is the oracle: :mod:`recompute` knows nothing of this module's imports.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from datetime import time as wall_time
+from typing import Any
+
+import aiohttp
+import msgspec
+from redis.asyncio import Redis
+
+from mdp_analyzers.daily_range import DailyRangeAnalyzer
+from mdp_cache.client import close_redis, create_redis
+from mdp_cache.keys import (
+    FEED_ALERTS_HOD,
+    FEED_ALERTS_LOD,
+    FEED_DAILY_RANGE,
+    FEED_QUOTE,
+    FEED_SCANNER_TOP_GAINERS,
+    FEED_SCANNER_TOP_GAPPERS,
+    FEED_SCANNER_TOP_VOLUME,
+)
+from mdp_cache.reference import ReferenceCache
+from mdp_cache.state import RedisState
+from mdp_cache.widgets import WidgetWriter
+from mdp_core.clock import ET, LiveClock, from_ns
+from mdp_core.settings import Secret, load
+from mdp_core.telemetry import Metrics
+from mdp_listener import ListenerSettings, MassiveListener
+from mdp_processor.massive_reference import MassiveReferenceSource
+from mdp_processor.processor import Processor, ProcessorConfig
+from mdp_processor.settings import ProcessorSettings
+from mdp_processor.worker import build_analyzers
+from mdp_queues import AmqpConsumer, AmqpPublisher, Topology
+from mdp_scanner import Scanner
+from mdp_sim.scenario import ScenarioConfig
+from mdp_sim.server import SimConfig, SimServers
+
+from .tape import FrameFaults, RecordingProxy
+
+__all__ = ["WDC_BOARDS", "Observed", "Pipeline", "Variant"]
+
+TOPICS = ("A.*", "AM.*", "LULD.*")
+#: Board name -> WDC feed name, spelled from the catalogue.
+WDC_BOARDS = {
+    "top_volume": FEED_SCANNER_TOP_VOLUME.name(),
+    "top_gappers": FEED_SCANNER_TOP_GAPPERS.name(),
+    "top_gainers": FEED_SCANNER_TOP_GAINERS.name(),
+}
+#: A message on a quote channel the scanner cannot decode: it marks the end of the drain.
+DRAIN_CHANNEL = FEED_QUOTE.name(symbol="ZZDRAIN")
+_PAUSED = 1e-9  # simulated seconds per real second while the pipeline starts
+_FLUSH_S = 0.05
+_QUIET_FLUSHES = 3
+
+
+@dataclass(frozen=True, slots=True)
+class Variant:
+    """One run: when, how long, how many replicas, which faults."""
+
+    name: str
+    day: date
+    start: str
+    replicas: int = 1
+    faults: FrameFaults = field(default_factory=FrameFaults)
+    symbols: int = 24
+    seed: int = 13
+    speed: float = 30.0
+    sim_seconds: float = 120.0
+    board_size: int = 100
+
+    @property
+    def start_time(self) -> wall_time:
+        hour, minute = (int(part) for part in self.start.split(":"))
+        return wall_time(hour, minute)
+
+
+class MarketClock:
+    """The simulator's market time as ``now``; real time for intervals and sleeps."""
+
+    def __init__(self, sim: SimServers) -> None:
+        self._sim = sim
+
+    def now_ns(self) -> int:
+        return self._sim.market.now_ns
+
+    def now(self) -> datetime:
+        return from_ns(self.now_ns())
+
+    def monotonic(self) -> float:
+        return time.monotonic()
+
+    async def sleep(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
+
+
+@dataclass(slots=True)
+class Observed:
+    """What WDC serves after the drain."""
+
+    boards: dict[str, dict[str, Any] | None]
+    ranges: dict[str, dict[str, Any]]
+    hod: list[dict[str, Any]]
+    lod: list[dict[str, Any]]
+
+
+async def eventually(what: str, predicate: Callable[[], Awaitable[bool]], within: float) -> None:
+    """Wait until ``predicate()`` holds; fail saying ``what`` did not happen in time.
+
+    The components expose counters, not change notifications, so the state is re-checked every
+    10 ms; the deadline, not the poll interval, bounds the wait.
+    """
+    try:
+        async with asyncio.timeout(within):
+            while not await predicate():  # noqa: ASYNC110 - counters have no change event
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        raise AssertionError(f"drain: {what} did not happen within {within:.0f} s") from None
+
+
+class Replica:
+    """One processor with its own AMQP consumer and Redis clients, as one worker has."""
+
+    def __init__(
+        self, name: str, amqp_url: str, topology: Topology, redis_url: str, sim: SimServers
+    ) -> None:
+        settings = load(ProcessorSettings, {}, service_name="processor")
+        self.mdc = create_redis(redis_url)
+        self.ref = create_redis(redis_url)
+        self.wdc = create_redis(redis_url)
+        source = MassiveReferenceSource(sim.api_key, sim.rest_base)
+        self.processor = Processor(
+            AmqpConsumer(amqp_url, topology, prefetch=settings.prefetch),
+            build_analyzers(settings),
+            state=RedisState(self.mdc),
+            widgets=WidgetWriter(self.wdc),
+            reference=ReferenceCache(source, self.ref),
+            clock=MarketClock(sim),
+            config=ProcessorConfig(
+                flush_interval_s=_FLUSH_S, batch_messages=settings.batch_messages, instance=name
+            ),
+        )
+        self.task: asyncio.Task[None] | None = None
+
+    async def start(self) -> None:
+        self.task = asyncio.create_task(self.processor.run())
+        async with asyncio.timeout(15):
+            await self.processor.wait_until(lambda s: self.processor.consumer.connected)
+
+    async def stop(self) -> None:
+        self.processor.stop()
+        if self.task is not None:
+            await self.task
+        for client in (self.mdc, self.ref, self.wdc):
+            await close_redis(client)
+
+    def fingerprint(self) -> tuple[int, int, int, int]:
+        """Flushes done and what they carried so far (board compositions aside, which rewrite
+        the board documents every simulated second whether or not anything changed)."""
+        stats = self.processor.stats
+        return (stats.flushes, stats.flush_state_ops, stats.messages, stats.last_flush_events)
+
+
+class Pipeline:
+    """One variant's pipeline: start, stream for the variant's window, drain, read WDC."""
+
+    def __init__(self, variant: Variant, amqp_url: str, prefix: str, redis_url: str) -> None:
+        self.variant = variant
+        self.amqp_url = amqp_url
+        self.topology = Topology(prefix=prefix)
+        self.redis_url = redis_url
+        self.sim = SimServers(
+            SimConfig(
+                scenario=ScenarioConfig(
+                    seed=variant.seed,
+                    symbols=variant.symbols,
+                    trading_day=variant.day,
+                    start=variant.start_time,
+                    quotes=False,
+                    news_per_hour=0.0,
+                ),
+                speed=_PAUSED,
+            )
+        )
+        self.proxy: RecordingProxy | None = None
+        self.replicas: list[Replica] = []
+        self.ranges = DailyRangeAnalyzer()
+        self.scanner: Scanner | None = None
+        self.listener: MassiveListener | None = None
+        self.listener_metrics = Metrics("listener")
+        self.publisher = AmqpPublisher(amqp_url, self.topology)
+        self.redis: Redis = create_redis(redis_url)
+        self._stops: list[Callable[[], Awaitable[None]]] = []
+
+    # --- run ------------------------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def running(self) -> AsyncIterator[Pipeline]:
+        """Start everything (the market paused until the listener is subscribed); stop after."""
+        try:
+            await self._start()
+            yield self
+        finally:
+            for stop in reversed(self._stops):
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(15):
+                        await stop()
+            await close_redis(self.redis)
+
+    async def _start(self) -> None:
+        await self.sim.start()
+        self._stops.append(self.sim.stop)
+        self.proxy = RecordingProxy(self.sim.massive_feed, self.variant.faults)
+        await self.proxy.start()
+        self._stops.append(self.proxy.close)
+        for n in range(self.variant.replicas):
+            replica = Replica(f"r{n}", self.amqp_url, self.topology, self.redis_url, self.sim)
+            await replica.start()
+            self.replicas.append(replica)
+            self._stops.append(replica.stop)
+        scanner_redis = create_redis(self.redis_url)
+        self.scanner = Scanner(
+            scanner_redis, [self.ranges], clock=MarketClock(self.sim), backoff_initial=0.05
+        )
+        scanner_stop = asyncio.Event()
+        scanner_task = asyncio.create_task(self.scanner.run(scanner_stop))
+
+        async def stop_scanner() -> None:
+            scanner_stop.set()
+            await scanner_task
+            await close_redis(scanner_redis)
+
+        self._stops.append(stop_scanner)
+        assert await self.scanner.wait_ready(15), "the scanner did not subscribe"
+        await self.publisher.start()
+        self._stops.append(self.publisher.close)
+        settings = load(
+            ListenerSettings,
+            {},
+            api_key=Secret(self.sim.api_key),
+            feed=self.proxy.feed,
+            secure=False,
+            always_on=True,
+            topics=TOPICS,
+            stale_after_seconds=120.0,
+            batch_interval_seconds=0.01,
+            heartbeat_enabled=False,
+        )
+        self.listener = MassiveListener(
+            settings, self.publisher, LiveClock(), self.listener_metrics
+        )
+        listener_stop = asyncio.Event()
+        listener_task = asyncio.create_task(self.listener.run(listener_stop))
+
+        async def stop_listener() -> None:
+            listener_stop.set()
+            async with asyncio.timeout(10):
+                await listener_task
+
+        self._stops.append(stop_listener)
+        massive = self.sim.massive
+        async with asyncio.timeout(15):
+            await massive.watch.wait_for(
+                lambda: sum(len(s) for s in massive.subscriptions()) == len(TOPICS)
+            )
+
+    async def stream(self) -> None:
+        """Let the market run for the variant's window, then freeze the tape."""
+        variant = self.variant
+        self.sim.set_pacing(variant.speed)
+        market = self.sim.market
+        until = market.now_ns + int(variant.sim_seconds * 1e9)
+
+        async def window_over() -> bool:
+            return market.now_ns >= until
+
+        await eventually(
+            "the simulated window", window_over, variant.sim_seconds / variant.speed + 30
+        )
+        assert self.proxy is not None
+        await self.proxy.freeze()
+
+    # --- drain ----------------------------------------------------------------------------
+
+    def events_on_tape(self) -> int:
+        assert self.proxy is not None
+        total = 0
+        for frame in self.proxy.tape:
+            messages = msgspec.json.decode(frame.text)
+            if isinstance(messages, list):
+                total += sum(1 for m in messages if isinstance(m, dict) and m.get("ev") != "status")
+        return total
+
+    async def drain(self, within: float = 45.0) -> None:
+        """Wait until every component has written everything the tape carried (bounded)."""
+        on_tape = self.events_on_tape()
+        received = self.listener_metrics.counter("events_in")
+
+        async def listener_has_all() -> bool:
+            return received.total >= on_tape
+
+        await eventually(f"the listener receiving {on_tape} events", listener_has_all, within)
+        stats = self.publisher.stats
+
+        async def all_published() -> bool:
+            return stats.total_published_events >= received.total
+
+        await eventually("the listener publishing everything", all_published, within)
+
+        async def all_applied() -> bool:
+            applied = sum(
+                r.processor.stats.total_events + sum(r.processor.stats.bad_events.values())
+                for r in self.replicas
+            )
+            return applied >= stats.total_published_events
+
+        await eventually("the processors applying every event", all_applied, within)
+        await self._quiet_flushes(within)
+        quiet_ms = self.sim.market.now_ns // 1_000_000
+
+        async def composed_after() -> bool:
+            for name in WDC_BOARDS.values():
+                raw = await self.redis.get(name)
+                if raw is None or msgspec.json.decode(raw).get("as_of_ms", 0) <= quiet_ms:
+                    return False
+            return True
+
+        await eventually("a board composition after the last write", composed_after, within)
+        await self.redis.publish(DRAIN_CHANNEL, b"end of the drain")
+        scanner = self.scanner
+        assert scanner is not None
+
+        async def scanner_done() -> bool:
+            return (
+                self.ranges.rejected["invalid_json"] >= 1
+                and scanner.stats.processed == scanner.stats.messages
+            )
+
+        await eventually("the scanner processing every quote record", scanner_done, within)
+
+    async def _quiet_flushes(self, within: float) -> None:
+        """Every replica did a few flushes in a row that wrote nothing (reference data in)."""
+        quiet = dict.fromkeys(range(len(self.replicas)), 0)
+        last = [r.fingerprint() for r in self.replicas]
+
+        async def all_quiet() -> bool:
+            for n, replica in enumerate(self.replicas):
+                now = replica.fingerprint()
+                if now[0] == last[n][0]:
+                    continue
+                quiet[n] = quiet[n] + 1 if now[1:] == (*last[n][1:3], 0) else 0
+                last[n] = now
+            return all(count >= _QUIET_FLUSHES for count in quiet.values())
+
+        await eventually("quiet flushes", all_quiet, within)
+
+    # --- reading --------------------------------------------------------------------------
+
+    async def observed(self) -> Observed:
+        """The boards, every range document and both alert lists, as WDC serves them."""
+        boards: dict[str, dict[str, Any] | None] = {}
+        for board, name in WDC_BOARDS.items():
+            raw = await self.redis.get(name)
+            boards[board] = None if raw is None else msgspec.json.decode(raw)
+        ranges: dict[str, dict[str, Any]] = {}
+        async for key in self.redis.scan_iter(match=FEED_DAILY_RANGE.pattern, count=1000):
+            raw = await self.redis.get(key)
+            if raw is not None:
+                doc = msgspec.json.decode(raw)
+                ranges[str(doc["symbol"])] = doc
+        hod = [
+            msgspec.json.decode(a) for a in await self.redis.lrange(FEED_ALERTS_HOD.name(), 0, -1)
+        ]
+        lod = [
+            msgspec.json.decode(a) for a in await self.redis.lrange(FEED_ALERTS_LOD.name(), 0, -1)
+        ]
+        return Observed(boards=boards, ranges=ranges, hod=hod, lod=lod)
+
+    async def previous_closes(self, symbols: set[str]) -> dict[str, float]:
+        """Each symbol's previous close, as the simulator's REST ``/prev`` endpoint answers."""
+        closes: dict[str, float] = {}
+        headers = {"Authorization": f"Bearer {self.sim.api_key}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            for symbol in sorted(symbols):
+                url = f"{self.sim.rest_base}/v2/aggs/ticker/{symbol}/prev"
+                async with http.get(url) as response:
+                    response.raise_for_status()
+                    body = await response.json()
+                results = body.get("results") or []
+                if results and isinstance(results[0].get("c"), int | float):
+                    closes[symbol] = float(results[0]["c"])
+        return closes
+
+    def describe(self) -> str:
+        """One line on what the run carried (for failure messages and the report)."""
+        assert self.proxy is not None
+        counters = self.proxy.counters
+        applied = [r.processor.stats.total_events for r in self.replicas]
+        start = from_ns(self.sim.market.now_ns, ET).strftime("%H:%M:%S")
+        return (
+            f"{self.variant.name}: {len(self.proxy.tape)} frames, {self.events_on_tape()} "
+            f"events on tape; {counters.duplicated} duplicated, {counters.reordered} "
+            f"reordered, op dropped from {counters.op_dropped} bars; applied per replica "
+            f"{applied}; market at {start} ET after the drain"
+        )

@@ -1,0 +1,285 @@
+"""Exactness of the whole pipeline: what WDC serves equals an independent recomputation.
+
+The real pipeline (simulator -> recording proxy -> listener -> RabbitMQ -> 1 or 2 processor
+replicas -> Redis -> scanner) runs over a fixed historical trading day; the proxy records the
+feed exactly as the listener received it (and injects duplicated frames, reordered frames and
+bars without ``op``). After a drain, the three boards, every symbol's session ranges and the
+HOD/LOD alert lists are compared with :mod:`recompute`, which imports nothing of the platform.
+
+The first tests pin the oracle itself on hand-written tapes and prove the comparison catches
+what it claims to catch; the pipeline variants follow. Run only these with
+``.venv/bin/python -m pytest tests/recompute -q`` (``-m "not slow"`` for the short version).
+"""
+
+from __future__ import annotations
+
+import ast
+import json
+import math
+import sys
+from datetime import date, datetime, time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from .pipeline import Pipeline, Variant
+from .recompute import (
+    ET,
+    Bar,
+    Report,
+    Schedule,
+    bars_of,
+    check_alerts,
+    compare_boards,
+    compare_ranges,
+    format_report,
+    recompute,
+)
+from .tape import FrameFaults
+
+#: A full trading day (Wednesday 18 November 2026: no holiday, no early close).
+DAY = date(2026, 11, 18)
+SCHEDULE = Schedule(DAY)
+#: An extreme reached this long after a session's first bar reached the listener cannot have
+#: been folded into the session's baseline by a pipeline that flushes every 50 ms (20 flushes;
+#: the margin keeps a loaded 2-core machine from failing a correct pipeline).
+ALERT_GRACE_S = 1.0
+
+
+def at(hour: int, minute: int, second: int = 0) -> int:
+    return int(datetime.combine(DAY, time(hour, minute, second), tzinfo=ET).timestamp() * 1000)
+
+
+def bar(  # noqa: PLR0917 - a bar is its OHLC, positionally as the feed lists it
+    symbol: str, start: int, o: float, h: float, low: float, c: float, av: int, **extra: Any
+) -> dict[str, Any]:
+    message = {"ev": "A", "sym": symbol, "o": o, "h": h, "l": low, "c": c, "v": 100, "av": av}
+    return {**message, "s": start, "e": start + 1000, **extra}
+
+
+def tape(*frames: list[dict[str, Any]]) -> list[Bar]:
+    return bars_of((float(i), json.dumps(frame)) for i, frame in enumerate(frames))
+
+
+def test_the_oracle_imports_nothing_but_the_standard_library() -> None:
+    source = Path(__file__).with_name("recompute.py").read_text()
+    imported: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.Import):
+            imported.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            assert node.level == 0, "the oracle imports nothing of the test's harness either"
+            imported.add((node.module or "").split(".")[0])
+    assert imported
+    assert imported <= sys.stdlib_module_names | {"__future__"}, sorted(imported)
+
+
+# --- the oracle, on hand-written tapes ---------------------------------------------------------
+
+
+def test_ranges_take_every_bar_by_start_session_and_skip_bad_bars() -> None:
+    bars = tape(
+        [bar("AAA", at(3, 59, 59), 5, 9, 1, 5, 10)],  # before 04:00: no session
+        [bar("AAA", at(4, 0), 5, 5.5, 4.5, 5, 20), bar("AAA", at(9, 29, 59), 5, 6, 5, 6, 30)],
+        [bar("AAA", at(9, 30), 6, 7, 5.8, 6.5, 40), bar("AAA", at(9, 30, 1), 6, 6.1, 5.9, 6, 50)],
+        [bar("AAA", at(9, 30, 2), 6, 5, 8, 6, 60)],  # h < l
+        [bar("AAA", at(9, 30, 3), 6, math.inf, 1, 6, 70)],  # not finite
+        [bar("AAA", at(9, 30, 4), -1, 6, 0.5, 6, 80)],  # negative price
+        [{**bar("AAA", at(15, 59), 6, 6.2, 6, 6, 90), "ev": "AM", "e": at(16, 0)}],
+        [bar("AAA", at(16, 0), 6, 6.3, 5.7, 6, 95)],
+    )
+    expected = recompute(bars, SCHEDULE, {})
+    assert expected.ranges == {
+        "AAA": {
+            "pre_market_high": 6,
+            "pre_market_low": 4.5,
+            "regular_high": 7,
+            "regular_low": 5.8,
+            "after_hours_high": 6.3,
+            "after_hours_low": 5.7,
+            "day_high": 7,
+            "day_low": 4.5,
+        }
+    }
+
+
+def test_boards_use_the_latest_bar_exact_scores_and_the_open_fallback() -> None:
+    bars = tape(
+        [
+            bar("AAA", at(9, 30), 10, 10, 10, 10, 1_000),
+            bar("BBB", at(9, 30), 20, 20, 20, 20, 3_000, op=19.0),
+            bar("CCC", at(9, 29, 58), 5, 5, 5, 5, 9_000),  # ends before 09:30: no gainer row
+        ],
+        # Newer bars; AAA has no op: the first regular bar's open (10) is its session open.
+        [bar("AAA", at(9, 30, 5), 10, 11, 10, 10.257271, 2_000)],
+        [bar("BBB", at(9, 30, 5), 20, 21, 20, 19.5, 4_000, op=19.0)],
+        [bar("AAA", at(9, 30, 1), 10, 10.5, 10, 10.4, 1_500)],  # late, older: not the latest
+    )
+    prev = {"AAA": 10.0, "BBB": 19.99, "CCC": 4.0}
+    boards = recompute(bars, SCHEDULE, prev).boards
+    assert [(r.symbol, int(r.score)) for r in boards["top_volume"]] == [
+        ("CCC", 9_000),
+        ("BBB", 4_000),
+        ("AAA", 2_000),
+    ]
+    assert [r.symbol for r in boards["top_gappers"]] == ["CCC", "AAA"]  # BBB is down: off
+    [gainer, other] = boards["top_gainers"]
+    assert gainer.symbol == "BBB"  # (19.5 - 19) / 19 = 2.63 %
+    assert other.figures["session_open"] == 10
+    assert other.score == pytest.approx(2.57271)
+
+
+def test_equal_moves_are_exact_ties_and_close_ones_are_not() -> None:
+    bars = tape(
+        [
+            bar("AAA", at(9, 30), 10, 10, 10, 10.05, 100, op=10.0),  # +0.5 %
+            bar("BBB", at(9, 30), 30, 30, 30, 30.15, 100, op=30.0),  # +0.5 % too
+            bar("CCC", at(9, 30), 10, 10, 10, 10.0257308, 100, op=10.0),  # rounds like DDD
+            bar("DDD", at(9, 30), 10, 10, 10, 10.0257271, 100, op=10.0),
+        ]
+    )
+    gainers = recompute(bars, SCHEDULE, {}).boards["top_gainers"]
+    assert (10.05 - 10.0) / 10.0 != (30.15 - 30.0) / 30.0  # in floats they differ
+    by_symbol = {row.symbol: row.score for row in gainers}
+    assert by_symbol["AAA"] == by_symbol["BBB"]
+    assert [row.symbol for row in gainers[2:]] == ["CCC", "DDD"]
+    assert round(float(by_symbol["CCC"]), 4) == round(float(by_symbol["DDD"]), 4)
+
+
+def test_the_comparison_reports_each_planted_fault() -> None:
+    bars = tape(
+        [bar("AAA", at(9, 30), 10, 10.5, 9.5, 10, 1_000), bar("BBB", at(9, 30), 5, 5, 5, 5, 500)],
+        [bar("AAA", at(9, 30, 1), 10, 11, 9.9, 10.9, 1_100)],
+        [bar("AAA", at(9, 30, 2), 10, 10.6, 9, 10.1, 1_200)],
+    )
+    expected = recompute(bars, SCHEDULE, {"AAA": 10.0, "BBB": 4.0})
+    ranges = {s: {"trading_day": DAY.isoformat(), **f} for s, f in expected.ranges.items()}
+    assert not compare_ranges(expected, ranges).mismatches
+    ranges["AAA"] = {**ranges["AAA"], "regular_high": 10.6}  # the latest bar's high only
+    [miss] = compare_ranges(expected, ranges).mismatches
+    assert (miss.symbol, miss.expected, miss.got) == ("AAA", 11, 10.6)
+    assert miss.field == "regular_high (A 09:30:01)"  # the bar that set the extreme
+
+    def board(rows: list[tuple[str, dict[str, Any]]], name: str) -> dict[str, Any]:
+        return {
+            "board": name,
+            "status": "live",
+            "trading_day": DAY.isoformat(),
+            "as_of_ms": at(9, 31),
+            "rows": [{"rank": n, "symbol": s, **f} for n, (s, f) in enumerate(rows, start=1)],
+        }
+
+    right = {
+        name: board([(r.symbol, dict(r.figures)) for r in rows], name)
+        for name, rows in expected.boards.items()
+    }
+    assert not compare_boards(expected, right, 100).mismatches
+    swapped = dict(right)
+    swapped["top_gappers"] = board(
+        [(r.symbol, dict(r.figures)) for r in reversed(expected.boards["top_gappers"])],
+        "top_gappers",
+    )
+    order = {(m.symbol, m.field) for m in compare_boards(expected, swapped, 100).mismatches}
+    assert ("AAA>BBB", "order") in order
+
+    hod = [
+        {"symbol": "AAA", "session": "regular", "direction": "high", "price": p, "as_of_ms": t}
+        for p, t in ((11.0, at(9, 30, 1)), (10.5, at(9, 30)))
+    ]
+    clean = [{**a, "trading_day": DAY.isoformat()} for a in hod]
+    lod = [{**clean[0], "direction": "low", "price": 9.0, "as_of_ms": at(9, 30, 2)}]
+    report = check_alerts(expected, clean, lod, grace_s=0.5)
+    assert not report.mismatches, format_report(report)
+    shuffled = [clean[1], clean[0]]  # oldest first: not in event-time order
+    fields = {m.field for m in check_alerts(expected, shuffled, lod, grace_s=0.5).mismatches}
+    assert fields == {"list order"}
+    invented = [{**clean[0], "price": 10.95}, clean[1]]  # no bar reached 10.95
+    fields = {m.field for m in check_alerts(expected, invented, lod, grace_s=0.5).mismatches}
+    assert fields == {"regular price", "regular last alert"}
+    missed = [clean[1]]  # 11.0 came 1 s after the first bar and was never alerted
+    [miss] = check_alerts(expected, missed, lod, grace_s=0.5).mismatches
+    assert (miss.field, miss.expected, miss.got) == ("regular last alert", 11.0, 10.5)
+
+
+# --- the pipeline -------------------------------------------------------------------------------
+
+VARIANTS = [
+    pytest.param(Variant("one replica, across 09:30", DAY, "09:29"), id="r1-0930"),
+    pytest.param(
+        Variant(
+            "two replicas, 09:29-09:33, bars without op",
+            DAY,
+            "09:29",
+            replicas=2,
+            symbols=40,
+            sim_seconds=240.0,
+            faults=FrameFaults(drop_op=True),
+        ),
+        id="r2-0930-no-op",
+    ),
+    pytest.param(
+        Variant(
+            "one replica, duplicated frames",
+            DAY,
+            "09:29",
+            faults=FrameFaults(duplicate_every=3),
+        ),
+        id="r1-duplicated",
+    ),
+    pytest.param(
+        Variant("one replica, reordered frames", DAY, "09:29", faults=FrameFaults(reorder_every=4)),
+        id="r1-reordered",
+    ),
+    pytest.param(
+        Variant("one replica, across 04:00", DAY, "03:59", sim_seconds=180.0), id="r1-0400"
+    ),
+    pytest.param(
+        Variant(
+            "two replicas, every fault, 200 symbols, 09:29-09:35",
+            DAY,
+            "09:29",
+            replicas=2,
+            symbols=200,
+            speed=20.0,
+            sim_seconds=360.0,
+            faults=FrameFaults(duplicate_every=5, reorder_every=7, drop_op=True),
+        ),
+        id="r2-long-every-fault",
+        marks=pytest.mark.slow,
+    ),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("variant", VARIANTS)
+async def test_wdc_serves_what_the_recorded_feed_recomputes_to(
+    variant: Variant, amqp_url: str, mdq_prefix: str, redis_db_url: str
+) -> None:
+    pipeline = Pipeline(variant, amqp_url, mdq_prefix, redis_db_url)
+    async with pipeline.running():
+        await pipeline.stream()
+        await pipeline.drain()
+        observed = await pipeline.observed()
+        assert pipeline.proxy is not None
+        bars = bars_of((frame.sent_s, frame.text) for frame in pipeline.proxy.tape)
+        prev_close = await pipeline.previous_closes({b.symbol for b in bars})
+        summary = pipeline.describe()
+    expected = recompute(bars, SCHEDULE, prev_close)
+    # The run is what the variant says it is (otherwise the comparison proves little).
+    sessions = {session for _, session in expected.session_bars}
+    if variant.start == "09:29":
+        assert {"pre_market", "regular"} <= sessions, summary
+    else:
+        assert sessions == {"pre_market"}, summary
+    counters = pipeline.proxy.counters
+    assert (counters.duplicated > 0) == (variant.faults.duplicate_every > 0), summary
+    assert (counters.reordered > 0) == (variant.faults.reorder_every > 0), summary
+    assert (counters.op_dropped > 0) == variant.faults.drop_op, summary
+
+    report = Report()
+    report.merge(compare_boards(expected, observed.boards, variant.board_size))
+    report.merge(compare_ranges(expected, observed.ranges))
+    report.merge(check_alerts(expected, observed.hod, observed.lod, grace_s=ALERT_GRACE_S))
+    assert not report.mismatches, f"{summary}\n{format_report(report)}"
