@@ -153,7 +153,7 @@ def session_of(start_ms: int) -> str | None:
 
 
 def recomputed(events: list[SecondAggregate]) -> dict[str, dict[str, Any]]:
-    """Every symbol's session figures and regular open from all bars (order-free)."""
+    """Every symbol's session figures from all bars (order-free; times are bar ends)."""
     out: dict[str, dict[str, Any]] = {}
     for bar in events:
         figures = out.setdefault(bar.symbol, {})
@@ -163,14 +163,14 @@ def recomputed(events: list[SecondAggregate]) -> dict[str, dict[str, Any]]:
         old = figures.get(session)
         if old is None:
             old = figures[session] = {
-                "first_ms": bar.start_ms, "high": bar.high, "high_ms": bar.start_ms,
-                "low": bar.low, "low_ms": bar.start_ms,
+                "first_ms": bar.end_ms, "high": bar.high, "high_ms": bar.end_ms,
+                "low": bar.low, "low_ms": bar.end_ms,
             }  # fmt: skip
-        old["first_ms"] = min(old["first_ms"], bar.start_ms)
+        old["first_ms"] = min(old["first_ms"], bar.end_ms)
         # The extreme, and the earliest bar that reached it.
-        if (bar.high, -bar.start_ms) > (old["high"], -old["high_ms"]):
-            old["high"], old["high_ms"] = bar.high, bar.start_ms
-        old["low"], old["low_ms"] = min((old["low"], old["low_ms"]), (bar.low, bar.start_ms))
+        if (bar.high, -bar.end_ms) > (old["high"], -old["high_ms"]):
+            old["high"], old["high_ms"] = bar.high, bar.end_ms
+        old["low"], old["low_ms"] = min((old["low"], old["low_ms"]), (bar.low, bar.end_ms))
     return out
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, cast
 
 import fakeredis
 import pytest
@@ -20,7 +20,7 @@ from redis.asyncio import Redis
 from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.keys import FEED_NEWS_LATEST, FEED_QUOTE, KEY_WIDGET_VERSION
+from mdp_cache.keys import FEED_ALERTS_HOD, FEED_NEWS_LATEST, FEED_QUOTE, KEY_WIDGET_VERSION
 from mdp_cache.widgets import WidgetWriter, queue_widget_write
 
 
@@ -158,3 +158,29 @@ async def test_both_scripts_become_known_at_once(redis: Redis) -> None:
     await writer.write([WidgetWrite(FEED_QUOTE, name, b'{"v":1}', version=1)])
     assert seen == [(None, None), (None, None)]
     assert await redis.get(name) == b'{"v":1}'
+
+
+async def test_alert_lists_are_stored_in_event_time_order_whatever_the_arrival(
+    redis: Redis,
+) -> None:
+    """A late alert lands where its time puts it (newest first), not on top."""
+    writer = WidgetWriter(redis)
+    name = FEED_ALERTS_HOD.name()
+
+    def alert(at_ms: int) -> WidgetWrite:
+        return WidgetWrite(FEED_ALERTS_HOD, name, b'{"symbol":"A","as_of_ms":%d}' % at_ms)
+
+    arrivals = [5, 9, 7, 1, 9, 12, 3, 10, 40, 2]
+    for at in arrivals:
+        await writer.write([alert(at)])
+    items = cast("list[bytes]", await redis.lrange(name, 0, -1))
+    stored = [int(item.split(b'"as_of_ms":')[1].rstrip(b"}")) for item in items]
+    assert stored == sorted(arrivals, reverse=True)
+    # Past the cap, the oldest fall off the end whatever their arrival.
+    cap = FEED_ALERTS_HOD.max_len or 0
+    for at in range(100, 100 + cap):
+        await writer.write([alert(at)])
+    await writer.write([alert(50)])  # older than everything kept: dropped by the cap
+    kept = await redis.lrange(name, 0, -1)
+    assert len(kept) == cap
+    assert kept[-1] == b'{"symbol":"A","as_of_ms":100}'

@@ -491,6 +491,7 @@ def check_alerts(
     lod: Sequence[Mapping[str, Any]],
     *,
     grace_s: float,
+    cap: int | None = None,
 ) -> Report:
     """The HOD/LOD alert lists (newest first, as served) against the tape.
 
@@ -503,11 +504,12 @@ def check_alerts(
     * the extreme is never skipped: when a session's extreme was first reached by a bar that
       reached the listener more than ``grace_s`` after the session's first bar of that symbol
       (so the pipeline cannot have folded it into the session's baseline), the last alert of
-      (symbol, session, direction) is that extreme.
+      (symbol, session, direction) is that extreme; when a list is full (``cap`` elements),
+      extremes reached before its oldest element have fallen off its end and are not owed.
     """
     report = Report()
     for direction, served in (("high", hod), ("low", lod)):
-        _check_direction(report, expected, direction, served, grace_s)
+        _check_direction(report, expected, direction, served, grace_s=grace_s, cap=cap)
     return report
 
 
@@ -516,9 +518,13 @@ def _check_direction(
     expected: Expected,
     direction: str,
     served: Sequence[Mapping[str, Any]],
+    *,
     grace_s: float,
+    cap: int | None,
 ) -> None:
     area = f"alerts:{'hod' if direction == 'high' else 'lod'}"
+    times = [t for a in served if isinstance(t := a.get("as_of_ms"), int)]
+    kept_since = min(times) if cap is not None and len(served) >= cap and times else None
     day = expected.schedule.day.isoformat()
     seen: set[str] = set()
     groups: dict[tuple[str, str], list[Mapping[str, Any]]] = defaultdict(list)
@@ -574,6 +580,8 @@ def _check_direction(
         )
         if setter.received_s - first <= grace_s:
             continue  # may be part of the session's baseline: no alert is owed
+        if kept_since is not None and setter.end_ms < kept_since:
+            continue  # its alert fell off the end of the full list
         alerts = groups.get((symbol, session), [])
         last = max(alerts, key=lambda a: int(a.get("as_of_ms") or 0)) if alerts else None
         report.check(

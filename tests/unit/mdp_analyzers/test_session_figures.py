@@ -68,12 +68,12 @@ def test_every_bar_of_a_flush_reaches_the_session_figures() -> None:
     flush(analyzer, state, at_ms(DAY, 9, 31))
     got = row(state, "AAA")
     assert got["pre_market"] == {
-        "first_ms": at_ms(DAY, 9, 0), "high": 11.0, "high_ms": at_ms(DAY, 9, 10),
-        "low": 8.5, "low_ms": at_ms(DAY, 9, 10),
+        "first_ms": at_ms(DAY, 9, 0, 1), "high": 11.0, "high_ms": at_ms(DAY, 9, 10, 1),
+        "low": 8.5, "low_ms": at_ms(DAY, 9, 10, 1),
     }  # fmt: skip
     assert got["regular"] == {
-        "first_ms": at_ms(DAY, 9, 30), "high": 10.2, "high_ms": at_ms(DAY, 9, 30),
-        "low": 10.1, "low_ms": at_ms(DAY, 9, 30),
+        "first_ms": at_ms(DAY, 9, 30, 1), "high": 10.2, "high_ms": at_ms(DAY, 9, 30, 1),
+        "low": 10.1, "low_ms": at_ms(DAY, 9, 30, 1),
     }  # fmt: skip
     assert got["after_hours"] is None
     assert (got["day_high"], got["day_low"]) == (11.0, 8.5)
@@ -105,7 +105,9 @@ def test_ties_keep_the_earliest_bar_that_reached_the_extreme() -> None:
     analyzer.apply([bar(late, low=9.0, high=10.0), bar(early, low=9.0, high=10.0)], 0)
     flush(analyzer, state, at_ms(DAY, 10, 6))
     regular = row(state, "AAA")["regular"]
-    assert (regular["high_ms"], regular["low_ms"], regular["first_ms"]) == (early, early, early)
+    # Times are bar ends (one-second bars here).
+    ends = (early + 1_000,) * 3
+    assert (regular["high_ms"], regular["low_ms"], regular["first_ms"]) == ends
 
 
 @pytest.mark.parametrize(
@@ -201,7 +203,7 @@ def test_replicas_agree_on_figures_and_the_gainers_open_in_any_order(
     latest = max(events, key=lambda e: e.end_ms)
     assert got["regular"]["high"] == max(e.high for e in events)
     assert got["regular"]["low"] == min(e.low for e in events)
-    assert got["regular"]["first_ms"] == first.start_ms
+    assert got["regular"]["first_ms"] == min(e.end_ms for e in events)
     assert got["end_ms"] == latest.end_ms
     # No official open on these bars: the gainers measure from the first regular bar's open.
     assert got["session_open"] == first.open

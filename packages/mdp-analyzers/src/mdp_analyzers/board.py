@@ -71,12 +71,15 @@ class BoardStatus(enum.StrEnum):
 class SessionFigures(msgspec.Struct, frozen=True, kw_only=True):
     """One session's range so far, folded from every bar that started in it.
 
+    Times are bar *ends*: when a figure became known (a minute bar's high is known at the end of
+    the minute, after the second bars it spans). A bar belongs to the session it starts in.
+
     Attributes:
-        first_ms: Start of the session's first bar.
+        first_ms: End of the session's first bar.
         high: The session high (the greatest bar ``h``).
-        high_ms: Start of the earliest bar that reached it.
+        high_ms: End of the earliest bar that reached it.
         low: The session low (the smallest bar ``l``).
-        low_ms: Start of the earliest bar that reached it.
+        low_ms: End of the earliest bar that reached it.
     """
 
     first_ms: int

@@ -10,10 +10,10 @@ which the service calls about once a second on one replica.
 Why this is exact with several replicas, redeliveries and any order:
 
 * **Session figures are folded from every bar**: the pre-market, regular and after-hours high
-  and low (each with the earliest bar start that reached it), each session's first bar, and the
-  regular-session open (the official open, else the open of the earliest regular bar). A bar
-  belongs to the session in which it starts. These figures are a lattice (max, min, earliest),
-  so folding is insensitive to order and duplication.
+  and low (each with the earliest bar end that reached it: when it became known), each
+  session's first bar end, and the regular-session open (the official open, else the open of
+  the earliest regular bar). A bar belongs to the session in which it starts. These figures
+  are a lattice (max, min, earliest), so folding is insensitive to order and duplication.
 * **No replica needs to see every bar.** Rows go to MDC as :class:`~mdp_cache.ops.PutMerged`:
   MDC joins the figures of every offer and stores a row only when it holds all of them and is
   the newest. A refused writer is handed the stored row and the joined figures, folds them in
@@ -97,9 +97,9 @@ class _Symbol:
         #: Per session (pre-market, regular, after-hours): its figures, or None if unseen.
         self.sessions: list[_Figures | None] = [None, None, None]
 
-    def fold(self, slot: int, start_ms: int, high: float, low: float) -> bool:
-        """Fold one bar into session ``slot``; whether a figure changed."""
-        return self._join(slot, [start_ms, high, start_ms, low, start_ms])
+    def fold(self, slot: int, end_ms: int, high: float, low: float) -> bool:
+        """Fold one bar (ending at ``end_ms``) into session ``slot``; whether a figure changed."""
+        return self._join(slot, [end_ms, high, end_ms, low, end_ms])
 
     def _join(self, slot: int, more: _Figures) -> bool:
         """Join figures ``more`` into session ``slot`` (max high, min low, earliest times)."""
@@ -256,7 +256,9 @@ class LeaderboardAnalyzer:
             self._wanted.append((event.symbol, self._day_or_raise()))
         start_ms = event.start_ms
         slot = self._slot(start_ms * _NS_PER_MS)
-        changed = slot != _NO_SESSION and state.fold(slot, start_ms, high, low)
+        # Times are bar ends: when an extreme became known (a minute bar's high is news at the
+        # minute's end, after the seconds it spans).
+        changed = slot != _NO_SESSION and state.fold(slot, event.end_ms, high, low)
         if slot == 1 and state.open_at(start_ms, event.open):
             changed = True
         old = state.event

@@ -100,6 +100,8 @@ class Feed:
         owner: The component that writes it.
         payload: What one value (or one list element / published message) is.
         max_len: Cap of a ``list`` feed.
+        order_by: For a ``list`` feed, the integer field of its JSON elements that orders it
+            (newest first) whatever order the writes arrive in; None keeps arrival order.
     """
 
     template: str
@@ -108,6 +110,7 @@ class Feed:
     owner: str
     payload: str
     max_len: int | None = None
+    order_by: str | None = None
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -280,6 +283,7 @@ FEED_ALERTS_HOD: Final = Feed(
     max_len=1_000,
     owner="scanner (DailyRangeAnalyzer)",
     payload="one new-high-of-day alert per element, newest first",
+    order_by="as_of_ms",
 )
 FEED_ALERTS_LOD: Final = Feed(
     template="alerts:lod",
@@ -288,6 +292,7 @@ FEED_ALERTS_LOD: Final = Feed(
     max_len=1_000,
     owner="scanner (DailyRangeAnalyzer)",
     payload="one new-low-of-day alert per element, newest first",
+    order_by="as_of_ms",
 )
 
 # --- internal keys ------------------------------------------------------------------------------

@@ -32,6 +32,7 @@ from mdp_cache.keys import KEY_WIDGET_VERSION, Feed
 from mdp_core.telemetry import inject_context
 
 __all__ = [
+    "ORDERED_LIST_PUSH_LUA",
     "SET_PUBLISH_LUA",
     "VERSIONED_SET_PUBLISH_LUA",
     "WidgetItem",
@@ -195,10 +196,59 @@ def _sha1(payload: bytes) -> str:
     return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
 
 
+ORDERED_LIST_PUSH_LUA: Final = """
+-- KEYS[1] a list feed kept newest first by a time field of its JSON elements
+-- ARGV[1] the element; ARGV[2] the cap; ARGV[3] the TTL; ARGV[4] the Lua pattern capturing the
+-- element's time (e.g. '"as_of_ms":(%-?%d+)').
+-- The element goes before the first element that is not newer, so a late one lands where its
+-- time puts it. Elements are read from the head 16 at a time: almost every element is the
+-- newest and costs one short read.
+local key, item = KEYS[1], ARGV[1]
+local cap, ttl, pattern = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
+local t = tonumber(string.match(item, pattern))
+local pivot, first, seen = nil, true, 0
+if t then
+  while seen < cap and not pivot do
+    local chunk = redis.call('LRANGE', key, seen, math.min(seen + 15, cap - 1))
+    for i, element in ipairs(chunk) do
+      local other = tonumber(string.match(element, pattern))
+      if other == nil or other <= t then
+        pivot, first = element, (seen == 0 and i == 1)
+        break
+      end
+    end
+    if #chunk < 16 then
+      break
+    end
+    seen = seen + #chunk
+  end
+end
+if (not t) or (pivot and first) then
+  redis.call('LPUSH', key, item)
+elseif pivot then
+  redis.call('LINSERT', key, 'BEFORE', pivot, item)
+else
+  redis.call('RPUSH', key, item)
+end
+redis.call('LTRIM', key, 0, cap - 1)
+redis.call('EXPIRE', key, ttl)
+return 1
+"""
+
+
 def queue_widget_write(
-    pipe: Pipeline, feed: Feed, name: str, payload: bytes, *, publish: bool = True
+    pipe: Pipeline,
+    feed: Feed,
+    name: str,
+    payload: bytes,
+    *,
+    publish: bool = True,
+    scripts: bool = True,
 ) -> int:
     """Queue one feed write on ``pipe``; return how many commands were queued.
+
+    A list feed with an ``order_by`` field is kept in that order by ``ORDERED_LIST_PUSH_LUA``;
+    without ``scripts`` (an emulator without Lua) its elements keep arrival order.
 
     Raises:
         ValueError: ``name`` is not a name of ``feed`` (a key/channel mismatch in the making).
@@ -208,6 +258,11 @@ def queue_widget_write(
         raise ValueError(msg)
     if feed.shape == "value":
         pipe.set(name, payload, ex=feed.ttl)
+        queued = 1
+    elif feed.order_by is not None and scripts:
+        cap = feed.max_len if feed.max_len is not None else 1
+        pattern = f'"{feed.order_by}":(%-?%d+)'
+        pipe.eval(ORDERED_LIST_PUSH_LUA, 1, name, payload, cap, feed.ttl, pattern)
         queued = 1
     else:
         cap = feed.max_len if feed.max_len is not None else 1
@@ -357,7 +412,7 @@ class WidgetWriter:
             if index not in winners:
                 continue
             sent += queue_widget_write(
-                pipe, item.feed, item.name, item.payload, publish=item.publish
+                pipe, item.feed, item.name, item.payload, publish=item.publish, scripts=False
             )
             if item.version is not None:
                 pipe.set(KEY_WIDGET_VERSION.name(feed=item.name), item.version, ex=item.feed.ttl)

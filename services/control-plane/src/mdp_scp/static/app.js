@@ -97,8 +97,11 @@ function main() {
     render: newsItem(follow),
     keyOf: (item) => item.link,
   }).bind(client, "news:latest");
-  new FeedList(document.getElementById("w-hod"), { render: alertItem(follow) }).bind(client, "alerts:hod");
-  new FeedList(document.getElementById("w-lod"), { render: alertItem(follow) }).bind(client, "alerts:lod");
+  // Alerts are kept in event-time order (as WDC stores them), whatever order they arrive in.
+  const alertList = (id) =>
+    new FeedList(document.getElementById(id), { render: alertItem(follow), orderBy: "as_of_ms" });
+  alertList("w-hod").bind(client, "alerts:hod");
+  alertList("w-lod").bind(client, "alerts:lod");
 
   const form = document.getElementById("filters");
   const filters = loadFilters();

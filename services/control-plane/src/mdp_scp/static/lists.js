@@ -1,7 +1,9 @@
 // List widgets (news, HOD/LOD alerts) and the top trades table.
 //
 // List feeds send a snapshot (newest first) and then one element per update: updates are
-// prepended and the list is capped, so the DOM never grows without bound.
+// prepended (or, for a list ordered by a time field such as the alerts' as_of_ms, inserted
+// where their time puts them, as WDC stores them) and the list is capped, so the DOM never
+// grows without bound.
 
 import * as fmt from "./format.js";
 import { KeyedTable } from "./table.js";
@@ -26,13 +28,15 @@ function symbolButton(symbol, onSymbol) {
 }
 
 export class FeedList {
-  // render(item) -> <li>; keyOf(item) -> dedup key (or undefined)
-  constructor(section, { render, keyOf, max = MAX_ITEMS }) {
+  // render(item) -> <li>; keyOf(item) -> dedup key (or undefined); orderBy: the numeric field
+  // that orders the list newest first (undefined: arrival order)
+  constructor(section, { render, keyOf, max = MAX_ITEMS, orderBy }) {
     this.section = section;
     this.list = section.querySelector("ul, ol");
     this.render = render;
     this.keyOf = keyOf || (() => undefined);
     this.max = max;
+    this.orderBy = orderBy;
     this.keys = new Set();
   }
 
@@ -58,13 +62,25 @@ export class FeedList {
     const node = this.node(item);
     if (!node) return;
     node.classList.add("new");
-    this.list.insertBefore(node, this.list.firstChild);
+    this.list.insertBefore(node, this.placeOf(node));
     while (this.list.children.length > this.max) {
       const last = this.list.lastElementChild;
       if (last.dataset.key) this.keys.delete(last.dataset.key);
       last.remove();
     }
     this.mark();
+  }
+
+  // The child the new node goes before: the first that is not newer (a late element lands
+  // where its time puts it, not on top).
+  placeOf(node) {
+    const time = Number(node.dataset.time);
+    if (this.orderBy === undefined || !Number.isFinite(time)) return this.list.firstChild;
+    for (const child of this.list.children) {
+      const other = Number(child.dataset.time);
+      if (!Number.isFinite(other) || other <= time) return child;
+    }
+    return null;
   }
 
   node(item) {
@@ -76,6 +92,9 @@ export class FeedList {
     }
     const node = this.render(item);
     if (key !== undefined) node.dataset.key = key;
+    if (this.orderBy !== undefined && fmt.isNumber(item[this.orderBy])) {
+      node.dataset.time = String(item[this.orderBy]);
+    }
     return node;
   }
 
