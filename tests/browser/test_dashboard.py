@@ -417,14 +417,14 @@ async def test_dashboard_end_to_end(scp: ControlPlane, wds: StandInWds, shots: P
             price_cell = page.locator('#w-gainers tr[data-key="ACME"] td.col-price')
             await page.wait_for_function(
                 "() => document.querySelector('#w-gainers tr[data-key=\"ACME\"] td.col-price')"
-                ".textContent === '15.55'"
+                "?.textContent === '15.55'"
             )
             assert (await price_cell.get_attribute("data-flash") or "").startswith("up")
 
             # A list feed update prepends one element.
             await wds.publish("news:latest", _news(99, "BOLT", "BOLT wins a large contract"))
             await page.wait_for_function(
-                "() => document.querySelector('#w-news li').textContent.includes('large contract')"
+                "() => document.querySelector('#w-news li')?.textContent.includes('large contract')"
             )
 
             # Clicking a row retargets the quote panel (quote, range and the symbol's news).
@@ -442,7 +442,7 @@ async def test_dashboard_end_to_end(scp: ControlPlane, wds: StandInWds, shots: P
             # Sorting by a header click, then the threshold filters (persisted).
             await page.click("#w-volume th[data-key=price]")
             await page.wait_for_function(
-                "() => document.querySelector('#w-volume tbody tr').dataset.key === 'FLUX'"
+                "() => document.querySelector('#w-volume tbody tr')?.dataset.key === 'FLUX'"
             )
             await page.fill("#filters input[name=minPrice]", "5")
             await page.wait_for_function(
@@ -458,7 +458,7 @@ async def test_dashboard_end_to_end(scp: ControlPlane, wds: StandInWds, shots: P
 
             await page.click("#w-volume th[data-key=volume]")
             await page.wait_for_function(
-                "() => document.querySelector('#w-volume tbody tr').dataset.key === 'ACME'"
+                "() => document.querySelector('#w-volume tbody tr')?.dataset.key === 'ACME'"
             )
             await page.screenshot(path=str(shots / "dashboard.png"))
             assert _png_size(shots / "dashboard.png") > 10_000
@@ -501,7 +501,7 @@ async def test_dashboard_end_to_end(scp: ControlPlane, wds: StandInWds, shots: P
             # The quote panel's subscriptions came back too.
             await wds.publish("quote:ACME", dict(market()["quote:ACME"], price=16.25))
             await page.wait_for_function(
-                "() => document.querySelector('#w-quote .figures').textContent.includes('16.25')"
+                "() => document.querySelector('#w-quote .figures')?.textContent.includes('16.25')"
             )
             assert errors == []
             assert not [m for m in console if "Content Security Policy" in m]
@@ -589,7 +589,7 @@ async def test_dashboard_with_the_real_wds(redis_db_url: str) -> None:
                 await redis.publish("scanner:top_gainers", json.dumps(doc))
                 await page.wait_for_function(
                     "() => document.querySelector('#w-gainers tr[data-key=\"ACME\"] td.col-price')"
-                    ".textContent === '15.55'"
+                    "?.textContent === '15.55'"
                 )
                 await page.click('#w-volume tr[data-key="DYNE"]')
                 await page.wait_for_selector('#w-quote[data-symbol="DYNE"][data-filled=true]')
