@@ -9,6 +9,7 @@ and safe to scale out: the service decides how (and how atomically) output is ap
 
 from __future__ import annotations
 
+import functools
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -205,11 +206,17 @@ class Rejecting(Protocol):
 def published(accepted: Sequence[Accepted]) -> list[WidgetWrite]:
     """The widget writes of rows a backend stored with a name to publish them under.
 
-    Names that belong to no feed are left out (the processor's own check counts them).
+    Names that belong to no feed are left out (a caller can count them by the difference).
     """
     writes: list[WidgetWrite] = []
     for row in accepted:
-        feed = feed_for(row.name)
+        feed = _feed_of(row.name)
         if feed is not None:
             writes.append(WidgetWrite(feed, row.name, row.payload, version=row.version))
     return writes
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _feed_of(name: str) -> Feed | None:
+    """:func:`feed_for`, remembered: every stored row is published, a name a symbol."""
+    return feed_for(name)

@@ -526,7 +526,9 @@ class Processor:
             self._hand_back(applied)
             # Rows MDC stored are published only now, versioned by MDC: a record never goes
             # back, whichever replica stored last.
-            writes.extend(self._valid("published", published(applied.accepted)))
+            stored = published(applied.accepted)
+            self.stats.bad_writes += len(applied.accepted) - len(stored)
+            writes.extend(stored)
             if writes:
                 await self._retry(lambda: self.widgets.write(writes))
             for batch in batches:
