@@ -176,6 +176,63 @@ async def test_run_consumes_the_memory_bus_end_to_end() -> None:
     assert FEED_QUOTE.name(symbol="BBB") in sink.store.values
 
 
+def paced(**config: Any) -> tuple[Processor, MemoryBus]:
+    clock = ManualClock(NOW_NS)
+    bus = MemoryBus(Topology(), clock=clock)
+    processor = Processor(
+        bus.consumer(),
+        [LeaderboardAnalyzer(), MassiveDataAnalyzer()],
+        state=MemoryState(),
+        widgets=MemoryWidgets(),
+        clock=clock,
+        config=ProcessorConfig(**config),
+    )
+    return processor, bus
+
+
+async def test_events_after_a_quiet_spell_are_flushed_without_waiting_for_the_idle_timer() -> None:
+    # The idle timer is an hour: only the arrival of events can trigger this flush.
+    processor, bus = paced(flush_interval_s=0.001, idle_flush_s=3600.0)
+    publisher = bus.publisher()
+    await publisher.start()
+    spec = bus.topology.for_kind("A")
+    assert spec is not None
+    task = asyncio.create_task(processor.run())
+    raw = body([aggregate("QQQ", at_ms(DAY, 10, 0))], "quiet")
+    publisher.publish(OutgoingBatch(spec, raw, "quiet", NOW_NS, 1))
+    async with asyncio.timeout(5):
+        await processor.wait_until(lambda s: s.flushed_events == 1)
+    processor.stop()
+    await task
+
+
+async def test_consumption_waits_while_a_full_flush_is_pending() -> None:
+    # No timer fires within the test: every flush is one that a full pending set asked for.
+    processor, bus = paced(
+        flush_interval_s=3600.0, idle_flush_s=3600.0, flush_max_events=2, batch_messages=1
+    )
+    publisher = bus.publisher()
+    await publisher.start()
+    spec = bus.topology.for_kind("A")
+    assert spec is not None
+    for n in range(3):
+        events = [aggregate(f"S{n}A", at_ms(DAY, 10, 0)), aggregate(f"S{n}B", at_ms(DAY, 10, 0))]
+        publisher.publish(OutgoingBatch(spec, body(events, f"full-{n}"), f"full-{n}", NOW_NS, 2))
+    seen: list[int] = []
+
+    def done(stats: Any) -> bool:
+        seen.append(stats.last_flush_events)
+        return bool(stats.flushed_events == 6)
+
+    task = asyncio.create_task(processor.run())
+    async with asyncio.timeout(5):
+        await processor.wait_until(done)
+    processor.stop()
+    await task
+    assert max(seen) <= 2  # never more than a full flush's worth pending
+    assert processor.stats.flushes >= 3
+
+
 def test_settings_and_analyzer_names() -> None:
     settings = load(
         ProcessorSettings, {"MDP_ANALYZERS": "leaderboard,top_trades", "MDP_WORKERS": "2"}

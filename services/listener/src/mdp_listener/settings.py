@@ -122,7 +122,7 @@ class ListenerSettings(CommonSettings):
     )
     batch_interval_seconds: float = setting(
         env="MDP_LISTENER_BATCH_INTERVAL_SECONDS",
-        default=0.02,
+        default=0.005,
         min=0.001,
         doc="...or when it is this old, whichever comes first.",
     )

@@ -98,8 +98,14 @@ class ProcessorConfig:
     """Tuning of one processor.
 
     Attributes:
-        flush_interval_s: Longest time between two flushes.
-        flush_max_events: Events waiting that trigger an early flush.
+        flush_interval_s: Shortest time between the starts of two flushes. Events that arrive
+            while nothing is pending are flushed this long after the previous flush started
+            (at once after a slow one); the time is what coalescing may cost in freshness.
+        idle_flush_s: Longest time between two flushes while no event arrives (analyzers whose
+            output moves with time alone, such as a sliding window, still get collected).
+        flush_max_events: Events waiting that trigger an early flush; consumption waits while
+            this many are pending (the flush takes them), so memory and lag stay bounded (by
+            this plus one delivery batch).
         batch_messages: Messages per delivery batch pulled from a queue.
         max_in_flight: Concurrent background tasks (reference fetches).
         consumer_group: Namespace of the "batch applied" marks (one per processor kind).
@@ -115,7 +121,8 @@ class ProcessorConfig:
             move an analyzer's trading day there and make every real event stale.
     """
 
-    flush_interval_s: float = 0.05
+    flush_interval_s: float = 0.01
+    idle_flush_s: float = 0.05
     flush_max_events: int = 20_000
     batch_messages: int = 100
     max_in_flight: int = 500
@@ -174,6 +181,14 @@ class Processor:
         for analyzer in self.analyzers:
             for kind in analyzer.consumes:
                 self._by_kind.setdefault(kind, []).append(analyzer)
+        # Which optional protocols each analyzer has, decided once: a runtime Protocol check
+        # costs microseconds, and it would otherwise run for every message.
+        self._rejecting: dict[int, Rejecting] = {
+            id(a): a for a in self.analyzers if isinstance(a, Rejecting)
+        }
+        self._needs_reference: dict[int, NeedsReference] = {
+            id(a): a for a in self.analyzers if isinstance(a, NeedsReference)
+        }
         self._pending_batches: list[ReceivedBatch] = []
         self._pending_marks: list[str] = []
         self._pending_lag: list[tuple[int, int]] = []
@@ -182,6 +197,10 @@ class Processor:
         self._pending_trace: dict[str, str] | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._flush_now = asyncio.Event()
+        # Set while events wait for a flush (or to wake the flusher on stop).
+        self._pending_work = asyncio.Event()
+        # Set whenever a flush takes the pending events: consumption waits on it when full.
+        self._taken = asyncio.Event()
         self._writable = asyncio.Event()
         self._writable.set()
         self._stopping = asyncio.Event()
@@ -256,6 +275,8 @@ class Processor:
         """Ask :meth:`run` to finish (after one last flush)."""
         self._stopping.set()
         self._writable.set()
+        self._pending_work.set()
+        self._taken.set()
 
     # --- consumption ----------------------------------------------------------------------
 
@@ -263,12 +284,13 @@ class Processor:
         backoff = self.config.retry_initial_s
         while not self._stopping.is_set():
             try:
+                # No lingering for more messages: whatever is queued now is taken, and the
+                # flush coalesces per symbol anyway, so waiting here would only add lag.
                 async for batch in self.consumer.consume_batches(
-                    queue,
-                    max_messages=self.config.batch_messages,
-                    max_wait_seconds=self.config.flush_interval_s / 2,
+                    queue, max_messages=self.config.batch_messages, max_wait_seconds=0.0
                 ):
                     await self._writable.wait()
+                    await self._room()
                     try:
                         await self.ingest(batch)
                     except Exception:
@@ -285,6 +307,13 @@ class Processor:
                 _log.warning("consume_failed", queue=queue.name, error=repr(exc))
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, self.config.retry_max_s)
+
+    async def _room(self) -> None:
+        """Wait while a full flush's worth of events is pending (the flush takes them)."""
+        while self._pending_events >= self.config.flush_max_events and not self._stopping.is_set():
+            self._taken.clear()
+            self._flush_now.set()
+            await self._taken.wait()
 
     async def ingest(self, batch: ReceivedBatch) -> None:
         """Decode, de-duplicate and apply one delivery batch; it is acked by a later flush."""
@@ -331,7 +360,12 @@ class Processor:
                 if self._pending_trace is None:
                     self._pending_trace = inject_context()
             self._pending_marks.append(mark)
+            # A delivery batch can hold a hundred messages of hundreds of events: give the
+            # flusher (waiting on Redis replies) a turn between messages, so a busy queue
+            # never holds a flush and its acks back for a whole batch.
+            await asyncio.sleep(0)
         self._pending_batches.append(batch)
+        self._pending_work.set()
         if self._pending_events >= self.config.flush_max_events:
             self._flush_now.set()
 
@@ -395,10 +429,12 @@ class Processor:
             except Exception:
                 self.stats.analyzer_errors[analyzer.name] += 1
                 _log.exception("analyzer_failed", analyzer=analyzer.name, kind=batch.kind)
-            if isinstance(analyzer, Rejecting):
-                self.stats.bad_events.update(analyzer.take_rejected())
-            if self.reference is not None and isinstance(analyzer, NeedsReference):
-                self._request_reference(analyzer)
+            rejecting = self._rejecting.get(id(analyzer))
+            if rejecting is not None:
+                self.stats.bad_events.update(rejecting.take_rejected())
+            needs_reference = self._needs_reference.get(id(analyzer))
+            if self.reference is not None and needs_reference is not None:
+                self._request_reference(needs_reference)
 
     # --- reference data -------------------------------------------------------------------
 
@@ -423,23 +459,29 @@ class Processor:
     # --- flushing -------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
-        """Flush every ``flush_interval_s`` from the *start* of the last flush.
+        """Flush as soon as events wait, at most every ``flush_interval_s`` (from flush starts).
 
-        A flush that took longer than the interval is followed at once by the next (what
-        arrived meanwhile waits no extra cycle); a full batch of events flushes early.
+        Nothing waits for a timer when events arrive after a quiet spell: they are written
+        one interval after the previous flush started at the latest. A flush that took longer
+        than the interval is followed at once by the next, and a full batch of events flushes
+        early. Without events, analyzers are still collected every ``idle_flush_s``.
         """
         interval = self.config.flush_interval_s
         loop = asyncio.get_running_loop()
-        next_at = loop.time() + interval
+        last_start = loop.time()
         # The stop is checked as well as cancellation: wait_for can swallow a cancellation
         # that races with its own timeout (Python < 3.12).
         while not self._stopping.is_set():
-            remaining = next_at - loop.time()
+            idle_left = last_start + self.config.idle_flush_s - loop.time()
+            if idle_left > 0 and not self._pending_work.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._pending_work.wait(), idle_left)
+            remaining = last_start + interval - loop.time()
             if remaining > 0 and not self._flush_now.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._flush_now.wait(), remaining)
             self._flush_now.clear()
-            next_at = loop.time() + interval
+            last_start = loop.time()
             carrier, self._pending_trace = self._pending_trace or {}, None
             try:
                 with attached_context(carrier):  # the flush joins its first batch's trace
@@ -520,6 +562,8 @@ class Processor:
             batches, self._pending_batches = self._pending_batches, []
             lags, self._pending_lag = self._pending_lag, []
             flushed_events, self._pending_events = self._pending_events, 0
+            self._pending_work.clear()
+            self._taken.set()
             applied = Applied()
             if ops or marks:
                 applied = await self._retry_state(ops, marks)

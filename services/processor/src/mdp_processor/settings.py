@@ -37,9 +37,10 @@ class ProcessorSettings(CommonSettings):
     )
     flush_interval_ms: int = setting(
         env="MDP_FLUSH_INTERVAL_MS",
-        default=50,
+        default=10,
         min=1,
-        doc="Longest time between two flushes to Redis (freshness of widgets).",
+        doc="Shortest time between the starts of two flushes to Redis: events wait at most "
+        "this long for the next flush (freshness of widgets) and are coalesced meanwhile.",
     )
     future_tolerance_seconds: float = setting(
         env="MDP_FUTURE_TOLERANCE_SECONDS",
