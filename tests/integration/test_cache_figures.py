@@ -120,6 +120,48 @@ async def test_a_row_missing_a_known_figure_is_refused_with_what_mdc_holds(redis
     assert await redis.hget("mdp:t:figures", "AAA") == b"2|1|h+11.0@0"
 
 
+@pytest.mark.parametrize("seed", range(6))
+async def test_a_writer_naming_what_mdc_holds_gets_the_decisions_of_a_full_join(
+    redis: Redis, seed: int
+) -> None:
+    """Writers that pass ``base`` as the leaderboard does: the Lua shortcut changes nothing.
+
+    Each writer folds its own observations into figures that only grow; its base is what it
+    offered last, reset when it is refused for figures it lacked (and it folds those in). The
+    memory twin ignores ``base``, so any decision the shortcut got wrong (a join skipped while
+    MDC holds figures this writer never saw) would differ from it.
+    """
+    rng = random.Random(seed)
+    memory, state = MemoryState(), RedisState(redis)
+    figures: list[dict[str, str]] = [{}, {}, {}]
+    bases: list[dict[str, str]] = [{}, {}, {}]
+    version = 0
+    for _ in range(80):
+        writer = rng.randrange(3)
+        member = rng.choice("AB")
+        name = rng.choice(["h", "l"])
+        op = lattice.MAX if name == "h" else lattice.MIN
+        seen = lattice.render({name: (op, repr(rng.choice([1.0, 2.0, 3.0])), str(rng.randint(0, 3)))})
+        mine = figures[writer][member] = lattice.join(figures[writer].get(member, ""), seen)
+        version += rng.randint(0, 1)
+        offer = PutMerged(
+            "mdp:t:rows", "mdp:t:versions", "mdp:t:figures", member, version,
+            f'{{"v":{version},"f":"{mine}"}}'.encode(), mine, (), (), 60, f"quote:{member}", 1,
+            base=bases[writer].get(member, ""),
+        )  # fmt: skip
+        bases[writer][member] = mine
+        expected = await memory.apply([offer])
+        got = await state.apply([offer])
+        assert got == expected
+        for refusal in got.refused:
+            figures[writer][member] = lattice.join(mine, refusal.figures)
+            bases[writer][member] = ""
+    assert await redis.hgetall("mdp:t:figures") == {
+        member.encode(): f"{seq}|{int(current)}|{joined}".encode()
+        for member, (seq, current, joined) in memory.figures["mdp:t:figures"].items()
+    }
+
+
 # --- replicas of the leaderboard on the real script -----------------------------------------
 
 

@@ -226,3 +226,30 @@ def test_gainers_use_the_first_regular_bar_even_when_another_replica_saw_it() ->
     answers = [state.top_now(read) for read in saw_rest.reads(now_ns)]
     boards = {w.name: msgspec.json.decode(w.payload) for w in saw_rest.compose(now_ns, answers)}
     assert [r["symbol"] for r in boards[FEED_SCANNER_TOP_GAINERS.name()]["rows"]] == ["AAA"]
+
+
+def test_each_offer_names_the_figures_mdc_holds_as_far_as_the_replica_knows() -> None:
+    state = MemoryState()
+    alone, other = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    alone.apply([bar(at_ms(DAY, 10, 0), low=10.0, high=11.0)], 0)
+    (first,) = alone.collect(at_ms(DAY, 10, 1) * 1_000_000).state
+    assert first.base == ""  # nothing offered yet: unknown
+    state.apply_now([first])
+    alone.apply([bar(at_ms(DAY, 10, 1), low=10.5, high=12.0)], 0)
+    (second,) = alone.collect(at_ms(DAY, 10, 2) * 1_000_000).state
+    assert second.base == first.figures  # what it offered last, which MDC now holds
+    state.apply_now([second])
+    # Another replica's extreme reaches MDC; this replica's next row is refused for it...
+    other.apply([bar(at_ms(DAY, 10, 1), low=9.0, high=10.0)], 0)
+    flush(other, state, at_ms(DAY, 10, 2))
+    flush(alone, state, at_ms(DAY, 10, 2))
+    alone.apply([bar(at_ms(DAY, 10, 2), low=10.6, high=10.9)], 0)
+    (third,) = alone.collect(at_ms(DAY, 10, 3) * 1_000_000).state
+    assert third.base == second.figures
+    state.apply_now([third])
+    assert state.applied.refused
+    alone.refused(state.applied.refused)
+    # ...after which it does not know what MDC holds until its next offer lands.
+    (fourth,) = alone.collect(at_ms(DAY, 10, 3) * 1_000_000).state
+    assert fourth.base == ""
+    assert "9.0" in fourth.figures

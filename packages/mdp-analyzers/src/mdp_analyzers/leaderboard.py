@@ -87,7 +87,7 @@ _Figures = list[float]
 class _Symbol:
     """What the analyzer knows about one symbol today."""
 
-    __slots__ = ("event", "first_regular", "reference", "sessions")
+    __slots__ = ("base", "event", "first_regular", "reference", "sessions")
 
     def __init__(self) -> None:
         self.event: Aggregate | None = None
@@ -96,6 +96,10 @@ class _Symbol:
         self.reference: ReferenceData | None = None
         #: Per session (pre-market, regular, after-hours): its figures, or None if unseen.
         self.sessions: list[_Figures | None] = [None, None, None]
+        #: The figures MDC holds as far as this replica knows (see ``PutMerged.base``): after
+        #: an offer, MDC holds exactly its figures unless it refused the row for figures this
+        #: replica lacked (then the refusal resets it: unknown).
+        self.base = ""
 
     def fold(self, slot: int, end_ms: int, high: float, low: float) -> bool:
         """Fold one bar (ending at ``end_ms``) into session ``slot``; whether a figure changed."""
@@ -384,6 +388,7 @@ class LeaderboardAnalyzer:
             name = quote_names.get(symbol)
             if name is None:
                 name = quote_names[symbol] = FEED_QUOTE.name(symbol=symbol)
+            figures = state.figures_text()
             ops.append(
                 PutMerged(
                     rows_key=rows_key,
@@ -392,14 +397,16 @@ class LeaderboardAnalyzer:
                     member=symbol,
                     version=self._version(symbol, event, completeness),
                     payload=encode_row(row),
-                    figures=state.figures_text(),
+                    figures=figures,
                     score_keys=board_keys,
                     scores=scores,
                     ttl=ttl,
                     publish=name,
                     epoch=epoch,
+                    base=state.base,
                 )
             )
+            state.base = figures
         return ops
 
     def take_rejected(self) -> Counter[str]:
@@ -425,6 +432,9 @@ class LeaderboardAnalyzer:
             if refusal.rows_key != rows_key or state is None:
                 continue  # another day's row, or a symbol this replica forgot
             self.hydrations += 1
+            # MDC holds figures this replica lacked; until it offers their join, it does not
+            # know what MDC holds (and hydration may not fold every term of it).
+            state.base = ""
             try:
                 changed = state.hydrate(refusal.figures)
                 if refusal.payload is not None:

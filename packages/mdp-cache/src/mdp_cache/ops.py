@@ -116,6 +116,12 @@ class PutMerged(msgspec.Struct, frozen=True, gc=False):
         publish: The widget feed name to publish the stored row on ("" for none).
         epoch: The high part of the published version (e.g. the trading day's ordinal), so a
             new day's sequence starts above the old day's.
+        base: Figures the writer knows MDC holds for ``member`` *and* that ``figures`` include
+            (what it offered last, "" when unknown). When MDC holds exactly this text, the join
+            is ``figures`` itself and is not computed: a symbol written by one processor at a
+            time never pays for parsing its figures in Redis. A wrong base only costs that
+            shortcut when MDC holds something else; it must never name figures that
+            ``figures`` lack.
     """
 
     rows_key: str
@@ -130,6 +136,7 @@ class PutMerged(msgspec.Struct, frozen=True, gc=False):
     ttl: int
     publish: str = ""
     epoch: int = 0
+    base: str = ""
 
 
 #: The high part of a published row version: the sequence of stored rows stays below it.

@@ -122,6 +122,7 @@ MERGE_FIGURES_LUA: Final = """
 -- KEYS[1] rows hash, KEYS[2] versions hash, KEYS[3] figures hash, KEYS[4..] board sorted sets
 -- ARGV[1] ttl; ARGV[2] msgpack array of rows, each
 --   [member, version (decimal string), payload, figures (lattice text), publish (0/1),
+--    base (figures the writer knows are stored and included in its figures),
 --    score per board set ('' removes)]
 -- The figures hash holds 'sequence|current|joined figures' per member: the join of every
 -- figures text ever offered (mdp_cache.lattice, whose Python twin must agree), whether the
@@ -194,7 +195,13 @@ for index, row in ipairs(rows) do
     local s, c, f = string.match(meta, '^(%d+)|([01])|(.*)$')
     seq, current, stored = tonumber(s), c, f
   end
-  local joined = join(stored, figures)
+  local joined
+  if row[6] == stored then
+    -- The writer's figures already include what is stored: their join is the offer itself.
+    joined = figures
+  else
+    joined = join(stored, figures)
+  end
   -- Whether the stored row misses figures (it did, or this offer brought new ones).
   local lagging = current == '0' or joined ~= stored
   local old = redis.call('HGET', KEYS[2], member)
@@ -224,7 +231,7 @@ for index, row in ipairs(rows) do
     redis.call('HSET', KEYS[2], member, row[2])
     redis.call('HSET', KEYS[3], member, seq .. '|1|' .. joined)
     for j = 1, boards do
-      local score = row[5 + j]
+      local score = row[6 + j]
       if score == '' then
         redis.call('ZREM', KEYS[3 + j], member)
       else
@@ -621,6 +628,7 @@ class RedisState:
                             _text(offer.payload),
                             offer.figures,
                             1 if offer.publish else 0,
+                            offer.base,
                             *_scores(offer.scores),
                         )
                         for offer in call
