@@ -141,7 +141,8 @@ async def test_a_writer_naming_what_mdc_holds_gets_the_decisions_of_a_full_join(
         member = rng.choice("AB")
         name = rng.choice(["h", "l"])
         op = lattice.MAX if name == "h" else lattice.MIN
-        seen = lattice.render({name: (op, repr(rng.choice([1.0, 2.0, 3.0])), str(rng.randint(0, 3)))})
+        price = repr(rng.choice([1.0, 2.0, 3.0]))
+        seen = lattice.render({name: (op, price, str(rng.randint(0, 3)))})
         mine = figures[writer][member] = lattice.join(figures[writer].get(member, ""), seen)
         version += rng.randint(0, 1)
         offer = PutMerged(

@@ -18,6 +18,7 @@ from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_analyzers.typing import published
 from mdp_cache.keys import FEED_SCANNER_TOP_GAINERS, FEED_SCANNER_TOP_GAPPERS, KEY_LB_ROWS
+from mdp_cache.ops import PutMerged
 from mdp_cache.records import DailyBar, ReferenceData
 from mdp_core.events import SecondAggregate
 from mdp_testing.conformance import aggregate, at_ms
@@ -228,15 +229,21 @@ def test_gainers_use_the_first_regular_bar_even_when_another_replica_saw_it() ->
     assert [r["symbol"] for r in boards[FEED_SCANNER_TOP_GAINERS.name()]["rows"]] == ["AAA"]
 
 
+def offers(analyzer: LeaderboardAnalyzer, now_ms: int) -> list[PutMerged]:
+    ops = analyzer.collect(now_ms * 1_000_000).state
+    assert all(isinstance(op, PutMerged) for op in ops)
+    return [op for op in ops if isinstance(op, PutMerged)]
+
+
 def test_each_offer_names_the_figures_mdc_holds_as_far_as_the_replica_knows() -> None:
     state = MemoryState()
     alone, other = LeaderboardAnalyzer(), LeaderboardAnalyzer()
     alone.apply([bar(at_ms(DAY, 10, 0), low=10.0, high=11.0)], 0)
-    (first,) = alone.collect(at_ms(DAY, 10, 1) * 1_000_000).state
+    (first,) = offers(alone, at_ms(DAY, 10, 1))
     assert first.base == ""  # nothing offered yet: unknown
     state.apply_now([first])
     alone.apply([bar(at_ms(DAY, 10, 1), low=10.5, high=12.0)], 0)
-    (second,) = alone.collect(at_ms(DAY, 10, 2) * 1_000_000).state
+    (second,) = offers(alone, at_ms(DAY, 10, 2))
     assert second.base == first.figures  # what it offered last, which MDC now holds
     state.apply_now([second])
     # Another replica's extreme reaches MDC; this replica's next row is refused for it...
@@ -244,12 +251,12 @@ def test_each_offer_names_the_figures_mdc_holds_as_far_as_the_replica_knows() ->
     flush(other, state, at_ms(DAY, 10, 2))
     flush(alone, state, at_ms(DAY, 10, 2))
     alone.apply([bar(at_ms(DAY, 10, 2), low=10.6, high=10.9)], 0)
-    (third,) = alone.collect(at_ms(DAY, 10, 3) * 1_000_000).state
+    (third,) = offers(alone, at_ms(DAY, 10, 3))
     assert third.base == second.figures
     state.apply_now([third])
     assert state.applied.refused
     alone.refused(state.applied.refused)
     # ...after which it does not know what MDC holds until its next offer lands.
-    (fourth,) = alone.collect(at_ms(DAY, 10, 3) * 1_000_000).state
+    (fourth,) = offers(alone, at_ms(DAY, 10, 3))
     assert fourth.base == ""
     assert "9.0" in fourth.figures
