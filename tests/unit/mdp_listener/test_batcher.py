@@ -89,3 +89,31 @@ async def test_batches_reach_a_memory_bus_consumer() -> None:
     trades = bus.topology.for_kind("T")
     assert trades is not None
     assert bus.depth(trades) == 1
+
+
+def test_a_partitioned_batcher_sends_each_symbol_to_its_partition_in_feed_order() -> None:
+    topology = Topology(partitions=4)
+    recorder = Recorder(topology)
+    batcher = Batcher(
+        topology,
+        recorder,  # type: ignore[arg-type]  # only publish() and topology are used
+        source="test",
+        instance="i1",
+        batch_events=1_000,
+    )
+    raws = [
+        msgspec.Raw(b'{"ev":"T","sym":"S%d","p":1.0,"s":1,"t":%d}' % (n % 7, 1_000 + n))
+        for n in range(40)
+    ]
+    batcher.add("T", raws, received_ns=1)
+    batcher.add("XYZ", raws, received_ns=1)  # no queue: refused, nothing sent
+    batcher.flush()
+    times: dict[str, list[int]] = {}
+    for batch in recorder.batches:
+        assert batch.queue.kind == "T"
+        for event in msgspec.json.decode(batch.body)["events"]:
+            assert batch.queue.partition == topology.partition(event["sym"])
+            times.setdefault(event["sym"], []).append(event["t"])
+    # Every event arrived once, in its symbol's partition, in the order the feed sent it.
+    assert times == {f"S{k}": [1_000 + n for n in range(40) if n % 7 == k] for k in range(7)}
+    assert len({batch.queue.name for batch in recorder.batches}) > 1

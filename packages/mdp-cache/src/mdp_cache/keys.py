@@ -48,6 +48,8 @@ __all__ = [
     "KEY_LB_FIGURES",
     "KEY_LB_ROWS",
     "KEY_LB_VERSIONS",
+    "KEY_PARTITION_LEASE",
+    "KEY_PROCESSOR_MEMBERS",
     "KEY_REF_AVG_VOLUME",
     "KEY_REF_BULK",
     "KEY_REF_FREE_FLOAT",
@@ -416,6 +418,25 @@ KEY_COMPOSE_LEASE: Final = Key(
     payload="instance id of the replica composing and publishing the documents analyzer "
     "{analyzer} builds from merged state (leaderboards, top trades, trade statistics); one "
     "lease per analyzer, so processors running different analyzers each compose theirs",
+)
+KEY_PROCESSOR_MEMBERS: Final = Key(
+    template="mdp:members:{group}",
+    store="mdc",
+    redis_type="zset",
+    ttl=12,
+    owner="processor (mdp_cache.ownership)",
+    payload="member: instance id of a live processor worker of consumer group {group}; score: "
+    "when its announcement expires (ms, Redis clock). Partition owners are computed from it",
+)
+KEY_PARTITION_LEASE: Final = Key(
+    template="mdp:partition:{group}:{partition}",
+    store="mdc",
+    redis_type="string",
+    ttl=3,
+    owner="processor (mdp_cache.ownership)",
+    payload="instance id of the processor worker consuming MDQ partition {partition}: only "
+    "the holder reads that partition's queues; renewed every second, released after the "
+    "partition's last events were written",
 )
 
 KEY_HALTS: Final = Key(

@@ -58,6 +58,7 @@ from mdp_cache.ops import (
     WindowStatsRead,
     published_version,
 )
+from mdp_cache.ownership import LEASE_LUA
 from mdp_core.clock import Clock, LiveClock
 
 __all__ = [
@@ -406,19 +407,6 @@ end
 return out
 """
 
-_LEASE_LUA: Final = """
-local current = redis.call('GET', KEYS[1])
-if current == ARGV[1] then
-  redis.call('PEXPIRE', KEYS[1], ARGV[2])
-  return 1
-end
-if not current then
-  redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
-  return 1
-end
-return 0
-"""
-
 _PACK: Final = msgspec.msgpack.Encoder().encode
 _UNPACK: Final = msgspec.msgpack.Decoder().decode
 
@@ -747,4 +735,4 @@ class RedisState:
 
     async def hold_lease(self, key: str, holder: str, ttl_ms: int) -> bool:
         """Take the lease ``key`` if free, renew it if ``holder`` has it (atomic, one call)."""
-        return bool(await self._redis.eval(_LEASE_LUA, 1, key, holder, ttl_ms))
+        return bool(await self._redis.eval(LEASE_LUA, 1, key, holder, ttl_ms))

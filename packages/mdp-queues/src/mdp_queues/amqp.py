@@ -510,6 +510,13 @@ class AmqpConsumer:
         finally:
             with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
                 await amqp_queue.cancel(tag)
+            # Delivered but never handed out: back to the queue, in order, for whoever
+            # consumes it next (a partition handed to another processor loses nothing).
+            leftovers: list[AbstractIncomingMessage] = []
+            while not inbox.empty():
+                leftovers.append(inbox.get_nowait())
+            with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
+                await _requeue(leftovers)
 
     async def _admit(
         self, queue: QueueSpec, incoming: list[AbstractIncomingMessage]
@@ -534,6 +541,13 @@ class AmqpConsumer:
         if not admitted:
             return None
         return ReceivedBatch(admitted, tokens, _settle_tokens)
+
+
+async def _requeue(messages: Sequence[AbstractIncomingMessage]) -> None:
+    """Give messages back to their queue (skipped when their channel died: already back)."""
+    for message in messages:
+        if not message.channel.is_closed:
+            await message.nack(requeue=True)
 
 
 async def _settle_tokens(tokens: Sequence[object], ok: bool) -> None:

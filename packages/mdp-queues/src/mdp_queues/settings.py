@@ -15,6 +15,7 @@ from mdp_queues.topology import (
     DEFAULT_MAX_LENGTH_BYTES,
     DEFAULT_NEWS_TTL_MS,
     DEFAULT_TTL_MS,
+    MAX_PARTITIONS,
     Topology,
 )
 
@@ -48,6 +49,15 @@ class QueueSettings:
         min=1,
         doc="Per-queue memory bound; the broker drops the oldest messages above it.",
     )
+    partitions: int = setting(
+        env="MDP_MDQ_PARTITIONS",
+        default=1,
+        min=1,
+        max=MAX_PARTITIONS,
+        doc="Queues per market data type; each symbol's events go to one partition, owned by "
+        "one processor worker at a time (the manifests use 16). 1 keeps one shared queue per "
+        "type (competing consumers, merged in MDC). Listeners and processors must agree.",
+    )
     on_mismatch: Literal["fail", "recreate"] = setting(
         env="MDP_MDQ_ON_MISMATCH",
         default="fail",
@@ -66,4 +76,5 @@ class QueueSettings:
             ttl_ms=self.ttl_ms,
             news_ttl_ms=self.news_ttl_ms,
             max_length_bytes=self.max_length_bytes,
+            partitions=self.partitions,
         )

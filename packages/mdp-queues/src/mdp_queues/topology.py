@@ -14,10 +14,19 @@ queue carries the same contract:
 
 Messages go through the default exchange with the queue name as routing key, so there are no
 exchanges or bindings to agree on.
+
+**Partitions.** With ``partitions`` above one, every market data type has that many queues
+(``mdq.trades.p0`` ...), and an event goes to the queue of its symbol's partition
+(:meth:`Topology.partition`, a CRC-32 of the symbol: the same on every process and machine).
+Every event of a symbol, whatever its type, is in the same partition number, so the processor
+that owns a partition owns its symbols outright and receives their events in feed order. The
+listener computes the partition itself, so no exchange plugin is involved and the routing
+cannot disagree with the consumers'. News is never partitioned.
 """
 
 from __future__ import annotations
 
+import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -26,6 +35,7 @@ __all__ = [
     "DEFAULT_MAX_LENGTH_BYTES",
     "DEFAULT_NEWS_TTL_MS",
     "DEFAULT_TTL_MS",
+    "MAX_PARTITIONS",
     "NEWS_KIND",
     "QueueSpec",
     "Topology",
@@ -39,6 +49,9 @@ DEFAULT_NEWS_TTL_MS: Final = 15 * 60 * 1_000
 
 DEFAULT_MAX_LENGTH_BYTES: Final = 64 * 1024 * 1024
 """Per-queue memory bound; above it the broker drops the oldest messages (``drop-head``)."""
+
+MAX_PARTITIONS: Final = 256
+"""More partitions than this only multiply queues: far more than processors ever run."""
 
 NEWS_KIND: Final = "news"
 """The envelope ``kind`` of news batches."""
@@ -66,12 +79,14 @@ class QueueSpec:
         kind: the envelope kind it carries: an ``ev`` code (``"T"``) or ``"news"``.
         ttl_ms: message time-to-live in the queue.
         max_length_bytes: memory bound; the oldest messages are dropped above it.
+        partition: the partition number of a partitioned queue, None when unpartitioned.
     """
 
     name: str
     kind: str
     ttl_ms: int
     max_length_bytes: int
+    partition: int | None = None
 
     @property
     def arguments(self) -> dict[str, int | str]:
@@ -103,55 +118,85 @@ class Topology:
         ttl_ms: TTL of the market data queues.
         news_ttl_ms: TTL of the news queue.
         max_length_bytes: per-queue memory bound.
+        partitions: queues per market data type (1: one queue per type, unpartitioned).
     """
 
     prefix: str = ""
     ttl_ms: int = DEFAULT_TTL_MS
     news_ttl_ms: int = DEFAULT_NEWS_TTL_MS
     max_length_bytes: int = DEFAULT_MAX_LENGTH_BYTES
-    _by_kind: dict[str, QueueSpec] = field(init=False, repr=False, compare=False)
+    partitions: int = 1
+    _by_kind: dict[str, tuple[QueueSpec, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         if self.ttl_ms <= 0 or self.news_ttl_ms <= 0 or self.max_length_bytes <= 0:
             msg = "queue TTLs and the length bound must be positive"
             raise ValueError(msg)
-        by_kind = {
-            kind: QueueSpec(
-                name=self.prefix + base,
-                kind=kind,
-                ttl_ms=self.news_ttl_ms if kind == NEWS_KIND else self.ttl_ms,
-                max_length_bytes=self.max_length_bytes,
-            )
-            for kind, base in _BASE_NAMES.items()
-        }
+        if not 1 <= self.partitions <= MAX_PARTITIONS:
+            msg = f"partitions must be within 1..{MAX_PARTITIONS}; it was {self.partitions}"
+            raise ValueError(msg)
+        by_kind: dict[str, tuple[QueueSpec, ...]] = {}
+        for kind, base in _BASE_NAMES.items():
+            ttl_ms = self.news_ttl_ms if kind == NEWS_KIND else self.ttl_ms
+            name = self.prefix + base
+            if kind == NEWS_KIND or self.partitions == 1:
+                by_kind[kind] = (QueueSpec(name, kind, ttl_ms, self.max_length_bytes),)
+            else:
+                by_kind[kind] = tuple(
+                    QueueSpec(f"{name}.p{n}", kind, ttl_ms, self.max_length_bytes, n)
+                    for n in range(self.partitions)
+                )
         object.__setattr__(self, "_by_kind", by_kind)
 
     @property
+    def partitioned(self) -> bool:
+        """Whether market data types have one queue per partition."""
+        return self.partitions > 1
+
+    def partition(self, symbol: str) -> int:
+        """The partition of ``symbol`` (0 when unpartitioned); stable across processes."""
+        if self.partitions == 1:
+            return 0
+        return zlib.crc32(symbol.encode()) % self.partitions
+
+    @property
     def queues(self) -> tuple[QueueSpec, ...]:
-        """Every queue, market data first, news last."""
-        return tuple(self._by_kind.values())
+        """Every queue (every partition), market data first, news last."""
+        return tuple(spec for specs in self._by_kind.values() for spec in specs)
 
     @property
     def market_queues(self) -> tuple[QueueSpec, ...]:
         """The market data queues (everything but news)."""
-        return tuple(q for kind, q in self._by_kind.items() if kind != NEWS_KIND)
+        return tuple(
+            spec for kind, specs in self._by_kind.items() if kind != NEWS_KIND for spec in specs
+        )
 
     @property
     def news(self) -> QueueSpec:
         """The news queue."""
-        return self._by_kind[NEWS_KIND]
+        return self._by_kind[NEWS_KIND][0]
 
     @property
     def event_kinds(self) -> frozenset[str]:
         """The Massive ``ev`` codes that have a queue."""
         return frozenset(k for k in self._by_kind if k != NEWS_KIND)
 
-    def for_kind(self, kind: str) -> QueueSpec | None:
+    def for_kind(self, kind: str, symbol: str = "") -> QueueSpec | None:
         """The queue carrying ``kind`` (an ``ev`` code or ``"news"``), or None if there is none.
 
-        None means the listener must count and drop such events: nobody would consume them.
+        When partitioned, the queue of ``symbol``'s partition. None means the listener must
+        count and drop such events: nobody would consume them.
         """
-        return self._by_kind.get(kind)
+        specs = self._by_kind.get(kind)
+        if specs is None:
+            return None
+        if len(specs) == 1:
+            return specs[0]
+        return specs[self.partition(symbol)]
+
+    def partitions_of(self, kind: str) -> tuple[QueueSpec, ...]:
+        """Every queue carrying ``kind``: one per partition (empty when it has none)."""
+        return self._by_kind.get(kind, ())
 
     def by_name(self, name: str) -> QueueSpec:
         """The queue with this full name.
@@ -159,7 +204,7 @@ class Topology:
         Raises:
             KeyError: no queue of this topology has that name.
         """
-        for spec in self._by_kind.values():
+        for spec in self.queues:
             if spec.name == name:
                 return spec
         msg = f"no queue named {name!r} in this topology (prefix {self.prefix!r})"

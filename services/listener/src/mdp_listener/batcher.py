@@ -4,6 +4,10 @@ One AMQP message per event would cap the listener near 16k events/s; one message
 hundreds moves more than a million. A batch is emitted when it holds ``batch_events`` events or
 when the periodic flush finds it waiting (so a quiet type is never held back for long). Events
 stay in the bytes the provider sent: the envelope wraps them without decoding or re-encoding.
+
+With a partitioned topology, batches are kept per queue (type and partition): only the ``sym``
+of each event is read to find its partition, so every event of a symbol reaches the one
+processor that owns it, in the order the provider sent it.
 """
 
 from __future__ import annotations
@@ -30,6 +34,21 @@ class _EventTime(msgspec.Struct):
 
 
 _TIME_DECODER: Final = msgspec.json.Decoder(_EventTime)
+
+
+class _EventSymbol(msgspec.Struct):
+    sym: str = ""
+
+
+_SYMBOL_DECODER: Final = msgspec.json.Decoder(_EventSymbol)
+
+
+def _symbol(raw: msgspec.Raw) -> str:
+    """The event's symbol, "" when it has none (the processor counts such events as bad)."""
+    try:
+        return _SYMBOL_DECODER.decode(raw).sym
+    except (msgspec.ValidationError, msgspec.DecodeError, RecursionError):
+        return ""
 
 
 @dataclass(slots=True)
@@ -88,33 +107,49 @@ class Batcher:
         return sum(len(p.raws) for p in self._pending.values())
 
     def add(self, kind: str, raws: list[msgspec.Raw], received_ns: int) -> bool:
-        """Add events of type ``kind``; emit the batch if it is full.
+        """Add events of type ``kind``; emit each batch that is full.
 
         Returns:
             False when ``kind`` has no queue (nothing was added).
         """
-        pending = self._pending.get(kind)
-        if pending is None:
-            queue = self._topology.for_kind(kind)
+        topology = self._topology
+        if not topology.partitioned:
+            queue = topology.for_kind(kind)
             if queue is None:
                 return False
-            pending = self._pending[kind] = _Pending(queue, received_ns)
+            self._add(queue, raws, received_ns)
+            return True
+        queues = topology.partitions_of(kind)
+        if not queues:
+            return False
+        parts: dict[int, list[msgspec.Raw]] = {}
+        partition = topology.partition
+        for raw in raws:
+            parts.setdefault(partition(_symbol(raw)), []).append(raw)
+        for number, part in parts.items():
+            self._add(queues[number], part, received_ns)
+        return True
+
+    def _add(self, queue: QueueSpec, raws: list[msgspec.Raw], received_ns: int) -> None:
+        pending = self._pending.get(queue.name)
+        if pending is None:
+            pending = self._pending[queue.name] = _Pending(queue, received_ns)
         pending.raws.extend(raws)
         if len(pending.raws) >= self._batch_events:
-            self._emit(kind, pending)
-        return True
+            self._emit(pending)
 
     def flush(self) -> int:
         """Emit every waiting batch; returns how many were emitted."""
         emitted = 0
-        for kind, pending in list(self._pending.items()):
+        for pending in list(self._pending.values()):
             if pending.raws:
-                self._emit(kind, pending)
+                self._emit(pending)
                 emitted += 1
         return emitted
 
-    def _emit(self, kind: str, pending: _Pending) -> None:
-        del self._pending[kind]
+    def _emit(self, pending: _Pending) -> None:
+        del self._pending[pending.queue.name]
+        kind = pending.queue.kind
         raws = pending.raws
         batch_id = f"{self._instance}:{next(self._sequence)}"
         # One span per batch: its context travels in the message headers, so the processor's

@@ -39,6 +39,7 @@ class BenchConfig:
     Attributes:
         symbols: simulated symbols.
         workers: processor worker processes.
+        partitions: MDQ partitions per event type (1: unpartitioned, competing consumers).
         seconds: measured seconds per phase.
         rate: offered events/s of the fixed-rate phase.
         mix: event types streamed (``A`` aggregates, ``T`` trades, ``Q`` quotes).
@@ -55,6 +56,7 @@ class BenchConfig:
 
     symbols: int = 500
     workers: int = 1
+    partitions: int = 1
     seconds: float = 20.0
     rate: float = 10_000.0
     mix: tuple[str, ...] = ("A", "T")

@@ -229,6 +229,7 @@ def build_services(
         "MDP_MDC_REDIS_URL": config.redis(MDC_DB),
         "MDP_WDC_REDIS_URL": config.redis(WDC_DB),
         "MDP_MDQ_PREFIX": prefix,
+        "MDP_MDQ_PARTITIONS": str(config.partitions),
         "MASSIVE_API_KEY": key,
     }
 

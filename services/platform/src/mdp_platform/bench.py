@@ -80,7 +80,7 @@ from mdp_platform._bench_sim import SimProcessConfig
 from mdp_platform._bench_stats import EmissionMap, LagSummary
 from mdp_platform.embedded import EmbeddedRedis
 from mdp_platform.settings import DemoSettings
-from mdp_queues import Topology
+from mdp_queues import MAX_PARTITIONS, Topology
 
 __all__ = [
     "BenchConfig",
@@ -287,7 +287,7 @@ async def _delete_queues(config: BenchConfig, prefix: str) -> None:
     connection = await aio_pika.connect(config.amqp_url)
     try:
         channel = await connection.channel()
-        for queue in Topology(prefix=prefix).queues:
+        for queue in Topology(prefix=prefix, partitions=config.partitions).queues:
             with contextlib.suppress(Exception):
                 await channel.queue_delete(queue.name)
     finally:
@@ -474,7 +474,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     try:
         print(
             f"mdp bench: {config.symbols} symbols, mix {','.join(config.mix)}, {config.workers} "
-            f"worker(s), {config.clients} clients, {config.seconds:g} s per phase",
+            f"worker(s), {config.partitions} partition(s), {config.clients} clients, "
+            f"{config.seconds:g} s per phase",
             file=out,
             flush=True,
         )
@@ -558,6 +559,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "config": {
                 "symbols": config.symbols,
                 "workers": config.workers,
+                "partitions": config.partitions,
                 "seconds": config.seconds,
                 "rate": config.rate,
                 "mix": list(config.mix),
@@ -623,12 +625,14 @@ def _config_from_args(args: argparse.Namespace) -> BenchConfig:
         raise BenchError(str(exc)) from None
     amqp = args.amqp_url or (settings.amqp_url.reveal() if settings.amqp_url else DEFAULT_AMQP)
     redis = args.redis_url or (settings.redis_url.reveal() if settings.redis_url else None)
-    if args.workers < 1 or args.clients < 0:
-        msg = "--workers must be >= 1 and --clients >= 0"
+    partitions = args.workers if args.partitions is None else args.partitions
+    if args.workers < 1 or args.clients < 0 or not 1 <= partitions <= MAX_PARTITIONS:
+        msg = f"--workers must be >= 1, --clients >= 0, --partitions within 1..{MAX_PARTITIONS}"
         raise BenchError(msg)
     return BenchConfig(
         symbols=args.symbols,
         workers=args.workers,
+        partitions=partitions,
         seconds=args.seconds,
         rate=args.rate,
         mix=parse_mix(args.mix),

@@ -112,6 +112,13 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "--workers", type=int, default=1, help="processor worker processes (%(default)s)"
     )
     parser.add_argument(
+        "--partitions",
+        type=int,
+        default=None,
+        help="MDQ partitions per event type, each owned by one worker; 1 shares one queue "
+        "per type (default: one per worker)",
+    )
+    parser.add_argument(
         "--seconds",
         type=_positive_float,
         default=20.0,

@@ -53,6 +53,7 @@ from mdp_cache.ops import (
     StateBackend,
     StateOp,
 )
+from mdp_cache.ownership import Ownership, fair_share
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
 from mdp_core.clock import Clock, LiveClock
@@ -119,6 +120,11 @@ class ProcessorConfig:
         future_tolerance_s: Events stamped further ahead of the clock are dropped as bad
             (``bad_events["future"]``): a garbage timestamp far in the future would otherwise
             move an analyzer's trading day there and make every real event stale.
+        ownership_interval_s: With a partitioned topology and an ownership store: how often
+            this processor announces itself, renews its partition leases and rebalances.
+        lease_ttl_s: How long a partition lease (and the announcement) outlives its last
+            renewal; below the queues' TTL, so a dead owner's partitions move on before their
+            messages expire.
     """
 
     flush_interval_s: float = 0.01
@@ -134,6 +140,8 @@ class ProcessorConfig:
     reference_attempts: int = 4
     reference_retry_s: float = 30.0
     future_tolerance_s: float = 86_400.0
+    ownership_interval_s: float = 1.0
+    lease_ttl_s: float = 3.0
 
 
 class _Stopped(Exception):
@@ -154,6 +162,10 @@ class Processor:
         claims: Batch ids claimed across every worker and replica (MDC), so a batch published
             twice is applied once wherever its copies land; without it, only this process's
             memory and the "applied" marks of redelivered messages catch duplicates.
+        ownership: Membership and partition leases shared by the processors of the group.
+            With a partitioned topology, this processor then consumes only the partitions it
+            owns (its fair share of the live members, see :mod:`mdp_cache.ownership`), and
+            hands them over when members come or go; without it, it consumes them all.
     """
 
     def __init__(
@@ -167,6 +179,7 @@ class Processor:
         clock: Clock | None = None,
         config: ProcessorConfig | None = None,
         claims: BatchClaims | None = None,
+        ownership: Ownership | None = None,
     ) -> None:
         self.consumer = consumer
         self.analyzers = list(analyzers)
@@ -174,6 +187,7 @@ class Processor:
         self.widgets = widgets
         self.reference = reference
         self.claims = claims
+        self.ownership = ownership
         self.clock = clock or LiveClock()
         self.config = config or ProcessorConfig()
         self.stats = ProcessorStats()
@@ -212,14 +226,26 @@ class Processor:
         self._next_sync: dict[int, int] = {}
         self._consumer_failures = 0
         self._progress = asyncio.Condition()
+        # Partition ownership: the partitions held, their consumers, and the queues whose
+        # consumer has a delivery batch in hand (those are not cancelled, but let finish).
+        self.partitions: set[int] = set()
+        self._partition_stop: dict[int, asyncio.Event] = {}
+        self._partition_tasks: dict[int, list[asyncio.Task[None]]] = {}
+        self._busy: set[str] = set()
 
     # --- lifecycle ------------------------------------------------------------------------
 
-    def queues(self) -> list[QueueSpec]:
-        """The queues carrying the event kinds the analyzers consume."""
+    def queues(self, partition: int | None = None) -> list[QueueSpec]:
+        """The queues carrying the event kinds the analyzers consume (of one partition)."""
         topology = self.consumer.topology
-        found = {topology.for_kind(kind) for kind in self._by_kind}
-        return sorted((spec for spec in found if spec is not None), key=lambda spec: spec.name)
+        found = {spec for kind in self._by_kind for spec in topology.partitions_of(kind)}
+        if partition is not None:
+            found = {spec for spec in found if spec.partition == partition}
+        return sorted(found, key=lambda spec: spec.name)
+
+    @property
+    def _owns_partitions(self) -> bool:
+        return self.ownership is not None and self.consumer.topology.partitioned
 
     @property
     def writable(self) -> bool:
@@ -234,15 +260,24 @@ class Processor:
     async def run(self) -> None:
         """Consume and flush until :meth:`stop` (or cancellation); a final flush is attempted."""
         await self._start_consumer()
-        consumers = [
-            asyncio.create_task(self._consume(queue), name=f"consume {queue.name}")
-            for queue in self.queues()
-        ]
+        consumers: list[asyncio.Task[None]] = []
+        owner: asyncio.Task[None] | None = None
+        if self._owns_partitions:
+            owner = asyncio.create_task(self._own_forever(), name="ownership")
+        else:
+            consumers = [
+                asyncio.create_task(self._consume(queue), name=f"consume {queue.name}")
+                for queue in self.queues()
+            ]
         flusher = asyncio.create_task(self._flush_forever(), name="flusher")
         composer = asyncio.create_task(self._compose_forever(), name="composer")
         try:
             await self._stopping.wait()
         finally:
+            if owner is not None:
+                owner.cancel()
+                await asyncio.gather(owner, return_exceptions=True)
+            consumers += [task for tasks in self._partition_tasks.values() for task in tasks]
             for task in consumers:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
@@ -252,6 +287,7 @@ class Processor:
             await asyncio.gather(composer, flusher, return_exceptions=True)
             with contextlib.suppress(_Stopped):
                 await self.flush()
+            await self._release_all()
             for task in list(self._background):
                 task.cancel()
             await asyncio.gather(*self._background, return_exceptions=True)
@@ -280,18 +316,23 @@ class Processor:
 
     # --- consumption ----------------------------------------------------------------------
 
-    async def _consume(self, queue: QueueSpec) -> None:
+    async def _consume(self, queue: QueueSpec, stop: asyncio.Event | None = None) -> None:
+        """Ingest ``queue`` until cancelled, or until ``stop`` is set (between batches)."""
         backoff = self.config.retry_initial_s
-        while not self._stopping.is_set():
+        stop = stop or self._stopping
+        while not stop.is_set():
             try:
                 # No lingering for more messages: whatever is queued now is taken, and the
                 # flush coalesces per symbol anyway, so waiting here would only add lag.
                 async for batch in self.consumer.consume_batches(
                     queue, max_messages=self.config.batch_messages, max_wait_seconds=0.0
                 ):
-                    await self._writable.wait()
-                    await self._room()
+                    # A batch in hand is ingested whatever happens to the partition: a
+                    # handover waits for it rather than cancelling it half applied.
+                    self._busy.add(queue.name)
                     try:
+                        await self._writable.wait()
+                        await self._room()
                         await self.ingest(batch)
                     except Exception:
                         # Settle exactly once whatever happened: a batch neither queued for
@@ -299,7 +340,11 @@ class Processor:
                         if batch not in self._pending_batches and not batch.settled:
                             await batch.reject()
                         raise
+                    finally:
+                        self._busy.discard(queue.name)
                     backoff = self.config.retry_initial_s
+                    if stop.is_set():
+                        return
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
@@ -435,6 +480,84 @@ class Processor:
             needs_reference = self._needs_reference.get(id(analyzer))
             if self.reference is not None and needs_reference is not None:
                 self._request_reference(needs_reference)
+
+    # --- partition ownership --------------------------------------------------------------
+
+    async def _own_forever(self) -> None:
+        """Announce this processor, hold its fair share of partitions, hand over the rest.
+
+        Each round: read the live members, release the partitions another member should own
+        now (after their last events were written), take or renew the leases of this one's
+        share, and consume exactly the partitions whose lease it holds. A partition whose
+        lease is still held elsewhere (its old owner is finishing) is taken on a later round.
+        When the store cannot be reached for longer than a lease lives, this processor stops
+        consuming: its leases may have passed to others meanwhile.
+        """
+        assert self.ownership is not None
+        ownership = self.ownership
+        member = self.config.instance
+        partitions = self.consumer.topology.partitions
+        ttl_ms = max(1, int(self.config.lease_ttl_s * 1000))
+        loop = asyncio.get_running_loop()
+        last_ok = loop.time()
+        while not self._stopping.is_set():
+            try:
+                members = await ownership.members(member, ttl_ms)
+                wanted = fair_share(member, members or [member], partitions)
+                giving_up = self.partitions - wanted
+                if giving_up:
+                    await self._stop_partitions(giving_up)
+                    await ownership.release(giving_up, member)
+                    self.stats.handovers += len(giving_up)
+                held = await ownership.hold(wanted, member, ttl_ms)
+                lost = self.partitions - held
+                if lost:  # taken by another while this processor stalled
+                    await self._stop_partitions(lost)
+                    self.stats.leases_lost += len(lost)
+                for partition in sorted(held - self.partitions):
+                    self._start_partition(partition)
+                last_ok = loop.time()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self.stats.ownership_failures += 1
+                _log.warning("ownership_failed", error=repr(exc))
+                if self.partitions and loop.time() - last_ok > self.config.lease_ttl_s * 0.8:
+                    self.stats.leases_lost += len(self.partitions)
+                    await self._stop_partitions(set(self.partitions))
+            self.stats.partitions_owned = len(self.partitions)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), self.config.ownership_interval_s)
+
+    def _start_partition(self, partition: int) -> None:
+        stop = self._partition_stop[partition] = asyncio.Event()
+        self._partition_tasks[partition] = [
+            asyncio.create_task(self._consume(queue, stop), name=f"consume {queue.name}")
+            for queue in self.queues(partition)
+        ]
+        self.partitions.add(partition)
+
+    async def _stop_partitions(self, partitions: set[int]) -> None:
+        """Stop consuming ``partitions`` and write what was taken from them (then acked)."""
+        tasks: list[asyncio.Task[None]] = []
+        for partition in partitions:
+            self._partition_stop.pop(partition).set()
+            for task in self._partition_tasks.pop(partition):
+                name = task.get_name().removeprefix("consume ")
+                if name not in self._busy:
+                    task.cancel()  # idle in the queue: nothing in hand to lose
+                tasks.append(task)
+            self.partitions.discard(partition)
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await self.flush()
+
+    async def _release_all(self) -> None:
+        """On the way out: give every held lease back, so successors need not wait it out."""
+        if self.ownership is None or not self.partitions:
+            return
+        held, self.partitions = set(self.partitions), set()
+        with contextlib.suppress(Exception):
+            await self.ownership.release(held, self.config.instance)
 
     # --- reference data -------------------------------------------------------------------
 

@@ -73,6 +73,11 @@ class ProcessorStats:
         hydrations: Rows MDC refused because this replica lacked figures or a newer row other
             replicas wrote; the analyzer folded the stored state in and offered the row again.
         bad_writes: Widget writes dropped because their name is not one of their feed's.
+        partitions_owned: MDQ partitions this processor consumes now (partitioned topology).
+        handovers: Partitions given to another member (after their last events were written).
+        leases_lost: Partitions this processor stopped consuming because its lease ran out
+            (the ownership store was unreachable, or this processor stalled).
+        ownership_failures: Ownership rounds that failed (the store was unreachable).
         reference_requests: Reference lookups started.
         lag_event: Seconds from event time to the write that carried it.
         lag_receipt: Seconds from listener receipt to the write.
@@ -98,6 +103,10 @@ class ProcessorStats:
     synchronisations: int = 0
     hydrations: int = 0
     bad_writes: int = 0
+    partitions_owned: int = 0
+    handovers: int = 0
+    leases_lost: int = 0
+    ownership_failures: int = 0
     reference_requests: int = 0
     last_flush_events: int = 0
     flushed_events: int = 0
@@ -129,6 +138,10 @@ class ProcessorStats:
             "synchronisations": self.synchronisations,
             "hydrations": self.hydrations,
             "bad_writes": self.bad_writes,
+            "partitions_owned": self.partitions_owned,
+            "handovers": self.handovers,
+            "leases_lost": self.leases_lost,
+            "ownership_failures": self.ownership_failures,
             "reference_requests": self.reference_requests,
             "last_flush_events": self.last_flush_events,
             "flushed_events": self.flushed_events,

@@ -12,6 +12,7 @@ from typing import Any
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
 from mdp_cache.claims import RedisBatchClaims
 from mdp_cache.client import close_redis, create_redis
+from mdp_cache.ownership import RedisOwnership
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
@@ -80,6 +81,7 @@ async def worker(index: int, ctx: WorkerContext) -> None:
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
         claims=RedisBatchClaims(mdc, ProcessorConfig().consumer_group, instance),
+        ownership=RedisOwnership(mdc, ProcessorConfig().consumer_group),
         reference=reference,
         clock=clock,
         config=ProcessorConfig(
