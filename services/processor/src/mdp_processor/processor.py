@@ -227,6 +227,11 @@ class Processor:
         return self._writable.is_set()
 
     @property
+    def reference_pending(self) -> int:
+        """Reference lookups not finished yet: each may still change rows (a drain waits)."""
+        return len(self._background)
+
+    @property
     def ready(self) -> bool:
         """Whether the processor is consuming and writing (readiness)."""
         return self.writable and self.consumer.connected and not self._stopping.is_set()
