@@ -287,3 +287,20 @@ async def test_the_other_processes_read_the_bulk_loaded_day_at_once_not_key_by_k
     assert source.calls == 0
     assert redis.gets <= 2  # the day's marker, not two keys per symbol
     assert reader.stats.bulk_symbols == 200
+
+
+async def test_a_symbol_the_source_knows_nothing_of_is_unknown_a_failed_lookup_is_not() -> None:
+    source = MemoryBulkReferenceSource(universe(2), {"S0000": 5})
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    await cache.get("S0000", DAY)
+    assert not cache.unknown("S0000", DAY)
+    assert not cache.unknown("ZZZZ", DAY)  # not looked up yet
+    nothing = await cache.get("ZZZZ", DAY)
+    assert (nothing.prev_day, nothing.free_float) == (None, None)
+    assert cache.unknown("ZZZZ", DAY)
+    failing = GatedSource()
+    failing.fail = True
+    failing.gate.set()
+    down = ReferenceCache(failing)
+    await down.get("AAA", DAY)
+    assert not down.unknown("AAA", DAY)

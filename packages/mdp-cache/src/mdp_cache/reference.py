@@ -267,6 +267,17 @@ class ReferenceCache:
             free_float=free_float,
         )
 
+    def unknown(self, symbol: str, trading_day: date) -> bool:
+        """Whether the source answered for ``symbol`` and knew nothing: no daily bar, no float.
+
+        True only after a :meth:`get` whose both lookups came back as negative entries (a
+        failed lookup is not knowledge). The bulk universe is yesterday's trading symbols, so a
+        symbol listed today is "unknown" too: callers count it, they should not drop it.
+        """
+        daily = self._local.get(KEY_REF_SNAPSHOT.name(day=trading_day.isoformat(), symbol=symbol))
+        shares = self._local.get(KEY_REF_FREE_FLOAT.name(symbol=symbol))
+        return daily == b"null" and shares == b"null"
+
     # --- bulk loads ---------------------------------------------------------------------
 
     async def preload(self, trading_day: date) -> None:

@@ -126,10 +126,10 @@ class OutOfRange(MalformedInput):
 
 
 class MalformedSymbol(OutOfRange):
-    """A symbol that fails the ticker grammar: empty, longer than 16 characters, whitespace or
-    one of ``: * ? [ ]`` (symbols become parts of key and channel names).
+    """A symbol that fails the ticker grammar (empty, too long, whitespace, ``: * ? [ ]``).
 
-    Its own ``kind`` so the metric tells a feed sending garbage tickers from bad prices.
+    Symbols become parts of key and channel names. Its own ``kind`` so the metric tells a feed
+    sending garbage tickers from bad prices.
     """
 
     kind = "malformed_symbol"

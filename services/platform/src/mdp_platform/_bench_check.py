@@ -133,10 +133,14 @@ async def check_boards(
         if s in finals and published[s].accumulated_volume == finals[s].accumulated_volume
     )
     no_reference = sorted(s for s in differing if published[s].prev_close is None)
-    if stale > 0 and older:
+    # Without an official open, gainers measure against the first regular bar's open: if a
+    # stale drop took that bar, the platform's open is a later bar's, whatever the row's age.
+    no_official_open = {s for s in differing if s in finals and finals[s].official_open is None}
+    if stale > 0:
         for board, (want, actual) in inputs.items():
+            explainable = older | no_official_open if board == "top_gainers" else older
             checks[board] = check_board(
-                board, want, actual, size=DEFAULT_BOARD_SIZE, explainable=older
+                board, want, actual, size=DEFAULT_BOARD_SIZE, explainable=explainable
             )
     # A stale drop may have removed any bar, so with drops any symbol's range may be narrower
     # (never wider) than the recomputation; without drops every figure must be equal.
@@ -163,6 +167,7 @@ async def check_boards(
         "row_older_than_last_event": sorted(older)[:50],
         "row_without_previous_close": no_reference[:50],
         "rows_without_previous_close": len(no_reference),
+        "gainers_without_official_open": sorted(no_official_open)[:50],
     }
     ranges_check = checks["ranges"]
     diagnosis["ranges_wrong"] = list(ranges_check.wrong_score[:50])

@@ -524,7 +524,13 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     secret = secrets.token_urlsafe(32)
     services = build_services(config, bindir, logs, prefix=prefix, key=key, secret=secret)
     sim = SimProcess(
-        SimProcessConfig(symbols=config.symbols, seed=config.seed, mix=config.mix, api_key=key),
+        SimProcessConfig(
+            symbols=config.symbols,
+            seed=config.seed,
+            mix=config.mix,
+            api_key=key,
+            start=config.start,
+        ),
         child_env(bindir, {}),
         logs / "simulator.log",
     )
@@ -538,7 +544,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     try:
         print(
             f"mdp bench: {config.symbols} symbols, mix {','.join(config.mix)}, {config.workers} "
-            f"worker(s), {config.clients} clients, {config.seconds:g} s per phase",
+            f"worker(s), {config.clients} clients, {config.seconds:g} s per phase, market from "
+            f"{config.start} ET",
             file=out,
             flush=True,
         )
@@ -632,6 +639,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
                 "clients": config.clients,
                 "quotes_each": config.quotes_each,
                 "seed": config.seed,
+                "start": config.start,
             },
             "machine": {
                 "cpus": os.cpu_count(),
@@ -708,6 +716,7 @@ def _config_from_args(args: argparse.Namespace) -> BenchConfig:
         rate=args.rate,
         mix=parse_mix(args.mix),
         clients=args.clients,
+        start=getattr(args, "start", "10:00"),
         amqp_url=amqp,
         redis_url=redis,
         report=Path(args.report),

@@ -48,6 +48,9 @@ FAMILIES: tuple[Family, ...] = (
            "hydrations"),
     Family("reference_requests", "counter", "Reference data lookups started.",
            "reference_requests"),
+    Family("unknown_symbols", "counter",
+           "Symbols the reference source knows nothing of (no previous day, no float); "
+           "processed all the same: a first-day listing looks the same.", "unknown_symbols"),
     Family("reference_pending", "gauge",
            "Reference lookups not finished yet (their rows are written once they are).",
            "reference_pending"),

@@ -457,6 +457,9 @@ class Processor:
                 await asyncio.sleep(self.config.reference_retry_s)
             async with self._semaphore:
                 data = await self.reference.get(symbol, day)
+            if not attempt and self.reference.unknown(symbol, day):
+                # Not dropped: a first-day listing has no history either (see design.md).
+                self.stats.unknown_symbols += 1
             analyzer.provide_reference(data)
             if data.prev_day is not None or self._stopping.is_set():
                 return

@@ -74,6 +74,8 @@ class ProcessorStats:
             replicas wrote; the analyzer folded the stored state in and offered the row again.
         bad_writes: Widget writes dropped because their name is not one of their feed's.
         reference_requests: Reference lookups started.
+        unknown_symbols: Symbols the reference source does not know at all (no previous day,
+            no float): still processed (a first-day listing looks exactly like this), counted.
         lag_event: Seconds from event time to the write that carried it.
         lag_receipt: Seconds from listener receipt to the write.
         queue_wait: Seconds from listener receipt to the processor applying the batch.
@@ -99,6 +101,7 @@ class ProcessorStats:
     hydrations: int = 0
     bad_writes: int = 0
     reference_requests: int = 0
+    unknown_symbols: int = 0
     last_flush_events: int = 0
     flushed_events: int = 0
     lag_event: LagSamples = field(default_factory=LagSamples)
@@ -130,6 +133,7 @@ class ProcessorStats:
             "hydrations": self.hydrations,
             "bad_writes": self.bad_writes,
             "reference_requests": self.reference_requests,
+            "unknown_symbols": self.unknown_symbols,
             "last_flush_events": self.last_flush_events,
             "flushed_events": self.flushed_events,
             "lag_event_p50_seconds": self.lag_event.percentile(0.5),
