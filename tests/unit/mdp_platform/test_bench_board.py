@@ -244,3 +244,16 @@ def test_a_missing_range_is_excused_only_for_a_symbol_the_drops_hid_entirely() -
     assert not check_ranges(want, {}, trading_day="2026-03-04", explainable={"X"}).ok
     hidden = check_ranges(want, {}, trading_day="2026-03-04", explainable={"X"}, hidden={"X"})
     assert (hidden.ok, hidden.explained) == (True, 1)
+
+
+def test_a_symbol_moved_up_by_an_excused_one_is_excused_too_but_only_that_far() -> None:
+    expected = [("A", 40.0), ("B", 30.0), ("C", 20.0), ("D", 10.0)]
+    # B's row is behind (a stale drop): it fell off, C moved up into its place.
+    actual = [("A", 40.0), ("C", 20.0)]
+    assert not check_board("b", expected, actual, size=2).ok
+    moved = check_board("b", expected, actual, size=2, explainable={"B"})
+    assert (moved.ok, moved.explained) == (True, 2)
+    # D is two places below the cut: one excused symbol cannot bring it up.
+    assert not check_board("b", expected, [("A", 40.0), ("D", 10.0)], size=2, explainable={"B"}).ok
+    # A wrong score is never excused by displacement.
+    assert not check_board("b", expected, [("A", 40.0), ("C", 21.0)], size=2, explainable={"B"}).ok

@@ -262,7 +262,9 @@ def check_board(
 
     Symbols tied with the last place may swap; the published order must be by score. A
     difference is tolerated only for a symbol in ``explainable``: one whose published row is
-    older than its last event while the platform counted stale drops (the caller decides).
+    older than its last event while the platform counted stale drops (the caller decides), and
+    for a symbol those displaced onto the board (right score, within as many places below the
+    cut as there are excused symbols).
     """
     scores = dict(expected)
     want = list(expected[:size])
@@ -283,7 +285,14 @@ def check_board(
     unexpected = tuple(sorted(set(on_board) - allowed))
     ordered = all(actual[i][1] >= actual[i + 1][1] - _TOLERANCE for i in range(len(actual) - 1))
     differing = set(wrong) | set(missing) | set(unexpected)
-    explained = len(differing & set(explainable))
+    excused = differing & set(explainable)
+    if excused and expected:
+        # Each excused symbol that is not where it belongs frees a place for the next one down:
+        # a symbol listed with its right score within that many places below the cut moved up.
+        deeper = expected[: size + len(excused)]
+        floor = deeper[-1][1] - _TOLERANCE
+        excused |= {s for s in unexpected if s not in wrong and scores.get(s, floor - 1) >= floor}
+    explained = len(excused)
     unexplained = len(differing) - explained
     size_ok = len(actual) == len(want) or explained > 0
     ok = ordered and unexplained == 0 and size_ok
