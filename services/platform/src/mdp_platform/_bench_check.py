@@ -132,7 +132,11 @@ async def check_boards(
         for s in differing
         if s in finals and published[s].accumulated_volume == finals[s].accumulated_volume
     )
-    no_reference = sorted(s for s in differing if published[s].prev_close is None)
+    # A symbol without any quote record (every bar of it dropped) is not a reference problem.
+    unpublished = sorted(s for s in differing if published[s].end_ms == 0)
+    no_reference = sorted(
+        s for s in differing if published[s].end_ms and published[s].prev_close is None
+    )
     # Without an official open, gainers measure against the first regular bar's open: if a
     # stale drop took that bar, the platform's open is a later bar's, whatever the row's age.
     no_official_open = {s for s in differing if s in finals and finals[s].official_open is None}
@@ -167,6 +171,7 @@ async def check_boards(
         "row_older_than_last_event": sorted(older)[:50],
         "row_without_previous_close": no_reference[:50],
         "rows_without_previous_close": len(no_reference),
+        "without_quote_record": unpublished[:50],
         "gainers_without_official_open": sorted(no_official_open)[:50],
     }
     ranges_check = checks["ranges"]
