@@ -398,7 +398,7 @@ async def _drain(run: _Run) -> _Drained:
     started = time.monotonic()
     deadline = started + _DRAIN_TIMEOUT
     offered = int((await run.sim.ask({"op": "stats"}))["total"])
-    missing = [name for name, s in run.services.items() if s.process is None]
+    missing = [name for name in ("listener", "processor") if run.services[name].process is None]
     if missing:
         return _Drained(0.0, time.time_ns() // 1_000_000, f"missing stages: {missing}")
     waiting, components = await _until(run, deadline, lambda c: _pipeline_waiting(c, offered))
@@ -414,7 +414,7 @@ async def _drain(run: _Run) -> _Drained:
 
         waiting, components = await _until(run, deadline, settled)
     caught_up_ms = time.time_ns() // 1_000_000
-    if waiting is None and run.watch is not None:
+    if waiting is None and run.watch is not None and run.services["scanner"].process is not None:
         barriers = pick(components["scanner"], BARRIER_REJECTION) or 0.0
         await run.watch.redis.publish(BARRIER_CHANNEL, b"end of the bench drain")
         waiting, _ = await _until(
