@@ -25,10 +25,13 @@ pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300
     shutil.which("redis-server") is None and not os.environ.get("CI"),
     reason="needs the redis-server binary for the bench's private Redis",
 )
-async def test_a_small_bench_drains_and_passes_every_check(amqp_url: str, tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_small_bench_drains_and_passes_every_check(
+    amqp_url: str, tmp_path: Path, workers: int
+) -> None:
     config = BenchConfig(
         symbols=60,
-        workers=2,
+        workers=workers,
         seconds=1.0,
         rate=2_000.0,
         clients=2,
