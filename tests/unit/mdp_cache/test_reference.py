@@ -207,3 +207,100 @@ async def test_one_process_loads_the_day_and_the_others_read_it() -> None:
     data = await ReferenceCache(second_source, redis).get("S0002", DAY)
     assert data.prev_day is not None
     assert second_source.calls == 0  # the day's marker and records were in MDC
+
+
+async def test_a_slow_grouped_daily_answer_is_waited_for_beyond_the_per_symbol_timeout() -> None:
+    """A whole market's answer takes longer than one symbol's: the bulk bound is its own."""
+
+    class Slow(MemoryBulkReferenceSource):
+        async def grouped_daily(self, day: date) -> dict[str, DailyBar]:
+            await asyncio.sleep(0.05)  # the vendor building a large answer, not a sync point
+            return dict(await super().grouped_daily(day))
+
+    source = Slow(universe(3), {})
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis(), fetch_timeout_s=0.01)
+    data = await cache.get("S0002", DAY)
+    assert (cache.stats.bulk_errors, cache.stats.bulk_symbols) == (0, 3)
+    assert data.prev_day is not None
+    assert data.prev_day.day == DAY - timedelta(days=1)
+
+
+async def test_a_day_that_fails_once_is_asked_again_and_the_load_covers_every_symbol() -> None:
+    class Flaky(MemoryBulkReferenceSource):
+        failed: set[date]
+
+        async def grouped_daily(self, day: date) -> dict[str, DailyBar]:
+            if day not in self.failed:
+                self.failed.add(day)
+                raise TimeoutError("read timed out")
+            return dict(await super().grouped_daily(day))
+
+    source = Flaky(universe(20), {})
+    source.failed = set()
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    found = await asyncio.gather(*(cache.get(f"S{n:04d}", DAY) for n in range(20)))
+    assert cache.stats.bulk_errors == 0
+    assert cache.stats.bulk_retries == LOOKBACK_DAYS
+    assert cache.stats.fetches == 0  # no symbol fell back to its own lookups
+    # The previous close is the most recent day's (close = days back), for every symbol.
+    assert {d.prev_day.close if d.prev_day else None for d in found} == {1.0}
+
+
+async def test_a_day_that_keeps_failing_fails_the_load_rather_than_shift_the_previous_day() -> None:
+    class Broken(MemoryBulkReferenceSource):
+        async def grouped_daily(self, day: date) -> dict[str, DailyBar]:
+            if day == DAY - timedelta(days=1):
+                raise ConnectionError("vendor down")
+            return dict(await super().grouped_daily(day))
+
+    source = Broken(universe(2), {})
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis(), bulk_attempts=2)
+    data = await cache.get("S0000", DAY)
+    assert (cache.stats.bulk_errors, cache.stats.bulk_retries) == (1, 1)
+    # Not the day before yesterday's bar from an incomplete load: the per-symbol lookup's.
+    assert data.prev_day is not None
+    assert data.prev_day.day == DAY - timedelta(days=1)
+
+
+class CountingRedis(fakeredis.FakeAsyncRedis):
+    """Counts single-key ``GET`` commands (pipelined ones are not counted)."""
+
+    gets = 0
+
+    async def get(self, name: str) -> object:  # type: ignore[override]
+        self.gets += 1
+        return await super().get(name)
+
+
+async def test_the_other_processes_read_the_bulk_loaded_day_at_once_not_key_by_key() -> None:
+    """10,000 single GETs through a pool of a few connections timed out under load."""
+    server = fakeredis.FakeServer()
+    loader = ReferenceCache(
+        MemoryBulkReferenceSource(universe(200), {}), fakeredis.FakeAsyncRedis(server=server)
+    )
+    await loader.get("S0000", DAY)
+    redis = CountingRedis(server=server)
+    source = MemoryBulkReferenceSource(universe(200), {})
+    reader = ReferenceCache(source, redis)
+    found = await asyncio.gather(*(reader.get(f"S{n:04d}", DAY) for n in range(200)))
+    assert all(data.prev_day is not None for data in found)
+    assert source.calls == 0
+    assert redis.gets <= 2  # the day's marker, not two keys per symbol
+    assert reader.stats.bulk_symbols == 200
+
+
+async def test_a_symbol_the_source_knows_nothing_of_is_unknown_a_failed_lookup_is_not() -> None:
+    source = MemoryBulkReferenceSource(universe(2), {"S0000": 5})
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    await cache.get("S0000", DAY)
+    assert not cache.unknown("S0000", DAY)
+    assert not cache.unknown("ZZZZ", DAY)  # not looked up yet
+    nothing = await cache.get("ZZZZ", DAY)
+    assert (nothing.prev_day, nothing.free_float) == (None, None)
+    assert cache.unknown("ZZZZ", DAY)
+    failing = GatedSource()
+    failing.fail = True
+    failing.gate.set()
+    down = ReferenceCache(failing)
+    await down.get("AAA", DAY)
+    assert not down.unknown("AAA", DAY)

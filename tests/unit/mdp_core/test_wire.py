@@ -18,6 +18,7 @@ from mdp_core import (
     LaunchpadValue,
     LimitUpLimitDown,
     MalformedInput,
+    MalformedSymbol,
     MinuteAggregate,
     MissingEventType,
     MissingField,
@@ -221,13 +222,16 @@ BAD_ELEMENTS: list[tuple[str, object, type[MalformedInput]]] = [
     ("price as string", {**TRADE, "p": "114.1"}, WrongType),
     ("negative price", {**TRADE, "p": -1.5}, OutOfRange),
     ("negative size", {**TRADE, "s": -100}, OutOfRange),
-    ("empty symbol", {**QUOTE, "sym": ""}, OutOfRange),
+    ("empty quote symbol", {**QUOTE, "sym": ""}, MalformedSymbol),
     ("huge price", {**SECOND, "h": 1e300}, OutOfRange),
     ("huge size", {**TRADE, "s": 10**16}, OutOfRange),
     # Symbols become parts of key and channel names: no separators, no glob syntax.
-    ("symbol with a colon", {**TRADE, "sym": "A:B"}, OutOfRange),
-    ("symbol with a space", {**QUOTE, "sym": "A B"}, OutOfRange),
-    ("symbol with a glob", {**TRADE, "sym": "A*"}, OutOfRange),
+    ("symbol with a colon", {**TRADE, "sym": "A:B"}, MalformedSymbol),
+    ("symbol with a space", {**QUOTE, "sym": "A B"}, MalformedSymbol),
+    ("symbol with a glob", {**TRADE, "sym": "A*"}, MalformedSymbol),
+    ("empty symbol", {**SECOND, "sym": ""}, MalformedSymbol),
+    ("symbol too long", {**SECOND, "sym": "X" * 17}, MalformedSymbol),
+    ("symbol of the wrong type", {**SECOND, "sym": 7}, WrongType),
 ]
 
 

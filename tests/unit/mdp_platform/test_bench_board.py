@@ -12,10 +12,13 @@ from mdp_cache.records import DailyBar, ReferenceData
 from mdp_core.clock import ET, to_ns
 from mdp_core.wire import decode_frame
 from mdp_platform._bench_board import (
+    RANGE_FIELDS,
     BoardTracker,
     SymbolFinal,
     check_board,
+    check_ranges,
     expected_boards,
+    expected_ranges,
 )
 from mdp_sim.market import Market
 from mdp_sim.scenario import ScenarioConfig
@@ -105,15 +108,16 @@ def test_before_the_open_nobody_is_a_gainer_but_volume_and_gaps_count() -> None:
 
 def test_tracker_keeps_the_latest_bar_whatever_the_arrival_order() -> None:
     first: dict[str, object] = {"ev": "A", "sym": "X", "v": 10, "av": 10, "o": 1.0, "c": 1.1}
-    first |= {"s": OPEN_MS, "e": OPEN_MS + 1000, "op": 1.0}
+    first |= {"s": OPEN_MS, "e": OPEN_MS + 1000, "op": 1.0, "h": 1.2, "l": 0.9}
     second: dict[str, object] = {"ev": "A", "sym": "X", "v": 5, "av": 15, "o": 1.1, "c": 1.3}
-    second |= {"s": OPEN_MS + 1000, "e": OPEN_MS + 2000, "op": 1.0}
+    second |= {"s": OPEN_MS + 1000, "e": OPEN_MS + 2000, "op": 1.0, "h": 1.3, "l": 1.1}
     bars = [first, second]
     forward, backward = BoardTracker(open_ms=OPEN_MS), BoardTracker(open_ms=OPEN_MS)
     forward.add(bars)
     backward.add(list(reversed(bars)))
     assert forward.finals() == backward.finals()
-    assert forward.finals()["X"] == SymbolFinal(OPEN_MS + 2000, 15, 5, 1.3, 1.0, 1.0)
+    regular_only = (None, None, 1.3, 0.9, None, None)
+    assert forward.finals()["X"] == SymbolFinal(OPEN_MS + 2000, 15, 5, 1.3, 1.0, 1.0, regular_only)
 
 
 def test_tracker_skips_events_that_are_not_well_formed_aggregates() -> None:
@@ -155,3 +159,101 @@ def test_check_board_lets_stale_drops_explain_only_the_symbols_they_can() -> Non
     assert explained.ok
     assert explained.explained == 1
     assert not check_board("b", expected, [("A", 29.0), ("B", 19.0)], size=2, explainable={"B"}).ok
+
+
+def _analyzer_ranges(
+    market: Market, events: list[dict[str, object]]
+) -> dict[str, dict[str, float | None]]:
+    """The session figures on the analyzer's rows, named as range documents name them."""
+    analyzer = LeaderboardAnalyzer()
+    wanted = [e for e in events if e["ev"] in {"A", "AM"}]
+    analyzer.apply(decode_frame(msgspec.json.encode(wanted)).events, 0)
+    found: dict[str, dict[str, float | None]] = {}
+    for op in analyzer.rows_output(set(analyzer._symbols)):
+        stored = msgspec.json.decode(op.payload, type=Row)
+        sessions = (stored.pre_market, stored.regular, stored.after_hours)
+        values = [v for s in sessions for v in ((s.high, s.low) if s else (None, None))]
+        found[stored.symbol] = dict(
+            zip(RANGE_FIELDS, (*values, stored.day_high, stored.day_low), strict=True)
+        )
+    return found
+
+
+def test_ranges_equal_the_analyzers_session_figures_across_the_open() -> None:
+    market, events = _market_events(time(9, 27), 360)  # pre-market into the regular session
+    tracker = BoardTracker(open_ms=OPEN_MS)
+    tracker.add(events)
+    mine = expected_ranges(tracker.finals())
+    assert mine == _analyzer_ranges(market, events)
+    assert any(r["pre_market_high"] is not None for r in mine.values())
+    assert any(r["regular_high"] is not None for r in mine.values())
+
+
+def test_ranges_take_every_bar_not_only_the_latest() -> None:
+    def bar(start: int, high: float, low: float) -> dict[str, object]:
+        return {"ev": "A", "sym": "X", "v": 1, "av": start, "o": low, "c": low, "h": high} | {
+            "l": low,
+            "s": start,
+            "e": start + 1000,
+        }
+
+    before_open = OPEN_MS - 60_000
+    tracker = BoardTracker(open_ms=OPEN_MS)
+    # The extreme bar is superseded by later ones; a bad bar (h < l) counts for nothing.
+    bad = bar(OPEN_MS + 3000, 5.0, 50.0)
+    tracker.add(
+        [bar(before_open, 9.0, 8.0), bar(OPEN_MS, 12.0, 10.0), bar(OPEN_MS + 1000, 11.0, 10.5), bad]
+    )
+    [(symbol, figures)] = expected_ranges(tracker.finals()).items()
+    assert symbol == "X"
+    assert figures == {
+        "pre_market_high": 9.0,
+        "pre_market_low": 8.0,
+        "regular_high": 12.0,
+        "regular_low": 10.0,
+        "after_hours_high": None,
+        "after_hours_low": None,
+        "day_high": 12.0,
+        "day_low": 8.0,
+    }
+
+
+def test_check_ranges_wants_every_figure_equal_and_no_stray_document() -> None:
+    want = {"X": dict.fromkeys(RANGE_FIELDS, None) | {"regular_high": 12.0, "regular_low": 10.0}}
+    want["X"] |= {"day_high": 12.0, "day_low": 10.0}
+    document: dict[str, object] = {"symbol": "X", "trading_day": "2026-03-04", **want["X"]}
+    day = "2026-03-04"
+    assert check_ranges(want, {"X": document}, trading_day=day).ok
+    narrower = {**document, "regular_high": 11.0, "day_high": 11.0}
+    verdict = check_ranges(want, {"X": narrower}, trading_day=day)
+    assert (verdict.ok, verdict.wrong_score) == (False, ("X",))
+    # Stale drops can hide an extreme (narrower), never invent one (wider).
+    assert check_ranges(want, {"X": narrower}, trading_day=day, explainable={"X"}).ok
+    wider = {**document, "regular_low": 9.0, "day_low": 9.0}
+    assert not check_ranges(want, {"X": wider}, trading_day=day, explainable={"X"}).ok
+    assert check_ranges(want, {}, trading_day=day).missing == ("X",)
+    assert check_ranges(
+        want, {"X": {**document, "trading_day": "2026-03-03"}}, trading_day=day
+    ).missing == ("X",)
+    stray = {"X": document, "Y": {**document, "symbol": "Y"}}
+    assert check_ranges(want, stray, trading_day=day).unexpected == ("Y",)
+
+
+def test_a_missing_range_is_excused_only_for_a_symbol_the_drops_hid_entirely() -> None:
+    want = {"X": dict.fromkeys(RANGE_FIELDS, 1.0)}
+    assert not check_ranges(want, {}, trading_day="2026-03-04", explainable={"X"}).ok
+    hidden = check_ranges(want, {}, trading_day="2026-03-04", explainable={"X"}, hidden={"X"})
+    assert (hidden.ok, hidden.explained) == (True, 1)
+
+
+def test_a_symbol_moved_up_by_an_excused_one_is_excused_too_but_only_that_far() -> None:
+    expected = [("A", 40.0), ("B", 30.0), ("C", 20.0), ("D", 10.0)]
+    # B's row is behind (a stale drop): it fell off, C moved up into its place.
+    actual = [("A", 40.0), ("C", 20.0)]
+    assert not check_board("b", expected, actual, size=2).ok
+    moved = check_board("b", expected, actual, size=2, explainable={"B"})
+    assert (moved.ok, moved.explained) == (True, 2)
+    # D is two places below the cut: one excused symbol cannot bring it up.
+    assert not check_board("b", expected, [("A", 40.0), ("D", 10.0)], size=2, explainable={"B"}).ok
+    # A wrong score is never excused by displacement.
+    assert not check_board("b", expected, [("A", 40.0), ("C", 21.0)], size=2, explainable={"B"}).ok

@@ -344,7 +344,8 @@ KEY_REF_BULK: Final = Key(
     ttl=20 * HOUR,
     owner="MDC reference cache",
     payload="marker: the whole universe's reference of trading day {day} was loaded in bulk "
-    "(grouped daily bars and free floats) and written as mdp:ref:snapshot/free_float keys",
+    "(grouped daily bars and free floats) and written as mdp:ref:snapshot/free_float keys; "
+    "the value is the JSON array of the symbols it covered (other processes read them at once)",
 )
 KEY_SEEN_BATCH: Final = Key(
     template="mdp:seen:{consumer}:{batch}",

@@ -18,10 +18,13 @@ free float. The lookup of each:
 floats in pages) is asked once per trading day and process group before any per-symbol lookup:
 the first :meth:`ReferenceCache.get` of a day starts the load, every lookup of that day waits
 for it (bounded), and one process (``KEY_REF_LOCK``) writes every symbol's records to MDC and
-marks the day done (``KEY_REF_BULK``), so the others only read. About 45 requests (one per
-calendar day of the look-back) replace two per symbol: 10,000 at a full-market start, which
-queued behind each other, timed out under load and left rows without a previous close. Symbols
-the bulk load did not cover fall back to the per-symbol lookups.
+marks the day done (``KEY_REF_BULK``, holding the symbols covered), so the others only read,
+and read them all at once (pipelines of a thousand ``GET``): one ``GET`` per symbol and record,
+10,000 lookups at once through a pool of a few connections, waited longer than the pool's
+timeout under load; each such error fell through to a per-symbol request to the vendor, which
+timed out in turn and left the row without a previous close until a retry half a minute later.
+About 45 requests (one per calendar day of the look-back) replace two per symbol. Symbols the
+bulk load did not cover fall back to the per-symbol lookups.
 """
 
 from __future__ import annotations
@@ -178,11 +181,14 @@ class ReferenceStats:
     bulk_loads: int = 0
     bulk_symbols: int = 0
     bulk_errors: int = 0
+    bulk_retries: int = 0
     fetch_seconds: list[float] = field(default_factory=list)
 
 
 _ENCODER: Final = msgspec.json.Encoder()
 _DAILY_DECODER: Final = msgspec.json.Decoder(_DailyRecord | None)
+_SYMBOLS_DECODER: Final = msgspec.json.Decoder(list[str])
+_PIPELINE_CHUNK: Final = 1_000
 _FLOAT_DECODER: Final = msgspec.json.Decoder(int | None)
 
 
@@ -197,6 +203,11 @@ class ReferenceCache:
         fetch_timeout_s: Upper bound of one source call.
         bulk_wait_s: How long lookups of a day wait for its bulk load (then they go on alone).
         bulk_concurrency: Grouped-daily requests in flight during a bulk load.
+        bulk_timeout_s: Upper bound of one bulk request (a whole market's answer is large and
+            slow to build: the per-symbol ``fetch_timeout_s`` would time it out under load).
+        bulk_attempts: Tries of each bulk request before the load gives up (a single slow or
+            failed day would otherwise fail the whole load and send every symbol to the
+            per-symbol lookups, which is what left rows without a previous close).
     """
 
     def __init__(
@@ -209,8 +220,12 @@ class ReferenceCache:
         fetch_timeout_s: float = 10.0,
         bulk_wait_s: float = 60.0,
         bulk_concurrency: int = 4,
+        bulk_timeout_s: float = 30.0,
+        bulk_attempts: int = 3,
     ) -> None:
         self._source = source
+        self._bulk_timeout_s = bulk_timeout_s
+        self._bulk_attempts = max(1, bulk_attempts)
         self._bulk_wait_s = bulk_wait_s
         self._bulk_concurrency = max(1, bulk_concurrency)
         self._bulk: dict[date, asyncio.Task[None]] = {}
@@ -252,6 +267,17 @@ class ReferenceCache:
             free_float=free_float,
         )
 
+    def unknown(self, symbol: str, trading_day: date) -> bool:
+        """Whether the source answered for ``symbol`` and knew nothing: no daily bar, no float.
+
+        True only after a :meth:`get` whose both lookups came back as negative entries (a
+        failed lookup is not knowledge). The bulk universe is yesterday's trading symbols, so a
+        symbol listed today is "unknown" too: callers count it, they should not drop it.
+        """
+        daily = self._local.get(KEY_REF_SNAPSHOT.name(day=trading_day.isoformat(), symbol=symbol))
+        shares = self._local.get(KEY_REF_FREE_FLOAT.name(symbol=symbol))
+        return daily == b"null" and shares == b"null"
+
     # --- bulk loads ---------------------------------------------------------------------
 
     async def preload(self, trading_day: date) -> None:
@@ -275,43 +301,86 @@ class ReferenceCache:
     async def _load_day(self, source: BulkReferenceSource, trading_day: date) -> None:
         marker = KEY_REF_BULK.name(day=trading_day.isoformat())
         try:
-            if await self._read(marker) is not None:
-                return  # another process loaded the day: lookups read MDC
+            covered = await self._read(marker)
+            if covered is not None:
+                await self._adopt(trading_day, covered)  # another process loaded the day
+                return
             lock_key = KEY_REF_LOCK.name(kind="bulk", symbol=trading_day.isoformat())
             token = secrets.token_hex(8)
             if not await self._acquire(lock_key, token):
-                await self._await_marker(marker)
+                covered = await self._await_marker(marker)
+                if covered is not None:
+                    await self._adopt(trading_day, covered)
                 return
             try:
-                await self._load_bulk(source, trading_day)
-                await self._write(marker, b"1", KEY_REF_BULK.ttl or REF_NEGATIVE_TTL)
+                symbols = await self._load_bulk(source, trading_day)
+                await self._write(
+                    marker, _ENCODER.encode(sorted(symbols)), KEY_REF_BULK.ttl or REF_NEGATIVE_TTL
+                )
             finally:
                 await self._release(lock_key, token)
         except Exception:
             # A failed bulk load leaves the per-symbol lookups to do the work, as before.
             self.stats.bulk_errors += 1
 
-    async def _await_marker(self, marker: str) -> None:
+    async def _await_marker(self, marker: str) -> bytes | None:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + self._bulk_wait_s
         while loop.time() < deadline:
-            if await self._read(marker) is not None:
-                return
+            covered = await self._read(marker)
+            if covered is not None:
+                return covered
             await asyncio.sleep(0.25)
+        return None
 
-    async def _load_bulk(self, source: BulkReferenceSource, trading_day: date) -> None:
-        """Fetch every day of the look-back and the floats; write each symbol's records."""
+    async def _adopt(self, trading_day: date, covered: bytes) -> None:
+        """Read the records another process's bulk load wrote, all at once, into memory.
+
+        A marker without a symbol list (an older writer) leaves the lookups to read MDC one
+        by one, as before.
+        """
+        try:
+            symbols = _SYMBOLS_DECODER.decode(covered)
+        except (msgspec.DecodeError, msgspec.ValidationError):
+            return
+        day_text = trading_day.isoformat()
+        keys = [KEY_REF_SNAPSHOT.name(day=day_text, symbol=symbol) for symbol in symbols]
+        keys += [KEY_REF_FREE_FLOAT.name(symbol=symbol) for symbol in symbols]
+        found = await self._read_many(keys)
+        self._local.update(found)
+        self.stats.bulk_symbols += len(symbols)
+
+    async def _read_many(self, keys: Sequence[str]) -> dict[str, bytes]:
+        """``GET`` every key in pipelines of a thousand; the ones that hold a value."""
+        if self._redis is None:
+            return {}
+        found: dict[str, bytes] = {}
+        for start in range(0, len(keys), _PIPELINE_CHUNK):
+            chunk = keys[start : start + _PIPELINE_CHUNK]
+            pipe = self._redis.pipeline(transaction=False)
+            for key in chunk:
+                pipe.get(key)
+            for key, value in zip(chunk, await pipe.execute(), strict=True):
+                if value is not None:
+                    found[key] = value.encode() if isinstance(value, str) else value
+        return found
+
+    async def _load_bulk(self, source: BulkReferenceSource, trading_day: date) -> set[str]:
+        """Fetch every day of the look-back and the floats; write each symbol's records.
+
+        Returns the symbols whose records it wrote (the day's marker lists them).
+        """
         semaphore = asyncio.Semaphore(self._bulk_concurrency)
 
         async def day_bars(day: date) -> Mapping[str, DailyBar]:
             async with semaphore:
-                return await asyncio.wait_for(source.grouped_daily(day), self._fetch_timeout_s)
+                return await self._bulk_call(lambda: source.grouped_daily(day))
 
         # The same calendar days a per-symbol lookup asks for, so both give the same record.
         days = [trading_day - timedelta(days=n) for n in range(1, LOOKBACK_DAYS + 1)]
         grouped, floats = await asyncio.gather(
             asyncio.gather(*(day_bars(day) for day in days)),
-            asyncio.wait_for(source.free_floats(), self._fetch_timeout_s * 6),
+            self._bulk_call(source.free_floats),
         )
         bars: dict[str, list[DailyBar]] = {}
         for answer in grouped:
@@ -343,15 +412,29 @@ class ReferenceCache:
             self._local.update(records)
         self.stats.bulk_loads += 1
         self.stats.bulk_symbols += len(bars)
+        return set(bars) | set(floats)
+
+    async def _bulk_call(self, call: Callable[[], Awaitable[T]]) -> T:
+        """One bulk request, bounded by ``bulk_timeout_s`` and tried ``bulk_attempts`` times.
+
+        Every day of the look-back must be answered: a load missing the most recent day would
+        take the day before it for the previous close. So the last failure propagates.
+        """
+        for _ in range(self._bulk_attempts - 1):
+            try:
+                return await asyncio.wait_for(call(), self._bulk_timeout_s)
+            except Exception:
+                self.stats.bulk_retries += 1
+        return await asyncio.wait_for(call(), self._bulk_timeout_s)
 
     async def _write_many(self, records: Mapping[str, bytes], ttl: int | None) -> None:
         """SET every record with ``ttl`` in pipelines of a thousand (errors propagate)."""
         if self._redis is None or not records:
             return
         items = list(records.items())
-        for start in range(0, len(items), 1_000):
+        for start in range(0, len(items), _PIPELINE_CHUNK):
             pipe = self._redis.pipeline(transaction=False)
-            for key, value in items[start : start + 1_000]:
+            for key, value in items[start : start + _PIPELINE_CHUNK]:
                 pipe.set(key, value, ex=ttl)
             await pipe.execute()
 

@@ -12,6 +12,7 @@ __all__ = [
     "EnvelopeTooDeep",
     "InvalidJson",
     "MalformedInput",
+    "MalformedSymbol",
     "MdpError",
     "MissingEventType",
     "MissingField",
@@ -122,6 +123,16 @@ class OutOfRange(MalformedInput):
     """A field outside its valid range: NaN, infinity, a negative price or size."""
 
     kind = "out_of_range"
+
+
+class MalformedSymbol(OutOfRange):
+    """A symbol that fails the ticker grammar (empty, too long, whitespace, ``: * ? [ ]``).
+
+    Symbols become parts of key and channel names. Its own ``kind`` so the metric tells a feed
+    sending garbage tickers from bad prices.
+    """
+
+    kind = "malformed_symbol"
 
 
 class EnvelopeError(MalformedInput):

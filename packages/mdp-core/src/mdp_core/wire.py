@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import math
+import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
@@ -22,6 +23,7 @@ import msgspec
 from mdp_core.errors import (
     InvalidJson,
     MalformedInput,
+    MalformedSymbol,
     MissingEventType,
     MissingField,
     NestedTooDeep,
@@ -200,6 +202,10 @@ def encode_raw_events(raws: Sequence[msgspec.Raw]) -> bytes:
     return _ENCODER.encode(raws)
 
 
+#: Where msgspec says a constraint failed on a symbol field (``sym``, or ``T`` of LULD/NOI).
+_SYMBOL_PATH: Final = re.compile(r"at `\$(?:\[\d+\])?\.(?:sym|T)`$")
+
+
 def classify_validation_error(
     exc: msgspec.ValidationError, *, index: int | None = None, event_type: str | None = None
 ) -> MalformedInput:
@@ -209,6 +215,8 @@ def classify_validation_error(
         return MissingField(text, index=index, event_type=event_type)
     if ", got `" in text:
         return WrongType(text, index=index, event_type=event_type)
+    if _SYMBOL_PATH.search(text):
+        return MalformedSymbol(text, index=index, event_type=event_type)
     return OutOfRange(text, index=index, event_type=event_type)
 
 

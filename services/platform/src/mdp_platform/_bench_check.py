@@ -3,33 +3,41 @@
 Reads the board documents from the widget cache once each was composed after the drain, ranks
 the simulator's final per-symbol state the plain way (:mod:`mdp_platform._bench_board`) and,
 for every symbol that differs, reads its published quote record to say why: older than its
-last event (a lost update) or without a previous close (reference data never arrived).
+last event (a lost update) or without a previous close (reference data never arrived). Every
+``range:{symbol}`` document is compared with the session ranges recomputed from every bar sent.
+A drain that did not complete fails every check: nothing read before the pipeline caught up
+proves anything.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import time
 from collections.abc import Mapping, Sequence
-from typing import Any
+from typing import Any, Final
 
 import msgspec
 from redis.asyncio import Redis
 
 from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE
-from mdp_cache.keys import FEED_QUOTE
+from mdp_cache.keys import FEED_DAILY_RANGE, FEED_QUOTE
 from mdp_platform._bench_board import (
     BOARD_NAMES,
     BoardCheck,
     SymbolFinal,
     check_board,
+    check_ranges,
     expected_boards,
+    expected_ranges,
 )
 from mdp_platform._bench_clients import BOARD_FEEDS
 from mdp_platform._bench_config import WDC_DB, BenchConfig
 
-__all__ = ["check_boards", "published_rows", "read_boards"]
+__all__ = ["check_boards", "published_rows", "read_boards", "read_ranges"]
+
+_MGET_CHUNK: Final = 1_000
 
 
 async def read_boards(config: BenchConfig, after_ms: int) -> dict[str, dict[str, Any]]:
@@ -54,6 +62,23 @@ async def read_boards(config: BenchConfig, after_ms: int) -> dict[str, dict[str,
     return boards
 
 
+async def read_ranges(config: BenchConfig) -> dict[str, dict[str, Any]]:
+    """Every ``range:{symbol}`` document in the widget cache, by symbol."""
+    redis = Redis.from_url(config.redis(WDC_DB))
+    found: dict[str, dict[str, Any]] = {}
+    try:
+        names = [name async for name in redis.scan_iter(match=FEED_DAILY_RANGE.pattern, count=1000)]
+        for start in range(0, len(names), _MGET_CHUNK):
+            chunk = names[start : start + _MGET_CHUNK]
+            for value in await redis.mget(chunk):
+                document = msgspec.json.decode(value) if value else None
+                if isinstance(document, dict) and isinstance(document.get("symbol"), str):
+                    found[document["symbol"]] = document
+    finally:
+        await redis.aclose()
+    return found
+
+
 class _PublishedRow(msgspec.Struct):
     end_ms: int = 0
     prev_close: float | None = None
@@ -63,14 +88,17 @@ class _PublishedRow(msgspec.Struct):
 async def check_boards(
     config: BenchConfig,
     boards: Mapping[str, Mapping[str, Any]],
+    ranges: Mapping[str, Mapping[str, Any]],
     final: Mapping[str, Any],
+    *,
     stale: int,
+    drain_waiting: str | None = None,
 ) -> tuple[list[BoardCheck], dict[str, Any]]:
-    """Check every board; a difference is excused only by a stale drop that can explain it.
+    """Check every board and the ranges; a difference is excused only by stale drops.
 
-    Returns the verdicts and a diagnosis of the differing symbols: their published quote rows
-    say whether the row is older than the symbol's last event (a lost update) or lacks the
-    previous close (reference data never arrived).
+    Returns the verdicts (the boards, then ``ranges``) and a diagnosis of the differing
+    symbols: their published quote rows say whether the row is older than the symbol's last
+    event (a lost update) or lacks the previous close (reference data never arrived).
     """
     finals = msgspec.convert(final["finals"], dict[str, SymbolFinal])
     prev_close = msgspec.convert(final["prev_close"], dict[str, float])
@@ -104,11 +132,37 @@ async def check_boards(
         for s in differing
         if s in finals and published[s].accumulated_volume == finals[s].accumulated_volume
     )
-    no_reference = sorted(s for s in differing if published[s].prev_close is None)
-    if stale > 0 and older:
+    # A symbol without any quote record (every bar of it dropped) is not a reference problem.
+    unpublished = sorted(s for s in differing if published[s].end_ms == 0)
+    no_reference = sorted(
+        s for s in differing if published[s].end_ms and published[s].prev_close is None
+    )
+    # Without an official open, gainers measure against the first regular bar's open: if a
+    # stale drop took that bar, the platform's open is a later bar's, whatever the row's age.
+    no_official_open = {s for s in differing if s in finals and finals[s].official_open is None}
+    if stale > 0:
         for board, (want, actual) in inputs.items():
+            explainable = older | no_official_open if board == "top_gainers" else older
             checks[board] = check_board(
-                board, want, actual, size=DEFAULT_BOARD_SIZE, explainable=older
+                board, want, actual, size=DEFAULT_BOARD_SIZE, explainable=explainable
+            )
+    # A stale drop may have removed any bar, so with drops any symbol's range may be narrower
+    # (never wider) than the recomputation; without drops every figure must be equal.
+    want_ranges = expected_ranges(finals)
+    day = str(final["trading_day"])
+    checks["ranges"] = check_ranges(want_ranges, ranges, trading_day=day)
+    if stale > 0:
+        # A symbol without a document is excused only if the processor never wrote its quote
+        # record either (every bar of it dropped); a record without a range is a scanner bug.
+        unranged = await published_rows(config, list(checks["ranges"].missing))
+        hidden = {s for s, row in unranged.items() if row.end_ms == 0}
+        checks["ranges"] = check_ranges(
+            want_ranges, ranges, trading_day=day, explainable=finals.keys(), hidden=hidden
+        )
+    if drain_waiting is not None:
+        for name, verdict in checks.items():
+            checks[name] = dataclasses.replace(
+                verdict, ok=False, detail=f"{verdict.detail}; drain incomplete: {drain_waiting}"
             )
     diagnosis = {
         "differing_symbols": len(differing),
@@ -117,8 +171,13 @@ async def check_boards(
         "row_older_than_last_event": sorted(older)[:50],
         "row_without_previous_close": no_reference[:50],
         "rows_without_previous_close": len(no_reference),
+        "without_quote_record": unpublished[:50],
+        "gainers_without_official_open": sorted(no_official_open)[:50],
     }
-    return [checks[board] for board in BOARD_NAMES], diagnosis
+    ranges_check = checks["ranges"]
+    diagnosis["ranges_wrong"] = list(ranges_check.wrong_score[:50])
+    diagnosis["ranges_missing"] = list(ranges_check.missing[:50])
+    return [checks[board] for board in (*BOARD_NAMES, "ranges")], diagnosis
 
 
 async def published_rows(config: BenchConfig, symbols: Sequence[str]) -> dict[str, _PublishedRow]:

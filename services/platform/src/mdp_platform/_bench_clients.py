@@ -3,7 +3,8 @@
 Each client authenticates with a signed token, subscribes to the three leaderboards and a few
 quote feeds, and for every message records its arrival (wall ns) with the payload's own time:
 a quote row's ``end_ms`` (the event time of the aggregate behind it) or a board's ``as_of_ms``
-(when it was composed). Only those two top-level fields are decoded.
+(when it was composed). Only those two top-level fields are decoded. Every board update's
+arrival is also kept per client and board, for the longest gap a client saw between two.
 """
 
 from __future__ import annotations
@@ -77,6 +78,8 @@ class ClientPool:
     updates: int = 0
     errors: list[str] = field(default_factory=list)
     samples: list[Sample] = field(default_factory=list)
+    #: Arrival (wall ns) of every board update, per (client index, board feed).
+    board_arrivals: dict[tuple[int, str], list[int]] = field(default_factory=dict)
     connected: int = 0
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
     _subscribed: asyncio.Event = field(default_factory=asyncio.Event)
@@ -115,7 +118,7 @@ class ClientPool:
                 self.connected += 1
                 async for raw in ws:
                     now = time.time_ns()
-                    self._record(decoder, raw, now)
+                    self._record(decoder, raw, now, index)
         except asyncio.CancelledError:
             raise
         except (OSError, ConnectionClosed, msgspec.DecodeError, TimeoutError) as exc:
@@ -133,7 +136,9 @@ class ClientPool:
         if self._ready >= self.count:
             self._subscribed.set()
 
-    def _record(self, decoder: msgspec.json.Decoder[_Message], raw: str | bytes, now: int) -> None:
+    def _record(
+        self, decoder: msgspec.json.Decoder[_Message], raw: str | bytes, now: int, index: int
+    ) -> None:
         self.messages += 1
         try:
             message = decoder.decode(raw)
@@ -142,9 +147,11 @@ class ClientPool:
         if message.op != "update" or message.data is None or message.feed is None:
             return
         self.updates += 1
+        data = message.data
+        if message.feed in BOARD_FEEDS:
+            self.board_arrivals.setdefault((index, message.feed), []).append(now)
         if len(self.samples) >= _MAX_SAMPLES:
             return
-        data = message.data
         if data.as_of_ms is not None and message.feed in BOARD_FEEDS:
             self.samples.append(Sample(now, True, data.as_of_ms))
         elif data.end_ms is not None:

@@ -52,6 +52,7 @@ class BenchConfig:
         warmup_seconds: unmeasured streaming before the first phase.
         quotes_each: quote feeds each client follows.
         seed: market seed.
+        start: simulated market time (ET, ``HH:MM``) the run starts at.
     """
 
     symbols: int = 500
@@ -67,6 +68,7 @@ class BenchConfig:
     warmup_seconds: float = 3.0
     quotes_each: int = 10
     seed: int = 7
+    start: str = "10:00"
 
     def redis(self, database: int) -> str:
         """The URL of ``database`` on the benchmark's Redis.

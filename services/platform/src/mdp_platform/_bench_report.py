@@ -74,6 +74,9 @@ class PhaseResult:
         processor_lag: the processor's own receipt-to-write percentiles, if it reports them.
         drops: dropped events and failed operations by component and reason in the phase.
         cpu_per_100k: CPU seconds per 100,000 offered events, by component.
+        longest_board_gap_ms: the longest time in the phase any client went without an update
+            of any board it follows (boards are composed about once a second: a freeze shows).
+        load_1min: the machine's 1-minute load average at the phase's start and end.
     """
 
     name: str
@@ -87,6 +90,8 @@ class PhaseResult:
     processor_lag: dict[str, float] = field(default_factory=dict)
     drops: dict[str, float] = field(default_factory=dict)
     cpu_per_100k: dict[str, float] = field(default_factory=dict)
+    longest_board_gap_ms: float | None = None
+    load_1min: tuple[float, float] | None = None
 
 
 def _rate(value: float | None) -> str:
@@ -99,6 +104,14 @@ def _lag(summary: LagSummary) -> str:
     return (
         f"{summary.p50_ms:,.0f}/{summary.p90_ms:,.0f}/{summary.p99_ms:,.0f}/{summary.max_ms:,.0f}"
     )
+
+
+def _gap(value: float | None) -> str:
+    return "-" if value is None else f"{value:,.0f}"
+
+
+def _load(value: tuple[float, float] | None) -> str:
+    return "-" if value is None else f"{value[0]:.2f}/{value[1]:.2f}"
 
 
 def _own_lag(figures: Mapping[str, float]) -> str:
@@ -133,6 +146,8 @@ def render_table(
     row("event->client ms p50/90/99/max", (_lag(p.lag_event_to_client) for p in phases))
     row("board->client ms p50/90/99/max", (_lag(p.lag_board_to_client) for p in phases))
     row("processor receipt->write p50/99", (_own_lag(p.processor_lag) for p in phases))
+    row("longest board gap at a client ms", (_gap(p.longest_board_gap_ms) for p in phases))
+    row("load average 1 min start/end", (_load(p.load_1min) for p in phases))
     reasons = sorted({name for p in phases for name in p.drops})
     for reason in reasons:
         row(f"lost {reason}", (f"{p.drops.get(reason, 0):,.0f}" for p in phases))

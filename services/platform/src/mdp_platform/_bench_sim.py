@@ -22,6 +22,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from datetime import time as wall_time
+from datetime import timedelta
 from typing import Final
 
 import msgspec
@@ -99,7 +100,20 @@ class _Driver:
         self.rest = MassiveRestServer(MassiveRestConfig(keys=keys), self.market, faults)
         schedule = self.market.calendar.schedule(self.market.trading_day)
         self.open_ms = 0 if schedule is None else schedule.regular_open_ns // _NS_PER_MS
-        self.tracker = BoardTracker(open_ms=self.open_ms)
+        self.tracker = (
+            BoardTracker(open_ms=0)
+            if schedule is None
+            else BoardTracker(
+                open_ms=self.open_ms,
+                close_ms=schedule.regular_close_ns // _NS_PER_MS,
+                day_start_ms=schedule.day_start_ns // _NS_PER_MS,
+                after_end_ms=schedule.extended_close_ns // _NS_PER_MS,
+            )
+        )
+        # The daily history of every symbol is built on its first request; building it for
+        # 10,000 symbols takes seconds of CPU, and inside the first grouped-daily request it
+        # would stall this process's feed (a real vendor has its history ready). Build it now.
+        self.market.grouped_daily(self.market.trading_day - timedelta(days=1))
         self.offered: Counter[str] = Counter()
         self.points: list[tuple[int, int]] = []
         self.pacing = _Pacing()

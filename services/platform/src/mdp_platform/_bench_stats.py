@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-__all__ = ["EmissionMap", "LagSummary", "percentile"]
+__all__ = ["EmissionMap", "LagSummary", "longest_gap_ms", "percentile"]
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -85,3 +85,26 @@ class EmissionMap:
         if emitted is None:
             return None
         return (seen_wall_ns - emitted) / 1e6
+
+
+def longest_gap_ms(arrivals: Iterable[Sequence[int]], start_ns: int, end_ns: int) -> float | None:
+    """The longest stretch of ``[start_ns, end_ns)`` in which one stream saw no update, in ms.
+
+    Each element of ``arrivals`` is one stream's arrival instants (wall ns, ascending): one
+    client's updates of one board. The window's edges count as bounds, so a stream that went
+    silent before the end is measured up to the end. None when there is no stream.
+    """
+    longest: float | None = None
+    for stream in arrivals:
+        previous = start_ns
+        gap = 0
+        for instant in stream:
+            if instant < start_ns:
+                continue
+            if instant >= end_ns:
+                break
+            gap = max(gap, instant - previous)
+            previous = instant
+        gap = max(gap, end_ns - previous)
+        longest = gap / 1e6 if longest is None else max(longest, gap / 1e6)
+    return None if longest is None else round(longest, 1)

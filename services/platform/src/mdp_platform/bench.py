@@ -10,8 +10,9 @@ and 14 (WDC), flushed at start):
               -> mdp-scanner / mdp-wds -> loopback websocket clients (in this process)
 
 It measures two phases, a fixed offered rate and saturation (the simulator generating as fast as
-the listener reads), then stops the market, lets the pipeline drain and compares the published
-leaderboards with its own recomputation from the events the simulator sent. See
+the listener reads), then stops the market, waits until the pipeline has provably caught up
+(:mod:`mdp_platform._bench_drain`) and compares the published leaderboards and every symbol's
+session ranges with its own recomputation from the events the simulator sent. See
 ``docs/performance.md`` for the method and the figures.
 """
 
@@ -26,7 +27,7 @@ import platform
 import secrets
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final, TextIO
@@ -42,7 +43,7 @@ from mdp_platform._bench_board import (
     BOARD_NAMES,
     BoardCheck,
 )
-from mdp_platform._bench_check import check_boards, read_boards
+from mdp_platform._bench_check import check_boards, read_boards, read_ranges
 from mdp_platform._bench_clients import BOARD_FEEDS, ClientPool, Sample
 from mdp_platform._bench_config import (
     DEFAULT_AMQP,
@@ -54,6 +55,14 @@ from mdp_platform._bench_config import (
     parse_mix,
     topics_of,
     with_database,
+)
+from mdp_platform._bench_drain import (
+    BARRIER_CHANNEL,
+    BARRIER_REJECTION,
+    flushes,
+    listener_waiting,
+    processor_waiting,
+    scanner_waiting,
 )
 from mdp_platform._bench_proc import (
     ProcessTree,
@@ -77,7 +86,7 @@ from mdp_platform._bench_services import (
     processor_env,
 )
 from mdp_platform._bench_sim import SimProcessConfig
-from mdp_platform._bench_stats import EmissionMap, LagSummary
+from mdp_platform._bench_stats import EmissionMap, LagSummary, longest_gap_ms
 from mdp_platform.embedded import EmbeddedRedis
 from mdp_platform.settings import DemoSettings
 from mdp_queues import MAX_PARTITIONS, Topology
@@ -93,7 +102,9 @@ __all__ = [
     "with_database",
 ]
 
-_DRAIN_TIMEOUT: Final = 25.0
+_DRAIN_TIMEOUT: Final = 90.0
+#: Flushes per worker that must pass with the accounts closed before the processor is done.
+_SETTLING_FLUSHES: Final = 3
 _DROP_WORDS: Final = ("drop", "stale", "poison", "error", "failure", "rejected")
 
 
@@ -109,6 +120,7 @@ class _Snapshot:
     cpu: Mapping[str, float]
     client_updates: int
     redis_updates: int
+    load_1min: float
 
 
 @dataclass(slots=True)
@@ -180,7 +192,14 @@ class _Run:
             cpu=cpu,
             client_updates=0 if self.clients is None else self.clients.updates,
             redis_updates=0 if self.watch is None else self.watch.updates,
+            load_1min=os.getloadavg()[0],
         )
+
+    async def statuses(self) -> dict[str, dict[str, float]]:
+        """Every component's flattened ``/status`` (empty for a missing one)."""
+        names = list(self.services)
+        found = await asyncio.gather(*(self.services[n].status(self.http) for n in names))
+        return dict(zip(names, found, strict=True))
 
     def _cpu(self) -> dict[str, float]:
         figures = {name: tree.sample().cpu_seconds for name, tree in self.trees.items()}
@@ -338,29 +357,70 @@ async def _measure(
     return before, previous
 
 
-async def _drain(run: _Run) -> float:
-    """Stop the market and wait until no stage moves any more; returns the drain seconds."""
+@dataclass(frozen=True, slots=True)
+class _Drained:
+    """How the drain ended.
+
+    Attributes:
+        seconds: from stopping the market to the end of the drain.
+        caught_up_ms: wall ms at which the processor had provably written everything (boards
+            composed after it hold every row).
+        waiting: what was still outstanding at the deadline (None: the drain completed).
+    """
+
+    seconds: float
+    caught_up_ms: int
+    waiting: str | None
+
+
+def _pipeline_waiting(components: Mapping[str, Mapping[str, float]], offered: int) -> str | None:
+    listener = components.get("listener", {})
+    return listener_waiting(listener, offered) or processor_waiting(
+        components.get("processor", {}), sum_matching(listener, "queue.published_events")
+    )
+
+
+async def _until(
+    run: _Run, deadline: float, waiting: Callable[[dict[str, dict[str, float]]], str | None]
+) -> tuple[str | None, dict[str, dict[str, float]]]:
+    """Poll the components until ``waiting`` says nothing is outstanding, or the deadline."""
+    while True:
+        components = await run.statuses()
+        reason = waiting(components)
+        if reason is None or time.monotonic() >= deadline:
+            return reason, components
+        await asyncio.sleep(0.25)
+
+
+async def _drain(run: _Run) -> _Drained:
+    """Stop the market and wait until every stage has provably caught up (bounded)."""
     await run.sim.ask({"op": "mode", "mode": "idle"})
     started = time.monotonic()
-    previous = await run.snapshot()
-    quiet_since: float | None = None
-    while time.monotonic() - started < _DRAIN_TIMEOUT:
-        await asyncio.sleep(0.5)
-        current = await run.snapshot()
-        rates = run.stage_rates(previous, current)
-        moving = any((rates.get(stage) or 0.0) > 0 for stage in ("listener", "processor"))
-        # The processor counts events when it applies them; a large last flush may still be
-        # writing them. Quiet means its latest flushes carried nothing.
-        unflushed = pick(current.components.get("processor", {}), "last_flush_events")
-        moving = moving or bool(unflushed)
-        previous = current
-        if moving:
-            quiet_since = None
-        elif quiet_since is None:
-            quiet_since = time.monotonic()
-        elif time.monotonic() - quiet_since >= 1.5:
-            break
-    return time.monotonic() - started
+    deadline = started + _DRAIN_TIMEOUT
+    offered = int((await run.sim.ask({"op": "stats"}))["total"])
+    missing = [name for name in ("listener", "processor") if run.services[name].process is None]
+    if missing:
+        return _Drained(0.0, time.time_ns() // 1_000_000, f"missing stages: {missing}")
+    waiting, components = await _until(run, deadline, lambda c: _pipeline_waiting(c, offered))
+    if waiting is None:
+        # The accounts closed; a row changed by the last reference lookup or a refusal is
+        # written by a flush after that, so a few more must pass with nothing new coming in.
+        target = flushes(components["processor"]) + _SETTLING_FLUSHES * run.config.workers
+
+        def settled(now: dict[str, dict[str, float]]) -> str | None:
+            if flushes(now["processor"]) < target:
+                return "processor flushing after its accounts closed"
+            return _pipeline_waiting(now, offered)
+
+        waiting, components = await _until(run, deadline, settled)
+    caught_up_ms = time.time_ns() // 1_000_000
+    if waiting is None and run.watch is not None and run.services["scanner"].process is not None:
+        barriers = pick(components["scanner"], BARRIER_REJECTION) or 0.0
+        await run.watch.redis.publish(BARRIER_CHANNEL, b"end of the bench drain")
+        waiting, _ = await _until(
+            run, deadline, lambda c: scanner_waiting(c.get("scanner", {}), barriers)
+        )
+    return _Drained(round(time.monotonic() - started, 2), caught_up_ms, waiting)
 
 
 def _lags(
@@ -405,6 +465,7 @@ def _phase_result(
     )
     processor_lag = {k: v for k, v in after.components.get("processor", {}).items() if "lag" in k}
     clients = run.clients.samples if run.clients is not None else []
+    arrivals = run.clients.board_arrivals.values() if run.clients is not None else []
     redis_samples = run.watch.samples if run.watch is not None else []
     return PhaseResult(
         name=name,
@@ -422,6 +483,8 @@ def _phase_result(
         processor_lag=processor_lag,
         drops=_drops(before, after),
         cpu_per_100k=cpu,
+        longest_board_gap_ms=longest_gap_ms(arrivals, before.wall_ns, after.wall_ns),
+        load_1min=(round(before.load_1min, 2), round(after.load_1min, 2)),
     )
 
 
@@ -461,11 +524,18 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     secret = secrets.token_urlsafe(32)
     services = build_services(config, bindir, logs, prefix=prefix, key=key, secret=secret)
     sim = SimProcess(
-        SimProcessConfig(symbols=config.symbols, seed=config.seed, mix=config.mix, api_key=key),
+        SimProcessConfig(
+            symbols=config.symbols,
+            seed=config.seed,
+            mix=config.mix,
+            api_key=key,
+            start=config.start,
+        ),
         child_env(bindir, {}),
         logs / "simulator.log",
     )
     started = time.time()
+    load_at_start = list(os.getloadavg())
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3.0), trust_env=False)
     run = _Run(config, out, services, sim, http, {})
     progress = _Progress(out)
@@ -475,7 +545,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         print(
             f"mdp bench: {config.symbols} symbols, mix {','.join(config.mix)}, {config.workers} "
             f"worker(s), {config.partitions} partition(s), {config.clients} clients, "
-            f"{config.seconds:g} s per phase",
+            f"{config.seconds:g} s per phase, market from {config.start} ET",
             file=out,
             flush=True,
         )
@@ -531,11 +601,12 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         saturation = await _measure(
             run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
         )
-        drain_seconds = await _drain(run)
-        drained_ms = time.time_ns() // 1_000_000
+        drained = await _drain(run)
         last = await run.snapshot()
         memory = await asyncio.to_thread(_peak_memory_mib, run.trees)
-        boards = await read_boards(config, drained_ms) if services["processor"].process else {}
+        present = services["processor"].process is not None
+        boards = await read_boards(config, drained.caught_up_ms) if present else {}
+        ranges = await read_ranges(config) if present else {}
         final = await sim.ask({"op": "final"}, within=60.0)
         emission = EmissionMap([(int(a), int(b)) for a, b in final["emission"]])
         stale = _stale_drops(last.components.get("processor", {}))
@@ -543,11 +614,14 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         if services["processor"].process is None:
             checks = [
                 BoardCheck(b, False, 0, 0, (), (), (), 0, "not checked: the processor is missing")
-                for b in BOARD_NAMES
+                for b in (*BOARD_NAMES, "ranges")
             ]
         else:
-            checks, diagnosis = await check_boards(config, boards, final, stale)
-            diagnosis["drained_ms"] = drained_ms
+            checks, diagnosis = await check_boards(
+                config, boards, ranges, final, stale=stale, drain_waiting=drained.waiting
+            )
+            diagnosis["drained_ms"] = drained.caught_up_ms
+            diagnosis["drain_waiting_at_deadline"] = drained.waiting
         phases = [
             _phase_result(run, "fixed", config.rate, fixed, emission),
             _phase_result(run, "saturation", None, saturation, emission),
@@ -566,15 +640,17 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
                 "clients": config.clients,
                 "quotes_each": config.quotes_each,
                 "seed": config.seed,
+                "start": config.start,
             },
             "machine": {
                 "cpus": os.cpu_count(),
-                "loadavg_at_start": list(os.getloadavg()),
+                "loadavg_at_start": load_at_start,
+                "loadavg_at_end": list(os.getloadavg()),
                 "python": platform.python_version(),
                 "platform": platform.platform(),
             },
             "phases": msgspec.to_builtins(phases),
-            "drain_seconds": round(drain_seconds, 2),
+            "drain_seconds": drained.seconds,
             "offered_events_total": offered_total,
             "offered_by_type": final.get("offered", {}),
             "peak_memory_mib": memory,
@@ -600,6 +676,12 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "logs": str(logs),
         }
         print(render_table(phases, memory, [(c.board, c.ok, c.detail) for c in checks]), file=out)
+        print(
+            f"load average (1 min) {load_at_start[0]:.2f} at start, "
+            f"{report['machine']['loadavg_at_end'][0]:.2f} at end; drain {drained.seconds:g} s"
+            + ("" if drained.waiting is None else f", INCOMPLETE: {drained.waiting}"),
+            file=out,
+        )
     finally:
         if run.clients is not None:
             await run.clients.stop()
@@ -637,6 +719,7 @@ def _config_from_args(args: argparse.Namespace) -> BenchConfig:
         rate=args.rate,
         mix=parse_mix(args.mix),
         clients=args.clients,
+        start=getattr(args, "start", "10:00"),
         amqp_url=amqp,
         redis_url=redis,
         report=Path(args.report),

@@ -100,6 +100,15 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _clock_time(text: str) -> str:
+    """``HH:MM`` (24-hour clock), checked; returned as given."""
+    hour, _, minute = text.partition(":")
+    if not (hour.isdigit() and minute.isdigit() and int(hour) < 24 and int(minute) < 60):
+        msg = f"expected a time of day as HH:MM, was {text!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return f"{int(hour):02d}:{int(minute):02d}"
+
+
 def add_bench_options(parser: argparse.ArgumentParser) -> None:
     """The options of ``mdp bench``."""
     parser.add_argument(
@@ -135,6 +144,13 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--clients", type=int, default=20, help="loopback websocket clients (%(default)s)"
+    )
+    parser.add_argument(
+        "--start",
+        type=_clock_time,
+        default="10:00",
+        help="simulated market time (ET) the run starts at, e.g. 09:28 to cross the open "
+        "(%(default)s)",
     )
     parser.add_argument("--amqp-url", default=None, help="RabbitMQ (or MDP_AMQP_URL)")
     parser.add_argument(

@@ -65,7 +65,7 @@ def metrics_of(statuses: list[WorkerStatus]) -> dict[str, object]:
 
 
 #: Integer figures a worker reports that are levels, not counts: never carried over a restart.
-_GAUGES: Final = frozenset({"last_flush_events"})
+_GAUGES: Final = frozenset({"last_flush_events", "reference_pending"})
 
 
 def is_cumulative(name: str, value: object) -> bool:

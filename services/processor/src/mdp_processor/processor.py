@@ -253,6 +253,11 @@ class Processor:
         return self._writable.is_set()
 
     @property
+    def reference_pending(self) -> int:
+        """Reference lookups not finished yet: each may still change rows (a drain waits)."""
+        return len(self._background)
+
+    @property
     def ready(self) -> bool:
         """Whether the processor is consuming and writing (readiness)."""
         return self.writable and self.consumer.connected and not self._stopping.is_set()
@@ -575,6 +580,9 @@ class Processor:
                 await asyncio.sleep(self.config.reference_retry_s)
             async with self._semaphore:
                 data = await self.reference.get(symbol, day)
+            if not attempt and self.reference.unknown(symbol, day):
+                # Not dropped: a first-day listing has no history either (see design.md).
+                self.stats.unknown_symbols += 1
             analyzer.provide_reference(data)
             if data.prev_day is not None or self._stopping.is_set():
                 return

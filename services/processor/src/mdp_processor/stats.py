@@ -79,6 +79,8 @@ class ProcessorStats:
             (the ownership store was unreachable, or this processor stalled).
         ownership_failures: Ownership rounds that failed (the store was unreachable).
         reference_requests: Reference lookups started.
+        unknown_symbols: Symbols the reference source does not know at all (no previous day,
+            no float): still processed (a first-day listing looks exactly like this), counted.
         lag_event: Seconds from event time to the write that carried it.
         lag_receipt: Seconds from listener receipt to the write.
         queue_wait: Seconds from listener receipt to the processor applying the batch.
@@ -108,6 +110,7 @@ class ProcessorStats:
     leases_lost: int = 0
     ownership_failures: int = 0
     reference_requests: int = 0
+    unknown_symbols: int = 0
     last_flush_events: int = 0
     flushed_events: int = 0
     lag_event: LagSamples = field(default_factory=LagSamples)
@@ -143,6 +146,7 @@ class ProcessorStats:
             "leases_lost": self.leases_lost,
             "ownership_failures": self.ownership_failures,
             "reference_requests": self.reference_requests,
+            "unknown_symbols": self.unknown_symbols,
             "last_flush_events": self.last_flush_events,
             "flushed_events": self.flushed_events,
             "lag_event_p50_seconds": self.lag_event.percentile(0.5),

@@ -103,6 +103,11 @@ async def worker(index: int, ctx: WorkerContext) -> None:
                 redis_writable=processor.writable,
                 stale_dropped=consumer.stats.dropped_events.get("stale", 0),
                 poison_dropped=consumer.stats.dropped_messages.get("poison", 0),
+                reference_pending=processor.reference_pending,
+                reference_bulk_errors=0 if reference is None else reference.stats.bulk_errors,
+                reference_errors=0 if reference is None else reference.stats.errors,
+                reference_fetches=0 if reference is None else reference.stats.fetches,
+                reference_bulk_symbols=0 if reference is None else reference.stats.bulk_symbols,
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ctx.stopping.wait(), _REPORT_SECONDS)

@@ -1,0 +1,52 @@
+"""``mdp bench`` end to end, small: the drain completes and every check passes, ranges included.
+
+The real components run as subprocesses against the real RabbitMQ and a private
+``redis-server``, exactly as ``mdp bench`` runs them, with a small universe that starts just
+before 09:30 ET so pre-market and regular ranges and the gainers' open are all checked. Only
+the verdicts are asserted, never a figure of speed: the drain waits on closing accounts, not
+on time, so the verdict does not depend on how loaded the machine is.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+
+from mdp_platform.bench import BenchConfig, run_bench
+
+pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
+
+
+@pytest.mark.skipif(
+    shutil.which("redis-server") is None and not os.environ.get("CI"),
+    reason="needs the redis-server binary for the bench's private Redis",
+)
+@pytest.mark.parametrize("workers", [1, 2])
+async def test_a_small_bench_drains_and_passes_every_check(
+    amqp_url: str, tmp_path: Path, workers: int
+) -> None:
+    config = BenchConfig(
+        symbols=60,
+        workers=workers,
+        seconds=1.0,
+        rate=2_000.0,
+        clients=2,
+        amqp_url=amqp_url,
+        report=tmp_path / "bench.json",
+        warmup_seconds=0.5,
+        start="09:29",
+    )
+    out = io.StringIO()
+    report = await run_bench(config, out)
+    correctness = report["correctness"]
+    verdicts = {check["board"]: check for check in correctness["boards"]}
+    assert set(verdicts) == {"top_volume", "top_gappers", "top_gainers", "ranges"}
+    assert correctness["ok"], out.getvalue()
+    assert correctness["diagnosis"]["drain_waiting_at_deadline"] is None
+    assert verdicts["ranges"]["expected_rows"] > 0
+    assert "longest board gap at a client ms" in out.getvalue()
+    assert "load average (1 min)" in out.getvalue()
