@@ -40,6 +40,7 @@ from mdp_cache.keys import (
     FEED_SCANNER_TOP_GAPPERS,
     FEED_SCANNER_TOP_VOLUME,
 )
+from mdp_cache.ownership import RedisOwnership
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
@@ -82,6 +83,7 @@ class Variant:
     day: date
     start: str
     replicas: int = 1
+    partitions: int = 1
     faults: FrameFaults = field(default_factory=FrameFaults)
     symbols: int = 24
     seed: int = 13
@@ -144,6 +146,7 @@ class Replica:
     def __init__(
         self, name: str, amqp_url: str, topology: Topology, redis_url: str, sim: SimServers
     ) -> None:
+        # With partitioned queues each replica owns its share of the symbols (leases in MDC).
         settings = load(ProcessorSettings, {}, service_name="processor")
         self.mdc = create_redis(redis_url)
         self.ref = create_redis(redis_url)
@@ -157,8 +160,13 @@ class Replica:
             reference=ReferenceCache(source, self.ref),
             clock=MarketClock(sim),
             config=ProcessorConfig(
-                flush_interval_s=_FLUSH_S, batch_messages=settings.batch_messages, instance=name
+                flush_interval_s=_FLUSH_S,
+                batch_messages=settings.batch_messages,
+                instance=name,
+                ownership_interval_s=0.2,
+                lease_ttl_s=1.0,
             ),
+            ownership=RedisOwnership(self.mdc, "recompute"),
         )
         self.task: asyncio.Task[None] | None = None
 
@@ -187,7 +195,7 @@ class Pipeline:
     def __init__(self, variant: Variant, amqp_url: str, prefix: str, redis_url: str) -> None:
         self.variant = variant
         self.amqp_url = amqp_url
-        self.topology = Topology(prefix=prefix)
+        self.topology = Topology(prefix=prefix, partitions=variant.partitions)
         self.redis_url = redis_url
         self.sim = SimServers(
             SimConfig(
