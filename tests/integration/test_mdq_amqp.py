@@ -21,6 +21,7 @@ from mdp_queues import (
     QueueSpec,
     Topology,
     TopologyMismatch,
+    ack_all,
     declare_topology,
 )
 
@@ -263,3 +264,37 @@ async def test_a_failing_handler_drops_the_message_instead_of_requeueing(
         await consumer.close()
         await publisher.close()
     assert await message_count(raw_channel, news.name) == 0
+
+
+async def test_batches_acked_together_settle_every_message_with_one_frame_per_queue(
+    amqp_url: str, mdq_prefix: str, raw_channel: aio_pika.abc.AbstractChannel
+) -> None:
+    topology = Topology(prefix=mdq_prefix, partitions=2)
+    publisher = AmqpPublisher(amqp_url, topology, confirms=True)
+    consumer = AmqpConsumer(amqp_url, topology, prefetch=50)
+    await publisher.start()
+    await consumer.start()
+    try:
+        first, second = topology.partitions_of("T")
+        for n in range(6):
+            publisher.publish(make_batch(first if n % 2 else second, f"together-{n}"))
+        batches = []
+        async with asyncio.timeout(10):
+            for queue in (first, second):
+                stream = consumer.consume_batches(queue, max_messages=1, max_wait_seconds=0)
+                batches += [await anext(stream) for _ in range(3)]
+        await ack_all(batches)
+        assert all(batch.settled for batch in batches)
+        with pytest.raises(RuntimeError, match="already"):
+            await ack_all(batches[:1])
+
+        async def settled_everywhere() -> bool:
+            # Acked, not merely delivered: nothing would come back if the consumer went away.
+            await consumer.close()
+            counts = [await message_count(raw_channel, q.name) for q in (first, second)]
+            return counts == [0, 0]
+
+        await eventually(settled_everywhere)
+    finally:
+        await publisher.close()
+        await consumer.close()

@@ -43,7 +43,8 @@ class Settled:
         self.results: list[bool] = []
 
     async def __call__(self, tokens: Sequence[object], ok: bool) -> None:
-        self.results.append(ok)
+        # One result per batch settled: each test batch carries one token (its body).
+        self.results.extend([ok] * len(tokens))
 
 
 def delivery(
@@ -56,7 +57,7 @@ def delivery(
         header = decode_header(raw)
     except Exception:
         header = decode_header(PLACEHOLDER)
-    return ReceivedBatch([Received(spec, header, raw, redelivered, 0.0)], (), settled)
+    return ReceivedBatch([Received(spec, header, raw, redelivered, 0.0)], (raw,), settled)
 
 
 def make(

@@ -46,7 +46,8 @@ class Settled:
         self.results: list[bool] = []
 
     async def __call__(self, tokens: Sequence[object], ok: bool) -> None:
-        self.results.append(ok)
+        # One result per batch settled: each test batch carries one token (its body).
+        self.results.extend([ok] * len(tokens))
 
 
 def delivery(
@@ -58,7 +59,7 @@ def delivery(
         header = decode_header(raw)
     except Exception:
         header = decode_header(body([aggregate("X", 1)], "placeholder"))
-    return ReceivedBatch([Received(spec, header, raw, redelivered, 0.0)], (), settled)
+    return ReceivedBatch([Received(spec, header, raw, redelivered, 0.0)], (raw,), settled)
 
 
 def make(
@@ -353,7 +354,7 @@ async def test_a_bad_widget_name_is_dropped_and_counted_the_rest_lands() -> None
     spec = bus.topology.for_kind("T")
     assert spec is not None
     raw = body([trade("AAA", at_ms(DAY, 10, 0), 10.0, 100)], "w1")
-    batch = ReceivedBatch([Received(spec, decode_header(raw), raw, False, 0.0)], (), settled)
+    batch = ReceivedBatch([Received(spec, decode_header(raw), raw, False, 0.0)], (raw,), settled)
     await processor.ingest(batch)
     await processor.flush()
     assert processor.stats.bad_writes == 1

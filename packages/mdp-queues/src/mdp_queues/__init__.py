@@ -15,6 +15,7 @@ from mdp_queues._messages import (
     OutgoingBatch,
     Received,
     ReceivedBatch,
+    ack_all,
 )
 from mdp_queues._protocols import Consumer, Handler, Publisher
 from mdp_queues.amqp import (
@@ -66,5 +67,6 @@ __all__ = [
     "Topology",
     "TopologyMismatch",
     "__version__",
+    "ack_all",
     "declare_topology",
 ]

@@ -16,6 +16,7 @@ __all__ = [
     "OutgoingBatch",
     "Received",
     "ReceivedBatch",
+    "ack_all",
 ]
 
 
@@ -189,3 +190,25 @@ class ReceivedBatch:
             raise RuntimeError(msg)
         self._settled = True
         await self._settle(self._tokens, ok)
+
+
+async def ack_all(batches: Sequence[ReceivedBatch]) -> None:
+    """Ack ``batches`` together, in as few broker frames as their transport allows.
+
+    Batches of one consumer share its settle function, which gets all their tokens at once:
+    the AMQP consumer then acks each channel's highest delivery tag with ``multiple`` (one
+    frame per queue, however many messages a flush carries). Batches must be given in the
+    order they were received.
+
+    Raises:
+        RuntimeError: a batch was already settled (none is settled then).
+    """
+    if any(batch.settled for batch in batches):
+        msg = "a batch was already acked or rejected"
+        raise RuntimeError(msg)
+    grouped: dict[Settle, list[object]] = {}
+    for batch in batches:
+        batch._settled = True
+        grouped.setdefault(batch._settle, []).extend(batch._tokens)
+    for settle, tokens in grouped.items():
+        await settle(tokens, True)

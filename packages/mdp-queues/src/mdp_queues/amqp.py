@@ -385,7 +385,8 @@ class AmqpConsumer:
         url: the broker URL.
         topology: the queues to declare and consume from.
         clock: source of "now" for the freshness check.
-        prefetch: unacked messages the broker may push ahead (per channel).
+        prefetch: unacked messages the broker may push ahead, per queue consumed (each has a
+            channel of its own, so one ack can settle a run of its messages).
         max_age_seconds: freshness limit; None uses each queue's TTL.
         reconnect_interval: seconds between reconnection attempts.
         on_mismatch: policy when a queue exists with other arguments.
@@ -412,6 +413,7 @@ class AmqpConsumer:
         self._admission = Admission(self._clock, self._stats, max_age_seconds)
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractRobustChannel | None = None
+        self._queue_channels: dict[str, AbstractRobustChannel] = {}
 
     @property
     def topology(self) -> Topology:
@@ -456,6 +458,7 @@ class AmqpConsumer:
                 await self._connection.close()
             self._connection = None
             self._channel = None
+            self._queue_channels.clear()
 
     async def consume(self, queue: QueueSpec, handler: Handler) -> None:
         """Hand each admitted message to ``handler``; ack when it returns, reject if it raises."""
@@ -477,11 +480,14 @@ class AmqpConsumer:
     async def consume_batches(
         self, queue: QueueSpec, *, max_messages: int = 100, max_wait_seconds: float = 0.05
     ) -> AsyncGenerator[ReceivedBatch, None]:
-        """Yield admitted messages in batches; see :class:`~mdp_queues.Consumer`."""
-        channel = self._channel
-        if channel is None:
-            msg = "call start() before consuming"
-            raise RuntimeError(msg)
+        """Yield admitted messages in batches; see :class:`~mdp_queues.Consumer`.
+
+        Each queue is consumed on a channel of its own, kept open after consumption ends (its
+        unacked messages must be acked on it by a later flush), so the delivery tags of a
+        channel are one queue's messages in delivery order: settling a batch acks its last
+        message with ``multiple``, one frame for the lot.
+        """
+        channel = await self._channel_for(queue)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
         amqp_queue = await channel.declare_queue(
             queue.name, durable=queue.durable, arguments=_arguments(queue)
@@ -518,6 +524,18 @@ class AmqpConsumer:
             with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
                 await _requeue(leftovers)
 
+    async def _channel_for(self, queue: QueueSpec) -> AbstractRobustChannel:
+        connection = self._connection
+        if connection is None or self._channel is None:
+            msg = "call start() before consuming"
+            raise RuntimeError(msg)
+        channel = self._queue_channels.get(queue.name)
+        if channel is None or channel.is_closed:
+            opened: AbstractRobustChannel = await connection.channel()
+            await opened.set_qos(prefetch_count=self._prefetch)
+            self._queue_channels[queue.name] = channel = opened
+        return channel
+
     async def _admit(
         self, queue: QueueSpec, incoming: list[AbstractIncomingMessage]
     ) -> ReceivedBatch | None:
@@ -551,7 +569,33 @@ async def _requeue(messages: Sequence[AbstractIncomingMessage]) -> None:
 
 
 async def _settle_tokens(tokens: Sequence[object], ok: bool) -> None:
-    await _settle([t for t in tokens if isinstance(t, AbstractIncomingMessage)], ok=ok)
+    messages = [t for t in tokens if isinstance(t, AbstractIncomingMessage)]
+    if ok:
+        await _ack_through(messages)
+    else:
+        await _settle(messages, ok=False)
+
+
+async def _ack_through(messages: Sequence[AbstractIncomingMessage]) -> None:
+    """Ack ``messages`` with one ``multiple`` ack per channel, on the highest delivery tag.
+
+    Safe because a consumer's channel carries one queue, consumed in order: every unsettled
+    message below the highest tag of a batch is in that batch (later ones are still waiting
+    in the consumer's inbox, above it). A channel that died is skipped (see :func:`_settle`).
+    """
+    last: dict[int, AbstractIncomingMessage] = {}
+    for message in messages:
+        key = id(message.channel)
+        kept = last.get(key)
+        if kept is None or (message.delivery_tag or 0) > (kept.delivery_tag or 0):
+            last[key] = message
+    for message in last.values():
+        if message.channel.is_closed:
+            continue
+        try:
+            await message.ack(multiple=True)
+        except (*_CONNECTION_ERRORS, RuntimeError) as exc:
+            _log.warning("could not settle a message: %s", exc)
 
 
 async def _settle(messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> None:

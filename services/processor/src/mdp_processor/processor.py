@@ -62,7 +62,7 @@ from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import attached_context, consumer_span, inject_context, traced
 from mdp_processor.stats import ProcessorStats
-from mdp_queues import Consumer, QueueSpec, ReceivedBatch
+from mdp_queues import Consumer, QueueSpec, ReceivedBatch, ack_all
 
 __all__ = ["MemoryWidgets", "Processor", "ProcessorConfig", "WidgetSink"]
 
@@ -706,11 +706,10 @@ class Processor:
             writes.extend(stored)
             if writes:
                 await self._retry(lambda: self.widgets.write(writes))
-            for batch in batches:
-                try:
-                    await batch.ack()
-                except Exception as exc:
-                    _log.warning("ack_failed", error=repr(exc))
+            try:
+                await ack_all(batches)
+            except Exception as exc:
+                _log.warning("ack_failed", error=repr(exc))
             self._account(ops, writes, lags, flushed_events)
             self.stats.flush_time.add(max(0, self.clock.now_ns() - now_ns) / _NS_PER_S)
         async with self._progress:

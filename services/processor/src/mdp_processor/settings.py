@@ -25,9 +25,10 @@ class ProcessorSettings(CommonSettings):
     )
     prefetch: int = setting(
         env="MDP_PREFETCH",
-        default=1_000,
+        default=200,
         min=1,
-        doc="AMQP prefetch per worker: messages the broker may push before an ack.",
+        doc="AMQP prefetch per queue a worker consumes (each on its own channel): messages "
+        "the broker may push before an ack.",
     )
     batch_messages: int = setting(
         env="MDP_BATCH_MESSAGES",
