@@ -7,6 +7,9 @@ What lives here and why:
   ``amqp://guest:guest@127.0.0.1:5672/``) and probe the server once per session with a real
   connection attempt. A missing server skips the tests that need it, with the reason; under
   ``CI=true`` it fails them instead, because CI must never pass by skipping.
+- **PostgreSQL** is not a shared server: ``postgres_server`` starts a private cluster for the
+  run (``mdp_testing.postgres_server``) and ``postgres_url`` creates one empty database per
+  test; missing binaries skip, or fail under ``CI=true``.
 - **Isolation.** Redis logical database 15 is reserved for tests: ``redis_db_url`` flushes it
   before and after each test, holding a machine-wide file lock meanwhile so that two test runs
   sharing one Redis (several checkouts, several terminals) never flush each other's data; a
@@ -28,6 +31,7 @@ import hashlib
 import ipaddress
 import os
 import socket
+import subprocess
 import tempfile
 import time
 import uuid
@@ -310,6 +314,36 @@ def amqp_url() -> str:
     """URL of the real RabbitMQ for integration tests (probed once per session)."""
     url = os.environ.get("MDP_TEST_AMQP_URL") or DEFAULT_AMQP_URL
     return _probe_or_skip("RabbitMQ", url, amqp_probe)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A private PostgreSQL cluster for the run (initdb in a temp dir, free loopback port).
+
+    Missing binaries or a failed start skip the tests that need it, or fail them under CI.
+    """
+    from mdp_testing.postgres_server import PostgresServer, PostgresServerUnavailable
+
+    server = PostgresServer()
+    problem = ""
+    try:
+        server.start()
+    except (PostgresServerUnavailable, OSError, subprocess.SubprocessError) as exc:
+        problem = f"PostgreSQL not usable: {exc}"
+    if problem:
+        server.stop()
+        _unavailable(problem)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: Any) -> str:
+    """A new, empty database on the private cluster (``postgresql://`` URL)."""
+    url: str = postgres_server.create_database()
+    return url
 
 
 # --------------------------------------------------------------------------------------------

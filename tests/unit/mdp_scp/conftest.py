@@ -46,9 +46,29 @@ class FakeHeartbeatRedis:
         return [self.values.get(name) for name in names]
 
 
+class FakeRevocations:
+    """The two sorted-set commands the revocation writer uses, over a dict."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, float] = {}
+
+    async def zadd(self, name: str, mapping: dict[str, float]) -> int:
+        del name
+        self.members.update(mapping)
+        return len(mapping)
+
+    async def zremrangebyscore(self, name: str, min: float, max: float) -> int:
+        del name
+        gone = [m for m, score in self.members.items() if min <= score <= max]
+        for member in gone:
+            del self.members[member]
+        return len(gone)
+
+
 def make_settings(**overrides: Any) -> ScpSettings:
     values: dict[str, Any] = {
         "port": 0,
+        "database_url": Secret("sqlite:///:memory:"),
         "wds_token_secret": Secret(WDS_SECRET),
         "session_secret": Secret("test-session-secret-0123456789"),
         "wds_url": "ws://127.0.0.1:9/ws",
@@ -77,8 +97,13 @@ def heartbeats() -> FakeHeartbeatRedis:
 
 
 @pytest.fixture
+def revocations() -> FakeRevocations:
+    return FakeRevocations()
+
+
+@pytest.fixture
 def plane_factory(
-    clock: ManualClock, heartbeats: FakeHeartbeatRedis
+    clock: ManualClock, heartbeats: FakeHeartbeatRedis, revocations: FakeRevocations
 ) -> Callable[..., ControlPlane]:
     def build(**overrides: Any) -> ControlPlane:
         listener = overrides.pop("listener", None)
@@ -88,6 +113,7 @@ def plane_factory(
             clock=clock,
             redis=heartbeats,
             listener=listener,
+            revocations=revocations,
         )
 
     return build

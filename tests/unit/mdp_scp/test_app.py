@@ -16,6 +16,8 @@ from mdp_core.settings import Secret, load
 from mdp_core.token import verify_token
 from mdp_runtime.health import ControlRequest, HealthServer
 from mdp_scp import ControlPlane, ListenerControl, ScpSettings, UserStore, hash_password
+from mdp_scp.accounts import Accounts
+from mdp_scp.database import Database
 
 from .conftest import FAST, PASSWORDS, WDS_SECRET, FakeHeartbeatRedis, LoginFn, csrf_of_login_page
 
@@ -471,26 +473,26 @@ async def test_first_admin_password_is_returned_once_and_works(
     assert (await (await client.get("/api/me")).json())["role"] == "admin"
 
 
-class CountingUsers(UserStore):
-    """A user store that counts real password checks and holds them as if scrypt were slow."""
+class CountingAccounts(Accounts):
+    """Accounts that count real password checks and hold them as if scrypt were slow."""
 
-    def __init__(self, store: UserStore) -> None:
-        super().__init__([user for name in ("admin", "viewer") if (user := store.get(name))])
+    def __init__(self) -> None:
+        super().__init__()
         self.checks = 0
         self.release = asyncio.Event()
 
-    async def authenticate(self, name: str, password: str) -> Any:
+    async def authenticate(self, database: Database, name: str, password: str) -> Any:
         self.checks += 1
         await self.release.wait()
-        return await super().authenticate(name, password)
+        return await super().authenticate(database, name, password)
 
 
 async def test_parallel_attempts_cannot_beat_the_throttle(
     plane_factory: PlaneFactory, client_factory: ClientFactory
 ) -> None:
     plane = plane_factory(login_max_failures=5, login_max_failures_per_address=20)
-    users = CountingUsers(plane.users)
-    plane.users = users
+    users = CountingAccounts()
+    plane.accounts = users
     client = await client_factory(plane)
 
     async def attempt(index: int) -> int:

@@ -63,6 +63,7 @@ __all__ = [
     "KEY_TT_STATS",
     "KEY_TT_UNION",
     "KEY_TT_WINDOW",
+    "KEY_WDS_REVOKED",
     "KEY_WIDGET_VERSION",
     "REF_NEGATIVE_TTL",
     "Feed",
@@ -541,6 +542,16 @@ KEY_SCANNER_DEDUP: Final = Key(
     owner="scanner",
     payload="SET NX marker: a list-feed element (an alert) with this content digest was already "
     "appended by one scanner replica, so a second replica does not append it again",
+)
+
+KEY_WDS_REVOKED: Final = Key(
+    template="mdp:wds:revoked",
+    store="wdc",
+    redis_type="zset",
+    ttl=None,
+    owner="control plane",
+    payload="ids of ended login sessions (member) scored by the revocation time in ms: the WDS "
+    "refuses and closes their tokens; entries older than the longest token life are trimmed",
 )
 
 ALL_FEEDS: Final[tuple[Feed, ...]] = tuple(

@@ -10,7 +10,9 @@ Format (stable; the dashboard and other languages may parse the payload part)::
     base64url(payload JSON) "." base64url(HMAC-SHA256(secret, base64url(payload JSON)))
 
 Both parts use the URL-safe alphabet without ``=`` padding. The payload is
-``{"v": 1, "sub": "<user>", "feeds": ["<feed pattern>", ...], "iat": <unix s>, "exp": <unix s>}``.
+``{"v": 1, "sub": "<user>", "feeds": ["<feed pattern>", ...], "iat": <unix s>, "exp": <unix s>}``,
+plus ``"sid": "<session id>"`` when the token belongs to a control-plane login session: the WDS
+then refuses it once that session has ended (see ``KEY_WDS_REVOKED``).
 The signature covers the *encoded* payload bytes, so a verifier never re-serialises JSON and the
 check does not depend on key order or whitespace. Signatures are compared in constant time.
 
@@ -81,20 +83,23 @@ class TokenClaims:
             The WDS still only serves catalogue feeds whatever a token claims.
         issued_at: Unix seconds of issue.
         expires_at: Unix seconds after which the token is refused.
+        session_id: The control-plane session the token was issued under, if any.
     """
 
     subject: str
     feeds: tuple[str, ...]
     issued_at: int
     expires_at: int
+    session_id: str | None = None
 
 
-class _Payload(msgspec.Struct, forbid_unknown_fields=False):
+class _Payload(msgspec.Struct, forbid_unknown_fields=False, omit_defaults=True):
     v: int
     sub: str
     feeds: list[str]
     iat: int
     exp: int
+    sid: str | None = msgspec.field(default=None)
 
 
 _B64URL: Final = re.compile(rb"[A-Za-z0-9_-]+")
@@ -139,6 +144,8 @@ def issue_token(
     feeds: Iterable[str],
     ttl_seconds: float,
     now: float,
+    *,
+    session_id: str | None = None,
 ) -> str:
     """Sign a token for ``subject`` granting ``feeds`` for ``ttl_seconds`` from ``now``.
 
@@ -148,6 +155,7 @@ def issue_token(
         feeds: Feed patterns the holder may read.
         ttl_seconds: Lifetime; keep it short (minutes) and let clients refresh.
         now: Current Unix time in seconds, from the caller's clock.
+        session_id: The login session the token belongs to (``sid``), so it can be revoked.
 
     Raises:
         ValueError: on an empty secret, an empty subject or a non-positive lifetime.
@@ -166,6 +174,7 @@ def issue_token(
         feeds=list(feeds),
         iat=issued,
         exp=math.floor(now + ttl_seconds),
+        sid=session_id,
     )
     encoded = _b64encode(_ENCODER.encode(payload))
     return (encoded + b"." + _b64encode(_sign(key, encoded))).decode("ascii")
@@ -219,4 +228,5 @@ def verify_token(secret: str | bytes, token: str, now: float) -> TokenClaims:
         feeds=tuple(payload.feeds),
         issued_at=payload.iat,
         expires_at=payload.exp,
+        session_id=payload.sid,
     )

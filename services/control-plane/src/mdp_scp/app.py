@@ -1,7 +1,8 @@
 """The SCP web application: login, dashboard, session API, management API, probes.
 
-:class:`ControlPlane` owns everything stateful (users, sessions, login throttle, OIDC client,
-heartbeat reader, listener control client) and builds the aiohttp application; the demo runs
+:class:`ControlPlane` owns everything stateful (the database of users, sessions, login
+throttle, audit log, tokens and watchlists; the OIDC client, heartbeat reader, listener
+control client and WDS revocations) and builds the aiohttp application; the demo runs
 it in its own event loop with :meth:`ControlPlane.start`, a service runs it with
 ``mdp-scp serve``. What never leaves the server: password hashes, the session key, the WDS
 token secret, the listener's control token and any provider API key (the SCP has none).
@@ -18,7 +19,7 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from importlib.metadata import version
 from string import Template
-from typing import Any, Final
+from typing import Final
 from urllib.parse import urlsplit
 
 import structlog
@@ -30,15 +31,23 @@ from mdp_core.clock import Clock, LiveClock
 from mdp_core.token import issue_token
 from mdp_runtime import Heartbeat, TrustedProxies, address_bucket, component_heartbeat
 from mdp_runtime.metrics import CONTENT_TYPE
+from mdp_scp.accounts import Account, Accounts
+from mdp_scp.api_tokens import ApiTokens
+from mdp_scp.audit import AuditLog
+from mdp_scp.database import Database, StoreUnavailable
 from mdp_scp.health_view import HealthView
 from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
 from mdp_scp.listener_control import ListenerControl
 from mdp_scp.login_throttle import LoginThrottle
+from mdp_scp.management import register_management_routes
 from mdp_scp.metrics import ScpMetrics
 from mdp_scp.oidc import OidcClient, OidcError
+from mdp_scp.passwords import generate_password, hash_password
+from mdp_scp.revocations import Revocations, RevocationWriter
 from mdp_scp.sessions import Session, SessionStore, Signer
 from mdp_scp.settings import ScpSettings
-from mdp_scp.users import User, UserStore
+from mdp_scp.users import Role, User, UserStore
+from mdp_scp.watchlists import Watchlists
 
 __all__ = ["PLANE_KEY", "ControlPlane", "create_app"]
 
@@ -69,6 +78,9 @@ _MAX_PASSWORD: Final = 1024
 # Every open health page polls; one SCAN of the MDC per second serves them all.
 _HEALTH_CACHE_SECONDS: Final = 1.0
 _HEARTBEAT_SECONDS: Final = 5.0
+# What a client is told to wait when the database is down.
+_RETRY_AFTER_SECONDS: Final = 5
+_SESSION_KEY: Final[web.RequestKey[Session | None]] = web.RequestKey("mdp_scp_session")
 
 _CONTENT_TYPES: Final = {
     ".html": "text/html; charset=utf-8",
@@ -113,6 +125,9 @@ class ControlPlane:
             created from ``settings.mdc_redis_url`` at start-up.
         listener: the listener control client; by default built from the settings when
             ``listener_control_url`` and its token are set.
+        revocations: a Redis client on the widget data cache for WDS token revocations; by
+            default one is created from ``settings.wdc_redis_url`` at start-up.
+        database: the store; by default opened from ``settings.database``.
     """
 
     def __init__(
@@ -123,16 +138,29 @@ class ControlPlane:
         clock: Clock | None = None,
         redis: HeartbeatSource | None = None,
         listener: ListenerControl | None = None,
+        revocations: RevocationWriter | None = None,
+        database: Database | None = None,
     ) -> None:
         self.settings = settings
         self.users = users if users is not None else self._users_from(settings)
         self.clock: Clock = clock or LiveClock()
         key = settings.session_secret.reveal().encode() if settings.session_secret else None
         self._signer = Signer(key or secrets.token_bytes(32))
+        self.database = database if database is not None else Database(settings.database)
+        self._owns_database = database is None
+        self.accounts = Accounts()
         self.sessions = SessionStore(self._signer, settings.session_ttl_seconds)
-        window = settings.login_window_seconds
-        self.user_throttle = LoginThrottle(settings.login_max_failures, window)
-        self.address_throttle = LoginThrottle(settings.login_max_failures_per_address, window)
+        self.throttle = LoginThrottle(self.database, settings.login_window_seconds)
+        self.audit = AuditLog()
+        self.tokens = ApiTokens()
+        self.watchlists = Watchlists(settings.watchlist_max_lists, settings.watchlist_max_symbols)
+        self._revocation_redis = revocations
+        self._owns_revocations = revocations is None
+        self.revocations: Revocations | None = (
+            Revocations(revocations, settings.wds_token_ttl_seconds)
+            if revocations is not None
+            else None
+        )
         self.proxies = TrustedProxies(settings.trusted_proxies)
         self._redis = redis
         self._owns_redis = redis is None
@@ -178,8 +206,36 @@ class ControlPlane:
         return store
 
     def create_first_admin(self, name: str = "admin") -> str:
-        """Create administrator ``name`` with a random password; return it (print it once)."""
+        """Seed administrator ``name`` with a random password; return it (print it once).
+
+        Call it before :meth:`start`: the seed users are written to the database then.
+        """
         return self.users.create_first_admin(name)
+
+    async def ensure_admin(self, name: str) -> str | None:
+        """After start, create administrator ``name`` when the database has none.
+
+        Returns:
+            Its random password (print it once), or None when an administrator exists.
+        """
+        async with self.database.transaction() as conn:
+            if await self.accounts.has_admin(conn):
+                return None
+            password = generate_password()
+            now = self.now()
+            await self.accounts.create(
+                conn, name, "admin", now=now, password_hash=hash_password(password)
+            )
+            await self.audit.record(
+                conn,
+                at=now,
+                actor="mdp-scp",
+                action="user.create",
+                target=name,
+                result="ok",
+                detail={"role": "admin", "first_admin": True},
+            )
+        return password
 
     @property
     def public_url(self) -> str:
@@ -212,6 +268,7 @@ class ControlPlane:
         )
         app[PLANE_KEY] = self
         router = app.router
+        register_management_routes(self, router)
         router.add_get("/livez", self._livez)
         router.add_get("/readyz", self._readyz)
         router.add_get("/metrics", self._metrics)
@@ -233,6 +290,18 @@ class ControlPlane:
 
     async def _on_startup(self, app: web.Application) -> None:
         del app
+        if self.settings.migrate_on_start:
+            await self.database.migrate()
+        async with self.database.transaction() as conn:
+            await self.accounts.seed(conn, self.users.all(), self.now())
+        if self._revocation_redis is None:
+            from redis.asyncio import Redis  # noqa: PLC0415 - only when no client was given
+
+            client: RevocationWriter = Redis.from_url(
+                self.settings.wdc_redis_url, socket_timeout=5
+            )  # type: ignore[assignment] # redis-py types its score bounds more widely
+            self._revocation_redis = client
+            self.revocations = Revocations(client, self.settings.wds_token_ttl_seconds)
         if self._redis is None:
             from redis.asyncio import Redis  # noqa: PLC0415 - only when no client was given
 
@@ -258,11 +327,18 @@ class ControlPlane:
             await self.listener.close()
         if self.oidc is not None:
             await self.oidc.close()
-        redis, self._redis = self._redis, None
-        if self._owns_redis and redis is not None:
-            close = getattr(redis, "aclose", None)
-            if close is not None:
+        for owned, client in (
+            (self._owns_redis, self._redis),
+            (self._owns_revocations, self._revocation_redis),
+        ):
+            close = getattr(client, "aclose", None)
+            if owned and close is not None:
                 await close()
+        self._redis = None
+        if self._owns_revocations:
+            self._revocation_redis = None
+        if self._owns_database:
+            await self.database.close()
 
     async def start(self) -> None:
         """Serve on ``settings.host``/``settings.port`` in the running event loop."""
@@ -352,15 +428,40 @@ class ControlPlane:
             raise
         except web.HTTPException as exc:
             return _json_error(exc.status, exc.reason)
+        except StoreUnavailable as exc:
+            self.metrics.database_errors.inc()
+            _log.warning("database unavailable", path=request.path, error=str(exc))
+            return _json_error(
+                503,
+                "the control plane's database is unavailable; retry shortly",
+                **{"Retry-After": str(_RETRY_AFTER_SECONDS)},
+            )
         except Exception:
             _log.exception("request failed", path=request.path)
             return _json_error(500, "internal error")
 
     # ------------------------------------------------------------------------- sessions
 
-    def session_of(self, request: web.Request) -> Session | None:
-        """The live session of a request, if it carries a valid session cookie."""
-        return self.sessions.resolve(request.cookies.get(SESSION_COOKIE), self.now())
+    async def session_of(self, request: web.Request) -> Session | None:
+        """The live session of a request (session cookie, or an API token), if any.
+
+        Raises:
+            StoreUnavailable: when the database cannot be asked (fail closed: 503, never in).
+        """
+        if _SESSION_KEY in request:
+            cached: Session | None = request[_SESSION_KEY]
+            return cached
+        session: Session | None = None
+        authorization = request.headers.get("Authorization", "")
+        cookie = request.cookies.get(SESSION_COOKIE)
+        if authorization.startswith("Bearer ") or cookie:
+            async with self.database.transaction() as conn:
+                if authorization.startswith("Bearer "):
+                    session = await self.tokens.resolve(conn, authorization[7:].strip(), self.now())
+                else:
+                    session = await self.sessions.resolve(conn, cookie, self.now())
+        request[_SESSION_KEY] = session
+        return session
 
     def _set_cookie(self, response: web.StreamResponse, name: str, value: str, age: int) -> None:
         response.set_cookie(
@@ -373,20 +474,28 @@ class ControlPlane:
             secure=self.secure_cookies,
         )
 
-    def _require(self, request: web.Request, *, admin: bool = False) -> Session:
-        session = self.session_of(request)
+    async def require(
+        self, request: web.Request, *, admin: bool = False, role: Role = "viewer"
+    ) -> Session:
+        """The request's session, with the role needed and (browsers) a valid CSRF token.
+
+        Raises:
+            HTTPUnauthorized: without a session; HTTPForbidden: role or CSRF token wrong.
+        """
+        session = await self.session_of(request)
         if session is None:
             raise web.HTTPUnauthorized(reason="log in first")
-        if admin and not session.is_admin:
-            raise web.HTTPForbidden(reason="this needs the admin role")
-        if request.method not in ("GET", "HEAD", "OPTIONS"):
+        needed: Role = "admin" if admin else role
+        if not session.allows(needed):
+            raise web.HTTPForbidden(reason=f"this needs the {needed} role")
+        # A bearer token is not sent by browsers on their own, so it needs no CSRF token.
+        if session.via != "token" and request.method not in ("GET", "HEAD", "OPTIONS"):
             sent = request.headers.get(CSRF_HEADER, "")
             if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
                 raise web.HTTPForbidden(reason="missing or wrong CSRF token")
         return session
 
-    def _start_session(self, user: str, role: Any, location: str = "/") -> web.HTTPSeeOther:
-        _session, cookie = self.sessions.create(user, role, self.now())
+    def _session_response(self, cookie: str, location: str = "/") -> web.HTTPSeeOther:
         response = web.HTTPSeeOther(location)
         self._set_cookie(response, SESSION_COOKIE, cookie, self.settings.session_ttl_seconds)
         response.del_cookie(LOGIN_COOKIE, path="/")
@@ -411,8 +520,14 @@ class ControlPlane:
         failing: dict[str, str] = {}
         if self.settings.wds_token_secret is None:
             failing["wds_tokens"] = "MDP_WDS_TOKEN_SECRET is not set: no dashboard tokens"
-        if len(self.users) == 0 and self.oidc is None:
-            failing["users"] = "no local user and no OIDC provider: nobody can log in"
+        try:
+            async with self.database.transaction() as conn:
+                users = await self.accounts.count(conn)
+        except StoreUnavailable as exc:
+            failing["database"] = f"the database is unavailable ({exc})"
+        else:
+            if users == 0 and self.oidc is None:
+                failing["users"] = "no local user and no OIDC provider: nobody can log in"
         if failing:
             return web.json_response({"status": "not ready", "failing": failing}, status=503)
         return web.json_response({"status": "ready"})
@@ -438,7 +553,7 @@ class ControlPlane:
         return response
 
     async def _login_page(self, request: web.Request) -> web.StreamResponse:
-        if self.session_of(request) is not None:
+        if await self.session_of(request) is not None:
             raise web.HTTPSeeOther("/")
         return self._render_login()
 
@@ -456,45 +571,88 @@ class ControlPlane:
         client = self.client_address(request)
         bucket = address_bucket(client)
         # Per user *and* address: a stranger's wrong guesses cannot lock the admin out.
-        user_key, address_key = (f"user:{name}@{bucket}",), (f"addr:{bucket}",)
+        user_key, address_key = f"user:{name}@{bucket}", f"addr:{bucket}"
         now = self.now()
-        wait = max(
-            self.user_throttle.retry_after(user_key, now),
-            self.address_throttle.retry_after(address_key, now),
+        attempt = await self.throttle.attempt(
+            {
+                user_key: self.settings.login_max_failures,
+                address_key: self.settings.login_max_failures_per_address,
+            },
+            now,
         )
-        if wait > 0:
+        if not attempt.allowed:
             _log.warning("login throttled", user=name, remote=client)
             self.metrics.logins.labels("throttled").inc()
+            async with self.database.transaction() as conn:
+                await self.audit.record(
+                    conn, at=now, actor=name, action="login", result="throttled", address=client
+                )
             response = self._render_login(429, "Too many failed attempts; try again later.")
-            response.headers["Retry-After"] = str(max(1, round(wait)))
+            response.headers["Retry-After"] = str(max(1, round(attempt.retry_after)))
             return response
-        # The attempt counts as a failure *before* the password check, with no await between
-        # check and record: concurrent attempts cannot all pass the check while scrypt runs.
-        self.user_throttle.failed(user_key, now)
-        self.address_throttle.failed(address_key, now)
-        user = await self.users.authenticate(name, password)
-        if user is None:
+        account = await self.accounts.authenticate(self.database, name, password)
+        async with self.database.transaction() as conn:
+            if account is None:
+                await self.audit.record(
+                    conn, at=now, actor=name, action="login", result="failed", address=client
+                )
+            else:
+                await self.throttle.succeeded(conn, user_key, attempt)
+                _session, cookie = await self.sessions.create(conn, account, now, address=client)
+                await self.audit.record(
+                    conn,
+                    at=now,
+                    actor=account.name,
+                    action="login",
+                    result="ok",
+                    address=client,
+                    detail={"role": account.role, "via": "password"},
+                )
+        if account is None:
             _log.warning("login failed", user=name, remote=client)
             self.metrics.logins.labels("failed").inc()
             return self._render_login(401, "Wrong user name or password.")
-        self.user_throttle.succeeded(user_key[0])
-        self.address_throttle.withdraw(address_key[0], now)
-        _log.info("login", user=user.name, role=user.role)
+        _log.info("login", user=account.name, role=account.role)
         self.metrics.logins.labels("ok").inc()
-        raise self._start_session(user.name, user.role)
+        raise self._session_response(cookie)
 
     async def _logout(self, request: web.Request) -> web.StreamResponse:
-        session = self.session_of(request)
-        if session is not None:
+        session = await self.session_of(request)
+        if session is not None and session.via != "token":
             form = await request.post()
             sent = request.headers.get(CSRF_HEADER) or str(form.get("csrf", ""))
             if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
                 raise web.HTTPForbidden(reason="missing or wrong CSRF token")
-            self.sessions.end(session)
+            async with self.database.transaction() as conn:
+                await self.sessions.end(conn, session.session_id)
+                await self.audit.record(
+                    conn,
+                    at=self.now(),
+                    actor=session.user,
+                    action="logout",
+                    result="ok",
+                    address=self.client_address(request),
+                )
+            await self.revoke_wds([session.session_id])
             _log.info("logout", user=session.user)
         response = web.HTTPSeeOther("/login")
         response.del_cookie(SESSION_COOKIE, path="/")
         raise response
+
+    async def revoke_wds(self, session_ids: list[str]) -> bool:
+        """Tell the WDS that these sessions ended.
+
+        Returns False (logged, counted) when Redis fails: the tokens still die at their expiry.
+        """
+        if not session_ids or self.revocations is None:
+            return True
+        try:
+            await self.revocations.revoke(session_ids, self.now())
+        except Exception as exc:  # Redis trouble must not undo a logout that committed
+            self.metrics.revocation_errors.inc()
+            _log.warning("wds token revocation failed", error=repr(exc), sessions=len(session_ids))
+            return False
+        return True
 
     async def _oidc_begin(self, request: web.Request) -> web.StreamResponse:
         del request
@@ -524,16 +682,37 @@ class ControlPlane:
             _log.warning("oidc login refused", error=str(exc))
             return self._render_login(401, "Single sign-on failed.")
         admins = self.settings.oidc_admin_subjects
-        role = "admin" if identity.name in admins or identity.subject in admins else "viewer"
-        _log.info("login", user=identity.name, role=role, via="oidc")
-        response = self._start_session(identity.name, role)
+        role: Role = "admin" if identity.name in admins or identity.subject in admins else "viewer"
+        client = self.client_address(request)
+        now = self.now()
+        async with self.database.transaction() as conn:
+            account: Account | None = await self.accounts.oidc_login(
+                conn, identity.subject, identity.name, role, now
+            )
+            if account is not None:
+                _session, cookie = await self.sessions.create(
+                    conn, account, now, address=client, via="oidc"
+                )
+            await self.audit.record(
+                conn,
+                at=now,
+                actor=identity.name,
+                action="login",
+                result="ok" if account is not None else "refused",
+                address=client,
+                detail={"via": "oidc"},
+            )
+        if account is None:
+            return self._render_login(403, "This account is disabled.")
+        _log.info("login", user=account.name, role=account.role, via="oidc")
+        response = self._session_response(cookie)
         response.del_cookie(OIDC_COOKIE, path="/")
         raise response
 
     # ------------------------------------------------------------------------- pages
 
     async def _page(self, request: web.Request) -> web.StreamResponse:
-        if self.session_of(request) is None:
+        if await self.session_of(request) is None:
             raise web.HTTPSeeOther("/login")
         response = web.Response(body=self._static[_PAGES[request.path]], content_type="text/html")
         response.headers["Cache-Control"] = "no-store"
@@ -544,7 +723,7 @@ class ControlPlane:
         body = self._static.get(name)
         if body is None or name.endswith(".html"):
             raise web.HTTPNotFound(reason="no such file")
-        if name not in _PUBLIC_STATIC and self.session_of(request) is None:
+        if name not in _PUBLIC_STATIC and await self.session_of(request) is None:
             raise web.HTTPUnauthorized(reason="log in first")
         suffix = name[name.rfind(".") :]
         response = web.Response(body=body, headers={"Content-Type": _CONTENT_TYPES[suffix]})
@@ -554,14 +733,16 @@ class ControlPlane:
     # ------------------------------------------------------------------------- API
 
     async def _api_session(self, request: web.Request) -> web.Response:
-        session = self._require(request)
+        session = await self.require(request)
         secret = self.settings.wds_token_secret
         if secret is None:
             raise web.HTTPServiceUnavailable(reason="the WDS token secret is not configured")
         now = self.now()
         ttl = self.settings.wds_token_ttl_seconds
         feeds = list(self.feeds)
-        token = issue_token(secret.reveal(), session.user, feeds, ttl, now)
+        token = issue_token(
+            secret.reveal(), session.user, feeds, ttl, now, session_id=session.session_id
+        )
         body = {
             "user": session.user,
             "role": session.role,
@@ -576,12 +757,12 @@ class ControlPlane:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _api_me(self, request: web.Request) -> web.Response:
-        session = self._require(request)
+        session = await self.require(request)
         body = {"user": session.user, "role": session.role, "csrf_token": session.csrf_token}
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _api_health(self, request: web.Request) -> web.Response:
-        session = self._require(request)
+        session = await self.require(request)
         components: list[dict[str, object]] = []
         error: str | None = None
         now = self.now()
@@ -608,10 +789,12 @@ class ControlPlane:
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _api_control(self, request: web.Request) -> web.Response:
-        self._require(request, admin=True)
+        action = request.match_info["action"]
+        # Following other symbols is a trader's job; starting and stopping feeds an admin's.
+        needed: Role = "trader" if action == "subscriptions" else "admin"
+        session = await self.require(request, role=needed)
         if self.listener is None:
             raise web.HTTPServiceUnavailable(reason="listener controls are not configured")
-        action = request.match_info["action"]
         body: object = None
         if request.can_read_body:
             try:
@@ -623,6 +806,20 @@ class ControlPlane:
         except ValueError as exc:
             raise web.HTTPNotFound(reason=str(exc)) from exc
         _log.info("control call", action=action, method=request.method, status=reply.status)
+        if request.method != "GET":
+            async with self.database.transaction() as conn:
+                await self.audit.record(
+                    conn,
+                    at=self.now(),
+                    actor=session.user,
+                    action=f"control.listener.{action}",
+                    target="listener",
+                    result=str(reply.status),
+                    address=self.client_address(request),
+                    detail=body
+                    if isinstance(body, dict) and len(json.dumps(body)) < 2000
+                    else None,
+                )
         return web.json_response(reply.body, status=reply.status)
 
 
@@ -633,6 +830,10 @@ def create_app(
     clock: Clock | None = None,
     redis: HeartbeatSource | None = None,
     listener: ListenerControl | None = None,
+    revocations: RevocationWriter | None = None,
 ) -> web.Application:
     """Build the SCP aiohttp application (its :class:`ControlPlane` is at ``app[PLANE_KEY]``)."""
-    return ControlPlane(settings, users=users, clock=clock, redis=redis, listener=listener).app
+    plane = ControlPlane(
+        settings, users=users, clock=clock, redis=redis, listener=listener, revocations=revocations
+    )
+    return plane.app

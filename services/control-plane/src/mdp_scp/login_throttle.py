@@ -1,78 +1,105 @@
-"""The login attempt limit: a sliding window of failures per key.
+"""The login attempt limit: a sliding window of failures per key, shared by every replica.
 
-The SCP keeps two: one keyed by user name *and* client address (stops guessing one account's
-password, while a stranger's guesses cannot lock the real user out) and a looser one keyed by
-client address (stops one client spraying many names). Addresses are counted per IPv6 /64.
-Either over its limit blocks the attempt *before* the password is checked, so a blocked client
-cannot keep burning scrypt time; and an attempt is recorded as a failure before the check
-starts, so concurrent attempts cannot slip through while scrypt runs. A success clears the
-user's counter and withdraws its own record from the address's, nothing more: a valid login
-must not launder a spray.
+The SCP keeps two limits: one keyed by user name *and* client address (stops guessing one
+account's password, while a stranger's guesses cannot lock the real user out) and a looser one
+keyed by client address (stops one client spraying many names). Addresses are counted per
+IPv6 /64.
+
+Failures are rows in the database, so replicas share them. The check is exact under
+concurrency: one transaction records the attempt and counts, holding the keys' lock meanwhile
+(a PostgreSQL advisory transaction lock per key, taken in sorted order; SQLite's single writer
+lock does the same on one machine), so of n concurrent attempts exactly the first ``max`` see
+a count within the limit, whichever replicas they reach. An attempt over the limit takes its
+row back in the same transaction (a blocked client does not extend its own block) and is
+refused before the password is checked, so it burns no scrypt time. A success clears the
+user's counter and withdraws its own row from the address's, nothing more: a valid login must
+not launder a spray.
 """
 
 from __future__ import annotations
 
-import contextlib
-from collections import deque
+from dataclasses import dataclass
 
-__all__ = ["LoginThrottle"]
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mdp_scp.database import Database
+from mdp_scp.schema import login_failures
+
+__all__ = ["Attempt", "LoginThrottle"]
+
+
+@dataclass(frozen=True, slots=True)
+class Attempt:
+    """A recorded attempt: the ids of its failure rows, and how long to wait when refused."""
+
+    row_ids: tuple[int, ...]
+    retry_after: float
+
+    @property
+    def allowed(self) -> bool:
+        """Whether the password may be checked."""
+        return self.retry_after <= 0
 
 
 class LoginThrottle:
-    """Sliding-window failure counter.
+    """Sliding-window failure limits over several keys, each with its own maximum.
 
     Args:
-        max_failures: failures allowed per key within ``window_seconds``.
+        database: the shared store.
         window_seconds: how long a failure counts.
-        max_keys: bound on tracked keys, so a flood of names cannot exhaust memory.
     """
 
-    def __init__(self, max_failures: int, window_seconds: float, max_keys: int = 100_000) -> None:
-        self._max = max_failures
+    def __init__(self, database: Database, window_seconds: float) -> None:
+        self._db = database
         self._window = window_seconds
-        self._max_keys = max_keys
-        self._failures: dict[str, deque[float]] = {}
 
-    def _recent(self, key: str, now: float) -> deque[float] | None:
-        times = self._failures.get(key)
-        if times is None:
-            return None
-        while times and times[0] <= now - self._window:
-            times.popleft()
-        if not times:
-            del self._failures[key]
-            return None
-        return times
+    async def attempt(self, limits: dict[str, int], now: float) -> Attempt:
+        """Record one attempt against every key of ``limits`` (key -> max failures) and check.
 
-    def retry_after(self, keys: tuple[str, ...], now: float) -> float:
-        """Seconds until an attempt for ``keys`` is allowed; 0.0 when allowed now."""
+        Raises:
+            StoreUnavailable: when the database cannot be reached (the login then fails).
+        """
+        ids: list[int] = []
         wait = 0.0
-        for key in keys:
-            times = self._recent(key, now)
-            if times is not None and len(times) >= self._max:
-                wait = max(wait, times[0] + self._window - now)
-        return wait
+        async with self._db.transaction() as conn:
+            await self._db.lock_keys(conn, sorted(limits))
+            await conn.execute(
+                delete(login_failures).where(login_failures.c.at <= now - self._window)
+            )
+            for key in limits:
+                result = await conn.execute(
+                    insert(login_failures).values(key=key, at=now).returning(login_failures.c.id)
+                )
+                ids.append(int(result.scalar_one()))
+            for key, limit in limits.items():
+                wait = max(wait, await self._wait(conn, key, limit, now))
+            if wait > 0:
+                await conn.execute(delete(login_failures).where(login_failures.c.id.in_(ids)))
+        return Attempt(tuple(ids), wait)
 
-    def failed(self, keys: tuple[str, ...], now: float) -> None:
-        """Record one failed attempt against every key."""
-        if len(self._failures) >= self._max_keys:
-            for key in list(self._failures):
-                self._recent(key, now)
-        for key in keys:
-            if key not in self._failures and len(self._failures) >= self._max_keys:
-                continue  # still full of live keys: the per-address key keeps protecting
-            self._failures.setdefault(key, deque(maxlen=self._max)).append(now)
+    async def _wait(self, conn: AsyncConnection, key: str, limit: int, now: float) -> float:
+        query = (
+            select(login_failures.c.at)
+            .where(login_failures.c.key == key, login_failures.c.at > now - self._window)
+            .order_by(login_failures.c.at.desc())
+            .limit(limit + 1)
+        )
+        times = list((await conn.execute(query)).scalars())
+        if len(times) <= limit:
+            return 0.0
+        # times[0] is this attempt; it is free again once the limit-th older failure expires.
+        return float(times[limit]) + self._window - now
 
-    def withdraw(self, key: str, at: float) -> None:
-        """Take back the one failure recorded at ``at`` for ``key`` (the attempt succeeded)."""
-        times = self._failures.get(key)
-        if times is None:
-            return
-        with contextlib.suppress(ValueError):
-            times.remove(at)
-        if not times:
-            del self._failures[key]
+    async def succeeded(self, conn: AsyncConnection, user_key: str, attempt: Attempt) -> None:
+        """A correct password: forget the user key's failures and withdraw this attempt."""
+        await conn.execute(delete(login_failures).where(login_failures.c.key == user_key))
+        await conn.execute(delete(login_failures).where(login_failures.c.id.in_(attempt.row_ids)))
 
-    def succeeded(self, key: str) -> None:
-        """Forget the failures of ``key`` (the user name after a correct password)."""
-        self._failures.pop(key, None)
+    async def count(self, key: str, now: float) -> int:
+        """Failures of ``key`` within the window (for tests and the admin page)."""
+        async with self._db.transaction() as conn:
+            query = select(func.count()).where(
+                login_failures.c.key == key, login_failures.c.at > now - self._window
+            )
+            return int((await conn.execute(query)).scalar_one())

@@ -1,7 +1,8 @@
 """The control plane's metrics, through ``prometheus_client`` on a registry of its own.
 
 The SCP is not on the data path, so it counts with the client library directly: requests by
-route and status with their duration, logins by outcome, heartbeat reads that failed, and the
+route and status with their duration, logins by outcome, heartbeat reads, database calls and
+WDS revocations that failed, refused API bodies by reason, and the
 components it sees by state (what an alert on a stale component reads).
 """
 
@@ -63,6 +64,22 @@ class ScpMetrics:
             "Failed reads of the heartbeat keys (Redis trouble).",
             registry=registry,
         )
+        self.database_errors = Counter(
+            "mdp_scp_database_errors",
+            "Requests answered 503 because the database was unavailable.",
+            registry=registry,
+        )
+        self.revocation_errors = Counter(
+            "mdp_scp_revocation_errors",
+            "WDS token revocations that could not be written to the widget data cache.",
+            registry=registry,
+        )
+        self.bad_requests = Counter(
+            "mdp_scp_bad_requests",
+            "API requests refused for their body or parameters, by reason.",
+            ("reason",),
+            registry=registry,
+        )
         self.components = Gauge(
             "mdp_scp_components",
             "Component instances seen in the heartbeats, by service and state.",
@@ -110,6 +127,12 @@ FAMILIES: tuple[Family, ...] = (
            ("outcome",)),
     Family("heartbeat_read_errors", "counter",
            "Failed reads of the heartbeat keys (Redis trouble).", ""),
+    Family("database_errors", "counter",
+           "Requests answered 503 because the database was unavailable.", ""),
+    Family("revocation_errors", "counter",
+           "WDS token revocations that could not be written to the widget data cache.", ""),
+    Family("bad_requests", "counter",
+           "API requests refused for their body or parameters, by reason.", "reason"),
     Family("components", "gauge",
            "Component instances seen in the heartbeats, by service and state.", "",
            ("service", "state")),

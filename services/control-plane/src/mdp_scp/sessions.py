@@ -1,10 +1,12 @@
-"""Login sessions: a signed, opaque id in the cookie; everything else on the server.
+"""Login sessions: a signed, opaque secret in the cookie; everything else in the database.
 
-The cookie holds ``<session id>.<HMAC-SHA256 of the id>``, so a forged or altered cookie is
-rejected before any lookup, and the id itself carries no user data. The server keeps the user,
-role, CSRF token and expiry; expiry is enforced here (not by the browser), and logout deletes
-the session, so a copied cookie stops working at once. Sessions live in process memory: a
-restart logs everyone out, which is acceptable for a control plane.
+The cookie holds ``<secret>.<HMAC-SHA256 of the secret>``, so a forged or altered cookie is
+rejected before any lookup, and the secret carries no user data. The database keeps only the
+secret's SHA-256 (a copy of the table yields no working cookie), with the user, role, CSRF
+token and expiry; every replica reads the same rows, so any replica accepts any session, a
+restart logs nobody out, and logout (or an administrator) deletes the row, so a copied cookie
+stops working at once everywhere. Each session also has a public id (``sid``), which names it
+in the audit log, the management API and the WDS tokens issued under it.
 """
 
 from __future__ import annotations
@@ -14,8 +16,14 @@ import hashlib
 import hmac
 import secrets
 from dataclasses import dataclass
+from typing import Any
 
-from mdp_scp.users import Role
+from sqlalchemy import delete, insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from mdp_scp.accounts import Account
+from mdp_scp.schema import sessions, users
+from mdp_scp.users import Role, parse_role, role_at_least
 
 __all__ = ["Session", "SessionStore", "Signer"]
 
@@ -50,14 +58,16 @@ class Signer:
 
 @dataclass(frozen=True, slots=True)
 class Session:
-    """One logged-in browser.
+    """One logged-in browser (or one API token call: ``via == "token"``).
 
     Attributes:
-        session_id: the random id (only its signed form leaves the server).
+        session_id: the public id (``sid``); the cookie's secret never leaves the database.
         user: the login name (or OIDC email/subject).
         role: the role granted at login.
-        csrf_token: the token every state-changing request must echo.
+        csrf_token: the token every state-changing browser request must echo.
         expires_at: Unix seconds after which the session is void.
+        user_id: the database id of the user.
+        via: ``password``, ``oidc`` or ``token``.
     """
 
     session_id: str
@@ -65,60 +75,147 @@ class Session:
     role: Role
     csrf_token: str
     expires_at: float
+    user_id: int = 0
+    via: str = "password"
 
     @property
     def is_admin(self) -> bool:
-        """Whether the session may use runtime controls."""
+        """Whether the session may use runtime controls and manage users."""
         return self.role == "admin"
+
+    def allows(self, needed: Role) -> bool:
+        """Whether the session's role grants what ``needed`` grants."""
+        return role_at_least(self.role, needed)
+
+    def public(self) -> dict[str, Any]:
+        """The JSON form the management API lists (no secret)."""
+        return {
+            "id": self.session_id,
+            "user": self.user,
+            "role": self.role,
+            "expires_at": self.expires_at,
+            "via": self.via,
+        }
 
 
 _PURPOSE = "session"
 
 
+def _digest(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
 class SessionStore:
-    """Creates, resolves and ends sessions; the time is passed in by the caller."""
+    """Creates, resolves and ends sessions in the database; the time is passed in."""
 
     def __init__(self, signer: Signer, ttl_seconds: float) -> None:
         self._signer = signer
         self._ttl = ttl_seconds
-        self._sessions: dict[str, Session] = {}
 
-    def create(self, user: str, role: Role, now: float) -> tuple[Session, str]:
+    @property
+    def ttl_seconds(self) -> float:
+        """How long a new session lives."""
+        return self._ttl
+
+    async def create(
+        self,
+        conn: AsyncConnection,
+        account: Account,
+        now: float,
+        *,
+        address: str = "",
+        via: str = "password",
+    ) -> tuple[Session, str]:
         """Start a session; returns it and the signed cookie value."""
-        self._purge(now)
+        await conn.execute(delete(sessions).where(sessions.c.expires_at <= now))
+        secret = secrets.token_urlsafe(32)
         session = Session(
-            session_id=secrets.token_urlsafe(32),
-            user=user,
-            role=role,
+            session_id=secrets.token_hex(16),
+            user=account.name,
+            role=account.role,
             csrf_token=secrets.token_urlsafe(32),
             expires_at=now + self._ttl,
+            user_id=account.id,
+            via=via,
         )
-        self._sessions[session.session_id] = session
-        return session, self._signer.sign(session.session_id, _PURPOSE)
+        await conn.execute(
+            insert(sessions).values(
+                id=session.session_id,
+                secret_digest=_digest(secret),
+                user_id=account.id,
+                role=session.role,
+                csrf_token=session.csrf_token,
+                created_at=now,
+                expires_at=session.expires_at,
+                address=address[:64],
+                via=via,
+            )
+        )
+        return session, self._signer.sign(secret, _PURPOSE)
 
-    def resolve(self, cookie: str | None, now: float) -> Session | None:
-        """The live session named by a cookie value, or None (missing, forged or expired)."""
+    async def resolve(
+        self, conn: AsyncConnection, cookie: str | None, now: float
+    ) -> Session | None:
+        """The live session named by a cookie value.
+
+        None when the cookie is missing or forged, the session expired or ended, or its user
+        is disabled.
+        """
         if not cookie:
             return None
-        session_id = self._signer.unsign(cookie, _PURPOSE)
-        if session_id is None:
+        secret = self._signer.unsign(cookie, _PURPOSE)
+        if secret is None:
             return None
-        session = self._sessions.get(session_id)
-        if session is None:
+        query = (
+            select(sessions, users.c.name, users.c.disabled)
+            .join(users, users.c.id == sessions.c.user_id)
+            .where(sessions.c.secret_digest == _digest(secret), sessions.c.expires_at > now)
+        )
+        row = (await conn.execute(query)).mappings().first()
+        if row is None or row["disabled"]:
             return None
-        if session.expires_at <= now:
-            del self._sessions[session_id]
-            return None
-        return session
+        return Session(
+            session_id=row["id"],
+            user=row["name"],
+            role=parse_role(row["role"]) or "viewer",
+            csrf_token=row["csrf_token"],
+            expires_at=row["expires_at"],
+            user_id=row["user_id"],
+            via=row["via"],
+        )
 
-    def end(self, session: Session) -> None:
-        """Log out: the session id is forgotten, so its cookie is worthless from now on."""
-        self._sessions.pop(session.session_id, None)
+    async def end(self, conn: AsyncConnection, session_id: str) -> bool:
+        """Log out: the row is deleted, so its cookie is worthless from now on, everywhere."""
+        result = await conn.execute(delete(sessions).where(sessions.c.id == session_id))
+        return bool(result.rowcount)
 
-    def __len__(self) -> int:
-        return len(self._sessions)
+    async def end_all(self, conn: AsyncConnection, user_id: int) -> list[str]:
+        """End every session of a user; returns their ids (to revoke their WDS tokens)."""
+        ids = list(
+            (await conn.execute(select(sessions.c.id).where(sessions.c.user_id == user_id)))
+            .scalars()
+            .all()
+        )
+        await conn.execute(delete(sessions).where(sessions.c.user_id == user_id))
+        return ids
 
-    def _purge(self, now: float) -> None:
-        expired = [sid for sid, s in self._sessions.items() if s.expires_at <= now]
-        for sid in expired:
-            del self._sessions[sid]
+    async def of_user(self, conn: AsyncConnection, user_id: int, now: float) -> list[Session]:
+        """The live sessions of a user, newest first."""
+        query = (
+            select(sessions, users.c.name)
+            .join(users, users.c.id == sessions.c.user_id)
+            .where(sessions.c.user_id == user_id, sessions.c.expires_at > now)
+            .order_by(sessions.c.created_at.desc())
+        )
+        return [
+            Session(
+                session_id=row["id"],
+                user=row["name"],
+                role=parse_role(row["role"]) or "viewer",
+                csrf_token="",
+                expires_at=row["expires_at"],
+                user_id=row["user_id"],
+                via=row["via"],
+            )
+            for row in (await conn.execute(query)).mappings()
+        ]

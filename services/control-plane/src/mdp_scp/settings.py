@@ -12,12 +12,19 @@ from pathlib import Path
 
 from mdp_core.settings import CommonSettings, Secret, setting, settings_class
 
-__all__ = ["ScpSettings"]
+__all__ = ["DEFAULT_DATABASE_URL", "ScpSettings"]
+
+DEFAULT_DATABASE_URL = "sqlite:///mdp-scp.sqlite3"
 
 
 @settings_class
 class ScpSettings(CommonSettings):
     """What the SCP needs: where to listen, whom to trust, and where the other components are."""
+
+    @property
+    def database(self) -> str:
+        """The database URL to use (the SQLite default when none is set)."""
+        return self.database_url.reveal() if self.database_url else DEFAULT_DATABASE_URL
 
     host: str = setting(
         env="MDP_SCP_HOST",
@@ -69,7 +76,40 @@ class ScpSettings(CommonSettings):
     users_file: Path | None = setting(
         env="MDP_SCP_USERS_FILE",
         default=None,
-        doc="JSON file of local users: [{name, role: viewer|admin, password_hash}].",
+        doc="JSON file of seed users: [{name, role: viewer|trader|admin, password_hash}]; "
+        "written into the database at every start (they win over changes made by the API).",
+    )
+    database_url: Secret | None = setting(
+        env="MDP_SCP_DATABASE_URL",
+        default=None,
+        secret=True,
+        doc="The SCP's database: sqlite:///path (one machine) or "
+        "postgresql://user:pass@host/db (several replicas); unset means "
+        "sqlite:///mdp-scp.sqlite3 in the working directory.",
+    )
+    migrate_on_start: bool = setting(
+        env="MDP_SCP_MIGRATE_ON_START",
+        default=True,
+        doc="Apply database migrations at start-up (replicas take turns); off when an "
+        "operator runs `mdp-scp migrate` before rolling out.",
+    )
+    api_token_max_days: int = setting(
+        env="MDP_SCP_API_TOKEN_MAX_DAYS",
+        default=365,
+        min=1,
+        doc="Longest life of a personal API token or service account token, in days.",
+    )
+    watchlist_max_lists: int = setting(
+        env="MDP_SCP_WATCHLIST_MAX_LISTS",
+        default=20,
+        min=1,
+        doc="Named watchlists one user may keep.",
+    )
+    watchlist_max_symbols: int = setting(
+        env="MDP_SCP_WATCHLIST_MAX_SYMBOLS",
+        default=200,
+        min=1,
+        doc="Symbols one watchlist may hold.",
     )
     login_max_failures: int = setting(
         env="MDP_SCP_LOGIN_MAX_FAILURES",
@@ -156,5 +196,6 @@ class ScpSettings(CommonSettings):
     oidc_admin_subjects: tuple[str, ...] = setting(
         env="MDP_SCP_OIDC_ADMINS",
         default=(),
-        doc="OIDC users (email or subject) given the admin role; everyone else is a viewer.",
+        doc="OIDC users (email or subject) given the admin role at login; everyone else starts "
+        "as a viewer (an administrator may change their role).",
     )

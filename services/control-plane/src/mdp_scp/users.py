@@ -1,10 +1,10 @@
 """Local user accounts: names, roles and password hashes (never passwords).
 
-Users come from settings (one administrator from ``MDP_SCP_ADMIN_USER`` +
-``MDP_SCP_ADMIN_PASSWORD_HASH``), from a JSON users file, or from
-:meth:`UserStore.create_first_admin`, which the demo calls to print a one-time password.
-Authentication always runs a full scrypt verification, even for unknown names, so response time
-does not reveal which names exist.
+These are the *seed* users: at start-up the control plane writes them into its database
+(:mod:`mdp_scp.accounts`), where every other account lives. They come from settings (one
+administrator from ``MDP_SCP_ADMIN_USER`` + ``MDP_SCP_ADMIN_PASSWORD_HASH``), from a JSON
+users file, or from :meth:`UserStore.create_first_admin`, which the demo calls to print a
+one-time password.
 """
 
 from __future__ import annotations
@@ -23,10 +23,34 @@ from mdp_scp.passwords import (
     verify_password,
 )
 
-__all__ = ["ROLES", "Role", "User", "UserStore", "UsersFileError"]
+__all__ = [
+    "ROLES",
+    "Role",
+    "User",
+    "UserStore",
+    "UsersFileError",
+    "parse_role",
+    "role_at_least",
+]
 
-Role = Literal["viewer", "admin"]
-ROLES: tuple[Role, ...] = ("viewer", "admin")
+Role = Literal["viewer", "trader", "admin"]
+ROLES: tuple[Role, ...] = ("viewer", "trader", "admin")
+"""Roles from least to most powerful; each grants what the ones before it grant."""
+
+
+def role_at_least(role: str, needed: Role) -> bool:
+    """Whether ``role`` grants what ``needed`` grants (unknown roles grant nothing)."""
+    if role not in ROLES:
+        return False
+    return ROLES.index(role) >= ROLES.index(needed)
+
+
+def parse_role(value: object) -> Role | None:
+    """``value`` as a role, or None when it is not one of :data:`ROLES`."""
+    for role in ROLES:
+        if value == role:
+            return role
+    return None
 
 
 class UsersFileError(ValueError):
@@ -39,7 +63,8 @@ class User:
 
     Attributes:
         name: the login name (case-sensitive).
-        role: ``viewer`` (dashboard and health) or ``admin`` (also runtime controls).
+        role: ``viewer`` (dashboard and health), ``trader`` (also the listeners'
+            subscriptions) or ``admin`` (also every runtime control and user management).
         password_hash: the scrypt hash, or empty for accounts that only log in via OIDC.
     """
 
@@ -54,12 +79,11 @@ class User:
 
 
 def _role(value: object, where: str) -> Role:
-    if value == "viewer":
-        return "viewer"
-    if value == "admin":
-        return "admin"
-    msg = f"{where}: role must be 'viewer' or 'admin'; it was {value!r}"
-    raise UsersFileError(msg)
+    role = parse_role(value)
+    if role is None:
+        msg = f"{where}: role must be one of {', '.join(ROLES)}; it was {value!r}"
+        raise UsersFileError(msg)
+    return role
 
 
 class UserStore:
@@ -88,6 +112,10 @@ class UserStore:
 
     def __len__(self) -> int:
         return len(self._users)
+
+    def all(self) -> list[User]:
+        """Every seed user."""
+        return list(self._users.values())
 
     @property
     def has_admin(self) -> bool:

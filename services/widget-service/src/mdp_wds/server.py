@@ -32,6 +32,7 @@ from mdp_core.logging import get_logger
 from mdp_runtime import TrustedProxies, address_bucket
 from mdp_wds.hub import Hub
 from mdp_wds.protocol import CloseCode
+from mdp_wds.revocations import RevokedSessions
 from mdp_wds.session import ClientSession
 from mdp_wds.settings import WdsSettings
 from mdp_wds.stats import WdsStats
@@ -72,6 +73,9 @@ class WidgetServer:
             backoff_max=settings.redis_backoff_max_seconds,
             ping_interval=settings.redis_ping_interval_seconds,
         )
+        self.revoked = RevokedSessions(
+            settings.wdc_redis_url, settings.revocation_poll_seconds, self.stats, self._clock
+        )
         self._server: Server | None = None
         self._per_address: Counter[str] = Counter()
         self._sessions: set[ClientSession] = set()
@@ -103,6 +107,7 @@ class WidgetServer:
     async def start(self) -> None:
         """Start the Redis link and listen (returns once listening)."""
         self.hub.start()
+        self.revoked.start(self._session_ended)
         s = self.settings
         self._server = await serve(
             self._handle,
@@ -129,8 +134,15 @@ class WidgetServer:
                 await asyncio.wait_for(
                     self._server.wait_closed(), self.settings.close_timeout_seconds + 5
                 )
+        await self.revoked.close()
         await self.hub.close()
         _log.info("wds stopped")
+
+    def _session_ended(self, session_id: str) -> None:
+        """Close the connections authenticated with a token of an ended login session."""
+        for session in list(self._sessions):
+            if session.session_id == session_id:
+                session.close(CloseCode.UNAUTHENTICATED, "session ended", "session_revoked")
 
     async def __aenter__(self) -> WidgetServer:
         await self.start()
@@ -218,7 +230,13 @@ class WidgetServer:
             return
         self._limit_send_buffer(ws)
         session = ClientSession(
-            ws, self.hub, self.settings, self.stats, self._clock, address=address
+            ws,
+            self.hub,
+            self.settings,
+            self.stats,
+            self._clock,
+            address=address,
+            revoked=self.revoked,
         )
         self._sessions.add(session)
         self._per_address[bucket] += 1

@@ -41,6 +41,7 @@ from mdp_wds.protocol import (
     encode_message,
     snapshot_frame,
 )
+from mdp_wds.revocations import RevokedSessions
 from mdp_wds.settings import WdsSettings
 from mdp_wds.stats import WdsStats
 
@@ -70,6 +71,7 @@ class ClientSession:
         stats: Process counters.
         clock: Wall time for token expiry and delivery lag; monotonic time for rate limits.
         address: The client's address as the server resolved it (logs); the peer's by default.
+        revoked: The revoked-session set; a token of an ended login session is refused.
     """
 
     def __init__(
@@ -81,8 +83,12 @@ class ClientSession:
         clock: Clock,
         *,
         address: str | None = None,
+        revoked: RevokedSessions | None = None,
     ) -> None:
         self._ws = ws
+        self._revoked = revoked
+        #: The control-plane login session of the token (``sid``), if it names one.
+        self.session_id: str | None = None
         #: The client's address as the server resolved it (behind a trusted proxy: forwarded).
         self._address = address if address is not None else _peer(ws)
         self._hub = hub
@@ -144,7 +150,7 @@ class ClientSession:
             self._violation("unauthenticated")
             self.close(CloseCode.UNAUTHENTICATED, "authenticate first", "unauthenticated")
             return False
-        return self._authenticate(request)
+        return await self._authenticate(request)
 
     async def _serve(self) -> None:
         async for raw in self._ws:
@@ -237,7 +243,7 @@ class ClientSession:
 
     # --- authentication -------------------------------------------------------------------
 
-    def _authenticate(self, request: Request) -> bool:
+    async def _authenticate(self, request: Request) -> bool:
         now_s = self._clock.now_ns() / NS_PER_SECOND
         secret = self._settings.token_secret
         dev_key = self._settings.dev_key
@@ -252,6 +258,16 @@ class ClientSession:
                 why = "token_expired" if expired else "bad_token"
                 self.close(CloseCode.UNAUTHENTICATED, message, why)
                 return False
+            sid = claims.session_id
+            if (
+                sid is not None
+                and self._revoked is not None
+                and await self._revoked.is_revoked(sid)
+            ):
+                self._violation("token_revoked")
+                self.close(CloseCode.UNAUTHENTICATED, "session ended", "session_revoked")
+                return False
+            self.session_id = sid
             grant, subject, expires_at = Grant.of(claims.feeds), claims.subject, claims.expires_at
         elif (
             request.key is not None
@@ -307,7 +323,7 @@ class ClientSession:
         if request.op == "ping":
             self._send(encode_message("pong", request.id))
         elif request.op == "auth":
-            self._authenticate(request)
+            await self._authenticate(request)
         elif request.op == "subscribe":
             await self._subscribe(request)
         elif request.op == "unsubscribe":

@@ -37,6 +37,13 @@ class WdsSettings(CommonSettings):
         secret=True,
         doc="HMAC secret shared with the control plane to verify client tokens.",
     )
+    revocation_poll_seconds: float = setting(
+        env="MDP_WDS_REVOCATION_POLL_SECONDS",
+        default=2.0,
+        min=0.1,
+        doc="How often the WDS reads newly ended control-plane sessions, to close their live "
+        "connections (a token of an ended session is refused at auth at once).",
+    )
     dev_key: Secret | None = setting(
         env="MDP_WDS_DEV_KEY",
         default=None,

@@ -67,6 +67,7 @@ class WdsStats:
     snapshots_out: int = 0
     redis_reconnects: int = 0
     bad_payloads: int = 0
+    revocation_errors: int = 0
     drops: Counter[str] = field(default_factory=Counter)
     disconnects: Counter[str] = field(default_factory=Counter)
     violations: Counter[str] = field(default_factory=Counter)
@@ -85,6 +86,7 @@ class WdsStats:
             "snapshots_out": self.snapshots_out,
             "redis_reconnects": self.redis_reconnects,
             "bad_payloads": self.bad_payloads,
+            "revocation_errors": self.revocation_errors,
             "drops": dict(self.drops),
             "disconnects": dict(self.disconnects),
             "violations": dict(self.violations),

@@ -1,0 +1,101 @@
+"""Ended control-plane sessions: refuse their tokens and close their connections.
+
+The control plane adds the id of every ended login session to one sorted set in the widget
+data cache (``KEY_WDS_REVOKED``, scored by the time in ms). The WDS asks it once per ``auth``
+(one ZSCORE), and one task per process reads the members added since its last look every
+``revocation_poll_seconds`` to close the live connections of those sessions. Delivery never
+touches it, so the data plane keeps its speed. When the set cannot be read the token is
+accepted (counted in ``revocation_errors``): it still dies at its short expiry, and a WDS
+whose Redis is down serves no data anyway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Callable
+from typing import cast
+
+from redis.exceptions import RedisError
+
+from mdp_cache.client import create_redis
+from mdp_cache.keys import KEY_WDS_REVOKED
+from mdp_core.clock import Clock
+from mdp_core.logging import get_logger
+from mdp_wds.stats import WdsStats
+
+__all__ = ["RevokedSessions"]
+
+_log = get_logger(__name__)
+# Members scored a little before the last look are read again: the SCP's and the WDS's clocks
+# differ a little, and closing an already closed session is harmless.
+_OVERLAP_MS = 5_000
+
+
+class RevokedSessions:
+    """Reads the revoked-session set of the widget data cache.
+
+    Args:
+        redis_url: the widget data cache.
+        poll_seconds: how often new revocations are read.
+        stats: the process counters (``revocation_errors``).
+        clock: wall time, to start reading from "now".
+    """
+
+    def __init__(self, redis_url: str, poll_seconds: float, stats: WdsStats, clock: Clock) -> None:
+        self._redis = create_redis(redis_url, client_name="mdp-wds-revocations")
+        self._poll = poll_seconds
+        self._stats = stats
+        self._clock = clock
+        self._task: asyncio.Task[None] | None = None
+        self._since_ms = 0.0
+
+    async def is_revoked(self, session_id: str) -> bool:
+        """Whether the session has ended (False, counted, when the set cannot be read)."""
+        try:
+            score = await self._redis.zscore(KEY_WDS_REVOKED.name(), session_id)
+        except (RedisError, OSError) as exc:
+            self._stats.revocation_errors += 1
+            _log.warning("wds revocation check failed", error=type(exc).__name__)
+            return False
+        return score is not None
+
+    async def read_new(self) -> list[str]:
+        """Session ids revoked since the previous call (with a small overlap).
+
+        Raises:
+            RedisError: when the set cannot be read.
+        """
+        since = self._since_ms or self._clock.now_ns() / 1e6
+        rows = cast(
+            "list[tuple[bytes, float]]",
+            await self._redis.zrangebyscore(
+                KEY_WDS_REVOKED.name(), since - _OVERLAP_MS, "+inf", withscores=True
+            ),
+        )
+        self._since_ms = max([since, *(score for _member, score in rows)])
+        return [member.decode() for member, _score in rows]
+
+    def start(self, on_revoked: Callable[[str], None]) -> None:
+        """Poll in the background, calling ``on_revoked(session_id)`` for each revocation."""
+        if self._task is None:
+            self._task = asyncio.get_running_loop().create_task(self._run(on_revoked))
+
+    async def _run(self, on_revoked: Callable[[str], None]) -> None:
+        while True:
+            try:
+                for session_id in await self.read_new():
+                    on_revoked(session_id)
+            except (RedisError, OSError) as exc:
+                self._stats.revocation_errors += 1
+                _log.warning("wds revocation poll failed", error=type(exc).__name__)
+            await asyncio.sleep(self._poll)  # a poll interval, not a synchronisation
+
+    async def close(self) -> None:
+        """Stop polling and release the client."""
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        await self._redis.aclose()
