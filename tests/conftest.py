@@ -316,12 +316,7 @@ def amqp_url() -> str:
     return _probe_or_skip("RabbitMQ", url, amqp_probe)
 
 
-@pytest.fixture(scope="session")
-def postgres_server() -> Iterator[Any]:
-    """A private PostgreSQL cluster for the run (initdb in a temp dir, free loopback port).
-
-    Missing binaries or a failed start skip the tests that need it, or fail them under CI.
-    """
+def _started_postgres() -> Any:
     from mdp_testing.postgres_server import PostgresServer, PostgresServerUnavailable
 
     server = PostgresServer()
@@ -333,6 +328,26 @@ def postgres_server() -> Iterator[Any]:
     if problem:
         server.stop()
         _unavailable(problem)
+    return server
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[Any]:
+    """A private PostgreSQL cluster for the run (initdb in a temp dir, free loopback port).
+
+    Missing binaries or a failed start skip the tests that need it, or fail them under CI.
+    """
+    server = _started_postgres()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture
+def private_postgres() -> Iterator[Any]:
+    """A PostgreSQL cluster of the test's own, which it may pause and resume (outages)."""
+    server = _started_postgres()
     try:
         yield server
     finally:

@@ -44,7 +44,7 @@ def _free_port() -> int:
 
 
 class PostgresServer:
-    """One private cluster on 127.0.0.1.
+    """One private cluster on 127.0.0.1, which a test may pause and resume (an outage).
 
     Raises:
         PostgresServerUnavailable: from :meth:`start` when binaries are missing or it fails.
@@ -92,6 +92,10 @@ class PostgresServer:
         )  # fmt: skip
         if init.returncode != 0:
             raise PostgresServerUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the initialised cluster (again) on the same port and data."""
         options = (
             f"-c port={self.port} -c listen_addresses=127.0.0.1 "
             f"-c unix_socket_directories={self._tmp.name} -c fsync=off "
@@ -117,6 +121,13 @@ class PostgresServer:
         if created.returncode != 0:
             raise PostgresServerUnavailable(f"createdb failed: {created.stderr.strip()[-300:]}")
         return self.url(name)
+
+    def pause(self) -> None:
+        """Stop the server (an outage for its clients), keeping its data to :meth:`resume`.
+
+        A fast shutdown, not a crash: with durability off, a crash could lose recent commits.
+        """
+        self._run("pg_ctl", "-D", str(self.data), "-m", "fast", "-w", "stop")
 
     def stop(self) -> None:
         """Stop the server now (immediate mode) and delete its files; safe to call twice."""

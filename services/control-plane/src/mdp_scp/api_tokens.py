@@ -132,7 +132,12 @@ class ApiTokens:
         if not sep or not secret:
             return None
         query = (
-            select(api_tokens, users.c.name, users.c.role.label("user_role"), users.c.disabled)
+            select(
+                api_tokens,
+                users.c.name.label("owner"),
+                users.c.role.label("owner_role"),
+                users.c.disabled,
+            )
             .join(users, users.c.id == api_tokens.c.user_id)
             .where(api_tokens.c.id == token_id)
         )
@@ -144,10 +149,10 @@ class ApiTokens:
         await conn.execute(
             update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now)
         )
-        role = _lower(parse_role(row["role"]) or "viewer", parse_role(row["user_role"]) or "viewer")
+        role = _lower(parse_role(row["role"]) or "viewer", parse_role(row["owner_role"]) or "viewer")
         return Session(
             session_id=f"token:{token_id}",
-            user=row["name"],
+            user=row["owner"],
             role=role,
             csrf_token="",
             expires_at=row["expires_at"],

@@ -553,7 +553,11 @@ class ControlPlane:
         return response
 
     async def _login_page(self, request: web.Request) -> web.StreamResponse:
-        if await self.session_of(request) is not None:
+        try:
+            session = await self.session_of(request)
+        except StoreUnavailable:
+            session = None  # the form still shows; submitting it gets the clear 503
+        if session is not None:
             raise web.HTTPSeeOther("/")
         return self._render_login()
 
