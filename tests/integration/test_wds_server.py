@@ -15,6 +15,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
+from mdp_cache.keys import KEY_WDS_REVOKED
 from mdp_core.settings import Secret, load
 from mdp_core.token import issue_token
 from mdp_testing.proxy import TcpProxy
@@ -604,3 +605,33 @@ async def test_recovers_from_redis_connection_loss_and_resends_snapshots(
             assert (await recv_op(ws, "update"))["feed"] == "news:ticker:AAPL"
     finally:
         await proxy.close()
+
+
+# --- revoked login sessions ------------------------------------------------------------------
+
+
+async def test_a_token_of_an_ended_session_is_refused_and_its_live_socket_closed(
+    make_server: ServerFactory, redis_client: aioredis.Redis
+) -> None:
+    server = await make_server(revocation_poll_seconds=0.05)
+    now = time.time()
+    live = issue_token(SECRET, "ann", ["*"], 300, now, session_id="s-live")
+    other = issue_token(SECRET, "bob", ["*"], 300, now, session_id="s-other")
+    sockets = []
+    for value in (live, other):
+        ws = await connect(server.url, origin=ORIGIN)
+        await ws.send(json.dumps({"op": "auth", "token": value}))
+        assert (await recv(ws))["op"] == "auth_ok"
+        sockets.append(ws)
+    # What the control plane does at logout: add the session id to the revoked set.
+    await redis_client.zadd(KEY_WDS_REVOKED.name(), {"s-live": now * 1000})
+    assert await closed_with(sockets[0]) == 4001
+    assert sockets[0].close_reason == "session ended"
+    await sockets[1].send(json.dumps({"op": "ping", "id": 1}))
+    assert (await recv(sockets[1]))["op"] == "pong"  # another session is untouched
+    await sockets[1].close()
+    async with connect(server.url, origin=ORIGIN) as ws:
+        await ws.send(json.dumps({"op": "auth", "token": live}))
+        assert await closed_with(ws) == 4001  # refused at auth, though not yet expired
+    await wait_until(lambda: server.stats.disconnects["session_revoked"] == 2)
+    assert server.stats.violations["token_revoked"] == 1

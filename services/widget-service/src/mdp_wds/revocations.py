@@ -48,6 +48,7 @@ class RevokedSessions:
         self._stats = stats
         self._clock = clock
         self._task: asyncio.Task[None] | None = None
+        self._stop = asyncio.Event()
         self._since_ms = 0.0
 
     async def is_revoked(self, session_id: str) -> bool:
@@ -82,20 +83,25 @@ class RevokedSessions:
             self._task = asyncio.get_running_loop().create_task(self._run(on_revoked))
 
     async def _run(self, on_revoked: Callable[[str], None]) -> None:
-        while True:
+        while not self._stop.is_set():
             try:
                 for session_id in await self.read_new():
                     on_revoked(session_id)
             except (RedisError, OSError) as exc:
                 self._stats.revocation_errors += 1
                 _log.warning("wds revocation poll failed", error=type(exc).__name__)
-            await asyncio.sleep(self._poll)  # a poll interval, not a synchronisation
+            # The stop event ends the wait at once; otherwise this is the poll interval.
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), self._poll)
 
     async def close(self) -> None:
-        """Stop polling and release the client."""
+        """Stop polling and release the client.
+
+        A stop event rather than cancellation: redis-py may swallow a cancellation that lands
+        inside a command, which would leave the loop running.
+        """
+        self._stop.set()
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await task
         await self._redis.aclose()
