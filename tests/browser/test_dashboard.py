@@ -316,14 +316,31 @@ async def scp(wds: StandInWds) -> AsyncIterator[ControlPlane]:
         wds_url=wds.url,
         wds_token_secret=Secret(TOKEN_SECRET),
         session_secret=Secret("browser-test-session-secret"),
+        database_url=Secret("sqlite:///:memory:"),
     )
     users = UserStore(
         [User("trader", "admin", hash_password(PASSWORD, ScryptParameters(n=1 << 10)))]
     )
-    plane = ControlPlane(settings, users=users, redis=_Heartbeats())
+    plane = ControlPlane(settings, users=users, redis=_Heartbeats(), revocations=_Revocations())
     await plane.start()
     yield plane
     await plane.stop()
+
+
+class _Revocations:
+    """The revoked-session set of the WDC, in memory (the stand-in WDS does not read it)."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, float] = {}
+
+    async def zadd(self, name: str, mapping: dict[str, float]) -> int:
+        del name
+        self.members.update(mapping)
+        return len(mapping)
+
+    async def zremrangebyscore(self, name: str, min: float, max: float) -> int:
+        del name, min, max
+        return 0
 
 
 class _Heartbeats:
@@ -557,6 +574,8 @@ async def test_dashboard_with_the_real_wds(redis_db_url: str) -> None:
         port=scp_port,
         wds_url=wds_server.url,
         wds_token_secret=Secret(TOKEN_SECRET),
+        database_url=Secret("sqlite:///:memory:"),
+        wdc_redis_url=redis_db_url,
     )
     users = UserStore(
         [User("trader", "viewer", hash_password(PASSWORD, ScryptParameters(n=1 << 10)))]

@@ -96,6 +96,22 @@ def _beat_all(beats: Heartbeats, now_ms: int, scale: int, start_ms: int) -> None
     )  # fmt: skip
 
 
+class _Revocations:
+    """The revoked-session set of the WDC, in memory (the stand-in WDS does not read it)."""
+
+    def __init__(self) -> None:
+        self.members: dict[str, float] = {}
+
+    async def zadd(self, name: str, mapping: dict[str, float]) -> int:
+        del name
+        self.members.update(mapping)
+        return len(mapping)
+
+    async def zremrangebyscore(self, name: str, min: float, max: float) -> int:
+        del name, min, max
+        return 0
+
+
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock(datetime.now(UTC).replace(microsecond=0))
@@ -111,10 +127,13 @@ async def scp(clock: ManualClock) -> AsyncIterator[tuple[ControlPlane, Heartbeat
         wds_url="ws://127.0.0.1:9/ws",
         wds_token_secret=Secret("health-page-wds-secret"),
         session_secret=Secret("health-page-session-secret"),
+        database_url=Secret("sqlite:///:memory:"),
     )
     users = UserStore([User("ops", "admin", hash_password(PASSWORD, ScryptParameters(n=1 << 10)))])
     beats = Heartbeats()
-    plane = ControlPlane(settings, users=users, redis=beats, clock=clock)
+    plane = ControlPlane(
+        settings, users=users, redis=beats, clock=clock, revocations=_Revocations()
+    )
     await plane.start()
     yield plane, beats
     await plane.stop()

@@ -140,6 +140,7 @@ async def test_every_service_serves_its_documented_families_typed_and_described(
                 "MDP_SCP_HOST": "127.0.0.1", "MDP_SCP_PORT": str(scp_port),
                 "MDP_WDS_TOKEN_SECRET": "scrape-test-secret",
                 "MDP_SCP_WDS_URL": f"ws://127.0.0.1:{wds_port}/ws",
+                "MDP_SCP_DATABASE_URL": f"sqlite:///{tmp_path / 'scp.sqlite3'}",
             }, ("serve",)),
         ]  # fmt: skip
         processes: list[asyncio.subprocess.Process] = []

@@ -214,7 +214,9 @@ async def test_a_service_account_token_calls_the_api_without_a_browser_until_rev
     revoked = await admin.delete(f"/api/admin/tokens/{stored['id']}", headers=headers)
     assert revoked.status == 200
     assert (await script.get("/api/admin/users", headers=bearer)).status == 401
-    assert (await script.get("/api/admin/users", headers={"Authorization": "Bearer junk"})).status == 401
+    assert (
+        await script.get("/api/admin/users", headers={"Authorization": "Bearer junk"})
+    ).status == 401
 
 
 async def test_a_personal_token_never_outranks_its_owner(
@@ -246,7 +248,9 @@ async def test_watchlists_and_layout_are_saved_server_side_within_limits(
     plane = plane_factory(watchlist_max_lists=2, watchlist_max_symbols=3)
     first = await client_factory(plane)
     headers = await session_of(first, login, "viewer", PASSWORDS["viewer"])
-    put = await first.put("/api/watchlists/Tech", json={"symbols": ["aapl", "MSFT"]}, headers=headers)
+    put = await first.put(
+        "/api/watchlists/Tech", json={"symbols": ["aapl", "MSFT"]}, headers=headers
+    )
     assert put.status == 201
     assert await put.json() == {"name": "Tech", "symbols": ["AAPL", "MSFT"]}
     too_many = await first.put(

@@ -149,7 +149,9 @@ class ApiTokens:
         await conn.execute(
             update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=now)
         )
-        role = _lower(parse_role(row["role"]) or "viewer", parse_role(row["owner_role"]) or "viewer")
+        role = _lower(
+            parse_role(row["role"]) or "viewer", parse_role(row["owner_role"]) or "viewer"
+        )
         return Session(
             session_id=f"token:{token_id}",
             user=row["owner"],

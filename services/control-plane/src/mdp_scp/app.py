@@ -90,7 +90,7 @@ _CONTENT_TYPES: Final = {
     ".png": "image/png",
 }
 _PUBLIC_STATIC: Final = frozenset({"login.css", "favicon.svg"})
-_PAGES: Final = {"/": "index.html", "/admin": "admin.html"}
+_PAGES: Final = {"/": "index.html", "/admin": "admin.html", "/users": "users.html"}
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -279,6 +279,7 @@ class ControlPlane:
         router.add_get("/login/oidc/callback", self._oidc_callback)
         router.add_get("/", self._page)
         router.add_get("/admin", self._page)
+        router.add_get("/users", self._page)
         router.add_get("/static/{name}", self._static_file)
         router.add_get("/api/session", self._api_session)
         router.add_get("/api/me", self._api_me)
@@ -297,9 +298,7 @@ class ControlPlane:
         if self._revocation_redis is None:
             from redis.asyncio import Redis  # noqa: PLC0415 - only when no client was given
 
-            client: RevocationWriter = Redis.from_url(
-                self.settings.wdc_redis_url, socket_timeout=5
-            )  # type: ignore[assignment] # redis-py types its score bounds more widely
+            client: RevocationWriter = Redis.from_url(self.settings.wdc_redis_url, socket_timeout=5)  # type: ignore[assignment] # redis-py types its score bounds more widely
             self._revocation_redis = client
             self.revocations = Revocations(client, self.settings.wds_token_ttl_seconds)
         if self._redis is None:

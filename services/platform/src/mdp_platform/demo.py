@@ -63,6 +63,9 @@ __all__ = ["Demo", "DemoError", "DemoOptions", "run_demo_command"]
 
 _log = get_logger("mdp_platform.demo")
 _NO_ENV: Mapping[str, str] = {}
+# The demo's control plane keeps users, sessions and watchlists in an embedded SQLite database
+# in memory: nothing to set up, nothing left behind.
+DEMO_DATABASE_URL = "sqlite:///:memory:"
 #: The market analyzers of the demo's processor, by registered name.
 MARKET_ANALYZERS = ("router", "leaderboard", "top_trades")
 
@@ -239,8 +242,10 @@ class Demo:
                 ScpSettings, _NO_ENV, host=o.host, port=scp_port, wds_url=wds.url,
                 wds_token_secret=Secret(token_secret), mdc_redis_url=mdc_url,
                 listener_control_url=health.url, listener_control_token=Secret(control_token),
+                wdc_redis_url=wdc_url, database_url=Secret(DEMO_DATABASE_URL),
             ),
             redis=self.mdc,
+            revocations=self.wdc,  # type: ignore[arg-type] # redis-py types score bounds widely
         )  # fmt: skip
         if o.admin_password:
             scp.users.add(User(self.info.admin_user, "admin", hash_password(o.admin_password)))

@@ -15,7 +15,8 @@ from mdp_cache.keys import ALL_FEEDS, ALL_KEYS, Feed, Key
 from mdp_core.settings import CommonSettings, describe
 
 __all__ = ["METRIC_CATALOGUES", "SETTINGS_MODULES", "render_all", "render_cache_keys",
-           "render_configuration", "render_metrics", "render_queues", "settings_classes",
+           "render_configuration", "render_metrics", "render_queues", "render_scp_api",
+           "settings_classes",
            "write_all"]  # fmt: skip
 
 #: Modules that define settings classes, one per component (plus the shared one in mdp_core).
@@ -186,6 +187,45 @@ def render_metrics() -> str:
     return "\n".join(lines) + "\n"
 
 
+def render_scp_api() -> str:
+    """The control plane's management API, from its route table (``mdp_scp.management``)."""
+    from mdp_scp.management import MAX_BODY_BYTES, ROUTES  # noqa: PLC0415 - only this document
+
+    lines = [
+        "# Control plane (SCP) API reference",
+        "",
+        _GENERATED.rstrip("\n"),
+        "",
+        "Every route answers JSON; errors are `{\"error\": \"...\"}` with the HTTP status.",
+        "A caller is a browser session (the `mdp_scp_session` cookie; every state-changing call",
+        "also sends the session's CSRF token in `X-CSRF-Token`, from `GET /api/me`) or a script",
+        "with an API token (`Authorization: Bearer mdp_...`; no CSRF token). Roles are ordered",
+        "viewer < trader < admin; a route needs at least the role shown. Every change is written",
+        "with its audit record in one transaction. Bodies are JSON objects of at most",
+        f"{MAX_BODY_BYTES // 1024} KiB; unknown fields, wrong types and unknown roles are `400`,",
+        "larger bodies `413`, a taken name `409`; a database outage is `503` with `Retry-After`.",
+        "Operating it: [operations](../operations.md#the-control-planes-database).",
+        "",
+        "| method | path | least role | body | what it does |",
+        "|---|---|---|---|---|",
+    ]
+    for route in ROUTES:
+        body = f"`{route.body}`" if route.body else "-"
+        lines.append(
+            f"| {route.method} | `{route.path}` | {route.role} | {_cell(body)} "
+            f"| {_cell(route.summary)} |"
+        )
+    lines += [
+        "",
+        "Also served (not part of the management API): `GET /api/me` (user, role, CSRF token),",
+        "`GET /api/session` (that plus a WDS token bound to the session), `GET /api/health`,",
+        "`/api/control/{action}` (the listener's runtime controls: `subscriptions` needs trader,",
+        "the rest admin; changes are audited), `POST /login`, `POST /logout`, the pages `/`,",
+        "`/admin`, `/users`, and the probes `/livez`, `/readyz`, `/metrics`.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def render_all() -> dict[str, Callable[[], str]]:
     """File name under ``docs/reference/`` -> its generator."""
     return {
@@ -193,6 +233,7 @@ def render_all() -> dict[str, Callable[[], str]]:
         "queues.md": render_queues,
         "configuration.md": render_configuration,
         "metrics.md": render_metrics,
+        "scp-api.md": render_scp_api,
     }
 
 

@@ -4,6 +4,7 @@ import { BoardWidget, field } from "./boards.js";
 import { FeedList, TradesWidget, alertItem, newsItem } from "./lists.js";
 import { QuotePanel } from "./quote.js";
 import { WdsClient } from "./wds.js";
+import { WatchlistWidget } from "./watchlist.js";
 import * as fmt from "./format.js";
 
 const FILTER_KEY = "mdp.filters";
@@ -119,8 +120,15 @@ function main() {
   form.addEventListener("submit", (event) => event.preventDefault());
   apply();
 
+  const watchlist = new WatchlistWidget(document.querySelector("main.grid"), {
+    client,
+    onSymbol: follow,
+    csrf: () => client.session?.csrf_token,
+  });
+  watchlist.load();
+
   client.start();
-  window.mdpDashboard = { client, quote }; // for debugging and the browser test
+  window.mdpDashboard = { client, quote, watchlist }; // for debugging and the browser test
 }
 
 main();
