@@ -28,7 +28,8 @@ SINGLETONS = {"listener", "news-listener"}
 EXPOSED = {"widget-service": "clients", "control-plane": "external"}
 VENDOR_VARIABLES = {"MASSIVE_API_KEY", "POLYGON_API_KEY", "FINLIGHT_API_KEY", "NO_PROXY"}
 INFRA_VARIABLES = {"REDISCLI_AUTH", "RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS",
-                   "REDIS_PASSWORD", "REDIS_ADDR"}  # fmt: skip
+                   "REDIS_PASSWORD", "REDIS_ADDR", "POSTGRES_USER", "POSTGRES_PASSWORD",
+                   "POSTGRES_DB", "PGDATA"}  # fmt: skip
 
 
 def _project(folder: Path) -> dict[str, Any]:
@@ -135,9 +136,11 @@ def test_the_processors_scale_with_an_autoscaler(rendered: list[Doc]) -> None:
     assert 1 <= spec["minReplicas"] <= spec["maxReplicas"]
 
 
-def test_rabbitmq_and_two_separate_redis_run_as_statefulsets(rendered: list[Doc]) -> None:
+def test_rabbitmq_two_separate_redis_and_the_scp_database_run_as_statefulsets(
+    rendered: list[Doc],
+) -> None:
     statefulsets = _by_kind(rendered, "StatefulSet")
-    assert set(statefulsets) == {"rabbitmq", "redis-mdc", "redis-wdc"}
+    assert set(statefulsets) == {"rabbitmq", "redis-mdc", "redis-wdc", "scp-postgres"}
     configs = _by_kind(rendered, "ConfigMap")
     for redis in ("redis-mdc", "redis-wdc"):
         conf = configs[f"{redis}-config"]["data"]["redis.conf"]
@@ -197,7 +200,7 @@ def test_network_policies_deny_by_default_and_expose_only_the_wds_and_scp(
     assert any(
         p["metadata"]["name"] == "default-deny" and "ingress" not in p["spec"] for p in default
     )
-    apps = DEPLOYED | {"rabbitmq", "redis-mdc", "redis-wdc"}
+    apps = DEPLOYED | {"rabbitmq", "redis-mdc", "redis-wdc", "scp-postgres"}
     for app in apps:
         open_to_all = [
             rule
@@ -236,7 +239,7 @@ PRIVATE = {"10.0.0.0/8", "172.16.0.0/12", "192.168.0.0/16", "169.254.0.0/16"}
 
 def test_only_the_vendor_facing_components_reach_the_internet(rendered: list[Doc]) -> None:
     internet = {"listener", "news-listener", "processor", "news-processor", "control-plane"}
-    for app in DEPLOYED | {"rabbitmq", "redis-mdc", "redis-wdc"}:
+    for app in DEPLOYED | {"rabbitmq", "redis-mdc", "redis-wdc", "scp-postgres"}:
         rules = [
             rule
             for p in _policies(rendered)
@@ -297,7 +300,7 @@ def test_the_compose_stack_builds_real_folders_and_publishes_on_loopback_only() 
             assert port.startswith("127.0.0.1:"), (name, port)
         for variable in service.get("environment", {}):
             assert variable in known, f"{name} sets {variable}, which nothing reads"
-    assert {"rabbitmq", "redis-mdc", "redis-wdc"} <= compose["services"].keys()
+    assert {"rabbitmq", "redis-mdc", "redis-wdc", "scp-postgres"} <= compose["services"].keys()
 
 
 def test_the_playbook_builds_every_deployed_service() -> None:
@@ -378,7 +381,7 @@ def test_multi_replica_components_have_a_disruption_budget_and_spread(
     rendered: list[Doc],
 ) -> None:
     many = _multi_replica(rendered)
-    assert "processor" in many
+    assert {"processor", "control-plane"} <= many
     budgets = _by_kind(rendered, "PodDisruptionBudget").values()
     deployments = _by_kind(rendered, "Deployment")
     for name in many:
