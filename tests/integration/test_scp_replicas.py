@@ -158,11 +158,14 @@ async def test_two_replicas_share_the_session_and_a_logout_on_one_ends_it_everyw
                 )  # fmt: skip
                 assert response.status == 303
 
-            # The live WDS connection of the ended session is closed ...
-            with pytest.raises(ConnectionClosed) as closed:
+            async def read_until_closed() -> None:
                 async with asyncio.timeout(WAIT):
                     while True:
                         await ws.recv()
+
+            # The live WDS connection of the ended session is closed ...
+            with pytest.raises(ConnectionClosed) as closed:
+                await read_until_closed()
             assert closed.value.rcvd is not None
             assert closed.value.rcvd.code == 4001
             assert closed.value.rcvd.reason == "session ended"

@@ -196,7 +196,7 @@ def render_scp_api() -> str:
         "",
         _GENERATED.rstrip("\n"),
         "",
-        "Every route answers JSON; errors are `{\"error\": \"...\"}` with the HTTP status.",
+        'Every route answers JSON; errors are `{"error": "..."}` with the HTTP status.',
         "A caller is a browser session (the `mdp_scp_session` cookie; every state-changing call",
         "also sends the session's CSRF token in `X-CSRF-Token`, from `GET /api/me`) or a script",
         "with an API token (`Authorization: Bearer mdp_...`; no CSRF token). Roles are ordered",
