@@ -136,9 +136,15 @@ async def test_a_watchlist_fills_live_and_follows_the_user_to_another_browser(
                 "async () => (await (await fetch('/api/layout')).json()).layout.watchlist"
                 " === 'Momentum'"
             )
-            # Clicking a watchlist symbol follows it in the quote panel.
+            # Clicking a watchlist symbol follows it in the quote panel; a filter is set: both
+            # are part of the layout the server keeps.
             await page.click('#w-watchlist tr[data-symbol="DYNE"] button.symbol')
             await page.wait_for_selector('#w-quote[data-symbol="DYNE"]')
+            await page.fill("#filters input[name=minPrice]", "5")
+            await page.wait_for_function(
+                "async () => { const l = (await (await fetch('/api/layout')).json()).layout;"
+                " return l.follow === 'DYNE' && l.filters?.minPrice === 5; }"
+            )
             assert page.errors == []
 
             other = await _logged_in(browser, scp, "tom", PASSWORDS["tom"])  # another browser
@@ -152,6 +158,12 @@ async def test_a_watchlist_fills_live_and_follows_the_user_to_another_browser(
             assert rows == ["ACME", "DYNE"]
             options = await other.locator("#w-watchlist select option").all_inner_texts()
             assert options == ["Momentum", "Later"]
+            await other.wait_for_selector('#w-quote[data-symbol="DYNE"]')
+            assert await other.input_value("#filters input[name=minPrice]") == "5"
+            await other.wait_for_function(
+                "() => !document.querySelector('#w-gainers tr[data-key=\"EVOX\"]')"
+                " && document.querySelector('#w-gainers tr[data-key=\"ACME\"]')"
+            )
             assert other.errors == []
         finally:
             await browser.close()

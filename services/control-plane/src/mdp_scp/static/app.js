@@ -70,7 +70,10 @@ function main() {
     client,
     onSymbol: (symbol) => quote.follow(symbol),
   });
-  const follow = (symbol) => quote.follow(symbol);
+  const follow = (symbol) => {
+    quote.follow(symbol);
+    watchlist.saveLayout({ follow: symbol }); // the layout kept server-side
+  };
 
   const boards = [
     new BoardWidget(document.getElementById("w-gainers"), {
@@ -107,25 +110,36 @@ function main() {
   const form = document.getElementById("filters");
   const filters = loadFilters();
   for (const [key, value] of Object.entries(filters)) form.elements[key].value = value || "";
-  const apply = () => {
+  const apply = (save = true) => {
     for (const key of Object.keys(DEFAULT_FILTERS)) {
       const value = Number(form.elements[key].value);
       filters[key] = Number.isFinite(value) && value > 0 ? value : 0;
     }
     localStorage.setItem(FILTER_KEY, JSON.stringify(filters));
+    if (save) watchlist.saveLayout({ filters: { ...filters } });
     const filter = rowFilter(filters);
     for (const board of boards) board.setFilter(filter);
   };
-  form.addEventListener("input", apply);
+  form.addEventListener("input", () => apply());
   form.addEventListener("submit", (event) => event.preventDefault());
-  apply();
+  apply(false);
 
   const watchlist = new WatchlistWidget(document.querySelector("main.grid"), {
     client,
     onSymbol: follow,
     csrf: () => client.session?.csrf_token,
   });
-  watchlist.load();
+  // The server's layout wins over this browser's: the same dashboard on any browser.
+  watchlist.load().then((layout) => {
+    if (layout.filters && typeof layout.filters === "object") {
+      for (const key of Object.keys(DEFAULT_FILTERS)) {
+        const value = Number(layout.filters[key]);
+        form.elements[key].value = Number.isFinite(value) && value > 0 ? value : "";
+      }
+      apply(false);
+    }
+    if (typeof layout.follow === "string" && layout.follow) quote.follow(layout.follow);
+  });
 
   client.start();
   window.mdpDashboard = { client, quote, watchlist }; // for debugging and the browser test

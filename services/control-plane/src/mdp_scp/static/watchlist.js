@@ -1,7 +1,8 @@
 // The watchlist widget: several named lists of symbols, saved on the server (/api/watchlists),
 // each row live from the WDS (quote:<SYMBOL>). Switching lists swaps the quote subscriptions,
-// so the socket only carries the symbols on screen. The chosen list is part of the layout the
-// server keeps (/api/layout), so any browser opens the same one.
+// so the socket only carries the symbols on screen. It also keeps the user's dashboard layout
+// on the server (/api/layout: the chosen list, the filters, the followed symbol), so any
+// browser opens the same dashboard; saves are merged and debounced.
 
 import * as fmt from "./format.js";
 import { field } from "./boards.js";
@@ -25,6 +26,9 @@ export class WatchlistWidget {
     this.quotes = new Map(); // symbol -> latest quote
     this.handlers = new Map(); // symbol -> subscription handler
     this.layout = {};
+    this.loaded = false;
+    this.pending = {};
+    this.saveTimer = null;
     this.section = el("section", { class: "widget watchlist", id: "w-watchlist", "data-filled": "false" });
     this.section.innerHTML = `
       <h2>Watchlist <span class="meta"></span><span class="notice" role="status"></span></h2>
@@ -89,7 +93,9 @@ export class WatchlistWidget {
       const [lists, layout] = await Promise.all([this.api("GET", "/api/watchlists"), this.api("GET", "/api/layout")]);
       this.lists = lists.watchlists;
       this.limits = { lists: lists.max_lists, symbols: lists.max_symbols };
-      this.layout = layout.layout || {};
+      this.layout = { ...(layout.layout || {}), ...this.pending };
+      this.loaded = true;
+      if (Object.keys(this.pending).length) this.flushLayout();
       const wanted = this.layout.watchlist;
       const name = this.lists.some((w) => w.name === wanted) ? wanted : this.lists[0]?.name ?? null;
       this.renderSelect();
@@ -97,6 +103,21 @@ export class WatchlistWidget {
     } catch (error) {
       this.say(`cannot load watchlists: ${error.message}`);
     }
+    return this.layout;
+  }
+
+  // Merge ``patch`` into the saved layout; written to the server shortly after the last change.
+  saveLayout(patch) {
+    this.pending = { ...this.pending, ...patch };
+    if (!this.loaded) return; // merged into what the server has once it is loaded
+    this.layout = { ...this.layout, ...patch };
+    clearTimeout(this.saveTimer);
+    this.saveTimer = setTimeout(() => this.flushLayout(), 300);
+  }
+
+  flushLayout() {
+    this.pending = {};
+    this.api("PUT", "/api/layout", { layout: this.layout }).catch((error) => this.say(error.message));
   }
 
   renderSelect() {
@@ -113,10 +134,7 @@ export class WatchlistWidget {
     if (name !== null) this.select.value = name;
     this.resubscribe();
     this.render();
-    if (remember && name !== null) {
-      this.layout = { ...this.layout, watchlist: name };
-      this.api("PUT", "/api/layout", { layout: this.layout }).catch((error) => this.say(error.message));
-    }
+    if (remember && name !== null) this.saveLayout({ watchlist: name });
   }
 
   resubscribe() {
