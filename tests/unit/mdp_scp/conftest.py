@@ -107,6 +107,7 @@ def plane_factory(
 ) -> Callable[..., ControlPlane]:
     def build(**overrides: Any) -> ControlPlane:
         listener = overrides.pop("listener", None)
+        news_listener = overrides.pop("news_listener", None)
         return ControlPlane(
             make_settings(**overrides),
             users=make_users(),
@@ -114,6 +115,7 @@ def plane_factory(
             redis=heartbeats,
             listener=listener,
             revocations=revocations,
+            news_listener=news_listener,
         )
 
     return build

@@ -313,7 +313,11 @@ async def test_viewers_see_health_but_cannot_use_controls(
     client = await logged_in(plane_factory, client_factory, login, "viewer", listener=control)
     health = await client.get("/api/health")
     assert health.status == 200
-    assert (await health.json())["controls"] == {"available": True, "allowed": False}
+    assert (await health.json())["controls"] == {
+        "available": True,
+        "news_available": False,
+        "allowed": False,
+    }
     token = await csrf(client)
     for method, action in (("GET", "subscriptions"), ("POST", "start"), ("POST", "stop")):
         response = await client.request(

@@ -297,3 +297,48 @@ async def test_listener_controls_are_audited(
     assert [(e["action"], e["result"], e["target"]) for e in audit["entries"]] == [
         ("control.listener.stop", "200", "listener")
     ]
+
+
+async def test_news_listener_controls_are_forwarded_for_admins_only_and_audited(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
+) -> None:
+    from mdp_runtime.health import ControlRequest, HealthServer
+    from mdp_scp.listener_control import NEWS_CONTROL_CALLS, ListenerControl
+
+    calls: list[str] = []
+
+    async def stop(_: ControlRequest) -> dict[str, object]:
+        calls.append("stop")
+        return {"enabled": False}
+
+    health = HealthServer(
+        "127.0.0.1",
+        0,
+        service="news-listener",
+        version="0",
+        metrics_snapshot=dict,
+        readiness={},
+        control_token="news-token",
+    )
+    health.add_control("POST", "/stop", stop)
+    await health.start()
+    try:
+        control = ListenerControl(health.url, "news-token", NEWS_CONTROL_CALLS)
+        plane = plane_factory(news_listener=control)
+        admin, headers = await admin_client(plane, client_factory, login)
+        stopped = await admin.post("/api/control/news/stop", headers=headers)
+        assert stopped.status == 200
+        assert await stopped.json() == {"enabled": False}
+        assert calls == ["stop"]
+        refused = await admin.put("/api/control/news/subscriptions", headers=headers)
+        assert refused.status == 404  # not a news listener call: never forwarded
+        viewer = await client_factory(plane)
+        viewer_headers = await session_of(viewer, login, "viewer", PASSWORDS["viewer"])
+        assert (await viewer.post("/api/control/news/stop", headers=viewer_headers)).status == 403
+        audit = await (await admin.get("/api/admin/audit?action=control.")).json()
+        assert [(e["action"], e["target"]) for e in audit["entries"]] == [
+            ("control.news-listener.stop", "news-listener")
+        ]
+        await control.close()
+    finally:
+        await health.stop()

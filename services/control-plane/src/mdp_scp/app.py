@@ -37,7 +37,7 @@ from mdp_scp.audit import AuditLog
 from mdp_scp.database import Database, StoreUnavailable
 from mdp_scp.health_view import HealthView
 from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
-from mdp_scp.listener_control import ListenerControl
+from mdp_scp.listener_control import NEWS_CONTROL_CALLS, ListenerControl
 from mdp_scp.login_throttle import LoginThrottle
 from mdp_scp.management import register_management_routes
 from mdp_scp.metrics import ScpMetrics
@@ -125,6 +125,7 @@ class ControlPlane:
             created from ``settings.mdc_redis_url`` at start-up.
         listener: the listener control client; by default built from the settings when
             ``listener_control_url`` and its token are set.
+        news_listener: the news listener's control client; by default built from the settings.
         revocations: a Redis client on the widget data cache for WDS token revocations; by
             default one is created from ``settings.wdc_redis_url`` at start-up.
         database: the store; by default opened from ``settings.database``.
@@ -140,6 +141,7 @@ class ControlPlane:
         listener: ListenerControl | None = None,
         revocations: RevocationWriter | None = None,
         database: Database | None = None,
+        news_listener: ListenerControl | None = None,
     ) -> None:
         self.settings = settings
         self.users = users if users is not None else self._users_from(settings)
@@ -176,6 +178,14 @@ class ControlPlane:
             self.listener = ListenerControl(
                 settings.listener_control_url, settings.listener_control_token.reveal()
             )
+        self.news_listener = news_listener
+        self._owns_news_listener = news_listener is None
+        news_url, news_token = (
+            settings.news_listener_control_url,
+            settings.news_listener_control_token,
+        )
+        if news_listener is None and news_url and news_token:
+            self.news_listener = ListenerControl(news_url, news_token.reveal(), NEWS_CONTROL_CALLS)
         self.oidc: OidcClient | None = None
         if settings.oidc_issuer and settings.oidc_client_id:
             secret = settings.oidc_client_secret
@@ -284,6 +294,7 @@ class ControlPlane:
         router.add_get("/api/session", self._api_session)
         router.add_get("/api/me", self._api_me)
         router.add_get("/api/health", self._api_health)
+        router.add_route("*", "/api/control/news/{action}", self._api_news_control)
         router.add_route("*", "/api/control/{action}", self._api_control)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
@@ -324,6 +335,8 @@ class ControlPlane:
             await heartbeat.stop()
         if self._owns_listener and self.listener is not None:
             await self.listener.close()
+        if self._owns_news_listener and self.news_listener is not None:
+            await self.news_listener.close()
         if self.oidc is not None:
             await self.oidc.close()
         for owned, client in (
@@ -787,7 +800,11 @@ class ControlPlane:
         body = {
             "components": components,
             "error": error,
-            "controls": {"available": self.listener is not None, "allowed": session.is_admin},
+            "controls": {
+                "available": self.listener is not None,
+                "news_available": self.news_listener is not None,
+                "allowed": session.is_admin,
+            },
         }
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
@@ -798,6 +815,19 @@ class ControlPlane:
         session = await self.require(request, role=needed)
         if self.listener is None:
             raise web.HTTPServiceUnavailable(reason="listener controls are not configured")
+        return await self._forward(request, session, self.listener, "listener")
+
+    async def _api_news_control(self, request: web.Request) -> web.Response:
+        session = await self.require(request, admin=True)
+        if self.news_listener is None:
+            raise web.HTTPServiceUnavailable(reason="news listener controls are not configured")
+        return await self._forward(request, session, self.news_listener, "news-listener")
+
+    async def _forward(
+        self, request: web.Request, session: Session, control: ListenerControl, component: str
+    ) -> web.Response:
+        """Forward one control call and audit it when it changes something."""
+        action = request.match_info["action"]
         body: object = None
         if request.can_read_body:
             try:
@@ -805,18 +835,24 @@ class ControlPlane:
             except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
                 raise web.HTTPBadRequest(reason="the request body is not JSON") from exc
         try:
-            reply = await self.listener.call(request.method, action, body)
+            reply = await control.call(request.method, action, body)
         except ValueError as exc:
             raise web.HTTPNotFound(reason=str(exc)) from exc
-        _log.info("control call", action=action, method=request.method, status=reply.status)
+        _log.info(
+            "control call",
+            component=component,
+            action=action,
+            method=request.method,
+            status=reply.status,
+        )
         if request.method != "GET":
             async with self.database.transaction() as conn:
                 await self.audit.record(
                     conn,
                     at=self.now(),
                     actor=session.user,
-                    action=f"control.listener.{action}",
-                    target="listener",
+                    action=f"control.{component}.{action}",
+                    target=component,
                     result=str(reply.status),
                     address=self.client_address(request),
                     detail=body

@@ -1,4 +1,4 @@
-"""The listener's runtime controls, called server-side with the control token.
+"""The listeners' runtime controls, called server-side with their control tokens.
 
 The browser never sees the listener's address or bearer token: it calls the SCP, the SCP
 checks the user's role and CSRF token, and only then forwards one of a fixed set of calls.
@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import aiohttp
 
-__all__ = ["CONTROL_CALLS", "ControlReply", "ListenerControl"]
+__all__ = ["CONTROL_CALLS", "NEWS_CONTROL_CALLS", "ControlReply", "ListenerControl"]
 
 CONTROL_CALLS: frozenset[tuple[str, str]] = frozenset(
     {
@@ -25,6 +25,11 @@ CONTROL_CALLS: frozenset[tuple[str, str]] = frozenset(
     }
 )
 """The (method, action) pairs the SCP forwards to ``<listener>/control/<action>``."""
+
+NEWS_CONTROL_CALLS: frozenset[tuple[str, str]] = frozenset(
+    {("GET", "state"), ("POST", "start"), ("POST", "stop")}
+)
+"""The pairs it forwards to the news listener's ``/control/<action>``."""
 
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
 _MAX_BODY = 1 << 20
@@ -44,9 +49,13 @@ class ListenerControl:
     Args:
         base_url: the listener's health/control server, e.g. ``http://127.0.0.1:8081``.
         token: the bearer token of its control routes.
+        calls: the (method, action) pairs allowed (the Massive listener's by default).
     """
 
-    def __init__(self, base_url: str, token: str) -> None:
+    def __init__(
+        self, base_url: str, token: str, calls: frozenset[tuple[str, str]] = CONTROL_CALLS
+    ) -> None:
+        self._calls = calls
         self._base = base_url.rstrip("/")
         self._token = token
         self._http: aiohttp.ClientSession | None = None
@@ -61,9 +70,9 @@ class ListenerControl:
         """Forward one allowed call; network failures become a 502 reply, never an exception.
 
         Raises:
-            ValueError: if (method, action) is not one of :data:`CONTROL_CALLS`.
+            ValueError: if (method, action) is not one of the allowed calls.
         """
-        if (method, action) not in CONTROL_CALLS:
+        if (method, action) not in self._calls:
             msg = f"{method} {action} is not a listener control call"
             raise ValueError(msg)
         if self._http is None:

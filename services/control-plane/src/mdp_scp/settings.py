@@ -177,6 +177,18 @@ class ScpSettings(CommonSettings):
         secret=True,
         doc="Bearer token of the listener's /control routes; held server-side only.",
     )
+    news_listener_control_url: str = setting(
+        env="MDP_SCP_NEWS_LISTENER_CONTROL_URL",
+        default="",
+        doc="Base URL of the news listener's health/control server; empty disables its "
+        "start/stop controls.",
+    )
+    news_listener_control_token: Secret | None = setting(
+        env="MDP_SCP_NEWS_LISTENER_CONTROL_TOKEN",
+        default=None,
+        secret=True,
+        doc="Bearer token of the news listener's /control routes; held server-side only.",
+    )
     oidc_issuer: str = setting(
         env="MDP_SCP_OIDC_ISSUER",
         default="",

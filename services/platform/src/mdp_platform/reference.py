@@ -220,7 +220,9 @@ def render_scp_api() -> str:
         "Also served (not part of the management API): `GET /api/me` (user, role, CSRF token),",
         "`GET /api/session` (that plus a WDS token bound to the session), `GET /api/health`,",
         "`/api/control/{action}` (the listener's runtime controls: `subscriptions` needs trader,",
-        "the rest admin; changes are audited), `POST /login`, `POST /logout`, the pages `/`,",
+        "the rest admin; changes are audited), `/api/control/news/{action}` (the news",
+        "listener's `start`, `stop` and `state`: admin; audited), `POST /login`, `POST /logout`,",
+        "the pages `/`,",
         "`/admin`, `/users`, and the probes `/livez`, `/readyz`, `/metrics`.",
     ]
     return "\n".join(lines) + "\n"
