@@ -144,6 +144,23 @@ async def test_disabling_a_user_ends_its_sessions_and_revokes_its_wds_tokens(
     assert (await viewer.get("/api/me")).status == 401
 
 
+async def test_a_demotion_applies_to_live_sessions_at_once(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
+) -> None:
+    plane = plane_factory()
+    admin, headers = await admin_client(plane, client_factory, login)
+    created = await admin.post(
+        "/api/admin/users", json={"name": "ivy", "role": "admin"}, headers=headers
+    )
+    ivy = await client_factory(plane)
+    await session_of(ivy, login, "ivy", (await created.json())["password"])
+    assert (await ivy.get("/api/admin/users")).status == 200
+    demoted = await admin.patch("/api/admin/users/ivy", json={"role": "viewer"}, headers=headers)
+    assert demoted.status == 200
+    assert (await ivy.get("/api/admin/users")).status == 403
+    assert (await (await ivy.get("/api/me")).json())["role"] == "viewer"
+
+
 async def test_the_last_admin_cannot_be_demoted_or_disabled(
     plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
 ) -> None:

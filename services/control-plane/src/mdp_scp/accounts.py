@@ -197,7 +197,7 @@ class Accounts:
             raise NoSuchUser(name)
 
     async def set_role(self, conn: AsyncConnection, name: str, role: Role, now: float) -> None:
-        """Change the role (sessions keep the role they were granted until they are ended)."""
+        """Change the role; live sessions and tokens follow it from their next request."""
         await self._change(conn, name, now, role=role)
 
     async def set_disabled(

@@ -167,7 +167,7 @@ class SessionStore:
         if secret is None:
             return None
         query = (
-            select(sessions, users.c.name, users.c.disabled)
+            select(sessions, users.c.name, users.c.disabled, users.c.role.label("user_role"))
             .join(users, users.c.id == sessions.c.user_id)
             .where(sessions.c.secret_digest == _digest(secret), sessions.c.expires_at > now)
         )
@@ -177,7 +177,8 @@ class SessionStore:
         return Session(
             session_id=row["id"],
             user=row["name"],
-            role=parse_role(row["role"]) or "viewer",
+            # The user's current role: a demotion takes effect on the next request.
+            role=parse_role(row["user_role"]) or "viewer",
             csrf_token=row["csrf_token"],
             expires_at=row["expires_at"],
             user_id=row["user_id"],
