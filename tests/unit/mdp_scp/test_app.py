@@ -19,7 +19,15 @@ from mdp_scp import ControlPlane, ListenerControl, ScpSettings, UserStore, hash_
 from mdp_scp.accounts import Accounts
 from mdp_scp.database import Database
 
-from .conftest import FAST, PASSWORDS, WDS_SECRET, FakeHeartbeatRedis, LoginFn, csrf_of_login_page
+from .conftest import (
+    FAST,
+    PASSWORDS,
+    WDS_SECRET,
+    FakeHeartbeatRedis,
+    FakeRevocations,
+    LoginFn,
+    csrf_of_login_page,
+)
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[[ControlPlane], Awaitable[Client]]
@@ -413,6 +421,7 @@ async def test_no_secret_ever_reaches_a_response(
         "MDP_SCP_SESSION_SECRET": "session-secret-SHOULD-NOT-LEAK",
         "MDP_WDS_TOKEN_SECRET": WDS_SECRET,
         "MDP_SCP_OIDC_CLIENT_SECRET": "oidc-secret-SHOULD-NOT-LEAK",
+        "MDP_SCP_DATABASE_URL": f"sqlite:///{tmp_path / 'database-SHOULD-NOT-LEAK.sqlite3'}",
     }
     for name, value in secrets.items():
         monkeypatch.setenv(name, value)
@@ -423,7 +432,13 @@ async def test_no_secret_ever_reaches_a_response(
     users_file.write_text(
         json.dumps([{"name": "admin", "role": "admin", "password_hash": admin_hash}])
     )
-    plane = ControlPlane(settings, users=UserStore.from_file(users_file), clock=clock, redis=None)
+    plane = ControlPlane(
+        settings,
+        users=UserStore.from_file(users_file),
+        clock=clock,
+        redis=None,
+        revocations=FakeRevocations(),
+    )
     plane._redis = None  # heartbeats are not part of this test
     client = await client_factory(plane)
     seen: list[str] = []
