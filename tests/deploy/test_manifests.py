@@ -45,7 +45,10 @@ def _service_images() -> dict[str, str]:
 def _settings_variables() -> set[str]:
     """Every variable a settings class of the platform declares."""
     names = {doc.env for doc in describe(CommonSettings)}
-    for folder in SERVICE_DIRS:
+    # Libraries declare settings too (mdp_queues.settings: MDP_MDQ_*, read by every listener
+    # and processor), so their variables count as read.
+    libraries = sorted(p for p in (ROOT / "packages").iterdir() if (p / "pyproject.toml").exists())
+    for folder in [*SERVICE_DIRS, *libraries]:
         for module_file in (folder / "src").glob("*/settings.py"):
             module = importlib.import_module(f"{module_file.parent.name}.settings")
             for value in vars(module).values():
