@@ -237,12 +237,27 @@ async def test_an_admin_manages_users_and_reads_the_audit_log(
             )
             assert admin.errors == []
 
-            # A trader sees no user management.
+            # A trader sees no user management, but makes an API token for a script.
             tom = await _logged_in(browser, scp, "tom", PASSWORDS["tom"])
             await tom.goto(f"{scp.url}/users")
             await tom.wait_for_function(
                 "() => document.querySelector('#users-notice').textContent"
                 ".includes('needs the admin role')"
             )
+            assert not await tom.locator("#users").is_visible()
+            await tom.fill("#new-token input[name=name]", "my script")
+            await tom.click("#new-token button[type=submit]")
+            await tom.wait_for_selector("#token-table tr[data-token]")
+            token = await tom.locator("#token-secret-value").inner_text()
+            assert token.startswith("mdp_")
+            bearer = (
+                "async (t) => (await fetch('/api/me', {credentials: 'omit',"
+                " headers: {Authorization: `Bearer ${t}`}})).status"
+            )
+            assert await tom.evaluate(bearer, token) == 200
+            await tom.click("#token-table button[data-act=revoke]")
+            await tom.wait_for_selector("#token-table td:text('revoked')")
+            assert await tom.evaluate(bearer, token) == 401
+            assert tom.errors == []
         finally:
             await browser.close()

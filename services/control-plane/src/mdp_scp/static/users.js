@@ -38,10 +38,10 @@ function say(message) {
   document.getElementById("users-notice").textContent = message;
 }
 
-function showSecret(label, value) {
-  const box = document.getElementById("secret");
+function showSecret(label, value, id = "secret") {
+  const box = document.getElementById(id);
   box.hidden = false;
-  box.replaceChildren(el("span", {}, `${label}: `), el("code", { id: "secret-value" }, value), el("span", {}, " (shown once)"));
+  box.replaceChildren(el("span", {}, `${label}: `), el("code", { id: `${id}-value` }, value), el("span", {}, " (shown once)"));
 }
 
 function roleSelect(user) {
@@ -154,6 +154,55 @@ async function loadAudit() {
   document.querySelector("#audit-table tbody").replaceChildren(...body.entries.map(auditRow));
 }
 
+function when(seconds) {
+  return seconds ? new Date(seconds * 1000).toLocaleString() : "never";
+}
+
+async function loadTokens() {
+  const body = await api("GET", "/api/tokens");
+  const rows = body.tokens.map((token) => {
+    const tr = el("tr", { "data-token": token.id });
+    const cell = el("td");
+    if (token.revoked_at) cell.textContent = "revoked";
+    else cell.append(button("Revoke", "revoke", () => revokeToken(token.id)));
+    tr.append(
+      el("td", {}, token.name),
+      el("td", {}, token.role),
+      el("td", {}, when(token.expires_at)),
+      el("td", {}, when(token.last_used_at)),
+      cell,
+    );
+    return tr;
+  });
+  document.querySelector("#token-table tbody").replaceChildren(...rows);
+}
+
+async function revokeToken(id) {
+  try {
+    await api("DELETE", `/api/tokens/${encodeURIComponent(id)}`);
+  } catch (error) {
+    say(error.message);
+  }
+  await loadTokens();
+}
+
+function bindTokens() {
+  document.getElementById("new-token").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const form = event.target;
+    const body = { name: form.elements.name.value.trim(), expires_in_days: Number(form.elements.days.value) };
+    if (form.elements.role.value) body.role = form.elements.role.value;
+    try {
+      const made = await api("POST", "/api/tokens", body);
+      showSecret(`Token ${body.name}`, made.token, "token-secret");
+      form.elements.name.value = "";
+    } catch (error) {
+      say(error.message);
+    }
+    await loadTokens();
+  });
+}
+
 async function refresh() {
   await Promise.all([loadUsers(), loadAudit()]);
 }
@@ -165,8 +214,13 @@ async function main() {
     csrf = me.csrf_token;
     document.getElementById("user").textContent = `${me.user} (${me.role})`;
     document.getElementById("logout-csrf").value = csrf;
+    bindTokens();
+    await loadTokens();
     if (me.role !== "admin") {
+      for (const id of ["users", "audit"]) document.getElementById(id).style.display = "none";
+      document.getElementById("tokens").insertAdjacentElement("afterbegin", document.getElementById("users-notice"));
       say("User management needs the admin role.");
+      state.dataset.state = "live";
       state.textContent = "read only";
       return;
     }
