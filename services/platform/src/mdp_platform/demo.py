@@ -42,7 +42,7 @@ from mdp_listener.listener import MassiveListener
 from mdp_listener.metrics import FAMILIES as LISTENER_FAMILIES
 from mdp_listener.settings import ListenerSettings
 from mdp_news_processor.processor import NewsProcessor
-from mdp_platform.embedded import EmbeddedRedis, free_port
+from mdp_platform.embedded import EmbeddedRedis, free_port, port_taken
 from mdp_platform.feeds import FeedPlan, real_feeds, simulated_feeds
 from mdp_platform.news_feed import start_news_listener
 from mdp_platform.settings import DemoSettings
@@ -54,7 +54,8 @@ from mdp_scp.app import ControlPlane
 from mdp_scp.passwords import hash_password
 from mdp_scp.settings import ScpSettings
 from mdp_scp.users import User
-from mdp_sim.scenario import ScenarioConfig
+from mdp_sim.market import not_a_trading_day
+from mdp_sim.scenario import ScenarioConfig, ScenarioError
 from mdp_sim.server import SimConfig, SimServers
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
@@ -103,6 +104,8 @@ class _Running:
     wds_url: str = ""
     admin_user: str = "admin"
     admin_password: str = ""
+    #: Whether the password came from the options (else it was made up for this run).
+    password_chosen: bool = False
     redis_kind: str = ""
     queue_kind: str = ""
     clients: list[Redis] = field(default_factory=list)
@@ -143,9 +146,32 @@ class Demo:
             await self.stop()
             raise
 
+    def check(self, calendar: MarketCalendar) -> None:
+        """Refuse, before starting anything, what cannot work: a closed day, a taken port.
+
+        Raises:
+            DemoError: one line naming the option to change.
+        """
+        o = self.options
+        if o.day is not None and not o.real_feeds:
+            problem = not_a_trading_day(o.day, calendar)
+            if problem is not None:
+                raise DemoError(f"--day {problem}")
+        if o.port and o.port == o.wds_port:
+            msg = f"--port and --wds-port are both {o.port}; give them different ports"
+            raise DemoError(msg)
+        for option, port in (("--port", o.port), ("--wds-port", o.wds_port)):
+            if port and port_taken(o.host, port):
+                msg = (
+                    f"port {port} on {o.host} is in use; choose another with {option} "
+                    "(0 picks a free one)"
+                )
+                raise DemoError(msg)
+
     async def _start(self) -> None:  # noqa: PLR0915 - one step per component, in order
         o = self.options
         calendar = MarketCalendar()
+        self.check(calendar)
         plan = await self._feeds()
         market_clock = plan.market_clock
         real_clock = LiveClock()
@@ -240,11 +266,13 @@ class Demo:
                 wds_token_secret=Secret(token_secret), mdc_redis_url=mdc_url,
                 listener_control_url=health.url, listener_control_token=Secret(control_token),
             ),
-            redis=self.mdc,
+            redis=self.mdc, market_clock=market_clock,
+            market_speed=1.0 if o.real_feeds else o.speed, calendar=calendar,
         )  # fmt: skip
         if o.admin_password:
             scp.users.add(User(self.info.admin_user, "admin", hash_password(o.admin_password)))
             self.info.admin_password = o.admin_password
+            self.info.password_chosen = True
         else:
             self.info.admin_password = scp.create_first_admin(self.info.admin_user)
         await scp.start()
@@ -420,6 +448,15 @@ def _with_db(url: str, offset: int) -> str:
     return f"{root.rstrip('/')}/{base + offset}"
 
 
+def _password_note(info: _Running) -> str:
+    if info.password_chosen:
+        return "the password from MDP_DEMO_ADMIN_PASSWORD"
+    return (
+        "a random password made for this run: reusable until the demo stops, "
+        "never stored; set MDP_DEMO_ADMIN_PASSWORD to choose one"
+    )
+
+
 def _banner(info: _Running) -> str:
     return "\n".join(
         [
@@ -427,6 +464,7 @@ def _banner(info: _Running) -> str:
             "  mdp demo is running",
             f"  dashboard:  {info.dashboard_url}",
             f"  login:      {info.admin_user} / {info.admin_password}",
+            f"              ({_password_note(info)})",
             f"  WDS:        {info.wds_url}",
             f"  transports: queues {info.queue_kind}, Redis {info.redis_kind}",
             "  Ctrl-C stops everything.",
@@ -444,7 +482,7 @@ async def _run(options: DemoOptions, duration: float | None) -> int:
     print("starting the mdp demo ...", flush=True)
     try:
         await demo.start()
-    except (OSError, DemoError) as exc:
+    except (OSError, DemoError, ScenarioError) as exc:
         print(f"mdp demo: could not start: {exc}", file=sys.stderr)
         return 69
     print(_banner(demo.info), flush=True)

@@ -1,5 +1,7 @@
 // Health and controls page: polls /api/health; admins get the listener controls.
 
+import * as fmt from "./format.js";
+
 const REFRESH_MS = 3000;
 let csrf = "";
 
@@ -129,7 +131,8 @@ function renderHealth(body) {
   const error = document.getElementById("health-error");
   error.hidden = !body.error;
   error.textContent = body.error || "";
-  document.getElementById("health-meta").textContent = new Date().toLocaleTimeString();
+  // Exchange time like the dashboard, not the browser's local 12-hour clock.
+  document.getElementById("health-meta").textContent = `updated ${fmt.clockEt(Date.now())}`;
   const controls = document.getElementById("controls");
   controls.hidden = !body.controls.allowed;
   const note = document.getElementById("controls-note");
