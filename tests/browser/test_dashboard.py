@@ -77,6 +77,15 @@ def _row(
         "start_ms": AS_OF_MS - 1000,
         "end_ms": AS_OF_MS,
     }
+    # The exact session figures of the record (the latest bar's high/low above are narrower).
+    pre = {"first_ms": AS_OF_MS - 3_600_000, "high": round(open_ * 1.02, 2),
+           "high_ms": AS_OF_MS - 3_000_000, "low": round(open_ * 0.95, 2),
+           "low_ms": AS_OF_MS - 3_500_000}  # fmt: skip
+    regular = {"first_ms": AS_OF_MS - 2_500_000, "high": round(price * 1.05, 2),
+               "high_ms": AS_OF_MS - 60_000, "low": round(open_ * 0.97, 2),
+               "low_ms": AS_OF_MS - 2_400_000}  # fmt: skip
+    row.update(pre_market=pre, regular=regular, after_hours=None,
+               day_high=max(pre["high"], regular["high"]), day_low=min(pre["low"], regular["low"]))  # fmt: skip
     row.update(extra)
     return row
 

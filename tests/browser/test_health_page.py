@@ -9,6 +9,7 @@ Playwright (see ``mdp_testing.browser``); every wait is on a page condition with
 
 from __future__ import annotations
 
+import re
 import json
 import os
 from collections.abc import AsyncIterator
@@ -192,6 +193,10 @@ async def test_health_page_shows_state_uptime_freshness_rates_and_sparklines(
             )
             # One beat each: no rate yet (a dash), never the raw total.
             assert await page.locator(_cell("listener", "mdl-0", "rate")).inner_text() == "\u2013"
+            # The update time is exchange time with its zone, 24 h, as on the dashboard (not
+            # the browser's local 12-hour clock).
+            meta = await page.locator("#health-meta").inner_text()
+            assert re.fullmatch(r"updated ([01]\d|2[0-3]):[0-5]\d:[0-5]\d ET", meta), meta
 
             # Five seconds later the totals grew: rates per second, not totals.
             clock.advance(5.0)
