@@ -2,7 +2,8 @@
 
 Users come from settings (one administrator from ``MDP_SCP_ADMIN_USER`` +
 ``MDP_SCP_ADMIN_PASSWORD_HASH``), from a JSON users file, or from
-:meth:`UserStore.create_first_admin`, which the demo calls to print a one-time password.
+:meth:`UserStore.create_first_admin`, which the demo calls to print a random password for the
+run (reusable until the process stops; never stored, only its hash).
 Authentication always runs a full scrypt verification, even for unknown names, so response time
 does not reveal which names exist.
 """
