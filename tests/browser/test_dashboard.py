@@ -84,8 +84,9 @@ def _row(
     regular = {"first_ms": AS_OF_MS - 2_500_000, "high": round(price * 1.05, 2),
                "high_ms": AS_OF_MS - 60_000, "low": round(open_ * 0.97, 2),
                "low_ms": AS_OF_MS - 2_400_000}  # fmt: skip
-    row.update(pre_market=pre, regular=regular, after_hours=None,
-               day_high=max(pre["high"], regular["high"]), day_low=min(pre["low"], regular["low"]))  # fmt: skip
+    day_high, day_low = max(pre["high"], regular["high"]), min(pre["low"], regular["low"])
+    row.update(pre_market=pre, regular=regular, after_hours=None, day_high=day_high,
+               day_low=day_low)  # fmt: skip
     row.update(extra)
     return row
 

@@ -9,9 +9,9 @@ Playwright (see ``mdp_testing.browser``); every wait is on a page condition with
 
 from __future__ import annotations
 
-import re
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path

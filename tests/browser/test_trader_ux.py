@@ -176,9 +176,9 @@ async def test_the_quote_panel_shows_the_days_high_and_low_not_the_last_bars(
     assert await day_low.inner_text() == "2.78"
     ranges = page.locator("#w-quote .range-row")
     assert await ranges.count() == 3
-    assert await page.locator('#w-quote .range-row[data-session="pre_market"] .num').inner_text() == (
-        "H 3.05 \u00b7 L 2.78"
-    )
+    assert await page.locator(
+        '#w-quote .range-row[data-session="pre_market"] .num'
+    ).inner_text() == ("H 3.05 \u00b7 L 2.78")
     assert await page.locator('#w-quote .range-row[data-session="regular"] .num').inner_text() == (
         "H 3.22 \u00b7 L 2.95"
     )
@@ -223,7 +223,9 @@ async def test_stale_rows_are_dimmed_with_as_of_when_the_feed_lags_or_the_link_d
     clock.set(REGULAR + timedelta(minutes=10))
     await _refresh_clock(page)
     await page.wait_for_selector("#w-gainers.stale")
-    assert await page.locator("#w-gainers h2 .meta").inner_text() == "stale \u00b7 as of 10:12:30 ET"
+    assert (
+        await page.locator("#w-gainers h2 .meta").inner_text() == "stale \u00b7 as of 10:12:30 ET"
+    )
     assert "as of 10:12:30 ET" in await page.locator("#w-quote .quote-status").inner_text()
     opacity = await page.eval_on_selector(
         "#w-gainers tbody tr", "tr => Number(getComputedStyle(tr).opacity)"

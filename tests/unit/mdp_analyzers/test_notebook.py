@@ -15,19 +15,19 @@ from mdp_analyzers.news import FinlightDataAnalyzer
 from mdp_analyzers.notebook import alerts_of, quotes_of, ranges_of, replay_session
 from mdp_analyzers.replay import run_offline
 from mdp_analyzers.top_stocks import TopStocksAnalyzer
+from mdp_core.events import MarketEvent
 from mdp_core.news import Article
 from mdp_testing.conformance import aggregate, at_ms
 
 DAY = date(2026, 3, 4)
 
 
-def _session() -> list[object]:
+def _session() -> list[MarketEvent]:
     """AAA opens at 10, dips to 9.5, then makes three new highs; BBB just trades."""
-    events: list[object] = []
-    for second, (close, high, low) in enumerate(
-        [(10.0, 10.0, 10.0), (9.8, 10.0, 9.5), (10.2, 10.2, 9.9), (10.6, 10.6, 10.1),
-         (11.0, 11.0, 10.5)]  # fmt: skip
-    ):
+    events: list[MarketEvent] = []
+    bars = [(10.0, 10.0, 10.0), (9.8, 10.0, 9.5), (10.2, 10.2, 9.9), (10.6, 10.6, 10.1),
+            (11.0, 11.0, 10.5)]  # fmt: skip
+    for second, (close, high, low) in enumerate(bars):
         end = at_ms(DAY, 9, 31, 5 * second)
         events.append(aggregate("AAA", end, close=close, open_=close, high=high, low=low,
                                 accumulated_volume=1_000 * (second + 1)))  # fmt: skip

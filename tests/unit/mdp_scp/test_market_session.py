@@ -1,4 +1,4 @@
-"""The header clock's answer: the market's session at its now, holidays and early closes included."""
+"""The header clock's answer: the market's session at its now, holidays and early closes."""
 
 from __future__ import annotations
 
@@ -17,12 +17,12 @@ from .conftest import PASSWORDS, FakeHeartbeatRedis, LoginFn, make_settings, mak
 CALENDAR = MarketCalendar()
 
 
-def _at(*parts: int) -> int:
-    return to_ns(datetime(*parts, tzinfo=ET))  # type: ignore[misc]
+def _at(year: int, month: int, day: int, hour: int, minute: int) -> int:
+    return to_ns(datetime(year, month, day, hour, minute, tzinfo=ET))
 
 
-def _ms(*parts: int) -> int:
-    return _at(*parts) // 1_000_000
+def _ms(year: int, month: int, day: int, hour: int, minute: int) -> int:
+    return _at(year, month, day, hour, minute) // 1_000_000
 
 
 def test_each_session_of_a_normal_day_and_when_it_ends() -> None:

@@ -16,13 +16,12 @@ passed their publication time.
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
 from typing import Any, Final
-
-import fnmatch
 
 import msgspec
 
@@ -38,8 +37,7 @@ from mdp_analyzers.typing import (
 )
 from mdp_cache.records import ReferenceData
 from mdp_cache.widgets import supersedes
-from mdp_core.clock import NS_PER_SECOND, ManualClock
-from mdp_core.clock import to_ns
+from mdp_core.clock import NS_PER_SECOND, ManualClock, to_ns
 from mdp_core.events import MarketEvent
 from mdp_core.news import Article
 from mdp_core.wire import decode_frame

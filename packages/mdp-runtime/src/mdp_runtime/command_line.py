@@ -47,7 +47,9 @@ def settings_help(settings: Sequence[type]) -> str:
                 default = f"default {doc.default}" if doc.default else "default empty"
             lines.append(f"  {doc.env}  ({doc.type}; {default})")
             lines.extend(
-                textwrap.wrap(plain_text(doc.doc), width=96, initial_indent=" " * 6, subsequent_indent=" " * 6)
+                textwrap.wrap(
+                    plain_text(doc.doc), width=96, initial_indent=" " * 6, subsequent_indent=" " * 6
+                )
             )
     return "\n".join(lines)
 

@@ -14,10 +14,9 @@ import logging
 import signal
 import sys
 from datetime import date, time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
-
-from importlib.metadata import PackageNotFoundError, version
 
 from mdp_core.calendar import MarketCalendar
 from mdp_sim.market import not_a_trading_day

@@ -41,12 +41,12 @@ from mdp_sim.scenario import ScenarioConfig, ScenarioError, SymbolProfile
 
 __all__ = [
     "HALT_MS",
-    "not_a_trading_day",
     "LULD_HALT",
     "LULD_RESUME",
     "Market",
     "MarketUpdate",
     "event_time_ms",
+    "not_a_trading_day",
 ]
 
 _NS_PER_MS = 1_000_000

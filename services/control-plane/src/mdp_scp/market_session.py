@@ -42,7 +42,7 @@ def market_session(calendar: MarketCalendar, now_ns: int, speed: float) -> dict[
     label = SESSION_LABELS[session]
     if session is Session.CLOSED and holiday is not None:
         label = f"Closed \u00b7 {holiday}"
-    elif session is Session.CLOSED and day.weekday() >= 5:  # noqa: PLR2004 - Saturday, Sunday
+    elif session is Session.CLOSED and day.weekday() >= 5:
         label = "Closed \u00b7 weekend"
     return {
         "now_ms": now_ns // _NS_PER_MS,

@@ -30,7 +30,7 @@ def _positive_float(text: str) -> float:
 
 
 def _port(text: str) -> int:
-    if not text.isdigit() or int(text) > 65535:  # noqa: PLR2004 - the largest TCP port
+    if not text.isdigit() or int(text) > 65535:
         raise argparse.ArgumentTypeError(f"expected a port 0..65535, was {text!r}")
     return int(text)
 
