@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from mdp_core.clock import ManualClock
 from mdp_core.settings import Secret, load
 from mdp_core.token import TokenError, verify_token
 from mdp_scp import ControlPlane, ScpSettings, User, UserStore, hash_password
@@ -40,6 +41,12 @@ TOKEN_SECRET = "browser-test-wds-secret"
 PASSWORD = "browser-test-password"
 TIMEOUT_MS = 30_000  # generous: CI machines and shared 2-core boxes are slow
 AS_OF_MS = int(datetime(2026, 11, 23, 15, 12, 30, tzinfo=UTC).timestamp() * 1000)
+#: The market's clock stands at AS_OF (speed 0): the synthetic data is current whatever the
+#: hour the test runs, so nothing is dimmed as stale and the header clock is the same.
+MARKET_AT_AS_OF: dict[str, Any] = {
+    "market_clock": ManualClock(AS_OF_MS * 1_000_000),
+    "market_speed": 0.0,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -330,7 +337,7 @@ async def scp(wds: StandInWds) -> AsyncIterator[ControlPlane]:
     users = UserStore(
         [User("trader", "admin", hash_password(PASSWORD, ScryptParameters(n=1 << 10)))]
     )
-    plane = ControlPlane(settings, users=users, redis=_Heartbeats())
+    plane = ControlPlane(settings, users=users, redis=_Heartbeats(), **MARKET_AT_AS_OF)
     await plane.start()
     yield plane
     await plane.stop()
@@ -571,7 +578,7 @@ async def test_dashboard_with_the_real_wds(redis_db_url: str) -> None:
     users = UserStore(
         [User("trader", "viewer", hash_password(PASSWORD, ScryptParameters(n=1 << 10)))]
     )
-    plane = ControlPlane(settings, users=users, redis=_Heartbeats())
+    plane = ControlPlane(settings, users=users, redis=_Heartbeats(), **MARKET_AT_AS_OF)
     await plane.start()
     try:
         assert await wds_server.hub.wait_connected(TIMEOUT_MS / 1000)
