@@ -197,6 +197,9 @@ async def test_health_page_shows_state_uptime_freshness_rates_and_sparklines(
             # the browser's local 12-hour clock).
             meta = await page.locator("#health-meta").inner_text()
             assert re.fullmatch(r"updated ([01]\d|2[0-3]):[0-5]\d:[0-5]\d ET", meta), meta
+            # The same market clock as the dashboard's header.
+            await page.wait_for_selector("#market-clock[data-session]")
+            assert " ET \u00b7 " in await page.locator("#market-clock").inner_text()
 
             # Five seconds later the totals grew: rates per second, not totals.
             clock.advance(5.0)

@@ -1,6 +1,7 @@
 // Health and controls page: polls /api/health; admins get the listener controls.
 
 import * as fmt from "./format.js";
+import { MarketClock } from "./market.js";
 
 const REFRESH_MS = 3000;
 let csrf = "";
@@ -174,6 +175,7 @@ async function main() {
   });
   document.getElementById("start").addEventListener("click", () => control("POST", "start"));
   document.getElementById("stop").addEventListener("click", () => control("POST", "stop"));
+  new MarketClock(document.getElementById("market-clock")).start();
   await refresh();
   setInterval(refresh, REFRESH_MS);
 }
