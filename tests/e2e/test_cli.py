@@ -92,7 +92,7 @@ def test_the_demo_help_says_which_redis_databases_it_uses() -> None:
 
 def test_a_closed_day_is_one_line_naming_the_option_and_the_nearest_days() -> None:
     done = _run("mdp", "demo", "--day", "2026-12-05", "--port", "0", "--wds-port", "0")
-    assert done.returncode != 0
+    assert done.returncode == 2  # a usage error
     errors = done.stderr.strip().splitlines()
     assert errors == [
         "mdp demo: could not start: --day 2026-12-05 is not a trading day (a Saturday); "
@@ -118,7 +118,7 @@ def taken_port() -> Iterator[int]:
 def test_a_taken_port_is_one_line_naming_the_option(option: str, taken_port: int) -> None:
     other = "--wds-port" if option == "--port" else "--port"
     done = _run("mdp", "demo", option, str(taken_port), other, "0", "--symbols", "20")
-    assert done.returncode != 0
+    assert done.returncode == 2
     errors = done.stderr.strip().splitlines()
     assert len(errors) == 1, done.stderr
     assert f"port {taken_port} on 127.0.0.1 is in use; choose another with {option}" in errors[0]

@@ -60,7 +60,7 @@ from mdp_sim.server import SimConfig, SimServers
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
 
-__all__ = ["Demo", "DemoError", "DemoOptions", "run_demo_command"]
+__all__ = ["Demo", "DemoError", "DemoOptions", "DemoUsageError", "run_demo_command"]
 
 _log = get_logger("mdp_platform.demo")
 _NO_ENV: Mapping[str, str] = {}
@@ -94,6 +94,10 @@ class DemoOptions:
 
 class DemoError(Exception):
     """The demo cannot start as asked (a message for the user, not a bug)."""
+
+
+class DemoUsageError(DemoError):
+    """An option asks for what cannot work (a closed day, a taken port): exit code 2."""
 
 
 @dataclass(slots=True)
@@ -150,23 +154,23 @@ class Demo:
         """Refuse, before starting anything, what cannot work: a closed day, a taken port.
 
         Raises:
-            DemoError: one line naming the option to change.
+            DemoUsageError: one line naming the option to change.
         """
         o = self.options
         if o.day is not None and not o.real_feeds:
             problem = not_a_trading_day(o.day, calendar)
             if problem is not None:
-                raise DemoError(f"--day {problem}")
+                raise DemoUsageError(f"--day {problem}")
         if o.port and o.port == o.wds_port:
             msg = f"--port and --wds-port are both {o.port}; give them different ports"
-            raise DemoError(msg)
+            raise DemoUsageError(msg)
         for option, port in (("--port", o.port), ("--wds-port", o.wds_port)):
             if port and port_taken(o.host, port):
                 msg = (
                     f"port {port} on {o.host} is in use; choose another with {option} "
                     "(0 picks a free one)"
                 )
-                raise DemoError(msg)
+                raise DemoUsageError(msg)
 
     async def _start(self) -> None:  # noqa: PLR0915 - one step per component, in order
         o = self.options
@@ -484,7 +488,7 @@ async def _run(options: DemoOptions, duration: float | None) -> int:
         await demo.start()
     except (OSError, DemoError, ScenarioError) as exc:
         print(f"mdp demo: could not start: {exc}", file=sys.stderr)
-        return 69
+        return 2 if isinstance(exc, DemoUsageError) else 69
     print(_banner(demo.info), flush=True)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), duration)

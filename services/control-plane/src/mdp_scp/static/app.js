@@ -68,7 +68,6 @@ function watchFreshness(market, client, boards, quote) {
     const newest = Math.max(...boards.map((board) => (fmt.isNumber(board.asOfMs) ? board.asOfMs : -Infinity)));
     const lagging = trading && fmt.isNumber(now) && Number.isFinite(newest) && now - newest > FEED_LAG_MS;
     const stale = client.state !== "live" || lagging;
-    document.body.classList.toggle("feed-stale", lagging);
     for (const board of boards) board.markStale(stale);
     quote.markStale(stale);
   });
