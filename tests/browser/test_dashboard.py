@@ -25,6 +25,7 @@ from typing import Any
 
 import pytest
 
+from mdp_core.clock import ManualClock
 from mdp_core.settings import Secret, load
 from mdp_core.token import TokenError, verify_token
 from mdp_scp import ControlPlane, ScpSettings, User, UserStore, hash_password
@@ -40,6 +41,12 @@ TOKEN_SECRET = "browser-test-wds-secret"
 PASSWORD = "browser-test-password"
 TIMEOUT_MS = 30_000  # generous: CI machines and shared 2-core boxes are slow
 AS_OF_MS = int(datetime(2026, 11, 23, 15, 12, 30, tzinfo=UTC).timestamp() * 1000)
+#: The market's clock stands at AS_OF (speed 0): the synthetic data is current whatever the
+#: hour the test runs, so nothing is dimmed as stale and the header clock is the same.
+MARKET_AT_AS_OF: dict[str, Any] = {
+    "market_clock": ManualClock(AS_OF_MS * 1_000_000),
+    "market_speed": 0.0,
+}
 
 
 # --------------------------------------------------------------------------------------------
@@ -77,6 +84,16 @@ def _row(
         "start_ms": AS_OF_MS - 1000,
         "end_ms": AS_OF_MS,
     }
+    # The exact session figures of the record (the latest bar's high/low above are narrower).
+    pre = {"first_ms": AS_OF_MS - 3_600_000, "high": round(open_ * 1.02, 2),
+           "high_ms": AS_OF_MS - 3_000_000, "low": round(open_ * 0.95, 2),
+           "low_ms": AS_OF_MS - 3_500_000}  # fmt: skip
+    regular = {"first_ms": AS_OF_MS - 2_500_000, "high": round(price * 1.05, 2),
+               "high_ms": AS_OF_MS - 60_000, "low": round(open_ * 0.97, 2),
+               "low_ms": AS_OF_MS - 2_400_000}  # fmt: skip
+    day_high, day_low = max(pre["high"], regular["high"]), min(pre["low"], regular["low"])
+    row.update(pre_market=pre, regular=regular, after_hours=None, day_high=day_high,
+               day_low=day_low)  # fmt: skip
     row.update(extra)
     return row
 
@@ -321,7 +338,9 @@ async def scp(wds: StandInWds) -> AsyncIterator[ControlPlane]:
     users = UserStore(
         [User("trader", "admin", hash_password(PASSWORD, ScryptParameters(n=1 << 10)))]
     )
-    plane = ControlPlane(settings, users=users, redis=_Heartbeats(), revocations=_Revocations())
+    plane = ControlPlane(
+        settings, users=users, redis=_Heartbeats(), revocations=_Revocations(), **MARKET_AT_AS_OF
+    )
     await plane.start()
     yield plane
     await plane.stop()
@@ -580,7 +599,7 @@ async def test_dashboard_with_the_real_wds(redis_db_url: str) -> None:
     users = UserStore(
         [User("trader", "viewer", hash_password(PASSWORD, ScryptParameters(n=1 << 10)))]
     )
-    plane = ControlPlane(settings, users=users, redis=_Heartbeats())
+    plane = ControlPlane(settings, users=users, redis=_Heartbeats(), **MARKET_AT_AS_OF)
     await plane.start()
     try:
         assert await wds_server.hub.wait_connected(TIMEOUT_MS / 1000)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -211,6 +212,13 @@ async def test_health_page_shows_state_uptime_freshness_rates_and_sparklines(
             )
             # One beat each: no rate yet (a dash), never the raw total.
             assert await page.locator(_cell("listener", "mdl-0", "rate")).inner_text() == "\u2013"
+            # The update time is exchange time with its zone, 24 h, as on the dashboard (not
+            # the browser's local 12-hour clock).
+            meta = await page.locator("#health-meta").inner_text()
+            assert re.fullmatch(r"updated ([01]\d|2[0-3]):[0-5]\d:[0-5]\d ET", meta), meta
+            # The same market clock as the dashboard's header.
+            await page.wait_for_selector("#market-clock[data-session]")
+            assert " ET \u00b7 " in await page.locator("#market-clock").inner_text()
 
             # Five seconds later the totals grew: rates per second, not totals.
             clock.advance(5.0)

@@ -143,6 +143,10 @@ async def test_the_dashboard_shows_the_simulated_market(demo_default: Demo, tmp_
             assert symbol
             await first.click()
             await page.wait_for_selector(f'#w-quote[data-symbol="{symbol}"][data-filled=true]')
+            # The header clock follows the simulated market (09:29:30 at 20x), not this
+            # machine's time: it reaches the regular session within seconds.
+            await page.wait_for_selector("#market-clock[data-session=regular]")
+            assert "ET \u00b7 Market open" in await page.locator("#market-clock").inner_text()
             await page.screenshot(path=str(shots / "dashboard.png"))
 
             async def noticed() -> None:

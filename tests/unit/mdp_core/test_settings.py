@@ -202,7 +202,7 @@ def test_describe_lists_every_env_field() -> None:
     assert docs["MDP_PORTS"].default == "1,2"
     assert docs["MDP_FEED"].default == "RealTime"
     assert docs["MDP_TOKEN"].secret
-    assert docs["MDP_TOKEN"].default == "***"
+    assert docs["MDP_TOKEN"].default == "unset"  # not "***": there is no value to hide
     assert docs["MDP_LIMIT"].type == "integer (optional)"
     assert docs["MDP_COLOUR"].type == "string (one of 'red', 'blue')"
     assert not docs["MDP_PREFETCH"].required

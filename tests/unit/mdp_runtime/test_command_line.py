@@ -10,6 +10,7 @@ import pytest
 
 from mdp_core.settings import Secret, setting, settings_class
 from mdp_runtime import parse_service_arguments, settings_help
+from mdp_runtime.command_line import plain_text
 
 #: console script -> (module holding main, an environment variable its help must list)
 SERVICES = {
@@ -72,3 +73,16 @@ def test_settings_help_marks_required_secret_and_empty_defaults() -> None:
 
 def test_returns_quietly_without_arguments() -> None:
     parse_service_arguments("mdp-runtime", doc="X.", settings=[], argv=[])
+
+
+@pytest.mark.parametrize(
+    ("text", "plain"),
+    [
+        (":class:`~mdp_listener.listener.MassiveListener`", "MassiveListener"),
+        (":mod:`mdp_core.calendar` and ``MDP_X``", "mdp_core.calendar and MDP_X"),
+        ("see :meth:`Scanner.run` (``--help``)", "see Scanner.run (--help)"),
+        ("no markup: a `single` backquote stays", "no markup: a `single` backquote stays"),
+    ],
+)
+def test_plain_text_removes_sphinx_markup(text: str, plain: str) -> None:
+    assert plain_text(text) == plain

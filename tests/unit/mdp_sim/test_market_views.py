@@ -246,3 +246,15 @@ def test_sim_clock_maps_real_time_to_simulated_time() -> None:
     assert unpaced.target_ns() == 502 * NS
     with pytest.raises(ValueError, match="speed"):
         SimClock(0, speed=0.0)
+
+
+def test_reference_data_is_plausible_for_the_price() -> None:
+    """Floats and average volumes a trader would believe (issue 17: no 897-billion-share floats
+    for $1-3 stocks)."""
+    market = Market(ScenarioConfig(seed=1, symbols=MAX_SYMBOLS, trading_day=DAY))
+    for p in market.profiles.values():
+        assert p.shares_outstanding <= 16e9, p
+        if p.prev_close < 5:
+            assert p.shares_outstanding * p.prev_close <= 1.5e9, p  # micro and small caps
+        assert p.avg_volume <= max(20_000, p.free_float * 0.3) + 1, p
+        assert p.avg_volume >= min(20_000, p.free_float * 0.3) - 1, p

@@ -5,10 +5,18 @@ interval, ``collect`` on the cadence, state applied to a :class:`~mdp_analyzers.
 boards composed about once a second — but with a :class:`~mdp_core.clock.ManualClock` moved by
 the events' own timestamps and with no server at all. A recorded session replays in seconds
 and produces the documents production would have published.
+
+Analyzers that run in the scanner in production consume *feed messages* (their ``consumes`` are
+feed patterns such as ``quote:*``) rather than market events: what the other analyzers publish
+is handed to them as :class:`~mdp_analyzers.typing.FeedMessage` on the next step, as the WDC
+channels deliver it to the scanner, so one run drives every analyzer, daily range included.
+News articles (``news=``) reach the analyzers that consume ``"news"`` once the run's clock has
+passed their publication time.
 """
 
 from __future__ import annotations
 
+import fnmatch
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
@@ -20,6 +28,7 @@ import msgspec
 from mdp_analyzers.state import MemoryState
 from mdp_analyzers.typing import (
     Composer,
+    FeedMessage,
     Hydrating,
     NeedsReference,
     Synchronized,
@@ -28,13 +37,16 @@ from mdp_analyzers.typing import (
 )
 from mdp_cache.records import ReferenceData
 from mdp_cache.widgets import supersedes
-from mdp_core.clock import NS_PER_SECOND, ManualClock
+from mdp_core.clock import NS_PER_SECOND, ManualClock, to_ns
 from mdp_core.events import MarketEvent
+from mdp_core.news import Article
 from mdp_core.wire import decode_frame
 
 __all__ = ["OfflineResult", "ReferenceLookup", "read_replay", "run_offline"]
 
 _NS_PER_MS: Final = 1_000_000
+#: Steps after the last event that deliver published messages to feed consumers.
+_MAX_DELIVERY_ROUNDS: Final = 8
 
 #: Reference data for the offline run: a mapping by symbol, or a function of (symbol, day).
 ReferenceLookup = Mapping[str, ReferenceData] | Callable[[str, date], ReferenceData | None]
@@ -57,8 +69,13 @@ class OfflineResult:
     state: MemoryState = field(default_factory=MemoryState)
     versions: dict[str, int] = field(default_factory=dict)
 
-    def record(self, writes: Iterable[WidgetWrite]) -> None:
-        """Store writes the way the WDC writer would (versioned writes newer-wins)."""
+    def record(self, writes: Iterable[WidgetWrite]) -> list[FeedMessage]:
+        """Store writes the way the WDC writer would (versioned writes newer-wins).
+
+        Returns:
+            The messages the writer would have published on the feeds' channels.
+        """
+        sent: list[FeedMessage] = []
         for write in writes:
             if write.feed.shape == "value":
                 if write.version is not None:
@@ -74,6 +91,8 @@ class OfflineResult:
                 del items[write.feed.max_len or 1 :]
             if write.publish:
                 self.published += 1
+                sent.append(FeedMessage(write.name, write.payload))
+        return sent
 
     def document(self, name: str) -> Any:
         """The decoded JSON stored under feed name ``name`` (KeyError if never written)."""
@@ -121,6 +140,7 @@ def run_offline(
     flush_interval_s: float = 0.05,
     reference: ReferenceLookup | None = None,
     settle_s: float = 1.0,
+    news: Iterable[Article] = (),
 ) -> OfflineResult:
     """Feed ``source`` through ``analyzers`` and return what they would have written.
 
@@ -133,11 +153,13 @@ def run_offline(
         reference: Reference data handed to analyzers that want it.
         settle_s: Event-time seconds the run continues after the last event, so outputs
             published on a cadence (boards, trade statistics) are produced.
+        news: Articles for the analyzers that consume ``"news"``, each handed over once the
+            clock has reached its publication time (the rest at the end of the run).
     """
     events = read_replay(source) if isinstance(source, str | Path) else iter(source)
     result = OfflineResult()
     interval_ns = max(1, int(flush_interval_s * NS_PER_SECOND))
-    driver = _Driver(list(analyzers), result, reference)
+    driver = _Driver(list(analyzers), result, reference, news)
     next_flush: int | None = None
     batch: list[MarketEvent] = []
     for event in events:
@@ -158,7 +180,12 @@ def run_offline(
         driver.step(batch, clock.now_ns())
         # End one second of event time later, so throttled outputs (boards, trade stats) land.
         clock.advance(settle_s)
-        driver.step([], clock.now_ns(), force_compose=True)
+        driver.step([], clock.now_ns(), force_compose=True, all_news=True)
+        # Then deliver what that published to the feed consumers (a chain ends in a few rounds).
+        for _ in range(_MAX_DELIVERY_ROUNDS):
+            if not driver.inbox:
+                break
+            driver.step([], clock.now_ns())
     return result
 
 
@@ -166,17 +193,57 @@ class _Driver:
     """Routes batches to analyzers and applies their output (the processor's loop, minus I/O)."""
 
     def __init__(
-        self, analyzers: list[Any], result: OfflineResult, reference: ReferenceLookup | None
+        self,
+        analyzers: list[Any],
+        result: OfflineResult,
+        reference: ReferenceLookup | None,
+        news: Iterable[Article] = (),
     ) -> None:
         self.analyzers = analyzers
+        #: Articles not handed over yet, latest first (popped from the end).
+        self.news = sorted(news, key=lambda article: article.publish_date, reverse=True)
         self.result = result
         self.reference = reference
         self.next_compose: dict[int, int] = {}
         self.next_sync: dict[int, int] = {}
+        #: Messages published since the last step, for analyzers that consume feeds.
+        self.inbox: list[FeedMessage] = []
 
-    def step(self, batch: list[MarketEvent], now_ns: int, *, force_compose: bool = False) -> None:
+    def _route(
+        self,
+        analyzer: Any,
+        batch: list[MarketEvent],
+        inbox: list[FeedMessage],
+        articles: list[Article],
+    ) -> list[Any]:
+        """What ``analyzer`` receives: the events of its kinds, the messages of its feeds."""
+        consumes = analyzer.consumes
+        if "news" in consumes:
+            return list(articles)
+        wanted: list[Any] = [event for event in batch if event.EV in consumes]
+        patterns = [pattern for pattern in consumes if ":" in pattern]
+        if patterns:
+            wanted.extend(
+                message
+                for message in inbox
+                if any(fnmatch.fnmatchcase(message.name, pattern) for pattern in patterns)
+            )
+        return wanted
+
+    def step(
+        self,
+        batch: list[MarketEvent],
+        now_ns: int,
+        *,
+        force_compose: bool = False,
+        all_news: bool = False,
+    ) -> None:
+        inbox, self.inbox = self.inbox, []
+        articles: list[Article] = []
+        while self.news and (all_news or to_ns(self.news[-1].publish_date) <= now_ns):
+            articles.append(self.news.pop())
         for analyzer in self.analyzers:
-            wanted = [event for event in batch if event.EV in analyzer.consumes]
+            wanted = self._route(analyzer, batch, inbox, articles)
             if wanted:
                 analyzer.apply(wanted, now_ns)
             if isinstance(analyzer, NeedsReference):
@@ -184,8 +251,8 @@ class _Driver:
             output = analyzer.collect(now_ns)
             state = self.result.state
             state.apply_now(output.state)
-            self.result.record(output.widgets)
-            self.result.record(published(state.applied.accepted))
+            self.inbox += self.result.record(output.widgets)
+            self.inbox += self.result.record(published(state.applied.accepted))
             if state.applied.refused and isinstance(analyzer, Hydrating):
                 analyzer.refused(state.applied.refused)
             if isinstance(analyzer, Synchronized):
@@ -200,7 +267,7 @@ class _Driver:
                     self.next_compose[id(analyzer)] = now_ns + analyzer.compose_interval_ns
                     reads = analyzer.reads(now_ns)
                     answers = [self.result.state.answer_now(read) for read in reads]
-                    self.result.record(analyzer.compose(now_ns, answers))
+                    self.inbox += self.result.record(analyzer.compose(now_ns, answers))
 
     def _provide(self, analyzer: NeedsReference) -> None:
         for symbol, day in analyzer.wanted_reference():

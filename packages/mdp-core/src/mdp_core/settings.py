@@ -407,9 +407,12 @@ def describe(cls: type) -> list[SettingDoc]:
         default: str | None
         if required:
             default = None
-        elif secret:
-            default = "***"
+        elif secret and fld.default is None:
+            # Nothing to hide: an unset secret is just unset.
+            default = "unset"
         elif fld.default is not dataclasses.MISSING:
+            # A secret's default is written in the source, so public (e.g. RabbitMQ's guest
+            # URL); only values given at run time are secret, and those never reach this text.
             default = _default_text(fld.default)
         else:
             default = "(computed)"
@@ -433,6 +436,8 @@ def describe(cls: type) -> list[SettingDoc]:
 
 
 def _default_text(value: object) -> str:
+    if isinstance(value, Secret):
+        return value.reveal()
     if isinstance(value, enum.Enum):
         return str(value.value)
     if isinstance(value, tuple):

@@ -9,13 +9,27 @@ variables, not a processor attached to the local broker.
 from __future__ import annotations
 
 import argparse
+import re
 import textwrap
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 
 from mdp_core.settings import describe
 
-__all__ = ["parse_service_arguments", "settings_help"]
+__all__ = ["parse_service_arguments", "plain_text", "settings_help"]
+
+# A Sphinx cross-reference such as :class:`~mdp_listener.listener.MassiveListener`.
+_ROLE = re.compile(r":[a-z]+:`(~?)([^`]+)`")
+
+
+def plain_text(text: str) -> str:
+    """``text`` without reStructuredText markup, for a terminal.
+
+    Roles become their target (``:class:`~a.b.C``` reads ``C``, ``:mod:`a.b``` reads ``a.b``)
+    and literal quotes (double backquotes) go.
+    """
+    text = _ROLE.sub(lambda m: m.group(2).rsplit(".", 1)[-1] if m.group(1) else m.group(2), text)
+    return text.replace("``", "")
 
 
 def settings_help(settings: Sequence[type]) -> str:
@@ -33,7 +47,9 @@ def settings_help(settings: Sequence[type]) -> str:
                 default = f"default {doc.default}" if doc.default else "default empty"
             lines.append(f"  {doc.env}  ({doc.type}; {default})")
             lines.extend(
-                textwrap.wrap(doc.doc, width=96, initial_indent=" " * 6, subsequent_indent=" " * 6)
+                textwrap.wrap(
+                    plain_text(doc.doc), width=96, initial_indent=" " * 6, subsequent_indent=" " * 6
+                )
             )
     return "\n".join(lines)
 
@@ -53,7 +69,7 @@ def parse_service_arguments(
         settings: The settings classes the service loads, listed under the help.
         argv: The arguments after the program name (``None``: ``sys.argv[1:]``).
     """
-    description = (doc or prog).strip().split("\n\n", 1)[0].replace("``", "")
+    description = plain_text((doc or prog).strip().split("\n\n", 1)[0])
     try:
         release = version(prog)
     except PackageNotFoundError:

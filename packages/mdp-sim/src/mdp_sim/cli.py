@@ -14,9 +14,12 @@ import logging
 import signal
 import sys
 from datetime import date, time
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 from typing import TextIO
 
+from mdp_core.calendar import MarketCalendar
+from mdp_sim.market import not_a_trading_day
 from mdp_sim.record import RecordingPathError, record
 from mdp_sim.scenario import MAX_SYMBOLS, ScenarioConfig, ScenarioError
 from mdp_sim.server import SimConfig, SimServers
@@ -56,12 +59,20 @@ def _day(raw: str) -> date:
         raise argparse.ArgumentTypeError(msg) from exc
 
 
+def _release() -> str:
+    try:
+        return version("mdp-sim")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of ``mdp-sim`` (exposed for tests and docs)."""
     parser = argparse.ArgumentParser(
         prog="mdp-sim",
         description="An offline market: Massive- and Finlight-compatible servers on loopback.",
     )
+    parser.add_argument("--version", action="version", version=f"mdp-sim {_release()}")
     commands = parser.add_subparsers(dest="command", required=True)
 
     run = commands.add_parser(
@@ -120,8 +131,13 @@ def sim_config(args: argparse.Namespace) -> SimConfig:
     """Turn parsed ``serve`` arguments into a :class:`SimConfig`.
 
     Raises:
-        ScenarioError: if the scenario arguments describe no market.
+        ScenarioError: if the scenario arguments describe no market (``--day`` not a
+            trading day included, so the command says so in one line before starting).
     """
+    if args.day is not None:
+        problem = not_a_trading_day(args.day, MarketCalendar())
+        if problem is not None:
+            raise ScenarioError(problem)
     scenario = ScenarioConfig(
         seed=args.seed,
         symbols=args.symbols,

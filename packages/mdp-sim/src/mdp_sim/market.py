@@ -46,6 +46,7 @@ __all__ = [
     "Market",
     "MarketUpdate",
     "event_time_ms",
+    "not_a_trading_day",
 ]
 
 _NS_PER_MS = 1_000_000
@@ -111,6 +112,30 @@ def _bar_row(bar: DailyBar) -> dict[str, object]:
     }
 
 
+def not_a_trading_day(day: date, calendar: MarketCalendar) -> str | None:
+    """Why the market does not trade on ``day`` (one line for the user), or None if it does.
+
+    The message names the day of the week or the holiday and the nearest trading days, so a
+    command line can say what to type instead of showing a traceback.
+    """
+    if calendar.is_trading_day(day):
+        return None
+    reason = calendar.holiday_name(day) or f"a {day:%A}"
+    before = after = day
+    for _ in range(60):  # the calendar has no longer closed run
+        before -= timedelta(days=1)
+        if calendar.is_trading_day(before):
+            break
+    for _ in range(60):
+        after += timedelta(days=1)
+        if calendar.is_trading_day(after):
+            break
+    return (
+        f"{day.isoformat()} is not a trading day ({reason}); the nearest are "
+        f"{before.isoformat()} and {after.isoformat()}"
+    )
+
+
 class Market:
     """A deterministic synthetic US equities market, one trading day after another.
 
@@ -128,9 +153,10 @@ class Market:
         day = config.trading_day
         if day is None:
             day = self.calendar.trading_day(LiveClock().now_ns())
-        elif not self.calendar.is_trading_day(day):
-            msg = f"trading_day {day.isoformat()} is not a trading day"
-            raise ScenarioError(msg)
+        else:
+            problem = not_a_trading_day(day, self.calendar)
+            if problem is not None:
+                raise ScenarioError(problem)
         self._universe: Universe = build_universe(config, day, self.calendar)
         self._index = {p.symbol: k for k, p in enumerate(self._universe.profiles)}
         self._history: dict[int, list[DailyBar]] = {}

@@ -12,6 +12,7 @@ import math
 import random
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
+from typing import Final
 
 from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import ET, to_ns
@@ -184,15 +185,37 @@ def _price(rng: random.Random, role: Role) -> float:
     return math.exp(rng.uniform(math.log(1.5), math.log(30.0)))
 
 
+#: Market capitalisation ranges by price (dollars): sub-$5 names are micro and small caps,
+#: mega caps trade at tens of dollars and more. (upper price bound, lowest cap, highest cap)
+_CAP_BY_PRICE: Final = (
+    (1.0, 5e6, 3e8),
+    (5.0, 1e7, 1.5e9),
+    (20.0, 3e7, 1e10),
+    (100.0, 1e8, 2e11),
+    (math.inf, 5e8, 3e12),
+)
+#: The most shares any listed company has (the largest float ~15-16 billion shares).
+_MAX_SHARES: Final = 16e9
+#: Average daily volume as a share of the float: at most (hot low floats turn ~1/3 a day)
+#: and at least (even the quietest large cap trades ~0.2 % of its float a day).
+_MAX_TURNOVER: Final = 0.3
+_MIN_TURNOVER: Final = 0.002
+
+
 def _shares(rng: random.Random, role: Role, price: float) -> tuple[int, int]:
-    """Shares outstanding and free float; role names and some normal ones are low-float."""
+    """Shares outstanding and free float; role names and some normal ones are low-float.
+
+    Normal names draw a market cap log-uniformly from the range usual for their price, so a
+    $1-3 stock has tens to hundreds of millions of shares, never hundreds of billions.
+    """
     low_float = role is not Role.NORMAL or rng.random() < 0.1
     if low_float:
         outstanding = int(rng.uniform(3e6, 40e6))
         fraction = rng.uniform(0.15, 0.8)
     else:
-        cap = math.exp(rng.uniform(math.log(5e7), math.log(5e11)))
-        outstanding = max(1_000_000, int(cap / price))
+        low, high = next((lo, hi) for top, lo, hi in _CAP_BY_PRICE if price < top)
+        cap = math.exp(rng.uniform(math.log(low), math.log(high)))
+        outstanding = int(min(_MAX_SHARES, max(2e6, cap / price)))
         fraction = rng.uniform(0.55, 0.98)
     return outstanding, max(100_000, int(outstanding * fraction))
 
@@ -200,8 +223,9 @@ def _shares(rng: random.Random, role: Role, price: float) -> tuple[int, int]:
 def _avg_volume(rng: random.Random, price: float, free_float: int) -> int:
     log_median = 6.1 - 0.35 * math.log10(price)
     volume = 10 ** rng.gauss(log_median, 0.45)
-    # A float rotates at most a few times a day even on busy days.
-    return int(min(max(volume, 20_000.0), 80e6, free_float * 2.0))
+    # A float turns over a fraction of itself on an average day, however busy the name.
+    volume = max(volume, 20_000.0, free_float * _MIN_TURNOVER)
+    return int(min(volume, 80e6, free_float * _MAX_TURNOVER))
 
 
 def _profile(index: int, seed: int, role: Role, taken: set[str]) -> tuple[SymbolProfile, Sector]:

@@ -27,6 +27,7 @@ from aiohttp import web
 from prometheus_client import generate_latest
 
 from mdp_cache.keys import ALL_FEEDS
+from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.token import issue_token
 from mdp_runtime import Heartbeat, TrustedProxies, address_bucket, component_heartbeat
@@ -40,6 +41,7 @@ from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
 from mdp_scp.listener_control import NEWS_CONTROL_CALLS, ListenerControl
 from mdp_scp.login_throttle import LoginThrottle
 from mdp_scp.management import register_management_routes
+from mdp_scp.market_session import market_session
 from mdp_scp.metrics import ScpMetrics
 from mdp_scp.oidc import OidcClient, OidcError
 from mdp_scp.passwords import generate_password, hash_password
@@ -129,6 +131,10 @@ class ControlPlane:
         revocations: a Redis client on the widget data cache for WDS token revocations; by
             default one is created from ``settings.wdc_redis_url`` at start-up.
         database: the store; by default opened from ``settings.database``.
+        market_clock: the market's time for the header clock (``/api/market``); the demo passes
+            the simulated market's clock. Default: ``clock``.
+        market_speed: market seconds per real second of ``market_clock`` (1 in production).
+        calendar: the market calendar (holidays, early closes) for ``/api/market``.
     """
 
     def __init__(
@@ -142,10 +148,16 @@ class ControlPlane:
         revocations: RevocationWriter | None = None,
         database: Database | None = None,
         news_listener: ListenerControl | None = None,
+        market_clock: Clock | None = None,
+        market_speed: float = 1.0,
+        calendar: MarketCalendar | None = None,
     ) -> None:
         self.settings = settings
         self.users = users if users is not None else self._users_from(settings)
         self.clock: Clock = clock or LiveClock()
+        self.market_clock: Clock = market_clock or self.clock
+        self.market_speed = market_speed
+        self.calendar = calendar if calendar is not None else MarketCalendar()
         key = settings.session_secret.reveal().encode() if settings.session_secret else None
         self._signer = Signer(key or secrets.token_bytes(32))
         self.database = database if database is not None else Database(settings.database)
@@ -295,6 +307,7 @@ class ControlPlane:
         router.add_get("/api/me", self._api_me)
         router.add_get("/api/health", self._api_health)
         router.add_route("*", "/api/control/news/{action}", self._api_news_control)
+        router.add_get("/api/market", self._api_market)
         router.add_route("*", "/api/control/{action}", self._api_control)
         app.on_startup.append(self._on_startup)
         app.on_cleanup.append(self._on_cleanup)
@@ -775,6 +788,11 @@ class ControlPlane:
     async def _api_me(self, request: web.Request) -> web.Response:
         session = await self.require(request)
         body = {"user": session.user, "role": session.role, "csrf_token": session.csrf_token}
+        return web.json_response(body, headers={"Cache-Control": "no-store"})
+
+    async def _api_market(self, request: web.Request) -> web.Response:
+        await self.require(request)
+        body = market_session(self.calendar, self.market_clock.now_ns(), self.market_speed)
         return web.json_response(body, headers={"Cache-Control": "no-store"})
 
     async def _api_health(self, request: web.Request) -> web.Response:

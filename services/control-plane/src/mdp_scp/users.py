@@ -3,8 +3,8 @@
 These are the *seed* users: at start-up the control plane writes them into its database
 (:mod:`mdp_scp.accounts`), where every other account lives. They come from settings (one
 administrator from ``MDP_SCP_ADMIN_USER`` + ``MDP_SCP_ADMIN_PASSWORD_HASH``), from a JSON
-users file, or from :meth:`UserStore.create_first_admin`, which the demo calls to print a
-one-time password.
+users file, or from :meth:`UserStore.create_first_admin`, which the demo calls to print a random
+password for the run (reusable until the process stops; never stored, only its hash).
 """
 
 from __future__ import annotations

@@ -467,7 +467,9 @@ class MassiveListener:
         try:
             for waiter in waiters:
                 waiter.cancel()
-            if not connection.done():
+            # Only an open socket needs closing: the client warns ("no websocket open to
+            # close") when asked to close none, e.g. when stopping between two connections.
+            if not connection.done() and getattr(client, "websocket", None) is not None:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(_CLOSE_SECONDS):
                         await client.close()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 __all__ = ["build_parser", "main"]
@@ -36,6 +37,13 @@ def _chaos(args: argparse.Namespace) -> int:
     return run_chaos_command(args)
 
 
+def _release() -> str:
+    try:
+        return version("mdp-platform")
+    except PackageNotFoundError:  # a source tree that is not installed
+        return "unknown"
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The command line of ``mdp``."""
     parser = argparse.ArgumentParser(
@@ -43,14 +51,16 @@ def build_parser() -> argparse.ArgumentParser:
         description="The mdp market data platform: the demo, the benchmark, the chaos suite, the "
         "reference docs.",
     )
+    parser.add_argument("--version", action="version", version=f"mdp {_release()}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
     demo = commands.add_parser(
         "demo",
         help="run the whole platform on this machine against a simulated market",
         description="Run the simulators, listeners, processors, scanner, WDS and SCP on "
-        "127.0.0.1 and print the dashboard URL and a login. With no options it needs no "
-        "servers and no API keys.",
+        "127.0.0.1 and print the dashboard URL and a login (user admin with a random password "
+        "made for this run, valid until the demo stops; MDP_DEMO_ADMIN_PASSWORD sets your "
+        "own). With no options it needs no servers and no API keys.",
     )
     from mdp_platform.options import add_demo_options  # noqa: PLC0415 - keeps --help fast
 

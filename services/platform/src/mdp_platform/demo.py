@@ -42,7 +42,7 @@ from mdp_listener.listener import MassiveListener
 from mdp_listener.metrics import FAMILIES as LISTENER_FAMILIES
 from mdp_listener.settings import ListenerSettings
 from mdp_news_processor.processor import NewsProcessor
-from mdp_platform.embedded import EmbeddedRedis, free_port
+from mdp_platform.embedded import EmbeddedRedis, free_port, port_taken
 from mdp_platform.feeds import FeedPlan, real_feeds, simulated_feeds
 from mdp_platform.news_feed import start_news_listener
 from mdp_platform.settings import DemoSettings
@@ -54,12 +54,13 @@ from mdp_scp.app import ControlPlane
 from mdp_scp.passwords import hash_password
 from mdp_scp.settings import ScpSettings
 from mdp_scp.users import User
-from mdp_sim.scenario import ScenarioConfig
+from mdp_sim.market import not_a_trading_day
+from mdp_sim.scenario import ScenarioConfig, ScenarioError
 from mdp_sim.server import SimConfig, SimServers
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
 
-__all__ = ["Demo", "DemoError", "DemoOptions", "run_demo_command"]
+__all__ = ["Demo", "DemoError", "DemoOptions", "DemoUsageError", "run_demo_command"]
 
 _log = get_logger("mdp_platform.demo")
 _NO_ENV: Mapping[str, str] = {}
@@ -98,6 +99,10 @@ class DemoError(Exception):
     """The demo cannot start as asked (a message for the user, not a bug)."""
 
 
+class DemoUsageError(DemoError):
+    """An option asks for what cannot work (a closed day, a taken port): exit code 2."""
+
+
 @dataclass(slots=True)
 class _Running:
     """What the demo started, for the banner, the tests and the shutdown."""
@@ -106,6 +111,8 @@ class _Running:
     wds_url: str = ""
     admin_user: str = "admin"
     admin_password: str = ""
+    #: Whether the password came from the options (else it was made up for this run).
+    password_chosen: bool = False
     redis_kind: str = ""
     queue_kind: str = ""
     clients: list[Redis] = field(default_factory=list)
@@ -146,9 +153,32 @@ class Demo:
             await self.stop()
             raise
 
+    def check(self, calendar: MarketCalendar) -> None:
+        """Refuse, before starting anything, what cannot work: a closed day, a taken port.
+
+        Raises:
+            DemoUsageError: one line naming the option to change.
+        """
+        o = self.options
+        if o.day is not None and not o.real_feeds:
+            problem = not_a_trading_day(o.day, calendar)
+            if problem is not None:
+                raise DemoUsageError(f"--day {problem}")
+        if o.port and o.port == o.wds_port:
+            msg = f"--port and --wds-port are both {o.port}; give them different ports"
+            raise DemoUsageError(msg)
+        for option, port in (("--port", o.port), ("--wds-port", o.wds_port)):
+            if port and port_taken(o.host, port):
+                msg = (
+                    f"port {port} on {o.host} is in use; choose another with {option} "
+                    "(0 picks a free one)"
+                )
+                raise DemoUsageError(msg)
+
     async def _start(self) -> None:  # noqa: PLR0915 - one step per component, in order
         o = self.options
         calendar = MarketCalendar()
+        self.check(calendar)
         plan = await self._feeds()
         market_clock = plan.market_clock
         real_clock = LiveClock()
@@ -246,10 +276,14 @@ class Demo:
             ),
             redis=self.mdc,
             revocations=self.wdc,  # type: ignore[arg-type] # redis-py types score bounds widely
+            market_clock=market_clock,
+            market_speed=1.0 if o.real_feeds else o.speed,
+            calendar=calendar,
         )  # fmt: skip
         if o.admin_password:
             scp.users.add(User(self.info.admin_user, "admin", hash_password(o.admin_password)))
             self.info.admin_password = o.admin_password
+            self.info.password_chosen = True
         else:
             self.info.admin_password = scp.create_first_admin(self.info.admin_user)
         await scp.start()
@@ -425,6 +459,15 @@ def _with_db(url: str, offset: int) -> str:
     return f"{root.rstrip('/')}/{base + offset}"
 
 
+def _password_note(info: _Running) -> str:
+    if info.password_chosen:
+        return "the password from MDP_DEMO_ADMIN_PASSWORD"
+    return (
+        "a random password made for this run: reusable until the demo stops, "
+        "never stored; set MDP_DEMO_ADMIN_PASSWORD to choose one"
+    )
+
+
 def _banner(info: _Running) -> str:
     return "\n".join(
         [
@@ -432,6 +475,7 @@ def _banner(info: _Running) -> str:
             "  mdp demo is running",
             f"  dashboard:  {info.dashboard_url}",
             f"  login:      {info.admin_user} / {info.admin_password}",
+            f"              ({_password_note(info)})",
             f"  WDS:        {info.wds_url}",
             f"  transports: queues {info.queue_kind}, Redis {info.redis_kind}",
             "  Ctrl-C stops everything.",
@@ -449,9 +493,9 @@ async def _run(options: DemoOptions, duration: float | None) -> int:
     print("starting the mdp demo ...", flush=True)
     try:
         await demo.start()
-    except (OSError, DemoError) as exc:
+    except (OSError, DemoError, ScenarioError) as exc:
         print(f"mdp demo: could not start: {exc}", file=sys.stderr)
-        return 69
+        return 2 if isinstance(exc, DemoUsageError) else 69
     print(_banner(demo.info), flush=True)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), duration)

@@ -21,7 +21,7 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
-__all__ = ["EmbeddedRedis", "EmbeddedRedisError", "free_port"]
+__all__ = ["EmbeddedRedis", "EmbeddedRedisError", "free_port", "port_taken"]
 
 
 class EmbeddedRedisError(RuntimeError):
@@ -34,6 +34,21 @@ def free_port(host: str = "127.0.0.1") -> int:
         probe.bind((host, 0))
         port: int = probe.getsockname()[1]
         return port
+
+
+def port_taken(host: str, port: int) -> bool:
+    """Whether a server could not bind ``host:port`` now (someone listens there).
+
+    Binds the way aiohttp and websockets do (``SO_REUSEADDR``), so a port in TIME_WAIT after a
+    previous run counts as free, as it is for them.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError:
+            return True
+        return False
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,8 +101,15 @@ class EmbeddedRedis:
             "no", "--dir", self._tmp.name, "--logfile", str(Path(self._tmp.name) / "redis.log"),
             "--protected-mode", "yes",
         ]  # fmt: skip
+        # Its own session and process group: a Ctrl-C in the terminal signals the demo's group
+        # only, so the store outlives the services and is stopped last (by stop()), instead of
+        # dying first and making every component log connection errors on the way out.
         self._process = subprocess.Popen(  # noqa: S603 - fixed arguments, binary from PATH
-            args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
+            args,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
         )
         self._running = _Running("redis-server", port)
 

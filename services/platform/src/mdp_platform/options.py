@@ -29,6 +29,12 @@ def _positive_float(text: str) -> float:
     return value
 
 
+def _port(text: str) -> int:
+    if not text.isdigit() or int(text) > 65535:
+        raise argparse.ArgumentTypeError(f"expected a port 0..65535, was {text!r}")
+    return int(text)
+
+
 def _symbol_count(text: str) -> int:
     if not text.isdigit() or not 1 <= int(text) <= 10_000:
         raise argparse.ArgumentTypeError(f"expected 1..10000 symbols, was {text!r}")
@@ -73,7 +79,9 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     transports.add_argument(
         "--redis-url",
         default=None,
-        help="use this Redis instead of the embedded store (or set MDP_REDIS_URL)",
+        help="use this Redis instead of the embedded store (or set MDP_REDIS_URL); the demo "
+        "writes two databases: the URL's database N (default 0) for the internal cache (MDC) "
+        "and N+1 for the widget cache (WDC), e.g. redis://host:6379/4 uses 4 and 5",
     )
     transports.add_argument(
         "--fakeredis",
@@ -90,8 +98,12 @@ def add_demo_options(parser: argparse.ArgumentParser) -> None:
     web.add_argument(
         "--host", default="127.0.0.1", help="address the dashboard and WDS bind (%(default)s)"
     )
-    web.add_argument("--port", type=int, default=8000, help="dashboard port (%(default)s)")
-    web.add_argument("--wds-port", type=int, default=4202, help="WDS port (%(default)s)")
+    web.add_argument(
+        "--port", type=_port, default=8000, help="dashboard port, 0 for any free one (%(default)s)"
+    )
+    web.add_argument(
+        "--wds-port", type=_port, default=4202, help="WDS port, 0 for any free one (%(default)s)"
+    )
     parser.add_argument(
         "--duration",
         type=_positive_float,

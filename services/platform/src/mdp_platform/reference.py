@@ -156,7 +156,7 @@ def render_configuration(classes: Iterable[type] | None = None) -> str:
                   "| variable | type | default | description |", "|---|---|---|---|"]  # fmt: skip
         for doc in own:
             seen.add(doc.env)
-            default = "(secret)" if doc.secret else f"`{doc.default}`"
+            default = f"`{doc.default}`" + (" (secret)" if doc.secret else "")
             lines.append(f"| `{doc.env}` | {_cell(doc.type)} | {default} | {_cell(doc.doc)} |")
     return "\n".join(lines) + "\n"
 

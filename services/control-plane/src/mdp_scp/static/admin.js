@@ -1,5 +1,8 @@
 // Health and controls page: polls /api/health; admins get the listener controls.
 
+import * as fmt from "./format.js";
+import { MarketClock } from "./market.js";
+
 const REFRESH_MS = 3000;
 let csrf = "";
 
@@ -129,7 +132,8 @@ function renderHealth(body) {
   const error = document.getElementById("health-error");
   error.hidden = !body.error;
   error.textContent = body.error || "";
-  document.getElementById("health-meta").textContent = new Date().toLocaleTimeString();
+  // Exchange time like the dashboard, not the browser's local 12-hour clock.
+  document.getElementById("health-meta").textContent = `updated ${fmt.clockEt(Date.now())}`;
   const controls = document.getElementById("controls");
   controls.hidden = !body.controls.allowed;
   const note = document.getElementById("controls-note");
@@ -171,6 +175,7 @@ async function main() {
   });
   document.getElementById("start").addEventListener("click", () => control("POST", "start"));
   document.getElementById("stop").addEventListener("click", () => control("POST", "stop"));
+  new MarketClock(document.getElementById("market-clock")).start();
   await refresh();
   setInterval(refresh, REFRESH_MS);
 }

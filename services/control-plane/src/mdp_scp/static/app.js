@@ -1,11 +1,18 @@
-// Dashboard entry point: one WDS client, the widgets, the filters and the connection badge.
+// Dashboard entry point: one WDS client, the widgets, the filters, the connection badge, the
+// market clock, the symbol search and the staleness watch.
 
 import { BoardWidget, field } from "./boards.js";
 import { FeedList, TradesWidget, alertItem, newsItem } from "./lists.js";
-import { QuotePanel } from "./quote.js";
+import { MarketClock } from "./market.js";
+import { FOLLOW_KEY, QuotePanel } from "./quote.js";
+import { SymbolSearch, normalSymbol } from "./search.js";
 import { WdsClient } from "./wds.js";
 import { WatchlistWidget } from "./watchlist.js";
 import * as fmt from "./format.js";
+
+// Market time the boards' newest bar may lag behind during a session before the data counts as
+// stale (the feed or the processor is down): two minutes, well above a flush and a composition.
+const FEED_LAG_MS = 120000;
 
 const FILTER_KEY = "mdp.filters";
 const DEFAULT_FILTERS = { minPrice: 0, minVolume: 0, minRvol: 0 };
@@ -43,7 +50,7 @@ function showConnection(badge, state, detail) {
     badge.title = "Connected to the widget data service";
   } else if (state === "offline") {
     const seconds = Math.max(1, Math.round((detail.retryInMs || 0) / 1000));
-    const since = badge.dataset.since || fmt.clock(detail.since || Date.now());
+    const since = badge.dataset.since || fmt.clockEt(detail.since || Date.now());
     badge.dataset.since = since;
     badge.textContent = `offline \u00b7 retry in ${seconds}s`;
     badge.title = `Disconnected since ${since}; data shown may be stale`;
@@ -52,6 +59,27 @@ function showConnection(badge, state, detail) {
   }
   if (state === "live") delete badge.dataset.since;
   document.body.classList.toggle("disconnected", state !== "live");
+}
+
+// Dim every widget and say "as of" while the connection is down, or while a session is on and
+// the boards' newest bar lags the market clock (the feed or the pipeline stopped).
+function watchFreshness(market, client, boards, quote) {
+  market.onTick((now, session) => {
+    const trading = session !== undefined && session !== "closed";
+    const newest = Math.max(...boards.map((board) => (fmt.isNumber(board.asOfMs) ? board.asOfMs : -Infinity)));
+    const lagging = trading && fmt.isNumber(now) && Number.isFinite(newest) && now - newest > FEED_LAG_MS;
+    const stale = client.state !== "live" || lagging;
+    for (const board of boards) board.markStale(stale);
+    quote.markStale(stale);
+  });
+}
+
+function savedSymbol() {
+  try {
+    return normalSymbol(localStorage.getItem(FOLLOW_KEY));
+  } catch (error) {
+    return null;
+  }
 }
 
 function main() {
@@ -75,22 +103,23 @@ function main() {
     watchlist.saveLayout({ follow: symbol }); // the layout kept server-side
   };
 
+  // Each board is ranked by its feed's metric (docs/reference/wds-protocol.md, "Boards").
   const boards = [
     new BoardWidget(document.getElementById("w-gainers"), {
       feed: "scanner:top_gainers",
-      defaultSort: { key: "pctOpen", dir: -1 },
+      rank: "pctOpen",
       onSymbol: follow,
       client,
     }),
     new BoardWidget(document.getElementById("w-gappers"), {
       feed: "scanner:top_gappers",
-      defaultSort: { key: "pct", dir: -1 },
+      rank: "pct",
       onSymbol: follow,
       client,
     }),
     new BoardWidget(document.getElementById("w-volume"), {
       feed: "scanner:top_volume",
-      defaultSort: { key: "volume", dir: -1 },
+      rank: "volume",
       onSymbol: follow,
       client,
     }),
@@ -141,8 +170,18 @@ function main() {
     if (typeof layout.follow === "string" && layout.follow) quote.follow(layout.follow);
   });
 
+  const market = new MarketClock(document.getElementById("market-clock"));
+  watchFreshness(market, client, boards, quote);
+  new SymbolSearch(document.getElementById("search"), {
+    onSymbol: follow,
+    known: () => boards.flatMap((board) => [...board.symbols()]),
+  });
+  const saved = savedSymbol();
+  if (saved) follow(saved);
+
+  market.start();
   client.start();
-  window.mdpDashboard = { client, quote, watchlist }; // for debugging and the browser test
+  window.mdpDashboard = { client, quote, watchlist, market }; // for debugging and the browser test
 }
 
 main();

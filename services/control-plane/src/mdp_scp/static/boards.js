@@ -26,7 +26,32 @@ function rvolClass(value) {
   return "";
 }
 
-function columns() {
+// The board's columns; the ranked one (``rank``: the board's metric) follows the price and is
+// never hidden on small screens, so the figure the board is ordered by is always in view.
+function columns(rank) {
+  const change = [
+    {
+      key: "pct",
+      label: "Chg %",
+      title: "Change since the previous close",
+      numeric: true,
+      value: field.pct,
+      text: (r) => fmt.percent(field.pct(r)),
+      cls: (r) => fmt.signClass(field.pct(r)),
+      opt: rank !== "pct",
+    },
+    {
+      key: "pctOpen",
+      label: "Open %",
+      title: "Change since the regular-session open (09:30 ET)",
+      numeric: true,
+      value: field.pctOpen,
+      text: (r) => fmt.percent(field.pctOpen(r)),
+      cls: (r) => fmt.signClass(field.pctOpen(r)),
+      opt: rank !== "pctOpen",
+    },
+  ];
+  if (rank === "pctOpen") change.reverse();
   return [
     {
       key: "symbol",
@@ -38,25 +63,15 @@ function columns() {
       flash: false,
     },
     { key: "price", label: "Price", numeric: true, value: field.price, text: (r) => fmt.price(field.price(r)) },
+    ...change,
     {
-      key: "pct",
-      label: "Chg %",
-      title: "Change since the previous close",
+      key: "volume",
+      label: "Volume",
+      title: "Shares traded today since 04:00 ET",
       numeric: true,
-      value: field.pct,
-      text: (r) => fmt.percent(field.pct(r)),
-      cls: (r) => fmt.signClass(field.pct(r)),
+      value: field.volume,
+      text: (r) => fmt.compact(field.volume(r)),
     },
-    {
-      key: "pctOpen",
-      label: "Open %",
-      title: "Change since the official open",
-      numeric: true,
-      value: field.pctOpen,
-      text: (r) => fmt.percent(field.pctOpen(r)),
-      cls: (r) => `${fmt.signClass(field.pctOpen(r))} opt`,
-    },
-    { key: "volume", label: "Volume", numeric: true, value: field.volume, text: (r) => fmt.compact(field.volume(r)) },
     {
       key: "rvol",
       label: "RVol",
@@ -69,10 +84,11 @@ function columns() {
     {
       key: "float",
       label: "Float",
+      title: "Free float (shares available to trade)",
       numeric: true,
       value: field.float,
       text: (r) => fmt.compact(field.float(r)),
-      cls: () => "opt",
+      opt: true,
     },
   ];
 }
@@ -91,15 +107,18 @@ function rowClass(row) {
 }
 
 export class BoardWidget {
-  constructor(section, { feed, defaultSort, onSymbol, client }) {
+  // rank: the column key of the board's metric (its default sort, marked on screen)
+  constructor(section, { feed, rank, onSymbol, client }) {
     this.section = section;
     this.feed = feed;
     this.meta = section.querySelector(".meta");
     this.notice = section.querySelector(".notice");
+    this.asOfMs = undefined; // the newest bar end on the board: how fresh its data is
     this.table = new KeyedTable(section.querySelector("table"), {
-      columns: columns(),
+      columns: columns(rank),
+      rank,
       keyOf: (r) => r.symbol,
-      sort: defaultSort,
+      sort: { key: rank, dir: -1 },
       onRowClick: onSymbol,
       rowClass,
       storageKey: `mdp.sort.${feed}`,
@@ -114,14 +133,36 @@ export class BoardWidget {
   show(document) {
     if (!document || typeof document !== "object") return;
     const rows = Array.isArray(document) ? document : document.rows;
-    this.table.setData(Array.isArray(rows) ? rows : []);
+    const list = Array.isArray(rows) ? rows : [];
+    this.table.setData(list);
     this.section.dataset.filled = String(this.table.rows.size > 0);
+    const ends = list.map((row) => (row ? row.end_ms : undefined)).filter(fmt.isNumber);
+    this.asOfMs = ends.length ? Math.max(...ends) : document.as_of_ms;
     const parts = [];
     if (document.session) parts.push(String(document.session).replace(/_/g, " "));
-    if (fmt.isNumber(document.as_of_ms)) parts.push(`${fmt.clock(document.as_of_ms)} ET`);
-    this.meta.textContent = parts.join(" \u00b7 ");
+    if (fmt.isNumber(document.as_of_ms)) parts.push(fmt.clockEt(document.as_of_ms));
+    this.fresh = parts.join(" \u00b7 ");
+    this.renderMeta();
     if (this.notice) {
       this.notice.textContent = document.status === "pre_open" ? "Opens at 09:30 ET" : "";
     }
+  }
+
+  symbols() {
+    return this.table.rows.keys();
+  }
+
+  // Dim the rows and say how old they are while the data cannot be current.
+  markStale(wanted) {
+    const stale = wanted && fmt.isNumber(this.asOfMs); // nothing shown yet: nothing to dim
+    if (stale === this.section.classList.contains("stale")) return;
+    this.section.classList.toggle("stale", stale);
+    this.renderMeta();
+  }
+
+  renderMeta() {
+    const stale = this.section.classList.contains("stale");
+    this.meta.textContent =
+      stale && fmt.isNumber(this.asOfMs) ? `stale \u00b7 as of ${fmt.clockEt(this.asOfMs)}` : this.fresh || "";
   }
 }

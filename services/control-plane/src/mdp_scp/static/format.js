@@ -45,6 +45,11 @@ export function clock(ms) {
   });
 }
 
+// The same with its zone, for every time shown on its own (lists, "as of", the clock).
+export function clockEt(ms) {
+  return isNumber(ms) ? `${clock(ms)} ET` : dash;
+}
+
 // Unix seconds, milliseconds or nanoseconds -> milliseconds (payloads name their unit, but
 // older documents used bare "timestamp" fields).
 export function toMs(value) {

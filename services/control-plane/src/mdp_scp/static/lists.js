@@ -103,12 +103,19 @@ export class FeedList {
   }
 }
 
+// A list element's time: exchange time with its zone (machine-readable in datetime).
+function timeElement(ms) {
+  const node = el("time", "when", fmt.clockEt(ms));
+  if (fmt.isNumber(ms)) node.dateTime = new Date(ms).toISOString();
+  return node;
+}
+
 export function newsItem(onSymbol) {
   return (item) => {
     const li = el("li", "news-item");
     const time = fmt.toMs(item.published_ms ?? item.publish_date ?? item.publishDate);
     const head = el("div", "news-head");
-    head.appendChild(el("time", "when", fmt.clock(time)));
+    head.appendChild(timeElement(time));
     for (const symbol of (item.tickers || []).slice(0, 6)) head.appendChild(symbolButton(symbol, onSymbol));
     if (item.sentiment) head.appendChild(el("span", `sentiment ${item.sentiment}`, item.sentiment));
     li.appendChild(head);
@@ -129,7 +136,7 @@ export function alertItem(onSymbol) {
     const direction = item.direction || (item.kind === "lod" ? "low" : "high");
     const li = el("li", `alert ${direction === "low" ? "down" : "up"}`);
     const time = fmt.toMs(item.as_of_ms ?? item.timestamp_ms ?? item.ts_ms ?? item.timestamp);
-    li.appendChild(el("time", "when", fmt.clock(time)));
+    li.appendChild(timeElement(time));
     if (item.symbol) li.appendChild(symbolButton(item.symbol, onSymbol));
     li.appendChild(el("span", "badge", direction === "low" ? "LOD" : "HOD"));
     li.appendChild(el("span", "num", fmt.price(item.price)));
@@ -164,7 +171,8 @@ export class TradesWidget {
         },
         {
           key: "time",
-          label: "Time",
+          label: "Time ET",
+          title: "Trade time, New York",
           numeric: true,
           value: (t) => fmt.toMs(t.timestamp_ms ?? t.sip_timestamp ?? t.timestamp),
           text: (t) => fmt.clock(fmt.toMs(t.timestamp_ms ?? t.sip_timestamp ?? t.timestamp)),
@@ -190,6 +198,6 @@ export class TradesWidget {
       }));
     this.table.setData(rows);
     this.section.dataset.filled = String(this.table.rows.size > 0);
-    if (fmt.isNumber(document.as_of_ms)) this.meta.textContent = `${fmt.clock(document.as_of_ms)} ET`;
+    if (fmt.isNumber(document.as_of_ms)) this.meta.textContent = fmt.clockEt(document.as_of_ms);
   }
 }

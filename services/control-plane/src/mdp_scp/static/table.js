@@ -9,10 +9,12 @@ const tokens = (text) => text.split(/\s+/).filter(Boolean);
 
 export class KeyedTable {
   // columns: [{key, label, value(row) -> comparable, text(row) -> string, cls(row) -> string,
-  //            title, numeric}]
-  constructor(table, { columns, keyOf, sort, onRowClick, rowClass, storageKey }) {
+  //            title, numeric, opt (hidden on narrow screens)}]; rank: the key of the column
+  //            the feed is ranked by (marked in the header)
+  constructor(table, { columns, keyOf, sort, onRowClick, rowClass, storageKey, rank }) {
     this.table = table;
     this.columns = columns;
+    this.rank = rank;
     this.keyOf = keyOf;
     this.onRowClick = onRowClick;
     this.rowClass = rowClass || (() => "");
@@ -52,7 +54,12 @@ export class KeyedTable {
       th.textContent = column.label;
       th.dataset.key = column.key;
       if (column.title) th.title = column.title;
+      if (column.key === this.rank) {
+        th.classList.add("ranked");
+        th.title = `${column.title || column.label} \u2013 the board is ranked by this`;
+      }
       if (column.numeric) th.classList.add("num");
+      if (column.opt) th.classList.add("opt");
       th.classList.add(`col-${column.key}`);
       th.tabIndex = 0;
       th.addEventListener("click", () => this.sortBy(column.key));
@@ -144,6 +151,8 @@ export class KeyedTable {
     const cells = this.columns.map((column) => {
       const td = tr.insertCell();
       if (column.numeric) td.classList.add("num");
+      if (column.opt) td.classList.add("opt");
+      if (column.key === this.rank) td.classList.add("ranked");
       td.classList.add(`col-${column.key}`);
       return td;
     });
