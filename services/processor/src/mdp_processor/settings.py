@@ -25,7 +25,7 @@ class ProcessorSettings(CommonSettings):
     )
     prefetch: int = setting(
         env="MDP_PREFETCH",
-        default=200,
+        default=1_000,
         min=1,
         doc="AMQP prefetch per queue a worker consumes (each on its own channel): messages "
         "the broker may push before an ack.",
