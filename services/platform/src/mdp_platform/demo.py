@@ -69,6 +69,7 @@ _NO_ENV: Mapping[str, str] = {}
 DEMO_DATABASE_URL = "sqlite:///:memory:"
 #: The market analyzers of the demo's processor, by registered name.
 MARKET_ANALYZERS = ("router", "leaderboard", "top_trades")
+SCANNER_ANALYZERS = ("daily_range", "unusual_volume", "news_movers", "halt_alerts")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -237,7 +238,9 @@ class Demo:
         self._beat("news-processor", news.status)
 
         scanner = Scanner(
-            self.wdc, [create_analyzer("daily_range", calendar=calendar)], clock=market_clock
+            self.wdc,
+            [create_analyzer(name, calendar=calendar) for name in SCANNER_ANALYZERS],
+            clock=market_clock,
         )
         self.scanner = scanner
         self._spawn(scanner.run(self._stop), "scanner")

@@ -76,6 +76,14 @@ class ProcessorSettings(CommonSettings):
         default="https://api.massive.com",
         doc="Base URL of the Massive REST API (the simulator's in tests and the demo).",
     )
+    rvol_days: int = setting(
+        env="MDP_RVOL_DAYS",
+        default=20,
+        min=1,
+        max=60,
+        doc="Trading days averaged by the time-of-day volume profiles behind the rows' "
+        "`rvol_tod` (5-minute aggregates from the REST API, cached in MDC per trading day).",
+    )
     heartbeat_seconds: float = setting(
         env="MDP_HEARTBEAT_SECONDS",
         default=5.0,
