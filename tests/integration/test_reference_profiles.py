@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 
@@ -49,6 +48,7 @@ async def test_a_profile_is_fetched_once_cached_per_day_and_read_by_other_proces
     first_source = source()
     cache = ReferenceCache(first_source, redis, profile_days=3)
     assert cache.has_profiles
+    assert not ReferenceCache(first_source, redis).has_profiles  # off unless asked for
     data = await cache.get("ACME", DAY)
     assert data.volume_profile is None  # asked for on its own: a previous close never waits
     profile = await cache.volume_profile("ACME", DAY)
@@ -82,25 +82,10 @@ async def test_a_profile_is_fetched_once_cached_per_day_and_read_by_other_proces
 
 async def test_a_symbol_without_minute_history_gets_a_negative_entry(redis: Redis) -> None:
     memory = source()
-    assert await ReferenceCache(memory, redis).volume_profile("BARE", DAY) is None
-    data = await ReferenceCache(memory, redis).get("BARE", DAY)
+    assert await ReferenceCache(memory, redis, profile_days=20).volume_profile("BARE", DAY) is None
+    data = await ReferenceCache(memory, redis, profile_days=20).get("BARE", DAY)
     assert data.prev_day is not None  # the rest of the reference is unaffected
     key = KEY_REF_TOD_VOLUME.name(day=DAY.isoformat(), symbol="BARE")
     assert await redis.get(key) == b"null"
-    await ReferenceCache(memory, redis).volume_profile("BARE", DAY)
+    await ReferenceCache(memory, redis, profile_days=20).volume_profile("BARE", DAY)
     assert memory.slot_asked.count("BARE") == 1  # the negative entry is a hit
-
-
-async def test_the_bulk_load_warms_the_universe_profiles(redis: Redis) -> None:
-    memory = source()
-    cache = ReferenceCache(memory, redis, profile_days=2)
-    await cache.preload(DAY)
-    warming = cache._warming[DAY]  # the background warm-up the bulk load started
-    await warming
-    assert cache.stats.profiles_warmed == 1  # ACME; BARE has no minutes (negative entry)
-    raw = await redis.get(KEY_REF_TOD_VOLUME.name(day=DAY.isoformat(), symbol="ACME"))
-    assert raw is not None
-    assert json.loads(raw)["days"] == 2
-    assert sorted(memory.slot_asked) == ["ACME", "BARE"]
-    assert await cache.volume_profile("ACME", DAY) is not None
-    assert memory.slot_asked.count("ACME") == 1  # the lookup found the warmed profile

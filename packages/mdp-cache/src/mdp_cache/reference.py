@@ -26,15 +26,15 @@ timed out in turn and left the row without a previous close until a retry half a
 About 45 requests (one per calendar day of the look-back) replace two per symbol. Symbols the
 bulk load did not cover fall back to the per-symbol lookups.
 
-**Time-of-day volume profiles.** A source that also serves intraday aggregates
-(:class:`SlotVolumeSource`: Massive ``/v2/aggs/ticker/{T}/range/5/minute/{from}/{to}``) gives
-each symbol a third record per trading day, its :class:`~mdp_cache.volume_profile.VolumeProfile`
-over the last ``profile_days`` trading days (one paginated request per symbol and day, cached
-in MDC as ``KEY_REF_TOD_VOLUME`` with the same lock, negative entries and retry pause), asked
-for on its own (:meth:`ReferenceCache.volume_profile`) because it is the slow part: a previous
-close never waits for it. The bulk load warms the profiles of the universe it loaded in the
-background (bounded concurrency, one process group-wide under the bulk lock); a lookup that
-finds none fetches its symbol's on its own.
+**Time-of-day volume profiles.** With ``profile_days`` above 0 and a source that also serves
+intraday aggregates (:class:`SlotVolumeSource`: Massive
+``/v2/aggs/ticker/{T}/range/5/minute/{from}/{to}``) each symbol gets a third record per trading
+day, its :class:`~mdp_cache.volume_profile.VolumeProfile` over the last ``profile_days``
+trading days (one paginated request per symbol and day, cached in MDC as
+``KEY_REF_TOD_VOLUME`` with the same lock, negative entries and retry pause), asked for on its
+own (:meth:`ReferenceCache.volume_profile`) because it is the slow part: a previous close
+never waits for it. There is no market-wide endpoint, so no bulk load: each symbol's is
+fetched on its first lookup.
 """
 
 from __future__ import annotations
@@ -244,7 +244,6 @@ class ReferenceStats:
     bulk_symbols: int = 0
     bulk_errors: int = 0
     bulk_retries: int = 0
-    profiles_warmed: int = 0
     fetch_seconds: list[float] = field(default_factory=list)
 
 
@@ -266,14 +265,14 @@ class ReferenceCache:
         retry_after_s: Pause before asking the source again after it failed for a key.
         fetch_timeout_s: Upper bound of one source call.
         bulk_wait_s: How long lookups of a day wait for its bulk load (then they go on alone).
-        bulk_concurrency: Grouped-daily requests in flight during a bulk load (and 5-minute
-            requests while the universe's volume profiles are warmed).
+        bulk_concurrency: Grouped-daily requests in flight during a bulk load.
         bulk_timeout_s: Upper bound of one bulk request (a whole market's answer is large and
             slow to build: the per-symbol ``fetch_timeout_s`` would time it out under load).
         bulk_attempts: Tries of each bulk request before the load gives up (a single slow or
             failed day would otherwise fail the whole load and send every symbol to the
             per-symbol lookups, which is what left rows without a previous close).
-        profile_days: Trading days a time-of-day volume profile averages (N).
+        profile_days: Trading days a time-of-day volume profile averages (N); 0 (the default)
+            asks for no profiles.
     """
 
     def __init__(
@@ -288,13 +287,12 @@ class ReferenceCache:
         bulk_concurrency: int = 4,
         bulk_timeout_s: float = 30.0,
         bulk_attempts: int = 3,
-        profile_days: int = PROFILE_DAYS,
+        profile_days: int = 0,
     ) -> None:
         self._source = source
         self._bulk_timeout_s = bulk_timeout_s
         self._bulk_attempts = max(1, bulk_attempts)
-        self._profile_days = max(1, profile_days)
-        self._warming: dict[date, asyncio.Task[None]] = {}
+        self._profile_days = max(0, profile_days)
         self._bulk_wait_s = bulk_wait_s
         self._bulk_concurrency = max(1, bulk_concurrency)
         self._bulk: dict[date, asyncio.Task[None]] = {}
@@ -349,8 +347,11 @@ class ReferenceCache:
 
     @property
     def has_profiles(self) -> bool:
-        """Whether the source serves intraday volume (else :meth:`volume_profile` is None)."""
-        return isinstance(self._source, SlotVolumeSource)
+        """Whether profiles are asked for and the source serves intraday volume.
+
+        Otherwise :meth:`volume_profile` is None.
+        """
+        return self._profile_days > 0 and isinstance(self._source, SlotVolumeSource)
 
     async def volume_profile(self, symbol: str, trading_day: date) -> VolumeProfile | None:
         """The time-of-day volume profile of ``symbol`` for ``trading_day`` (None: unknown).
@@ -365,7 +366,7 @@ class ReferenceCache:
 
     async def _profile(self, symbol: str, trading_day: date) -> bytes | None:
         source = self._source
-        if not isinstance(source, SlotVolumeSource):
+        if not self.has_profiles or not isinstance(source, SlotVolumeSource):
             return None
         return await self._lookup(
             KEY_REF_TOD_VOLUME.name(day=trading_day.isoformat(), symbol=symbol),
@@ -385,27 +386,6 @@ class ReferenceCache:
         )
         profile = build_profile(trading_day, minutes, days=self._profile_days)
         return b"null" if profile.days == 0 else _ENCODER.encode(profile)
-
-    async def _warm_profiles(self, trading_day: date, symbols: Sequence[str]) -> None:
-        """Fetch the profiles of ``symbols`` (the bulk-loaded universe) ahead of lookups."""
-        semaphore = asyncio.Semaphore(self._bulk_concurrency)
-
-        async def one(symbol: str) -> None:
-            async with semaphore:
-                if await self._profile(symbol, trading_day) not in (None, b"null"):
-                    self.stats.profiles_warmed += 1
-
-        await asyncio.gather(*(one(symbol) for symbol in symbols), return_exceptions=True)
-
-    def _start_warming(self, trading_day: date, symbols: Sequence[str]) -> None:
-        if not isinstance(self._source, SlotVolumeSource) or trading_day in self._warming:
-            return
-        for day in [d for d in self._warming if d < trading_day]:
-            self._warming.pop(day).cancel()
-        self._warming[trading_day] = asyncio.create_task(
-            self._warm_profiles(trading_day, sorted(symbols)),
-            name=f"volume profiles {trading_day}",
-        )
 
     # --- bulk loads ---------------------------------------------------------------------
 
@@ -541,7 +521,6 @@ class ReferenceCache:
             self._local.update(records)
         self.stats.bulk_loads += 1
         self.stats.bulk_symbols += len(bars)
-        self._start_warming(trading_day, list(bars))
         return set(bars) | set(floats)
 
     async def _bulk_call(self, call: Callable[[], Awaitable[T]]) -> T:

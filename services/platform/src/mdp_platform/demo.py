@@ -221,7 +221,8 @@ class Demo:
             analyzers,
             state=self._state_backend(),
             widgets=WidgetWriter(self.wdc),
-            reference=ReferenceCache(plan.reference, self.mdc),
+            # Time-of-day RVol from the simulator's consistent history (20 trading days).
+            reference=ReferenceCache(plan.reference, self.mdc, profile_days=20),
             clock=market_clock,
             config=ProcessorConfig(flush_interval_s=0.1, instance="demo-processor"),
         )

@@ -78,11 +78,13 @@ class ProcessorSettings(CommonSettings):
     )
     rvol_days: int = setting(
         env="MDP_RVOL_DAYS",
-        default=20,
-        min=1,
+        default=0,
+        min=0,
         max=60,
         doc="Trading days averaged by the time-of-day volume profiles behind the rows' "
-        "`rvol_tod` (5-minute aggregates from the REST API, cached in MDC per trading day).",
+        "`rvol_tod` (5-minute aggregates from the REST API, one request per symbol and day, "
+        "cached in MDC per trading day); 0 turns them off (the default until their cost at "
+        "full-market scale is measured; the demo uses 20).",
     )
     heartbeat_seconds: float = setting(
         env="MDP_HEARTBEAT_SECONDS",
