@@ -71,7 +71,8 @@ def _row(
         "day_vwap": round((price + open_) / 2, 4),
         "official_open": open_,
         "avg_volume": 400_000.0,
-        "relative_volume": extra.pop("rvol", 2.5),
+        "relative_volume": 0.4,  # whole-day ratio; the dashboard shows the time-of-day one
+        "rvol_tod": extra.pop("rvol", 2.5),
         "free_float": extra.pop("free_float", 12_500_000),
         "prev_close": prev_close,
         "prev_volume": 380_000,

@@ -21,6 +21,7 @@ from mdp_cache.keys import (
     KEY_LB_ROWS,
 )
 from mdp_cache.records import DailyBar, ReferenceData
+from mdp_cache.volume_profile import SLOTS, VolumeProfile
 from mdp_core.events import MinuteAggregate, SecondAggregate
 from mdp_testing.conformance import aggregate, at_ms, luld
 
@@ -318,3 +319,40 @@ def test_top_stocks_publishes_the_same_documents_as_the_shared_path() -> None:
     assert got == expected
     assert [r["symbol"] for r in got[FEED_SCANNER_TOP_GAINERS.name()]["rows"]] == ["AAA", "CCC"]
     assert {board.value for board in Board} == {d["board"] for d in got.values()}
+
+
+def test_rows_carry_time_of_day_rvol_from_the_reference_volume_profile() -> None:
+    # The usual day: 1,000 shares in every 5-minute slot from 04:00, so 66,000 by 09:30.
+    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
+    profile = VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    # A second bar ending 09:30:00 with 198,000 shares traded today: 3x.
+    bar = aggregate("AAA", at_ms(DAY, 9, 30), close=11.0, accumulated_volume=198_000)
+    analyzer.apply([bar], 0)
+    row = msgspec.json.decode(flush(analyzer, state, at_ms(DAY, 9, 30))[0].payload)
+    assert row["rvol_tod"] is None  # no profile yet
+    for symbol, day in analyzer.wanted_reference():
+        analyzer.provide_reference(
+            msgspec.structs.replace(reference(symbol, day), volume_profile=profile)
+        )
+    row = msgspec.json.decode(flush(analyzer, state, at_ms(DAY, 9, 30, 1))[0].payload)
+    assert row["rvol_tod"] == 3.0
+    assert row["relative_volume"] != row["rvol_tod"]  # the whole-day figure stays as it was
+
+
+def test_a_profile_arriving_after_the_rest_fills_in_from_the_next_bar() -> None:
+    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
+    profile = VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 30), accumulated_volume=66_000)], 0)
+    feed_all(analyzer)
+    row = msgspec.json.decode(flush(analyzer, state, at_ms(DAY, 9, 30))[0].payload)
+    assert (row["prev_close"], row["rvol_tod"]) == (10.0, None)
+    # The profile alone: no second payload for the same bar (replicas would tie on version).
+    analyzer.provide_reference(msgspec.structs.replace(reference("AAA"), volume_profile=profile))
+    assert flush(analyzer, state, at_ms(DAY, 9, 30, 1)) == []
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 35), accumulated_volume=134_000)], 0)
+    row = msgspec.json.decode(flush(analyzer, state, at_ms(DAY, 9, 35))[0].payload)
+    assert row["rvol_tod"] == 2.0  # 134,000 by 09:35 against the usual 67,000

@@ -32,3 +32,33 @@ def test_settings_defaults() -> None:
     settings = load(ScannerSettings, environ={"MDP_SCANNER_ANALYZERS": "daily_range,other"})
     assert settings.analyzers == ("daily_range", "other")
     assert settings.dedup_alerts is True
+
+
+def test_thresholds_reach_the_analyzers_from_the_settings() -> None:
+    from mdp_analyzers.halt_alerts import HaltAlertsAnalyzer
+    from mdp_analyzers.news_movers import NewsMoversAnalyzer
+    from mdp_analyzers.unusual_volume import UnusualVolumeAnalyzer
+    from mdp_core.settings import load
+
+    settings = load(
+        ScannerSettings,
+        environ={
+            "MDP_SCANNER_RVOL_THRESHOLDS": "1.5,4",
+            "MDP_SCANNER_RVOL_MIN_VOLUME": "500",
+            "MDP_SCANNER_NEWS_WINDOW_MINUTES": "10",
+            "MDP_SCANNER_NEWS_MOVE_PCT": "3",
+            "MDP_SCANNER_NEWS_RVOL": "2.5",
+        },
+    )
+    assert settings.analyzers == ("daily_range", "unusual_volume", "news_movers", "halt_alerts")
+    built = build_analyzers(settings.analyzers, settings.calendar, settings.analyzer_options())
+    daily, volume, news, halts = built
+    assert isinstance(daily, DailyRangeAnalyzer)
+    assert isinstance(volume, UnusualVolumeAnalyzer)
+    assert (volume.thresholds, volume.min_volume) == ((1.5, 4.0), 500)
+    assert isinstance(news, NewsMoversAnalyzer)
+    assert (news.window_ms, news.move_pct, news.rvol) == (600_000, 3.0, 2.5)
+    assert isinstance(halts, HaltAlertsAnalyzer)
+    bad = load(ScannerSettings, environ={"MDP_SCANNER_RVOL_THRESHOLDS": "0,2"})
+    with pytest.raises(ConfigError, match="above 0"):
+        build_analyzers(bad.analyzers, bad.calendar, bad.analyzer_options())

@@ -8,6 +8,7 @@ from datetime import date, datetime, time
 
 import pytest
 
+from mdp_cache.volume_profile import build_profile, lookback_start, relative_volume
 from mdp_core.clock import ET, ManualClock, to_ns
 from mdp_sim.market import Market, event_time_ms
 from mdp_sim.reference import AVERAGE_WINDOW, HISTORY_DAYS
@@ -258,3 +259,50 @@ def test_reference_data_is_plausible_for_the_price() -> None:
             assert p.shares_outstanding * p.prev_close <= 1.5e9, p  # micro and small caps
         assert p.avg_volume <= max(20_000, p.free_float * 0.3) + 1, p
         assert p.avg_volume >= min(20_000, p.free_float * 0.3) - 1, p
+
+
+def test_minute_history_is_generated_consistent_with_the_daily_bars(market: Market) -> None:
+    symbol = sorted(market.profiles)[3]
+    day = PREVIOUS_DAY
+    (daily,) = market.daily_bars(symbol, day, day)
+    minutes = market.minute_bars(symbol, day, day)
+    assert sum(int(row["v"]) for row in minutes) == daily["v"]  # type: ignore[call-overload]
+    starts = [int(row["t"]) for row in minutes]  # type: ignore[call-overload]
+    assert starts == sorted(starts)
+    assert starts[0] >= at(day, 4, 0) // MS
+    assert starts[-1] < at(day, 20, 0) // MS
+    assert all(daily["l"] <= row["c"] <= daily["h"] for row in minutes)  # type: ignore[operator]
+    # The regular session carries most of the volume, the open minute more than a quiet one.
+    by_start = {int(row["t"]): int(row["v"]) for row in minutes}  # type: ignore[call-overload]
+    assert by_start[at(day, 9, 30) // MS] > by_start.get(at(day, 5, 0) // MS, 0)
+    # Generated, never recorded: the same seed gives the same history.
+    again = Market(ScenarioConfig(seed=21, symbols=40, trading_day=DAY, start=time(9, 29)))
+    assert again.minute_bars(symbol, day, day) == minutes
+    assert market.minute_bars("NOPE", day, day) == []
+
+
+@pytest.mark.parametrize("start", [time(4, 0), time(9, 25)])
+def test_todays_tape_reads_about_1x_time_of_day_rvol_for_ordinary_symbols(start: time) -> None:
+    """Minute history and today's tape share one shape and scale, whenever the day starts."""
+    day = DAY
+    market = Market(ScenarioConfig(seed=5, symbols=60, trading_day=day, start=start))
+    if start == time(4, 0):
+        assert market.opening(sorted(market.profiles)[0]) == (0, 0.0)
+    until = at(day, 10, 15)
+    latest: dict[str, tuple[int, int]] = {}
+    for event in market.advance(until).events:
+        if event["ev"] == "AM":
+            latest[str(event["sym"])] = (int(event["av"]), int(event["e"]))  # type: ignore[call-overload]
+    ratios: dict[str, float] = {}
+    for symbol, (volume, end_ms) in latest.items():
+        history = [
+            (int(row["t"]), int(row["v"]))  # type: ignore[call-overload]
+            for row in market.minute_bars(symbol, lookback_start(day, 20), PREVIOUS_DAY)
+        ]
+        rvol = relative_volume(build_profile(day, history, days=20), volume, end_ms)
+        if rvol is not None:
+            ratios[symbol] = rvol
+    ordinary = sorted(r for s, r in ratios.items() if market.profiles[s].role is Role.NORMAL)
+    movers = [r for s, r in ratios.items() if market.profiles[s].role is not Role.NORMAL]
+    assert 0.7 <= ordinary[len(ordinary) // 2] <= 1.4
+    assert max(movers) > 5 * ordinary[len(ordinary) // 2]

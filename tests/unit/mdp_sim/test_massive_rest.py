@@ -12,6 +12,7 @@ from massive import RESTClient
 from massive.exceptions import BadResponse
 from urllib3.exceptions import MaxRetryError
 
+from mdp_processor.massive_reference import MassiveReferenceSource
 from mdp_sim.market import Market
 from mdp_sim.massive_rest import MassiveRestConfig, MassiveRestServer
 from mdp_sim.scenario import ScenarioConfig
@@ -167,3 +168,22 @@ async def test_ticker_list_pages_and_last_trade_and_quote(
     quote = await call(rest, "get_last_quote", symbol)
     assert quote.bid_price == last_quote["p"]
     assert quote.ask_price == last_quote["P"]
+
+
+async def test_minute_and_five_minute_aggregates_feed_the_volume_profile_source(
+    stub: MassiveRestServer, market: Market
+) -> None:
+    symbol = sorted(market.profiles)[2]
+    end = market.trading_day - timedelta(days=1)
+    start = end - timedelta(days=6)
+    rest = client(stub)
+    rows = await call(rest, "get_aggs", symbol, 1, "minute", start.isoformat(), end.isoformat())
+    expected = market.minute_bars(symbol, start, end)
+    assert [(r.timestamp, r.volume) for r in rows] == [(e["t"], e["v"]) for e in expected]
+    # The profile source asks for 5-minute bars: each the sum of its five minutes.
+    source = MassiveReferenceSource(KEY, stub.base_url)
+    volumes = await source.slot_volumes(symbol, start, end)
+    fives = market.minute_bars(symbol, start, end, 5)
+    assert volumes == [(e["t"], e["v"]) for e in fives]
+    assert sum(v for _, v in volumes) == sum(int(e["v"]) for e in expected)  # type: ignore[call-overload]
+    assert len(volumes) * 4 < len(expected)

@@ -25,6 +25,7 @@ from mdp_cache.keys import (
 )
 from mdp_cache.ops import RankedMember
 from mdp_cache.records import ReferenceData
+from mdp_cache.volume_profile import relative_volume
 from mdp_core.calendar import Session
 from mdp_core.events import MinuteAggregate, SecondAggregate
 
@@ -132,6 +133,9 @@ class Row(msgspec.Struct, frozen=True, kw_only=True):
     after_hours: SessionFigures | None = None
     day_high: float | None = None
     day_low: float | None = None
+    #: Time-of-day relative volume: the day's volume so far over the average volume traded by
+    #: the same time of day (bar end) over the last N trading days (mdp_cache.volume_profile).
+    rvol_tod: float | None = None
 
 
 #: A row's exact score on each board, in :class:`Board` order; None keeps it off that board.
@@ -239,6 +243,11 @@ def build_row(
         after_hours=after_hours,
         day_high=max(figures.high for figures in seen) if seen else None,
         day_low=min(figures.low for figures in seen) if seen else None,
+        rvol_tod=relative_volume(
+            reference.volume_profile if reference is not None else None,
+            event.accumulated_volume,
+            event.end_ms,
+        ),
     )
     scores: Scores = (
         float(event.accumulated_volume),

@@ -337,13 +337,27 @@ class LeaderboardAnalyzer:
         return wanted
 
     def provide_reference(self, data: ReferenceData) -> None:
-        """Attach reference data; the symbol's row is re-emitted on the next flush."""
+        """Attach reference data; the symbol's row is re-emitted on the next flush.
+
+        Reference that only adds the time-of-day volume profile (it arrives after the rest) is
+        attached without re-emitting: the symbol's next bar carries ``rvol_tod``. Re-emitting
+        would offer a second payload at the version another replica may have written already
+        (the profile is not part of the version's completeness).
+        """
         if data.trading_day != self._day:
             return
         state = self._symbols.get(data.symbol)
         if state is None:
             return
+        old = state.reference
         state.reference = data
+        if (
+            old is not None
+            and data.volume_profile is not None
+            and old.volume_profile is None
+            and msgspec.structs.replace(data, volume_profile=None) == old
+        ):
+            return
         if state.event is not None:
             self._changed.add(data.symbol)
 

@@ -42,10 +42,13 @@ class WidgetWrite:
     """One write to a WDC feed: stored as the feed's shape says, then published if asked.
 
     The payload is encoded once, so the snapshot and the published message are the same bytes.
-    A ``version`` orders the writes of one name across replicas: a write older than the stored
-    document is dropped (see :mod:`mdp_cache.widgets`). Per-symbol documents built from events
-    carry one (event time, or a window's sequence number); documents composed on one replica
-    do not need it. Versions stay below 2**53 (Lua numbers are doubles).
+    An ``identity`` names what a list-feed element (an alert) is about, e.g. ``symbol|day|3x``:
+    the scanner appends an element once per identity across replicas and restarts (without
+    one, once per payload). A ``version`` orders the writes of one name across replicas: a
+    write older than the stored document is dropped (see :mod:`mdp_cache.widgets`).
+    Per-symbol documents built from events carry one (event time, or a window's sequence
+    number); documents composed on one replica do not need it. Versions stay below 2**53
+    (Lua numbers are doubles).
     """
 
     feed: Feed
@@ -53,6 +56,7 @@ class WidgetWrite:
     payload: bytes
     publish: bool = True
     version: int | None = None
+    identity: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -112,7 +116,10 @@ class Rehydratable(Protocol):
         ...
 
     def restore(self, snapshots: Mapping[str, bytes], now_ns: int) -> None:
-        """Rebuild state from ``{feed name: payload}``, ignoring anything from another day."""
+        """Rebuild state from ``{feed name: payload}``, ignoring anything from another day.
+
+        A list feed's payload is the JSON array of its elements, newest first.
+        """
         ...
 
 

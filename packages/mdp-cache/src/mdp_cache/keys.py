@@ -22,8 +22,11 @@ from typing import Final, Literal
 __all__ = [
     "ALL_FEEDS",
     "ALL_KEYS",
+    "FEED_ALERTS_HALTS",
     "FEED_ALERTS_HOD",
     "FEED_ALERTS_LOD",
+    "FEED_ALERTS_NEWS",
+    "FEED_ALERTS_VOLUME",
     "FEED_DAILY_RANGE",
     "FEED_HALTS",
     "FEED_LATEST_AGGREGATE",
@@ -55,6 +58,7 @@ __all__ = [
     "KEY_REF_FREE_FLOAT",
     "KEY_REF_LOCK",
     "KEY_REF_SNAPSHOT",
+    "KEY_REF_TOD_VOLUME",
     "KEY_SCANNER_DEDUP",
     "KEY_SEEN_BATCH",
     "KEY_TT_BUCKET",
@@ -298,6 +302,36 @@ FEED_ALERTS_LOD: Final = Feed(
     order_by="as_of_ms",
 )
 
+FEED_ALERTS_VOLUME: Final = Feed(
+    template="alerts:volume",
+    shape="list",
+    ttl=8 * HOUR,
+    max_len=1_000,
+    owner="scanner (UnusualVolumeAnalyzer)",
+    payload="one unusual-volume alert per element (time-of-day RVol crossed a threshold), "
+    "newest first",
+    order_by="as_of_ms",
+)
+FEED_ALERTS_NEWS: Final = Feed(
+    template="alerts:news",
+    shape="list",
+    ttl=8 * HOUR,
+    max_len=1_000,
+    owner="scanner (NewsMoversAnalyzer)",
+    payload="one news-driven mover per element (price or RVol moved after news, headline "
+    "attached), newest first",
+    order_by="as_of_ms",
+)
+FEED_ALERTS_HALTS: Final = Feed(
+    template="alerts:halts",
+    shape="list",
+    ttl=8 * HOUR,
+    max_len=1_000,
+    owner="scanner (HaltAlertsAnalyzer)",
+    payload="one LULD halt or resume per element (limit band, last or resume price), newest first",
+    order_by="as_of_ms",
+)
+
 # --- internal keys ------------------------------------------------------------------------------
 
 KEY_REF_SNAPSHOT: Final = Key(
@@ -317,6 +351,16 @@ KEY_REF_AVG_VOLUME: Final = Key(
     ttl=20 * HOUR,
     owner="MDC reference cache",
     payload="reserved: the 30-day average daily volume travels inside KEY_REF_SNAPSHOT",
+)
+KEY_REF_TOD_VOLUME: Final = Key(
+    template="mdp:ref:tod_volume:{day}:{symbol}",
+    store="mdc",
+    redis_type="string",
+    ttl=20 * HOUR,
+    owner="MDC reference cache",
+    payload="JSON time-of-day volume profile of the symbol for trading day {day}: the average "
+    "cumulative volume at the end of each 5-minute slot from 04:00 to 20:00 ET over the last N "
+    "trading days, from 5-minute aggregates (or JSON null: no intraday history)",
 )
 KEY_REF_FREE_FLOAT: Final = Key(
     template="mdp:ref:free_float:{symbol}",

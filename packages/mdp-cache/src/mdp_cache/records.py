@@ -10,6 +10,8 @@ from datetime import date
 
 import msgspec
 
+from mdp_cache.volume_profile import VolumeProfile
+
 __all__ = ["DailyBar", "ReferenceData"]
 
 
@@ -35,6 +37,8 @@ class ReferenceData(msgspec.Struct, frozen=True, kw_only=True):
         avg_volume: Mean daily volume over up to 30 completed days before ``trading_day``
             (today's partial bar never included).
         free_float: Shares available to trade.
+        volume_profile: Average cumulative volume by time of day over the last N trading days
+            (:mod:`mdp_cache.volume_profile`); not part of :attr:`completeness`.
     """
 
     symbol: str
@@ -42,6 +46,7 @@ class ReferenceData(msgspec.Struct, frozen=True, kw_only=True):
     prev_day: DailyBar | None = None
     avg_volume: float | None = None
     free_float: int | None = None
+    volume_profile: VolumeProfile | None = None
 
     @property
     def completeness(self) -> int:

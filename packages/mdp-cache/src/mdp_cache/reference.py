@@ -25,6 +25,16 @@ timeout under load; each such error fell through to a per-symbol request to the 
 timed out in turn and left the row without a previous close until a retry half a minute later.
 About 45 requests (one per calendar day of the look-back) replace two per symbol. Symbols the
 bulk load did not cover fall back to the per-symbol lookups.
+
+**Time-of-day volume profiles.** With ``profile_days`` above 0 and a source that also serves
+intraday aggregates (:class:`SlotVolumeSource`: Massive
+``/v2/aggs/ticker/{T}/range/5/minute/{from}/{to}``) each symbol gets a third record per trading
+day, its :class:`~mdp_cache.volume_profile.VolumeProfile` over the last ``profile_days``
+trading days (one paginated request per symbol and day, cached in MDC as
+``KEY_REF_TOD_VOLUME`` with the same lock, negative entries and retry pause), asked for on its
+own (:meth:`ReferenceCache.volume_profile`) because it is the slow part: a previous close
+never waits for it. There is no market-wide endpoint, so no bulk load: each symbol's is
+fetched on its first lookup.
 """
 
 from __future__ import annotations
@@ -34,7 +44,7 @@ import contextlib
 import secrets
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Final, Protocol, TypeVar, runtime_checkable
 
 import msgspec
@@ -46,18 +56,22 @@ from mdp_cache.keys import (
     KEY_REF_FREE_FLOAT,
     KEY_REF_LOCK,
     KEY_REF_SNAPSHOT,
+    KEY_REF_TOD_VOLUME,
     REF_NEGATIVE_TTL,
 )
 from mdp_cache.records import DailyBar, ReferenceData
+from mdp_cache.volume_profile import VolumeProfile, build_profile, lookback_start
 from mdp_core.clock import ET, from_ns
 
 __all__ = [
     "BulkReferenceSource",
     "MemoryBulkReferenceSource",
     "MemoryReferenceSource",
+    "MemorySlotReferenceSource",
     "ReferenceCache",
     "ReferenceSource",
     "ReferenceStats",
+    "SlotVolumeSource",
     "daily_bar_from_agg",
 ]
 
@@ -65,6 +79,9 @@ T = TypeVar("T")
 
 LOOKBACK_DAYS: Final = 45
 """Calendar days of daily bars requested: enough for 30 completed trading days."""
+
+PROFILE_DAYS: Final = 20
+"""Trading days a time-of-day volume profile averages by default."""
 
 _RELEASE_LUA: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -95,6 +112,19 @@ class BulkReferenceSource(ReferenceSource, Protocol):
 
     async def free_floats(self) -> Mapping[str, int]:
         """Every symbol's free float in shares (symbols without one are left out)."""
+        ...
+
+
+@runtime_checkable
+class SlotVolumeSource(Protocol):
+    """**Protocol:** a source of intraday volume, for time-of-day volume profiles.
+
+    Bars no longer than a slot (5 minutes) and aligned to 04:00 ET: Massive's 5-minute
+    aggregates, five times fewer rows than its minute aggregates for the same profile.
+    """
+
+    async def slot_volumes(self, symbol: str, start: date, end: date) -> Sequence[tuple[int, int]]:
+        """``(start_ms, volume)`` of every bar of ``symbol`` on days in ``[start, end]``."""
         ...
 
 
@@ -140,6 +170,34 @@ class MemoryBulkReferenceSource(MemoryReferenceSource):
         return dict(self.floats)
 
 
+class MemorySlotReferenceSource(MemoryBulkReferenceSource):
+    """:class:`MemoryBulkReferenceSource` that also serves minute bars (volume profiles).
+
+    Args:
+        bars: Daily bars per symbol.
+        floats: Free float per symbol.
+        minutes: Minute bars ``(start_ms, volume)`` per symbol.
+    """
+
+    def __init__(
+        self,
+        bars: Mapping[str, Sequence[DailyBar]] | None = None,
+        floats: Mapping[str, int] | None = None,
+        minutes: Mapping[str, Sequence[tuple[int, int]]] | None = None,
+    ) -> None:
+        super().__init__(bars, floats)
+        self.minutes = dict(minutes or {})
+        #: The symbols whose minute bars were asked for, in order.
+        self.slot_asked: list[str] = []
+
+    async def slot_volumes(self, symbol: str, start: date, end: date) -> Sequence[tuple[int, int]]:
+        """The stored bars of ``symbol`` starting on days in ``[start, end]`` (ET)."""
+        self.slot_asked.append(symbol)
+        first = _et_midnight_ms(start)
+        last = _et_midnight_ms(end + timedelta(days=1))
+        return [bar for bar in self.minutes.get(symbol, ()) if first <= bar[0] < last]
+
+
 def daily_bar_from_agg(row: Mapping[str, object]) -> DailyBar | None:
     """A :class:`DailyBar` from a Massive daily ``Agg`` row (``o h l c v vw``, ``t`` in ms).
 
@@ -161,6 +219,10 @@ def daily_bar_from_agg(row: Mapping[str, object]) -> DailyBar | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+def _et_midnight_ms(day: date) -> int:
+    return int(datetime.combine(day, datetime.min.time(), tzinfo=ET).timestamp() * 1000)
 
 
 class _DailyRecord(msgspec.Struct, frozen=True):
@@ -190,6 +252,7 @@ _DAILY_DECODER: Final = msgspec.json.Decoder(_DailyRecord | None)
 _SYMBOLS_DECODER: Final = msgspec.json.Decoder(list[str])
 _PIPELINE_CHUNK: Final = 1_000
 _FLOAT_DECODER: Final = msgspec.json.Decoder(int | None)
+_PROFILE_DECODER: Final = msgspec.json.Decoder(VolumeProfile | None)
 
 
 class ReferenceCache:
@@ -208,6 +271,8 @@ class ReferenceCache:
         bulk_attempts: Tries of each bulk request before the load gives up (a single slow or
             failed day would otherwise fail the whole load and send every symbol to the
             per-symbol lookups, which is what left rows without a previous close).
+        profile_days: Trading days a time-of-day volume profile averages (N); 0 (the default)
+            asks for no profiles.
     """
 
     def __init__(
@@ -222,10 +287,12 @@ class ReferenceCache:
         bulk_concurrency: int = 4,
         bulk_timeout_s: float = 30.0,
         bulk_attempts: int = 3,
+        profile_days: int = 0,
     ) -> None:
         self._source = source
         self._bulk_timeout_s = bulk_timeout_s
         self._bulk_attempts = max(1, bulk_attempts)
+        self._profile_days = max(0, profile_days)
         self._bulk_wait_s = bulk_wait_s
         self._bulk_concurrency = max(1, bulk_concurrency)
         self._bulk: dict[date, asyncio.Task[None]] = {}
@@ -277,6 +344,48 @@ class ReferenceCache:
         daily = self._local.get(KEY_REF_SNAPSHOT.name(day=trading_day.isoformat(), symbol=symbol))
         shares = self._local.get(KEY_REF_FREE_FLOAT.name(symbol=symbol))
         return daily == b"null" and shares == b"null"
+
+    @property
+    def has_profiles(self) -> bool:
+        """Whether profiles are asked for and the source serves intraday volume.
+
+        Otherwise :meth:`volume_profile` is None.
+        """
+        return self._profile_days > 0 and isinstance(self._source, SlotVolumeSource)
+
+    async def volume_profile(self, symbol: str, trading_day: date) -> VolumeProfile | None:
+        """The time-of-day volume profile of ``symbol`` for ``trading_day`` (None: unknown).
+
+        Never raises: a failing source gives None, retried only after a pause.
+        """
+        await self.preload(trading_day)
+        profile = _decode(_PROFILE_DECODER, await self._profile(symbol, trading_day))
+        return profile if profile is not None and profile.days > 0 else None
+
+    # --- time-of-day volume profiles --------------------------------------------------
+
+    async def _profile(self, symbol: str, trading_day: date) -> bytes | None:
+        source = self._source
+        if not self.has_profiles or not isinstance(source, SlotVolumeSource):
+            return None
+        return await self._lookup(
+            KEY_REF_TOD_VOLUME.name(day=trading_day.isoformat(), symbol=symbol),
+            "tod_volume",
+            symbol,
+            lambda: self._fetch_profile(source, symbol, trading_day),
+            KEY_REF_TOD_VOLUME.ttl,
+        )
+
+    async def _fetch_profile(
+        self, source: SlotVolumeSource, symbol: str, trading_day: date
+    ) -> bytes:
+        minutes = await source.slot_volumes(
+            symbol,
+            lookback_start(trading_day, self._profile_days),
+            trading_day - timedelta(days=1),
+        )
+        profile = build_profile(trading_day, minutes, days=self._profile_days)
+        return b"null" if profile.days == 0 else _ENCODER.encode(profile)
 
     # --- bulk loads ---------------------------------------------------------------------
 

@@ -20,7 +20,9 @@ __all__ = [
     "MINUTE_MS",
     "RolePlan",
     "SessionBounds",
+    "minute_activity",
     "minute_profile",
+    "minute_weights",
     "plan_role",
     "second_spikes",
 ]
@@ -78,6 +80,31 @@ def second_spikes(bounds: SessionBounds) -> dict[int, float]:
         factor = 1.0 + (30.0 if offset == 0 else 4.0 * math.exp(-abs(offset) / 3.0))
         spikes[bounds.close_ms + offset * _SECOND_MS] = factor
     return spikes
+
+
+def minute_activity(bounds: SessionBounds) -> list[float]:
+    """Expected trades per minute from 04:00 per unit of a symbol's rate (crosses included).
+
+    The tape's trade rate is the minute profile times the opening and closing cross spikes:
+    a symbol of base rate ``b`` makes about ``b * activity[m]`` trades in minute ``m``.
+    """
+    profile = minute_profile(bounds)
+    weights = list(profile)
+    for at_ms, factor in second_spikes(bounds).items():
+        minute = (at_ms - bounds.day_start_ms) // MINUTE_MS
+        if 0 <= minute < len(weights):
+            weights[minute] += profile[minute] * (factor - 1.0) / 60.0
+    return weights
+
+
+def minute_weights(bounds: SessionBounds) -> list[float]:
+    """Expected share of a day's volume in each minute from 04:00 (crosses included).
+
+    Generated minute history spread by these weights has the shape of a simulated day.
+    """
+    weights = minute_activity(bounds)
+    total = sum(weights)
+    return [w / total for w in weights] if total > 0 else weights
 
 
 @dataclass(frozen=True, slots=True)

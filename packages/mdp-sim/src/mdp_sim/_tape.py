@@ -29,6 +29,7 @@ from mdp_sim._paths import (
     MINUTE_MS,
     RolePlan,
     SessionBounds,
+    minute_activity,
     minute_profile,
     plan_role,
     second_spikes,
@@ -228,6 +229,7 @@ class DayTape:
         self._cum: list[float] = []
         self._total = 0.0
         self._schedule = self._plan_schedule(first_ms)
+        self._seed_opening(first_ms)
 
     # --- setup --------------------------------------------------------------------------
 
@@ -259,6 +261,34 @@ class DayTape:
             self._decay.append(1.0)
             self._target.append(price * math.exp(rng.gauss(0.0, 0.01)))
             self._x.append(0.0)
+
+    def _seed_opening(self, first_ms: int) -> None:
+        """Start the day's totals with what each symbol traded before ``first_ms``.
+
+        A real feed joined at 09:25 reports the day's accumulated volume (``av``) since 04:00;
+        so does a day simulated from 09:25: each symbol's expected volume over the skipped
+        part of the day (its trade rate times the day's activity curve times its median size
+        times 1.6, the mean of the size distribution) at its starting price, without prints.
+        That keeps time-of-day relative volume about 1x for an ordinary symbol whenever the
+        simulation starts.
+        """
+        self.opening_volume = [0] * len(self.profiles)
+        self.opening_notional = [0.0] * len(self.profiles)
+        skipped_ms = min(first_ms, self.bounds.end_ms) - self.bounds.day_start_ms
+        if skipped_ms <= 0:
+            return
+        activity = minute_activity(self.bounds)
+        whole, part = divmod(skipped_ms, MINUTE_MS)
+        share = sum(activity[:whole])
+        if whole < len(activity):
+            share += activity[whole] * part / MINUTE_MS
+        share *= self.config.activity
+        for k in self._index:
+            volume = int(self._base[k] * share * 1.6 * self._median_size[k])
+            self.opening_volume[k] = volume
+            self.opening_notional[k] = volume * self._target[k]
+            self.day_v[k] = volume
+            self.day_pv[k] = self.opening_notional[k]
 
     def _plan_schedule(self, first_ms: int) -> _Schedule:
         schedule = _Schedule()

@@ -19,16 +19,20 @@ Example:
 
 from __future__ import annotations
 
+import functools
+import math
+import random
 from bisect import bisect_right
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from types import MappingProxyType
+from typing import Final
 
 from mdp_core.calendar import MarketCalendar, Session
 from mdp_core.clock import ET, LiveClock, from_ns, to_ns
-from mdp_sim._paths import SessionBounds
+from mdp_sim._paths import MINUTE_MS, SessionBounds, minute_weights
 from mdp_sim._tape import HALT_MS, LULD_HALT, LULD_RESUME, Chunk, DayTape
 from mdp_sim.reference import (
     AVERAGE_WINDOW,
@@ -97,6 +101,15 @@ def event_time_ms(event: Mapping[str, object]) -> int:
 
 def _ms_to_iso_utc(ms: int) -> str:
     return from_ns(ms * _NS_PER_MS).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+_NOISE_BITS: Final = 12
+#: Lognormal noise (sigma 0.3) of a generated minute's volume, drawn by table lookup: weeks of
+#: minutes for a symbol cost a few milliseconds, not a Gaussian draw each.
+_NOISE_DRAWS: Final = random.Random("minute-noise")
+_MINUTE_NOISE: Final = tuple(
+    math.exp(_NOISE_DRAWS.gauss(0.0, 0.3)) for _ in range(1 << _NOISE_BITS)
+)
 
 
 def _bar_row(bar: DailyBar) -> dict[str, object]:
@@ -441,6 +454,69 @@ class Market:
         if k is None:
             return []
         return [_bar_row(bar) for bar in self._bars(k) if start <= bar.day <= end]
+
+    def opening(self, symbol: str) -> tuple[int, float]:
+        """Shares and notional the current day counts from before the simulation started.
+
+        A day simulated from 09:25 reports the volume of 04:00-09:25 in its accumulated volume
+        (``av``) and day VWAP, as a real feed joined late does; ``(0, 0.0)`` for a day
+        simulated from 04:00 (and for unknown symbols).
+        """
+        k = self._index.get(symbol)
+        if k is None:
+            return 0, 0.0
+        return self._tape.opening_volume[k], self._tape.opening_notional[k]
+
+    def minute_bars(
+        self, symbol: str, start: date, end: date, multiplier: int = 1
+    ) -> list[dict[str, object]]:
+        """``multiplier``-minute ``Agg`` rows (o,h,l,c,v,vw,t,n) of completed days in [start, end].
+
+        Generated, never recorded: each daily bar's volume is spread over its minutes from
+        04:00 ET by the shape of a simulated day (:func:`~mdp_sim._paths.minute_weights`) with
+        seeded noise, and the minutes sum to the daily volume exactly; a longer bar is the sum
+        of its minutes (bars start every ``multiplier`` minutes from 04:00). The same seed gives
+        the same history; today's tape, drawn from the same shape, reads about 1x time-of-day
+        relative volume for an ordinary symbol. Prices walk from the day's open to its close.
+        """
+        k = self._index.get(symbol)
+        if k is None or multiplier < 1:
+            return []
+        rows: list[dict[str, object]] = []
+        for bar in self._bars(k):
+            if start <= bar.day <= end:
+                rows.extend(self._minutes_of(symbol, bar, multiplier))
+        return rows
+
+    def _minutes_of(self, symbol: str, bar: DailyBar, multiplier: int) -> list[dict[str, object]]:
+        bounds, weights = self._day_shape(bar.day)
+        rng = random.Random(f"{self.config.seed}:minutes:{symbol}:{bar.day.isoformat()}")
+        draw = rng.getrandbits
+        noisy = [w * _MINUTE_NOISE[draw(_NOISE_BITS)] for w in weights]
+        scale = bar.volume / (sum(noisy) or 1.0)
+        volumes = [int(w * scale) for w in noisy]
+        volumes[len(volumes) // 2] += bar.volume - sum(volumes)  # exact daily total
+        count = len(volumes)
+        step = (bar.close - bar.open) / max(1, count - 1)
+        rows: list[dict[str, object]] = []
+        for first in range(0, count, multiplier):
+            volume = sum(volumes[first : first + multiplier])
+            if volume <= 0:
+                continue
+            price = min(bar.high, max(bar.low, round(bar.open + step * first, 4)))
+            rows.append(
+                {
+                    "o": price, "h": price, "l": price, "c": price, "v": volume, "vw": price,
+                    "t": bounds.day_start_ms + first * MINUTE_MS, "n": max(1, volume // 150),
+                }
+            )  # fmt: skip
+        return rows
+
+    @functools.lru_cache(maxsize=128)  # noqa: B019 - a handful of days per market, kept for its life
+    def _day_shape(self, day: date) -> tuple[SessionBounds, list[float]]:
+        """The sessions of ``day`` and the share of its volume in each minute from 04:00."""
+        bounds = self._bounds(day)
+        return bounds, minute_weights(bounds)
 
     def grouped_daily(self, day: date) -> list[dict[str, object]]:
         """Every symbol's daily bar of ``day`` (T,o,h,l,c,v,vw,t,n); empty for unknown days."""

@@ -1,11 +1,10 @@
 """A Massive REST stub on loopback, answering from the same synthetic market as the stream.
 
-Only the endpoints the platform calls are served (snapshots, previous close, daily aggregates,
-grouped daily bars, ticker list and details, last trade and quote, free float, market status and
-holidays), with the wire shapes
-the official ``massive.RESTClient`` decodes. ``Authorization: Bearer <key>`` is checked; unknown
-query parameters are ignored as the real API does. Fault modes answer 429 with ``Retry-After``,
-500, or respond slowly.
+Only the endpoints the platform calls are served (snapshots, previous close, daily and minute
+aggregates, grouped daily bars, ticker list and details, last trade and quote, free float,
+market status and holidays), with the wire shapes the official ``massive.RESTClient`` decodes.
+``Authorization: Bearer <key>`` is checked; unknown query parameters are ignored as the real
+API does. Fault modes answer 429 with ``Retry-After``, 500, or respond slowly.
 """
 
 from __future__ import annotations
@@ -230,6 +229,12 @@ class MassiveRestServer:
         if info["timespan"] == "day" and info["multiplier"] == "1":
             start, end = _day_param(info["start"]), _day_param(info["end"])
             rows = self.market.daily_bars(ticker, start, end)
+        elif info["timespan"] == "minute" and info["multiplier"] in {"1", "5", "15", "30", "60"}:
+            start, end = _day_param(info["start"]), _day_param(info["end"])
+            # Generating weeks of minutes takes a while: off the loop that serves the stream.
+            rows = await asyncio.to_thread(
+                self.market.minute_bars, ticker, start, end, int(info["multiplier"])
+            )
         if request.query.get("sort") == "desc":
             rows.reverse()
         limit = _int_param(request.query.get("limit"), 50_000)

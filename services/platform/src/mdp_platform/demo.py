@@ -69,6 +69,7 @@ _NO_ENV: Mapping[str, str] = {}
 DEMO_DATABASE_URL = "sqlite:///:memory:"
 #: The market analyzers of the demo's processor, by registered name.
 MARKET_ANALYZERS = ("router", "leaderboard", "top_trades")
+SCANNER_ANALYZERS = ("daily_range", "unusual_volume", "news_movers", "halt_alerts")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -220,7 +221,8 @@ class Demo:
             analyzers,
             state=self._state_backend(),
             widgets=WidgetWriter(self.wdc),
-            reference=ReferenceCache(plan.reference, self.mdc),
+            # Time-of-day RVol from the simulator's consistent history (20 trading days).
+            reference=ReferenceCache(plan.reference, self.mdc, profile_days=20),
             clock=market_clock,
             config=ProcessorConfig(flush_interval_s=0.1, instance="demo-processor"),
         )
@@ -237,7 +239,9 @@ class Demo:
         self._beat("news-processor", news.status)
 
         scanner = Scanner(
-            self.wdc, [create_analyzer("daily_range", calendar=calendar)], clock=market_clock
+            self.wdc,
+            [create_analyzer(name, calendar=calendar) for name in SCANNER_ANALYZERS],
+            clock=market_clock,
         )
         self.scanner = scanner
         self._spawn(scanner.run(self._stop), "scanner")

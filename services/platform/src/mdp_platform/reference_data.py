@@ -7,6 +7,7 @@ benchmark exercise); the rows are the same either way.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import date
 
@@ -18,7 +19,10 @@ __all__ = ["SimReferenceSource"]
 
 
 class SimReferenceSource:
-    """A :class:`mdp_cache.reference.BulkReferenceSource` over a :class:`mdp_sim.market.Market`."""
+    """A :class:`mdp_cache.reference.BulkReferenceSource` over a :class:`mdp_sim.market.Market`.
+
+    Also a :class:`mdp_cache.reference.SlotVolumeSource` (time-of-day volume profiles).
+    """
 
     def __init__(self, market: Market) -> None:
         self._market = market
@@ -33,6 +37,11 @@ class SimReferenceSource:
         row = self._market.free_float(symbol)
         value = None if row is None else row.get("free_float")
         return value if isinstance(value, int) else None
+
+    async def slot_volumes(self, symbol: str, start: date, end: date) -> Sequence[tuple[int, int]]:
+        """``(start_ms, volume)`` of the market's generated 5-minute history of ``symbol``."""
+        rows = await asyncio.to_thread(self._market.minute_bars, symbol, start, end, 5)
+        return [(int(row["t"]), int(row["v"])) for row in rows]  # type: ignore[call-overload]
 
     async def grouped_daily(self, day: date) -> Mapping[str, DailyBar]:
         """Every symbol's daily bar of ``day``."""

@@ -23,6 +23,9 @@ __all__ = ["MassiveReferenceSource"]
 class MassiveReferenceSource:
     """A :class:`~mdp_cache.reference.BulkReferenceSource` over Massive REST.
 
+    Also a :class:`~mdp_cache.reference.SlotVolumeSource`: 5-minute aggregates for the
+    time-of-day volume profiles.
+
     Args:
         api_key: The Massive API key.
         base_url: The REST base URL (the simulator's on loopback in tests and the demo).
@@ -45,6 +48,15 @@ class MassiveReferenceSource:
     async def free_float(self, symbol: str) -> int | None:
         """The first free-float row of ``symbol`` (in a thread)."""
         return await asyncio.to_thread(self._free_float, symbol)
+
+    async def slot_volumes(self, symbol: str, start: date, end: date) -> Sequence[tuple[int, int]]:
+        """``(start_ms, volume)`` of ``symbol``'s minute aggregates in ``[start, end]``.
+
+        ``/v2/aggs/ticker/{T}/range/5/minute/{from}/{to}``, paginated, in a thread: the
+        history behind its time-of-day volume profile (one bar per 5-minute slot, a fifth of
+        the rows of minute bars).
+        """
+        return await asyncio.to_thread(self._slot_volumes, symbol, start, end)
 
     async def grouped_daily(self, day: date) -> Mapping[str, DailyBar]:
         """Every ticker's daily bar of ``day`` (one grouped-daily request, in a thread)."""
@@ -81,6 +93,16 @@ class MassiveReferenceSource:
             if bar is not None:
                 bars.append(bar)
         return bars
+
+    def _slot_volumes(self, symbol: str, start: date, end: date) -> list[tuple[int, int]]:
+        found: list[tuple[int, int]] = []
+        for agg in self._client.list_aggs(
+            symbol, 5, "minute", start, end, adjusted=True, sort="asc", limit=50_000
+        ):
+            stamp, volume = getattr(agg, "timestamp", None), getattr(agg, "volume", None)
+            if isinstance(stamp, int | float) and isinstance(volume, int | float) and volume >= 0:
+                found.append((int(stamp), int(volume)))
+        return found
 
     def _free_float(self, symbol: str) -> int | None:
         for row in self._client.list_stocks_floats(ticker=symbol, limit=1):

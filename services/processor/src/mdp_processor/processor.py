@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any, Final, Protocol
 
+from msgspec.structs import replace
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -585,7 +586,14 @@ class Processor:
                 self.stats.unknown_symbols += 1
             analyzer.provide_reference(data)
             if data.prev_day is not None or self._stopping.is_set():
-                return
+                break
+        if self.reference.has_profiles and not self._stopping.is_set():
+            # The time-of-day volume profile is the slow part: asked for after the rest, so a
+            # row never waits for it; rows carry rvol_tod from the symbol's next bar.
+            async with self._semaphore:
+                profile = await self.reference.volume_profile(symbol, day)
+            if profile is not None:
+                analyzer.provide_reference(replace(data, volume_profile=profile))
 
     # --- flushing -------------------------------------------------------------------------
 

@@ -76,6 +76,16 @@ class ProcessorSettings(CommonSettings):
         default="https://api.massive.com",
         doc="Base URL of the Massive REST API (the simulator's in tests and the demo).",
     )
+    rvol_days: int = setting(
+        env="MDP_RVOL_DAYS",
+        default=0,
+        min=0,
+        max=60,
+        doc="Trading days averaged by the time-of-day volume profiles behind the rows' "
+        "`rvol_tod` (5-minute aggregates from the REST API, one request per symbol and day, "
+        "cached in MDC per trading day); 0 turns them off (the default until their cost at "
+        "full-market scale is measured; the demo uses 20).",
+    )
     heartbeat_seconds: float = setting(
         env="MDP_HEARTBEAT_SECONDS",
         default=5.0,

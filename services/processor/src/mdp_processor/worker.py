@@ -63,7 +63,11 @@ async def worker(index: int, ctx: WorkerContext) -> None:
     wdc = create_redis(settings.wdc_redis_url, client_name=f"mdp-{instance}")
     key = resolve_massive_key()
     reference = (
-        ReferenceCache(MassiveReferenceSource(key.reveal(), settings.massive_rest_url), ref)
+        ReferenceCache(
+            MassiveReferenceSource(key.reveal(), settings.massive_rest_url),
+            ref,
+            profile_days=settings.rvol_days,
+        )
         if key is not None
         else None
     )

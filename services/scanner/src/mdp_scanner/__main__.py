@@ -10,6 +10,7 @@ documents are idempotent and alerts are appended once thanks to a ``SET NX`` mar
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
@@ -38,15 +39,18 @@ _SERVICE = "scanner"
 _log = get_logger("mdp_scanner.main")
 
 
-def build_analyzers(names: tuple[str, ...], calendar: MarketCalendar) -> list[Any]:
-    """Instantiate the configured analyzers.
+def build_analyzers(
+    names: tuple[str, ...], calendar: MarketCalendar, options: Mapping[str, object] | None = None
+) -> list[Any]:
+    """Instantiate the configured analyzers with the settings' options (thresholds...).
 
     Raises:
-        ConfigError: when a name is not registered.
+        ConfigError: when a name is not registered or an option is out of range.
     """
+    chosen = {**(options or {}), "calendar": calendar}
     try:
-        return [create_analyzer(name, calendar=calendar) for name in names]
-    except UnknownAnalyzer as exc:
+        return [create_analyzer(name, **chosen) for name in names]
+    except (UnknownAnalyzer, ValueError) as exc:
         raise ConfigError(str(exc)) from None
 
 
@@ -58,7 +62,7 @@ async def serve(stop: asyncio.Event) -> int:
         raise ConfigError(str(exc)) from None
     configure_logging(_SERVICE, settings.log_level, settings.log_format)
     configure_telemetry("mdp-scanner", version("mdp-scanner"))
-    analyzers = build_analyzers(settings.analyzers, settings.calendar)
+    analyzers = build_analyzers(settings.analyzers, settings.calendar, settings.analyzer_options())
     redis = create_redis(settings.wdc_redis_url, client_name="mdp-scanner")
     scanner = Scanner(
         redis,

@@ -21,7 +21,10 @@ state; range documents are idempotent overwrites. Only list appends (alerts) wou
 each is guarded by ``SET NX`` on a digest of its bytes (``KEY_SCANNER_DEDUP``): two replicas
 append each alert once. Alerts are a deterministic function of the ordered stream, so both
 replicas produce the same bytes; right after one replica restarts, a rare alert may differ in
-its ``previous`` field and appear twice.
+its ``previous`` field and appear twice. An alert that names what it is about
+(``WidgetWrite.identity``: the unusual-volume, halt and news-mover alerts) is guarded by that
+identity instead, so it appears once even when a restarted replica raises it again with other
+figures (within the marker's TTL).
 """
 
 from __future__ import annotations
@@ -327,7 +330,8 @@ class Scanner:
         pipe = self._redis.pipeline(transaction=False)
         for index in appends:
             write = writes[index]
-            digest = hashlib.blake2b(write.payload, digest_size=16).hexdigest()
+            basis = write.payload if write.identity is None else write.identity.encode()
+            digest = hashlib.blake2b(basis, digest_size=16).hexdigest()
             key = KEY_SCANNER_DEDUP.name(feed=write.name, digest=digest)
             pipe.set(key, b"1", nx=True, ex=KEY_SCANNER_DEDUP.ttl)
         results = await pipe.execute()
@@ -369,13 +373,21 @@ class Scanner:
             _log.info("analyzer rehydrated", analyzer=type(analyzer).name, feeds=len(snapshots))
 
     async def _read_values(self, pattern: str) -> dict[str, bytes]:
+        """Snapshots of the feeds matching ``pattern``.
+
+        A value feed's snapshot is its document; a list feed's is the JSON array of its
+        elements, newest first.
+        """
         names: list[bytes] = []
+        found: dict[str, bytes] = {}
         async for raw in self._redis.scan_iter(match=pattern, count=_SCAN_COUNT):
             name = raw.decode(errors="replace") if isinstance(raw, bytes) else str(raw)
             feed = feed_for(name)
             if feed is not None and feed.shape == "value":
                 names.append(name.encode())
-        found: dict[str, bytes] = {}
+            elif feed is not None and feed.shape == "list":
+                items = await self._redis.lrange(name, 0, (feed.max_len or 1) - 1)
+                found[name] = b"[" + b",".join(i for i in items if isinstance(i, bytes)) + b"]"
         for start in range(0, len(names), _MGET_CHUNK):
             chunk = names[start : start + _MGET_CHUNK]
             values = await self._redis.mget(chunk)

@@ -13,9 +13,62 @@ class ScannerSettings(CommonSettings):
 
     analyzers: tuple[str, ...] = setting(
         env="MDP_SCANNER_ANALYZERS",
-        default=("daily_range",),
+        default=("daily_range", "unusual_volume", "news_movers", "halt_alerts"),
         doc="Analyzers to run, by entry point name (group mdp.analyzers).",
     )
+    rvol_thresholds: tuple[float, ...] = setting(
+        env="MDP_SCANNER_RVOL_THRESHOLDS",
+        default=(2.0, 3.0, 5.0, 10.0),
+        doc="Time-of-day relative volume levels that raise an unusual-volume alert "
+        "(`alerts:volume`), once each per symbol and trading day; comma-separated, each > 0.",
+    )
+    rvol_min_volume: int = setting(
+        env="MDP_SCANNER_RVOL_MIN_VOLUME",
+        default=10_000,
+        min=0,
+        doc="Shares a symbol must have traded today before its RVol can alert (3x of a few "
+        "hundred shares at 04:05 is noise).",
+    )
+    news_window_minutes: float = setting(
+        env="MDP_SCANNER_NEWS_WINDOW_MINUTES",
+        default=30.0,
+        min=0.1,
+        doc="How long after an article a move of the symbol is credited to it "
+        "(news-driven movers, `alerts:news`).",
+    )
+    news_move_pct: float = setting(
+        env="MDP_SCANNER_NEWS_MOVE_PCT",
+        default=5.0,
+        min=0.01,
+        doc="Price move from the pre-news price, in percent (up or down), that makes a "
+        "news-driven mover.",
+    )
+    news_rvol: float = setting(
+        env="MDP_SCANNER_NEWS_RVOL",
+        default=3.0,
+        min=0.01,
+        doc="Time-of-day RVol that makes a news-driven mover when it was below it at the news.",
+    )
+    halt_resume_wait_seconds: float = setting(
+        env="MDP_SCANNER_HALT_RESUME_WAIT_SECONDS",
+        default=60.0,
+        min=0.0,
+        doc="How long a LULD resume alert waits for the reopening print (its price) before it "
+        "is raised without one (`alerts:halts`).",
+    )
+
+    def analyzer_options(self) -> dict[str, object]:
+        """The options handed to every analyzer (each takes the ones it declares)."""
+        return {
+            "calendar": self.calendar,
+            "rvol_thresholds": self.rvol_thresholds,
+            "rvol_min_volume": self.rvol_min_volume,
+            "news_window_minutes": self.news_window_minutes,
+            "news_move_pct": self.news_move_pct,
+            "news_rvol": self.news_rvol,
+            "resume_wait_s": self.halt_resume_wait_seconds,
+        }
+
     batch_max: int = setting(
         env="MDP_SCANNER_BATCH_MAX",
         default=1_000,

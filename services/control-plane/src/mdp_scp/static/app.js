@@ -135,6 +135,7 @@ function main() {
     new FeedList(document.getElementById(id), { render: alertItem(follow), orderBy: "as_of_ms" });
   alertList("w-hod").bind(client, "alerts:hod");
   alertList("w-lod").bind(client, "alerts:lod");
+  import("./scanner_alerts.js").then((alerts) => alerts.mountScannerAlerts(client, follow));
 
   const form = document.getElementById("filters");
   const filters = loadFilters();

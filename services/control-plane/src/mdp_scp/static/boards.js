@@ -12,7 +12,8 @@ export const field = {
   pct: (r) => num(r.pct_change ?? r.change_pct),
   pctOpen: (r) => num(r.pct_change_since_open),
   volume: (r) => num(r.accumulated_volume ?? r.volume),
-  rvol: (r) => num(r.relative_volume),
+  // Time-of-day RVol (volume so far over the usual volume by this time); null without history.
+  rvol: (r) => num(r.rvol_tod),
   float: (r) => num(r.free_float),
   news: (r) => Boolean(r.news ?? r.has_news),
   halted: (r) => Boolean(r.halted),
@@ -75,7 +76,7 @@ function columns(rank) {
     {
       key: "rvol",
       label: "RVol",
-      title: "Relative volume: today's volume over the average daily volume",
+      title: "Relative volume by time of day: today's volume over the average volume traded by the same time over the last 20 days",
       numeric: true,
       value: field.rvol,
       text: (r) => fmt.ratio(field.rvol(r)),
