@@ -297,6 +297,17 @@ def task_deploy_check(args: Sequence[str]) -> None:
     _run(_uv_run("python", "tools/mdp_checks.py", *args))
 
 
+def task_mutate(args: Sequence[str]) -> None:
+    """Mutation testing (mutmut) of the listed modules; --check is CI's bounded run."""
+    task_install([], quiet=True)
+    _tools()
+    import mdp_mutation  # noqa: PLC0415 - found through tools/ on sys.path
+
+    code = mdp_mutation.main(ROOT, args)
+    if code != 0:
+        raise TaskFailed("mutation testing failed (see above)", code)
+
+
 def task_ci(args: Sequence[str]) -> None:
     """Everything CI checks: lint, typecheck, lock, release and deploy checks, then tests."""
     task_install([])
@@ -330,6 +341,7 @@ TASKS: dict[str, Callable[[Sequence[str]], None]] = {
     "release": task_release,
     "release-check": task_release_check,
     "deploy-check": task_deploy_check,
+    "mutate": task_mutate,
     "ci": task_ci,
     "help": task_help,
 }

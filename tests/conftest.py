@@ -76,6 +76,16 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+settings.register_profile(
+    "mutation",
+    # `python3 dev.py mutate`: a verdict per mutant must not depend on luck, and each mutant
+    # reruns its tests, so fewer examples than CI, always the same ones.
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 HYPOTHESIS_PROFILE = os.environ.get("MDP_HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev")
 settings.load_profile(HYPOTHESIS_PROFILE)
 
