@@ -154,7 +154,7 @@ MODULES: dict[str, Module] = {
             "services/control-plane/src",
             "mdp_scp",
             "passwords.py",
-            ("tests/unit/mdp_scp/test_passwords.py",),
+            ("tests/unit/mdp_scp/test_passwords.py", "tests/unit/mdp_scp/test_password_rules.py"),
         ),
         Module(
             "scp_throttle",

@@ -98,3 +98,52 @@ def test_no_link_is_published_twice_whatever_the_order(links: list[int]) -> None
         analyzer.apply([article(f"https://n.example/{i}")], now_ns=0)
     names = [json.loads(w.payload)["link"] for w in analyzer.collect(now_ns=0).widgets]
     assert sorted(names) == sorted({f"https://n.example/{i}" for i in links})
+
+
+# --------------------------------------------------------------------------------------------
+# Pinned by mutation testing (issue 21): the de-duplication memory is a bounded LRU of links.
+
+
+@given(
+    st.integers(min_value=1, max_value=4),
+    st.lists(st.integers(min_value=0, max_value=6), max_size=40),
+)
+def test_deduplication_is_a_least_recently_seen_memory_of_exactly_n_links(
+    remember: int, links: list[int]
+) -> None:
+    reference: list[int] = []  # least recently seen first
+    expected: list[int] = []
+    duplicates = 0
+    analyzer = FinlightDataAnalyzer(remember_links=remember)
+    for i in links:
+        analyzer.apply([article(f"https://n.example/{i}")], now_ns=0)
+        if i in reference:
+            reference.remove(i)  # seen again: now the most recent
+            duplicates += 1
+        else:
+            expected.append(i)
+            if len(reference) == remember:
+                reference.pop(0)
+        reference.append(i)
+    published = [json.loads(w.payload)["link"] for w in analyzer.collect(now_ns=0).widgets]
+    assert published == [f"https://n.example/{i}" for i in expected]
+    assert (analyzer.published, analyzer.duplicates) == (len(expected), duplicates)
+
+
+def test_a_link_seen_again_is_remembered_longer() -> None:
+    analyzer = FinlightDataAnalyzer(remember_links=2)
+    for i in (0, 1, 0, 2, 0):  # 0 refreshed before 2 arrives: 1 is forgotten, not 0
+        analyzer.apply([article(f"https://n.example/{i}")], now_ns=0)
+    assert (analyzer.published, analyzer.duplicates) == (3, 2)
+    analyzer.apply([article("https://n.example/1")], now_ns=0)
+    assert analyzer.published == 4
+
+
+def test_the_default_memory_holds_ten_thousand_links() -> None:
+    analyzer = FinlightDataAnalyzer()
+    for i in range(10_001):
+        analyzer.apply([article(f"https://n.example/{i}")], now_ns=0)
+    analyzer.apply([article("https://n.example/1")], now_ns=0)
+    assert analyzer.duplicates == 1
+    analyzer.apply([article("https://n.example/0")], now_ns=0)
+    assert analyzer.published == 10_002

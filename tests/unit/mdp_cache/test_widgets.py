@@ -19,3 +19,112 @@ async def test_the_widget_writer_falls_back_to_plain_commands_without_cmsgpack()
     await WidgetWriter(redis).write([Write()])
     assert await redis.get("quote:AAA") == b"{}"
     assert 0 < await redis.ttl("quote:AAA") <= FEED_QUOTE.ttl
+
+
+# --------------------------------------------------------------------------------------------
+# Pinned by mutation testing (issue 21): "newer wins" on the Python path (plain commands), as
+# the Lua path is pinned in tests/integration/test_cache_widgets.py.
+
+import asyncio  # noqa: E402 - grouped with the tests that use it
+import hashlib  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+
+from hypothesis import given, settings  # noqa: E402
+from hypothesis import strategies as st  # noqa: E402
+
+from mdp_cache.keys import KEY_WIDGET_VERSION, Feed  # noqa: E402
+from mdp_cache.widgets import supersedes  # noqa: E402
+
+
+@dataclass(frozen=True)
+class VersionedWrite:
+    feed: Feed
+    name: str
+    payload: bytes
+    publish: bool
+    version: int | None
+
+
+def _wins(version: int, payload: bytes, stored: tuple[int, bytes] | None) -> bool:
+    """The documented rule: a higher version wins; at equal versions the greater SHA-1 wins."""
+    if stored is None:
+        return True
+    if version != stored[0]:
+        return version > stored[0]
+    return hashlib.sha1(payload).hexdigest() > hashlib.sha1(stored[1]).hexdigest()  # noqa: S324
+
+
+_writes = st.lists(
+    st.tuples(
+        st.sampled_from(["AAA", "BBB"]),
+        st.integers(min_value=0, max_value=3),
+        st.sampled_from([b'{"p":1}', b'{"p":2}', b'{"p":3}']),
+    ),
+    min_size=1,
+    max_size=10,
+)
+
+
+@settings(deadline=None)
+@given(_writes, st.integers(min_value=0, max_value=10))
+def test_the_plain_path_stores_and_publishes_only_newer_writes(
+    writes: list[tuple[str, int, bytes]], cut: int
+) -> None:
+    async def scenario() -> None:
+        server = fakeredis.FakeServer()
+        redis = fakeredis.FakeAsyncRedis(server=server)
+        listener = fakeredis.FakeAsyncRedis(server=server)
+        pubsub = listener.pubsub()
+        await pubsub.psubscribe("quote:*")
+        await pubsub.get_message(timeout=1)
+        writer = WidgetWriter(redis)
+        items = [
+            VersionedWrite(FEED_QUOTE, f"quote:{s}", p, publish=True, version=v)
+            for s, v, p in writes
+        ]
+        await writer.write(items[:cut])
+        await writer.write(items[cut:])
+        stored: dict[str, tuple[int, bytes]] = {}
+        published: list[tuple[str, bytes]] = []
+        superseded = 0
+        for item in items:
+            assert item.version is not None
+            if _wins(item.version, item.payload, stored.get(item.name)):
+                stored[item.name] = (item.version, item.payload)
+                published.append((item.name, item.payload))
+            else:
+                superseded += 1
+        for name, (version, payload) in stored.items():
+            assert await redis.get(name) == payload
+            assert await redis.get(KEY_WIDGET_VERSION.name(feed=name)) == str(version).encode()
+            assert 0 < await redis.ttl(KEY_WIDGET_VERSION.name(feed=name)) <= FEED_QUOTE.ttl
+        assert writer.superseded == superseded
+        # A marker published last: everything before it has been delivered in order.
+        await redis.publish("quote:END", b"end")
+        received: list[tuple[str, bytes]] = []
+        while True:
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+            assert message is not None, (received, published)
+            if message["data"] == b"end":
+                break
+            received.append((message["channel"].decode(), message["data"]))
+        assert received == published
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    asyncio.run(scenario())
+
+
+@given(
+    st.integers(min_value=0, max_value=3),
+    st.binary(max_size=8),
+    st.none() | st.tuples(st.integers(min_value=0, max_value=3), st.binary(max_size=8)),
+)
+def test_supersedes_is_the_documented_rule(
+    version: int, payload: bytes, stored: tuple[int, bytes] | None
+) -> None:
+    assert supersedes(version, payload, stored) == _wins(version, payload, stored)
+
+
+def test_a_stored_version_without_a_document_is_superseded_by_an_equal_one() -> None:
+    assert supersedes(3, b"x", (3, None))
+    assert not supersedes(2, b"x", (3, None))
