@@ -28,8 +28,10 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import inspect
 import ipaddress
 import os
+import re
 import socket
 import subprocess
 import tempfile
@@ -97,11 +99,36 @@ def pytest_report_header() -> list[str]:
     ]
 
 
+# What a test does when it takes a path that restarts or times out something: a private server
+# killed and started again, a link cut, a backoff. `python3 dev.py rerun` (CI) repeats them all.
+_RESTART_OR_TIMING = re.compile(
+    r"\bRedisServer\b|\bTcpProxy\b|\.(kill|crash|restart|cut)\(|restart|backoff|outage|reconnect"
+)
+
+
+def _touches_restart_or_timing(item: pytest.Item) -> bool:
+    function = getattr(item, "function", None)
+    if function is None:
+        return False
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return _RESTART_OR_TIMING.search(f"{item.name}\n{source}") is not None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under ``tests/integration/`` as ``integration``."""
+    """Mark ``tests/integration/`` as ``integration``, and its restart or timing tests ``restart``.
+
+    ``restart`` is added to a test whose body starts a private server or proxy, kills or
+    restarts one or cuts a link (the paths that flaked before); a test can also carry it
+    explicitly (a backoff measured through a real reconnect).
+    """
     for item in items:
         if item.path.is_relative_to(_INTEGRATION_DIR):
             item.add_marker(pytest.mark.integration)
+            if _touches_restart_or_timing(item):
+                item.add_marker(pytest.mark.restart)
 
 
 # --------------------------------------------------------------------------------------------

@@ -62,10 +62,12 @@ class Module:
 
     @property
     def path(self) -> str:
+        """The module's file, relative to the repository root."""
         return f"{self.src}/{self.package}/{self.file}"
 
     @property
     def dotted(self) -> str:
+        """The module's import name."""
         return f"{self.package}.{self.file.removesuffix('.py').replace('/', '.')}"
 
 
@@ -200,10 +202,12 @@ class Result:
 
     @property
     def score(self) -> float:
+        """Killed over non-equivalent mutants (1.0 when there are none)."""
         counted = self.total - self.equivalent
         return 1.0 if counted == 0 else self.killed / counted
 
     def as_json(self) -> dict[str, object]:
+        """The module's entry in the record."""
         return {
             "fingerprint": self.fingerprint,
             "total": self.total,
@@ -244,6 +248,7 @@ def fingerprint(root: Path, module: Module) -> str:
 
 
 def load_record(root: Path) -> dict[str, dict[str, object]]:
+    """The committed results, by module name."""
     path = root / RECORD
     if not path.exists():
         return {}
@@ -252,6 +257,7 @@ def load_record(root: Path) -> dict[str, dict[str, object]]:
 
 
 def save_record(root: Path, record: dict[str, dict[str, object]]) -> None:
+    """Write the results back, sorted, one key per line (small diffs)."""
     path = root / RECORD
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(record, indent=2, sort_keys=True) + "\n", encoding="utf-8")
@@ -335,7 +341,9 @@ def run(root: Path, module: Module, *, children: int, quiet: bool = False) -> Re
     unknown = sorted(set(equivalent) - set(codes))
     if unknown and not quiet:
         print(f"{module.name}: equivalent entries that are no longer mutants: {unknown}")
-    killed = sum(1 for key, code in codes.items() if code in _KILLED_CODES and key not in equivalent)
+    killed = sum(
+        1 for key, code in codes.items() if code in _KILLED_CODES and key not in equivalent
+    )
     survivors = sorted(
         key for key, code in codes.items() if code not in _KILLED_CODES and key not in equivalent
     )
@@ -352,7 +360,10 @@ def run(root: Path, module: Module, *, children: int, quiet: bool = False) -> Re
 
 def table(record: dict[str, dict[str, object]], names: Sequence[str]) -> str:
     """The Markdown table of docs/dev/testing.md for ``names``."""
-    rows = ["| module | mutants | equivalent | killed | score | survivors |", "|---|---|---|---|---|---|"]
+    rows = [
+        "| module | mutants | equivalent | killed | score | survivors |",
+        "|---|---|---|---|---|---|",
+    ]
     for name in names:
         entry = record.get(name)
         if entry is None:
@@ -365,6 +376,35 @@ def table(record: dict[str, dict[str, object]], names: Sequence[str]) -> str:
             f"{float(str(entry['score'])):.0%} | {len(survivors)} |"
         )
     return "\n".join(rows)
+
+
+def _plan_check(
+    root: Path, names: list[str], record: dict[str, dict[str, object]], budget: float
+) -> tuple[list[str], list[str]]:
+    """For ``--check``: the modules to measure now, and the failures known already."""
+    failures: list[str] = []
+    stale = [
+        n for n in names if record.get(n, {}).get("fingerprint") != fingerprint(root, MODULES[n])
+    ]
+    for name in (n for n in names if n not in stale):
+        score = float(str(record[name]["score"]))
+        if score < THRESHOLD:
+            failures.append(f"{name}: recorded score {score:.0%} is below {THRESHOLD:.0%}")
+    print(f"mutation check: {len(names) - len(stale)} module(s) as recorded, {len(stale)} changed")
+    stale.sort(key=lambda n: float(str(record.get(n, {}).get("seconds", 60.0))))
+    spent = 0.0
+    to_run = []
+    for name in stale:
+        cost = float(str(record.get(name, {}).get("seconds", 60.0)))
+        if spent + cost > budget:
+            failures.append(
+                f"{name}: changed since its recorded mutation result and does not fit in the "
+                f"{budget:.0f} s budget; run `python3 dev.py mutate {name}` and commit {RECORD}"
+            )
+            continue
+        spent += cost
+        to_run.append(name)
+    return to_run, failures
 
 
 def main(root: Path, args: Sequence[str]) -> int:  # noqa: C901, PLR0912 - a small CLI
@@ -394,28 +434,7 @@ def main(root: Path, args: Sequence[str]) -> int:  # noqa: C901, PLR0912 - a sma
         return 0
     failures: list[str] = []
     if check:
-        stale = [n for n in names if record.get(n, {}).get("fingerprint") != fingerprint(root, MODULES[n])]
-        fresh = [n for n in names if n not in stale]
-        for name in fresh:
-            score = float(str(record[name]["score"]))
-            if score < THRESHOLD:
-                failures.append(f"{name}: recorded score {score:.0%} is below {THRESHOLD:.0%}")
-        print(f"mutation check: {len(fresh)} module(s) unchanged since recorded, {len(stale)} to measure")
-        stale.sort(key=lambda n: float(str(record.get(n, {}).get("seconds", 60.0))))
-        spent = 0.0
-        to_run = []
-        for name in stale:
-            cost = float(str(record.get(name, {}).get("seconds", 60.0)))
-            if spent + cost > budget:
-                failures.append(
-                    f"{name}: changed since its recorded mutation result and does not fit in "
-                    f"the {budget:.0f} s budget; run `python3 dev.py mutate {name}` and commit "
-                    f"{RECORD}"
-                )
-                continue
-            spent += cost
-            to_run.append(name)
-        names = to_run
+        names, failures = _plan_check(root, names, record, budget)
     for name in names:
         print(f"mutating {name} ({MODULES[name].path}) ...", flush=True)
         try:

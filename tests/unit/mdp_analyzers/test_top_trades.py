@@ -161,5 +161,5 @@ def test_the_window_counts_one_trade_per_identity() -> None:
 @pytest.mark.parametrize("label", ["window_trades", "top_n", "window_s", "stats_per_compose"])
 def test_every_window_parameter_must_be_at_least_one(label: str) -> None:
     with pytest.raises(ValueError, match=f"^{label} must be at least 1; it was 0$"):
-        TopTradesAnalyzer(**{label: 0})  # type: ignore[arg-type]
-    assert getattr(TopTradesAnalyzer(**{label: 1}), label) == 1  # type: ignore[arg-type]
+        TopTradesAnalyzer(**{label: 0})
+    assert getattr(TopTradesAnalyzer(**{label: 1}), label) == 1

@@ -183,7 +183,7 @@ def _non_canonical(part: str) -> str:
 def test_a_non_canonical_signature_spelling_is_refused() -> None:
     token = issue_token(SECRET, "alice", ["*"], 60, NOW)
     payload_part, signature_part = token.split(".")
-    with pytest.raises(TokenMalformed, match="^the signature part is not base64url$"):
+    with pytest.raises(TokenMalformed, match=r"^the signature part is not base64url$"):
         verify_token(SECRET, f"{payload_part}.{_non_canonical(signature_part)}", NOW)
 
 
@@ -193,7 +193,7 @@ def test_a_non_canonical_payload_spelling_is_refused_even_when_signed() -> None:
     if len(part) % 4 not in {2, 3}:
         part = _b64(payload + b" ")
     odd = _non_canonical(part)
-    with pytest.raises(TokenMalformed, match="^the payload is not a valid token payload"):
+    with pytest.raises(TokenMalformed, match=r"^the payload is not a valid token payload"):
         verify_token(SECRET, f"{odd}.{_sign_text(odd)}", NOW)
 
 
@@ -203,9 +203,9 @@ def test_base64url_helpers_keep_every_character_of_the_alphabet() -> None:
         assert encoded == base64.urlsafe_b64encode(data).rstrip(b"=")
         if encoded:
             assert token_module._b64decode(encoded) == data
-    with pytest.raises(ValueError, match="^not unpadded base64url$"):
+    with pytest.raises(ValueError, match=r"^not unpadded base64url$"):
         token_module._b64decode(b"AA==")
-    with pytest.raises(ValueError, match="^non-canonical base64url$"):
+    with pytest.raises(ValueError, match=r"^non-canonical base64url$"):
         token_module._b64decode(b"AB")
 
 
@@ -239,14 +239,16 @@ def test_correctly_signed_refusals_say_exactly_why() -> None:
     with pytest.raises(TokenMalformed) as bad:
         verify_token(SECRET, _signed(b"[]"), NOW)
     assert str(bad.value).startswith("the payload is not a valid token payload (")
-    with pytest.raises(ValueError, match="^the token secret must not be empty$"):
+    with pytest.raises(ValueError, match=r"^the token secret must not be empty$"):
         verify_token("", "a.b", NOW)
-    with pytest.raises(ValueError, match="^a token needs a subject$"):
+    with pytest.raises(ValueError, match=r"^a token needs a subject$"):
         issue_token(SECRET, "", [], 60, NOW)
 
 
 def test_the_length_bound_is_inclusive() -> None:
-    tokens = {len(t): t for t in (issue_token(SECRET, "a", ["x" * n], 60, NOW) for n in range(6000, 6200))}
+    tokens = {
+        len(t): t for t in (issue_token(SECRET, "a", ["x" * n], 60, NOW) for n in range(6000, 6200))
+    }
     assert verify_token(SECRET, tokens[8192], NOW).subject == "a"
     with pytest.raises(TokenMalformed, match="at most 8192"):
         verify_token(SECRET, min(t for n, t in tokens.items() if n > 8192), NOW)

@@ -24,7 +24,7 @@ _KEYS = ("user:a", "user:b", "addr:x")
 
 
 class _Reference:
-    """Each key keeps its last ``max_failures`` failures; one counts while younger than the window."""
+    """Each key keeps its last ``max_failures`` failures, each counting for one window."""
 
     def __init__(self, max_failures: int, window: float) -> None:
         self.max = max_failures
