@@ -15,11 +15,11 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mdp_analyzers.state import MemoryState
+from mdp_analyzers.state import AppendTrades, KeepTop, MemoryState
 from mdp_analyzers.top_trades import TopTrade, TopTradesAnalyzer, trade_identity
-from mdp_cache.keys import FEED_TOP_TRADES, FEED_TRADE_STATS
+from mdp_cache.keys import FEED_TOP_TRADES, FEED_TRADE_STATS, KEY_TT_WINDOW
 from mdp_core.events import Trade
-from mdp_testing.conformance import at_ms, trade
+from mdp_testing.conformance import aggregate, at_ms, trade
 
 DAY = date(2026, 11, 23)
 START_S = at_ms(DAY, 10, 0) // 1000
@@ -163,3 +163,74 @@ def test_every_window_parameter_must_be_at_least_one(label: str) -> None:
     with pytest.raises(ValueError, match=f"^{label} must be at least 1; it was 0$"):
         TopTradesAnalyzer(**{label: 0})
     assert getattr(TopTradesAnalyzer(**{label: 1}), label) == 1
+
+
+def test_defaults_and_counters() -> None:
+    analyzer = TopTradesAnalyzer()
+    assert (analyzer.window_trades, analyzer.top_n, analyzer.window_s) == (1_000, 50, 300)
+    assert (analyzer.compose_interval_ns, analyzer.stats_per_compose) == (10**9, 10_000)
+    assert TopTradesAnalyzer(publish_interval_s=0.25).compose_interval_ns == 250_000_000
+    stamp = START_S * 1000
+    quote_like = aggregate("AAA", stamp)
+    analyzer.apply(
+        [quote_like, trade("AAA", stamp, 1.0, 1), quote_like, trade("B", stamp, 1.0, 2)], 0
+    )
+    assert (analyzer.trades, analyzer.ignored_events) == (2, 2)
+
+
+def test_state_operations_carry_the_catalogue_ttls() -> None:
+    analyzer = TopTradesAnalyzer(window_s=WINDOW_S)
+    analyzer.apply([trade("AAA", START_S * 1000, 1.0, 1)], 0)
+    ops = analyzer.collect(START_S * 1_000_000_000).state
+    appends = [op for op in ops if isinstance(op, AppendTrades)]
+    tops = [op for op in ops if isinstance(op, KeepTop)]
+    assert [op.ttl for op in appends] == [KEY_TT_WINDOW.ttl]
+    assert [(op.ttl, op.cap) for op in tops] == [(WINDOW_S + 60, 50)]
+
+
+def test_values_are_rounded_to_cents_and_a_smaller_trade_replaces_the_smallest() -> None:
+    analyzer = TopTradesAnalyzer(top_n=2, window_s=WINDOW_S)
+    state = MemoryState()
+    stamp = START_S * 1000
+    big = trade("BIG", stamp, 0.123, 100)  # 12.3
+    analyzer.apply([trade("ONE", stamp, 1.0, 1), big, big, trade("TWO", stamp, 0.001, 2_000)], 0)
+    board = _flush(analyzer, state, START_S * 1_000_000_000)[FEED_TOP_TRADES.name()]
+    assert [(t["symbol"], t["value"]) for t in board["trades"]] == [("BIG", 12.3), ("TWO", 2.0)]
+    tiny = TopTradesAnalyzer(top_n=1)
+    tiny.apply([trade("T", stamp, 0.1234, 1)], 0)
+    board = _flush(tiny, MemoryState(), START_S * 1_000_000_000)[FEED_TOP_TRADES.name()]
+    assert board["trades"][0]["value"] == 0.12
+
+
+def test_a_trade_seen_twice_takes_one_place_in_the_local_top() -> None:
+    state = MemoryState()
+    analyzer = TopTradesAnalyzer(top_n=2, window_s=WINDOW_S)
+    stamp = START_S * 1000
+    large = trade("LARGE", stamp, 5.0, 1)
+    analyzer.apply([large], 0)
+    analyzer.apply([large, trade("SMALL", stamp, 3.0, 1)], 0)
+    board = _flush(analyzer, state, START_S * 1_000_000_000)[FEED_TOP_TRADES.name()]
+    assert [t["symbol"] for t in board["trades"]] == ["LARGE", "SMALL"]
+
+
+def test_the_board_is_published_only_when_it_changes_and_stamped_with_the_time() -> None:
+    analyzer = TopTradesAnalyzer(window_s=WINDOW_S)
+    state = MemoryState()
+    now_ns = START_S * 1_000_000_000 + 123_456_789
+
+    def compose() -> list[Any]:
+        state.apply_now(analyzer.collect(now_ns).state)
+        return list(analyzer.compose(now_ns, [state.answer_now(r) for r in analyzer.reads(now_ns)]))
+
+    first = compose()
+    assert [(w.name, w.publish, w.version) for w in first] == [
+        ("trades:top", True, now_ns // 10**6)
+    ]
+    assert compose()[0].publish is False
+    analyzer.apply([trade("AAA", START_S * 1000, 1.0, 1)], 0)
+    writes = compose()
+    stats, board = writes
+    assert board.publish is True
+    assert msgspec.json.decode(board.payload)["as_of_ms"] == now_ns // 10**6
+    assert msgspec.json.decode(stats.payload)["as_of_ms"] == now_ns // 10**6
+    assert msgspec.json.decode(stats.payload)["symbol"] == "AAA"
