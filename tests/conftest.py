@@ -34,6 +34,7 @@ import os
 import re
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -90,6 +91,25 @@ settings.register_profile(
 )
 HYPOTHESIS_PROFILE = os.environ.get("MDP_HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev")
 settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches_under_mutation() -> None:
+    """Under mutmut, empty the project's ``lru_cache`` memos before each test.
+
+    mutmut forks each mutant from a process that already ran the tests, so a memoised
+    function (the calendar's holiday tables, the WDS grant globs) would answer from the clean
+    run's cache and the mutant would never execute.
+    """
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("mdp_") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear):
+                clear()
 
 
 def pytest_report_header() -> list[str]:
