@@ -152,7 +152,7 @@ MODULES: dict[str, Module] = {
             "services/control-plane/src",
             "mdp_scp",
             "jws.py",
-            ("tests/unit/mdp_scp/test_oidc.py", "tests/unit/mdp_scp/test_jws.py"),
+            ("tests/unit/mdp_scp/test_jws.py",),
         ),
         Module(
             "scp_passwords",
@@ -173,7 +173,7 @@ MODULES: dict[str, Module] = {
             "services/control-plane/src",
             "mdp_scp",
             "sessions.py",
-            ("tests/unit/mdp_scp/test_sessions.py",),
+            ("tests/unit/mdp_scp/test_sessions.py", "tests/unit/mdp_scp/test_session_rules.py"),
         ),
         Module(
             "processor_dedupe",
