@@ -84,14 +84,18 @@ MODULES: dict[str, Module] = {
             _AN,
             "mdp_analyzers",
             "board.py",
-            (f"{_UA}/test_leaderboard.py", f"{_UA}/test_board.py"),
+            (f"{_UA}/test_board_edges.py", f"{_UA}/test_leaderboard.py"),
         ),
         Module(
             "leaderboard",
             _AN,
             "mdp_analyzers",
             "leaderboard.py",
-            (f"{_UA}/test_leaderboard.py", f"{_UA}/test_session_figures.py"),
+            (
+                f"{_UA}/test_board_edges.py",
+                f"{_UA}/test_leaderboard.py",
+                f"{_UA}/test_session_figures.py",
+            ),
         ),
         Module(
             "top_trades",
@@ -109,7 +113,7 @@ MODULES: dict[str, Module] = {
             _AN,
             "mdp_analyzers",
             "halts.py",
-            (f"{_UA}/test_routing_and_trades.py", f"{_UA}/test_halts.py"),
+            (f"{_UA}/test_halts.py", f"{_UA}/test_routing_and_trades.py"),
         ),
         Module(
             "envelope",
