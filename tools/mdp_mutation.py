@@ -184,7 +184,10 @@ MODULES: dict[str, Module] = {
             "services/processor/src",
             "mdp_processor",
             "processor.py",
-            ("tests/unit/mdp_processor/test_processor.py",),
+            (
+                "tests/unit/mdp_processor/test_processor_dedupe.py",
+                "tests/unit/mdp_processor/test_processor.py",
+            ),
             functions=("*ǁProcessorǁingest__*", "*ǁProcessorǁ_remember__*", "*ǁProcessorǁflush__*"),
         ),
     )

@@ -1,0 +1,110 @@
+"""The processor's de-duplication and acks against a reference. Pinned by mutation testing.
+
+A batch id seen in the last ``remember_batches`` first deliveries is a duplicate; a redelivery
+is also checked against the marks MDC holds (written with each flush); a first delivery that
+lost its cross-replica claim is a duplicate too. Every delivery is acked by the flush after it,
+duplicates and poison included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from mdp_analyzers.routing import MassiveDataAnalyzer
+from mdp_analyzers.state import MemoryState
+from mdp_core.clock import ManualClock
+from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_queues import MemoryBus, Topology
+from mdp_testing.conformance import aggregate, at_ms
+
+from .test_processor import DAY, NOW_NS, Settled, body, delivery
+
+
+class Claims:
+    """Claims that a fixed set of batch ids lose (another replica took them)."""
+
+    def __init__(self, lost: set[str]) -> None:
+        self.lost = lost
+        self.asked: list[list[str]] = []
+
+    async def claim(self, batches: Sequence[str]) -> set[str]:
+        self.asked.append(list(batches))
+        return {b for b in batches if b not in self.lost}
+
+
+def _make(remember: int, claims: Any = None) -> tuple[Processor, MemoryBus]:
+    clock = ManualClock(NOW_NS)
+    bus = MemoryBus(Topology(), clock=clock)
+    processor = Processor(
+        bus.consumer(),
+        [MassiveDataAnalyzer()],
+        state=MemoryState(),
+        widgets=MemoryWidgets(),
+        clock=clock,
+        config=ProcessorConfig(retry_initial_s=0.001, retry_max_s=0.01, remember_batches=remember),
+        claims=claims,
+    )
+    return processor, bus
+
+
+@settings(deadline=None)
+@given(
+    st.integers(min_value=1, max_value=3),
+    st.lists(st.tuples(st.sampled_from("abcde"), st.booleans(), st.booleans()), max_size=14),
+)
+async def test_duplicates_follow_the_reference(
+    remember: int, deliveries: list[tuple[str, bool, bool]]
+) -> None:
+    processor, bus = _make(remember)
+    settled = Settled()
+    recent: list[str] = []  # first-seen order, at most `remember`
+    in_mdc: set[str] = set()
+    pending: set[str] = set()
+    applied = duplicates = 0
+    for batch, redelivered, flush_after in deliveries:
+        raw = body([aggregate("AAA", at_ms(DAY, 10, 0))], batch)
+        await processor.ingest(delivery(bus, raw, settled, redelivered=redelivered))
+        if batch in recent or (redelivered and batch in in_mdc):
+            duplicates += 1
+        else:
+            applied += 1
+            recent.append(batch)
+            del recent[:-remember]
+            pending.add(batch)
+        if flush_after:
+            await processor.flush()
+            in_mdc |= pending
+            pending = set()
+        assert (processor.stats.messages, processor.stats.duplicates) == (applied, duplicates)
+    await processor.flush()
+    assert settled.results == [True] * len(deliveries)
+
+
+async def test_a_first_delivery_that_lost_its_claim_is_a_duplicate_and_still_acked() -> None:
+    claims = Claims(lost={"taken"})
+    processor, bus = _make(10, claims)
+    settled = Settled()
+    for batch, redelivered in (("mine", False), ("taken", False), ("again", True)):
+        raw = body([aggregate("AAA", at_ms(DAY, 10, 0))], batch)
+        await processor.ingest(delivery(bus, raw, settled, redelivered=redelivered))
+    assert claims.asked == [["mine"], ["taken"]]  # a redelivery is checked in MDC, not claimed
+    assert (processor.stats.messages, processor.stats.duplicates) == (2, 1)
+    await processor.flush()
+    assert settled.results == [True, True, True]
+
+
+async def test_nothing_is_acked_before_the_flush_and_a_flush_acks_each_delivery_once() -> None:
+    processor, bus = _make(10)
+    settled = Settled()
+    raw = body([aggregate("AAA", at_ms(DAY, 10, 0))], "b")
+    await processor.ingest(delivery(bus, raw, settled))
+    await processor.ingest(delivery(bus, b"poison", settled))
+    assert settled.results == []
+    await processor.flush()
+    assert settled.results == [True, True]
+    await processor.flush()
+    assert settled.results == [True, True]
