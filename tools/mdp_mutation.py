@@ -388,6 +388,25 @@ def table(record: dict[str, dict[str, object]], names: Sequence[str]) -> str:
     return "\n".join(rows)
 
 
+def survivors_text(record: dict[str, dict[str, object]], names: Sequence[str]) -> str:
+    """The surviving mutants per module, grouped by function (for docs/dev/testing.md)."""
+    lines = []
+    for name in names:
+        survivors = record.get(name, {}).get("survivors")
+        if not isinstance(survivors, list) or not survivors:
+            continue
+        by_function: dict[str, list[str]] = {}
+        for mutant in survivors:
+            function, _, number = str(mutant).rpartition("__mutmut_")
+            by_function.setdefault(function.rpartition(".")[2], []).append(number)
+        listed = "; ".join(
+            f"`{function}` {', '.join(sorted(numbers, key=int))}"
+            for function, numbers in sorted(by_function.items())
+        )
+        lines.append(f"- **{name}**: {listed}")
+    return "\n".join(lines)
+
+
 def _plan_check(
     root: Path, names: list[str], record: dict[str, dict[str, object]], budget: float
 ) -> tuple[list[str], list[str]]:
@@ -441,6 +460,10 @@ def main(root: Path, args: Sequence[str]) -> int:  # noqa: C901, PLR0912 - a sma
     record = load_record(root)
     if show_table:
         print(table(record, names))
+        survivors = survivors_text(record, names)
+        if survivors:
+            print("\nSurviving mutants (function: mutant numbers; see `mutmut show NAME`):\n")
+            print(survivors)
         return 0
     failures: list[str] = []
     if check:
@@ -462,6 +485,7 @@ def main(root: Path, args: Sequence[str]) -> int:  # noqa: C901, PLR0912 - a sma
         if result.score < THRESHOLD:
             failures.append(f"{name}: score {result.score:.0%} is below {THRESHOLD:.0%}")
         if not check:
+            record = load_record(root)  # another run may have recorded a module meanwhile
             record[name] = result.as_json()
             save_record(root, record)
     if failures:

@@ -75,10 +75,12 @@ def test_join_is_a_semilattice(a: str, b: str, c: str) -> None:
 
 
 def test_an_exact_tie_keeps_the_left_term_as_written() -> None:
-    left, right = ("+", "1", "2"), ("+", "1.0", "2.0")
+    left: lattice.Term = ("+", "1", "2")
+    right: lattice.Term = ("+", "1.0", "2.0")
     assert lattice.join_terms(left, right) == left
     assert lattice.join_terms(right, left) == right
-    assert lattice.join_terms(("+", "1", "2"), ("-", "0", "0")) == ("-", "0", "0")  # rule changed
+    other_rule: lattice.Term = ("-", "0", "0")
+    assert lattice.join_terms(left, other_rule) == other_rule  # the rule changed: the newer wins
 
 
 def test_a_sign_inside_an_exponent_does_not_end_the_name() -> None:
