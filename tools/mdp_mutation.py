@@ -122,7 +122,13 @@ MODULES: dict[str, Module] = {
             "envelope.py",
             ("tests/unit/mdp_core/test_envelope.py",),
         ),
-        Module("wire", _CORE, "mdp_core", "wire.py", ("tests/unit/mdp_core/test_wire.py",)),
+        Module(
+            "wire",
+            _CORE,
+            "mdp_core",
+            "wire.py",
+            ("tests/unit/mdp_core/test_wire.py", "tests/unit/mdp_core/test_nested_json.py"),
+        ),
         Module(
             "calendar", _CORE, "mdp_core", "calendar.py", ("tests/unit/mdp_core/test_calendar.py",)
         ),
@@ -184,10 +190,7 @@ MODULES: dict[str, Module] = {
             "services/processor/src",
             "mdp_processor",
             "processor.py",
-            (
-                "tests/unit/mdp_processor/test_processor_dedupe.py",
-                "tests/unit/mdp_processor/test_processor.py",
-            ),
+            ("tests/unit/mdp_processor/test_processor_dedupe.py",),
             functions=("*ǁProcessorǁingest__*", "*ǁProcessorǁ_remember__*", "*ǁProcessorǁflush__*"),
         ),
     )
