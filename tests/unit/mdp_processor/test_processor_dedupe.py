@@ -18,7 +18,7 @@ from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_core.clock import ManualClock
 from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
-from mdp_queues import MemoryBus, Topology
+from mdp_queues import MemoryBus, ReceivedBatch, Topology
 from mdp_testing.conformance import aggregate, at_ms
 
 from .test_processor import DAY, NOW_NS, Settled, body, delivery
@@ -108,3 +108,59 @@ async def test_nothing_is_acked_before_the_flush_and_a_flush_acks_each_delivery_
     assert settled.results == [True, True]
     await processor.flush()
     assert settled.results == [True, True]
+
+
+def _many(bus: MemoryBus, settled: Settled, items: list[tuple[bytes, bool]]) -> ReceivedBatch:
+    """One delivery batch of several messages (poison, duplicates and good ones mixed)."""
+    single = [delivery(bus, raw, settled, redelivered=again).messages[0] for raw, again in items]
+    return ReceivedBatch(single, (), settled)
+
+
+async def test_poison_and_duplicates_inside_one_delivery_do_not_stop_the_rest() -> None:
+    claims = Claims(lost={"lost-1", "lost-2"})
+    processor, bus = _make(10, claims)
+    settled = Settled()
+
+    def raw(batch: str) -> bytes:
+        return body([aggregate("AAA", at_ms(DAY, 10, 0))], batch)
+
+    await processor.ingest(delivery(bus, raw("seen"), settled))
+    batch = _many(
+        bus,
+        settled,
+        [
+            (b"poison", False),
+            (b"poison again", False),
+            (raw("seen"), False),  # in memory
+            (raw("seen"), True),
+            (raw("lost-1"), False),
+            (raw("lost-2"), False),
+            (raw("new"), False),
+        ],
+    )
+    await processor.ingest(batch)
+    assert processor.stats.poison == 2
+    assert processor.stats.duplicates == 4
+    assert processor.stats.messages == 2  # "seen" first, then "new"
+    assert claims.asked == [["seen"], ["lost-1", "lost-2", "new"]]
+    await processor.flush()
+    assert settled.results == [True, True]  # each delivery batch acked once, after the flush
+
+
+async def test_a_flush_is_asked_for_once_the_pending_events_reach_the_limit() -> None:
+    clock = ManualClock(NOW_NS)
+    bus = MemoryBus(Topology(), clock=clock)
+    processor = Processor(
+        bus.consumer(),
+        [MassiveDataAnalyzer()],
+        state=MemoryState(),
+        widgets=MemoryWidgets(),
+        clock=clock,
+        config=ProcessorConfig(flush_max_events=3),
+    )
+    settled = Settled()
+    two = [aggregate("AAA", at_ms(DAY, 10, 0, s)) for s in range(2)]
+    await processor.ingest(delivery(bus, body(two, "b1"), settled))
+    assert not processor._flush_now.is_set()
+    await processor.ingest(delivery(bus, body(two[:1], "b2"), settled))
+    assert processor._flush_now.is_set()  # exactly at the limit
