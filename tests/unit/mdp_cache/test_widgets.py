@@ -128,3 +128,75 @@ def test_supersedes_is_the_documented_rule(
 def test_a_stored_version_without_a_document_is_superseded_by_an_equal_one() -> None:
     assert supersedes(3, b"x", (3, None))
     assert not supersedes(2, b"x", (3, None))
+
+
+def test_the_plain_path_sends_what_it_says_and_keeps_list_arrival_order() -> None:
+    from mdp_cache.keys import FEED_ALERTS_HOD
+
+    async def scenario() -> None:
+        redis = fakeredis.FakeAsyncRedis()
+        pubsub = redis.pubsub()
+        await pubsub.subscribe("alerts:hod")
+        await pubsub.get_message(timeout=1)
+        writer = WidgetWriter(redis)
+        late, early = b'{"as_of_ms":2}', b'{"as_of_ms":1}'
+        sent = await writer.write(
+            [
+                VersionedWrite(FEED_ALERTS_HOD, "alerts:hod", late, publish=False, version=None),
+                VersionedWrite(FEED_ALERTS_HOD, "alerts:hod", early, publish=False, version=None),
+                VersionedWrite(FEED_QUOTE, "quote:AAA", b'{"p":1}', publish=True, version=5),
+            ]
+        )
+        # Each list element: LPUSH, LTRIM, EXPIRE; the value: SET, PUBLISH, version SET.
+        assert sent == 3 + 3 + 3
+        assert await redis.lrange("alerts:hod", 0, -1) == [early, late]  # arrival order
+        await redis.publish("alerts:hod", b"end")
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        assert message is not None
+        assert message["data"] == b"end"  # the unpublished writes were not published
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+    asyncio.run(scenario())
+
+
+def test_an_unversioned_write_does_not_end_the_version_checks_of_its_batch() -> None:
+    async def scenario() -> None:
+        redis = fakeredis.FakeAsyncRedis()
+        writer = WidgetWriter(redis)
+        await writer.write([VersionedWrite(FEED_QUOTE, "quote:AAA", b'{"v":5}', True, 5)])
+        await writer.write(
+            [
+                VersionedWrite(FEED_QUOTE, "quote:BBB", b'{"plain":1}', True, None),
+                VersionedWrite(FEED_QUOTE, "quote:AAA", b'{"v":4}', True, 4),
+            ]
+        )
+        assert await redis.get("quote:AAA") == b'{"v":5}'
+        assert writer.superseded == 1
+
+    asyncio.run(scenario())
+
+
+def test_each_name_is_compared_with_its_own_stored_document() -> None:
+    payloads = [b'{"p":1}', b'{"p":2}', b'{"p":3}', b'{"p":4}']
+    low, high = sorted(payloads, key=lambda p: hashlib.sha1(p).hexdigest())[::3]  # noqa: S324
+
+    async def scenario() -> None:
+        redis = fakeredis.FakeAsyncRedis()
+        writer = WidgetWriter(redis)
+        await writer.write(
+            [
+                VersionedWrite(FEED_QUOTE, "quote:AAA", high, True, 7),
+                VersionedWrite(FEED_QUOTE, "quote:BBB", low, True, 7),
+            ]
+        )
+        # Same version: AAA keeps its greater digest, BBB takes the greater one.
+        await writer.write(
+            [
+                VersionedWrite(FEED_QUOTE, "quote:AAA", low, True, 7),
+                VersionedWrite(FEED_QUOTE, "quote:BBB", high, True, 7),
+            ]
+        )
+        assert await redis.get("quote:AAA") == high
+        assert await redis.get("quote:BBB") == high
+
+    asyncio.run(scenario())
