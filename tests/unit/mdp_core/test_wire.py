@@ -374,3 +374,39 @@ def test_statuses_and_events_are_kept_apart_on_both_decode_paths() -> None:
         decoded = decode_frame(frame)
         assert [type(e) for e in decoded.events] == [Trade]
         assert [s.status for s in decoded.statuses] == ["connected", "connected"]
+
+
+def test_one_event_decoded_alone_is_element_0_unless_told_otherwise() -> None:
+    from mdp_core.wire import decode_element
+
+    with pytest.raises(UnknownEventType) as unknown:
+        decode_event(b'{"ev": "ZZZ"}')  # refused by the fast path, named by the slow one
+    assert (unknown.value.index, unknown.value.event_type) == (0, "ZZZ")
+    with pytest.raises(OutOfRange) as nan:
+        decode_event(json.dumps({**TRADE, "p": float("nan")}))
+    assert (nan.value.index, nan.value.detail) == (0, "field 'p' is not a finite number")
+    with pytest.raises(InvalidJson) as bad:
+        decode_event(b"[")
+    assert bad.value.detail not in {"", "None"}
+    with pytest.raises(OutOfRange) as default:
+        decode_element(json.dumps({**TRADE, "s": -1}).encode())
+    assert default.value.index == 0
+    with pytest.raises(OutOfRange) as placed:
+        decode_element(json.dumps({**TRADE, "s": -1}).encode(), 7)
+    assert placed.value.index == 7
+    assert decode_element(json.dumps(TRADE).encode()) == decode_frame(_frame(TRADE)).events[0]
+
+
+def test_the_slow_split_keeps_statuses_and_events_byte_for_byte() -> None:
+    status = {"ev": "status", "status": "connected", "message": "ok"}
+    text = json.dumps([status, TRADE, {**TRADE, "p": float("nan")}, QUOTE]).encode()
+    split = split_frame(text)
+    assert [s.status for s in split.statuses] == ["connected"]
+    assert {ev: [json.loads(bytes(r)) for r in raws] for ev, raws in split.by_type.items()} == {
+        "T": [TRADE],
+        "Q": [QUOTE],
+    }
+    (error,) = split.errors
+    assert (type(error), error.index, error.event_type) == (OutOfRange, 2, "T")
+    (not_array,) = split_frame(b'{"p": NaN}').errors
+    assert not_array.detail == "a frame must be a JSON array of events"
