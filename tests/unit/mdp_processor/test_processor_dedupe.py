@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+import msgspec
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -164,3 +165,40 @@ async def test_a_flush_is_asked_for_once_the_pending_events_reach_the_limit() ->
     assert not processor._flush_now.is_set()
     await processor.ingest(delivery(bus, body(two[:1], "b2"), settled))
     assert processor._flush_now.is_set()  # exactly at the limit
+
+
+async def test_marks_name_the_consumer_group_and_bad_events_are_counted_by_kind() -> None:
+    import structlog
+
+    from mdp_cache.keys import KEY_SEEN_BATCH
+
+    processor, bus = _make(10)
+    settled = Settled()
+    good = aggregate("AAA", at_ms(DAY, 10, 0))
+    negative = msgspec.structs.replace(good, volume=-1)
+    with structlog.testing.capture_logs() as logs:
+        await processor.ingest(delivery(bus, b"poison", settled))
+    (poison,) = [e for e in logs if e["event"] == "poison_message"]
+    assert poison["queue"] == bus.topology.for_kind("A").name  # type: ignore[union-attr]
+    assert poison["error"].startswith("bad_envelope")
+    await processor.ingest(delivery(bus, body([good, negative, negative], "g"), settled))
+    assert dict(processor.stats.bad_events) == {"out_of_range": 2}
+    await processor.flush()
+    state = processor.state
+    assert isinstance(state, MemoryState)
+    group = processor.config.consumer_group
+    assert KEY_SEEN_BATCH.name(consumer=group, batch="g") in state.marks
+
+
+async def test_a_redelivery_known_to_mdc_does_not_stop_the_rest_of_its_delivery() -> None:
+    processor, bus = _make(1)
+    settled = Settled()
+
+    def raw(batch: str) -> bytes:
+        return body([aggregate("AAA", at_ms(DAY, 10, 0))], batch)
+
+    await processor.ingest(delivery(bus, raw("old"), settled))
+    await processor.ingest(delivery(bus, raw("pushes-old-out"), settled))
+    await processor.flush()  # "old" is in MDC, no longer in memory
+    await processor.ingest(_many(bus, settled, [(raw("old"), True), (raw("new"), False)]))
+    assert (processor.stats.messages, processor.stats.duplicates) == (3, 1)
