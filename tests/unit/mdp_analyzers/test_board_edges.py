@@ -193,3 +193,50 @@ def test_the_first_regular_bar_starts_at_0930_not_before() -> None:
     later = aggregate("AAA", at_ms(DAY, 9, 31), close=11.0, open_=10.8)
     _, _, quotes = _run([later, pre, first], at_ms(DAY, 9, 31))
     assert quotes[FEED_QUOTE.name(symbol="AAA")]["session_open"] == 10.0
+
+
+def test_a_row_carries_every_figure_of_its_inputs() -> None:
+    from mdp_analyzers.board import SessionFigures
+
+    bar = msgspec.structs.replace(
+        aggregate("AAA", at_ms(DAY, 10, 0), close=1.23456789, accumulated_volume=1_234),
+        day_vwap=1.2,
+        average_size=33.0,
+        official_open=0.5,
+    )
+    prev = DailyBar(
+        day=date(2026, 3, 3), open=0.41, high=0.52, low=0.33, close=0.5, volume=77, vwap=0.44
+    )
+    reference = ReferenceData(
+        symbol="AAA", trading_day=DAY, prev_day=prev, avg_volume=7.0, free_float=123_456
+    )
+    pre = SessionFigures(first_ms=1, high=1.1, high_ms=2, low=0.9, low_ms=3)
+    regular = SessionFigures(first_ms=4, high=1.3, high_ms=5, low=1.0, low_ms=6)
+    row, scores = build_row(
+        bar,
+        DAY,
+        reference=reference,
+        session_open=0.5,
+        halted=False,
+        news=True,
+        sessions=(pre, regular, None),
+    )
+    assert (row.day_vwap, row.average_size, row.official_open) == (1.2, 33.0, 0.5)
+    assert (row.prev_open, row.prev_high, row.prev_low, row.prev_close) == (0.41, 0.52, 0.33, 0.5)
+    assert (row.prev_volume, row.prev_vwap, row.free_float) == (77, 0.44, 123_456)
+    assert (row.news, row.pre_market, row.regular, row.after_hours) == (True, pre, regular, None)
+    assert (row.day_high, row.day_low) == (1.3, 0.9)
+    # A sub-dollar previous close and session open still give changes, rounded for display.
+    assert (row.change, row.pct_change) == (0.734568, 146.9136)
+    assert (row.change_since_open, row.pct_change_since_open) == (0.734568, 146.9136)
+    assert row.relative_volume == 176.2857
+    assert scores[1] == scores[2] == pytest.approx(146.913578)
+    small_gain, small_scores = build_row(
+        msgspec.structs.replace(bar, close=1.005),
+        DAY,
+        reference=None,
+        session_open=1.0,
+        halted=False,
+    )
+    assert small_scores[2] == pytest.approx(0.5)  # a gain under 1 % still ranks
+    assert (small_gain.day_high, small_gain.day_low, small_gain.prev_close) == (None, None, None)
