@@ -179,7 +179,7 @@ MODULES: dict[str, Module] = {
             "services/control-plane/src",
             "mdp_scp",
             "login_throttle.py",
-            ("tests/unit/mdp_scp/test_sessions.py", "tests/unit/mdp_scp/test_login_throttle.py"),
+            ("tests/unit/mdp_scp/test_login_throttle.py", "tests/unit/mdp_scp/test_sessions.py"),
         ),
         Module(
             "scp_sessions",
