@@ -140,11 +140,16 @@ PLANTS = [
     ),
     (
         "SCP: success clears the address counter",
-        "services/control-plane/src/mdp_scp/app.py",
-        "        self.user_throttle.succeeded(user_key[0])\n"
-        "        self.address_throttle.withdraw(address_key[0], now)",
-        "        self.user_throttle.withdraw(user_key[0], now)\n"
-        "        self.address_throttle.succeeded(address_key[0])",
+        "services/control-plane/src/mdp_scp/login_throttle.py",
+        "delete(login_failures).where(login_failures.c.key == user_key)",
+        "delete(login_failures).where(login_failures.c.key != user_key)",
+        "tests/unit/mdp_scp/test_login_throttle.py",
+    ),
+    (
+        "SCP: success does not clear the user counter",
+        "services/control-plane/src/mdp_scp/login_throttle.py",
+        "delete(login_failures).where(login_failures.c.key == user_key)",
+        "delete(login_failures).where(login_failures.c.key == 'nobody')",
         "tests/unit/mdp_scp/test_login_throttle.py",
     ),
     (
