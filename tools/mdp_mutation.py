@@ -418,9 +418,12 @@ def _plan_check(
 ) -> tuple[list[str], list[str]]:
     """For ``--check``: the modules to measure now, and the failures known already."""
     failures: list[str] = []
-    stale = [
-        n for n in names if record.get(n, {}).get("fingerprint") != fingerprint(root, MODULES[n])
-    ]
+    # A module never measured (no entry at all) is reported, not run: a first measurement of a
+    # heavy module does not fit CI. Record it locally with `python3 dev.py mutate <module>`.
+    for name in (n for n in names if n not in record):
+        print(f"mutation check: {name} has no recorded result yet (not checked)")
+    names = [n for n in names if n in record]
+    stale = [n for n in names if record[n].get("fingerprint") != fingerprint(root, MODULES[n])]
     for name in (n for n in names if n not in stale):
         score = float(str(record[name]["score"]))
         if score < THRESHOLD:
