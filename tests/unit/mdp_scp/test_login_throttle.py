@@ -86,8 +86,8 @@ async def test_the_throttle_follows_a_reference(limit: int, steps: list[tuple[st
             if expected > 0:  # refused: the attempt takes its rows back
                 for key in keys:
                     kept[key].pop()
-            for key in kept:
-                live = [t for t in kept[key] if t > now - window]
+            for key, times in kept.items():
+                live = [t for t in times if t > now - window]
                 assert await throttle.count(key, now) == len(live)
     finally:
         await database.close()
