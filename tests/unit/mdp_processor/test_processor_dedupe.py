@@ -203,3 +203,40 @@ async def test_a_redelivery_known_to_mdc_does_not_stop_the_rest_of_its_delivery(
     await processor.flush()  # "old" is in MDC, no longer in memory
     await processor.ingest(_many(bus, settled, [(raw("old"), True), (raw("new"), False)]))
     assert (processor.stats.messages, processor.stats.duplicates) == (3, 1)
+
+
+async def test_each_applied_message_gets_a_consumer_span_in_its_listener_trace() -> None:
+    import dataclasses
+
+    from opentelemetry import trace
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+    from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+    exporter = InMemorySpanExporter()
+    provider = trace.get_tracer_provider()
+    if not isinstance(provider, TracerProvider):  # the first test of the process to trace
+        provider = TracerProvider()
+        trace.set_tracer_provider(provider)
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace_id, parent_id = "0af7651916cd43dd8448eb211c80319c", "b7ad6b7169203331"
+    headers = {"traceparent": f"00-{trace_id}-{parent_id}-01"}
+
+    processor, bus = _make(10)
+    settled = Settled()
+    raw = body([aggregate("AAA", at_ms(DAY, 10, 0)), aggregate("BBB", at_ms(DAY, 10, 0))], "tb")
+    single = delivery(bus, raw, settled)
+    message = dataclasses.replace(single.messages[0], headers=headers)
+    await processor.ingest(ReceivedBatch([message], (), settled))
+    (span,) = [s for s in exporter.get_finished_spans() if s.name == "processor.batch"]
+    assert span.kind is trace.SpanKind.CONSUMER
+    assert span.instrumentation_scope is not None
+    assert span.instrumentation_scope.name == "mdp.processor"
+    assert dict(span.attributes or {}) == {"kind": "A", "events": 2, "batch": "tb"}
+    assert span.parent is not None
+    assert (f"{span.context.trace_id:032x}", f"{span.parent.span_id:016x}") == (trace_id, parent_id)
+    pending = processor._pending_trace
+    assert pending is not None
+    assert pending["traceparent"].split("-")[1:3] == [trace_id, f"{span.context.span_id:016x}"]
+    await processor.ingest(delivery(bus, body([aggregate("CCC", 1)], "later"), settled))
+    assert processor._pending_trace == pending  # the first message's context is kept
