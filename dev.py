@@ -297,8 +297,54 @@ def task_deploy_check(args: Sequence[str]) -> None:
     _run(_uv_run("python", "tools/mdp_checks.py", *args))
 
 
+# `rerun`: every restart or timing integration test, this many times, within this many seconds.
+_RERUN_COUNT = 5
+_RERUN_BUDGET_S = 420
+
+
+def task_rerun(args: Sequence[str]) -> None:
+    """Repeat every restart or timing integration test (marker `restart`) to catch flakes."""
+    task_install([], quiet=True)
+    count = os.environ.get("MDP_RERUN_COUNT", str(_RERUN_COUNT))
+    command = _uv_run(
+        "pytest", "-m", "restart", "--count", count, "-p", "no:randomly", "-q", *args, "tests"
+    )
+    print("$ " + " ".join(command), file=sys.stderr, flush=True)
+    try:
+        completed = subprocess.run(  # noqa: S603 - commands are built here, never from input
+            command,
+            cwd=ROOT,
+            env=_child_env(),
+            check=False,
+            stdin=subprocess.DEVNULL,
+            timeout=_RERUN_BUDGET_S,
+        )
+    except subprocess.TimeoutExpired as exc:
+        raise TaskFailed(
+            f"the reruns took more than {_RERUN_BUDGET_S} s; a restart test became slow"
+        ) from exc
+    if completed.returncode == _PYTEST_NO_TESTS:
+        raise TaskFailed("no test carries the `restart` marker; the rerun checks nothing")
+    if completed.returncode != 0:
+        raise TaskFailed(
+            f"a restart or timing test failed in {count} runs (exit code {completed.returncode})",
+            completed.returncode,
+        )
+
+
+def task_mutate(args: Sequence[str]) -> None:
+    """Mutation testing (mutmut) of the listed modules; --check is CI's bounded run."""
+    task_install([], quiet=True)
+    _tools()
+    import mdp_mutation  # noqa: PLC0415 - found through tools/ on sys.path
+
+    code = mdp_mutation.main(ROOT, args)
+    if code != 0:
+        raise TaskFailed("mutation testing failed (see above)", code)
+
+
 def task_ci(args: Sequence[str]) -> None:
-    """Everything CI checks: lint, typecheck, lock, release and deploy checks, then tests."""
+    """Everything CI checks: lint, type, lock, release, deploy; tests, reruns, mutation check."""
     task_install([])
     task_lint([])
     task_typecheck([])
@@ -306,6 +352,8 @@ def task_ci(args: Sequence[str]) -> None:
     task_release_check([])
     task_deploy_check([])
     task_test(args)
+    task_rerun([])
+    task_mutate(["--check"])
 
 
 def task_help(args: Sequence[str]) -> None:
@@ -330,6 +378,8 @@ TASKS: dict[str, Callable[[Sequence[str]], None]] = {
     "release": task_release,
     "release-check": task_release_check,
     "deploy-check": task_deploy_check,
+    "mutate": task_mutate,
+    "rerun": task_rerun,
     "ci": task_ci,
     "help": task_help,
 }

@@ -28,10 +28,13 @@ from __future__ import annotations
 
 import fcntl
 import hashlib
+import inspect
 import ipaddress
 import os
+import re
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
@@ -76,8 +79,37 @@ settings.register_profile(
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
 )
+settings.register_profile(
+    "mutation",
+    # `python3 dev.py mutate`: a verdict per mutant must not depend on luck, and each mutant
+    # reruns its tests, so fewer examples than CI, always the same ones.
+    max_examples=60,
+    derandomize=True,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.too_slow],
+)
 HYPOTHESIS_PROFILE = os.environ.get("MDP_HYPOTHESIS_PROFILE") or ("ci" if in_ci() else "dev")
 settings.load_profile(HYPOTHESIS_PROFILE)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_caches_under_mutation() -> None:
+    """Under mutmut, empty the project's ``lru_cache`` memos before each test.
+
+    mutmut forks each mutant from a process that already ran the tests, so a memoised
+    function (the calendar's holiday tables, the WDS grant globs) would answer from the clean
+    run's cache and the mutant would never execute.
+    """
+    if "MUTANT_UNDER_TEST" not in os.environ:
+        return
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("mdp_") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            clear = getattr(value, "cache_clear", None)
+            if callable(clear):
+                clear()
 
 
 def pytest_report_header() -> list[str]:
@@ -87,11 +119,36 @@ def pytest_report_header() -> list[str]:
     ]
 
 
+# What a test does when it takes a path that restarts or times out something: a private server
+# killed and started again, a link cut, a backoff. `python3 dev.py rerun` (CI) repeats them all.
+_RESTART_OR_TIMING = re.compile(
+    r"\bRedisServer\b|\bTcpProxy\b|\.(kill|crash|restart|cut)\(|restart|backoff|outage|reconnect"
+)
+
+
+def _touches_restart_or_timing(item: pytest.Item) -> bool:
+    function = getattr(item, "function", None)
+    if function is None:
+        return False
+    try:
+        source = inspect.getsource(function)
+    except (OSError, TypeError):
+        return False
+    return _RESTART_OR_TIMING.search(f"{item.name}\n{source}") is not None
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Mark every test under ``tests/integration/`` as ``integration``."""
+    """Mark ``tests/integration/`` as ``integration``, and its restart or timing tests ``restart``.
+
+    ``restart`` is added to a test whose body starts a private server or proxy, kills or
+    restarts one or cuts a link (the paths that flaked before); a test can also carry it
+    explicitly (a backoff measured through a real reconnect).
+    """
     for item in items:
         if item.path.is_relative_to(_INTEGRATION_DIR):
             item.add_marker(pytest.mark.integration)
+            if _touches_restart_or_timing(item):
+                item.add_marker(pytest.mark.restart)
 
 
 # --------------------------------------------------------------------------------------------

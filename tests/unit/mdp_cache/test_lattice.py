@@ -69,3 +69,29 @@ def test_join_is_a_semilattice(a: str, b: str, c: str) -> None:
     assert lattice.join(lattice.join(a, b), c) == lattice.join(a, lattice.join(b, c))
     assert lattice.join(a, a) == lattice.join(a)
     assert lattice.join(lattice.join(a, b), a) == lattice.join(a, b)
+
+
+# Pinned by mutation testing (issue 21).
+
+
+def test_an_exact_tie_keeps_the_left_term_as_written() -> None:
+    left: lattice.Term = ("+", "1", "2")
+    right: lattice.Term = ("+", "1.0", "2.0")
+    assert lattice.join_terms(left, right) == left
+    assert lattice.join_terms(right, left) == right
+    other_rule: lattice.Term = ("-", "0", "0")
+    assert lattice.join_terms(left, other_rule) == other_rule  # the rule changed: the newer wins
+
+
+def test_a_sign_inside_an_exponent_does_not_end_the_name() -> None:
+    assert lattice.parse("high+1e+05@2,low-2E-3@1e-07") == {
+        "high": ("+", "1e+05", "2"),
+        "low": ("-", "2E-3", "1e-07"),
+    }
+
+
+def test_a_refused_term_is_quoted_up_to_40_characters() -> None:
+    bad = "x" * 50
+    with pytest.raises(ValueError, match=r"^not a figures term: ") as refused:
+        lattice.parse(bad)
+    assert str(refused.value) == f"not a figures term: {'x' * 40!r}"

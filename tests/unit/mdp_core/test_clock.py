@@ -73,6 +73,12 @@ def test_manual_clock_set_backwards_keeps_monotonic() -> None:
     assert clock.monotonic() == 10.0
 
 
+async def _loop_turns(turns: int = 100) -> None:
+    """Give every ready task many loop turns (a count, not a time): one that could finish has."""
+    for _ in range(turns):
+        await asyncio.sleep(0)
+
+
 async def _until_parked(clock: ManualClock, count: int) -> None:
     async with asyncio.timeout(2):
         await clock.wait_for_sleepers(count)
@@ -83,7 +89,9 @@ async def test_manual_sleep_waits_for_advance_past_deadline() -> None:
     task = asyncio.create_task(clock.sleep(5))
     await _until_parked(clock, 1)
     clock.advance(4.999)
-    await asyncio.sleep(0)
+    # advance() wakes due sleepers synchronously: one still parked was not woken.
+    assert clock.pending_sleepers == 1
+    await _loop_turns()
     assert not task.done()
     clock.advance(0.001)
     async with asyncio.timeout(2):
@@ -143,8 +151,9 @@ async def test_sleep_or_wake_ends_on_the_clock_or_on_an_event() -> None:
     await asyncio.wait_for(by_clock, 5)
 
     by_event = asyncio.create_task(sleep_or_wake(clock, None, wake))
-    await asyncio.sleep(0)
+    await _loop_turns()
     assert not by_event.done()
+    assert clock.pending_sleepers == 0  # without a deadline it waits on the event alone
     wake.set()
     await asyncio.wait_for(by_event, 5)
     assert clock.pending_sleepers == 0  # nothing left waiting on the clock

@@ -308,3 +308,105 @@ def test_errors_survive_pickling_for_worker_processes() -> None:
 def test_msgspec_raw_slices_are_what_the_listener_forwards() -> None:
     split = split_frame(REALISTIC_FRAME)
     assert all(isinstance(raw, msgspec.Raw) for raws in split.by_type.values() for raw in raws)
+
+
+# --------------------------------------------------------------------------------------------
+# Pinned by mutation testing (issue 21): what each error says, which element and which type.
+
+_EV_LEVEL = {MissingEventType, NotAnObject}  # split_frame routes any string `ev`
+
+
+@pytest.mark.parametrize(
+    ("case", "element", "error"), BAD_ELEMENTS, ids=[c[0] for c in BAD_ELEMENTS]
+)
+def test_each_error_names_its_element_and_event_type_on_both_paths(
+    case: str, element: object, error: type[MalformedInput]
+) -> None:
+    data = _frame(TRADE, element, QUOTE)
+    (found,) = decode_frame(data).errors
+    ev = element.get("ev") if isinstance(element, dict) else None
+    assert (type(found), found.index) == (error, 1), case
+    assert found.event_type == (ev if isinstance(ev, str) else None), case
+    assert found.detail, case
+    split = split_frame(data)
+    if error in _EV_LEVEL:
+        (routed,) = split.errors
+        assert (type(routed), routed.index, routed.detail) == (error, 1, found.detail), case
+    else:  # split_frame routes by `ev` only; the fields are the consumer's business
+        assert split.errors == []
+        assert sorted(split.by_type) == sorted({"T", "Q", str(ev)})
+
+
+def test_error_messages_say_what_is_wrong() -> None:
+    cases: list[tuple[object, str]] = [
+        (17, "expected an event object, was int"),
+        ({"sym": "A"}, "the element has no string 'ev' field"),
+        ({"ev": "ZZZ"}, "event type 'ZZZ' is not known"),
+    ]
+    for element, message in cases:
+        (error,) = decode_frame(_frame(element)).errors
+        assert error.detail == message
+    for element, message in cases[:2]:
+        (routed,) = split_frame(_frame(element)).errors
+        assert routed.detail == message
+    (not_array,) = decode_frame(b'{"ev": "T"}').errors
+    assert not_array.detail == "a frame must be a JSON array of events"
+    (bad_json,) = decode_frame(b"{not json").errors
+    assert bad_json.detail.startswith("Expecting property name")
+    (nan,) = decode_frame(json.dumps([{**TRADE, "p": float("nan")}]).encode()).errors
+    assert (nan.detail, nan.event_type, nan.index) == ("field 'p' is not a finite number", "T", 0)
+
+
+def test_a_frame_nested_too_deep_is_one_error_on_both_paths() -> None:
+    deep = b"[" * 100_000 + b"]" * 100_000
+    for result in (decode_frame(deep), split_frame(deep)):
+        (error,) = result.errors
+        assert error.detail == "JSON nested deeper than the decoder's recursion limit"
+    decoded = decode_frame(deep)
+    assert (decoded.events, decoded.statuses) == ([], [])
+    split = split_frame(deep)
+    assert (split.by_type, split.statuses) == ({}, [])
+
+
+def test_statuses_and_events_are_kept_apart_on_both_decode_paths() -> None:
+    status = {"ev": "status", "status": "connected", "message": "ok"}
+    for frame in (_frame(status, TRADE, status), _frame(status, TRADE, {"ev": 5}, status)):
+        decoded = decode_frame(frame)
+        assert [type(e) for e in decoded.events] == [Trade]
+        assert [s.status for s in decoded.statuses] == ["connected", "connected"]
+
+
+def test_one_event_decoded_alone_is_element_0_unless_told_otherwise() -> None:
+    from mdp_core.wire import decode_element
+
+    with pytest.raises(UnknownEventType) as unknown:
+        decode_event(b'{"ev": "ZZZ"}')  # refused by the fast path, named by the slow one
+    assert unknown.value.event_type == "ZZZ"
+    with pytest.raises(OutOfRange) as negative:
+        decode_event(json.dumps({**TRADE, "s": -1}))
+    assert negative.value.index == 0
+    with pytest.raises(InvalidJson) as bad:
+        decode_event(b"[")
+    assert bad.value.detail not in {"", "None"}
+    with pytest.raises(OutOfRange) as default:
+        decode_element(json.dumps({**TRADE, "s": -1}).encode())
+    assert default.value.index == 0
+    with pytest.raises(OutOfRange) as placed:
+        decode_element(json.dumps({**TRADE, "s": -1}).encode(), 7)
+    assert placed.value.index == 7
+    assert decode_element(json.dumps(TRADE).encode()) == decode_frame(_frame(TRADE)).events[0]
+
+
+def test_the_slow_split_keeps_statuses_and_events_byte_for_byte() -> None:
+    status = {"ev": "status", "status": "connected", "message": "ok"}
+    text = json.dumps([status, TRADE, {**TRADE, "p": float("nan")}, QUOTE]).encode()
+    split = split_frame(text)
+    assert [s.status for s in split.statuses] == ["connected"]
+    assert {ev: [json.loads(bytes(r)) for r in raws] for ev, raws in split.by_type.items()} == {
+        "T": [TRADE],
+        "Q": [QUOTE],
+    }
+    (error,) = split.errors
+    assert (type(error), error.index, error.event_type) == (OutOfRange, 2, "T")
+    (not_array,) = split_frame(b'{"p": NaN}').errors
+    assert not_array.detail == "a frame must be a JSON array of events"

@@ -117,8 +117,10 @@ async def test_a_disabled_listener_stays_idle_until_started() -> None:
     stop = asyncio.Event()
     task = asyncio.create_task(subject.run(stop))
     await clock.wait_for_sleepers(1)  # only the batch flusher
-    await asyncio.sleep(0)
+    for _ in range(100):  # many loop turns (a count, not a time): a listener that would start has
+        await asyncio.sleep(0)
     assert subject.status()["state"] == ListenerState.IDLE
+    assert clock.pending_sleepers == 1
     subject.start_streaming()
     await clock.wait_for_sleepers(2)
     assert subject.status()["state"] == ListenerState.WAITING_FOR_SESSION

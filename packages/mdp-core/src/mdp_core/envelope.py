@@ -229,12 +229,13 @@ def _decode_batch_slowly(body: bytes) -> EventBatch:
 def _decode_checked(decoder: msgspec.json.Decoder[_RawEvents], body: bytes) -> _RawEvents:
     try:
         raw = decoder.decode(body)
-    except msgspec.DecodeError as exc:
-        header_error = _header_problem(body)
-        raise (header_error or EnvelopeError(f"the body is not JSON: {exc}")) from None
+    # ValidationError subclasses DecodeError, so it is caught first.
     except msgspec.ValidationError as exc:
         header_error = _header_problem(body)
         raise (header_error or EnvelopeError(f"not an envelope: {exc}")) from None
+    except msgspec.DecodeError as exc:
+        header_error = _header_problem(body)
+        raise (header_error or EnvelopeError(f"the body is not JSON: {exc}")) from None
     except RecursionError:
         # Even the undecoded events must be skipped over, and skipping recurses too.
         raise EnvelopeTooDeep("JSON nested deeper than the decoder's recursion limit") from None

@@ -13,8 +13,8 @@ Every analyzer (built-in or plugin) proves it keeps the contract of
 What is checked: the class attributes; the protocol; that it reads no wall clock; that
 ``collect`` coalesces (each feed name at most once per call, nothing new on an immediate second
 call); that every write names a catalogue feed and carries JSON; that the output is a
-deterministic function of the inputs; that kinds it does not consume are ignored; and, unless
-``idempotent`` is False, that applying the same batch twice changes nothing. For a
+deterministic function of the inputs; that kinds it does not consume are ignored; and that
+applying the same batch twice changes nothing (or, with ``idempotent = False``, that it does). For a
 :class:`~mdp_analyzers.typing.Composer` the output checked is what a flush writes: its state
 applied to a :class:`~mdp_analyzers.state.MemoryState`, then one composition from it.
 """
@@ -251,8 +251,18 @@ class AnalyzerSuite:
         assert plain == mixed
 
     def test_duplicate_batch_changes_nothing(self) -> None:
-        """A batch applied twice gives the output of once."""
-        if not self.idempotent:
-            pytest.skip("this analyzer relies on the processor's batch de-duplication")
+        """A batch applied twice gives the output of once (or, declared not idempotent, not).
+
+        Never skipped: an analyzer that declares ``idempotent = False`` must show it, so the
+        flag cannot hide a suite that checks nothing.
+        """
         inputs = self.sample_inputs()
-        assert self._digest(self._run([inputs])) == self._digest(self._run([inputs, inputs]))
+        once = self._digest(self._run([inputs]))
+        twice = self._digest(self._run([inputs, inputs]))
+        if self.idempotent:
+            assert once == twice
+        else:
+            assert once != twice, (
+                "declared idempotent = False, yet a duplicate batch changes nothing: "
+                "declare it idempotent so the suite checks it"
+            )
