@@ -97,6 +97,7 @@ MODULES: dict[str, Module] = {
             (
                 f"{_UA}/test_board_edges.py",
                 f"{_UA}/test_leaderboard.py",
+                f"{_UA}/test_leaderboard_rules.py",
                 f"{_UA}/test_session_figures.py",
             ),
         ),
