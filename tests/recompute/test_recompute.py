@@ -17,6 +17,7 @@ import ast
 import json
 import math
 import sys
+from collections.abc import AsyncIterator
 from datetime import date, datetime, time
 from pathlib import Path
 from typing import Any
@@ -24,6 +25,7 @@ from typing import Any
 import pytest
 
 from mdp_cache.keys import FEED_ALERTS_HOD, FEED_ALERTS_LOD
+from mdp_testing.redis_server import RedisServer
 
 from .pipeline import Pipeline, Variant
 from .recompute import (
@@ -266,13 +268,29 @@ VARIANTS = [
 ]
 
 
+@pytest.fixture
+async def own_redis_url() -> AsyncIterator[str]:
+    """A ``redis-server`` of the run's own.
+
+    Redis pub/sub is server-wide, not per database: on a shared server, another test run's
+    quote records (the same simulated symbols, other prices) would reach this pipeline's
+    scanner and turn into alerts and ranges no feed of this run produced.
+    """
+    server = RedisServer()
+    await server.start()
+    try:
+        yield server.url(0)
+    finally:
+        await server.close()
+
+
 @pytest.mark.integration
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("variant", VARIANTS)
 async def test_wdc_serves_what_the_recorded_feed_recomputes_to(
-    variant: Variant, amqp_url: str, mdq_prefix: str, redis_db_url: str
+    variant: Variant, amqp_url: str, mdq_prefix: str, own_redis_url: str
 ) -> None:
-    pipeline = Pipeline(variant, amqp_url, mdq_prefix, redis_db_url)
+    pipeline = Pipeline(variant, amqp_url, mdq_prefix, own_redis_url)
     async with pipeline.running():
         await pipeline.stream()
         await pipeline.drain()
