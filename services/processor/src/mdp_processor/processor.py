@@ -3,12 +3,14 @@
 One :class:`Processor` runs in one event loop (one worker process, or the embedded demo with the
 memory bus). Per queue it pulls batches of messages, decodes each envelope into models in one
 call, skips batches it has applied before, and folds the events into the analyzers. A flusher
-runs every ``flush_interval_s`` from the start of the previous flush (at once after a slow one,
-sooner when ``flush_max_events`` are waiting): it collects the coalesced output of every
-analyzer, writes all state in one MDC transaction (together with the "batch applied" marks),
-hands rows MDC refused back to their analyzers (which hydrate from MDC and offer them again),
-publishes the rows MDC stored and the other widgets in one WDC pipeline, and only then acks the
-messages of that flush. A composer, apart from the flusher, composes leaderboards when this
+runs as soon as events wait, at most every ``flush_interval_s`` from the start of the previous
+flush (at once after a slow one, sooner when ``flush_max_events`` are waiting): it collects the
+coalesced output of every analyzer, writes all state in one MDC transaction (together with the
+"batch applied" marks), hands rows MDC refused back to their analyzers (which hydrate from MDC
+and offer them again), publishes the rows MDC stored and the other widgets in one WDC pipeline,
+and only then acks the messages of that flush (one ack per queue). With a partitioned topology
+and an ownership store, it consumes only the partitions it holds leases for (see
+:mod:`mdp_cache.ownership`). A composer, apart from the flusher, composes leaderboards when this
 replica holds the lease and brings every analyzer that asks for it in step with what other
 replicas merged (halts), so a composition never delays a flush.
 
