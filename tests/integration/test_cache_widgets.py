@@ -8,6 +8,7 @@ in-memory store decide, and a write that loses is neither stored nor published.
 from __future__ import annotations
 
 import hashlib
+import re
 from collections.abc import AsyncIterator
 from typing import Any, cast
 
@@ -20,8 +21,14 @@ from redis.asyncio import Redis
 from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.keys import FEED_ALERTS_HOD, FEED_NEWS_LATEST, FEED_QUOTE, KEY_WIDGET_VERSION
-from mdp_cache.widgets import WidgetWriter, queue_widget_write
+from mdp_cache.keys import (
+    FEED_ALERTS_HOD,
+    FEED_NEWS_LATEST,
+    FEED_QUOTE,
+    KEY_WIDGET_VERSION,
+    Feed,
+)
+from mdp_cache.widgets import WidgetWriter, queue_ordered_list_write, queue_widget_write
 
 
 @pytest.fixture
@@ -184,3 +191,112 @@ async def test_alert_lists_are_stored_in_event_time_order_whatever_the_arrival(
     kept = await redis.lrange(name, 0, -1)
     assert len(kept) == cap
     assert kept[-1] == b'{"symbol":"A","as_of_ms":100}'
+
+
+# --- ordered lists: a batch is the same as its pushes one at a time ---------------------------
+
+SMALL_ALERTS = Feed(
+    template="alerts:test",
+    shape="list",
+    ttl=60,
+    max_len=6,
+    owner="tests",
+    payload="an element with or without an as_of_ms",
+    order_by="as_of_ms",
+)
+
+
+def pushed_one_at_a_time(stored: list[bytes], items: list[bytes], cap: int) -> list[bytes]:
+    """The rule written out: before the first element not newer (or timeless), cut to cap."""
+
+    def time_of(element: bytes) -> int | None:
+        found = re.search(rb'"as_of_ms":(-?\d+)', element)
+        return int(found.group(1)) if found else None
+
+    out = list(stored)
+    for item in items:
+        t = time_of(item)
+        at = 0
+        if t is not None:
+            window = out[:cap]
+            at = next(
+                (i for i, e in enumerate(window) if (o := time_of(e)) is None or o <= t),
+                len(out),
+            )
+        out.insert(at, item)
+        out = out[:cap]
+    return out
+
+
+element = st.builds(
+    lambda t, tag: (b'{"as_of_ms":%d,"n":%d}' % (t, tag)) if t is not None else b'{"n":%d}' % tag,
+    st.one_of(st.none(), st.integers(-3, 12)),
+    st.integers(0, 10**6),
+)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    stored=st.lists(element, max_size=8, unique=True),
+    batches=st.lists(st.lists(element, min_size=1, max_size=9, unique=True), max_size=4),
+)
+async def test_a_batch_of_ordered_pushes_equals_its_pushes_one_at_a_time(
+    redis: Redis, stored: list[bytes], batches: list[list[bytes]]
+) -> None:
+    name = SMALL_ALERTS.name()
+    cap = SMALL_ALERTS.max_len or 0
+    await redis.delete(name)
+    if stored:
+        await redis.rpush(name, *stored)
+    expected = list(stored)
+    for batch in batches:
+        pipe = redis.pipeline(transaction=False)
+        assert queue_ordered_list_write(pipe, SMALL_ALERTS, name, batch, publish=False) == 1
+        await pipe.execute()
+        expected = pushed_one_at_a_time(expected, batch, cap)
+        assert await redis.lrange(name, 0, -1) == expected
+    if batches:
+        assert 0 < await redis.ttl(name) <= SMALL_ALERTS.ttl
+
+
+async def test_a_flush_of_alerts_is_one_script_call_and_each_is_published(redis: Redis) -> None:
+    writer = WidgetWriter(redis)
+    name = FEED_ALERTS_HOD.name()
+    times = [7, 3, 9, 3, 1]
+    writes = [
+        WidgetWrite(FEED_ALERTS_HOD, name, b'{"symbol":"S%d","as_of_ms":%d}' % (n, t))
+        for n, t in enumerate(times)
+    ]
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(name)
+        await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+        assert await writer.write(writes) == 1 + len(writes)  # one script, five publishes
+        got = [
+            message["data"]
+            for _ in writes
+            if (message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0))
+        ]
+    assert got == [w.payload for w in writes]
+    stored = await redis.lrange(name, 0, -1)
+    # Newest first; of the two at 3 the later arrival (S3) is first, as pushed one by one.
+    assert stored == [
+        writes[2].payload,
+        writes[0].payload,
+        writes[3].payload,
+        writes[1].payload,
+        writes[4].payload,
+    ]
+
+
+def test_ordered_writes_refuse_a_feed_without_order_and_mismatched_flags() -> None:
+    pipe = fakeredis.FakeAsyncRedis().pipeline(transaction=False)
+    with pytest.raises(ValueError, match="not a list ordered"):
+        queue_ordered_list_write(pipe, FEED_NEWS_LATEST, FEED_NEWS_LATEST.name(), [b"{}"])
+    with pytest.raises(ValueError, match="2 publish flags for 1 payloads"):
+        queue_ordered_list_write(
+            pipe, SMALL_ALERTS, SMALL_ALERTS.name(), [b"{}"], publish=[True, False]
+        )
+    assert queue_ordered_list_write(pipe, SMALL_ALERTS, SMALL_ALERTS.name(), []) == 0
+    assert len(pipe.command_stack) == 0

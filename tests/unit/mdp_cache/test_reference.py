@@ -5,6 +5,7 @@ from collections.abc import Sequence
 from datetime import date, timedelta
 
 import fakeredis
+import msgspec
 import pytest
 
 from mdp_cache.keys import KEY_REF_FREE_FLOAT, KEY_REF_SNAPSHOT, REF_NEGATIVE_TTL
@@ -14,6 +15,9 @@ from mdp_cache.reference import (
     MemoryBulkReferenceSource,
     MemoryReferenceSource,
     ReferenceCache,
+    daily_bar_from_agg,
+    daily_bars_by_ticker,
+    grouped_daily_bars,
 )
 
 DAY = date(2026, 3, 4)
@@ -304,3 +308,70 @@ async def test_a_symbol_the_source_knows_nothing_of_is_unknown_a_failed_lookup_i
     down = ReferenceCache(failing)
     await down.get("AAA", DAY)
     assert not down.unknown("AAA", DAY)
+
+
+# --- grouped-daily answers decoded from the body ---------------------------------------------
+
+# 2026-03-03 00:00 ET (EST, UTC-5) in ms: a daily bar's stamp is the ET midnight of its day.
+MARCH_3_MS = 1_772_514_000_000
+
+
+def grouped_row(ticker: object, **fields: object) -> dict[str, object]:
+    row: dict[str, object] = {"T": ticker, "o": 10, "h": 12.5, "l": 9.5, "c": 11, "v": 1000}
+    row.update({"vw": 10.75, "t": MARCH_3_MS, "n": 7})
+    row.update(fields)
+    return row
+
+
+def test_grouped_daily_bars_reads_every_ticker_with_its_et_day() -> None:
+    body = msgspec.json.encode(
+        {"status": "OK", "results": [grouped_row("AAA"), grouped_row("BBB", c=12, vw=None)]}
+    )
+    bars = grouped_daily_bars(body)
+    assert bars == {
+        "AAA": DailyBar(
+            day=date(2026, 3, 3), open=10, high=12.5, low=9.5, close=11, volume=1000, vwap=10.75
+        ),
+        "BBB": DailyBar(day=date(2026, 3, 3), open=10, high=12.5, low=9.5, close=12, volume=1000),
+    }
+    # One millisecond before ET midnight is the day before: the day is ET's, not UTC's.
+    earlier = grouped_daily_bars(
+        msgspec.json.encode({"results": [grouped_row("A", t=MARCH_3_MS - 1)]})
+    )
+    assert earlier["A"].day == date(2026, 3, 2)
+
+
+def test_grouped_daily_bars_skips_rows_that_are_not_bars() -> None:
+    rows: list[object] = [
+        grouped_row(None),
+        grouped_row(""),
+        grouped_row(7),
+        grouped_row("NOPRICE", o=None),
+        grouped_row("NOSTAMP", t="yesterday"),
+        "not a row",
+        grouped_row("GOOD"),
+    ]
+    assert list(grouped_daily_bars(msgspec.json.encode({"results": rows}))) == ["GOOD"]
+
+
+@pytest.mark.parametrize("body", [b'{"status":"OK"}', b'{"results":null}', b'{"results":{}}'])
+def test_grouped_daily_bars_without_a_results_list_is_no_rows(body: bytes) -> None:
+    assert grouped_daily_bars(body) == {}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (b"<html>502</html>", "not JSON"),
+        (b'{"results": [', "not JSON"),
+        (b"[1, 2]", "not a JSON object"),
+    ],
+)
+def test_grouped_daily_bars_refuses_a_body_that_is_no_answer(body: bytes, reason: str) -> None:
+    with pytest.raises(ValueError, match=reason):
+        grouped_daily_bars(body)
+
+
+def test_daily_bars_by_ticker_agrees_with_the_row_conversion() -> None:
+    rows = [grouped_row("A"), grouped_row("B", h=15, t=MARCH_3_MS + 86_400_000)]
+    assert daily_bars_by_ticker(rows) == {str(row["T"]): daily_bar_from_agg(row) for row in rows}

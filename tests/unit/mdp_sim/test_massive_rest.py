@@ -12,6 +12,7 @@ from massive import RESTClient
 from massive.exceptions import BadResponse
 from urllib3.exceptions import MaxRetryError
 
+from mdp_cache.reference import daily_bar_from_agg
 from mdp_processor.massive_reference import MassiveReferenceSource
 from mdp_sim.market import Market
 from mdp_sim.massive_rest import MassiveRestConfig, MassiveRestServer
@@ -97,6 +98,34 @@ async def test_grouped_daily_has_every_symbol(stub: MassiveRestServer, market: M
     rows = await call(rest, "get_grouped_daily_aggs", day.isoformat())
     assert {r.ticker for r in rows} == set(market.profiles)
     assert prev[0].timestamp == rows[0].timestamp
+
+
+async def test_grouped_daily_source_reads_the_same_bars_as_the_sdk_models(
+    stub: MassiveRestServer, market: Market
+) -> None:
+    """The processor decodes the grouped-daily body itself (speed); the SDK's models agree."""
+    day = market.trading_day - timedelta(days=1)
+    while not market.calendar.is_trading_day(day):
+        day -= timedelta(days=1)
+    rows = await call(client(stub), "get_grouped_daily_aggs", day.isoformat())
+    expected = {
+        row.ticker: daily_bar_from_agg(
+            {
+                "o": row.open,
+                "h": row.high,
+                "l": row.low,
+                "c": row.close,
+                "v": row.volume,
+                "vw": row.vwap,
+                "t": row.timestamp,
+            }
+        )
+        for row in rows
+    }
+    bars = await MassiveReferenceSource(KEY, stub.base_url).grouped_daily(day)
+    assert bars == expected
+    assert len(bars) == SYMBOLS
+    assert all(bar.day == day for bar in bars.values())
 
 
 async def test_ticker_details_and_paginated_floats(stub: MassiveRestServer, market: Market) -> None:

@@ -41,8 +41,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import secrets
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Final, Protocol, TypeVar, runtime_checkable
@@ -73,6 +74,8 @@ __all__ = [
     "ReferenceStats",
     "SlotVolumeSource",
     "daily_bar_from_agg",
+    "daily_bars_by_ticker",
+    "grouped_daily_bars",
 ]
 
 T = TypeVar("T")
@@ -209,7 +212,7 @@ def daily_bar_from_agg(row: Mapping[str, object]) -> DailyBar | None:
             return None
         vwap = row.get("vw")
         return DailyBar(
-            day=from_ns(int(stamp) * 1_000_000, ET).date(),
+            day=_et_day_of_ms(int(stamp)),
             open=float(row["o"]),  # type: ignore[arg-type]
             high=float(row["h"]),  # type: ignore[arg-type]
             low=float(row["l"]),  # type: ignore[arg-type]
@@ -219,6 +222,51 @@ def daily_bar_from_agg(row: Mapping[str, object]) -> DailyBar | None:
         )
     except (KeyError, TypeError, ValueError):
         return None
+
+
+@functools.lru_cache(maxsize=1024)
+def _et_day_of_ms(stamp_ms: int) -> date:
+    """The ET date of a bar stamp; a grouped-daily answer repeats one stamp 10,000 times."""
+    return from_ns(stamp_ms * 1_000_000, ET).date()
+
+
+def grouped_daily_bars(payload: bytes) -> dict[str, DailyBar]:
+    """Every ticker's :class:`DailyBar` from the body of a Massive grouped-daily answer.
+
+    ``{"results": [{"T": ticker, "o": ..., "t": ms, ...}, ...]}``; a missing ``results`` is
+    no rows. Decoding the body directly is about 5x faster than the SDK's models (0.8 s of CPU
+    per day at 10,000 symbols, 45 days per bulk load, all of it competing with the event loop
+    for the interpreter).
+
+    Raises:
+        ValueError: The body is not a JSON object (a vendor error page, a cut answer).
+    """
+    try:
+        answer = _JSON_DECODE(payload)
+    except msgspec.DecodeError as error:
+        raise ValueError(f"grouped-daily answer is not JSON: {error}") from None
+    if not isinstance(answer, dict):
+        raise ValueError("grouped-daily answer is not a JSON object")
+    rows = answer.get("results")
+    return daily_bars_by_ticker(rows if isinstance(rows, list) else ())
+
+
+def daily_bars_by_ticker(rows: Iterable[object]) -> dict[str, DailyBar]:
+    """Grouped-daily rows (``T`` the ticker) as bars by ticker.
+
+    Rows without a ticker, or that :func:`daily_bar_from_agg` refuses, are skipped.
+    """
+    found: dict[str, DailyBar] = {}
+    for row in rows:
+        if not isinstance(row, Mapping):
+            continue
+        ticker = row.get("T")
+        if isinstance(ticker, str) and ticker and (bar := daily_bar_from_agg(row)) is not None:
+            found[ticker] = bar
+    return found
+
+
+_JSON_DECODE: Final = msgspec.json.Decoder().decode
 
 
 def _et_midnight_ms(day: date) -> int:

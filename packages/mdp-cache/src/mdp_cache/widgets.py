@@ -37,6 +37,7 @@ __all__ = [
     "VERSIONED_SET_PUBLISH_LUA",
     "WidgetItem",
     "WidgetWriter",
+    "queue_ordered_list_write",
     "queue_widget_write",
     "supersedes",
     "with_trace_context",
@@ -198,41 +199,71 @@ def _sha1(payload: bytes) -> str:
 
 ORDERED_LIST_PUSH_LUA: Final = """
 -- KEYS[1] a list feed kept newest first by a time field of its JSON elements
--- ARGV[1] the element; ARGV[2] the cap; ARGV[3] the TTL; ARGV[4] the Lua pattern capturing the
--- element's time (e.g. '"as_of_ms":(%-?%d+)').
--- The element goes before the first element that is not newer, so a late one lands where its
--- time puts it. Elements are read from the head 16 at a time: almost every element is the
--- newest and costs one short read.
-local key, item = KEYS[1], ARGV[1]
-local cap, ttl, pattern = tonumber(ARGV[2]), tonumber(ARGV[3]), ARGV[4]
-local t = tonumber(string.match(item, pattern))
-local pivot, first, seen = nil, true, 0
-if t then
-  while seen < cap and not pivot do
-    local chunk = redis.call('LRANGE', key, seen, math.min(seen + 15, cap - 1))
-    for i, element in ipairs(chunk) do
-      local other = tonumber(string.match(element, pattern))
-      if other == nil or other <= t then
-        pivot, first = element, (seen == 0 and i == 1)
-        break
+-- ARGV[1] the cap; ARGV[2] the TTL; ARGV[3] the Lua pattern capturing an element's time
+-- (e.g. '"as_of_ms":(%-?%d+)'); ARGV[4..] the new elements in arrival order.
+-- The result is exactly that of pushing the elements one at a time: each goes before the
+-- first element that is not newer (or has no time), an element without a time goes on top,
+-- one older than all is appended, and the list is cut to the cap. The head of the list is
+-- read 16 at a time, only as deep as the oldest new element needs, into a table where the
+-- elements are placed; then that head is replaced in one LTRIM and one LPUSH. A flush's
+-- late alerts thus cost one walk of the head, not one walk each.
+local key = KEYS[1]
+local cap, ttl, pattern = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local head, times, read, ended = {}, {}, 0, false
+local function more()
+  local chunk = redis.call('LRANGE', key, read, read + 15)
+  for _, element in ipairs(chunk) do
+    head[#head + 1] = element
+    times[#times + 1] = tonumber(string.match(element, pattern)) or false
+  end
+  read = read + #chunk
+  ended = #chunk < 16
+end
+for a = 4, #ARGV do
+  local item = ARGV[a]
+  local t = tonumber(string.match(item, pattern))
+  local at = 1
+  if t then
+    at = nil
+    local i = 1
+    while not at and i <= cap do
+      if i > #head then
+        if ended then
+          break
+        end
+        more()
+      end
+      if i <= #head then
+        local other = times[i]
+        if (not other) or other <= t then
+          at = i
+        end
+        i = i + 1
       end
     end
-    if #chunk < 16 then
-      break
+    if not at then
+      at = #head + 1
     end
-    seen = seen + #chunk
+  end
+  if at <= cap then
+    table.insert(head, at, item)
+    table.insert(times, at, t or false)
   end
 end
-if (not t) or (pivot and first) then
-  redis.call('LPUSH', key, item)
-elseif pivot then
-  redis.call('LINSERT', key, 'BEFORE', pivot, item)
-else
-  redis.call('RPUSH', key, item)
+if read > 0 then
+  redis.call('LTRIM', key, read, -1)
+end
+local n = math.min(#head, cap)
+local reversed = {}
+for i = n, 1, -1 do
+  reversed[#reversed + 1] = head[i]
+end
+for s = 1, n, 4000 do
+  redis.call('LPUSH', key, unpack(reversed, s, math.min(s + 3999, n)))
 end
 redis.call('LTRIM', key, 0, cap - 1)
 redis.call('EXPIRE', key, ttl)
-return 1
+return #ARGV - 3
 """
 
 
@@ -260,10 +291,7 @@ def queue_widget_write(
         pipe.set(name, payload, ex=feed.ttl)
         queued = 1
     elif feed.order_by is not None and scripts:
-        cap = feed.max_len if feed.max_len is not None else 1
-        pattern = f'"{feed.order_by}":(%-?%d+)'
-        pipe.eval(ORDERED_LIST_PUSH_LUA, 1, name, payload, cap, feed.ttl, pattern)
-        queued = 1
+        return queue_ordered_list_write(pipe, feed, name, [payload], publish=publish)
     else:
         cap = feed.max_len if feed.max_len is not None else 1
         pipe.lpush(name, payload)
@@ -274,6 +302,68 @@ def queue_widget_write(
         pipe.publish(name, payload)
         queued += 1
     return queued
+
+
+def queue_ordered_list_write(
+    pipe: Pipeline,
+    feed: Feed,
+    name: str,
+    payloads: Sequence[bytes],
+    *,
+    publish: bool | Sequence[bool] = True,
+) -> int:
+    """Queue the push of ``payloads`` (in arrival order) onto one ordered list feed.
+
+    One ``ORDERED_LIST_PUSH_LUA`` call for all of them: the same list as pushing them one at a
+    time, for one walk of the list's head (late alerts of a busy flush walked it once each).
+    ``publish`` says for all payloads or for each whether it is published too. Returns how
+    many commands were queued.
+
+    Raises:
+        ValueError: ``name`` is not a name of ``feed``, ``feed`` is not a list with an
+            ``order_by``, or ``publish`` has not one flag per payload.
+    """
+    if not feed.matches(name):
+        msg = f"{name!r} is not a name of feed {feed.template!r}"
+        raise ValueError(msg)
+    if feed.order_by is None or feed.shape != "list":
+        msg = f"feed {feed.template!r} is not a list ordered by a time field"
+        raise ValueError(msg)
+    if not payloads:
+        return 0
+    cap = feed.max_len if feed.max_len is not None else 1
+    pattern = f'"{feed.order_by}":(%-?%d+)'
+    flags = [publish] * len(payloads) if isinstance(publish, bool) else list(publish)
+    if len(flags) != len(payloads):
+        msg = f"{len(flags)} publish flags for {len(payloads)} payloads"
+        raise ValueError(msg)
+    pipe.eval(ORDERED_LIST_PUSH_LUA, 1, name, cap, feed.ttl, pattern, *payloads)
+    published = [payload for payload, flag in zip(payloads, flags, strict=True) if flag]
+    for payload in published:
+        pipe.publish(name, payload)
+    return 1 + len(published)
+
+
+def _queue_lists(pipe: Pipeline, writes: Sequence[WidgetItem]) -> int:
+    """Queue list writes; those of one ordered list as one script call. Returns commands."""
+    sent = 0
+    ordered: dict[str, list[WidgetItem]] = {}
+    for item in writes:
+        if item.feed.order_by is not None:
+            ordered.setdefault(item.name, []).append(item)
+        else:
+            sent += queue_widget_write(
+                pipe, item.feed, item.name, item.payload, publish=item.publish
+            )
+    for name, items in ordered.items():
+        sent += queue_ordered_list_write(
+            pipe,
+            items[0].feed,
+            name,
+            [item.payload for item in items],
+            publish=[item.publish for item in items],
+        )
+    return sent
 
 
 @dataclass(frozen=True, slots=True)
@@ -430,19 +520,18 @@ class WidgetWriter:
         assert self._sha is not None
         assert self._versioned_sha is not None
         pipe = self._redis.pipeline(transaction=False)
-        sent = 0
         values: list[WidgetItem] = []
         versioned: list[WidgetItem] = []
+        lists: list[WidgetItem] = []
         for item in writes:
-            if item.feed.shape == "value":
-                if not item.feed.matches(item.name):
-                    msg = f"{item.name!r} is not a name of feed {item.feed.template!r}"
-                    raise ValueError(msg)
-                (values if item.version is None else versioned).append(item)
+            if item.feed.shape != "value":
+                lists.append(item)
+            elif not item.feed.matches(item.name):
+                msg = f"{item.name!r} is not a name of feed {item.feed.template!r}"
+                raise ValueError(msg)
             else:
-                sent += queue_widget_write(
-                    pipe, item.feed, item.name, item.payload, publish=item.publish
-                )
+                (values if item.version is None else versioned).append(item)
+        sent = _queue_lists(pipe, lists)
         commands = sent
         calls = _script_calls(values, versioned)
         for call in calls:

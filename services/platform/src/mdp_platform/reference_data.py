@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from datetime import date
 
 from mdp_cache.records import DailyBar
-from mdp_cache.reference import daily_bar_from_agg
+from mdp_cache.reference import daily_bar_from_agg, daily_bars_by_ticker
 from mdp_sim.market import Market
 
 __all__ = ["SimReferenceSource"]
@@ -45,12 +45,7 @@ class SimReferenceSource:
 
     async def grouped_daily(self, day: date) -> Mapping[str, DailyBar]:
         """Every symbol's daily bar of ``day``."""
-        found: dict[str, DailyBar] = {}
-        for row in self._market.grouped_daily(day):
-            ticker, bar = row.get("T"), daily_bar_from_agg(row)
-            if isinstance(ticker, str) and bar is not None:
-                found[ticker] = bar
-        return found
+        return daily_bars_by_ticker(self._market.grouped_daily(day))
 
     async def free_floats(self) -> Mapping[str, int]:
         """Every symbol's free float in shares."""

@@ -15,7 +15,7 @@ from typing import Any
 from massive import RESTClient
 
 from mdp_cache.records import DailyBar
-from mdp_cache.reference import daily_bar_from_agg
+from mdp_cache.reference import daily_bar_from_agg, grouped_daily_bars
 
 __all__ = ["MassiveReferenceSource"]
 
@@ -67,14 +67,12 @@ class MassiveReferenceSource:
         return await asyncio.to_thread(self._free_floats)
 
     def _grouped_daily(self, day: date) -> dict[str, DailyBar]:
-        found: dict[str, DailyBar] = {}
-        answer = self._client.get_grouped_daily_aggs(day, adjusted=True)
-        for agg in answer if isinstance(answer, list) else ():
-            ticker = getattr(agg, "ticker", None)
-            bar = daily_bar_from_agg(_agg_row(agg))
-            if isinstance(ticker, str) and ticker and bar is not None:
-                found[ticker] = bar
-        return found
+        # The raw body: the SDK's models cost 0.8 s of CPU per day at 10,000 symbols.
+        answer = self._client.get_grouped_daily_aggs(day, adjusted=True, raw=True)
+        body = getattr(answer, "data", None)
+        if not isinstance(body, bytes):
+            raise ValueError("grouped-daily: the client returned no response body")
+        return grouped_daily_bars(body)
 
     def _free_floats(self) -> dict[str, int]:
         found: dict[str, int] = {}
