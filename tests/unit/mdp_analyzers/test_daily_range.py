@@ -338,3 +338,35 @@ def test_session_figures_with_a_low_above_the_high_are_refused() -> None:
     t0 = at_ms(DAY, 10, 0)
     run(analyzer, qf("AAA", t0, 5.0, regular=figures(t0, 4.0, t0, 6.0, t0)), now_ms=t0)
     assert analyzer.rejected["out_of_range"] == 1
+
+
+def test_a_late_extreme_is_stamped_when_it_became_known_not_before_earlier_alerts() -> None:
+    """Reordered feed: the 09:32:25 bar reaching 253.36 arrives after the 09:32:26 bar."""
+    analyzer = DailyRangeAnalyzer()
+    t0 = at_ms(DAY, 9, 32)
+    run(analyzer, qf("W", t0, 253.0, regular=figures(t0, 253.0, t0, 253.0, t0)), now_ms=t0)
+    first = run(
+        analyzer,
+        qf("W", t0 + 26_000, 253.33, regular=figures(t0, 253.33, t0 + 26_000, 253.0, t0)),
+        now_ms=t0 + 26_000,
+    )
+    assert [(a.price, a.as_of_ms) for a in alerts(first)] == [(253.33, t0 + 26_000)]
+    late = run(
+        analyzer,
+        qf("W", t0 + 26_000, 253.33, regular=figures(t0, 253.36, t0 + 25_000, 253.0, t0)),
+        now_ms=t0 + 27_000,
+    )
+    # Reached at :25 but known only after the :26 alert: stamped :26, so by time and by
+    # price the symbol's alerts agree (a list in event-time order never shows a high falling).
+    assert [(a.price, a.previous, a.as_of_ms) for a in alerts(late)] == [
+        (253.36, 253.33, t0 + 26_000)
+    ]
+    # In feed order the same extreme keeps the time it was reached.
+    ordered = DailyRangeAnalyzer()
+    run(ordered, qf("W", t0, 253.0, regular=figures(t0, 253.0, t0, 253.0, t0)), now_ms=t0)
+    out = run(
+        ordered,
+        qf("W", t0 + 26_000, 253.33, regular=figures(t0, 253.36, t0 + 25_000, 253.0, t0)),
+        now_ms=t0 + 26_000,
+    )
+    assert [(a.price, a.as_of_ms) for a in alerts(out)] == [(253.36, t0 + 25_000)]

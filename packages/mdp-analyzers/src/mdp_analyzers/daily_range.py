@@ -11,7 +11,10 @@ the analyzer keeps the join (max, min) of what it has seen. A record without ses
 Alerts (list feeds ``alerts:hod`` / ``alerts:lod``):
 
 * A new session high (low) beyond the session's previous extreme raises an alert, stamped with
-  the event time the extreme was reached.
+  the event time the extreme became known: when it was reached, or, for a bar that arrived
+  after a later one of the symbol (a reordered feed), the latest event time already seen. So
+  each symbol's alerts stay monotonic in time as in price: a late 253.36 reached at 09:32:25
+  after an alert at 253.33 stamped 09:32:26 is stamped 09:32:26 too, not before it.
 * The first print of a session only sets the baseline, unless it already breaks an earlier
   session's extreme of the same day (a gap over the pre-market high at the open is news), or
   its figures say the extreme was reached after the session's first bar (several bars were
@@ -453,6 +456,7 @@ class DailyRangeAnalyzer:
         if crossed:
             first = crossed[0]
             note = f"broke {_LABEL[first]} {direction} of {_money(book[first])}"
+        known_ms = max(extreme.at_ms, state.as_of_ms)  # state: the symbol's events before
         alert = AlertDoc(
             symbol=tick.symbol,
             trading_day=state.trading_day.isoformat(),
@@ -462,11 +466,11 @@ class DailyRangeAnalyzer:
             previous=previous,
             note=note,
             last=tick.price,
-            as_of_ms=extreme.at_ms,
+            as_of_ms=known_ms,
         )
         feed = FEED_ALERTS_HOD if direction == "high" else FEED_ALERTS_LOD
         write = WidgetWrite(feed, feed.name(), _ENCODER.encode(alert))
-        self._alerts.append((extreme.at_ms, write))
+        self._alerts.append((known_ms, write))
 
 
 def _directions(seen: SessionSeen) -> tuple[tuple[Direction, Extreme], ...]:
