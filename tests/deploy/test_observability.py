@@ -36,6 +36,7 @@ EXTERNAL = {
     "redis_connected_clients",
     "rabbitmq_queue_messages_ready",
     "rabbitmq_queue_messages_unacked",
+    "rabbitmq_global_messages_dead_lettered_expired_total",
 }
 _SERIES = re.compile(r"\b((?:mdp|redis|rabbitmq)_[a-z0-9_]+|up)\b")
 COMPONENTS = {"listener", "news-listener", "processor", "news-processor", "scanner",

@@ -43,6 +43,7 @@ from mdp_platform._bench_board import (
     BOARD_NAMES,
     BoardCheck,
 )
+from mdp_platform._bench_broker import expired_messages
 from mdp_platform._bench_check import check_boards, read_boards, read_ranges
 from mdp_platform._bench_clients import BOARD_FEEDS, ClientPool, Sample
 from mdp_platform._bench_config import (
@@ -264,6 +265,16 @@ def _drops(before: _Snapshot, after: _Snapshot) -> dict[str, float]:
     )
     found["simulator slow_consumer_kicks"] = float(kicks)
     return found
+
+
+def _expiry_line(expired: int | None) -> str:
+    """What the broker dropped unread during the run (its own broker-wide counter)."""
+    if expired is None:
+        return "broker expiry: not read (needs rabbitmqctl and the broker on 127.0.0.1:5672)"
+    return (
+        f"broker expiry: {expired:,} MDQ messages (batches of events) expired unread "
+        "past the TTL (RabbitMQ's broker-wide counter)"
+    )
 
 
 def _stale_drops(figures: Mapping[str, float]) -> int:
@@ -536,6 +547,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     )
     started = time.time()
     load_at_start = list(os.getloadavg())
+    expired_before = await expired_messages(config.amqp_url)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3.0), trust_env=False)
     run = _Run(config, out, services, sim, http, {})
     progress = _Progress(out)
@@ -602,6 +614,12 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
         )
         drained = await _drain(run)
+        expired_after = await expired_messages(config.amqp_url)
+        expired = (
+            None
+            if expired_before is None or expired_after is None
+            else expired_after - expired_before
+        )
         last = await run.snapshot()
         memory = await asyncio.to_thread(_peak_memory_mib, run.trees)
         present = services["processor"].process is not None
@@ -609,7 +627,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         ranges = await read_ranges(config) if present else {}
         final = await sim.ask({"op": "final"}, within=60.0)
         emission = EmissionMap([(int(a), int(b)) for a, b in final["emission"]])
-        stale = _stale_drops(last.components.get("processor", {}))
+        # Batches the broker dropped unread (TTL) are stale drops no component could count.
+        stale = _stale_drops(last.components.get("processor", {})) + (expired or 0)
         diagnosis: dict[str, Any] = {}
         if services["processor"].process is None:
             checks = [
@@ -657,6 +676,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "correctness": {
                 "ok": all(c.ok for c in checks),
                 "stale_drops": stale,
+                "broker_expired_messages": expired,
                 "diagnosis": diagnosis,
                 "boards": msgspec.to_builtins(checks),
             },
@@ -682,6 +702,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             + ("" if drained.waiting is None else f", INCOMPLETE: {drained.waiting}"),
             file=out,
         )
+        print(_expiry_line(expired), file=out)
     finally:
         if run.clients is not None:
             await run.clients.stop()
