@@ -44,6 +44,7 @@ __all__ = [
     "INTERNAL_PREFIX",
     "KEY_BATCH_CLAIM",
     "KEY_COMPOSE_LEASE",
+    "KEY_CONTROL",
     "KEY_HALTS",
     "KEY_HALT_VERSIONS",
     "KEY_HEARTBEAT",
@@ -418,6 +419,16 @@ KEY_HEARTBEAT: Final = Key(
     payload="JSON heartbeat: service, instance, version, status, key figures, ts",
 )
 
+KEY_CONTROL: Final = Key(
+    template="mdp:control:{component}",
+    store="mdc",
+    redis_type="hash",
+    ttl=None,
+    owner="control plane",
+    payload="runtime state the control plane asks of {component} (mdp_cache.control): field "
+    "'*' for every instance or an instance id, value JSON {state, by, ts_ms}; the newest of an "
+    "instance's field and '*' wins. Components poll it and report the state in their heartbeat",
+)
 KEY_LB_ROWS: Final = Key(
     template="mdp:lb:{day}:rows",
     store="mdc",

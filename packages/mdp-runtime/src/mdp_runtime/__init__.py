@@ -33,6 +33,7 @@ from mdp_runtime.lifecycle import (
     run_service,
 )
 from mdp_runtime.metrics import Family, metric_prefix
+from mdp_runtime.runtime_control import RuntimeControl
 from mdp_runtime.stream import Broker, StreamingComponent, serve_stream
 
 __version__ = _version("mdp-runtime")
@@ -51,6 +52,7 @@ __all__ = [
     "HeartbeatClock",
     "HeartbeatStore",
     "ReadinessCheck",
+    "RuntimeControl",
     "ServiceExit",
     "StreamingComponent",
     "TrustedProxies",

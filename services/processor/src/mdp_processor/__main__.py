@@ -34,7 +34,7 @@ from mdp_runtime import (
     run_service,
 )
 
-__all__ = ["is_cumulative", "main", "metrics_of", "readiness_of"]
+__all__ = ["is_cumulative", "main", "metrics_of", "readiness_of", "status_of"]
 
 _SERVICE = "processor"
 _log = get_logger("mdp_processor.main")
@@ -65,7 +65,7 @@ def metrics_of(statuses: list[WorkerStatus]) -> dict[str, object]:
 
 
 #: Integer figures a worker reports that are levels, not counts: never carried over a restart.
-_GAUGES: Final = frozenset({"last_flush_events", "reference_pending"})
+_GAUGES: Final = frozenset({"last_flush_events", "reference_pending", "paused"})
 
 
 def is_cumulative(name: str, value: object) -> bool:
@@ -85,6 +85,16 @@ def readiness_of(statuses: list[WorkerStatus]) -> tuple[bool, str]:
                 f"redis writable {counters.get('redis_writable')})"
             )
     return True, f"{len(statuses)} workers ready"
+
+
+def status_of(statuses: list[WorkerStatus]) -> str:
+    """The heartbeat's status word: ``paused`` once every live worker paused, as ordered."""
+    alive = [status for status in statuses if status.alive]
+    if alive and all(status.counters.get("paused") == 1 for status in alive):
+        return "paused"
+    if any(status.counters.get("paused") == 1 for status in alive):
+        return "pausing"
+    return "running" if readiness_of(statuses)[0] else "degraded"
 
 
 async def serve(stop: asyncio.Event) -> int:
@@ -122,7 +132,7 @@ async def serve(stop: asyncio.Event) -> int:
         clock=LiveClock(),
         version=service_version,
         interval_seconds=settings.heartbeat_seconds,
-        status=lambda: "running" if readiness_of(manager.status())[0] else "degraded",
+        status=lambda: status_of(manager.status()),
     )
     _log.info("processor starting", workers=settings.workers, analyzers=settings.analyzers)
     try:

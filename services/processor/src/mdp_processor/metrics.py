@@ -58,6 +58,11 @@ FAMILIES: tuple[Family, ...] = (
            "leases_lost"),
     Family("ownership_failures", "counter",
            "Partition ownership rounds that failed (store unreachable).", "ownership_failures"),
+    Family("control_changes", "counter",
+           "Runtime state changes ordered by the control plane, by new state (paused, running).",
+           "control_changes_*", ("state",)),
+    Family("workers_paused", "gauge", "Workers whose consumption is paused by the control plane.",
+           "paused"),
     Family("unknown_symbols", "counter",
            "Symbols the reference source knows nothing of (no previous day, no float); "
            "processed all the same: a first-day listing looks the same.", "unknown_symbols"),

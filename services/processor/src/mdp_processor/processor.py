@@ -235,6 +235,11 @@ class Processor:
         self._partition_stop: dict[int, asyncio.Event] = {}
         self._partition_tasks: dict[int, list[asyncio.Task[None]]] = {}
         self._busy: set[str] = set()
+        # Runtime pause (the control plane's order): no deliveries are taken while it is set.
+        self._paused = False
+        self._round = asyncio.Lock()  # one ownership round, or a pause, at a time
+        self._consumers: list[asyncio.Task[None]] = []
+        self._consumers_stop = asyncio.Event()
 
     # --- lifecycle ------------------------------------------------------------------------
 
@@ -268,15 +273,11 @@ class Processor:
     async def run(self) -> None:
         """Consume and flush until :meth:`stop` (or cancellation); a final flush is attempted."""
         await self._start_consumer()
-        consumers: list[asyncio.Task[None]] = []
         owner: asyncio.Task[None] | None = None
         if self._owns_partitions:
             owner = asyncio.create_task(self._own_forever(), name="ownership")
-        else:
-            consumers = [
-                asyncio.create_task(self._consume(queue), name=f"consume {queue.name}")
-                for queue in self.queues()
-            ]
+        elif not self._paused:
+            self._start_consumers()
         flusher = asyncio.create_task(self._flush_forever(), name="flusher")
         composer = asyncio.create_task(self._compose_forever(), name="composer")
         try:
@@ -285,7 +286,9 @@ class Processor:
             if owner is not None:
                 owner.cancel()
                 await asyncio.gather(owner, return_exceptions=True)
-            consumers += [task for tasks in self._partition_tasks.values() for task in tasks]
+            consumers = self._consumers + [
+                task for tasks in self._partition_tasks.values() for task in tasks
+            ]
             for task in consumers:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
@@ -322,13 +325,66 @@ class Processor:
         self._pending_work.set()
         self._taken.set()
 
+    # --- runtime pause --------------------------------------------------------------------
+
+    @property
+    def paused(self) -> bool:
+        """Whether consumption is paused by :meth:`pause`."""
+        return self._paused
+
+    async def pause(self) -> None:
+        """Stop taking deliveries; finish, write and ack the batches in hand (a drain).
+
+        Deliveries prefetched but not handed out go back to their queue, and partition leases
+        are given back, so the other processors of the group take this one's share; what no
+        one consumes waits in the queues until :meth:`resume` (within the queues' own
+        message TTL, which drops stale market data whoever is paused).
+        """
+        if self._paused:
+            return
+        self._paused = True
+        async with self._round:
+            if self._owns_partitions:
+                held = set(self.partitions)
+                if held:
+                    await self._stop_partitions(held)
+                    assert self.ownership is not None
+                    await self.ownership.release(held, self.config.instance)
+                    self.stats.handovers += len(held)
+                self.stats.partitions_owned = 0
+            else:
+                consumers, self._consumers = self._consumers, []
+                self._consumers_stop.set()
+                await self._stop_tasks(consumers)
+        self.stats.pauses += 1
+
+    async def resume(self) -> None:
+        """Take deliveries again after :meth:`pause` (partitions: from the next round)."""
+        if not self._paused:
+            return
+        self._paused = False
+        if not self._owns_partitions and not self._stopping.is_set():
+            self._start_consumers()
+        self.stats.resumes += 1
+
+    def _start_consumers(self) -> None:
+        if self._consumers:  # resumed while run() was still connecting: started once
+            return
+        self._consumers_stop = asyncio.Event()
+        self._consumers = [
+            asyncio.create_task(
+                self._consume(queue, self._consumers_stop), name=f"consume {queue.name}"
+            )
+            for queue in self.queues()
+        ]
+
     # --- consumption ----------------------------------------------------------------------
 
     async def _consume(self, queue: QueueSpec, stop: asyncio.Event | None = None) -> None:
         """Ingest ``queue`` until cancelled, or until ``stop`` is set (between batches)."""
         backoff = self.config.retry_initial_s
         stop = stop or self._stopping
-        while not stop.is_set():
+        while not stop.is_set() and not self._stopping.is_set():
             try:
                 # No lingering for more messages: whatever is queued now is taken, and the
                 # flush coalesces per symbol anyway, so waiting here would only add lag.
@@ -510,20 +566,9 @@ class Processor:
         last_ok = loop.time()
         while not self._stopping.is_set():
             try:
-                members = await ownership.members(member, ttl_ms)
-                wanted = fair_share(member, members or [member], partitions)
-                giving_up = self.partitions - wanted
-                if giving_up:
-                    await self._stop_partitions(giving_up)
-                    await ownership.release(giving_up, member)
-                    self.stats.handovers += len(giving_up)
-                held = await ownership.hold(wanted, member, ttl_ms)
-                lost = self.partitions - held
-                if lost:  # taken by another while this processor stalled
-                    await self._stop_partitions(lost)
-                    self.stats.leases_lost += len(lost)
-                for partition in sorted(held - self.partitions):
-                    self._start_partition(partition)
+                async with self._round:
+                    if not self._paused:  # paused: not a member, its share goes to the others
+                        await self._own_round(member, partitions, ttl_ms)
                 last_ok = loop.time()
             except asyncio.CancelledError:
                 raise
@@ -536,6 +581,25 @@ class Processor:
             self.stats.partitions_owned = len(self.partitions)
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stopping.wait(), self.config.ownership_interval_s)
+
+    async def _own_round(self, member: str, partitions: int, ttl_ms: int) -> None:
+        """One ownership round (see :meth:`_own_forever`)."""
+        assert self.ownership is not None
+        ownership = self.ownership
+        members = await ownership.members(member, ttl_ms)
+        wanted = fair_share(member, members or [member], partitions)
+        giving_up = self.partitions - wanted
+        if giving_up:
+            await self._stop_partitions(giving_up)
+            await ownership.release(giving_up, member)
+            self.stats.handovers += len(giving_up)
+        held = await ownership.hold(wanted, member, ttl_ms)
+        lost = self.partitions - held
+        if lost:  # taken by another while this processor stalled
+            await self._stop_partitions(lost)
+            self.stats.leases_lost += len(lost)
+        for partition in sorted(held - self.partitions):
+            self._start_partition(partition)
 
     def _start_partition(self, partition: int) -> None:
         stop = self._partition_stop[partition] = asyncio.Event()
@@ -550,12 +614,19 @@ class Processor:
         tasks: list[asyncio.Task[None]] = []
         for partition in partitions:
             self._partition_stop.pop(partition).set()
-            for task in self._partition_tasks.pop(partition):
-                name = task.get_name().removeprefix("consume ")
-                if name not in self._busy:
-                    task.cancel()  # idle in the queue: nothing in hand to lose
-                tasks.append(task)
+            tasks += self._partition_tasks.pop(partition)
             self.partitions.discard(partition)
+        await self._stop_tasks(tasks)
+
+    async def _stop_tasks(self, tasks: list[asyncio.Task[None]]) -> None:
+        """End consumer tasks whose stop event is set, then write (and ack) what they took.
+
+        A consumer with a batch in hand finishes it; one idle in its queue is cancelled, as it
+        has nothing in hand to lose.
+        """
+        for task in tasks:
+            if task.get_name().removeprefix("consume ") not in self._busy:
+                task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.flush()
 

@@ -78,6 +78,8 @@ class ProcessorStats:
         leases_lost: Partitions this processor stopped consuming because its lease ran out
             (the ownership store was unreachable, or this processor stalled).
         ownership_failures: Ownership rounds that failed (the store was unreachable).
+        pauses: Times consumption was paused by the control plane.
+        resumes: Times it was resumed.
         reference_requests: Reference lookups started.
         unknown_symbols: Symbols the reference source does not know at all (no previous day,
             no float): still processed (a first-day listing looks exactly like this), counted.
@@ -109,6 +111,8 @@ class ProcessorStats:
     handovers: int = 0
     leases_lost: int = 0
     ownership_failures: int = 0
+    pauses: int = 0
+    resumes: int = 0
     reference_requests: int = 0
     unknown_symbols: int = 0
     last_flush_events: int = 0
@@ -145,6 +149,8 @@ class ProcessorStats:
             "handovers": self.handovers,
             "leases_lost": self.leases_lost,
             "ownership_failures": self.ownership_failures,
+            "control_changes_paused": self.pauses,
+            "control_changes_running": self.resumes,
             "reference_requests": self.reference_requests,
             "unknown_symbols": self.unknown_symbols,
             "last_flush_events": self.last_flush_events,

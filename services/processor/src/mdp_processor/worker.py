@@ -11,6 +11,7 @@ from typing import Any
 
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
 from mdp_cache.claims import RedisBatchClaims
+from mdp_cache.control import ControlStore, RuntimeState
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.ownership import RedisOwnership
 from mdp_cache.reference import ReferenceCache
@@ -25,8 +26,9 @@ from mdp_processor.massive_reference import MassiveReferenceSource
 from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.settings import ProcessorSettings
 from mdp_queues import AmqpConsumer, QueueSettings
+from mdp_runtime import RuntimeControl
 
-__all__ = ["build_analyzers", "worker"]
+__all__ = ["build_analyzers", "control_of", "worker"]
 
 _log = get_logger(__name__)
 _REPORT_SECONDS = 0.5
@@ -43,6 +45,22 @@ def build_analyzers(settings: ProcessorSettings) -> list[Any]:
         create_analyzer(name, calendar=calendar, board_size=settings.board_size)
         for name in settings.analyzers
     ]
+
+
+def control_of(
+    processor: Processor, mdc: ControlStore, instance: str | None = None
+) -> RuntimeControl:
+    """The control plane's pause and resume for this worker.
+
+    Orders address the service instance that shows on the health page: the parent process,
+    whose heartbeat id is this host and the parent's pid.
+    """
+
+    async def apply(state: RuntimeState) -> None:
+        await (processor.pause() if state == "paused" else processor.resume())
+
+    parent = instance or f"{socket.gethostname()}-{os.getppid()}"
+    return RuntimeControl(mdc, "processor", parent, apply, states=("paused",))
 
 
 async def worker(index: int, ctx: WorkerContext) -> None:
@@ -98,11 +116,14 @@ async def worker(index: int, ctx: WorkerContext) -> None:
         ),
     )
     task = asyncio.create_task(processor.run(), name="processor")
+    control = control_of(processor, mdc)
+    control.start()
     try:
         while not ctx.stopping.is_set() and not task.done():
             ctx.report(
                 **processor.stats.snapshot(),
                 ready=processor.ready,
+                paused=int(processor.paused),
                 broker_connected=consumer.connected,
                 redis_writable=processor.writable,
                 stale_dropped=consumer.stats.dropped_events.get("stale", 0),
@@ -116,6 +137,7 @@ async def worker(index: int, ctx: WorkerContext) -> None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ctx.stopping.wait(), _REPORT_SECONDS)
     finally:
+        await control.close()
         processor.stop()
         with contextlib.suppress(Exception):
             await task
