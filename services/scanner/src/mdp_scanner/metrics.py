@@ -25,6 +25,10 @@ FAMILIES: tuple[Family, ...] = (
            "rejected_total", ("reason",)),
     Family("unwritten", "gauge", "Writes waiting for Redis to come back.", "unwritten"),
     Family("connected", "gauge", "1 while the pub/sub link is subscribed.", "connected"),
+    Family("paused", "gauge", "1 while paused by the control plane.", "paused"),
+    Family("control_changes", "counter",
+           "Runtime state changes ordered by the control plane, by new state (paused, running).",
+           "control_changes_total", ("state",)),
     Family("batch_seconds", "histogram", "Seconds to handle one batch, writes included.",
            "batch_seconds"),
 )  # fmt: skip

@@ -12,6 +12,11 @@ Usable in-process (the demo runs it in the same event loop as everything else) a
    (``mdp_cache.widgets``), which also publishes. A burst of quotes thus costs a few pipelines,
    not one round trip per quote, and Redis's output buffer for this subscriber never backs up.
 
+A pause (the control plane's order, :meth:`Scanner.pause`) finishes the batch in hand, then
+closes the pub/sub connection, so Redis buffers nothing for a scanner that reads nothing; what
+is published meanwhile is not seen (pub/sub keeps no backlog). A resume subscribes and
+rehydrates as after a reconnect.
+
 Losing Redis ends the connection's loop; the scanner reconnects with jittered backoff, subscribes
 again and re-reads the snapshots (analyzer ``restore`` keeps newer in-memory state). Writes that
 failed are kept (bounded) and retried first.
@@ -78,6 +83,8 @@ class ScannerStats:
     rejected: Counter[str] = field(default_factory=Counter)
     unwritten: int = 0
     connected: bool = False
+    paused: bool = False
+    control_changes: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
         """JSON-ready figures (``/status``; flattened into ``/metrics``)."""
@@ -92,6 +99,8 @@ class ScannerStats:
             "snapshots_read_total": self.snapshots_read,
             "unwritten": self.unwritten,
             "connected": self.connected,
+            "paused": self.paused,
+            "control_changes_total": dict(self.control_changes),
             "errors_total": {f"reason={k}": v for k, v in self.errors.items()},
             "rejected_total": {f"reason={k}": v for k, v in self.rejected.items()},
         }
@@ -151,6 +160,10 @@ class Scanner:
         self._unwritten_max = unwritten_max
         self._route_cache: dict[str, tuple[int, ...]] = {}
         self._ready = asyncio.Event()
+        self._running = asyncio.Event()  # cleared while paused
+        self._running.set()
+        self._pause_asked = asyncio.Event()
+        self._idle = asyncio.Event()  # set while paused with no connection open
         self.stats = ScannerStats()
         self._batch_time = Metrics("scanner").latency("batch", "s", "seconds to handle a batch")
         patterns = {p for route in self._routes for p in route.patterns}
@@ -169,6 +182,34 @@ class Scanner:
         except TimeoutError:
             return False
         return True
+
+    @property
+    def paused(self) -> bool:
+        """Whether a pause was asked (and not undone by :meth:`resume`)."""
+        return not self._running.is_set()
+
+    async def pause(self) -> None:
+        """Finish the batch in hand, close the pub/sub connection and wait for :meth:`resume`.
+
+        Returns once the connection is closed (at once when none is open).
+        """
+        if self.paused:
+            return
+        self._idle.clear()
+        self._running.clear()
+        self._pause_asked.set()
+        self.stats.paused = True
+        self.stats.control_changes["paused"] += 1
+        await self._idle.wait()
+
+    async def resume(self) -> None:
+        """Subscribe and rehydrate again after :meth:`pause`."""
+        if not self.paused:
+            return
+        self.stats.control_changes["running"] += 1
+        self._pause_asked.clear()
+        self._running.set()
+        self.stats.paused = False
 
     def metrics_snapshot(self) -> Mapping[str, object]:
         """Figures for the health server."""
@@ -189,6 +230,7 @@ class Scanner:
         try:
             await asyncio.wait({body, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
+            self._idle.set()  # a pause waiting for the loop does not outlive it
             for task in (body, stopper):
                 task.cancel()
             for task in (body, stopper):
@@ -201,6 +243,9 @@ class Scanner:
         failures = 0
         first = True
         while True:
+            if self.paused:
+                self._idle.set()
+                await self._running.wait()
             try:
                 await self._connection(first)
             except (RedisError, OSError, _LinkDead) as exc:
@@ -209,6 +254,9 @@ class Scanner:
                 kind = type(exc).__name__
                 self.stats.errors[f"redis_{kind}"] += 1
                 _log.warning("scanner lost redis", error=repr(exc), failures=failures + 1)
+            else:  # returned: paused, not lost; no backoff
+                first = False
+                continue
             finally:
                 self._ready.clear()
                 self.stats.connected = False
@@ -229,6 +277,8 @@ class Scanner:
                 await pubsub.psubscribe(*self._psubscribe)
             await self._rehydrate()
             await self._flush_unwritten()
+            if self.paused:
+                return
             self.stats.connected = True
             self._ready.set()
             _log.info(
@@ -237,11 +287,30 @@ class Scanner:
                 patterns=self._psubscribe,
             )
             while True:
-                batch = await self._next_batch(pubsub)
+                batch = await self._next_batch_unless_paused(pubsub)
+                if batch is None:
+                    return
                 await self._process(batch)
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py lacks a hint
+
+    async def _next_batch_unless_paused(self, pubsub: PubSub) -> list[FeedMessage] | None:
+        """The next batch, or None once a pause is asked while waiting for one."""
+        if self._pause_asked.is_set():
+            return None
+        read = asyncio.ensure_future(self._next_batch(pubsub))
+        paused = asyncio.ensure_future(self._pause_asked.wait())
+        try:
+            await asyncio.wait({read, paused}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            paused.cancel()
+        if read.done():
+            return read.result()  # a batch in hand is handled even if a pause came with it
+        read.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await read
+        return None
 
     async def _next_batch(self, pubsub: PubSub) -> list[FeedMessage]:
         """Block for the first message (PINGing when quiet), then drain what is buffered."""

@@ -7,9 +7,11 @@ Health, readiness and metrics are served on the websocket port itself (``/livez`
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 
 from mdp_cache.client import close_redis, create_redis
+from mdp_cache.control import RuntimeState
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
@@ -18,16 +20,27 @@ from mdp_runtime import (
     ConfigError,
     ExitCode,
     TrustedProxies,
+    RuntimeControl,
     component_heartbeat,
+    instance_name,
     parse_service_arguments,
     run_service,
 )
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
 
-__all__ = ["main", "serve"]
+__all__ = ["drain_apply", "main", "serve"]
 
 _log = get_logger("mdp_wds.main")
+
+
+def drain_apply(server: WidgetServer) -> Callable[[RuntimeState], Awaitable[None]]:
+    """The control plane's orders applied to ``server``: drain, or accept again."""
+
+    async def apply(state: RuntimeState) -> None:
+        await (server.drain() if state == "draining" else server.undrain())
+
+    return apply
 
 
 async def serve(stop: asyncio.Event) -> int:
@@ -50,18 +63,26 @@ async def serve(stop: asyncio.Event) -> int:
         raise ConfigError(msg)
     server = WidgetServer(settings)
     mdc = create_redis(settings.mdc_redis_url, client_name="mdp-wds-heartbeat")
+    instance = instance_name()
     heartbeat = component_heartbeat(
         mdc,
         "widget-service",
         payload=server.stats.as_dict,
         clock=LiveClock(),
         version=version("mdp-wds"),
+        instance=instance,
+        status=lambda: "draining" if server.draining else "running",
+    )
+    control = RuntimeControl(
+        mdc, "widget-service", instance, drain_apply(server), states=("draining",)
     )
     try:
         async with server:
             heartbeat.start()
+            control.start()
             _log.info("wds serving", url=server.url, origins=list(settings.allowed_origins))
             await stop.wait()
+            await control.close()
             await heartbeat.stop()
     finally:
         await close_redis(mdc)

@@ -7,8 +7,12 @@ with close code 4029, which a browser can read (it cannot read an HTTP status). 
 off: per-message deflate costs ~50 KiB per connection and CPU per client per message, and the
 same bytes go to every client.
 
+A drain (the control plane's order, :meth:`WidgetServer.drain`) closes every client socket with
+1001 and refuses new ones the same way, while ``/readyz`` answers 503, so the load balancer
+sends the reconnecting clients to the other replicas; :meth:`WidgetServer.undrain` ends it.
+
 Health endpoints (same port as ``/ws``): ``/livez`` (the event loop answers), ``/readyz`` (the
-Redis pub/sub link is up and the server is not stopping), ``/metrics`` (Prometheus text) and
+Redis pub/sub link is up and the server is neither stopping nor draining), ``/metrics`` (Prometheus text) and
 ``/status`` (JSON counters).
 """
 
@@ -80,6 +84,7 @@ class WidgetServer:
         self._per_address: Counter[str] = Counter()
         self._sessions: set[ClientSession] = set()
         self._stopping = False
+        self._draining = False
         self._origins = frozenset(settings.allowed_origins)
         self._proxies = TrustedProxies(settings.trusted_proxies)
 
@@ -138,6 +143,34 @@ class WidgetServer:
         await self.hub.close()
         _log.info("wds stopped")
 
+    @property
+    def draining(self) -> bool:
+        """Whether client connections are being refused by :meth:`drain`."""
+        return self._draining
+
+    async def drain(self) -> None:
+        """Close every client socket with 1001 ``draining`` and refuse new ones until undrained.
+
+        Returns once every socket closed (a stalled peer is cut after the close timeout).
+        """
+        if not self._draining:
+            self._draining = True
+            self.stats.draining = True
+            self.stats.control_changes["draining"] += 1
+            _log.info("wds draining", clients=len(self._sessions))
+        sessions = list(self._sessions)
+        for session in sessions:
+            session.close(CloseCode.GOING_AWAY, "draining", "drain")
+        await asyncio.gather(*(session.closed() for session in sessions))
+
+    async def undrain(self) -> None:
+        """Accept client connections again after :meth:`drain`."""
+        if self._draining:
+            self._draining = False
+            self.stats.draining = False
+            self.stats.control_changes["running"] += 1
+            _log.info("wds accepting connections again")
+
     def _session_ended(self, session_id: str) -> None:
         """Close the connections authenticated with a token of an ended login session."""
         for session in list(self._sessions):
@@ -160,7 +193,7 @@ class WidgetServer:
         if path == "/livez":
             return _response(http.HTTPStatus.OK, b"ok\n", "text/plain")
         if path == "/readyz":
-            ready = self.hub.connected and not self._stopping
+            ready = self.hub.connected and not self._stopping and not self._draining
             status = http.HTTPStatus.OK if ready else http.HTTPStatus.SERVICE_UNAVAILABLE
             return _response(status, b"ready\n" if ready else b"not ready\n", "text/plain")
         if path == "/metrics":
@@ -214,6 +247,9 @@ class WidgetServer:
         bucket = address_bucket(address)  # the cap counts a whole IPv6 /64 as one client
         if self._stopping:
             await self._refuse(ws, CloseCode.GOING_AWAY, "server stopping", "shutdown")
+            return
+        if self._draining:
+            await self._refuse(ws, CloseCode.GOING_AWAY, "draining", "drain")
             return
         if len(self._sessions) >= self.settings.max_connections:
             await self._refuse(

@@ -198,6 +198,12 @@ class ClientSession:
             return "connection_lost"
         return "client_closed"
 
+    async def closed(self) -> None:
+        """Return once a close started by :meth:`close` has finished (at once without one)."""
+        if self._closer is not None:
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._closer)
+
     def close(self, code: CloseCode, reason: str, why: str) -> None:
         """Close the socket with ``code`` (never blocks; a stalled peer is cut after a timeout).
 

@@ -68,6 +68,8 @@ class WdsStats:
     redis_reconnects: int = 0
     bad_payloads: int = 0
     revocation_errors: int = 0
+    draining: bool = False
+    control_changes: Counter[str] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
     disconnects: Counter[str] = field(default_factory=Counter)
     violations: Counter[str] = field(default_factory=Counter)
@@ -87,6 +89,8 @@ class WdsStats:
             "redis_reconnects": self.redis_reconnects,
             "bad_payloads": self.bad_payloads,
             "revocation_errors": self.revocation_errors,
+            "draining": self.draining,
+            "control_changes": dict(self.control_changes),
             "drops": dict(self.drops),
             "disconnects": dict(self.disconnects),
             "violations": dict(self.violations),
