@@ -51,9 +51,7 @@ async def test_pause_unsubscribes_and_resume_subscribes_again(redis_db_url: str)
     client = create_redis(redis_db_url)
     recording = Recording()
     scanner = Scanner(client, [recording], clock=ManualClock(0), backoff_initial=0.02)
-    control = RuntimeControl(
-        redis, "scanner", "scan-1", scanner_apply(scanner), states=("paused",), poll_seconds=60
-    )
+    control = RuntimeControl(redis, "scanner", "scan-1", scanner_apply(scanner), poll_seconds=60)
     stop = asyncio.Event()
     task = asyncio.ensure_future(scanner.run(stop))
     try:
@@ -64,7 +62,8 @@ async def test_pause_unsubscribes_and_resume_subscribes_again(redis_db_url: str)
 
         await write_desired(redis, "scanner", Desired("paused", "alice", 1_000))
         assert await control.check() == "paused"  # returns once the connection is closed
-        assert scanner.paused and not scanner.ready
+        assert scanner.paused
+        assert not scanner.ready
         assert await subscribers(redis) == 0
         assert await redis.publish(CHANNEL, b"missed") == 0  # nobody listens: nothing buffers
         snapshot = scanner.metrics_snapshot()

@@ -16,7 +16,8 @@ from websockets.exceptions import ConnectionClosed
 from mdp_cache.control import Desired, write_desired
 from mdp_runtime import RuntimeControl
 from mdp_wds.__main__ import drain_apply
-from tests.integration.test_wds_server import (
+
+from .test_wds_server import (
     ORIGIN,
     ServerFactory,
     closed_with,
@@ -42,12 +43,8 @@ async def test_drain_closes_every_socket_with_1001_and_refuses_until_resumed(
 ) -> None:
     server = await make_server()
     other = await make_server()  # another replica: not addressed, keeps serving
-    control = RuntimeControl(
-        redis_client, "widget-service", "wds-a", drain_apply(server), states=("draining",)
-    )
-    others = RuntimeControl(
-        redis_client, "widget-service", "wds-b", drain_apply(other), states=("draining",)
-    )
+    control = RuntimeControl(redis_client, "widget-service", "wds-a", drain_apply(server))
+    others = RuntimeControl(redis_client, "widget-service", "wds-b", drain_apply(other))
     clients = [await open_client(server) for _ in range(3)]
     await subscribe(clients[0], "halts")
     elsewhere = await open_client(other)

@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable
 
 import structlog
 
-from mdp_cache.control import RUNNING, ControlStore, RuntimeState, desired_state
+from mdp_cache.control import COMMANDS, RUNNING, ControlStore, RuntimeState, desired_state
 
 __all__ = ["RuntimeControl"]
 
@@ -31,9 +31,9 @@ class RuntimeControl:
         redis: the market data cache client the control hash is read from.
         component: the component's heartbeat name (``processor``, ``scanner``...).
         instance: this instance's heartbeat id (orders may address it alone).
-        apply: moves the component to the given state; returns once it is there.
-        states: the states this component can be in; an order for another is ignored
-            (counted in ``ignored``), since the control plane may be newer than the component.
+        apply: moves the component to the given state; returns once it is there. Only the
+            states of the component's commands (:data:`mdp_cache.control.COMMANDS`) are
+            applied; an order for another is ignored (counted in ``ignored``).
         poll_seconds: time between two reads of the hash.
     """
 
@@ -44,14 +44,13 @@ class RuntimeControl:
         instance: str,
         apply: Callable[[RuntimeState], Awaitable[None]],
         *,
-        states: Collection[RuntimeState],
         poll_seconds: float = 1.0,
     ) -> None:
         self._redis = redis
         self._component = component
         self._instance = instance
         self._apply = apply
-        self._states = frozenset(states) | {RUNNING}
+        self._states = frozenset(COMMANDS.get(component, {}).values()) | {RUNNING}
         self._poll = poll_seconds
         self.state: RuntimeState = RUNNING
         self.changes: Counter[str] = Counter()

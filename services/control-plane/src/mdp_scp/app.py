@@ -19,13 +19,14 @@ from collections.abc import Awaitable, Callable
 from importlib import resources
 from importlib.metadata import version
 from string import Template
-from typing import Final
+from typing import Final, cast
 from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from mdp_cache.control import COMMANDS, ControlStore
 from mdp_cache.keys import ALL_FEEDS
 from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import Clock, LiveClock
@@ -213,6 +214,11 @@ class ControlPlane:
         self.app = self._build_app()
 
     # ------------------------------------------------------------------------- set-up
+
+    @property
+    def control_store(self) -> ControlStore | None:
+        """The market data cache client runtime orders are written with (None before start)."""
+        return cast("ControlStore | None", self._redis)
 
     def client_address(self, request: web.Request) -> str:
         """The client's address: the peer's, or what a trusted proxy forwarded for it."""
@@ -821,6 +827,7 @@ class ControlPlane:
             "controls": {
                 "available": self.listener is not None,
                 "news_available": self.news_listener is not None,
+                "runtime": {c: dict(commands) for c, commands in COMMANDS.items()},
                 "allowed": session.is_admin,
             },
         }

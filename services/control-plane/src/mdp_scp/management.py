@@ -1,4 +1,4 @@
-"""The management API: users, sessions, audit log, API tokens, watchlists and layout.
+"""The management API: users, sessions, audit log, API tokens, watchlists, layout, runtime.
 
 Every route is declared once in :data:`ROUTES` (method, path, role, summary): that table
 registers the handlers and generates ``docs/reference/scp-api.md``. Every call is authorised
@@ -18,7 +18,9 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 import structlog
 from aiohttp import web
+from redis.exceptions import RedisError
 
+from mdp_cache.control import ALL_INSTANCES, COMMANDS, Desired, read_desired, write_desired
 from mdp_scp.accounts import Account, DuplicateName, NoSuchUser
 from mdp_scp.passwords import generate_password, hash_password
 from mdp_scp.users import ROLES, Role, parse_role, role_at_least
@@ -372,6 +374,99 @@ async def audit(plane: ControlPlane, request: web.Request, session: Session) -> 
     return _json({"entries": [e.public() for e in entries]})
 
 
+# --------------------------------------------------------------------------------- runtime
+
+
+class _RuntimeBody(msgspec.Struct, forbid_unknown_fields=True):
+    instance: str = ALL_INSTANCES
+
+
+def _control_store(plane: ControlPlane) -> Any:
+    store = plane.control_store
+    if store is None:
+        raise web.HTTPServiceUnavailable(reason="the control plane has no market data cache")
+    return store
+
+
+async def runtime_states(
+    plane: ControlPlane, request: web.Request, session: Session
+) -> web.Response:
+    """The runtime orders in force for every controllable component, and its commands."""
+    del request, session
+    store = _control_store(plane)
+    found: dict[str, object] = {}
+    for component, commands in COMMANDS.items():
+        try:
+            orders = await read_desired(store, component)
+        except (RedisError, OSError) as exc:
+            raise _unavailable(plane, exc) from exc
+        found[component] = {
+            "commands": dict(commands),
+            "orders": {
+                name: {"state": o.state, "by": o.by, "at": o.ts_ms / 1000}
+                for name, o in sorted(orders.items())
+            },
+        }
+    return _json({"components": found})
+
+
+def _unavailable(plane: ControlPlane, exc: BaseException) -> web.HTTPServiceUnavailable:
+    plane.metrics.bad_requests.labels("control_store_down").inc()
+    _log.warning("runtime control store unavailable", error=type(exc).__name__)
+    return web.HTTPServiceUnavailable(
+        reason="the market data cache cannot be reached; retry shortly",
+        headers={"Retry-After": "5"},
+    )
+
+
+async def runtime_command(
+    plane: ControlPlane, request: web.Request, session: Session
+) -> web.Response:
+    """Pause, resume or drain a component (every instance, or the one named in the body).
+
+    The order is written to the component's control hash in the market data cache; each
+    instance applies it within its poll interval and reports the state it reached in its
+    heartbeat (the admin page's State column). Unknown components and commands get ``404``,
+    audited with the result ``unknown``.
+    """
+    component, command = request.match_info["component"], request.match_info["command"]
+    state = COMMANDS.get(component, {}).get(command)
+    action = f"runtime.{component[:40]}.{command[:40]}"
+    if state is None:
+        plane.metrics.bad_requests.labels("unknown_command").inc()
+        async with plane.database.transaction() as conn:
+            await _record(
+                plane, conn, request, session, action, target=component[:80], result="unknown"
+            )
+        known = "; ".join(f"{c}: {', '.join(cmds)}" for c, cmds in COMMANDS.items())
+        raise web.HTTPNotFound(
+            reason=f"no runtime command {command[:40]!r} for {component[:40]!r}; known: {known}"
+        )
+    body = _RuntimeBody()
+    if request.can_read_body:
+        body = await _body(plane, request, _RuntimeBody)
+    instance = body.instance
+    if instance != ALL_INSTANCES and (
+        not 1 <= len(instance) <= 200 or not set(instance) <= _NAME_CHARS
+    ):
+        raise _bad(plane, "bad_instance", "an instance is '*' or a heartbeat instance id")
+    order = Desired(state, session.user, int(plane.now() * 1000))
+    store = _control_store(plane)
+    # The audit record and the order stand or fall together: a store failure rolls it back.
+    async with plane.database.transaction() as conn:
+        await _record(
+            plane, conn, request, session, action, target=component, detail={"instance": instance}
+        )
+        try:
+            await write_desired(store, component, order, instance)
+        except (RedisError, OSError) as exc:
+            raise _unavailable(plane, exc) from exc
+    _log.info(
+        "runtime order", component=component, command=command, instance=instance, user=session.user
+    )
+    return _json({"component": component, "command": command, "state": state, "instance": instance})
+
+
 # --------------------------------------------------------------------------------- tokens
 
 
@@ -608,6 +703,22 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
         "DELETE", "/api/admin/tokens/{token_id}", "admin", "Revoke any token.", "", revoke_token
     ),
     ApiRoute("GET", "/api/admin/audit", "admin", "Read the audit log.", "", audit),
+    ApiRoute(
+        "GET",
+        "/api/admin/runtime",
+        "admin",
+        "Runtime orders in force (pause, drain) and each component's commands.",
+        "",
+        runtime_states,
+    ),
+    ApiRoute(
+        "POST",
+        "/api/admin/runtime/{component}/{command}",
+        "admin",
+        "Pause/resume the processor or scanner, drain/resume the WDS.",
+        '{"instance"?: "*"|heartbeat instance}',
+        runtime_command,
+    ),
     ApiRoute("GET", "/api/tokens", "viewer", "List your API tokens.", "", my_tokens),
     ApiRoute(
         "POST",

@@ -557,8 +557,6 @@ class Processor:
         When the store cannot be reached for longer than a lease lives, this processor stops
         consuming: its leases may have passed to others meanwhile.
         """
-        assert self.ownership is not None
-        ownership = self.ownership
         member = self.config.instance
         partitions = self.consumer.topology.partitions
         ttl_ms = max(1, int(self.config.lease_ttl_s * 1000))

@@ -11,8 +11,8 @@ from typing import Any
 
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
 from mdp_cache.claims import RedisBatchClaims
-from mdp_cache.control import ControlStore, RuntimeState
 from mdp_cache.client import close_redis, create_redis
+from mdp_cache.control import ControlStore, RuntimeState
 from mdp_cache.ownership import RedisOwnership
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
@@ -60,7 +60,7 @@ def control_of(
         await (processor.pause() if state == "paused" else processor.resume())
 
     parent = instance or f"{socket.gethostname()}-{os.getppid()}"
-    return RuntimeControl(mdc, "processor", parent, apply, states=("paused",))
+    return RuntimeControl(mdc, "processor", parent, apply)
 
 
 async def worker(index: int, ctx: WorkerContext) -> None:

@@ -107,7 +107,7 @@ async def serve(stop: asyncio.Event) -> int:
         status=lambda: "paused" if scanner.paused else "running" if scanner.ready else "connecting",
         instance=instance,
     )
-    control = RuntimeControl(mdc, _SERVICE, instance, scanner_apply(scanner), states=("paused",))
+    control = RuntimeControl(mdc, _SERVICE, instance, scanner_apply(scanner))
     _log.info("scanner starting", analyzers=list(settings.analyzers))
     try:
         async with health:

@@ -19,8 +19,8 @@ from mdp_core.telemetry import configure_telemetry
 from mdp_runtime import (
     ConfigError,
     ExitCode,
-    TrustedProxies,
     RuntimeControl,
+    TrustedProxies,
     component_heartbeat,
     instance_name,
     parse_service_arguments,
@@ -73,9 +73,7 @@ async def serve(stop: asyncio.Event) -> int:
         instance=instance,
         status=lambda: "draining" if server.draining else "running",
     )
-    control = RuntimeControl(
-        mdc, "widget-service", instance, drain_apply(server), states=("draining",)
-    )
+    control = RuntimeControl(mdc, "widget-service", instance, drain_apply(server))
     try:
         async with server:
             heartbeat.start()

@@ -12,8 +12,8 @@ A drain (the control plane's order, :meth:`WidgetServer.drain`) closes every cli
 sends the reconnecting clients to the other replicas; :meth:`WidgetServer.undrain` ends it.
 
 Health endpoints (same port as ``/ws``): ``/livez`` (the event loop answers), ``/readyz`` (the
-Redis pub/sub link is up and the server is neither stopping nor draining), ``/metrics`` (Prometheus text) and
-``/status`` (JSON counters).
+Redis pub/sub link is up and the server is neither stopping nor draining), ``/metrics``
+(Prometheus text) and ``/status`` (JSON counters).
 """
 
 from __future__ import annotations
