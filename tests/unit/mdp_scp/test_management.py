@@ -353,8 +353,9 @@ async def test_news_listener_controls_are_forwarded_for_admins_only_and_audited(
         viewer_headers = await session_of(viewer, login, "viewer", PASSWORDS["viewer"])
         assert (await viewer.post("/api/control/news/stop", headers=viewer_headers)).status == 403
         audit = await (await admin.get("/api/admin/audit?action=control.")).json()
-        assert [(e["action"], e["target"]) for e in audit["entries"]] == [
-            ("control.news-listener.stop", "news-listener")
+        assert [(e["action"], e["target"], e["result"]) for e in audit["entries"]] == [
+            ("control.news-listener.subscriptions", "news-listener", "unknown"),
+            ("control.news-listener.stop", "news-listener", "200"),
         ]
         await control.close()
     finally:

@@ -458,7 +458,8 @@ class ControlPlane:
         except web.HTTPRedirection:
             raise
         except web.HTTPException as exc:
-            return _json_error(exc.status, exc.reason)
+            retry = exc.headers.get("Retry-After")
+            return _json_error(exc.status, exc.reason, **({"Retry-After": retry} if retry else {}))
         except StoreUnavailable as exc:
             self.metrics.database_errors.inc()
             _log.warning("database unavailable", path=request.path, error=str(exc))
@@ -862,6 +863,17 @@ class ControlPlane:
         try:
             reply = await control.call(request.method, action, body)
         except ValueError as exc:
+            self.metrics.bad_requests.labels("unknown_command").inc()
+            async with self.database.transaction() as conn:
+                await self.audit.record(
+                    conn,
+                    at=self.now(),
+                    actor=session.user,
+                    action=f"control.{component}.{action[:40]}",
+                    target=component,
+                    result="unknown",
+                    address=self.client_address(request),
+                )
             raise web.HTTPNotFound(reason=str(exc)) from exc
         _log.info(
             "control call",
