@@ -1,4 +1,4 @@
-// Health and controls page: polls /api/health; admins get the listener controls.
+// Health and controls page: polls /api/health; admins get the listener and runtime controls.
 
 import * as fmt from "./format.js";
 import { MarketClock } from "./market.js";
@@ -17,21 +17,64 @@ async function getJson(url) {
   return body;
 }
 
-async function control(method, action, body) {
-  const response = await fetch(`/api/control/${action}`, {
+async function send(method, path, body) {
+  const response = await fetch(path, {
     method,
     credentials: "same-origin",
     headers: { "Content-Type": "application/json", "X-CSRF-Token": csrf },
     body: body === undefined ? undefined : JSON.stringify(body),
   });
   const reply = await response.json().catch(() => ({}));
-  document.getElementById("control-result").textContent = `${method} ${action}: HTTP ${response.status}\n${JSON.stringify(reply, null, 2)}`;
+  document.getElementById("control-result").textContent = `${method} ${path}: HTTP ${response.status}\n${JSON.stringify(reply, null, 2)}`;
   return { ok: response.ok, reply };
+}
+
+const control = (method, action, body) => send(method, `/api/control/${action}`, body);
+
+// Pause/resume/drain: every instance, or one ("*" or a heartbeat instance id).
+const runtime = (component, command, instance) =>
+  send("POST", `/api/admin/runtime/${component}/${command}`, { instance });
+
+function runtimeButtons(component, commands, instance) {
+  const span = document.createElement("span");
+  span.className = "buttons runtime-buttons";
+  for (const command of Object.keys(commands)) {
+    const button = document.createElement("button");
+    button.type = "button";
+    button.textContent = instance === "*" ? `${command} all` : command;
+    button.dataset.component = component;
+    button.dataset.command = command;
+    button.dataset.instance = instance;
+    if (command !== "resume") button.className = "danger";
+    button.addEventListener("click", () => runtime(component, command, instance).then(refresh));
+    span.append(button);
+  }
+  return span;
+}
+
+let runtimeShown = "";
+
+function renderRuntime(commands) {
+  // Rebuilt only when the commands change, so a click is never lost to a refresh.
+  const key = JSON.stringify(commands);
+  if (key === runtimeShown) return;
+  runtimeShown = key;
+  const box = document.getElementById("runtime");
+  box.textContent = "";
+  for (const [component, known] of Object.entries(commands)) {
+    const row = document.createElement("p");
+    row.className = "runtime-row";
+    row.dataset.component = component;
+    const name = document.createElement("strong");
+    name.textContent = `${component} `;
+    row.append(name, runtimeButtons(component, known, "*"));
+    box.append(row);
+  }
 }
 
 const SVG = "http://www.w3.org/2000/svg";
 const OK_STATES = new Set(["running", "streaming"]);
-const WARN_STATES = new Set(["stale", "degraded", "backing_off", "connecting", "waiting_for_session"]);
+const WARN_STATES = new Set(["stale", "degraded", "backing_off", "connecting", "waiting_for_session", "paused", "pausing", "draining"]);
 const DOWN_STATES = new Set(["gone", "unreadable"]);
 
 function stateClass(state) {
@@ -91,6 +134,8 @@ function sparkline(values) {
 }
 
 function renderHealth(body) {
+  const runtimeCommands = (body.controls.allowed && body.controls.runtime) || {};
+  for (const th of document.querySelectorAll("#components .admin-only")) th.hidden = !body.controls.allowed;
   const tbody = document.querySelector("#components tbody");
   tbody.textContent = "";
   for (const c of body.components) {
@@ -123,10 +168,16 @@ function renderHealth(body) {
     trend.className = "trend";
     trend.append(sparkline(c.sparkline));
     text(c.age_seconds === null ? "\u2013" : `${c.age_seconds.toFixed(1)}s ago`, "num beat");
+    if (body.controls.allowed) {
+      const cell = tr.insertCell();
+      cell.className = "control";
+      const known = runtimeCommands[c.service];
+      if (known) cell.append(runtimeButtons(c.service, known, c.instance));
+    }
   }
   if (!body.components.length) {
     const td = tbody.insertRow().insertCell();
-    td.colSpan = 9;
+    td.colSpan = body.controls.allowed ? 10 : 9;
     td.textContent = "No heartbeats yet.";
   }
   const error = document.getElementById("health-error");
@@ -138,6 +189,10 @@ function renderHealth(body) {
   controls.hidden = !body.controls.allowed;
   const note = document.getElementById("controls-note");
   note.textContent = body.controls.available ? "" : "The SCP has no listener control URL/token configured.";
+  document.getElementById("news-note").textContent = body.controls.news_available
+    ? ""
+    : "The SCP has no news listener control URL/token configured.";
+  renderRuntime(runtimeCommands);
 }
 
 async function refresh() {
@@ -175,6 +230,9 @@ async function main() {
   });
   document.getElementById("start").addEventListener("click", () => control("POST", "start"));
   document.getElementById("stop").addEventListener("click", () => control("POST", "stop"));
+  document.getElementById("news-state").addEventListener("click", () => control("GET", "news/state"));
+  document.getElementById("news-start").addEventListener("click", () => control("POST", "news/start"));
+  document.getElementById("news-stop").addEventListener("click", () => control("POST", "news/stop"));
   new MarketClock(document.getElementById("market-clock")).start();
   await refresh();
   setInterval(refresh, REFRESH_MS);
