@@ -188,9 +188,17 @@ MODULES: dict[str, Module] = {
             "mdp_scp",
             "sessions.py",
             ("tests/unit/mdp_scp/test_sessions.py", "tests/unit/mdp_scp/test_session_rules.py"),
-            # The signing rules. The database-backed session store (rewritten alongside this
-            # work) is not measured yet: its tests run through the web application.
+            # The signing rules; the database-backed store is ``scp_session_store``.
             functions=("*ǁSignerǁ*",),
+        ),
+        Module(
+            "scp_session_store",
+            "services/control-plane/src",
+            "mdp_scp",
+            "sessions.py",
+            ("tests/unit/mdp_scp/test_session_store.py",),
+            # The sessions themselves, stored in the SCP's database (SQLite in the tests).
+            functions=("*ǁSessionǁ*", "*ǁSessionStoreǁ*", "*x__digest__*"),
         ),
         Module(
             "processor_dedupe",
