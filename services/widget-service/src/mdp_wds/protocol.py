@@ -36,7 +36,7 @@ PROTOCOL_VERSION: Final = 1
 class CloseCode(enum.IntEnum):
     """Websocket close codes the WDS uses, and what each means to a client."""
 
-    GOING_AWAY = 1001  # server shutting down: reconnect (elsewhere)
+    GOING_AWAY = 1001  # server shutting down or drained: reconnect (elsewhere)
     FRAME_TOO_BIG = 1009
     INTERNAL_ERROR = 1011
     UNAUTHENTICATED = 4001  # no/late/invalid/expired authentication
