@@ -325,6 +325,7 @@ async def test_viewers_see_health_but_cannot_use_controls(
         "available": True,
         "news_available": False,
         "allowed": False,
+        "runtime": {},  # no runtime buttons for a viewer
     }
     token = await csrf(client)
     for method, action in (("GET", "subscriptions"), ("POST", "start"), ("POST", "stop")):

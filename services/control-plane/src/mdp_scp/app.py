@@ -828,7 +828,10 @@ class ControlPlane:
             "controls": {
                 "available": self.listener is not None,
                 "news_available": self.news_listener is not None,
-                "runtime": {c: dict(commands) for c, commands in COMMANDS.items()},
+                # The pause/resume/drain commands of each component, for the admin's buttons.
+                "runtime": {c: dict(commands) for c, commands in COMMANDS.items()}
+                if session.is_admin
+                else {},
                 "allowed": session.is_admin,
             },
         }
