@@ -20,7 +20,6 @@ from mdp_cache.control import Desired, write_desired
 from mdp_core.clock import ManualClock
 from mdp_runtime import RuntimeControl
 from mdp_scanner import Scanner
-from mdp_scanner.__main__ import scanner_apply
 
 CHANNEL = "halts"
 
@@ -51,7 +50,7 @@ async def test_pause_unsubscribes_and_resume_subscribes_again(redis_db_url: str)
     client = create_redis(redis_db_url)
     recording = Recording()
     scanner = Scanner(client, [recording], clock=ManualClock(0), backoff_initial=0.02)
-    control = RuntimeControl(redis, "scanner", "scan-1", scanner_apply(scanner), poll_seconds=60)
+    control = RuntimeControl(redis, "scanner", "scan-1", scanner.set_runtime_state, poll_seconds=60)
     stop = asyncio.Event()
     task = asyncio.ensure_future(scanner.run(stop))
     try:

@@ -16,12 +16,11 @@ import pytest
 import redis.asyncio as aioredis
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from tests.unit.mdp_scp.conftest import PASSWORDS, make_settings, make_users
 
 from mdp_cache.control import read_desired
 from mdp_runtime import RuntimeControl
 from mdp_scp import ControlPlane
-from mdp_wds.__main__ import drain_apply
-from tests.unit.mdp_scp.conftest import PASSWORDS, make_settings, make_users
 
 from .test_wds_server import ServerFactory, closed_with, make_server, open_client
 
@@ -46,10 +45,8 @@ async def redis(redis_db_url: str) -> AsyncIterator[aioredis.Redis]:
 
 
 @pytest.fixture
-async def plane(redis: aioredis.Redis) -> AsyncIterator[ControlPlane]:
-    yield ControlPlane(
-        make_settings(), users=make_users(), redis=redis, revocations=Revocations()
-    )
+def plane(redis: aioredis.Redis) -> ControlPlane:
+    return ControlPlane(make_settings(), users=make_users(), redis=redis, revocations=Revocations())
 
 
 async def client_as(plane: ControlPlane, user: str) -> tuple[Client, dict[str, str]]:
@@ -79,7 +76,7 @@ async def test_an_admin_drains_one_wds_replica_through_the_api(
     try:
         first, second = await make_server(), await make_server()
         controls = [
-            RuntimeControl(redis, "widget-service", name, drain_apply(server))
+            RuntimeControl(redis, "widget-service", name, server.set_runtime_state)
             for name, server in (("wds-a", first), ("wds-b", second))
         ]
         ws_first, ws_second = await open_client(first), await open_client(second)

@@ -15,7 +15,6 @@ from websockets.exceptions import ConnectionClosed
 
 from mdp_cache.control import Desired, write_desired
 from mdp_runtime import RuntimeControl
-from mdp_wds.__main__ import drain_apply
 
 from .test_wds_server import (
     ORIGIN,
@@ -43,8 +42,8 @@ async def test_drain_closes_every_socket_with_1001_and_refuses_until_resumed(
 ) -> None:
     server = await make_server()
     other = await make_server()  # another replica: not addressed, keeps serving
-    control = RuntimeControl(redis_client, "widget-service", "wds-a", drain_apply(server))
-    others = RuntimeControl(redis_client, "widget-service", "wds-b", drain_apply(other))
+    control = RuntimeControl(redis_client, "widget-service", "wds-a", server.set_runtime_state)
+    others = RuntimeControl(redis_client, "widget-service", "wds-b", other.set_runtime_state)
     clients = [await open_client(server) for _ in range(3)]
     await subscribe(clients[0], "halts")
     elsewhere = await open_client(other)

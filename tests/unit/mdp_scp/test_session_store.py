@@ -70,9 +70,7 @@ async def test_create_stores_the_digest_never_the_secret_and_resolves_to_the_sam
     assert store.ttl_seconds == TTL
     ann = await person(database, "ann")
     async with database.transaction() as conn:
-        session, cookie = await store.create(
-            conn, ann, 1_000.0, address="a" * 70, via="oidc"
-        )
+        session, cookie = await store.create(conn, ann, 1_000.0, address="a" * 70, via="oidc")
     assert session.user == "ann"
     assert session.role == "trader"
     assert session.expires_at == 1_100.0

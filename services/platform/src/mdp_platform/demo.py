@@ -29,6 +29,7 @@ from mdp_analyzers.news import FinlightDataAnalyzer
 from mdp_analyzers.registry import create_analyzer
 from mdp_analyzers.state import MemoryState, StateBackend
 from mdp_cache.client import close_redis, create_redis
+from mdp_cache.control import RuntimeState
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
@@ -48,7 +49,7 @@ from mdp_platform.news_feed import start_news_listener
 from mdp_platform.settings import DemoSettings
 from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import AmqpConsumer, AmqpPublisher, Consumer, MemoryBus, Publisher, Topology
-from mdp_runtime import HealthServer, component_heartbeat
+from mdp_runtime import HealthServer, RuntimeControl, component_heartbeat
 from mdp_scanner.scanner import Scanner
 from mdp_scp.app import ControlPlane
 from mdp_scp.passwords import hash_password
@@ -213,7 +214,12 @@ class Demo:
         self._stack.push_async_callback(self._stop_wds)
         self.info.wds_url = wds.url
         self._progress(f"widget data service: {wds.url}")
-        self._beat("widget-service", lambda: self.wds.stats.as_dict() if self.wds else {})
+        self._beat(
+            "widget-service",
+            lambda: self.wds.stats.as_dict() if self.wds else {},
+            lambda: "draining" if self.wds and self.wds.draining else "running",
+        )
+        self._follow("widget-service", self._wds_state)
 
         analyzers = [create_analyzer(name, calendar=calendar) for name in MARKET_ANALYZERS]
         processor = Processor(
@@ -228,7 +234,8 @@ class Demo:
         )
         self.processor = processor
         self._spawn(processor.run(), "processor", stop=processor.stop)
-        self._beat("processor", processor.stats.snapshot)
+        self._beat("processor", processor.stats.snapshot, lambda: _word(processor.paused, "paused"))
+        self._follow("processor", processor.set_runtime_state)
 
         news = NewsProcessor(
             news_consumer, topology.news, WidgetWriter(self.wdc), FinlightDataAnalyzer(),
@@ -245,7 +252,8 @@ class Demo:
         )
         self.scanner = scanner
         self._spawn(scanner.run(self._stop), "scanner")
-        self._beat("scanner", scanner.metrics_snapshot)
+        self._beat("scanner", scanner.metrics_snapshot, lambda: _word(scanner.paused, "paused"))
+        self._follow("scanner", scanner.set_runtime_state)
         self._progress("processors and scanner running")
 
         control_token = secrets.token_urlsafe(24)
@@ -406,6 +414,17 @@ class Demo:
         beat.start()
         self._stack.push_async_callback(beat.stop)
 
+    def _follow(self, component: str, apply: Callable[[RuntimeState], Awaitable[None]]) -> None:
+        """Apply the admin page's runtime orders in process, as the service would."""
+        assert self.mdc is not None
+        control = RuntimeControl(self.mdc, component, "demo", apply)
+        control.start()
+        self._stack.push_async_callback(control.close)
+
+    async def _wds_state(self, state: RuntimeState) -> None:
+        if self.wds is not None:  # the WDS of the moment: a restart replaces it
+            await self.wds.set_runtime_state(state)
+
     async def restart_wds(self, *, down: Callable[[], Awaitable[None]] | None = None) -> None:
         """Stop the WDS (clients see the connection drop), then start it on the same port.
 
@@ -453,6 +472,10 @@ class Demo:
             yield self
         finally:
             await self.stop()
+
+
+def _word(flag: bool, word: str) -> str:
+    return word if flag else "running"
 
 
 def _with_db(url: str, offset: int) -> str:

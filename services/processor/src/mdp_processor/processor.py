@@ -45,6 +45,7 @@ from mdp_analyzers.typing import (
     published,
 )
 from mdp_cache.claims import BatchClaims
+from mdp_cache.control import RuntimeState
 from mdp_cache.keys import KEY_COMPOSE_LEASE, KEY_SEEN_BATCH
 from mdp_cache.ops import (
     AppendTrades,
@@ -357,6 +358,10 @@ class Processor:
                 self._consumers_stop.set()
                 await self._stop_tasks(consumers)
         self.stats.pauses += 1
+
+    async def set_runtime_state(self, state: RuntimeState) -> None:
+        """Apply the control plane's order (see :class:`mdp_runtime.RuntimeControl`)."""
+        await (self.pause() if state == "paused" else self.resume())
 
     async def resume(self) -> None:
         """Take deliveries again after :meth:`pause` (partitions: from the next round)."""

@@ -12,7 +12,7 @@ from typing import Any
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
 from mdp_cache.claims import RedisBatchClaims
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.control import ControlStore, RuntimeState
+from mdp_cache.control import ControlStore
 from mdp_cache.ownership import RedisOwnership
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
@@ -55,12 +55,8 @@ def control_of(
     Orders address the service instance that shows on the health page: the parent process,
     whose heartbeat id is this host and the parent's pid.
     """
-
-    async def apply(state: RuntimeState) -> None:
-        await (processor.pause() if state == "paused" else processor.resume())
-
     parent = instance or f"{socket.gethostname()}-{os.getppid()}"
-    return RuntimeControl(mdc, "processor", parent, apply)
+    return RuntimeControl(mdc, "processor", parent, processor.set_runtime_state)
 
 
 async def worker(index: int, ctx: WorkerContext) -> None:

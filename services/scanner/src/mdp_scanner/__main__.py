@@ -10,13 +10,12 @@ documents are idempotent and alerts are appended once thanks to a ``SET NX`` mar
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Mapping
 from importlib.metadata import version
 from typing import Any
 
 from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.control import RuntimeState
 from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
@@ -36,7 +35,7 @@ from mdp_scanner.metrics import FAMILIES
 from mdp_scanner.scanner import Scanner
 from mdp_scanner.settings import ScannerSettings
 
-__all__ = ["main", "scanner_apply", "serve"]
+__all__ = ["main", "serve"]
 
 _SERVICE = "scanner"
 _log = get_logger("mdp_scanner.main")
@@ -55,15 +54,6 @@ def build_analyzers(
         return [create_analyzer(name, **chosen) for name in names]
     except (UnknownAnalyzer, ValueError) as exc:
         raise ConfigError(str(exc)) from None
-
-
-def scanner_apply(scanner: Scanner) -> Callable[[RuntimeState], Awaitable[None]]:
-    """The control plane's orders applied to ``scanner``: pause or resume."""
-
-    async def apply(state: RuntimeState) -> None:
-        await (scanner.pause() if state == "paused" else scanner.resume())
-
-    return apply
 
 
 async def serve(stop: asyncio.Event) -> int:
@@ -107,7 +97,7 @@ async def serve(stop: asyncio.Event) -> int:
         status=lambda: "paused" if scanner.paused else "running" if scanner.ready else "connecting",
         instance=instance,
     )
-    control = RuntimeControl(mdc, _SERVICE, instance, scanner_apply(scanner))
+    control = RuntimeControl(mdc, _SERVICE, instance, scanner.set_runtime_state)
     _log.info("scanner starting", analyzers=list(settings.analyzers))
     try:
         async with health:

@@ -49,6 +49,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from mdp_analyzers.typing import Analyzer, FeedMessage, Rehydratable, WidgetWrite
+from mdp_cache.control import RuntimeState
 from mdp_cache.keys import KEY_SCANNER_DEDUP, feed_for
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.clock import Clock
@@ -210,6 +211,10 @@ class Scanner:
         self._pause_asked.clear()
         self._running.set()
         self.stats.paused = False
+
+    async def set_runtime_state(self, state: RuntimeState) -> None:
+        """Apply the control plane's order (see :class:`mdp_runtime.RuntimeControl`)."""
+        await (self.pause() if state == "paused" else self.resume())
 
     def metrics_snapshot(self) -> Mapping[str, object]:
         """Figures for the health server."""

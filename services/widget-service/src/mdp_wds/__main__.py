@@ -7,11 +7,9 @@ Health, readiness and metrics are served on the websocket port itself (``/livez`
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from importlib.metadata import version
 
 from mdp_cache.client import close_redis, create_redis
-from mdp_cache.control import RuntimeState
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
@@ -29,18 +27,9 @@ from mdp_runtime import (
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
 
-__all__ = ["drain_apply", "main", "serve"]
+__all__ = ["main", "serve"]
 
 _log = get_logger("mdp_wds.main")
-
-
-def drain_apply(server: WidgetServer) -> Callable[[RuntimeState], Awaitable[None]]:
-    """The control plane's orders applied to ``server``: drain, or accept again."""
-
-    async def apply(state: RuntimeState) -> None:
-        await (server.drain() if state == "draining" else server.undrain())
-
-    return apply
 
 
 async def serve(stop: asyncio.Event) -> int:
@@ -73,7 +62,7 @@ async def serve(stop: asyncio.Event) -> int:
         instance=instance,
         status=lambda: "draining" if server.draining else "running",
     )
-    control = RuntimeControl(mdc, "widget-service", instance, drain_apply(server))
+    control = RuntimeControl(mdc, "widget-service", instance, server.set_runtime_state)
     try:
         async with server:
             heartbeat.start()

@@ -31,6 +31,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
 from websockets.http11 import Request, Response
 
+from mdp_cache.control import RuntimeState
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.logging import get_logger
 from mdp_runtime import TrustedProxies, address_bucket
@@ -170,6 +171,10 @@ class WidgetServer:
             self.stats.draining = False
             self.stats.control_changes["running"] += 1
             _log.info("wds accepting connections again")
+
+    async def set_runtime_state(self, state: RuntimeState) -> None:
+        """Apply the control plane's order (see :class:`mdp_runtime.RuntimeControl`)."""
+        await (self.drain() if state == "draining" else self.undrain())
 
     def _session_ended(self, session_id: str) -> None:
         """Close the connections authenticated with a token of an ended login session."""
