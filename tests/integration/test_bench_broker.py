@@ -9,7 +9,7 @@ import time
 import aio_pika
 import pytest
 
-from mdp_platform._bench_broker import expired_messages
+from mdp_platform.bench.broker import expired_messages
 
 
 @pytest.mark.parametrize(
