@@ -124,7 +124,7 @@ async def serve(stop: asyncio.Event) -> int:
         interval_seconds=settings.heartbeat_seconds,
         status=lambda: "running" if readiness_of(manager.status())[0] else "degraded",
     )
-    _log.info("processor starting", workers=settings.workers, analyzers=settings.analyzers)
+    _log.info("processor_starting", workers=settings.workers, analyzers=settings.analyzers)
     try:
         async with health, manager:
             heartbeat.start()

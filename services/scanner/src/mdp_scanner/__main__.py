@@ -93,7 +93,7 @@ async def serve(stop: asyncio.Event) -> int:
         version=version("mdp-scanner"),
         status=lambda: "running" if scanner.ready else "connecting",
     )
-    _log.info("scanner starting", analyzers=list(settings.analyzers))
+    _log.info("scanner_starting", analyzers=list(settings.analyzers))
     try:
         async with health:
             heartbeat.start()

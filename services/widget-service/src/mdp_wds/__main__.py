@@ -60,7 +60,7 @@ async def serve(stop: asyncio.Event) -> int:
     try:
         async with server:
             heartbeat.start()
-            _log.info("wds serving", url=server.url, origins=list(settings.allowed_origins))
+            _log.info("wds_serving", url=server.url, origins=list(settings.allowed_origins))
             await stop.wait()
             await heartbeat.stop()
     finally:

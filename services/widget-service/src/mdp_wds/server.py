@@ -123,7 +123,7 @@ class WidgetServer:
             close_timeout=s.close_timeout_seconds,
             server_header="mdp-wds",
         )
-        _log.info("wds listening", url=self.url)
+        _log.info("wds_listening", url=self.url)
 
     async def stop(self) -> None:
         """Graceful stop: refuse new sockets, close open ones with 1001, stop the Redis link."""
@@ -136,7 +136,7 @@ class WidgetServer:
                 )
         await self.revoked.close()
         await self.hub.close()
-        _log.info("wds stopped")
+        _log.info("wds_stopped")
 
     def _session_ended(self, session_id: str) -> None:
         """Close the connections authenticated with a token of an ended login session."""
@@ -180,7 +180,7 @@ class WidgetServer:
             return None
         self.stats.violations["bad_origin"] += 1
         self.stats.disconnects["bad_origin"] += 1
-        _log.info("wds origin refused", origin=origin)
+        _log.info("wds_origin_refused", origin=origin)
         return _response(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n", "text/plain")
 
     # --- websocket side -------------------------------------------------------------------
