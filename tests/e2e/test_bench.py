@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from mdp_platform.bench import BenchConfig, run_bench
+from mdp_platform.bench.run import BenchConfig, run_bench
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow, pytest.mark.timeout(300)]
 

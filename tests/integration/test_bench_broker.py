@@ -9,7 +9,7 @@ import time
 import aio_pika
 import pytest
 
-from mdp_platform._bench_broker import expired_messages
+from mdp_platform.bench.broker import expired_messages
 
 
 @pytest.mark.parametrize(
@@ -44,7 +44,7 @@ async def test_messages_expiring_unread_in_a_ttl_queue_are_counted(
             )
         # Expiry is the broker's: poll its counter (a predicate with a deadline, no fixed wait).
         deadline = time.monotonic() + 30.0
-        after = before
+        after: int | None = before
         while after is not None and after - before < 3 and time.monotonic() < deadline:
             await asyncio.sleep(0.2)
             after = await expired_messages(amqp_url)

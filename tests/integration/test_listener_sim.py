@@ -230,7 +230,8 @@ async def test_a_first_kick_retries_fast_and_a_second_in_a_row_backs_off_loudly(
             await eventually(lambda: run.listener.sessions >= 3 and run.listener.streaming)
         assert run.count("kicks") == 2
         # The second kick in a row chose the long backoff (the delay it logs, not a stopwatch).
-        loud = [e for e in logs if e["log_level"] == "error" and "again" in e["event"]]
+        loud = [e for e in logs if e["event"] == "kicked_max_connections_again"]
+        assert all(e["log_level"] == "error" for e in loud), loud
         assert loud, logs
         assert all(e["seconds"] >= 0.5 for e in loud), loud
         assert loud[0]["in_row"] == 2

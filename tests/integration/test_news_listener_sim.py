@@ -158,7 +158,8 @@ async def test_a_1008_close_stops_the_client_and_we_restart_it(
             assert await sim.finlight.close(1008) == 1
             await eventually(lambda: listener.runs >= 2 and listener.streaming)
         assert listener.last_outcome is StreamOutcome.BLOCKED
-        assert any(e["log_level"] == "error" and "1008" in e["event"] for e in logs), logs
+        closes = [e for e in logs if e["event"] == "finlight_policy_close"]
+        assert [(e["log_level"], e["code"]) for e in closes] == [("error", 1008)], logs
         await deliver(sim, listener, "after")
     titles = await next_titles(consumer, publisher.topology)
     titles += await next_titles(consumer, publisher.topology) if len(titles) < 2 else []

@@ -142,7 +142,7 @@ def test_news_before_any_quote_takes_the_first_quote_as_baseline() -> None:
 
 
 def test_moves_after_the_window_are_not_the_news() -> None:
-    nma = NewsMoversAnalyzer(news_window_minutes=30)
+    nma = NewsMoversAnalyzer(news_window_seconds=1800)
     run(
         nma,
         q("ACME", at_ms(DAY, 10, 0), 10.0),
@@ -196,7 +196,7 @@ def test_one_alert_at_most_per_article_whatever_the_repeats(
 
 
 def test_a_restart_rearms_the_articles_of_the_window_from_the_snapshot() -> None:
-    nma = NewsMoversAnalyzer(news_window_minutes=30)
+    nma = NewsMoversAnalyzer(news_window_seconds=1800)
     assert tuple(nma.snapshot_patterns()) == ("news:latest",)
     recent = json.loads(news("https://n/8", at_ms(DAY, 10, 0), "ACME").payload)
     old = json.loads(news("https://n/9", at_ms(DAY, 9, 0), "OLD").payload)

@@ -11,7 +11,7 @@ from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_cache.records import DailyBar, ReferenceData
 from mdp_core.clock import ET, to_ns
 from mdp_core.wire import decode_frame
-from mdp_platform._bench_board import (
+from mdp_platform.bench.board import (
     RANGE_FIELDS,
     BoardTracker,
     SymbolFinal,

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from mdp_platform._bench_drain import (
+from mdp_platform.bench.drain import (
     BARRIER_REJECTION,
     listener_waiting,
     processor_waiting,
     scanner_waiting,
 )
-from mdp_platform._bench_stats import longest_gap_ms
+from mdp_platform.bench.stats import longest_gap_ms
 
 LISTENER = {
     "counters.events_in.total": 100.0,

@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from mdp_platform._bench_board import check_board
-from mdp_platform._bench_proc import ProcessTree, read_cpu_seconds, read_hwm_kib
-from mdp_platform._bench_report import (
+from mdp_platform.bench.board import check_board
+from mdp_platform.bench.processes import ProcessTree, read_cpu_seconds, read_hwm_kib
+from mdp_platform.bench.report import (
     PhaseResult,
     delta,
     flatten,
@@ -17,8 +17,8 @@ from mdp_platform._bench_report import (
     render_table,
     sum_matching,
 )
-from mdp_platform._bench_stats import EmissionMap, LagSummary, percentile
-from mdp_platform.bench import BenchError, parse_mix, processor_env, topics_of, with_database
+from mdp_platform.bench.run import BenchError, parse_mix, processor_env, topics_of, with_database
+from mdp_platform.bench.stats import EmissionMap, LagSummary, percentile
 
 
 def test_percentile_is_nearest_rank() -> None:

@@ -45,7 +45,7 @@ def test_thresholds_reach_the_analyzers_from_the_settings() -> None:
         environ={
             "MDP_SCANNER_RVOL_THRESHOLDS": "1.5,4",
             "MDP_SCANNER_RVOL_MIN_VOLUME": "500",
-            "MDP_SCANNER_NEWS_WINDOW_MINUTES": "10",
+            "MDP_SCANNER_NEWS_WINDOW_SECONDS": "600",
             "MDP_SCANNER_NEWS_MOVE_PCT": "3",
             "MDP_SCANNER_NEWS_RVOL": "2.5",
         },

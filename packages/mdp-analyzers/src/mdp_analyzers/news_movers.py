@@ -6,7 +6,7 @@ link, source, ``published_ms`` and the ``tickers`` it concerns) and on the quote
 
 * The **baseline** is the symbol's latest quote record when the article arrives (the price
   and time-of-day RVol before the news); without one yet, the first record after it.
-* Within ``news_window_minutes`` of the article (quote event time minus ``published_ms``), the
+* Within ``news_window_seconds`` of the article (quote event time minus ``published_ms``), the
   first record whose price moved at least ``news_move_pct`` % from the baseline (up or down),
   or whose ``rvol_tod`` reached ``news_rvol`` when the baseline's was below it, raises one
   alert with the headline attached; ``reason`` says which (``price`` is checked first).
@@ -14,7 +14,7 @@ link, source, ``published_ms`` and the ``tickers`` it concerns) and on the quote
   List feed ``alerts:news``, newest first by ``as_of_ms`` (the quote's event time).
 * A symbol keeps its ``_MAX_ARTICLES`` latest articles; everything is dropped at 04:00 ET.
 
-After a restart the articles of the last ``news_window_minutes`` are read back from the
+After a restart the articles of the last ``news_window_seconds`` are read back from the
 ``news:latest`` snapshot; their baseline is the first quote record after the restart (a move
 made during the outage is not credited), and one alerted before the restart is not appended
 again (its identity).
@@ -86,7 +86,7 @@ class NewsMoversAnalyzer:
 
     Args:
         calendar: The market calendar (trading days).
-        news_window_minutes: How long after an article a move is credited to it.
+        news_window_seconds: How long after an article a move is credited to it.
         news_move_pct: Price move from the baseline, in percent, that alerts.
         news_rvol: Time-of-day RVol that alerts when the baseline was below it.
 
@@ -101,14 +101,14 @@ class NewsMoversAnalyzer:
         self,
         calendar: MarketCalendar | None = None,
         *,
-        news_window_minutes: float = 30.0,
+        news_window_seconds: float = 1800.0,
         news_move_pct: float = 5.0,
         news_rvol: float = 3.0,
     ) -> None:
-        if min(news_window_minutes, news_move_pct, news_rvol) <= 0:
+        if min(news_window_seconds, news_move_pct, news_rvol) <= 0:
             msg = "news window, move and RVol must be above 0"
             raise ValueError(msg)
-        self.window_ms = int(news_window_minutes * _MS_PER_MINUTE)
+        self.window_ms = int(news_window_seconds * 1000)
         self.move_pct = news_move_pct
         self.rvol = news_rvol
         self._clock = DayClock(calendar or MarketCalendar())

@@ -180,7 +180,7 @@ def _watch_parent(lifeline: Connection, grace: float) -> None:
             lifeline.recv_bytes()
     os.kill(os.getpid(), signal.SIGTERM)
     with contextlib.suppress(Exception):  # the log's stream may have died with the parent
-        get_logger(__name__).warning("parent process gone; worker stopping")
+        get_logger(__name__).warning("parent_gone_worker_stopping")
     threading.Event().wait(grace)  # the deadline for a graceful exit, not synchronisation
     os._exit(70)
 
@@ -196,7 +196,7 @@ def _child_main(spec: _ChildSpec, status: Connection, lifeline: Connection) -> N
     try:
         asyncio.run(_child_run(spec, status))
     except Exception:
-        get_logger(__name__).exception("worker failed", worker=spec.name, index=spec.index)
+        get_logger(__name__).exception("worker_failed", worker=spec.name, index=spec.index)
         sys.exit(1)
     finally:
         status.close()
@@ -343,12 +343,12 @@ class ProcessManager:
         if late:
             for slot in self._slots:
                 if slot.alive:
-                    _log.warning("worker ignored SIGTERM; killing", worker=slot.name)
+                    _log.warning("worker_killed_after_sigterm_ignored", worker=slot.name)
                     self._signal(slot, kill=True)
             await asyncio.wait(late)
         for task in tasks:
             if not task.cancelled() and task.exception() is not None:
-                _log.error("supervisor failed", error=repr(task.exception()))
+                _log.error("supervisor_failed", error=repr(task.exception()))
 
     def status(self) -> list[WorkerStatus]:
         """A snapshot of every slot, in index order."""
@@ -428,7 +428,7 @@ class ProcessManager:
         sentinel = process.sentinel
         loop.add_reader(sentinel, self._on_exit, sentinel, exited)
         loop.add_reader(reader.fileno(), self._on_report, slot, reader)
-        _log.info("worker started", worker=slot.name, pid=process.pid, restarts=slot.restarts)
+        _log.info("worker_started", worker=slot.name, pid=process.pid, restarts=slot.restarts)
         self._notify()
         if self._stopping.is_set():  # stop() ran while this process was being spawned
             self._signal(slot, kill=False)
@@ -513,11 +513,11 @@ class ProcessManager:
             delay = slot.backoff
             slot.backoff = min(slot.backoff * 2, self._backoff_max)
             _log.warning(
-                "worker exited; restarting",
+                "worker_restarting",
                 worker=slot.name,
                 exit_code=slot.last_exit_code,
-                uptime_s=round(uptime, 3),
-                delay_s=delay,
+                uptime_seconds=round(uptime, 3),
+                delay_seconds=delay,
             )
             await self._pause(delay)
             if self._stopping.is_set():

@@ -25,6 +25,7 @@ import math
 import os
 import types
 import typing
+import warnings
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +37,7 @@ from mdp_core.calendar import MarketCalendar
 
 __all__ = [
     "CommonSettings",
+    "Renamed",
     "Secret",
     "SettingDoc",
     "SettingsError",
@@ -108,6 +110,24 @@ class Secret:
 
 
 @dataclass(frozen=True, slots=True)
+class Renamed:
+    """A variable a setting was read from before a rename; still read for one minor release.
+
+    Renames keep names true to the conventions (durations end in ``_SECONDS``, see the design
+    contract) without breaking a deployment on upgrade: the old name still works and warns once.
+
+    Attributes:
+        env: the old environment variable.
+        unit: the old variable's unit when it differs (``"milliseconds"``), for the reference.
+        scale: what an old value is multiplied by to get the new unit (``0.001`` for ms to s).
+    """
+
+    env: str
+    unit: str = ""
+    scale: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class _Spec:
     env: str
     doc: str
@@ -115,6 +135,7 @@ class _Spec:
     min: float | None
     max: float | None
     choices: tuple[object, ...] | None
+    renamed_from: tuple[Renamed, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +161,7 @@ def setting(
     min: float | None = None,
     max: float | None = None,
     choices: Sequence[object] | None = None,
+    renamed_from: Sequence[Renamed] = (),
 ) -> Any:
     """Declare a settings field read from the environment variable ``env``.
 
@@ -152,6 +174,8 @@ def setting(
         min: inclusive lower bound for numbers.
         max: inclusive upper bound for numbers.
         choices: the allowed values (after parsing); strings match case-insensitively.
+        renamed_from: former names of the variable, read (and scaled) when ``env`` is unset,
+            with a :class:`DeprecationWarning` once per process.
 
     Returns:
         A ``dataclasses.field`` carrying the declaration as metadata.
@@ -163,6 +187,7 @@ def setting(
         min=min,
         max=max,
         choices=tuple(choices) if choices is not None else None,
+        renamed_from=tuple(renamed_from),
     )
     metadata = {_METADATA_KEY: spec}
     if default_factory is not None:
@@ -346,6 +371,49 @@ def _shown(value: object, secret: bool) -> str:
     return repr(value)
 
 
+#: Old variable names already warned about in this process (one warning each).
+_WARNED: set[str] = set()
+
+
+def _warn_renamed(old: Renamed, new: str, *, ignored: bool) -> None:
+    """Warn once per process that ``old`` was renamed ``new``; shown whatever the filters say.
+
+    Python hides a :class:`DeprecationWarning` raised outside ``__main__`` by default, which
+    would make this one useless to an operator, so it is shown explicitly (once).
+    """
+    if old.env in _WARNED:
+        return
+    _WARNED.add(old.env)
+    unit = f" (the new one is in seconds, the old in {old.unit})" if old.unit else ""
+    fate = f"ignored because {new} is set" if ignored else "still read until the next minor release"
+    message = f"{old.env} is deprecated, use {new}{unit}; {fate}"
+    with warnings.catch_warnings():
+        warnings.simplefilter("always", DeprecationWarning)
+        warnings.warn(message, DeprecationWarning, stacklevel=4)  # the caller of load()
+
+
+def _parse_scaled(tp: Any, raw: str, scale: float) -> object:
+    """Parse ``raw``; an old variable's value is converted to the new unit (a float field)."""
+    value = _parse(tp, raw)
+    if scale == 1.0:
+        return value
+    if not isinstance(value, float):
+        msg = f"only a float setting can be renamed with a scale; found {tp!r}"
+        raise TypeError(msg)
+    return value * scale
+
+
+def _raw_value(spec: _Spec, env: Mapping[str, str]) -> tuple[str | None, str, float]:
+    """The raw text, the variable it came from and its scale: the new name, else an old one."""
+    raw = env.get(spec.env)
+    for old in spec.renamed_from:
+        if old.env in env:
+            _warn_renamed(old, spec.env, ignored=raw is not None)
+            if raw is None:
+                return env[old.env], old.env, old.scale
+    return raw, spec.env, 1.0
+
+
 def load(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: Any) -> T:
     """Build a settings object from the environment.
 
@@ -371,20 +439,22 @@ def load(cls: type[T], environ: Mapping[str, str] | None = None, **overrides: An
         if spec.secret and _unwrap_optional(tp)[0] is not Secret:
             msg = f"{cls.__qualname__}.{fld.name} is declared secret but is not typed Secret"
             raise TypeError(msg)
-        raw = env.get(spec.env)
+        raw, source, scale = _raw_value(spec, env)
         if raw is None or (not raw.strip() and _unwrap_optional(tp)[0] is not str):
             if fld.default is dataclasses.MISSING and fld.default_factory is dataclasses.MISSING:
                 problems.append(f"{spec.env} is required ({spec.doc.rstrip('.')})")
             continue
         expected = _expectation(tp)
         try:
-            values[fld.name] = _check_constraints(spec, _parse(tp, raw), expected)
+            values[fld.name] = _check_constraints(spec, _parse_scaled(tp, raw, scale), expected)
         except _BadValue as exc:
             wanted = exc.expected
             if wanted == expected:  # a type failure: say the bounds too, so one fix suffices
                 wanted += _bounds_text(spec)
             secret = spec.secret or _unwrap_optional(tp)[0] is Secret
-            problems.append(f"{spec.env} must be {wanted}; it was {_shown(raw, secret)}")
+            if source != spec.env:
+                wanted += f" (as {spec.env}, after conversion)"
+            problems.append(f"{source} must be {wanted}; it was {_shown(raw, secret)}")
     if overrides:
         unknown = ", ".join(sorted(overrides))
         msg = f"{cls.__qualname__} has no field(s) {unknown}"
@@ -427,12 +497,20 @@ def describe(cls: type) -> list[SettingDoc]:
                 env=spec.env,
                 type=type_text,
                 default=default,
-                doc=spec.doc,
+                doc=spec.doc + "".join(_renamed_text(old) for old in spec.renamed_from),
                 secret=secret,
                 required=required,
             )
         )
     return docs
+
+
+def _renamed_text(old: Renamed) -> str:
+    unit = f", in {old.unit}" if old.unit else ""
+    return (
+        f" Replaces `{old.env}`{unit}, which is still read (with a deprecation warning) "
+        "until the next minor release."
+    )
 
 
 def _default_text(value: object) -> str:

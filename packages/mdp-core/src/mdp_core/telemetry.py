@@ -162,13 +162,14 @@ def _exporters(kind: str, names: list[str], grpc: bool) -> list[Any]:
             exporters.append(_build_exporter(kind, name, grpc))
         except ImportError as exc:
             _log.warning(
-                "otel exporter not installed (opentelemetry-exporter-otlp-proto-http or -grpc)",
+                "otel_exporter_missing",
+                hint="install opentelemetry-exporter-otlp-proto-http or -grpc",
                 signal=kind,
                 exporter=name,
                 error=str(exc),
             )
         except ValueError as exc:
-            _log.warning("otel exporter unsupported", signal=kind, error=str(exc))
+            _log.warning("otel_exporter_unsupported", signal=kind, error=str(exc))
     return exporters
 
 
@@ -231,7 +232,10 @@ def configure_telemetry(
         from opentelemetry.sdk.trace import TracerProvider  # noqa: PLC0415
         from opentelemetry.sdk.trace.export import BatchSpanProcessor  # noqa: PLC0415
     except ImportError:
-        _log.warning("otel export requested but opentelemetry-sdk is not installed")
+        _log.warning(
+            "otel_sdk_missing",
+            hint="OTel export was requested but opentelemetry-sdk is not installed",
+        )
         return False
 
     grpc = variables.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf").lower() == "grpc"
@@ -251,7 +255,7 @@ def configure_telemetry(
         installed = True
     _state["configured"] = installed
     if installed:
-        _log.info("otel sdk installed", traces=traces, metrics=metric_names)
+        _log.info("otel_sdk_installed", traces=traces, metrics=metric_names)
     return installed
 
 

@@ -10,18 +10,18 @@ requeued, because it would fail again and loop forever.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import Mapping
 
 from mdp_core.clock import NS_PER_SECOND, Clock
 from mdp_core.envelope import decode_header
 from mdp_core.errors import EnvelopeError
+from mdp_core.logging import get_logger
 from mdp_queues._messages import ConsumerStats, DropReason, Received
 from mdp_queues.topology import QueueSpec
 
 __all__ = ["Admission"]
 
-_log = logging.getLogger("mdp_queues.consumer")
+_log = get_logger("mdp_queues.consumer")
 
 
 class Admission:
@@ -58,11 +58,11 @@ class Admission:
         except EnvelopeError as exc:
             self.stats.count_dropped(DropReason.POISON, 0)
             _log.warning(
-                "poison message dropped from %s (%s): %s; first bytes %r",
-                queue.name,
-                exc.kind,
-                exc.detail,
-                body[:80],
+                "poison_message_dropped",
+                queue=queue.name,
+                kind=exc.kind,
+                detail=exc.detail,
+                first_bytes=repr(body[:80]),
             )
             return None
         age = (self._clock.now_ns() - envelope.received_ns) / NS_PER_SECOND

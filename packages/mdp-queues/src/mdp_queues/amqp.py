@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import logging
 import re
 from collections.abc import AsyncGenerator, Sequence
 from datetime import UTC, datetime
@@ -27,6 +26,7 @@ from aio_pika.abc import (
 
 from mdp_core.clock import NS_PER_SECOND, Clock, LiveClock
 from mdp_core.errors import MdpError
+from mdp_core.logging import get_logger
 from mdp_queues._admission import Admission
 from mdp_queues._messages import (
     ConsumerStats,
@@ -48,7 +48,7 @@ __all__ = [
     "declare_topology",
 ]
 
-_log = logging.getLogger("mdp_queues.amqp")
+_log = get_logger("mdp_queues.amqp")
 
 MismatchPolicy = Literal["fail", "recreate"]
 """What to do when a queue exists with other arguments: stop with an error, or delete and
@@ -109,9 +109,10 @@ async def declare_topology(
             if on_mismatch != "recreate":
                 raise TopologyMismatch(spec.name, argument, spec.arguments, detail) from None
             _log.warning(
-                "queue %s exists with a different %s; deleting and re-declaring it",
-                spec.name,
-                argument or "argument",
+                "queue_redeclared",
+                queue=spec.name,
+                argument=argument or "argument",
+                hint="the queue exists with different arguments; deleted and declared again",
             )
             channel = await connection.channel()
             try:
@@ -266,7 +267,7 @@ class AmqpPublisher:
         if exc is not None:
             self._failure = exc
             self._mark(up=False)
-            _log.critical("the publisher stopped for good: %s", exc)
+            _log.critical("publisher_stopped_for_good", error=str(exc))
 
     def _mark(self, *, up: bool) -> None:
         if up:
@@ -283,7 +284,7 @@ class AmqpPublisher:
                 )
             except _CONNECTION_ERRORS as exc:
                 _log.warning(
-                    "broker unreachable (%s); retrying in %.1fs", exc, self._reconnect_interval
+                    "broker_unreachable", error=str(exc), retry_seconds=self._reconnect_interval
                 )
                 await self._clock.sleep(self._reconnect_interval)
                 continue
@@ -300,13 +301,15 @@ class AmqpPublisher:
         connection.close_callbacks.add(self._on_connection_lost)
         connection.reconnect_callbacks.add(self._on_reconnected)
         self._mark(up=True)
-        _log.info("connected to the broker; queues declared")
+        _log.info("broker_connected")
 
     def _on_connection_lost(self, *_: object) -> None:
         if self._closing:
             return
         if self._up.is_set():
-            _log.error("broker connection lost; dropping the oldest batches until it returns")
+            _log.error(
+                "broker_connection_lost", hint="dropping the oldest batches until it returns"
+            )
         self._mark(up=False)
 
     async def _on_reconnected(self, *_: object) -> None:
@@ -317,12 +320,12 @@ class AmqpPublisher:
                     self._connection, self._topology, on_mismatch=self._on_mismatch
                 )
             except TopologyMismatch:
-                _log.exception("after reconnecting, the broker's queues no longer match")
+                _log.exception("broker_queues_mismatch_after_reconnect")
                 return
             except _CONNECTION_ERRORS as exc:
-                _log.warning("re-declaring the topology after a reconnect failed: %s", exc)
+                _log.warning("topology_redeclare_failed", error=str(exc))
                 return
-        _log.warning("broker connection restored (reconnect #%d)", self._stats.reconnects)
+        _log.warning("broker_connection_restored", reconnects=self._stats.reconnects)
         self._mark(up=True)
 
     async def _run(self) -> None:
@@ -347,7 +350,7 @@ class AmqpPublisher:
                     )
                 except (*_CONNECTION_ERRORS, RuntimeError) as exc:
                     self._stats.count_dropped(batch, DropReason.PUBLISH_FAILED)
-                    _log.warning("publish to %s failed: %s", batch.queue.name, exc)
+                    _log.warning("publish_failed", queue=batch.queue.name, error=str(exc))
                     if self._connection_closed():
                         self._mark(up=False)  # the reconnect callback marks us up again
                     else:
@@ -469,9 +472,9 @@ class AmqpConsumer:
             except Exception:
                 self._stats.handler_errors += 1
                 _log.exception(
-                    "handler failed on batch %s from %s; message dropped",
-                    message.envelope.batch,
-                    queue.name,
+                    "handler_failed_message_dropped",
+                    batch=message.envelope.batch,
+                    queue=queue.name,
                 )
                 await batch.reject()
             else:
@@ -595,7 +598,7 @@ async def _ack_through(messages: Sequence[AbstractIncomingMessage]) -> None:
         try:
             await message.ack(multiple=True)
         except (*_CONNECTION_ERRORS, RuntimeError) as exc:
-            _log.warning("could not settle a message: %s", exc)
+            _log.warning("message_settle_failed", error=str(exc))
 
 
 async def _settle(messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> None:
@@ -613,4 +616,4 @@ async def _settle(messages: Sequence[AbstractIncomingMessage], *, ok: bool) -> N
             else:
                 await message.reject(requeue=False)
         except (*_CONNECTION_ERRORS, RuntimeError) as exc:
-            _log.warning("could not settle a message: %s", exc)
+            _log.warning("message_settle_failed", error=str(exc))

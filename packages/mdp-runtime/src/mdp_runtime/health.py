@@ -182,7 +182,7 @@ class HealthServer:
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
-        _log.info("health server listening", service=self._service, url=self.url)
+        _log.info("health_server_listening", service=self._service, url=self.url)
 
     async def stop(self) -> None:
         """Stop serving and release the socket; safe to call twice."""
@@ -269,7 +269,7 @@ class HealthServer:
         try:
             body = exposition(self._registry)
         except Exception:
-            _log.exception("metrics snapshot failed", service=self._service)
+            _log.exception("metrics_snapshot_failed", service=self._service)
             return _error(500, "metrics snapshot failed")
         return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
@@ -280,7 +280,7 @@ class HealthServer:
         try:
             metrics = dict(self._snapshot())
         except Exception as exc:
-            _log.exception("metrics snapshot failed", service=self._service)
+            _log.exception("metrics_snapshot_failed", service=self._service)
             metrics = {"error": f"metrics snapshot failed: {type(exc).__name__}"}
         body: dict[str, Any] = {
             "service": self._service,
@@ -313,7 +313,7 @@ class HealthServer:
         async def endpoint(request: web.Request) -> web.Response:
             refused = self._authorization_error(request)
             if refused is not None:
-                _log.warning("control call refused", path=request.path, status=refused.status)
+                _log.warning("control_call_refused", path=request.path, status=refused.status)
                 return refused
             raw = await request.read()
             body: object = None
@@ -336,9 +336,9 @@ class HealthServer:
             except ControlRejectedError as rejected:
                 return _error(rejected.status, rejected.message)
             except Exception:
-                _log.exception("control handler failed", path=request.path)
+                _log.exception("control_handler_failed", path=request.path)
                 return _error(500, "control handler failed")
-            _log.info("control call served", path=request.path, method=request.method)
+            _log.info("control_call_served", path=request.path, method=request.method)
             return web.json_response(
                 dict(result) if result is not None else {"status": "ok"}, dumps=_dumps
             )

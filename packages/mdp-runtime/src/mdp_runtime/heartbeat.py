@@ -156,7 +156,7 @@ class Heartbeat:
         except Exception as exc:  # a broken payload must not stop the beat
             self._payload_errors += 1
             figures = {}
-            _log.warning("heartbeat payload failed", key=self._key, error=repr(exc))
+            _log.warning("heartbeat_payload_failed", key=self._key, error=repr(exc))
         if status is None:
             status = self._status() if self._status is not None else "running"
         document = {
@@ -185,11 +185,11 @@ class Heartbeat:
             self._write_errors += 1
             self._last_error = f"{type(exc).__name__}: {exc}"
             if self._last_ok:
-                _log.warning("heartbeat write failed", key=self._key, error=self._last_error)
+                _log.warning("heartbeat_write_failed", key=self._key, error=self._last_error)
             self._last_ok = False
             return False
         if not self._last_ok:
-            _log.info("heartbeat write recovered", key=self._key, failures=self._write_errors)
+            _log.info("heartbeat_write_recovered", key=self._key, failures=self._write_errors)
         self._last_ok = True
         async with self._written:
             self._beats_written += 1

@@ -122,7 +122,7 @@ class _Supervisor:
         if self.first_signal is None:
             self.first_signal = signum
             _log.info(
-                "stop requested",
+                "stop_requested",
                 service=self.name,
                 signal=signal.Signals(signum).name,
                 grace_seconds=self.grace_seconds,
@@ -138,7 +138,7 @@ class _Supervisor:
     def cancel_hard(self, reason: str) -> None:
         if self.task is not None and not self.task.done() and self.forced_reason is None:
             self.forced_reason = reason
-            _log.warning("stopping hard", service=self.name, reason=reason)
+            _log.warning("stopping_hard", service=self.name, reason=reason)
             self.task.cancel()
 
     def install_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
@@ -148,7 +148,7 @@ class _Supervisor:
                 loop.add_signal_handler(signum, self.on_signal, signum)
             except (NotImplementedError, RuntimeError, ValueError):
                 # Not the main thread, or a platform without loop signal handlers.
-                _log.warning("cannot handle signal", service=self.name, signal=signum.name)
+                _log.warning("signal_not_handled", service=self.name, signal=signum.name)
                 continue
             installed.append(signum)
         return installed
@@ -172,7 +172,7 @@ class _Supervisor:
             for signum in installed:
                 loop.remove_signal_handler(signum)
         code = ExitCode.OK if result is None else int(result)
-        _log.info("service stopped", service=self.name, exit_code=code)
+        _log.info("service_stopped", service=self.name, exit_code=code)
         return code
 
     def exit_code_for(self, error: BaseException) -> int:
@@ -182,7 +182,7 @@ class _Supervisor:
             return expected.code
         if not isinstance(error, Exception):
             raise error  # SystemExit, KeyboardInterrupt: let them through
-        _log.exception("service crashed", service=self.name)
+        _log.exception("service_crashed", service=self.name)
         return ExitCode.SOFTWARE
 
 

@@ -66,7 +66,7 @@ class RuntimeControl:
         except Exception as exc:  # like a heartbeat's: no Redis failure may escape
             self.read_errors += 1
             _log.warning(
-                "runtime control read failed", component=self._component, error=type(exc).__name__
+                "runtime_control_read_failed", component=self._component, error=type(exc).__name__
             )
             return self.state
         if wanted == self.state:
@@ -79,7 +79,7 @@ class RuntimeControl:
         self.state = wanted
         self.changes[wanted] += 1
         _log.info(
-            "runtime state changed",
+            "runtime_state_changed",
             component=self._component,
             instance=self._instance,
             previous=previous,

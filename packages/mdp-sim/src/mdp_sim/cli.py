@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import logging
 import signal
 import sys
 from datetime import date, time
@@ -19,6 +18,7 @@ from pathlib import Path
 from typing import TextIO
 
 from mdp_core.calendar import MarketCalendar
+from mdp_core.logging import configure_logging
 from mdp_sim.market import not_a_trading_day
 from mdp_sim.record import RecordingPathError, record
 from mdp_sim.scenario import MAX_SYMBOLS, ScenarioConfig, ScenarioError
@@ -211,8 +211,13 @@ async def _serve_until_signal(config: SimConfig) -> None:
 
 
 def _configure_logging() -> None:
-    """Plain stderr logging for the command; the library modules never configure logging."""
-    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    """Console logging on stderr for the command (events with their ``extra`` context).
+
+    The library modules never configure logging; they log stdlib records (``extra={...}``) so
+    that a process which configures nothing, like the bench's simulator child, keeps its
+    standard output clean.
+    """
+    configure_logging("mdp-sim", "WARNING", "console", sys.stderr)
 
 
 def main(argv: list[str] | None = None) -> int:

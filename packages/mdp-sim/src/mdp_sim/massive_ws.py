@@ -314,7 +314,7 @@ class MassiveWsServer:
                 encoded = _encode(event)
             except (TypeError, msgspec.EncodeError):
                 self.metrics.events_unencodable += 1
-                _log.warning("skipping an event that cannot be encoded: %r", event.get("ev"))
+                _log.warning("event_unencodable_skipped", extra={"ev": event.get("ev")})
                 continue
             size = len(encoded) + 1
             for conn in _union(wild, exact):
@@ -666,7 +666,7 @@ class MassiveWsServer:
         self, conn: _Connection, status: bytes | None, code: int | None, reason: str
     ) -> None:
         ws = conn.ws
-        _log.info("closing a Massive connection (%s, code %s)", reason, code)
+        _log.info("massive_connection_closing", extra={"reason": reason, "code": code})
         if code is None:
             if ws.transport is not None:
                 ws.transport.abort()

@@ -156,7 +156,7 @@ async def record(
         await _end_session(client, session)
         await flush()
         await asyncio.to_thread(handle.close)
-    _log.info("recorded %d frames (%d bytes) to %s", frames, written, out)
+    _log.info("recording_written", extra={"frames": frames, "bytes": written, "path": str(out)})
     return RecordingResult(path=out, frames=frames, bytes_written=written)
 
 
@@ -177,7 +177,7 @@ async def _end_session(client: Any, session: asyncio.Task[None]) -> None:
         with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
             await asyncio.wait_for(session, _CLOSE_GRACE)
     elif not session.cancelled() and session.exception() is not None:
-        _log.debug("the recording session ended with %r", session.exception())
+        _log.debug("recording_session_ended", extra={"error": repr(session.exception())})
 
 
 def _open_for_append(path: Path) -> IO[bytes]:

@@ -138,7 +138,7 @@ class ReplayBroadcaster:
             return _line_decoder.decode(line)
         except msgspec.DecodeError:
             self.metrics.bad_lines += 1
-            _log.warning("skipping a bad recording line in %s", self.path)
+            _log.warning("recording_line_skipped", extra={"path": str(self.path)})
             return None
 
     async def _pace(self, origin: float, offset_ns: int) -> None:

@@ -369,7 +369,7 @@ class SimServers:
         error = task.exception()
         if error is not None:
             self.broadcaster_error = error
-            _log.error("the simulator's broadcaster stopped", exc_info=error)
+            _log.error("broadcaster_stopped", exc_info=error)
 
     # ----------------------------------------------------------------- accessors
 

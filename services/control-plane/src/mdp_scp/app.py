@@ -385,7 +385,7 @@ class ControlPlane:
             raise
         self._runner = runner
         self._port = int(runner.addresses[0][1])
-        _log.info("control plane listening", url=self.public_url)
+        _log.info("control_plane_listening", url=self.public_url)
 
     async def stop(self) -> None:
         """Stop serving and release every client; safe to call twice."""
@@ -462,14 +462,14 @@ class ControlPlane:
             return _json_error(exc.status, exc.reason, **({"Retry-After": retry} if retry else {}))
         except StoreUnavailable as exc:
             self.metrics.database_errors.inc()
-            _log.warning("database unavailable", path=request.path, error=str(exc))
+            _log.warning("database_unavailable", path=request.path, error=str(exc))
             return _json_error(
                 503,
                 "the control plane's database is unavailable; retry shortly",
                 **{"Retry-After": str(_RETRY_AFTER_SECONDS)},
             )
         except Exception:
-            _log.exception("request failed", path=request.path)
+            _log.exception("request_failed", path=request.path)
             return _json_error(500, "internal error")
 
     # ------------------------------------------------------------------------- sessions
@@ -617,7 +617,7 @@ class ControlPlane:
             now,
         )
         if not attempt.allowed:
-            _log.warning("login throttled", user=name, remote=client)
+            _log.warning("login_throttled", user=name, remote=client)
             self.metrics.logins.labels("throttled").inc()
             async with self.database.transaction() as conn:
                 await self.audit.record(
@@ -645,7 +645,7 @@ class ControlPlane:
                     detail={"role": account.role, "via": "password"},
                 )
         if account is None:
-            _log.warning("login failed", user=name, remote=client)
+            _log.warning("login_failed", user=name, remote=client)
             self.metrics.logins.labels("failed").inc()
             return self._render_login(401, "Wrong user name or password.")
         _log.info("login", user=account.name, role=account.role)
@@ -686,7 +686,7 @@ class ControlPlane:
             await self.revocations.revoke(session_ids, self.now())
         except Exception as exc:  # Redis trouble must not undo a logout that committed
             self.metrics.revocation_errors.inc()
-            _log.warning("wds token revocation failed", error=repr(exc), sessions=len(session_ids))
+            _log.warning("wds_token_revocation_failed", error=repr(exc), sessions=len(session_ids))
             return False
         return True
 
@@ -697,7 +697,7 @@ class ControlPlane:
         try:
             url, pending = await self.oidc.begin(self.now())
         except OidcError as exc:
-            _log.warning("oidc discovery failed", error=str(exc))
+            _log.warning("oidc_discovery_failed", error=str(exc))
             raise web.HTTPBadGateway(reason="the identity provider is unavailable") from exc
         response = web.HTTPFound(url)
         self._set_cookie(response, OIDC_COOKIE, self._signer.sign(pending.state, "oidc"), 600)
@@ -715,7 +715,7 @@ class ControlPlane:
                 state=state, cookie_state=cookie_state, code=code, now=self.now()
             )
         except OidcError as exc:
-            _log.warning("oidc login refused", error=str(exc))
+            _log.warning("oidc_login_refused", error=str(exc))
             return self._render_login(401, "Single sign-on failed.")
         admins = self.settings.oidc_admin_subjects
         role: Role = "admin" if identity.name in admins or identity.subject in admins else "viewer"
@@ -821,7 +821,7 @@ class ControlPlane:
             except Exception as exc:  # Redis trouble is shown on the page, not raised
                 self.metrics.heartbeat_read_errors.inc()
                 error = f"cannot read heartbeats: {type(exc).__name__}"
-                _log.warning("heartbeat read failed", error=repr(exc))
+                _log.warning("heartbeat_read_failed", error=repr(exc))
         body = {
             "components": components,
             "error": error,
@@ -879,7 +879,7 @@ class ControlPlane:
                 )
             raise web.HTTPNotFound(reason=str(exc)) from exc
         _log.info(
-            "control call",
+            "control_call",
             component=component,
             action=action,
             method=request.method,

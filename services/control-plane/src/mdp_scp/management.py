@@ -412,7 +412,7 @@ async def runtime_states(
 
 def _unavailable(plane: ControlPlane, exc: BaseException) -> web.HTTPServiceUnavailable:
     plane.metrics.bad_requests.labels("control_store_down").inc()
-    _log.warning("runtime control store unavailable", error=type(exc).__name__)
+    _log.warning("runtime_control_store_unavailable", error=type(exc).__name__)
     return web.HTTPServiceUnavailable(
         reason="the market data cache cannot be reached; retry shortly",
         headers={"Retry-After": "5"},
@@ -462,7 +462,7 @@ async def runtime_command(
         except (RedisError, OSError) as exc:
             raise _unavailable(plane, exc) from exc
     _log.info(
-        "runtime order", component=component, command=command, instance=instance, user=session.user
+        "runtime_order", component=component, command=command, instance=instance, user=session.user
     )
     return _json({"component": component, "command": command, "state": state, "instance": instance})
 

@@ -71,7 +71,7 @@ async def serve(stop: asyncio.Event) -> int:
         await publisher.close()
         raise ConfigError(str(exc)) from None
     listener = MassiveListener(settings, publisher, clock, metrics)
-    _log.info("listener starting", **describe(settings))
+    _log.info("listener_starting", **describe(settings))
     await serve_stream(
         listener,
         publisher,

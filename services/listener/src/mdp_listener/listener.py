@@ -311,7 +311,7 @@ class MassiveListener:
             if added:
                 client.subscribe(*added)
         self._topics = wanted
-        _log.info("subscriptions changed", topics=list(wanted))
+        _log.info("subscriptions_changed", topics=list(wanted))
         return wanted
 
     def set_feed(self, feed: str, *, market: str | None = None, secure: bool | None = None) -> None:
@@ -339,7 +339,7 @@ class MassiveListener:
         if market is not None:
             self._market = market
         self._secure = tls
-        _log.info("feed changed", feed=self._feed, market=self._market, secure=self._secure)
+        _log.info("feed_changed", feed=self._feed, market=self._market, secure=self._secure)
         self._request_restart()
 
     def start_streaming(self) -> None:
@@ -376,7 +376,7 @@ class MassiveListener:
                 closed_for = self._seconds_until_session()
                 if closed_for > 0:
                     self.state = ListenerState.WAITING_FOR_SESSION
-                    _log.info("market closed; waiting for the next session", seconds=closed_for)
+                    _log.info("market_closed_waiting", seconds=closed_for)
                     await self._pause(stop, min(closed_for, _MAX_CLOSED_WAIT_SECONDS))
                     continue
                 outcome = await self._session(stop)
@@ -436,7 +436,7 @@ class MassiveListener:
             options["compression"] = None
         if not self._settings.use_proxy:
             options["proxy"] = None
-        _log.info("connecting upstream", feed=self._feed, market=self._market)
+        _log.info("connecting_upstream", feed=self._feed, market=self._market)
         connection = asyncio.create_task(client.connect(self._on_frame, **options))
         watchdog = asyncio.create_task(self._watch_for_silence())
         stopping = asyncio.create_task(stop.wait())
@@ -503,11 +503,11 @@ class MassiveListener:
         if isinstance(error, MassiveAuthError):
             return self._refused(error)
         if error is None:
-            _log.warning("the provider closed the connection normally")
+            _log.warning("provider_closed_normally")
             return SessionOutcome.CLOSED
         if self._kicked or _is_kick(error):
             return SessionOutcome.KICKED
-        _log.warning("upstream connection failed", error=f"{type(error).__name__}: {error}")
+        _log.warning("upstream_connection_failed", error=f"{type(error).__name__}: {error}")
         return SessionOutcome.ERROR
 
     def _refused(self, error: MassiveAuthError) -> SessionOutcome:
@@ -518,12 +518,13 @@ class MassiveListener:
             # could not revive a listener that exited).
             self._feed, self._market, self._secure = self._last_good
             _log.error(
-                "the new feed refused the API key; reverted to the last good feed",
+                "feed_refused_api_key_reverted",
+                hint="the new feed refused the API key; reverted to the last good feed",
                 refused=current[0],
                 feed=self._feed,
             )
             return SessionOutcome.ERROR
-        _log.critical("Massive refused the API key", detail=str(error))
+        _log.critical("api_key_refused", detail=str(error))
         msg = f"Massive refused the API key ({error}); check MASSIVE_API_KEY"
         raise AuthError(msg) from error
 
@@ -544,16 +545,16 @@ class MassiveListener:
             if self._kicks_in_row == 1:
                 delay = settings.kick_first_retry_seconds * jitter
                 _log.warning(
-                    "kicked by the provider: max_connections (Massive closes the older "
-                    "connection); reconnecting at once",
+                    "kicked_max_connections",
+                    hint="Massive closes the older connection; reconnecting at once",
                     seconds=round(delay, 1),
                     kicks=self._kicks.total,
                 )
                 return delay
             delay = settings.kick_backoff_seconds * jitter
             _log.error(
-                "kicked by the provider again: max_connections. Another process is using this "
-                "API key (only one websocket per key and cluster is allowed); backing off",
+                "kicked_max_connections_again",
+                hint="another process is using this API key (one websocket per key and cluster)",
                 seconds=round(delay, 1),
                 kicks=self._kicks.total,
                 in_row=self._kicks_in_row,
@@ -563,7 +564,7 @@ class MassiveListener:
         self._attempt += 1
         base = settings.backoff_initial_seconds * float(1 << min(self._attempt - 1, 30))
         delay = min(settings.backoff_max_seconds, base) * jitter
-        _log.warning("reconnecting upstream", reason=str(outcome), seconds=round(delay, 2))
+        _log.warning("reconnecting_upstream", reason=str(outcome), seconds=round(delay, 2))
         return delay
 
     async def _watch_for_silence(self) -> None:
@@ -580,7 +581,8 @@ class MassiveListener:
             if silent > limit:
                 self._metrics.counter("stale", "{reconnect}", "watchdog reconnects").add(1)
                 _log.warning(
-                    "no data from the provider during a market session; reconnecting",
+                    "provider_silent_in_session",
+                    hint="no data from the provider during a market session; reconnecting",
                     silent_seconds=round(silent, 1),
                     connected=self._client is not None and self._client.websocket is not None,
                 )
@@ -618,7 +620,7 @@ class MassiveListener:
                 self._malformed.add(1, kind=error.kind)
                 seen = self._malformed.total
                 if seen & (seen - 1) == 0:  # 1st, 2nd, 4th, 8th...: a flood cannot flood the log
-                    _log.warning("malformed frame element skipped", error=str(error), total=seen)
+                    _log.warning("malformed_frame_element_skipped", error=str(error), total=seen)
         batcher_add = self._batcher.add
         for kind, raws in split.by_type.items():
             counter = self._events_in.get(kind)
@@ -634,13 +636,13 @@ class MassiveListener:
         self._statuses.add(1, status=status)
         if status == _KICK_STATUS:
             self._kicked = True
-            _log.error("provider status: max_connections", message=message)
+            _log.error("provider_status_max_connections", message=message)
         elif status in {"success", "connected", "auth_success"}:
             if status == "auth_success":
                 self._last_good = (self._feed, self._market, self._secure)
-            _log.debug("provider status", status=status, message=message)
+            _log.debug("provider_status", status=status, message=message)
         else:
-            _log.warning("provider status", status=status, message=message)
+            _log.warning("provider_status", status=status, message=message)
 
     def _on_flush(self, batch: FlushedBatch) -> None:
         self._batches.add(1)

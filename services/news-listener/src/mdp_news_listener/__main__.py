@@ -66,7 +66,7 @@ async def serve(stop: asyncio.Event) -> int:
         await publisher.close()
         raise ConfigError(str(exc)) from None
     listener = FinlightListener(settings, publisher, clock, Metrics(_SERVICE))
-    _log.info("news listener starting", url=settings.wss_url, language=settings.language)
+    _log.info("news_listener_starting", url=settings.wss_url, language=settings.language)
     await serve_stream(
         listener,
         publisher,

@@ -239,7 +239,7 @@ class FinlightListener:
         self._restart.clear()
         self._last_close = None
         api = self._api = self._client()
-        _log.info("connecting to Finlight", url=self._settings.wss_url)
+        _log.info("finlight_connecting", url=self._settings.wss_url)
         client_run = asyncio.create_task(api.websocket.connect(self._request(), self._on_article))
         stopping = asyncio.create_task(stop.wait())
         restarting = asyncio.create_task(self._restart.wait())
@@ -257,7 +257,7 @@ class FinlightListener:
             return StreamOutcome.STOP if stopping in done else StreamOutcome.RESTART
         error = client_run.exception()
         if error is not None:
-            _log.error("the Finlight client failed", error=f"{type(error).__name__}: {error}")
+            _log.error("finlight_client_failed", error=f"{type(error).__name__}: {error}")
             return StreamOutcome.ERROR
         return self._why_it_gave_up()
 
@@ -265,19 +265,20 @@ class FinlightListener:
         code, reason = self._last_close or (0, "")
         if code == _BLOCKED_CODE:
             _log.error(
-                "Finlight closed the stream with 1008 (policy: blocked or refused); the client "
-                "gave up for good, restarting it after a long backoff",
+                "finlight_policy_close",
+                code=1008,
+                hint="policy: blocked or refused; restarting the client after a long backoff",
                 reason=reason,
             )
             return StreamOutcome.BLOCKED
         if "preempt" in reason.lower():
             _log.error(
-                "another session took the Finlight stream over (preempted); is a second "
-                "news listener running with this key? Restarting after a long backoff",
+                "finlight_preempted",
+                hint="a second news listener with this key? Restarting after a long backoff",
                 reason=reason,
             )
             return StreamOutcome.PREEMPTED
-        _log.error("the Finlight client stopped by itself; restarting it", code=code, reason=reason)
+        _log.error("finlight_client_stopped_restarting", code=code, reason=reason)
         return StreamOutcome.GAVE_UP
 
     def _delay_after(self, outcome: StreamOutcome) -> float:
@@ -313,13 +314,13 @@ class FinlightListener:
             data = article.model_dump_json(exclude_none=True).encode()
         except Exception as exc:  # a model the client built but that does not serialise
             self._bad.add(1, reason="unencodable")
-            _log.warning("article could not be encoded; skipped", error=str(exc))
+            _log.warning("article_unencodable_skipped", error=str(exc))
             return
         try:
             decode_article(data)
         except MalformedInput as exc:
             self._bad.add(1, reason=exc.kind)
-            _log.warning("article does not fit the news schema; skipped", error=str(exc))
+            _log.warning("article_schema_mismatch_skipped", error=str(exc))
             return
         batch_id = f"{self.instance}:{next(self._sequence)}"
         body = encode_envelope(

@@ -103,7 +103,7 @@ async def serve(stop: asyncio.Event) -> int:
         version=service_version,
         interval_seconds=settings.heartbeat_seconds,
     )
-    _log.info("news processor starting", queue=topology.news.name)
+    _log.info("news_processor_starting", queue=topology.news.name)
     try:
         async with health:
             heartbeat.start()

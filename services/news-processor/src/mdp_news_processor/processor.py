@@ -150,7 +150,7 @@ class NewsProcessor:
             self._articles.add(len(news.articles))
             for error in news.errors:
                 self._bad.add(kind=error.kind)
-                _log.warning("article skipped", kind=error.kind, detail=error.detail,
+                _log.warning("article_skipped", kind=error.kind, detail=error.detail,
                              batch=news.batch)  # fmt: skip
             with consumer_span(
                 "news_processor.message", component="news-processor",
@@ -175,7 +175,7 @@ class NewsProcessor:
                 self._redis_ok = False
                 self._redis_errors.add()
                 await self._notify()
-                _log.warning("WDC write failed; retrying", error=str(exc), pause_s=pause)
+                _log.warning("wdc_write_failed_retrying", error=str(exc), pause_seconds=pause)
                 if stop is not None and stop.is_set():
                     return False
                 await self._clock.sleep(pause)

@@ -26,7 +26,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _bench(args: argparse.Namespace) -> int:
-    from mdp_platform.bench import run_bench_command  # noqa: PLC0415 - heavy; only this command
+    from mdp_platform.bench.run import run_bench_command  # noqa: PLC0415 - heavy; only this command
 
     return run_bench_command(args)
 

@@ -40,8 +40,8 @@ from websockets.asyncio.client import ClientConnection, connect
 
 from mdp_cache.keys import FEED_QUOTE
 from mdp_core.token import issue_token
-from mdp_platform._bench_services import Service, child_env
 from mdp_platform._chaos_infra import ChaosError, PrivateRabbit, PrivateRedis, free_port, workdir
+from mdp_platform.bench.services import Service, child_env
 from mdp_queues import Topology
 
 __all__ = ["ChaosReport", "ScenarioResult", "add_chaos_options", "run_chaos", "run_chaos_command"]

@@ -386,7 +386,7 @@ class Demo:
             except asyncio.CancelledError:
                 raise
             except Exception:
-                _log.exception("demo component failed", component=name)
+                _log.exception("demo_component_failed", component=name)
                 raise
 
         task = asyncio.create_task(guarded(), name=name)

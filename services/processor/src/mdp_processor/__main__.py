@@ -134,7 +134,7 @@ async def serve(stop: asyncio.Event) -> int:
         interval_seconds=settings.heartbeat_seconds,
         status=lambda: status_of(manager.status()),
     )
-    _log.info("processor starting", workers=settings.workers, analyzers=settings.analyzers)
+    _log.info("processor_starting", workers=settings.workers, analyzers=settings.analyzers)
     try:
         async with health, manager:
             heartbeat.start()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mdp_core.settings import CommonSettings, setting, settings_class
+from mdp_core.settings import CommonSettings, Renamed, setting, settings_class
 
 __all__ = ["ProcessorSettings"]
 
@@ -36,10 +36,11 @@ class ProcessorSettings(CommonSettings):
         min=1,
         doc="Messages pulled from a queue per delivery batch.",
     )
-    flush_interval_ms: int = setting(
-        env="MDP_FLUSH_INTERVAL_MS",
-        default=10,
-        min=1,
+    flush_interval_seconds: float = setting(
+        env="MDP_FLUSH_INTERVAL_SECONDS",
+        default=0.01,
+        min=0.001,
+        renamed_from=[Renamed("MDP_FLUSH_INTERVAL_MS", unit="milliseconds", scale=0.001)],
         doc="Shortest time between the starts of two flushes to Redis: events wait at most "
         "this long for the next flush (freshness of widgets) and are coalesced meanwhile.",
     )

@@ -103,7 +103,7 @@ async def worker(index: int, ctx: WorkerContext) -> None:
         reference=reference,
         clock=clock,
         config=ProcessorConfig(
-            flush_interval_s=settings.flush_interval_ms / 1000,
+            flush_interval_s=settings.flush_interval_seconds,
             flush_max_events=settings.flush_max_events,
             batch_messages=settings.batch_messages,
             max_in_flight=settings.max_in_flight,

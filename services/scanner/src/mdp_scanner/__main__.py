@@ -98,7 +98,7 @@ async def serve(stop: asyncio.Event) -> int:
         instance=instance,
     )
     control = RuntimeControl(mdc, _SERVICE, instance, scanner.set_runtime_state)
-    _log.info("scanner starting", analyzers=list(settings.analyzers))
+    _log.info("scanner_starting", analyzers=list(settings.analyzers))
     try:
         async with health:
             heartbeat.start()

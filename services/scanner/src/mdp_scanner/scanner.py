@@ -258,7 +258,7 @@ class Scanner:
                     failures = 0  # the previous connection worked: start the backoff afresh
                 kind = type(exc).__name__
                 self.stats.errors[f"redis_{kind}"] += 1
-                _log.warning("scanner lost redis", error=repr(exc), failures=failures + 1)
+                _log.warning("scanner_lost_redis", error=repr(exc), failures=failures + 1)
             else:  # returned: paused, not lost; no backoff
                 first = False
                 continue
@@ -287,7 +287,8 @@ class Scanner:
             self.stats.connected = True
             self._ready.set()
             _log.info(
-                "scanner subscribed" if first else "scanner resubscribed",
+                "scanner_subscribed",
+                again=not first,
                 channels=self._subscribe,
                 patterns=self._psubscribe,
             )
@@ -381,7 +382,7 @@ class Scanner:
                 writes.extend(route.analyzer.collect(now_ns).widgets)
             except Exception:  # an analyzer bug must not end the stream
                 self.stats.errors[f"analyzer:{name}"] += 1
-                _log.exception("analyzer failed on a batch; skipped", analyzer=name)
+                _log.exception("analyzer_failed_batch_skipped", analyzer=name)
         await self._write(writes)
         self.stats.batches += 1  # counted once its output is written
         self.stats.processed += len(batch)
@@ -427,7 +428,7 @@ class Scanner:
             return
         pending = list(self._unwritten)
         self._unwritten.clear()
-        _log.info("writing what failed during the outage", writes=len(pending))
+        _log.info("outage_writes_replaying", writes=len(pending))
         await self._write(pending)
 
     # --- rehydration ----------------------------------------------------------------------
@@ -444,7 +445,7 @@ class Scanner:
             analyzer.restore(snapshots, self._clock.now_ns())
             self.stats.snapshots_read += len(snapshots)
             self.stats.rehydrations += 1
-            _log.info("analyzer rehydrated", analyzer=type(analyzer).name, feeds=len(snapshots))
+            _log.info("analyzer_rehydrated", analyzer=type(analyzer).name, feeds=len(snapshots))
 
     async def _read_values(self, pattern: str) -> dict[str, bytes]:
         """Snapshots of the feeds matching ``pattern``.

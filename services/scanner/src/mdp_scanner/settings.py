@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from mdp_core.settings import CommonSettings, setting, settings_class
+from mdp_core.settings import CommonSettings, Renamed, setting, settings_class
 
 __all__ = ["ScannerSettings"]
 
@@ -29,10 +29,11 @@ class ScannerSettings(CommonSettings):
         doc="Shares a symbol must have traded today before its RVol can alert (3x of a few "
         "hundred shares at 04:05 is noise).",
     )
-    news_window_minutes: float = setting(
-        env="MDP_SCANNER_NEWS_WINDOW_MINUTES",
-        default=30.0,
-        min=0.1,
+    news_window_seconds: float = setting(
+        env="MDP_SCANNER_NEWS_WINDOW_SECONDS",
+        default=1800.0,
+        min=6.0,
+        renamed_from=[Renamed("MDP_SCANNER_NEWS_WINDOW_MINUTES", unit="minutes", scale=60.0)],
         doc="How long after an article a move of the symbol is credited to it "
         "(news-driven movers, `alerts:news`).",
     )
@@ -63,7 +64,7 @@ class ScannerSettings(CommonSettings):
             "calendar": self.calendar,
             "rvol_thresholds": self.rvol_thresholds,
             "rvol_min_volume": self.rvol_min_volume,
-            "news_window_minutes": self.news_window_minutes,
+            "news_window_seconds": self.news_window_seconds,
             "news_move_pct": self.news_move_pct,
             "news_rvol": self.news_rvol,
             "resume_wait_s": self.halt_resume_wait_seconds,

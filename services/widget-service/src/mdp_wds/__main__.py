@@ -67,7 +67,7 @@ async def serve(stop: asyncio.Event) -> int:
         async with server:
             heartbeat.start()
             control.start()
-            _log.info("wds serving", url=server.url, origins=list(settings.allowed_origins))
+            _log.info("wds_serving", url=server.url, origins=list(settings.allowed_origins))
             await stop.wait()
             await control.close()
             await heartbeat.stop()

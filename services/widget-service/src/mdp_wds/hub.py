@@ -217,7 +217,7 @@ class Hub:
             stamp = _stamp(payload)
         except (msgspec.DecodeError, RecursionError):
             self._stats.bad_payloads += 1
-            _log.warning("published payload is not JSON; skipped", feed=name)
+            _log.warning("published_payload_not_json_skipped", feed=name)
             return
         as_of_ms = stamp.published_ms if stamp.published_ms is not None else stamp.as_of_ms
         frame = update_frame(name, payload, as_of_ms)
@@ -248,7 +248,7 @@ class Hub:
             subscribers.update(exact)
         for _, patterned in self._patterns.values():
             subscribers.update(patterned)
-        _log.info("re-sending snapshots after a pub/sub gap", clients=len(subscribers))
+        _log.info("snapshots_resent_after_gap", clients=len(subscribers))
         for subscriber in subscribers:
             subscriber.resync()
 
@@ -264,7 +264,7 @@ class Hub:
             _ANY.decode(data)
         except (msgspec.DecodeError, RecursionError):
             self._stats.bad_payloads += 1
-            _log.warning("stored payload is not JSON; sent as null", feed=feed)
+            _log.warning("stored_payload_not_json", feed=feed)
             return _NULL
         return data
 

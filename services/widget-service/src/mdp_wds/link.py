@@ -216,7 +216,7 @@ class PubSubLink:
             except (OSError, EOFError, LinkError, asyncio.IncompleteReadError, ValueError) as exc:
                 if self._connected.is_set():
                     failures = 0  # it worked until now: start the backoff afresh
-                _log.warning("redis pub/sub link lost", error=repr(exc), failures=failures + 1)
+                _log.warning("redis_link_lost", error=repr(exc), failures=failures + 1)
             finally:
                 self._down()
             delay = min(self._backoff_max, self._backoff_initial * 2 ** min(failures, 20))
@@ -268,7 +268,7 @@ class PubSubLink:
         while True:
             await asyncio.sleep(self._ping_interval)
             if loop.time() - self._last_seen > 2 * self._ping_interval:
-                _log.warning("redis pub/sub link silent; reconnecting")
+                _log.warning("redis_link_silent_reconnecting")
                 writer.transport.abort()
                 return
             writer.write(_encode("PING"))
@@ -314,9 +314,9 @@ class PubSubLink:
         self._on_state(True)
         if self._first_connect:
             self._first_connect = False
-            _log.info("redis pub/sub link up", subscriptions=self.subscription_count)
+            _log.info("redis_link_up", subscriptions=self.subscription_count)
         else:
-            _log.info("redis pub/sub link restored", subscriptions=self.subscription_count)
+            _log.info("redis_link_restored", subscriptions=self.subscription_count)
             self._on_resync()
 
     def _down(self) -> None:

@@ -57,7 +57,7 @@ class RevokedSessions:
             score = await self._redis.zscore(KEY_WDS_REVOKED.name(), session_id)
         except (RedisError, OSError) as exc:
             self._stats.revocation_errors += 1
-            _log.warning("wds revocation check failed", error=type(exc).__name__)
+            _log.warning("wds_revocation_check_failed", error=type(exc).__name__)
             return False
         return score is not None
 
@@ -89,7 +89,7 @@ class RevokedSessions:
                     on_revoked(session_id)
             except (RedisError, OSError) as exc:
                 self._stats.revocation_errors += 1
-                _log.warning("wds revocation poll failed", error=type(exc).__name__)
+                _log.warning("wds_revocation_poll_failed", error=type(exc).__name__)
             # The stop event ends the wait at once; otherwise this is the poll interval.
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._stop.wait(), self._poll)

@@ -129,7 +129,7 @@ class WidgetServer:
             close_timeout=s.close_timeout_seconds,
             server_header="mdp-wds",
         )
-        _log.info("wds listening", url=self.url)
+        _log.info("wds_listening", url=self.url)
 
     async def stop(self) -> None:
         """Graceful stop: refuse new sockets, close open ones with 1001, stop the Redis link."""
@@ -142,7 +142,7 @@ class WidgetServer:
                 )
         await self.revoked.close()
         await self.hub.close()
-        _log.info("wds stopped")
+        _log.info("wds_stopped")
 
     @property
     def draining(self) -> bool:
@@ -158,7 +158,7 @@ class WidgetServer:
             self._draining = True
             self.stats.draining = True
             self.stats.control_changes["draining"] += 1
-            _log.info("wds draining", clients=len(self._sessions))
+            _log.info("wds_draining", clients=len(self._sessions))
         sessions = list(self._sessions)
         for session in sessions:
             session.close(CloseCode.GOING_AWAY, "draining", "drain")
@@ -170,7 +170,7 @@ class WidgetServer:
             self._draining = False
             self.stats.draining = False
             self.stats.control_changes["running"] += 1
-            _log.info("wds accepting connections again")
+            _log.info("wds_accepting_connections_again")
 
     async def set_runtime_state(self, state: RuntimeState) -> None:
         """Apply the control plane's order (see :class:`mdp_runtime.RuntimeControl`)."""
@@ -218,7 +218,7 @@ class WidgetServer:
             return None
         self.stats.violations["bad_origin"] += 1
         self.stats.disconnects["bad_origin"] += 1
-        _log.info("wds origin refused", origin=origin)
+        _log.info("wds_origin_refused", origin=origin)
         return _response(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n", "text/plain")
 
     # --- websocket side -------------------------------------------------------------------

@@ -22,7 +22,7 @@ from collections.abc import Mapping
 from typing import Final
 
 from mdp_cache.keys import FEED_QUOTE
-from mdp_platform._bench_report import pick, sum_matching
+from mdp_platform.bench.report import pick, sum_matching
 
 __all__ = [
     "BARRIER_CHANNEL",

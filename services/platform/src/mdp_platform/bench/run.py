@@ -11,7 +11,7 @@ and 14 (WDC), flushed at start):
 
 It measures two phases, a fixed offered rate and saturation (the simulator generating as fast as
 the listener reads), then stops the market, waits until the pipeline has provably caught up
-(:mod:`mdp_platform._bench_drain`) and compares the published leaderboards and every symbol's
+(:mod:`mdp_platform.bench.drain`) and compares the published leaderboards and every symbol's
 session ranges with its own recomputation from the events the simulator sent. See
 ``docs/performance.md`` for the method and the figures.
 """
@@ -39,14 +39,14 @@ from redis.asyncio import Redis
 from mdp_cache.keys import FEED_QUOTE
 from mdp_core.settings import SettingsError, load
 from mdp_core.token import issue_token
-from mdp_platform._bench_board import (
+from mdp_platform.bench.board import (
     BOARD_NAMES,
     BoardCheck,
 )
-from mdp_platform._bench_broker import expired_messages
-from mdp_platform._bench_check import check_boards, read_boards, read_ranges
-from mdp_platform._bench_clients import BOARD_FEEDS, ClientPool, Sample
-from mdp_platform._bench_config import (
+from mdp_platform.bench.broker import expired_messages
+from mdp_platform.bench.check import check_boards, read_boards, read_ranges
+from mdp_platform.bench.clients import BOARD_FEEDS, ClientPool, Sample
+from mdp_platform.bench.config import (
     DEFAULT_AMQP,
     MDC_DB,
     WDC_DB,
@@ -57,7 +57,7 @@ from mdp_platform._bench_config import (
     topics_of,
     with_database,
 )
-from mdp_platform._bench_drain import (
+from mdp_platform.bench.drain import (
     BARRIER_CHANNEL,
     BARRIER_REJECTION,
     flushes,
@@ -65,13 +65,13 @@ from mdp_platform._bench_drain import (
     processor_waiting,
     scanner_waiting,
 )
-from mdp_platform._bench_proc import (
+from mdp_platform.bench.processes import (
     ProcessTree,
     children_named,
     find_pids_by_name,
     read_cpu_seconds,
 )
-from mdp_platform._bench_report import (
+from mdp_platform.bench.report import (
     PhaseResult,
     delta,
     pick,
@@ -79,15 +79,15 @@ from mdp_platform._bench_report import (
     render_table,
     sum_matching,
 )
-from mdp_platform._bench_services import (
+from mdp_platform.bench.services import (
     Service,
     SimProcess,
     build_services,
     child_env,
     processor_env,
 )
-from mdp_platform._bench_sim import SimProcessConfig
-from mdp_platform._bench_stats import EmissionMap, LagSummary, longest_gap_ms
+from mdp_platform.bench.simulator import SimProcessConfig
+from mdp_platform.bench.stats import EmissionMap, LagSummary, longest_gap_ms
 from mdp_platform.embedded import EmbeddedRedis
 from mdp_platform.settings import DemoSettings
 from mdp_queues import MAX_PARTITIONS, Topology

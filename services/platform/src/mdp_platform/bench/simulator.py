@@ -1,4 +1,4 @@
-"""The simulator process of ``mdp bench`` (``python -m mdp_platform._bench_sim CONFIG_JSON``).
+"""The simulator process of ``mdp bench`` (``python -m mdp_platform.bench.simulator CONFIG_JSON``).
 
 It serves the synthetic market on the Massive websocket and REST servers and paces it as the
 benchmark asks, phase by phase, over a line protocol (one JSON object per line):
@@ -27,7 +27,7 @@ from typing import Final
 
 import msgspec
 
-from mdp_platform._bench_board import BoardTracker
+from mdp_platform.bench.board import BoardTracker
 from mdp_sim.faults import Faults
 from mdp_sim.market import Market, event_time_ms
 from mdp_sim.massive_rest import MassiveRestConfig, MassiveRestServer

@@ -1,7 +1,7 @@
 """The end-of-run correctness check of ``mdp bench``: published boards against the recomputation.
 
 Reads the board documents from the widget cache once each was composed after the drain, ranks
-the simulator's final per-symbol state the plain way (:mod:`mdp_platform._bench_board`) and,
+the simulator's final per-symbol state the plain way (:mod:`mdp_platform.bench.board`) and,
 for every symbol that differs, reads its published quote record to say why: older than its
 last event (a lost update) or without a previous close (reference data never arrived). Every
 ``range:{symbol}`` document is compared with the session ranges recomputed from every bar sent.
@@ -23,7 +23,7 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE
 from mdp_cache.keys import FEED_DAILY_RANGE, FEED_QUOTE
-from mdp_platform._bench_board import (
+from mdp_platform.bench.board import (
     BOARD_NAMES,
     BoardCheck,
     SymbolFinal,
@@ -32,8 +32,8 @@ from mdp_platform._bench_board import (
     expected_boards,
     expected_ranges,
 )
-from mdp_platform._bench_clients import BOARD_FEEDS
-from mdp_platform._bench_config import WDC_DB, BenchConfig
+from mdp_platform.bench.clients import BOARD_FEEDS
+from mdp_platform.bench.config import WDC_DB, BenchConfig
 
 __all__ = ["check_boards", "published_rows", "read_boards", "read_ranges"]
 

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Final
 from urllib.parse import urlsplit, urlunsplit
 
-from mdp_platform._bench_sim import mix_kinds
+from mdp_platform.bench.simulator import mix_kinds
 
 __all__ = [
     "DEFAULT_AMQP",

@@ -11,7 +11,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from mdp_platform._bench_stats import LagSummary
+from mdp_platform.bench.stats import LagSummary
 
 __all__ = [
     "STAGES",

@@ -2,7 +2,7 @@
 
 Each component runs through its console script with a clean environment built here (nothing
 inherited, so stray variables cannot skew a run), is ready when its ``/readyz`` says so, and
-reports its counters on ``/status``. The simulator runs as :mod:`mdp_platform._bench_sim`.
+reports its counters on ``/status``. The simulator runs as :mod:`mdp_platform.bench.simulator`.
 """
 
 from __future__ import annotations
@@ -25,10 +25,10 @@ import aiohttp
 import msgspec
 
 from mdp_core.settings import describe
-from mdp_platform._bench_config import MDC_DB, WDC_DB, BenchConfig, BenchError, topics_of
-from mdp_platform._bench_proc import ProcessTree
-from mdp_platform._bench_report import flatten
-from mdp_platform._bench_sim import SimProcessConfig
+from mdp_platform.bench.config import MDC_DB, WDC_DB, BenchConfig, BenchError, topics_of
+from mdp_platform.bench.processes import ProcessTree
+from mdp_platform.bench.report import flatten
+from mdp_platform.bench.simulator import SimProcessConfig
 
 __all__ = [
     "Service",
@@ -70,6 +70,7 @@ class Service:
 
     @property
     def base_url(self) -> str:
+        """Where the service serves ``/status`` and ``/metrics``."""
         return f"http://127.0.0.1:{self.port}"
 
     async def start(self, bindir: Path) -> None:
@@ -136,7 +137,7 @@ class Service:
 
 
 class SimProcess:
-    """The simulator subprocess (:mod:`mdp_platform._bench_sim`) and its line protocol."""
+    """The simulator subprocess (:mod:`mdp_platform.bench.simulator`) and its line protocol."""
 
     def __init__(self, config: SimProcessConfig, env: dict[str, str], log: Path) -> None:
         self.config = config
@@ -155,7 +156,7 @@ class SimProcess:
             self.process = await asyncio.create_subprocess_exec(
                 sys.executable,
                 "-m",
-                "mdp_platform._bench_sim",
+                "mdp_platform.bench.simulator",
                 msgspec.json.encode(self.config).decode(),
                 stdin=asyncio.subprocess.PIPE,
                 stdout=asyncio.subprocess.PIPE,
