@@ -651,7 +651,9 @@ class CommonSettings:
         env="MDP_AMQP_URL",
         default=Secret("amqp://guest:guest@127.0.0.1:5672/"),
         secret=True,
-        doc="RabbitMQ URL of the market data queues; secret because it carries a password.",
+        doc="RabbitMQ URL of the market data queues, or the comma-separated URLs of a "
+        "cluster's nodes (connections go to the first that answers and move to the next when "
+        "a node is lost); secret because it carries a password.",
     )
     freshness_seconds: float = setting(
         env="MDP_FRESHNESS_SECONDS",

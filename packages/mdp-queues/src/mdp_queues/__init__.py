@@ -26,6 +26,7 @@ from mdp_queues.amqp import (
     declare_topology,
 )
 from mdp_queues.memory import MemoryBus, MemoryConsumer, MemoryPublisher
+from mdp_queues.nodes import broker_urls
 from mdp_queues.outbox import Outbox
 from mdp_queues.settings import QueueSettings
 from mdp_queues.topology import (
@@ -68,5 +69,6 @@ __all__ = [
     "TopologyMismatch",
     "__version__",
     "ack_all",
+    "broker_urls",
     "declare_topology",
 ]

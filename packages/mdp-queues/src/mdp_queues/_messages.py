@@ -31,6 +31,9 @@ class DropReason:
     """The batch waited longer than the queue TTL before it could be sent."""
     PUBLISH_FAILED: Final = "publish_failed"
     """The broker connection broke while the batch was being sent."""
+    UNROUTABLE: Final = "unroutable"
+    """The broker had no queue for the batch and returned it (a cluster node was lost with
+    the queue, not yet re-declared); the publisher re-declares the queue."""
     CLOSED: Final = "closed"
     """The publisher was closed with the batch still waiting."""
     STALE: Final = "stale"

@@ -3,8 +3,13 @@
 Delivery contract: **at most once** for market data. The publisher sends without publisher
 confirms by default (a confirm costs a round trip and the data is worthless in 5 s anyway), never
 blocks its caller, and drops the oldest waiting batches when the broker is slow or away, counting
-every drop. The consumer acks after the application handled a message, drops (and acks) stale
-and poison messages, and never requeues, so one bad message cannot loop.
+every drop. With confirms, batches go out ``mandatory``: one the broker cannot route (its queue
+went with a lost cluster node and nobody has re-declared it yet) comes back, is counted
+``unroutable`` and makes the publisher re-declare that queue (aiormq hands returned messages
+back only on a confirming channel; without confirms the broker drops them silently, and the
+queue comes back when its consumer re-declares it). The consumer acks after the application
+handled a message, drops (and acks) stale and poison messages, and never requeues, so one bad
+message cannot loop.
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from mdp_queues._messages import (
     ReceivedBatch,
 )
 from mdp_queues._protocols import Handler
+from mdp_queues.nodes import broker_urls, connect_any
 from mdp_queues.outbox import Outbox
 from mdp_queues.topology import QueueSpec, Topology
 
@@ -140,7 +146,9 @@ class AmqpPublisher:
     """Publishes batches to RabbitMQ from a background task fed by a drop-oldest outbox.
 
     Args:
-        url: the broker URL (``amqp://user:pass@host:5672/vhost``).
+        url: the broker URL (``amqp://user:pass@host:5672/vhost``), or the URLs of a cluster's
+            nodes (a sequence or comma-separated): connections go to the first that answers
+            and, when a node is lost, to the next (:mod:`mdp_queues.nodes`).
         topology: the queues to declare and publish to.
         clock: source of "now" (expiry, timestamps).
         confirms: wait for publisher confirms (at-least-once to the broker; slower).
@@ -155,7 +163,7 @@ class AmqpPublisher:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         topology: Topology,
         *,
         clock: Clock | None = None,
@@ -167,7 +175,7 @@ class AmqpPublisher:
         on_mismatch: MismatchPolicy = "fail",
         app_id: str = "mdp",
     ) -> None:
-        self._url = url
+        self._urls = broker_urls(url)
         self._topology = topology
         self._clock = clock or LiveClock()
         self._confirms = confirms
@@ -188,6 +196,7 @@ class AmqpPublisher:
         self._task: asyncio.Task[None] | None = None
         self._closing = False
         self._failure: BaseException | None = None
+        self._redeclaring: dict[str, asyncio.Task[None]] = {}
 
     @property
     def topology(self) -> Topology:
@@ -279,8 +288,8 @@ class AmqpPublisher:
     async def _connect(self) -> None:
         while True:
             try:
-                connection = await aio_pika.connect_robust(
-                    self._url, reconnect_interval=self._reconnect_interval
+                connection = await connect_any(
+                    self._urls, reconnect_interval=self._reconnect_interval
                 )
             except _CONNECTION_ERRORS as exc:
                 _log.warning(
@@ -328,6 +337,27 @@ class AmqpPublisher:
         _log.warning("broker_connection_restored", reconnects=self._stats.reconnects)
         self._mark(up=True)
 
+    def _returned(self, batch: OutgoingBatch) -> None:
+        """Count a batch the broker could not route, and re-declare its queue (once at a time)."""
+        self._stats.count_dropped(batch, DropReason.UNROUTABLE)
+        spec = batch.queue
+        connection = self._connection
+        if connection is None or spec.name in self._redeclaring:
+            return
+        task = asyncio.create_task(self._redeclare(connection, spec))
+        self._redeclaring[spec.name] = task
+        task.add_done_callback(lambda _: self._redeclaring.pop(spec.name, None))
+
+    async def _redeclare(self, connection: AbstractRobustConnection, spec: QueueSpec) -> None:
+        try:
+            await declare_topology(
+                connection, self._topology, queues=[spec], on_mismatch=self._on_mismatch
+            )
+        except (*_CONNECTION_ERRORS, RuntimeError, TopologyMismatch) as exc:
+            _log.warning("re-declaring %s after an unroutable batch failed: %s", spec.name, exc)
+        else:
+            _log.warning("queue %s was missing (a lost node?); declared it again", spec.name)
+
     async def _run(self) -> None:
         await self._connect()
         outbox = self.outbox
@@ -345,8 +375,10 @@ class AmqpPublisher:
                     self._stats.count_dropped(batch, DropReason.EXPIRED)
                     continue
                 try:
-                    await exchange.publish(
-                        self._message(batch), routing_key=batch.queue.name, mandatory=False
+                    confirmation = await exchange.publish(
+                        self._message(batch),
+                        routing_key=batch.queue.name,
+                        mandatory=self._confirms,
                     )
                 except (*_CONNECTION_ERRORS, RuntimeError) as exc:
                     self._stats.count_dropped(batch, DropReason.PUBLISH_FAILED)
@@ -356,6 +388,9 @@ class AmqpPublisher:
                     else:
                         await self._clock.sleep(min(0.1, self._reconnect_interval))
                     break
+                if isinstance(confirmation, aiormq.abc.DeliveredMessage):
+                    self._returned(batch)  # the broker sent it back: no queue of that name
+                    continue
                 self._stats.count_published(batch)
 
     def _connection_closed(self) -> bool:
@@ -385,7 +420,10 @@ class AmqpConsumer:
     """Consumes batches from RabbitMQ queues with manual acks and a freshness gate.
 
     Args:
-        url: the broker URL.
+        url: the broker URL, or the URLs of a cluster's nodes (see :class:`AmqpPublisher`).
+            Consumers follow the connection to whichever node answers; a queue lost with its
+            node is re-declared on the consumer's node and consumed again (aio-pika's robust
+            channel, on the broker's consumer cancel).
         topology: the queues to declare and consume from.
         clock: source of "now" for the freshness check.
         prefetch: unacked messages the broker may push ahead, per queue consumed (each has a
@@ -397,7 +435,7 @@ class AmqpConsumer:
 
     def __init__(
         self,
-        url: str,
+        url: str | Sequence[str],
         topology: Topology,
         *,
         clock: Clock | None = None,
@@ -406,7 +444,7 @@ class AmqpConsumer:
         reconnect_interval: float = 1.0,
         on_mismatch: MismatchPolicy = "fail",
     ) -> None:
-        self._url = url
+        self._urls = broker_urls(url)
         self._topology = topology
         self._clock = clock or LiveClock()
         self._prefetch = prefetch
@@ -441,9 +479,7 @@ class AmqpConsumer:
             TopologyMismatch: the broker has the queues with other arguments.
             ConnectionError: the broker is unreachable (the caller's supervisor retries).
         """
-        connection = await aio_pika.connect_robust(
-            self._url, reconnect_interval=self._reconnect_interval
-        )
+        connection = await connect_any(self._urls, reconnect_interval=self._reconnect_interval)
         try:
             await declare_topology(connection, self._topology, on_mismatch=self._on_mismatch)
             channel = await connection.channel()

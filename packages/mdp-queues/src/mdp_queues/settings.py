@@ -58,6 +58,14 @@ class QueueSettings:
         "one processor worker at a time (the manifests use 16). 1 keeps one shared queue per "
         "type (competing consumers, merged in MDC). Listeners and processors must agree.",
     )
+    cluster: bool = setting(
+        env="MDP_MDQ_CLUSTER",
+        default=False,
+        doc="Declare the queues for a RabbitMQ cluster: transient and spread over the nodes "
+        "(min-masters), so a partition whose node dies is re-declared on a surviving one and "
+        "at most one TTL of its messages is lost. Set it with several MDP_AMQP_URL nodes; "
+        "switching needs the queues deleted or MDP_MDQ_ON_MISMATCH=recreate.",
+    )
     on_mismatch: Literal["fail", "recreate"] = setting(
         env="MDP_MDQ_ON_MISMATCH",
         default="fail",
@@ -77,4 +85,5 @@ class QueueSettings:
             news_ttl_ms=self.news_ttl_ms,
             max_length_bytes=self.max_length_bytes,
             partitions=self.partitions,
+            cluster=self.cluster,
         )

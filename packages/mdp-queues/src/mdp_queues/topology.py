@@ -15,6 +15,16 @@ queue carries the same contract:
 Messages go through the default exchange with the queue name as routing key, so there are no
 exchanges or bindings to agree on.
 
+**Clusters.** A classic queue lives on one node of a RabbitMQ cluster. With ``cluster`` set,
+queues are declared *transient* and placed on the node with the fewest queues
+(``x-queue-master-locator: min-masters``), so the partitions spread over the nodes. When a node
+dies its transient queues go with it (with at most one TTL of messages), and the next
+declaration from any client, on any surviving node, creates them again there; a durable
+classic queue would instead refuse every declaration and consumer until its node came back.
+Replicated (quorum) queues would keep the messages but write every one to disk, which market
+data worth 5 s does not need. Switching an existing broker to or from cluster mode changes the
+queues' arguments: delete them, or start one side with ``on_mismatch='recreate'``.
+
 **Partitions.** With ``partitions`` above one, every market data type has that many queues
 (``mdq.trades.p0`` ...), and an event goes to the queue of its symbol's partition
 (:meth:`Topology.partition`, a CRC-32 of the symbol: the same on every process and machine).
@@ -80,6 +90,7 @@ class QueueSpec:
         ttl_ms: message time-to-live in the queue.
         max_length_bytes: memory bound; the oldest messages are dropped above it.
         partition: the partition number of a partitioned queue, None when unpartitioned.
+        cluster: declared for a RabbitMQ cluster (transient, spread over the nodes).
     """
 
     name: str
@@ -87,20 +98,27 @@ class QueueSpec:
     ttl_ms: int
     max_length_bytes: int
     partition: int | None = None
+    cluster: bool = False
 
     @property
     def arguments(self) -> dict[str, int | str]:
         """The AMQP ``x-`` arguments the queue is declared with (identical on every side)."""
-        return {
+        arguments: dict[str, int | str] = {
             "x-message-ttl": self.ttl_ms,
             "x-max-length-bytes": self.max_length_bytes,
             "x-overflow": "drop-head",
         }
+        if self.cluster:
+            arguments["x-queue-master-locator"] = "min-masters"
+        return arguments
 
     @property
     def durable(self) -> bool:
-        """Queue definitions are durable; messages are not (see the module docstring)."""
-        return True
+        """Durable definitions on one node; transient in a cluster (see the module docstring).
+
+        Messages are never persistent either way.
+        """
+        return not self.cluster
 
     @property
     def ttl_seconds(self) -> float:
@@ -119,6 +137,7 @@ class Topology:
         news_ttl_ms: TTL of the news queue.
         max_length_bytes: per-queue memory bound.
         partitions: queues per market data type (1: one queue per type, unpartitioned).
+        cluster: declare the queues for a RabbitMQ cluster (transient, spread over nodes).
     """
 
     prefix: str = ""
@@ -126,6 +145,7 @@ class Topology:
     news_ttl_ms: int = DEFAULT_NEWS_TTL_MS
     max_length_bytes: int = DEFAULT_MAX_LENGTH_BYTES
     partitions: int = 1
+    cluster: bool = False
     _by_kind: dict[str, tuple[QueueSpec, ...]] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -140,10 +160,12 @@ class Topology:
             ttl_ms = self.news_ttl_ms if kind == NEWS_KIND else self.ttl_ms
             name = self.prefix + base
             if kind == NEWS_KIND or self.partitions == 1:
-                by_kind[kind] = (QueueSpec(name, kind, ttl_ms, self.max_length_bytes),)
+                by_kind[kind] = (
+                    QueueSpec(name, kind, ttl_ms, self.max_length_bytes, cluster=self.cluster),
+                )
             else:
                 by_kind[kind] = tuple(
-                    QueueSpec(f"{name}.p{n}", kind, ttl_ms, self.max_length_bytes, n)
+                    QueueSpec(f"{name}.p{n}", kind, ttl_ms, self.max_length_bytes, n, self.cluster)
                     for n in range(self.partitions)
                 )
         object.__setattr__(self, "_by_kind", by_kind)

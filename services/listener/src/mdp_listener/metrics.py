@@ -37,7 +37,7 @@ FAMILIES: tuple[Family, ...] = (
            "queue.published_events", ("ev",)),
     Family("dropped_messages", "counter",
            "Messages lost before the broker, by reason (outbox_full, broker_down, expired, "
-           "publish_failed, closed).", "queue.dropped_messages", ("reason",)),
+           "publish_failed, unroutable, closed).", "queue.dropped_messages", ("reason",)),
     Family("dropped_events", "counter", "Events lost before the broker, by reason.",
            "queue.dropped_events", ("reason",)),
     Family("broker_reconnects", "counter", "Times the broker link was re-established.",
