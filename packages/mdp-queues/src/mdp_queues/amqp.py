@@ -354,9 +354,9 @@ class AmqpPublisher:
                 connection, self._topology, queues=[spec], on_mismatch=self._on_mismatch
             )
         except (*_CONNECTION_ERRORS, RuntimeError, TopologyMismatch) as exc:
-            _log.warning("re-declaring %s after an unroutable batch failed: %s", spec.name, exc)
+            _log.warning("unroutable_queue_redeclare_failed", queue=spec.name, error=str(exc))
         else:
-            _log.warning("queue %s was missing (a lost node?); declared it again", spec.name)
+            _log.warning("unroutable_queue_redeclared", queue=spec.name)
 
     async def _run(self) -> None:
         await self._connect()
