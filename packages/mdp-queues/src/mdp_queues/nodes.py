@@ -15,10 +15,11 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import aiormq
 from aio_pika import RobustConnection
-from yarl import URL
+from aio_pika.connection import make_url
 
 __all__ = ["NodeRotation", "broker_urls", "connect_any"]
 
@@ -37,7 +38,7 @@ def broker_urls(urls: str | Sequence[str]) -> tuple[str, ...]:
         msg = "the broker URL list is empty or has an empty item (a stray comma?)"
         raise ValueError(msg)
     for item in parsed:
-        if URL(item).scheme not in {"amqp", "amqps"}:
+        if urlsplit(item).scheme not in {"amqp", "amqps"}:
             msg = f"broker URLs must start with amqp:// or amqps:// (item {len(items)} does not)"
             raise ValueError(msg)
     return parsed
@@ -52,20 +53,18 @@ class NodeRotation(RobustConnection):
     """
 
     def __init__(self, urls: Sequence[str], start: int = 0, **kwargs: Any) -> None:
-        self._node_urls = tuple(URL(url) for url in urls)
+        self._node_urls = tuple(make_url(url) for url in urls)
         self._next_node = start % len(self._node_urls)
+        self.node_index = self._next_node
+        """Index in ``urls`` of the node of the current (or last) attempt."""
         self.node_attempts = 0
         super().__init__(self._node_urls[self._next_node], **kwargs)
-
-    @property
-    def node_url(self) -> URL:
-        """The URL of the node of the current (or last) attempt."""
-        return self.url
 
     async def _RobustConnection__connect_transport(self) -> None:
         # aio-pika's reconnect loop calls its private ``__connect_transport`` for every
         # attempt, and that reads ``self.url``: point it at the next node first. Pinned by
         # tests/integration/test_mdq_cluster.py (a dead first node, then a node lost).
+        self.node_index = self._next_node
         self.url = self._node_urls[self._next_node]
         self._next_node = (self._next_node + 1) % len(self._node_urls)
         self.node_attempts += 1
