@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.news import FinlightDataAnalyzer
 from mdp_cache.widgets import WidgetWriter
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import LiveClock
 from mdp_core.envelope import encode_envelope
 from mdp_core.telemetry import Metrics
@@ -60,7 +61,7 @@ async def wiring(
     processor = NewsProcessor(
         consumer, topology.news, WidgetWriter(wdc), FinlightDataAnalyzer(ticker_max_len=2),
         clock=LiveClock(), metrics=Metrics("news-processor-test"), batch_wait_seconds=0.02,
-        retry_initial_seconds=0.05,
+        retry=BackoffPolicy(0.05, 5.0),
     )  # fmt: skip
     stop = asyncio.Event()
     task = asyncio.create_task(processor.run(stop))

@@ -32,6 +32,7 @@ from mdp_cache.records import DailyBar
 from mdp_cache.reference import MemoryReferenceSource, ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
@@ -84,7 +85,7 @@ class Harness:
             widgets=WidgetWriter(self.wdc),
             reference=reference(),
             clock=clock,
-            config=ProcessorConfig(flush_interval_s=0.02, retry_initial_s=0.02, retry_max_s=0.1),
+            config=ProcessorConfig(flush_interval_s=0.02, retry=BackoffPolicy(0.02, 0.1)),
         )
         self.task: asyncio.Task[None] | None = None
 

@@ -35,6 +35,7 @@ from mdp_cache.keys import (
 )
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import LiveClock
 from mdp_core.envelope import encode_envelope
 from mdp_core.events import MarketEvent
@@ -99,13 +100,13 @@ async def test_processors_survive_a_redis_crash_and_restart(
         ],
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
-        config=ProcessorConfig(flush_interval_s=0.02, retry_initial_s=0.05, retry_max_s=0.2),
+        config=ProcessorConfig(flush_interval_s=0.02, retry=BackoffPolicy(0.05, 0.2)),
     )
     news_consumer = AmqpConsumer(amqp_url, topology, prefetch=10)
     news = NewsProcessor(
         news_consumer, topology.news, WidgetWriter(news_wdc), FinlightDataAnalyzer(),
         clock=LiveClock(), metrics=Metrics("news-restart-test"), batch_wait_seconds=0.02,
-        retry_initial_seconds=0.05,
+        retry=BackoffPolicy(0.05, 5.0),
     )  # fmt: skip
     stop_news = asyncio.Event()
     now = time.time_ns() // 1_000_000 - 30_000

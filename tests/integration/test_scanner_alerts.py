@@ -20,6 +20,7 @@ from mdp_analyzers.halt_alerts import HaltAlertsAnalyzer
 from mdp_analyzers.news_movers import NewsMoversAnalyzer
 from mdp_analyzers.unusual_volume import UnusualVolumeAnalyzer
 from mdp_cache.client import create_redis
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_scanner import Scanner
 from mdp_testing.conformance import at_ms
@@ -50,7 +51,9 @@ class Replica:
 
     def __init__(self, url: str, clock: ManualClock) -> None:
         self.redis = create_redis(url)
-        self.scanner = Scanner(self.redis, analyzers(), clock=clock, backoff_initial=0.02)
+        self.scanner = Scanner(
+            self.redis, analyzers(), clock=clock, backoff=BackoffPolicy(0.02, 10.0, jitter=0.5)
+        )
         self.stop = asyncio.Event()
         self.task: asyncio.Future[None] | None = None
 

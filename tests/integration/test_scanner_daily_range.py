@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 from mdp_analyzers.daily_range import DailyRangeAnalyzer
 from mdp_analyzers.typing import FeedMessage, Output
 from mdp_cache.client import create_redis
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_scanner import Scanner
 from mdp_testing.conformance import at_ms
@@ -53,8 +54,7 @@ class Scanners:
             client,
             analyzers or [DailyRangeAnalyzer()],
             clock=clock,
-            backoff_initial=0.02,
-            backoff_max=0.1,
+            backoff=BackoffPolicy(0.02, 0.1, jitter=0.5),
             **options,
         )
         stop = asyncio.Event()

@@ -44,6 +44,7 @@ from mdp_cache.ownership import RedisOwnership
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ET, LiveClock, from_ns
 from mdp_core.settings import Secret, load
 from mdp_core.telemetry import Metrics
@@ -248,7 +249,10 @@ class Pipeline:
             self._stops.append(replica.stop)
         scanner_redis = create_redis(self.redis_url)
         self.scanner = Scanner(
-            scanner_redis, [self.ranges], clock=MarketClock(self.sim), backoff_initial=0.05
+            scanner_redis,
+            [self.ranges],
+            clock=MarketClock(self.sim),
+            backoff=BackoffPolicy(0.05, 10.0, jitter=0.5),
         )
         scanner_stop = asyncio.Event()
         scanner_task = asyncio.create_task(self.scanner.run(scanner_stop))

@@ -11,6 +11,7 @@ from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_cache.claims import MemoryBatchClaims
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
@@ -71,7 +72,7 @@ def make(
         state=state or MemoryState(),
         widgets=MemoryWidgets(),
         clock=clock,
-        config=ProcessorConfig(retry_initial_s=0.001, retry_max_s=0.01),
+        config=ProcessorConfig(retry=BackoffPolicy(0.001, 0.01)),
         claims=claims,
     )
     return processor, bus

@@ -7,11 +7,11 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from mdp_core.process import WorkerStatus
 from mdp_processor.__main__ import metrics_of
 from mdp_processor.metrics import FAMILIES
 from mdp_processor.stats import ProcessorStats
 from mdp_runtime.metrics import exposition, service_registry
+from mdp_runtime.process import WorkerStatus
 
 
 def _worker(index: int, alive: bool, stats: ProcessorStats, **extra: Any) -> WorkerStatus:

@@ -18,16 +18,17 @@ from mdp_cache.keys import FEED_LATEST_TRADE, FEED_QUOTE, FEED_SCANNER_TOP_VOLUM
 from mdp_cache.records import DailyBar
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
-from mdp_core.process import WorkerStatus
 from mdp_core.settings import load
 from mdp_processor.__main__ import metrics_of, readiness_of
 from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
 from mdp_processor.settings import ProcessorSettings
 from mdp_processor.worker import build_analyzers
 from mdp_queues import MemoryBus, OutgoingBatch, Received, ReceivedBatch, Topology
+from mdp_runtime.process import WorkerStatus
 from mdp_testing.conformance import aggregate, at_ms, trade
 
 DAY = date(2026, 3, 4)
@@ -74,7 +75,7 @@ def make(
         state=MemoryState(),
         widgets=sink,
         clock=clock,
-        config=ProcessorConfig(retry_initial_s=0.001, retry_max_s=0.01),
+        config=ProcessorConfig(retry=BackoffPolicy(0.001, 0.01)),
     )
     return processor, bus, sink
 

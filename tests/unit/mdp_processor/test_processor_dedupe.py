@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
 from mdp_queues import MemoryBus, ReceivedBatch, Topology
@@ -46,7 +47,7 @@ def _make(remember: int, claims: Any = None) -> tuple[Processor, MemoryBus]:
         state=MemoryState(),
         widgets=MemoryWidgets(),
         clock=clock,
-        config=ProcessorConfig(retry_initial_s=0.001, retry_max_s=0.01, remember_batches=remember),
+        config=ProcessorConfig(retry=BackoffPolicy(0.001, 0.01), remember_batches=remember),
         claims=claims,
     )
     return processor, bus

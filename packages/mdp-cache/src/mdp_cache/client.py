@@ -13,10 +13,15 @@ from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "close_redis", "create_redis"]
+from mdp_core.backoff import BackoffPolicy
+
+__all__ = ["DEFAULT_MAX_CONNECTIONS", "PUBSUB_RECONNECT", "close_redis", "create_redis"]
 
 DEFAULT_MAX_CONNECTIONS: Final = 16
 """Pool size per store and process: pipelines need few connections."""
+
+PUBSUB_RECONNECT: Final = BackoffPolicy(initial_seconds=0.2, max_seconds=10.0, jitter=0.5)
+"""Default reconnect delays of a pub/sub subscriber (services pass their own settings)."""
 
 
 def create_redis(

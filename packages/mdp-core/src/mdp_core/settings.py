@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal, TypeVar, dataclass_transform
 from urllib.parse import urlsplit, urlunsplit
 
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.calendar import MarketCalendar
 
 __all__ = [
@@ -667,6 +668,37 @@ class CommonSettings:
         doc="Comma-separated extra full-day market closures (YYYY-MM-DD) beyond the standing "
         "NYSE holidays, e.g. a national day of mourning; the listener then stays away.",
     )
+
+    retry_initial_seconds: float = setting(
+        env="MDP_RETRY_INITIAL_SECONDS",
+        default=0.1,
+        min=0.0,
+        doc="First pause before retrying an operation that failed for want of a connection "
+        "(a Redis write, the broker); doubles per failure (see mdp_core.backoff).",
+    )
+    retry_max_seconds: float = setting(
+        env="MDP_RETRY_MAX_SECONDS",
+        default=5.0,
+        min=0.0,
+        doc="Cap of that pause; no retry waits longer.",
+    )
+    retry_jitter: float = setting(
+        env="MDP_RETRY_JITTER",
+        default=0.5,
+        min=0.0,
+        max=1.0,
+        doc="Fraction of each retry pause taken off at random, so copies that failed together "
+        "do not retry together (1 is full jitter). Also the jitter of worker restarts.",
+    )
+
+    @property
+    def retry_backoff(self) -> BackoffPolicy:
+        """The backoff of connection retries (``MDP_RETRY_*``; the cap wins over the start)."""
+        return BackoffPolicy(
+            initial_seconds=min(self.retry_initial_seconds, self.retry_max_seconds),
+            max_seconds=self.retry_max_seconds,
+            jitter=self.retry_jitter,
+        )
 
     @property
     def calendar(self) -> MarketCalendar:

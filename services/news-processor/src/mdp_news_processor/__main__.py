@@ -82,6 +82,7 @@ async def serve(stop: asyncio.Event) -> int:
         metrics=metrics,
         batch_size=settings.prefetch,
         batch_wait_seconds=settings.batch_wait_seconds,
+        retry=settings.retry_backoff,
     )
     health = HealthServer(
         settings.health_host,

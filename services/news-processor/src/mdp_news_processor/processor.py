@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections.abc import Callable, Sequence
+from typing import Final
 
 from redis.exceptions import RedisError
 
 from mdp_analyzers.news import FinlightDataAnalyzer
 from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.widgets import WidgetWriter
+from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock
 from mdp_core.envelope import decode_news_batch
 from mdp_core.errors import MalformedInput
@@ -28,6 +31,8 @@ from mdp_queues import Consumer, QueueSpec, ReceivedBatch
 __all__ = ["NewsProcessor"]
 
 _log = get_logger("mdp_news_processor")
+_RETRY: Final = BackoffPolicy(initial_seconds=0.2, max_seconds=5.0)
+"""Write retries when the service passes none (it passes its ``MDP_RETRY_*`` settings)."""
 
 
 class NewsProcessor:
@@ -42,7 +47,8 @@ class NewsProcessor:
         metrics: where counters go.
         batch_size: most messages handled per batch.
         batch_wait_seconds: longest wait for a batch to fill.
-        retry_initial_seconds: first pause after a failed Redis write (doubles, capped at 5 s).
+        retry: pauses between attempts of a failed Redis write (the ``MDP_RETRY_*`` settings).
+        rng: random source of the retry jitter (seed it in tests).
     """
 
     def __init__(
@@ -56,7 +62,8 @@ class NewsProcessor:
         metrics: Metrics,
         batch_size: int = 50,
         batch_wait_seconds: float = 0.1,
-        retry_initial_seconds: float = 0.2,
+        retry: BackoffPolicy = _RETRY,
+        rng: random.Random | None = None,
     ) -> None:
         self._consumer = consumer
         self._queue = queue
@@ -65,7 +72,8 @@ class NewsProcessor:
         self._clock = clock
         self._batch_size = batch_size
         self._batch_wait = batch_wait_seconds
-        self._retry_initial = retry_initial_seconds
+        self._retry = retry
+        self._rng = rng or random.Random()
         self._articles = metrics.counter("articles_in", "{article}", "Articles received")
         self._bad = metrics.counter("articles_bad", "{article}", "Articles skipped as malformed")
         self._writes = metrics.counter("feed_writes", "{write}", "Feed writes sent to WDC")
@@ -167,7 +175,7 @@ class NewsProcessor:
         await self._notify()
 
     async def _write(self, writes: Sequence[WidgetWrite], stop: asyncio.Event | None) -> bool:
-        pause = self._retry_initial
+        backoff = Backoff(self._retry, self._rng)
         while True:
             try:
                 await self._writer.write(writes)
@@ -175,11 +183,13 @@ class NewsProcessor:
                 self._redis_ok = False
                 self._redis_errors.add()
                 await self._notify()
-                _log.warning("wdc_write_failed_retrying", error=str(exc), pause_seconds=pause)
+                pause = backoff.wait()
+                _log.warning(
+                    "wdc_write_failed_retrying", error=str(exc), pause_seconds=round(pause, 3)
+                )
                 if stop is not None and stop.is_set():
                     return False
                 await self._clock.sleep(pause)
-                pause = min(pause * 2, 5.0)
                 continue
             self._redis_ok = True
             return True

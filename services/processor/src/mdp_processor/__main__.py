@@ -18,7 +18,6 @@ from mdp_analyzers.registry import UnknownAnalyzer
 from mdp_cache.client import close_redis, create_redis
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
-from mdp_core.process import ProcessManager, WorkerStatus
 from mdp_core.settings import SettingsError, load
 from mdp_core.telemetry import configure_telemetry
 from mdp_processor.metrics import FAMILIES
@@ -33,6 +32,7 @@ from mdp_runtime import (
     parse_service_arguments,
     run_service,
 )
+from mdp_runtime.process import ProcessManager, WorkerStatus
 
 __all__ = ["is_cumulative", "main", "metrics_of", "readiness_of", "status_of"]
 
@@ -112,6 +112,7 @@ async def serve(stop: asyncio.Event) -> int:
         worker,
         settings.workers,
         name="mdp-worker",
+        restart=settings.worker_restart,
         child_logging=(_SERVICE, settings.log_level, settings.log_format),
         carry_over=is_cumulative,
     )

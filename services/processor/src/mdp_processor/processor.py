@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -60,6 +61,7 @@ from mdp_cache.ops import (
 from mdp_cache.ownership import Ownership, fair_share
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
+from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
 from mdp_core.errors import MalformedInput
@@ -98,6 +100,10 @@ class MemoryWidgets:
         return len(writes)
 
 
+_RETRY: Final = BackoffPolicy(initial_seconds=0.1, max_seconds=5.0)
+"""Retries when the service passes none (the worker passes its ``MDP_RETRY_*`` settings)."""
+
+
 @dataclass(frozen=True, slots=True)
 class ProcessorConfig:
     """Tuning of one processor.
@@ -115,8 +121,9 @@ class ProcessorConfig:
         max_in_flight: Concurrent background tasks (reference fetches).
         consumer_group: Namespace of the "batch applied" marks (one per processor kind).
         instance: This replica's id (lease holder name, logs).
-        retry_initial_s: First pause after a failed write.
-        retry_max_s: Longest pause between write retries.
+        retry: Pauses between attempts of everything retried for want of a connection
+            (consumer start and consumption, seen-set checks, claims, writes): the service
+            passes its ``MDP_RETRY_*`` settings (:class:`mdp_core.backoff.BackoffPolicy`).
         remember_batches: Batch ids remembered in process for duplicate detection.
         reference_attempts: Lookups of a symbol's reference data while it has no previous day
             (a failed fetch at start must not leave the symbol without a gap for the day).
@@ -138,8 +145,7 @@ class ProcessorConfig:
     max_in_flight: int = 500
     consumer_group: str = "mdp"
     instance: str = "mdp-0"
-    retry_initial_s: float = 0.1
-    retry_max_s: float = 5.0
+    retry: BackoffPolicy = _RETRY
     remember_batches: int = 100_000
     reference_attempts: int = 4
     reference_retry_s: float = 30.0
@@ -229,6 +235,7 @@ class Processor:
         self._next_compose: dict[int, int] = {}
         self._next_sync: dict[int, int] = {}
         self._consumer_failures = 0
+        self._jitter = random.Random()
         self._progress = asyncio.Condition()
         # Partition ownership: the partitions held, their consumers, and the queues whose
         # consumer has a delivery batch in hand (those are not cancelled, but let finish).
@@ -306,16 +313,20 @@ class Processor:
             with contextlib.suppress(Exception):
                 await self.consumer.close()
 
+    def _backoff(self) -> Backoff:
+        """The state of one retry loop, with the configured policy."""
+        return Backoff(self.config.retry, self._jitter)
+
     async def _start_consumer(self) -> None:
-        backoff = self.config.retry_initial_s
+        backoff = self._backoff()
         while not self._stopping.is_set():
             try:
                 await self.consumer.start()
             except Exception as exc:  # the broker may come up later: keep trying
                 self._consumer_failures += 1
-                _log.warning("consumer_start_failed", error=repr(exc), retry_in=backoff)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.config.retry_max_s)
+                delay = backoff.wait()
+                _log.warning("consumer_start_failed", error=repr(exc), retry_in=round(delay, 3))
+                await asyncio.sleep(delay)
             else:
                 return
 
@@ -387,7 +398,7 @@ class Processor:
 
     async def _consume(self, queue: QueueSpec, stop: asyncio.Event | None = None) -> None:
         """Ingest ``queue`` until cancelled, or until ``stop`` is set (between batches)."""
-        backoff = self.config.retry_initial_s
+        backoff = self._backoff()
         stop = stop or self._stopping
         while not stop.is_set() and not self._stopping.is_set():
             try:
@@ -411,7 +422,7 @@ class Processor:
                         raise
                     finally:
                         self._busy.discard(queue.name)
-                    backoff = self.config.retry_initial_s
+                    backoff.reset()
                     if stop.is_set():
                         return
             except asyncio.CancelledError:
@@ -419,8 +430,7 @@ class Processor:
             except Exception as exc:
                 self._consumer_failures += 1
                 _log.warning("consume_failed", queue=queue.name, error=repr(exc))
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.config.retry_max_s)
+                await asyncio.sleep(backoff.wait())
 
     async def _room(self) -> None:
         """Wait while a full flush's worth of events is pending (the flush takes them)."""
@@ -484,7 +494,7 @@ class Processor:
             self._flush_now.set()
 
     async def _seen_before(self, mark: str) -> bool:
-        backoff = self.config.retry_initial_s
+        backoff = self._backoff()
         while True:
             try:
                 return bool(await self.state.seen([mark]))
@@ -493,12 +503,11 @@ class Processor:
                 _log.warning("seen_check_failed", error=repr(exc))
                 if self._stopping.is_set():
                     return False
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.config.retry_max_s)
+                await asyncio.sleep(backoff.wait())
 
     async def _claim(self, batches: list[str]) -> set[str]:
         assert self.claims is not None
-        backoff = self.config.retry_initial_s
+        backoff = self._backoff()
         while True:
             try:
                 return await self.claims.claim(batches)
@@ -507,8 +516,7 @@ class Processor:
                 _log.warning("claim_failed", error=repr(exc))
                 if self._stopping.is_set():
                     return set(batches)
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, self.config.retry_max_s)
+                await asyncio.sleep(backoff.wait())
 
     def _remember(self, mark: str) -> None:
         self._recent[mark] = None
@@ -869,7 +877,7 @@ class Processor:
         An error *reply* (a bug, or a value Redis refuses) would fail forever, so it is
         counted and the write abandoned: the stream goes on.
         """
-        backoff = self.config.retry_initial_s
+        backoff = self._backoff()
         while True:
             try:
                 await write()
@@ -878,11 +886,9 @@ class Processor:
                     self.stats.write_errors += 1
                     _log.exception("write_rejected")
                     return
-                await self._pause(exc, backoff)
-                backoff = min(backoff * 2, self.config.retry_max_s)
+                await self._pause(exc, backoff.wait())
             except (OSError, TimeoutError) as exc:
-                await self._pause(exc, backoff)
-                backoff = min(backoff * 2, self.config.retry_max_s)
+                await self._pause(exc, backoff.wait())
             except Exception:
                 # Not a connection problem: a bug, or a value the sink refuses. Retrying would
                 # fail forever, so it is counted and abandoned like an error reply.
@@ -893,16 +899,16 @@ class Processor:
                 self._writable.set()
                 return
 
-    async def _pause(self, exc: BaseException, backoff: float) -> None:
+    async def _pause(self, exc: BaseException, delay: float) -> None:
         """A write failed for want of a connection: pause consumption, wait, then retry."""
         self.stats.write_failures += 1
         self._writable.clear()
-        _log.warning("write_failed", error=repr(exc), retry_in=backoff)
+        _log.warning("write_failed", error=repr(exc), retry_in=round(delay, 3))
         async with self._progress:
             self._progress.notify_all()
         if self._stopping.is_set():
             raise _Stopped from exc
-        await asyncio.sleep(backoff)
+        await asyncio.sleep(delay)
 
     def _sync_due(self, now_ns: int) -> bool:
         return any(

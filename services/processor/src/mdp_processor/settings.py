@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.settings import CommonSettings, Renamed, setting, settings_class
 
 __all__ = ["ProcessorSettings"]
@@ -87,9 +88,34 @@ class ProcessorSettings(CommonSettings):
         "cached in MDC per trading day); 0 turns them off (the default until their cost at "
         "full-market scale is measured; the demo uses 20).",
     )
+    worker_restart_initial_seconds: float = setting(
+        env="MDP_WORKER_RESTART_INITIAL_SECONDS",
+        default=0.5,
+        min=0.001,
+        doc="First delay before restarting a worker process that exited; doubles per exit in "
+        "a row (jittered by MDP_RETRY_JITTER), reset once a worker stayed up a minute.",
+    )
+    worker_restart_max_seconds: float = setting(
+        env="MDP_WORKER_RESTART_MAX_SECONDS",
+        default=30.0,
+        min=0.001,
+        doc="Cap of the worker restart delay.",
+    )
     heartbeat_seconds: float = setting(
         env="MDP_HEARTBEAT_SECONDS",
         default=5.0,
         min=0.1,
         doc="Interval of the heartbeat written to MDC.",
     )
+
+    @property
+    def worker_restart(self) -> BackoffPolicy:
+        """The backoff of worker restarts (``MDP_WORKER_RESTART_*``, ``MDP_RETRY_JITTER``)."""
+        return BackoffPolicy(
+            initial_seconds=min(
+                self.worker_restart_initial_seconds, self.worker_restart_max_seconds
+            ),
+            max_seconds=self.worker_restart_max_seconds,
+            jitter=self.retry_jitter,
+            stable_after_seconds=60.0,
+        )

@@ -19,7 +19,6 @@ from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.clock import LiveClock
 from mdp_core.logging import get_logger
-from mdp_core.process import WorkerContext
 from mdp_core.settings import load, resolve_massive_key
 from mdp_core.telemetry import configure_telemetry
 from mdp_processor.massive_reference import MassiveReferenceSource
@@ -27,6 +26,7 @@ from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.settings import ProcessorSettings
 from mdp_queues import AmqpConsumer, QueueSettings
 from mdp_runtime import RuntimeControl
+from mdp_runtime.process import WorkerContext
 
 __all__ = ["build_analyzers", "control_of", "worker"]
 
@@ -109,6 +109,7 @@ async def worker(index: int, ctx: WorkerContext) -> None:
             max_in_flight=settings.max_in_flight,
             instance=instance,
             future_tolerance_s=settings.future_tolerance_seconds,
+            retry=settings.retry_backoff,
         ),
     )
     task = asyncio.create_task(processor.run(), name="processor")

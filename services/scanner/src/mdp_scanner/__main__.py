@@ -72,8 +72,7 @@ async def serve(stop: asyncio.Event) -> int:
         clock=LiveClock(),
         batch_max=settings.batch_max,
         dedup_alerts=settings.dedup_alerts,
-        backoff_initial=settings.backoff_initial_seconds,
-        backoff_max=settings.backoff_max_seconds,
+        backoff=settings.reconnect_backoff,
         keepalive=settings.keepalive_seconds,
         unwritten_max=settings.unwritten_max,
     )

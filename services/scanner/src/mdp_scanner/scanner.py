@@ -49,9 +49,11 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisError
 
 from mdp_analyzers.typing import Analyzer, FeedMessage, Rehydratable, WidgetWrite
+from mdp_cache.client import PUBSUB_RECONNECT
 from mdp_cache.control import RuntimeState
 from mdp_cache.keys import KEY_SCANNER_DEDUP, feed_for
 from mdp_cache.widgets import WidgetWriter
+from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import Metrics, traced
@@ -126,8 +128,8 @@ class Scanner:
         clock: Time given to analyzers (``now_ns``) - a ManualClock in tests.
         batch_max: Most messages per batch.
         dedup_alerts: Guard list-feed appends with ``SET NX`` (safe with several replicas).
-        backoff_initial: First reconnect delay.
-        backoff_max: Cap of the reconnect delay.
+        backoff: Reconnect delays (:mod:`mdp_core.backoff`), restarted after a link that worked.
+        rng: Random source of the reconnect jitter.
         keepalive: Seconds without traffic before the link is PINGed.
         unwritten_max: Writes kept for retry while Redis is down.
     """
@@ -140,8 +142,8 @@ class Scanner:
         clock: Clock,
         batch_max: int = 1_000,
         dedup_alerts: bool = True,
-        backoff_initial: float = 0.2,
-        backoff_max: float = 10.0,
+        backoff: BackoffPolicy = PUBSUB_RECONNECT,
+        rng: random.Random | None = None,
         keepalive: float = 15.0,
         unwritten_max: int = 10_000,
     ) -> None:
@@ -154,8 +156,7 @@ class Scanner:
         self._clock = clock
         self._batch_max = batch_max
         self._dedup = dedup_alerts
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
+        self._backoff = Backoff(backoff, rng or random.Random())
         self._keepalive = keepalive
         self._unwritten: deque[WidgetWrite] = deque(maxlen=unwritten_max or None)
         self._unwritten_max = unwritten_max
@@ -245,7 +246,7 @@ class Scanner:
                 raise cast("BaseException", body.exception())
 
     async def _run_forever(self) -> None:
-        failures = 0
+        backoff = self._backoff
         first = True
         while True:
             if self.paused:
@@ -255,10 +256,10 @@ class Scanner:
                 await self._connection(first)
             except (RedisError, OSError, _LinkDead) as exc:
                 if self.stats.connected:
-                    failures = 0  # the previous connection worked: start the backoff afresh
+                    backoff.reset()  # the previous connection worked: start the backoff afresh
                 kind = type(exc).__name__
                 self.stats.errors[f"redis_{kind}"] += 1
-                _log.warning("scanner_lost_redis", error=repr(exc), failures=failures + 1)
+                _log.warning("scanner_lost_redis", error=repr(exc), failures=backoff.attempt + 1)
             else:  # returned: paused, not lost; no backoff
                 first = False
                 continue
@@ -267,9 +268,7 @@ class Scanner:
                 self.stats.connected = False
             first = False
             self.stats.reconnects += 1
-            delay = min(self._backoff_max, self._backoff_initial * 2 ** min(failures, 20))
-            failures += 1
-            await asyncio.sleep(random.uniform(delay / 2, delay))
+            await asyncio.sleep(backoff.wait())
 
     async def _connection(self, first: bool) -> None:
         # Subscribe confirmations are received (and skipped) by us: with redis-py ignoring them,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.settings import CommonSettings, Renamed, setting, settings_class
 
 __all__ = ["ScannerSettings"]
@@ -91,7 +92,7 @@ class ScannerSettings(CommonSettings):
         env="MDP_SCANNER_BACKOFF_MAX_SECONDS",
         default=10.0,
         min=0.01,
-        doc="Cap of the exponential reconnect delay (with jitter).",
+        doc="Cap of the exponential reconnect delay (jittered by MDP_RETRY_JITTER).",
     )
     keepalive_seconds: float = setting(
         env="MDP_SCANNER_KEEPALIVE_SECONDS",
@@ -106,3 +107,12 @@ class ScannerSettings(CommonSettings):
         min=0,
         doc="Writes kept for retry while Redis is unreachable (oldest dropped beyond this).",
     )
+
+    @property
+    def reconnect_backoff(self) -> BackoffPolicy:
+        """Reconnect delays after losing Redis (``MDP_SCANNER_BACKOFF_*``, ``MDP_RETRY_JITTER``)."""
+        return BackoffPolicy(
+            initial_seconds=min(self.backoff_initial_seconds, self.backoff_max_seconds),
+            max_seconds=self.backoff_max_seconds,
+            jitter=self.retry_jitter,
+        )

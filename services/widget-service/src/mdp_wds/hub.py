@@ -23,7 +23,8 @@ from typing import Final, Protocol, cast
 import msgspec
 from redis.exceptions import RedisError, ResponseError
 
-from mdp_cache.client import create_redis
+from mdp_cache.client import PUBSUB_RECONNECT, create_redis
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import consumer_span
 from mdp_wds.access import FeedRef
@@ -98,8 +99,7 @@ class Hub:
     Args:
         redis_url: The widget data cache (WDC).
         stats: Where the hub counts messages, subscriptions and link state.
-        backoff_initial: First reconnect delay of the pub/sub link.
-        backoff_max: Cap of the reconnect delay.
+        backoff: Reconnect delays of the pub/sub link.
         ping_interval: Keepalive of the pub/sub link.
     """
 
@@ -108,8 +108,7 @@ class Hub:
         redis_url: str,
         stats: WdsStats,
         *,
-        backoff_initial: float = 0.2,
-        backoff_max: float = 10.0,
+        backoff: BackoffPolicy = PUBSUB_RECONNECT,
         ping_interval: float = 15.0,
     ) -> None:
         self._stats = stats
@@ -119,8 +118,7 @@ class Hub:
             self._on_message,
             on_resync=self._on_resync,
             on_state=self._on_state,
-            backoff_initial=backoff_initial,
-            backoff_max=backoff_max,
+            backoff=backoff,
             ping_interval=ping_interval,
         )
         self._exact: dict[str, set[Subscriber]] = {}

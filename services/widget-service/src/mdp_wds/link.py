@@ -26,6 +26,8 @@ from collections.abc import Callable
 from typing import Final, Literal
 from urllib.parse import unquote, urlsplit
 
+from mdp_cache.client import PUBSUB_RECONNECT
+from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.logging import get_logger
 
 __all__ = ["LinkError", "PubSubLink", "RespError"]
@@ -91,8 +93,8 @@ class PubSubLink:
         on_resync: Called after a reconnect once every subscription is active again (not on
             the first connect).
         on_state: Called with ``True``/``False`` when the link comes up or goes down.
-        backoff_initial: First reconnect delay, doubled per failure with full jitter.
-        backoff_max: Cap of the reconnect delay.
+        backoff: Reconnect delays (:mod:`mdp_core.backoff`), restarted after a link that worked.
+        rng: Random source of the reconnect jitter.
         ping_interval: Seconds between keepalive PINGs.
     """
 
@@ -103,8 +105,8 @@ class PubSubLink:
         *,
         on_resync: Callable[[], None] = lambda: None,
         on_state: Callable[[bool], None] = lambda _up: None,
-        backoff_initial: float = 0.2,
-        backoff_max: float = 10.0,
+        backoff: BackoffPolicy = PUBSUB_RECONNECT,
+        rng: random.Random | None = None,
         ping_interval: float = 15.0,
     ) -> None:
         parts = urlsplit(url)
@@ -119,8 +121,7 @@ class PubSubLink:
         self._on_message = on_message
         self._on_resync = on_resync
         self._on_state = on_state
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
+        self._backoff = Backoff(backoff, rng or random.Random())
         self._ping_interval = ping_interval
         self._wanted: dict[Kind, set[bytes]] = {"channel": set(), "pattern": set()}
         self._confirm: defaultdict[tuple[Kind, bytes], deque[asyncio.Future[bool]]] = defaultdict(
@@ -206,22 +207,20 @@ class PubSubLink:
     # --- connection loop ------------------------------------------------------------------
 
     async def _run(self) -> None:
-        failures = 0
+        backoff = self._backoff
         while not self._stopping:
             try:
                 await self._session()
-                failures = 0
+                backoff.reset()
             except asyncio.CancelledError:
                 raise
             except (OSError, EOFError, LinkError, asyncio.IncompleteReadError, ValueError) as exc:
                 if self._connected.is_set():
-                    failures = 0  # it worked until now: start the backoff afresh
-                _log.warning("redis_link_lost", error=repr(exc), failures=failures + 1)
+                    backoff.reset()  # it worked until now: start the backoff afresh
+                _log.warning("redis_link_lost", error=repr(exc), failures=backoff.attempt + 1)
             finally:
                 self._down()
-            delay = min(self._backoff_max, self._backoff_initial * 2 ** min(failures, 20))
-            failures += 1
-            await asyncio.sleep(random.uniform(delay / 2, delay))
+            await asyncio.sleep(backoff.wait())
 
     async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         context = ssl.create_default_context() if self._tls else None

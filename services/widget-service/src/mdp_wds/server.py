@@ -74,8 +74,7 @@ class WidgetServer:
         self.hub = Hub(
             settings.wdc_redis_url,
             self.stats,
-            backoff_initial=settings.redis_backoff_initial_seconds,
-            backoff_max=settings.redis_backoff_max_seconds,
+            backoff=settings.redis_backoff,
             ping_interval=settings.redis_ping_interval_seconds,
         )
         self.revoked = RevokedSessions(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.settings import CommonSettings, Secret, setting, settings_class
 
 __all__ = ["SlowClientPolicy", "WdsSettings"]
@@ -174,7 +175,7 @@ class WdsSettings(CommonSettings):
         env="MDP_WDS_REDIS_BACKOFF_MAX_SECONDS",
         default=10.0,
         min=0.01,
-        doc="Cap of the exponential reconnect delay (with jitter).",
+        doc="Cap of the exponential reconnect delay (jittered by MDP_RETRY_JITTER).",
     )
     redis_ping_interval_seconds: float = setting(
         env="MDP_WDS_REDIS_PING_INTERVAL_SECONDS",
@@ -182,3 +183,12 @@ class WdsSettings(CommonSettings):
         min=0.05,
         doc="PING on the pub/sub link this often; two missed answers mean it is dead.",
     )
+
+    @property
+    def redis_backoff(self) -> BackoffPolicy:
+        """Pub/sub reconnect delays (``MDP_WDS_REDIS_BACKOFF_*``, ``MDP_RETRY_JITTER``)."""
+        return BackoffPolicy(
+            initial_seconds=min(self.redis_backoff_initial_seconds, self.redis_backoff_max_seconds),
+            max_seconds=self.redis_backoff_max_seconds,
+            jitter=self.retry_jitter,
+        )

@@ -5,7 +5,7 @@ import sys
 
 from opentelemetry import trace
 
-from mdp_core.process import WorkerContext
+from mdp_runtime.process import WorkerContext
 
 
 async def reporting_worker(index: int, ctx: WorkerContext) -> None:

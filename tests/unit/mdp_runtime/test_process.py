@@ -14,8 +14,9 @@ from opentelemetry import context as otel_context
 from opentelemetry import trace
 from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
 
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
-from mdp_core.process import ProcessManager, WorkerStatus
+from mdp_runtime.process import ProcessManager, WorkerStatus
 
 TRACE_ID = 0xABCDEF0123456789ABCDEF0123456789
 TIMEOUT = 30.0
@@ -41,8 +42,7 @@ def alive(manager: ProcessManager) -> bool:
 
 def fast_manager(target: Any, count: int, **kwargs: Any) -> ProcessManager:
     options: dict[str, Any] = {
-        "backoff_initial": 0.05,
-        "backoff_max": 0.2,
+        "restart": BackoffPolicy(0.05, 0.2, stable_after_seconds=60.0),
         "grace_period": 5.0,
         "report_interval": 0.01,
     }
@@ -113,8 +113,10 @@ async def test_stop_kills_a_worker_that_ignores_sigterm(workers: ModuleType) -> 
 def test_invalid_arguments_are_refused(workers: ModuleType) -> None:
     with pytest.raises(ValueError, match="count must be at least 1"):
         ProcessManager(workers.reporting_worker, 0)
-    with pytest.raises(ValueError, match="backoff"):
-        ProcessManager(workers.reporting_worker, 1, backoff_initial=2, backoff_max=1)
+    with pytest.raises(ValueError, match="restart backoff"):
+        ProcessManager(workers.reporting_worker, 1, restart=BackoffPolicy(0.0, 1.0))
+    with pytest.raises(ValueError, match="max_attempts"):
+        ProcessManager(workers.reporting_worker, 1, restart=BackoffPolicy(1.0, 2.0, max_attempts=3))
 
 
 async def test_start_twice_is_refused(workers: ModuleType) -> None:
@@ -125,9 +127,7 @@ async def test_start_twice_is_refused(workers: ModuleType) -> None:
 
 async def test_restart_delay_doubles_on_the_injected_clock(workers: ModuleType) -> None:
     clock = ManualClock(datetime(2026, 3, 9, 14, tzinfo=UTC))
-    manager = fast_manager(
-        workers.failing_worker, 1, backoff_initial=1.0, backoff_max=4.0, clock=clock
-    )
+    manager = fast_manager(workers.failing_worker, 1, restart=BackoffPolicy(1.0, 4.0), clock=clock)
     await manager.start()
     try:
         for restarts, delay in ((0, 1.0), (1, 2.0), (2, 4.0)):
@@ -161,7 +161,7 @@ _ORPHAN_PARENT = """
 import asyncio, json, sys
 sys.path.insert(0, sys.argv[1])
 import process_workers
-from mdp_core.process import ProcessManager
+from mdp_runtime.process import ProcessManager
 
 async def main():
     manager = ProcessManager(process_workers.stubborn_worker, 2, grace_period=1.0,

@@ -8,8 +8,9 @@ blocks its loop, watching process sentinels and status pipes with ``loop.add_rea
 What the parent does for each worker:
 
 - passes the parent's trace context, so spans in the child join the parent's trace;
-- restarts a worker that exits, after an exponential backoff (``backoff_initial`` doubling up
-  to ``backoff_max``), reset once a worker has stayed up for ``stable_after`` seconds;
+- restarts a worker that exits, after the ``restart`` backoff (:mod:`mdp_core.backoff`: 0.5 s
+  doubling up to 30 s by default), reset once a worker has stayed up for the policy's
+  ``stable_after_seconds``;
 - collects the counters the worker reports with :meth:`WorkerContext.report` (coalesced, sent
   at most every ``report_interval`` seconds) into :meth:`ProcessManager.status`, keeping the
   counts a slot's earlier runs reached (a restart never makes a summed counter go backwards);
@@ -36,6 +37,7 @@ import asyncio
 import contextlib
 import multiprocessing
 import os
+import random
 import signal
 import sys
 import threading
@@ -47,16 +49,20 @@ from multiprocessing.process import BaseProcess
 from types import TracebackType
 from typing import Any, Protocol, Self
 
+from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.logging import LogFormat, configure_logging, get_logger
 from mdp_core.telemetry import attached_context, inject_context
 
-__all__ = ["ProcessManager", "WorkerContext", "WorkerStatus", "WorkerTarget"]
+__all__ = ["DEFAULT_RESTART", "ProcessManager", "WorkerContext", "WorkerStatus", "WorkerTarget"]
 
 CounterValue = int | float | str | bool
 CarryOver = Callable[[str, CounterValue], bool]
 
 _log = get_logger(__name__)
+
+DEFAULT_RESTART = BackoffPolicy(initial_seconds=0.5, max_seconds=30.0, stable_after_seconds=60.0)
+"""Restart delays when the service passes none: 0.5 s doubling to 30 s, reset after 60 s up."""
 
 
 class WorkerTarget(Protocol):
@@ -205,7 +211,7 @@ def _child_main(spec: _ChildSpec, status: Connection, lifeline: Connection) -> N
 class _Slot:
     """Mutable supervision state of one worker slot (parent side)."""
 
-    def __init__(self, index: int, name: str, backoff: float) -> None:
+    def __init__(self, index: int, name: str, backoff: Backoff) -> None:
         self.index = index
         self.name = name
         self.process: BaseProcess | None = None
@@ -258,14 +264,14 @@ class ProcessManager:
         target: a top-level (importable, picklable) ``async def worker(index, ctx)``.
         count: how many worker processes to run.
         name: prefix of process names (``<name>-<index>``) and log fields.
-        backoff_initial: seconds before the first restart of a worker that exited.
-        backoff_max: cap of the doubling restart delay.
-        stable_after: uptime in seconds after which a worker's backoff resets.
+        restart: delays before restarting a worker that exited; its
+            ``stable_after_seconds`` is the uptime after which a worker's backoff resets.
         grace_period: seconds between SIGTERM and SIGKILL on :meth:`stop`.
         report_interval: how often a worker sends its counters at most.
         child_logging: ``(service, level, fmt)`` to configure logging in each child; children
             inherit no logging configuration under ``spawn``.
         clock: the clock for ``started_at``, uptime and backoff waits.
+        rng: random source of the restart jitter (seed it in tests).
         carry_over: which reported numbers are counts that survive a restart (added to the
             next run's); by default every integer that is not a bool. Gauges must be excluded.
     """
@@ -276,33 +282,35 @@ class ProcessManager:
         count: int,
         *,
         name: str = "worker",
-        backoff_initial: float = 0.5,
-        backoff_max: float = 30.0,
-        stable_after: float = 60.0,
+        restart: BackoffPolicy = DEFAULT_RESTART,
         grace_period: float = 10.0,
         report_interval: float = 0.5,
         child_logging: tuple[str, str, LogFormat] | None = None,
         clock: Clock | None = None,
         carry_over: CarryOver | None = None,
+        rng: random.Random | None = None,
     ) -> None:
         if count < 1:
             msg = f"count must be at least 1; it was {count}"
             raise ValueError(msg)
-        if backoff_initial <= 0 or backoff_max < backoff_initial:
-            msg = "backoff_initial must be > 0 and backoff_max >= backoff_initial"
+        if restart.initial_seconds <= 0 or restart.max_attempts is not None:
+            msg = (
+                "the restart backoff must start above 0 s (a crashing worker would spin) and "
+                "have no max_attempts (a slot is always restarted)"
+            )
             raise ValueError(msg)
         self._target = target
         self._name = name
-        self._backoff_initial = backoff_initial
-        self._backoff_max = backoff_max
-        self._stable_after = stable_after
         self._grace = grace_period
         self._report_interval = report_interval
         self._child_logging = _ChildLogging(*child_logging) if child_logging else None
         self._clock: Clock = clock if clock is not None else LiveClock()
         self._carry_over: CarryOver = carry_over if carry_over is not None else _is_count
         self._mp = multiprocessing.get_context("spawn")
-        self._slots = [_Slot(i, f"{name}-{i}", backoff_initial) for i in range(count)]
+        jitter = rng or random.Random()
+        self._slots = [
+            _Slot(i, f"{name}-{i}", Backoff(restart, jitter, self._clock)) for i in range(count)
+        ]
         self._tasks: list[asyncio.Task[None]] = []
         self._stopping = asyncio.Event()
         self._carrier: dict[str, str] = {}
@@ -501,23 +509,20 @@ class ProcessManager:
 
     async def _supervise(self, slot: _Slot) -> None:
         while True:
-            started = self._clock.monotonic()
+            slot.backoff.started()
             assert slot.exited is not None
             await slot.exited
             await self._reap(slot)
             if self._stopping.is_set():
                 return
-            uptime = self._clock.monotonic() - started
-            if uptime >= self._stable_after:
-                slot.backoff = self._backoff_initial
-            delay = slot.backoff
-            slot.backoff = min(slot.backoff * 2, self._backoff_max)
+            uptime = slot.backoff.lasted()
+            delay = slot.backoff.wait()
             _log.warning(
                 "worker_restarting",
                 worker=slot.name,
                 exit_code=slot.last_exit_code,
                 uptime_seconds=round(uptime, 3),
-                delay_seconds=delay,
+                delay_seconds=round(delay, 3),
             )
             await self._pause(delay)
             if self._stopping.is_set():
