@@ -20,6 +20,7 @@ from mdp_listener import (
 )
 from mdp_queues import MemoryBus, Topology
 from mdp_runtime import AuthError
+from mdp_runtime.stream import Interruption
 
 SATURDAY_NOON = datetime(2026, 11, 21, 17, 0, tzinfo=UTC)  # 12:00 ET
 
@@ -66,7 +67,7 @@ def test_a_kick_backs_off_long_and_a_stable_session_resets_the_backoff() -> None
     subject._delay_after(SessionOutcome.ERROR)
     assert subject._delay_after(SessionOutcome.KICKED) == 2.0  # first kick: our own overlap
     assert subject._delay_after(SessionOutcome.KICKED) == 90.0  # again: another copy
-    subject._session_started = clock.monotonic()
+    subject._backoff.started()
     clock.advance(31)
     assert subject._delay_after(SessionOutcome.CLOSED) == 1.0
 
@@ -75,18 +76,29 @@ def test_after_a_stable_session_a_kick_is_a_first_kick_again() -> None:
     clock = ManualClock(SATURDAY_NOON)
     subject = listener(clock, kick_first_retry_seconds=0.5)
     assert subject._delay_after(SessionOutcome.KICKED) == 0.5
-    subject._session_started = clock.monotonic()
+    subject._backoff.started()
     clock.advance(31)
     assert subject._delay_after(SessionOutcome.KICKED) == 0.5
-    subject._session_started = clock.monotonic()
+    subject._backoff.started()
     assert subject._delay_after(SessionOutcome.KICKED) == 90.0
 
 
-def test_jitter_only_lengthens_delays() -> None:
+def test_jitter_only_shortens_delays() -> None:
     subject = listener(ManualClock(SATURDAY_NOON), backoff_jitter=0.5)
     delays = [subject._delay_after(SessionOutcome.STALE) for _ in range(3)]
     for base, delay in zip((1.0, 2.0, 4.0), delays, strict=True):
-        assert base <= delay <= base * 1.5
+        assert base * 0.5 <= delay <= base
+    kick = subject._delay_after(SessionOutcome.KICKED)
+    assert 1.0 <= kick <= 2.0  # the kick delay is jittered the same way
+
+
+def test_interruptions_reconnect_at_once_and_are_not_counted() -> None:
+    subject = listener(ManualClock(SATURDAY_NOON))
+    assert subject._delay_after(Interruption.STOP) == 0.0
+    assert subject._delay_after(Interruption.RESTART) == 0.0
+    assert subject._metrics.counter("reconnects").total == 0
+    subject._delay_after(SessionOutcome.ERROR)
+    assert subject._metrics.counter("reconnects").snapshot()["reason=error"] == 1
 
 
 def test_a_missing_key_is_an_auth_error() -> None:

@@ -14,6 +14,7 @@ from mdp_core.telemetry import Metrics
 from mdp_news_listener import FinlightListener, NewsListenerSettings, StreamOutcome
 from mdp_queues import MemoryBus, MemoryConsumer, Topology
 from mdp_runtime import AuthError
+from mdp_runtime.stream import Interruption
 
 NOW = datetime(2026, 11, 23, 15, 0, tzinfo=UTC)
 
@@ -91,12 +92,14 @@ def test_why_the_client_gave_up_decides_the_backoff() -> None:
     assert listener._why_it_gave_up() is StreamOutcome.PREEMPTED
     listener._last_close = None
     assert listener._why_it_gave_up() is StreamOutcome.GAVE_UP
-    assert 300.0 <= listener._delay_after(StreamOutcome.BLOCKED) <= 390.0
-    assert 120.0 <= listener._delay_after(StreamOutcome.PREEMPTED) <= 156.0
+    assert 210.0 <= listener._delay_after(StreamOutcome.BLOCKED) <= 300.0
+    assert 84.0 <= listener._delay_after(StreamOutcome.PREEMPTED) <= 120.0
     ordinary = [listener._delay_after(StreamOutcome.ERROR) for _ in range(4)]
     for base, delay in zip((1.0, 2.0, 4.0, 4.0), ordinary, strict=True):
-        assert base <= delay <= base * 1.3
-    assert listener._delay_after(StreamOutcome.STOP) == 0.0
+        assert base * 0.7 <= delay <= base
+    assert listener._delay_after(Interruption.STOP) == 0.0
+    listener._on_article(good_article())  # articles flow again: the backoff starts afresh
+    assert 0.7 <= listener._delay_after(StreamOutcome.GAVE_UP) <= 1.0
 
 
 def test_a_missing_key_is_an_auth_error() -> None:

@@ -89,6 +89,27 @@ class BackoffPolicy:
         if problems:
             raise ValueError("; ".join(problems))
 
+    @classmethod
+    def from_settings(
+        cls,
+        initial_seconds: float,
+        max_seconds: float,
+        jitter: float,
+        *,
+        stable_after_seconds: float | None = None,
+    ) -> BackoffPolicy:
+        """The policy of a component's settings, where the cap wins over a larger start.
+
+        Settings are checked one variable at a time, so a start above the cap is not an error
+        there; no delay may exceed the cap, so the start is lowered to it.
+        """
+        return cls(
+            initial_seconds=min(initial_seconds, max_seconds),
+            max_seconds=max_seconds,
+            jitter=jitter,
+            stable_after_seconds=stable_after_seconds,
+        )
+
     def capped(self, attempt: int) -> float:
         """The delay after the ``attempt``-th failure in a row (1-based), before jitter."""
         if attempt < 1:

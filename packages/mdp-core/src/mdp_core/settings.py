@@ -694,10 +694,8 @@ class CommonSettings:
     @property
     def retry_backoff(self) -> BackoffPolicy:
         """The backoff of connection retries (``MDP_RETRY_*``; the cap wins over the start)."""
-        return BackoffPolicy(
-            initial_seconds=min(self.retry_initial_seconds, self.retry_max_seconds),
-            max_seconds=self.retry_max_seconds,
-            jitter=self.retry_jitter,
+        return BackoffPolicy.from_settings(
+            self.retry_initial_seconds, self.retry_max_seconds, self.retry_jitter
         )
 
     @property

@@ -48,7 +48,7 @@ from massive.exceptions import AuthError as MassiveAuthError
 from websockets.exceptions import ConnectionClosed
 
 from mdp_core.calendar import MarketCalendar, Session
-from mdp_core.clock import NS_PER_SECOND, Clock, sleep_or_wake
+from mdp_core.clock import NS_PER_SECOND, Clock
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import BoundCounter, Metrics
 from mdp_core.wire import split_frame
@@ -56,6 +56,7 @@ from mdp_listener.batcher import Batcher, FlushedBatch
 from mdp_listener.settings import KNOWN_CHANNELS, ListenerSettings
 from mdp_queues import Publisher
 from mdp_runtime import AuthError
+from mdp_runtime.stream import Interruption, StreamState, UpstreamStream
 
 __all__ = [
     "InvalidTopicError",
@@ -67,8 +68,6 @@ __all__ = [
 
 _log = get_logger("mdp_listener")
 
-_MAX_CLOSED_WAIT_SECONDS: Final = 3600.0
-"""Re-check the calendar at least hourly while waiting for a session (clock jumps, DST)."""
 _KICK_STATUS: Final = "max_connections"
 _CLOSE_SECONDS: Final = 3.0
 """How long a closing handshake with the provider may take before the socket is dropped."""
@@ -78,26 +77,17 @@ class InvalidTopicError(ValueError):
     """A subscription topic that is not ``<EV>.<SYMBOL|*>`` with a known event code."""
 
 
-class ListenerState(enum.StrEnum):
-    """What the listener is doing right now (reported in status and heartbeats)."""
-
-    IDLE = "idle"
-    WAITING_FOR_SESSION = "waiting_for_session"
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    BACKING_OFF = "backing_off"
-    STOPPED = "stopped"
+ListenerState = StreamState
+"""What the listener is doing right now (the state machine of :mod:`mdp_runtime.stream`)."""
 
 
 class SessionOutcome(enum.StrEnum):
-    """Why one upstream connection ended."""
+    """Why the provider's side ended one upstream connection (ours: an ``Interruption``)."""
 
     CLOSED = "closed"
     ERROR = "error"
     KICKED = "kicked"
     STALE = "stale"
-    RESTART = "restart"
-    STOP = "stop"
 
 
 def validate_topics(topics: Sequence[str]) -> tuple[str, ...]:
@@ -118,8 +108,12 @@ def validate_topics(topics: Sequence[str]) -> tuple[str, ...]:
     return tuple(seen)
 
 
-class MassiveListener:
+class MassiveListener(UpstreamStream[SessionOutcome]):
     """Streams the Massive feed into the market data queues until stopped.
+
+    The connection state machine, pause/resume and the reconnect backoff are the shared
+    :class:`mdp_runtime.stream.UpstreamStream`; this class adds the Massive protocol (raw
+    frames, kicks, the calendar, the watchdog, feed switches).
 
     Usable in-process (the embedded demo passes a :class:`mdp_queues.MemoryBus` publisher) as
     well as from the service entry point.
@@ -150,12 +144,18 @@ class MassiveListener:
         if settings.api_key is None or not settings.api_key:
             msg = "a Massive API key is required (MASSIVE_API_KEY or MDP_MASSIVE_API_KEY_FILE)"
             raise AuthError(msg)
+        super().__init__(
+            clock=clock,
+            backoff=settings.reconnect_backoff,
+            reconnects=metrics.counter("reconnects", "{reconnect}", "upstream reconnects"),
+            enabled=settings.autostart,
+            rng=rng,
+            log=_log,
+        )
         self._settings = settings
         self._publisher = publisher
-        self._clock = clock
         self._metrics = metrics
         self._calendar = calendar or settings.calendar
-        self._rng = rng or random.Random()
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self._feed = settings.feed
         self._market = settings.market
@@ -164,26 +164,17 @@ class MassiveListener:
         # The feed that last accepted the key (the configured one until a switch proves itself).
         self._last_good = (self._feed, self._market, self._secure)
         self._topics = validate_topics(settings.topics)
-        self._enabled = settings.autostart
-        self.state = ListenerState.IDLE
         self._client: WebSocketClient | None = None
         self._streaming = False
         self._kicked = False
         self._kicks_in_row = 0
         self._closing_session = False
-        self._attempt = 0
         self._last_frame = 0.0
         self._last_frame_ms = 0
-        self._session_started = 0.0
-        self._wake = asyncio.Event()
-        self._restart = asyncio.Event()
-        self.last_outcome: SessionOutcome | None = None
-        self.sessions = 0
         self._events_in: dict[str, BoundCounter] = {}
         self._events_unknown = metrics.counter("events_unknown", description="dropped: no queue")
         self._malformed = metrics.counter("malformed", description="bad frame elements skipped")
         self._statuses = metrics.counter("statuses", "{status}", "provider status messages")
-        self._reconnects = metrics.counter("reconnects", "{reconnect}", "upstream reconnects")
         self._kicks = metrics.counter("kicks", "{kick}", "max_connections kicks")
         self._frames = metrics.counter("frames", "{frame}", "websocket frames received")
         self._frame_bytes = metrics.counter("frame_bytes", "By", "websocket payload received")
@@ -248,9 +239,9 @@ class MassiveListener:
         return self._market
 
     @property
-    def enabled(self) -> bool:
-        """Whether the listener wants to be connected (see :meth:`start_streaming`)."""
-        return self._enabled
+    def sessions(self) -> int:
+        """Upstream connections attempted so far."""
+        return self.connections
 
     def status(self) -> dict[str, Any]:
         """A JSON-friendly picture of the listener for ``/status`` and heartbeats."""
@@ -342,22 +333,6 @@ class MassiveListener:
         _log.info("feed_changed", feed=self._feed, market=self._market, secure=self._secure)
         self._request_restart()
 
-    def start_streaming(self) -> None:
-        """Connect (if not already): undoes :meth:`stop_streaming`."""
-        self._enabled = True
-        self._attempt = 0
-        self._wake.set()
-
-    def stop_streaming(self) -> None:
-        """Disconnect and stay idle until :meth:`start_streaming`."""
-        self._enabled = False
-        self._request_restart()
-
-    def _request_restart(self) -> None:
-        self._attempt = 0
-        self._restart.set()
-        self._wake.set()
-
     # ---------------------------------------------------------------- supervision
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -368,28 +343,12 @@ class MassiveListener:
         """
         flusher = asyncio.create_task(self._flush_periodically(), name="mdl-flush")
         try:
-            while not stop.is_set():
-                if not self._enabled:
-                    self.state = ListenerState.IDLE
-                    await self._pause(stop, None)
-                    continue
-                closed_for = self._seconds_until_session()
-                if closed_for > 0:
-                    self.state = ListenerState.WAITING_FOR_SESSION
-                    _log.info("market_closed_waiting", seconds=closed_for)
-                    await self._pause(stop, min(closed_for, _MAX_CLOSED_WAIT_SECONDS))
-                    continue
-                outcome = await self._session(stop)
-                delay = self._delay_after(outcome)
-                if delay > 0 and not stop.is_set():
-                    self.state = ListenerState.BACKING_OFF
-                    await self._pause(stop, delay)
+            await super().run(stop)
         finally:
             flusher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await flusher
             self._batcher.flush()
-            self.state = ListenerState.STOPPED
 
     def _seconds_until_session(self) -> float:
         if self._settings.always_on:
@@ -406,19 +365,10 @@ class MassiveListener:
             or self._calendar.session_at(self._clock.now()) is not Session.CLOSED
         )
 
-    async def _pause(self, stop: asyncio.Event, seconds: float | None) -> None:
-        """Wait for ``seconds`` (forever if None), a stop, or a control change."""
-        self._wake.clear()
-        await sleep_or_wake(self._clock, seconds, stop, self._wake)
-        self._wake.clear()
-
-    async def _session(self, stop: asyncio.Event) -> SessionOutcome:
+    async def _connect(self, stop: asyncio.Event) -> SessionOutcome | Interruption:
         """Run one upstream connection to its end and say why it ended."""
-        self.sessions += 1
-        self.state = ListenerState.CONNECTING
-        self._restart.clear()
         self._kicked = False
-        self._session_started = self._last_frame = self._clock.monotonic()
+        self._last_frame = self._clock.monotonic()
         api_key = self._settings.api_key
         assert api_key is not None  # checked in __init__
         client = WebSocketClient(
@@ -439,16 +389,12 @@ class MassiveListener:
         _log.info("connecting_upstream", feed=self._feed, market=self._market)
         connection = asyncio.create_task(client.connect(self._on_frame, **options))
         watchdog = asyncio.create_task(self._watch_for_silence())
-        stopping = asyncio.create_task(stop.wait())
-        restarting = asyncio.create_task(self._restart.wait())
-        waiters: set[asyncio.Task[Any]] = {connection, watchdog, stopping, restarting}
+        waiters: set[asyncio.Task[Any]] = {connection, watchdog}
         try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            done, interruption = await self._until_interrupted(stop, waiters)
         finally:
             await self._end_session(client, connection, waiters)
-        outcome = self._outcome(done, connection, watchdog, stopping)
-        self.last_outcome = outcome
-        return outcome
+        return self._outcome(done, connection, watchdog, interruption)
 
     async def _end_session(
         self,
@@ -488,15 +434,13 @@ class MassiveListener:
         done: set[asyncio.Task[Any]],
         connection: asyncio.Task[Any],
         watchdog: asyncio.Task[Any],
-        stopping: asyncio.Task[Any],
-    ) -> SessionOutcome:
+        interruption: Interruption | None,
+    ) -> SessionOutcome | Interruption:
         if connection in done and not connection.cancelled():
             return self._ended(connection.exception())
         if watchdog in done:
             return SessionOutcome.STALE
-        if stopping in done:
-            return SessionOutcome.STOP
-        return SessionOutcome.RESTART
+        return interruption or Interruption.RESTART
 
     def _ended(self, error: BaseException | None) -> SessionOutcome:
         """Why the client's connection ended by itself."""
@@ -528,44 +472,34 @@ class MassiveListener:
         msg = f"Massive refused the API key ({error}); check MASSIVE_API_KEY"
         raise AuthError(msg) from error
 
-    def _delay_after(self, outcome: SessionOutcome) -> float:
-        """How long to wait before the next connection, and count the reconnect."""
-        settings = self._settings
-        if outcome in {SessionOutcome.STOP, SessionOutcome.RESTART}:
-            return 0.0
-        lived = self._clock.monotonic() - self._session_started
-        if lived >= settings.stable_after_seconds:
-            self._attempt = 0
-            self._kicks_in_row = 0
-        self._reconnects.add(1, reason=str(outcome))
-        jitter = 1.0 + settings.backoff_jitter * self._rng.random()
-        if outcome is SessionOutcome.KICKED:
-            self._kicks.add(1)
-            self._kicks_in_row += 1
-            if self._kicks_in_row == 1:
-                delay = settings.kick_first_retry_seconds * jitter
-                _log.warning(
-                    "kicked_max_connections",
-                    hint="Massive closes the older connection; reconnecting at once",
-                    seconds=round(delay, 1),
-                    kicks=self._kicks.total,
-                )
-                return delay
-            delay = settings.kick_backoff_seconds * jitter
-            _log.error(
-                "kicked_max_connections_again",
-                hint="another process is using this API key (one websocket per key and cluster)",
-                seconds=round(delay, 1),
-                kicks=self._kicks.total,
-                in_row=self._kicks_in_row,
-            )
-            return delay
+    def _on_stable(self) -> None:
+        """A stable connection ended: the next kick is a first kick again."""
         self._kicks_in_row = 0
-        self._attempt += 1
-        base = settings.backoff_initial_seconds * float(1 << min(self._attempt - 1, 30))
-        delay = min(settings.backoff_max_seconds, base) * jitter
-        _log.warning("reconnecting_upstream", reason=str(outcome), seconds=round(delay, 2))
-        return delay
+
+    def _fixed_delay(self, outcome: SessionOutcome) -> float | None:
+        """Kicks have their own delays: a fast first retry, a long one for a second in a row."""
+        if outcome is not SessionOutcome.KICKED:
+            self._kicks_in_row = 0
+            return None
+        settings = self._settings
+        self._kicks.add(1)
+        self._kicks_in_row += 1
+        if self._kicks_in_row == 1:
+            _log.warning(
+                "kicked_max_connections",
+                hint="Massive closes the older connection; reconnecting at once",
+                seconds=settings.kick_first_retry_seconds,
+                kicks=self._kicks.total,
+            )
+            return settings.kick_first_retry_seconds
+        _log.error(
+            "kicked_max_connections_again",
+            hint="another process is using this API key (one websocket per key and cluster)",
+            seconds=settings.kick_backoff_seconds,
+            kicks=self._kicks.total,
+            in_row=self._kicks_in_row,
+        )
+        return settings.kick_backoff_seconds
 
     async def _watch_for_silence(self) -> None:
         """Return when a session-time connection has been silent for too long."""

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mdp_core.backoff import BackoffPolicy
+from mdp_core.events import MARKET_EVENT_TYPES
 from mdp_core.settings import CommonSettings, Secret, setting
 
 __all__ = ["DEFAULT_TOPICS", "KNOWN_CHANNELS", "ListenerSettings"]
@@ -11,8 +13,9 @@ __all__ = ["DEFAULT_TOPICS", "KNOWN_CHANNELS", "ListenerSettings"]
 DEFAULT_TOPICS = ("A.*", "AM.*", "T.*", "Q.*", "LULD.*")
 """Second and minute aggregates, trades, quotes and limit-up/limit-down bands of every symbol."""
 
-KNOWN_CHANNELS = frozenset({"A", "AM", "T", "Q", "LULD", "NOI", "FMV", "LV"})
-"""Event codes of the Massive stocks cluster a topic may name (``T.AAPL``, ``Q.*``)."""
+KNOWN_CHANNELS = MARKET_EVENT_TYPES
+"""Event codes of the Massive stocks cluster a topic may name (``T.AAPL``, ``Q.*``): the
+market event types of :mod:`mdp_core.events`, the one list of them."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -79,7 +82,8 @@ class ListenerSettings(CommonSettings):
         default=0.3,
         min=0.0,
         max=1.0,
-        doc="Random fraction added to each delay so restarts do not synchronise.",
+        doc="Random fraction taken off each reconnect delay (and the kick delays) so restarts "
+        "do not synchronise; a delay never exceeds its setting.",
     )
     kick_first_retry_seconds: float = setting(
         env="MDP_LISTENER_KICK_FIRST_RETRY_SECONDS",
@@ -173,3 +177,13 @@ class ListenerSettings(CommonSettings):
         doc="Bearer token of the /control routes; unset disables runtime control.",
     )
     api_key: Secret | None = field(default=None)
+
+    @property
+    def reconnect_backoff(self) -> BackoffPolicy:
+        """Reconnect delays after ordinary failures (``MDP_LISTENER_BACKOFF_*``)."""
+        return BackoffPolicy.from_settings(
+            self.backoff_initial_seconds,
+            self.backoff_max_seconds,
+            self.backoff_jitter,
+            stable_after_seconds=self.stable_after_seconds,
+        )

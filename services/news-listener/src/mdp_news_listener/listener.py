@@ -26,7 +26,7 @@ import msgspec
 from finlight_client import ApiConfig, FinlightApi, WebSocketOptions
 from finlight_client.models import GetArticlesWebSocketParams
 
-from mdp_core.clock import Clock, sleep_or_wake
+from mdp_core.clock import Clock
 from mdp_core.envelope import encode_envelope
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
@@ -35,6 +35,7 @@ from mdp_core.telemetry import Metrics, producer_span
 from mdp_news_listener.settings import NewsListenerSettings
 from mdp_queues import NEWS_KIND, OutgoingBatch, Publisher
 from mdp_runtime import AuthError
+from mdp_runtime.stream import Interruption, StreamState, UpstreamStream
 
 __all__ = ["FinlightListener", "NewsListenerState", "StreamOutcome"]
 
@@ -42,29 +43,24 @@ _log = get_logger("mdp_news_listener")
 _BLOCKED_CODE: Final = 1008
 
 
-class NewsListenerState(enum.StrEnum):
-    """What the news listener is doing (status and heartbeats)."""
-
-    IDLE = "idle"
-    CONNECTING = "connecting"
-    STREAMING = "streaming"
-    BACKING_OFF = "backing_off"
-    STOPPED = "stopped"
+NewsListenerState = StreamState
+"""What the news listener is doing (the state machine of :mod:`mdp_runtime.stream`)."""
 
 
 class StreamOutcome(enum.StrEnum):
-    """Why one client run ended."""
+    """Why one client run ended by itself (ended by us: an ``Interruption``)."""
 
     BLOCKED = "blocked"
     PREEMPTED = "preempted"
     GAVE_UP = "gave_up"
     ERROR = "error"
-    RESTART = "restart"
-    STOP = "stop"
 
 
-class FinlightListener:
+class FinlightListener(UpstreamStream[StreamOutcome]):
     """Streams Finlight articles into the news queue until stopped.
+
+    The connection state machine, pause/resume and the restart backoff are the shared
+    :class:`mdp_runtime.stream.UpstreamStream`; this class adds the Finlight client's runs.
 
     Args:
         settings: the news listener settings.
@@ -90,28 +86,26 @@ class FinlightListener:
         if settings.api_key is None or not settings.api_key:
             msg = "a Finlight API key is required (FINLIGHT_API_KEY or MDP_FINLIGHT_API_KEY_FILE)"
             raise AuthError(msg)
+        super().__init__(
+            clock=clock,
+            backoff=settings.restart_backoff,
+            reconnects=metrics.counter("restarts", "{restart}", "client restarts by reason"),
+            enabled=settings.autostart,
+            rng=rng,
+            log=_log,
+        )
         self._settings = settings
         self._publisher = publisher
-        self._clock = clock
         self._metrics = metrics
         self._source = source
-        self._rng = rng or random.Random()
         self.instance = instance or f"{socket.gethostname()}-{os.getpid()}"
         self._queue = publisher.topology.news
         self._sequence = itertools.count(1)
-        self._enabled = settings.autostart
         self._api: FinlightApi | None = None
         self._last_close: tuple[int, str] | None = None
-        self._attempt = 0
-        self._wake = asyncio.Event()
-        self._restart = asyncio.Event()
-        self.state = NewsListenerState.IDLE
-        self.last_outcome: StreamOutcome | None = None
-        self.runs = 0
         self._articles = metrics.counter("articles_in", "{article}", "articles received")
         self._published = metrics.counter("articles_out", "{article}", "articles queued")
         self._bad = metrics.counter("articles_skipped", "{article}", "articles we could not use")
-        self._restarts = metrics.counter("restarts", "{restart}", "client restarts by reason")
         self._closes = metrics.counter("closes", "{close}", "websocket closes by code")
 
     # ---------------------------------------------------------------- observation
@@ -132,9 +126,9 @@ class FinlightListener:
         return self.streaming, str(self.state)
 
     @property
-    def enabled(self) -> bool:
-        """Whether the listener wants to be connected."""
-        return self._enabled
+    def runs(self) -> int:
+        """Client runs started so far."""
+        return self.connections
 
     def status(self) -> dict[str, Any]:
         """A JSON-friendly picture for ``/status`` and heartbeats."""
@@ -168,43 +162,7 @@ class FinlightListener:
         snapshot["upstream"] = {"streaming": int(self.streaming)}
         return snapshot
 
-    # ---------------------------------------------------------------- control
-
-    def start_streaming(self) -> None:
-        """Connect (undoes :meth:`stop_streaming`)."""
-        self._enabled = True
-        self._attempt = 0
-        self._wake.set()
-
-    def stop_streaming(self) -> None:
-        """Disconnect and stay idle until :meth:`start_streaming`."""
-        self._enabled = False
-        self._restart.set()
-        self._wake.set()
-
     # ---------------------------------------------------------------- supervision
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Stream until ``stop`` is set, restarting the client whenever it gives up."""
-        try:
-            while not stop.is_set():
-                if not self._enabled:
-                    self.state = NewsListenerState.IDLE
-                    await self._pause(stop, None)
-                    continue
-                outcome = await self._one_run(stop)
-                self.last_outcome = outcome
-                delay = self._delay_after(outcome)
-                if delay > 0 and not stop.is_set():
-                    self.state = NewsListenerState.BACKING_OFF
-                    await self._pause(stop, delay)
-        finally:
-            self.state = NewsListenerState.STOPPED
-
-    async def _pause(self, stop: asyncio.Event, seconds: float | None) -> None:
-        self._wake.clear()
-        await sleep_or_wake(self._clock, seconds, stop, self._wake)
-        self._wake.clear()
 
     def _client(self) -> FinlightApi:
         settings = self._settings
@@ -232,29 +190,22 @@ class FinlightListener:
             includeEntities=settings.include_entities,
         )
 
-    async def _one_run(self, stop: asyncio.Event) -> StreamOutcome:
+    async def _connect(self, stop: asyncio.Event) -> StreamOutcome | Interruption:
         """Run one client until it stops by itself (or we stop it); say why it ended."""
-        self.runs += 1
-        self.state = NewsListenerState.CONNECTING
-        self._restart.clear()
         self._last_close = None
         api = self._api = self._client()
         _log.info("finlight_connecting", url=self._settings.wss_url)
         client_run = asyncio.create_task(api.websocket.connect(self._request(), self._on_article))
-        stopping = asyncio.create_task(stop.wait())
-        restarting = asyncio.create_task(self._restart.wait())
-        waiters: set[asyncio.Task[Any]] = {client_run, stopping, restarting}
         try:
-            done, _ = await asyncio.wait(waiters, return_when=asyncio.FIRST_COMPLETED)
+            done, interruption = await self._until_interrupted(stop, {client_run})
         finally:
             api.websocket.stop()
-            for waiter in waiters:
-                waiter.cancel()
-            await asyncio.gather(*waiters, return_exceptions=True)
+            client_run.cancel()
+            await asyncio.gather(client_run, return_exceptions=True)
             api.websocket.lease_id = None
             self._api = None
         if client_run not in done or client_run.cancelled():
-            return StreamOutcome.STOP if stopping in done else StreamOutcome.RESTART
+            return interruption or Interruption.RESTART
         error = client_run.exception()
         if error is not None:
             _log.error("finlight_client_failed", error=f"{type(error).__name__}: {error}")
@@ -281,19 +232,13 @@ class FinlightListener:
         _log.error("finlight_client_stopped_restarting", code=code, reason=reason)
         return StreamOutcome.GAVE_UP
 
-    def _delay_after(self, outcome: StreamOutcome) -> float:
-        settings = self._settings
-        if outcome in {StreamOutcome.STOP, StreamOutcome.RESTART}:
-            return 0.0
-        self._restarts.add(1, reason=str(outcome))
-        jitter = 1.0 + 0.3 * self._rng.random()
+    def _fixed_delay(self, outcome: StreamOutcome) -> float | None:
+        """Long delays after a refusal or a takeover, so two copies cannot ping-pong."""
         if outcome is StreamOutcome.BLOCKED:
-            return settings.blocked_backoff_seconds * jitter
+            return self._settings.blocked_backoff_seconds
         if outcome is StreamOutcome.PREEMPTED:
-            return settings.preempted_backoff_seconds * jitter
-        self._attempt += 1
-        base = settings.backoff_initial_seconds * float(1 << min(self._attempt - 1, 30))
-        return min(settings.backoff_max_seconds, base) * jitter
+            return self._settings.preempted_backoff_seconds
+        return None
 
     # ---------------------------------------------------------------- client callbacks
 
@@ -307,7 +252,7 @@ class FinlightListener:
     def _on_article(self, article: Any) -> None:
         """The client's (synchronous) article callback: encode, check, queue; never raises."""
         self._articles.add(1)
-        self._attempt = 0
+        self._backoff.reset()  # articles flow: the next failure starts the backoff afresh
         self.state = NewsListenerState.STREAMING
         received_ns = self._clock.now_ns()
         try:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.settings import CommonSettings, Secret, setting
 
 __all__ = ["NewsListenerSettings"]
@@ -62,6 +63,14 @@ class NewsListenerSettings(CommonSettings):
         min=0.0,
         doc="Longest delay between restarts after ordinary failures.",
     )
+    backoff_jitter: float = setting(
+        env="MDP_NEWS_LISTENER_BACKOFF_JITTER",
+        default=0.3,
+        min=0.0,
+        max=1.0,
+        doc="Random fraction taken off each restart delay (the blocked and preempted ones too) "
+        "so restarts do not synchronise; a delay never exceeds its setting.",
+    )
     blocked_backoff_seconds: float = setting(
         env="MDP_NEWS_LISTENER_BLOCKED_BACKOFF_SECONDS",
         default=300.0,
@@ -99,3 +108,10 @@ class NewsListenerSettings(CommonSettings):
         doc="Bearer token of the /control routes; unset disables runtime control.",
     )
     api_key: Secret | None = field(default=None)
+
+    @property
+    def restart_backoff(self) -> BackoffPolicy:
+        """Restart delays after ordinary failures (``MDP_NEWS_LISTENER_BACKOFF_*``)."""
+        return BackoffPolicy.from_settings(
+            self.backoff_initial_seconds, self.backoff_max_seconds, self.backoff_jitter
+        )

@@ -111,11 +111,9 @@ class ProcessorSettings(CommonSettings):
     @property
     def worker_restart(self) -> BackoffPolicy:
         """The backoff of worker restarts (``MDP_WORKER_RESTART_*``, ``MDP_RETRY_JITTER``)."""
-        return BackoffPolicy(
-            initial_seconds=min(
-                self.worker_restart_initial_seconds, self.worker_restart_max_seconds
-            ),
-            max_seconds=self.worker_restart_max_seconds,
-            jitter=self.retry_jitter,
+        return BackoffPolicy.from_settings(
+            self.worker_restart_initial_seconds,
+            self.worker_restart_max_seconds,
+            self.retry_jitter,
             stable_after_seconds=60.0,
         )

@@ -111,8 +111,6 @@ class ScannerSettings(CommonSettings):
     @property
     def reconnect_backoff(self) -> BackoffPolicy:
         """Reconnect delays after losing Redis (``MDP_SCANNER_BACKOFF_*``, ``MDP_RETRY_JITTER``)."""
-        return BackoffPolicy(
-            initial_seconds=min(self.backoff_initial_seconds, self.backoff_max_seconds),
-            max_seconds=self.backoff_max_seconds,
-            jitter=self.retry_jitter,
+        return BackoffPolicy.from_settings(
+            self.backoff_initial_seconds, self.backoff_max_seconds, self.retry_jitter
         )

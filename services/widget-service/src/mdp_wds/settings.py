@@ -187,8 +187,6 @@ class WdsSettings(CommonSettings):
     @property
     def redis_backoff(self) -> BackoffPolicy:
         """Pub/sub reconnect delays (``MDP_WDS_REDIS_BACKOFF_*``, ``MDP_RETRY_JITTER``)."""
-        return BackoffPolicy(
-            initial_seconds=min(self.redis_backoff_initial_seconds, self.redis_backoff_max_seconds),
-            max_seconds=self.redis_backoff_max_seconds,
-            jitter=self.retry_jitter,
+        return BackoffPolicy.from_settings(
+            self.redis_backoff_initial_seconds, self.redis_backoff_max_seconds, self.retry_jitter
         )
