@@ -145,7 +145,14 @@ MODULES: dict[str, Module] = {
             ("tests/unit/mdp_cache/test_widgets.py",),
             # The write rules on the Python path; the Lua path runs in Redis
             # (tests/integration/test_cache_widgets.py), out of mutmut's reach.
-            functions=("*.x_supersedes__*", "*ǁWidgetWriterǁ_send_plain__*"),
+            functions=("*ǁWidgetWriterǁ_send_plain__*",),
+        ),
+        Module(
+            "wdc_versions",
+            _CACHE,
+            "mdp_cache",
+            "versions.py",
+            ("tests/unit/mdp_cache/test_widgets.py",),
         ),
         Module(
             "wdc_lattice",

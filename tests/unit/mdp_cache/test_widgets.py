@@ -33,7 +33,7 @@ from hypothesis import given, settings  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
 from mdp_cache.keys import KEY_WIDGET_VERSION, Feed  # noqa: E402
-from mdp_cache.widgets import supersedes  # noqa: E402
+from mdp_cache.versions import supersedes  # noqa: E402
 
 
 @dataclass(frozen=True)

@@ -116,7 +116,8 @@ def test_seeded_sources_give_the_same_delays() -> None:
 def test_max_attempts_gives_up_after_that_many_failures() -> None:
     backoff = Backoff(BackoffPolicy(1.0, 10.0, max_attempts=3), Fixed(0.0))
     assert [backoff.next_delay() for _ in range(5)] == [1.0, 2.0, 4.0, None, None]
-    assert backoff.exhausted
+    used_up = backoff.exhausted  # (a local: asserting the property would narrow it for mypy)
+    assert used_up
     with pytest.raises(RuntimeError, match="max_attempts"):
         backoff.wait()
     backoff.reset()
@@ -134,7 +135,8 @@ def test_a_stable_attempt_resets_the_backoff_at_the_boundary() -> None:
         assert backoff.next_delay() == expected
     backoff.started()
     clock.advance(30.0)  # exactly stable: a success
-    assert backoff.stable
+    stable = backoff.stable
+    assert stable
     assert backoff.next_delay() == 1.0
     # a failure without a started attempt never counts as stable
     clock.advance(100.0)

@@ -43,6 +43,8 @@ class Scripted(UpstreamStream[End]):
             rng=random.Random(5),
         )
         self.ends: asyncio.Queue[End] = asyncio.Queue()
+        self.connects: asyncio.Queue[int] = asyncio.Queue()  # the number of each connection
+        self.pauses: asyncio.Queue[StreamState] = asyncio.Queue()  # the state of each pause
         self.connected = asyncio.Event()
         self.closed_for = closed_for
         self.stable_calls = 0
@@ -50,6 +52,7 @@ class Scripted(UpstreamStream[End]):
     async def _connect(self, stop: asyncio.Event) -> End | Interruption:
         ended = asyncio.create_task(self.ends.get())
         self.connected.set()
+        self.connects.put_nowait(self.connections)
         try:
             done, interruption = await self._until_interrupted(stop, {ended})
         finally:
@@ -59,6 +62,10 @@ class Scripted(UpstreamStream[End]):
         if ended in done:
             return ended.result()
         return interruption or Interruption.RESTART
+
+    async def _pause(self, stop: asyncio.Event, seconds: float | None) -> None:
+        self.pauses.put_nowait(self.state)
+        await super()._pause(stop, seconds)
 
     def _seconds_until_session(self) -> float:
         return self.closed_for
@@ -154,9 +161,8 @@ async def test_a_restart_request_reconnects_at_once_with_a_fresh_backoff(
     await backs_off_for(component, clock, 1.0)
     component._request_restart()
     async with asyncio.timeout(5):
-        while component.connections < 3:
-            await asyncio.sleep(0)
-    await connected(component)
+        while await component.connects.get() < 3:
+            pass
     assert component.last_outcome is Interruption.RESTART
     assert clock.pending_sleepers == 0  # no pause after our own restart
     assert component.metrics.counter("reconnects").total == 1  # not counted as a reconnect
@@ -175,11 +181,13 @@ async def test_stop_streaming_ends_the_connection_and_idles_until_started() -> N
     assert component.connections == 0
     component.start_streaming()
     await connected(component)
-    assert component.enabled
+    started = component.enabled  # (a local: asserting the property would narrow it for mypy)
+    assert started
+    while not component.pauses.empty():  # the idle pause before the start
+        component.pauses.get_nowait()
     component.stop_streaming()
     async with asyncio.timeout(5):
-        while component.state is not StreamState.IDLE:
-            await asyncio.sleep(0)
+        assert await component.pauses.get() is StreamState.IDLE
     assert component.last_outcome is Interruption.RESTART
     assert not component.enabled
     assert component.connections == 1

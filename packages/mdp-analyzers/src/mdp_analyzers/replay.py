@@ -36,7 +36,7 @@ from mdp_analyzers.typing import (
     published,
 )
 from mdp_cache.records import ReferenceData
-from mdp_cache.widgets import supersedes
+from mdp_cache.versions import supersedes
 from mdp_core.clock import NS_PER_SECOND, ManualClock, to_ns
 from mdp_core.events import MarketEvent
 from mdp_core.news import Article

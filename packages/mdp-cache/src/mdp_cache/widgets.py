@@ -17,7 +17,6 @@ document and a duplicate is not published twice.
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
@@ -29,6 +28,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
 from mdp_cache.keys import KEY_WIDGET_VERSION, Feed
+from mdp_cache.versions import supersedes
 from mdp_core.telemetry import inject_context
 
 __all__ = [
@@ -39,7 +39,7 @@ __all__ = [
     "WidgetWriter",
     "queue_ordered_list_write",
     "queue_widget_write",
-    "supersedes",
+    "supersedes",  # re-exported from mdp_cache.versions, where the pure rule lives
     "with_trace_context",
 ]
 
@@ -127,21 +127,6 @@ class WidgetItem(Protocol):
         ...
 
 
-def supersedes(version: int, payload: bytes, stored: tuple[int, bytes | None] | None) -> bool:
-    """Whether a write of ``version``/``payload`` replaces ``stored`` (its version and bytes).
-
-    The rule of the versioned script, for the writers that cannot run it (emulators, memory).
-    """
-    if stored is None:
-        return True
-    old_version, old_payload = stored
-    if version != old_version:
-        return version > old_version
-    if old_payload is None:
-        return True
-    return _sha1(payload) > _sha1(old_payload)
-
-
 @dataclass(frozen=True, slots=True)
 class _Traced:
     """A write whose JSON object document carries the writer's ``traceparent``."""
@@ -191,10 +176,6 @@ def with_trace_context(writes: Sequence[WidgetItem]) -> Sequence[WidgetItem]:
         else:
             stamped.append(item)
     return stamped
-
-
-def _sha1(payload: bytes) -> str:
-    return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
 
 
 ORDERED_LIST_PUSH_LUA: Final = """

@@ -10,6 +10,7 @@ sizes are in round lots, as on the wire. Prices are floats (see ``docs/dev/desig
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Annotated, ClassVar, Final, TypeAlias
 
 import msgspec
@@ -17,6 +18,7 @@ import msgspec
 __all__ = [
     "EVENT_TYPES",
     "MARKET_EVENT_TYPES",
+    "SYMBOL_FIELDS",
     "AnyEvent",
     "FairMarketValue",
     "Imbalance",
@@ -253,5 +255,17 @@ EVENT_TYPES: Final[dict[str, type[AnyEvent]]] = {
         Status,
     )
 }
-#: The ``ev`` codes of market events (status excluded).
+#: The ``ev`` codes of market events (status excluded): also the Massive channel list, the one
+#: source of it (the listener's topic check and the simulator's subscriptions derive from it).
 MARKET_EVENT_TYPES: Final[frozenset[str]] = frozenset(EVENT_TYPES) - {"status"}
+
+
+def _wire_name(model: type[msgspec.Struct], attribute: str) -> str:
+    return next(f.encode_name for f in msgspec.structs.fields(model) if f.name == attribute)
+
+
+#: The wire key holding the ticker in each market event (``sym``; ``T`` in LULD and NOI), read
+#: from the models so that it cannot drift from them.
+SYMBOL_FIELDS: Final[Mapping[str, str]] = {
+    ev: _wire_name(EVENT_TYPES[ev], "symbol") for ev in sorted(MARKET_EVENT_TYPES)
+}

@@ -68,7 +68,7 @@ class Interruption(enum.StrEnum):
     RESTART = "restart"
 
 
-O = TypeVar("O", bound=enum.Enum)
+OutcomeT = TypeVar("OutcomeT", bound=enum.Enum)
 """The vendor's reasons for a connection to end (a listener's outcome enum)."""
 
 
@@ -196,7 +196,7 @@ async def serve_stream(
                 await close_redis(redis)
 
 
-class UpstreamStream(abc.ABC, Generic[O]):
+class UpstreamStream(abc.ABC, Generic[OutcomeT]):
     """**Base class:** the supervision both listeners share; each adds its vendor protocol.
 
     :meth:`run` loops until stopped: idle while disabled (:meth:`stop_streaming`), waiting
@@ -233,7 +233,7 @@ class UpstreamStream(abc.ABC, Generic[O]):
         self._wake = asyncio.Event()
         self._restart = asyncio.Event()
         self.state = StreamState.IDLE
-        self.last_outcome: O | Interruption | None = None
+        self.last_outcome: OutcomeT | Interruption | None = None
         self.connections = 0
         """Connections attempted so far."""
 
@@ -322,7 +322,7 @@ class UpstreamStream(abc.ABC, Generic[O]):
             interruption = None
         return done & work, interruption
 
-    def _delay_after(self, outcome: O | Interruption) -> float:
+    def _delay_after(self, outcome: OutcomeT | Interruption) -> float:
         """How long to wait before the next connection, and count the reconnect.
 
         An interruption reconnects at once. Otherwise a connection that lived long enough
@@ -347,14 +347,14 @@ class UpstreamStream(abc.ABC, Generic[O]):
     # ---------------------------------------------------------------- what a vendor adds
 
     @abc.abstractmethod
-    async def _connect(self, stop: asyncio.Event) -> O | Interruption:
+    async def _connect(self, stop: asyncio.Event) -> OutcomeT | Interruption:
         """Run one connection to its end and say why it ended (the vendor's protocol)."""
 
     def _seconds_until_session(self) -> float:
         """Seconds until the vendor streams again (0: now); always now by default."""
         return 0.0
 
-    def _fixed_delay(self, outcome: O) -> float | None:
+    def _fixed_delay(self, outcome: OutcomeT) -> float | None:
         """The vendor's own delay after ``outcome`` (jittered), or None for the backoff."""
         del outcome
         return None

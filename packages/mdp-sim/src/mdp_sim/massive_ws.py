@@ -27,6 +27,7 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 from mdp_core.clock import Clock, LiveClock
+from mdp_core.events import MARKET_EVENT_TYPES, SYMBOL_FIELDS
 from mdp_sim.faults import Faults, MalformedKind
 
 __all__ = [
@@ -40,19 +41,10 @@ __all__ = [
 
 _log = logging.getLogger(__name__)
 
-TOPIC_PREFIXES: Final = frozenset({"T", "Q", "A", "AM", "LULD", "NOI", "FMV", "LV"})
-"""Event codes of the stocks cluster a connection may subscribe to."""
+TOPIC_PREFIXES: Final = MARKET_EVENT_TYPES
+"""Event codes of the stocks cluster a connection may subscribe to (:mod:`mdp_core.events`)."""
 
-SYMBOL_KEYS: Final[Mapping[str, str]] = {
-    "T": "sym",
-    "Q": "sym",
-    "A": "sym",
-    "AM": "sym",
-    "FMV": "sym",
-    "LV": "sym",
-    "LULD": "T",
-    "NOI": "T",
-}
+SYMBOL_KEYS: Final[Mapping[str, str]] = SYMBOL_FIELDS
 """Field holding the ticker in each event type (LULD and NOI use a capital ``T``)."""
 
 _ONE_MIB = 1024 * 1024
