@@ -177,7 +177,7 @@ async def test_stop_streaming_ends_the_connection_and_idles_until_started() -> N
     task = asyncio.create_task(component.run(stop))
     for _ in range(20):  # loop turns, not time: a component that would connect has done so
         await asyncio.sleep(0)
-    assert component.state is StreamState.IDLE
+    assert component.pauses.get_nowait() is StreamState.IDLE
     assert component.connections == 0
     component.start_streaming()
     await connected(component)
