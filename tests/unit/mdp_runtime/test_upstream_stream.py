@@ -7,9 +7,11 @@ ends (an outcome put in a queue), and the clock is manual, so every wait is driv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import random
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import pytest
@@ -77,19 +79,32 @@ class Scripted(UpstreamStream[End]):
         self.stable_calls += 1
 
 
-@pytest.fixture
-async def running() -> AsyncIterator[tuple[Scripted, ManualClock, asyncio.Event]]:
-    clock = ManualClock(START)
-    component = Scripted(clock)
-    stop = asyncio.Event()
-    task = asyncio.create_task(component.run(stop))
-    try:
-        yield component, clock, stop
-    finally:
-        stop.set()
+@dataclass
+class Run:
+    """A component running until :meth:`finish` (which the ``running`` context calls too)."""
+
+    component: Scripted
+    clock: ManualClock
+    stop: asyncio.Event
+    task: asyncio.Task[None]
+
+    async def finish(self) -> None:
+        self.stop.set()
         async with asyncio.timeout(5):
-            await task
-        assert component.state is StreamState.STOPPED
+            await self.task
+        assert self.component.state is StreamState.STOPPED
+
+
+@contextlib.asynccontextmanager
+async def running(*, enabled: bool = True, closed_for: float = 0.0) -> AsyncIterator[Run]:
+    clock = ManualClock(START)
+    component = Scripted(clock, enabled=enabled, closed_for=closed_for)
+    stop = asyncio.Event()
+    run = Run(component, clock, stop, asyncio.create_task(component.run(stop)))
+    try:
+        yield run
+    finally:
+        await run.finish()
 
 
 async def connected(component: Scripted) -> None:
@@ -108,122 +123,101 @@ async def backs_off_for(component: Scripted, clock: ManualClock, seconds: float)
     await connected(component)
 
 
-async def test_failures_back_off_exponentially_and_count_reconnects(
-    running: tuple[Scripted, ManualClock, asyncio.Event],
-) -> None:
-    component, clock, _ = running
-    await connected(component)
-    assert component.state is StreamState.CONNECTING
-    for delay in (1.0, 2.0, 4.0, 8.0, 8.0):
+async def test_failures_back_off_exponentially_and_count_reconnects() -> None:
+    async with running() as run:
+        component, clock = run.component, run.clock
+        await connected(component)
+        assert component.state is StreamState.CONNECTING
+        for delay in (1.0, 2.0, 4.0, 8.0, 8.0):
+            component.ends.put_nowait(End.DROPPED)
+            await backs_off_for(component, clock, delay)
+        assert component.connections == 6
+        assert component.last_outcome is End.DROPPED
+        assert component.metrics.counter("reconnects").snapshot()["reason=dropped"] == 5
+
+
+async def test_a_stable_connection_resets_the_backoff_at_its_boundary() -> None:
+    async with running() as run:
+        component, clock = run.component, run.clock
+        await connected(component)
         component.ends.put_nowait(End.DROPPED)
-        await backs_off_for(component, clock, delay)
-    assert component.connections == 6
-    assert component.last_outcome is End.DROPPED
-    assert component.metrics.counter("reconnects").snapshot()["reason=dropped"] == 5
+        await backs_off_for(component, clock, 1.0)
+        clock.advance(29.999)  # not yet stable
+        component.ends.put_nowait(End.DROPPED)
+        await backs_off_for(component, clock, 2.0)
+        clock.advance(30.0)  # stable: the next failure is a first failure again
+        component.ends.put_nowait(End.DROPPED)
+        await backs_off_for(component, clock, 1.0)
+        assert component.stable_calls == 1
 
 
-async def test_a_stable_connection_resets_the_backoff_at_its_boundary(
-    running: tuple[Scripted, ManualClock, asyncio.Event],
-) -> None:
-    component, clock, _ = running
-    await connected(component)
-    component.ends.put_nowait(End.DROPPED)
-    await backs_off_for(component, clock, 1.0)
-    clock.advance(29.999)  # not yet stable
-    component.ends.put_nowait(End.DROPPED)
-    await backs_off_for(component, clock, 2.0)
-    clock.advance(30.0)  # stable: the next failure is a first failure again
-    component.ends.put_nowait(End.DROPPED)
-    await backs_off_for(component, clock, 1.0)
-    assert component.stable_calls == 1
+async def test_a_vendor_delay_wins_and_leaves_the_backoff_where_it_was() -> None:
+    async with running() as run:
+        component, clock = run.component, run.clock
+        await connected(component)
+        component.ends.put_nowait(End.DROPPED)
+        await backs_off_for(component, clock, 1.0)
+        component.ends.put_nowait(End.REFUSED)
+        await backs_off_for(component, clock, 50.0)
+        component.ends.put_nowait(End.DROPPED)
+        await backs_off_for(component, clock, 2.0)
+        assert component.metrics.counter("reconnects").snapshot()["reason=refused"] == 1
 
 
-async def test_a_vendor_delay_wins_and_leaves_the_backoff_where_it_was(
-    running: tuple[Scripted, ManualClock, asyncio.Event],
-) -> None:
-    component, clock, _ = running
-    await connected(component)
-    component.ends.put_nowait(End.DROPPED)
-    await backs_off_for(component, clock, 1.0)
-    component.ends.put_nowait(End.REFUSED)
-    await backs_off_for(component, clock, 50.0)
-    component.ends.put_nowait(End.DROPPED)
-    await backs_off_for(component, clock, 2.0)
-    assert component.metrics.counter("reconnects").snapshot()["reason=refused"] == 1
-
-
-async def test_a_restart_request_reconnects_at_once_with_a_fresh_backoff(
-    running: tuple[Scripted, ManualClock, asyncio.Event],
-) -> None:
-    component, clock, _ = running
-    await connected(component)
-    component.ends.put_nowait(End.DROPPED)
-    await backs_off_for(component, clock, 1.0)
-    component._request_restart()
-    async with asyncio.timeout(5):
-        while await component.connects.get() < 3:
-            pass
-    assert component.last_outcome is Interruption.RESTART
-    assert clock.pending_sleepers == 0  # no pause after our own restart
-    assert component.metrics.counter("reconnects").total == 1  # not counted as a reconnect
-    component.ends.put_nowait(End.DROPPED)
-    await backs_off_for(component, clock, 1.0)  # the restart reset the backoff
+async def test_a_restart_request_reconnects_at_once_with_a_fresh_backoff() -> None:
+    async with running() as run:
+        component, clock = run.component, run.clock
+        await connected(component)
+        component.ends.put_nowait(End.DROPPED)
+        await backs_off_for(component, clock, 1.0)
+        component._request_restart()
+        async with asyncio.timeout(5):
+            while await component.connects.get() < 3:
+                pass
+        assert component.last_outcome is Interruption.RESTART
+        assert clock.pending_sleepers == 0  # no pause after our own restart
+        assert component.metrics.counter("reconnects").total == 1  # not counted as a reconnect
+        component.ends.put_nowait(End.DROPPED)
+        await backs_off_for(component, clock, 1.0)  # the restart reset the backoff
 
 
 async def test_stop_streaming_ends_the_connection_and_idles_until_started() -> None:
-    clock = ManualClock(START)
-    component = Scripted(clock, enabled=False)
-    stop = asyncio.Event()
-    task = asyncio.create_task(component.run(stop))
-    for _ in range(20):  # loop turns, not time: a component that would connect has done so
-        await asyncio.sleep(0)
-    assert component.pauses.get_nowait() is StreamState.IDLE
-    assert component.connections == 0
-    component.start_streaming()
-    await connected(component)
-    started = component.enabled  # (a local: asserting the property would narrow it for mypy)
-    assert started
-    while not component.pauses.empty():  # the idle pause before the start
-        component.pauses.get_nowait()
-    component.stop_streaming()
-    async with asyncio.timeout(5):
-        assert await component.pauses.get() is StreamState.IDLE
-    assert component.last_outcome is Interruption.RESTART
-    assert not component.enabled
-    assert component.connections == 1
-    stop.set()
-    async with asyncio.timeout(5):
-        await task
-    assert component.state is StreamState.STOPPED
+    async with running(enabled=False) as run:
+        component = run.component
+        for _ in range(20):  # loop turns, not time: a component that would connect has done so
+            await asyncio.sleep(0)
+        assert component.pauses.get_nowait() is StreamState.IDLE
+        assert component.connections == 0
+        component.start_streaming()
+        await connected(component)
+        started = component.enabled  # (a local: asserting the property would narrow it for mypy)
+        assert started
+        while not component.pauses.empty():  # the idle pause before the start
+            component.pauses.get_nowait()
+        component.stop_streaming()
+        async with asyncio.timeout(5):
+            assert await component.pauses.get() is StreamState.IDLE
+        assert component.last_outcome is Interruption.RESTART
+        assert not component.enabled
+        assert component.connections == 1
 
 
 async def test_a_stop_during_a_backoff_ends_the_run_without_waiting() -> None:
-    clock = ManualClock(START)
-    component = Scripted(clock)
-    stop = asyncio.Event()
-    task = asyncio.create_task(component.run(stop))
-    await connected(component)
-    component.ends.put_nowait(End.REFUSED)
-    async with asyncio.timeout(5):
-        await clock.wait_for_sleepers(1)
-    stop.set()
-    async with asyncio.timeout(5):
-        await task  # the clock never moved: the stop ended the 50 s pause
-    assert component.state is StreamState.STOPPED
-    assert component.connections == 1
+    async with running() as run:
+        await connected(run.component)
+        run.component.ends.put_nowait(End.REFUSED)
+        async with asyncio.timeout(5):
+            await run.clock.wait_for_sleepers(1)
+        await run.finish()  # the clock never moved: the stop ended the 50 s pause
+        assert run.component.connections == 1
 
 
 async def test_a_stop_during_a_connection_is_an_interruption() -> None:
-    clock = ManualClock(START)
-    component = Scripted(clock)
-    stop = asyncio.Event()
-    task = asyncio.create_task(component.run(stop))
-    await connected(component)
-    stop.set()
-    async with asyncio.timeout(5):
-        await task
-    assert component.last_outcome is Interruption.STOP
-    assert component.metrics.counter("reconnects").total == 0
+    async with running() as run:
+        await connected(run.component)
+        await run.finish()
+        assert run.component.last_outcome is Interruption.STOP
+        assert run.component.metrics.counter("reconnects").total == 0
 
 
 @pytest.mark.parametrize(
@@ -232,22 +226,17 @@ async def test_a_stop_during_a_connection_is_an_interruption() -> None:
 async def test_while_closed_it_waits_at_most_an_hour_before_asking_again(
     closed_for: float, waits: float
 ) -> None:
-    clock = ManualClock(START)
-    component = Scripted(clock, closed_for=closed_for)
-    stop = asyncio.Event()
-    task = asyncio.create_task(component.run(stop))
-    async with asyncio.timeout(5):
-        await clock.wait_for_sleepers(1)
-    assert component.state is StreamState.WAITING_FOR_SESSION
-    component.closed_for = 0.0  # the session opens meanwhile
-    clock.advance(waits - 0.001)
-    assert clock.pending_sleepers == 1
-    clock.advance(0.001)
-    await connected(component)
-    assert component.connections == 1
-    stop.set()
-    async with asyncio.timeout(5):
-        await task
+    async with running(closed_for=closed_for) as run:
+        component, clock = run.component, run.clock
+        async with asyncio.timeout(5):
+            await clock.wait_for_sleepers(1)
+        assert component.state is StreamState.WAITING_FOR_SESSION
+        component.closed_for = 0.0  # the session opens meanwhile
+        clock.advance(waits - 0.001)
+        assert clock.pending_sleepers == 1
+        clock.advance(0.001)
+        await connected(component)
+        assert component.connections == 1
 
 
 def delays_of(ends: list[tuple[End | Interruption, float]]) -> list[float]:
