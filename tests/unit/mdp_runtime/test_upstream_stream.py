@@ -112,8 +112,9 @@ async def connected(component: Scripted) -> None:
         await component.connected.wait()
 
 
-async def backs_off_for(component: Scripted, clock: ManualClock, seconds: float) -> None:
-    """The component waits exactly ``seconds`` before its next connection."""
+async def ends_and_waits(component: Scripted, clock: ManualClock, end: End, seconds: float) -> None:
+    """The connection ends with ``end``; the component waits exactly ``seconds`` to reconnect."""
+    component.ends.put_nowait(end)
     async with asyncio.timeout(5):
         await clock.wait_for_sleepers(1)
     assert component.state is StreamState.BACKING_OFF
@@ -129,8 +130,7 @@ async def test_failures_back_off_exponentially_and_count_reconnects() -> None:
         await connected(component)
         assert component.state is StreamState.CONNECTING
         for delay in (1.0, 2.0, 4.0, 8.0, 8.0):
-            component.ends.put_nowait(End.DROPPED)
-            await backs_off_for(component, clock, delay)
+            await ends_and_waits(component, clock, End.DROPPED, delay)
         assert component.connections == 6
         assert component.last_outcome is End.DROPPED
         assert component.metrics.counter("reconnects").snapshot()["reason=dropped"] == 5
@@ -140,14 +140,11 @@ async def test_a_stable_connection_resets_the_backoff_at_its_boundary() -> None:
     async with running() as run:
         component, clock = run.component, run.clock
         await connected(component)
-        component.ends.put_nowait(End.DROPPED)
-        await backs_off_for(component, clock, 1.0)
+        await ends_and_waits(component, clock, End.DROPPED, 1.0)
         clock.advance(29.999)  # not yet stable
-        component.ends.put_nowait(End.DROPPED)
-        await backs_off_for(component, clock, 2.0)
+        await ends_and_waits(component, clock, End.DROPPED, 2.0)
         clock.advance(30.0)  # stable: the next failure is a first failure again
-        component.ends.put_nowait(End.DROPPED)
-        await backs_off_for(component, clock, 1.0)
+        await ends_and_waits(component, clock, End.DROPPED, 1.0)
         assert component.stable_calls == 1
 
 
@@ -155,12 +152,9 @@ async def test_a_vendor_delay_wins_and_leaves_the_backoff_where_it_was() -> None
     async with running() as run:
         component, clock = run.component, run.clock
         await connected(component)
-        component.ends.put_nowait(End.DROPPED)
-        await backs_off_for(component, clock, 1.0)
-        component.ends.put_nowait(End.REFUSED)
-        await backs_off_for(component, clock, 50.0)
-        component.ends.put_nowait(End.DROPPED)
-        await backs_off_for(component, clock, 2.0)
+        await ends_and_waits(component, clock, End.DROPPED, 1.0)
+        await ends_and_waits(component, clock, End.REFUSED, 50.0)
+        await ends_and_waits(component, clock, End.DROPPED, 2.0)
         assert component.metrics.counter("reconnects").snapshot()["reason=refused"] == 1
 
 
@@ -168,8 +162,7 @@ async def test_a_restart_request_reconnects_at_once_with_a_fresh_backoff() -> No
     async with running() as run:
         component, clock = run.component, run.clock
         await connected(component)
-        component.ends.put_nowait(End.DROPPED)
-        await backs_off_for(component, clock, 1.0)
+        await ends_and_waits(component, clock, End.DROPPED, 1.0)
         component._request_restart()
         async with asyncio.timeout(5):
             while await component.connects.get() < 3:
@@ -177,8 +170,7 @@ async def test_a_restart_request_reconnects_at_once_with_a_fresh_backoff() -> No
         assert component.last_outcome is Interruption.RESTART
         assert clock.pending_sleepers == 0  # no pause after our own restart
         assert component.metrics.counter("reconnects").total == 1  # not counted as a reconnect
-        component.ends.put_nowait(End.DROPPED)
-        await backs_off_for(component, clock, 1.0)  # the restart reset the backoff
+        await ends_and_waits(component, clock, End.DROPPED, 1.0)  # the restart reset the backoff
 
 
 async def test_stop_streaming_ends_the_connection_and_idles_until_started() -> None:
