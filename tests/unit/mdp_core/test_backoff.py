@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mdp_core.backoff import Backoff, BackoffPolicy
+from mdp_core.settings import CommonSettings, SettingsError, load
 
 
 class Fixed:
@@ -185,3 +186,21 @@ def test_the_edges_of_the_policy() -> None:
     assert BackoffPolicy(1.0, 5.0, multiplier=1.0).capped(10) == 1.0  # constant delay
     assert BackoffPolicy(1.0, 1.0).capped(3) == 1.0  # cap equal to the start
     assert BackoffPolicy(1.0, 4.0).capped(3) == 4.0  # lands exactly on the cap
+
+
+def test_from_settings_lowers_a_start_above_the_cap() -> None:
+    policy = BackoffPolicy.from_settings(10.0, 2.0, 0.5, stable_after_seconds=3.0)
+    assert policy == BackoffPolicy(2.0, 2.0, jitter=0.5, stable_after_seconds=3.0)
+    assert BackoffPolicy.from_settings(0.1, 5.0, 0.0) == BackoffPolicy(0.1, 5.0)
+
+
+def test_the_retry_settings_make_the_policy() -> None:
+    environ = {
+        "MDP_RETRY_INITIAL_SECONDS": "0.2",
+        "MDP_RETRY_MAX_SECONDS": "3",
+        "MDP_RETRY_JITTER": "0.25",
+    }
+    assert load(CommonSettings, environ).retry_backoff == BackoffPolicy(0.2, 3.0, jitter=0.25)
+    assert load(CommonSettings, {}).retry_backoff == BackoffPolicy(0.1, 5.0, jitter=0.5)
+    with pytest.raises(SettingsError, match="MDP_RETRY_JITTER"):
+        load(CommonSettings, {"MDP_RETRY_JITTER": "1.5"})

@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_core.settings import Secret, load
 from mdp_core.telemetry import Metrics
@@ -208,3 +209,9 @@ async def test_an_extra_closure_date_from_the_settings_keeps_the_listener_away()
     stop.set()
     async with asyncio.timeout(5):
         await task
+
+
+def test_the_reconnect_policy_comes_from_the_settings() -> None:
+    assert settings().reconnect_backoff == BackoffPolicy(
+        1.0, 8.0, jitter=0.0, stable_after_seconds=30.0
+    )
