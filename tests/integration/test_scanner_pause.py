@@ -17,6 +17,7 @@ import redis.asyncio as aioredis
 from mdp_analyzers.typing import FeedMessage, Output
 from mdp_cache.client import create_redis
 from mdp_cache.control import Desired, write_desired
+from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_runtime import RuntimeControl
 from mdp_scanner import Scanner
@@ -49,7 +50,9 @@ async def test_pause_unsubscribes_and_resume_subscribes_again(redis_db_url: str)
     redis = aioredis.Redis.from_url(redis_db_url)
     client = create_redis(redis_db_url)
     recording = Recording()
-    scanner = Scanner(client, [recording], clock=ManualClock(0), backoff_initial=0.02)
+    scanner = Scanner(
+        client, [recording], clock=ManualClock(0), backoff=BackoffPolicy(0.02, 10.0, jitter=0.5)
+    )
     control = RuntimeControl(redis, "scanner", "scan-1", scanner.set_runtime_state, poll_seconds=60)
     stop = asyncio.Event()
     task = asyncio.ensure_future(scanner.run(stop))
@@ -94,7 +97,7 @@ async def test_a_pause_while_redis_is_unreachable_returns_and_resume_connects(
 ) -> None:
     client = create_redis("redis://127.0.0.1:1/0")  # nothing listens on port 1
     scanner = Scanner(
-        client, [Recording()], clock=ManualClock(0), backoff_initial=0.01, backoff_max=0.02
+        client, [Recording()], clock=ManualClock(0), backoff=BackoffPolicy(0.01, 0.02, jitter=0.5)
     )
     stop = asyncio.Event()
     task = asyncio.ensure_future(scanner.run(stop))

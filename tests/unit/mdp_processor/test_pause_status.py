@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from mdp_core.process import WorkerStatus
 from mdp_processor.__main__ import is_cumulative, metrics_of, status_of
+from mdp_runtime.process import WorkerStatus
 
 
 def worker(index: int, *, paused: int, alive: bool = True, ready: bool = True) -> WorkerStatus:
