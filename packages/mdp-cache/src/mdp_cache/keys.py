@@ -33,6 +33,7 @@ __all__ = [
     "FEED_LATEST_LULD",
     "FEED_LATEST_NBBO",
     "FEED_LATEST_TRADE",
+    "FEED_MINUTE_BARS",
     "FEED_NEWS_LATEST",
     "FEED_NEWS_TICKER",
     "FEED_QUOTE",
@@ -101,8 +102,9 @@ class Feed:
 
     Attributes:
         template: The name with ``{params}``, e.g. ``quote:{symbol}``.
-        shape: ``value`` (a JSON document replaced on each write) or ``list`` (newest first,
-            capped at ``max_len``).
+        shape: ``value`` (a JSON document replaced on each write), ``list`` (newest first,
+            capped at ``max_len``) or ``series`` (a list, newest first, of at most ``max_len``
+            elements, one per minute of the newest trading day; see :mod:`mdp_cache.series`).
         ttl: Seconds the snapshot lives after its last write (stale beats blank for widgets;
             every payload carries its own timestamp).
         owner: The component that writes it.
@@ -113,7 +115,7 @@ class Feed:
     """
 
     template: str
-    shape: Literal["value", "list"]
+    shape: Literal["value", "list", "series"]
     ttl: int
     owner: str
     payload: str
@@ -239,6 +241,17 @@ FEED_LATEST_LULD: Final = Feed(
     ttl=DAY,
     owner="processor (MassiveDataAnalyzer)",
     payload="the latest LULD bands of the symbol, with a `halted` flag",
+)
+FEED_MINUTE_BARS: Final = Feed(
+    template="bars:{symbol}",
+    shape="series",
+    ttl=DAY,
+    max_len=16 * 60,
+    owner="processor (MassiveDataAnalyzer)",
+    payload="today's one-minute bars of the symbol, newest first, one element per minute "
+    "(04:00-20:00 ET: at most 960): {t: minute start ms, d: trading day YYYYMMDD, n: version, "
+    "o, h, l, c, v}; the minute in progress is built from second bars and replaced by the "
+    "minute bar; an update carries the one new or replaced element",
 )
 FEED_HALTS: Final = Feed(
     template="halts",

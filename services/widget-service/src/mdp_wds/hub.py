@@ -297,7 +297,7 @@ class Hub:
 
     async def _read_one(self, name: str, ref: FeedRef, limit: int) -> SnapshotItem:
         try:
-            if ref.feed.shape == "list":
+            if ref.feed.shape != "value":  # list and series: elements newest first
                 elements = cast("list[bytes]", await self._redis.lrange(name, 0, limit - 1))
                 return SnapshotItem(name, self._checked_list(name, elements))
             value = cast("bytes | None", await self._redis.get(name))
@@ -309,7 +309,7 @@ class Hub:
     async def _read_many(self, names: list[str], ref: FeedRef, limit: int) -> list[SnapshotItem]:
         if not names:
             return []
-        if ref.feed.shape == "list":
+        if ref.feed.shape != "value":  # list and series: elements newest first
             pipe = self._redis.pipeline(transaction=False)
             for name in names:
                 pipe.lrange(name, 0, limit - 1)
