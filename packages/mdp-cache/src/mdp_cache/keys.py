@@ -112,6 +112,9 @@ class Feed:
         max_len: Cap of a ``list`` feed.
         order_by: For a ``list`` feed, the integer field of its JSON elements that orders it
             (newest first) whatever order the writes arrive in; None keeps arrival order.
+        delta_key: For a ``value`` feed whose document has a ``rows`` list (a board), the row
+            field that identifies a row: the WDS may then send the rows that changed instead of
+            the whole document (``mdp_wds.deltas``).
     """
 
     template: str
@@ -121,6 +124,7 @@ class Feed:
     payload: str
     max_len: int | None = None
     order_by: str | None = None
+    delta_key: str | None = None
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -190,6 +194,7 @@ FEED_SCANNER_TOP_GAINERS: Final = Feed(
     shape="value",
     ttl=4 * DAY,
     owner="processor (LeaderboardAnalyzer)",
+    delta_key="symbol",
     payload="board document: {board, session, trading_day, as_of_ms, rows: [row...]}; rows ranked "
     "by % change vs the regular-session official open",
 )
@@ -198,6 +203,7 @@ FEED_SCANNER_TOP_GAPPERS: Final = Feed(
     shape="value",
     ttl=4 * DAY,
     owner="processor (LeaderboardAnalyzer)",
+    delta_key="symbol",
     payload="board document; rows ranked by % change vs the previous close",
 )
 FEED_SCANNER_TOP_VOLUME: Final = Feed(
@@ -205,6 +211,7 @@ FEED_SCANNER_TOP_VOLUME: Final = Feed(
     shape="value",
     ttl=4 * DAY,
     owner="processor (LeaderboardAnalyzer)",
+    delta_key="symbol",
     payload="board document; rows ranked by the day's accumulated volume",
 )
 FEED_QUOTE: Final = Feed(
