@@ -27,8 +27,11 @@ MINUTE_MS: Final = 60_000
 
 
 class MinuteBar(msgspec.Struct, frozen=True):
-    """One element of a ``bars:{symbol}`` series; ``t``, ``d`` and ``n`` first (the merge reads
-    them with a pattern, see :mod:`mdp_cache.series`)."""
+    """One element of a ``bars:{symbol}`` series.
+
+    ``t``, ``d`` and ``n`` come first: the merge reads them with a pattern
+    (:mod:`mdp_cache.series`).
+    """
 
     t: int
     d: int

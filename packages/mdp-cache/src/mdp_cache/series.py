@@ -126,25 +126,23 @@ def merge_element(elements: list[bytes], payload: bytes, cap: int) -> bool:
     if fields is None:
         return False
     t, d, n = fields
-    if elements:
-        head = series_fields(elements[0])
-        if head is None or head[1] < d:
-            elements.clear()
-        elif head[1] > d:
-            return False
-    for index, element in enumerate(elements):
-        stored = series_fields(element)
-        if stored is not None and stored[0] > t:
-            continue
-        if stored is not None and stored[0] == t:
-            if n > stored[2] or (n == stored[2] and _sha1(payload) > _sha1(element)):
-                elements[index] = payload
-                return True
-            return False
-        elements.insert(index, payload)
-        del elements[cap:]
-        return True
-    if len(elements) < cap:
-        elements.append(payload)
-        return True
-    return False
+    head = series_fields(elements[0]) if elements else None
+    if head is not None and head[1] > d:
+        return False
+    if elements and (head is None or head[1] < d):
+        elements.clear()
+    index = next(
+        (i for i, e in enumerate(elements) if (s := series_fields(e)) is None or s[0] <= t),
+        len(elements),
+    )
+    stored = series_fields(elements[index]) if index < len(elements) else None
+    if stored is not None and stored[0] == t:
+        wins = n > stored[2] or (n == stored[2] and _sha1(payload) > _sha1(elements[index]))
+        if wins:
+            elements[index] = payload
+        return wins
+    if index >= cap:
+        return False
+    elements.insert(index, payload)
+    del elements[cap:]
+    return True

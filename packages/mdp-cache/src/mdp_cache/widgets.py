@@ -397,8 +397,10 @@ def _script_calls(
     for start in range(0, len(series), _VALUES_PER_CALL):
         chunk = series[start : start + _VALUES_PER_CALL]
         packed = _PACK(
-            [(_text(item.payload), item.feed.max_len or 1, item.feed.ttl, item.publish)
-             for item in chunk]
+            [
+                (_text(item.payload), item.feed.max_len or 1, item.feed.ttl, item.publish)
+                for item in chunk
+            ]
         )
         calls.append(
             _ScriptCall(False, len(chunk), (*(item.name for item in chunk), packed), series=True)
@@ -491,7 +493,13 @@ class WidgetWriter:
         self._sha, self._versioned_sha, self._series_sha = plain, versioned, series
 
     def _sha_of(self, call: _ScriptCall) -> str:
-        sha = self._series_sha if call.series else self._versioned_sha if call.versioned else self._sha
+        sha = (
+            self._series_sha
+            if call.series
+            else self._versioned_sha
+            if call.versioned
+            else self._sha
+        )
         assert sha is not None
         return sha
 
@@ -539,6 +547,19 @@ class WidgetWriter:
         await pipe.execute()
         return sent
 
+    async def _run_forgotten(self, calls: list[_ScriptCall], replies: list[object]) -> None:
+        """Load the scripts again and rerun the calls the server answered NOSCRIPT, in place."""
+        forgotten = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if not forgotten:
+            return
+        await self._load_scripts()
+        retry = self._redis.pipeline(transaction=False)
+        for n in forgotten:
+            call = calls[n]
+            retry.evalsha(self._sha_of(call), call.numkeys, *call.args)
+        for n, reply in zip(forgotten, await retry.execute(), strict=True):
+            replies[n] = reply
+
     async def _merge_plain(self, series: Sequence[WidgetItem]) -> None:
         """Series writes merged here (:func:`~mdp_cache.series.merge_element`), lists rewritten."""
         stored: dict[str, list[bytes]] = {}
@@ -547,9 +568,9 @@ class WidgetWriter:
                 stored[item.name] = list(await self._redis.lrange(item.name, 0, -1))
         pipe = self._redis.pipeline(transaction=False)
         for item in series:
-            if merge_element(stored[item.name], item.payload, item.feed.max_len or 1):
-                if item.publish:
-                    pipe.publish(item.name, item.payload)
+            stored_now = merge_element(stored[item.name], item.payload, item.feed.max_len or 1)
+            if stored_now and item.publish:
+                pipe.publish(item.name, item.payload)
         for item in {item.name: item for item in series}.values():
             elements = stored[item.name]
             pipe.delete(item.name)
@@ -592,17 +613,7 @@ class WidgetWriter:
             if isinstance(reply, Exception):
                 raise reply
         script_replies: list[object] = list(replies[commands:])
-        forgotten = [
-            n for n, reply in enumerate(script_replies) if isinstance(reply, NoScriptError)
-        ]
-        if forgotten:
-            await self._load_scripts()
-            retry = self._redis.pipeline(transaction=False)
-            for n in forgotten:
-                call = calls[n]
-                retry.evalsha(self._sha_of(call), call.numkeys, *call.args)
-            for n, reply in zip(forgotten, await retry.execute(), strict=True):
-                script_replies[n] = reply
+        await self._run_forgotten(calls, script_replies)
         for reply in script_replies:
             if isinstance(reply, Exception):
                 raise reply

@@ -79,7 +79,9 @@ def encode_delta(old: _Board, new: _Board) -> bytes:
         parts.append(b'"order":' + _ENCODE.encode(new.order))
     rows = [name for name in new.order if old.rows.get(name) != new.rows[name]]
     parts.append(
-        b'"rows":{' + b",".join(_ENCODE.encode(name) + b":" + new.rows[name] for name in rows) + b"}"
+        b'"rows":{'
+        + b",".join(_ENCODE.encode(name) + b":" + new.rows[name] for name in rows)
+        + b"}"
     )
     return b"{" + b",".join(parts) + b"}"
 
