@@ -6,7 +6,8 @@
 // the server's rule (mdp_cache.series): only the newest trading day (d), one bar per minute (t),
 // the greater version (n) wins, so a late or repeated update never takes a bar back.
 // The chart is TradingView's Lightweight Charts, vendored as a built file beside this one
-// (lightweight-charts-5.2.1.js, Apache-2.0, licence in lightweight-charts-5.2.1.LICENSE).
+// (lightweight-charts-5.2.1.js, Apache-2.0, licence in lightweight-charts-5.2.1.LICENSE),
+// credited by a link under the chart.
 
 import { CandlestickSeries, ColorType, HistogramSeries, createChart } from "./lightweight-charts-5.2.1.js";
 import * as fmt from "./format.js";
@@ -14,8 +15,8 @@ import * as fmt from "./format.js";
 export const CHART_MINUTES = 960; // 04:00-20:00 ET: the series' cap
 export const SPARK_MINUTES = 120;
 const SPARK_ROWS = 20; // rows per board that get a sparkline (the top of the board)
-const SPARK_WIDTH = 64;
-const SPARK_HEIGHT = 16;
+const SPARK_WIDTH = 40;
+const SPARK_HEIGHT = 14;
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 export class MinuteSeries {
@@ -89,6 +90,9 @@ export class IntradayChart {
         background: { type: ColorType.Solid, color: "transparent" },
         textColor: style.color || "#9aa4b2",
         fontSize: 11,
+        // The library's logo injects a <style> element, which the page's CSP (style-src 'self')
+        // refuses; the attribution is the link under the chart instead (index.html).
+        attributionLogo: false,
       },
       grid: { vertLines: { visible: false }, horzLines: { color: "rgba(128,128,128,0.15)" } },
       rightPriceScale: { scaleMargins: { top: 0.08, bottom: 0.28 } },
