@@ -48,17 +48,18 @@ def test_snapshot_plus_deltas_equals_every_board(documents: list[dict[str, Any]]
 
 def test_an_unchanged_board_is_a_tiny_delta_and_a_changed_row_goes_alone() -> None:
     tracker = BoardTracker("symbol")
-    board = {"as_of_ms": 1, "rows": [{"symbol": "AA", "price": 1.0}, {"symbol": "BB", "p": 2}]}
+    rows: list[dict[str, Any]] = [{"symbol": "AA", "price": 1.0}, {"symbol": "BB", "p": 2}]
+    board: dict[str, Any] = {"as_of_ms": 1, "rows": rows}
     tracker.advance(encode(board))
     assert tracker.advance(encode(board)) == b'{"rows":{}}'
-    board["rows"][1] = {"symbol": "BB", "p": 3}
+    rows[1] = {"symbol": "BB", "p": 3}
     board["as_of_ms"] = 2
     assert json.loads(tracker.advance(encode(board)) or b"") == {
         "set": {"as_of_ms": 2},
         "rows": {"BB": {"symbol": "BB", "p": 3}},
     }
     del board["as_of_ms"]
-    board["rows"].reverse()
+    rows.reverse()
     assert json.loads(tracker.advance(encode(board)) or b"") == {
         "drop": ["as_of_ms"],
         "order": ["BB", "AA"],

@@ -565,17 +565,18 @@ class WidgetWriter:
         stored: dict[str, list[bytes]] = {}
         for item in series:
             if item.name not in stored:
-                stored[item.name] = list(await self._redis.lrange(item.name, 0, -1))
+                found = await self._redis.lrange(item.name, 0, -1)
+                stored[item.name] = [e if isinstance(e, bytes) else e.encode() for e in found]
         pipe = self._redis.pipeline(transaction=False)
         for item in series:
             stored_now = merge_element(stored[item.name], item.payload, item.feed.max_len or 1)
             if stored_now and item.publish:
                 pipe.publish(item.name, item.payload)
         for item in {item.name: item for item in series}.values():
-            elements = stored[item.name]
+            merged = stored[item.name]
             pipe.delete(item.name)
-            if elements:
-                pipe.rpush(item.name, *elements)
+            if merged:
+                pipe.rpush(item.name, *merged)
                 pipe.expire(item.name, item.feed.ttl)
         await pipe.execute()
 
