@@ -56,8 +56,18 @@ def test_an_unchanged_board_is_a_tiny_delta_and_a_changed_row_goes_alone() -> No
     board["as_of_ms"] = 2
     assert json.loads(tracker.advance(encode(board)) or b"") == {
         "set": {"as_of_ms": 2},
-        "rows": {"BB": {"symbol": "BB", "p": 3}},
+        "rows": {},
+        "patch": {"BB": {"p": 3}},  # only the field that changed
     }
+    rows[0] = {"symbol": "AA", "extra": None}
+    rows.append({"symbol": "CC"})
+    assert json.loads(tracker.advance(encode(board)) or b"") == {
+        "order": ["AA", "BB", "CC"],
+        "rows": {"CC": {"symbol": "CC"}},  # new on the board: whole
+        "patch": {"AA": {"extra": None}},
+        "unset": {"AA": ["price"]},
+    }
+    rows.pop()
     del board["as_of_ms"]
     rows.reverse()
     assert json.loads(tracker.advance(encode(board)) or b"") == {

@@ -276,7 +276,8 @@ export class WdsClient {
 }
 
 // The board a delta turns ``doc`` into (the rule of mdp_wds.deltas.apply_delta): top-level
-// fields set or dropped, rows in the delta's order (or the old order), changed rows replaced.
+// fields set or dropped; rows in the delta's order (or the old order), each either new and
+// whole (rows), or the old row with its changed fields (patch) and without its gone ones (unset).
 export function applyDelta(doc, delta, key) {
   const result = {};
   const dropped = new Set(delta.drop || []);
@@ -285,7 +286,15 @@ export function applyDelta(doc, delta, key) {
   const rows = Array.isArray(doc.rows) ? doc.rows : [];
   const old = new Map(rows.map((row) => [row[key], row]));
   const order = delta.order || rows.map((row) => row[key]);
-  const changed = delta.rows || {};
-  result.rows = order.map((name) => (Object.hasOwn(changed, name) ? changed[name] : old.get(name)));
+  const fresh = delta.rows || {};
+  const patches = delta.patch || {};
+  const unsets = delta.unset || {};
+  result.rows = order.map((name) => {
+    if (Object.hasOwn(fresh, name)) return fresh[name];
+    const gone = new Set(unsets[name] || []);
+    const row = {};
+    for (const [field, value] of Object.entries(old.get(name))) if (!gone.has(field)) row[field] = value;
+    return Object.assign(row, patches[name] || {});
+  });
   return result;
 }
