@@ -219,7 +219,7 @@ class BarWrite:
 
 
 def test_the_plain_path_merges_series_and_publishes_what_it_stored() -> None:
-    async def run() -> tuple[list[bytes], list[bytes], bytes | None, int]:
+    async def run() -> tuple[object, list[bytes], object, int]:
         redis = fakeredis.FakeAsyncRedis()
         pubsub = redis.pubsub()
         await pubsub.subscribe("bars:AAA")
