@@ -11,12 +11,16 @@ cached before timing (steady state); ``--cold`` starts empty, so fetches from th
 compete for the same core.
 
 Prints events/s per worker process and in aggregate, with p50/p99 lag, for the leaderboard
-analyzer (``A`` events) and the top-trades analyzer (``T`` events). Not a test: the figures
-depend on the machine (2 shared cores here).
+analyzer (``A`` events) and the top-trades analyzer (``T`` events). With ``--rvol-days N`` the
+leaderboard also gets time-of-day volume profiles over N days (``MDP_RVOL_DAYS``), from the
+simulator's 5-minute bars; the time to build and cache every symbol's profile (a day's first
+lookups) is printed apart, and the steady-state figures can be compared with a run without.
+Not a test: the figures depend on the machine (2 shared cores here).
 
 Usage::
 
     uv run python bench/processor.py [--events 300000] [--workers 1] [--symbols 3000]
+    uv run python bench/processor.py --only A --rvol-days 20   # the same with RVol profiles
 """
 
 from __future__ import annotations
@@ -29,7 +33,7 @@ import uuid
 from collections.abc import Sequence
 from datetime import date, datetime
 from datetime import time as wall_time
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 
@@ -79,6 +83,11 @@ class MarketSource:
         value = None if row is None else row.get("free_float")
         return value if isinstance(value, int) else None
 
+    async def slot_volumes(self, symbol: str, start: date, end: date) -> Sequence[tuple[int, int]]:
+        """The simulator's 5-minute bars as ``(start_ms, volume)`` (the REST API's shape)."""
+        rows = self.market.minute_bars(symbol, start, end, multiplier=5)
+        return [(int(cast(int, r["t"])), int(cast(int, r["v"]))) for r in rows]
+
 
 def generate(kind: str, count: int, symbols: int, seed: int) -> tuple[Market, list[list[bytes]]]:
     """At least ``count`` events of ``kind`` from the simulator, as raw JSON per event."""
@@ -104,14 +113,19 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
     queue = topology.for_kind(kind)
     assert queue is not None
     run_id = uuid.uuid4().hex[:8]
-    url = f"redis://127.0.0.1:6379/{args.db}"
+    url = f"{args.redis.rstrip('/')}/{args.db}"
     mdc, wdc, ref = create_redis(url), create_redis(url), create_redis(url)
     analyzer: Any = LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()
-    reference = ReferenceCache(MarketSource(market), ref)
+    reference = ReferenceCache(MarketSource(market), ref, profile_days=args.rvol_days)
+    profiles_s = 0.0
     if args.warm and kind == "A":
         # Steady state: the reference data of the day is already in MDC (and this process).
         symbols = {msgspec.json.decode(raw)["sym"] for raw in raws}
         await asyncio.gather(*(reference.get(symbol, DAY) for symbol in symbols))
+        if args.rvol_days:
+            profiles_started = time.perf_counter()
+            await asyncio.gather(*(reference.volume_profile(s, DAY) for s in symbols))
+            profiles_s = time.perf_counter() - profiles_started
     processor = Processor(
         bus.consumer(),
         [analyzer],
@@ -163,6 +177,7 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
         "lag_p50": stats.lag_receipt.percentile(0.5),
         "lag_p99": stats.lag_receipt.percentile(0.99),
         "dropped": sum(bus.dropped(q) for q in topology.queues),
+        "profiles_s": profiles_s,
     }
 
 
@@ -202,6 +217,12 @@ def main() -> None:
     )
     parser.add_argument("--only", choices=("A", "T"), default=None)
     parser.add_argument(
+        "--rvol-days", type=int, default=0, help="trading days of RVol profiles (MDP_RVOL_DAYS)"
+    )
+    parser.add_argument(
+        "--redis", default="redis://127.0.0.1:6379", help="Redis server (without database)"
+    )
+    parser.add_argument(
         "--depth", type=int, default=20, help="queue depth (messages) the producer keeps"
     )
     parser.add_argument(
@@ -213,7 +234,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.db in (0, 1, 15):
         parser.error("databases 0, 1 (live caches) and 15 (tests) are not for benchmarks")
-    asyncio.run(flush_database(args.db))
+    asyncio.run(flush_database(args.redis, args.db))
     kinds = [args.only] if args.only else ["A", "T"]
     names = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}
     for kind in kinds:
@@ -226,14 +247,19 @@ def main() -> None:
                 f"{r['state_ops']:,} state ops, {r['widget_writes']:,} widget writes)  "
                 f"lag p50 {r['lag_p50'] * 1000:.0f} ms  p99 {r['lag_p99'] * 1000:.0f} ms"
             )
+        if kind == "A" and args.rvol_days:
+            print(
+                f"  RVol profiles ({args.rvol_days} days) of the symbols traded: built and "
+                f"cached in {max(r['profiles_s'] for r in results):.1f} s (cold, before timing)"
+            )
         aggregate = sum(r["events"] for r in results) / max(r["seconds"] for r in results)
         print(f"  aggregate: {aggregate:,.0f} events/s")
-    asyncio.run(flush_database(args.db))
+    asyncio.run(flush_database(args.redis, args.db))
 
 
-async def flush_database(db: int) -> None:
+async def flush_database(redis: str, db: int) -> None:
     """Empty the benchmark's own database (before: no old rows; after: no leftovers)."""
-    client = create_redis(f"redis://127.0.0.1:6379/{db}")
+    client = create_redis(f"{redis.rstrip('/')}/{db}")
     await client.flushdb()
     await close_redis(client)
 

@@ -30,6 +30,7 @@ FEEDS = (
     "quote:*",
     "trades:top",
     "range:*",
+    "bars:*",
     "alerts:hod",
     "news:latest",
 )

@@ -150,20 +150,20 @@ async def test_a_superseded_write_is_neither_stored_nor_published(redis: Redis) 
     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
-async def test_both_scripts_become_known_at_once(redis: Redis) -> None:
+async def test_every_script_becomes_known_at_once(redis: Redis) -> None:
     """A flush and a composition share one writer: while its scripts load, none is known."""
     writer = WidgetWriter(redis)
     real = redis.script_load
-    seen: list[tuple[str | None, str | None]] = []
+    seen: list[tuple[str | None, str | None, str | None]] = []
 
     async def script_load(script: str) -> Any:
-        seen.append((writer._sha, writer._versioned_sha))
+        seen.append((writer._sha, writer._versioned_sha, writer._series_sha))
         return await real(script)
 
     redis.script_load = script_load  # type: ignore[method-assign,assignment]
     name = FEED_QUOTE.name(symbol="AAA")
     await writer.write([WidgetWrite(FEED_QUOTE, name, b'{"v":1}', version=1)])
-    assert seen == [(None, None), (None, None)]
+    assert seen == [(None, None, None)] * 3  # plain, versioned and series scripts
     assert await redis.get(name) == b'{"v":1}'
 
 

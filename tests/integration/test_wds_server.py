@@ -11,15 +11,18 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 from websockets.typing import Origin
 
-from mdp_cache.keys import KEY_WDS_REVOKED
+from mdp_cache.keys import FEED_SCANNER_TOP_VOLUME, KEY_WDS_REVOKED
 from mdp_core.settings import Secret, load
 from mdp_core.token import issue_token
 from mdp_testing.proxy import TcpProxy
 from mdp_wds import WdsSettings, WidgetServer
+from mdp_wds.deltas import apply_delta
 
 SECRET = "integration-secret"
 ORIGIN = Origin("http://dashboard.test")
@@ -635,3 +638,108 @@ async def test_a_token_of_an_ended_session_is_refused_and_its_live_socket_closed
         assert await closed_with(ws) == 4001  # refused at auth, though not yet expired
     await wait_until(lambda: server.stats.disconnects["session_revoked"] == 2)
     assert server.stats.violations["token_revoked"] == 1
+
+
+# --- boards as deltas: snapshot + deltas equal the server's board at every step ------------
+
+BOARD = FEED_SCANNER_TOP_VOLUME.name()
+
+
+def board(as_of_ms: int, symbols: list[str], price: float) -> bytes:
+    rows = [{"symbol": s, "price": price + n, "volume": n} for n, s in enumerate(symbols)]
+    return json.dumps({"board": "top_volume", "as_of_ms": as_of_ms, "rows": rows}).encode()
+
+
+class DeltaClient:
+    """What the dashboard does: keep the board and its number, apply deltas, resync on gaps."""
+
+    def __init__(self) -> None:
+        self.document: Any = None
+        self.seq: int | None = None
+        self.gaps = 0
+
+    def take(self, message: dict[str, Any]) -> bool:
+        """Fold one message in; False when a delta does not follow (the client must resync)."""
+        if message["op"] in ("snapshot", "update"):
+            self.document, self.seq = message["data"], message.get("seq")
+            return True
+        assert message["op"] == "delta"
+        if self.seq is None or message["base"] != self.seq:
+            self.gaps += 1
+            return False
+        self.document = apply_delta(self.document, message["data"], "symbol")
+        self.seq = message["seq"]
+        return True
+
+
+async def test_a_board_before_any_publication_then_deltas(
+    make_server: ServerFactory, redis_client: aioredis.Redis
+) -> None:
+    server: WidgetServer = await make_server()
+    await redis_client.set(BOARD, board(1, ["AA", "BB"], 1.0))
+    async with await open_client(server) as ws, await open_client(server) as plain:
+        await subscribe(ws, BOARD, deltas=True)
+        await subscribe(plain, BOARD)
+        snap = await recv(ws)
+        assert (snap["op"], snap["seq"]) == ("snapshot", None)  # the hub has seen none yet
+        assert "seq" not in await recv(plain)  # a plain subscriber's snapshot is unchanged
+        client = DeltaClient()
+        client.take(snap)
+        second = board(2, ["BB", "AA"], 1.0)
+        await redis_client.set(BOARD, second)
+        await redis_client.publish(BOARD, second)
+        whole = await recv(ws)
+        assert (whole["op"], whole["seq"]) == ("update", 1)  # unknown base: whole
+        client.take(whole)
+        third = board(3, ["BB", "AA", "CC"], 2.0)
+        await redis_client.set(BOARD, third)
+        await redis_client.publish(BOARD, third)
+        delta = await recv(ws)
+        assert (delta["op"], delta["seq"], delta["base"]) == ("delta", 2, 1)
+        assert client.take(delta)
+        assert client.document == json.loads(third)
+        assert (await recv(plain))["op"] == "update"
+        assert (await recv(plain))["data"] == json.loads(third)  # plain: always whole
+        # A later subscriber whose snapshot is the last publication continues with deltas.
+        async with await open_client(server) as late:
+            await subscribe(late, BOARD, deltas=True)
+            assert (await recv(late))["seq"] == 2
+            # A get answers with the number too (a client resyncing after a gap).
+            await late.send(json.dumps({"op": "get", "id": 9, "feed": BOARD}))
+            assert (await recv_op(late, "snapshot"))["seq"] == 2
+        assert server.stats.deltas_out == 1
+
+
+@settings(
+    max_examples=15, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    steps=st.lists(
+        st.tuples(
+            st.lists(st.sampled_from(["AA", "BB", "CC", "DD"]), unique=True, max_size=4),
+            st.sampled_from([1.0, 2.0]),
+        ),
+        min_size=1,
+        max_size=6,
+    )
+)
+async def test_snapshot_plus_deltas_equals_the_servers_board_at_every_step(
+    make_server: ServerFactory, redis_client: aioredis.Redis, steps: list[tuple[list[str], float]]
+) -> None:
+    server: WidgetServer = await make_server()
+    async with await open_client(server) as ws, await open_client(server) as plain:
+        await redis_client.set(BOARD, board(0, ["AA"], 1.0))
+        await subscribe(plain, BOARD)
+        await recv(plain)
+        await redis_client.publish(BOARD, board(0, ["AA"], 1.0))  # the hub numbers it
+        await recv(plain)
+        await subscribe(ws, BOARD, deltas=True)
+        client = DeltaClient()
+        client.take(await recv(ws))
+        for as_of, (symbols, price) in enumerate(steps, start=1):
+            payload = board(as_of, symbols, price)
+            await redis_client.set(BOARD, payload)
+            await redis_client.publish(BOARD, payload)
+            assert client.take(await recv(ws))
+            assert client.document == json.loads(payload) == (await recv(plain))["data"]
+        assert client.gaps == 0

@@ -200,3 +200,43 @@ def test_each_name_is_compared_with_its_own_stored_document() -> None:
         assert await redis.get("quote:BBB") == high
 
     asyncio.run(scenario())
+
+
+# --------------------------------------------------------------------------------------------
+# Series on the Python path (an emulator without Lua cmsgpack): merged by
+# mdp_cache.series.merge_element, published only when stored, other writes untouched.
+
+from mdp_cache.keys import FEED_MINUTE_BARS  # noqa: E402
+
+
+@dataclass(frozen=True)
+class BarWrite:
+    name: str
+    payload: bytes
+    feed: Feed = FEED_MINUTE_BARS
+    publish: bool = True
+    version: int | None = None
+
+
+def test_the_plain_path_merges_series_and_publishes_what_it_stored() -> None:
+    async def run() -> tuple[object, list[bytes], object, int]:
+        redis = fakeredis.FakeAsyncRedis()
+        pubsub = redis.pubsub()
+        await pubsub.subscribe("bars:AAA")
+        await pubsub.get_message(timeout=1)
+        newer, older = b'{"t":60,"d":1,"n":2,"c":1}', b'{"t":60,"d":1,"n":1,"c":9}'
+        later = b'{"t":120,"d":1,"n":1,"c":3}'
+        writer = WidgetWriter(redis)
+        await writer.write([BarWrite("bars:AAA", newer), Write()])
+        await writer.write([BarWrite("bars:AAA", older), BarWrite("bars:AAA", later)])
+        got: list[bytes] = []
+        while (message := await pubsub.get_message(timeout=0.2)) is not None:
+            got.append(message["data"])
+        stored = await redis.lrange("bars:AAA", 0, -1)
+        return stored, got, await redis.get("quote:AAA"), await redis.ttl("bars:AAA")
+
+    stored, published, quote, ttl = asyncio.run(run())
+    assert stored == [b'{"t":120,"d":1,"n":1,"c":3}', b'{"t":60,"d":1,"n":2,"c":1}']
+    assert published == [b'{"t":60,"d":1,"n":2,"c":1}', b'{"t":120,"d":1,"n":1,"c":3}']
+    assert quote == b"{}"  # the value write of the same batch still lands
+    assert 0 < ttl <= FEED_MINUTE_BARS.ttl

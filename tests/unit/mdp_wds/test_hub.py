@@ -1,7 +1,7 @@
 """Dispatch by the hub without Redis: the link is never started, so it stays down."""
 
 from mdp_wds.access import resolve_feed
-from mdp_wds.hub import Hub
+from mdp_wds.hub import BoardFrame, Hub
 from mdp_wds.protocol import Frame
 from mdp_wds.stats import WdsStats
 
@@ -11,7 +11,7 @@ class Recorder:
         self.got: list[tuple[str, int, Frame]] = []
         self.resyncs = 0
 
-    def deliver(self, key: str, seq: int, frame: Frame) -> None:
+    def deliver(self, key: str, seq: int, frame: Frame, board: BoardFrame | None = None) -> None:
         self.got.append((key, seq, frame))
 
     def resync(self) -> None:

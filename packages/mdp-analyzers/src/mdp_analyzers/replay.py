@@ -36,6 +36,7 @@ from mdp_analyzers.typing import (
     published,
 )
 from mdp_cache.records import ReferenceData
+from mdp_cache.series import merge_element
 from mdp_cache.versions import supersedes
 from mdp_core.clock import NS_PER_SECOND, ManualClock, to_ns
 from mdp_core.events import MarketEvent
@@ -58,7 +59,7 @@ class OfflineResult:
 
     Attributes:
         values: The latest payload of every ``value`` feed name.
-        lists: Every ``list`` feed, newest first, capped like the real one.
+        lists: Every ``list`` and ``series`` feed, newest first, capped like the real one.
         published: How many messages would have been published.
         state: The merged analyzer state.
     """
@@ -85,6 +86,10 @@ class OfflineResult:
                         continue
                     self.versions[write.name] = write.version
                 self.values[write.name] = write.payload
+            elif write.feed.shape == "series":
+                items = self.lists.setdefault(write.name, [])
+                if not merge_element(items, write.payload, write.feed.max_len or 1):
+                    continue
             else:
                 items = self.lists.setdefault(write.name, [])
                 items.insert(0, write.payload)

@@ -7,6 +7,9 @@ versioned by event time, so with several replicas a symbol's latest record never
 time (WDC keeps the newest, see :mod:`mdp_cache.widgets`). Event kinds without a feed are
 counted, not routed.
 
+Second and minute bars also build today's one-minute bars of each symbol (the ``bars:{symbol}``
+series of :mod:`mdp_analyzers.minute_bars`), one element per minute changed per flush.
+
 LULD halts and resumes are recorded in MDC (:mod:`mdp_analyzers.halts`), whichever replica
 receives them; the market-wide halts document is composed from those merged records by the
 replica holding the router's lease, and every replica reads them back so the ``halted`` flag
@@ -29,6 +32,7 @@ from mdp_analyzers.halts import (
     HaltRecord,
     halts_read,
 )
+from mdp_analyzers.minute_bars import MinuteBook
 from mdp_analyzers.state import RankedMember, Read
 from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache.keys import (
@@ -40,7 +44,7 @@ from mdp_cache.keys import (
     Feed,
 )
 from mdp_core.clock import NS_PER_SECOND
-from mdp_core.events import LimitUpLimitDown, MarketEvent
+from mdp_core.events import LimitUpLimitDown, MarketEvent, MinuteAggregate, SecondAggregate
 
 __all__ = ["LULD_HALT", "LULD_RESUME", "MassiveDataAnalyzer"]
 
@@ -89,6 +93,7 @@ class MassiveDataAnalyzer:
         #: The latest LULD event of each symbol, rewritten when a merged halt changes its flag.
         self._last_luld: dict[str, LimitUpLimitDown] = {}
         self._halts = HaltBook()
+        self._minutes = MinuteBook()
         self._last_halts: bytes | None = None
         self.routed: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
@@ -107,7 +112,9 @@ class MassiveDataAnalyzer:
             old = latest.get(key)
             if old is None or event.event_time_ms >= old.event_time_ms:
                 latest[key] = event
-            if type(event) is LimitUpLimitDown:
+            if isinstance(event, (SecondAggregate, MinuteAggregate)):
+                self._minutes.fold(event)
+            elif type(event) is LimitUpLimitDown:
                 assert isinstance(event, LimitUpLimitDown)
                 self._halts.note(event)
                 last = self._last_luld.get(event.symbol)
@@ -131,6 +138,7 @@ class MassiveDataAnalyzer:
                 version = (version << HALT_RECENCY_BITS) + recency
             widgets.append(WidgetWrite(feed, feed.name(symbol=symbol), payload, version=version))
         self._latest = {}
+        widgets.extend(self._minutes.take())
         return Output(widgets=widgets, state=self._halts.take_ops())
 
     # --- Synchronized: halts other replicas received -------------------------------------

@@ -33,6 +33,7 @@ __all__ = [
     "FEED_LATEST_LULD",
     "FEED_LATEST_NBBO",
     "FEED_LATEST_TRADE",
+    "FEED_MINUTE_BARS",
     "FEED_NEWS_LATEST",
     "FEED_NEWS_TICKER",
     "FEED_QUOTE",
@@ -101,8 +102,9 @@ class Feed:
 
     Attributes:
         template: The name with ``{params}``, e.g. ``quote:{symbol}``.
-        shape: ``value`` (a JSON document replaced on each write) or ``list`` (newest first,
-            capped at ``max_len``).
+        shape: ``value`` (a JSON document replaced on each write), ``list`` (newest first,
+            capped at ``max_len``) or ``series`` (a list, newest first, of at most ``max_len``
+            elements, one per minute of the newest trading day; see :mod:`mdp_cache.series`).
         ttl: Seconds the snapshot lives after its last write (stale beats blank for widgets;
             every payload carries its own timestamp).
         owner: The component that writes it.
@@ -110,15 +112,19 @@ class Feed:
         max_len: Cap of a ``list`` feed.
         order_by: For a ``list`` feed, the integer field of its JSON elements that orders it
             (newest first) whatever order the writes arrive in; None keeps arrival order.
+        delta_key: For a ``value`` feed whose document has a ``rows`` list (a board), the row
+            field that identifies a row: the WDS may then send the rows that changed instead of
+            the whole document (``mdp_wds.deltas``).
     """
 
     template: str
-    shape: Literal["value", "list"]
+    shape: Literal["value", "list", "series"]
     ttl: int
     owner: str
     payload: str
     max_len: int | None = None
     order_by: str | None = None
+    delta_key: str | None = None
     _regex: re.Pattern[str] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -188,6 +194,7 @@ FEED_SCANNER_TOP_GAINERS: Final = Feed(
     shape="value",
     ttl=4 * DAY,
     owner="processor (LeaderboardAnalyzer)",
+    delta_key="symbol",
     payload="board document: {board, session, trading_day, as_of_ms, rows: [row...]}; rows ranked "
     "by % change vs the regular-session official open",
 )
@@ -196,6 +203,7 @@ FEED_SCANNER_TOP_GAPPERS: Final = Feed(
     shape="value",
     ttl=4 * DAY,
     owner="processor (LeaderboardAnalyzer)",
+    delta_key="symbol",
     payload="board document; rows ranked by % change vs the previous close",
 )
 FEED_SCANNER_TOP_VOLUME: Final = Feed(
@@ -203,6 +211,7 @@ FEED_SCANNER_TOP_VOLUME: Final = Feed(
     shape="value",
     ttl=4 * DAY,
     owner="processor (LeaderboardAnalyzer)",
+    delta_key="symbol",
     payload="board document; rows ranked by the day's accumulated volume",
 )
 FEED_QUOTE: Final = Feed(
@@ -239,6 +248,17 @@ FEED_LATEST_LULD: Final = Feed(
     ttl=DAY,
     owner="processor (MassiveDataAnalyzer)",
     payload="the latest LULD bands of the symbol, with a `halted` flag",
+)
+FEED_MINUTE_BARS: Final = Feed(
+    template="bars:{symbol}",
+    shape="series",
+    ttl=DAY,
+    max_len=16 * 60,
+    owner="processor (MassiveDataAnalyzer)",
+    payload="today's one-minute bars of the symbol, newest first, one element per minute "
+    "(04:00-20:00 ET: at most 960): {t: minute start ms, d: trading day YYYYMMDD, n: version, "
+    "o, h, l, c, v}; the minute in progress is built from second bars and replaced by the "
+    "minute bar; an update carries the one new or replaced element",
 )
 FEED_HALTS: Final = Feed(
     template="halts",

@@ -4,7 +4,9 @@ Every write goes through the shape its :class:`~mdp_cache.keys.Feed` declares, s
 key and the channel of a feed always agree: a ``value`` feed is ``SET name payload EX ttl``, a
 ``list`` feed is ``LPUSH`` + ``LTRIM`` to ``max_len`` + ``EXPIRE``; then, when asked, the same
 bytes are published on the channel of the same name (the script of :class:`WidgetWriter` does
-exactly that for many value documents at once). A whole flush is one pipeline.
+exactly that for many value documents at once). A ``series`` feed (today's minute bars) is
+merged element by element by :data:`~mdp_cache.series.SERIES_MERGE_LUA`, every series write of
+a flush in one script call. A whole flush is one pipeline.
 
 A write may carry a ``version`` (event time, a window's sequence number). Several processor
 replicas write the same per-symbol documents, each from the events it happened to receive, so
@@ -28,6 +30,7 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
 from mdp_cache.keys import KEY_WIDGET_VERSION, Feed
+from mdp_cache.series import SERIES_MERGE_LUA, merge_element
 from mdp_cache.versions import supersedes
 from mdp_core.telemetry import inject_context
 
@@ -271,6 +274,9 @@ def queue_widget_write(
     if feed.shape == "value":
         pipe.set(name, payload, ex=feed.ttl)
         queued = 1
+    elif feed.shape == "series":
+        msg = f"series feed {feed.template!r} is written by WidgetWriter (one merge per flush)"
+        raise ValueError(msg)
     elif feed.order_by is not None and scripts:
         return queue_ordered_list_write(pipe, feed, name, [payload], publish=publish)
     else:
@@ -354,6 +360,7 @@ class _ScriptCall:
     versioned: bool
     numkeys: int
     args: tuple[str | bytes, ...]
+    series: bool = False
 
 
 def _text(payload: bytes) -> str:
@@ -362,10 +369,23 @@ def _text(payload: bytes) -> str:
 
 
 def _script_calls(
-    values: Sequence[WidgetItem], versioned: Sequence[WidgetItem]
+    values: Sequence[WidgetItem],
+    versioned: Sequence[WidgetItem],
+    series: Sequence[WidgetItem] = (),
 ) -> list[_ScriptCall]:
-    """The script calls storing ``values`` and ``versioned``, a few hundred documents each."""
+    """The script calls storing ``values``, ``versioned`` and ``series``, a few hundred each."""
     calls: list[_ScriptCall] = []
+    for start in range(0, len(series), _VALUES_PER_CALL):
+        chunk = series[start : start + _VALUES_PER_CALL]
+        packed = _PACK(
+            [
+                (_text(item.payload), item.feed.max_len or 1, item.feed.ttl, item.publish)
+                for item in chunk
+            ]
+        )
+        calls.append(
+            _ScriptCall(False, len(chunk), (*(item.name for item in chunk), packed), series=True)
+        )
     for start in range(0, len(values), _VALUES_PER_CALL):
         chunk = values[start : start + _VALUES_PER_CALL]
         packed = _PACK([(_text(item.payload), item.feed.ttl, item.publish) for item in chunk])
@@ -399,6 +419,7 @@ class WidgetWriter:
         self._redis = redis
         self._sha: str | None = None
         self._versioned_sha: str | None = None
+        self._series_sha: str | None = None
         self._plain = False
         #: Versioned writes dropped because the stored document was as new or newer.
         self.superseded = 0
@@ -449,13 +470,29 @@ class WidgetWriter:
         # by side never see one script known and the other not.
         plain = str(await self._redis.script_load(SET_PUBLISH_LUA))
         versioned = str(await self._redis.script_load(VERSIONED_SET_PUBLISH_LUA))
-        self._sha, self._versioned_sha = plain, versioned
+        series = str(await self._redis.script_load(SERIES_MERGE_LUA))
+        self._sha, self._versioned_sha, self._series_sha = plain, versioned, series
+
+    def _sha_of(self, call: _ScriptCall) -> str:
+        sha = (
+            self._series_sha
+            if call.series
+            else self._versioned_sha
+            if call.versioned
+            else self._sha
+        )
+        assert sha is not None
+        return sha
 
     async def _send_plain(self, writes: Sequence[WidgetItem]) -> int:
         """One command per effect; versions compared here, between two round trips.
 
         Not atomic across writers: this path serves emulators, where one process writes.
         """
+        series = [item for item in writes if item.feed.shape == "series"]
+        if series:
+            await self._merge_plain(series)
+            writes = [item for item in writes if item.feed.shape != "series"]
         versioned = [item for item in writes if item.version is not None]
         winners = set(range(len(writes)))
         if versioned:
@@ -491,6 +528,39 @@ class WidgetWriter:
         await pipe.execute()
         return sent
 
+    async def _run_forgotten(self, calls: list[_ScriptCall], replies: list[object]) -> None:
+        """Load the scripts again and rerun the calls the server answered NOSCRIPT, in place."""
+        forgotten = [n for n, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
+        if not forgotten:
+            return
+        await self._load_scripts()
+        retry = self._redis.pipeline(transaction=False)
+        for n in forgotten:
+            call = calls[n]
+            retry.evalsha(self._sha_of(call), call.numkeys, *call.args)
+        for n, reply in zip(forgotten, await retry.execute(), strict=True):
+            replies[n] = reply
+
+    async def _merge_plain(self, series: Sequence[WidgetItem]) -> None:
+        """Series writes merged here (:func:`~mdp_cache.series.merge_element`), lists rewritten."""
+        stored: dict[str, list[bytes]] = {}
+        for item in series:
+            if item.name not in stored:
+                found = await self._redis.lrange(item.name, 0, -1)
+                stored[item.name] = [e if isinstance(e, bytes) else e.encode() for e in found]
+        pipe = self._redis.pipeline(transaction=False)
+        for item in series:
+            stored_now = merge_element(stored[item.name], item.payload, item.feed.max_len or 1)
+            if stored_now and item.publish:
+                pipe.publish(item.name, item.payload)
+        for item in {item.name: item for item in series}.values():
+            merged = stored[item.name]
+            pipe.delete(item.name)
+            if merged:
+                pipe.rpush(item.name, *merged)
+                pipe.expire(item.name, item.feed.ttl)
+        await pipe.execute()
+
     async def _send(self, writes: Sequence[WidgetItem]) -> int:
         """One pipeline: list writes as commands, value writes through the scripts.
 
@@ -504,39 +574,28 @@ class WidgetWriter:
         values: list[WidgetItem] = []
         versioned: list[WidgetItem] = []
         lists: list[WidgetItem] = []
+        series: list[WidgetItem] = []
         for item in writes:
-            if item.feed.shape != "value":
+            if item.feed.shape == "list":
                 lists.append(item)
             elif not item.feed.matches(item.name):
                 msg = f"{item.name!r} is not a name of feed {item.feed.template!r}"
                 raise ValueError(msg)
+            elif item.feed.shape == "series":
+                series.append(item)
             else:
                 (values if item.version is None else versioned).append(item)
         sent = _queue_lists(pipe, lists)
         commands = sent
-        calls = _script_calls(values, versioned)
+        calls = _script_calls(values, versioned, series)
         for call in calls:
-            pipe.evalsha(
-                self._versioned_sha if call.versioned else self._sha, call.numkeys, *call.args
-            )
+            pipe.evalsha(self._sha_of(call), call.numkeys, *call.args)
         replies = await pipe.execute(raise_on_error=False)
         for reply in replies[:commands]:
             if isinstance(reply, Exception):
                 raise reply
         script_replies: list[object] = list(replies[commands:])
-        forgotten = [
-            n for n, reply in enumerate(script_replies) if isinstance(reply, NoScriptError)
-        ]
-        if forgotten:
-            await self._load_scripts()
-            retry = self._redis.pipeline(transaction=False)
-            for n in forgotten:
-                call = calls[n]
-                retry.evalsha(
-                    self._versioned_sha if call.versioned else self._sha, call.numkeys, *call.args
-                )
-            for n, reply in zip(forgotten, await retry.execute(), strict=True):
-                script_replies[n] = reply
+        await self._run_forgotten(calls, script_replies)
         for reply in script_replies:
             if isinstance(reply, Exception):
                 raise reply

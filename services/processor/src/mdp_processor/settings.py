@@ -85,8 +85,9 @@ class ProcessorSettings(CommonSettings):
         max=60,
         doc="Trading days averaged by the time-of-day volume profiles behind the rows' "
         "`rvol_tod` (5-minute aggregates from the REST API, one request per symbol and day, "
-        "cached in MDC per trading day); 0 turns them off (the default until their cost at "
-        "full-market scale is measured; the demo uses 20).",
+        "cached in MDC per trading day); 0 turns them off: the default, since for a full "
+        "market of 10,000 symbols the day's first lookups cost about 500 CPU-seconds and 5.5 GB "
+        "of downloads (docs/performance.md); the demo uses 20.",
     )
     worker_restart_initial_seconds: float = setting(
         env="MDP_WORKER_RESTART_INITIAL_SECONDS",

@@ -28,11 +28,12 @@ from mdp_core.backoff import BackoffPolicy
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import consumer_span
 from mdp_wds.access import FeedRef
+from mdp_wds.deltas import BoardTracker
 from mdp_wds.link import Kind, PubSubLink
-from mdp_wds.protocol import Frame, list_snapshot_data, update_frame
+from mdp_wds.protocol import Frame, delta_frame, list_snapshot_data, update_frame
 from mdp_wds.stats import WdsStats
 
-__all__ = ["Hub", "SnapshotItem", "SnapshotUnavailable", "Subscriber"]
+__all__ = ["BoardFrame", "Hub", "SnapshotItem", "SnapshotUnavailable", "Subscriber"]
 
 _log = get_logger(__name__)
 
@@ -44,11 +45,22 @@ class SnapshotUnavailable(Exception):
     """The cache could not be read (Redis down or failing); the client gets ``unavailable``."""
 
 
+@dataclass(frozen=True, slots=True)
+class BoardFrame:
+    """A board publication's number and its delta frame (None: it goes whole)."""
+
+    seq: int
+    delta: Frame | None
+
+
 class Subscriber(Protocol):
     """**Protocol:** what the hub needs from a client session."""
 
-    def deliver(self, key: str, seq: int, frame: Frame) -> None:
-        """Take one update for subscription ``key``; must not block or await."""
+    def deliver(self, key: str, seq: int, frame: Frame, board: BoardFrame | None = None) -> None:
+        """Take one update for subscription ``key``; must not block or await.
+
+        ``board``: for a board feed, its publication number and delta, built once for all.
+        """
         ...
 
     def resync(self) -> None:
@@ -125,6 +137,8 @@ class Hub:
         self._patterns: dict[str, tuple[FeedRef, set[Subscriber]]] = {}
         self._seq = itertools.count(1)
         self._last_seq = 0
+        #: Board feeds followed by name: their publications, numbered and diffed once.
+        self._boards: dict[str, BoardTracker] = {}
 
     @property
     def connected(self) -> bool:
@@ -163,6 +177,8 @@ class Hub:
             subscribers = entry[1]
         else:
             subscribers = self._exact.setdefault(ref.name, set())
+            if ref.feed.delta_key is not None and ref.name not in self._boards:
+                self._boards[ref.name] = BoardTracker(ref.feed.delta_key)
         subscribers.add(subscriber)
         # Every adder awaits a confirmation: a second client must not read its snapshot
         # before the first client's SUBSCRIBE is active either.
@@ -185,8 +201,16 @@ class Hub:
                 del self._patterns[ref.name]
             else:
                 del self._exact[ref.name]
+                self._boards.pop(ref.name, None)
             self._link.unsubscribe(ref.name, _kind(ref))
             self._stats.redis_subscriptions = self._link.subscription_count
+
+    def board_seq(self, name: str, payload: bytes) -> int | None:
+        """The number of the board publication whose bytes are ``payload``, if it is the last."""
+        tracker = self._boards.get(name)
+        if tracker is None or tracker.payload != payload:
+            return None
+        return tracker.seq
 
     def subscriber_count(self, name: str) -> int:
         """Clients following a name or pattern (for tests and ``/status``)."""
@@ -218,11 +242,21 @@ class Hub:
             _log.warning("published_payload_not_json_skipped", feed=name)
             return
         as_of_ms = stamp.published_ms if stamp.published_ms is not None else stamp.as_of_ms
-        frame = update_frame(name, payload, as_of_ms)
+        tracker = self._boards.get(key) if pattern is None else None
+        board: BoardFrame | None = None
+        if tracker is None:
+            frame = update_frame(name, payload, as_of_ms)
+        else:
+            delta = tracker.advance(payload)
+            frame = update_frame(name, payload, as_of_ms, seq=tracker.seq)
+            board = BoardFrame(
+                tracker.seq,
+                None if delta is None else delta_frame(name, tracker.seq, delta, as_of_ms),
+            )
         seq = next(self._seq)
         self._last_seq = seq
         if stamp.traceparent is None:
-            self._fan_out(key, seq, frame, targets)
+            self._fan_out(key, seq, frame, targets, board)
             return
         # The writer's trace continues here (see mdp_cache.widgets.with_trace_context).
         with consumer_span(
@@ -231,12 +265,19 @@ class Hub:
             carrier={"traceparent": stamp.traceparent},
             feed=name,
         ):
-            self._fan_out(key, seq, frame, targets)
+            self._fan_out(key, seq, frame, targets, board)
 
-    def _fan_out(self, key: str, seq: int, frame: Frame, targets: Iterable[Subscriber]) -> None:
+    def _fan_out(
+        self,
+        key: str,
+        seq: int,
+        frame: Frame,
+        targets: Iterable[Subscriber],
+        board: BoardFrame | None,
+    ) -> None:
         started = time.perf_counter()
         for subscriber in tuple(targets):
-            subscriber.deliver(key, seq, frame)
+            subscriber.deliver(key, seq, frame, board)
         self._stats.fanout.observe(time.perf_counter() - started)
 
     def _on_resync(self) -> None:
@@ -295,7 +336,7 @@ class Hub:
 
     async def _read_one(self, name: str, ref: FeedRef, limit: int) -> SnapshotItem:
         try:
-            if ref.feed.shape == "list":
+            if ref.feed.shape != "value":  # list and series: elements newest first
                 elements = cast("list[bytes]", await self._redis.lrange(name, 0, limit - 1))
                 return SnapshotItem(name, self._checked_list(name, elements))
             value = cast("bytes | None", await self._redis.get(name))
@@ -307,7 +348,7 @@ class Hub:
     async def _read_many(self, names: list[str], ref: FeedRef, limit: int) -> list[SnapshotItem]:
         if not names:
             return []
-        if ref.feed.shape == "list":
+        if ref.feed.shape != "value":  # list and series: elements newest first
             pipe = self._redis.pipeline(transaction=False)
             for name in names:
                 pipe.lrange(name, 0, limit - 1)

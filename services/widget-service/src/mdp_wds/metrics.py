@@ -21,6 +21,7 @@ FAMILIES: tuple[Family, ...] = (
     Family("messages_out", "counter", "Feed messages written to client sockets.",
            "messages_out"),
     Family("snapshots", "counter", "Snapshot messages sent.", "snapshots_out"),
+    Family("deltas", "counter", "Board updates sent as deltas (changed rows).", "deltas_out"),
     Family("redis_reconnects", "counter", "Times the Redis pub/sub link was re-established.",
            "redis_reconnects"),
     Family("revocation_errors", "counter",

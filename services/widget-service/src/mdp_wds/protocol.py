@@ -24,6 +24,7 @@ __all__ = [
     "Frame",
     "Request",
     "decode_request",
+    "delta_frame",
     "encode_message",
     "list_snapshot_data",
     "snapshot_frame",
@@ -118,6 +119,7 @@ class Request:
         feed: ``get``.
         snapshot: ``subscribe``: send the snapshot first (default true).
         limit: Snapshot size (list elements / pattern matches), or ``None`` for the default.
+        deltas: ``subscribe``: receive boards as deltas after their snapshot (default false).
     """
 
     op: str
@@ -128,6 +130,7 @@ class Request:
     feed: str | None = None
     snapshot: bool = True
     limit: int | None = None
+    deltas: bool = False
 
 
 _OPS: Final = frozenset({"auth", "subscribe", "unsubscribe", "get", "ping"})
@@ -195,8 +198,13 @@ def decode_request(raw: str | bytes) -> Request:
         snapshot = message.get("snapshot", True)
         if not isinstance(snapshot, bool):
             raise BadRequest("'snapshot' must be true or false", request_id)
+        deltas = message.get("deltas", False)
+        if not isinstance(deltas, bool):
+            raise BadRequest("'deltas' must be true or false", request_id)
         feeds = _feeds(message.get("feeds"), request_id)
-        return Request(op=op, id=request_id, feeds=feeds, snapshot=snapshot, limit=limit)
+        return Request(
+            op=op, id=request_id, feeds=feeds, snapshot=snapshot, limit=limit, deltas=deltas
+        )
     if op == "get":
         feed = _string(message.get("feed"), "feed", request_id)
         return Request(op=op, id=request_id, feed=feed, limit=limit)
@@ -212,19 +220,45 @@ def encode_message(op: str, request_id: int | None = None, **fields: object) -> 
     return _ENCODER.encode(body)
 
 
-def update_frame(feed: str, payload: bytes, as_of_ms: float | None = None) -> Frame:
-    """``{"op":"update","feed":...,"data":<payload>}`` built from the published bytes."""
-    return Frame(
-        b'{"op":"update","feed":' + _ENCODER.encode(feed) + b',"data":' + payload + b"}",
-        as_of_ms,
-    )
+def _seq_field(seq: int | None) -> bytes:
+    return b'"seq":' + (b"null" if seq is None else str(seq).encode()) + b","
 
 
-def snapshot_frame(feed: str, data: bytes, request_id: int | None = None) -> Frame:
-    """``{"op":"snapshot","feed":...,"data":<data>}`` (``id`` when answering a ``get``)."""
+def update_frame(
+    feed: str, payload: bytes, as_of_ms: float | None = None, seq: int | None = None
+) -> Frame:
+    """``{"op":"update","feed":...,"data":<payload>}`` built from the published bytes.
+
+    A board feed's update also carries its publication number ``seq`` (see ``delta_frame``).
+    """
+    head = b'{"op":"update",' + (b"" if seq is None else _seq_field(seq))
+    return Frame(head + b'"feed":' + _ENCODER.encode(feed) + b',"data":' + payload + b"}", as_of_ms)
+
+
+def delta_frame(feed: str, seq: int, delta: bytes, as_of_ms: float | None = None) -> Frame:
+    """``{"op":"delta","seq":n,"base":n-1,"feed":...,"data":<delta>}`` (``mdp_wds.deltas``)."""
+    head = b'{"op":"delta",' + _seq_field(seq) + b'"base":' + str(seq - 1).encode() + b","
+    return Frame(head + b'"feed":' + _ENCODER.encode(feed) + b',"data":' + delta + b"}", as_of_ms)
+
+
+def snapshot_frame(
+    feed: str,
+    data: bytes,
+    request_id: int | None = None,
+    *,
+    board: bool = False,
+    seq: int | None = None,
+) -> Frame:
+    """``{"op":"snapshot","feed":...,"data":<data>}`` (``id`` when answering a ``get``).
+
+    For a ``board`` followed with deltas it carries ``seq``, the publication the snapshot is
+    (``null``: unknown; the next update then comes whole).
+    """
     head = b'{"op":"snapshot",'
     if request_id is not None:
         head += b'"id":' + str(request_id).encode() + b","
+    if board:
+        head += _seq_field(seq)
     return Frame(head + b'"feed":' + _ENCODER.encode(feed) + b',"data":' + data + b"}")
 
 

@@ -10,6 +10,11 @@ the Redis subscription is confirmed active *before* the snapshot is read; update
 meanwhile are held back; the snapshot is queued; then the held updates that were dispatched after
 the read began are released in order. So a client sees the snapshot first, never misses an
 update published after it, and may at worst see an update the snapshot already contained.
+
+Boards followed with ``deltas``: the session remembers the number of the last publication of
+each such board it queued (the snapshot's, when the hub can vouch for it). The next publication
+goes as a delta when it directly follows that number, whole otherwise, and not at all when the
+client already has it (:mod:`mdp_wds.deltas`).
 """
 
 from __future__ import annotations
@@ -30,7 +35,7 @@ from mdp_core.logging import get_logger
 from mdp_core.token import TokenError, TokenExpired, verify_token
 from mdp_wds.access import FeedRef, FeedRefused, Grant, resolve_feed
 from mdp_wds.bucket import TokenBucket
-from mdp_wds.hub import Hub, SnapshotUnavailable
+from mdp_wds.hub import BoardFrame, Hub, SnapshotUnavailable
 from mdp_wds.protocol import (
     BadRequest,
     CloseCode,
@@ -58,7 +63,7 @@ _MAX_FRAMES_PER_WRITE: Final = 256
 class _Held:
     """Updates held back for one subscription while its snapshot is being read."""
 
-    frames: list[tuple[int, Frame]] = field(default_factory=list)
+    frames: list[tuple[int, Frame, BoardFrame | None]] = field(default_factory=list)
 
 
 class ClientSession:
@@ -99,6 +104,9 @@ class ClientSession:
         self._subject = ""
         self._subs: dict[str, FeedRef] = {}
         self._held: dict[str, _Held] = {}
+        #: Boards followed with deltas: the number of the last publication queued (None: the
+        #: client's copy is of unknown number, so the next one goes whole).
+        self._boards: dict[str, int | None] = {}
         self._queue: deque[Frame] = deque()
         self._queued_bytes = 0
         self._wake = asyncio.Event()
@@ -370,6 +378,8 @@ class ClientSession:
                 continue
             self._subs[name] = ref
             self._held[name] = _Held()
+            if request.deltas and ref.feed.delta_key is not None and not ref.is_pattern:
+                self._boards[name] = None
             self._stats.client_subscriptions += 1
             accepted.append(ref)
         fresh = [ref for ref in accepted if ref.name in self._held]
@@ -394,6 +404,7 @@ class ClientSession:
     def _drop(self, name: str, ref: FeedRef) -> None:
         del self._subs[name]
         self._held.pop(name, None)
+        self._boards.pop(name, None)
         self._stats.client_subscriptions -= 1
         self._hub.remove(self, ref)
 
@@ -411,8 +422,29 @@ class ClientSession:
             self._error(request.id, ErrorCode.UNAVAILABLE, "the cache is unavailable; retry")
             return
         for item in items:
-            self._enqueue(snapshot_frame(item.feed, item.data, request.id))
+            self._enqueue(self._snapshot(item.feed, item.data, request.id))
             self._stats.snapshots_out += 1
+
+    def _snapshot(self, name: str, data: bytes, request_id: int | None = None) -> Frame:
+        """A snapshot frame; for a board followed with deltas, numbered when the hub knows it."""
+        if name not in self._boards:
+            return snapshot_frame(name, data, request_id)
+        seq = self._hub.board_seq(name, data)
+        self._boards[name] = seq
+        return snapshot_frame(name, data, request_id, board=True, seq=seq)
+
+    def _board_frame(self, key: str, frame: Frame, board: BoardFrame | None) -> Frame | None:
+        """What to queue for a publication: its delta, the whole of it, or nothing."""
+        if board is None or key not in self._boards:
+            return frame
+        last = self._boards[key]
+        if last is not None and board.seq <= last:
+            return None  # the client's copy already is this publication (or a later one)
+        self._boards[key] = board.seq
+        if board.delta is not None and last == board.seq - 1:
+            self._stats.deltas_out += 1
+            return board.delta
+        return frame
 
     async def _snapshot_then_release(
         self, ref: FeedRef, limit: int, *, send_snapshot: bool
@@ -430,26 +462,30 @@ class ClientSession:
             if name not in self._subs or self._closing:
                 return  # unsubscribed or closed while reading
             for item in items:
-                self._enqueue(snapshot_frame(item.feed, item.data))
+                self._enqueue(self._snapshot(item.feed, item.data))
                 self._stats.snapshots_out += 1
         held = self._held.pop(name, None)
         if held is not None:
-            for seq, frame in held.frames:
+            for seq, frame, board in held.frames:
                 if seq > mark:
-                    self._enqueue(frame)
+                    chosen = self._board_frame(name, frame, board)
+                    if chosen is not None:
+                        self._enqueue(chosen)
 
     # --- hub callbacks --------------------------------------------------------------------
 
-    def deliver(self, key: str, seq: int, frame: Frame) -> None:
+    def deliver(self, key: str, seq: int, frame: Frame, board: BoardFrame | None = None) -> None:
         """Queue an update (called by the hub; never blocks)."""
         held = self._held.get(key)
         if held is None:
-            self._enqueue(frame)
+            chosen = self._board_frame(key, frame, board)
+            if chosen is not None:
+                self._enqueue(chosen)
         elif len(held.frames) < self._settings.send_queue_messages:
-            held.frames.append((seq, frame))
+            held.frames.append((seq, frame, board))
         else:
             held.frames.pop(0)  # the snapshot that follows supersedes it anyway
-            held.frames.append((seq, frame))
+            held.frames.append((seq, frame, board))
             self._stats.drops["held_overflow"] += 1
 
     def resync(self) -> None:

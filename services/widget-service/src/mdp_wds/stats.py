@@ -65,6 +65,7 @@ class WdsStats:
     messages_in: int = 0
     messages_out: int = 0
     snapshots_out: int = 0
+    deltas_out: int = 0
     redis_reconnects: int = 0
     bad_payloads: int = 0
     revocation_errors: int = 0
@@ -86,6 +87,7 @@ class WdsStats:
             "messages_in": self.messages_in,
             "messages_out": self.messages_out,
             "snapshots_out": self.snapshots_out,
+            "deltas_out": self.deltas_out,
             "redis_reconnects": self.redis_reconnects,
             "bad_payloads": self.bad_payloads,
             "revocation_errors": self.revocation_errors,

@@ -1,6 +1,7 @@
 // Dashboard entry point: one WDS client, the widgets, the filters, the connection badge, the
 // market clock, the symbol search and the staleness watch.
 
+import { SparkBook } from "./bars.js";
 import { BoardWidget, field } from "./boards.js";
 import { FeedList, TradesWidget, alertItem, newsItem } from "./lists.js";
 import { MarketClock } from "./market.js";
@@ -104,24 +105,28 @@ function main() {
   };
 
   // Each board is ranked by its feed's metric (docs/reference/wds-protocol.md, "Boards").
+  const sparks = new SparkBook(client);
   const boards = [
     new BoardWidget(document.getElementById("w-gainers"), {
       feed: "scanner:top_gainers",
       rank: "pctOpen",
       onSymbol: follow,
       client,
+      sparks,
     }),
     new BoardWidget(document.getElementById("w-gappers"), {
       feed: "scanner:top_gappers",
       rank: "pct",
       onSymbol: follow,
       client,
+      sparks,
     }),
     new BoardWidget(document.getElementById("w-volume"), {
       feed: "scanner:top_volume",
       rank: "volume",
       onSymbol: follow,
       client,
+      sparks,
     }),
   ];
 
@@ -182,7 +187,7 @@ function main() {
 
   market.start();
   client.start();
-  window.mdpDashboard = { client, quote, watchlist, market }; // for debugging and the browser test
+  window.mdpDashboard = { client, quote, watchlist, market, sparks }; // for debugging and the browser test
 }
 
 main();

@@ -1,5 +1,6 @@
 // The three leaderboards (gainers, gappers, volume) sharing one column set and one filter.
 
+import { sparkline } from "./bars.js";
 import * as fmt from "./format.js";
 import { KeyedTable } from "./table.js";
 
@@ -64,6 +65,16 @@ function columns(rank) {
       flash: false,
     },
     { key: "price", label: "Price", numeric: true, value: field.price, text: (r) => fmt.price(field.price(r)) },
+    {
+      // Drawn by the board from the symbol's minute bars (bars.js); the text stays empty.
+      key: "spark",
+      label: "Today",
+      title: "Closes of today's last two hours of one-minute bars (the top 20 rows)",
+      value: field.pct,
+      text: () => "",
+      flash: false,
+      opt: true,
+    },
     ...change,
     {
       key: "volume",
@@ -109,7 +120,8 @@ function rowClass(row) {
 
 export class BoardWidget {
   // rank: the column key of the board's metric (its default sort, marked on screen)
-  constructor(section, { feed, rank, onSymbol, client }) {
+  // sparks: the page's SparkBook (bars.js), shared by the boards.
+  constructor(section, { feed, rank, onSymbol, client, sparks }) {
     this.section = section;
     this.feed = feed;
     this.meta = section.querySelector(".meta");
@@ -124,7 +136,17 @@ export class BoardWidget {
       rowClass,
       storageKey: `mdp.sort.${feed}`,
     });
-    client.subscribe(feed, (kind, data) => this.show(data));
+    this.sparks = sparks;
+    this.sparkColumn = this.table.columns.findIndex((column) => column.key === "spark");
+    if (sparks) sparks.onChange((symbol) => this.drawSpark(symbol));
+    // Boards travel as deltas after their snapshot; the client hands over whole documents.
+    client.subscribe(feed, (kind, data) => this.show(data), { deltas: true });
+  }
+
+  drawSpark(symbol) {
+    const entry = this.table.rows.get(symbol);
+    if (!entry || !this.sparks) return;
+    entry.cells[this.sparkColumn].replaceChildren(sparkline(this.sparks.bars(symbol)));
   }
 
   setFilter(filter) {
@@ -137,6 +159,12 @@ export class BoardWidget {
     const list = Array.isArray(rows) ? rows : [];
     this.table.setData(list);
     this.section.dataset.filled = String(this.table.rows.size > 0);
+    if (this.sparks) {
+      this.sparks.setSymbols(this.feed, list.map((row) => row && row.symbol).filter(Boolean));
+      for (const [symbol, entry] of this.table.rows) {
+        if (!entry.cells[this.sparkColumn].firstChild) this.drawSpark(symbol);
+      }
+    }
     const ends = list.map((row) => (row ? row.end_ms : undefined)).filter(fmt.isNumber);
     this.asOfMs = ends.length ? Math.max(...ends) : document.as_of_ms;
     const parts = [];

@@ -1,12 +1,14 @@
 // The quote panel: follows the symbol last clicked (or searched) anywhere on the page, and
 // remembers it across reloads.
 //
-// Following a symbol swaps three subscriptions (quote, per-ticker news, daily range); the
+// Following a symbol swaps four subscriptions (quote, per-ticker news, daily range, today's
+// minute bars for the intraday chart); the
 // previous symbol's are dropped first so the socket never accumulates stale feeds. The day's
 // high and low and the session ranges come from the quote record's exact session figures
 // (folded by the processor from every bar), never from the latest bar's own high and low; the
 // scanner's range document is only the fallback for records that carry no figures.
 
+import { CHART_MINUTES, IntradayChart } from "./bars.js";
 import * as fmt from "./format.js";
 import { field } from "./boards.js";
 import { FeedList, newsItem } from "./lists.js";
@@ -40,6 +42,7 @@ export class QuotePanel {
     this.status = section.querySelector(".quote-status");
     this.grid = section.querySelector(".figures");
     this.range = section.querySelector(".range");
+    this.chart = new IntradayChart(section.querySelector(".chart"));
     this.news = new FeedList(section.querySelector(".quote-news"), {
       render: newsItem(onSymbol),
       keyOf: (item) => item.link,
@@ -58,6 +61,7 @@ export class QuotePanel {
     }
     this.onQuote = (kind, data) => this.showQuote(data);
     this.onRange = (kind, data) => this.showRange(data);
+    this.onBars = (kind, data) => this.chart.take(kind, data);
   }
 
   follow(symbol) {
@@ -65,6 +69,7 @@ export class QuotePanel {
     if (this.symbol) {
       this.client.unsubscribe(`quote:${this.symbol}`, this.onQuote);
       this.client.unsubscribe(`range:${this.symbol}`, this.onRange);
+      this.client.unsubscribe(`bars:${this.symbol}`, this.onBars);
     }
     for (const undo of this.unbind) undo();
     this.symbol = symbol;
@@ -84,6 +89,8 @@ export class QuotePanel {
     this.news.replace([]);
     this.client.subscribe(`quote:${symbol}`, this.onQuote);
     this.client.subscribe(`range:${symbol}`, this.onRange);
+    this.chart.reset();
+    this.client.subscribe(`bars:${symbol}`, this.onBars, { limit: CHART_MINUTES });
     this.unbind = [this.news.bind(this.client, `news:ticker:${symbol}`)];
   }
 

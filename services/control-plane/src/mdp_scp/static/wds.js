@@ -5,6 +5,11 @@
 // repaints from the snapshot. The token comes from the SCP (/api/session) and is refreshed
 // on the open socket before it expires. Reconnects back off exponentially with jitter so a
 // restarted WDS is not hit by every browser at the same instant.
+//
+// Boards are followed with deltas (docs/reference/wds-protocol.md, "Boards as deltas"): the
+// client keeps each board and the number of its publication, applies a delta only to the
+// publication it follows, and on a gap asks for the board again; widgets always receive the
+// whole document.
 
 const MAX_BACKOFF_MS = 30000;
 const BASE_BACKOFF_MS = 500;
@@ -17,6 +22,9 @@ export class WdsClient {
     this.onState = onState;
     this.onSession = onSession;
     this.handlers = new Map(); // feed -> Set(handler)
+    this.options = new Map(); // feed -> {limit, deltas}
+    this.boards = new Map(); // feed followed with deltas -> {doc, seq}
+    this.gaps = 0; // deltas that did not follow the board held (each answered with a get)
     this.socket = null;
     this.session = null;
     this.attempt = 0;
@@ -156,7 +164,13 @@ export class WdsClient {
         break;
       case "snapshot":
       case "update":
+        if (this.boards.has(message.feed)) {
+          this.boards.set(message.feed, { doc: message.data, seq: message.seq ?? null });
+        }
         this.dispatch(message.feed, message.op, message.data);
+        break;
+      case "delta":
+        this.applyDelta(message);
         break;
       case "error":
         console.warn("WDS error", message.code, message.message);
@@ -189,24 +203,61 @@ export class WdsClient {
     }
   }
 
-  resubscribe() {
-    const feeds = [...this.handlers.keys()];
-    if (feeds.length) this.send({ op: "subscribe", id: this.nextId++, feeds, snapshot: true, limit: 50 });
+  applyDelta(message) {
+    const board = this.boards.get(message.feed);
+    if (!board) return;
+    if (board.seq === null || message.base !== board.seq || !board.doc) {
+      if (board.seq !== null) {
+        // A gap: ask for the whole board, and ignore deltas until it (or an update) comes.
+        this.gaps += 1;
+        board.seq = null;
+        this.send({ op: "get", id: this.nextId++, feed: message.feed, limit: this.optionsOf(message.feed).limit });
+      }
+      return;
+    }
+    board.doc = applyDelta(board.doc, message.data, "symbol");
+    board.seq = message.seq;
+    this.dispatch(message.feed, "update", board.doc);
   }
 
-  subscribe(feed, handler) {
+  optionsOf(feed) {
+    return this.options.get(feed) || { limit: 50, deltas: false };
+  }
+
+  subscribeMessage(feeds, { limit, deltas }) {
+    const message = { op: "subscribe", id: this.nextId++, feeds, snapshot: true, limit };
+    if (deltas) message.deltas = true;
+    return message;
+  }
+
+  resubscribe() {
+    const groups = new Map(); // "limit|deltas" -> feeds
+    for (const feed of this.handlers.keys()) {
+      const options = this.optionsOf(feed);
+      if (options.deltas) this.boards.set(feed, { doc: null, seq: null });
+      const key = `${options.limit}|${options.deltas}`;
+      if (!groups.has(key)) groups.set(key, { options, feeds: [] });
+      groups.get(key).feeds.push(feed);
+    }
+    for (const { options, feeds } of groups.values()) this.send(this.subscribeMessage(feeds, options));
+  }
+
+  // options: {limit} (list elements in the snapshot, 50 by default), {deltas: true} for boards.
+  subscribe(feed, handler, { limit = 50, deltas = false } = {}) {
     let handlers = this.handlers.get(feed);
     const fresh = !handlers;
     if (fresh) {
       handlers = new Set();
       this.handlers.set(feed, handlers);
+      this.options.set(feed, { limit, deltas });
+      if (deltas) this.boards.set(feed, { doc: null, seq: null });
     }
     handlers.add(handler);
     if (this.authed) {
       if (fresh) {
-        this.send({ op: "subscribe", id: this.nextId++, feeds: [feed], snapshot: true, limit: 50 });
+        this.send(this.subscribeMessage([feed], { limit, deltas }));
       } else {
-        this.send({ op: "get", id: this.nextId++, feed, limit: 50 });
+        this.send({ op: "get", id: this.nextId++, feed, limit: this.optionsOf(feed).limit });
       }
     }
   }
@@ -217,7 +268,33 @@ export class WdsClient {
     handlers.delete(handler);
     if (handlers.size === 0) {
       this.handlers.delete(feed);
+      this.options.delete(feed);
+      this.boards.delete(feed);
       if (this.authed) this.send({ op: "unsubscribe", id: this.nextId++, feeds: [feed] });
     }
   }
+}
+
+// The board a delta turns ``doc`` into (the rule of mdp_wds.deltas.apply_delta): top-level
+// fields set or dropped; rows in the delta's order (or the old order), each either new and
+// whole (rows), or the old row with its changed fields (patch) and without its gone ones (unset).
+export function applyDelta(doc, delta, key) {
+  const result = {};
+  const dropped = new Set(delta.drop || []);
+  for (const [name, value] of Object.entries(doc)) if (!dropped.has(name)) result[name] = value;
+  Object.assign(result, delta.set || {});
+  const rows = Array.isArray(doc.rows) ? doc.rows : [];
+  const old = new Map(rows.map((row) => [row[key], row]));
+  const order = delta.order || rows.map((row) => row[key]);
+  const fresh = delta.rows || {};
+  const patches = delta.patch || {};
+  const unsets = delta.unset || {};
+  result.rows = order.map((name) => {
+    if (Object.hasOwn(fresh, name)) return fresh[name];
+    const gone = new Set(unsets[name] || []);
+    const row = {};
+    for (const [field, value] of Object.entries(old.get(name))) if (!gone.has(field)) row[field] = value;
+    return Object.assign(row, patches[name] || {});
+  });
+  return result;
 }

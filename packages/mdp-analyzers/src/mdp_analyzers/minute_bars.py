@@ -1,0 +1,141 @@
+"""Today's one-minute bars of each symbol, for the dashboard's intraday chart and sparklines.
+
+The minute in progress is built from the second bars (``A``) received so far, so the chart moves
+every second; the minute bar (``AM``) replaces it when it arrives. Each element carries a version
+``n`` that orders the writes of one minute across replicas (see :mod:`mdp_cache.series`): twice
+the end of the latest second folded in, and twice the minute's end plus one for the minute bar,
+so the vendor's minute bar beats every bar built from seconds, and a bar built from more recent
+seconds beats an older one. A second bar delivered twice is folded once (keyed by its start).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Final
+
+import msgspec
+
+from mdp_analyzers.typing import WidgetWrite
+from mdp_cache.keys import FEED_MINUTE_BARS
+from mdp_core.clock import ET
+from mdp_core.events import MinuteAggregate, SecondAggregate
+
+__all__ = ["MINUTE_MS", "MinuteBar", "MinuteBook", "trading_day_number"]
+
+MINUTE_MS: Final = 60_000
+
+
+class MinuteBar(msgspec.Struct, frozen=True):
+    """One element of a ``bars:{symbol}`` series.
+
+    ``t``, ``d`` and ``n`` come first: the merge reads them with a pattern
+    (:mod:`mdp_cache.series`).
+    """
+
+    t: int
+    d: int
+    n: int
+    o: float
+    h: float
+    l: float  # noqa: E741 - the wire's one-letter OHLCV names, as the vendor's bars use them
+    c: float
+    v: float
+
+
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+def trading_day_number(start_ms: int) -> int:
+    """The New York calendar date of an instant as ``YYYYMMDD`` (bars run 04:00-20:00 ET)."""
+    day = datetime.fromtimestamp(start_ms / 1000, ET).date()
+    return day.year * 10_000 + day.month * 100 + day.day
+
+
+@dataclass(slots=True)
+class _Building:
+    """The seconds of one symbol's minute in progress, by second start (duplicates fold once)."""
+
+    minute: int
+    seconds: dict[int, SecondAggregate] = field(default_factory=dict)
+
+    def bar(self, day: int) -> MinuteBar:
+        ordered = sorted(self.seconds.values(), key=lambda e: (e.start_ms, e.end_ms))
+        return MinuteBar(
+            t=self.minute,
+            d=day,
+            n=2 * max(e.end_ms for e in ordered),
+            o=ordered[0].open,
+            h=max(e.high for e in ordered),
+            l=min(e.low for e in ordered),
+            c=ordered[-1].close,
+            v=sum(e.volume for e in ordered),
+        )
+
+
+class MinuteBook:
+    """Folds aggregates into minute bars; :meth:`take` returns the bars changed since last time."""
+
+    def __init__(self) -> None:
+        self._building: dict[str, _Building] = {}
+        self._final: dict[tuple[str, int], MinuteAggregate] = {}
+        self._changed: dict[tuple[str, int], None] = {}
+        self._days: dict[int, int] = {}
+
+    def fold(self, event: SecondAggregate | MinuteAggregate) -> None:
+        """Fold one second or minute bar of a symbol."""
+        minute = event.start_ms - event.start_ms % MINUTE_MS
+        key = (event.symbol, minute)
+        if isinstance(event, MinuteAggregate):
+            old = self._final.get(key)
+            if old is None or event.end_ms >= old.end_ms:
+                self._final[key] = event
+                self._changed[key] = None
+            return
+        building = self._building.get(event.symbol)
+        if building is None or building.minute < minute:
+            building = self._building[event.symbol] = _Building(minute)
+        elif building.minute > minute:
+            return  # a late second of a minute already left behind: its minute bar corrects it
+        old_second = building.seconds.get(event.start_ms)
+        if old_second is None or event.end_ms >= old_second.end_ms:
+            building.seconds[event.start_ms] = event
+            self._changed[key] = None
+
+    def _day(self, minute: int) -> int:
+        day = self._days.get(minute)
+        if day is None:
+            if len(self._days) > 4_096:
+                self._days.clear()
+            day = self._days[minute] = trading_day_number(minute)
+        return day
+
+    def take(self) -> list[WidgetWrite]:
+        """One write per (symbol, minute) changed since the last call."""
+        writes: list[WidgetWrite] = []
+        for symbol, minute in self._changed:
+            final = self._final.pop((symbol, minute), None)
+            day = self._day(minute)
+            if final is not None:
+                bar = MinuteBar(
+                    t=minute,
+                    d=day,
+                    n=2 * final.end_ms + 1,
+                    o=final.open,
+                    h=final.high,
+                    l=final.low,
+                    c=final.close,
+                    v=final.volume,
+                )
+            else:
+                building = self._building.get(symbol)
+                if building is None or building.minute != minute or not building.seconds:
+                    continue
+                bar = building.bar(day)
+            writes.append(
+                WidgetWrite(
+                    FEED_MINUTE_BARS, FEED_MINUTE_BARS.name(symbol=symbol), _ENCODER.encode(bar)
+                )
+            )
+        self._changed = {}
+        return writes

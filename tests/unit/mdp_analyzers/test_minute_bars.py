@@ -1,0 +1,85 @@
+"""Minute bars for the chart: seconds folded once, the vendor's minute bar wins, day numbers."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import msgspec
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mdp_analyzers.minute_bars import MinuteBook, trading_day_number
+from mdp_analyzers.routing import MassiveDataAnalyzer
+from mdp_cache.keys import FEED_MINUTE_BARS
+from mdp_core.events import SecondAggregate
+from mdp_testing.conformance import aggregate, at_ms
+
+DAY = date(2026, 12, 2)
+MINUTE = at_ms(DAY, 9, 31)  # 09:31:00 ET, a minute start
+
+
+def bars(book: MinuteBook) -> list[dict[str, float]]:
+    return [msgspec.json.decode(w.payload) for w in book.take()]
+
+
+def second(offset: int, close: float, volume: int = 100) -> SecondAggregate:
+    event = aggregate("ZR", MINUTE + (offset + 1) * 1_000, close=close, volume=volume)
+    assert isinstance(event, SecondAggregate)
+    return event
+
+
+def test_seconds_build_the_minute_in_progress() -> None:
+    book = MinuteBook()
+    for event in (second(0, 3.0), second(1, 3.2, 50), second(2, 2.9, 25)):
+        book.fold(event)
+    [bar] = bars(book)
+    assert bar == {
+        "t": MINUTE, "d": 20261202, "n": 2 * (MINUTE + 3_000),
+        "o": 3.0, "h": 3.2, "l": 2.9, "c": 2.9, "v": 175.0,
+    }  # fmt: skip
+    assert book.take() == []  # nothing changed since
+
+
+@given(st.permutations(list(range(6))), st.lists(st.integers(0, 5), max_size=6))
+def test_order_and_duplicates_of_seconds_do_not_change_the_bar(
+    order: list[int], again: list[int]
+) -> None:
+    book = MinuteBook()
+    for offset in [*order, *again]:
+        book.fold(second(offset, 3.0 + offset / 10, 10 + offset))
+    [bar] = bars(book)
+    assert (bar["o"], bar["c"], bar["h"], bar["l"]) == (3.0, 3.5, 3.5, 3.0)
+    assert bar["v"] == sum(10 + k for k in range(6))
+    assert bar["n"] == 2 * (MINUTE + 6_000)
+
+
+def test_the_minute_bar_beats_every_bar_built_from_seconds() -> None:
+    book = MinuteBook()
+    book.fold(second(58, 3.0))
+    built = bars(book)[0]
+    book.fold(aggregate("ZR", MINUTE + 60_000, close=3.1, volume=900, minute=True))
+    book.fold(second(59, 3.3))  # a late second of the same minute, after the minute bar
+    [final] = bars(book)
+    assert final["n"] == 2 * (MINUTE + 60_000) + 1 > built["n"]
+    assert (final["c"], final["v"]) == (3.1, 900.0)
+
+
+def test_a_second_of_a_minute_left_behind_is_ignored() -> None:
+    book = MinuteBook()
+    book.fold(second(61, 4.0))  # the next minute started
+    bars(book)
+    book.fold(second(5, 9.0))
+    assert book.take() == []
+
+
+def test_trading_day_numbers_are_new_york_dates() -> None:
+    assert trading_day_number(at_ms(DAY, 4, 0)) == 20261202
+    assert trading_day_number(at_ms(DAY, 19, 59)) == 20261202
+    assert trading_day_number(at_ms(DAY, 23, 59)) == 20261202  # 04:59 UTC the next day
+
+
+def test_the_router_writes_the_series() -> None:
+    router = MassiveDataAnalyzer()
+    router.apply([second(0, 3.0)], 0)
+    writes = [w for w in router.collect(0).widgets if w.feed is FEED_MINUTE_BARS]
+    assert [w.name for w in writes] == ["bars:ZR"]
