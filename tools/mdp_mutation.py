@@ -120,6 +120,27 @@ MODULES: dict[str, Module] = {
             (f"{_UA}/test_halts.py", f"{_UA}/test_routing_and_trades.py"),
         ),
         Module(
+            "unusual_volume",
+            _AN,
+            "mdp_analyzers",
+            "unusual_volume.py",
+            (f"{_UA}/test_unusual_volume.py",),
+        ),
+        Module(
+            "news_movers",
+            _AN,
+            "mdp_analyzers",
+            "news_movers.py",
+            (f"{_UA}/test_news_movers.py",),
+        ),
+        Module(
+            "halt_alerts",
+            _AN,
+            "mdp_analyzers",
+            "halt_alerts.py",
+            (f"{_UA}/test_halt_alerts.py",),
+        ),
+        Module(
             "envelope",
             _CORE,
             "mdp_core",

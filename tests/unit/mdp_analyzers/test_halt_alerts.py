@@ -169,3 +169,189 @@ def test_a_restart_learns_halts_from_the_snapshots_without_alerting() -> None:
         run(haa, luld("ACME", at_ms(DAY, 10, 5), halted=False), now_ms=at_ms(DAY, 10, 5))
     )
     assert (resume.kind, resume.halted_ms) == ("resume", 300_000)
+
+
+def test_names_and_the_default_wait_of_sixty_seconds() -> None:
+    haa = HaltAlertsAnalyzer()
+    assert (haa.name, haa.consumes) == ("halt_alerts", frozenset({"luld:*", "quote:*"}))
+    run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
+    resume_at = at_ms(DAY, 10, 5)
+    assert alerts(run(haa, luld("ACME", resume_at, 18), now_ms=resume_at)) == []
+    assert alerts(run(haa, now_ms=resume_at + 59_999)) == []
+    (resume,) = alerts(run(haa, now_ms=resume_at + 60_000))
+    assert resume == HaltAlert(
+        symbol="ACME",
+        trading_day="2026-03-04",
+        kind="resume",
+        high_limit=5.5,
+        low_limit=4.5,
+        price=None,
+        halted_ms=300_000,
+        note="resumed after 300 s",
+        as_of_ms=resume_at,
+    )
+    # Gone once raised: a later collect raises nothing more.
+    assert alerts(run(haa, now_ms=resume_at + 120_000)) == []
+
+
+def test_the_wait_counts_from_when_the_resume_was_seen_not_its_event_time() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=10)
+    run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
+    resume_at = at_ms(DAY, 10, 5)
+    seen_at = resume_at + 50_000  # the record arrives late
+    assert alerts(run(haa, luld("ACME", resume_at, 18), now_ms=seen_at)) == []
+    assert alerts(run(haa, now_ms=seen_at + 9_999)) == []
+    (resume,) = alerts(run(haa, now_ms=seen_at + 10_000))
+    assert resume.as_of_ms == resume_at
+
+
+def test_a_halt_alert_in_full_with_its_trading_day_at_the_day_boundary() -> None:
+    haa = HaltAlertsAnalyzer()
+    before = at_ms(DAY, 4, 0) - 1  # still the previous trading day
+    start = at_ms(DAY, 4, 0)
+    (early,) = alerts(run(haa, luld("EARLY", before, 17), now_ms=start))
+    (first,) = alerts(run(haa, luld("FIRST", start, 17, halted=True, h=0.5), now_ms=start))
+    assert early.trading_day == "2026-03-03"
+    assert first == HaltAlert(
+        symbol="FIRST",
+        trading_day="2026-03-04",
+        kind="halt",
+        high_limit=0.5,
+        low_limit=4.5,
+        price=None,
+        halted_ms=None,
+        note="LULD pause; band $4.50-$0.5000",
+        as_of_ms=start,
+    )
+    # A resume's trading day is its own event time's.
+    resumed = alerts(
+        run(haa, luld("EARLY", start, 18), q("EARLY", start, 5.0, open_=5.1), now_ms=start)
+    )
+    assert [(a.kind, a.trading_day, a.price) for a in resumed] == [("resume", "2026-03-04", 5.1)]
+
+
+def test_a_resume_whose_halt_was_not_seen_has_no_duration() -> None:
+    haa = HaltAlertsAnalyzer()
+    resume_at = at_ms(DAY, 10, 5)
+    run(haa, luld("ACME", resume_at, 18), now_ms=resume_at)
+    (resume,) = alerts(run(haa, q("ACME", resume_at, 5.0, open_=4.9), now_ms=resume_at))
+    assert (resume.kind, resume.halted_ms, resume.note) == ("resume", None, "resumed at $4.90")
+
+
+def test_the_flag_turning_off_without_a_halt_seen_is_no_resume() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    calm = luld("ACME", at_ms(DAY, 10, 0), halted=False)
+    assert alerts(run(haa, calm, now_ms=at_ms(DAY, 10, 0))) == []
+    assert alerts(run(haa, now_ms=at_ms(DAY, 10, 1))) == []
+
+
+def test_indicators_win_over_a_lagging_flag() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    # 17 with the merged flag still off is a halt; 18 with the flag still on is the resume.
+    (halt,) = alerts(
+        run(haa, luld("ACME", at_ms(DAY, 10, 0), 17, halted=False), now_ms=at_ms(DAY, 10, 0))
+    )
+    assert halt.kind == "halt"
+    (resume,) = alerts(
+        run(haa, luld("ACME", at_ms(DAY, 10, 2), 18, halted=True), now_ms=at_ms(DAY, 10, 2))
+    )
+    assert (resume.kind, resume.halted_ms) == ("resume", 120_000)
+
+
+def test_a_new_record_at_the_same_time_that_says_more_is_read() -> None:
+    haa = HaltAlertsAnalyzer()
+    t = at_ms(DAY, 10, 0)
+    assert alerts(run(haa, luld("ACME", t, halted=False), now_ms=t)) == []
+    (halt,) = alerts(run(haa, luld("ACME", t, 17, halted=False), now_ms=t))
+    assert (halt.kind, halt.as_of_ms) == ("halt", t)
+
+
+def test_a_second_halt_before_the_reopening_print_drops_the_pending_resume() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=60)
+    run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
+    run(haa, luld("ACME", at_ms(DAY, 10, 5), 18), now_ms=at_ms(DAY, 10, 5))
+    (halt,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 5, 10), 17), now_ms=at_ms(DAY, 10, 6)))
+    assert halt.kind == "halt"
+    assert alerts(run(haa, now_ms=at_ms(DAY, 10, 20))) == []
+
+
+def test_prints_during_a_halt_do_not_become_the_price_before_the_next_halt() -> None:
+    haa = HaltAlertsAnalyzer()
+    run(haa, q("ACME", at_ms(DAY, 9, 59), 5.0), now_ms=at_ms(DAY, 9, 59))
+    (halt,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0)))
+    assert halt.price == 5.0
+    # A stray print while halted (no pending resume): not the last traded price.
+    run(haa, q("ACME", at_ms(DAY, 10, 1), 9.0), now_ms=at_ms(DAY, 10, 1))
+    run(haa, luld("ACME", at_ms(DAY, 10, 5), 18), now_ms=at_ms(DAY, 10, 5))
+    (resume,) = alerts(
+        run(haa, q("ACME", at_ms(DAY, 10, 5), 5.2, open_=5.1), now_ms=at_ms(DAY, 10, 5))
+    )
+    assert resume.price == 5.1
+    (again,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 9), 17), now_ms=at_ms(DAY, 10, 9)))
+    assert again.price == 5.2
+    # Another symbol's prints never leak into ACME's.
+    run(haa, q("BOLT", at_ms(DAY, 10, 10), 7.0), now_ms=at_ms(DAY, 10, 10))
+    assert haa.rejected == {}
+
+
+def test_foreign_objects_and_other_feeds_are_ignored() -> None:
+    haa = HaltAlertsAnalyzer()
+    halt = luld("ACME", at_ms(DAY, 10, 0), 17)
+    haa.apply([object(), FeedMessage("news:latest", halt.payload), halt], at_ms(DAY, 10, 0) * MS)
+    assert [a.kind for a in alerts(haa.collect(at_ms(DAY, 10, 0) * MS))] == ["halt"]
+    assert sum(haa.rejected.values()) == 0
+
+
+def test_restore_reads_every_snapshot_and_knows_the_indicator_or_the_flag() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    by_flag = luld("FLAG", at_ms(DAY, 10, 0), halted=True)
+    by_code = luld("CODE", at_ms(DAY, 10, 1), 17)
+    snapshots = {
+        "quote:ACME": b"{}",  # not a LULD record: skipped, the rest still read
+        "luld:BAD": b"{",
+        by_flag.name: by_flag.payload,
+        by_code.name: by_code.payload,
+    }
+    haa.restore(snapshots, at_ms(DAY, 10, 2) * MS)
+    assert haa.rejected["invalid_snapshot"] == 1
+    out = run(
+        haa,
+        luld("FLAG", at_ms(DAY, 10, 4), halted=False),
+        luld("CODE", at_ms(DAY, 10, 4), halted=False),
+        now_ms=at_ms(DAY, 10, 4),
+    )
+    assert [(a.symbol, a.kind, a.halted_ms) for a in alerts(out)] == [
+        ("CODE", "resume", 180_000),
+        ("FLAG", "resume", 240_000),
+    ]
+
+
+def test_restore_keeps_newer_live_knowledge_and_a_calm_snapshot_clears_a_halt() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    run(haa, luld("ACME", at_ms(DAY, 10, 0), 17, halted=True), now_ms=at_ms(DAY, 10, 0))
+    older = luld("ACME", at_ms(DAY, 9, 0), halted=False)
+    haa.restore({older.name: older.payload}, at_ms(DAY, 10, 1) * MS)
+    (resume,) = alerts(
+        run(haa, luld("ACME", at_ms(DAY, 10, 2), halted=False), now_ms=at_ms(DAY, 10, 2))
+    )
+    assert resume.halted_ms == 120_000
+    # A snapshot of the same time as a known halt, and a halt snapshot over a known halt,
+    # keep the halt's start; a newer calm snapshot ends it without an alert.
+    haa2 = HaltAlertsAnalyzer(resume_wait_s=0)
+    halt = luld("ACME", at_ms(DAY, 11, 0), 17, halted=True)
+    run(haa2, halt, now_ms=at_ms(DAY, 11, 0))
+    later_halt = luld("ACME", at_ms(DAY, 11, 1), halted=True)
+    haa2.restore({later_halt.name: later_halt.payload}, at_ms(DAY, 11, 1) * MS)
+    (resume2,) = alerts(
+        run(haa2, luld("ACME", at_ms(DAY, 11, 3), halted=False), now_ms=at_ms(DAY, 11, 3))
+    )
+    assert resume2.halted_ms == 180_000
+    haa3 = HaltAlertsAnalyzer(resume_wait_s=0)
+    run(haa3, luld("ACME", at_ms(DAY, 12, 0), 17), now_ms=at_ms(DAY, 12, 0))
+    calm = luld("ACME", at_ms(DAY, 12, 1), halted=False)
+    haa3.restore({calm.name: calm.payload}, at_ms(DAY, 12, 1) * MS)
+    assert alerts(haa3.collect(at_ms(DAY, 12, 1) * MS)) == []
+    assert (
+        alerts(run(haa3, luld("ACME", at_ms(DAY, 12, 2), halted=False), now_ms=at_ms(DAY, 12, 2)))
+        == []
+    )

@@ -7,6 +7,7 @@ from datetime import date
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -211,3 +212,223 @@ def test_a_restart_rearms_the_articles_of_the_window_from_the_snapshot() -> None
     assert alerts(run(nma, q("OLD", at_ms(DAY, 10, 7), 20.0), now_ms=at_ms(DAY, 10, 7))) == []
     nma.restore({"news:latest": b"not json"}, at_ms(DAY, 10, 8) * MS)
     assert nma.rejected["invalid_snapshot"] == 1
+
+
+def _primed(nma: NewsMoversAnalyzer, price: float = 4.0, rvol: float | None = 1.0) -> int:
+    """ACME quoted at ``price`` then news at 10:00; the news time."""
+    published = at_ms(DAY, 10, 0)
+    run(
+        nma,
+        q("ACME", published - 1_000, price, rvol=rvol),
+        news("https://n/p", published, "ACME"),
+        now_ms=published,
+    )
+    return published
+
+
+def test_defaults_and_names() -> None:
+    nma = NewsMoversAnalyzer()
+    assert (nma.window_ms, nma.move_pct, nma.rvol) == (1_800_000, 5.0, 3.0)
+    assert (nma.name, nma.consumes) == ("news_movers", frozenset({"news:latest", "quote:*"}))
+
+
+def test_each_setting_must_be_positive_and_may_be_small() -> None:
+    for bad in ({"news_window_minutes": 0}, {"news_move_pct": 0}, {"news_rvol": 0}):
+        with pytest.raises(ValueError, match="above 0"):
+            NewsMoversAnalyzer(**bad)
+    small = NewsMoversAnalyzer(news_window_minutes=0.5, news_move_pct=0.5, news_rvol=0.5)
+    assert (small.window_ms, small.move_pct, small.rvol) == (30_000, 0.5, 0.5)
+
+
+def test_a_move_of_exactly_the_threshold_alerts_and_just_under_does_not() -> None:
+    nma = NewsMoversAnalyzer(news_move_pct=6.25)
+    published = _primed(nma)
+    under = q("ACME", published + 60_000, 4.2499)
+    assert alerts(run(nma, under, now_ms=published + 60_000)) == []
+    out = run(nma, q("ACME", published + 90_000, 3.75), now_ms=published + 90_000)
+    (alert,) = alerts(out)
+    assert alert == NewsMoverAlert(
+        symbol="ACME",
+        trading_day="2026-03-04",
+        reason="price",
+        headline="ACME wins",
+        source="wire",
+        link="https://n/p",
+        published_ms=published,
+        base_price=4.0,
+        price=3.75,
+        pct_move=-6.25,
+        rvol_tod=1.0,
+        minutes_since_news=1.5,
+        note="-6.2% since the news, 1.5 min after it",
+        as_of_ms=published + 90_000,
+    )
+
+
+def test_pct_move_and_minutes_are_rounded() -> None:
+    nma = NewsMoversAnalyzer(news_move_pct=5.0)
+    published = _primed(nma, price=3.0)
+    (alert,) = alerts(run(nma, q("ACME", published + 100_000, 3.2), now_ms=published + 100_000))
+    assert (alert.pct_move, alert.minutes_since_news) == (6.6667, 1.7)
+    assert alert.note == "+6.7% since the news, 1.7 min after it"
+
+
+def test_rvol_reaching_the_level_exactly_alerts_when_the_baseline_was_below_it() -> None:
+    nma = NewsMoversAnalyzer(news_rvol=3.0)
+    published = _primed(nma, rvol=2.99)
+    stay = q("ACME", published + 60_000, 4.0, rvol=2.999)
+    assert alerts(run(nma, stay, now_ms=published + 60_000)) == []
+    (alert,) = alerts(
+        run(nma, q("ACME", published + 120_000, 4.1, rvol=3.0), now_ms=published + 120_000)
+    )
+    assert (alert.reason, alert.rvol_tod, alert.pct_move) == ("rvol", 3.0, 2.5)
+    assert alert.note == "RVol 3.0x since the news (was 3.0x), 2 min after it"
+
+
+def test_a_baseline_exactly_at_the_rvol_level_is_no_crossing() -> None:
+    nma = NewsMoversAnalyzer(news_rvol=3.0)
+    published = _primed(nma, rvol=3.0)
+    assert alerts(run(nma, q("ACME", published + 60_000, 4.0, rvol=9.0), now_ms=published)) == []
+
+
+def test_a_baseline_without_rvol_counts_as_zero_and_a_record_without_rvol_never_crosses() -> None:
+    nma = NewsMoversAnalyzer(news_rvol=0.5)
+    published = _primed(nma, rvol=None)
+    none = q("ACME", published + 30_000, 4.0, rvol=None)
+    assert alerts(run(nma, none, now_ms=published + 30_000)) == []
+    (alert,) = alerts(
+        run(nma, q("ACME", published + 60_000, 4.0, rvol=0.5), now_ms=published + 60_000)
+    )
+    assert (alert.reason, alert.note) == (
+        "rvol",
+        "RVol 0.5x since the news (was 0.0x), 1 min after it",
+    )
+
+
+def test_the_window_edge_is_inclusive_and_a_closed_article_does_not_stop_the_others() -> None:
+    nma = NewsMoversAnalyzer(news_window_minutes=1)
+    published = at_ms(DAY, 10, 0)
+    run(
+        nma,
+        q("ACME", published - 1_000, 4.0),
+        news("https://n/old", published - 1, "ACME"),
+        news("https://n/new", published, "ACME"),
+        now_ms=published,
+    )
+    out = alerts(run(nma, q("ACME", published + 60_000, 5.0), now_ms=published + 60_000))
+    assert [(a.link, a.minutes_since_news) for a in out] == [("https://n/new", 1.0)]
+    nma2 = NewsMoversAnalyzer(news_window_minutes=1)
+    run(
+        nma2,
+        q("ACME", published - 1_000, 4.0),
+        news("https://n/edge", published, "ACME"),
+        now_ms=published,
+    )
+    late = q("ACME", published + 60_001, 5.0)
+    assert alerts(run(nma2, late, now_ms=published + 60_001)) == []
+
+
+def test_a_record_at_the_news_time_counts_and_one_before_it_does_not() -> None:
+    nma = NewsMoversAnalyzer()
+    published = _primed(nma)
+    early = q("ACME", published - 1, 8.0)  # arrives late, made before the news
+    assert alerts(run(nma, early, now_ms=published)) == []
+    (alert,) = alerts(run(nma, q("ACME", published, 8.0), now_ms=published))
+    assert (alert.minutes_since_news, alert.base_price) == (0.0, 4.0)
+
+
+def test_the_baseline_is_the_latest_record_by_event_time() -> None:
+    nma = NewsMoversAnalyzer(news_move_pct=5.0)
+    published = at_ms(DAY, 10, 0)
+    run(
+        nma,
+        q("ACME", published - 2_000, 4.0),
+        q("ACME", published - 1_000, 5.0),
+        q("ACME", published - 3_000, 9.0),  # late and older: not the baseline
+        q("ACME", published - 1_000, 4.0),  # same bar, newer copy: the baseline
+        news("https://n/b", published, "ACME"),
+        now_ms=published,
+    )
+    (alert,) = alerts(run(nma, q("ACME", published + 1_000, 4.2), now_ms=published + 1_000))
+    assert alert.base_price == 4.0
+
+
+def test_the_same_article_twice_before_a_move_alerts_once() -> None:
+    nma = NewsMoversAnalyzer()
+    published = at_ms(DAY, 10, 0)
+    item = news("https://n/d", published, "ACME", "BOLT")
+    run(
+        nma,
+        q("ACME", published - 1, 4.0),
+        q("BOLT", published - 1, 4.0),
+        item,
+        item,
+        now_ms=published,
+    )
+    out = run(
+        nma, q("ACME", published + 1, 5.0), q("BOLT", published + 1, 5.0), now_ms=published + 1
+    )
+    assert [w.identity for w in out.widgets] == ["ACME|https://n/d", "BOLT|https://n/d"]
+
+
+def test_a_symbol_keeps_its_eight_latest_articles() -> None:
+    nma = NewsMoversAnalyzer()
+    published = at_ms(DAY, 10, 0)
+    items = [news(f"https://n/{k}", published + k, "ACME") for k in range(9)]
+    run(nma, q("ACME", published - 1, 4.0), *items, now_ms=published + 9)
+    out = alerts(run(nma, q("ACME", published + 10, 5.0), now_ms=published + 10))
+    assert sorted(a.link for a in out) == sorted(f"https://n/{k}" for k in range(1, 9))
+
+
+def test_restore_window_edges_and_the_newest_articles_kept() -> None:
+    nma = NewsMoversAnalyzer(news_window_minutes=30)
+    now = at_ms(DAY, 10, 30)
+    items = [
+        json.loads(news(f"https://n/r{k}", now - 1_800_000 + k, "ACME").payload)
+        for k in range(8, -1, -1)  # newest first, the oldest exactly a window ago
+    ]
+    future = json.loads(news("https://n/future", now + 1, "ACME").payload)
+    stale = json.loads(news("https://n/stale", now - 1_800_001, "BOLT").payload)
+    nma.restore({"news:latest": json.dumps([future, *items, stale]).encode()}, now * MS)
+    nma.restore({}, now * MS)  # no snapshot: nothing changes
+    run(nma, q("ACME", now, 4.0), q("BOLT", now, 4.0), now_ms=now)
+    out = run(nma, q("ACME", now + 1, 5.0), q("BOLT", now + 1, 5.0), now_ms=now + 1)
+    assert sorted(w.identity for w in out.widgets) == sorted(
+        f"ACME|https://n/r{k}" for k in range(1, 9)
+    )
+    edge = NewsMoversAnalyzer(news_window_minutes=30)
+    only = json.dumps([items[-1]]).encode()  # published exactly a window before now
+    edge.restore({"news:latest": only}, now * MS)
+    run(edge, q("ACME", now - 1_800_000, 4.0), now_ms=now)
+    (alert,) = alerts(run(edge, q("ACME", now - 1_800_000 + 1, 5.0), now_ms=now))
+    assert alert.link == "https://n/r0"
+
+
+def test_a_new_day_forgets_the_last_quote_and_rearms_an_article() -> None:
+    nma = NewsMoversAnalyzer()
+    run(nma, q("ACME", at_ms(DAY, 19, 0), 10.0), now_ms=at_ms(DAY, 19, 0))
+    published = at_ms(DAY, 19, 1)
+    run(nma, news("https://n/x", published, "ACME"), now_ms=published)
+    assert alerts(run(nma, q("ACME", published + 1, 20.0), now_ms=published + 1))
+    nma.collect(at_ms(NEXT, 4, 0) * MS)  # the day rolls on the clock alone
+    t = at_ms(NEXT, 4, 1)
+    run(nma, news("https://n/x", t, "ACME"), now_ms=t)
+    first = q("ACME", t + 1, 4.0, day=NEXT)  # the baseline: not yesterday's 20.0
+    assert alerts(run(nma, first, now_ms=t + 1)) == []
+    (alert,) = alerts(run(nma, q("ACME", t + 2, 4.4, day=NEXT), now_ms=t + 2))
+    assert (alert.link, alert.base_price) == ("https://n/x", 4.0)
+
+
+def test_stale_records_are_each_counted_and_foreign_inputs_ignored() -> None:
+    nma = NewsMoversAnalyzer()
+    now = at_ms(NEXT, 9, 0)
+    record = news("https://n/f", now, "ACME")
+    nma.apply(
+        [object(), FeedMessage("news:other", record.payload), record.payload, record],
+        now * MS,
+    )
+    stale = [q("ACME", at_ms(DAY, 15, m), 4.0) for m in range(2)]
+    run(nma, *stale, q("ACME", now + 1, 4.0, day=NEXT), now_ms=now + 1)
+    assert nma.rejected == {"stale_day": 2}
+    (alert,) = alerts(run(nma, q("ACME", now + 2, 5.0, day=NEXT), now_ms=now + 2))
+    assert alert.link == "https://n/f"

@@ -140,3 +140,147 @@ def test_any_order_with_duplicates_alerts_the_peak_once_and_no_level_twice(
     peak = max(rvols)
     top = [t for t in thresholds if peak >= t]
     assert (max(levels) if levels else None) == (top[-1] if top else None)
+
+
+def test_a_record_at_exactly_a_threshold_and_exactly_the_minimum_volume_alerts() -> None:
+    uva = UnusualVolumeAnalyzer(rvol_thresholds=(2.0, 3.0), rvol_min_volume=10_000)
+    below = q("ACME", at_ms(DAY, 8, 0), 1.999, volume=10_000)
+    thin = q("ACME", at_ms(DAY, 8, 1), 2.0, volume=9_999)
+    assert alerts(run(uva, below, thin, now_ms=at_ms(DAY, 8, 1))) == []
+    (at,) = alerts(
+        run(uva, q("ACME", at_ms(DAY, 8, 2), 2.0, volume=10_000), now_ms=at_ms(DAY, 8, 2))
+    )
+    assert at == UnusualVolumeAlert(
+        symbol="ACME",
+        trading_day="2026-03-04",
+        threshold=2.0,
+        rvol_tod=2.0,
+        volume=10_000,
+        price=5.0,
+        pct_change=1.5,
+        note="RVol 2.0x crossed 2x",
+        as_of_ms=at_ms(DAY, 8, 2),
+    )
+    (next_,) = alerts(run(uva, q("ACME", at_ms(DAY, 8, 3), 3.0), now_ms=at_ms(DAY, 8, 3)))
+    assert (next_.threshold, next_.note) == (3.0, "RVol 3.0x crossed 3x")
+
+
+def test_the_defaults_are_two_three_five_and_ten_x_from_ten_thousand_shares() -> None:
+    uva = UnusualVolumeAnalyzer()
+    assert (uva.thresholds, uva.min_volume) == ((2.0, 3.0, 5.0, 10.0), 10_000)
+    assert (uva.name, uva.consumes) == ("unusual_volume", frozenset({"quote:*"}))
+    stream = [
+        q("ACME", at_ms(DAY, 9, 0), 9.0, volume=9_999),
+        q("ACME", at_ms(DAY, 9, 1), 1.99, volume=10_000),
+        q("ACME", at_ms(DAY, 9, 2), 2.0, volume=10_000),
+        q("ACME", at_ms(DAY, 9, 3), 4.99),
+        q("ACME", at_ms(DAY, 9, 4), 10.0),
+    ]
+    out = alerts(run(uva, *stream, now_ms=at_ms(DAY, 9, 4)))
+    assert [(a.threshold, a.as_of_ms) for a in out] == [
+        (2.0, at_ms(DAY, 9, 2)),
+        (3.0, at_ms(DAY, 9, 3)),
+        (10.0, at_ms(DAY, 9, 4)),
+    ]
+
+
+def test_thresholds_are_sorted_and_deduplicated_and_the_lowest_may_be_tiny() -> None:
+    uva = UnusualVolumeAnalyzer(rvol_thresholds=(5.0, 2.0, 5.0, 0.001))
+    assert uva.thresholds == (0.001, 2.0, 5.0)
+    (alert,) = alerts(run(uva, q("ACME", at_ms(DAY, 9, 0), 2.5), now_ms=at_ms(DAY, 9, 0)))
+    assert alert.threshold == 2.0
+
+
+def test_other_feeds_and_foreign_objects_are_ignored_without_a_count() -> None:
+    uva = UnusualVolumeAnalyzer()
+    record = q("ACME", at_ms(DAY, 9, 0), 3.0)
+    other = FeedMessage("news:latest", record.payload)
+    uva.apply([other, object(), record.payload, record], at_ms(DAY, 9, 0) * MS)
+    assert [a.threshold for a in alerts(uva.collect(at_ms(DAY, 9, 0) * MS))] == [3.0]
+    assert sum(uva.rejected.values()) == 0
+
+
+def test_every_stale_record_is_counted_and_the_rest_of_the_batch_still_read() -> None:
+    uva = UnusualVolumeAnalyzer(rvol_thresholds=(2.0,))
+    now = at_ms(NEXT, 9, 0)
+    stale = [q("OLD", at_ms(DAY, 15, m), 2.5) for m in range(3)]
+    out = alerts(run(uva, *stale, q("ACME", now, 2.5, day=NEXT), now_ms=now))
+    assert [(a.symbol, a.trading_day) for a in out] == [("ACME", "2026-03-05")]
+    assert uva.rejected == {"stale_day": 3}
+
+
+def test_symbols_are_tracked_apart_and_a_batch_goes_out_by_time_then_identity() -> None:
+    uva = UnusualVolumeAnalyzer(rvol_thresholds=(2.0, 3.0))
+    t = at_ms(DAY, 9, 0)
+    out = run(
+        uva,
+        q("ZETA", t + 5, 2.0),
+        q("BETA", t, 3.0),
+        q("ALFA", t, 2.0),
+        q("ZETA", t + 9, 3.5),
+        now_ms=t + 9,
+    )
+    assert [w.identity for w in out.widgets] == [
+        "ALFA|2026-03-04|2",
+        "BETA|2026-03-04|3",
+        "ZETA|2026-03-04|2",
+        "ZETA|2026-03-04|3",
+    ]
+    # A collect with nothing raised since is empty.
+    assert uva.collect((t + 10) * MS).widgets == []
+
+
+def test_a_new_day_rearms_even_when_only_collect_sees_the_roll() -> None:
+    uva = UnusualVolumeAnalyzer(rvol_thresholds=(2.0,))
+    assert alerts(run(uva, q("ACME", at_ms(DAY, 10, 0), 2.5), now_ms=at_ms(DAY, 10, 0)))
+    uva.collect(at_ms(NEXT, 4, 1) * MS)
+    tomorrow = q("ACME", at_ms(NEXT, 8, 0), 2.2, day=NEXT)
+    (alert,) = alerts(run(uva, tomorrow, now_ms=at_ms(NEXT, 8, 0)))
+    assert (alert.trading_day, alert.threshold) == ("2026-03-05", 2.0)
+    # Within the same day, nothing re-arms.
+    again = q("ACME", at_ms(NEXT, 8, 1), 2.9, day=NEXT)
+    assert alerts(run(uva, again, now_ms=at_ms(NEXT, 8, 1))) == []
+
+
+def _reference(
+    thresholds: tuple[float, ...], min_volume: int, stream: list[tuple[str, float, int]]
+) -> list[tuple[str, float, int]]:
+    """(symbol, threshold, index) of the alerts a simple reading of the rules raises."""
+    crossed: dict[str, float] = {}
+    raised = []
+    for index, (symbol, rvol, volume) in enumerate(stream):
+        if volume < min_volume:
+            continue
+        top = max((t for t in thresholds if t <= rvol), default=None)
+        if top is not None and top > crossed.get(symbol, 0.0):
+            crossed[symbol] = top
+            raised.append((symbol, top, index))
+    return raised
+
+
+@given(
+    st.lists(st.sampled_from([0.5, 1.0, 1.5, 2.0, 2.5, 3.0]), min_size=1, max_size=4),
+    st.lists(
+        st.tuples(
+            st.sampled_from(["A", "B"]),
+            st.sampled_from([0.0, 0.5, 0.99, 1.0, 1.01, 1.5, 2.0, 2.49, 2.5, 3.0, 4.0]),
+            st.sampled_from([99, 100, 101]),
+        ),
+        max_size=25,
+    ),
+    st.integers(min_value=1, max_value=5),
+)
+def test_alerts_match_a_reference_reading_of_the_rules(
+    thresholds: list[float], stream: list[tuple[str, float, int]], batch: int
+) -> None:
+    uva = UnusualVolumeAnalyzer(rvol_thresholds=thresholds, rvol_min_volume=100)
+    start = at_ms(DAY, 9, 0)
+    records = [q(s, start + i, r, volume=v) for i, (s, r, v) in enumerate(stream)]
+    raised: list[UnusualVolumeAlert] = []
+    for first in range(0, len(records), batch):
+        raised += alerts(run(uva, *records[first : first + batch], now_ms=start + first))
+    expected = _reference(tuple(sorted(set(thresholds))), 100, stream)
+    assert [(a.symbol, a.threshold, a.as_of_ms) for a in raised] == [
+        (s, t, start + i) for s, t, i in expected
+    ]
+    assert all(a.rvol_tod == stream[a.as_of_ms - start][1] for a in raised)
