@@ -355,3 +355,51 @@ def test_restore_keeps_newer_live_knowledge_and_a_calm_snapshot_clears_a_halt() 
         alerts(run(haa3, luld("ACME", at_ms(DAY, 12, 2), halted=False), now_ms=at_ms(DAY, 12, 2)))
         == []
     )
+
+
+def test_while_halted_a_record_without_a_resume_signal_resumes_nothing() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
+    band = luld("ACME", at_ms(DAY, 10, 1), h=5.6)  # no indicator, no flag
+    flag_on = luld("ACME", at_ms(DAY, 10, 2), halted=True)
+    older_resume = luld("ACME", at_ms(DAY, 9, 59), 18)  # late, from before the halt
+    assert alerts(run(haa, band, flag_on, older_resume, now_ms=at_ms(DAY, 10, 3))) == []
+    (resume,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 4), 18), now_ms=at_ms(DAY, 10, 4)))
+    assert (resume.halted_ms, resume.high_limit) == (240_000, 5.5)
+
+
+def test_a_batch_goes_out_by_event_time_not_by_symbol() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    t = at_ms(DAY, 10, 0)
+    out = run(haa, luld("ZETA", t, 17), luld("ALFA", t + 1, 17), now_ms=t + 1)
+    assert [w.identity for w in out.widgets] == [f"ZETA|halt|{t}", f"ALFA|halt|{t + 1}"]
+    out = run(haa, luld("ZETA", t + 60_001, 18), luld("ALFA", t + 60_000, 18), now_ms=t + 60_001)
+    assert [w.identity for w in out.widgets] == [
+        f"ALFA|resume|{t + 60_000}",
+        f"ZETA|resume|{t + 60_001}",
+    ]
+
+
+def test_restore_reads_a_same_time_snapshot_skips_older_ones_and_counts_each_bad_one() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    t = at_ms(DAY, 10, 0)
+    run(haa, luld("ACME", t, halted=False), luld("BOLT", t, 17), now_ms=t)
+    merged = luld("ACME", t, halted=True)  # same time; the merged flag says halted
+    older = luld("BOLT", t - 60_000, halted=False)
+    fresh = luld("CODE", t, 17)
+    snapshots = {
+        older.name: older.payload,  # older than what this process knows: skipped
+        "luld:BAD1": b"{",
+        "luld:BAD2": b"[",
+        merged.name: merged.payload,
+        fresh.name: fresh.payload,
+    }
+    haa.restore(snapshots, (t + 1) * MS)
+    assert haa.rejected["invalid_snapshot"] == 2
+    calm = [luld(s, t + 60_000, halted=False) for s in ("ACME", "BOLT", "CODE")]
+    out = alerts(run(haa, *calm, now_ms=t + 60_000))
+    assert [(a.symbol, a.halted_ms) for a in out] == [
+        ("ACME", 60_000),
+        ("BOLT", 60_000),
+        ("CODE", 60_000),
+    ]
