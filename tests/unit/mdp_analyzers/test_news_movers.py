@@ -234,7 +234,7 @@ def test_defaults_and_names() -> None:
 
 def test_each_setting_must_be_positive_and_may_be_small() -> None:
     for bad in ({"news_window_minutes": 0}, {"news_move_pct": 0}, {"news_rvol": 0}):
-        with pytest.raises(ValueError, match="above 0"):
+        with pytest.raises(ValueError, match=r"^news window, move and RVol must be above 0$"):
             NewsMoversAnalyzer(**bad)
     small = NewsMoversAnalyzer(news_window_minutes=0.5, news_move_pct=0.5, news_rvol=0.5)
     assert (small.window_ms, small.move_pct, small.rvol) == (30_000, 0.5, 0.5)
@@ -342,10 +342,10 @@ def test_the_baseline_is_the_latest_record_by_event_time() -> None:
     published = at_ms(DAY, 10, 0)
     run(
         nma,
-        q("ACME", published - 2_000, 4.0),
+        q("ACME", published - 2_000, 9.0),
         q("ACME", published - 1_000, 5.0),
-        q("ACME", published - 3_000, 9.0),  # late and older: not the baseline
         q("ACME", published - 1_000, 4.0),  # same bar, newer copy: the baseline
+        q("ACME", published - 3_000, 9.0),  # late and older: not the baseline
         news("https://n/b", published, "ACME"),
         now_ms=published,
     )
@@ -432,3 +432,34 @@ def test_stale_records_are_each_counted_and_foreign_inputs_ignored() -> None:
     assert nma.rejected == {"stale_day": 2}
     (alert,) = alerts(run(nma, q("ACME", now + 2, 5.0, day=NEXT), now_ms=now + 2))
     assert alert.link == "https://n/f"
+
+
+def test_an_article_known_for_one_ticker_still_reaches_its_other_tickers() -> None:
+    nma = NewsMoversAnalyzer()
+    published = at_ms(DAY, 10, 0)
+    run(nma, q("ACME", published - 1, 4.0), q("BOLT", published - 1, 4.0), now_ms=published)
+    run(nma, news("https://n/t", published, "ACME"), now_ms=published)
+    assert alerts(run(nma, q("ACME", published + 1, 5.0), now_ms=published + 1))
+    # Republished with a second ticker: ACME's alert is done, BOLT's is new.
+    run(nma, news("https://n/t", published, "ACME", "BOLT"), now_ms=published + 2)
+    out = run(
+        nma, q("ACME", published + 3, 6.0), q("BOLT", published + 3, 5.0), now_ms=published + 3
+    )
+    assert [w.identity for w in out.widgets] == ["BOLT|https://n/t"]
+
+
+def test_restore_takes_an_article_published_at_now_and_reads_now_in_whole_ms() -> None:
+    nma = NewsMoversAnalyzer(news_window_minutes=1)
+    now = at_ms(DAY, 10, 1)
+    items = [
+        json.loads(news("https://n/now", now, "ACME").payload),
+        json.loads(news("https://n/edge", now - 60_000, "BOLT").payload),
+    ]
+    payload = json.dumps(items).encode()
+    nma.restore({"news:latest": b"{"}, now * MS)
+    nma.restore({"news:latest": b"["}, now * MS)
+    assert nma.rejected["invalid_snapshot"] == 2
+    nma.restore({"news:latest": payload}, now * MS + 999_999)  # still the same millisecond
+    run(nma, q("ACME", now, 4.0), q("BOLT", now - 60_000, 4.0), now_ms=now)
+    out = run(nma, q("ACME", now + 1, 5.0), q("BOLT", now - 59_999, 5.0), now_ms=now + 1)
+    assert sorted(w.identity for w in out.widgets) == ["ACME|https://n/now", "BOLT|https://n/edge"]
