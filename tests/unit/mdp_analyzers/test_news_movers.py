@@ -463,3 +463,63 @@ def test_restore_takes_an_article_published_at_now_and_reads_now_in_whole_ms() -
     run(nma, q("ACME", now, 4.0), q("BOLT", now - 60_000, 4.0), now_ms=now)
     out = run(nma, q("ACME", now + 1, 5.0), q("BOLT", now - 59_999, 5.0), now_ms=now + 1)
     assert sorted(w.identity for w in out.widgets) == ["ACME|https://n/now", "BOLT|https://n/edge"]
+
+
+def _reference_alert(
+    before: list[tuple[int, float, float | None]],
+    after: list[tuple[int, float, float | None]],
+    window_ms: int,
+) -> tuple[int, str, float] | None:
+    """(index in ``after``, reason, base price) of the one alert the rules give, if any.
+
+    Times are milliseconds after the news.
+    """
+    base = None
+    for end, price, rvol in before:  # the baseline: the latest record by event time
+        if base is None or end >= base[0]:
+            base = (end, price, rvol)
+    for index, (end, price, rvol) in enumerate(after):
+        if end > window_ms:
+            return None
+        if base is None:
+            base = (end, price, rvol)
+            continue
+        if end < 0:
+            continue
+        move = (price - base[1]) / base[1] * 100.0
+        base_rvol = base[2] or 0.0
+        if abs(move) >= 10.0:
+            return index, "price", base[1]
+        if rvol is not None and rvol >= 2.0 > base_rvol:
+            return index, "rvol", base[1]
+    return None
+
+
+_QUOTES = st.lists(
+    st.tuples(
+        st.integers(min_value=-3, max_value=4).map(lambda m: m * 30_000),
+        st.sampled_from([8.0, 9.0, 9.5, 10.0, 10.5, 11.0, 12.0]),
+        st.sampled_from([None, 0.0, 1.0, 1.99, 2.0, 3.0]),
+    ),
+    max_size=8,
+)
+
+
+@given(_QUOTES, _QUOTES)
+def test_the_alert_matches_a_reference_reading_of_the_rules(
+    before: list[tuple[int, float, float | None]], after: list[tuple[int, float, float | None]]
+) -> None:
+    published = at_ms(DAY, 10, 0)
+    nma = NewsMoversAnalyzer(news_window_minutes=1.5, news_move_pct=10.0, news_rvol=2.0)
+    run(
+        nma,
+        *(q("ACME", published + end, price, rvol=rvol) for end, price, rvol in before),
+        news("https://n/ref", published, "ACME"),
+        now_ms=published,
+    )
+    raised: list[tuple[int, str, float]] = []
+    for index, (end, price, rvol) in enumerate(after):
+        out = alerts(run(nma, q("ACME", published + end, price, rvol=rvol), now_ms=published))
+        raised += [(index, alert.reason, alert.base_price) for alert in out]
+    expected = _reference_alert(before, after, 90_000)
+    assert raised == ([expected] if expected else [])
