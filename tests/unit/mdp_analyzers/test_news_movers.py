@@ -233,9 +233,9 @@ def test_defaults_and_names() -> None:
 
 
 def test_each_setting_must_be_positive_and_may_be_small() -> None:
-    for bad in ({"news_window_minutes": 0}, {"news_move_pct": 0}, {"news_rvol": 0}):
+    for window, move, rvol in ((0, 1, 1), (1, 0, 1), (1, 1, 0)):
         with pytest.raises(ValueError, match=r"^news window, move and RVol must be above 0$"):
-            NewsMoversAnalyzer(**bad)
+            NewsMoversAnalyzer(news_window_minutes=window, news_move_pct=move, news_rvol=rvol)
     small = NewsMoversAnalyzer(news_window_minutes=0.5, news_move_pct=0.5, news_rvol=0.5)
     assert (small.window_ms, small.move_pct, small.rvol) == (30_000, 0.5, 0.5)
 
@@ -393,7 +393,7 @@ def test_restore_window_edges_and_the_newest_articles_kept() -> None:
     nma.restore({}, now * MS)  # no snapshot: nothing changes
     run(nma, q("ACME", now, 4.0), q("BOLT", now, 4.0), now_ms=now)
     out = run(nma, q("ACME", now + 1, 5.0), q("BOLT", now + 1, 5.0), now_ms=now + 1)
-    assert sorted(w.identity for w in out.widgets) == sorted(
+    assert sorted(str(w.identity) for w in out.widgets) == sorted(
         f"ACME|https://n/r{k}" for k in range(1, 9)
     )
     edge = NewsMoversAnalyzer(news_window_minutes=30)
@@ -462,7 +462,10 @@ def test_restore_takes_an_article_published_at_now_and_reads_now_in_whole_ms() -
     nma.restore({"news:latest": payload}, now * MS + 999_999)  # still the same millisecond
     run(nma, q("ACME", now, 4.0), q("BOLT", now - 60_000, 4.0), now_ms=now)
     out = run(nma, q("ACME", now + 1, 5.0), q("BOLT", now - 59_999, 5.0), now_ms=now + 1)
-    assert sorted(w.identity for w in out.widgets) == ["ACME|https://n/now", "BOLT|https://n/edge"]
+    assert sorted(str(w.identity) for w in out.widgets) == [
+        "ACME|https://n/now",
+        "BOLT|https://n/edge",
+    ]
 
 
 def _reference_alert(
