@@ -235,8 +235,8 @@ def test_defaults_and_names() -> None:
 def test_each_setting_must_be_positive_and_may_be_small() -> None:
     for window, move, rvol in ((0, 1, 1), (1, 0, 1), (1, 1, 0)):
         with pytest.raises(ValueError, match=r"^news window, move and RVol must be above 0$"):
-            NewsMoversAnalyzer(news_window_minutes=window, news_move_pct=move, news_rvol=rvol)
-    small = NewsMoversAnalyzer(news_window_minutes=0.5, news_move_pct=0.5, news_rvol=0.5)
+            NewsMoversAnalyzer(news_window_seconds=window, news_move_pct=move, news_rvol=rvol)
+    small = NewsMoversAnalyzer(news_window_seconds=30, news_move_pct=0.5, news_rvol=0.5)
     assert (small.window_ms, small.move_pct, small.rvol) == (30_000, 0.5, 0.5)
 
 
@@ -306,7 +306,7 @@ def test_a_baseline_without_rvol_counts_as_zero_and_a_record_without_rvol_never_
 
 
 def test_the_window_edge_is_inclusive_and_a_closed_article_does_not_stop_the_others() -> None:
-    nma = NewsMoversAnalyzer(news_window_minutes=1)
+    nma = NewsMoversAnalyzer(news_window_seconds=60)
     published = at_ms(DAY, 10, 0)
     run(
         nma,
@@ -317,7 +317,7 @@ def test_the_window_edge_is_inclusive_and_a_closed_article_does_not_stop_the_oth
     )
     out = alerts(run(nma, q("ACME", published + 60_000, 5.0), now_ms=published + 60_000))
     assert [(a.link, a.minutes_since_news) for a in out] == [("https://n/new", 1.0)]
-    nma2 = NewsMoversAnalyzer(news_window_minutes=1)
+    nma2 = NewsMoversAnalyzer(news_window_seconds=60)
     run(
         nma2,
         q("ACME", published - 1_000, 4.0),
@@ -381,7 +381,7 @@ def test_a_symbol_keeps_its_eight_latest_articles() -> None:
 
 
 def test_restore_window_edges_and_the_newest_articles_kept() -> None:
-    nma = NewsMoversAnalyzer(news_window_minutes=30)
+    nma = NewsMoversAnalyzer(news_window_seconds=1800)
     now = at_ms(DAY, 10, 30)
     items = [
         json.loads(news(f"https://n/r{k}", now - 1_800_000 + k, "ACME").payload)
@@ -396,7 +396,7 @@ def test_restore_window_edges_and_the_newest_articles_kept() -> None:
     assert sorted(str(w.identity) for w in out.widgets) == sorted(
         f"ACME|https://n/r{k}" for k in range(1, 9)
     )
-    edge = NewsMoversAnalyzer(news_window_minutes=30)
+    edge = NewsMoversAnalyzer(news_window_seconds=1800)
     only = json.dumps([items[-1]]).encode()  # published exactly a window before now
     edge.restore({"news:latest": only}, now * MS)
     run(edge, q("ACME", now - 1_800_000, 4.0), now_ms=now)
@@ -449,7 +449,7 @@ def test_an_article_known_for_one_ticker_still_reaches_its_other_tickers() -> No
 
 
 def test_restore_takes_an_article_published_at_now_and_reads_now_in_whole_ms() -> None:
-    nma = NewsMoversAnalyzer(news_window_minutes=1)
+    nma = NewsMoversAnalyzer(news_window_seconds=60)
     now = at_ms(DAY, 10, 1)
     items = [
         json.loads(news("https://n/now", now, "ACME").payload),
@@ -513,7 +513,7 @@ def test_the_alert_matches_a_reference_reading_of_the_rules(
     before: list[tuple[int, float, float | None]], after: list[tuple[int, float, float | None]]
 ) -> None:
     published = at_ms(DAY, 10, 0)
-    nma = NewsMoversAnalyzer(news_window_minutes=1.5, news_move_pct=10.0, news_rvol=2.0)
+    nma = NewsMoversAnalyzer(news_window_seconds=90, news_move_pct=10.0, news_rvol=2.0)
     run(
         nma,
         *(q("ACME", published + end, price, rvol=rvol) for end, price, rvol in before),
