@@ -373,10 +373,10 @@ def test_a_batch_goes_out_by_event_time_not_by_symbol() -> None:
     t = at_ms(DAY, 10, 0)
     out = run(haa, luld("ZETA", t, 17), luld("ALFA", t + 1, 17), now_ms=t + 1)
     assert [w.identity for w in out.widgets] == [f"ZETA|halt|{t}", f"ALFA|halt|{t + 1}"]
-    out = run(haa, luld("ZETA", t + 60_001, 18), luld("ALFA", t + 60_000, 18), now_ms=t + 60_001)
+    out = run(haa, luld("ALFA", t + 60_001, 18), luld("ZETA", t + 60_000, 18), now_ms=t + 60_001)
     assert [w.identity for w in out.widgets] == [
-        f"ALFA|resume|{t + 60_000}",
-        f"ZETA|resume|{t + 60_001}",
+        f"ZETA|resume|{t + 60_000}",
+        f"ALFA|resume|{t + 60_001}",
     ]
 
 
