@@ -17,6 +17,7 @@ depend on the machine (2 shared cores here).
 Usage::
 
     uv run python bench/processor.py [--events 300000] [--workers 1] [--symbols 3000]
+        [--redis redis://127.0.0.1:6379 | --redis redis+cluster://127.0.0.1:7000]
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ import msgspec
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
-from mdp_cache.client import close_redis, create_redis
+from mdp_cache.client import close_redis, create_redis, discover, is_cluster, is_cluster_url
 from mdp_cache.records import DailyBar
 from mdp_cache.reference import ReferenceCache, daily_bar_from_agg
 from mdp_cache.state import RedisState
@@ -104,7 +105,7 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
     queue = topology.for_kind(kind)
     assert queue is not None
     run_id = uuid.uuid4().hex[:8]
-    url = f"redis://127.0.0.1:6379/{args.db}"
+    url = redis_url(args)
     mdc, wdc, ref = create_redis(url), create_redis(url), create_redis(url)
     analyzer: Any = LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()
     reference = ReferenceCache(MarketSource(market), ref)
@@ -200,6 +201,11 @@ def main() -> None:
     parser.add_argument(
         "--db", type=int, default=11, help="Redis database the benchmark owns (flushed)"
     )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379",
+        help="Redis server (database --db), or a Redis Cluster node as redis+cluster://host:port",
+    )
     parser.add_argument("--only", choices=("A", "T"), default=None)
     parser.add_argument(
         "--depth", type=int, default=20, help="queue depth (messages) the producer keeps"
@@ -213,7 +219,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.db in (0, 1, 15):
         parser.error("databases 0, 1 (live caches) and 15 (tests) are not for benchmarks")
-    asyncio.run(flush_database(args.db))
+    asyncio.run(flush_database(redis_url(args)))
     kinds = [args.only] if args.only else ["A", "T"]
     names = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}
     for kind in kinds:
@@ -228,13 +234,25 @@ def main() -> None:
             )
         aggregate = sum(r["events"] for r in results) / max(r["seconds"] for r in results)
         print(f"  aggregate: {aggregate:,.0f} events/s")
-    asyncio.run(flush_database(args.db))
+    asyncio.run(flush_database(redis_url(args)))
 
 
-async def flush_database(db: int) -> None:
-    """Empty the benchmark's own database (before: no old rows; after: no leftovers)."""
-    client = create_redis(f"redis://127.0.0.1:6379/{db}")
-    await client.flushdb()
+def redis_url(args: argparse.Namespace) -> str:
+    """The benchmark's database on ``--redis`` (a cluster has database 0 only)."""
+    return args.redis if is_cluster_url(args.redis) else f"{args.redis}/{args.db}"
+
+
+async def flush_database(url: str) -> None:
+    """Empty the benchmark's own database (before: no old rows; after: no leftovers).
+
+    On a cluster every master is flushed: run it on a cluster of its own.
+    """
+    client = create_redis(url)
+    if is_cluster(client):
+        await discover(client)
+        await client.flushall(target_nodes="primaries")  # type: ignore[call-arg] # RedisCluster
+    else:
+        await client.flushdb()
     await close_redis(client)
 
 
