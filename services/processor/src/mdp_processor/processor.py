@@ -866,8 +866,9 @@ class Processor:
         """Run ``write`` until it lands; only connection trouble is retried.
 
         Connection trouble includes a Redis Cluster failing over (``is_transient``): the slots
-        of a lost master answer again once its replica is promoted. An error *reply* (a bug, or a value Redis refuses) would fail forever, so it is
-        counted and the write abandoned: the stream goes on.
+        of a lost master answer again once its replica is promoted. An error *reply* (a bug,
+        or a value Redis refuses) would fail forever, so it is counted and the write
+        abandoned: the stream goes on.
         """
         backoff = self.config.retry_initial_s
         while True:
