@@ -232,6 +232,7 @@ async def _collect(get: object, count: int) -> list[str]:
 
 
 @pytest.mark.slow
+@pytest.mark.restart
 @pytest.mark.timeout(300)
 async def test_losing_a_master_mid_stream_is_counted_and_recovered() -> None:
     """A master is killed while a writer streams quotes; its replica takes over.
