@@ -20,6 +20,7 @@ Not a test: the figures depend on the machine (2 shared cores here).
 Usage::
 
     uv run python bench/processor.py [--events 300000] [--workers 1] [--symbols 3000]
+        [--redis redis://127.0.0.1:6379 | --redis redis+cluster://127.0.0.1:7000]
     uv run python bench/processor.py --only A --rvol-days 20   # the same with RVol profiles
 """
 
@@ -39,7 +40,7 @@ import msgspec
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
-from mdp_cache.client import close_redis, create_redis
+from mdp_cache.client import close_redis, create_redis, discover, is_cluster, is_cluster_url
 from mdp_cache.records import DailyBar
 from mdp_cache.reference import ReferenceCache, daily_bar_from_agg
 from mdp_cache.state import RedisState
@@ -113,7 +114,7 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
     queue = topology.for_kind(kind)
     assert queue is not None
     run_id = uuid.uuid4().hex[:8]
-    url = f"{args.redis.rstrip('/')}/{args.db}"
+    url = redis_url(args)
     mdc, wdc, ref = create_redis(url), create_redis(url), create_redis(url)
     analyzer: Any = LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()
     reference = ReferenceCache(MarketSource(market), ref, profile_days=args.rvol_days)
@@ -215,12 +216,14 @@ def main() -> None:
     parser.add_argument(
         "--db", type=int, default=11, help="Redis database the benchmark owns (flushed)"
     )
+    parser.add_argument(
+        "--redis",
+        default="redis://127.0.0.1:6379",
+        help="Redis server (database --db), or a Redis Cluster node as redis+cluster://host:port",
+    )
     parser.add_argument("--only", choices=("A", "T"), default=None)
     parser.add_argument(
         "--rvol-days", type=int, default=0, help="trading days of RVol profiles (MDP_RVOL_DAYS)"
-    )
-    parser.add_argument(
-        "--redis", default="redis://127.0.0.1:6379", help="Redis server (without database)"
     )
     parser.add_argument(
         "--depth", type=int, default=20, help="queue depth (messages) the producer keeps"
@@ -234,7 +237,7 @@ def main() -> None:
     args = parser.parse_args()
     if args.db in (0, 1, 15):
         parser.error("databases 0, 1 (live caches) and 15 (tests) are not for benchmarks")
-    asyncio.run(flush_database(args.redis, args.db))
+    asyncio.run(flush_database(redis_url(args)))
     kinds = [args.only] if args.only else ["A", "T"]
     names = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}
     for kind in kinds:
@@ -254,13 +257,25 @@ def main() -> None:
             )
         aggregate = sum(r["events"] for r in results) / max(r["seconds"] for r in results)
         print(f"  aggregate: {aggregate:,.0f} events/s")
-    asyncio.run(flush_database(args.redis, args.db))
+    asyncio.run(flush_database(redis_url(args)))
 
 
-async def flush_database(redis: str, db: int) -> None:
-    """Empty the benchmark's own database (before: no old rows; after: no leftovers)."""
-    client = create_redis(f"{redis.rstrip('/')}/{db}")
-    await client.flushdb()
+def redis_url(args: argparse.Namespace) -> str:
+    """The benchmark's database on ``--redis`` (a cluster has database 0 only)."""
+    return args.redis if is_cluster_url(args.redis) else f"{args.redis}/{args.db}"
+
+
+async def flush_database(url: str) -> None:
+    """Empty the benchmark's own database (before: no old rows; after: no leftovers).
+
+    On a cluster every master is flushed: run it on a cluster of its own.
+    """
+    client = create_redis(url)
+    if is_cluster(client):
+        await discover(client)
+        await client.flushall(target_nodes="primaries")  # type: ignore[call-arg] # RedisCluster
+    else:
+        await client.flushdb()
     await close_redis(client)
 
 

@@ -291,3 +291,17 @@ def test_finlight_key_resolution(tmp_path: Path) -> None:
     assert direct is not None
     assert direct.reveal() == "f-env"
     assert resolve_finlight_key({}) is None
+
+
+def test_redis_cluster_turns_the_cache_urls_into_cluster_urls_of_database_0() -> None:
+    plain = CommonSettings(redis_url="redis://h:7000/3")
+    assert (plain.mdc_redis_url, plain.wdc_redis_url) == ("redis://h:7000/0", "redis://h:7000/1")
+    both = CommonSettings(redis_url="redis://h:7000/3", redis_cluster=True)
+    assert both.mdc_redis_url == both.wdc_redis_url == "redis+cluster://h:7000/0"
+    apart = CommonSettings(
+        mdc_redis_url="rediss://u:p@m:1/2",
+        wdc_redis_url="redis+cluster://w:2/0",
+        redis_cluster=True,
+    )
+    assert apart.mdc_redis_url == "rediss+cluster://u:p@m:1/0"
+    assert apart.wdc_redis_url == "redis+cluster://w:2/0"

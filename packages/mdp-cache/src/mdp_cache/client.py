@@ -3,22 +3,69 @@
 One small pool per process and store: every hot path batches its commands into pipelines, so a
 handful of connections carries the whole load (the earlier implementation opened pools of up
 to 1,000 connections per worker and store).
+
+A URL with the scheme ``redis+cluster://`` (``rediss+cluster://`` with TLS) names a Redis
+Cluster: any one node; the client discovers the rest and follows ``MOVED``/``ASK`` redirects
+and failovers. ``MDP_REDIS_CLUSTER=true`` turns the URLs of the settings into such URLs
+(:mod:`mdp_core.settings`), so the code that creates clients never needs to know.
 """
 
 from __future__ import annotations
 
-from typing import Final
+from collections.abc import Sequence
+from typing import Final, cast
+from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
+from redis.crc import key_slot
+from redis.exceptions import (
+    ClusterDownError,
+    ClusterError,
+    ConnectionError,
+    MasterDownError,
+    SlotNotCoveredError,
+    TimeoutError,
+    TryAgainError,
+)
 
 from mdp_core.backoff import BackoffPolicy
 
-__all__ = ["DEFAULT_MAX_CONNECTIONS", "PUBSUB_RECONNECT", "close_redis", "create_redis"]
+__all__ = [
+    "CLUSTER_SCHEMES",
+    "DEFAULT_MAX_CONNECTIONS",
+    "PUBSUB_RECONNECT",
+    "close_redis",
+    "create_redis",
+    "discover",
+    "is_cluster",
+    "is_cluster_url",
+    "is_transient",
+    "mget",
+    "slot_of",
+]
 
 DEFAULT_MAX_CONNECTIONS: Final = 16
-"""Pool size per store and process: pipelines need few connections."""
+"""Pool size per store and process (per cluster node in cluster mode): pipelines need few."""
+
+CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+"""URL schemes naming a Redis Cluster, and the plain scheme of each."""
+
+
+def is_cluster_url(url: str) -> bool:
+    """Whether ``url`` names a Redis Cluster (scheme ``redis+cluster``/``rediss+cluster``)."""
+    return urlsplit(url).scheme in CLUSTER_SCHEMES
+
+
+def is_cluster(client: Redis) -> bool:
+    """Whether ``client`` is a cluster client (made by :func:`create_redis` from a cluster URL)."""
+    return isinstance(client, RedisCluster)
+
+
+def slot_of(name: str | bytes) -> int:
+    """The cluster hash slot of a key or shard channel (its hash tag when it has one)."""
+    return int(key_slot(name.encode() if isinstance(name, str) else name))
 
 PUBSUB_RECONNECT: Final = BackoffPolicy(initial_seconds=0.2, max_seconds=10.0, jitter=0.5)
 """Default reconnect delays of a pub/sub subscriber (services pass their own settings)."""
@@ -38,7 +85,26 @@ def create_redis(
     surface as ``redis.exceptions.ConnectionError`` for the caller's own retry loop. When every
     pooled connection is busy a caller waits for one (up to ``socket_timeout``) instead of
     failing: bursts of concurrent lookups queue, they do not error.
+
+    A cluster URL gives a ``RedisCluster``, typed as ``Redis``: it answers the same commands
+    for keys of one slot (the catalogue's hash tags see to that); code whose commands span
+    slots asks :func:`is_cluster` and splits them (:func:`mget`, ``mdp_cache.state``).
     """
+    parts = urlsplit(url)
+    if parts.scheme in CLUSTER_SCHEMES:
+        # Redis Cluster has database 0 only: a database in the path is dropped.
+        plain = urlunsplit(parts._replace(scheme=CLUSTER_SCHEMES[parts.scheme], path=""))
+        cluster = RedisCluster.from_url(
+            plain,
+            max_connections=max_connections,
+            client_name=client_name,
+            socket_timeout=socket_timeout,
+            socket_connect_timeout=socket_timeout,
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            health_check_interval=30,
+            decode_responses=False,
+        )
+        return cast("Redis", cluster)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,
@@ -51,6 +117,48 @@ def create_redis(
         decode_responses=False,
     )
     return Redis.from_pool(pool)
+
+
+_TRANSIENT: Final = (
+    ConnectionError,
+    TimeoutError,
+    # A Redis Cluster between losing a master and promoting its replica, or moving slots:
+    ClusterDownError,
+    ClusterError,
+    MasterDownError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+
+
+def is_transient(exc: BaseException) -> bool:
+    """Whether ``exc`` is Redis being unreachable for a while (retry) rather than a refusal.
+
+    A connection or timeout, and on a cluster the errors of a failover in progress: the slots
+    of a lost master have no node until its replica is promoted.
+    """
+    return isinstance(exc, _TRANSIENT)
+
+
+async def mget(client: Redis, names: Sequence[str | bytes]) -> list[bytes | None]:
+    """``MGET`` of ``names``; on a cluster one ``MGET`` per slot (keys of many slots)."""
+    if not names:
+        return []
+    if is_cluster(client):
+        values = await cast("RedisCluster", client).mget_nonatomic(list(names))
+    else:
+        values = await client.mget(list(names))
+    return cast("list[bytes | None]", values)
+
+
+async def discover(client: Redis) -> None:
+    """On a cluster, learn its nodes and slots now (no-op on one Redis).
+
+    Commands do it on first use, but redis-py's cluster pub/sub picks its node from the slot
+    map without filling it first: call this before ``client.pubsub()``.
+    """
+    if is_cluster(client):
+        await cast("RedisCluster", client).initialize()
 
 
 async def close_redis(client: Redis) -> None:

@@ -10,6 +10,15 @@ Two stores, kept apart on purpose:
   Internal bookkeeping that must live next to the feeds in WDC uses :class:`Key` with
   ``store="wdc"`` and the ``mdp:`` prefix, which no feed pattern matches.
 
+Hash tags (Redis Cluster): keys that one script or transaction touches together share a hash
+tag, the part of the name between ``{`` and ``}`` that alone decides the cluster slot. A
+template writes a tag with doubled braces, ``mdp:lb:{{{day}}}:rows`` -> ``mdp:lb:{2026-03-02}:rows``
+(per trading day: every leaderboard hash and board of the day, merged by one script),
+``mdp:tt:{{{symbol}}}:window`` (per symbol: its trade window, identities and figures),
+``mdp:wv:{{{feed}}}`` (per feed: a version key tagged with the whole feed name lands in the slot
+of that untagged name, so feed names, which clients see, need no tag). On a single Redis the
+braces are only characters.
+
 No other module spells a key, channel or TTL; a test greps the code for literals.
 """
 
@@ -85,6 +94,14 @@ HOUR: Final = 60 * MINUTE
 DAY: Final = 24 * HOUR
 
 _PARAM = re.compile(r"\{(\w+)\}")
+#: A literal brace of a hash tag (doubled in templates) or a parameter.
+_TEMPLATE_PART = re.compile(r"\{\{|\}\}|\{\w+\}")
+
+
+def _glob_part(match: re.Match[str]) -> str:
+    """A template part in a Redis glob: a doubled brace is one literal brace, a parameter ``*``."""
+    part = match.group(0)
+    return part[0] if part in {"{{", "}}"} else "*"
 
 
 def _fill(template: str, params: dict[str, object]) -> str:
@@ -158,7 +175,8 @@ class Key:
     """An internal key (never client-readable).
 
     Attributes:
-        template: The key with ``{params}``; always starts with ``mdp:``.
+        template: The key with ``{params}``; always starts with ``mdp:``. A hash tag is written
+            with doubled braces (``{{{symbol}}}``, ``{{halts}}``).
         store: ``mdc`` or ``wdc``.
         redis_type: The Redis data type stored there.
         ttl: Seconds to live, or ``None`` when the key is deleted explicitly.
@@ -183,8 +201,8 @@ class Key:
 
     @property
     def pattern(self) -> str:
-        """The Redis glob matching every key of this template."""
-        return _PARAM.sub("*", self.template)
+        """The Redis glob matching every key of this template (``mdp:tt:{*}:window``)."""
+        return _TEMPLATE_PART.sub(_glob_part, self.template)
 
 
 # --- WDC feeds ----------------------------------------------------------------------------------
@@ -450,7 +468,7 @@ KEY_CONTROL: Final = Key(
     "instance's field and '*' wins. Components poll it and report the state in their heartbeat",
 )
 KEY_LB_ROWS: Final = Key(
-    template="mdp:lb:{day}:rows",
+    template="mdp:lb:{{{day}}}:rows",
     store="mdc",
     redis_type="hash",
     ttl=2 * DAY,
@@ -459,7 +477,7 @@ KEY_LB_ROWS: Final = Key(
     "KEY_LB_VERSIONS across replicas; a new trading day uses new keys (no reset race)",
 )
 KEY_LB_VERSIONS: Final = Key(
-    template="mdp:lb:{day}:versions",
+    template="mdp:lb:{{{day}}}:versions",
     store="mdc",
     redis_type="hash",
     ttl=2 * DAY,
@@ -469,7 +487,7 @@ KEY_LB_VERSIONS: Final = Key(
     "((end_ms x 256 + recency) x 8 + completeness)",
 )
 KEY_LB_FIGURES: Final = Key(
-    template="mdp:lb:{day}:figures",
+    template="mdp:lb:{{{day}}}:figures",
     store="mdc",
     redis_type="hash",
     ttl=2 * DAY,
@@ -479,7 +497,7 @@ KEY_LB_FIGURES: Final = Key(
     "holds all of it (1/0), and the count of rows stored (the quote record's version)",
 )
 KEY_LB_BOARD: Final = Key(
-    template="mdp:lb:{day}:board:{board}",
+    template="mdp:lb:{{{day}}}:board:{board}",
     store="mdc",
     redis_type="zset",
     ttl=2 * DAY,
@@ -517,7 +535,7 @@ KEY_PARTITION_LEASE: Final = Key(
 )
 
 KEY_HALTS: Final = Key(
-    template="mdp:halts:rows",
+    template="mdp:{{halts}}:rows",
     store="mdc",
     redis_type="hash",
     ttl=DAY,
@@ -527,7 +545,7 @@ KEY_HALTS: Final = Key(
     "halts another replica received",
 )
 KEY_HALT_VERSIONS: Final = Key(
-    template="mdp:halts:versions",
+    template="mdp:{{halts}}:versions",
     store="mdc",
     redis_type="hash",
     ttl=DAY,
@@ -539,7 +557,7 @@ KEY_HALT_VERSIONS: Final = Key(
 #: day (the published document has its own TTL), then the window is forgotten.
 _TT_WINDOW_TTL: Final = DAY
 KEY_TT_WINDOW: Final = Key(
-    template="mdp:tt:window:{symbol}",
+    template="mdp:tt:{{{symbol}}}:window",
     store="mdc",
     redis_type="list",
     ttl=_TT_WINDOW_TTL,
@@ -548,7 +566,7 @@ KEY_TT_WINDOW: Final = Key(
     "'seq:size:timestamp_ms:identity'; appended by every replica through one Lua script",
 )
 KEY_TT_IDS: Final = Key(
-    template="mdp:tt:ids:{symbol}",
+    template="mdp:tt:{{{symbol}}}:ids",
     store="mdc",
     redis_type="set",
     ttl=_TT_WINDOW_TTL,
@@ -557,7 +575,7 @@ KEY_TT_IDS: Final = Key(
     "delivered twice, to one replica or two, is counted once",
 )
 KEY_TT_STATS: Final = Key(
-    template="mdp:tt:stats:{symbol}",
+    template="mdp:tt:{{{symbol}}}:stats",
     store="mdc",
     redis_type="string",
     ttl=_TT_WINDOW_TTL,
@@ -579,7 +597,7 @@ KEY_TT_DIRTY: Final = Key(
     "statistics (SPOP by the lease holder)",
 )
 KEY_TT_BUCKET: Final = Key(
-    template="mdp:tt:top:{second}",
+    template="mdp:{{tt:top}}:{second}",
     store="mdc",
     redis_type="zset",
     ttl=6 * MINUTE,
@@ -590,7 +608,7 @@ KEY_TT_BUCKET: Final = Key(
     "default 5-minute window)",
 )
 KEY_TT_UNION: Final = Key(
-    template="mdp:tt:union",
+    template="mdp:{{tt:top}}:union",
     store="mdc",
     redis_type="zset",
     ttl=None,
@@ -599,7 +617,7 @@ KEY_TT_UNION: Final = Key(
     "inside one MULTI, so never seen",
 )
 KEY_WIDGET_VERSION: Final = Key(
-    template="mdp:wv:{feed}",
+    template="mdp:wv:{{{feed}}}",
     store="wdc",
     redis_type="string",
     ttl=None,
@@ -610,7 +628,7 @@ KEY_WIDGET_VERSION: Final = Key(
 )
 
 KEY_SCANNER_DEDUP: Final = Key(
-    template="mdp:scanner:dedup:{feed}:{digest}",
+    template="mdp:scanner:dedup:{{{feed}}}:{digest}",
     store="wdc",
     redis_type="string",
     ttl=8 * HOUR,

@@ -155,7 +155,7 @@ class RedisOwnership:
         async with self._redis.pipeline(transaction=False) as pipe:
             for partition in wanted:
                 key = KEY_PARTITION_LEASE.name(group=self._group, partition=str(partition))
-                pipe.eval(LEASE_LUA, 1, key, member, ttl_ms)
+                pipe.execute_command("EVAL", LEASE_LUA, 1, key, member, ttl_ms)
             results = await pipe.execute()
         return {partition for partition, ok in zip(wanted, results, strict=True) if ok}
 
@@ -167,7 +167,7 @@ class RedisOwnership:
         async with self._redis.pipeline(transaction=False) as pipe:
             for partition in wanted:
                 key = KEY_PARTITION_LEASE.name(group=self._group, partition=str(partition))
-                pipe.eval(_RELEASE_LUA, 1, key, member)
+                pipe.execute_command("EVAL", _RELEASE_LUA, 1, key, member)
             await pipe.execute()
 
 

@@ -24,13 +24,14 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Sequence
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError, ResponseError
 
+from mdp_cache.client import is_cluster, mget, slot_of
 from mdp_cache.keys import (
     KEY_SEEN_BATCH,
     KEY_TT_DIRTY,
@@ -65,7 +66,6 @@ __all__ = [
     "APPEND_TRADES_LUA",
     "MERGE_FIGURES_LUA",
     "MERGE_ROWS_LUA",
-    "TAKE_WINDOWS_LUA",
     "RedisState",
 ]
 
@@ -271,12 +271,10 @@ WINDOWS_PER_CALL: Final = 128
 """Symbols per trade-window script call (a flush holds a few trades per symbol)."""
 
 APPEND_TRADES_LUA: Final = """
--- KEYS[1] changed-symbols set
+-- KEYS[3i-2], KEYS[3i-1], KEYS[3i]: the window list, identity set and figures of item i (one
+--   hash tag per symbol, so on a Redis Cluster a call carries the symbols of one slot)
 -- ARGV[1] msgpack array of [symbol, capacity, ttl, trades], trades each
---   [identity, size, timestamp_ms, price (decimal string), exchange]; ARGV[2] now (Unix s);
---   ARGV[3..5] the key prefixes of the window lists, identity sets and figures. The keys are
---   built here rather than passed (MDC is one Redis, not a cluster): passing three keys per
---   symbol cost the client more than the script.
+--   [identity, size, timestamp_ms, price (decimal string), exchange]; ARGV[2] now (Unix s).
 -- Window entries are 'seq:size:timestamp_ms:identity'. The figures are one msgpack array
 -- (read and written whole: cheaper than hash fields) of seq, count, total, the latest trade
 -- by time (timestamp, size, exchange, price), when the TTLs were last refreshed, and the
@@ -287,7 +285,6 @@ APPEND_TRADES_LUA: Final = """
 local items = cmsgpack.unpack(ARGV[1])
 local now = tonumber(ARGV[2])
 local counted = 0
-local dirty_ttl = 0
 local function in_range(size, ts)
   -- WINDOW_MAX_SIZE, WINDOW_MAX_TIMESTAMP_MS: sums and seq stay exact doubles, and nothing
   -- out of range can make the script fail halfway.
@@ -295,7 +292,7 @@ local function in_range(size, ts)
 end
 for i, item in ipairs(items) do
   local symbol, capacity, ttl, trades = item[1], tonumber(item[2]), tonumber(item[3]), item[4]
-  local wkey, ikey, skey = ARGV[3] .. symbol, ARGV[4] .. symbol, ARGV[5] .. symbol
+  local wkey, ikey, skey = KEYS[3 * i - 2], KEYS[3 * i - 1], KEYS[3 * i]
   local raw = redis.call('GET', skey)
   local seq, count, total, lts, lsize, lexch, lprice, refreshed = nil, 0, 0, -1, 0, 0, '0', 0
   local pseq, psize = {}, {}
@@ -377,34 +374,9 @@ for i, item in ipairs(items) do
       redis.call('EXPIRE', ikey, ttl)
       redis.call('EXPIRE', skey, ttl)
     end
-    redis.call('SADD', KEYS[1], symbol)
-    if ttl > dirty_ttl then
-      dirty_ttl = ttl
-    end
   end
 end
-if dirty_ttl > 0 then
-  redis.call('EXPIRE', KEYS[1], dirty_ttl)
-end
 return counted
-"""
-
-TAKE_WINDOWS_LUA: Final = """
--- KEYS[1] changed-symbols set; ARGV[1] most symbols to take; ARGV[2], ARGV[3] the key prefixes
--- of the windows and of their figures (the keys are built here: MDC is one Redis, not a
--- cluster). Takes up to ARGV[1] changed symbols and returns, per symbol, its name, packed
--- figures, oldest and newest entries (false when gone): the read is one command, and no
--- symbol can leave the set without its figures being read in the same step.
-local taken = redis.call('SPOP', KEYS[1], tonumber(ARGV[1]))
-local out = {}
-for _, symbol in ipairs(taken) do
-  local wkey = ARGV[2] .. symbol
-  out[#out + 1] = symbol
-  out[#out + 1] = redis.call('GET', ARGV[3] .. symbol) or false
-  out[#out + 1] = redis.call('LINDEX', wkey, 0) or false
-  out[#out + 1] = redis.call('LINDEX', wkey, -1) or false
-end
-return out
 """
 
 _PACK: Final = msgspec.msgpack.Encoder().encode
@@ -449,13 +421,28 @@ def _merged_replies(chunk: Sequence[PutMerged], reply: Sequence[object], applied
         at += 5
 
 
-#: Key prefixes of a symbol's window list, identity set and figures (the script appends the
-#: symbol).
-_PREFIXES: Final = (
-    KEY_TT_WINDOW.name(symbol=""),
-    KEY_TT_IDS.name(symbol=""),
-    KEY_TT_STATS.name(symbol=""),
-)
+def _window_keys(symbol: str) -> tuple[str, str, str]:
+    """A symbol's window list, identity set and figures (one hash tag: one cluster slot)."""
+    return (
+        KEY_TT_WINDOW.name(symbol=symbol),
+        KEY_TT_IDS.name(symbol=symbol),
+        KEY_TT_STATS.name(symbol=symbol),
+    )
+
+
+def _window_calls(windows: Sequence[AppendTrades], cluster: bool) -> list[list[AppendTrades]]:
+    """The trade-window script calls: up to ``WINDOWS_PER_CALL`` symbols each.
+
+    On a cluster each call holds the symbols of one slot (a script touches one slot there).
+    """
+    groups: dict[int, list[AppendTrades]] = defaultdict(list)
+    for op in windows:
+        groups[slot_of(KEY_TT_WINDOW.name(symbol=op.symbol)) if cluster else 0].append(op)
+    return [
+        group[start : start + WINDOWS_PER_CALL]
+        for group in groups.values()
+        for start in range(0, len(group), WINDOWS_PER_CALL)
+    ]
 
 
 def _window_item(op: AppendTrades) -> tuple[object, ...]:
@@ -518,7 +505,7 @@ class RedisState:
         self._sha: str | None = None
         self._figures_sha: str | None = None
         self._windows_sha: str | None = None
-        self._take_sha: str | None = None
+        self._cluster = is_cluster(redis)
 
     async def load_scripts(self) -> None:
         """Load the scripts (idempotent; called lazily by :meth:`apply` and :meth:`top`).
@@ -528,15 +515,19 @@ class RedisState:
         """
         shas = [
             str(await self._redis.script_load(script))
-            for script in (MERGE_ROWS_LUA, MERGE_FIGURES_LUA, APPEND_TRADES_LUA, TAKE_WINDOWS_LUA)
+            for script in (MERGE_ROWS_LUA, MERGE_FIGURES_LUA, APPEND_TRADES_LUA)
         ]
-        self._sha, self._figures_sha, self._windows_sha, self._take_sha = shas
+        self._sha, self._figures_sha, self._windows_sha = shas
 
     async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> Applied:
         """Apply ``ops`` and set the ``marks`` keys in one MULTI/EXEC pipeline.
 
         Being one transaction, a crash can never leave a batch marked as applied without its
-        state, nor the state written without the mark.
+        state, nor the state written without the mark. On a Redis Cluster a transaction may
+        not span slots: each script call stays atomic (its keys share a hash tag), the state
+        goes first in one pipeline and the marks after it in a second, so a crash in between
+        leaves a batch applied but unmarked; its redelivery merges again, which the merges
+        (newer wins, lattice joins, trade identities) absorb.
         """
         if not ops and not marks:
             return Applied()
@@ -556,8 +547,7 @@ class RedisState:
     async def _send(self, ops: Sequence[StateOp], marks: Sequence[str]) -> Applied:
         assert self._sha is not None
         assert self._figures_sha is not None
-        assert self._windows_sha is not None
-        pipe = self._redis.pipeline(transaction=True)
+        pipe = self._redis.pipeline(transaction=not self._cluster)
         groups: dict[_GroupKey, list[PutNewer]] = defaultdict(list)
         merged: dict[_MergedKey, list[PutMerged]] = defaultdict(list)
         windows: list[AppendTrades] = []
@@ -572,11 +562,11 @@ class RedisState:
                     windows.append(op)
             else:
                 _queue_plain(pipe, op)
-        now_s = self._clock.now_ns() // 1_000_000_000  # when the window TTLs were refreshed
-        for start in range(0, len(windows), WINDOWS_PER_CALL):
-            chunk = windows[start : start + WINDOWS_PER_CALL]
-            packed = _PACK([_window_item(op) for op in chunk])
-            pipe.evalsha(self._windows_sha, 1, KEY_TT_DIRTY.name(), packed, now_s, *_PREFIXES)
+        # On a cluster the changed set and the marks go in a later pipeline (its nodes run in
+        # any order): a symbol is never taken before its window holds the trades, and a batch
+        # is never marked before its state is written.
+        last = self._redis.pipeline(transaction=False) if self._cluster else pipe
+        self._queue_windows(pipe, last, windows)
         for (rows_key, versions_key, boards, ttl), rows in groups.items():
             for start in range(0, len(rows), ROWS_PER_CALL):
                 packed = _PACK(
@@ -585,18 +575,48 @@ class RedisState:
                         for row in rows[start : start + ROWS_PER_CALL]
                     ]
                 )
-                pipe.evalsha(
-                    self._sha, 2 + len(boards), rows_key, versions_key, *boards, ttl, packed
+                pipe.execute_command(
+                    "EVALSHA",
+                    self._sha,
+                    2 + len(boards),
+                    rows_key,
+                    versions_key,
+                    *boards,
+                    ttl,
+                    packed,
                 )
         calls = self._queue_merged(pipe, merged)
         ttl_seen = KEY_SEEN_BATCH.ttl or 600
         for mark in marks:
-            pipe.set(mark, b"1", ex=ttl_seen)
+            last.set(mark, b"1", ex=ttl_seen)
         replies = await pipe.execute()
+        if last is not pipe:
+            await last.execute()
         applied = Applied()
         for position, call in calls:
             _merged_replies(call, replies[position], applied)
         return applied
+
+    def _queue_windows(
+        self, pipe: Pipeline, last: Pipeline, windows: Sequence[AppendTrades]
+    ) -> None:
+        """Queue the trade-window script calls on ``pipe``, the changed set on ``last``.
+
+        Every symbol with trades is marked changed, even when all its trades were already in
+        the window: its statistics are then composed again, and the versioned widget write
+        drops the unchanged document.
+        """
+        assert self._windows_sha is not None
+        if not windows:
+            return
+        now_s = self._clock.now_ns() // 1_000_000_000  # when the window TTLs were refreshed
+        for chunk in _window_calls(windows, self._cluster):
+            keys = [key for op in chunk for key in _window_keys(op.symbol)]
+            packed = _PACK([_window_item(op) for op in chunk])
+            pipe.execute_command("EVALSHA", self._windows_sha, len(keys), *keys, packed, now_s)
+        dirty = KEY_TT_DIRTY.name()
+        last.sadd(dirty, *sorted({op.symbol for op in windows}))
+        last.expire(dirty, max(op.ttl for op in windows))
 
     def _queue_merged(
         self, pipe: Pipeline, merged: dict[_MergedKey, list[PutMerged]]
@@ -623,14 +643,14 @@ class RedisState:
                     ]
                 )
                 calls.append((len(pipe), call))
-                pipe.evalsha(self._figures_sha, len(keys), *keys, ttl, packed)
+                pipe.execute_command("EVALSHA", self._figures_sha, len(keys), *keys, ttl, packed)
         return calls
 
     async def seen(self, marks: Sequence[str]) -> set[str]:
         """Which ``marks`` are already set (one ``MGET``)."""
         if not marks:
             return set()
-        values = await self._redis.mget(list(marks))
+        values = await mget(self._redis, marks)
         return {mark for mark, value in zip(marks, values, strict=True) if value is not None}
 
     async def top(self, reads: Sequence[Read]) -> list[list[RankedMember]]:
@@ -656,7 +676,13 @@ class RedisState:
         return answers
 
     async def _rows(self, read: RowsRead) -> list[RankedMember]:
-        pipe = self._redis.pipeline(transaction=True)
+        """Every row with its version: one ``MULTI`` on one Redis.
+
+        On a cluster a plain pipeline (redis-py's asyncio cluster transactions run each
+        command on a thread of its own and can hang): a merge landing between the two reads
+        pairs a row with its previous version for that one read, which the next read mends.
+        """
+        pipe = self._redis.pipeline(transaction=not self._cluster)
         pipe.hgetall(read.rows_key)
         pipe.hgetall(read.versions_key)
         rows, versions = await pipe.execute()
@@ -668,6 +694,15 @@ class RedisState:
     async def _union(self, read: UnionTopRead) -> list[RankedMember]:
         if not read.keys or read.limit <= 0:
             return []
+        if self._cluster:
+            # ZUNION (one command, no scratch key): a cluster transaction cannot route
+            # ZUNIONSTORE's variable keys (redis-py), and all buckets share one hash tag anyway.
+            union = cast(
+                "list[tuple[bytes, float]]",
+                await self._redis.zunion(list(read.keys), aggregate="MAX", withscores=True),
+            )
+            top = sorted(union, key=lambda pair: (pair[1], pair[0]), reverse=True)[: read.limit]
+            return [RankedMember(member.decode(), float(score), member) for member, score in top]
         scratch = KEY_TT_UNION.name()
         pipe = self._redis.pipeline(transaction=True)
         pipe.zunionstore(scratch, list(read.keys), aggregate="MAX")
@@ -677,27 +712,30 @@ class RedisState:
         return [RankedMember(member.decode(), float(score), member) for member, score in ranked]
 
     async def _window_stats(self, read: WindowStatsRead) -> list[RankedMember]:
+        """Take changed symbols (``SPOP``), then read their figures and window ends.
+
+        Two steps, not one script: the figures live in each symbol's slot, the changed set in
+        its own. A composition lost between them (the process died) leaves those symbols
+        unpublished until they trade again, as a composition lost after its read always did.
+        """
         if read.limit <= 0:
             return []
-        args = (
-            KEY_TT_DIRTY.name(),
-            read.limit,
-            KEY_TT_WINDOW.name(symbol=""),
-            KEY_TT_STATS.name(symbol=""),
-        )
-        if self._take_sha is None:
-            await self.load_scripts()
-        assert self._take_sha is not None
-        try:
-            replies = await self._redis.evalsha(self._take_sha, 1, *args)
-        except NoScriptError:
-            await self.load_scripts()
-            replies = await self._redis.evalsha(self._take_sha, 1, *args)
+        popped = await self._redis.spop(KEY_TT_DIRTY.name(), read.limit)
+        symbols = sorted(member.decode() for member in cast("list[bytes]", popped or []))
+        if not symbols:
+            return []
+        pipe = self._redis.pipeline(transaction=False)
+        for symbol in symbols:
+            window, _, stats = _window_keys(symbol)
+            pipe.get(stats)
+            pipe.lindex(window, 0)
+            pipe.lindex(window, -1)
+        replies = await pipe.execute()
         flat: list[bytes | None] = list(replies)
-        taken = sorted(
-            (flat[n].decode(), flat[n + 1], flat[n + 2], flat[n + 3])  # type: ignore[union-attr]
-            for n in range(0, len(flat), 4)
-        )
+        taken = [
+            (symbol, flat[3 * n], flat[3 * n + 1], flat[3 * n + 2])
+            for n, symbol in enumerate(symbols)
+        ]
         answers: list[RankedMember] = []
         for symbol, packed, oldest, newest in taken:
             if packed is None or oldest is None:

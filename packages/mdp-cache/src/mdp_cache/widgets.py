@@ -19,6 +19,7 @@ document and a duplicate is not published twice.
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Final, Protocol, cast
@@ -29,6 +30,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import InvalidResponse, NoScriptError, ResponseError
 
+from mdp_cache.client import is_cluster, slot_of
 from mdp_cache.keys import KEY_WIDGET_VERSION, Feed
 from mdp_cache.series import SERIES_MERGE_LUA, merge_element
 from mdp_cache.versions import supersedes
@@ -36,10 +38,13 @@ from mdp_core.telemetry import inject_context
 
 __all__ = [
     "ORDERED_LIST_PUSH_LUA",
+    "PUBLISH",
     "SET_PUBLISH_LUA",
+    "SPUBLISH",
     "VERSIONED_SET_PUBLISH_LUA",
     "WidgetItem",
     "WidgetWriter",
+    "publish_flags",
     "queue_ordered_list_write",
     "queue_widget_write",
     "supersedes",  # re-exported from mdp_cache.versions, where the pure rule lives
@@ -47,28 +52,32 @@ __all__ = [
 ]
 
 SET_PUBLISH_LUA: Final = """
--- KEYS: feed names; ARGV[1]: msgpack array of [payload, ttl seconds, publish?], one per key
+-- KEYS: feed names; ARGV[1]: msgpack array of [payload, ttl seconds, publish], one per key;
+-- publish: 0 none, +1 PUBLISH (every subscriber), +2 SPUBLISH (the shard of the name)
 local items = cmsgpack.unpack(ARGV[1])
 for i = 1, #KEYS do
   local item = items[i]
   redis.call('SET', KEYS[i], item[1], 'EX', item[2])
-  if item[3] then
+  if item[3] % 2 == 1 then
     redis.call('PUBLISH', KEYS[i], item[1])
+  end
+  if item[3] >= 2 then
+    redis.call('SPUBLISH', KEYS[i], item[1])
   end
 end
 return #KEYS
 """
 
 VERSIONED_SET_PUBLISH_LUA: Final = """
--- KEYS: the feed names
--- ARGV[1]: msgpack array of [payload, ttl seconds, publish?, version (decimal string)], one
---   per key; ARGV[2]: the prefix of the version keys (the script appends the feed name: WDC
---   is one Redis, not a cluster, and one key argument per document is cheaper to send)
+-- KEYS[2i-1], KEYS[2i]: the feed name of item i and its version key (tagged with the name, so
+--   both are in one cluster slot)
+-- ARGV[1]: msgpack array of [payload, ttl seconds, publish (as in SET_PUBLISH_LUA), version
+--   (decimal string)], one per item
 local items = cmsgpack.unpack(ARGV[1])
 local written = 0
 for i, item in ipairs(items) do
-  local name = KEYS[i]
-  local vkey = ARGV[2] .. name
+  local name = KEYS[2 * i - 1]
+  local vkey = KEYS[2 * i]
   local payload, version = item[1], tonumber(item[4])
   local wins = true
   local old = redis.call('GET', vkey)
@@ -86,8 +95,11 @@ for i, item in ipairs(items) do
   if wins then
     redis.call('SET', name, payload, 'EX', item[2])
     redis.call('SET', vkey, item[4], 'EX', item[2])
-    if item[3] then
+    if item[3] % 2 == 1 then
       redis.call('PUBLISH', name, payload)
+    end
+    if item[3] >= 2 then
+      redis.call('SPUBLISH', name, payload)
     end
     written = written + 1
   end
@@ -96,7 +108,25 @@ return written
 """
 
 _PACK: Final = msgspec.msgpack.Encoder().encode
-_VERSION_PREFIX: Final = KEY_WIDGET_VERSION.name(feed="")
+PUBLISH: Final = 1
+"""Publish flag: ``PUBLISH`` (every subscriber of the server or cluster; patterns match it)."""
+SPUBLISH: Final = 2
+"""Publish flag: ``SPUBLISH``, sharded pub/sub (Redis 7): only the shard of the name carries it."""
+
+
+def publish_flags(publish: bool, *, cluster: bool) -> int:
+    """How a write is published: not at all, ``PUBLISH`` on one Redis, both on a cluster.
+
+    On a cluster ``SPUBLISH`` lets exact-name subscribers (``SSUBSCRIBE``) scale with the
+    shards; sharded pub/sub has no patterns, so ``PUBLISH`` also goes out for the pattern
+    subscribers (the scanner's ``quote:*``, WDS pattern feeds), which the cluster bus carries
+    to every node.
+    """
+    if not publish:
+        return 0
+    return PUBLISH | SPUBLISH if cluster else PUBLISH
+
+
 _VALUES_PER_CALL: Final = 256
 """Documents per script call: amortises the call without stalling Redis for long."""
 
@@ -259,11 +289,13 @@ def queue_widget_write(
     *,
     publish: bool = True,
     scripts: bool = True,
+    sharded: bool = False,
 ) -> int:
     """Queue one feed write on ``pipe``; return how many commands were queued.
 
     A list feed with an ``order_by`` field is kept in that order by ``ORDERED_LIST_PUSH_LUA``;
-    without ``scripts`` (an emulator without Lua) its elements keep arrival order.
+    without ``scripts`` (an emulator without Lua) its elements keep arrival order. With
+    ``sharded`` (a Redis Cluster) the write is published as :func:`publish_flags` says.
 
     Raises:
         ValueError: ``name`` is not a name of ``feed`` (a key/channel mismatch in the making).
@@ -278,7 +310,9 @@ def queue_widget_write(
         msg = f"series feed {feed.template!r} is written by WidgetWriter (one merge per flush)"
         raise ValueError(msg)
     elif feed.order_by is not None and scripts:
-        return queue_ordered_list_write(pipe, feed, name, [payload], publish=publish)
+        return queue_ordered_list_write(
+            pipe, feed, name, [payload], publish=publish, sharded=sharded
+        )
     else:
         cap = feed.max_len if feed.max_len is not None else 1
         pipe.lpush(name, payload)
@@ -286,9 +320,19 @@ def queue_widget_write(
         pipe.expire(name, feed.ttl)
         queued = 3
     if publish:
-        pipe.publish(name, payload)
-        queued += 1
+        queued += _queue_publish(pipe, name, payload, sharded=sharded)
     return queued
+
+
+def _queue_publish(pipe: Pipeline, name: str, payload: bytes, *, sharded: bool) -> int:
+    """Queue the publish of one write as :func:`publish_flags` says; return the commands."""
+    flags = publish_flags(True, cluster=sharded)
+    if flags & PUBLISH:
+        # As a command: redis-py's cluster pipeline refuses its publish() helper.
+        pipe.execute_command("PUBLISH", name, payload)
+    if flags & SPUBLISH:
+        pipe.execute_command("SPUBLISH", name, payload)
+    return bin(flags).count("1")
 
 
 def queue_ordered_list_write(
@@ -298,6 +342,7 @@ def queue_ordered_list_write(
     payloads: Sequence[bytes],
     *,
     publish: bool | Sequence[bool] = True,
+    sharded: bool = False,
 ) -> int:
     """Queue the push of ``payloads`` (in arrival order) onto one ordered list feed.
 
@@ -324,14 +369,12 @@ def queue_ordered_list_write(
     if len(flags) != len(payloads):
         msg = f"{len(flags)} publish flags for {len(payloads)} payloads"
         raise ValueError(msg)
-    pipe.eval(ORDERED_LIST_PUSH_LUA, 1, name, cap, feed.ttl, pattern, *payloads)
+    pipe.execute_command("EVAL", ORDERED_LIST_PUSH_LUA, 1, name, cap, feed.ttl, pattern, *payloads)
     published = [payload for payload, flag in zip(payloads, flags, strict=True) if flag]
-    for payload in published:
-        pipe.publish(name, payload)
-    return 1 + len(published)
+    return 1 + sum(_queue_publish(pipe, name, payload, sharded=sharded) for payload in published)
 
 
-def _queue_lists(pipe: Pipeline, writes: Sequence[WidgetItem]) -> int:
+def _queue_lists(pipe: Pipeline, writes: Sequence[WidgetItem], *, sharded: bool = False) -> int:
     """Queue list writes; those of one ordered list as one script call. Returns commands."""
     sent = 0
     ordered: dict[str, list[WidgetItem]] = {}
@@ -340,7 +383,7 @@ def _queue_lists(pipe: Pipeline, writes: Sequence[WidgetItem]) -> int:
             ordered.setdefault(item.name, []).append(item)
         else:
             sent += queue_widget_write(
-                pipe, item.feed, item.name, item.payload, publish=item.publish
+                pipe, item.feed, item.name, item.payload, publish=item.publish, sharded=sharded
             )
     for name, items in ordered.items():
         sent += queue_ordered_list_write(
@@ -349,6 +392,7 @@ def _queue_lists(pipe: Pipeline, writes: Sequence[WidgetItem]) -> int:
             name,
             [item.payload for item in items],
             publish=[item.publish for item in items],
+            sharded=sharded,
         )
     return sent
 
@@ -368,15 +412,31 @@ def _text(payload: bytes) -> str:
     return payload.decode("utf-8", "surrogateescape")
 
 
+def _chunks(items: Sequence[WidgetItem], cluster: bool) -> list[Sequence[WidgetItem]]:
+    """``items`` in script calls of a few hundred, each of one slot on a cluster."""
+    groups: dict[int, list[WidgetItem]] = defaultdict(list)
+    for item in items:
+        groups[slot_of(item.name) if cluster else 0].append(item)
+    return [
+        group[start : start + _VALUES_PER_CALL]
+        for group in groups.values()
+        for start in range(0, len(group), _VALUES_PER_CALL)
+    ]
+
+
 def _script_calls(
     values: Sequence[WidgetItem],
     versioned: Sequence[WidgetItem],
     series: Sequence[WidgetItem] = (),
+    *,
+    cluster: bool = False,
 ) -> list[_ScriptCall]:
-    """The script calls storing ``values``, ``versioned`` and ``series``, a few hundred each."""
+    """The script calls storing ``values``, ``versioned`` and ``series``, a few hundred each.
+
+    On a cluster each call holds the names of one slot.
+    """
     calls: list[_ScriptCall] = []
-    for start in range(0, len(series), _VALUES_PER_CALL):
-        chunk = series[start : start + _VALUES_PER_CALL]
+    for chunk in _chunks(series, cluster):
         packed = _PACK(
             [
                 (_text(item.payload), item.feed.max_len or 1, item.feed.ttl, item.publish)
@@ -386,20 +446,30 @@ def _script_calls(
         calls.append(
             _ScriptCall(False, len(chunk), (*(item.name for item in chunk), packed), series=True)
         )
-    for start in range(0, len(values), _VALUES_PER_CALL):
-        chunk = values[start : start + _VALUES_PER_CALL]
-        packed = _PACK([(_text(item.payload), item.feed.ttl, item.publish) for item in chunk])
-        calls.append(_ScriptCall(False, len(chunk), (*(item.name for item in chunk), packed)))
-    for start in range(0, len(versioned), _VALUES_PER_CALL):
-        chunk = versioned[start : start + _VALUES_PER_CALL]
+    for chunk in _chunks(values, cluster):
         packed = _PACK(
             [
-                (_text(item.payload), item.feed.ttl, item.publish, str(item.version))
+                (_text(item.payload), item.feed.ttl, publish_flags(item.publish, cluster=cluster))
                 for item in chunk
             ]
         )
-        names = [item.name for item in chunk]
-        calls.append(_ScriptCall(True, len(names), (*names, packed, _VERSION_PREFIX)))
+        calls.append(_ScriptCall(False, len(chunk), (*(item.name for item in chunk), packed)))
+    for chunk in _chunks(versioned, cluster):
+        packed = _PACK(
+            [
+                (
+                    _text(item.payload),
+                    item.feed.ttl,
+                    publish_flags(item.publish, cluster=cluster),
+                    str(item.version),
+                )
+                for item in chunk
+            ]
+        )
+        keys = [
+            key for item in chunk for key in (item.name, KEY_WIDGET_VERSION.name(feed=item.name))
+        ]
+        calls.append(_ScriptCall(True, len(keys), (*keys, packed)))
     return calls
 
 
@@ -421,6 +491,7 @@ class WidgetWriter:
         self._versioned_sha: str | None = None
         self._series_sha: str | None = None
         self._plain = False
+        self._cluster = is_cluster(redis)
         #: Versioned writes dropped because the stored document was as new or newer.
         self.superseded = 0
 
@@ -537,7 +608,7 @@ class WidgetWriter:
         retry = self._redis.pipeline(transaction=False)
         for n in forgotten:
             call = calls[n]
-            retry.evalsha(self._sha_of(call), call.numkeys, *call.args)
+            retry.execute_command("EVALSHA", self._sha_of(call), call.numkeys, *call.args)
         for n, reply in zip(forgotten, await retry.execute(), strict=True):
             replies[n] = reply
 
@@ -585,11 +656,12 @@ class WidgetWriter:
                 series.append(item)
             else:
                 (values if item.version is None else versioned).append(item)
-        sent = _queue_lists(pipe, lists)
+        sent = _queue_lists(pipe, lists, sharded=self._cluster)
         commands = sent
-        calls = _script_calls(values, versioned, series)
+        calls = _script_calls(values, versioned, series, cluster=self._cluster)
         for call in calls:
-            pipe.evalsha(self._sha_of(call), call.numkeys, *call.args)
+            # As a command: redis-py's cluster pipeline refuses its evalsha() helper.
+            pipe.execute_command("EVALSHA", self._sha_of(call), call.numkeys, *call.args)
         replies = await pipe.execute(raise_on_error=False)
         for reply in replies[:commands]:
             if isinstance(reply, Exception):

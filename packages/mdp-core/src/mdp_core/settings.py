@@ -594,6 +594,16 @@ def _with_database(url: str, database: int) -> str:
     return urlunsplit(parts._replace(path=f"/{database}"))
 
 
+def _cluster_url(url: str) -> str:
+    """``url`` as a Redis Cluster URL (``redis+cluster://``, database 0: a cluster has no other).
+
+    The scheme is what ``mdp_cache.client.create_redis`` reads, so no caller needs the flag.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme if parts.scheme.endswith("+cluster") else f"{parts.scheme}+cluster"
+    return urlunsplit(parts._replace(scheme=scheme, path="/0"))
+
+
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -647,6 +657,12 @@ class CommonSettings:
         env="MDP_WDC_REDIS_URL",
         default="",
         doc="Widget data cache (analyzer output and pub/sub); empty means redis_url database 1.",
+    )
+    redis_cluster: bool = setting(
+        env="MDP_REDIS_CLUSTER",
+        default=False,
+        doc="MDC and WDC are Redis Clusters: the Redis URLs name any node of each (their "
+        "database becomes 0), clients follow the cluster, widget pub/sub is sharded.",
     )
     amqp_url: Secret = setting(
         env="MDP_AMQP_URL",
@@ -709,3 +725,6 @@ class CommonSettings:
             object.__setattr__(self, "mdc_redis_url", _with_database(self.redis_url, 0))
         if not self.wdc_redis_url:
             object.__setattr__(self, "wdc_redis_url", _with_database(self.redis_url, 1))
+        if self.redis_cluster:
+            for name in ("mdc_redis_url", "wdc_redis_url"):
+                object.__setattr__(self, name, _cluster_url(getattr(self, name)))

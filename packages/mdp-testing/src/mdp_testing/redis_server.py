@@ -18,14 +18,15 @@ from pathlib import Path
 
 import redis.asyncio as aioredis
 
-__all__ = ["RedisServer", "RedisServerUnavailable"]
+__all__ = ["RedisServer", "RedisServerUnavailable", "free_port"]
 
 
 class RedisServerUnavailable(RuntimeError):
     """No ``redis-server`` binary, or it did not answer in time."""
 
 
-def _free_port() -> int:
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
         probe.bind(("127.0.0.1", 0))
         port: int = probe.getsockname()[1]
@@ -40,7 +41,7 @@ class RedisServer:
     """
 
     def __init__(self) -> None:
-        self.port = _free_port()
+        self.port = free_port()
         self._process: asyncio.subprocess.Process | None = None
         self._tmp = tempfile.TemporaryDirectory(prefix="mdp-test-redis-")
 

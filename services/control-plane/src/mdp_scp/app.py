@@ -26,6 +26,7 @@ import structlog
 from aiohttp import web
 from prometheus_client import generate_latest
 
+from mdp_cache.client import create_redis
 from mdp_cache.control import COMMANDS, ControlStore
 from mdp_cache.keys import ALL_FEEDS
 from mdp_core.calendar import MarketCalendar
@@ -326,15 +327,11 @@ class ControlPlane:
         async with self.database.transaction() as conn:
             await self.accounts.seed(conn, self.users.all(), self.now())
         if self._revocation_redis is None:
-            from redis.asyncio import Redis  # noqa: PLC0415 - only when no client was given
-
-            client: RevocationWriter = Redis.from_url(self.settings.wdc_redis_url, socket_timeout=5)  # type: ignore[assignment] # redis-py types its score bounds more widely
+            client: RevocationWriter = create_redis(self.settings.wdc_redis_url)  # type: ignore[assignment] # redis-py types its score bounds more widely
             self._revocation_redis = client
             self.revocations = Revocations(client, self.settings.wds_token_ttl_seconds)
         if self._redis is None:
-            from redis.asyncio import Redis  # noqa: PLC0415 - only when no client was given
-
-            self._redis = Redis.from_url(self.settings.mdc_redis_url, socket_timeout=5)
+            self._redis = create_redis(self.settings.mdc_redis_url)
             # The SCP beats on the MDC it connects to itself, so it shows on the health page.
             self._heartbeat = component_heartbeat(
                 self._redis,

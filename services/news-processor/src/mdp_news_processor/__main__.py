@@ -10,9 +10,8 @@ import contextlib
 import sys
 from importlib.metadata import version
 
-from redis.asyncio import Redis
-
 from mdp_analyzers.news import FinlightDataAnalyzer
+from mdp_cache.client import create_redis
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
@@ -65,8 +64,8 @@ async def serve(stop: asyncio.Event) -> int:
     except TopologyMismatch as exc:
         await consumer.close()
         raise ConfigError(str(exc)) from None
-    wdc = Redis.from_url(settings.wdc_redis_url)
-    mdc = Redis.from_url(settings.mdc_redis_url)
+    wdc = create_redis(settings.wdc_redis_url, client_name="mdp-news-processor")
+    mdc = create_redis(settings.mdc_redis_url, client_name="mdp-news-processor")
     analyzer = FinlightDataAnalyzer(
         latest_max_len=settings.latest_max_len,
         ticker_max_len=settings.ticker_max_len,

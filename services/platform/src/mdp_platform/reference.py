@@ -85,6 +85,8 @@ def render_cache_keys(feeds: Iterable[Feed] = ALL_FEEDS, keys: Iterable[Key] = A
         "",
         "Never readable by clients. MDC is the internal Redis; WDC keys listed here are",
         "bookkeeping next to the feeds, under the `mdp:` prefix no feed matches.",
+        "Doubled braces are literal braces: a Redis Cluster hash tag, so `mdp:tt:{{{symbol}}}:ids`",
+        "is `mdp:tt:{AAPL}:ids`, in the slot of every key tagged `{AAPL}`.",
         "",
         "| key | store | type | TTL | owner | payload |",
         "|---|---|---|---|---|---|",

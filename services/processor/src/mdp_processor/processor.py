@@ -31,9 +31,7 @@ from datetime import date
 from typing import Any, Final, Protocol
 
 from msgspec.structs import replace
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import RedisError
-from redis.exceptions import TimeoutError as RedisTimeoutError
+from redis.exceptions import RedisClusterException, RedisError
 
 from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import (
@@ -46,6 +44,7 @@ from mdp_analyzers.typing import (
     published,
 )
 from mdp_cache.claims import BatchClaims
+from mdp_cache.client import is_transient
 from mdp_cache.control import RuntimeState
 from mdp_cache.keys import KEY_COMPOSE_LEASE, KEY_SEEN_BATCH
 from mdp_cache.ops import (
@@ -874,15 +873,17 @@ class Processor:
     async def _retry(self, write: Any) -> None:
         """Run ``write`` until it lands; only connection trouble is retried.
 
-        An error *reply* (a bug, or a value Redis refuses) would fail forever, so it is
-        counted and the write abandoned: the stream goes on.
+        Connection trouble includes a Redis Cluster failing over (``is_transient``): the slots
+        of a lost master answer again once its replica is promoted. An error *reply* (a bug,
+        or a value Redis refuses) would fail forever, so it is counted and the write
+        abandoned: the stream goes on.
         """
         backoff = self._backoff()
         while True:
             try:
                 await write()
-            except RedisError as exc:
-                if not isinstance(exc, RedisConnectionError | RedisTimeoutError):
+            except (RedisError, RedisClusterException) as exc:
+                if not is_transient(exc):
                     self.stats.write_errors += 1
                     _log.exception("write_rejected")
                     return

@@ -46,10 +46,10 @@ from typing import Any, cast
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
-from redis.exceptions import RedisError
+from redis.exceptions import RedisClusterException, RedisError
 
 from mdp_analyzers.typing import Analyzer, FeedMessage, Rehydratable, WidgetWrite
-from mdp_cache.client import PUBSUB_RECONNECT
+from mdp_cache.client import PUBSUB_RECONNECT, discover, mget
 from mdp_cache.control import RuntimeState
 from mdp_cache.keys import KEY_SCANNER_DEDUP, feed_for
 from mdp_cache.widgets import WidgetWriter
@@ -254,7 +254,7 @@ class Scanner:
                 await self._running.wait()
             try:
                 await self._connection(first)
-            except (RedisError, OSError, _LinkDead) as exc:
+            except (RedisError, RedisClusterException, OSError, _LinkDead) as exc:
                 if self.stats.connected:
                     backoff.reset()  # the previous connection worked: start the backoff afresh
                 kind = type(exc).__name__
@@ -273,6 +273,7 @@ class Scanner:
     async def _connection(self, first: bool) -> None:
         # Subscribe confirmations are received (and skipped) by us: with redis-py ignoring them,
         # get_message would return None for them too, which must only mean "quiet".
+        await discover(self._redis)
         pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
         try:
             if self._subscribe:
@@ -392,7 +393,7 @@ class Scanner:
         try:
             kept = await self._deduplicated(writes)
             await self._writer.write(kept)
-        except (RedisError, OSError):
+        except (RedisError, RedisClusterException, OSError):
             self._keep(writes)
             raise
         self.stats.writes += len(kept)
@@ -464,7 +465,7 @@ class Scanner:
                 found[name] = b"[" + b",".join(i for i in items if isinstance(i, bytes)) + b"]"
         for start in range(0, len(names), _MGET_CHUNK):
             chunk = names[start : start + _MGET_CHUNK]
-            values = await self._redis.mget(chunk)
+            values = await mget(self._redis, chunk)
             for key, value in zip(chunk, values, strict=True):
                 if isinstance(value, bytes):
                     found[key.decode()] = value

@@ -23,7 +23,7 @@ from typing import Final, Protocol, cast
 import msgspec
 from redis.exceptions import RedisError, ResponseError
 
-from mdp_cache.client import PUBSUB_RECONNECT, create_redis
+from mdp_cache.client import PUBSUB_RECONNECT, create_redis, mget
 from mdp_core.backoff import BackoffPolicy
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import consumer_span
@@ -359,7 +359,7 @@ class Hub:
                 if isinstance(elements, list) and elements
             ]
         try:
-            values = cast("list[bytes | None]", await self._redis.mget(names))
+            values = await mget(self._redis, names)
         except ResponseError:
             values = [None] * len(names)
         return [

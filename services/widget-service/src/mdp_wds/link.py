@@ -83,6 +83,16 @@ MessageCallback = Callable[[bytes, bytes | None, bytes], None]
 """``(channel, pattern or None, payload)`` for each published message."""
 
 
+def _plain_scheme(scheme: str) -> str:
+    """The scheme of a Redis Cluster URL (``redis+cluster``) without the cluster mark.
+
+    On a cluster the link subscribes on the node the URL names: ``PUBLISH`` reaches every node
+    (the writers publish both ways there, ``mdp_cache.widgets.publish_flags``), so the plain
+    ``SUBSCRIBE``/``PSUBSCRIBE`` of this link receives everything.
+    """
+    return scheme.removesuffix("+cluster")
+
+
 class PubSubLink:
     """A self-healing Redis subscriber connection.
 
@@ -110,12 +120,13 @@ class PubSubLink:
         ping_interval: float = 15.0,
     ) -> None:
         parts = urlsplit(url)
-        if parts.scheme not in {"redis", "rediss"}:
+        scheme = _plain_scheme(parts.scheme)
+        if scheme not in {"redis", "rediss"}:
             msg = f"the pub/sub link needs a redis:// or rediss:// URL; got {parts.scheme!r}"
             raise ValueError(msg)
         self._host = parts.hostname or "127.0.0.1"
         self._port = parts.port or 6379
-        self._tls = parts.scheme == "rediss"
+        self._tls = scheme == "rediss"
         self._username = unquote(parts.username) if parts.username else None
         self._password = unquote(parts.password) if parts.password is not None else None
         self._on_message = on_message
