@@ -24,9 +24,10 @@ from mdp_cache.ownership import RedisOwnership
 from mdp_core.clock import LiveClock
 from mdp_core.events import MarketEvent
 from mdp_listener import Batcher
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import AmqpConsumer, AmqpPublisher, Topology
 from mdp_testing.conformance import aggregate
+from mdp_testing.widgets import MemoryWidgets
 
 PARTITIONS = 4
 SYMBOLS = [f"P{n:02d}" for n in range(24)]

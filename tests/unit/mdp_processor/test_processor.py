@@ -24,12 +24,13 @@ from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
 from mdp_core.settings import load
 from mdp_processor.__main__ import metrics_of, readiness_of
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.settings import ProcessorSettings
 from mdp_processor.worker import build_analyzers
 from mdp_queues import MemoryBus, OutgoingBatch, Received, ReceivedBatch, Topology
 from mdp_runtime.process import WorkerStatus
 from mdp_testing.conformance import aggregate, at_ms, trade
+from mdp_testing.widgets import MemoryWidgets
 
 DAY = date(2026, 3, 4)
 NOW_NS = at_ms(DAY, 10, 1) * 1_000_000
