@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import ClassVar
 
 import msgspec
 import pytest
@@ -73,8 +74,8 @@ async def test_announcements_expire_and_a_lease_has_one_holder(redis: Redis) -> 
 class Seen:
     """An analyzer recording the (symbol, event time) of every bar it is given, in order."""
 
-    name = "seen"
-    consumes = frozenset({"A"})
+    name: ClassVar[str] = "seen"
+    consumes: ClassVar[frozenset[str]] = frozenset({"A"})
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import date
+from typing import ClassVar
 
 import msgspec
 
@@ -33,8 +34,8 @@ SYMBOLS = [f"S{n:02d}" for n in range(40)]
 class Seen:
     """An analyzer that records which symbols it was given, in order."""
 
-    name = "seen"
-    consumes = frozenset({"A"})
+    name: ClassVar[str] = "seen"
+    consumes: ClassVar[frozenset[str]] = frozenset({"A"})
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []
