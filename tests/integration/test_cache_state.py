@@ -24,6 +24,7 @@ from mdp_cache.ops import (
     SetValue,
     TopRead,
     UnionTopRead,
+    UnknownStateOp,
     WindowStatsRead,
     WindowTrade,
     decode_window_stats,
@@ -88,6 +89,22 @@ async def test_marks_and_values_land_with_the_state(redis: Redis) -> None:
     assert await redis.get("mdp:t:value") == b"v"
     assert await state.seen(["mdp:seen:t:1", "mdp:seen:t:2"]) == {"mdp:seen:t:1"}
     assert await redis.ttl("mdp:seen:t:1") > 0
+
+
+class NotAnOp:
+    """Shaped like a SetValue, and none: what a backend would once have taken for one."""
+
+    key = "mdp:t:stray"
+    payload = b"v"
+    ttl = 30
+
+
+async def test_an_unknown_op_raises_before_the_transaction_and_nothing_lands(redis: Redis) -> None:
+    state = RedisState(redis)
+    ops = [SetValue("mdp:t:value", b"v", 30), NotAnOp(), *random_ops(random.Random(2), 3)]
+    with pytest.raises(UnknownStateOp, match="NotAnOp"):
+        await state.apply(ops, marks=["mdp:seen:t:3"])  # type: ignore[arg-type]  # what the types forbid
+    assert await redis.exists("mdp:t:value", "mdp:t:stray", "mdp:t:rows", "mdp:seen:t:3") == 0
 
 
 async def test_an_unknown_script_is_reloaded(redis: Redis) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from typing import ClassVar
 
 import msgspec
 import pytest
@@ -24,9 +25,10 @@ from mdp_cache.ownership import RedisOwnership
 from mdp_core.clock import LiveClock
 from mdp_core.events import MarketEvent
 from mdp_listener import Batcher
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import AmqpConsumer, AmqpPublisher, Topology
 from mdp_testing.conformance import aggregate
+from mdp_testing.widgets import MemoryWidgets
 
 PARTITIONS = 4
 SYMBOLS = [f"P{n:02d}" for n in range(24)]
@@ -72,8 +74,8 @@ async def test_announcements_expire_and_a_lease_has_one_holder(redis: Redis) -> 
 class Seen:
     """An analyzer recording the (symbol, event time) of every bar it is given, in order."""
 
-    name = "seen"
-    consumes = frozenset({"A"})
+    name: ClassVar[str] = "seen"
+    consumes: ClassVar[frozenset[str]] = frozenset({"A"})
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []

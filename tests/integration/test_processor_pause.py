@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Sequence
+from typing import ClassVar
 
 import aio_pika
 import msgspec
@@ -25,10 +26,11 @@ from mdp_cache.ownership import RedisOwnership
 from mdp_core.clock import LiveClock
 from mdp_core.envelope import encode_envelope
 from mdp_core.events import MarketEvent
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.worker import control_of
 from mdp_queues import AmqpConsumer, AmqpPublisher, OutgoingBatch, Topology
 from mdp_testing.conformance import aggregate
+from mdp_testing.widgets import MemoryWidgets
 
 INSTANCE = "host-1"
 
@@ -43,8 +45,8 @@ async def until(predicate: Callable[[], Awaitable[bool]], seconds: float = 10.0)
 class Seen:
     """Records every aggregate applied."""
 
-    name = "seen"
-    consumes = frozenset({"A"})
+    name: ClassVar[str] = "seen"
+    consumes: ClassVar[frozenset[str]] = frozenset({"A"})
 
     def __init__(self) -> None:
         self.symbols: list[str] = []

@@ -23,9 +23,10 @@ from mdp_cache.records import DailyBar
 from mdp_cache.reference import MemoryBulkReferenceSource, ReferenceCache
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import MemoryBus, Received, ReceivedBatch, Topology
 from mdp_testing.conformance import aggregate, at_ms
+from mdp_testing.widgets import MemoryWidgets
 
 DAY = date(2026, 3, 4)
 NOW_NS = at_ms(DAY, 10, 5) * 1_000_000

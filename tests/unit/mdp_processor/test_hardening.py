@@ -16,9 +16,10 @@ from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
 from mdp_processor.__main__ import is_cumulative
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import MemoryBus, Received, ReceivedBatch, Topology
 from mdp_testing.conformance import aggregate, at_ms
+from mdp_testing.widgets import MemoryWidgets
 
 DAY = date(2026, 3, 4)
 NOW_NS = at_ms(DAY, 10, 1) * 1_000_000

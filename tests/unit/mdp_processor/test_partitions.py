@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import date
+from typing import ClassVar
 
 import msgspec
 
@@ -19,9 +20,10 @@ from mdp_cache.ownership import MemoryOwnership, fair_share
 from mdp_core.clock import ManualClock
 from mdp_core.events import MarketEvent
 from mdp_listener import Batcher
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import MemoryBus, Topology
 from mdp_testing.conformance import aggregate, at_ms
+from mdp_testing.widgets import MemoryWidgets
 
 DAY = date(2026, 3, 4)
 NOW_NS = at_ms(DAY, 10, 1) * 1_000_000
@@ -32,8 +34,8 @@ SYMBOLS = [f"S{n:02d}" for n in range(40)]
 class Seen:
     """An analyzer that records which symbols it was given, in order."""
 
-    name = "seen"
-    consumes = frozenset({"A"})
+    name: ClassVar[str] = "seen"
+    consumes: ClassVar[frozenset[str]] = frozenset({"A"})
 
     def __init__(self) -> None:
         self.events: list[tuple[str, int]] = []

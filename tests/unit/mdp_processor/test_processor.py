@@ -24,12 +24,13 @@ from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
 from mdp_core.settings import load
 from mdp_processor.__main__ import metrics_of, readiness_of
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.settings import ProcessorSettings
 from mdp_processor.worker import build_analyzers
 from mdp_queues import MemoryBus, OutgoingBatch, Received, ReceivedBatch, Topology
 from mdp_runtime.process import WorkerStatus
 from mdp_testing.conformance import aggregate, at_ms, trade
+from mdp_testing.widgets import MemoryWidgets
 
 DAY = date(2026, 3, 4)
 NOW_NS = at_ms(DAY, 10, 1) * 1_000_000
@@ -125,6 +126,35 @@ async def test_a_failing_analyzer_does_not_stop_the_others() -> None:
     await processor.flush()
     assert processor.stats.analyzer_errors == {"exploding": 1}
     assert FEED_QUOTE.name(symbol="AAA") in sink.store.values
+
+
+class NotAnOp:
+    """An object a plugin analyzer outside the type checker's reach might put in its state."""
+
+
+class StrayOp(LeaderboardAnalyzer):
+    """The leaderboard, with something that is no state operation beside its rows."""
+
+    name = "stray"
+
+    def collect(self, now_ns: int) -> Output:
+        produced = super().collect(now_ns)
+        stray: list[object] = [*produced.state, NotAnOp()]
+        return Output(produced.widgets, stray)  # type: ignore[arg-type]  # what the types forbid
+
+
+async def test_an_unknown_state_op_is_its_analyzers_error_not_dropped_silently() -> None:
+    processor, bus, sink = make(analyzers=[StrayOp(), MassiveDataAnalyzer()])
+    settled = Settled()
+    await processor.ingest(delivery(bus, body([aggregate("AAA", at_ms(DAY, 10, 0))], "s"), settled))
+    await processor.flush()
+    assert processor.stats.analyzer_errors == {"stray": 1}
+    assert isinstance(processor.state, MemoryState)
+    assert processor.state.rows == {}  # none of that analyzer's output of the flush
+    assert FEED_QUOTE.name(symbol="AAA") not in sink.store.values
+    assert sink.store.values  # the other analyzer's output landed
+    assert processor.stats.write_errors == 0
+    assert settled.results == [True]
 
 
 def is_writable(processor: Processor) -> bool:
@@ -246,6 +276,9 @@ def test_settings_and_analyzer_names() -> None:
     ]
     with pytest.raises(UnknownAnalyzer, match="leaderboard"):
         build_analyzers(load(ProcessorSettings, {"MDP_ANALYZERS": "nope"}))
+    # A scanner analyzer consumes feeds, not market events: refused at start, not idle.
+    with pytest.raises(UnknownAnalyzer, match=r"consumes \['quote:\*'\], not market events"):
+        build_analyzers(load(ProcessorSettings, {"MDP_ANALYZERS": "leaderboard,daily_range"}))
 
 
 def status(name: str, alive: bool, **counters: Any) -> WorkerStatus:

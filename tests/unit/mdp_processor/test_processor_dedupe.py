@@ -19,9 +19,10 @@ from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig
+from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_queues import MemoryBus, ReceivedBatch, Topology
 from mdp_testing.conformance import aggregate, at_ms
+from mdp_testing.widgets import MemoryWidgets
 
 from .test_processor import DAY, NOW_NS, Settled, body, delivery
 

@@ -25,7 +25,8 @@ PROGRAM = textwrap.dedent(
     from mdp_analyzers.state import MemoryState
     from mdp_core.clock import ManualClock
     from mdp_listener.batcher import Batcher
-    from mdp_processor.processor import MemoryWidgets, Processor
+    from mdp_processor.processor import Processor
+    from mdp_testing.widgets import MemoryWidgets
     from mdp_queues import MemoryBus, Topology
     from mdp_testing.conformance import trade
 

@@ -24,6 +24,9 @@ def test_needs_an_analyzer_and_known_names() -> None:
     with pytest.raises(ConfigError, match="no_such"):
         build_analyzers(("no_such",), MarketCalendar())
     assert isinstance(build_analyzers(("daily_range",), MarketCalendar())[0], DailyRangeAnalyzer)
+    # The leaderboard consumes market events, which never reach the scanner: refused at start.
+    with pytest.raises(ConfigError, match="not feed messages"):
+        build_analyzers(("daily_range", "leaderboard"), MarketCalendar())
 
 
 def test_settings_defaults() -> None:

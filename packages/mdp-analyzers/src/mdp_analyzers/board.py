@@ -94,11 +94,13 @@ class Row(msgspec.Struct, frozen=True, kw_only=True):
     """One symbol on a board; also the symbol's quote record.
 
     Prices in dollars, volumes in shares, percentages as percent (``12.5`` = +12.5 %).
-    ``None`` means unknown (reference data not available yet or at all), never zero.
+    ``None`` means unknown (reference data not available yet or at all), never zero. The
+    trading day is a :class:`~datetime.date` like ``ReferenceData.trading_day``; on the wire
+    it is the ISO date (``"2026-03-04"``).
     """
 
     symbol: str
-    trading_day: str
+    trading_day: date
     price: float
     open: float
     high: float
@@ -143,12 +145,12 @@ Scores = tuple[float | None, float | None, float | None]
 
 
 class BoardHeader(msgspec.Struct, frozen=True, kw_only=True):
-    """The fields of a board document besides its rows."""
+    """The fields of a board document besides its rows (enums travel as their values)."""
 
-    board: str
-    status: str
-    session: str
-    trading_day: str
+    board: Board
+    status: BoardStatus
+    session: Session
+    trading_day: date
     as_of_ms: int
     metric: str
 
@@ -209,7 +211,7 @@ def build_row(
     seen = [figures for figures in sessions if figures is not None]
     row = Row(
         symbol=event.symbol,
-        trading_day=trading_day.isoformat(),
+        trading_day=trading_day,
         price=price,
         open=event.open,
         high=event.high,
@@ -278,10 +280,10 @@ def compose_board(
     """
     header = _ENCODER.encode(
         BoardHeader(
-            board=board.value,
-            status=status.value,
-            session=session.value,
-            trading_day=trading_day.isoformat(),
+            board=board,
+            status=status,
+            session=session,
+            trading_day=trading_day,
             as_of_ms=as_of_ms,
             metric=_METRIC[board],
         )

@@ -25,6 +25,7 @@ from mdp_analyzers.news import FinlightDataAnalyzer
 from mdp_analyzers.replay import OfflineResult, ReferenceLookup, read_replay, run_offline
 from mdp_analyzers.top_stocks import TopStocksAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
+from mdp_analyzers.typing import AnyAnalyzer
 from mdp_cache.keys import (
     FEED_ALERTS_HOD,
     FEED_ALERTS_LOD,
@@ -48,6 +49,8 @@ __all__ = [
     "replay_session",
     "run_offline",
 ]
+
+# The ``Any`` below is decoded JSON (OfflineResult.document), for a notebook to index into.
 
 
 def boards_of(result: OfflineResult) -> dict[str, Any]:
@@ -107,7 +110,7 @@ def replay_session(
         :func:`ranges_of`, :func:`alerts_of` or ``result.document(feed_name)``.
     """
     calendar = calendar if calendar is not None else MarketCalendar()
-    analyzers: list[Any] = [
+    analyzers: list[AnyAnalyzer] = [
         TopStocksAnalyzer(calendar),
         TopTradesAnalyzer(),
         FinlightDataAnalyzer(),
@@ -128,7 +131,7 @@ def replay_leaderboards(
     Returns:
         The final board documents by feed name (and the top trades document when asked).
     """
-    analyzers: list[Any] = [TopStocksAnalyzer(calendar)]
+    analyzers: list[AnyAnalyzer] = [TopStocksAnalyzer(calendar)]
     if with_trades:
         analyzers.append(TopTradesAnalyzer())
     result = run_offline(source, analyzers, reference=reference)

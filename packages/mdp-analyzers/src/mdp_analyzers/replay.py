@@ -21,12 +21,13 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, Never, cast
 
 import msgspec
 
 from mdp_analyzers.state import MemoryState
 from mdp_analyzers.typing import (
+    AnyAnalyzer,
     Composer,
     FeedMessage,
     Hydrating,
@@ -99,6 +100,8 @@ class OfflineResult:
                 sent.append(FeedMessage(write.name, write.payload))
         return sent
 
+    # Any: decoded JSON of any feed's shape, for a notebook to index into; no static type
+    # describes every feed's document.
     def document(self, name: str) -> Any:
         """The decoded JSON stored under feed name ``name`` (KeyError if never written)."""
         if name in self.values:
@@ -139,7 +142,7 @@ def read_replay(path: str | Path) -> Iterator[MarketEvent]:
 
 def run_offline(
     source: Iterable[MarketEvent] | str | Path,
-    analyzers: Sequence[Any],
+    analyzers: Sequence[AnyAnalyzer],
     *,
     clock: ManualClock | None = None,
     flush_interval_s: float = 0.05,
@@ -199,7 +202,7 @@ class _Driver:
 
     def __init__(
         self,
-        analyzers: list[Any],
+        analyzers: list[AnyAnalyzer],
         result: OfflineResult,
         reference: ReferenceLookup | None,
         news: Iterable[Article] = (),
@@ -216,16 +219,18 @@ class _Driver:
 
     def _route(
         self,
-        analyzer: Any,
+        analyzer: AnyAnalyzer,
         batch: list[MarketEvent],
         inbox: list[FeedMessage],
         articles: list[Article],
-    ) -> list[Any]:
+    ) -> list[MarketEvent | FeedMessage | Article]:
         """What ``analyzer`` receives: the events of its kinds, the messages of its feeds."""
         consumes = analyzer.consumes
         if "news" in consumes:
             return list(articles)
-        wanted: list[Any] = [event for event in batch if event.EV in consumes]
+        wanted: list[MarketEvent | FeedMessage | Article] = [
+            event for event in batch if event.EV in consumes
+        ]
         patterns = [pattern for pattern in consumes if ":" in pattern]
         if patterns:
             wanted.extend(
@@ -250,7 +255,8 @@ class _Driver:
         for analyzer in self.analyzers:
             wanted = self._route(analyzer, batch, inbox, articles)
             if wanted:
-                analyzer.apply(wanted, now_ns)
+                # What it consumes is what it takes: the routing above is that contract.
+                analyzer.apply(cast("list[Never]", wanted), now_ns)
             if isinstance(analyzer, NeedsReference):
                 self._provide(analyzer)
             output = analyzer.collect(now_ns)

@@ -36,11 +36,13 @@ from mdp_cache.ops import (
     StateOp,
     TopRead,
     UnionTopRead,
+    UnknownStateOp,
     WindowStats,
     WindowStatsRead,
     WindowTrade,
     decode_window_stats,
     published_version,
+    unknown_op,
 )
 
 __all__ = [
@@ -61,6 +63,7 @@ __all__ = [
     "TopRead",
     "TradeWindow",
     "UnionTopRead",
+    "UnknownStateOp",
     "WindowStats",
     "WindowStatsRead",
     "WindowTrade",
@@ -170,25 +173,32 @@ class MemoryState:
     #: What the last :meth:`apply_now` stored to publish and refused.
     applied: Applied = field(default_factory=Applied)
 
-    def apply_now(self, ops: Iterable[object], marks: Iterable[str] = ()) -> int:
+    def apply_now(self, ops: Iterable[StateOp], marks: Iterable[str] = ()) -> int:
         """Apply ``ops`` synchronously; return how many rows won their merge.
 
-        Anything that is not a state operation is ignored, like the processor does. What
-        :class:`PutMerged` rows asked to publish or were refused is left in :attr:`applied`.
+        What :class:`PutMerged` rows asked to publish or were refused is left in
+        :attr:`applied`.
+
+        Raises:
+            UnknownStateOp: an element is no state operation (the ones before it are applied,
+                the marks are not).
         """
         won = 0
         self.applied = Applied()
         for op in ops:
-            if isinstance(op, PutMerged):
-                won += self._put_merged(op)
-            elif isinstance(op, PutNewer):
-                won += self._put_newer(op)
-            elif isinstance(op, SetValue):
-                self.values[op.key] = op.payload
-            elif isinstance(op, AppendTrades):
-                self._append_trades(op)
-            elif isinstance(op, KeepTop):
-                self._keep_top(op)
+            match op:
+                case PutMerged():
+                    won += self._put_merged(op)
+                case PutNewer():
+                    won += self._put_newer(op)
+                case SetValue():
+                    self.values[op.key] = op.payload
+                case AppendTrades():
+                    self._append_trades(op)
+                case KeepTop():
+                    self._keep_top(op)
+                case _:
+                    unknown_op(op)
         self.marks.update(marks)
         return won
 

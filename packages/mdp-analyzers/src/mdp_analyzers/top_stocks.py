@@ -13,7 +13,7 @@ from datetime import date
 from typing import ClassVar
 
 from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE, LeaderboardAnalyzer
-from mdp_analyzers.state import MemoryState, PutMerged, PutNewer, SetValue
+from mdp_analyzers.state import MemoryState
 from mdp_analyzers.typing import Output, WidgetWrite, published
 from mdp_cache.keys import KEY_LB_ROWS
 from mdp_cache.records import ReferenceData
@@ -69,9 +69,7 @@ class TopStocksAnalyzer:
     def collect(self, now_ns: int) -> Output:
         """Quote records of changed symbols, plus the boards when their time has come."""
         produced = self._board.collect(now_ns)
-        self.state.apply_now(
-            op for op in produced.state if isinstance(op, PutMerged | PutNewer | SetValue)
-        )
+        self.state.apply_now(produced.state)
         widgets: list[WidgetWrite] = [*produced.widgets, *published(self.state.applied.accepted)]
         if self._next_compose_ns is None or now_ns >= self._next_compose_ns:
             self._next_compose_ns = now_ns + self._board.compose_interval_ns

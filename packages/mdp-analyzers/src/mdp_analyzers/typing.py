@@ -14,14 +14,15 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import ClassVar, Protocol, TypeVar, runtime_checkable
+from typing import ClassVar, Never, Protocol, TypeAlias, TypeVar, runtime_checkable
 
 from mdp_cache.keys import Feed, feed_for
-from mdp_cache.ops import Accepted, RankedMember, Read, Refused
+from mdp_cache.ops import Accepted, RankedMember, Read, Refused, StateOp
 from mdp_cache.records import ReferenceData
 
 __all__ = [
     "Analyzer",
+    "AnyAnalyzer",
     "Composer",
     "FeedMessage",
     "Hydrating",
@@ -74,11 +75,12 @@ class Output:
     Attributes:
         widgets: Writes to client-facing feeds (WDC).
         state: Internal state changes (MDC), as operations of ``mdp_analyzers.state``; empty for
-            analyzers whose state is in-process only.
+            analyzers whose state is in-process only. Backends dispatch on them exhaustively
+            (see :data:`~mdp_cache.ops.StateOp`): anything else is an error, never skipped.
     """
 
     widgets: Sequence[WidgetWrite] = ()
-    state: Sequence[object] = ()
+    state: Sequence[StateOp] = ()
 
     def __bool__(self) -> bool:
         return bool(self.widgets) or bool(self.state)
@@ -105,6 +107,13 @@ class Analyzer(Protocol[In_contra]):
     def collect(self, now_ns: int) -> Output:
         """Return what should be written now; also where time-driven work (resets) happens."""
         ...
+
+
+#: An analyzer of whatever input, as held by a driver that routes by ``consumes`` (the offline
+#: run): every ``Analyzer[X]`` is one, since ``apply`` takes its inputs contravariantly. Which
+#: inputs it may be handed is the ``consumes`` contract, which the types cannot express; the
+#: services each hold one kind (``Analyzer[MarketEvent]``, ``Analyzer[FeedMessage]``).
+AnyAnalyzer: TypeAlias = Analyzer[Never]
 
 
 @runtime_checkable

@@ -67,6 +67,7 @@ def slot_of(name: str | bytes) -> int:
     """The cluster hash slot of a key or shard channel (its hash tag when it has one)."""
     return int(key_slot(name.encode() if isinstance(name, str) else name))
 
+
 PUBSUB_RECONNECT: Final = BackoffPolicy(initial_seconds=0.2, max_seconds=10.0, jitter=0.5)
 """Default reconnect delays of a pub/sub subscriber (services pass their own settings)."""
 

@@ -22,9 +22,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Final, Protocol, TypeAlias, runtime_checkable
+from typing import Final, Never, NoReturn, Protocol, TypeAlias, runtime_checkable
 
 import msgspec
+
+from mdp_core.errors import MdpError
 
 __all__ = [
     "PUBLISH_EPOCH_SHIFT",
@@ -45,11 +47,14 @@ __all__ = [
     "StateOp",
     "TopRead",
     "UnionTopRead",
+    "UnknownStateOp",
     "WindowStats",
     "WindowStatsRead",
     "WindowTrade",
+    "checked_ops",
     "decode_window_stats",
     "published_version",
+    "unknown_op",
 ]
 
 
@@ -257,7 +262,50 @@ class KeepTop(msgspec.Struct, frozen=True, gc=False):
     ttl: int
 
 
+#: Every state operation. Code that applies them dispatches with an exhaustive ``match`` whose
+#: ``case _`` calls :func:`unknown_op`: a new operation type is then a type error wherever it
+#: is not handled yet, and an error at run time, never silently skipped.
 StateOp: TypeAlias = PutNewer | PutMerged | SetValue | AppendTrades | KeepTop
+
+
+class UnknownStateOp(MdpError, TypeError):
+    """Something that is not a :data:`StateOp` was handed over as one.
+
+    The static types rule it out; a plugin analyzer outside the type checker's reach (or a new
+    operation a backend does not handle yet) gets this error instead of having the write
+    dropped. The message names the type only, never the payload.
+    """
+
+    def __init__(self, op: object) -> None:
+        self.type_name = f"{type(op).__module__}.{type(op).__qualname__}"
+        super().__init__(f"not a state operation: {self.type_name} (see mdp_cache.ops.StateOp)")
+
+
+def unknown_op(op: Never) -> NoReturn:
+    """The ``case _`` of an exhaustive ``match`` over :data:`StateOp`.
+
+    :func:`typing.assert_never` with a message that names the type instead of the value's
+    ``repr`` (which would put a row's payload in the logs).
+
+    Raises:
+        UnknownStateOp: always.
+    """
+    raise UnknownStateOp(op)
+
+
+def checked_ops(ops: Sequence[StateOp]) -> Sequence[StateOp]:
+    """``ops``, once each is known to be a :data:`StateOp`.
+
+    What a service does to output no type checker has seen (plugin analyzers): a stray object
+    is an error attributed to its analyzer, not a write dropped without a word.
+
+    Raises:
+        UnknownStateOp: for the first element that is not a state operation.
+    """
+    for op in ops:
+        if not isinstance(op, StateOp):
+            unknown_op(op)
+    return ops
 
 
 @dataclass(frozen=True, slots=True)

@@ -58,6 +58,7 @@ from mdp_cache.ops import (
     WindowStats,
     WindowStatsRead,
     published_version,
+    unknown_op,
 )
 from mdp_cache.ownership import LEASE_LUA
 from mdp_core.clock import Clock, LiveClock
@@ -480,11 +481,39 @@ def _figures(packed: bytes, oldest: bytes | None, newest: bytes | None) -> Windo
     )
 
 
-def _queue_plain(pipe: Pipeline, op: SetValue | KeepTop) -> None:
-    """Queue an operation that is plain Redis commands."""
-    if isinstance(op, SetValue):
-        pipe.set(op.key, op.payload, ex=op.ttl)
-    elif op.members:
+def _sort_ops(
+    pipe: Pipeline, ops: Sequence[StateOp]
+) -> tuple[dict[_GroupKey, list[PutNewer]], dict[_MergedKey, list[PutMerged]], list[AppendTrades]]:
+    """Group the script calls' operations; queue the plain commands at once, in order.
+
+    Raises:
+        UnknownStateOp: before anything is sent (the transaction never starts).
+    """
+    groups: dict[_GroupKey, list[PutNewer]] = defaultdict(list)
+    merged: dict[_MergedKey, list[PutMerged]] = defaultdict(list)
+    windows: list[AppendTrades] = []
+    for op in ops:
+        match op:
+            case PutMerged():
+                key = (op.rows_key, op.versions_key, op.figures_key, op.score_keys, op.ttl)
+                merged[key].append(op)
+            case PutNewer():
+                groups[(op.rows_key, op.versions_key, op.score_keys, op.ttl)].append(op)
+            case AppendTrades():
+                if op.trades:
+                    windows.append(op)
+            case SetValue():
+                pipe.set(op.key, op.payload, ex=op.ttl)
+            case KeepTop():
+                _queue_keep_top(pipe, op)
+            case _:
+                unknown_op(op)
+    return groups, merged, windows
+
+
+def _queue_keep_top(pipe: Pipeline, op: KeepTop) -> None:
+    """Queue a capped ranking update (plain Redis commands)."""
+    if op.members:
         pipe.zadd(op.key, dict(op.members))
         pipe.zremrangebyrank(op.key, 0, -(op.cap + 1))
         pipe.expire(op.key, op.ttl)
@@ -548,20 +577,7 @@ class RedisState:
         assert self._sha is not None
         assert self._figures_sha is not None
         pipe = self._redis.pipeline(transaction=not self._cluster)
-        groups: dict[_GroupKey, list[PutNewer]] = defaultdict(list)
-        merged: dict[_MergedKey, list[PutMerged]] = defaultdict(list)
-        windows: list[AppendTrades] = []
-        for op in ops:
-            if isinstance(op, PutMerged):
-                key = (op.rows_key, op.versions_key, op.figures_key, op.score_keys, op.ttl)
-                merged[key].append(op)
-            elif isinstance(op, PutNewer):
-                groups[(op.rows_key, op.versions_key, op.score_keys, op.ttl)].append(op)
-            elif isinstance(op, AppendTrades):
-                if op.trades:
-                    windows.append(op)
-            else:
-                _queue_plain(pipe, op)
+        groups, merged, windows = _sort_ops(pipe, ops)
         # On a cluster the changed set and the marks go in a later pipeline (its nodes run in
         # any order): a symbol is never taken before its window holds the trades, and a batch
         # is never marked before its state is written.

@@ -26,7 +26,7 @@ from typing import Any
 from redis.asyncio import Redis
 
 from mdp_analyzers.news import FinlightDataAnalyzer
-from mdp_analyzers.registry import create_analyzer
+from mdp_analyzers.registry import create_feed_analyzer, create_market_analyzer
 from mdp_analyzers.state import MemoryState, StateBackend
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.control import RuntimeState
@@ -221,7 +221,7 @@ class Demo:
         )
         self._follow("widget-service", self._wds_state)
 
-        analyzers = [create_analyzer(name, calendar=calendar) for name in MARKET_ANALYZERS]
+        analyzers = [create_market_analyzer(name, calendar=calendar) for name in MARKET_ANALYZERS]
         processor = Processor(
             market_consumer,
             analyzers,
@@ -247,7 +247,7 @@ class Demo:
 
         scanner = Scanner(
             self.wdc,
-            [create_analyzer(name, calendar=calendar) for name in SCANNER_ANALYZERS],
+            [create_feed_analyzer(name, calendar=calendar) for name in SCANNER_ANALYZERS],
             clock=market_clock,
         )
         self.scanner = scanner

@@ -5,13 +5,12 @@ does); ``mdp-processor`` (:mod:`mdp_processor.__main__`) is the service with wor
 health and metrics.
 """
 
-from mdp_processor.processor import MemoryWidgets, Processor, ProcessorConfig, WidgetSink
+from mdp_processor.processor import Processor, ProcessorConfig, WidgetSink
 from mdp_processor.settings import ProcessorSettings
 from mdp_processor.stats import LagSamples, ProcessorStats
 
 __all__ = [
     "LagSamples",
-    "MemoryWidgets",
     "Processor",
     "ProcessorConfig",
     "ProcessorSettings",

@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import date
-from typing import Any
 
 from massive import RESTClient
 
@@ -109,7 +108,7 @@ class MassiveReferenceSource:
         return None
 
 
-def _agg_row(agg: Any) -> dict[str, object]:
+def _agg_row(agg: object) -> dict[str, object]:
     """The SDK's ``Agg`` model back in wire keys."""
     return {
         "o": getattr(agg, "open", None),

@@ -25,16 +25,16 @@ import asyncio
 import contextlib
 import random
 from collections import OrderedDict
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, Final, Protocol
+from typing import Final, Protocol
 
 from msgspec.structs import replace
 from redis.exceptions import RedisClusterException, RedisError
 
-from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import (
+    Analyzer,
     Composer,
     Hydrating,
     NeedsReference,
@@ -47,16 +47,7 @@ from mdp_cache.claims import BatchClaims
 from mdp_cache.client import is_transient
 from mdp_cache.control import RuntimeState
 from mdp_cache.keys import KEY_COMPOSE_LEASE, KEY_SEEN_BATCH
-from mdp_cache.ops import (
-    AppendTrades,
-    Applied,
-    KeepTop,
-    PutMerged,
-    PutNewer,
-    SetValue,
-    StateBackend,
-    StateOp,
-)
+from mdp_cache.ops import Applied, StateBackend, StateOp, checked_ops
 from mdp_cache.ownership import Ownership, fair_share
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
@@ -64,12 +55,13 @@ from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
 from mdp_core.errors import MalformedInput
+from mdp_core.events import MarketEvent
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import attached_context, consumer_span, inject_context, traced
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch, ack_all
 
-__all__ = ["MemoryWidgets", "Processor", "ProcessorConfig", "WidgetSink"]
+__all__ = ["Processor", "ProcessorConfig", "WidgetSink"]
 
 _log = get_logger(__name__)
 _NS_PER_MS: Final = 1_000_000
@@ -82,21 +74,6 @@ class WidgetSink(Protocol):
     async def write(self, writes: Sequence[WidgetItem]) -> int:
         """Write the batch (one pipeline); return the number of commands."""
         ...
-
-
-class MemoryWidgets:
-    """A widget sink holding the documents in memory (embedded demo without Redis, tests)."""
-
-    def __init__(self) -> None:
-        self.store = OfflineResult()
-
-    async def write(self, writes: Sequence[WidgetItem]) -> int:
-        """Record the writes as WDC would hold them."""
-        self.store.record(
-            WidgetWrite(item.feed, item.name, item.payload, item.publish, item.version)
-            for item in writes
-        )
-        return len(writes)
 
 
 _RETRY: Final = BackoffPolicy(initial_seconds=0.1, max_seconds=5.0)
@@ -180,7 +157,7 @@ class Processor:
     def __init__(
         self,
         consumer: Consumer,
-        analyzers: Sequence[Any],
+        analyzers: Sequence[Analyzer[MarketEvent]],
         *,
         state: StateBackend,
         widgets: WidgetSink,
@@ -200,7 +177,7 @@ class Processor:
         self.clock = clock or LiveClock()
         self.config = config or ProcessorConfig()
         self.stats = ProcessorStats()
-        self._by_kind: dict[str, list[Any]] = {}
+        self._by_kind: dict[str, list[Analyzer[MarketEvent]]] = {}
         for analyzer in self.analyzers:
             for kind in analyzer.consumes:
                 self._by_kind.setdefault(kind, []).append(analyzer)
@@ -770,15 +747,13 @@ class Processor:
             for analyzer in self.analyzers:
                 try:
                     output = analyzer.collect(now_ns)
+                    # Checked here, so a stray object is this analyzer's error (its output
+                    # of this flush is dropped and counted), not the whole state write's.
+                    ops.extend(checked_ops(output.state))
                 except Exception:
                     self.stats.analyzer_errors[analyzer.name] += 1
                     _log.exception("collect_failed", analyzer=analyzer.name)
                     continue
-                ops.extend(
-                    op
-                    for op in output.state
-                    if isinstance(op, PutNewer | PutMerged | SetValue | AppendTrades | KeepTop)
-                )
                 writes.extend(self._valid(analyzer.name, output.widgets))
             marks, self._pending_marks = self._pending_marks, []
             batches, self._pending_batches = self._pending_batches, []
@@ -824,12 +799,11 @@ class Processor:
         self.stats.hydrations += len(applied.refused)
         for analyzer in self.analyzers:
             if isinstance(analyzer, Hydrating):
-                name = str(getattr(analyzer, "name", type(analyzer).__name__))
                 try:
                     analyzer.refused(applied.refused)
                 except Exception:
-                    self.stats.analyzer_errors[name] += 1
-                    _log.exception("hydrate_failed", analyzer=name)
+                    self.stats.analyzer_errors[analyzer.name] += 1
+                    _log.exception("hydrate_failed", analyzer=analyzer.name)
 
     def _valid(self, analyzer: str, writes: Sequence[WidgetWrite]) -> list[WidgetWrite]:
         """The writes whose name belongs to their feed; the others are counted and dropped.
@@ -870,7 +844,7 @@ class Processor:
             stats.lag_receipt.add((done_ns - received_ns) / _NS_PER_S)
             stats.lag_event.add((done_ns - event_ms * _NS_PER_MS) / _NS_PER_S)
 
-    async def _retry(self, write: Any) -> None:
+    async def _retry(self, write: Callable[[], Awaitable[object]]) -> None:
         """Run ``write`` until it lands; only connection trouble is retried.
 
         Connection trouble includes a Redis Cluster failing over (``is_transient``): the slots
@@ -931,9 +905,7 @@ class Processor:
                 self.stats.synchronisations += 1
             except Exception as exc:
                 self.stats.write_failures += 1
-                _log.warning(
-                    "sync_failed", analyzer=str(getattr(analyzer, "name", "")), error=repr(exc)
-                )
+                _log.warning("sync_failed", analyzer=analyzer.name, error=repr(exc))
 
     def _compose_due(self, now_ns: int) -> bool:
         return any(
@@ -953,7 +925,7 @@ class Processor:
             self._next_compose[id(analyzer)] = now_ns + analyzer.compose_interval_ns
             try:
                 ttl_ms = (KEY_COMPOSE_LEASE.ttl or 2) * 1000
-                name = str(getattr(analyzer, "name", type(analyzer).__name__))
+                name = analyzer.name
                 lease = KEY_COMPOSE_LEASE.name(analyzer=name)
                 if not await self.state.hold_lease(lease, self.config.instance, ttl_ms):
                     continue

@@ -7,9 +7,9 @@ import contextlib
 import os
 import socket
 from importlib.metadata import version
-from typing import Any
 
-from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
+from mdp_analyzers.registry import UnknownAnalyzer, create_market_analyzer
+from mdp_analyzers.typing import Analyzer
 from mdp_cache.claims import RedisBatchClaims
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.control import ControlStore
@@ -18,6 +18,7 @@ from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.clock import LiveClock
+from mdp_core.events import MarketEvent
 from mdp_core.logging import get_logger
 from mdp_core.settings import load, resolve_massive_key
 from mdp_core.telemetry import configure_telemetry
@@ -34,7 +35,7 @@ _log = get_logger(__name__)
 _REPORT_SECONDS = 0.5
 
 
-def build_analyzers(settings: ProcessorSettings) -> list[Any]:
+def build_analyzers(settings: ProcessorSettings) -> list[Analyzer[MarketEvent]]:
     """Instantiate the configured analyzers by name.
 
     Raises:
@@ -42,7 +43,7 @@ def build_analyzers(settings: ProcessorSettings) -> list[Any]:
     """
     calendar = settings.calendar
     return [
-        create_analyzer(name, calendar=calendar, board_size=settings.board_size)
+        create_market_analyzer(name, calendar=calendar, board_size=settings.board_size)
         for name in settings.analyzers
     ]
 

@@ -12,9 +12,9 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from importlib.metadata import version
-from typing import Any
 
-from mdp_analyzers.registry import UnknownAnalyzer, create_analyzer
+from mdp_analyzers.registry import UnknownAnalyzer, create_feed_analyzer
+from mdp_analyzers.typing import Analyzer, FeedMessage
 from mdp_cache.client import close_redis, create_redis
 from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import LiveClock
@@ -43,7 +43,7 @@ _log = get_logger("mdp_scanner.main")
 
 def build_analyzers(
     names: tuple[str, ...], calendar: MarketCalendar, options: Mapping[str, object] | None = None
-) -> list[Any]:
+) -> list[Analyzer[FeedMessage]]:
     """Instantiate the configured analyzers with the settings' options (thresholds...).
 
     Raises:
@@ -51,7 +51,7 @@ def build_analyzers(
     """
     chosen = {**(options or {}), "calendar": calendar}
     try:
-        return [create_analyzer(name, **chosen) for name in names]
+        return [create_feed_analyzer(name, **chosen) for name in names]
     except (UnknownAnalyzer, ValueError) as exc:
         raise ConfigError(str(exc)) from None
 

@@ -42,7 +42,7 @@ import random
 from collections import Counter, deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, cast
+from typing import Protocol, cast, runtime_checkable
 
 from redis.asyncio import Redis
 from redis.asyncio.client import PubSub
@@ -109,11 +109,21 @@ class ScannerStats:
         }
 
 
+@runtime_checkable
+class _CountsRejected(Protocol):
+    """**Protocol:** an analyzer that counts the inputs it skipped, by reason (in ``/metrics``)."""
+
+    @property
+    def rejected(self) -> Counter[str]:
+        """Skipped inputs so far, by reason."""
+        ...
+
+
 @dataclass(slots=True)
 class _Route:
     """One analyzer and the globs of the channels it consumes."""
 
-    analyzer: Analyzer[Any]
+    analyzer: Analyzer[FeedMessage]
     patterns: tuple[str, ...]
 
 
@@ -137,7 +147,7 @@ class Scanner:
     def __init__(
         self,
         redis: Redis,
-        analyzers: Sequence[Analyzer[Any]],
+        analyzers: Sequence[Analyzer[FeedMessage]],
         *,
         clock: Clock,
         batch_max: int = 1_000,
@@ -220,10 +230,9 @@ class Scanner:
     def metrics_snapshot(self) -> Mapping[str, object]:
         """Figures for the health server."""
         for route in self._routes:
-            rejected = getattr(route.analyzer, "rejected", None)
-            if isinstance(rejected, Counter):
-                for reason, count in rejected.items():
-                    self.stats.rejected[f"{type(route.analyzer).name}:{reason}"] = count
+            if isinstance(route.analyzer, _CountsRejected):
+                for reason, count in route.analyzer.rejected.items():
+                    self.stats.rejected[f"{route.analyzer.name}:{reason}"] = count
         self.stats.unwritten = len(self._unwritten)
         return {**self.stats.as_dict(), "batch_seconds": self._batch_time.summary().as_dict()}
 
@@ -339,7 +348,7 @@ class Scanner:
             self._append(batch, message)
         return batch
 
-    def _append(self, batch: list[FeedMessage], message: Mapping[str, Any]) -> None:
+    def _append(self, batch: list[FeedMessage], message: Mapping[str, object]) -> None:
         if message.get("type") not in {"message", "pmessage"}:
             return
         channel, data = message.get("channel"), message.get("data")
@@ -375,7 +384,7 @@ class Scanner:
         now_ns = self._clock.now_ns()
         writes: list[WidgetWrite] = []
         for route, inputs in zip(self._routes, per_route, strict=True):
-            name = type(route.analyzer).name
+            name = route.analyzer.name
             try:
                 if inputs:
                     route.analyzer.apply(inputs, now_ns)
@@ -445,7 +454,7 @@ class Scanner:
             analyzer.restore(snapshots, self._clock.now_ns())
             self.stats.snapshots_read += len(snapshots)
             self.stats.rehydrations += 1
-            _log.info("analyzer_rehydrated", analyzer=type(analyzer).name, feeds=len(snapshots))
+            _log.info("analyzer_rehydrated", analyzer=analyzer.name, feeds=len(snapshots))
 
     async def _read_values(self, pattern: str) -> dict[str, bytes]:
         """Snapshots of the feeds matching ``pattern``.
