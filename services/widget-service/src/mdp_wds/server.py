@@ -21,7 +21,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import http
-import socket
 from collections import Counter
 from importlib.metadata import version
 from typing import Final
@@ -41,6 +40,7 @@ from mdp_wds.revocations import RevokedSessions
 from mdp_wds.session import ClientSession
 from mdp_wds.settings import WdsSettings
 from mdp_wds.stats import WdsStats
+from mdp_wds.websocket import close_within, limit_send_buffer
 
 __all__ = ["WS_PATH", "WidgetServer"]
 
@@ -225,10 +225,7 @@ class WidgetServer:
     async def _refuse(self, ws: ServerConnection, code: CloseCode, reason: str, why: str) -> None:
         self.stats.violations[why] += 1
         self.stats.disconnects[why] += 1
-        try:
-            await asyncio.wait_for(ws.close(code, reason), self.settings.close_timeout_seconds)
-        except TimeoutError:
-            ws.transport.abort()
+        await close_within(ws, code, reason, self.settings.close_timeout_seconds)
 
     def client_address(self, ws: ServerConnection) -> str:
         """The client's address: the peer's, or what a trusted proxy forwarded for it."""
@@ -238,13 +235,6 @@ class WidgetServer:
         if self._proxies and ws.request is not None:
             forwarded = ws.request.headers.get_all("X-Forwarded-For")
         return self._proxies.client(peer, forwarded)
-
-    def _limit_send_buffer(self, ws: ServerConnection) -> None:
-        size = self.settings.socket_send_buffer_bytes
-        sock = ws.transport.get_extra_info("socket")
-        if size > 0 and sock is not None:
-            with contextlib.suppress(OSError):
-                sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, size)
 
     async def _handle(self, ws: ServerConnection) -> None:
         address = self.client_address(ws)
@@ -268,7 +258,7 @@ class WidgetServer:
                 "address_cap",
             )
             return
-        self._limit_send_buffer(ws)
+        limit_send_buffer(ws, self.settings.socket_send_buffer_bytes)
         session = ClientSession(
             ws,
             self.hub,
