@@ -3,7 +3,8 @@
 redis-py's pub/sub object reconnects and resubscribes behind the caller's back, which hides the
 one event the WDS must act on (after a gap, every client's snapshot is stale and must be re-sent)
 and makes concurrent subscribe/read on one socket fragile. This module speaks the few RESP2
-commands a subscriber needs over a plain asyncio stream instead:
+commands a subscriber needs over a plain asyncio stream instead (replies parsed by the sans-I/O
+:class:`~mdp_wds.resp.RespParser`, fed whatever bytes arrive):
 
 * :meth:`PubSubLink.subscribe` sends ``SUBSCRIBE``/``PSUBSCRIBE`` and returns once Redis has
   confirmed it, so a caller may read a snapshot knowing no later publish can be missed.
@@ -29,15 +30,16 @@ from urllib.parse import unquote, urlsplit
 from mdp_cache.client import PUBSUB_RECONNECT
 from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.logging import get_logger
+from mdp_wds.resp import ErrorReply, RespParser, RespValue
 
 __all__ = ["LinkError", "PubSubLink", "RespError"]
 
 _log = get_logger(__name__)
 
 Kind = Literal["channel", "pattern"]
-RespValue = bytes | int | list["RespValue"] | None
 
 _CONNECT_TIMEOUT: Final = 5.0
+_READ_SIZE: Final = 64 * 1024
 
 
 class LinkError(Exception):
@@ -56,27 +58,24 @@ def _encode(*args: str | bytes) -> bytes:
     return b"".join(out)
 
 
-async def _read(reader: asyncio.StreamReader) -> RespValue:
-    line = await reader.readuntil(b"\r\n")
-    kind, body = line[:1], line[1:-2]
-    if kind == b"*":
-        count = int(body)
-        if count < 0:
-            return None
-        return [await _read(reader) for _ in range(count)]
-    if kind == b"$":
-        size = int(body)
-        if size < 0:
-            return None
-        data = await reader.readexactly(size + 2)
-        return data[:-2]
-    if kind == b":":
-        return int(body)
-    if kind == b"+":
-        return body
-    if kind == b"-":
-        raise RespError(body.decode(errors="replace"))
-    raise LinkError(f"unexpected RESP type {kind!r}")
+async def _read_replies(reader: asyncio.StreamReader, parser: RespParser) -> list[RespValue]:
+    """The replies the next bytes from Redis complete (waits until at least one is complete).
+
+    Raises:
+        EOFError: when Redis closed the connection.
+        RespError: when Redis answered with an error reply.
+        RespProtocolError: when the bytes are not RESP.
+    """
+    while True:
+        data = await reader.read(_READ_SIZE)
+        if not data:
+            raise EOFError("redis closed the connection")
+        replies = parser.feed(data)
+        for reply in replies:
+            if isinstance(reply, ErrorReply):
+                raise RespError(reply.message)
+        if replies:
+            return replies
 
 
 MessageCallback = Callable[[bytes, bytes | None, bytes], None]
@@ -233,7 +232,7 @@ class PubSubLink:
                 self._down()
             await asyncio.sleep(backoff.wait())
 
-    async def _open(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    async def _open(self, parser: RespParser) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         context = ssl.create_default_context() if self._tls else None
         reader, writer = await asyncio.wait_for(
             asyncio.open_connection(self._host, self._port, ssl=context, limit=2**20),
@@ -244,11 +243,13 @@ class PubSubLink:
             if self._username:
                 args.insert(1, self._username)
             writer.write(_encode(*args))
-            await asyncio.wait_for(_read(reader), _CONNECT_TIMEOUT)  # raises RespError
+            # raises RespError; nothing else is in flight, so the one reply is AUTH's
+            await asyncio.wait_for(_read_replies(reader, parser), _CONNECT_TIMEOUT)
         return reader, writer
 
     async def _session(self) -> None:
-        reader, writer = await self._open()
+        parser = RespParser()
+        reader, writer = await self._open(parser)
         self._writer = writer
         loop = asyncio.get_running_loop()
         self._last_seen = loop.time()
@@ -264,9 +265,10 @@ class PubSubLink:
         pinger = loop.create_task(self._keepalive(writer))
         try:
             while True:
-                reply = await _read(reader)
+                replies = await _read_replies(reader, parser)  # RespProtocolError: a ValueError
                 self._last_seen = loop.time()
-                self._handle(reply)
+                for reply in replies:
+                    self._handle(reply)
         finally:
             pinger.cancel()
             writer.close()
@@ -299,7 +301,9 @@ class PubSubLink:
                 and isinstance(payload, bytes)
             ):
                 self._on_message(channel, pattern, payload)
-        elif kind in {b"subscribe", b"psubscribe"} and isinstance(reply[1], bytes):
+        elif (
+            kind in {b"subscribe", b"psubscribe"} and len(reply) > 1 and isinstance(reply[1], bytes)
+        ):
             self._confirmed("channel" if kind == b"subscribe" else "pattern", reply[1])
 
     def _confirmed(self, kind: Kind, key: bytes) -> None:

@@ -25,7 +25,7 @@ class ErrorReply:
 RespValue = bytes | int | ErrorReply | list["RespValue"] | None
 
 MAX_LINE: Final = 64 * 1024
-"""Longest header or simple-string line accepted (a stream without CRLF this long is wrong)."""
+"""Longest line body accepted (a header, a simple string or an error, without type and CRLF)."""
 MAX_BULK: Final = 512 * 1024 * 1024
 """Redis's own bulk-string limit (``proto-max-bulk-len``)."""
 MAX_DEPTH: Final = 8
@@ -82,13 +82,15 @@ class RespParser:
         return replies
 
     def _line(self, buffer: bytearray, start: int) -> tuple[bytes, int]:
-        end = buffer.find(b"\r\n", start, start + MAX_LINE + 2)
+        """The body of the line starting at ``start`` (after its type byte) and where it ends."""
+        body = start + 1
+        end = buffer.find(b"\r\n", body, body + MAX_LINE + 2)
         if end < 0:
-            if len(buffer) - start > MAX_LINE:
+            if len(buffer) - body >= MAX_LINE + 2:
                 msg = f"a RESP line is longer than {MAX_LINE} bytes"
                 raise RespProtocolError(msg)
             raise _INCOMPLETE
-        return bytes(buffer[start + 1 : end]), end + 2
+        return bytes(buffer[body:end]), end + 2
 
     def _integer(self, body: bytes, what: str) -> int:
         if _INTEGER.fullmatch(body) is None:
@@ -113,33 +115,39 @@ class RespParser:
             raise RespProtocolError(msg)
         body, after = self._line(buffer, start)
         if kind == 0x24:  # $ bulk string
-            size = self._length(body, "bulk length")
-            if size < 0:
-                return None, after
-            if size > MAX_BULK:
-                msg = f"a RESP bulk string of {size} bytes exceeds {MAX_BULK}"
-                raise RespProtocolError(msg)
-            end = after + size
-            if len(buffer) < end + 2:
-                raise _INCOMPLETE
-            if buffer[end : end + 2] != b"\r\n":
-                msg = "a RESP bulk string does not end with CRLF where its length says"
-                raise RespProtocolError(msg)
-            return bytes(buffer[after:end]), end + 2
+            return self._bulk(buffer, self._length(body, "bulk length"), after)
         if kind == 0x2A:  # * array
-            count = self._length(body, "array length")
-            if count < 0:
-                return None, after
-            if depth >= MAX_DEPTH:
-                msg = f"RESP arrays nested deeper than {MAX_DEPTH}"
-                raise RespProtocolError(msg)
-            items: list[RespValue] = []
-            for _ in range(count):
-                item, after = self._value(buffer, after, depth + 1)
-                items.append(item)
-            return items, after
+            return self._array(buffer, self._length(body, "array length"), after, depth)
         if kind == 0x3A:  # : integer
             return self._integer(body, "integer"), after
         if kind == 0x2B:  # + simple string
             return body, after
         return ErrorReply(body.decode(errors="replace")), after  # - error
+
+    def _bulk(self, buffer: bytearray, size: int, start: int) -> tuple[RespValue, int]:
+        if size < 0:
+            return None, start
+        if size > MAX_BULK:
+            msg = f"a RESP bulk string of {size} bytes exceeds {MAX_BULK}"
+            raise RespProtocolError(msg)
+        end = start + size
+        if len(buffer) < end + 2:
+            raise _INCOMPLETE
+        if buffer[end : end + 2] != b"\r\n":
+            msg = "a RESP bulk string does not end with CRLF where its length says"
+            raise RespProtocolError(msg)
+        return bytes(buffer[start:end]), end + 2
+
+    def _array(
+        self, buffer: bytearray, count: int, start: int, depth: int
+    ) -> tuple[RespValue, int]:
+        if count < 0:
+            return None, start
+        if depth >= MAX_DEPTH:
+            msg = f"RESP arrays nested deeper than {MAX_DEPTH}"
+            raise RespProtocolError(msg)
+        items: list[RespValue] = []
+        for _ in range(count):
+            item, start = self._value(buffer, start, depth + 1)
+            items.append(item)
+        return items, start

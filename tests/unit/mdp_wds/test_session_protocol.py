@@ -1,0 +1,960 @@
+"""The WDS session rules without a socket: messages and answers in, frames and commands out.
+
+A :class:`Shell` plays the socket shell and the hub by hand (commands are answered only when the
+test says), so every interleaving the real shell can produce is reachable, and Hypothesis drives
+whole message sequences against the invariants of ``docs/reference/wds-protocol.md``.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from fnmatch import fnmatchcase
+from typing import Any
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from mdp_core.settings import Secret, load
+from mdp_core.token import issue_token
+from mdp_wds.access import FeedRef, resolve_feed
+from mdp_wds.hub import SnapshotItem
+from mdp_wds.protocol import CloseCode, Frame, update_frame
+from mdp_wds.session_protocol import (
+    AddFeeds,
+    CheckRevoked,
+    Close,
+    Command,
+    ExpireAfter,
+    ReadSnapshot,
+    RemoveFeed,
+    SessionProtocol,
+    SessionState,
+)
+from mdp_wds.settings import WdsSettings
+from mdp_wds.stats import WdsStats
+
+SECRET = "unit-secret"
+DEV_KEY = "unit-dev-key"
+NOW = 1_800_000_000.0
+SERVER = "mdp-wds/test"
+
+
+def make_settings(**overrides: Any) -> WdsSettings:
+    values: dict[str, Any] = {
+        "token_secret": Secret(SECRET),
+        "dev_key": Secret(DEV_KEY),
+        "max_subscriptions": 3,
+        "rate_burst": 10_000,
+        "rate_per_second": 10_000.0,
+        "send_queue_messages": 1_000,
+        "send_queue_bytes": 1 << 20,
+        "snapshot_limit_default": 7,
+        "snapshot_limit_max": 20,
+    }
+    values.update(overrides)
+    return load(WdsSettings, environ={}, **values)
+
+
+def token(
+    feeds: list[str] | None = None, ttl: float = 300, *, now: float = NOW, sid: str | None = None
+) -> str:
+    return issue_token(SECRET, "tester", feeds or ["*"], ttl, now, session_id=sid)
+
+
+class Shell:
+    """The socket shell and the hub, played by hand."""
+
+    def __init__(self, **overrides: Any) -> None:
+        self.settings = make_settings(**overrides)
+        self.stats = WdsStats()
+        self.protocol = SessionProtocol(self.settings, self.stats, 0.0, server_name=SERVER)
+        self.monotonic = 0.0
+        self.now = NOW
+        self.frames: list[dict[str, Any]] = []
+        self.closes: list[Close] = []
+        self.pending: list[AddFeeds | ReadSnapshot | CheckRevoked] = []
+        self.marks: dict[int, int] = {}
+        self.hub: dict[str, FeedRef] = {}
+        self.removed: list[str] = []
+        self.expiry: list[float | None] = []
+        self.store: dict[str, bytes] = {}
+        self.seq = 0
+
+    # --- driving --------------------------------------------------------------------------
+
+    def send(
+        self, message: dict[str, Any] | str | bytes, *, step: float = 0.0
+    ) -> list[dict[str, Any]]:
+        self.monotonic += step
+        raw = message if isinstance(message, str | bytes) else json.dumps(message)
+        self.protocol.receive(raw, monotonic=self.monotonic, now_s=self.now)
+        return self.collect()
+
+    def auth(self, feeds: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:
+        out = self.send({"op": "auth", "id": 1, "token": token(feeds, **kwargs)})
+        self.settle()
+        return out[-1] if out else (self.frames[-1] if self.frames else {})
+
+    def collect(self) -> list[dict[str, Any]]:
+        """Run the commands emitted so far; return the frames queued, in order."""
+        for command in self.protocol.commands():
+            self.command(command)
+        frames = [json.loads(frame.data) for frame in self.protocol.take(10**6)]
+        self.frames.extend(frames)
+        return frames
+
+    def command(self, command: Command) -> None:
+        if isinstance(command, RemoveFeed):
+            self.hub.pop(command.ref.name, None)
+            self.removed.append(command.ref.name)
+        elif isinstance(command, ExpireAfter):
+            self.expiry.append(command.seconds)
+        elif isinstance(command, Close):
+            self.closes.append(command)
+        else:
+            if isinstance(command, AddFeeds):  # the hub registers before Redis confirms
+                for ref in command.refs:
+                    self.hub[ref.name] = ref
+            if isinstance(command, ReadSnapshot):
+                self.marks[command.ticket] = self.seq
+            self.pending.append(command)
+
+    def answer(self, index: int = 0, *, revoked: bool = False, unavailable: bool = False) -> None:
+        command = self.pending.pop(index)
+        if isinstance(command, AddFeeds):
+            self.protocol.feeds_added()
+        elif isinstance(command, CheckRevoked):
+            self.protocol.revocation_checked(revoked)
+        else:
+            items = None if unavailable else self.read(command.ref, command.limit)
+            self.protocol.snapshot_read(command.ticket, self.marks.pop(command.ticket), items)
+
+    def read(self, ref: FeedRef, limit: int) -> list[SnapshotItem]:
+        if ref.is_pattern:
+            names = sorted(n for n in self.store if ref.feed.matches(n))[:limit]
+            return [SnapshotItem(n, self.store[n]) for n in names]
+        return [SnapshotItem(ref.name, self.store.get(ref.name, b"null"))]
+
+    def settle(self) -> list[dict[str, Any]]:
+        out: list[dict[str, Any]] = []
+        while self.pending:
+            self.answer()
+            out += self.collect()
+        return out
+
+    def publish(self, feed: str) -> list[dict[str, Any]]:
+        self.seq += 1
+        payload = json.dumps({"seq": self.seq}).encode()
+        self.store[feed] = payload
+        if feed in self.hub:
+            self.protocol.deliver(feed, self.seq, update_frame(feed, payload))
+        return self.collect()
+
+
+def busy(shell: Shell) -> bool:
+    """Read afresh (a plain attribute read would be narrowed by an earlier assert)."""
+    return shell.protocol.busy
+
+
+def ops(frames: list[dict[str, Any]]) -> list[str]:
+    return [frame["op"] for frame in frames]
+
+
+def authed(**overrides: Any) -> Shell:
+    shell = Shell(**overrides)
+    assert shell.auth()["op"] == "auth_ok"
+    return shell
+
+
+# --- authentication ---------------------------------------------------------------------------
+
+
+def test_auth_ok_names_the_grant_expiry_and_server() -> None:
+    shell = Shell()
+    reply = shell.auth(["quote:*", "", "news:latest"], ttl=60)
+    assert reply == {
+        "op": "auth_ok",
+        "id": 1,
+        "expires_at": int(NOW) + 60,
+        "feeds": ["quote:*", "news:latest"],
+        "server": SERVER,
+    }
+    assert shell.protocol.state is SessionState.OPEN
+    assert shell.expiry == [60.0]
+
+
+@pytest.mark.parametrize(
+    "first",
+    [
+        {"op": "subscribe", "feeds": ["quote:AAPL"]},
+        {"op": "ping"},
+        {"op": "get", "feed": "quote:AAPL"},
+        "not json",
+        {"op": "auth"},
+    ],
+)
+def test_nothing_is_served_before_auth(first: dict[str, Any] | str) -> None:
+    shell = Shell()
+    assert shell.send(first) == []
+    assert shell.closes == [Close(CloseCode.UNAUTHENTICATED, "authenticate first")]
+    assert shell.stats.violations == Counter(unauthenticated=1)
+    assert shell.stats.disconnects == Counter(unauthenticated=1)
+    assert shell.pending == []
+    assert shell.hub == {}
+    assert shell.protocol.closing
+    assert shell.send({"op": "auth", "token": token()}) == []  # closing: nothing more
+    assert len(shell.closes) == 1
+
+
+def test_a_too_deep_first_message_is_counted_as_itself() -> None:
+    shell = Shell()
+    shell.send("[" * 5000 + "]" * 5000)
+    assert shell.closes == [Close(CloseCode.UNAUTHENTICATED, "authenticate first")]
+    assert shell.stats.violations == Counter(too_deep=1)
+    assert shell.stats.disconnects == Counter(too_deep=1)
+
+
+def test_auth_timeout_closes_4001() -> None:
+    shell = Shell()
+    shell.protocol.auth_timed_out()
+    shell.collect()
+    assert shell.closes == [Close(CloseCode.UNAUTHENTICATED, "authentication timeout")]
+    assert shell.stats.violations == Counter(auth_timeout=1)
+    assert shell.stats.disconnects == Counter(auth_timeout=1)
+
+
+@pytest.mark.parametrize(
+    ("message", "reason", "violation", "why"),
+    [
+        (
+            {"token": token(ttl=60, now=NOW - 120)},
+            "token expired",
+            "token_expired",
+            "token_expired",
+        ),
+        ({"token": token(ttl=60, now=NOW - 60)}, "token expired", "token_expired", "token_expired"),
+        ({"token": token() + "x"}, "invalid token", "token_bad_signature", "bad_token"),
+        ({"token": "garbage"}, "invalid token", "token_malformed", "bad_token"),
+        ({"key": "wrong"}, "invalid credentials", "bad_credentials", "bad_token"),
+        ({"key": DEV_KEY + "x"}, "invalid credentials", "bad_credentials", "bad_token"),
+    ],
+)
+def test_bad_credentials_close_4001(
+    message: dict[str, str], reason: str, violation: str, why: str
+) -> None:
+    shell = Shell()
+    assert shell.send({"op": "auth", **message}) == []
+    assert shell.closes == [Close(CloseCode.UNAUTHENTICATED, reason)]
+    assert shell.stats.violations == Counter({violation: 1})
+    assert shell.stats.disconnects == Counter({why: 1})
+    assert shell.protocol.state is SessionState.AWAITING_AUTH
+
+
+def test_a_token_valid_one_second_before_expiry_is_accepted() -> None:
+    shell = Shell()
+    assert shell.auth(ttl=60, now=NOW - 59)["op"] == "auth_ok"
+    assert shell.expiry == [1.0]
+
+
+def test_dev_key_grants_everything_and_never_expires() -> None:
+    shell = Shell()
+    reply = shell.send({"op": "auth", "key": DEV_KEY})
+    assert reply == [{"op": "auth_ok", "expires_at": None, "feeds": ["*"], "server": SERVER}]
+    assert shell.expiry == [None]
+
+
+def test_a_token_is_refused_when_no_secret_is_configured() -> None:
+    shell = Shell(token_secret=None)
+    shell.send({"op": "auth", "token": token()})
+    assert shell.stats.violations == Counter(bad_credentials=1)
+
+
+def test_the_dev_key_is_refused_when_none_is_configured() -> None:
+    shell = Shell(dev_key=None)
+    shell.send({"op": "auth", "key": DEV_KEY})
+    assert shell.stats.violations == Counter(bad_credentials=1)
+
+
+def test_a_session_token_waits_for_the_revocation_check() -> None:
+    shell = Shell()
+    assert shell.send({"op": "auth", "token": token(sid="s-1")}) == []
+    assert shell.pending == [CheckRevoked("s-1")]
+    assert busy(shell)
+    with pytest.raises(RuntimeError):
+        shell.send({"op": "ping"})
+    shell.answer(revoked=False)
+    assert ops(shell.collect()) == ["auth_ok"]
+    assert shell.protocol.session_id == "s-1"
+    assert not busy(shell)
+
+
+def test_a_token_of_an_ended_session_is_refused() -> None:
+    shell = Shell()
+    shell.send({"op": "auth", "token": token(sid="s-1")})
+    shell.answer(revoked=True)
+    assert shell.collect() == []
+    assert shell.closes == [Close(CloseCode.UNAUTHENTICATED, "session ended")]
+    assert shell.stats.violations == Counter(token_revoked=1)
+    assert shell.stats.disconnects == Counter(session_revoked=1)
+    assert shell.protocol.session_id is None
+    assert not busy(shell)
+
+
+def test_a_revocation_answer_after_close_serves_nothing() -> None:
+    shell = Shell()
+    shell.send({"op": "auth", "token": token(sid="s-1")})
+    shell.protocol.close(CloseCode.GOING_AWAY, "bye", "shutdown")
+    shell.answer(revoked=False)
+    assert shell.collect() == []
+    assert shell.protocol.session_id is None
+    assert shell.protocol.state is SessionState.AWAITING_AUTH
+
+
+def test_expiry_mid_session_closes_4001() -> None:
+    shell = authed()
+    shell.protocol.expired()
+    shell.collect()
+    assert shell.closes == [Close(CloseCode.UNAUTHENTICATED, "token expired")]
+    assert shell.stats.violations == Counter(token_expired=1)
+    assert shell.stats.disconnects == Counter(token_expired=1)
+    assert shell.publish("quote:AAPL") == []
+
+
+def test_an_expiry_timer_before_auth_does_nothing() -> None:
+    shell = Shell()
+    shell.protocol.expired()
+    assert shell.collect() == []
+    assert shell.closes == []
+
+
+def test_refresh_moves_expiry_and_drops_feeds_the_new_token_does_not_grant() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "id": 2, "feeds": ["quote:AAPL", "news:latest"]})
+    shell.settle()
+    shell.now += 100
+    out = shell.send({"op": "auth", "id": 3, "token": token(["news:*"], ttl=50, now=shell.now)})
+    assert out[0] == {
+        "op": "error",
+        "id": 3,
+        "code": "forbidden_feed",
+        "message": "the new token does not grant 'quote:AAPL'",
+    }
+    assert out[1]["op"] == "auth_ok"
+    assert out[1]["feeds"] == ["news:*"]
+    assert shell.protocol.subscriptions == ("news:latest",)
+    assert shell.removed == ["quote:AAPL"]
+    assert shell.expiry == [300.0, 50.0]
+    assert shell.stats.client_subscriptions == 1
+    assert shell.publish("quote:AAPL") == []
+
+
+# --- requests ---------------------------------------------------------------------------------
+
+
+def test_ping_answers_pong_with_the_id() -> None:
+    shell = authed()
+    assert shell.send({"op": "ping", "id": 9}) == [{"op": "pong", "id": 9}]
+    assert shell.send({"op": "ping"}) == [{"op": "pong"}]
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        ("not json", "bad_request"),
+        ('{"op":"nope","id":4}', "bad_request"),
+        ("[" * 5000 + "]" * 5000, "too_deep"),
+    ],
+)
+def test_bad_requests_after_auth_get_an_error_and_are_counted(raw: str, kind: str) -> None:
+    shell = authed()
+    out = shell.send(raw)
+    assert len(out) == 1
+    assert out[0]["op"] == "error"
+    assert out[0]["code"] == "bad_request"
+    assert shell.stats.violations == Counter({kind: 1})
+    assert shell.closes == []
+    assert shell.send({"op": "ping", "id": 5}) == [{"op": "pong", "id": 5}]
+
+
+def test_the_rate_limit_closes_4008_at_the_burst() -> None:
+    shell = Shell(rate_burst=3, rate_per_second=1.0)
+    shell.auth()
+    assert shell.send({"op": "ping"}) == [{"op": "pong"}]
+    assert shell.send({"op": "ping"}) == [{"op": "pong"}]
+    assert shell.send({"op": "ping"}) == []
+    assert shell.closes == [Close(CloseCode.RATE_LIMITED, "rate limit exceeded")]
+    assert shell.stats.violations == Counter(rate_limited=1)
+    assert shell.stats.disconnects == Counter(rate_limited=1)
+
+
+def test_the_rate_limit_refills_with_monotonic_time() -> None:
+    shell = Shell(rate_burst=1, rate_per_second=1.0)
+    shell.auth()
+    assert shell.send({"op": "ping"}, step=1.0) == [{"op": "pong"}]
+    assert shell.send({"op": "ping"}, step=0.5) == []
+    assert shell.stats.violations == Counter(rate_limited=1)
+
+
+def test_subscribe_confirms_then_snapshots_then_streams() -> None:
+    shell = authed()
+    shell.store["quote:AAPL"] = b'{"p":1}'
+    assert shell.send({"op": "subscribe", "id": 2, "feeds": ["quote:AAPL"]}) == []
+    assert shell.pending == [AddFeeds((resolve_feed("quote:AAPL"),))]
+    assert busy(shell)
+    assert shell.publish("quote:AAPL") == []  # held: Redis may not even have confirmed
+    shell.answer()
+    assert shell.collect() == [{"op": "subscribed", "id": 2, "feeds": ["quote:AAPL"]}]
+    assert shell.pending == [ReadSnapshot(1, resolve_feed("quote:AAPL"), 7)]
+    assert busy(shell)
+    shell.publish("quote:AAPL")  # seq 2: after the read began, held for release
+    shell.answer()
+    assert shell.collect() == [
+        {"op": "snapshot", "feed": "quote:AAPL", "data": {"seq": 2}},
+        {"op": "update", "feed": "quote:AAPL", "data": {"seq": 2}},
+    ]
+    assert not busy(shell)
+    assert shell.publish("quote:AAPL") == [
+        {"op": "update", "feed": "quote:AAPL", "data": {"seq": 3}}
+    ]
+    assert shell.stats.snapshots_out == 1
+    assert shell.stats.client_subscriptions == 1
+
+
+def test_updates_dispatched_before_the_mark_are_not_released() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL"]})
+    shell.publish("quote:AAPL")  # seq 1, held
+    shell.answer()  # confirmed; the read begins at mark 1
+    shell.collect()
+    shell.answer()
+    assert ops(shell.collect()) == ["snapshot"]
+
+
+def test_subscribe_without_snapshot_streams_what_comes_next_only() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL"], "snapshot": False})
+    shell.publish("quote:AAPL")  # before the subscription was confirmed: not sent
+    shell.answer()
+    assert ops(shell.collect()) == ["subscribed"]
+    assert shell.pending == []
+    assert not busy(shell)
+    assert ops(shell.publish("quote:AAPL")) == ["update"]
+
+
+def test_the_limit_is_the_request_s_capped_by_the_maximum() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["news:latest"], "limit": 3})
+    shell.answer()
+    shell.collect()
+    assert shell.pending == [ReadSnapshot(1, resolve_feed("news:latest"), 3)]
+    shell.answer()
+    shell.collect()
+    shell.send({"op": "get", "feed": "news:latest", "limit": 21})
+    assert shell.pending == [ReadSnapshot(2, resolve_feed("news:latest"), 20)]
+    shell.answer()
+    shell.send({"op": "get", "feed": "news:latest", "limit": 20})
+    assert shell.pending == [ReadSnapshot(3, resolve_feed("news:latest"), 20)]
+
+
+def test_resubscribing_is_accepted_without_a_second_snapshot() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "id": 1, "feeds": ["quote:AAPL"]})
+    shell.settle()
+    out = shell.send({"op": "subscribe", "id": 2, "feeds": ["quote:AAPL"]})
+    assert out == [{"op": "subscribed", "id": 2, "feeds": ["quote:AAPL"]}]
+    assert shell.pending == []
+    assert not busy(shell)
+    assert shell.stats.client_subscriptions == 1
+
+
+def test_the_subscription_cap_refuses_the_one_past_it() -> None:
+    shell = authed(max_subscriptions=2)
+    out = shell.send({"op": "subscribe", "id": 4, "feeds": ["quote:A", "quote:B", "quote:C"]})
+    assert out == [
+        {
+            "op": "error",
+            "id": 4,
+            "code": "too_many_subscriptions",
+            "message": "at most 2 subscriptions per connection; 'quote:C' refused",
+        }
+    ]
+    assert shell.protocol.subscriptions == ("quote:A", "quote:B")
+    assert shell.stats.violations == Counter(too_many_subscriptions=1)
+    out = shell.settle()
+    assert out[0] == {"op": "subscribed", "id": 4, "feeds": ["quote:A", "quote:B"]}
+    shell.send({"op": "unsubscribe", "feeds": ["quote:A"]})
+    shell.send({"op": "subscribe", "feeds": ["quote:C"]})
+    assert shell.protocol.subscriptions == ("quote:B", "quote:C")
+
+
+@pytest.mark.parametrize(
+    ("grant", "feed", "code"),
+    [
+        (["quote:AA"], "quote:AAPL", "forbidden_feed"),  # a prefix grants nothing more
+        (["quote"], "quote:AAPL", "forbidden_feed"),
+        (["quote:AAPL"], "quote:*", "forbidden_feed"),
+        (["*"], "mdp:heartbeat:wds:1", "forbidden_feed"),
+        (["*"], "nope", "unknown_feed"),
+    ],
+)
+def test_refused_feeds_get_an_error_and_no_subscription(
+    grant: list[str], feed: str, code: str
+) -> None:
+    shell = Shell()
+    shell.auth(grant)
+    out = shell.send({"op": "subscribe", "id": 6, "feeds": [feed]})
+    assert out[0]["op"] == "error"
+    assert out[0]["code"] == code
+    assert out[0]["id"] == 6
+    assert out[1] == {"op": "subscribed", "id": 6, "feeds": []}
+    assert shell.protocol.subscriptions == ()
+    assert shell.hub == {}
+    assert shell.stats.violations == Counter({code: 1})
+    out = shell.send({"op": "get", "id": 7, "feed": feed})
+    assert [(m["op"], m["code"], m["id"]) for m in out] == [("error", code, 7)]
+    assert shell.pending == []
+    assert not busy(shell)
+
+
+def test_unsubscribe_stops_updates_and_names_what_it_removed() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL", "news:latest"]})
+    shell.settle()
+    out = shell.send({"op": "unsubscribe", "id": 3, "feeds": ["quote:AAPL", "quote:MSFT"]})
+    assert out == [{"op": "unsubscribed", "id": 3, "feeds": ["quote:AAPL"]}]
+    assert shell.removed == ["quote:AAPL"]
+    assert shell.stats.client_subscriptions == 1
+    assert shell.publish("quote:AAPL") == []  # the hub no longer routes it here
+    assert ops(shell.publish("news:latest")) == ["update"]
+
+
+def test_unsubscribing_while_the_snapshot_is_read_sends_nothing_for_it() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL"]})
+    shell.answer()
+    shell.collect()
+    shell.protocol.deliver("quote:AAPL", 5, update_frame("quote:AAPL", b"{}"))
+    shell.protocol.resync()  # the read is in flight; a resync queues behind it
+    shell.answer()  # the subscribe's read finishes
+    shell.collect()
+    assert shell.pending
+    assert not busy(shell)
+    shell.send({"op": "unsubscribe", "feeds": ["quote:AAPL"]})
+    shell.answer()  # the resync read comes back for a feed no longer followed
+    assert shell.collect() == []
+
+
+def test_get_answers_with_the_request_id_and_does_not_hold_updates() -> None:
+    shell = authed()
+    shell.store["news:latest"] = b"[1]"
+    assert shell.send({"op": "get", "id": 8, "feed": "news:latest"}) == []
+    assert busy(shell)
+    shell.answer()
+    assert shell.collect() == [{"op": "snapshot", "id": 8, "feed": "news:latest", "data": [1]}]
+    assert not busy(shell)
+    assert shell.protocol.subscriptions == ()
+    assert shell.stats.snapshots_out == 1
+
+
+def test_a_pattern_get_sends_one_snapshot_per_matching_feed() -> None:
+    shell = authed()
+    shell.store.update({"quote:A": b"1", "quote:B": b"2"})
+    shell.send({"op": "get", "id": 1, "feed": "quote:*"})
+    shell.answer()
+    assert [(m["feed"], m["data"]) for m in shell.collect()] == [("quote:A", 1), ("quote:B", 2)]
+    assert shell.stats.snapshots_out == 2
+
+
+def test_get_when_the_cache_is_down_answers_unavailable() -> None:
+    shell = authed()
+    shell.send({"op": "get", "id": 8, "feed": "quote:AAPL"})
+    shell.answer(unavailable=True)
+    assert shell.collect() == [
+        {
+            "op": "error",
+            "id": 8,
+            "code": "unavailable",
+            "message": "the cache is unavailable; retry",
+        }
+    ]
+    assert not busy(shell)
+    assert shell.stats.snapshots_out == 0
+
+
+def test_a_missing_snapshot_is_reported_and_updates_still_flow() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL"]})
+    shell.answer()
+    shell.collect()
+    shell.publish("quote:AAPL")
+    shell.answer(unavailable=True)
+    assert shell.collect() == [
+        {
+            "op": "error",
+            "id": None,
+            "code": "unavailable",
+            "message": "no snapshot for 'quote:AAPL' now; it will follow",
+        },
+        {"op": "update", "feed": "quote:AAPL", "data": {"seq": 1}},
+    ]
+    assert not busy(shell)
+
+
+def test_a_close_while_subscribing_ends_the_request_quietly() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL"]})
+    shell.protocol.close(CloseCode.UNAUTHENTICATED, "session ended", "session_revoked")
+    shell.answer()
+    assert shell.collect() == []
+    assert not busy(shell)
+    assert shell.pending == []
+
+
+def test_a_close_while_a_snapshot_is_read_ends_the_request() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL", "news:latest"]})
+    shell.answer()
+    shell.collect()
+    shell.protocol.close(CloseCode.GOING_AWAY, "bye", "shutdown")
+    shell.answer()
+    assert shell.collect() == []
+    assert shell.pending == []
+    assert not busy(shell)
+
+
+# --- resync and held updates ------------------------------------------------------------------
+
+
+def test_resync_resends_every_snapshot_in_order_before_held_updates() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:A", "quote:B"]})
+    shell.settle()
+    shell.protocol.resync()
+    shell.collect()
+    assert shell.pending == [ReadSnapshot(3, resolve_feed("quote:A"), 7)]
+    assert not busy(shell)  # a resync does not hold up requests
+    shell.publish("quote:B")  # held until B's snapshot
+    shell.answer()
+    assert [(m["op"], m["feed"]) for m in shell.collect()] == [("snapshot", "quote:A")]
+    assert shell.pending == [ReadSnapshot(4, resolve_feed("quote:B"), 7)]
+    shell.answer()
+    assert [(m["op"], m["feed"]) for m in shell.collect()] == [("snapshot", "quote:B")]
+
+
+def test_resync_with_no_subscription_reads_nothing() -> None:
+    shell = authed()
+    shell.protocol.resync()
+    assert shell.collect() == []
+    assert shell.pending == []
+
+
+def test_held_updates_beyond_the_queue_size_drop_the_oldest() -> None:
+    shell = authed(send_queue_messages=2)
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL"]})
+    shell.answer()
+    shell.collect()
+    for _ in range(4):
+        shell.publish("quote:AAPL")
+    assert shell.stats.drops == Counter(held_overflow=2)
+    shell.protocol.snapshot_read(1, 0, [])
+    assert [m["data"]["seq"] for m in shell.collect()] == [3, 4]
+
+
+# --- slow clients -----------------------------------------------------------------------------
+
+
+def big(feed: str, size: int) -> Frame:
+    return update_frame(feed, b'"' + b"x" * size + b'"')
+
+
+def test_a_full_queue_disconnects_a_slow_client_4009() -> None:
+    shell = authed(send_queue_messages=3)
+    shell.protocol.take(10)
+    shell.hub["quote:AAPL"] = resolve_feed("quote:AAPL")
+    for seq in range(3):
+        shell.protocol.deliver("quote:AAPL", seq, big("quote:AAPL", 1))
+    assert shell.protocol.queued == 3
+    assert not shell.closes
+    shell.protocol.deliver("quote:AAPL", 3, big("quote:AAPL", 1))
+    shell.collect()
+    assert shell.closes == [Close(CloseCode.TOO_SLOW, "too slow: send queue overflow")]
+    assert shell.stats.violations == Counter(too_slow=1)
+    assert shell.stats.disconnects == Counter(too_slow=1)
+    assert shell.protocol.queued == 0
+    assert shell.protocol.queued_bytes == 0
+
+
+def test_the_queue_byte_cap_counts_exactly() -> None:
+    frame = big("quote:AAPL", 10)
+    size = len(frame.data)
+    shell = authed(send_queue_bytes=2 * size)
+    shell.protocol.take(10)
+    shell.protocol.deliver("quote:AAPL", 1, frame)
+    shell.protocol.deliver("quote:AAPL", 2, frame)
+    assert shell.protocol.queued_bytes == 2 * size
+    assert shell.protocol.commands() == []
+    shell.protocol.deliver("quote:AAPL", 3, frame)
+    assert shell.protocol.commands() == [Close(CloseCode.TOO_SLOW, "too slow: send queue overflow")]
+
+
+def test_an_empty_queue_accepts_one_frame_larger_than_the_byte_cap() -> None:
+    shell = authed(send_queue_bytes=1024)
+    shell.protocol.take(10)
+    shell.protocol.deliver("quote:AAPL", 1, big("quote:AAPL", 4096))
+    assert shell.protocol.queued == 1
+    assert shell.protocol.commands() == []
+
+
+def test_drop_oldest_keeps_the_newest_and_counts_drops() -> None:
+    shell = authed(send_queue_messages=2, slow_client_policy="drop_oldest")
+    shell.protocol.take(10)
+    for seq in range(1, 6):
+        shell.protocol.deliver("quote:AAPL", seq, update_frame("quote:AAPL", b"%d" % seq))
+    assert shell.stats.drops == Counter(queue_full=3)
+    assert [m["data"] for m in shell.collect()] == [4, 5]
+    assert shell.closes == []
+    assert shell.protocol.queued_bytes == 0
+
+
+def test_drop_oldest_by_bytes_keeps_the_byte_count_exact() -> None:
+    small, large = update_frame("q", b"1"), big("q", 100)
+    shell = authed(
+        send_queue_bytes=len(large.data) + len(small.data), slow_client_policy="drop_oldest"
+    )
+    shell.protocol.take(10)
+    shell.protocol.deliver("q", 1, small)
+    shell.protocol.deliver("q", 2, small)
+    shell.protocol.deliver("q", 3, large)
+    assert shell.stats.drops == Counter(queue_full=1)
+    assert shell.protocol.queued_bytes == len(small.data) + len(large.data)
+    assert shell.protocol.take(1) == [small]
+    assert shell.protocol.queued_bytes == len(large.data)
+
+
+def test_take_returns_at_most_what_was_asked_in_order() -> None:
+    shell = authed()
+    shell.protocol.take(10)
+    frames = [update_frame("q", b"%d" % n) for n in range(5)]
+    for n, frame in enumerate(frames):
+        shell.protocol.deliver("q", n, frame)
+    assert shell.protocol.take(2) == frames[:2]
+    assert shell.protocol.take(0) == []
+    assert shell.protocol.take(5) == frames[2:]
+    assert shell.protocol.queued == 0
+
+
+# --- ending -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sent", "received", "why", "violations"),
+    [
+        (1001, 1001, "shutdown", Counter()),
+        (1009, 1009, "frame_too_big", Counter(frame_too_big=1)),
+        (None, None, "connection_lost", Counter()),
+        (None, 1006, "connection_lost", Counter()),
+        (None, 1000, "client_closed", Counter()),
+        (1000, 1000, "client_closed", Counter()),
+        (1011, 4000, "client_closed", Counter()),
+    ],
+)
+def test_an_ended_connection_is_counted_by_why(
+    sent: int | None, received: int | None, why: str, violations: Counter[str]
+) -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL", "news:latest"]})
+    shell.settle()
+    shell.protocol.connection_ended(sent, received)
+    shell.collect()
+    assert shell.stats.disconnects == Counter({why: 1})
+    assert shell.stats.violations == violations
+    assert sorted(shell.removed) == ["news:latest", "quote:AAPL"]
+    assert shell.stats.client_subscriptions == 0
+    assert shell.protocol.state is SessionState.CLOSED
+
+
+def test_an_end_after_our_own_close_is_not_counted_twice() -> None:
+    shell = authed()
+    shell.protocol.close(CloseCode.TOO_SLOW, "x", "too_slow")
+    shell.protocol.close(CloseCode.RATE_LIMITED, "y", "rate_limited")
+    shell.protocol.connection_ended(4009, None)
+    assert shell.stats.disconnects == Counter(too_slow=1)
+    assert shell.protocol.commands() == [Close(CloseCode.TOO_SLOW, "x")]
+
+
+def test_an_end_while_a_request_waits_releases_the_shell() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL"]})
+    shell.protocol.connection_ended(None, 1006)
+    assert not busy(shell)
+    shell.answer()  # late answers are ignored
+    assert shell.collect() == []
+
+
+# --- whole sequences --------------------------------------------------------------------------
+
+FEEDS = ("quote:AAPL", "quote:MSFT", "news:latest", "alerts:hod", "mdp:heartbeat:x", "nope")
+SERVED = FEEDS[:4]
+GRANTS = (["*"], ["quote:*"], ["quote:AA"], ["quote:AAPL", "news:*"], ["alerts:hod"])
+
+_feed_lists = st.lists(st.sampled_from(FEEDS), min_size=1, max_size=4)
+ACTIONS = st.one_of(
+    st.tuples(st.just("auth"), st.sampled_from(GRANTS), st.sampled_from([-10.0, 30.0, 300.0])),
+    st.tuples(st.just("sub"), _feed_lists, st.booleans()),
+    st.tuples(st.just("unsub"), _feed_lists),
+    st.tuples(st.just("get"), st.sampled_from(FEEDS)),
+    st.tuples(st.just("ping")),
+    st.tuples(st.just("bad"), st.sampled_from(["{", '{"op":"x"}', "[" * 3000 + "]" * 3000])),
+    st.tuples(st.just("publish"), st.sampled_from(FEEDS[:4])),
+    st.tuples(st.just("answer"), st.integers(0, 3), st.booleans()),
+    st.tuples(st.just("resync")),
+    st.tuples(st.just("expire")),
+)
+
+
+class Observer:
+    """Checks the frame log as it grows: what a client may see, and in which order."""
+
+    def __init__(self, shell: Shell) -> None:
+        self.shell = shell
+        self.awaiting: set[str] = set()  # new subscriptions whose snapshot is not sent yet
+        self.last_seq: dict[str, int] = {}
+        self.authenticated = False
+
+    def see(self, frames: list[dict[str, Any]]) -> None:
+        protocol = self.shell.protocol
+        for frame in frames:
+            op = frame["op"]
+            if not self.authenticated:
+                assert op == "auth_ok", frame  # nothing before authentication
+                self.authenticated = True
+            feed = frame.get("feed")
+            if op == "update":
+                assert feed not in self.awaiting, f"update before the snapshot: {frame}"
+                assert feed in protocol.subscriptions, f"update of a feed not followed: {frame}"
+                seq = frame["data"]["seq"]
+                assert seq > self.last_seq.get(feed, 0), "updates out of order or repeated"
+                self.last_seq[feed] = seq
+            elif op == "snapshot" and "id" not in frame:
+                assert feed in protocol.subscriptions, frame
+                self.awaiting.discard(feed)
+            elif op == "error" and frame["code"] == "unavailable" and frame["id"] is None:
+                self.awaiting.difference_update(
+                    f for f in list(self.awaiting) if f"{f!r}" in frame["message"]
+                )
+        self.check_state()
+
+    def check_state(self) -> None:
+        shell, protocol = self.shell, self.shell.protocol
+        subs = protocol.subscriptions
+        assert shell.stats.client_subscriptions == len(subs)
+        assert len(subs) <= shell.settings.max_subscriptions
+        assert len(shell.closes) <= 1
+        if protocol.closing:
+            assert protocol.queued == 0
+        if not self.authenticated:
+            assert subs == ()
+            assert shell.hub == {}
+            assert not any(isinstance(c, AddFeeds | ReadSnapshot) for c in shell.pending)
+
+
+def client_message(action: tuple[Any, ...]) -> dict[str, Any] | str:
+    kind = action[0]
+    if kind == "auth":
+        _, grant, age = action
+        return {"op": "auth", "token": token(grant, 60, now=NOW - age)}
+    if kind == "sub":
+        return {"op": "subscribe", "feeds": action[1], "snapshot": action[2]}
+    if kind == "unsub":
+        return {"op": "unsubscribe", "feeds": action[1]}
+    if kind == "get":
+        return {"op": "get", "id": 1, "feed": action[1]}
+    if kind == "ping":
+        return {"op": "ping"}
+    return str(action[1])
+
+
+def play_message(shell: Shell, observer: Observer, action: tuple[Any, ...]) -> None:
+    protocol = shell.protocol
+    while protocol.busy:  # the shell reads the next message only once the request is done
+        observer.see(shell.settle())
+    if protocol.closing:
+        return
+    kind = action[0]
+    before = set(protocol.subscriptions)
+    violations = sum(shell.stats.violations.values())
+    out = shell.send(client_message(action))
+    observer.see(out)
+    if kind == "bad" and observer.authenticated and not protocol.closing:
+        assert ops(out) == ["error"]
+        assert out[0]["code"] == "bad_request"
+        assert sum(shell.stats.violations.values()) == violations + 1
+    if kind == "sub" and action[2]:
+        observer.awaiting |= set(protocol.subscriptions) - before
+    if kind in {"unsub", "auth"}:
+        observer.awaiting &= set(protocol.subscriptions)
+    grant = protocol._grant  # the invariant is about the grant held now
+    for name in protocol.subscriptions:  # against a reference: a glob that must match whole
+        assert grant is not None
+        assert name in SERVED
+        assert any(fnmatchcase(name, pattern) for pattern in grant.patterns)
+
+
+def play(shell: Shell, observer: Observer, action: tuple[Any, ...]) -> None:
+    protocol = shell.protocol
+    kind = action[0]
+    if kind == "publish":
+        observer.see(shell.publish(action[1]))
+    elif kind == "answer":
+        if shell.pending:
+            _, index, unavailable = action
+            shell.answer(index % len(shell.pending), unavailable=unavailable)
+            observer.see(shell.collect())
+    elif kind == "resync":
+        protocol.resync()
+        observer.see(shell.collect())
+    elif kind == "expire":
+        protocol.expired()
+        observer.see(shell.collect())
+        if observer.authenticated:
+            assert protocol.closing
+    else:
+        play_message(shell, observer, action)
+
+
+@given(st.lists(ACTIONS, max_size=40))
+def test_any_message_sequence_keeps_the_session_rules(actions: list[tuple[Any, ...]]) -> None:
+    shell = Shell()
+    observer = Observer(shell)
+    for action in actions:
+        play(shell, observer, action)
+    observer.see(shell.settle())
+    if not shell.protocol.closing:
+        # Settled: every subscription has had its snapshot (or was told it will follow).
+        assert observer.awaiting == set()
+        for name in shell.protocol.subscriptions:
+            before = observer.last_seq.get(name, 0)
+            observer.see(shell.publish(name))
+            assert observer.last_seq[name] > before, "a settled subscription streams"
+    shell.protocol.connection_ended(None, 1006)
+    shell.collect()
+    assert shell.stats.client_subscriptions == 0
+    assert shell.hub == {}
+    assert sum(shell.stats.disconnects.values()) == 1
+
+
+@given(st.lists(st.sampled_from(FEEDS), max_size=8), st.sampled_from(GRANTS))
+def test_a_subscription_is_held_only_when_granted_and_in_the_catalogue(
+    feeds: list[str], grant: list[str]
+) -> None:
+    shell = Shell(max_subscriptions=10)
+    shell.auth(grant)
+    shell.send({"op": "subscribe", "feeds": feeds})
+    expected = [
+        name
+        for name in dict.fromkeys(feeds)
+        if name in SERVED and any(fnmatchcase(name, pattern) for pattern in grant)
+    ]
+    assert list(shell.protocol.subscriptions) == expected
