@@ -192,6 +192,20 @@ MODULES: dict[str, Module] = {
             ("tests/unit/mdp_wds/test_access.py",),
         ),
         Module(
+            "wds_session",
+            "services/widget-service/src",
+            "mdp_wds",
+            "session_protocol.py",
+            ("tests/unit/mdp_wds/test_session_protocol.py",),
+        ),
+        Module(
+            "wds_resp",
+            "services/widget-service/src",
+            "mdp_wds",
+            "resp.py",
+            ("tests/unit/mdp_wds/test_resp.py",),
+        ),
+        Module(
             "scp_jws",
             "services/control-plane/src",
             "mdp_scp",

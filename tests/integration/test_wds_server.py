@@ -7,6 +7,7 @@ import json
 import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from importlib.metadata import version
 from typing import Any
 
 import pytest
@@ -315,6 +316,7 @@ async def test_dev_key_only_when_configured(make_server: ServerFactory) -> None:
         assert reply["op"] == "auth_ok"
         assert reply["feeds"] == ["*"]
         assert reply["expires_at"] is None
+        assert reply["server"] == f"mdp-wds/{version('mdp-wds')}"  # never a hand-kept string
 
 
 async def test_session_closes_when_the_token_expires_and_refresh_extends_it(
