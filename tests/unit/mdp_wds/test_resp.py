@@ -32,7 +32,7 @@ VALUES = st.recursive(_leaves, lambda inner: st.lists(inner, max_size=4), max_le
 def encode(value: object) -> bytes:
     """A reference encoder (``("simple", b)`` is a simple string, ``None`` a null bulk)."""
     if isinstance(value, tuple):
-        return b"+" + value[1] + b"\r\n"
+        return b"+" + bytes(value[1]) + b"\r\n"
     if isinstance(value, bytes):
         return b"$%d\r\n%s\r\n" % (len(value), value)
     if isinstance(value, int):
@@ -108,6 +108,10 @@ def test_pub_sub_replies() -> None:
     ]
 
 
+def test_an_error_reply_that_is_not_utf8_is_still_read() -> None:
+    assert RespParser().feed(b"-ERR \xff\r\n:1\r\n") == [ErrorReply("ERR \ufffd"), 1]
+
+
 def test_a_bulk_string_may_hold_crlf_and_any_byte() -> None:
     assert RespParser().feed(b"$6\r\na\r\nb\x00\xff\r\n") == [b"a\r\nb\x00\xff"]
 
@@ -128,13 +132,19 @@ def test_a_bulk_string_may_hold_crlf_and_any_byte() -> None:
         (b"$2\r\nabcd\r\n", "a RESP bulk string does not end with CRLF where its length says"),
         (b"$2\r\nab\n\r", "a RESP bulk string does not end with CRLF where its length says"),
         (b"*1\r\n?\r\n", "unexpected RESP type b'?'"),
-        (b"$%d\r\n" % (MAX_BULK + 1), f"a RESP bulk string of {MAX_BULK + 1} bytes exceeds"),
+        (
+            b"$%d\r\n" % (MAX_BULK + 1),
+            f"a RESP bulk string of {MAX_BULK + 1} bytes exceeds {MAX_BULK}",
+        ),
         (b"*1\r\n" * (MAX_DEPTH + 1), f"RESP arrays nested deeper than {MAX_DEPTH}"),
         (b"+" + b"x" * (MAX_LINE + 2), f"a RESP line is longer than {MAX_LINE} bytes"),
+        (b"+" + b"x" * (MAX_LINE + 1) + b"\r\n", f"a RESP line is longer than {MAX_LINE} bytes"),
+        (b"+" + b"x" * (MAX_LINE + 9) + b"\r\n", f"a RESP line is longer than {MAX_LINE} bytes"),
+        (b":" + b"7" * 40 + b"x\r\n", "a RESP integer is not an integer: b'" + "7" * 32 + "'"),
     ],
 )
 def test_malformed_input_is_a_clear_error(stream: bytes, message: str) -> None:
-    with pytest.raises(RespProtocolError, match="^" + re.escape(message)):
+    with pytest.raises(RespProtocolError, match="^" + re.escape(message) + "$"):
         RespParser().feed(stream)
 
 

@@ -13,6 +13,7 @@ from fnmatch import fnmatchcase
 from typing import Any
 
 import pytest
+import structlog
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -69,7 +70,9 @@ class Shell:
     def __init__(self, **overrides: Any) -> None:
         self.settings = make_settings(**overrides)
         self.stats = WdsStats()
-        self.protocol = SessionProtocol(self.settings, self.stats, 0.0, server_name=SERVER)
+        self.protocol = SessionProtocol(
+            self.settings, self.stats, 0.0, server_name=SERVER, address="192.0.2.7"
+        )
         self.monotonic = 0.0
         self.now = NOW
         self.frames: list[dict[str, Any]] = []
@@ -258,6 +261,32 @@ def test_a_token_valid_one_second_before_expiry_is_accepted() -> None:
     assert shell.expiry == [1.0]
 
 
+def test_the_expiry_timer_counts_from_now_to_the_second() -> None:
+    shell = Shell()
+    shell.now = NOW + 59.75  # the token's expiry is whole seconds; now need not be
+    assert shell.auth(ttl=60)["op"] == "auth_ok"
+    assert shell.expiry == [0.25]
+
+
+def test_a_violation_is_logged_with_reason_subject_and_address() -> None:
+    shell = authed()
+    with structlog.testing.capture_logs() as logs:
+        shell.send({"op": "subscribe", "feeds": ["nope"]})
+    assert logs == [
+        {
+            "event": "wds client violation",
+            "log_level": "info",
+            "reason": "unknown_feed",
+            "subject": "tester",
+            "address": "192.0.2.7",
+        }
+    ]
+    shell = Shell()
+    with structlog.testing.capture_logs() as logs:
+        shell.send("{}")
+    assert [(log["reason"], log["subject"]) for log in logs] == [("unauthenticated", None)]
+
+
 def test_dev_key_grants_everything_and_never_expires() -> None:
     shell = Shell()
     reply = shell.send({"op": "auth", "key": DEV_KEY})
@@ -282,7 +311,7 @@ def test_a_session_token_waits_for_the_revocation_check() -> None:
     assert shell.send({"op": "auth", "token": token(sid="s-1")}) == []
     assert shell.pending == [CheckRevoked("s-1")]
     assert busy(shell)
-    with pytest.raises(RuntimeError):
+    with pytest.raises(RuntimeError, match=r"^a request is still waiting for its answer$"):
         shell.send({"op": "ping"})
     shell.answer(revoked=False)
     assert ops(shell.collect()) == ["auth_ok"]
@@ -766,7 +795,10 @@ def test_an_ended_connection_is_counted_by_why(
     shell = authed()
     shell.send({"op": "subscribe", "feeds": ["quote:AAPL", "news:latest"]})
     shell.settle()
+    shell.protocol.deliver("quote:AAPL", 1, update_frame("quote:AAPL", b"{}"))  # not written
     shell.protocol.connection_ended(sent, received)
+    assert shell.protocol.queued == 0
+    assert shell.protocol.queued_bytes == 0
     shell.collect()
     assert shell.stats.disconnects == Counter({why: 1})
     assert shell.stats.violations == violations

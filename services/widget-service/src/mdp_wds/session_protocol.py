@@ -197,6 +197,7 @@ class SessionProtocol:
         settings: Limits and secrets.
         stats: Process counters (violations, disconnects, drops, subscriptions, snapshots).
         now_monotonic: The shell's monotonic clock at accept time (rate limit).
+        server_name: ``name/version`` of the server, sent in ``auth_ok``.
         address: The client's address, for logs only.
     """
 
@@ -206,8 +207,8 @@ class SessionProtocol:
         stats: WdsStats,
         now_monotonic: float,
         *,
+        server_name: str,
         address: str | None = None,
-        server_name: str = "mdp-wds",
     ) -> None:
         self._settings = settings
         self._stats = stats
