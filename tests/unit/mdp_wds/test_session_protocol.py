@@ -67,9 +67,9 @@ def token(
 class Shell:
     """The socket shell and the hub, played by hand."""
 
-    def __init__(self, **overrides: Any) -> None:
+    def __init__(self, stats: WdsStats | None = None, **overrides: Any) -> None:
         self.settings = make_settings(**overrides)
-        self.stats = WdsStats()
+        self.stats = stats if stats is not None else WdsStats()
         self.protocol = SessionProtocol(
             self.settings, self.stats, 0.0, server_name=SERVER, address="192.0.2.7"
         )
@@ -158,7 +158,9 @@ class Shell:
 
 def busy(shell: Shell) -> bool:
     """Read afresh (a plain attribute read would be narrowed by an earlier assert)."""
-    return shell.protocol.busy
+    value = shell.protocol.busy
+    assert isinstance(value, bool)
+    return value
 
 
 def ops(frames: list[dict[str, Any]]) -> list[str]:
@@ -185,6 +187,7 @@ def test_auth_ok_names_the_grant_expiry_and_server() -> None:
         "server": SERVER,
     }
     assert shell.protocol.state is SessionState.OPEN
+    assert shell.protocol.closing is False
     assert shell.expiry == [60.0]
 
 
@@ -317,6 +320,28 @@ def test_a_session_token_waits_for_the_revocation_check() -> None:
     assert ops(shell.collect()) == ["auth_ok"]
     assert shell.protocol.session_id == "s-1"
     assert not busy(shell)
+
+
+def test_a_session_token_s_grant_subject_and_expiry_hold_after_the_check() -> None:
+    shell = Shell()
+    shell.send({"op": "auth", "id": 2, "token": token(["quote:*"], ttl=90, sid="s-1")})
+    shell.answer(revoked=False)
+    assert shell.collect() == [
+        {
+            "op": "auth_ok",
+            "id": 2,
+            "expires_at": int(NOW) + 90,
+            "feeds": ["quote:*"],
+            "server": SERVER,
+        }
+    ]
+    assert shell.expiry == [90.0]
+    with structlog.testing.capture_logs() as logs:
+        shell.send({"op": "subscribe", "feeds": ["news:latest"]})
+    assert [(log["reason"], log["subject"]) for log in logs] == [("forbidden_feed", "tester")]
+    # A refresh with a token of no login session forgets the old one.
+    shell.send({"op": "auth", "token": token()})
+    assert shell.protocol.session_id is None
 
 
 def test_a_token_of_an_ended_session_is_refused() -> None:
@@ -498,6 +523,38 @@ def test_resubscribing_is_accepted_without_a_second_snapshot() -> None:
     assert shell.stats.client_subscriptions == 1
 
 
+def test_a_followed_feed_in_a_longer_list_does_not_stop_the_rest() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:A"]})
+    shell.settle()
+    shell.send({"op": "subscribe", "id": 2, "feeds": ["quote:A", "quote:B", "quote:C"]})
+    out = shell.settle()
+    assert out[0] == {"op": "subscribed", "id": 2, "feeds": ["quote:A", "quote:B", "quote:C"]}
+    assert [m["feed"] for m in out[1:]] == ["quote:B", "quote:C"]  # snapshots of the new ones
+    assert shell.stats.snapshots_out == 3
+    assert shell.stats.client_subscriptions == 3
+    shell.send({"op": "unsubscribe", "feeds": ["quote:B"]})
+    assert shell.stats.client_subscriptions == 2
+
+
+def test_counters_add_up_over_repeated_events() -> None:
+    stats = WdsStats()
+    for _ in range(2):
+        shell = Shell(stats)
+        shell.auth()
+        shell.send({"op": "subscribe", "feeds": ["nope"]})
+        shell.send({"op": "get", "feed": "nope"})
+        shell.send("{")
+        shell.send("{")
+        shell.protocol.connection_ended(None, 1006)
+    assert stats.violations == Counter(unknown_feed=4, bad_request=4)
+    assert stats.disconnects == Counter(connection_lost=2)
+    for _ in range(2):
+        shell = Shell(stats)
+        shell.send("{")
+    assert stats.disconnects == Counter(connection_lost=2, unauthenticated=2)
+
+
 def test_the_subscription_cap_refuses_the_one_past_it() -> None:
     shell = authed(max_subscriptions=2)
     out = shell.send({"op": "subscribe", "id": 4, "feeds": ["quote:A", "quote:B", "quote:C"]})
@@ -543,6 +600,8 @@ def test_refused_feeds_get_an_error_and_no_subscription(
     assert shell.stats.violations == Counter({code: 1})
     out = shell.send({"op": "get", "id": 7, "feed": feed})
     assert [(m["op"], m["code"], m["id"]) for m in out] == [("error", code, 7)]
+    assert feed in out[0]["message"]
+    assert shell.stats.violations == Counter({code: 2})
     assert shell.pending == []
     assert not busy(shell)
 
@@ -670,6 +729,55 @@ def test_resync_resends_every_snapshot_in_order_before_held_updates() -> None:
     assert shell.pending == [ReadSnapshot(4, resolve_feed("quote:B"), 7)]
     shell.answer()
     assert [(m["op"], m["feed"]) for m in shell.collect()] == [("snapshot", "quote:B")]
+
+
+def test_updates_after_a_resync_wait_for_the_new_snapshot() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:A"]})
+    shell.settle()
+    shell.protocol.resync()
+    shell.collect()
+    assert shell.publish("quote:A") == []  # held until the snapshot is sent
+    shell.answer()
+    assert [(m["op"], m["data"]) for m in shell.collect()] == [
+        ("snapshot", {"seq": 1}),
+        ("update", {"seq": 1}),  # dispatched after the read began: released after it
+    ]
+    assert ops(shell.publish("quote:A")) == ["update"]
+
+
+def test_a_resync_during_a_subscription_s_read_sends_both_snapshots() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:A"]})
+    shell.answer()
+    shell.collect()
+    shell.protocol.resync()
+    shell.answer()  # the subscription's snapshot
+    shell.collect()
+    # The subscription's snapshot released what was held, so updates flow while the resync's
+    # read is in flight; its snapshot follows them.
+    assert ops(shell.publish("quote:A")) == ["update"]
+    shell.answer()
+    assert [(m["op"], m["data"]) for m in shell.collect()] == [("snapshot", {"seq": 1})]
+    assert ops(shell.publish("quote:A")) == ["update"]
+    assert shell.stats.snapshots_out == 2
+
+
+def test_a_resync_before_a_snapshotless_subscription_is_confirmed() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:A"], "snapshot": False})
+    shell.protocol.resync()  # the link came back while the subscription was being made
+    shell.collect()
+    ref = resolve_feed("quote:A")
+    assert shell.pending == [AddFeeds((ref,)), ReadSnapshot(1, ref, 7)]
+    shell.answer(0)
+    assert ops(shell.collect()) == ["subscribed"]
+    assert busy(shell)  # its own step waits behind the resync's read
+    shell.answer()
+    assert ops(shell.collect()) == ["snapshot"]
+    assert not busy(shell)
+    assert shell.pending == []
+    assert ops(shell.publish("quote:A")) == ["update"]
 
 
 def test_resync_with_no_subscription_reads_nothing() -> None:
@@ -814,6 +922,16 @@ def test_an_end_after_our_own_close_is_not_counted_twice() -> None:
     shell.protocol.connection_ended(4009, None)
     assert shell.stats.disconnects == Counter(too_slow=1)
     assert shell.protocol.commands() == [Close(CloseCode.TOO_SLOW, "x")]
+
+
+def test_a_snapshot_answer_after_the_end_is_ignored() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:A"]})
+    shell.answer()
+    shell.collect()
+    shell.protocol.connection_ended(None, 1006)
+    shell.answer()
+    assert shell.collect() == []
 
 
 def test_an_end_while_a_request_waits_releases_the_shell() -> None:
