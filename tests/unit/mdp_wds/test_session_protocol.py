@@ -277,7 +277,7 @@ def test_a_violation_is_logged_with_reason_subject_and_address() -> None:
         shell.send({"op": "subscribe", "feeds": ["nope"]})
     assert logs == [
         {
-            "event": "wds client violation",
+            "event": "wds_client_violation",
             "log_level": "info",
             "reason": "unknown_feed",
             "subject": "tester",

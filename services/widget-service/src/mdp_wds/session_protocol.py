@@ -686,7 +686,7 @@ class SessionProtocol:
     def _violation(self, reason: str) -> None:
         self._stats.violations[reason] += 1
         _log.info(
-            "wds client violation",
+            "wds_client_violation",
             reason=reason,
             subject=self._subject or None,
             address=self._address,
