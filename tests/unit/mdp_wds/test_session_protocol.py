@@ -20,8 +20,9 @@ from hypothesis import strategies as st
 from mdp_core.settings import Secret, load
 from mdp_core.token import issue_token
 from mdp_wds.access import FeedRef, resolve_feed
-from mdp_wds.hub import SnapshotItem
-from mdp_wds.protocol import CloseCode, Frame, update_frame
+from mdp_wds.deltas import BoardTracker, apply_delta
+from mdp_wds.hub import BoardFrame, SnapshotItem
+from mdp_wds.protocol import CloseCode, Frame, delta_frame, update_frame
 from mdp_wds.session_protocol import (
     AddFeeds,
     CheckRevoked,
@@ -1108,3 +1109,284 @@ def test_a_subscription_is_held_only_when_granted_and_in_the_catalogue(
         if name in SERVED and any(fnmatchcase(name, pattern) for pattern in grant)
     ]
     assert list(shell.protocol.subscriptions) == expected
+
+
+# --- boards as deltas -------------------------------------------------------------------------
+
+BOARD = "scanner:top_gainers"
+SYMBOLS = ("AA", "BB", "CC", "DD")
+
+board_rows = st.lists(st.sampled_from(SYMBOLS), unique=True, max_size=4).flatmap(
+    lambda names: st.tuples(
+        *(
+            st.fixed_dictionaries(
+                {"symbol": st.just(name), "price": st.sampled_from([1.0, 1.5, 2.0])},
+                optional={"rvol_tod": st.just(1.25)},
+            )
+            for name in names
+        )
+    ).map(list)
+)
+board_documents = st.fixed_dictionaries(
+    {"board": st.just("top_gainers"), "as_of_ms": st.integers(0, 2), "rows": board_rows}
+)
+
+
+def board_document(*prices: float, as_of_ms: int = 0) -> dict[str, Any]:
+    rows = [{"symbol": s, "price": p} for s, p in zip(SYMBOLS, prices, strict=False)]
+    return {"board": "top_gainers", "as_of_ms": as_of_ms, "rows": rows}
+
+
+class BoardShell(Shell):
+    """A shell whose hub numbers and diffs board publications as :class:`mdp_wds.hub.Hub` does."""
+
+    def __init__(self, **overrides: Any) -> None:
+        super().__init__(**overrides)
+        self.trackers: dict[str, BoardTracker] = {}
+        self.history: dict[int, dict[str, Any]] = {}
+
+    def command(self, command: Command) -> None:
+        super().command(command)
+        if isinstance(command, AddFeeds):
+            for ref in command.refs:
+                if ref.feed.delta_key is not None:
+                    self.trackers.setdefault(ref.name, BoardTracker(ref.feed.delta_key))
+        elif isinstance(command, RemoveFeed):
+            self.trackers.pop(command.ref.name, None)
+
+    def answer(self, index: int = 0, *, revoked: bool = False, unavailable: bool = False) -> None:
+        command = self.pending[index]
+        if not isinstance(command, ReadSnapshot) or unavailable:
+            super().answer(index, revoked=revoked, unavailable=unavailable)
+            return
+        self.pending.pop(index)
+        items = self.read(command.ref, command.limit)
+        tracker = self.trackers.get(command.ref.name)
+        board_seq = None  # as Hub.board_seq: the number only when the bytes are the last relayed
+        if tracker is not None and tracker.payload == items[0].data:
+            board_seq = tracker.seq
+        self.protocol.snapshot_read(
+            command.ticket, self.marks.pop(command.ticket), items, board_seq
+        )
+
+    def publish_board(
+        self, document: dict[str, Any], *, delivered: bool = True
+    ) -> list[dict[str, Any]]:
+        """Write and relay a board; ``delivered=False``: numbered by the hub, missed here."""
+        self.seq += 1
+        payload = json.dumps(document, separators=(",", ":")).encode()
+        self.store[BOARD] = payload
+        tracker = self.trackers.get(BOARD)
+        if tracker is not None:
+            delta = tracker.advance(payload)
+            self.history[tracker.seq] = document
+            board = BoardFrame(
+                tracker.seq,
+                None if delta is None else delta_frame(BOARD, tracker.seq, delta),
+            )
+            if delivered:
+                frame = update_frame(BOARD, payload, seq=tracker.seq)
+                self.protocol.deliver(BOARD, self.seq, frame, board)
+        return self.collect()
+
+
+class BoardClient:
+    """What the dashboard keeps: the board and its number; a delta must follow that number."""
+
+    def __init__(self) -> None:
+        self.document: dict[str, Any] | None = None
+        self.seq: int | None = None
+
+    def take(self, frames: list[dict[str, Any]]) -> None:
+        for frame in frames:
+            if frame.get("feed") != BOARD:
+                continue
+            op = frame["op"]
+            if op == "delta":
+                assert self.document is not None
+                assert self.seq is not None
+                assert frame["base"] == self.seq == frame["seq"] - 1, "a delta after a gap"
+                self.document = apply_delta(self.document, frame["data"], "symbol")
+            else:
+                assert op in {"snapshot", "update"}, frame
+                if op == "update" and self.seq is not None:
+                    assert frame["seq"] > self.seq, "a publication the client already has"
+                self.document = frame["data"]
+            self.seq = frame["seq"]
+
+
+def board_shell(deltas: bool = True, **overrides: Any) -> BoardShell:
+    shell = BoardShell(**overrides)
+    assert shell.auth()["op"] == "auth_ok"
+    shell.send({"op": "subscribe", "id": 2, "feeds": [BOARD], "deltas": deltas})
+    return shell
+
+
+def test_a_board_followed_with_deltas_gets_numbered_snapshot_then_deltas() -> None:
+    shell = board_shell()
+    shell.settle()  # no publication yet: the snapshot's number is unknown
+    assert shell.frames[-1] == {"op": "snapshot", "seq": None, "feed": BOARD, "data": None}
+    first = shell.publish_board(board_document(1.0, 2.0))
+    assert ops(first) == ["update"]  # the first publication has no base: whole
+    assert first[0]["seq"] == 1
+    second = shell.publish_board(board_document(1.5, 2.0))
+    assert [(f["op"], f["seq"], f["base"]) for f in second] == [("delta", 2, 1)]
+    assert second[0]["data"]["patch"] == {"AA": {"price": 1.5}}  # the hub's delta, as built
+    third = shell.publish_board(board_document(1.5, 2.0, as_of_ms=1))
+    assert ops(third) == ["delta"]
+    assert shell.stats.deltas_out == 2
+
+
+def test_a_snapshot_of_the_last_publication_continues_with_deltas() -> None:
+    shell = board_shell()
+    shell.pending.clear()  # another client's subscription numbered what follows
+    shell.trackers[BOARD] = BoardTracker("symbol")
+    shell.publish_board(board_document(1.0))
+    shell.publish_board(board_document(2.0))
+    shell.protocol.feeds_added()
+    shell.collect()
+    out = shell.settle()
+    assert out[-1]["op"] == "snapshot"
+    assert out[-1]["seq"] == 2
+    assert ops(shell.publish_board(board_document(1.5))) == ["delta"]
+
+
+def test_a_snapshot_the_hub_cannot_vouch_for_makes_the_next_publication_whole() -> None:
+    shell = BoardShell()
+    shell.auth()
+    shell.store[BOARD] = json.dumps(board_document(1.0)).encode()  # written before anyone relayed
+    shell.send({"op": "subscribe", "feeds": [BOARD], "deltas": True})
+    out = shell.settle()
+    assert out[-1]["seq"] is None
+    assert out[-1]["data"] == board_document(1.0)
+    shell.trackers[BOARD].advance(shell.store[BOARD])  # the hub has a base, the client no number
+    assert ops(shell.publish_board(board_document(2.0))) == ["update"]
+    assert ops(shell.publish_board(board_document(3.0))) == ["delta"]
+
+
+def test_a_missed_publication_makes_the_next_one_whole() -> None:
+    shell = board_shell()
+    shell.settle()
+    shell.publish_board(board_document(1.0))
+    shell.publish_board(board_document(2.0))
+    shell.publish_board(board_document(3.0), delivered=False)  # e.g. dropped while held
+    out = shell.publish_board(board_document(4.0))
+    assert [(f["op"], f["seq"]) for f in out] == [("update", 4)]
+    assert ops(shell.publish_board(board_document(5.0))) == ["delta"]
+
+
+def test_a_held_publication_the_snapshot_contains_is_not_sent_again() -> None:
+    shell = board_shell()
+    shell.settle()
+    shell.publish_board(board_document(1.0))
+    shell.protocol.resync()
+    shell.collect()
+    assert ops(shell.publish_board(board_document(2.0))) == []  # held behind the new read
+    out = shell.settle()  # the read sees publication 2, which was dispatched after the mark
+    assert [(f["op"], f["seq"]) for f in out] == [("snapshot", 2)]
+    assert [(f["op"], f["seq"]) for f in shell.publish_board(board_document(3.0))] == [("delta", 3)]
+
+
+def test_a_held_publication_newer_than_the_snapshot_goes_after_it_as_a_delta() -> None:
+    shell = board_shell()
+    shell.settle()
+    shell.publish_board(board_document(1.0))
+    shell.protocol.resync()
+    shell.collect()
+    read = shell.pending.pop()
+    assert isinstance(read, ReadSnapshot)
+    items = shell.read(read.ref, read.limit)  # the read sees publication 1 ...
+    shell.publish_board(board_document(2.0))  # ... and 2 is dispatched before it returns
+    shell.protocol.snapshot_read(read.ticket, shell.marks.pop(read.ticket), items, 1)
+    out = shell.collect()
+    assert [(f["op"], f["seq"]) for f in out] == [("snapshot", 1), ("delta", 2)]
+
+
+def test_a_get_of_a_followed_board_is_numbered_and_rebases_the_deltas() -> None:
+    shell = board_shell()
+    shell.settle()
+    shell.publish_board(board_document(1.0))
+    shell.send({"op": "get", "id": 9, "feed": BOARD})
+    out = shell.settle()
+    assert out == [
+        {"op": "snapshot", "id": 9, "seq": 1, "feed": BOARD, "data": board_document(1.0)}
+    ]
+    assert ops(shell.publish_board(board_document(2.0))) == ["delta"]
+
+
+def test_a_board_followed_without_deltas_gets_whole_updates_only() -> None:
+    shell = board_shell(deltas=False)
+    shell.settle()
+    assert "seq" not in shell.frames[-1]
+    shell.publish_board(board_document(1.0))
+    assert ops(shell.publish_board(board_document(2.0))) == ["update"]
+    shell.send({"op": "get", "id": 9, "feed": BOARD})
+    assert "seq" not in shell.settle()[-1]
+    assert shell.stats.deltas_out == 0
+
+
+def test_deltas_are_not_kept_for_a_feed_that_is_not_a_board() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:AAPL"], "deltas": True})
+    assert "seq" not in shell.settle()[-1]
+    assert shell.protocol._boards == {}
+
+
+def test_unsubscribing_forgets_the_board_s_number() -> None:
+    shell = board_shell()
+    shell.settle()
+    shell.publish_board(board_document(1.0))
+    shell.send({"op": "unsubscribe", "feeds": [BOARD]})
+    assert shell.protocol._boards == {}
+    shell.send({"op": "subscribe", "feeds": [BOARD]})  # again, without deltas
+    shell.settle()
+    assert ops(shell.publish_board(board_document(2.0))) == ["update"]
+
+
+def test_a_board_s_number_is_forgotten_when_the_connection_ends() -> None:
+    shell = board_shell()
+    shell.settle()
+    shell.protocol.connection_ended(None, 1006)
+    assert shell.protocol._boards == {}
+
+
+BOARD_ACTIONS = st.one_of(
+    st.tuples(st.just("publish"), board_documents),
+    st.tuples(st.just("miss"), board_documents),
+    st.tuples(st.just("answer")),
+    st.tuples(st.just("resync")),
+    st.tuples(st.just("get")),
+)
+
+
+@given(st.lists(board_documents, max_size=3), st.lists(BOARD_ACTIONS, max_size=25))
+def test_snapshot_plus_deltas_equal_the_board_at_every_step(
+    before: list[dict[str, Any]], actions: list[tuple[Any, ...]]
+) -> None:
+    shell = BoardShell()
+    shell.auth()
+    for document in before:  # published before this client subscribed: no number vouched
+        shell.store[BOARD] = json.dumps(document).encode()
+    shell.send({"op": "subscribe", "feeds": [BOARD], "deltas": True})
+    client = BoardClient()
+    missed = False
+    for action in actions:
+        kind = action[0]
+        if kind in {"publish", "miss"}:
+            client.take(shell.publish_board(action[1], delivered=kind == "publish"))
+            missed = kind == "miss"
+        elif kind == "answer" and shell.pending:
+            shell.answer()
+            client.take(shell.collect())
+        elif kind == "resync":
+            shell.protocol.resync()
+            client.take(shell.collect())
+        elif kind == "get" and not shell.pending:
+            client.take(shell.send({"op": "get", "id": 3, "feed": BOARD}))
+        if client.seq is not None:  # a numbered copy is exactly that publication
+            assert client.document == shell.history[client.seq]
+        if not shell.pending and not missed:  # settled: the client shows the board
+            assert client.document == json.loads(shell.store.get(BOARD, b"null"))
+    client.take(shell.settle())
+    client.take(shell.publish_board({"board": "top_gainers", "as_of_ms": 9, "rows": []}))
+    assert client.document == json.loads(shell.store[BOARD])

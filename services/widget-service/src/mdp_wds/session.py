@@ -23,7 +23,7 @@ from typing import Final
 from websockets.asyncio.server import ServerConnection
 
 from mdp_core.clock import NS_PER_SECOND, Clock
-from mdp_wds.hub import Hub, SnapshotItem, SnapshotUnavailable
+from mdp_wds.hub import BoardFrame, Hub, SnapshotItem, SnapshotUnavailable
 from mdp_wds.protocol import CloseCode, Frame
 from mdp_wds.revocations import RevokedSessions
 from mdp_wds.session_protocol import (
@@ -163,10 +163,10 @@ class ClientSession:
 
     # --- hub callbacks --------------------------------------------------------------------
 
-    def deliver(self, key: str, seq: int, frame: Frame) -> None:
+    def deliver(self, key: str, seq: int, frame: Frame, board: BoardFrame | None = None) -> None:
         """Queue an update (called by the hub; never blocks)."""
         protocol = self._protocol
-        protocol.deliver(key, seq, frame)
+        protocol.deliver(key, seq, frame, board)
         if protocol.closing:
             self._pump()  # the slow-client policy may have closed it
         elif protocol.queued:
@@ -231,7 +231,11 @@ class ClientSession:
             items = await self._hub.snapshot(command.ref, command.limit)
         except SnapshotUnavailable:
             items = None
-        self._protocol.snapshot_read(command.ticket, mark, items)
+        board_seq = None
+        if items and not command.ref.is_pattern:
+            # Read before any other task runs: the number is the board publication's just read.
+            board_seq = self._hub.board_seq(command.ref.name, items[0].data)
+        self._protocol.snapshot_read(command.ticket, mark, items, board_seq)
         self._pump()
 
     async def _check_revoked(self, command: CheckRevoked) -> None:

@@ -22,6 +22,11 @@ The rules:
   queued, then the held updates dispatched after the read began (``seq > mark``) are released.
 * **Slow clients.** The send queue is bounded in messages and bytes; at the cap the connection
   is closed with 4009 (``disconnect``) or the oldest frames are dropped (``drop_oldest``).
+* **Boards as deltas.** For a board subscribed with ``deltas`` the protocol keeps the number of
+  the last publication queued (the snapshot's, when the shell's answer can vouch for it). The
+  next publication goes as a delta when it directly follows that number, whole otherwise (a gap:
+  the client resyncs from it), and not at all when the client already has it
+  (:mod:`mdp_wds.deltas`).
 * **One request at a time.** A request waiting for an answer keeps :attr:`busy` true; the shell
   reads the next client message only when it is false.
 """
@@ -53,7 +58,7 @@ from mdp_wds.settings import WdsSettings
 from mdp_wds.stats import WdsStats
 
 if TYPE_CHECKING:
-    from mdp_wds.hub import SnapshotItem
+    from mdp_wds.hub import BoardFrame, SnapshotItem
 
 __all__ = [
     "AddFeeds",
@@ -99,8 +104,9 @@ class ReadSnapshot:
     """Read a feed's current content.
 
     Note the hub's last dispatched ``seq`` (the mark) just before reading, then answer
-    :meth:`SessionProtocol.snapshot_read` with ``ticket``, the mark and the items (``None`` when
-    the cache could not be read).
+    :meth:`SessionProtocol.snapshot_read` with ``ticket``, the mark, the items (``None`` when
+    the cache could not be read) and, for a single feed, the number of the board publication
+    the item is (``Hub.board_seq``; ``None`` when unknown or not a board).
     """
 
     ticket: int
@@ -221,7 +227,10 @@ class SessionProtocol:
         self._grant: Grant | None = None
         self._subject = ""
         self._subs: dict[str, FeedRef] = {}
-        self._held: dict[str, list[tuple[int, Frame]]] = {}
+        self._held: dict[str, list[tuple[int, Frame, BoardFrame | None]]] = {}
+        #: Boards followed with deltas: the number of the last publication queued (None: the
+        #: client's copy is of unknown number, so the next one goes whole).
+        self._boards: dict[str, int | None] = {}
         self._queue: deque[Frame] = deque()
         self._queued_bytes = 0
         self._commands: list[Command] = []
@@ -328,6 +337,7 @@ class SessionProtocol:
         self._stats.client_subscriptions -= len(self._subs)
         self._subs.clear()
         self._held.clear()
+        self._boards.clear()
         self._steps.clear()
         self._jobs.clear()
         self._gets.clear()
@@ -352,16 +362,19 @@ class SessionProtocol:
 
     # --- inputs from the hub and the shell's commands ---------------------------------------
 
-    def deliver(self, key: str, seq: int, frame: Frame) -> None:
-        """An update for subscription ``key`` (hub dispatch number ``seq``)."""
+    def deliver(self, key: str, seq: int, frame: Frame, board: BoardFrame | None = None) -> None:
+        """An update for subscription ``key`` (hub dispatch number ``seq``).
+
+        ``board``: for a board feed, its publication number and delta (built once for all).
+        """
         held = self._held.get(key)
         if held is None:
-            self._enqueue(frame)
+            self._enqueue_update(key, frame, board)
         elif len(held) < self._settings.send_queue_messages:
-            held.append((seq, frame))
+            held.append((seq, frame, board))
         else:
             held.pop(0)  # the snapshot that follows supersedes it anyway
-            held.append((seq, frame))
+            held.append((seq, frame, board))
             self._stats.drops["held_overflow"] += 1
 
     def resync(self) -> None:
@@ -397,12 +410,21 @@ class SessionProtocol:
             return
         self._subscribed(pending)
 
-    def snapshot_read(self, ticket: int, mark: int, items: Sequence[SnapshotItem] | None) -> None:
-        """Answer to :class:`ReadSnapshot`; ``items`` is ``None`` when the cache failed."""
+    def snapshot_read(
+        self,
+        ticket: int,
+        mark: int,
+        items: Sequence[SnapshotItem] | None,
+        board_seq: int | None = None,
+    ) -> None:
+        """Answer to :class:`ReadSnapshot`; ``items`` is ``None`` when the cache failed.
+
+        ``board_seq``: the number of the board publication a single feed's item is, if known.
+        """
         get = self._gets.pop(ticket, None)
         if get is not None:
             self._busy = False
-            self._got(get, items)
+            self._got(get, items, board_seq)
             return
         job = self._jobs.pop(ticket, None)
         if job is None:
@@ -416,7 +438,7 @@ class SessionProtocol:
             )
         if name in self._subs and not self._closing:
             for item in items:
-                self._enqueue(snapshot_frame(item.feed, item.data))
+                self._enqueue(self._snapshot(item.feed, item.data, None, board_seq))
                 self._stats.snapshots_out += 1
             self._release(name, mark)
         self._advance()
@@ -550,6 +572,8 @@ class SessionProtocol:
                 continue
             self._subs[name] = ref
             self._held[name] = []
+            if request.deltas and ref.feed.delta_key is not None and not ref.is_pattern:
+                self._boards[name] = None
             self._stats.client_subscriptions += 1
             accepted.append(ref)
         pending = _PendingSubscribe(request, accepted)
@@ -587,6 +611,7 @@ class SessionProtocol:
     def _drop(self, name: str, ref: FeedRef) -> None:
         del self._subs[name]
         self._held.pop(name, None)
+        self._boards.pop(name, None)
         self._stats.client_subscriptions -= 1
         self._commands.append(RemoveFeed(ref))
 
@@ -603,13 +628,22 @@ class SessionProtocol:
         self._busy = True
         self._commands.append(ReadSnapshot(ticket, ref, self._limit(request)))
 
-    def _got(self, get: _Get, items: Sequence[SnapshotItem] | None) -> None:
+    def _got(self, get: _Get, items: Sequence[SnapshotItem] | None, board_seq: int | None) -> None:
         if items is None:
             self._error(get.request_id, ErrorCode.UNAVAILABLE, "the cache is unavailable; retry")
             return
         for item in items:
-            self._enqueue(snapshot_frame(item.feed, item.data, get.request_id))
+            self._enqueue(self._snapshot(item.feed, item.data, get.request_id, board_seq))
             self._stats.snapshots_out += 1
+
+    def _snapshot(
+        self, name: str, data: bytes, request_id: int | None, board_seq: int | None
+    ) -> Frame:
+        """A snapshot frame; for a board followed with deltas, numbered when the shell knows it."""
+        if name not in self._boards:
+            return snapshot_frame(name, data, request_id)
+        self._boards[name] = board_seq
+        return snapshot_frame(name, data, request_id, board=True, seq=board_seq)
 
     # --- snapshot jobs ----------------------------------------------------------------------
 
@@ -642,9 +676,24 @@ class SessionProtocol:
     def _release(self, name: str, mark: int) -> None:
         held = self._held.pop(name, None)
         if held is not None:
-            for seq, frame in held:
+            for seq, frame, board in held:
                 if seq > mark:
-                    self._enqueue(frame)
+                    self._enqueue_update(name, frame, board)
+
+    def _enqueue_update(self, key: str, frame: Frame, board: BoardFrame | None) -> None:
+        """Queue a publication: its delta, the whole of it, or nothing (the client has it)."""
+        if board is None or key not in self._boards:
+            self._enqueue(frame)
+            return
+        last = self._boards[key]
+        if last is not None and board.seq <= last:
+            return  # the client's copy already is this publication (or a later one)
+        self._boards[key] = board.seq
+        if board.delta is not None and last == board.seq - 1:
+            self._stats.deltas_out += 1
+            self._enqueue(board.delta)
+        else:
+            self._enqueue(frame)
 
     # --- sending ----------------------------------------------------------------------------
 
