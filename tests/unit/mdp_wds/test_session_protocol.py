@@ -1390,3 +1390,14 @@ def test_snapshot_plus_deltas_equal_the_board_at_every_step(
     client.take(shell.settle())
     client.take(shell.publish_board({"board": "top_gainers", "as_of_ms": 9, "rows": []}))
     assert client.document == json.loads(shell.store[BOARD])
+
+
+def test_a_board_followed_without_a_snapshot_starts_whole_then_deltas() -> None:
+    shell = BoardShell()
+    shell.auth()
+    shell.send({"op": "subscribe", "feeds": [BOARD], "deltas": True, "snapshot": False})
+    assert ops(shell.settle()) == ["subscribed"]
+    shell.publish_board(board_document(1.0), delivered=False)  # relayed to others before
+    first = shell.publish_board(board_document(2.0))  # a delta exists; the client has no copy
+    assert [(f["op"], f["seq"]) for f in first] == [("update", 2)]
+    assert [(f["op"], f["seq"]) for f in shell.publish_board(board_document(3.0))] == [("delta", 3)]
