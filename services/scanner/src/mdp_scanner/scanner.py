@@ -318,6 +318,9 @@ class Scanner:
         paused = asyncio.ensure_future(self._pause_asked.wait())
         try:
             await asyncio.wait({read, paused}, return_when=asyncio.FIRST_COMPLETED)
+        except BaseException:
+            read.cancel()  # cancelled while waiting: the read must not outlive this call
+            raise
         finally:
             paused.cancel()
         if read.done():
