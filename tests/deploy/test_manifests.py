@@ -30,8 +30,8 @@ VENDOR_VARIABLES = {"MASSIVE_API_KEY", "POLYGON_API_KEY", "FINLIGHT_API_KEY", "N
 INFRA_VARIABLES = {"REDISCLI_AUTH", "RABBITMQ_DEFAULT_USER", "RABBITMQ_DEFAULT_PASS",
                    "REDIS_PASSWORD", "REDIS_ADDR", "POSTGRES_USER", "POSTGRES_PASSWORD",
                    "POSTGRES_DB", "PGDATA"}  # fmt: skip
-# The RabbitMQ cluster's node names (deploy/k8s/overlays/cluster/rabbitmq-cluster.yaml).
-INFRA_VARIABLES |= {"RABBITMQ_USE_LONGNAME", "RABBITMQ_NODENAME", "MY_POD_NAME"}
+# The cluster overlay's pod and node names (rabbitmq-cluster.yaml, redis-cluster-statefulsets.yaml).
+INFRA_VARIABLES |= {"RABBITMQ_USE_LONGNAME", "RABBITMQ_NODENAME", "MY_POD_NAME", "POD_NAME"}
 
 
 def _project(folder: Path) -> dict[str, Any]:
