@@ -370,3 +370,31 @@ def test_a_late_extreme_is_stamped_when_it_became_known_not_before_earlier_alert
         now_ms=t0 + 26_000,
     )
     assert [(a.price, a.as_of_ms) for a in alerts(out)] == [(253.36, t0 + 25_000)]
+
+
+def test_an_extreme_newer_than_its_record_holds_back_later_alerts_stamps() -> None:
+    """Figures joined from another writer can be newer than the record's own bar.
+
+    The first record (bar :05) carries a high of 2.23 reached at :08 by the previous owner;
+    a later record (bar :07) brings 2.24 reached at :07. Stamping that by its own times would
+    put 2.24 before 2.23 in event time, so a list in time order would show the high falling.
+    """
+    analyzer = DailyRangeAnalyzer()
+    t0 = at_ms(DAY, 9, 31)
+    run(analyzer, qf("V", t0, 2.2, regular=figures(t0, 2.2, t0, 2.2, t0)), now_ms=t0)
+    first = run(
+        analyzer,
+        qf("V", t0 + 5_000, 2.21, regular=figures(t0, 2.23, t0 + 8_000, 2.2, t0)),
+        now_ms=t0 + 9_000,
+    )
+    assert [(a.price, a.as_of_ms) for a in alerts(first)] == [(2.23, t0 + 8_000)]
+    later = run(
+        analyzer,
+        qf("V", t0 + 7_000, 2.24, regular=figures(t0, 2.24, t0 + 7_000, 2.2, t0)),
+        now_ms=t0 + 10_000,
+    )
+    assert [(a.price, a.previous, a.as_of_ms) for a in alerts(later)] == [
+        (2.24, 2.23, t0 + 8_000)
+    ]
+    # The range document keeps the latest bar's own time, not the alert clock.
+    assert ranges(later)["range:V"].as_of_ms == t0 + 7_000

@@ -239,6 +239,10 @@ class _SymbolRange:
     price: float = 0.0
     as_of_ms: int = 0
     session: Session = Session.CLOSED
+    #: The latest event time this symbol's state reflects: its bars' times and every extreme's
+    #: time, including extremes joined from other writers (newer than the record's own bar).
+    #: Alerts are stamped no earlier, so a symbol's alerts in time order are its alert order.
+    known_ms: int = 0
 
     def doc(self, symbol: str) -> RangeDoc:
         highs, lows = self.highs, self.lows
@@ -362,6 +366,7 @@ class DailyRangeAnalyzer:
                 state.highs[session] = high
             if low is not None and low < state.lows.get(session, math.inf):
                 state.lows[session] = low
+        state.known_ms = max(state.known_ms, doc.as_of_ms)
         if doc.as_of_ms >= state.as_of_ms:
             state.price, state.as_of_ms = doc.price, doc.as_of_ms
             try:
@@ -408,12 +413,14 @@ class DailyRangeAnalyzer:
                         tick, state, seen_session, direction, extreme=extreme,
                         after_first=after_first,
                     )  # fmt: skip
+                    state.known_ms = max(state.known_ms, extreme.at_ms)
         else:
             bar_high, bar_low = Extreme(tick.high, tick.ts_ms), Extreme(tick.low, tick.ts_ms)
             self._extend(tick, state, session, "high", extreme=bar_high, after_first=False)
             self._extend(tick, state, session, "low", extreme=bar_low, after_first=False)
         if tick.ts_ms >= state.as_of_ms:
             state.price, state.as_of_ms, state.session = tick.price, tick.ts_ms, session
+        state.known_ms = max(state.known_ms, tick.ts_ms)
         self._changed.add(tick.symbol)
 
     def _extend(
@@ -456,7 +463,8 @@ class DailyRangeAnalyzer:
         if crossed:
             first = crossed[0]
             note = f"broke {_LABEL[first]} {direction} of {_money(book[first])}"
-        known_ms = max(extreme.at_ms, state.as_of_ms)  # state: the symbol's events before
+        known_ms = max(extreme.at_ms, state.known_ms)  # state: the symbol's events before
+        state.known_ms = known_ms
         alert = AlertDoc(
             symbol=tick.symbol,
             trading_day=state.trading_day.isoformat(),
