@@ -36,7 +36,7 @@ from mdp_core.logging import get_logger
 from mdp_core.settings import otel_variables
 
 __all__ = [
-    "LATENCY_BUCKETS_S",
+    "LATENCY_BUCKETS_SECONDS",
     "SIZE_BUCKETS_BYTES",
     "BoundCounter",
     "Counter",
@@ -55,7 +55,7 @@ __all__ = [
     "tracer",
 ]
 
-LATENCY_BUCKETS_S: tuple[float, ...] = (
+LATENCY_BUCKETS_SECONDS: tuple[float, ...] = (
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 )  # fmt: skip
 """Histogram buckets for latencies in seconds: sub-millisecond hot paths up to slow REST calls."""
@@ -455,7 +455,7 @@ class LatencyRecorder:
             msg = f"reservoir must hold at least one sample; it was {reservoir}"
             raise ValueError(msg)
         self.name = name
-        self._bounds = SIZE_BUCKETS_BYTES if unit == "By" else LATENCY_BUCKETS_S
+        self._bounds = SIZE_BUCKETS_BYTES if unit == "By" else LATENCY_BUCKETS_SECONDS
         self._counts = [0] * len(self._bounds)
         self.instrument = meter_.create_histogram(
             name,

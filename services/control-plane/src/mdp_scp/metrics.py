@@ -15,7 +15,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
-from mdp_core.telemetry import LATENCY_BUCKETS_S
+from mdp_core.telemetry import LATENCY_BUCKETS_SECONDS
 from mdp_runtime.metrics import Family
 
 __all__ = ["FAMILIES", "ScpMetrics"]
@@ -50,7 +50,7 @@ class ScpMetrics:
             "mdp_scp_http_request_seconds",
             "Seconds to serve a request, by route.",
             ("route",),
-            buckets=LATENCY_BUCKETS_S,
+            buckets=LATENCY_BUCKETS_SECONDS,
             registry=registry,
         )
         self.logins = Counter(

@@ -13,7 +13,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Final
 
-from mdp_core.telemetry import LATENCY_BUCKETS_S
+from mdp_core.telemetry import LATENCY_BUCKETS_SECONDS
 from mdp_runtime.metrics import flat_histogram
 
 __all__ = ["LagSamples", "ProcessorStats"]
@@ -26,14 +26,14 @@ class LagSamples:
     """Recent lag measurements (seconds) for percentiles, and a histogram since start."""
 
     values: deque[float] = field(default_factory=lambda: deque(maxlen=_SAMPLES))
-    counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_S))
+    counts: list[int] = field(default_factory=lambda: [0] * len(LATENCY_BUCKETS_SECONDS))
     total: float = 0.0
     count: int = 0
 
     def add(self, seconds: float) -> None:
         """Record one measurement."""
         self.values.append(seconds)
-        slot = bisect.bisect_left(LATENCY_BUCKETS_S, seconds)
+        slot = bisect.bisect_left(LATENCY_BUCKETS_SECONDS, seconds)
         if slot < len(self.counts):
             self.counts[slot] += 1
         self.total += seconds
@@ -42,7 +42,7 @@ class LagSamples:
     def histogram(self, name: str) -> dict[str, float]:
         """The histogram since start as flat numbers named after ``name``."""
         cumulative = list(itertools.accumulate(self.counts))
-        return flat_histogram(name, LATENCY_BUCKETS_S, cumulative, self.total, self.count)
+        return flat_histogram(name, LATENCY_BUCKETS_SECONDS, cumulative, self.total, self.count)
 
     def percentile(self, q: float) -> float:
         """The ``q`` quantile (0..1) of the recent samples, 0.0 when there are none."""
