@@ -105,7 +105,7 @@ async def test_a_process_that_loses_the_lock_reads_the_winners_value() -> None:
     redis = fakeredis.FakeAsyncRedis()
     source = GatedSource()
     winner = ReferenceCache(source, redis)
-    loser = ReferenceCache(source, redis, lock_wait_s=5.0)
+    loser = ReferenceCache(source, redis, lock_wait_seconds=5.0)
     lost_both = asyncio.Event()
     real_acquire = loser._acquire
 
@@ -131,7 +131,7 @@ async def test_a_failing_source_degrades_the_record_and_backs_off() -> None:
     source.fail = True
     source.gate.set()
     redis = fakeredis.FakeAsyncRedis()
-    cache = ReferenceCache(source, redis, retry_after_s=60)
+    cache = ReferenceCache(source, redis, retry_after_seconds=60)
     data = await cache.get("AAA", DAY)
     assert data == ReferenceData(symbol="AAA", trading_day=DAY)
     assert cache.stats.errors == 2
@@ -222,7 +222,7 @@ async def test_a_slow_grouped_daily_answer_is_waited_for_beyond_the_per_symbol_t
             return dict(await super().grouped_daily(day))
 
     source = Slow(universe(3), {})
-    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis(), fetch_timeout_s=0.01)
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis(), fetch_timeout_seconds=0.01)
     data = await cache.get("S0002", DAY)
     assert (cache.stats.bulk_errors, cache.stats.bulk_symbols) == (0, 3)
     assert data.prev_day is not None

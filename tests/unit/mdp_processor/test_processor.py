@@ -326,7 +326,7 @@ async def test_a_failed_reference_lookup_is_retried_until_the_row_has_a_previous
         [LeaderboardAnalyzer()],
         state=MemoryState(),
         widgets=sink,
-        reference=ReferenceCache(source, retry_after_s=0.0),
+        reference=ReferenceCache(source, retry_after_seconds=0.0),
         clock=clock,
         config=ProcessorConfig(reference_attempts=3, reference_retry_s=0.01),
     )

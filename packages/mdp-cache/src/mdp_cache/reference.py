@@ -309,13 +309,13 @@ class ReferenceCache:
     Args:
         source: Where misses are fetched.
         redis: The MDC client; None keeps everything in process memory.
-        lock_wait_s: How long a process that lost the fetch lock polls for the winner's value.
-        retry_after_s: Pause before asking the source again after it failed for a key.
-        fetch_timeout_s: Upper bound of one source call.
-        bulk_wait_s: How long lookups of a day wait for its bulk load (then they go on alone).
+        lock_wait_seconds: How long a process that lost the fetch lock polls for the winner's value.
+        retry_after_seconds: Pause before asking the source again after it failed for a key.
+        fetch_timeout_seconds: Upper bound of one source call.
+        bulk_wait_seconds: How long lookups of a day wait for its bulk load (then they go on alone).
         bulk_concurrency: Grouped-daily requests in flight during a bulk load.
-        bulk_timeout_s: Upper bound of one bulk request (a whole market's answer is large and
-            slow to build: the per-symbol ``fetch_timeout_s`` would time it out under load).
+        bulk_timeout_seconds: Upper bound of one bulk request (a whole market's answer is large and
+            slow to build: the per-symbol ``fetch_timeout_seconds`` would time it out under load).
         bulk_attempts: Tries of each bulk request before the load gives up (a single slow or
             failed day would otherwise fail the whole load and send every symbol to the
             per-symbol lookups, which is what left rows without a previous close).
@@ -328,26 +328,26 @@ class ReferenceCache:
         source: ReferenceSource,
         redis: Redis | None = None,
         *,
-        lock_wait_s: float = 2.0,
-        retry_after_s: float = 30.0,
-        fetch_timeout_s: float = 10.0,
-        bulk_wait_s: float = 60.0,
+        lock_wait_seconds: float = 2.0,
+        retry_after_seconds: float = 30.0,
+        fetch_timeout_seconds: float = 10.0,
+        bulk_wait_seconds: float = 60.0,
         bulk_concurrency: int = 4,
-        bulk_timeout_s: float = 30.0,
+        bulk_timeout_seconds: float = 30.0,
         bulk_attempts: int = 3,
         profile_days: int = 0,
     ) -> None:
         self._source = source
-        self._bulk_timeout_s = bulk_timeout_s
+        self._bulk_timeout_seconds = bulk_timeout_seconds
         self._bulk_attempts = max(1, bulk_attempts)
         self._profile_days = max(0, profile_days)
-        self._bulk_wait_s = bulk_wait_s
+        self._bulk_wait_seconds = bulk_wait_seconds
         self._bulk_concurrency = max(1, bulk_concurrency)
         self._bulk: dict[date, asyncio.Task[None]] = {}
         self._redis = redis
-        self._lock_wait_s = lock_wait_s
-        self._retry_after_s = retry_after_s
-        self._fetch_timeout_s = fetch_timeout_s
+        self._lock_wait_seconds = lock_wait_seconds
+        self._retry_after_seconds = retry_after_seconds
+        self._fetch_timeout_seconds = fetch_timeout_seconds
         self._inflight: dict[str, asyncio.Future[bytes | None]] = {}
         self._local: dict[str, bytes] = {}
         self._failed_until: dict[str, float] = {}
@@ -440,7 +440,7 @@ class ReferenceCache:
     async def preload(self, trading_day: date) -> None:
         """Load the whole universe's reference of ``trading_day`` in bulk, once (see above).
 
-        Returns when the load is done, failed, or has taken ``bulk_wait_s``; never raises.
+        Returns when the load is done, failed, or has taken ``bulk_wait_seconds``; never raises.
         A source without bulk answers makes this a no-op.
         """
         if not isinstance(self._source, BulkReferenceSource):
@@ -453,7 +453,7 @@ class ReferenceCache:
                 self._load_day(self._source, trading_day), name=f"reference bulk {trading_day}"
             )
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(task), self._bulk_wait_s)
+            await asyncio.wait_for(asyncio.shield(task), self._bulk_wait_seconds)
 
     async def _load_day(self, source: BulkReferenceSource, trading_day: date) -> None:
         marker = KEY_REF_BULK.name(day=trading_day.isoformat())
@@ -482,7 +482,7 @@ class ReferenceCache:
 
     async def _await_marker(self, marker: str) -> bytes | None:
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + self._bulk_wait_s
+        deadline = loop.time() + self._bulk_wait_seconds
         while loop.time() < deadline:
             covered = await self._read(marker)
             if covered is not None:
@@ -572,17 +572,17 @@ class ReferenceCache:
         return set(bars) | set(floats)
 
     async def _bulk_call(self, call: Callable[[], Awaitable[T]]) -> T:
-        """One bulk request, bounded by ``bulk_timeout_s`` and tried ``bulk_attempts`` times.
+        """One bulk request, bounded by ``bulk_timeout_seconds`` and tried ``bulk_attempts`` times.
 
         Every day of the look-back must be answered: a load missing the most recent day would
         take the day before it for the previous close. So the last failure propagates.
         """
         for _ in range(self._bulk_attempts - 1):
             try:
-                return await asyncio.wait_for(call(), self._bulk_timeout_s)
+                return await asyncio.wait_for(call(), self._bulk_timeout_seconds)
             except Exception:
                 self.stats.bulk_retries += 1
-        return await asyncio.wait_for(call(), self._bulk_timeout_s)
+        return await asyncio.wait_for(call(), self._bulk_timeout_seconds)
 
     async def _write_many(self, records: Mapping[str, bytes], ttl: int | None) -> None:
         """SET every record with ``ttl`` in pipelines of a thousand (errors propagate)."""
@@ -661,7 +661,7 @@ class ReferenceCache:
         owner = await self._acquire(lock_key, token)
         if not owner:
             self.stats.lock_waits += 1
-            deadline = loop.time() + self._lock_wait_s
+            deadline = loop.time() + self._lock_wait_seconds
             while loop.time() < deadline:
                 await asyncio.sleep(0.05)
                 cached = await self._read(key)
@@ -691,10 +691,10 @@ class ReferenceCache:
         started = loop.time()
         self.stats.fetches += 1
         try:
-            value = await asyncio.wait_for(fetch(), self._fetch_timeout_s)
+            value = await asyncio.wait_for(fetch(), self._fetch_timeout_seconds)
         except Exception:
             self.stats.errors += 1
-            self._failed_until[key] = loop.time() + self._retry_after_s
+            self._failed_until[key] = loop.time() + self._retry_after_seconds
             return None
         self.stats.fetch_seconds.append(loop.time() - started)
         del self.stats.fetch_seconds[:-1000]

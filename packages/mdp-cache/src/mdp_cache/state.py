@@ -625,11 +625,13 @@ class RedisState:
         assert self._windows_sha is not None
         if not windows:
             return
-        now_s = self._clock.now_ns() // 1_000_000_000  # when the window TTLs were refreshed
+        now_seconds = self._clock.now_ns() // 1_000_000_000  # when the window TTLs were refreshed
         for chunk in _window_calls(windows, self._cluster):
             keys = [key for op in chunk for key in _window_keys(op.symbol)]
             packed = _PACK([_window_item(op) for op in chunk])
-            pipe.execute_command("EVALSHA", self._windows_sha, len(keys), *keys, packed, now_s)
+            pipe.execute_command(
+                "EVALSHA", self._windows_sha, len(keys), *keys, packed, now_seconds
+            )
         dirty = KEY_TT_DIRTY.name()
         last.sadd(dirty, *sorted({op.symbol for op in windows}))
         last.expire(dirty, max(op.ttl for op in windows))
