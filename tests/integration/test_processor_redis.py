@@ -76,7 +76,7 @@ class Harness:
         self.analyzers: list[Any] = [
             LeaderboardAnalyzer(),
             MassiveDataAnalyzer(),
-            TopTradesAnalyzer(publish_interval_s=0.0),
+            TopTradesAnalyzer(publish_interval_seconds=0.0),
         ]
         self.processor = Processor(
             bus.consumer(max_age_seconds=3600),

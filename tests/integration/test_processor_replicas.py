@@ -63,9 +63,9 @@ class Replica:
         self.processor = Processor(
             AmqpConsumer(amqp_url, topology, prefetch=2),
             [
-                LeaderboardAnalyzer(compose_interval_s=0.05),
-                MassiveDataAnalyzer(compose_interval_s=0.05),
-                TopTradesAnalyzer(top_n=TOP_N, publish_interval_s=0.05),
+                LeaderboardAnalyzer(compose_interval_seconds=0.05),
+                MassiveDataAnalyzer(compose_interval_seconds=0.05),
+                TopTradesAnalyzer(top_n=TOP_N, publish_interval_seconds=0.05),
             ],
             state=RedisState(self.mdc),
             widgets=WidgetWriter(self.wdc),

@@ -94,9 +94,9 @@ async def test_processors_survive_a_redis_crash_and_restart(
     market = Processor(
         AmqpConsumer(amqp_url, topology, prefetch=50),
         [
-            LeaderboardAnalyzer(compose_interval_s=0.05),
-            MassiveDataAnalyzer(compose_interval_s=0.05),
-            TopTradesAnalyzer(publish_interval_s=0.05),
+            LeaderboardAnalyzer(compose_interval_seconds=0.05),
+            MassiveDataAnalyzer(compose_interval_seconds=0.05),
+            TopTradesAnalyzer(publish_interval_seconds=0.05),
         ],
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),

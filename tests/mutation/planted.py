@@ -43,15 +43,15 @@ PLANTS = [
     (
         "top trades: horizon edge",
         "packages/mdp-analyzers/src/mdp_analyzers/top_trades.py",
-        "if second >= horizon_s:",
-        "if second > horizon_s:",
+        "if second >= horizon_seconds:",
+        "if second > horizon_seconds:",
         "tests/unit/mdp_analyzers/test_top_trades.py",
     ),
     (
         "top trades: read window edge",
         "packages/mdp-analyzers/src/mdp_analyzers/top_trades.py",
-        "range(now_s - self.window_s, now_s",
-        "range(now_s - self.window_s + 1, now_s",
+        "range(now_seconds - self.window_seconds, now_seconds",
+        "range(now_seconds - self.window_seconds + 1, now_seconds",
         "tests/unit/mdp_analyzers/test_top_trades.py",
     ),
     (

@@ -89,7 +89,7 @@ def test_a_halt_then_a_resume_with_its_reopening_price() -> None:
 
 
 def test_a_resume_without_a_print_goes_out_priceless_after_the_wait() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=30)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=30)
     run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
     assert alerts(run(haa, luld("ACME", at_ms(DAY, 10, 5), 18), now_ms=at_ms(DAY, 10, 5))) == []
     assert alerts(run(haa, now_ms=at_ms(DAY, 10, 5) + 29_000)) == []
@@ -99,7 +99,7 @@ def test_a_resume_without_a_print_goes_out_priceless_after_the_wait() -> None:
 
 def test_the_merged_halted_flag_alone_makes_a_halt_and_its_resume() -> None:
     # Another replica took the LULD event: this record only carries the merged flag.
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     (halt,) = alerts(
         run(haa, luld("ACME", at_ms(DAY, 11, 0), halted=True), now_ms=at_ms(DAY, 11, 0))
     )
@@ -150,7 +150,7 @@ def test_each_halt_and_resume_alerts_once_whatever_the_duplication(copies: int, 
 
 
 def test_a_restart_learns_halts_from_the_snapshots_without_alerting() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     assert tuple(haa.snapshot_patterns()) == ("luld:*",)
     halted = luld("ACME", at_ms(DAY, 10, 0), 17, halted=True)
     calm = luld("BOLT", at_ms(DAY, 10, 0), halted=False)
@@ -195,7 +195,7 @@ def test_names_and_the_default_wait_of_sixty_seconds() -> None:
 
 
 def test_the_wait_counts_from_when_the_resume_was_seen_not_its_event_time() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=10)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=10)
     run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
     resume_at = at_ms(DAY, 10, 5)
     seen_at = resume_at + 50_000  # the record arrives late
@@ -239,14 +239,14 @@ def test_a_resume_whose_halt_was_not_seen_has_no_duration() -> None:
 
 
 def test_the_flag_turning_off_without_a_halt_seen_is_no_resume() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     calm = luld("ACME", at_ms(DAY, 10, 0), halted=False)
     assert alerts(run(haa, calm, now_ms=at_ms(DAY, 10, 0))) == []
     assert alerts(run(haa, now_ms=at_ms(DAY, 10, 1))) == []
 
 
 def test_indicators_win_over_a_lagging_flag() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     # 17 with the merged flag still off is a halt; 18 with the flag still on is the resume.
     (halt,) = alerts(
         run(haa, luld("ACME", at_ms(DAY, 10, 0), 17, halted=False), now_ms=at_ms(DAY, 10, 0))
@@ -267,7 +267,7 @@ def test_a_new_record_at_the_same_time_that_says_more_is_read() -> None:
 
 
 def test_a_second_halt_before_the_reopening_print_drops_the_pending_resume() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=60)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=60)
     run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
     run(haa, luld("ACME", at_ms(DAY, 10, 5), 18), now_ms=at_ms(DAY, 10, 5))
     (halt,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 5, 10), 17), now_ms=at_ms(DAY, 10, 6)))
@@ -303,7 +303,7 @@ def test_foreign_objects_and_other_feeds_are_ignored() -> None:
 
 
 def test_restore_reads_every_snapshot_and_knows_the_indicator_or_the_flag() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     by_flag = luld("FLAG", at_ms(DAY, 10, 0), halted=True)
     by_code = luld("CODE", at_ms(DAY, 10, 1), 17)
     snapshots = {
@@ -327,7 +327,7 @@ def test_restore_reads_every_snapshot_and_knows_the_indicator_or_the_flag() -> N
 
 
 def test_restore_keeps_newer_live_knowledge_and_a_calm_snapshot_clears_a_halt() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     run(haa, luld("ACME", at_ms(DAY, 10, 0), 17, halted=True), now_ms=at_ms(DAY, 10, 0))
     older = luld("ACME", at_ms(DAY, 9, 0), halted=False)
     haa.restore({older.name: older.payload}, at_ms(DAY, 10, 1) * MS)
@@ -337,7 +337,7 @@ def test_restore_keeps_newer_live_knowledge_and_a_calm_snapshot_clears_a_halt() 
     assert resume.halted_ms == 120_000
     # A snapshot of the same time as a known halt, and a halt snapshot over a known halt,
     # keep the halt's start; a newer calm snapshot ends it without an alert.
-    haa2 = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa2 = HaltAlertsAnalyzer(resume_wait_seconds=0)
     halt = luld("ACME", at_ms(DAY, 11, 0), 17, halted=True)
     run(haa2, halt, now_ms=at_ms(DAY, 11, 0))
     later_halt = luld("ACME", at_ms(DAY, 11, 1), halted=True)
@@ -346,7 +346,7 @@ def test_restore_keeps_newer_live_knowledge_and_a_calm_snapshot_clears_a_halt() 
         run(haa2, luld("ACME", at_ms(DAY, 11, 3), halted=False), now_ms=at_ms(DAY, 11, 3))
     )
     assert resume2.halted_ms == 180_000
-    haa3 = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa3 = HaltAlertsAnalyzer(resume_wait_seconds=0)
     run(haa3, luld("ACME", at_ms(DAY, 12, 0), 17), now_ms=at_ms(DAY, 12, 0))
     calm = luld("ACME", at_ms(DAY, 12, 1), halted=False)
     haa3.restore({calm.name: calm.payload}, at_ms(DAY, 12, 1) * MS)
@@ -358,7 +358,7 @@ def test_restore_keeps_newer_live_knowledge_and_a_calm_snapshot_clears_a_halt() 
 
 
 def test_while_halted_a_record_without_a_resume_signal_resumes_nothing() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
     band = luld("ACME", at_ms(DAY, 10, 1), h=5.6)  # no indicator, no flag
     flag_on = luld("ACME", at_ms(DAY, 10, 2), halted=True)
@@ -369,7 +369,7 @@ def test_while_halted_a_record_without_a_resume_signal_resumes_nothing() -> None
 
 
 def test_a_batch_goes_out_by_event_time_not_by_symbol() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     t = at_ms(DAY, 10, 0)
     out = run(haa, luld("ZETA", t, 17), luld("ALFA", t + 1, 17), now_ms=t + 1)
     assert [w.identity for w in out.widgets] == [f"ZETA|halt|{t}", f"ALFA|halt|{t + 1}"]
@@ -381,7 +381,7 @@ def test_a_batch_goes_out_by_event_time_not_by_symbol() -> None:
 
 
 def test_restore_reads_a_same_time_snapshot_skips_older_ones_and_counts_each_bad_one() -> None:
-    haa = HaltAlertsAnalyzer(resume_wait_s=0)
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     t = at_ms(DAY, 10, 0)
     run(haa, luld("ACME", t, halted=False), luld("BOLT", t, 17), now_ms=t)
     merged = luld("ACME", t, halted=True)  # same time; the merged flag says halted

@@ -146,10 +146,10 @@ def sessions(draw: st.DrawFn) -> list[Aggregate]:
     events=sessions(),
     replicas=st.integers(1, 3),
     seed=st.integers(0, 2**32 - 1),
-    now_offset_s=st.integers(0, 5 * 3600),
+    now_offset_seconds=st.integers(0, 5 * 3600),
 )
 def test_boards_equal_recomputation_under_any_order_duplication_and_replicas(
-    events: list[Aggregate], replicas: int, seed: int, now_offset_s: int
+    events: list[Aggregate], replicas: int, seed: int, now_offset_seconds: int
 ) -> None:
     rng = random.Random(seed)
     messages = [events[i : i + 3] for i in range(0, len(events), 3)]
@@ -165,7 +165,7 @@ def test_boards_equal_recomputation_under_any_order_duplication_and_replicas(
         if rng.random() < 0.3:
             flush(analyzer, state, last_ms)
     drain(analyzers, state, last_ms)
-    now_ms = at_ms(DAY, 8, 0) + now_offset_s * 1_000
+    now_ms = at_ms(DAY, 8, 0) + now_offset_seconds * 1_000
     got = board_rows(compose(analyzers[0], state, now_ms))
     assert got == expected_boards(events, now_ms)
 

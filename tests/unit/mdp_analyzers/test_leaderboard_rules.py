@@ -68,7 +68,7 @@ def test_defaults_and_counters_count_exactly() -> None:
     analyzer = LeaderboardAnalyzer()
     assert analyzer.board_size == DEFAULT_BOARD_SIZE == 100
     assert analyzer.compose_interval_ns == analyzer.sync_interval_ns == 1_000_000_000
-    assert LeaderboardAnalyzer(compose_interval_s=0.25).sync_interval_ns == 250_000_000
+    assert LeaderboardAnalyzer(compose_interval_seconds=0.25).sync_interval_ns == 250_000_000
     assert (analyzer.events, analyzer.ignored_events, analyzer.stale_events) == (0, 0, 0)
     assert (analyzer.hydrations, analyzer.rejected) == (0, {})
     assert analyzer.collect(at_ms(DAY, 10, 0) * 1_000_000).state == []

@@ -239,7 +239,7 @@ def test_a_trade_delivered_twice_is_counted_once() -> None:
 
 
 def test_top_trades_rank_by_value_within_the_window() -> None:
-    analyzer = TopTradesAnalyzer(top_n=2, window_s=60)
+    analyzer = TopTradesAnalyzer(top_n=2, window_seconds=60)
     state = MemoryState()
     start = at_ms(DAY, 10, 0)
     analyzer.apply(

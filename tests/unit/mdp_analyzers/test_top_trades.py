@@ -22,8 +22,8 @@ from mdp_core.events import Trade
 from mdp_testing.conformance import aggregate, at_ms, trade
 
 DAY = date(2026, 11, 23)
-START_S = at_ms(DAY, 10, 0) // 1000
-WINDOW_S = 5
+START_SECONDS = at_ms(DAY, 10, 0) // 1000
+WINDOW_SECONDS = 5
 
 
 def _flush(analyzer: TopTradesAnalyzer, state: MemoryState, now_ns: int) -> dict[str, Any]:
@@ -47,12 +47,12 @@ def _member(t: Trade) -> bytes:
     )
 
 
-def _reference_board(trades: list[Trade], now_s: int, top_n: int) -> list[dict[str, Any]]:
+def _reference_board(trades: list[Trade], now_seconds: int, top_n: int) -> list[dict[str, Any]]:
     """Distinct trades whose second lies in [now - window, now + 5], best (value, member) first."""
     members = {
         _member(t): round(t.price * t.size, 2)
         for t in trades
-        if now_s - WINDOW_S <= t.timestamp_ms // 1000 <= now_s + 5
+        if now_seconds - WINDOW_SECONDS <= t.timestamp_ms // 1000 <= now_seconds + 5
     }
     ranked = sorted(members.items(), key=lambda item: (item[1], item[0]), reverse=True)
     return [msgspec.json.decode(member) for member, _ in ranked[:top_n]]
@@ -61,14 +61,14 @@ def _reference_board(trades: list[Trade], now_s: int, top_n: int) -> list[dict[s
 _trades = st.builds(
     lambda symbol, second, ms, price, size, exchange, trade_id: trade(
         symbol,
-        (START_S + second) * 1000 + ms,
+        (START_SECONDS + second) * 1000 + ms,
         price,
         size,
         exchange=exchange,
         trade_id=trade_id,
     ),
     st.sampled_from(["AAA", "BBB"]),
-    st.integers(min_value=-WINDOW_S - 2, max_value=12),
+    st.integers(min_value=-WINDOW_SECONDS - 2, max_value=12),
     st.sampled_from([0, 999]),
     st.sampled_from([1.0, 2.0]),
     st.sampled_from([1, 2, 4]),
@@ -87,48 +87,52 @@ def test_the_board_is_the_top_n_distinct_trades_inside_the_window(
     first: list[tuple[Trade, int]],
     second: list[tuple[Trade, int]],
     top_n: int,
-    later_s: int,
+    later_seconds: int,
 ) -> None:
     state = MemoryState()
-    replicas = [TopTradesAnalyzer(top_n=top_n, window_s=WINDOW_S) for _ in range(2)]
+    replicas = [TopTradesAnalyzer(top_n=top_n, window_seconds=WINDOW_SECONDS) for _ in range(2)]
     seen: list[Trade] = []
-    for batch, now_s in ((first, START_S), (second, START_S + later_s)):
+    for batch, now_seconds in ((first, START_SECONDS), (second, START_SECONDS + later_seconds)):
         for t, where in batch:
             for index in (0, 1) if where == 2 else (where,):
                 replicas[index].apply([t], 0)
             seen.append(t)
-        state.apply_now(replicas[0].collect(now_s * 1_000_000_000).state)
-        board = _flush(replicas[1], state, now_s * 1_000_000_000)[FEED_TOP_TRADES.name()]
-        expected = _reference_board(seen, now_s, top_n)
-        assert board["trades"] == expected, (now_s - START_S, top_n)
-        assert board["window_s"] == WINDOW_S
+        state.apply_now(replicas[0].collect(now_seconds * 1_000_000_000).state)
+        board = _flush(replicas[1], state, now_seconds * 1_000_000_000)[FEED_TOP_TRADES.name()]
+        expected = _reference_board(seen, now_seconds, top_n)
+        assert board["trades"] == expected, (now_seconds - START_SECONDS, top_n)
+        assert board["window_s"] == WINDOW_SECONDS
 
 
 def test_the_oldest_second_of_the_window_still_counts_and_the_one_before_does_not() -> None:
-    analyzer = TopTradesAnalyzer(top_n=5, window_s=WINDOW_S)
+    analyzer = TopTradesAnalyzer(top_n=5, window_seconds=WINDOW_SECONDS)
     state = MemoryState()
-    now_s = START_S + 20
-    edge = trade("EDGE", (now_s - WINDOW_S) * 1000, 1.0, 1, trade_id="1")
-    gone = trade("GONE", (now_s - WINDOW_S) * 1000 - 1, 1.0, 1, trade_id="2")
-    ahead = trade("AHEAD", (now_s + 5) * 1000 + 999, 1.0, 1, trade_id="3")
-    too_far = trade("FAR", (now_s + 6) * 1000, 1.0, 1, trade_id="4")
+    now_seconds = START_SECONDS + 20
+    edge = trade("EDGE", (now_seconds - WINDOW_SECONDS) * 1000, 1.0, 1, trade_id="1")
+    gone = trade("GONE", (now_seconds - WINDOW_SECONDS) * 1000 - 1, 1.0, 1, trade_id="2")
+    ahead = trade("AHEAD", (now_seconds + 5) * 1000 + 999, 1.0, 1, trade_id="3")
+    too_far = trade("FAR", (now_seconds + 6) * 1000, 1.0, 1, trade_id="4")
     analyzer.apply([edge, gone, ahead, too_far], 0)
-    board = _flush(analyzer, state, now_s * 1_000_000_000 + 999_999_999)[FEED_TOP_TRADES.name()]
+    board = _flush(analyzer, state, now_seconds * 1_000_000_000 + 999_999_999)[
+        FEED_TOP_TRADES.name()
+    ]
     assert sorted(t["symbol"] for t in board["trades"]) == ["AHEAD", "EDGE"]
 
 
 def test_ties_at_the_cut_are_decided_by_the_member_on_every_replica() -> None:
     state = MemoryState()
-    replicas = [TopTradesAnalyzer(top_n=2, window_s=WINDOW_S) for _ in range(2)]
-    ties = [trade(s, START_S * 1000, 2.0, 5, trade_id="1") for s in ("AAA", "BBB", "CCC", "DDD")]
+    replicas = [TopTradesAnalyzer(top_n=2, window_seconds=WINDOW_SECONDS) for _ in range(2)]
+    ties = [
+        trade(s, START_SECONDS * 1000, 2.0, 5, trade_id="1") for s in ("AAA", "BBB", "CCC", "DDD")
+    ]
     replicas[0].apply([ties[0], ties[2]], 0)
     replicas[1].apply([ties[3], ties[1]], 0)
-    state.apply_now(replicas[0].collect(START_S * 1_000_000_000).state)
-    board = _flush(replicas[1], state, START_S * 1_000_000_000)[FEED_TOP_TRADES.name()]
+    state.apply_now(replicas[0].collect(START_SECONDS * 1_000_000_000).state)
+    board = _flush(replicas[1], state, START_SECONDS * 1_000_000_000)[FEED_TOP_TRADES.name()]
     assert [t["symbol"] for t in board["trades"]] == ["DDD", "CCC"]
     # A local heap already full of ties keeps the larger member, drops the smaller.
     replicas[0].apply([ties[3], ties[1]], 0)
-    assert sorted(m for _, m in replicas[0]._buckets[START_S].heap) == sorted(
+    assert sorted(m for _, m in replicas[0]._buckets[START_SECONDS].heap) == sorted(
         [_member(ties[2]), _member(ties[3])]
     )
 
@@ -142,7 +146,7 @@ def test_trade_identity_is_exchange_id_and_time() -> None:
 def test_the_window_counts_one_trade_per_identity() -> None:
     analyzer = TopTradesAnalyzer(window_trades=50)
     state = MemoryState()
-    stamp = START_S * 1000
+    stamp = START_SECONDS * 1000
     same = trade("AAA", stamp, 1.0, 10, exchange=4, trade_id="1")
     analyzer.apply(
         [
@@ -158,7 +162,7 @@ def test_the_window_counts_one_trade_per_identity() -> None:
     assert (stats["trade_count"], stats["total_volume"]) == (4, 150)
 
 
-@pytest.mark.parametrize("label", ["window_trades", "top_n", "window_s", "stats_per_compose"])
+@pytest.mark.parametrize("label", ["window_trades", "top_n", "window_seconds", "stats_per_compose"])
 def test_every_window_parameter_must_be_at_least_one(label: str) -> None:
     with pytest.raises(ValueError, match=f"^{label} must be at least 1; it was 0$"):
         TopTradesAnalyzer(**{label: 0})
@@ -167,10 +171,10 @@ def test_every_window_parameter_must_be_at_least_one(label: str) -> None:
 
 def test_defaults_and_counters() -> None:
     analyzer = TopTradesAnalyzer()
-    assert (analyzer.window_trades, analyzer.top_n, analyzer.window_s) == (1_000, 50, 300)
+    assert (analyzer.window_trades, analyzer.top_n, analyzer.window_seconds) == (1_000, 50, 300)
     assert (analyzer.compose_interval_ns, analyzer.stats_per_compose) == (10**9, 10_000)
-    assert TopTradesAnalyzer(publish_interval_s=0.25).compose_interval_ns == 250_000_000
-    stamp = START_S * 1000
+    assert TopTradesAnalyzer(publish_interval_seconds=0.25).compose_interval_ns == 250_000_000
+    stamp = START_SECONDS * 1000
     quote_like = aggregate("AAA", stamp)
     analyzer.apply(
         [quote_like, trade("AAA", stamp, 1.0, 1), quote_like, trade("B", stamp, 1.0, 2)], 0
@@ -179,44 +183,44 @@ def test_defaults_and_counters() -> None:
 
 
 def test_state_operations_carry_the_catalogue_ttls() -> None:
-    analyzer = TopTradesAnalyzer(window_s=WINDOW_S)
-    analyzer.apply([trade("AAA", START_S * 1000, 1.0, 1)], 0)
-    ops = analyzer.collect(START_S * 1_000_000_000).state
+    analyzer = TopTradesAnalyzer(window_seconds=WINDOW_SECONDS)
+    analyzer.apply([trade("AAA", START_SECONDS * 1000, 1.0, 1)], 0)
+    ops = analyzer.collect(START_SECONDS * 1_000_000_000).state
     appends = [op for op in ops if isinstance(op, AppendTrades)]
     tops = [op for op in ops if isinstance(op, KeepTop)]
     assert [op.ttl for op in appends] == [KEY_TT_WINDOW.ttl]
-    assert [(op.ttl, op.cap) for op in tops] == [(WINDOW_S + 60, 50)]
+    assert [(op.ttl, op.cap) for op in tops] == [(WINDOW_SECONDS + 60, 50)]
 
 
 def test_values_are_rounded_to_cents_and_a_smaller_trade_replaces_the_smallest() -> None:
-    analyzer = TopTradesAnalyzer(top_n=2, window_s=WINDOW_S)
+    analyzer = TopTradesAnalyzer(top_n=2, window_seconds=WINDOW_SECONDS)
     state = MemoryState()
-    stamp = START_S * 1000
+    stamp = START_SECONDS * 1000
     big = trade("BIG", stamp, 0.123, 100)  # 12.3
     analyzer.apply([trade("ONE", stamp, 1.0, 1), big, big, trade("TWO", stamp, 0.001, 2_000)], 0)
-    board = _flush(analyzer, state, START_S * 1_000_000_000)[FEED_TOP_TRADES.name()]
+    board = _flush(analyzer, state, START_SECONDS * 1_000_000_000)[FEED_TOP_TRADES.name()]
     assert [(t["symbol"], t["value"]) for t in board["trades"]] == [("BIG", 12.3), ("TWO", 2.0)]
     tiny = TopTradesAnalyzer(top_n=1)
     tiny.apply([trade("T", stamp, 0.1234, 1)], 0)
-    board = _flush(tiny, MemoryState(), START_S * 1_000_000_000)[FEED_TOP_TRADES.name()]
+    board = _flush(tiny, MemoryState(), START_SECONDS * 1_000_000_000)[FEED_TOP_TRADES.name()]
     assert board["trades"][0]["value"] == 0.12
 
 
 def test_a_trade_seen_twice_takes_one_place_in_the_local_top() -> None:
     state = MemoryState()
-    analyzer = TopTradesAnalyzer(top_n=2, window_s=WINDOW_S)
-    stamp = START_S * 1000
+    analyzer = TopTradesAnalyzer(top_n=2, window_seconds=WINDOW_SECONDS)
+    stamp = START_SECONDS * 1000
     large = trade("LARGE", stamp, 5.0, 1)
     analyzer.apply([large], 0)
     analyzer.apply([large, trade("SMALL", stamp, 3.0, 1)], 0)
-    board = _flush(analyzer, state, START_S * 1_000_000_000)[FEED_TOP_TRADES.name()]
+    board = _flush(analyzer, state, START_SECONDS * 1_000_000_000)[FEED_TOP_TRADES.name()]
     assert [t["symbol"] for t in board["trades"]] == ["LARGE", "SMALL"]
 
 
 def test_the_board_is_published_only_when_it_changes_and_stamped_with_the_time() -> None:
-    analyzer = TopTradesAnalyzer(window_s=WINDOW_S)
+    analyzer = TopTradesAnalyzer(window_seconds=WINDOW_SECONDS)
     state = MemoryState()
-    now_ns = START_S * 1_000_000_000 + 123_456_789
+    now_ns = START_SECONDS * 1_000_000_000 + 123_456_789
 
     def compose() -> list[Any]:
         state.apply_now(analyzer.collect(now_ns).state)
@@ -227,7 +231,7 @@ def test_the_board_is_published_only_when_it_changes_and_stamped_with_the_time()
         ("trades:top", True, now_ns // 10**6)
     ]
     assert compose()[0].publish is False
-    analyzer.apply([trade("AAA", START_S * 1000, 1.0, 1)], 0)
+    analyzer.apply([trade("AAA", START_SECONDS * 1000, 1.0, 1)], 0)
     writes = compose()
     stats, board = writes
     assert board.publish is True

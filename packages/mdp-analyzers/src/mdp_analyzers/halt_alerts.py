@@ -10,7 +10,7 @@ Runs in the scanner on the LULD records the router publishes (``luld:{symbol}``:
 * **Resume**: indicator 18, or the flag turning off after a halt. The LULD event carries no
   price, so the resume alert waits for the first quote record whose bar starts at or after the
   resume: its ``open`` is the resume price (the reopening print). When none comes within
-  ``resume_wait_s`` of the injected clock the alert is raised without a price.
+  ``resume_wait_seconds`` of the injected clock the alert is raised without a price.
 * Identity ``symbol|halt|t`` / ``symbol|resume|t``: one alert per event whichever replica or
   restarted scanner raises it. List feed ``alerts:halts``, newest first by ``as_of_ms``.
 * After a restart the symbols' halt state is rebuilt from the ``luld:*`` snapshots without
@@ -95,16 +95,18 @@ class HaltAlertsAnalyzer:
 
     Args:
         calendar: The market calendar (trading days of the alerts).
-        resume_wait_s: Seconds (injected clock) a resume waits for its reopening print.
+        resume_wait_seconds: Seconds (injected clock) a resume waits for its reopening print.
     """
 
     name: ClassVar[str] = "halt_alerts"
     consumes: ClassVar[frozenset[str]] = frozenset({FEED_LATEST_LULD.pattern, FEED_QUOTE.pattern})
 
-    def __init__(self, calendar: MarketCalendar | None = None, *, resume_wait_s: float = 60.0):
+    def __init__(
+        self, calendar: MarketCalendar | None = None, *, resume_wait_seconds: float = 60.0
+    ):
         self._calendar = calendar or MarketCalendar()
         self._clock = DayClock(self._calendar)
-        self._wait_ns = int(resume_wait_s * NS_PER_SECOND)
+        self._wait_ns = int(resume_wait_seconds * NS_PER_SECOND)
         self._symbols: dict[str, _State] = {}
         self._pending: dict[str, _Pending] = {}
         self._alerts = AlertQueue(FEED_ALERTS_HALTS)

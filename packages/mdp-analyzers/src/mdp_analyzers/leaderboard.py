@@ -173,7 +173,7 @@ class LeaderboardAnalyzer:
     Args:
         calendar: The market calendar (trading days, 09:30 open, holidays, half days).
         board_size: Rows per board.
-        compose_interval_s: Seconds between two board compositions.
+        compose_interval_seconds: Seconds between two board compositions.
     """
 
     name: ClassVar[str] = "leaderboard"
@@ -184,11 +184,11 @@ class LeaderboardAnalyzer:
         calendar: MarketCalendar | None = None,
         *,
         board_size: int = DEFAULT_BOARD_SIZE,
-        compose_interval_s: float = 1.0,
+        compose_interval_seconds: float = 1.0,
     ) -> None:
         self.calendar = calendar if calendar is not None else MarketCalendar()
         self.board_size = board_size
-        self.compose_interval_ns = int(compose_interval_s * NS_PER_SECOND)
+        self.compose_interval_ns = int(compose_interval_seconds * NS_PER_SECOND)
         self.sync_interval_ns = self.compose_interval_ns
         self._halts = HaltBook()
         self._day: date | None = None

@@ -145,9 +145,9 @@ def run_offline(
     analyzers: Sequence[AnyAnalyzer],
     *,
     clock: ManualClock | None = None,
-    flush_interval_s: float = 0.05,
+    flush_interval_seconds: float = 0.05,
     reference: ReferenceLookup | None = None,
-    settle_s: float = 1.0,
+    settle_seconds: float = 1.0,
     news: Iterable[Article] = (),
 ) -> OfflineResult:
     """Feed ``source`` through ``analyzers`` and return what they would have written.
@@ -157,16 +157,16 @@ def run_offline(
         analyzers: Analyzer instances (each receives the event kinds it ``consumes``).
         clock: The clock to drive; by default one starting at the first event's time. It is
             moved forward to each event's time (never backwards).
-        flush_interval_s: Event-time seconds between two ``collect`` calls.
+        flush_interval_seconds: Event-time seconds between two ``collect`` calls.
         reference: Reference data handed to analyzers that want it.
-        settle_s: Event-time seconds the run continues after the last event, so outputs
+        settle_seconds: Event-time seconds the run continues after the last event, so outputs
             published on a cadence (boards, trade statistics) are produced.
         news: Articles for the analyzers that consume ``"news"``, each handed over once the
             clock has reached its publication time (the rest at the end of the run).
     """
     events = read_replay(source) if isinstance(source, str | Path) else iter(source)
     result = OfflineResult()
-    interval_ns = max(1, int(flush_interval_s * NS_PER_SECOND))
+    interval_ns = max(1, int(flush_interval_seconds * NS_PER_SECOND))
     driver = _Driver(list(analyzers), result, reference, news)
     next_flush: int | None = None
     batch: list[MarketEvent] = []
@@ -187,7 +187,7 @@ def run_offline(
     if clock is not None:
         driver.step(batch, clock.now_ns())
         # End one second of event time later, so throttled outputs (boards, trade stats) land.
-        clock.advance(settle_s)
+        clock.advance(settle_seconds)
         driver.step([], clock.now_ns(), force_compose=True, all_news=True)
         # Then deliver what that published to the feed consumers (a chain ends in a few rounds).
         for _ in range(_MAX_DELIVERY_ROUNDS):

@@ -75,7 +75,7 @@ class MassiveDataAnalyzer:
     """Routes the latest event per kind and symbol to the ``FEED_LATEST_*`` feeds.
 
     Args:
-        compose_interval_s: Seconds between two compositions of the halts document (and two
+        compose_interval_seconds: Seconds between two compositions of the halts document (and two
             readings of the merged halts).
 
     Attributes:
@@ -86,8 +86,8 @@ class MassiveDataAnalyzer:
     name: ClassVar[str] = "router"
     consumes: ClassVar[frozenset[str]] = frozenset(_FEEDS)
 
-    def __init__(self, *, compose_interval_s: float = 1.0) -> None:
-        self.compose_interval_ns = int(compose_interval_s * NS_PER_SECOND)
+    def __init__(self, *, compose_interval_seconds: float = 1.0) -> None:
+        self.compose_interval_ns = int(compose_interval_seconds * NS_PER_SECOND)
         self.sync_interval_ns = self.compose_interval_ns
         self._latest: dict[tuple[str, str], MarketEvent] = {}
         #: The latest LULD event of each symbol, rewritten when a merged halt changes its flag.

@@ -29,7 +29,7 @@ class TopStocksAnalyzer:
     Args:
         calendar: The market calendar.
         board_size: Rows per board.
-        compose_interval_s: Seconds between two board publications.
+        compose_interval_seconds: Seconds between two board publications.
     """
 
     name: ClassVar[str] = "top_stocks"
@@ -40,10 +40,10 @@ class TopStocksAnalyzer:
         calendar: MarketCalendar | None = None,
         *,
         board_size: int = DEFAULT_BOARD_SIZE,
-        compose_interval_s: float = 1.0,
+        compose_interval_seconds: float = 1.0,
     ) -> None:
         self._board = LeaderboardAnalyzer(
-            calendar, board_size=board_size, compose_interval_s=compose_interval_s
+            calendar, board_size=board_size, compose_interval_seconds=compose_interval_seconds
         )
         self.state = MemoryState()
         self._next_compose_ns: int | None = None

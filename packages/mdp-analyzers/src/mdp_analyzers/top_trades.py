@@ -57,9 +57,9 @@ DEFAULT_WINDOW_TRADES: Final = 1_000
 _NS_PER_MS: Final = 1_000_000
 _ENCODER: Final = msgspec.json.Encoder()
 #: Seconds a bucket outlives the board window (late trades, clock differences).
-_BUCKET_GRACE_S: Final = 60
+_BUCKET_GRACE_SECONDS: Final = 60
 #: Seconds ahead of ``now`` the board still looks (trade clocks slightly ahead of ours).
-_AHEAD_S: Final = 5
+_AHEAD_SECONDS: Final = 5
 
 
 class SymbolTradeStats(msgspec.Struct, frozen=True, kw_only=True):
@@ -93,7 +93,7 @@ class TopTrade(msgspec.Struct, frozen=True, kw_only=True):
 
 class _TopTrades(msgspec.Struct, frozen=True):
     as_of_ms: int
-    window_s: int
+    window_s: int  # the published document's key (WDC, clients): not renamed
     trades: list[msgspec.Raw]
 
 
@@ -124,8 +124,8 @@ class TopTradesAnalyzer:
     Args:
         window_trades: Trades per symbol in the statistics window.
         top_n: Trades on the market-wide board.
-        window_s: How far back (event time) the market-wide board looks.
-        publish_interval_s: Seconds between two compositions (statistics of the symbols that
+        window_seconds: How far back (event time) the market-wide board looks.
+        publish_interval_seconds: Seconds between two compositions (statistics of the symbols that
             traded since, and the board when it changed).
         stats_per_compose: Most symbols whose statistics one composition publishes; the
             rest follow on the next.
@@ -139,14 +139,14 @@ class TopTradesAnalyzer:
         *,
         window_trades: int = DEFAULT_WINDOW_TRADES,
         top_n: int = 50,
-        window_s: int = 300,
-        publish_interval_s: float = 1.0,
+        window_seconds: int = 300,
+        publish_interval_seconds: float = 1.0,
         stats_per_compose: int = 10_000,
     ) -> None:
         for label, value in (
             ("window_trades", window_trades),
             ("top_n", top_n),
-            ("window_s", window_s),
+            ("window_seconds", window_seconds),
             ("stats_per_compose", stats_per_compose),
         ):
             if value < 1:
@@ -154,9 +154,9 @@ class TopTradesAnalyzer:
                 raise ValueError(msg)
         self.window_trades = window_trades
         self.top_n = top_n
-        self.window_s = window_s
+        self.window_seconds = window_seconds
         self.stats_per_compose = stats_per_compose
-        self.compose_interval_ns = int(publish_interval_s * NS_PER_SECOND)
+        self.compose_interval_ns = int(publish_interval_seconds * NS_PER_SECOND)
         self._window_ttl = KEY_TT_WINDOW.ttl or 86_400
         #: Trades not yet written, by symbol, in arrival order.
         self._pending: dict[str, list[WindowTrade]] = {}
@@ -231,10 +231,10 @@ class TopTradesAnalyzer:
             for symbol, trades in sorted(self._pending.items())
         ]
         self._pending = {}
-        horizon_s = now_ns // NS_PER_SECOND - self.window_s
-        ttl = self.window_s + _BUCKET_GRACE_S
+        horizon_seconds = now_ns // NS_PER_SECOND - self.window_seconds
+        ttl = self.window_seconds + _BUCKET_GRACE_SECONDS
         for second, offers in sorted(self._offers.items()):
-            if second >= horizon_s:
+            if second >= horizon_seconds:
                 ops.append(
                     KeepTop(
                         KEY_TT_BUCKET.name(second=second),
@@ -244,7 +244,7 @@ class TopTradesAnalyzer:
                     )
                 )
         self._offers = {}
-        for second in [second for second in self._buckets if second < horizon_s]:
+        for second in [second for second in self._buckets if second < horizon_seconds]:
             del self._buckets[second]
         return Output(state=ops)
 
@@ -252,8 +252,8 @@ class TopTradesAnalyzer:
 
     def reads(self, now_ns: int) -> Sequence[Read]:
         """The windows that changed, and the union of the buckets inside the board window."""
-        now_s = now_ns // NS_PER_SECOND
-        seconds = range(now_s - self.window_s, now_s + _AHEAD_S + 1)
+        now_seconds = now_ns // NS_PER_SECOND
+        seconds = range(now_seconds - self.window_seconds, now_seconds + _AHEAD_SECONDS + 1)
         return [
             WindowStatsRead(self.stats_per_compose),
             UnionTopRead(tuple(KEY_TT_BUCKET.name(second=s) for s in seconds), self.top_n),
@@ -275,7 +275,7 @@ class TopTradesAnalyzer:
         listed = _ENCODER.encode(trades)
         fresh = listed != self._last_board
         self._last_board = listed
-        document = _ENCODER.encode(_TopTrades(as_of_ms, self.window_s, trades))
+        document = _ENCODER.encode(_TopTrades(as_of_ms, self.window_seconds, trades))
         writes.append(
             WidgetWrite(
                 FEED_TOP_TRADES, FEED_TOP_TRADES.name(), document, publish=fresh, version=as_of_ms

@@ -68,7 +68,7 @@ class ScannerSettings(CommonSettings):
             "news_window_seconds": self.news_window_seconds,
             "news_move_pct": self.news_move_pct,
             "news_rvol": self.news_rvol,
-            "resume_wait_s": self.halt_resume_wait_seconds,
+            "resume_wait_seconds": self.halt_resume_wait_seconds,
         }
 
     batch_max: int = setting(
