@@ -99,7 +99,10 @@ class Owner:
             state=MemoryState(),
             widgets=MemoryWidgets(),
             config=ProcessorConfig(
-                instance=name, ownership_interval_s=0.05, lease_ttl_s=0.6, batch_messages=1
+                instance=name,
+                ownership_interval_seconds=0.05,
+                lease_ttl_seconds=0.6,
+                batch_messages=1,
             ),
             ownership=RedisOwnership(self.redis, "partition-test"),
         )

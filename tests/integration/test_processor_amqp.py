@@ -80,7 +80,7 @@ async def run_processor(
         [LeaderboardAnalyzer(), MassiveDataAnalyzer()],
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
-        config=ProcessorConfig(flush_interval_s=0.02),
+        config=ProcessorConfig(flush_interval_seconds=0.02),
     )
     task = asyncio.create_task(processor.run())
     try:

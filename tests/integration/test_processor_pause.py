@@ -97,7 +97,7 @@ async def test_pause_stops_consumption_and_resume_takes_up_what_waited(
         [seen],
         state=MemoryState(),
         widgets=MemoryWidgets(),
-        config=ProcessorConfig(flush_interval_s=0.02, instance=f"{INSTANCE}-0"),
+        config=ProcessorConfig(flush_interval_seconds=0.02, instance=f"{INSTANCE}-0"),
     )
     control = control_of(processor, redis, INSTANCE)
     task = asyncio.create_task(processor.run())
@@ -180,7 +180,9 @@ async def test_a_paused_member_hands_its_partitions_to_the_other(
             [Seen()],
             state=MemoryState(),
             widgets=MemoryWidgets(),
-            config=ProcessorConfig(instance=name, ownership_interval_s=0.05, lease_ttl_s=0.6),
+            config=ProcessorConfig(
+                instance=name, ownership_interval_seconds=0.05, lease_ttl_seconds=0.6
+            ),
             ownership=RedisOwnership(redis, "pause-test"),
         )
         members.append((processor, redis, asyncio.create_task(processor.run())))

@@ -85,7 +85,7 @@ class Harness:
             widgets=WidgetWriter(self.wdc),
             reference=reference(),
             clock=clock,
-            config=ProcessorConfig(flush_interval_s=0.02, retry=BackoffPolicy(0.02, 0.1)),
+            config=ProcessorConfig(flush_interval_seconds=0.02, retry=BackoffPolicy(0.02, 0.1)),
         )
         self.task: asyncio.Task[None] | None = None
 

@@ -69,7 +69,7 @@ class Replica:
             ],
             state=RedisState(self.mdc),
             widgets=WidgetWriter(self.wdc),
-            config=ProcessorConfig(flush_interval_s=0.02, batch_messages=1, instance=name),
+            config=ProcessorConfig(flush_interval_seconds=0.02, batch_messages=1, instance=name),
         )
         self.task: asyncio.Task[None] | None = None
 

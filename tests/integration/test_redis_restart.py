@@ -100,7 +100,7 @@ async def test_processors_survive_a_redis_crash_and_restart(
         ],
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
-        config=ProcessorConfig(flush_interval_s=0.02, retry=BackoffPolicy(0.05, 0.2)),
+        config=ProcessorConfig(flush_interval_seconds=0.02, retry=BackoffPolicy(0.05, 0.2)),
     )
     news_consumer = AmqpConsumer(amqp_url, topology, prefetch=10)
     news = NewsProcessor(

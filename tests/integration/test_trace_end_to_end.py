@@ -73,7 +73,7 @@ PROGRAM = textwrap.dedent(
         processor = Processor(
             bus.consumer(), [MassiveDataAnalyzer()], state=MemoryState(),
             widgets=WidgetWriter(redis), clock=clock,
-            config=ProcessorConfig(flush_interval_s=0.02),
+            config=ProcessorConfig(flush_interval_seconds=0.02),
         )
         running = asyncio.create_task(processor.run())
         now_ms = clock.now_ns() // 1_000_000

@@ -72,7 +72,7 @@ WDC_BOARDS = {
 #: A message on a quote channel the scanner cannot decode: it marks the end of the drain.
 DRAIN_CHANNEL = FEED_QUOTE.name(symbol="ZZDRAIN")
 _PAUSED = 1e-9  # simulated seconds per real second while the pipeline starts
-_FLUSH_S = 0.05
+_FLUSH_SECONDS = 0.05
 _QUIET_FLUSHES = 3
 
 
@@ -161,11 +161,11 @@ class Replica:
             reference=ReferenceCache(source, self.ref),
             clock=MarketClock(sim),
             config=ProcessorConfig(
-                flush_interval_s=_FLUSH_S,
+                flush_interval_seconds=_FLUSH_SECONDS,
                 batch_messages=settings.batch_messages,
                 instance=name,
-                ownership_interval_s=0.2,
-                lease_ttl_s=1.0,
+                ownership_interval_seconds=0.2,
+                lease_ttl_seconds=1.0,
             ),
             ownership=RedisOwnership(self.mdc, "recompute"),
         )

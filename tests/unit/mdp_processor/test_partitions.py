@@ -53,7 +53,7 @@ class Seen:
 
 def processor(bus: MemoryBus, store: MemoryOwnership, name: str) -> tuple[Processor, Seen]:
     seen = Seen()
-    config = ProcessorConfig(instance=name, ownership_interval_s=0.01, batch_messages=1)
+    config = ProcessorConfig(instance=name, ownership_interval_seconds=0.01, batch_messages=1)
     made = Processor(
         bus.consumer(),
         [seen],

@@ -224,7 +224,7 @@ def paced(**config: Any) -> tuple[Processor, MemoryBus]:
 
 async def test_events_after_a_quiet_spell_are_flushed_without_waiting_for_the_idle_timer() -> None:
     # The idle timer is an hour: only the arrival of events can trigger this flush.
-    processor, bus = paced(flush_interval_s=0.001, idle_flush_s=3600.0)
+    processor, bus = paced(flush_interval_seconds=0.001, idle_flush_seconds=3600.0)
     publisher = bus.publisher()
     await publisher.start()
     spec = bus.topology.for_kind("A")
@@ -241,7 +241,10 @@ async def test_events_after_a_quiet_spell_are_flushed_without_waiting_for_the_id
 async def test_consumption_waits_while_a_full_flush_is_pending() -> None:
     # No timer fires within the test: every flush is one that a full pending set asked for.
     processor, bus = paced(
-        flush_interval_s=3600.0, idle_flush_s=3600.0, flush_max_events=2, batch_messages=1
+        flush_interval_seconds=3600.0,
+        idle_flush_seconds=3600.0,
+        flush_max_events=2,
+        batch_messages=1,
     )
     publisher = bus.publisher()
     await publisher.start()
@@ -328,7 +331,7 @@ async def test_a_failed_reference_lookup_is_retried_until_the_row_has_a_previous
         widgets=sink,
         reference=ReferenceCache(source, retry_after_seconds=0.0),
         clock=clock,
-        config=ProcessorConfig(reference_attempts=3, reference_retry_s=0.01),
+        config=ProcessorConfig(reference_attempts=3, reference_retry_seconds=0.01),
     )
     await processor.ingest(
         delivery(bus, body([aggregate("AAA", at_ms(DAY, 10, 0))], "r1"), Settled())

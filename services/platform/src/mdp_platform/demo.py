@@ -230,7 +230,7 @@ class Demo:
             # Time-of-day RVol from the simulator's consistent history (20 trading days).
             reference=ReferenceCache(plan.reference, self.mdc, profile_days=20),
             clock=market_clock,
-            config=ProcessorConfig(flush_interval_s=0.1, instance="demo-processor"),
+            config=ProcessorConfig(flush_interval_seconds=0.1, instance="demo-processor"),
         )
         self.processor = processor
         self._spawn(processor.run(), "processor", stop=processor.stop)

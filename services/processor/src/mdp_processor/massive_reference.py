@@ -28,15 +28,15 @@ class MassiveReferenceSource:
     Args:
         api_key: The Massive API key.
         base_url: The REST base URL (the simulator's on loopback in tests and the demo).
-        timeout_s: Connect and read timeout of one request.
+        timeout_seconds: Connect and read timeout of one request.
     """
 
-    def __init__(self, api_key: str, base_url: str, *, timeout_s: float = 10.0) -> None:
+    def __init__(self, api_key: str, base_url: str, *, timeout_seconds: float = 10.0) -> None:
         self._client = RESTClient(
             api_key=api_key,
             base=base_url,
-            connect_timeout=timeout_s,
-            read_timeout=timeout_s,
+            connect_timeout=timeout_seconds,
+            read_timeout=timeout_seconds,
             retries=1,
         )
 

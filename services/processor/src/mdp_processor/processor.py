@@ -3,7 +3,7 @@
 One :class:`Processor` runs in one event loop (one worker process, or the embedded demo with the
 memory bus). Per queue it pulls batches of messages, decodes each envelope into models in one
 call, skips batches it has applied before, and folds the events into the analyzers. A flusher
-runs as soon as events wait, at most every ``flush_interval_s`` from the start of the previous
+runs as soon as events wait, at most every ``flush_interval_seconds`` from the start of the previous
 flush (at once after a slow one, sooner when ``flush_max_events`` are waiting): it collects the
 coalesced output of every analyzer, writes all state in one MDC transaction (together with the
 "batch applied" marks), hands rows MDC refused back to their analyzers (which hydrate from MDC
@@ -65,7 +65,7 @@ __all__ = ["Processor", "ProcessorConfig", "WidgetSink"]
 
 _log = get_logger(__name__)
 _NS_PER_MS: Final = 1_000_000
-_NS_PER_S: Final = 1_000_000_000
+_NS_PER_SECOND: Final = 1_000_000_000
 
 
 class WidgetSink(Protocol):
@@ -85,10 +85,10 @@ class ProcessorConfig:
     """Tuning of one processor.
 
     Attributes:
-        flush_interval_s: Shortest time between the starts of two flushes. Events that arrive
+        flush_interval_seconds: Shortest time between the starts of two flushes. Events that arrive
             while nothing is pending are flushed this long after the previous flush started
             (at once after a slow one); the time is what coalescing may cost in freshness.
-        idle_flush_s: Longest time between two flushes while no event arrives (analyzers whose
+        idle_flush_seconds: Longest time between two flushes while no event arrives (analyzers whose
             output moves with time alone, such as a sliding window, still get collected).
         flush_max_events: Events waiting that trigger an early flush; consumption waits while
             this many are pending (the flush takes them), so memory and lag stay bounded (by
@@ -103,19 +103,20 @@ class ProcessorConfig:
         remember_batches: Batch ids remembered in process for duplicate detection.
         reference_attempts: Lookups of a symbol's reference data while it has no previous day
             (a failed fetch at start must not leave the symbol without a gap for the day).
-        reference_retry_s: Pause between those lookups (the cache's own retry pause applies too).
-        future_tolerance_s: Events stamped further ahead of the clock are dropped as bad
+        reference_retry_seconds: Pause between those lookups (the cache's own retry pause
+            applies too).
+        future_tolerance_seconds: Events stamped further ahead of the clock are dropped as bad
             (``bad_events["future"]``): a garbage timestamp far in the future would otherwise
             move an analyzer's trading day there and make every real event stale.
-        ownership_interval_s: With a partitioned topology and an ownership store: how often
+        ownership_interval_seconds: With a partitioned topology and an ownership store: how often
             this processor announces itself, renews its partition leases and rebalances.
-        lease_ttl_s: How long a partition lease (and the announcement) outlives its last
+        lease_ttl_seconds: How long a partition lease (and the announcement) outlives its last
             renewal; below the queues' TTL, so a dead owner's partitions move on before their
             messages expire.
     """
 
-    flush_interval_s: float = 0.01
-    idle_flush_s: float = 0.05
+    flush_interval_seconds: float = 0.01
+    idle_flush_seconds: float = 0.05
     flush_max_events: int = 20_000
     batch_messages: int = 100
     max_in_flight: int = 500
@@ -124,10 +125,10 @@ class ProcessorConfig:
     retry: BackoffPolicy = _RETRY
     remember_batches: int = 100_000
     reference_attempts: int = 4
-    reference_retry_s: float = 30.0
-    future_tolerance_s: float = 86_400.0
-    ownership_interval_s: float = 1.0
-    lease_ttl_s: float = 3.0
+    reference_retry_seconds: float = 30.0
+    future_tolerance_seconds: float = 86_400.0
+    ownership_interval_seconds: float = 1.0
+    lease_ttl_seconds: float = 3.0
 
 
 class _Stopped(Exception):
@@ -503,7 +504,9 @@ class Processor:
         events = batch.events
         if not events:
             return
-        limit_ms = (now_ns + int(self.config.future_tolerance_s * _NS_PER_S)) // _NS_PER_MS
+        limit_ms = (
+            now_ns + int(self.config.future_tolerance_seconds * _NS_PER_SECOND)
+        ) // _NS_PER_MS
         if max(event.event_time_ms for event in events) > limit_ms:
             kept = [event for event in events if event.event_time_ms <= limit_ms]
             self.stats.bad_events["future"] += len(events) - len(kept)
@@ -520,7 +523,7 @@ class Processor:
         self.stats.events[batch.kind] += len(events)
         self._pending_events += len(events)
         self._pending_lag.append((batch.received_ns, events[-1].event_time_ms))
-        self.stats.queue_wait.add(max(0, now_ns - batch.received_ns) / _NS_PER_S)
+        self.stats.queue_wait.add(max(0, now_ns - batch.received_ns) / _NS_PER_SECOND)
         for analyzer in self._by_kind.get(batch.kind, ()):
             try:
                 analyzer.apply(events, now_ns)
@@ -548,7 +551,7 @@ class Processor:
         """
         member = self.config.instance
         partitions = self.consumer.topology.partitions
-        ttl_ms = max(1, int(self.config.lease_ttl_s * 1000))
+        ttl_ms = max(1, int(self.config.lease_ttl_seconds * 1000))
         loop = asyncio.get_running_loop()
         last_ok = loop.time()
         while not self._stopping.is_set():
@@ -562,12 +565,14 @@ class Processor:
             except Exception as exc:
                 self.stats.ownership_failures += 1
                 _log.warning("ownership_failed", error=repr(exc))
-                if self.partitions and loop.time() - last_ok > self.config.lease_ttl_s * 0.8:
+                if self.partitions and loop.time() - last_ok > self.config.lease_ttl_seconds * 0.8:
                     self.stats.leases_lost += len(self.partitions)
                     await self._stop_partitions(set(self.partitions))
             self.stats.partitions_owned = len(self.partitions)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), self.config.ownership_interval_s)
+                await asyncio.wait_for(
+                    self._stopping.wait(), self.config.ownership_interval_seconds
+                )
 
     async def _own_round(self, member: str, partitions: int, ttl_ms: int) -> None:
         """One ownership round (see :meth:`_own_forever`)."""
@@ -638,7 +643,7 @@ class Processor:
         assert self.reference is not None
         for attempt in range(max(1, self.config.reference_attempts)):
             if attempt:
-                await asyncio.sleep(self.config.reference_retry_s)
+                await asyncio.sleep(self.config.reference_retry_seconds)
             async with self._semaphore:
                 data = await self.reference.get(symbol, day)
             if not attempt and self.reference.unknown(symbol, day):
@@ -658,20 +663,20 @@ class Processor:
     # --- flushing -------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
-        """Flush as soon as events wait, at most every ``flush_interval_s`` (from flush starts).
+        """Flush as soon as events wait, at most every ``flush_interval_seconds`` (from starts).
 
         Nothing waits for a timer when events arrive after a quiet spell: they are written
         one interval after the previous flush started at the latest. A flush that took longer
         than the interval is followed at once by the next, and a full batch of events flushes
-        early. Without events, analyzers are still collected every ``idle_flush_s``.
+        early. Without events, analyzers are still collected every ``idle_flush_seconds``.
         """
-        interval = self.config.flush_interval_s
+        interval = self.config.flush_interval_seconds
         loop = asyncio.get_running_loop()
         last_start = loop.time()
         # The stop is checked as well as cancellation: wait_for can swallow a cancellation
         # that races with its own timeout (Python < 3.12).
         while not self._stopping.is_set():
-            idle_left = last_start + self.config.idle_flush_s - loop.time()
+            idle_left = last_start + self.config.idle_flush_seconds - loop.time()
             if idle_left > 0 and not self._pending_work.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._pending_work.wait(), idle_left)
@@ -707,10 +712,10 @@ class Processor:
         ]
         if not intervals:
             return
-        tick_s = min(0.25, max(0.005, min(intervals) / _NS_PER_S / 4))
+        tick_seconds = min(0.25, max(0.005, min(intervals) / _NS_PER_SECOND / 4))
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), tick_s)
+                await asyncio.wait_for(self._stopping.wait(), tick_seconds)
             if self._stopping.is_set():
                 return
             now_ns = self.clock.now_ns()
@@ -777,7 +782,7 @@ class Processor:
             except Exception as exc:
                 _log.warning("ack_failed", error=repr(exc))
             self._account(ops, writes, lags, flushed_events)
-            self.stats.flush_time.add(max(0, self.clock.now_ns() - now_ns) / _NS_PER_S)
+            self.stats.flush_time.add(max(0, self.clock.now_ns() - now_ns) / _NS_PER_SECOND)
         async with self._progress:
             self._progress.notify_all()
 
@@ -841,8 +846,8 @@ class Processor:
         stats.flushed_events += events
         done_ns = self.clock.now_ns()
         for received_ns, event_ms in lags:
-            stats.lag_receipt.add((done_ns - received_ns) / _NS_PER_S)
-            stats.lag_event.add((done_ns - event_ms * _NS_PER_MS) / _NS_PER_S)
+            stats.lag_receipt.add((done_ns - received_ns) / _NS_PER_SECOND)
+            stats.lag_event.add((done_ns - event_ms * _NS_PER_MS) / _NS_PER_SECOND)
 
     async def _retry(self, write: Callable[[], Awaitable[object]]) -> None:
         """Run ``write`` until it lands; only connection trouble is retried.

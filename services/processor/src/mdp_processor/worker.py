@@ -104,12 +104,12 @@ async def worker(index: int, ctx: WorkerContext) -> None:
         reference=reference,
         clock=clock,
         config=ProcessorConfig(
-            flush_interval_s=settings.flush_interval_seconds,
+            flush_interval_seconds=settings.flush_interval_seconds,
             flush_max_events=settings.flush_max_events,
             batch_messages=settings.batch_messages,
             max_in_flight=settings.max_in_flight,
             instance=instance,
-            future_tolerance_s=settings.future_tolerance_seconds,
+            future_tolerance_seconds=settings.future_tolerance_seconds,
             retry=settings.retry_backoff,
         ),
     )
