@@ -93,7 +93,7 @@ class Shell:
     ) -> list[dict[str, Any]]:
         self.monotonic += step
         raw = message if isinstance(message, str | bytes) else json.dumps(message)
-        self.protocol.receive(raw, monotonic=self.monotonic, now_s=self.now)
+        self.protocol.receive(raw, monotonic=self.monotonic, now_seconds=self.now)
         return self.collect()
 
     def auth(self, feeds: list[str] | None = None, **kwargs: Any) -> dict[str, Any]:

@@ -117,7 +117,9 @@ class ClientSession:
                 return
             while True:
                 now = self._clock
-                protocol.receive(raw, monotonic=now.monotonic(), now_s=now.now_ns() / NS_PER_SECOND)
+                protocol.receive(
+                    raw, monotonic=now.monotonic(), now_seconds=now.now_ns() / NS_PER_SECOND
+                )
                 self._pump()
                 await self._idle.wait()
                 if self._failure is not None:
@@ -281,11 +283,11 @@ class ClientSession:
                     continue
                 if not socket.open:
                     return
-                now_s = clock.now_ns() / NS_PER_SECOND
+                now_seconds = clock.now_ns() / NS_PER_SECOND
                 frames = protocol.take(_MAX_FRAMES_PER_WRITE)
                 for frame in frames:
                     if frame.as_of_ms is not None:
-                        stats.lag.observe(max(0.0, now_s - frame.as_of_ms / 1_000))
+                        stats.lag.observe(max(0.0, now_seconds - frame.as_of_ms / 1_000))
                 socket.write([frame.wire for frame in frames])
                 stats.messages_out += len(frames)
                 await socket.drain()

@@ -186,7 +186,7 @@ _Step = _Job | _ResyncAll | _RequestDone
 class _PendingAuth:
     request: Request
     claims: TokenClaims
-    now_s: float
+    now_seconds: float
 
 
 @dataclass(slots=True)
@@ -288,8 +288,8 @@ class SessionProtocol:
 
     # --- inputs from the client -------------------------------------------------------------
 
-    def receive(self, raw: str | bytes, *, monotonic: float, now_s: float) -> None:
-        """One client message, at monotonic time ``monotonic`` and wall time ``now_s`` (Unix s).
+    def receive(self, raw: str | bytes, *, monotonic: float, now_seconds: float) -> None:
+        """One client message, at monotonic time ``monotonic`` and Unix time ``now_seconds``.
 
         Raises:
             RuntimeError: when called while :attr:`busy` (the shell must wait).
@@ -302,7 +302,7 @@ class SessionProtocol:
         if not self._admit(monotonic):
             return
         if self.state is SessionState.AWAITING_AUTH:
-            self._first(raw, now_s)
+            self._first(raw, now_seconds)
             return
         try:
             request = decode_request(raw)
@@ -310,7 +310,7 @@ class SessionProtocol:
             self._stats.violations[exc.kind] += 1
             self._error(exc.request_id, ErrorCode.BAD_REQUEST, exc.message)
             return
-        self._dispatch(request, now_s)
+        self._dispatch(request, now_seconds)
 
     def auth_timed_out(self) -> None:
         """The client sent nothing within ``auth_timeout_seconds``."""
@@ -400,7 +400,7 @@ class SessionProtocol:
         self.session_id = claims.session_id
         self._authenticated(
             pending.request, Grant.of(claims.feeds), claims.subject, claims.expires_at,
-            pending.now_s,
+            pending.now_seconds,
         )  # fmt: skip
 
     def feeds_added(self) -> None:
@@ -445,7 +445,7 @@ class SessionProtocol:
 
     # --- authentication ---------------------------------------------------------------------
 
-    def _first(self, raw: str | bytes, now_s: float) -> None:
+    def _first(self, raw: str | bytes, now_seconds: float) -> None:
         try:
             request: Request | None = decode_request(raw)
         except BadRequest as exc:
@@ -458,14 +458,14 @@ class SessionProtocol:
             self._violation("unauthenticated")
             self.close(CloseCode.UNAUTHENTICATED, "authenticate first", "unauthenticated")
             return
-        self._authenticate(request, now_s)
+        self._authenticate(request, now_seconds)
 
-    def _authenticate(self, request: Request, now_s: float) -> None:
+    def _authenticate(self, request: Request, now_seconds: float) -> None:
         secret = self._settings.token_secret
         dev_key = self._settings.dev_key
         if request.token is not None and secret is not None:
             try:
-                claims = verify_token(secret.reveal(), request.token, now_s)
+                claims = verify_token(secret.reveal(), request.token, now_seconds)
             except TokenError as exc:
                 expired = isinstance(exc, TokenExpired)
                 self._violation("token_expired" if expired else f"token_{exc.kind}")
@@ -474,19 +474,19 @@ class SessionProtocol:
                 self.close(CloseCode.UNAUTHENTICATED, message, why)
                 return
             if claims.session_id is not None:
-                self._pending_auth = _PendingAuth(request, claims, now_s)
+                self._pending_auth = _PendingAuth(request, claims, now_seconds)
                 self._busy = True
                 self._commands.append(CheckRevoked(claims.session_id))
                 return
             self.session_id = None
             grant = Grant.of(claims.feeds)
-            self._authenticated(request, grant, claims.subject, claims.expires_at, now_s)
+            self._authenticated(request, grant, claims.subject, claims.expires_at, now_seconds)
         elif (
             request.key is not None
             and dev_key is not None
             and hmac.compare_digest(request.key.encode(), dev_key.reveal().encode())
         ):
-            self._authenticated(request, _GRANT_ALL, "dev-key", None, now_s)
+            self._authenticated(request, _GRANT_ALL, "dev-key", None, now_seconds)
         else:
             self._violation("bad_credentials")
             self.close(CloseCode.UNAUTHENTICATED, "invalid credentials", "bad_token")
@@ -497,11 +497,11 @@ class SessionProtocol:
         grant: Grant,
         subject: str,
         expires_at: int | None,
-        now_s: float,
+        now_seconds: float,
     ) -> None:
         self._grant, self._subject = grant, subject
         self.state = SessionState.OPEN
-        delay = None if expires_at is None else max(0.0, expires_at - now_s)
+        delay = None if expires_at is None else max(0.0, expires_at - now_seconds)
         self._commands.append(ExpireAfter(delay))
         self._revoke_ungranted(request.id)
         self._send(
@@ -527,11 +527,11 @@ class SessionProtocol:
 
     # --- requests ---------------------------------------------------------------------------
 
-    def _dispatch(self, request: Request, now_s: float) -> None:
+    def _dispatch(self, request: Request, now_seconds: float) -> None:
         if request.op == "ping":
             self._send(encode_message("pong", request.id))
         elif request.op == "auth":
-            self._authenticate(request, now_s)
+            self._authenticate(request, now_seconds)
         elif request.op == "subscribe":
             self._subscribe(request)
         elif request.op == "unsubscribe":
