@@ -299,7 +299,7 @@ def task_deploy_check(args: Sequence[str]) -> None:
 
 # `rerun`: every restart or timing integration test, this many times, within this many seconds.
 _RERUN_COUNT = 5
-_RERUN_BUDGET_S = 420
+_RERUN_BUDGET_SECONDS = 420
 
 
 def task_rerun(args: Sequence[str]) -> None:
@@ -317,11 +317,11 @@ def task_rerun(args: Sequence[str]) -> None:
             env=_child_env(),
             check=False,
             stdin=subprocess.DEVNULL,
-            timeout=_RERUN_BUDGET_S,
+            timeout=_RERUN_BUDGET_SECONDS,
         )
     except subprocess.TimeoutExpired as exc:
         raise TaskFailed(
-            f"the reruns took more than {_RERUN_BUDGET_S} s; a restart test became slow"
+            f"the reruns took more than {_RERUN_BUDGET_SECONDS} s; a restart test became slow"
         ) from exc
     if completed.returncode == _PYTEST_NO_TESTS:
         raise TaskFailed("no test carries the `restart` marker; the rerun checks nothing")

@@ -159,12 +159,12 @@ async def _run(  # noqa: C901 - one linear run: set up, measure, report
         "placement": "one node" if args.one_node else "spread (min-masters)",
         "publisher_confirms": args.confirms,
         "queues_per_node": per_node,
-        "published_messages_per_s": round(sent / elapsed),
-        "consumed_messages_per_s": round(consumed / elapsed),
-        "consumed_events_per_s": round(consumed * args.events / elapsed),
+        "published_messages_per_second": round(sent / elapsed),
+        "consumed_messages_per_second": round(consumed / elapsed),
+        "consumed_events_per_second": round(consumed * args.events / elapsed),
         "broker_cpu_share_of_one_core": round(cpu / elapsed, 3),
         "broker_idle_cpu_share": round(idle_share, 3),
-        "broker_cpu_s_per_100k_messages_net_of_idle": round(
+        "broker_cpu_seconds_per_100k_messages_net_of_idle": round(
             max(cpu - idle_share * elapsed, 0) / max(consumed, 1) * 100_000, 2
         ),
         "load_average": os.getloadavg(),

@@ -118,7 +118,7 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
     mdc, wdc, ref = create_redis(url), create_redis(url), create_redis(url)
     analyzer: Any = LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()
     reference = ReferenceCache(MarketSource(market), ref, profile_days=args.rvol_days)
-    profiles_s = 0.0
+    profiles_seconds = 0.0
     if args.warm and kind == "A":
         # Steady state: the reference data of the day is already in MDC (and this process).
         symbols = {msgspec.json.decode(raw)["sym"] for raw in raws}
@@ -126,7 +126,7 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
         if args.rvol_days:
             profiles_started = time.perf_counter()
             await asyncio.gather(*(reference.volume_profile(s, DAY) for s in symbols))
-            profiles_s = time.perf_counter() - profiles_started
+            profiles_seconds = time.perf_counter() - profiles_started
     processor = Processor(
         bus.consumer(),
         [analyzer],
@@ -178,7 +178,7 @@ async def run_one(args: argparse.Namespace, kind: str, worker: int) -> dict[str,
         "lag_p50": stats.lag_receipt.percentile(0.5),
         "lag_p99": stats.lag_receipt.percentile(0.99),
         "dropped": sum(bus.dropped(q) for q in topology.queues),
-        "profiles_s": profiles_s,
+        "profiles_seconds": profiles_seconds,
     }
 
 
@@ -253,7 +253,8 @@ def main() -> None:
         if kind == "A" and args.rvol_days:
             print(
                 f"  RVol profiles ({args.rvol_days} days) of the symbols traded: built and "
-                f"cached in {max(r['profiles_s'] for r in results):.1f} s (cold, before timing)"
+                f"cached in {max(r['profiles_seconds'] for r in results):.1f} s "
+                "(cold, before timing)"
             )
         aggregate = sum(r["events"] for r in results) / max(r["seconds"] for r in results)
         print(f"  aggregate: {aggregate:,.0f} events/s")

@@ -37,7 +37,7 @@ SCRIPTS = {
     "mdp-scp": "mdp-scp",
 }
 #: Generous: a loaded 2-core CI machine; the tests assert outcomes, never durations.
-TIMEOUT_S = 90
+TIMEOUT_SECONDS = 90
 
 
 def _env() -> dict[str, str]:
@@ -52,7 +52,7 @@ def _run(*args: str) -> subprocess.CompletedProcess[str]:
         [str(BIN / args[0]), *args[1:]],
         capture_output=True,
         text=True,
-        timeout=TIMEOUT_S,
+        timeout=TIMEOUT_SECONDS,
         env=_env(),
         stdin=subprocess.DEVNULL,
         check=False,
@@ -148,11 +148,11 @@ def test_ctrl_c_stops_the_demo_cleanly() -> None:
         reader = threading.Thread(target=read, daemon=True)
         reader.start()
         try:
-            assert started.wait(TIMEOUT_S), "".join(lines)
+            assert started.wait(TIMEOUT_SECONDS), "".join(lines)
             children = _children(demo.pid)
             os.killpg(demo.pid, signal.SIGINT)
-            demo.wait(TIMEOUT_S)
-            reader.join(TIMEOUT_S)
+            demo.wait(TIMEOUT_SECONDS)
+            reader.join(TIMEOUT_SECONDS)
             assert demo.stderr is not None
             stderr = demo.stderr.read()
         finally:

@@ -143,7 +143,7 @@ class Bar:
     #: Position of the bar on the tape (frame index, index in frame): arrival order.
     arrival: tuple[int, int]
     #: Wall-clock receipt time of its frame (monotonic seconds).
-    received_s: float
+    received_seconds: float
 
     @property
     def good(self) -> bool:
@@ -163,13 +163,13 @@ def _number(value: object) -> float | None:
 
 
 def bars_of(frames: Iterable[tuple[float, str]]) -> list[Bar]:
-    """Every ``A``/``AM`` bar of the tape (``(received_s, frame text)`` pairs), in arrival order.
+    """Every ``A``/``AM`` bar of the tape (``(received_seconds, text)`` pairs), in arrival order.
 
     Messages that are not bars, or bars missing a field, are left out (they are not on the
     tape as far as any figure is concerned).
     """
     bars: list[Bar] = []
-    for index, (received_s, text) in enumerate(frames):
+    for index, (received_seconds, text) in enumerate(frames):
         try:
             messages = json.loads(text)
         except ValueError:
@@ -177,13 +177,13 @@ def bars_of(frames: Iterable[tuple[float, str]]) -> list[Bar]:
         if not isinstance(messages, list):
             continue
         for position, message in enumerate(messages):
-            bar = _bar(message, (index, position), received_s)
+            bar = _bar(message, (index, position), received_seconds)
             if bar is not None:
                 bars.append(bar)
     return bars
 
 
-def _bar(message: object, arrival: tuple[int, int], received_s: float) -> Bar | None:
+def _bar(message: object, arrival: tuple[int, int], received_seconds: float) -> Bar | None:
     if not isinstance(message, dict) or message.get("ev") not in {"A", "AM"}:
         return None
     symbol = message.get("sym")
@@ -207,7 +207,7 @@ def _bar(message: object, arrival: tuple[int, int], received_s: float) -> Bar | 
         start_ms=start,
         end_ms=end,
         arrival=arrival,
-        received_s=received_s,
+        received_seconds=received_seconds,
     )
 
 
@@ -490,7 +490,7 @@ def check_alerts(
     hod: Sequence[Mapping[str, Any]],
     lod: Sequence[Mapping[str, Any]],
     *,
-    grace_s: float,
+    grace_seconds: float,
     cap: int | None = None,
 ) -> Report:
     """The HOD/LOD alert lists (newest first, as served) against the tape.
@@ -502,14 +502,14 @@ def check_alerts(
     * no alert is served twice;
     * each list is in event-time order (newest first);
     * the extreme is never skipped: when a session's extreme was first reached by a bar that
-      reached the listener more than ``grace_s`` after the session's first bar of that symbol
+      reached the listener more than ``grace_seconds`` after the session's first bar of that symbol
       (so the pipeline cannot have folded it into the session's baseline), the last alert of
       (symbol, session, direction) is that extreme; when a list is full (``cap`` elements),
       extremes reached before its oldest element have fallen off its end and are not owed.
     """
     report = Report()
     for direction, served in (("high", hod), ("low", lod)):
-        _check_direction(report, expected, direction, served, grace_s=grace_s, cap=cap)
+        _check_direction(report, expected, direction, served, grace_seconds=grace_seconds, cap=cap)
     return report
 
 
@@ -519,7 +519,7 @@ def _check_direction(
     direction: str,
     served: Sequence[Mapping[str, Any]],
     *,
-    grace_s: float,
+    grace_seconds: float,
     cap: int | None,
 ) -> None:
     area = f"alerts:{'hod' if direction == 'high' else 'lod'}"
@@ -574,11 +574,11 @@ def _check_direction(
     for (symbol, session), members in sorted(expected.session_bars.items()):
         levels = [_level(b, direction) for b in members]
         extreme = max(levels) if direction == "high" else min(levels)
-        first = min(b.received_s for b in members)
+        first = min(b.received_seconds for b in members)
         setter = min(
             (b for b in members if _level(b, direction) == extreme), key=lambda b: b.arrival
         )
-        if setter.received_s - first <= grace_s:
+        if setter.received_seconds - first <= grace_seconds:
             continue  # may be part of the session's baseline: no alert is owed
         if kept_since is not None and setter.end_ms < kept_since:
             continue  # its alert fell off the end of the full list

@@ -44,7 +44,7 @@ class FrameFaults:
 class TapeFrame:
     """One frame as the listener received it: monotonic send time and text."""
 
-    sent_s: float
+    sent_seconds: float
     text: str
 
 

@@ -48,7 +48,7 @@ SCHEDULE = Schedule(DAY)
 #: An extreme reached this long after a session's first bar reached the listener cannot have
 #: been folded into the session's baseline by a pipeline that flushes every 50 ms (20 flushes;
 #: the margin keeps a loaded 2-core machine from failing a correct pipeline).
-ALERT_GRACE_S = 1.0
+ALERT_GRACE_SECONDS = 1.0
 
 
 def at(hour: int, minute: int, second: int = 0) -> int:
@@ -193,16 +193,16 @@ def test_the_comparison_reports_each_planted_fault() -> None:
     ]
     clean = [{**a, "trading_day": DAY.isoformat()} for a in hod]
     lod = [{**clean[0], "direction": "low", "price": 9.0, "as_of_ms": at(9, 30, 2)}]
-    report = check_alerts(expected, clean, lod, grace_s=0.5)
+    report = check_alerts(expected, clean, lod, grace_seconds=0.5)
     assert not report.mismatches, format_report(report)
     shuffled = [clean[1], clean[0]]  # oldest first: not in event-time order
-    fields = {m.field for m in check_alerts(expected, shuffled, lod, grace_s=0.5).mismatches}
+    fields = {m.field for m in check_alerts(expected, shuffled, lod, grace_seconds=0.5).mismatches}
     assert fields == {"list order"}
     invented = [{**clean[0], "price": 10.95}, clean[1]]  # no bar reached 10.95
-    fields = {m.field for m in check_alerts(expected, invented, lod, grace_s=0.5).mismatches}
+    fields = {m.field for m in check_alerts(expected, invented, lod, grace_seconds=0.5).mismatches}
     assert fields == {"regular price", "regular last alert"}
     missed = [clean[1]]  # 11.0 came 1 s after the first bar and was never alerted
-    [miss] = check_alerts(expected, missed, lod, grace_s=0.5).mismatches
+    [miss] = check_alerts(expected, missed, lod, grace_seconds=0.5).mismatches
     assert (miss.field, miss.expected, miss.got) == ("regular last alert", 11.0, 10.5)
 
 
@@ -296,7 +296,7 @@ async def test_wdc_serves_what_the_recorded_feed_recomputes_to(
         await pipeline.drain()
         observed = await pipeline.observed()
         assert pipeline.proxy is not None
-        bars = bars_of((frame.sent_s, frame.text) for frame in pipeline.proxy.tape)
+        bars = bars_of((frame.sent_seconds, frame.text) for frame in pipeline.proxy.tape)
         prev_close = await pipeline.previous_closes({b.symbol for b in bars})
         summary = pipeline.describe()
     expected = recompute(bars, SCHEDULE, prev_close)
@@ -316,7 +316,11 @@ async def test_wdc_serves_what_the_recorded_feed_recomputes_to(
     report.merge(compare_ranges(expected, observed.ranges))
     cap = FEED_ALERTS_HOD.max_len
     assert cap == FEED_ALERTS_LOD.max_len
-    report.merge(check_alerts(expected, observed.hod, observed.lod, grace_s=ALERT_GRACE_S, cap=cap))
+    report.merge(
+        check_alerts(
+            expected, observed.hod, observed.lod, grace_seconds=ALERT_GRACE_SECONDS, cap=cap
+        )
+    )
     if variant.replicas > 1 and variant.partitions == 1:
         _tolerate_cross_replica_alerts(report, summary, observed.hod, observed.lod)
     assert not report.mismatches, f"{summary}\n{format_report(report)}"

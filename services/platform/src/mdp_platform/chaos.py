@@ -58,8 +58,8 @@ class ScenarioResult:
     """What one fault did."""
 
     name: str
-    recovered_s: float | None = None
-    bound_s: float = 0.0
+    recovered_seconds: float | None = None
+    bound_seconds: float = 0.0
     published: float = 0.0
     applied: float = 0.0
     counted_losses: float = 0.0
@@ -72,7 +72,7 @@ class ScenarioResult:
     @property
     def ok(self) -> bool:
         """Recovered in time and every check held."""
-        return not self.problems and self.recovered_s is not None
+        return not self.problems and self.recovered_seconds is not None
 
 
 @dataclass(slots=True)
@@ -95,7 +95,7 @@ class ChaosReport:
         )
         lines = [head, "-" * len(head)]
         for r in self.results:
-            recovered = "-" if r.recovered_s is None else f"{r.recovered_s:.1f}s"
+            recovered = "-" if r.recovered_seconds is None else f"{r.recovered_seconds:.1f}s"
             figures = (
                 f"{r.published:>10.0f} {r.applied:>9.0f} {r.published - r.applied:>7.0f} "
                 f"{r.counted_losses:>8.0f} {r.loss_bound:>9.0f} {r.duplicates:>5.0f} "
@@ -104,8 +104,8 @@ class ChaosReport:
                 else f"{'(a new parent counts from zero: no figures)':>54}"
             )
             lines.append(
-                f"{r.name:<28} {'yes' if r.ok else 'NO':<3} {recovered:>10} {r.bound_s:>5.0f}s "
-                + figures
+                f"{r.name:<28} {'yes' if r.ok else 'NO':<3} {recovered:>10} "
+                f"{r.bound_seconds:>5.0f}s " + figures
             )
             lines.extend(f"    ! {problem}" for problem in r.problems)
         return "\n".join(lines)
@@ -548,14 +548,16 @@ async def run_chaos(*, short: bool, rate: int = 3000, keep: Path | None = None) 
 
 
 async def _one(p: Pipeline, name: str, scenario: Scenario, bound: float) -> ScenarioResult:
-    result = ScenarioResult(name, bound_s=bound)
+    result = ScenarioResult(name, bound_seconds=bound)
     published, applied, figures = await p.drained()
     outbox = await p.outbox_dropped()
     await p._until(p.healthy, 30.0, "not healthy again after the drain")
     try:
         window = await scenario(p, result)
         # recovery: from the end of the fault to every component ready and events flowing
-        result.recovered_s = await p._until(p.healthy, bound, f"not healthy within {bound:.0f} s")
+        result.recovered_seconds = await p._until(
+            p.healthy, bound, f"not healthy within {bound:.0f} s"
+        )
     except ChaosError as exc:
         result.problems.append(str(exc))
         window = bound

@@ -633,7 +633,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         )
         await run.watch.start()
         await asyncio.sleep(config.warmup_seconds)
-        reference_ready_s = await _reference_ready(run)
+        reference_ready_seconds = await _reference_ready(run)
         fixed = await _measure(
             run,
             "fixed",
@@ -701,7 +701,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             },
             "phases": msgspec.to_builtins(phases),
             "drain_seconds": drained.seconds,
-            "reference_ready_seconds": reference_ready_s,
+            "reference_ready_seconds": reference_ready_seconds,
             "offered_events_total": offered_total,
             "offered_by_type": final.get("offered", {}),
             "peak_memory_mib": memory,
@@ -739,8 +739,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "reference data: "
             + (
                 "not complete after the warm-up's bound; measured anyway"
-                if reference_ready_s is None
-                else f"loaded for every symbol {reference_ready_s:g} s into the warm-up"
+                if reference_ready_seconds is None
+                else f"loaded for every symbol {reference_ready_seconds:g} s into the warm-up"
             ),
             file=out,
         )
