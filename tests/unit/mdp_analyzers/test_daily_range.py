@@ -393,8 +393,6 @@ def test_an_extreme_newer_than_its_record_holds_back_later_alerts_stamps() -> No
         qf("V", t0 + 7_000, 2.24, regular=figures(t0, 2.24, t0 + 7_000, 2.2, t0)),
         now_ms=t0 + 10_000,
     )
-    assert [(a.price, a.previous, a.as_of_ms) for a in alerts(later)] == [
-        (2.24, 2.23, t0 + 8_000)
-    ]
+    assert [(a.price, a.previous, a.as_of_ms) for a in alerts(later)] == [(2.24, 2.23, t0 + 8_000)]
     # The range document keeps the latest bar's own time, not the alert clock.
     assert ranges(later)["range:V"].as_of_ms == t0 + 7_000
