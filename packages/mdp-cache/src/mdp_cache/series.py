@@ -27,7 +27,8 @@ __all__ = ["SERIES_MERGE_LUA", "SeriesFields", "merge_element", "series_fields"]
 
 SERIES_MERGE_LUA: Final = """
 -- KEYS: series names (one per element, repeats allowed)
--- ARGV[1]: msgpack array of [element, cap, ttl, publish?], one per key
+-- ARGV[1]: msgpack array of [element, cap, ttl, publish], one per key;
+-- publish: 0 none, +1 PUBLISH (every subscriber), +2 SPUBLISH (the shard of the name)
 -- Returns how many elements were stored (and published when asked).
 local items = cmsgpack.unpack(ARGV[1])
 local function field(s, name)
@@ -88,8 +89,11 @@ for i, item in ipairs(items) do
   if wins then
     redis.call('LTRIM', key, 0, cap - 1)
     redis.call('EXPIRE', key, ttl)
-    if item[4] then
+    if item[4] % 2 == 1 then
       redis.call('PUBLISH', key, payload)
+    end
+    if item[4] >= 2 then
+      redis.call('SPUBLISH', key, payload)
     end
     written = written + 1
   end

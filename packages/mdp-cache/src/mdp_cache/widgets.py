@@ -439,7 +439,12 @@ def _script_calls(
     for chunk in _chunks(series, cluster):
         packed = _PACK(
             [
-                (_text(item.payload), item.feed.max_len or 1, item.feed.ttl, item.publish)
+                (
+                    _text(item.payload),
+                    item.feed.max_len or 1,
+                    item.feed.ttl,
+                    publish_flags(item.publish, cluster=cluster),
+                )
                 for item in chunk
             ]
         )
@@ -623,7 +628,7 @@ class WidgetWriter:
         for item in series:
             stored_now = merge_element(stored[item.name], item.payload, item.feed.max_len or 1)
             if stored_now and item.publish:
-                pipe.publish(item.name, item.payload)
+                _queue_publish(pipe, item.name, item.payload, sharded=self._cluster)
         for item in {item.name: item for item in series}.values():
             merged = stored[item.name]
             pipe.delete(item.name)
