@@ -9,6 +9,9 @@ Dispatch keys, fixing the historical wildcard bug: a plain ``message`` is routed
 channel to exact subscribers; a ``pmessage`` is routed by the *pattern* Redis matched to
 pattern subscribers (Redis names both), and the frame always names the concrete feed.
 
+On a Redis Cluster the link is a :class:`~mdp_wds.shards.ClusterPubSub`: exact names arrive
+by sharded pub/sub from their shard's master, patterns from one node, with the same dispatch.
+
 Snapshots are read through a separate pooled client, so a slow ``SCAN`` never holds up delivery.
 """
 
@@ -23,7 +26,7 @@ from typing import Final, Protocol, cast
 import msgspec
 from redis.exceptions import RedisError, ResponseError
 
-from mdp_cache.client import PUBSUB_RECONNECT, create_redis, mget
+from mdp_cache.client import PUBSUB_RECONNECT, create_redis, is_cluster_url, mget
 from mdp_core.backoff import BackoffPolicy
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import consumer_span
@@ -31,6 +34,7 @@ from mdp_wds.access import FeedRef
 from mdp_wds.deltas import BoardTracker
 from mdp_wds.link import Kind, PubSubLink
 from mdp_wds.protocol import Frame, delta_frame, list_snapshot_data, update_frame
+from mdp_wds.shards import ClusterPubSub
 from mdp_wds.stats import WdsStats
 
 __all__ = ["BoardFrame", "Hub", "SnapshotItem", "SnapshotUnavailable", "Subscriber"]
@@ -125,7 +129,9 @@ class Hub:
     ) -> None:
         self._stats = stats
         self._redis = create_redis(redis_url, client_name="mdp-wds")
-        self._link = PubSubLink(
+        # On a Redis Cluster: exact names by SSUBSCRIBE on their shards (mdp_wds.shards).
+        link_class = ClusterPubSub if is_cluster_url(redis_url) else PubSubLink
+        self._link: PubSubLink | ClusterPubSub = link_class(
             redis_url,
             self._on_message,
             on_resync=self._on_resync,

@@ -14,6 +14,14 @@ commands a subscriber needs over a plain asyncio stream instead (replies parsed 
   channel and pattern in one command each, and calls ``on_resync`` once Redis has confirmed all
   of them.
 * A PING every ``ping_interval`` detects a half-open connection (no answer for two intervals).
+
+On one Redis the WDS holds one such link. On a Redis Cluster (a ``redis+cluster://`` URL, which
+``MDP_REDIS_CLUSTER=true`` makes) a ``PUBLISH`` reaches every node over the cluster bus, which
+does not scale with the shards, so :class:`~mdp_wds.shards.ClusterPubSub` holds one *sharded*
+link per master instead (``sharded=True``: ``SSUBSCRIBE``, one command per channel since one
+command may only name one slot, ``smessage`` replies; a ``-MOVED`` answer or an ``sunsubscribe``
+Redis sends of its own accord reports the slot through ``on_moved`` without dropping the
+connection), plus one plain link for the patterns.
 """
 
 from __future__ import annotations
@@ -24,15 +32,16 @@ import random
 import ssl
 from collections import defaultdict, deque
 from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from typing import Final, Literal
 from urllib.parse import unquote, urlsplit
 
-from mdp_cache.client import PUBSUB_RECONNECT
+from mdp_cache.client import CLUSTER_SCHEMES, PUBSUB_RECONNECT, slot_of
 from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.logging import get_logger
 from mdp_wds.resp import ErrorReply, RespParser, RespValue
 
-__all__ = ["LinkError", "PubSubLink", "RespError"]
+__all__ = ["Endpoint", "LinkError", "PubSubLink", "RespError", "moved_slot", "request"]
 
 _log = get_logger(__name__)
 
@@ -58,12 +67,17 @@ def _encode(*args: str | bytes) -> bytes:
     return b"".join(out)
 
 
-async def _read_replies(reader: asyncio.StreamReader, parser: RespParser) -> list[RespValue]:
+async def _read_replies(
+    reader: asyncio.StreamReader, parser: RespParser, *, errors: bool = False
+) -> list[RespValue]:
     """The replies the next bytes from Redis complete (waits until at least one is complete).
+
+    With ``errors`` an error reply is returned (an :class:`~mdp_wds.resp.ErrorReply`) instead
+    of raised.
 
     Raises:
         EOFError: when Redis closed the connection.
-        RespError: when Redis answered with an error reply.
+        RespError: when Redis answered with an error reply (unless ``errors``).
         RespProtocolError: when the bytes are not RESP.
     """
     while True:
@@ -71,33 +85,113 @@ async def _read_replies(reader: asyncio.StreamReader, parser: RespParser) -> lis
         if not data:
             raise EOFError("redis closed the connection")
         replies = parser.feed(data)
-        for reply in replies:
-            if isinstance(reply, ErrorReply):
-                raise RespError(reply.message)
+        if not errors:
+            for reply in replies:
+                if isinstance(reply, ErrorReply):
+                    raise RespError(reply.message)
         if replies:
             return replies
+
+
+def moved_slot(error: str) -> int | None:
+    """The slot of a cluster redirection (``MOVED 3999 10.0.0.2:6379``, ``ASK ...``), else None."""
+    parts = error.split()
+    if len(parts) == 3 and parts[0] in {"MOVED", "ASK"} and parts[1].isdigit():
+        return int(parts[1])
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Endpoint:
+    """Where one Redis node answers and how to log in (from a URL; credentials not shown)."""
+
+    host: str
+    port: int
+    tls: bool = False
+    username: str | None = None
+    password: str | None = field(default=None, repr=False)
+
+    @classmethod
+    def from_url(cls, url: str) -> Endpoint:
+        """The node a ``redis://``/``rediss://`` URL names (or a cluster URL's seed node).
+
+        Raises:
+            ValueError: for any other scheme.
+        """
+        parts = urlsplit(url)
+        scheme = CLUSTER_SCHEMES.get(parts.scheme, parts.scheme)
+        if scheme not in {"redis", "rediss"}:
+            msg = f"the pub/sub link needs a redis:// or rediss:// URL; got {parts.scheme!r}"
+            raise ValueError(msg)
+        return cls(
+            host=parts.hostname or "127.0.0.1",
+            port=parts.port or 6379,
+            tls=scheme == "rediss",
+            username=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password is not None else None,
+        )
+
+    def at(self, host: str, port: int) -> Endpoint:
+        """Another node of the same cluster (same TLS and credentials)."""
+        return replace(self, host=host, port=port)
+
+    @property
+    def address(self) -> str:
+        """``host:port``, for logs."""
+        return f"{self.host}:{self.port}"
+
+
+async def _connect(
+    endpoint: Endpoint, parser: RespParser
+) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    context = ssl.create_default_context() if endpoint.tls else None
+    reader, writer = await asyncio.wait_for(
+        asyncio.open_connection(endpoint.host, endpoint.port, ssl=context, limit=2**20),
+        _CONNECT_TIMEOUT,
+    )
+    if endpoint.password is not None:
+        args = ["AUTH", endpoint.password]
+        if endpoint.username:
+            args.insert(1, endpoint.username)
+        writer.write(_encode(*args))
+        try:
+            # raises RespError; nothing else is in flight, so the one reply is AUTH's
+            await asyncio.wait_for(_read_replies(reader, parser), _CONNECT_TIMEOUT)
+        except BaseException:
+            writer.close()
+            raise
+    return reader, writer
+
+
+async def request(endpoint: Endpoint, *args: str) -> RespValue:
+    """One command on a short-lived connection (``CLUSTER SLOTS``), its reply.
+
+    Raises:
+        OSError, EOFError, TimeoutError, LinkError, ValueError: the node did not answer well.
+    """
+    parser = RespParser()
+    reader, writer = await _connect(endpoint, parser)
+    try:
+        writer.write(_encode(*args))
+        replies = await asyncio.wait_for(_read_replies(reader, parser), _CONNECT_TIMEOUT)
+        return replies[0]
+    finally:
+        writer.close()
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(writer.wait_closed(), 1.0)
 
 
 MessageCallback = Callable[[bytes, bytes | None, bytes], None]
 """``(channel, pattern or None, payload)`` for each published message."""
 
 
-def _plain_scheme(scheme: str) -> str:
-    """The scheme of a Redis Cluster URL (``redis+cluster``) without the cluster mark.
-
-    On a cluster the link subscribes on the node the URL names: ``PUBLISH`` reaches every node
-    (the writers publish both ways there, ``mdp_cache.widgets.publish_flags``), so the plain
-    ``SUBSCRIBE``/``PSUBSCRIBE`` of this link receives everything.
-    """
-    return scheme.removesuffix("+cluster")
-
-
 class PubSubLink:
     """A self-healing Redis subscriber connection.
 
     Args:
-        url: ``redis://[user:password@]host:port[/db]`` (``rediss://`` for TLS). Pub/sub is not
-            scoped by database, so the database number is ignored.
+        url: ``redis://[user:password@]host:port[/db]`` (``rediss://`` for TLS), or the
+            :class:`Endpoint` of a node. Pub/sub is not scoped by database, so the database
+            number is ignored.
         on_message: Called for each message, on the event loop, without awaiting.
         on_resync: Called after a reconnect once every subscription is active again (not on
             the first connect).
@@ -105,11 +199,18 @@ class PubSubLink:
         backoff: Reconnect delays (:mod:`mdp_core.backoff`), restarted after a link that worked.
         rng: Random source of the reconnect jitter.
         ping_interval: Seconds between keepalive PINGs.
+        sharded: Channels are shard channels of a Redis Cluster master: ``SSUBSCRIBE`` (one
+            command per channel, since one command may only name channels of one slot),
+            ``smessage`` replies. Patterns are not for a sharded link.
+        on_moved: On a sharded link, called with the slot whose channels Redis no longer serves
+            here: a ``MOVED``/``ASK`` answer to ``SSUBSCRIBE``, or an ``sunsubscribe`` Redis sent
+            of its own accord (the slot migrated, or this node is no longer its master). Those
+            channels stay wanted (inactive) until the caller moves them elsewhere.
     """
 
     def __init__(
         self,
-        url: str,
+        url: str | Endpoint,
         on_message: MessageCallback,
         *,
         on_resync: Callable[[], None] = lambda: None,
@@ -117,22 +218,18 @@ class PubSubLink:
         backoff: BackoffPolicy = PUBSUB_RECONNECT,
         rng: random.Random | None = None,
         ping_interval: float = 15.0,
+        sharded: bool = False,
+        on_moved: Callable[[int], None] = lambda _slot: None,
     ) -> None:
-        parts = urlsplit(url)
-        scheme = _plain_scheme(parts.scheme)
-        if scheme not in {"redis", "rediss"}:
-            msg = f"the pub/sub link needs a redis:// or rediss:// URL; got {parts.scheme!r}"
-            raise ValueError(msg)
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or 6379
-        self._tls = scheme == "rediss"
-        self._username = unquote(parts.username) if parts.username else None
-        self._password = unquote(parts.password) if parts.password is not None else None
+        self._endpoint = Endpoint.from_url(url) if isinstance(url, str) else url
         self._on_message = on_message
         self._on_resync = on_resync
         self._on_state = on_state
         self._backoff = Backoff(backoff, rng or random.Random())
         self._ping_interval = ping_interval
+        self._sharded = sharded
+        self._on_moved = on_moved
+        self._subscribe_command = "SSUBSCRIBE" if sharded else "SUBSCRIBE"
         self._wanted: dict[Kind, set[bytes]] = {"channel": set(), "pattern": set()}
         self._confirm: defaultdict[tuple[Kind, bytes], deque[asyncio.Future[bool]]] = defaultdict(
             deque
@@ -142,9 +239,14 @@ class PubSubLink:
         self._task: asyncio.Task[None] | None = None
         self._connected = asyncio.Event()
         self._stopping = False
-        self._resync_pending = 0
+        self._resync_pending: set[tuple[Kind, bytes]] = set()
         self._first_connect = True
         self._last_seen = 0.0
+
+    @property
+    def endpoint(self) -> Endpoint:
+        """The node this link subscribes on."""
+        return self._endpoint
 
     @property
     def connected(self) -> bool:
@@ -155,6 +257,14 @@ class PubSubLink:
     def subscription_count(self) -> int:
         """Channels plus patterns currently wanted."""
         return len(self._wanted["channel"]) + len(self._wanted["pattern"])
+
+    def is_active(self, name: str, kind: Kind) -> bool:
+        """Whether Redis has confirmed the subscription and not ended it since."""
+        return (kind, name.encode()) in self._active
+
+    def is_pending(self, name: str, kind: Kind) -> bool:
+        """Whether a subscribe command of the name awaits its confirmation."""
+        return bool(self._confirm.get((kind, name.encode())))
 
     async def wait_connected(self, within: float | None = None) -> bool:
         """Wait until the link is up; ``False`` when ``within`` seconds pass first."""
@@ -188,7 +298,8 @@ class PubSubLink:
 
         Returns:
             ``True`` once the subscription is active; ``False`` when the link is down (the
-            subscription is kept and made on reconnect, followed by ``on_resync``).
+            subscription is kept and made on reconnect, followed by ``on_resync``) or, on a
+            sharded link, when Redis redirected it (``on_moved``).
         """
         key = name.encode()
         self._wanted[kind].add(key)
@@ -202,7 +313,7 @@ class PubSubLink:
             return await asyncio.shield(waiters[-1])
         future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
         waiters.append(future)
-        writer.write(_encode("SUBSCRIBE" if kind == "channel" else "PSUBSCRIBE", key))
+        writer.write(_encode(self._subscribe_command if kind == "channel" else "PSUBSCRIBE", key))
         return await asyncio.shield(future)
 
     def unsubscribe(self, name: str, kind: Kind) -> None:
@@ -212,7 +323,8 @@ class PubSubLink:
         self._active.discard((kind, key))
         writer = self._writer
         if writer is not None and self._connected.is_set():
-            writer.write(_encode("UNSUBSCRIBE" if kind == "channel" else "PUNSUBSCRIBE", key))
+            command = "PUNSUBSCRIBE" if kind == "pattern" else "UNSUBSCRIBE"
+            writer.write(_encode("S" + command if self._sharded else command, key))
 
     # --- connection loop ------------------------------------------------------------------
 
@@ -227,45 +339,40 @@ class PubSubLink:
             except (OSError, EOFError, LinkError, asyncio.IncompleteReadError, ValueError) as exc:
                 if self._connected.is_set():
                     backoff.reset()  # it worked until now: start the backoff afresh
-                _log.warning("redis_link_lost", error=repr(exc), failures=backoff.attempt + 1)
+                _log.warning(
+                    "redis_link_lost",
+                    node=self._endpoint.address,
+                    error=repr(exc),
+                    failures=backoff.attempt + 1,
+                )
             finally:
                 self._down()
             await asyncio.sleep(backoff.wait())
 
-    async def _open(self, parser: RespParser) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        context = ssl.create_default_context() if self._tls else None
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(self._host, self._port, ssl=context, limit=2**20),
-            _CONNECT_TIMEOUT,
-        )
-        if self._password is not None:
-            args = ["AUTH", self._password]
-            if self._username:
-                args.insert(1, self._username)
-            writer.write(_encode(*args))
-            # raises RespError; nothing else is in flight, so the one reply is AUTH's
-            await asyncio.wait_for(_read_replies(reader, parser), _CONNECT_TIMEOUT)
-        return reader, writer
-
     async def _session(self) -> None:
         parser = RespParser()
-        reader, writer = await self._open(parser)
+        reader, writer = await _connect(self._endpoint, parser)
         self._writer = writer
         loop = asyncio.get_running_loop()
         self._last_seen = loop.time()
         channels, patterns = sorted(self._wanted["channel"]), sorted(self._wanted["pattern"])
-        self._resync_pending = len(channels) + len(patterns)
-        if channels:
+        self._resync_pending = {("channel", c) for c in channels} | {
+            ("pattern", p) for p in patterns
+        }
+        if channels and self._sharded:  # one slot per SSUBSCRIBE: one command per channel
+            writer.write(b"".join(_encode("SSUBSCRIBE", channel) for channel in channels))
+        elif channels:
             writer.write(_encode("SUBSCRIBE", *channels))
         if patterns:
             writer.write(_encode("PSUBSCRIBE", *patterns))
         await writer.drain()
-        if self._resync_pending == 0:
+        if not self._resync_pending:
             self._up()
         pinger = loop.create_task(self._keepalive(writer))
         try:
             while True:
-                replies = await _read_replies(reader, parser)  # RespProtocolError: a ValueError
+                # RespProtocolError: a ValueError; error replies: see _handle_error
+                replies = await _read_replies(reader, parser, errors=True)
                 self._last_seen = loop.time()
                 for reply in replies:
                     self._handle(reply)
@@ -280,16 +387,18 @@ class PubSubLink:
         while True:
             await asyncio.sleep(self._ping_interval)
             if loop.time() - self._last_seen > 2 * self._ping_interval:
-                _log.warning("redis_link_silent_reconnecting")
+                _log.warning("redis_link_silent_reconnecting", node=self._endpoint.address)
                 writer.transport.abort()
                 return
             writer.write(_encode("PING"))
 
     def _handle(self, reply: RespValue) -> None:
         if not isinstance(reply, list) or not reply or not isinstance(reply[0], bytes):
+            if isinstance(reply, ErrorReply):
+                self._handle_error(reply)
             return
         kind = reply[0]
-        if kind == b"message" and len(reply) == 3:  # the hot path first
+        if kind in {b"message", b"smessage"} and len(reply) == 3:  # the hot path first
             channel, payload = reply[1], reply[2]
             if isinstance(channel, bytes) and isinstance(payload, bytes):
                 self._on_message(channel, None, payload)
@@ -301,10 +410,42 @@ class PubSubLink:
                 and isinstance(payload, bytes)
             ):
                 self._on_message(channel, pattern, payload)
-        elif (
-            kind in {b"subscribe", b"psubscribe"} and len(reply) > 1 and isinstance(reply[1], bytes)
-        ):
-            self._confirmed("channel" if kind == b"subscribe" else "pattern", reply[1])
+        elif len(reply) > 1 and isinstance(reply[1], bytes):
+            if kind in {b"subscribe", b"ssubscribe"}:
+                self._confirmed("channel", reply[1])
+            elif kind == b"psubscribe":
+                self._confirmed("pattern", reply[1])
+            elif kind == b"sunsubscribe" and reply[1] in self._wanted["channel"]:
+                # Not ours (ours are for names no longer wanted): Redis ended it because the
+                # slot moved away from this node.
+                self._active.discard(("channel", reply[1]))
+                slot = slot_of(reply[1])
+                _log.info("redis_shard_channel_moved", node=self._endpoint.address, slot=slot)
+                self._on_moved(slot)
+
+    def _handle_error(self, reply: ErrorReply) -> None:
+        """A redirection on a sharded link names the slot; any other error ends the link.
+
+        Raises:
+            RespError: for every error but a redirection of a sharded link.
+        """
+        slot = moved_slot(reply.message) if self._sharded else None
+        if slot is None:
+            raise RespError(reply.message)
+        _log.info("redis_shard_channel_moved", node=self._endpoint.address, slot=slot)
+        for key in [k for k in self._wanted["channel"] if slot_of(k) == slot]:
+            self._active.discard(("channel", key))
+            for future in self._confirm.pop(("channel", key), ()):
+                if not future.done():
+                    future.set_result(False)
+            self._resynced(("channel", key))  # not to be confirmed here: the caller moves it
+        self._on_moved(slot)
+
+    def _resynced(self, entry: tuple[Kind, bytes]) -> None:
+        if entry in self._resync_pending:
+            self._resync_pending.discard(entry)
+            if not self._resync_pending:
+                self._up()
 
     def _confirmed(self, kind: Kind, key: bytes) -> None:
         # Replies come in command order; whichever command a reply answers, the subscription
@@ -318,19 +459,23 @@ class PubSubLink:
                 future.set_result(True)
             if not waiters:
                 del self._confirm[(kind, key)]
-        elif self._resync_pending > 0:
-            self._resync_pending -= 1
-            if self._resync_pending == 0:
-                self._up()
+        else:
+            self._resynced((kind, key))
 
     def _up(self) -> None:
         self._connected.set()
         self._on_state(True)
         if self._first_connect:
             self._first_connect = False
-            _log.info("redis_link_up", subscriptions=self.subscription_count)
+            _log.info(
+                "redis_link_up", node=self._endpoint.address, subscriptions=self.subscription_count
+            )
         else:
-            _log.info("redis_link_restored", subscriptions=self.subscription_count)
+            _log.info(
+                "redis_link_restored",
+                node=self._endpoint.address,
+                subscriptions=self.subscription_count,
+            )
             self._on_resync()
 
     def _down(self) -> None:
@@ -338,7 +483,7 @@ class PubSubLink:
         self._connected.clear()
         self._writer = None
         self._active.clear()
-        self._resync_pending = 0
+        self._resync_pending.clear()
         self._resolve_all(False)
         if was_up:
             self._on_state(False)
