@@ -283,6 +283,10 @@ async def test_a_server_sent_sunsubscribe_is_a_move(node: FakeNode) -> None:
         await until(lambda: events.moved)
         assert events.moved == [slot_of("bars:MSFT")]
         assert not link.is_active("bars:MSFT", "channel")
+        link.unsubscribe("bars:MSFT", "channel")  # ended by Redis: nothing to send (MOVED)
+        link.unsubscribe("never:subscribed", "channel")
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(node.commands.get(), 0.1)
     finally:
         await link.stop()
 

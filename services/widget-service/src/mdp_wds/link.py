@@ -320,7 +320,10 @@ class PubSubLink:
         """Drop a channel or pattern (no confirmation needed: late messages are ignored)."""
         key = name.encode()
         self._wanted[kind].discard(key)
+        was_active = (kind, key) in self._active
         self._active.discard((kind, key))
+        if self._sharded and not was_active and not self._confirm.get((kind, key)):
+            return  # Redis ended it already (the slot moved): it would answer MOVED
         writer = self._writer
         if writer is not None and self._connected.is_set():
             command = "PUNSUBSCRIBE" if kind == "pattern" else "UNSUBSCRIBE"

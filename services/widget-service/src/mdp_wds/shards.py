@@ -191,7 +191,7 @@ class ClusterPubSub:
 
     @property
     def shards(self) -> dict[Address, PubSubLink]:
-        """The sharded link of each master subscribed on (for tests and ``/status``)."""
+        """The sharded link of each master (for tests)."""
         return dict(self._links)
 
     def owner(self, name: str) -> Address | None:
@@ -349,9 +349,9 @@ class ClusterPubSub:
                 self._refresh.set()
 
     def _healthy(self) -> bool:
-        return all(a is not None for a in self._owner.values()) and all(
-            link.connected for link in self._links.values()
-        )
+        # Every name active, not only every link up: a map that lags a migration would
+        # otherwise send SSUBSCRIBE to the old node, get MOVED and re-read it in a hot loop.
+        return all(link.connected for link in self._links.values()) and self._all_active()
 
     def _candidates(self) -> Iterable[Endpoint]:
         yield self._seed
