@@ -24,7 +24,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
 from mdp_analyzers.typing import WidgetWrite
-from mdp_cache.client import close_redis, create_redis
+from mdp_cache.client import close_redis, create_redis, slot_of
 from mdp_cache.keys import FEED_ALERTS_HOD, FEED_MINUTE_BARS, FEED_QUOTE
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.settings import Secret, load
@@ -200,6 +200,58 @@ async def test_exact_feeds_of_every_shard_arrive_by_ssubscribe_and_patterns_by_p
         await pattern_ws.close()
     finally:
         await close_redis(writer_client)
+        await server.stop()
+
+
+async def test_a_migrated_slot_moves_the_subscription_to_its_new_master(
+    cluster: LoopbackCluster,
+) -> None:
+    """Redis ends the sharded subscription of a slot that moves (``sunsubscribe``); the WDS
+    subscribes the feed on the slot's new master and delivery goes on."""
+    server = await start_server(cluster.url())
+    nodes: dict[Address, aioredis.Redis] = {}
+    try:
+        slots = await slot_map(cluster)
+        for master in set(slots.masters):
+            nodes[master] = aioredis.Redis(host=master[0], port=master[1])
+
+        async def on(address: Address, *args: str | int) -> Any:
+            return await nodes[address].execute_command(*args)  # type: ignore[no-untyped-call] # redis-py leaves execute_command untyped
+
+        name = ""
+        for n in range(200):  # a slot without keys: only an empty slot may simply be handed over
+            name = FEED_QUOTE.name(symbol=f"M{n:03d}")
+            owner = slots.route(name)
+            assert owner is not None
+            if await on(owner, "CLUSTER", "COUNTKEYSINSLOT", slot_of(name)) == 0:
+                break
+        source = slots.route(name)
+        assert source is not None
+        target = next(m for m in nodes if m != source)
+        ws = await open_client(server, name)
+        assert (await shard_subscribers(source, [name]))[name] == 1
+
+        slot = slot_of(name)
+        target_id = (await on(target, "CLUSTER", "MYID")).decode()
+        source_id = (await on(source, "CLUSTER", "MYID")).decode()
+        await on(target, "CLUSTER", "SETSLOT", slot, "IMPORTING", source_id)
+        await on(source, "CLUSTER", "SETSLOT", slot, "MIGRATING", target_id)
+        for master in [target, source, *(m for m in nodes if m not in {source, target})]:
+            await on(master, "CLUSTER", "SETSLOT", slot, "NODE", target_id)
+
+        deadline = asyncio.get_running_loop().time() + WAIT
+        while (await shard_subscribers(target, [name]))[name] != 1:
+            assert asyncio.get_running_loop().time() < deadline, "not subscribed on the target"
+            await asyncio.sleep(0.05)
+        assert (await shard_subscribers(source, [name]))[name] == 0
+        marker = secrets.token_hex(6)
+        payload = json.dumps({"symbol": name, "marker": marker})
+        assert await on(target, "SPUBLISH", name, payload) == 1
+        assert await updates_marked(ws, marker, 1) == Counter([name])
+        await ws.close()
+    finally:
+        for node in nodes.values():
+            await node.aclose()
         await server.stop()
 
 
