@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 
 from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.client import close_redis, create_redis, is_cluster, mget, slot_of
+from mdp_cache.cluster_pool import WaitingCluster
 from mdp_cache.keys import (
     FEED_ALERTS_HOD,
     FEED_QUOTE,
@@ -123,7 +124,9 @@ READS: list[Read] = [
 
 
 async def test_the_cluster_client_is_chosen_by_the_url(on_cluster: Redis, single: Redis) -> None:
-    assert type(cast("object", on_cluster)) is RedisCluster  # typed as Redis, a cluster client
+    # Typed as Redis, a cluster client whose callers wait for a connection.
+    assert type(cast("object", on_cluster)) is WaitingCluster
+    assert isinstance(on_cluster, RedisCluster)
     assert is_cluster(on_cluster)
     assert not is_cluster(single)
 
@@ -163,6 +166,39 @@ async def test_state_on_the_cluster_equals_state_on_one_redis(
 def quote(symbol: str, version: int) -> WidgetWrite:
     payload = json.dumps({"symbol": symbol, "v": version}).encode()
     return WidgetWrite(FEED_QUOTE, FEED_QUOTE.name(symbol=symbol), payload, version=version)
+
+
+async def test_a_burst_of_commands_and_pipelines_waits_for_connections(
+    cluster: LoopbackCluster,
+) -> None:
+    """Thousands of concurrent commands on a pool of 4 per node: they queue, none fails.
+
+    redis-py's cluster client alone raises ``MaxConnectionsError`` (and breaks commands in
+    flight) when a node's pool runs out; a processor looking up thousands of symbols at the
+    open does exactly this.
+    """
+    client = create_redis(cluster.url(), max_connections=4)
+    try:
+
+        async def command(n: int) -> object:
+            return await client.eval("return redis.call('INCR', KEYS[1])", 1, f"burst:{{{n % 97}}}")
+
+        async def pipeline(n: int) -> object:
+            pipe = client.pipeline(transaction=False)
+            for k in range(5):
+                pipe.incr(f"burst:{{{(n + k) % 97}}}")
+            return await pipe.execute()
+
+        results = await asyncio.gather(
+            *(command(n) for n in range(2_000)),
+            *(pipeline(n) for n in range(200)),
+            return_exceptions=True,
+        )
+        assert [r for r in results if isinstance(r, BaseException)] == []
+        counts = await mget(client, [f"burst:{{{n}}}" for n in range(97)])
+        assert sum(int(c or 0) for c in counts) == 2_000 + 200 * 5
+    finally:
+        await close_redis(client)
 
 
 async def test_widget_writes_on_the_cluster_keep_the_newest(on_cluster: Redis) -> None:

@@ -30,6 +30,7 @@ from redis.exceptions import (
     TryAgainError,
 )
 
+from mdp_cache.cluster_pool import WaitingCluster
 from mdp_core.backoff import BackoffPolicy
 
 __all__ = [
@@ -85,7 +86,9 @@ def create_redis(
     A command retries a couple of times with backoff on a dropped connection; longer outages
     surface as ``redis.exceptions.ConnectionError`` for the caller's own retry loop. When every
     pooled connection is busy a caller waits for one (up to ``socket_timeout``) instead of
-    failing: bursts of concurrent lookups queue, they do not error.
+    failing: bursts of concurrent lookups queue, they do not error. On a cluster they wait for
+    a place among ``max_connections`` commands in flight (:class:`~mdp_cache.cluster_pool.
+    WaitingCluster`), which keeps every node's pool from running out.
 
     A cluster URL gives a ``RedisCluster``, typed as ``Redis``: it answers the same commands
     for keys of one slot (the catalogue's hash tags see to that); code whose commands span
@@ -95,7 +98,7 @@ def create_redis(
     if parts.scheme in CLUSTER_SCHEMES:
         # Redis Cluster has database 0 only: a database in the path is dropped.
         plain = urlunsplit(parts._replace(scheme=CLUSTER_SCHEMES[parts.scheme], path=""))
-        cluster = RedisCluster.from_url(
+        cluster = WaitingCluster.from_url(
             plain,
             max_connections=max_connections,
             client_name=client_name,
