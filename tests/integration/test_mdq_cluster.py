@@ -73,7 +73,11 @@ async def test_the_topology_spreads_over_the_nodes_and_declares_again_from_any(
         await declare_topology(first, topology)
     finally:
         await first.close()
-    placed = {q: n for q, n in cluster.queue_nodes(cluster.nodes[0]).items() if "spread." in q}
+    placed = {
+        q: n
+        for q, n in cluster.queue_nodes(cluster.nodes[0]).items()
+        if q.startswith(topology.prefix)
+    }
     assert set(placed) == {spec.name for spec in topology.queues}
     trades = [placed[spec.name] for spec in topology.partitions_of("T")]
     assert set(trades) == {node.name for node in cluster.nodes}  # min-masters: every node
@@ -84,7 +88,11 @@ async def test_the_topology_spreads_over_the_nodes_and_declares_again_from_any(
         await declare_topology(other, topology)
     finally:
         await other.close()
-    again = {q: n for q, n in cluster.queue_nodes(cluster.nodes[1]).items() if "spread." in q}
+    again = {
+        q: n
+        for q, n in cluster.queue_nodes(cluster.nodes[1]).items()
+        if q.startswith(topology.prefix)
+    }
     assert again == placed
 
 
