@@ -1,7 +1,12 @@
 """Dispatch by the hub without Redis: the link is never started, so it stays down."""
 
+import json
+
+import pytest
+
 from mdp_wds.access import resolve_feed
-from mdp_wds.hub import BoardFrame, Hub
+from mdp_wds.deltas import apply_delta
+from mdp_wds.hub import MAX_FIELD_SETS, BoardFrame, Hub, TooManyFieldSets
 from mdp_wds.protocol import Frame
 from mdp_wds.stats import WdsStats
 
@@ -9,10 +14,12 @@ from mdp_wds.stats import WdsStats
 class Recorder:
     def __init__(self) -> None:
         self.got: list[tuple[str, int, Frame]] = []
+        self.boards: list[BoardFrame | None] = []
         self.resyncs = 0
 
     def deliver(self, key: str, seq: int, frame: Frame, board: BoardFrame | None = None) -> None:
         self.got.append((key, seq, frame))
+        self.boards.append(board)
 
     def resync(self) -> None:
         self.resyncs += 1
@@ -72,4 +79,150 @@ async def test_a_nested_payload_is_counted_and_the_next_one_delivered() -> None:
     assert [f.as_of_ms for _, _, f in client.got] == [7.0]
     assert hub._checked("quote:AAPL", b"[" * 5000) == b"null"
     assert stats.bad_payloads == 2
+    await hub.close()
+
+
+BOARD = "scanner:top_gainers"
+PRICE = frozenset({"price"})
+
+
+def board(price: float, as_of_ms: int) -> bytes:
+    rows = [{"symbol": "AA", "price": price, "vwap": 1.0}, {"symbol": "BB", "price": 2.0}]
+    return json.dumps({"as_of_ms": as_of_ms, "rows": rows}).encode()
+
+
+async def test_each_field_set_gets_its_projection_numbered_and_diffed_once() -> None:
+    stats = WdsStats()
+    hub = Hub("redis://127.0.0.1:1/0", stats)
+    ref = resolve_feed(BOARD)
+    whole, narrow, narrow2 = Recorder(), Recorder(), Recorder()
+    await hub.add(whole, ref)
+    await hub.add(narrow, ref, PRICE)
+    await hub.add(narrow2, ref, frozenset({"price"}))
+    assert hub.field_sets(BOARD) == 1
+    assert hub.subscriber_count(BOARD) == 3
+    assert stats.redis_subscriptions == 1
+
+    hub._on_message(BOARD.encode(), None, board(1.0, 1))
+    hub._on_message(BOARD.encode(), None, board(1.5, 2))
+    first = json.loads(narrow.got[0][2].data)
+    assert first == {
+        "op": "update",
+        "seq": 1,
+        "feed": BOARD,
+        "data": {
+            "as_of_ms": 1,
+            "rows": [{"symbol": "AA", "price": 1.0}, {"symbol": "BB", "price": 2.0}],
+        },
+    }
+    assert json.loads(whole.got[0][2].data)["data"] == json.loads(board(1.0, 1))
+    delta = narrow.boards[1]
+    assert delta is not None
+    assert delta.seq == 2
+    assert delta.delta is not None
+    assert delta.delta is narrow2.boards[1].delta  # type: ignore[union-attr]  # built once
+    assert json.loads(delta.delta.data)["data"] == {
+        "set": {"as_of_ms": 2},
+        "rows": {},
+        "patch": {"AA": {"price": 1.5}},
+    }
+    assert apply_delta(first["data"], json.loads(delta.delta.data)["data"], "symbol") == {
+        "as_of_ms": 2,
+        "rows": [{"symbol": "AA", "price": 1.5}, {"symbol": "BB", "price": 2.0}],
+    }
+    # one dispatch number per publication, whatever the views
+    assert [s for _, s, _ in whole.got] == [s for _, s, _ in narrow.got] == [1, 2]
+    assert hub.board_seq(BOARD, board(1.5, 2), PRICE) == 2
+    assert hub.board_seq(BOARD, board(1.5, 2)) == 2
+    assert hub.board_seq(BOARD, board(1.0, 1), PRICE) is None
+    assert hub.board_seq(BOARD, board(1.5, 2), frozenset({"vwap"})) is None
+    await hub.close()
+
+
+async def test_a_view_is_released_with_its_last_client_and_the_link_with_the_last_view() -> None:
+    stats = WdsStats()
+    hub = Hub("redis://127.0.0.1:1/0", stats)
+    ref = resolve_feed(BOARD)
+    a, b, c = Recorder(), Recorder(), Recorder()
+    await hub.add(a, ref, PRICE)
+    await hub.add(b, ref, PRICE)
+    await hub.add(c, ref, frozenset({"vwap"}))
+    assert hub.field_sets(BOARD) == 2
+    hub.remove(a, ref)
+    assert hub.field_sets(BOARD) == 2
+    hub.remove(b, ref)
+    assert hub.field_sets(BOARD) == 1
+    assert stats.redis_subscriptions == 1
+    hub._on_message(BOARD.encode(), None, board(1.0, 1))
+    assert (len(a.got), len(b.got), len(c.got)) == (0, 0, 1)
+    hub._on_resync()
+    assert (a.resyncs, c.resyncs) == (0, 1)
+    hub.remove(c, ref)
+    assert hub.field_sets(BOARD) == 0
+    assert hub.subscriber_count(BOARD) == 0
+    assert stats.redis_subscriptions == 0
+    assert hub._views == {}
+    assert hub._exact == {}
+    hub.remove(c, ref)  # twice: nothing
+    await hub.close()
+
+
+async def test_whole_clients_leaving_keep_the_views() -> None:
+    stats = WdsStats()
+    hub = Hub("redis://127.0.0.1:1/0", stats)
+    ref = resolve_feed(BOARD)
+    whole, narrow = Recorder(), Recorder()
+    await hub.add(whole, ref)
+    await hub.add(narrow, ref, PRICE)
+    hub.remove(whole, ref)
+    assert stats.redis_subscriptions == 1
+    assert hub.board_seq(BOARD, b"{}") is None
+    hub._on_message(BOARD.encode(), None, board(1.0, 1))
+    assert len(narrow.got) == 1
+    assert whole.got == []
+    await hub.add(whole, ref)  # back: a fresh whole tracker, numbered from its first
+    hub._on_message(BOARD.encode(), None, board(1.0, 2))
+    assert [b.seq for b in whole.boards if b is not None] == [1]
+    assert [b.seq for b in narrow.boards if b is not None] == [1, 2]
+    await hub.close()
+
+
+async def test_field_sets_beyond_the_cap_are_refused_and_leave_nothing() -> None:
+    assert MAX_FIELD_SETS == 16
+    stats = WdsStats()
+    hub = Hub("redis://127.0.0.1:1/0", stats, max_field_sets=2)
+    ref = resolve_feed(BOARD)
+    clients = [Recorder() for _ in range(4)]
+    await hub.add(clients[0], ref, frozenset({"a"}))
+    await hub.add(clients[1], ref, frozenset({"b"}))
+    with pytest.raises(TooManyFieldSets):
+        await hub.add(clients[2], ref, frozenset({"c"}))
+    await hub.add(clients[3], ref, frozenset({"a"}))  # an existing set is always joined
+    await hub.add(clients[2], ref)  # and so is the whole board
+    assert hub.field_sets(BOARD) == 2
+    assert hub.subscriber_count(BOARD) == 4
+    hub.remove(clients[1], ref)
+    await hub.add(clients[1], ref, frozenset({"c"}))  # a released set makes room
+    assert hub.field_sets(BOARD) == 2
+    await hub.close()
+
+
+async def test_a_refusal_on_a_feed_nobody_follows_leaves_no_trace() -> None:
+    stats = WdsStats()
+    hub = Hub("redis://127.0.0.1:1/0", stats, max_field_sets=0)
+    ref = resolve_feed(BOARD)
+    with pytest.raises(TooManyFieldSets):
+        await hub.add(Recorder(), ref, PRICE)
+    assert hub._views == {}
+    assert hub._exact == {}
+    assert stats.redis_subscriptions == 0
+    await hub.close()
+
+
+@pytest.mark.parametrize("name", ["quote:AAPL", "quote:*"])
+async def test_fields_are_only_for_a_board_by_name(name: str) -> None:
+    hub = Hub("redis://127.0.0.1:1/0", WdsStats())
+    with pytest.raises(ValueError, match="not a board by name"):
+        await hub.add(Recorder(), resolve_feed(name), PRICE)
+    assert hub.subscriber_count(name) == 0
     await hub.close()

@@ -5,7 +5,10 @@ from websockets.frames import Frame as WsFrame
 from websockets.frames import Opcode
 
 from mdp_wds.protocol import (
+    MAX_FIELD_NAME,
+    MAX_FIELDS,
     BadRequest,
+    ErrorCode,
     Frame,
     Request,
     decode_request,
@@ -99,3 +102,60 @@ def test_nested_json_is_a_too_deep_bad_request() -> None:
     with pytest.raises(BadRequest) as plain:
         decode_request(b"{not json")
     assert plain.value.kind == "bad_request"
+
+
+def test_fields_decode_as_a_set_for_subscribe_and_get_only() -> None:
+    subscribe = decode_request(
+        '{"op":"subscribe","feeds":["b"],"fields":["price","end_ms","price"]}'
+    )
+    assert subscribe.fields == frozenset({"price", "end_ms"})
+    assert decode_request('{"op":"subscribe","feeds":["b"]}').fields is None
+    assert decode_request('{"op":"subscribe","feeds":["b"],"fields":null}').fields is None
+    assert decode_request('{"op":"subscribe","feeds":["b"],"fields":[]}').fields == frozenset()
+    get = decode_request('{"op":"get","feed":"b","fields":["price"]}')
+    assert get == Request(op="get", feed="b", fields=frozenset({"price"}))
+    # unsubscribe ignores it (whatever it is), like the other subscription options
+    assert decode_request('{"op":"unsubscribe","feeds":["b"],"fields":7}').fields is None
+
+
+def test_the_fields_limits_are_exact() -> None:
+    assert MAX_FIELDS == 64
+    assert MAX_FIELD_NAME == 64
+    most = [f"f{i}" for i in range(MAX_FIELDS)]
+    message = {"op": "subscribe", "feeds": ["b"], "fields": most}
+    assert decode_request(json.dumps(message)).fields == frozenset(most)
+    longest = {"op": "get", "feed": "b", "fields": ["x" * MAX_FIELD_NAME]}
+    assert decode_request(json.dumps(longest)).fields == frozenset({"x" * MAX_FIELD_NAME})
+    assert decode_request(json.dumps(dict(longest, fields=["x"]))).fields == frozenset({"x"})
+
+
+@pytest.mark.parametrize(
+    ("fields", "message"),
+    [
+        ("price", "'fields' must be a list of row field names"),
+        ({"price": 1}, "'fields' must be a list of row field names"),
+        ([f"f{i}" for i in range(MAX_FIELDS + 1)], "at most 64 names in 'fields'"),
+        ([1], "'fields' names are strings of 1 to 64 characters"),
+        ([""], "'fields' names are strings of 1 to 64 characters"),
+        (["price", None], "'fields' names are strings of 1 to 64 characters"),
+        (["x" * (MAX_FIELD_NAME + 1)], "'fields' names are strings of 1 to 64 characters"),
+    ],
+)
+@pytest.mark.parametrize("op", ["subscribe", "get"])
+def test_bad_fields_are_a_bad_fields_error_with_the_request_id(
+    fields: object, message: str, op: str
+) -> None:
+    raw = {"op": op, "id": 7, "feeds": ["b"], "feed": "b", "fields": fields}
+    with pytest.raises(BadRequest) as bad:
+        decode_request(json.dumps(raw))
+    assert bad.value.message == message
+    assert bad.value.request_id == 7
+    assert bad.value.kind == "bad_fields"
+    assert bad.value.code is ErrorCode.BAD_FIELDS
+
+
+def test_other_bad_requests_are_bad_request_errors() -> None:
+    with pytest.raises(BadRequest) as bad:
+        decode_request("not json")
+    assert bad.value.kind == "bad_request"
+    assert bad.value.code is ErrorCode.BAD_REQUEST

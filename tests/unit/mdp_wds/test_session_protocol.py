@@ -20,9 +20,9 @@ from hypothesis import strategies as st
 from mdp_core.settings import Secret, load
 from mdp_core.token import issue_token
 from mdp_wds.access import FeedRef, resolve_feed
-from mdp_wds.deltas import BoardTracker, apply_delta
+from mdp_wds.deltas import BoardTracker, apply_delta, project
 from mdp_wds.hub import BoardFrame, SnapshotItem
-from mdp_wds.protocol import CloseCode, Frame, delta_frame, update_frame
+from mdp_wds.protocol import MAX_FIELDS, CloseCode, Frame, delta_frame, update_frame
 from mdp_wds.session_protocol import (
     AddFeeds,
     CheckRevoked,
@@ -1149,8 +1149,9 @@ class BoardShell(Shell):
         super().command(command)
         if isinstance(command, AddFeeds):
             for ref in command.refs:
-                if ref.feed.delta_key is not None:
-                    self.trackers.setdefault(ref.name, BoardTracker(ref.feed.delta_key))
+                if ref.feed.delta_key is not None:  # the view of the subscription's fields
+                    tracker = BoardTracker(ref.feed.delta_key, command.fields)
+                    self.trackers.setdefault(ref.name, tracker)
         elif isinstance(command, RemoveFeed):
             self.trackers.pop(command.ref.name, None)
 
@@ -1163,7 +1164,11 @@ class BoardShell(Shell):
         items = self.read(command.ref, command.limit)
         tracker = self.trackers.get(command.ref.name)
         board_seq = None  # as Hub.board_seq: the number only when the bytes are the last relayed
-        if tracker is not None and tracker.payload == items[0].data:
+        if (
+            tracker is not None
+            and tracker.fields == command.fields
+            and tracker.payload == items[0].data
+        ):
             board_seq = tracker.seq
         self.protocol.snapshot_read(
             command.ticket, self.marks.pop(command.ticket), items, board_seq
@@ -1179,13 +1184,14 @@ class BoardShell(Shell):
         tracker = self.trackers.get(BOARD)
         if tracker is not None:
             delta = tracker.advance(payload)
-            self.history[tracker.seq] = document
+            assert tracker.document is not None
+            self.history[tracker.seq] = json.loads(tracker.document)
             board = BoardFrame(
                 tracker.seq,
                 None if delta is None else delta_frame(BOARD, tracker.seq, delta),
             )
             if delivered:
-                frame = update_frame(BOARD, payload, seq=tracker.seq)
+                frame = update_frame(BOARD, tracker.document, seq=tracker.seq)
                 self.protocol.deliver(BOARD, self.seq, frame, board)
         return self.collect()
 
@@ -1215,10 +1221,15 @@ class BoardClient:
             self.seq = frame["seq"]
 
 
-def board_shell(deltas: bool = True, **overrides: Any) -> BoardShell:
+def board_shell(
+    deltas: bool = True, fields: list[str] | None = None, **overrides: Any
+) -> BoardShell:
     shell = BoardShell(**overrides)
     assert shell.auth()["op"] == "auth_ok"
-    shell.send({"op": "subscribe", "id": 2, "feeds": [BOARD], "deltas": deltas})
+    message: dict[str, Any] = {"op": "subscribe", "id": 2, "feeds": [BOARD], "deltas": deltas}
+    if fields is not None:
+        message["fields"] = fields
+    shell.send(message)
     return shell
 
 
@@ -1401,3 +1412,303 @@ def test_a_board_followed_without_a_snapshot_starts_whole_then_deltas() -> None:
     first = shell.publish_board(board_document(2.0))  # a delta exists; the client has no copy
     assert [(f["op"], f["seq"]) for f in first] == [("update", 2)]
     assert [(f["op"], f["seq"]) for f in shell.publish_board(board_document(3.0))] == [("delta", 3)]
+
+
+# --- projected boards (``fields``) -------------------------------------------------------------
+
+WIDE = ["price", "end_ms"]
+
+
+def wide_document(*prices: float, as_of_ms: int = 0) -> dict[str, Any]:
+    rows = [
+        {"symbol": s, "price": p, "vwap": p - 0.1, "end_ms": as_of_ms, "regular": {"open": 1}}
+        for s, p in zip(SYMBOLS, prices, strict=False)
+    ]
+    return {"board": "top_gainers", "as_of_ms": as_of_ms, "rows": rows}
+
+
+def projected(document: dict[str, Any], fields: list[str] = WIDE) -> dict[str, Any]:
+    result = project(document, "symbol", frozenset(fields))
+    assert isinstance(result, dict)
+    return result
+
+
+def test_a_projected_board_asks_the_hub_for_its_field_set_and_gets_projected_frames() -> None:
+    shell = board_shell(fields=["price", "end_ms", "price"])
+    add = shell.pending[0]
+    assert isinstance(add, AddFeeds)
+    assert add.fields == frozenset(WIDE)
+    shell.settle()
+    assert shell.frames[-1] == {"op": "snapshot", "seq": None, "feed": BOARD, "data": None}
+    first = shell.publish_board(wide_document(1.0, 2.0))
+    assert [(f["op"], f["seq"]) for f in first] == [("update", 1)]
+    assert first[0]["data"] == projected(wide_document(1.0, 2.0))
+    second = shell.publish_board(wide_document(1.5, 2.0))
+    assert [(f["op"], f["seq"], f["base"]) for f in second] == [("delta", 2, 1)]
+    assert second[0]["data"] == {"rows": {}, "patch": {"AA": {"price": 1.5}}}  # no vwap
+    assert shell.stats.violations == Counter()
+
+
+def test_a_projected_board_s_snapshot_is_projected_and_numbered_in_its_view() -> None:
+    shell = board_shell(fields=WIDE)
+    shell.settle()
+    shell.publish_board(wide_document(1.0, 2.0))
+    shell.protocol.resync()
+    shell.collect()
+    read = shell.pending[0]
+    assert isinstance(read, ReadSnapshot)
+    assert read.fields == frozenset(WIDE)  # the number is the view's
+    out = shell.settle()
+    assert out == [
+        {"op": "snapshot", "seq": 1, "feed": BOARD, "data": projected(wide_document(1.0, 2.0))}
+    ]
+    assert ops(shell.publish_board(wide_document(3.0, 2.0))) == ["delta"]
+
+
+def test_a_first_snapshot_of_a_projected_board_is_projected() -> None:
+    shell = BoardShell()
+    shell.auth()
+    shell.store[BOARD] = json.dumps(wide_document(1.0)).encode()
+    shell.send({"op": "subscribe", "id": 4, "feeds": [BOARD], "fields": ["price"]})
+    out = shell.settle()
+    assert out[-1] == {
+        "op": "snapshot",
+        "feed": BOARD,
+        "data": projected(wide_document(1.0), ["price"]),
+    }
+    assert out[-1]["data"]["rows"] == [{"symbol": "AA", "price": 1.0}]
+    whole = shell.publish_board(wide_document(2.0))  # without deltas: whole, still projected
+    assert whole[0]["data"]["rows"] == [{"symbol": "AA", "price": 2.0}]
+
+
+def test_a_get_with_the_subscription_s_fields_is_numbered_and_projected() -> None:
+    shell = board_shell(fields=WIDE)
+    shell.settle()
+    shell.publish_board(wide_document(1.0))
+    shell.send({"op": "get", "id": 9, "feed": BOARD, "fields": ["end_ms", "price"]})
+    read = shell.pending[0]
+    assert isinstance(read, ReadSnapshot)
+    assert read.fields == frozenset(WIDE)
+    out = shell.settle()
+    assert out == [
+        {"op": "snapshot", "id": 9, "seq": 1, "feed": BOARD, "data": projected(wide_document(1.0))}
+    ]
+    assert ops(shell.publish_board(wide_document(2.0))) == ["delta"]
+
+
+@pytest.mark.parametrize("fields", [None, ["price"]])
+def test_a_get_of_another_projection_makes_the_next_publication_whole(
+    fields: list[str] | None,
+) -> None:
+    shell = board_shell(fields=WIDE)
+    shell.settle()
+    shell.publish_board(wide_document(1.0))
+    message: dict[str, Any] = {"op": "get", "id": 9, "feed": BOARD}
+    if fields is not None:
+        message["fields"] = fields
+    shell.send(message)
+    read = shell.pending[0]
+    assert isinstance(read, ReadSnapshot)
+    assert read.fields == (None if fields is None else frozenset(fields))
+    out = shell.settle()
+    expected = wide_document(1.0) if fields is None else projected(wide_document(1.0), fields)
+    assert out == [{"op": "snapshot", "id": 9, "seq": None, "feed": BOARD, "data": expected}]
+    assert ops(shell.publish_board(wide_document(2.0))) == ["update"]  # its copy: unnumbered
+    assert ops(shell.publish_board(wide_document(3.0))) == ["delta"]
+
+
+def test_a_get_with_fields_of_a_board_not_followed_is_projected() -> None:
+    shell = BoardShell()
+    shell.auth()
+    shell.store[BOARD] = json.dumps(wide_document(1.0, 2.0)).encode()
+    shell.send({"op": "get", "id": 5, "feed": BOARD, "fields": ["vwap"]})
+    out = shell.settle()
+    assert out == [
+        {
+            "op": "snapshot",
+            "id": 5,
+            "feed": BOARD,
+            "data": projected(wide_document(1.0, 2.0), ["vwap"]),
+        }
+    ]
+
+
+@pytest.mark.parametrize("op", ["subscribe", "get"])
+def test_fields_of_a_feed_without_rows_are_refused_with_bad_fields(op: str) -> None:
+    shell = authed()
+    message: dict[str, Any] = {"op": op, "id": 6, "fields": ["price"]}
+    message.update({"feeds": ["quote:AAPL"]} if op == "subscribe" else {"feed": "quote:AAPL"})
+    out = shell.send(message)
+    assert out[0] == {
+        "op": "error",
+        "id": 6,
+        "code": "bad_fields",
+        "message": "'fields' applies to a board (a feed of rows) by name; 'quote:AAPL' is not one",
+    }
+    assert shell.stats.violations == Counter({"bad_fields": 1})
+    assert shell.protocol.subscriptions == ()
+    assert shell.stats.client_subscriptions == 0
+    assert not [c for c in shell.pending if isinstance(c, ReadSnapshot)]
+    assert shell.closes == []
+
+
+def test_fields_on_a_pattern_are_refused_with_bad_fields() -> None:
+    shell = BoardShell()
+    shell.auth()
+    board = resolve_feed(BOARD)
+    as_pattern = FeedRef(BOARD, board.feed, is_pattern=True)  # no board is one; still refused
+    assert shell.protocol._fields_apply(3, board) is True
+    assert shell.protocol._fields_apply(3, as_pattern) is False
+    assert shell.collect()[0]["code"] == "bad_fields"
+
+
+def test_a_refused_feed_does_not_stop_the_boards_of_the_same_request() -> None:
+    shell = BoardShell()
+    shell.auth()
+    out = shell.send({"op": "subscribe", "id": 2, "feeds": ["quote:AAPL", BOARD], "fields": WIDE})
+    assert ops(out) == ["error"]
+    out = shell.settle()
+    assert out[0] == {"op": "subscribed", "id": 2, "feeds": [BOARD]}
+    assert shell.protocol._fields == {BOARD: frozenset(WIDE)}
+
+
+@pytest.mark.parametrize(
+    "fields", ["price", [f"f{i}" for i in range(MAX_FIELDS + 1)], [""], ["x" * 65], [3]]
+)
+def test_malformed_fields_are_a_counted_bad_fields_error(fields: object) -> None:
+    shell = authed()
+    out = shell.send({"op": "subscribe", "id": 8, "feeds": [BOARD], "fields": fields})
+    assert len(out) == 1
+    assert out[0]["op"] == "error"
+    assert out[0]["id"] == 8
+    assert out[0]["code"] == "bad_fields"
+    assert shell.stats.violations == Counter({"bad_fields": 1})
+    assert shell.protocol.subscriptions == ()
+    assert shell.send({"op": "ping", "id": 5}) == [{"op": "pong", "id": 5}]
+
+
+def test_the_most_fields_are_accepted() -> None:
+    shell = BoardShell()
+    shell.auth()
+    most = [f"f{i}" for i in range(MAX_FIELDS)]
+    shell.send({"op": "subscribe", "id": 8, "feeds": [BOARD], "fields": most})
+    assert shell.settle()[0] == {"op": "subscribed", "id": 8, "feeds": [BOARD]}
+    assert shell.protocol._fields[BOARD] == frozenset(most)
+
+
+def test_a_first_message_with_bad_fields_is_confused_not_hostile() -> None:
+    shell = Shell()
+    shell.send({"op": "subscribe", "feeds": [BOARD], "fields": "price"})
+    assert shell.closes == [Close(CloseCode.UNAUTHENTICATED, "authenticate first")]
+    assert shell.stats.violations == Counter({"unauthenticated": 1})
+    assert shell.stats.disconnects == Counter({"unauthenticated": 1})
+
+
+def test_a_field_set_the_hub_refuses_is_answered_too_many_field_sets() -> None:
+    shell = BoardShell()
+    shell.auth()
+    shell.send({"op": "subscribe", "id": 2, "feeds": [BOARD, "quote:AAPL"], "fields": ["price"]})
+    add = shell.pending.pop(0)
+    assert isinstance(add, AddFeeds)
+    assert [ref.name for ref in add.refs] == [BOARD]
+    assert shell.stats.client_subscriptions == 1
+    shell.protocol.feeds_added([BOARD, "alerts:hod"])  # a name not subscribed is ignored
+    out = shell.collect()
+    assert out == [
+        {
+            "op": "error",
+            "id": 2,
+            "code": "too_many_field_sets",
+            "message": "the feed is followed with too many field sets; 'scanner:top_gainers'"
+            " refused: subscribe with the fields of another client",
+        },
+        {"op": "subscribed", "id": 2, "feeds": []},
+    ]
+    assert shell.stats.violations == Counter({"bad_fields": 1, "too_many_field_sets": 1})
+    assert shell.stats.client_subscriptions == 0
+    assert shell.protocol.subscriptions == ()
+    assert shell.protocol._fields == {}
+    assert shell.protocol._held == {}
+    assert shell.pending == []  # no snapshot read
+    assert shell.removed == []  # the hub never registered it
+    assert not busy(shell)
+
+
+def test_a_refusal_keeps_the_request_s_other_feeds() -> None:
+    shell = BoardShell()
+    shell.auth()
+    other = "scanner:top_volume"
+    shell.send({"op": "subscribe", "id": 2, "feeds": [BOARD, other], "fields": ["price"]})
+    shell.pending.pop(0)
+    shell.protocol.feeds_added([BOARD])
+    out = shell.collect()
+    assert ops(out) == ["error", "subscribed"]
+    assert out[1]["feeds"] == [other]
+    read = shell.pending[0]
+    assert isinstance(read, ReadSnapshot)
+    assert read.ref.name == other
+    assert read.fields == frozenset({"price"})
+    assert shell.protocol.subscriptions == (other,)
+    assert shell.stats.client_subscriptions == 1
+    shell.settle()
+    assert not busy(shell)
+
+
+def test_unsubscribing_and_ending_forget_the_fields() -> None:
+    shell = board_shell(fields=WIDE)
+    shell.settle()
+    shell.send({"op": "unsubscribe", "feeds": [BOARD]})
+    assert shell.protocol._fields == {}
+    shell.send({"op": "subscribe", "feeds": [BOARD]})  # again, whole rows
+    shell.settle()
+    assert shell.protocol._fields == {}
+    assert shell.protocol.commands() == []
+    other = board_shell(fields=WIDE)
+    other.settle()
+    other.protocol.connection_ended(None, 1006)
+    assert other.protocol._fields == {}
+
+
+def test_resubscribing_keeps_the_fields_the_feed_was_followed_with() -> None:
+    shell = board_shell(fields=WIDE)
+    shell.settle()
+    shell.send({"op": "subscribe", "id": 3, "feeds": [BOARD], "fields": ["vwap"]})
+    assert shell.protocol._fields == {BOARD: frozenset(WIDE)}
+
+
+@given(
+    st.lists(board_documents, max_size=3),
+    st.lists(BOARD_ACTIONS, max_size=25),
+    st.sampled_from([["price"], ["rvol_tod"], [], ["symbol", "nowhere"]]),
+)
+def test_projected_snapshot_plus_deltas_equal_the_projected_board_at_every_step(
+    before: list[dict[str, Any]], actions: list[tuple[Any, ...]], fields: list[str]
+) -> None:
+    shell = BoardShell()
+    shell.auth()
+    for document in before:
+        shell.store[BOARD] = json.dumps(document).encode()
+    shell.send({"op": "subscribe", "feeds": [BOARD], "deltas": True, "fields": fields})
+    client = BoardClient()
+    missed = False
+    for action in actions:
+        kind = action[0]
+        if kind in {"publish", "miss"}:
+            client.take(shell.publish_board(action[1], delivered=kind == "publish"))
+            missed = kind == "miss"
+        elif kind == "answer" and shell.pending:
+            shell.answer()
+            client.take(shell.collect())
+        elif kind == "resync":
+            shell.protocol.resync()
+            client.take(shell.collect())
+        elif kind == "get" and not shell.pending:
+            client.take(shell.send({"op": "get", "id": 3, "feed": BOARD, "fields": fields}))
+        if client.seq is not None:
+            assert client.document == shell.history[client.seq]
+        if not shell.pending and not missed:
+            stored = json.loads(shell.store.get(BOARD, b"null"))
+            assert client.document == project(stored, "symbol", frozenset(fields))
+    client.take(shell.settle())
+    client.take(shell.publish_board({"board": "top_gainers", "as_of_ms": 9, "rows": []}))
+    assert client.document == json.loads(shell.store[BOARD])

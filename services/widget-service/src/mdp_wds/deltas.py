@@ -22,6 +22,12 @@ previous one:
 Applying it (:func:`apply_delta`, and the dashboard's ``applyDelta``) to the document of
 ``base`` gives exactly the document of ``seq``. A document that is not a JSON object with a
 ``rows`` list of objects carrying distinct string keys has no delta: clients get it whole.
+
+**Projections.** A client that reads only a few fields of each row subscribes with ``fields``:
+it then follows the board's *projection* (:func:`project`: every row keeps only the named
+fields and its key, top-level fields untouched), numbered and diffed by a tracker of its own
+(``BoardTracker(key, fields)``), so a delta applied to the projected base gives exactly the
+projected next document, and a field the page never reads never travels.
 """
 
 from __future__ import annotations
@@ -31,7 +37,7 @@ from typing import Any, Final
 
 import msgspec
 
-__all__ = ["BoardTracker", "apply_delta", "encode_delta"]
+__all__ = ["BoardTracker", "apply_delta", "encode_delta", "project", "project_payload"]
 
 _DECODE: Final = msgspec.json.Decoder()
 _ENCODE: Final = msgspec.json.Encoder()
@@ -47,11 +53,55 @@ class _Board:
     fields: dict[str, dict[str, bytes]]
 
 
-def _split(payload: bytes, key: str) -> _Board | None:
+def project(document: Any, key: str, fields: frozenset[str]) -> Any:
+    """``document`` with every row keeping only ``fields`` and ``key`` (in the row's order).
+
+    Only a JSON object's ``rows`` list is touched: its top-level fields, rows that are not
+    objects, and anything that is not such an object come back as they are. A named field a
+    row does not carry is simply absent.
+    """
+    if not isinstance(document, dict):
+        return document
+    rows = document.get("rows")
+    if not isinstance(rows, list):
+        return document
+    projected = [
+        {f: v for f, v in row.items() if f == key or f in fields} if isinstance(row, dict) else row
+        for row in rows
+    ]
+    return {**document, "rows": projected}
+
+
+def project_payload(payload: bytes, key: str, fields: frozenset[str] | None) -> bytes:
+    """The projection of an encoded board (:func:`project`).
+
+    The bytes come back as they are when ``fields`` is None or the payload is not JSON (it is
+    relayed, not judged, here).
+    """
+    if fields is None:
+        return payload
     try:
         document = _DECODE.decode(payload)
     except (msgspec.DecodeError, RecursionError):
-        return None
+        return payload
+    return _ENCODE.encode(project(document, key, fields))
+
+
+def _split(
+    payload: bytes, key: str, fields: frozenset[str] | None = None
+) -> tuple[bytes, _Board | None]:
+    """The payload (projected on ``fields``, if given) and its split (None: no delta)."""
+    try:
+        document = _DECODE.decode(payload)
+    except (msgspec.DecodeError, RecursionError):
+        return payload, None
+    if fields is not None:
+        document = project(document, key, fields)
+        payload = _ENCODE.encode(document)
+    return payload, _board(document, key)
+
+
+def _board(document: Any, key: str) -> _Board | None:
     if not isinstance(document, dict):
         return None
     rows = document.get("rows")
@@ -120,20 +170,30 @@ class BoardTracker:
 
     Args:
         key: The row field that identifies a row (the catalogue's ``delta_key``).
+        fields: Follow the board's projection on these row fields (:func:`project`); None:
+            the whole board.
     """
 
-    def __init__(self, key: str) -> None:
+    def __init__(self, key: str, fields: frozenset[str] | None = None) -> None:
         self._key = key
+        self.fields = fields
         self._board: _Board | None = None
+        #: The last publication as published (what a snapshot read is compared with).
         self.payload: bytes | None = None
+        #: The last publication as this tracker's clients get it whole (projected, if so).
+        self.document: bytes | None = None
         #: Number of the last publication relayed (0: none yet).
         self.seq = 0
 
     def advance(self, payload: bytes) -> bytes | None:
-        """Take the next publication; return its delta, or None (it goes whole)."""
-        board = _split(payload, self._key)
+        """Take the next publication; return its delta, or None (it goes whole).
+
+        The whole document to send is then :attr:`document` (the payload, or its projection).
+        """
+        document, board = _split(payload, self._key, self.fields)
         self.seq += 1
-        previous, self._board, self.payload = self._board, board, payload
+        previous, self._board = self._board, board
+        self.payload, self.document = payload, document
         if previous is None or board is None:
             return None
         return encode_delta(previous, board)

@@ -12,6 +12,12 @@ pattern subscribers (Redis names both), and the frame always names the concrete 
 On a Redis Cluster the link is a :class:`~mdp_wds.shards.ClusterPubSub`: exact names arrive
 by sharded pub/sub from their shard's master, patterns from one node, with the same dispatch.
 
+Board projections: a client that follows a board with ``fields`` joins the *view* of that
+field set (a :class:`~mdp_wds.deltas.BoardTracker` of its own, made by the first such client and
+released with the last), so each projection is built, numbered and diffed once for all its
+clients too. A feed has at most ``max_field_sets`` views at once: they cost work on every
+publication, so a client cannot make the hub keep an unbounded number of them.
+
 Snapshots are read through a separate pooled client, so a slow ``SCAN`` never holds up delivery.
 """
 
@@ -37,16 +43,38 @@ from mdp_wds.protocol import Frame, delta_frame, list_snapshot_data, update_fram
 from mdp_wds.shards import ClusterPubSub
 from mdp_wds.stats import WdsStats
 
-__all__ = ["BoardFrame", "Hub", "SnapshotItem", "SnapshotUnavailable", "Subscriber"]
+__all__ = [
+    "MAX_FIELD_SETS",
+    "BoardFrame",
+    "Hub",
+    "SnapshotItem",
+    "SnapshotUnavailable",
+    "Subscriber",
+    "TooManyFieldSets",
+]
 
 _log = get_logger(__name__)
 
 _SCAN_COUNT: Final = 1_000
 _NULL: Final = b"null"
+#: Distinct field sets (projections) one board feed may be followed with at once, by default.
+MAX_FIELD_SETS: Final = 16
+
+
+class TooManyFieldSets(Exception):
+    """A board feed already has ``max_field_sets`` projections; a new one is refused."""
 
 
 class SnapshotUnavailable(Exception):
     """The cache could not be read (Redis down or failing); the client gets ``unavailable``."""
+
+
+@dataclass(frozen=True, slots=True)
+class _View:
+    """The clients following one board's projection on one field set, and its tracker."""
+
+    tracker: BoardTracker
+    subscribers: set[Subscriber]
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,6 +137,21 @@ def _kind(ref: FeedRef) -> Kind:
     return "pattern" if ref.is_pattern else "channel"
 
 
+def _board_frames(
+    name: str,
+    tracker: BoardTracker,
+    payload: bytes,
+    as_of_ms: float | None,
+    targets: Iterable[Subscriber],
+) -> tuple[Frame, Iterable[Subscriber], BoardFrame]:
+    """A board publication as ``tracker``'s clients get it: whole (numbered), and its delta."""
+    delta = tracker.advance(payload)
+    document = payload if tracker.document is None else tracker.document
+    frame = update_frame(name, document, as_of_ms, seq=tracker.seq)
+    delta_out = None if delta is None else delta_frame(name, tracker.seq, delta, as_of_ms)
+    return frame, targets, BoardFrame(tracker.seq, delta_out)
+
+
 class Hub:
     """Shared subscriptions, dispatch and snapshot reads for one WDS process.
 
@@ -117,6 +160,7 @@ class Hub:
         stats: Where the hub counts messages, subscriptions and link state.
         backoff: Reconnect delays of the pub/sub link.
         ping_interval: Keepalive of the pub/sub link.
+        max_field_sets: Projections (distinct ``fields``) one board feed may have at once.
     """
 
     def __init__(
@@ -126,8 +170,10 @@ class Hub:
         *,
         backoff: BackoffPolicy = PUBSUB_RECONNECT,
         ping_interval: float = 15.0,
+        max_field_sets: int = MAX_FIELD_SETS,
     ) -> None:
         self._stats = stats
+        self._max_field_sets = max_field_sets
         self._redis = create_redis(redis_url, client_name="mdp-wds")
         # On a Redis Cluster: exact names by SSUBSCRIBE on their shards (mdp_wds.shards).
         link_class = ClusterPubSub if is_cluster_url(redis_url) else PubSubLink
@@ -145,6 +191,8 @@ class Hub:
         self._last_seq = 0
         #: Board feeds followed by name: their publications, numbered and diffed once.
         self._boards: dict[str, BoardTracker] = {}
+        #: Boards followed by projection: name -> field set -> its clients and tracker.
+        self._views: dict[str, dict[frozenset[str], _View]] = {}
 
     @property
     def connected(self) -> bool:
@@ -171,26 +219,54 @@ class Hub:
 
     # --- subscriptions --------------------------------------------------------------------
 
-    async def add(self, subscriber: Subscriber, ref: FeedRef) -> bool:
+    async def add(
+        self, subscriber: Subscriber, ref: FeedRef, fields: frozenset[str] | None = None
+    ) -> bool:
         """Register ``subscriber`` for ``ref`` and make sure Redis delivers it.
+
+        ``fields``: follow the board ``ref`` (by name, with a ``delta_key``) projected on these
+        row fields.
 
         Returns:
             ``True`` once the Redis subscription is confirmed active, ``False`` when the link is
             down (it is made on reconnect, followed by a resync).
+
+        Raises:
+            TooManyFieldSets: when ``fields`` would be a new projection of a feed that has
+                ``max_field_sets`` already (nothing is registered).
+            ValueError: when ``fields`` is given for a pattern or a feed without a delta key.
         """
-        if ref.is_pattern:
-            entry = self._patterns.setdefault(ref.name, (ref, set()))
-            subscribers = entry[1]
+        if fields is not None:
+            self._join_view(subscriber, ref, fields)
+        elif ref.is_pattern:
+            self._patterns.setdefault(ref.name, (ref, set()))[1].add(subscriber)
         else:
-            subscribers = self._exact.setdefault(ref.name, set())
+            self._exact.setdefault(ref.name, set()).add(subscriber)
             if ref.feed.delta_key is not None and ref.name not in self._boards:
                 self._boards[ref.name] = BoardTracker(ref.feed.delta_key)
-        subscribers.add(subscriber)
         # Every adder awaits a confirmation: a second client must not read its snapshot
         # before the first client's SUBSCRIBE is active either.
         active = await self._link.subscribe(ref.name, _kind(ref))
         self._stats.redis_subscriptions = self._link.subscription_count
         return active
+
+    def _join_view(self, subscriber: Subscriber, ref: FeedRef, fields: frozenset[str]) -> None:
+        key = ref.feed.delta_key
+        if key is None or ref.is_pattern:
+            msg = f"{ref.name!r} is not a board by name: it has no projection"
+            raise ValueError(msg)
+        self._exact.setdefault(ref.name, set())  # the plain clients (maybe none)
+        views = self._views.setdefault(ref.name, {})
+        view = views.get(fields)
+        if view is None:
+            if len(views) >= self._max_field_sets:
+                if not views:
+                    del self._views[ref.name]
+                if not self._exact[ref.name]:
+                    del self._exact[ref.name]
+                raise TooManyFieldSets(ref.name)
+            view = views[fields] = _View(BoardTracker(key, fields), set())
+        view.subscribers.add(subscriber)
 
     def remove(self, subscriber: Subscriber, ref: FeedRef) -> None:
         """Unregister; the last subscriber of a name makes the link unsubscribe."""
@@ -202,27 +278,50 @@ class Hub:
         if subscribers is None:
             return
         subscribers.discard(subscriber)
+        views = self._views.get(ref.name)
+        if views is not None:
+            for fields, view in list(views.items()):
+                view.subscribers.discard(subscriber)
+                if not view.subscribers:
+                    del views[fields]  # its last client left: the tracker goes
+            if not views:
+                del self._views[ref.name]
         if not subscribers:
+            self._boards.pop(ref.name, None)
+        if not subscribers and ref.name not in self._views:
             if ref.is_pattern:
                 del self._patterns[ref.name]
             else:
                 del self._exact[ref.name]
-                self._boards.pop(ref.name, None)
             self._link.unsubscribe(ref.name, _kind(ref))
             self._stats.redis_subscriptions = self._link.subscription_count
 
-    def board_seq(self, name: str, payload: bytes) -> int | None:
-        """The number of the board publication whose bytes are ``payload``, if it is the last."""
-        tracker = self._boards.get(name)
+    def board_seq(
+        self, name: str, payload: bytes, fields: frozenset[str] | None = None
+    ) -> int | None:
+        """The number of the board publication whose bytes are ``payload``, if it is the last.
+
+        ``fields``: the number in the projection on these fields (its own numbering).
+        """
+        if fields is None:
+            tracker = self._boards.get(name)
+        else:
+            view = self._views.get(name, {}).get(fields)
+            tracker = None if view is None else view.tracker
         if tracker is None or tracker.payload != payload:
             return None
         return tracker.seq
+
+    def field_sets(self, name: str) -> int:
+        """Projections of a board currently kept (for tests and ``/status``)."""
+        return len(self._views.get(name, ()))
 
     def subscriber_count(self, name: str) -> int:
         """Clients following a name or pattern (for tests and ``/status``)."""
         if name in self._patterns:
             return len(self._patterns[name][1])
-        return len(self._exact.get(name, ()))
+        views = self._views.get(name, {})
+        return len(self._exact.get(name, ())) + sum(len(v.subscribers) for v in views.values())
 
     # --- dispatch -------------------------------------------------------------------------
 
@@ -233,13 +332,15 @@ class Hub:
             key = name if pattern is None else pattern.decode()
         except UnicodeDecodeError:
             return
+        views: dict[frozenset[str], _View] | None = None
         if pattern is None:
             targets: Iterable[Subscriber] | None = self._exact.get(key)
+            views = self._views.get(key)
         else:
             entry = self._patterns.get(key)
             # A glob such as quote:* also matches names outside the feed (quote:a:b).
             targets = entry[1] if entry is not None and entry[0].feed.matches(name) else None
-        if not targets:
+        if not targets and not views:
             return
         try:
             stamp = _stamp(payload)
@@ -249,20 +350,20 @@ class Hub:
             return
         as_of_ms = stamp.published_ms if stamp.published_ms is not None else stamp.as_of_ms
         tracker = self._boards.get(key) if pattern is None else None
-        board: BoardFrame | None = None
-        if tracker is None:
-            frame = update_frame(name, payload, as_of_ms)
-        else:
-            delta = tracker.advance(payload)
-            frame = update_frame(name, payload, as_of_ms, seq=tracker.seq)
-            board = BoardFrame(
-                tracker.seq,
-                None if delta is None else delta_frame(name, tracker.seq, delta, as_of_ms),
-            )
+        groups: list[tuple[Frame, Iterable[Subscriber], BoardFrame | None]] = []
+        if targets:
+            if tracker is None:
+                groups.append((update_frame(name, payload, as_of_ms), targets, None))
+            else:
+                groups.append(_board_frames(name, tracker, payload, as_of_ms, targets))
+        groups.extend(
+            _board_frames(name, view.tracker, payload, as_of_ms, view.subscribers)
+            for view in (views or {}).values()
+        )
         seq = next(self._seq)
         self._last_seq = seq
         if stamp.traceparent is None:
-            self._fan_out(key, seq, frame, targets, board)
+            self._fan_out(key, seq, groups)
             return
         # The writer's trace continues here (see mdp_cache.widgets.with_trace_context).
         with consumer_span(
@@ -271,19 +372,18 @@ class Hub:
             carrier={"traceparent": stamp.traceparent},
             feed=name,
         ):
-            self._fan_out(key, seq, frame, targets, board)
+            self._fan_out(key, seq, groups)
 
     def _fan_out(
         self,
         key: str,
         seq: int,
-        frame: Frame,
-        targets: Iterable[Subscriber],
-        board: BoardFrame | None,
+        groups: list[tuple[Frame, Iterable[Subscriber], BoardFrame | None]],
     ) -> None:
         started = time.perf_counter()
-        for subscriber in tuple(targets):
-            subscriber.deliver(key, seq, frame, board)
+        for frame, targets, board in groups:
+            for subscriber in tuple(targets):
+                subscriber.deliver(key, seq, frame, board)
         self._stats.fanout.observe(time.perf_counter() - started)
 
     def _on_resync(self) -> None:
@@ -291,6 +391,9 @@ class Hub:
         subscribers: set[Subscriber] = set()
         for exact in self._exact.values():
             subscribers.update(exact)
+        for views in self._views.values():
+            for view in views.values():
+                subscribers.update(view.subscribers)
         for _, patterned in self._patterns.values():
             subscribers.update(patterned)
         _log.info("snapshots_resent_after_gap", clients=len(subscribers))

@@ -17,6 +17,8 @@ from typing import Any, Final
 import msgspec
 
 __all__ = [
+    "MAX_FIELDS",
+    "MAX_FIELD_NAME",
     "PROTOCOL_VERSION",
     "BadRequest",
     "CloseCode",
@@ -55,6 +57,8 @@ class ErrorCode(enum.StrEnum):
     FORBIDDEN_FEED = "forbidden_feed"
     TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
     UNAVAILABLE = "unavailable"  # addition: the cache could not be read right now; retried
+    BAD_FIELDS = "bad_fields"  # addition: ``fields`` malformed, or on a feed without rows
+    TOO_MANY_FIELD_SETS = "too_many_field_sets"  # addition: the feed has too many projections
 
 
 def _text_frame_header(size: int) -> bytes:
@@ -93,17 +97,24 @@ class BadRequest(Exception):
     """A client message that is not a valid request; answered with ``bad_request``.
 
     Attributes:
-        kind: The violation it is counted as (``bad_request``, or ``too_deep`` for JSON nested
-            past the decoder's recursion limit).
+        kind: The violation it is counted as (``bad_request``, ``too_deep`` for JSON nested
+            past the decoder's recursion limit, ``bad_fields`` for a malformed ``fields``).
+        code: The error code answered (``bad_request``; ``bad_fields`` for ``fields``).
     """
 
     def __init__(
-        self, message: str, request_id: int | None = None, *, kind: str = "bad_request"
+        self,
+        message: str,
+        request_id: int | None = None,
+        *,
+        kind: str = "bad_request",
+        code: ErrorCode = ErrorCode.BAD_REQUEST,
     ) -> None:
         super().__init__(message)
         self.message = message
         self.request_id = request_id
         self.kind = kind
+        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +131,8 @@ class Request:
         snapshot: ``subscribe``: send the snapshot first (default true).
         limit: Snapshot size (list elements / pattern matches), or ``None`` for the default.
         deltas: ``subscribe``: receive boards as deltas after their snapshot (default false).
+        fields: ``subscribe``/``get`` of a board: the row fields wanted (every row keeps only
+            these and its key); ``None``: whole rows.
     """
 
     op: str
@@ -131,12 +144,16 @@ class Request:
     snapshot: bool = True
     limit: int | None = None
     deltas: bool = False
+    fields: frozenset[str] | None = None
 
 
 _OPS: Final = frozenset({"auth", "subscribe", "unsubscribe", "get", "ping"})
 _DECODER: Final = msgspec.json.Decoder()
 _ENCODER: Final = msgspec.json.Encoder()
 _MAX_FEEDS_PER_REQUEST: Final = 1_000
+#: Most names a ``fields`` list may hold, and the longest name.
+MAX_FIELDS: Final = 64
+MAX_FIELD_NAME: Final = 64
 
 
 def _int_or_none(value: object, name: str, request_id: int | None) -> int | None:
@@ -160,6 +177,23 @@ def _feeds(value: object, request_id: int | None) -> tuple[str, ...]:
         raise BadRequest(f"at most {_MAX_FEEDS_PER_REQUEST} feeds per request", request_id)
     names = tuple(_string(item, "feeds[]", request_id) for item in value)
     return tuple(dict.fromkeys(names))  # de-duplicated, order kept
+
+
+def _fields(value: object, request_id: int | None) -> frozenset[str] | None:
+    if value is None:
+        return None
+
+    def refuse(message: str) -> BadRequest:
+        return BadRequest(message, request_id, kind="bad_fields", code=ErrorCode.BAD_FIELDS)
+
+    if not isinstance(value, list):
+        raise refuse("'fields' must be a list of row field names")
+    if len(value) > MAX_FIELDS:
+        raise refuse(f"at most {MAX_FIELDS} names in 'fields'")
+    for item in value:
+        if not isinstance(item, str) or not item or len(item) > MAX_FIELD_NAME:
+            raise refuse(f"'fields' names are strings of 1 to {MAX_FIELD_NAME} characters")
+    return frozenset(value)
 
 
 def decode_request(raw: str | bytes) -> Request:
@@ -202,12 +236,20 @@ def decode_request(raw: str | bytes) -> Request:
         if not isinstance(deltas, bool):
             raise BadRequest("'deltas' must be true or false", request_id)
         feeds = _feeds(message.get("feeds"), request_id)
+        fields = _fields(message.get("fields"), request_id) if op == "subscribe" else None
         return Request(
-            op=op, id=request_id, feeds=feeds, snapshot=snapshot, limit=limit, deltas=deltas
+            op=op,
+            id=request_id,
+            feeds=feeds,
+            snapshot=snapshot,
+            limit=limit,
+            deltas=deltas,
+            fields=fields,
         )
     if op == "get":
         feed = _string(message.get("feed"), "feed", request_id)
-        return Request(op=op, id=request_id, feed=feed, limit=limit)
+        fields = _fields(message.get("fields"), request_id)
+        return Request(op=op, id=request_id, feed=feed, limit=limit, fields=fields)
     return Request(op=op, id=request_id)
 
 

@@ -23,7 +23,8 @@ from typing import Final
 from websockets.asyncio.server import ServerConnection
 
 from mdp_core.clock import NS_PER_SECOND, Clock
-from mdp_wds.hub import BoardFrame, Hub, SnapshotItem, SnapshotUnavailable
+from mdp_wds.access import FeedRef
+from mdp_wds.hub import BoardFrame, Hub, SnapshotItem, SnapshotUnavailable, TooManyFieldSets
 from mdp_wds.protocol import CloseCode, Frame
 from mdp_wds.revocations import RevokedSessions
 from mdp_wds.session_protocol import (
@@ -222,8 +223,16 @@ class ClientSession:
             self._idle.set()  # the request loop re-raises it: the handler ends, as it would
 
     async def _add_feeds(self, command: AddFeeds) -> None:
-        await asyncio.gather(*(self._hub.add(self, ref) for ref in command.refs))
-        self._protocol.feeds_added()
+        refused: list[str] = []
+
+        async def add(ref: FeedRef) -> None:
+            try:
+                await self._hub.add(self, ref, command.fields)
+            except TooManyFieldSets:
+                refused.append(ref.name)
+
+        await asyncio.gather(*(add(ref) for ref in command.refs))
+        self._protocol.feeds_added(refused)
         self._pump()
 
     async def _read_snapshot(self, command: ReadSnapshot) -> None:
@@ -236,7 +245,7 @@ class ClientSession:
         board_seq = None
         if items and not command.ref.is_pattern:
             # Read before any other task runs: the number is the board publication's just read.
-            board_seq = self._hub.board_seq(command.ref.name, items[0].data)
+            board_seq = self._hub.board_seq(command.ref.name, items[0].data, command.fields)
         self._protocol.snapshot_read(command.ticket, mark, items, board_seq)
         self._pump()
 

@@ -27,6 +27,11 @@ The rules:
   next publication goes as a delta when it directly follows that number, whole otherwise (a gap:
   the client resyncs from it), and not at all when the client already has it
   (:mod:`mdp_wds.deltas`).
+* **Projected boards.** A board subscribed (or read with ``get``) with ``fields`` follows the
+  board's projection: its snapshot is projected here, its updates and deltas come from the
+  hub's tracker of that field set (one per distinct set, at most ``max_field_sets`` a feed:
+  beyond, the hub refuses and the subscription is answered ``too_many_field_sets``).
+  ``fields`` on a pattern or a feed without rows is answered ``bad_fields``.
 * **One request at a time.** A request waiting for an answer keeps :attr:`busy` true; the shell
   reads the next client message only when it is false.
 """
@@ -36,7 +41,7 @@ from __future__ import annotations
 import enum
 import hmac
 from collections import deque
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
@@ -44,6 +49,7 @@ from mdp_core.logging import get_logger
 from mdp_core.token import TokenClaims, TokenError, TokenExpired, verify_token
 from mdp_wds.access import FeedRef, FeedRefused, Grant, resolve_feed
 from mdp_wds.bucket import TokenBucket
+from mdp_wds.deltas import project_payload
 from mdp_wds.protocol import (
     BadRequest,
     CloseCode,
@@ -76,6 +82,8 @@ _log = get_logger(__name__)
 
 _GRANT_ALL: Final = Grant(("*",))
 _ABNORMAL_CLOSURE: Final = 1006
+#: Malformed requests that only a confused (not a hostile) first message makes.
+_CONFUSED: Final = frozenset({"bad_request", "bad_fields"})
 
 
 # --- commands (out) -------------------------------------------------------------------------
@@ -86,10 +94,12 @@ class AddFeeds:
     """Register with the hub for each feed.
 
     Answer :meth:`SessionProtocol.feeds_added` once every Redis subscription is confirmed (or
-    known down).
+    known down), naming the feeds the hub refused (``Hub.add`` raising ``TooManyFieldSets``).
+    ``fields``: follow each board's projection on these row fields (None: whole).
     """
 
     refs: tuple[FeedRef, ...]
+    fields: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,12 +116,14 @@ class ReadSnapshot:
     Note the hub's last dispatched ``seq`` (the mark) just before reading, then answer
     :meth:`SessionProtocol.snapshot_read` with ``ticket``, the mark, the items (``None`` when
     the cache could not be read) and, for a single feed, the number of the board publication
-    the item is (``Hub.board_seq``; ``None`` when unknown or not a board).
+    the item is (``Hub.board_seq`` of the projection on ``fields``; ``None`` when unknown or not
+    a board).
     """
 
     ticket: int
     ref: FeedRef
     limit: int
+    fields: frozenset[str] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -177,6 +189,8 @@ class _Get:
     """A ``get`` waiting for its snapshot (it does not queue behind subscription snapshots)."""
 
     request_id: int | None
+    ref: FeedRef
+    fields: frozenset[str] | None = None
 
 
 _Step = _Job | _ResyncAll | _RequestDone
@@ -231,6 +245,8 @@ class SessionProtocol:
         #: Boards followed with deltas: the number of the last publication queued (None: the
         #: client's copy is of unknown number, so the next one goes whole).
         self._boards: dict[str, int | None] = {}
+        #: Boards followed by projection: the row fields kept.
+        self._fields: dict[str, frozenset[str]] = {}
         self._queue: deque[Frame] = deque()
         self._queued_bytes = 0
         self._commands: list[Command] = []
@@ -308,7 +324,7 @@ class SessionProtocol:
             request = decode_request(raw)
         except BadRequest as exc:
             self._stats.violations[exc.kind] += 1
-            self._error(exc.request_id, ErrorCode.BAD_REQUEST, exc.message)
+            self._error(exc.request_id, exc.code, exc.message)
             return
         self._dispatch(request, now_seconds)
 
@@ -338,6 +354,7 @@ class SessionProtocol:
         self._subs.clear()
         self._held.clear()
         self._boards.clear()
+        self._fields.clear()
         self._steps.clear()
         self._jobs.clear()
         self._gets.clear()
@@ -403,11 +420,29 @@ class SessionProtocol:
             pending.now_seconds,
         )  # fmt: skip
 
-    def feeds_added(self) -> None:
-        """Answer to :class:`AddFeeds`: the hub confirmed (or queued) every subscription."""
+    def feeds_added(self, refused: Collection[str] = ()) -> None:
+        """Answer to :class:`AddFeeds`: the hub confirmed (or queued) every subscription.
+
+        ``refused``: feeds the hub did not register (their feed has too many field sets).
+        """
         pending, self._pending_subscribe = self._pending_subscribe, None
         if pending is None:
             return
+        if refused:
+            cap = "the feed is followed with too many field sets"
+            for name in refused:
+                ref = self._subs.get(name)
+                if ref is None:
+                    continue
+                self._forget(name)
+                self._violation("too_many_field_sets")
+                self._error(
+                    pending.request.id,
+                    ErrorCode.TOO_MANY_FIELD_SETS,
+                    f"{cap}; {name!r} refused: subscribe with the fields of another client",
+                )
+            pending.accepted = [ref for ref in pending.accepted if ref.name in self._subs]
+            pending.fresh = [ref for ref in pending.fresh if ref.name in self._subs]
         self._subscribed(pending)
 
     def snapshot_read(
@@ -437,8 +472,10 @@ class SessionProtocol:
                 None, ErrorCode.UNAVAILABLE, f"no snapshot for {name!r} now; it will follow"
             )
         if name in self._subs and not self._closing:
+            fields = self._fields.get(name)
             for item in items:
-                self._enqueue(self._snapshot(item.feed, item.data, None, board_seq))
+                data = self._projected(job.ref, item.data, fields)
+                self._enqueue(self._snapshot(item.feed, data, None, board_seq))
                 self._stats.snapshots_out += 1
             self._release(name, mark)
         self._advance()
@@ -449,7 +486,7 @@ class SessionProtocol:
         try:
             request: Request | None = decode_request(raw)
         except BadRequest as exc:
-            if exc.kind != "bad_request":
+            if exc.kind not in _CONFUSED:
                 self._violation(exc.kind)  # hostile rather than confused: counted as such
                 self.close(CloseCode.UNAUTHENTICATED, "authenticate first", exc.kind)
                 return
@@ -562,6 +599,8 @@ class SessionProtocol:
                 self._violation(exc.code.value)
                 self._error(request.id, exc.code, exc.message)
                 continue
+            if request.fields is not None and not self._fields_apply(request.id, ref):
+                continue
             if len(self._subs) >= cap:
                 self._violation("too_many_subscriptions")
                 self._error(
@@ -574,6 +613,8 @@ class SessionProtocol:
             self._held[name] = []
             if request.deltas and ref.feed.delta_key is not None and not ref.is_pattern:
                 self._boards[name] = None
+            if request.fields is not None:
+                self._fields[name] = request.fields
             self._stats.client_subscriptions += 1
             accepted.append(ref)
         pending = _PendingSubscribe(request, accepted)
@@ -583,7 +624,7 @@ class SessionProtocol:
             return
         self._pending_subscribe = pending
         self._busy = True
-        self._commands.append(AddFeeds(tuple(pending.fresh)))
+        self._commands.append(AddFeeds(tuple(pending.fresh), request.fields))
 
     def _subscribed(self, pending: _PendingSubscribe) -> None:
         if self._closing:
@@ -609,11 +650,35 @@ class SessionProtocol:
         self._send(encode_message("unsubscribed", request.id, feeds=removed))
 
     def _drop(self, name: str, ref: FeedRef) -> None:
+        self._forget(name)
+        self._commands.append(RemoveFeed(ref))
+
+    def _forget(self, name: str) -> None:
+        """Drop a subscription's state (the hub is told apart, if it registered it)."""
         del self._subs[name]
         self._held.pop(name, None)
         self._boards.pop(name, None)
+        self._fields.pop(name, None)
         self._stats.client_subscriptions -= 1
-        self._commands.append(RemoveFeed(ref))
+
+    def _fields_apply(self, request_id: int | None, ref: FeedRef) -> bool:
+        """Whether ``fields`` may project ``ref`` (a board by name); else answer ``bad_fields``."""
+        if ref.feed.delta_key is not None and not ref.is_pattern:
+            return True
+        self._violation("bad_fields")
+        self._error(
+            request_id,
+            ErrorCode.BAD_FIELDS,
+            f"'fields' applies to a board (a feed of rows) by name; {ref.name!r} is not one",
+        )
+        return False
+
+    @staticmethod
+    def _projected(ref: FeedRef, data: bytes, fields: frozenset[str] | None) -> bytes:
+        key = ref.feed.delta_key
+        if fields is None or key is None:
+            return data
+        return project_payload(data, key, fields)
 
     def _get(self, request: Request) -> None:
         assert request.feed is not None
@@ -623,17 +688,22 @@ class SessionProtocol:
             self._violation(exc.code.value)
             self._error(request.id, exc.code, exc.message)
             return
+        if request.fields is not None and not self._fields_apply(request.id, ref):
+            return
         ticket = self._ticket()
-        self._gets[ticket] = _Get(request.id)
+        self._gets[ticket] = _Get(request.id, ref, request.fields)
         self._busy = True
-        self._commands.append(ReadSnapshot(ticket, ref, self._limit(request)))
+        self._commands.append(ReadSnapshot(ticket, ref, self._limit(request), request.fields))
 
     def _got(self, get: _Get, items: Sequence[SnapshotItem] | None, board_seq: int | None) -> None:
         if items is None:
             self._error(get.request_id, ErrorCode.UNAVAILABLE, "the cache is unavailable; retry")
             return
+        if get.fields != self._fields.get(get.ref.name):
+            board_seq = None  # not the projection the deltas follow: the next update goes whole
         for item in items:
-            self._enqueue(self._snapshot(item.feed, item.data, get.request_id, board_seq))
+            data = self._projected(get.ref, item.data, get.fields)
+            self._enqueue(self._snapshot(item.feed, data, get.request_id, board_seq))
             self._stats.snapshots_out += 1
 
     def _snapshot(
@@ -667,7 +737,8 @@ class SessionProtocol:
                 ticket = self._ticket()
                 self._jobs[ticket] = step
                 self._job_ticket = ticket
-                self._commands.append(ReadSnapshot(ticket, step.ref, step.limit))
+                fields = self._fields.get(step.ref.name)
+                self._commands.append(ReadSnapshot(ticket, step.ref, step.limit, fields))
             else:
                 # Every held update was dispatched before now (seq <= the hub's last): with no
                 # snapshot asked for, the client starts with what comes next.
