@@ -24,6 +24,7 @@ from mdp_core.settings import Secret, load
 from mdp_scp import ControlPlane, ScpSettings, User, UserStore, hash_password
 from mdp_scp.passwords import ScryptParameters
 from mdp_testing.browser import CHROMIUM, CHROMIUM_ARGS, require_browser
+from mdp_wds.deltas import project
 
 from .test_dashboard import (
     AS_OF_MS,
@@ -38,6 +39,26 @@ from .test_dashboard import (
 )
 
 pytestmark = [pytest.mark.browser, pytest.mark.integration]
+
+# The row fields boards.js subscribes with, and every row field its columns (value, text, class:
+# what they show, sort and colour by) and row classes read from a row that has none of them (so
+# every fallback is read too), for every ranking a board is built with.
+READS = """async () => {
+  const boards = await import('/static/boards.js');
+  const read = new Set();
+  const row = new Proxy({}, {
+    get: (target, name) => { read.add(String(name)); return undefined; },
+  });
+  for (const rank of ['pct', 'pctOpen', 'volume']) {
+    for (const column of boards.columns(rank)) {
+      for (const part of [column.value, column.text, column.cls]) if (part) part(row);
+    }
+  }
+  boards.rowClass(row);
+  // the page's filter (app.js rowFilter)
+  for (const pick of [boards.field.price, boards.field.volume, boards.field.rvol]) pick(row);
+  return [boards.BOARD_FIELDS, [...read]];
+}"""
 
 MINUTE_MS = 60_000
 FIRST_MINUTE = AS_OF_MS - AS_OF_MS % MINUTE_MS - 12 * MINUTE_MS  # 10:00 ET
@@ -147,7 +168,15 @@ async def test_chart_sparklines_and_delta_boards(stack: tuple[Any, Any, Any], sh
             await page.wait_for_selector(f'{chart}[data-bars="13"][data-last-close="11.6"]')
             await page.screenshot(path=str(shots / "dashboard-chart.png"))
 
-            # Delta boards: after each publication the page's board equals the server's.
+            # The boards subscribe with the row fields they read, and read no other.
+            fields, read = await page.evaluate(READS)
+            assert set(read) <= set(fields), (
+                f"boards read unlisted fields {set(read) - set(fields)}"
+            )
+            assert {"symbol", "end_ms", "price", "pct_change_since_open"} <= set(fields)
+
+            # Delta boards: after each publication the page's board equals the server's board
+            # projected on those fields (and no field beyond them travelled).
             board = market()[BOARD]
             for step in range(1, 6):
                 rows = [dict(r) for r in board["rows"]]
@@ -169,7 +198,9 @@ async def test_chart_sparklines_and_delta_boards(stack: tuple[Any, Any, Any], sh
                 held = await page.evaluate(
                     "() => window.mdpDashboard.client.boards.get('scanner:top_volume').doc"
                 )
-                assert held == json.loads(await redis.get(BOARD))
+                stored = json.loads(await redis.get(BOARD))
+                assert held == project(stored, "symbol", frozenset(fields))
+                assert any(set(row) - set(fields) for row in stored["rows"])
             assert await page.evaluate("() => window.mdpDashboard.client.gaps") == 0
             assert wds.stats.deltas_out >= 4  # the first publication may go whole
             assert errors == []

@@ -20,6 +20,28 @@ export const field = {
   halted: (r) => Boolean(r.halted),
 };
 
+// Every row field a board reads: the accessors above as its columns, row classes, sort keys
+// and the page's filter use them, the row key, and ``end_ms`` (the freshness of the board, for
+// stale dimming). The boards subscribe with exactly these (``fields``: the WDS sends nothing
+// else of each row), so a new column reading a field missing here would show nothing:
+// tests/browser/test_charts_and_deltas.py checks that every row field the columns read is here.
+export const BOARD_FIELDS = [
+  "symbol",
+  "price",
+  "close",
+  "pct_change",
+  "change_pct",
+  "pct_change_since_open",
+  "accumulated_volume",
+  "volume",
+  "rvol_tod",
+  "free_float",
+  "news",
+  "has_news",
+  "halted",
+  "end_ms",
+];
+
 function rvolClass(value) {
   if (!fmt.isNumber(value)) return "";
   if (value >= 5) return "rvol-extreme";
@@ -30,7 +52,7 @@ function rvolClass(value) {
 
 // The board's columns; the ranked one (``rank``: the board's metric) follows the price and is
 // never hidden on small screens, so the figure the board is ordered by is always in view.
-function columns(rank) {
+export function columns(rank) {
   const change = [
     {
       key: "pct",
@@ -105,7 +127,7 @@ function columns(rank) {
   ];
 }
 
-function rowClass(row) {
+export function rowClass(row) {
   const pct = field.pct(row);
   const classes = [];
   if (field.halted(row)) classes.push("halted");
@@ -139,8 +161,9 @@ export class BoardWidget {
     this.sparks = sparks;
     this.sparkColumn = this.table.columns.findIndex((column) => column.key === "spark");
     if (sparks) sparks.onChange((symbol) => this.drawSpark(symbol));
-    // Boards travel as deltas after their snapshot; the client hands over whole documents.
-    client.subscribe(feed, (kind, data) => this.show(data), { deltas: true });
+    // Boards travel as deltas after their snapshot, with only the row fields the board reads;
+    // the client hands over whole (projected) documents.
+    client.subscribe(feed, (kind, data) => this.show(data), { deltas: true, fields: BOARD_FIELDS });
   }
 
   drawSpark(symbol) {

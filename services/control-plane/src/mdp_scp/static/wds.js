@@ -9,7 +9,8 @@
 // Boards are followed with deltas (docs/reference/wds-protocol.md, "Boards as deltas"): the
 // client keeps each board and the number of its publication, applies a delta only to the
 // publication it follows, and on a gap asks for the board again; widgets always receive the
-// whole document.
+// whole document. A board subscribed with ``fields`` (the row fields its widget reads) gets
+// each row with only those: snapshots, updates, deltas and the gets that repair a gap alike.
 
 const MAX_BACKOFF_MS = 30000;
 const BASE_BACKOFF_MS = 500;
@@ -22,7 +23,7 @@ export class WdsClient {
     this.onState = onState;
     this.onSession = onSession;
     this.handlers = new Map(); // feed -> Set(handler)
-    this.options = new Map(); // feed -> {limit, deltas}
+    this.options = new Map(); // feed -> {limit, deltas, fields}
     this.boards = new Map(); // feed followed with deltas -> {doc, seq}
     this.gaps = 0; // deltas that did not follow the board held (each answered with a get)
     this.socket = null;
@@ -211,7 +212,7 @@ export class WdsClient {
         // A gap: ask for the whole board, and ignore deltas until it (or an update) comes.
         this.gaps += 1;
         board.seq = null;
-        this.send({ op: "get", id: this.nextId++, feed: message.feed, limit: this.optionsOf(message.feed).limit });
+        this.send(this.getMessage(message.feed));
       }
       return;
     }
@@ -221,43 +222,53 @@ export class WdsClient {
   }
 
   optionsOf(feed) {
-    return this.options.get(feed) || { limit: 50, deltas: false };
+    return this.options.get(feed) || { limit: 50, deltas: false, fields: null };
   }
 
-  subscribeMessage(feeds, { limit, deltas }) {
+  subscribeMessage(feeds, { limit, deltas, fields }) {
     const message = { op: "subscribe", id: this.nextId++, feeds, snapshot: true, limit };
     if (deltas) message.deltas = true;
+    if (fields) message.fields = fields;
+    return message;
+  }
+
+  // A feed's current content, read as it is followed (the same row fields).
+  getMessage(feed) {
+    const { limit, fields } = this.optionsOf(feed);
+    const message = { op: "get", id: this.nextId++, feed, limit };
+    if (fields) message.fields = fields;
     return message;
   }
 
   resubscribe() {
-    const groups = new Map(); // "limit|deltas" -> feeds
+    const groups = new Map(); // "limit|deltas|fields" -> feeds
     for (const feed of this.handlers.keys()) {
       const options = this.optionsOf(feed);
       if (options.deltas) this.boards.set(feed, { doc: null, seq: null });
-      const key = `${options.limit}|${options.deltas}`;
+      const key = `${options.limit}|${options.deltas}|${JSON.stringify(options.fields)}`;
       if (!groups.has(key)) groups.set(key, { options, feeds: [] });
       groups.get(key).feeds.push(feed);
     }
     for (const { options, feeds } of groups.values()) this.send(this.subscribeMessage(feeds, options));
   }
 
-  // options: {limit} (list elements in the snapshot, 50 by default), {deltas: true} for boards.
-  subscribe(feed, handler, { limit = 50, deltas = false } = {}) {
+  // options: {limit} (list elements in the snapshot, 50 by default), {deltas: true} for boards,
+  // {fields: [name...]} for a board whose rows are read only in part (the row key always comes).
+  subscribe(feed, handler, { limit = 50, deltas = false, fields = null } = {}) {
     let handlers = this.handlers.get(feed);
     const fresh = !handlers;
     if (fresh) {
       handlers = new Set();
       this.handlers.set(feed, handlers);
-      this.options.set(feed, { limit, deltas });
+      this.options.set(feed, { limit, deltas, fields });
       if (deltas) this.boards.set(feed, { doc: null, seq: null });
     }
     handlers.add(handler);
     if (this.authed) {
       if (fresh) {
-        this.send(this.subscribeMessage([feed], { limit, deltas }));
+        this.send(this.subscribeMessage([feed], { limit, deltas, fields }));
       } else {
-        this.send({ op: "get", id: this.nextId++, feed, limit: this.optionsOf(feed).limit });
+        this.send(this.getMessage(feed));
       }
     }
   }
