@@ -8,7 +8,9 @@ symbol of the volume board (quote panel, chart) and then counts, in the page (a 
 the share of each op (``snapshot``, ``update``, ``delta``) and of the busiest feeds, and the
 connection drops seen (a client too slow to read is cut by the WDS, close 4009). ``--before``
 measures the page as it was before boards travelled as deltas and charts existed: the wrapper
-takes ``"deltas": true`` and the ``bars:`` feeds out of what the page subscribes to.
+takes ``"deltas": true``, ``"fields"`` and the ``bars:`` feeds out of what the page subscribes
+to. ``--whole-rows`` measures the page as it was before boards were projected on the fields it
+reads: the wrapper takes ``"fields"`` out of its subscriptions and gets (deltas kept).
 
 Not a test: the figure depends on the simulated market (symbols, speed) and on the machine
 (2 shared cores here; a loaded machine publishes less often, so it tends to read low).
@@ -16,6 +18,7 @@ Not a test: the figure depends on the simulated market (symbols, speed) and on t
 Usage::
 
     uv run python bench/dashboard_wire.py [--symbols 300] [--speed 5] [--seconds 30]
+        [--before | --whole-rows]
 """
 
 from __future__ import annotations
@@ -42,11 +45,15 @@ COUNTER = """
   const Native = window.WebSocket;
   window.WebSocket = class extends Native {
     send(data) {
-      if (window.__wireBefore && typeof data === "string" && data.includes('"subscribe"')) {
+      const mode = window.__wireMode;
+      if (mode && typeof data === "string" && /"op":"(subscribe|get)"/.test(data)) {
         const message = JSON.parse(data);
-        delete message.deltas;
-        message.feeds = message.feeds.filter((feed) => !feed.startsWith("bars:"));
-        if (!message.feeds.length) return;
+        delete message.fields;
+        if (mode === "before" && message.op === "subscribe") {
+          delete message.deltas;
+          message.feeds = message.feeds.filter((feed) => !feed.startsWith("bars:"));
+          if (!message.feeds.length) return;
+        }
         data = JSON.stringify(message);
       }
       super.send(data);
@@ -70,9 +77,7 @@ COUNTER = """
 """
 
 
-async def measure(
-    symbols: int, speed: float, seconds: float, warmup: float, *, before: bool
-) -> None:
+async def measure(symbols: int, speed: float, seconds: float, warmup: float, *, mode: str) -> None:
     """Run the demo, open the dashboard, count the bytes it receives; print the figures."""
     demo = Demo(
         DemoOptions(
@@ -89,8 +94,8 @@ async def measure(
             )
             page = await browser.new_page(viewport={"width": 1480, "height": 1000})
             page.set_default_timeout(60_000)
-            if before:
-                await page.add_init_script("window.__wireBefore = true;")
+            if mode != "now":
+                await page.add_init_script(f"window.__wireMode = {mode!r};")
             await page.add_init_script(COUNTER)
             await page.goto(f"{demo.info.dashboard_url}/")
             await page.fill("input[name=user]", demo.info.admin_user)
@@ -105,7 +110,7 @@ async def measure(
             wire = await page.evaluate("() => { window.__wire.on = false; return window.__wire; }")
             total = sum(wire["ops"].values())
             print(
-                f"{'before' if before else 'now'}: {symbols} symbols at {speed:g}x for "
+                f"{mode}: {symbols} symbols at {speed:g}x for "
                 f"{seconds:g} s: "
                 f"{wire['messages'] / seconds:.1f} messages/s, {total / seconds / 1000:.1f} KB/s, "
                 f"{wire['closes']} connection drop(s)"
@@ -126,9 +131,12 @@ def main() -> None:
     parser.add_argument("--speed", type=float, default=5.0)
     parser.add_argument("--seconds", type=float, default=30.0)
     parser.add_argument("--warmup", type=float, default=5.0)
-    parser.add_argument("--before", action="store_true", help="whole boards, no bars feeds")
+    modes = parser.add_mutually_exclusive_group()
+    modes.add_argument("--before", action="store_true", help="whole boards, no bars feeds")
+    modes.add_argument("--whole-rows", action="store_true", help="deltas of whole rows")
     args = parser.parse_args()
-    asyncio.run(measure(args.symbols, args.speed, args.seconds, args.warmup, before=args.before))
+    mode = "before" if args.before else "whole-rows" if args.whole_rows else "now"
+    asyncio.run(measure(args.symbols, args.speed, args.seconds, args.warmup, mode=mode))
 
 
 if __name__ == "__main__":

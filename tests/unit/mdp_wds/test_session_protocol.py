@@ -1612,7 +1612,7 @@ def test_a_field_set_the_hub_refuses_is_answered_too_many_field_sets() -> None:
     assert isinstance(add, AddFeeds)
     assert [ref.name for ref in add.refs] == [BOARD]
     assert shell.stats.client_subscriptions == 1
-    shell.protocol.feeds_added([BOARD, "alerts:hod"])  # a name not subscribed is ignored
+    shell.protocol.feeds_added(["alerts:hod", BOARD])  # a name not subscribed is ignored
     out = shell.collect()
     assert out == [
         {

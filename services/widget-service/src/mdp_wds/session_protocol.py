@@ -431,8 +431,7 @@ class SessionProtocol:
         if refused:
             cap = "the feed is followed with too many field sets"
             for name in refused:
-                ref = self._subs.get(name)
-                if ref is None:
+                if name not in self._subs:
                     continue
                 self._forget(name)
                 self._violation("too_many_field_sets")
@@ -675,9 +674,10 @@ class SessionProtocol:
 
     @staticmethod
     def _projected(ref: FeedRef, data: bytes, fields: frozenset[str] | None) -> bytes:
-        key = ref.feed.delta_key
-        if fields is None or key is None:
+        if fields is None:
             return data
+        key = ref.feed.delta_key
+        assert key is not None  # ``fields`` are only accepted for boards
         return project_payload(data, key, fields)
 
     def _get(self, request: Request) -> None:
