@@ -126,7 +126,7 @@ READS: list[Read] = [
 async def test_the_cluster_client_is_chosen_by_the_url(on_cluster: Redis, single: Redis) -> None:
     # Typed as Redis, a cluster client whose callers wait for a connection.
     assert type(cast("object", on_cluster)) is WaitingCluster
-    assert isinstance(on_cluster, RedisCluster)
+    assert isinstance(cast("object", on_cluster), RedisCluster)
     assert is_cluster(on_cluster)
     assert not is_cluster(single)
 
