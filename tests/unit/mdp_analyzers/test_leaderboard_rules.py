@@ -329,6 +329,10 @@ def test_refusals_hydrate_count_and_ignore_what_is_not_theirs() -> None:
     assert (got["end_ms"], got["accumulated_volume"]) == (at_ms(DAY, 10, 5, 1), 9_000)
     assert (got["regular"]["low"], got["regular"]["high"]) == (8.0, 12.0)
     assert got["regular"]["first_ms"] == at_ms(DAY, 10, 0, 1)
+    # The adopted bar is the stored row's, field by field (not this replica's, nor empty).
+    stored = decoded(theirs)
+    for name in ("open", "high", "low", "vwap", "start_ms", "end_ms", "price"):
+        assert got[name] == stored[name] != decoded(mine)[name], name
     # An older stored row is not adopted over the replica's own later bar.
     analyzer.apply([bar(at_ms(DAY, 11, 0), acc=10_000)], 0)
     offers(analyzer, at_ms(DAY, 11, 1))
