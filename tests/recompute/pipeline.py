@@ -19,17 +19,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from datetime import time as wall_time
-from typing import Any
+from typing import Any, ClassVar
 
 import aiohttp
 import msgspec
 from redis.asyncio import Redis
 
 from mdp_analyzers.daily_range import DailyRangeAnalyzer
+from mdp_analyzers.typing import Output
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import (
     FEED_ALERTS_HOD,
@@ -46,6 +47,7 @@ from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ET, LiveClock, from_ns
+from mdp_core.events import MarketEvent, MinuteAggregate, SecondAggregate
 from mdp_core.settings import Secret, load
 from mdp_core.telemetry import Metrics
 from mdp_listener import ListenerSettings, MassiveListener
@@ -54,13 +56,14 @@ from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.settings import ProcessorSettings
 from mdp_processor.worker import build_analyzers
 from mdp_queues import AmqpConsumer, AmqpPublisher, Topology
+from mdp_queues.nodes import broker_urls
 from mdp_scanner import Scanner
 from mdp_sim.scenario import ScenarioConfig
 from mdp_sim.server import SimConfig, SimServers
 
 from .tape import FrameFaults, RecordingProxy
 
-__all__ = ["WDC_BOARDS", "Observed", "Pipeline", "Variant"]
+__all__ = ["WDC_BOARDS", "Applied", "BarKey", "Observed", "Pipeline", "Variant"]
 
 TOPICS = ("A.*", "AM.*", "LULD.*")
 #: Board name -> WDC feed name, spelled from the catalogue.
@@ -141,11 +144,50 @@ async def eventually(what: str, predicate: Callable[[], Awaitable[bool]], within
         raise AssertionError(f"drain: {what} did not happen within {within:.0f} s") from None
 
 
+#: A bar's identity on the tape and in a processor: kind, symbol, start and end (ms).
+BarKey = tuple[str, str, int, int]
+
+
+class Applied:
+    """An extra analyzer recording every ``A``/``AM`` bar its replica applied (writes nothing).
+
+    Lets a test with losses name which bars reached the processors, not only how many.
+    """
+
+    name: ClassVar[str] = "applied"
+    consumes: ClassVar[frozenset[str]] = frozenset({"A", "AM"})
+
+    def __init__(self) -> None:
+        self.bars: set[BarKey] = set()
+
+    def apply(self, inputs: Sequence[MarketEvent], now_ns: int) -> None:
+        del now_ns
+        for event in inputs:
+            if isinstance(event, SecondAggregate | MinuteAggregate):
+                self.bars.add((event.EV, event.symbol, event.start_ms, event.end_ms))
+
+    def collect(self, now_ns: int) -> Output:
+        del now_ns
+        return Output()
+
+
+def _rotated(urls: Sequence[str], start: int) -> str:
+    """The node URLs from ``start`` on, wrapping (one URL: itself): clients spread over nodes."""
+    first = start % len(urls)
+    return ",".join([*urls[first:], *urls[:first]])
+
+
 class Replica:
     """One processor with its own AMQP consumer and Redis clients, as one worker has."""
 
-    def __init__(
-        self, name: str, amqp_url: str, topology: Topology, redis_url: str, sim: SimServers
+    def __init__(  # noqa: PLR0917 - one worker's connections and its recorder
+        self,
+        name: str,
+        amqp_url: str,
+        topology: Topology,
+        redis_url: str,
+        sim: SimServers,
+        applied: Applied | None = None,
     ) -> None:
         # With partitioned queues each replica owns its share of the symbols (leases in MDC).
         settings = load(ProcessorSettings, {}, service_name="processor")
@@ -153,9 +195,10 @@ class Replica:
         self.ref = create_redis(redis_url)
         self.wdc = create_redis(redis_url)
         source = MassiveReferenceSource(sim.api_key, sim.rest_base)
+        self.consumer = AmqpConsumer(amqp_url, topology, prefetch=settings.prefetch)
         self.processor = Processor(
-            AmqpConsumer(amqp_url, topology, prefetch=settings.prefetch),
-            build_analyzers(settings),
+            self.consumer,
+            [*build_analyzers(settings), *([applied] if applied is not None else [])],
             state=RedisState(self.mdc),
             widgets=WidgetWriter(self.wdc),
             reference=ReferenceCache(source, self.ref),
@@ -169,6 +212,7 @@ class Replica:
             ),
             ownership=RedisOwnership(self.mdc, "recompute"),
         )
+        self.applied = applied
         self.task: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
@@ -191,12 +235,31 @@ class Replica:
 
 
 class Pipeline:
-    """One variant's pipeline: start, stream for the variant's window, drain, read WDC."""
+    """One variant's pipeline: start, stream for the variant's window, drain, read WDC.
 
-    def __init__(self, variant: Variant, amqp_url: str, prefix: str, redis_url: str) -> None:
+    ``amqp_url`` may list a RabbitMQ cluster's nodes (comma-separated): replica ``n`` then
+    lists them from node ``n`` on and the listener from the node after the last replica's, so
+    the clients sit on different nodes. ``mdq_cluster`` declares the queues for a cluster
+    (transient, spread over the nodes) and turns publisher confirms on, as the cluster
+    deployment does, so that a batch sent to a queue lost with its node is counted.
+    ``record_applied`` gives every replica an :class:`Applied` recorder.
+    """
+
+    def __init__(
+        self,
+        variant: Variant,
+        amqp_url: str,
+        prefix: str,
+        redis_url: str,
+        *,
+        mdq_cluster: bool = False,
+        record_applied: bool = False,
+    ) -> None:
         self.variant = variant
         self.amqp_url = amqp_url
-        self.topology = Topology(prefix=prefix, partitions=variant.partitions)
+        self.amqp_urls = broker_urls(amqp_url)
+        self.record_applied = record_applied
+        self.topology = Topology(prefix=prefix, partitions=variant.partitions, cluster=mdq_cluster)
         self.redis_url = redis_url
         self.sim = SimServers(
             SimConfig(
@@ -217,8 +280,12 @@ class Pipeline:
         self.scanner: Scanner | None = None
         self.listener: MassiveListener | None = None
         self.listener_metrics = Metrics("listener")
-        self.publisher = AmqpPublisher(amqp_url, self.topology)
+        self.publisher = AmqpPublisher(
+            _rotated(self.amqp_urls, variant.replicas), self.topology, confirms=mdq_cluster
+        )
         self.redis: Redis = create_redis(redis_url)
+        #: The scanner's and the listener's tasks (the replicas keep their own).
+        self.tasks: list[asyncio.Task[None]] = []
         self._stops: list[Callable[[], Awaitable[None]]] = []
 
     # --- run ------------------------------------------------------------------------------
@@ -243,7 +310,14 @@ class Pipeline:
         await self.proxy.start()
         self._stops.append(self.proxy.close)
         for n in range(self.variant.replicas):
-            replica = Replica(f"r{n}", self.amqp_url, self.topology, self.redis_url, self.sim)
+            replica = Replica(
+                f"r{n}",
+                _rotated(self.amqp_urls, n),
+                self.topology,
+                self.redis_url,
+                self.sim,
+                Applied() if self.record_applied else None,
+            )
             await replica.start()
             self.replicas.append(replica)
             self._stops.append(replica.stop)
@@ -256,6 +330,7 @@ class Pipeline:
         )
         scanner_stop = asyncio.Event()
         scanner_task = asyncio.create_task(self.scanner.run(scanner_stop))
+        self.tasks.append(scanner_task)
 
         async def stop_scanner() -> None:
             scanner_stop.set()
@@ -283,6 +358,7 @@ class Pipeline:
         )
         listener_stop = asyncio.Event()
         listener_task = asyncio.create_task(self.listener.run(listener_stop))
+        self.tasks.append(listener_task)
 
         async def stop_listener() -> None:
             listener_stop.set()
@@ -298,19 +374,21 @@ class Pipeline:
 
     async def stream(self) -> None:
         """Let the market run for the variant's window, then freeze the tape."""
+        await self.advance(self.variant.sim_seconds)
+        assert self.proxy is not None
+        await self.proxy.freeze()
+
+    async def advance(self, sim_seconds: float) -> None:
+        """Let the market run (at the variant's speed) for ``sim_seconds`` of market time."""
         variant = self.variant
         self.sim.set_pacing(variant.speed)
         market = self.sim.market
-        until = market.now_ns + int(variant.sim_seconds * 1e9)
+        until = market.now_ns + int(sim_seconds * 1e9)
 
         async def window_over() -> bool:
             return market.now_ns >= until
 
-        await eventually(
-            "the simulated window", window_over, variant.sim_seconds / variant.speed + 30
-        )
-        assert self.proxy is not None
-        await self.proxy.freeze()
+        await eventually("the simulated window", window_over, sim_seconds / variant.speed + 30)
 
     # --- drain ----------------------------------------------------------------------------
 
@@ -347,6 +425,17 @@ class Pipeline:
             return applied >= stats.total_published_events
 
         await eventually("the processors applying every event", all_applied, within)
+        await self.settle(within)
+
+    async def settle(self, within: float = 45.0, *, scanner_lost: bool = False) -> None:
+        """Once the processors have every event they will get: every replica flushed with
+        nothing left to write, a board composition after that, and the scanner through every
+        quote record published before a marker (the end of a drain, or of a lossy stream).
+
+        ``scanner_lost``: the scanner lost its Redis link on the way, so quote records it had
+        counted in a batch that was cut off were never processed (``messages`` stays above
+        ``processed``); a second marker then shows the first one's batch was fully handled.
+        """
         await self._quiet_flushes(within)
         quiet_ms = self.sim.market.now_ns // 1_000_000
 
@@ -358,17 +447,28 @@ class Pipeline:
             return True
 
         await eventually("a board composition after the last write", composed_after, within)
+        markers = self.ranges.rejected["invalid_json"]
         await self.redis.publish(DRAIN_CHANNEL, b"end of the drain")
         scanner = self.scanner
         assert scanner is not None
 
         async def scanner_done() -> bool:
-            return (
-                self.ranges.rejected["invalid_json"] >= 1
-                and scanner.stats.processed == scanner.stats.messages
+            return self.ranges.rejected["invalid_json"] > markers and (
+                scanner_lost or scanner.stats.processed == scanner.stats.messages
             )
 
-        await eventually("the scanner processing every quote record", scanner_done, within)
+        async def second_marker() -> bool:
+            return self.ranges.rejected["invalid_json"] > markers + 1
+
+        try:
+            await eventually("the scanner processing every quote record", scanner_done, within)
+            if scanner_lost:
+                await self.redis.publish(DRAIN_CHANNEL, b"end of the drain, again")
+                await eventually("the scanner processing the second marker", second_marker, within)
+        except AssertionError as exc:
+            raise AssertionError(
+                f"{exc}: {scanner.stats}, rejected {self.ranges.rejected}"
+            ) from None
 
     async def _quiet_flushes(self, within: float) -> None:
         """Every replica did a few flushes in a row that wrote nothing (reference data in)."""

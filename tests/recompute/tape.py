@@ -12,7 +12,8 @@ is exactly what the listener received. Faults apply to data frames only (never t
   symbols :func:`drops_op` selects (half of them, fixed by name).
 
 :meth:`RecordingProxy.freeze` ends the recording: a held frame is sent, and from then on
-nothing more reaches the listener, so the tape is final while the pipeline drains.
+nothing more reaches the listener, so the tape is final while the pipeline drains;
+:meth:`RecordingProxy.thaw` starts forwarding (and recording) again.
 """
 
 from __future__ import annotations
@@ -98,6 +99,12 @@ class RecordingProxy:
         async with self._lock:
             await self._release()
             self._frozen = True
+
+    async def thaw(self) -> None:
+        """Forward again after :meth:`freeze` (what the feed sent meanwhile never reaches the
+        listener, so the tape stays exactly what the listener received)."""
+        async with self._lock:
+            self._frozen = False
 
     async def close(self) -> None:
         if self._server is not None:
