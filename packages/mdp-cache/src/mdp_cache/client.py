@@ -12,11 +12,13 @@ and failovers. ``MDP_REDIS_CLUSTER=true`` turns the URLs of the settings into su
 
 from __future__ import annotations
 
+import random
 from collections.abc import Sequence
-from typing import Final, cast
+from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 
 from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
 from redis.crc import key_slot
@@ -45,6 +47,7 @@ __all__ = [
     "is_transient",
     "mget",
     "slot_of",
+    "subscriber",
 ]
 
 DEFAULT_MAX_CONNECTIONS: Final = 16
@@ -155,14 +158,38 @@ async def mget(client: Redis, names: Sequence[str | bytes]) -> list[bytes | None
     return cast("list[bytes | None]", values)
 
 
-async def discover(client: Redis) -> None:
+async def discover(client: Redis, *, refresh: bool = False) -> None:
     """On a cluster, learn its nodes and slots now (no-op on one Redis).
 
     Commands do it on first use, but redis-py's cluster pub/sub picks its node from the slot
-    map without filling it first: call this before ``client.pubsub()``.
+    map without filling it first: call this before :func:`subscriber`. With ``refresh`` the
+    map is read again even if the client has one (after a lost subscription: a master may
+    have failed over, and pub/sub, unlike commands, never makes the client notice).
     """
-    if is_cluster(client):
-        await cast("RedisCluster", client).initialize()
+    if not is_cluster(client):
+        return
+    cluster = cast("RedisCluster", client)
+    if refresh:
+        await cluster.nodes_manager.initialize()
+    else:
+        await cluster.initialize()
+
+
+def subscriber(client: Redis, **kwargs: Any) -> PubSub:
+    """A pub/sub connection of ``client``; on a cluster, on a random master of its map.
+
+    redis-py's cluster pub/sub otherwise subscribes on the client's default node and keeps
+    using it after that node died (a failover promotes its replica, the default stays), so a
+    subscriber reconnecting after the loss of that master never got its subscriptions back.
+    ``PUBLISH`` reaches every node of a cluster, so any live master serves ``SUBSCRIBE`` and
+    ``PSUBSCRIBE``. Call :func:`discover` (with ``refresh`` after a loss) first.
+    """
+    if not is_cluster(client):
+        return client.pubsub(**kwargs)
+    cluster = cast("RedisCluster", client)
+    primaries = cluster.get_primaries()
+    node = random.choice(primaries) if primaries else None
+    return cast("PubSub", cluster.pubsub(node=node, **kwargs))
 
 
 async def close_redis(client: Redis) -> None:

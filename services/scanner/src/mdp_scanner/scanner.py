@@ -49,7 +49,7 @@ from redis.asyncio.client import PubSub
 from redis.exceptions import RedisClusterException, RedisError
 
 from mdp_analyzers.typing import Analyzer, FeedMessage, Rehydratable, WidgetWrite
-from mdp_cache.client import PUBSUB_RECONNECT, discover, mget
+from mdp_cache.client import PUBSUB_RECONNECT, discover, mget, subscriber
 from mdp_cache.control import RuntimeState
 from mdp_cache.keys import KEY_SCANNER_DEDUP, feed_for
 from mdp_cache.widgets import WidgetWriter
@@ -282,8 +282,8 @@ class Scanner:
     async def _connection(self, first: bool) -> None:
         # Subscribe confirmations are received (and skipped) by us: with redis-py ignoring them,
         # get_message would return None for them too, which must only mean "quiet".
-        await discover(self._redis)
-        pubsub = self._redis.pubsub(ignore_subscribe_messages=False)
+        await discover(self._redis, refresh=not first)
+        pubsub = subscriber(self._redis, ignore_subscribe_messages=False)
         try:
             if self._subscribe:
                 await pubsub.subscribe(*self._subscribe)
