@@ -228,6 +228,9 @@ def test_bump(version: str, level: str, expected: str) -> None:
         ("### Added\n\n- x", "1.2.0", "minor"),
         ("### Removed\n\n- x", "0.2.0", "major"),
         ("### Changed\n\n- BREAKING: x", "1.0.0", "major"),
+        ("### Changed\n\n- **Breaking:** x", "0.3.0", "major"),
+        ("### Changed\n\n- **Breaking for stored data:** x", "1.0.0", "major"),
+        ("### Fixed\n\n- a non-breaking fix; breaking nothing", "1.0.0", "patch"),
     ],
 )
 def test_level_from_notes(notes: str, version: str, expected: str) -> None:

@@ -39,7 +39,8 @@ STATE_FILE = Path("releases.json")
 KUSTOMIZATION = Path("deploy/k8s/base/kustomization.yaml")
 LEVELS = ("major", "minor", "patch")
 _UNRELEASED = re.compile(r"^## Unreleased[ \t]*\n(?P<body>.*?)(?=^## |\Z)", re.M | re.S)
-_BREAKING = re.compile(r"^### Removed\b|\bBREAKING\b", re.M)
+# "BREAKING" anywhere, or an entry that opens with "**Breaking" (the changelogs' own style).
+_BREAKING = re.compile(r"^### Removed\b|\bBREAKING\b|^- \*\*Breaking\b", re.M)
 _ADDED = re.compile(r"^### Added\b", re.M)
 _DEPENDENCIES_NOTE = "- Released with its dependencies.\n"
 _VERSION_LINE = re.compile(r'^(version\s*=\s*")([^"]+)(")', re.M)
