@@ -276,6 +276,30 @@ async def _collect(get: object, count: int, payloads: set[bytes]) -> list[str]:
     return names
 
 
+def open_connections(client: WaitingCluster) -> int:
+    manager = client.nodes_manager
+    nodes = [*manager.nodes_cache.values(), *manager.startup_nodes.values()]
+    return sum(1 for node in nodes for connection in node._connections if connection.is_connected)
+
+
+async def test_closing_a_client_a_lost_node_marked_closes_every_connection(
+    cluster: LoopbackCluster,
+) -> None:
+    """A command that met a dropped connection (a master lost) leaves redis-py's client marked
+    to read the slot map again until its next command, and redis-py 8.1's ``aclose`` then
+    closed nothing: the sockets stayed open until the garbage collector warned."""
+    client = cast("object", create_redis(cluster.url()))  # typed as Redis
+    assert isinstance(client, WaitingCluster)
+    try:
+        for n in range(12):  # keys of every master: connections to each
+            await client.get(f"close:{n}")
+        assert open_connections(client) >= 3
+        client._initialize = True  # as a ConnectionError leaves it (redis-py 8.1)
+    finally:
+        await client.aclose()  # what close_redis calls
+    assert open_connections(client) == 0
+
+
 @pytest.mark.slow
 @pytest.mark.restart
 @pytest.mark.timeout(300)

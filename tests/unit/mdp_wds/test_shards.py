@@ -157,6 +157,8 @@ class FakeNode:
     server: asyncio.Server | None = None
     writers: list[asyncio.StreamWriter] = field(default_factory=list)
     commands: asyncio.Queue[list[bytes]] = field(default_factory=asyncio.Queue)
+    #: Connections the client closed (the node read their end).
+    ended: int = 0
 
     @property
     def port(self) -> int:
@@ -173,6 +175,7 @@ class FakeNode:
             for command in parser.feed(data):
                 assert isinstance(command, list)
                 await self.commands.put([c for c in command if isinstance(c, bytes)])
+        self.ended += 1
 
     async def command(self) -> list[bytes]:
         return await asyncio.wait_for(self.commands.get(), WAIT)
@@ -350,6 +353,36 @@ async def test_any_other_error_ends_the_connection(node: FakeNode) -> None:
         assert await node.command() == [b"SSUBSCRIBE", b"quote:AAPL"]
     finally:
         await link.stop()
+
+
+async def test_a_link_closes_its_connection_however_the_session_ends(node: FakeNode) -> None:
+    """Even a callback failing as the link comes up (before it reads a reply) closes the
+    connection: a writer left open is a socket leaked until the garbage collector warns."""
+
+    def on_state(up: bool) -> None:
+        if up:
+            raise RuntimeError("a callback failed")
+
+    link = PubSubLink(f"redis://127.0.0.1:{node.port}", lambda *_: None, on_state=on_state)
+    link.start()
+    await until(lambda: node.ended == 1)
+    with pytest.raises(RuntimeError, match="a callback failed"):
+        await link.stop()
+
+
+async def test_stopping_a_link_keeps_the_callers_own_cancellation(node: FakeNode) -> None:
+    """A caller cancelled while it waits for a link to stop is cancelled, not resumed: the
+    cluster's map keeper, cancelled while it stopped a demoted master's link, went on opening
+    links after its own stop."""
+    link = sharded_link(node, Events())
+    link.start()
+    assert await link.wait_connected(WAIT)
+    stopping = asyncio.ensure_future(link.stop())
+    await asyncio.sleep(0)  # it is waiting for the link's task now
+    stopping.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await stopping
+    await until(lambda: node.ended == 1)
 
 
 def test_a_plain_link_still_raises_on_a_moved_answer() -> None:

@@ -64,6 +64,18 @@ class WaitingCluster(RedisCluster):
         send = super().execute_command
         return await self.admitted(lambda: send(*args, **kwargs))
 
+    async def aclose(self) -> None:
+        """Close every node's connections, also after a command met a dropped connection.
+
+        redis-py 8.1's ``aclose`` closes nothing while the client is marked for re-reading the
+        slot map (``_initialize``), which a command that failed with a ``ConnectionError`` (a
+        master lost) leaves set until the next command: the connections to every node stayed
+        open until the garbage collector warned about them. Closing twice is harmless.
+        """
+        await super().aclose()
+        await self.nodes_manager.aclose()
+        await self.nodes_manager.aclose("startup_nodes")
+
     def pipeline(
         self, transaction: Any | None = None, shard_hint: Any | None = None
     ) -> ClusterPipeline:

@@ -41,7 +41,15 @@ from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.logging import get_logger
 from mdp_wds.resp import ErrorReply, RespParser, RespValue
 
-__all__ = ["Endpoint", "LinkError", "PubSubLink", "RespError", "moved_slot", "request"]
+__all__ = [
+    "Endpoint",
+    "LinkError",
+    "PubSubLink",
+    "RespError",
+    "moved_slot",
+    "request",
+    "until_done",
+]
 
 _log = get_logger(__name__)
 
@@ -144,22 +152,33 @@ class Endpoint:
 async def _connect(
     endpoint: Endpoint, parser: RespParser
 ) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A connection to ``endpoint``, logged in; the caller must close its writer.
+
+    Raises:
+        OSError, EOFError, TimeoutError, LinkError: the node did not answer well.
+        asyncio.CancelledError: also when the connection was made as the caller was cancelled
+            (Python 3.11's ``wait_for`` then returns the connection and drops the
+            cancellation): it is closed, never handed to a caller that is stopping.
+    """
     context = ssl.create_default_context() if endpoint.tls else None
     reader, writer = await asyncio.wait_for(
         asyncio.open_connection(endpoint.host, endpoint.port, ssl=context, limit=2**20),
         _CONNECT_TIMEOUT,
     )
-    if endpoint.password is not None:
-        args = ["AUTH", endpoint.password]
-        if endpoint.username:
-            args.insert(1, endpoint.username)
-        writer.write(_encode(*args))
-        try:
+    try:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise asyncio.CancelledError
+        if endpoint.password is not None:
+            args = ["AUTH", endpoint.password]
+            if endpoint.username:
+                args.insert(1, endpoint.username)
+            writer.write(_encode(*args))
             # raises RespError; nothing else is in flight, so the one reply is AUTH's
             await asyncio.wait_for(_read_replies(reader, parser), _CONNECT_TIMEOUT)
-        except BaseException:
-            writer.close()
-            raise
+    except BaseException:
+        writer.close()
+        raise
     return reader, writer
 
 
@@ -179,6 +198,24 @@ async def request(endpoint: Endpoint, *args: str) -> RespValue:
         writer.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(writer.wait_closed(), 1.0)
+
+
+async def until_done(task: asyncio.Task[None]) -> None:
+    """Wait until a cancelled ``task`` has finished (its connection closed).
+
+    Its ``CancelledError`` is the expected end; a cancellation of the *caller* while it waits
+    is not swallowed with it (``contextlib.suppress`` would: the caller then ran on after being
+    stopped, opening links nobody would close).
+
+    Raises:
+        asyncio.CancelledError: when the caller itself was cancelled meanwhile.
+    """
+    try:
+        await task
+    except asyncio.CancelledError:
+        current = asyncio.current_task()
+        if current is not None and current.cancelling():
+            raise
 
 
 MessageCallback = Callable[[bytes, bytes | None, bytes], None]
@@ -284,11 +321,12 @@ class PubSubLink:
         """Close the connection and stop reconnecting."""
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._resolve_all(False)
+        try:
+            if task is not None:
+                task.cancel()
+                await until_done(task)
+        finally:
+            self._resolve_all(False)
 
     async def subscribe(self, name: str, kind: Kind) -> bool:
         """Subscribe to a channel or pattern and wait until Redis has confirmed it.
@@ -355,24 +393,25 @@ class PubSubLink:
     async def _session(self) -> None:
         parser = RespParser()
         reader, writer = await _connect(self._endpoint, parser)
-        self._writer = writer
-        loop = asyncio.get_running_loop()
-        self._last_seen = loop.time()
-        channels, patterns = sorted(self._wanted["channel"]), sorted(self._wanted["pattern"])
-        self._resync_pending = {("channel", c) for c in channels} | {
-            ("pattern", p) for p in patterns
-        }
-        if channels and self._sharded:  # one slot per SSUBSCRIBE: one command per channel
-            writer.write(b"".join(_encode("SSUBSCRIBE", channel) for channel in channels))
-        elif channels:
-            writer.write(_encode("SUBSCRIBE", *channels))
-        if patterns:
-            writer.write(_encode("PSUBSCRIBE", *patterns))
-        await writer.drain()
-        if not self._resync_pending:
-            self._up()
-        pinger = loop.create_task(self._keepalive(writer))
-        try:
+        pinger: asyncio.Task[None] | None = None
+        try:  # from here on, however the session ends (cancelled, a callback raising), close
+            self._writer = writer
+            loop = asyncio.get_running_loop()
+            self._last_seen = loop.time()
+            channels, patterns = sorted(self._wanted["channel"]), sorted(self._wanted["pattern"])
+            self._resync_pending = {("channel", c) for c in channels} | {
+                ("pattern", p) for p in patterns
+            }
+            if channels and self._sharded:  # one slot per SSUBSCRIBE: one command per channel
+                writer.write(b"".join(_encode("SSUBSCRIBE", channel) for channel in channels))
+            elif channels:
+                writer.write(_encode("SUBSCRIBE", *channels))
+            if patterns:
+                writer.write(_encode("PSUBSCRIBE", *patterns))
+            await writer.drain()
+            pinger = loop.create_task(self._keepalive(writer))
+            if not self._resync_pending:
+                self._up()
             while True:
                 # RespProtocolError: a ValueError; error replies: see _handle_error
                 replies = await _read_replies(reader, parser, errors=True)
@@ -380,7 +419,8 @@ class PubSubLink:
                 for reply in replies:
                     self._handle(reply)
         finally:
-            pinger.cancel()
+            if pinger is not None:
+                pinger.cancel()
             writer.close()
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(writer.wait_closed(), 1.0)

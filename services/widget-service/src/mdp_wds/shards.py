@@ -42,7 +42,15 @@ from typing import Final
 from mdp_cache.client import PUBSUB_RECONNECT, slot_of
 from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.logging import get_logger
-from mdp_wds.link import Endpoint, Kind, LinkError, MessageCallback, PubSubLink, request
+from mdp_wds.link import (
+    Endpoint,
+    Kind,
+    LinkError,
+    MessageCallback,
+    PubSubLink,
+    request,
+    until_done,
+)
 from mdp_wds.resp import RespValue
 
 __all__ = ["MAP_REFRESH_SECONDS", "Address", "ClusterPubSub", "SlotMap", "parse_cluster_slots"]
@@ -178,6 +186,7 @@ class ClusterPubSub:
         self._connected = asyncio.Event()
         self._gap = False
         self._task: asyncio.Task[None] | None = None
+        self._stopped = False
 
     @property
     def connected(self) -> bool:
@@ -209,6 +218,7 @@ class ClusterPubSub:
     def start(self) -> None:
         """Start the pattern link and the slot-map keeper (idempotent)."""
         if self._task is None:
+            self._stopped = False
             self._patterns.start()
             self._refresh.set()
             loop = asyncio.get_running_loop()
@@ -216,14 +226,14 @@ class ClusterPubSub:
 
     async def stop(self) -> None:
         """Close every link and stop following the cluster."""
+        self._stopped = True  # no link is opened from here on (_link)
         task, self._task = self._task, None
         if task is not None:
             task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        links, self._links = list(self._links.values()), {}
-        for link in [self._patterns, *links]:
-            await link.stop()
+            await until_done(task)
+        await self._patterns.stop()
+        while self._links:  # a stop awaits: take the links one by one, none is left open
+            await self._links.popitem()[1].stop()
 
     async def subscribe(self, name: str, kind: Kind) -> bool:
         """Subscribe and wait for the confirmation (:meth:`PubSubLink.subscribe`).
@@ -234,6 +244,8 @@ class ClusterPubSub:
         """
         if kind == "pattern":
             return await self._patterns.subscribe(name, kind)
+        if self._stopped:
+            return False
         key = name.encode()
         address = self._owner.get(key)
         if address is None:
@@ -262,6 +274,9 @@ class ClusterPubSub:
     def _link(self, address: Address) -> PubSubLink:
         link = self._links.get(address)
         if link is None:
+            if self._stopped:
+                msg = "the cluster pub/sub is stopped"
+                raise LinkError(msg)
             link = PubSubLink(
                 self._seed.at(*address),
                 self._shard_messages(address),
