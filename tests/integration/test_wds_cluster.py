@@ -258,8 +258,13 @@ async def test_a_migrated_slot_moves_the_subscription_to_its_new_master(
 @pytest.mark.slow
 @pytest.mark.restart
 @pytest.mark.timeout(300)
-async def test_losing_a_master_moves_the_wds_to_the_promoted_replica() -> None:
-    """A master dies; the WDS re-subscribes its names on the promoted replica and delivers."""
+@pytest.mark.parametrize("url_node", [False, True], ids=["another-master", "the-urls-node"])
+async def test_losing_a_master_moves_the_wds_to_the_promoted_replica(url_node: bool) -> None:
+    """A master dies; the WDS re-subscribes its names on the promoted replica and delivers.
+
+    When the master is the node the URL names, the pattern subscriptions were there: they move
+    to a live master, and pattern feeds are delivered again too.
+    """
     cluster = LoopbackCluster()  # its own: this test kills a node
     await cluster.start()
     server: WidgetServer | None = None
@@ -267,17 +272,18 @@ async def test_losing_a_master_moves_the_wds_to_the_promoted_replica() -> None:
     try:
         slots = await slot_map(cluster)
         chosen = names_on_every_master(slots, 2)
-        # Not the URL's node: the pattern link stays there (see mdp_wds.shards).
-        victim = next(m for m in chosen if m[1] != cluster.ports[0])
+        victim = next(m for m in chosen if (m[1] == cluster.ports[0]) == url_node)
         lost = chosen[victim]
         exact = [n for names in chosen.values() for n in names]
         server = await start_server(cluster.url())
         ws = await open_client(server, *exact)
+        pattern_ws = await open_client(server, FEED_QUOTE.pattern)
         writer = WidgetWriter(writer_client)
 
         marker = secrets.token_hex(6)
         await writer.write([quote(n.split(":")[1], marker) for n in exact])
         assert await updates_marked(ws, marker, len(exact), settle=0.0) == Counter(exact)
+        assert await updates_marked(pattern_ws, marker, len(exact), settle=0.0) == Counter(exact)
 
         await cluster.kill(victim[1])
         loop = asyncio.get_running_loop()
@@ -307,11 +313,14 @@ async def test_losing_a_master_moves_the_wds_to_the_promoted_replica() -> None:
             try:
                 payload = json.dumps({"symbol": name, "marker": marker})
                 assert await node.execute_command("SPUBLISH", name, payload) == 1  # type: ignore[no-untyped-call] # redis-py leaves execute_command untyped
+                await node.publish(name, payload)  # for the pattern (the bus copies it)
             finally:
                 await node.aclose()
         assert await updates_marked(ws, marker, len(exact)) == Counter(exact)
+        assert await updates_marked(pattern_ws, marker, len(exact)) == Counter(exact)
         assert server.stats.redis_reconnects >= 1  # snapshots were re-sent after the gap
         await ws.close()
+        await pattern_ws.close()
     finally:
         await close_redis(writer_client)
         if server is not None:

@@ -11,7 +11,8 @@ form, so that a bug in the pipeline cannot hide behind the same bug in the oracl
   09:30-close (16:00, or the early close of a half day), after-hours close-20:00.
 * **Ranges** (``range:{symbol}``): per session, high = max ``h`` and low = min ``l`` over every
   good bar of the symbol starting in it; day high/low over the sessions. Sessions without a bar
-  are ``null``.
+  are ``null``. Its ``price`` is the close of the symbol's latest bar (the rule of a board row
+  below) among the bars starting in a session.
 * **The day of a board row** is the trading day of the bar's *end* (04:00 ET to 04:00 ET); the
   row is built from the symbol's latest bar of the day: greatest end, then greatest accumulated
   volume, window volume, close.
@@ -233,6 +234,8 @@ class Expected:
     boards: dict[str, list[BoardRow]] = field(default_factory=dict)
     #: (symbol, session) -> good bars starting in the session, in arrival order.
     session_bars: dict[tuple[str, str], list[Bar]] = field(default_factory=dict)
+    #: symbol -> its range document's price: the latest session bar's close, and that bar.
+    prices: dict[str, Bar] = field(default_factory=dict)
 
 
 def recompute(bars: Sequence[Bar], schedule: Schedule, prev_close: Mapping[str, float]) -> Expected:
@@ -249,6 +252,10 @@ def recompute(bars: Sequence[Bar], schedule: Schedule, prev_close: Mapping[str, 
         doc = expected.ranges.setdefault(symbol, dict.fromkeys(RANGE_FIELDS))
         doc[f"{session}_high"] = max(b.high for b in members)
         doc[f"{session}_low"] = min(b.low for b in members)
+        latest = max(members, key=lambda b: b.order)
+        held = expected.prices.get(symbol)
+        if held is None or latest.order > held.order:
+            expected.prices[symbol] = latest
     for doc in expected.ranges.values():
         highs = [v for k, v in doc.items() if k.endswith("_high") and v is not None]
         lows = [v for k, v in doc.items() if k.endswith("_low") and v is not None]
@@ -403,6 +410,9 @@ def compare_ranges(expected: Expected, documents: Mapping[str, Mapping[str, Any]
             report.check(
                 "ranges", symbol, _setter(expected, symbol, name), fields[name], doc.get(name)
             )
+        latest = expected.prices[symbol]
+        where = f"price ({latest.kind} {_et(latest.start_ms)[:8]}-{_et(latest.end_ms)[:8]})"
+        report.check("ranges", symbol, where, latest.close, doc.get("price"))
     for symbol in sorted(set(documents) - set(expected.ranges)):
         if documents[symbol].get("trading_day") == day:
             report.fail("ranges", symbol, "range document", "absent (no bar)", "present")

@@ -158,12 +158,19 @@ def test_the_comparison_reports_each_planted_fault() -> None:
         [bar("AAA", at(9, 30, 2), 10, 10.6, 9, 10.1, 1_200)],
     )
     expected = recompute(bars, SCHEDULE, {"AAA": 10.0, "BBB": 4.0})
-    ranges = {s: {"trading_day": DAY.isoformat(), **f} for s, f in expected.ranges.items()}
+    ranges = {
+        s: {"trading_day": DAY.isoformat(), "price": {"AAA": 10.1, "BBB": 5}[s], **f}
+        for s, f in expected.ranges.items()
+    }
     assert not compare_ranges(expected, ranges).mismatches
     ranges["AAA"] = {**ranges["AAA"], "regular_high": 10.6}  # the latest bar's high only
     [miss] = compare_ranges(expected, ranges).mismatches
     assert (miss.symbol, miss.expected, miss.got) == ("AAA", 11, 10.6)
     assert miss.field == "regular_high (A 09:30:01)"  # the bar that set the extreme
+    ranges["AAA"] = {**ranges["AAA"], "regular_high": 11, "price": 10.9}  # an earlier close
+    [miss] = compare_ranges(expected, ranges).mismatches
+    assert (miss.symbol, miss.expected, miss.got) == ("AAA", 10.1, 10.9)
+    assert miss.field == "price (A 09:30:02-09:30:03)"  # the latest bar
 
     def board(rows: list[tuple[str, dict[str, Any]]], name: str) -> dict[str, Any]:
         return {

@@ -396,3 +396,48 @@ def test_an_extreme_newer_than_its_record_holds_back_later_alerts_stamps() -> No
     assert [(a.price, a.previous, a.as_of_ms) for a in alerts(later)] == [(2.24, 2.23, t0 + 8_000)]
     # The range document keeps the latest bar's own time, not the alert clock.
     assert ranges(later)["range:V"].as_of_ms == t0 + 7_000
+
+
+def _bar_record(symbol: str, start_ms: int, end_ms: int, price: float) -> FeedMessage:
+    record = {"symbol": symbol, "price": price, "start_ms": start_ms, "end_ms": end_ms}
+    return FeedMessage(f"quote:{symbol}", json.dumps(record).encode())
+
+
+def test_the_price_is_the_close_of_the_bar_that_ends_latest_not_the_one_starting_latest() -> None:
+    """A minute bar ends with its minute's last second bar and supersedes it on the record.
+
+    The processor's row holds the bar that ends latest, so when the second bars of :50 and :59
+    and then the minute bar (start :00, end :00 of the next minute) land in one flush, the
+    record of the flush is the minute bar's. Ordering by bar start kept the :50 price.
+    """
+    analyzer = DailyRangeAnalyzer()
+    minute = at_ms(DAY, 9, 35)
+    out = run(analyzer, _bar_record("CAP", minute + 52_000, minute + 53_000, 221.55), now_ms=minute)
+    assert ranges(out)["range:CAP"].price == 221.55
+    out = run(analyzer, _bar_record("CAP", minute, minute + 60_000, 221.5), now_ms=minute + 60_000)
+    doc = ranges(out)["range:CAP"]
+    assert (doc.price, doc.as_of_ms) == (221.5, minute + 60_000)
+    # Same end: the later record wins (records come in the order MDC stored their rows).
+    out = run(
+        analyzer,
+        _bar_record("CAP", minute + 59_000, minute + 60_000, 221.52),
+        now_ms=minute + 60_000,
+    )
+    assert ranges(out)["range:CAP"].price == 221.52
+    # A bar ending one millisecond earlier is older, even though it starts later.
+    out = run(
+        analyzer,
+        _bar_record("CAP", minute + 59_500, minute + 59_999, 221.6),
+        now_ms=minute + 60_000,
+    )
+    doc = ranges(out)["range:CAP"]
+    assert (doc.price, doc.as_of_ms) == (221.52, minute + 60_000)
+
+
+def test_a_record_without_an_end_is_as_of_its_start() -> None:
+    tick = decode_quote(b'{"symbol": "A", "price": 5.0, "start_ms": 7}')
+    assert (tick.ts_ms, tick.end_ms) == (7, 7)
+    tick = decode_quote(b'{"symbol": "A", "price": 5.0, "start_ms": 7, "end_ms": 3}')
+    assert (tick.ts_ms, tick.end_ms) == (7, 7)  # an end before the start is not believed
+    tick = decode_quote(b'{"symbol": "A", "price": 5.0, "start_ms": 7, "end_ms": 9}')
+    assert (tick.ts_ms, tick.end_ms) == (7, 9)

@@ -114,11 +114,14 @@ class SessionSeen:
 class Tick:
     """One usable quote: symbol, event time and the bar's price range (low <= price <= high).
 
-    ``sessions`` holds the session figures the record carries (empty: a bare bar).
+    ``ts_ms`` is the bar's start (it places the bar in a session); ``end_ms`` its end, when its
+    close became the price (the start for a record without an end). ``sessions`` holds the
+    session figures the record carries (empty: a bare bar).
     """
 
     symbol: str
     ts_ms: int
+    end_ms: int
     price: float
     high: float
     low: float
@@ -188,6 +191,7 @@ def decode_quote(payload: bytes) -> Tick:
     return Tick(
         symbol=symbol,
         ts_ms=ts_ms,
+        end_ms=max(ts_ms, record.end_ms if record.end_ms is not None else ts_ms),
         price=price,
         high=max(high, low, price),
         low=min(low, high, price),
@@ -196,7 +200,10 @@ def decode_quote(payload: bytes) -> Tick:
 
 
 class RangeDoc(msgspec.Struct, kw_only=True, omit_defaults=False):
-    """The per-symbol range document on ``range:{symbol}`` (null where a session is unseen)."""
+    """The per-symbol range document on ``range:{symbol}`` (null where a session is unseen).
+
+    ``price`` is the close of the latest-ending bar seen, ``as_of_ms`` that bar's end.
+    """
 
     symbol: str
     trading_day: str
@@ -418,8 +425,11 @@ class DailyRangeAnalyzer:
             bar_high, bar_low = Extreme(tick.high, tick.ts_ms), Extreme(tick.low, tick.ts_ms)
             self._extend(tick, state, session, "high", extreme=bar_high, after_first=False)
             self._extend(tick, state, session, "low", extreme=bar_low, after_first=False)
-        if tick.ts_ms >= state.as_of_ms:
-            state.price, state.as_of_ms, state.session = tick.price, tick.ts_ms, session
+        # The price is the close of the bar that ends latest, the processor's rule for the
+        # row a quote record carries: a minute bar superseding its minute's last second bar
+        # (same end, earlier start) brings the price, whatever close that second bar had.
+        if tick.end_ms >= state.as_of_ms:
+            state.price, state.as_of_ms, state.session = tick.price, tick.end_ms, session
         state.known_ms = max(state.known_ms, tick.ts_ms)
         self._changed.add(tick.symbol)
 

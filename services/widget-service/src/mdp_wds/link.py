@@ -317,6 +317,19 @@ class PubSubLink:
             self._stopping = False
             self._task = asyncio.get_running_loop().create_task(self._run(), name="wds-pubsub")
 
+    def move_to(self, endpoint: Endpoint) -> None:
+        """Subscribe on another node from the next connection on; a live one is dropped now.
+
+        Everything wanted is subscribed there, followed by ``on_resync`` as after a reconnect.
+        """
+        if endpoint == self._endpoint:
+            return
+        _log.info("redis_link_moved", node=endpoint.address, previous=self._endpoint.address)
+        self._endpoint = endpoint
+        writer = self._writer
+        if writer is not None:
+            writer.transport.abort()
+
     async def stop(self) -> None:
         """Close the connection and stop reconnecting."""
         self._stopping = True

@@ -9,8 +9,9 @@ patterns). :class:`ClusterPubSub` follows that split with the same interface as 
 * **exact names** go to one sharded link per master (``SSUBSCRIBE``/``smessage``), chosen by
   the name's CRC16 hash slot (:func:`mdp_cache.client.slot_of`) in the slot map read with
   ``CLUSTER SLOTS``, so exact-name fan-out grows with the shards;
-* **patterns** stay on one plain link to the node the URL names (``PSUBSCRIBE``/``pmessage``),
-  which receives every ``PUBLISH``.
+* **patterns** are on one plain link (``PSUBSCRIBE``/``pmessage``), first to the node the URL
+  names, and to a random master of the map once that node is no longer one (it died and its
+  replica was promoted): every node receives every ``PUBLISH``.
 
 No message is delivered twice: an exact name is never subscribed with ``SUBSCRIBE``, so a
 write arrives once as an ``smessage`` (routed by the hub to that name's subscribers) and once
@@ -414,6 +415,10 @@ class ClusterPubSub:
             ):
                 moved.append((name, link))  # a link that is down subscribes on reconnect
         masters = set(slot_map.masters)
+        patterns_at = self._patterns.endpoint
+        if masters and (patterns_at.host, patterns_at.port) not in masters:
+            # Its node died (or was demoted): patterns are served by any live master.
+            self._patterns.move_to(self._seed.at(*self._rng.choice(sorted(masters))))
         for address in masters:
             self._link(address)  # up before a name needs it: no resync for the first name
         for address in [a for a in self._links if a not in masters]:
