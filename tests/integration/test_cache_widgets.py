@@ -174,15 +174,18 @@ async def test_alert_lists_are_stored_in_event_time_order_whatever_the_arrival(
     writer = WidgetWriter(redis)
     name = FEED_ALERTS_HOD.name()
 
-    def alert(at_ms: int) -> WidgetWrite:
-        return WidgetWrite(FEED_ALERTS_HOD, name, b'{"symbol":"A","as_of_ms":%d}' % at_ms)
+    def alert(at_ms: int, symbol: str = "A") -> WidgetWrite:
+        payload = b'{"symbol":"%s","as_of_ms":%d}' % (symbol.encode(), at_ms)
+        return WidgetWrite(FEED_ALERTS_HOD, name, payload)
 
     arrivals = [5, 9, 7, 1, 9, 12, 3, 10, 40, 2]
-    for at in arrivals:
-        await writer.write([alert(at)])
+    for n, at in enumerate(arrivals):  # two alerts at 9, of different symbols
+        await writer.write([alert(at, "B" if n == 4 else "A")])
     items = cast("list[bytes]", await redis.lrange(name, 0, -1))
     stored = [int(item.split(b'"as_of_ms":')[1].rstrip(b"}")) for item in items]
     assert stored == sorted(arrivals, reverse=True)
+    await writer.write([alert(9, "B"), alert(9)])  # sent again: already there
+    assert await redis.lrange(name, 0, -1) == items
     # Past the cap, the oldest fall off the end whatever their arrival.
     cap = FEED_ALERTS_HOD.max_len or 0
     for at in range(100, 100 + cap):
@@ -206,23 +209,39 @@ SMALL_ALERTS = Feed(
 )
 
 
-def pushed_one_at_a_time(stored: list[bytes], items: list[bytes], cap: int) -> list[bytes]:
-    """The rule written out: before the first element not newer (or timeless), cut to cap."""
+def _time_of(element: bytes) -> int | None:
+    found = re.search(rb'"as_of_ms":(-?\d+)', element)
+    return int(found.group(1)) if found else None
 
-    def time_of(element: bytes) -> int | None:
-        found = re.search(rb'"as_of_ms":(-?\d+)', element)
-        return int(found.group(1)) if found else None
+
+def pushed_one_at_a_time(
+    stored: list[bytes], items: list[bytes], cap: int, entered: list[bytes] | None = None
+) -> list[bytes]:
+    """The rule written out: before the first element that is older, timeless, or of its time
+    with a SHA-1 not above its own (unless that is itself: already there), cut to cap.
+    ``entered`` collects the elements that entered the list (those published)."""
+
+    def sha(element: bytes) -> str:
+        return hashlib.sha1(element).hexdigest()  # noqa: S324 # the script's tie order, not security
 
     out = list(stored)
     for item in items:
-        t = time_of(item)
+        t = _time_of(item)
         at = 0
         if t is not None:
             window = out[:cap]
             at = next(
-                (i for i, e in enumerate(window) if (o := time_of(e)) is None or o <= t),
+                (
+                    i
+                    for i, e in enumerate(window)
+                    if (o := _time_of(e)) is None or o < t or (o == t and sha(e) <= sha(item))
+                ),
                 len(out),
             )
+            if at >= cap or (at < len(out) and out[at] == item):
+                continue
+        if entered is not None:
+            entered.append(item)
         out.insert(at, item)
         out = out[:cap]
     return out
@@ -261,6 +280,59 @@ async def test_a_batch_of_ordered_pushes_equals_its_pushes_one_at_a_time(
         assert 0 < await redis.ttl(name) <= SMALL_ALERTS.ttl
 
 
+timed = st.builds(
+    lambda t, tag: b'{"as_of_ms":%d,"n":%d}' % (t, tag), st.integers(0, 6), st.integers(0, 3)
+)
+
+
+@settings(
+    max_examples=120, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    stored=st.lists(timed, max_size=6, unique=True),
+    batch=st.lists(timed, min_size=1, max_size=9, unique=True),
+)
+async def test_an_ordered_push_sent_again_changes_nothing_and_publishes_nothing(
+    redis: Redis, stored: list[bytes], batch: list[bytes]
+) -> None:
+    """A retried write (lost reply, a cluster pipeline sent again) is idempotent.
+
+    Few distinct times and tags, so a batch often repeats what the list holds already.
+    """
+    name = SMALL_ALERTS.name()
+    cap = SMALL_ALERTS.max_len or 0
+    await redis.delete(name)
+    # A list the rule could make: newest first, equal times by SHA-1, descending.
+    stored = sorted(stored, key=lambda e: (_time_of(e), hashlib.sha1(e).hexdigest()), reverse=True)  # noqa: S324 # the tie order
+    if stored:
+        await redis.rpush(name, *stored)
+    entered: list[bytes] = []
+    expected = pushed_one_at_a_time(stored, batch, cap, entered)
+    async with redis.pubsub() as pubsub:
+        await pubsub.subscribe(name)
+        await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
+        for _ in range(2):
+            pipe = redis.pipeline(transaction=False)
+            queue_ordered_list_write(pipe, SMALL_ALERTS, name, batch)
+            await pipe.execute()
+            assert await redis.lrange(name, 0, -1) == expected
+        await redis.publish(name, b"end")  # published after both: the end of what they sent
+        got = []
+        while message := await pubsub.get_message(ignore_subscribe_messages=True, timeout=5.0):
+            if message["data"] == b"end":
+                break
+            got.append(message["data"])
+    assert got == entered  # each element that entered, once, in arrival order
+    # Whatever the order of the batch: the same list.
+    await redis.delete(name)
+    if stored:
+        await redis.rpush(name, *stored)
+    pipe = redis.pipeline(transaction=False)
+    queue_ordered_list_write(pipe, SMALL_ALERTS, name, batch[::-1], publish=False)
+    await pipe.execute()
+    assert await redis.lrange(name, 0, -1) == expected
+
+
 async def test_a_flush_of_alerts_is_one_script_call_and_each_is_published(redis: Redis) -> None:
     writer = WidgetWriter(redis)
     name = FEED_ALERTS_HOD.name()
@@ -272,7 +344,7 @@ async def test_a_flush_of_alerts_is_one_script_call_and_each_is_published(redis:
     async with redis.pubsub() as pubsub:
         await pubsub.subscribe(name)
         await pubsub.get_message(timeout=1.0)  # the subscribe confirmation
-        assert await writer.write(writes) == 1 + len(writes)  # one script, five publishes
+        assert await writer.write(writes) == 1  # one script, which publishes too
         got = [
             message["data"]
             for _ in writes
@@ -280,7 +352,7 @@ async def test_a_flush_of_alerts_is_one_script_call_and_each_is_published(redis:
         ]
     assert got == [w.payload for w in writes]
     stored = await redis.lrange(name, 0, -1)
-    # Newest first; of the two at 3 the later arrival (S3) is first, as pushed one by one.
+    # Newest first; of the two at 3, S3 (the greater SHA-1: 7312... > 0b06...) is first.
     assert stored == [
         writes[2].payload,
         writes[0].payload,

@@ -214,16 +214,24 @@ def with_trace_context(writes: Sequence[WidgetItem]) -> Sequence[WidgetItem]:
 ORDERED_LIST_PUSH_LUA: Final = """
 -- KEYS[1] a list feed kept newest first by a time field of its JSON elements
 -- ARGV[1] the cap; ARGV[2] the TTL; ARGV[3] the Lua pattern capturing an element's time
--- (e.g. '"as_of_ms":(%-?%d+)'); ARGV[4..] the new elements in arrival order.
+-- (e.g. '"as_of_ms":(%-?%d+)'); ARGV[4] one publish flag per element ('0' none, '1' PUBLISH,
+-- '2' SPUBLISH, '3' both); ARGV[5..] the new elements in arrival order.
 -- The result is exactly that of pushing the elements one at a time: each goes before the
--- first element that is not newer (or has no time), an element without a time goes on top,
--- one older than all is appended, and the list is cut to the cap. The head of the list is
--- read 16 at a time, only as deep as the oldest new element needs, into a table where the
--- elements are placed; then that head is replaced in one LTRIM and one LPUSH. A flush's
--- late alerts thus cost one walk of the head, not one walk each.
+-- first element that is older, has no time, or has its time and a SHA-1 not above its own
+-- (equal times in one order whatever the arrival); an element without a time goes on top, one
+-- older than all is appended, and the list is cut to the cap. An element is published when it
+-- enters the list. An element with a time that is already there is neither pushed nor
+-- published again: a write retried after a lost reply, or sent again whole by a cluster
+-- pipeline after one node failed, leaves list and subscribers as after the first. (Timed
+-- elements are thus the newest cap of a set, in one order, whatever arrival and repetition.)
+-- The head of the list is read 16 at a time, only as deep as the oldest new element needs,
+-- into a table where the elements are placed; then that head is replaced in one LTRIM and one
+-- LPUSH. A flush's late alerts thus cost one walk of the head, not one walk each.
+-- Returns the number of elements pushed.
 local key = KEYS[1]
-local cap, ttl, pattern = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3]
+local cap, ttl, pattern, flags = tonumber(ARGV[1]), tonumber(ARGV[2]), ARGV[3], ARGV[4]
 local head, times, read, ended = {}, {}, 0, false
+local pushed = 0
 local function more()
   local chunk = redis.call('LRANGE', key, read, read + 15)
   for _, element in ipairs(chunk) do
@@ -233,12 +241,14 @@ local function more()
   read = read + #chunk
   ended = #chunk < 16
 end
-for a = 4, #ARGV do
+for a = 5, #ARGV do
   local item = ARGV[a]
   local t = tonumber(string.match(item, pattern))
   local at = 1
+  local duplicate = false
   if t then
     at = nil
+    local digest = nil
     local i = 1
     while not at and i <= cap do
       if i > #head then
@@ -249,19 +259,33 @@ for a = 4, #ARGV do
       end
       if i <= #head then
         local other = times[i]
-        if (not other) or other <= t then
+        if (not other) or other < t then
           at = i
+        elseif other == t then
+          digest = digest or redis.sha1hex(item)
+          if redis.sha1hex(head[i]) <= digest then
+            at = i
+          end
         end
-        i = i + 1
       end
+      i = i + 1
     end
     if not at then
       at = #head + 1
     end
+    duplicate = head[at] == item
   end
-  if at <= cap then
+  if not duplicate and at <= cap then
     table.insert(head, at, item)
     table.insert(times, at, t or false)
+    pushed = pushed + 1
+    local flag = tonumber(string.sub(flags, a - 4, a - 4)) or 0
+    if flag % 2 == 1 then
+      redis.call('PUBLISH', key, item)
+    end
+    if flag >= 2 then
+      redis.call('SPUBLISH', key, item)
+    end
   end
 end
 if read > 0 then
@@ -277,7 +301,7 @@ for s = 1, n, 4000 do
 end
 redis.call('LTRIM', key, 0, cap - 1)
 redis.call('EXPIRE', key, ttl)
-return #ARGV - 3
+return pushed
 """
 
 
@@ -348,8 +372,10 @@ def queue_ordered_list_write(
 
     One ``ORDERED_LIST_PUSH_LUA`` call for all of them: the same list as pushing them one at a
     time, for one walk of the list's head (late alerts of a busy flush walked it once each).
-    ``publish`` says for all payloads or for each whether it is published too. Returns how
-    many commands were queued.
+    ``publish`` says for all payloads or for each whether it is published too, by the script
+    itself as it enters the list: an element already there (a retried write) is neither pushed
+    nor published again, one too old for the list is not published. Returns how many commands
+    were queued (one).
 
     Raises:
         ValueError: ``name`` is not a name of ``feed``, ``feed`` is not a list with an
@@ -369,9 +395,11 @@ def queue_ordered_list_write(
     if len(flags) != len(payloads):
         msg = f"{len(flags)} publish flags for {len(payloads)} payloads"
         raise ValueError(msg)
-    pipe.execute_command("EVAL", ORDERED_LIST_PUSH_LUA, 1, name, cap, feed.ttl, pattern, *payloads)
-    published = [payload for payload, flag in zip(payloads, flags, strict=True) if flag]
-    return 1 + sum(_queue_publish(pipe, name, payload, sharded=sharded) for payload in published)
+    published = "".join(str(publish_flags(flag, cluster=sharded)) for flag in flags)
+    pipe.execute_command(
+        "EVAL", ORDERED_LIST_PUSH_LUA, 1, name, cap, feed.ttl, pattern, published, *payloads
+    )
+    return 1
 
 
 def _queue_lists(pipe: Pipeline, writes: Sequence[WidgetItem], *, sharded: bool = False) -> int:
