@@ -292,9 +292,16 @@ def task_release_check(args: Sequence[str]) -> None:
 
 
 def task_deploy_check(args: Sequence[str]) -> None:
-    """hadolint, ansible-lint and syntax check, strict manifest validation, deptry."""
+    """hadolint, ansible-lint and syntax check, strict manifest validation, deptry; then a real
+    image build with buildah (the tests marked `image`, which `dev.py test` leaves out)."""
     task_install([], quiet=True)
     _run(_uv_run("python", "tools/mdp_checks.py", *args))
+    if not args:
+        code = _run(_uv_run("pytest", "-m", "image", "-q", "tests/deploy"), check=False)
+        if code == _PYTEST_NO_TESTS:
+            raise TaskFailed("no test carries the `image` marker; the image build checks nothing")
+        if code != 0:
+            raise TaskFailed(f"the image build test failed with exit code {code}", code)
 
 
 # `rerun`: every restart or timing integration test, this many times, within this many seconds.

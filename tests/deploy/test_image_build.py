@@ -30,7 +30,8 @@ SUITE = "bookworm"
 MIRROR = "http://deb.debian.org/debian"
 HOST_CA_BUNDLE = Path("/etc/ssl/certs/ca-certificates.crt")
 
-pytestmark = [pytest.mark.slow, pytest.mark.timeout(900)]
+# Not in `dev.py test`: `dev.py deploy-check` runs it (`-m image`) beside the other image checks.
+pytestmark = [pytest.mark.slow, pytest.mark.image, pytest.mark.timeout(900)]
 
 
 def _missing_tools() -> list[str]:
