@@ -18,6 +18,7 @@ from mdp_platform.bench.board import (
     check_board,
     check_ranges,
     expected_boards,
+    expected_prices,
     expected_ranges,
 )
 from mdp_sim.market import Market
@@ -237,6 +238,38 @@ def test_check_ranges_wants_every_figure_equal_and_no_stray_document() -> None:
     ).missing == ("X",)
     stray = {"X": document, "Y": {**document, "symbol": "Y"}}
     assert check_ranges(want, stray, trading_day=day).unexpected == ("Y",)
+    # The price: the latest bar's close, when the check is given one.
+    priced = {**document, "price": 11.5}
+    assert check_ranges(want, {"X": priced}, trading_day=day, prices={"X": 11.5}).ok
+    verdict = check_ranges(want, {"X": priced}, trading_day=day, prices={"X": 11.25})
+    assert (verdict.ok, verdict.wrong_score) == (False, ("X",))
+    assert not check_ranges(want, {"X": document}, trading_day=day, prices={"X": 11.5}).ok
+    # A stale drop may have hidden the latest bar.
+    assert check_ranges(
+        want, {"X": priced}, trading_day=day, prices={"X": 11.25}, explainable={"X"}
+    ).ok
+
+
+def test_the_expected_price_is_the_close_of_the_latest_good_bar() -> None:
+    def bar(start: int, close: float, av: int, high: float | None = None) -> dict[str, object]:
+        top = close if high is None else high
+        return {"ev": "A", "sym": "X", "v": 1, "av": av, "o": close, "c": close, "h": top} | {
+            "l": close,
+            "s": start,
+            "e": start + 1000,
+        }
+
+    tracker = BoardTracker(open_ms=OPEN_MS)
+    minute = {**bar(OPEN_MS, 10.5, 30), "ev": "AM", "e": OPEN_MS + 60_000}
+    tracker.add(
+        [
+            bar(OPEN_MS + 58_000, 10.0, 10),
+            bar(OPEN_MS + 59_000, 10.25, 20),  # ends with the minute bar, lower av
+            minute,  # the latest: same end, the greatest accumulated volume
+            bar(OPEN_MS + 59_500, 99.0, 40, high=1.0),  # bad (h < l): counts for nothing
+        ]
+    )
+    assert expected_prices(tracker.finals()) == {"X": 10.5}
 
 
 def test_a_missing_range_is_excused_only_for_a_symbol_the_drops_hid_entirely() -> None:

@@ -29,6 +29,7 @@ __all__ = [
     "check_board",
     "check_ranges",
     "expected_boards",
+    "expected_prices",
     "expected_ranges",
 ]
 
@@ -337,22 +338,34 @@ def expected_ranges(finals: Mapping[str, SymbolFinal]) -> dict[str, dict[str, fl
     return ranges
 
 
+def expected_prices(finals: Mapping[str, SymbolFinal]) -> dict[str, float]:
+    """Every range document's ``price``: the close of the symbol's latest bar (a row's rule)."""
+    return {
+        symbol: final.close
+        for symbol, final in finals.items()
+        if any(value is not None for value in final.sessions)
+    }
+
+
 def check_ranges(
     expected: Mapping[str, Mapping[str, float | None]],
     documents: Mapping[str, Mapping[str, object]],
     *,
     trading_day: str,
+    prices: Mapping[str, float] | None = None,
     explainable: Collection[str] = frozenset(),
     hidden: Collection[str] = frozenset(),
 ) -> BoardCheck:
     """Compare every symbol's ``range:{symbol}`` document with the recomputation, exactly.
 
     Every recomputed symbol must have a document of ``trading_day`` with every figure equal
-    (prices travel as the same decimals, so equality is exact); a document of that day for a
-    symbol without a bar is unexpected. A difference is tolerated only for a symbol in
-    ``explainable`` whose published range lies *inside* the recomputed one (events the platform
-    counted as stale can only hide extremes, never invent one), and a missing document only
-    for a symbol in ``hidden`` (the drops hid every bar of it: no quote record either).
+    (prices travel as the same decimals, so equality is exact), and its ``price`` equal to the
+    symbol's entry in ``prices`` when given; a document of that day for a symbol without a bar
+    is unexpected. A difference is tolerated only for a symbol in ``explainable`` whose
+    published range lies *inside* the recomputed one (events the platform counted as stale can
+    only hide extremes, never invent one, and may have hidden the latest bar), and a missing
+    document only for a symbol in ``hidden`` (the drops hid every bar of it: no quote record
+    either).
     """
     wrong: list[str] = []
     missing: list[str] = []
@@ -365,7 +378,10 @@ def check_ranges(
             else:
                 missing.append(symbol)
             continue
-        if all(_same_figure(want[name], document.get(name)) for name in RANGE_FIELDS):
+        price = None if prices is None else prices.get(symbol)
+        if all(_same_figure(want[name], document.get(name)) for name in RANGE_FIELDS) and (
+            price is None or _same_figure(price, document.get("price"))
+        ):
             continue
         if symbol in explainable and _inside(want, document):
             explained += 1
@@ -378,7 +394,7 @@ def check_ranges(
     )
     ok = not wrong and not missing and not unexpected
     detail = (
-        f"{len(expected)} symbols x {len(RANGE_FIELDS)} figures match"
+        f"{len(expected)} symbols x {len(RANGE_FIELDS) + (prices is not None)} figures match"
         if ok
         else f"{len(wrong)} wrong, {len(missing)} missing, {len(unexpected)} unexpected"
     ) + (f" ({explained} explained by stale drops)" if explained else "")

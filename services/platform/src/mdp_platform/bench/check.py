@@ -4,7 +4,8 @@ Reads the board documents from the widget cache once each was composed after the
 the simulator's final per-symbol state the plain way (:mod:`mdp_platform.bench.board`) and,
 for every symbol that differs, reads its published quote record to say why: older than its
 last event (a lost update) or without a previous close (reference data never arrived). Every
-``range:{symbol}`` document is compared with the session ranges recomputed from every bar sent.
+``range:{symbol}`` document is compared with the session ranges recomputed from every bar sent
+and its price with the close of the symbol's latest bar.
 A drain that did not complete fails every check: nothing read before the pipeline caught up
 proves anything.
 """
@@ -30,6 +31,7 @@ from mdp_platform.bench.board import (
     check_board,
     check_ranges,
     expected_boards,
+    expected_prices,
     expected_ranges,
 )
 from mdp_platform.bench.clients import BOARD_FEEDS
@@ -150,14 +152,20 @@ async def check_boards(
     # (never wider) than the recomputation; without drops every figure must be equal.
     want_ranges = expected_ranges(finals)
     day = str(final["trading_day"])
-    checks["ranges"] = check_ranges(want_ranges, ranges, trading_day=day)
+    want_prices = expected_prices(finals)
+    checks["ranges"] = check_ranges(want_ranges, ranges, trading_day=day, prices=want_prices)
     if stale > 0:
         # A symbol without a document is excused only if the processor never wrote its quote
         # record either (every bar of it dropped); a record without a range is a scanner bug.
         unranged = await published_rows(config, list(checks["ranges"].missing))
         hidden = {s for s, row in unranged.items() if row.end_ms == 0}
         checks["ranges"] = check_ranges(
-            want_ranges, ranges, trading_day=day, explainable=finals.keys(), hidden=hidden
+            want_ranges,
+            ranges,
+            trading_day=day,
+            prices=want_prices,
+            explainable=finals.keys(),
+            hidden=hidden,
         )
     if drain_waiting is not None:
         for name, verdict in checks.items():
