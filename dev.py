@@ -292,8 +292,10 @@ def task_release_check(args: Sequence[str]) -> None:
 
 
 def task_deploy_check(args: Sequence[str]) -> None:
-    """hadolint, ansible-lint and syntax check, strict manifest validation, deptry; then a real
-    image build with buildah (the tests marked `image`, which `dev.py test` leaves out)."""
+    """hadolint, ansible-lint, manifest validation, deptry; then a real image build.
+
+    The image build is the tests marked `image` (buildah), which `dev.py test` leaves out.
+    """
     task_install([], quiet=True)
     _run(_uv_run("python", "tools/mdp_checks.py", *args))
     if not args:
