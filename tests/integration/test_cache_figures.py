@@ -12,6 +12,7 @@ Two things are pinned here:
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import random
 from collections.abc import AsyncIterator
 from datetime import date
@@ -41,7 +42,7 @@ async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
     await close_redis(client)
 
 
-def random_offer(rng: random.Random) -> PutMerged:
+def random_offer(rng: random.Random, ties: tuple[str, ...] = ()) -> PutMerged:
     member = rng.choice("ABC")
     version = rng.randint(0, 4)
     terms: dict[str, lattice.Term] = {}
@@ -49,7 +50,8 @@ def random_offer(rng: random.Random) -> PutMerged:
         op = lattice.MAX if name == "h" else lattice.MIN
         terms[name] = (op, repr(rng.choice([1.0, 2.5, 3.0])), str(rng.randint(0, 3)))
     figures = lattice.render(terms)
-    payload = f'{{"m":"{member}","v":{version},"f":"{figures}"}}'.encode()
+    av = rng.choice(["1", "2", "2.5", '"2"'])  # ties: a number, or a string deciding nothing
+    payload = f'{{"m":"{member}","v":{version},"f":"{figures}","av":{av}}}'.encode()
     return PutMerged(
         rows_key="mdp:t:rows",
         versions_key="mdp:t:versions",
@@ -63,6 +65,7 @@ def random_offer(rng: random.Random) -> PutMerged:
         ttl=60,
         publish=f"quote:{member}" if rng.random() < 0.9 else "",
         epoch=7,
+        tie_fields=ties,
     )
 
 
@@ -70,8 +73,9 @@ def random_offer(rng: random.Random) -> PutMerged:
 async def test_the_lua_merge_decides_as_the_memory_twin(redis: Redis, seed: int) -> None:
     rng = random.Random(seed)
     memory, state = MemoryState(), RedisState(redis)
+    ties = ("av",) if seed % 2 else ()
     for _ in range(40):
-        offers = [random_offer(rng) for _ in range(rng.randint(1, 8))]
+        offers = [random_offer(rng, ties) for _ in range(rng.randint(1, 8))]
         expected = await memory.apply(offers)
         got = await state.apply(offers)
         assert got == expected
@@ -118,6 +122,57 @@ async def test_a_row_missing_a_known_figure_is_refused_with_what_mdc_holds(redis
         ((3 << 32) + 2, b'{"v":5,"f":"h+11.0@0"}')
     ]
     assert await redis.hget("mdp:t:figures", "AAA") == b"2|1|h+11.0@0"
+
+
+TIES = ("av", "v", "c")
+
+
+def tie_offer(av: object, v: object, c: object, tag: str = "") -> PutMerged:
+    """A row of version 5 and no figures whose payload carries the tie fields."""
+    payload = msgspec.json.encode({"av": av, "v": v, "c": c, "tag": tag})
+    return PutMerged(
+        "mdp:t:rows", "mdp:t:versions", "mdp:t:figures", "AAA", 5, payload, "", (), (), 60,
+        "quote:AAA", 3, tie_fields=TIES,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("first", "second", "kept"),
+    [
+        # The greater accumulated volume wins, whichever came first (two bars ending together).
+        (tie_offer(100, 5, 1.5), tie_offer(90, 9, 9.5), 0),
+        (tie_offer(90, 9, 9.5), tie_offer(100, 5, 1.5), 1),
+        # Equal accumulated volume: the window volume, then the close.
+        (tie_offer(100, 5, 1.5), tie_offer(100, 6, 1.0), 1),
+        (tie_offer(100, 6, 1.25), tie_offer(100, 6, 1.0), 0),
+        (tie_offer(100, 6, 1.0), tie_offer(100, 6, 1.25), 1),
+        # Fields that are not numbers decide nothing: the next field does.
+        (tie_offer("100", 5, 1.0), tie_offer(90, 6, 1.0), 1),
+        (tie_offer(True, 6, 1.0), tie_offer(90, 5, 1.0), 0),
+    ],
+)
+async def test_rows_of_one_version_are_ordered_by_their_tie_fields(
+    redis: Redis, first: PutMerged, second: PutMerged, kept: int
+) -> None:
+    memory, state = MemoryState(), RedisState(redis)
+    for offers in ([first], [second]):
+        assert await state.apply(offers) == await memory.apply(offers)
+    assert await redis.hget("mdp:t:rows", "AAA") == (first, second)[kept].payload
+    assert memory.rows["mdp:t:rows"]["AAA"] == (first, second)[kept].payload
+
+
+async def test_rows_undecided_by_their_tie_fields_fall_back_to_the_digest(redis: Redis) -> None:
+    """Equal fields, or a payload that is not a JSON object: the greater SHA-1 wins, as before."""
+    for offers in (
+        [tie_offer(1, 1, 1.0, "x"), tie_offer(1, 1, 1.0, "y")],
+        [tie_offer(1, 1, 1.0, "x"), msgspec.structs.replace(tie_offer(2, 1, 1.0), payload=b"[1]")],
+    ):
+        await redis.delete("mdp:t:rows", "mdp:t:versions", "mdp:t:figures")
+        memory, state = MemoryState(), RedisState(redis)
+        for offer in offers:
+            assert await state.apply([offer]) == await memory.apply([offer])
+        digest = max(offers, key=lambda o: hashlib.sha1(o.payload).hexdigest())  # noqa: S324 # the scripts' tie order, not security
+        assert await redis.hget("mdp:t:rows", "AAA") == digest.payload
 
 
 @pytest.mark.parametrize("seed", range(6))

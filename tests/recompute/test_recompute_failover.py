@@ -16,7 +16,7 @@ or ``r0``'s), and streams on after both.
 Recovery: every bar the listener received after the recovery reached a processor; the volume
 and gap boards (built from each symbol's latest bar, which came after both losses) are exactly
 the recomputation of the whole tape; each range document shows the close of its symbol's
-latest-ending bar; the processors, the scanner and the listener are still running and the
+latest bar; the processors, the scanner and the listener are still running and the
 publisher did not stop.
 
 The Redis master killed is the one the scanner's pub/sub is on (it subscribes on a random master
@@ -417,18 +417,14 @@ async def _check_recovery(pipeline: Pipeline, losses: Losses) -> None:
     for area in latest_only:
         report.compared[area] += boards.compared.get(area, 0)
     assert sum(report.compared.values()) > 0
-    # Each range shows the close of its symbol's last bar: the bar that ends latest (the rule
-    # of the rows the quote records carry). Several bars may end then (a minute bar and the
-    # last second bar of its minute), and after a handoff MDC keeps either of two rows of one
-    # version, so the close of any of them qualifies.
-    last_end: dict[str, int] = {}
+    # Each range shows the close of its symbol's latest bar, by the rule of a board row (the
+    # greatest end, then accumulated volume, volume, close): the row a quote record carries,
+    # which MDC keeps of two rows ending together whichever replica wrote last.
+    last: dict[str, Bar] = {}
     for bar in bars:
-        if bar.good:
-            last_end[bar.symbol] = max(last_end.get(bar.symbol, 0), bar.end_ms)
-    closes: dict[str, set[float]] = {}
-    for bar in bars:
-        if bar.good and bar.end_ms == last_end[bar.symbol]:
-            closes.setdefault(bar.symbol, set()).add(bar.close)
+        if bar.good and (bar.symbol not in last or bar.order > last[bar.symbol].order):
+            last[bar.symbol] = bar
+    closes = {symbol: {bar.close} for symbol, bar in last.items()}
     for symbol, latest in sorted(closes.items()):
         got = observed.ranges.get(symbol, {}).get("price")
         if got in latest:

@@ -356,3 +356,36 @@ def test_a_profile_arriving_after_the_rest_fills_in_from_the_next_bar() -> None:
     analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 35), accumulated_volume=134_000)], 0)
     row = msgspec.json.decode(flush(analyzer, state, at_ms(DAY, 9, 35))[0].payload)
     assert row["rvol_tod"] == 2.0  # 134,000 by 09:35 against the usual 67,000
+
+
+def test_of_two_bars_ending_together_mdc_keeps_the_later_whichever_replica_writes_last() -> None:
+    """A minute bar and its minute's last second bar end together; two replicas (a handoff)
+    each wrote one, with the same session figures (an earlier bar set every extreme). MDC
+    keeps the later by the analyzer's own order (accumulated volume, volume, close), as one
+    replica would, not the one whose payload digest is greater."""
+    opening = aggregate("AAA", OPEN_MS + 1_000, close=10.0, high=20.0, low=5.0, volume=50)
+    end = OPEN_MS + 120_000
+    # Several closes of each: the second bar's row has the greater digest for some pairs.
+    minutes = [
+        aggregate("AAA", end, close=close, accumulated_volume=1_000, volume=300, minute=True)
+        for close in (10.5, 10.75, 11.0)
+    ]
+    seconds = [
+        aggregate("AAA", end, close=close, accumulated_volume=900, volume=10)
+        for close in (10.25, 10.3, 10.35, 10.4)
+    ]
+    pairs = [(s, m) for s in seconds for m in minutes] + [(m, s) for s in seconds for m in minutes]
+    for first_bar, then_bar in pairs:
+        minute = first_bar if first_bar.accumulated_volume == 1_000 else then_bar
+        replicas = [LeaderboardAnalyzer(), LeaderboardAnalyzer()]
+        state = MemoryState()
+        for analyzer in replicas:
+            analyzer.apply([opening], 0)
+            feed_all(analyzer)
+        drain(replicas, state, OPEN_MS + 1_000)
+        for analyzer, bar in zip(replicas, (first_bar, then_bar), strict=True):
+            analyzer.apply([bar], 0)
+            flush(analyzer, state, end)  # the first replica's row, then the second's
+        drain(replicas, state, end)
+        row = msgspec.json.decode(state.rows[KEY_LB_ROWS.name(day=DAY.isoformat())]["AAA"])
+        assert (row["price"], row["accumulated_volume"]) == (minute.close, 1_000), first_bar

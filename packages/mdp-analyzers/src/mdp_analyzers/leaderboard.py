@@ -418,6 +418,7 @@ class LeaderboardAnalyzer:
                     publish=name,
                     epoch=epoch,
                     base=state.base,
+                    tie_fields=_ROW_TIE_FIELDS,
                 )
             )
             state.base = figures
@@ -568,3 +569,8 @@ def _session_figures(figures: _Figures | None) -> SessionFigures | None:
 def _order(event: Aggregate) -> tuple[int, int, int, float]:
     """Which of two aggregates of one symbol is the later (end time, then running totals)."""
     return (event.end_ms, event.accumulated_volume, event.volume, event.close)
+
+
+#: The row fields after the bar end in :func:`_order`: MDC keeps, of two rows of one version
+#: (two bars ending together, from two replicas), the one this order says is later.
+_ROW_TIE_FIELDS: Final = ("accumulated_volume", "volume", "price")

@@ -13,7 +13,7 @@ import hashlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, cast
 
 import msgspec
 
@@ -75,6 +75,32 @@ _PACK: Final = msgspec.msgpack.Encoder().encode
 
 def _digest(payload: bytes) -> str:
     return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
+
+
+_JSON_OBJECT: Final = msgspec.json.Decoder(dict[str, object])
+
+
+def _tie(fields: Sequence[str], payload: bytes, previous: bytes) -> int:
+    """1 when ``payload`` orders after ``previous`` by ``fields``, -1 before, 0 undecided.
+
+    The twin of the script's ``tie``: numbers compared in turn; a field missing or not a
+    number in either payload, or a payload that is not a JSON object, decides nothing.
+    """
+    if not fields:
+        return 0
+    try:
+        new, old = _JSON_OBJECT.decode(payload), _JSON_OBJECT.decode(previous)
+    except msgspec.DecodeError:
+        return 0
+    for name in fields:
+        a, b = new.get(name), old.get(name)
+        if _number(a) and _number(b) and a != b:
+            return 1 if cast(float, a) > cast(float, b) else -1
+    return 0
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 class TradeWindow:
@@ -253,7 +279,11 @@ class MemoryState:
             wins = True
         elif op.version == old:
             previous = rows.get(op.member)
-            wins = lagging or previous is None or _digest(op.payload) > _digest(previous)
+            if lagging or previous is None:
+                wins = True
+            else:
+                order = _tie(op.tie_fields, op.payload, previous)
+                wins = order > 0 if order else _digest(op.payload) > _digest(previous)
         else:
             hydrate = lagging
         if wins:

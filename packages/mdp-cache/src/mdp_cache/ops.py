@@ -96,7 +96,8 @@ class PutMerged(msgspec.Struct, frozen=True, gc=False):
     ``figures`` text ever offered, whether or not its row was stored. A row is stored when its
     own figures equal that join (it misses nothing any replica saw) and either its ``version``
     is higher than the stored row's, or equal while the stored row's figures lag the join (ties
-    otherwise by payload digest, as :class:`PutNewer`). Otherwise it is refused, and when the
+    otherwise by the ``tie_fields`` of the JSON payloads, greater first, then by payload digest,
+    as :class:`PutNewer`). Otherwise it is refused, and when the
     refusal means the writer lacks something (figures it has not seen, or a newer row whose
     figures lag) the backend answers with a :class:`Refused` carrying the stored row and the
     joined figures, so the writer folds them in (hydrates) and offers the row again.
@@ -127,6 +128,10 @@ class PutMerged(msgspec.Struct, frozen=True, gc=False):
             time never pays for parsing its figures in Redis. A wrong base only costs that
             shortcut when MDC holds something else; it must never name figures that
             ``figures`` lack.
+        tie_fields: Numeric fields of the JSON payload that order two rows of one version
+            (compared in turn, the greater wins; a field missing or not a number in either
+            decides nothing), before the digest: e.g. a bar's running totals, so the row MDC
+            keeps of two bars ending together is the later one whichever replica wrote last.
     """
 
     rows_key: str
@@ -142,6 +147,7 @@ class PutMerged(msgspec.Struct, frozen=True, gc=False):
     publish: str = ""
     epoch: int = 0
     base: str = ""
+    tie_fields: tuple[str, ...] = ()
 
 
 #: The high part of a published row version: the sequence of stored rows stays below it.

@@ -125,7 +125,9 @@ MERGE_FIGURES_LUA: Final = """
 -- ARGV[1] ttl; ARGV[2] msgpack array of rows, each
 --   [member, version (decimal string), payload, figures (lattice text), publish (0/1),
 --    base (figures the writer knows are stored and included in its figures),
---    score per board set ('' removes)]
+--    score per board set ('' removes)];
+-- ARGV[3] the tie fields: comma-separated numeric JSON fields ordering two rows of one version
+--   (greater first), before the SHA-1 of the payloads
 -- The figures hash holds 'sequence|current|joined figures' per member: the join of every
 -- figures text ever offered (mdp_cache.lattice, whose Python twin must agree), whether the
 -- stored row holds all of it, and a counter of stored rows (the published version).
@@ -189,6 +191,33 @@ local function join(stored, offered)
   return table.concat(parts, ',')
 end
 
+local tie_fields = {}
+for name in string.gmatch(ARGV[3] or '', '[^,]+') do
+  tie_fields[#tie_fields + 1] = name
+end
+
+-- 1 when payload a orders after payload b by the tie fields, -1 before, 0 undecided.
+local function tie(a, b)
+  if #tie_fields == 0 then
+    return 0
+  end
+  local ok_a, x = pcall(cjson.decode, a)
+  local ok_b, y = pcall(cjson.decode, b)
+  if not (ok_a and ok_b and type(x) == 'table' and type(y) == 'table') then
+    return 0
+  end
+  for _, name in ipairs(tie_fields) do
+    local p, q = x[name], y[name]
+    if type(p) == 'number' and type(q) == 'number' and p ~= q then
+      if p > q then
+        return 1
+      end
+      return -1
+    end
+  end
+  return 0
+end
+
 for index, row in ipairs(rows) do
   local member, version, payload, figures = row[1], tonumber(row[2]), row[3], row[4]
   local meta = redis.call('HGET', KEYS[3], member)
@@ -221,7 +250,16 @@ for index, row in ipairs(rows) do
         wins = true
       else
         local prev = redis.call('HGET', KEYS[1], member)
-        wins = (not prev) or redis.sha1hex(payload) > redis.sha1hex(prev)
+        if not prev then
+          wins = true
+        else
+          local order = tie(payload, prev)
+          if order ~= 0 then
+            wins = order > 0
+          else
+            wins = redis.sha1hex(payload) > redis.sha1hex(prev)
+          end
+        end
       end
     else
       hydrate = lagging
@@ -394,7 +432,7 @@ def _scores(scores: tuple[float | None, ...]) -> list[float | str]:
 
 
 _GroupKey = tuple[str, str, tuple[str, ...], int]
-_MergedKey = tuple[str, str, str, tuple[str, ...], int]
+_MergedKey = tuple[str, str, str, tuple[str, ...], int, tuple[str, ...]]
 
 
 def _merged_replies(chunk: Sequence[PutMerged], reply: Sequence[object], applied: Applied) -> None:
@@ -495,7 +533,14 @@ def _sort_ops(
     for op in ops:
         match op:
             case PutMerged():
-                key = (op.rows_key, op.versions_key, op.figures_key, op.score_keys, op.ttl)
+                key = (
+                    op.rows_key,
+                    op.versions_key,
+                    op.figures_key,
+                    op.score_keys,
+                    op.ttl,
+                    op.tie_fields,
+                )
                 merged[key].append(op)
             case PutNewer():
                 groups[(op.rows_key, op.versions_key, op.score_keys, op.ttl)].append(op)
@@ -642,7 +687,7 @@ class RedisState:
         """Queue the figures-script calls; return each call's pipeline position and rows."""
         assert self._figures_sha is not None
         calls: list[tuple[int, list[PutMerged]]] = []
-        for (rows_key, versions_key, figures_key, boards, ttl), offers in merged.items():
+        for (rows_key, versions_key, figures_key, boards, ttl, ties), offers in merged.items():
             keys = (rows_key, versions_key, figures_key, *boards)
             for start in range(0, len(offers), ROWS_PER_CALL):
                 call = offers[start : start + ROWS_PER_CALL]
@@ -661,7 +706,9 @@ class RedisState:
                     ]
                 )
                 calls.append((len(pipe), call))
-                pipe.execute_command("EVALSHA", self._figures_sha, len(keys), *keys, ttl, packed)
+                pipe.execute_command(
+                    "EVALSHA", self._figures_sha, len(keys), *keys, ttl, packed, ",".join(ties)
+                )
         return calls
 
     async def seen(self, marks: Sequence[str]) -> set[str]:

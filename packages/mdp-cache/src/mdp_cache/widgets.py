@@ -217,13 +217,13 @@ ORDERED_LIST_PUSH_LUA: Final = """
 -- (e.g. '"as_of_ms":(%-?%d+)'); ARGV[4] one publish flag per element ('0' none, '1' PUBLISH,
 -- '2' SPUBLISH, '3' both); ARGV[5..] the new elements in arrival order.
 -- The result is exactly that of pushing the elements one at a time: each goes before the
--- first element that is older, has no time, or has its time and a SHA-1 not above its own
--- (equal times in one order whatever the arrival); an element without a time goes on top, one
--- older than all is appended, and the list is cut to the cap. An element is published when it
--- enters the list. An element with a time that is already there is neither pushed nor
--- published again: a write retried after a lost reply, or sent again whole by a cluster
--- pipeline after one node failed, leaves list and subscribers as after the first. (Timed
--- elements are thus the newest cap of a set, in one order, whatever arrival and repetition.)
+-- first element that is not newer (or has no time), so of one time the later arrival is
+-- first; an element without a time goes on top, one older than all is appended, and the list
+-- is cut to the cap. An element is published when it enters the list. An element with a time
+-- that is already there (among the elements of its time where it would go) is neither pushed
+-- nor published again: a write retried after a lost reply, or sent again whole by a cluster
+-- pipeline after one node failed, leaves list and subscribers as after the first (unless the
+-- cap pushed it out in between).
 -- The head of the list is read 16 at a time, only as deep as the oldest new element needs,
 -- into a table where the elements are placed; then that head is replaced in one LTRIM and one
 -- LPUSH. A flush's late alerts thus cost one walk of the head, not one walk each.
@@ -248,7 +248,6 @@ for a = 5, #ARGV do
   local duplicate = false
   if t then
     at = nil
-    local digest = nil
     local i = 1
     while not at and i <= cap do
       if i > #head then
@@ -259,13 +258,8 @@ for a = 5, #ARGV do
       end
       if i <= #head then
         local other = times[i]
-        if (not other) or other < t then
+        if (not other) or other <= t then
           at = i
-        elseif other == t then
-          digest = digest or redis.sha1hex(item)
-          if redis.sha1hex(head[i]) <= digest then
-            at = i
-          end
         end
       end
       i = i + 1
@@ -273,7 +267,21 @@ for a = 5, #ARGV do
     if not at then
       at = #head + 1
     end
-    duplicate = head[at] == item
+    -- Already there: among the elements of its time that follow (the newest of a time first).
+    local j = at
+    while j <= cap and not duplicate do
+      if j > #head then
+        if ended then
+          break
+        end
+        more()
+      end
+      if j > #head or times[j] ~= t then
+        break
+      end
+      duplicate = head[j] == item
+      j = j + 1
+    end
   end
   if not duplicate and at <= cap then
     table.insert(head, at, item)
