@@ -13,7 +13,7 @@ import hashlib
 from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Final, cast
+from typing import Final
 
 import msgspec
 
@@ -93,14 +93,15 @@ def _tie(fields: Sequence[str], payload: bytes, previous: bytes) -> int:
     except msgspec.DecodeError:
         return 0
     for name in fields:
-        a, b = new.get(name), old.get(name)
-        if _number(a) and _number(b) and a != b:
-            return 1 if cast(float, a) > cast(float, b) else -1
+        a, b = _number(new.get(name)), _number(old.get(name))
+        if a is not None and b is not None and a != b:
+            return 1 if a > b else -1
     return 0
 
 
-def _number(value: object) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool)
+def _number(value: object) -> float | None:
+    """A JSON number as a float (a bool or anything else: None)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 class TradeWindow:
