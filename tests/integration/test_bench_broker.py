@@ -7,9 +7,12 @@ import os
 import time
 
 import aio_pika
+import msgspec
 import pytest
+from aiormq.abc import FieldTable
 
-from mdp_platform.bench.broker import expired_messages
+from mdp_core.envelope import encode_envelope
+from mdp_platform.bench.broker import ExpiryCounter, expired_messages
 
 
 @pytest.mark.parametrize(
@@ -53,3 +56,59 @@ async def test_messages_expiring_unread_in_a_ttl_queue_are_counted(
         assert (
             await channel.declare_queue(queue.name, passive=True)
         ).declaration_result.message_count == 0
+
+
+async def _policies() -> str:
+    process = await asyncio.create_subprocess_exec(
+        "rabbitmqctl", "list_policies", stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )  # fmt: skip
+    out, _ = await process.communicate()
+    return out.decode()
+
+
+async def test_expired_batches_are_read_back_and_their_events_counted(
+    amqp_url: str, mdq_prefix: str
+) -> None:
+    """The policy dead-letters only the run's queues; the counter adds up their events."""
+    counter = ExpiryCounter(amqp_url, mdq_prefix)
+    if not await counter.start():
+        reason = f"expiry not countable here: {counter.problem}"
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"{reason} (CI=true: required)", pytrace=False)
+        pytest.skip(reason)
+    try:
+        assert f"{mdq_prefix}expiry" in await _policies()
+        connection = await aio_pika.connect(amqp_url, timeout=10)
+        async with connection:
+            channel = await connection.channel()
+            ttl: FieldTable = {"x-message-ttl": 1}
+            ours = await channel.declare_queue(f"{mdq_prefix}A.0", arguments=ttl)
+            # Not the run's: same TTL, no policy, so its expiries are not counted.
+            other = await channel.declare_queue(f"x{mdq_prefix}A.0", arguments=ttl)
+            for size in (3, 5):
+                body = encode_envelope(
+                    kind="A", source="test", batch=f"b{size}", received_ns=1,
+                    events=[msgspec.Raw(b'{"ev":"A"}')] * size,
+                )  # fmt: skip
+                for queue in (ours, other):
+                    await channel.default_exchange.publish(
+                        aio_pika.Message(body), routing_key=queue.name
+                    )
+            await channel.default_exchange.publish(
+                aio_pika.Message(b"not an envelope"), routing_key=ours.name
+            )
+            assert await counter.read(3, within=30.0)  # expiry is the broker's own time
+            await channel.queue_delete(other.name)
+        assert (counter.messages, counter.events, counter.unreadable) == (3, 8, 1)
+    finally:
+        await counter.stop()
+    assert f"{mdq_prefix}expiry" not in await _policies()
+    assert not counter.active
+
+
+async def test_expiry_is_not_counted_for_a_broker_elsewhere() -> None:
+    counter = ExpiryCounter("amqp://guest:guest@10.0.0.5:5672/", "benchx.")
+    assert not await counter.start()
+    assert "127.0.0.1:5672" in counter.problem
+    await counter.stop()  # nothing to undo

@@ -318,12 +318,12 @@ async def test_scripts_become_known_all_at_once(redis: Redis) -> None:
     seen: list[tuple[str | None, ...]] = []
 
     async def script_load(script: str) -> Any:
-        seen.append((state._sha, state._figures_sha, state._windows_sha))
+        seen.append((state._sha, state._figures_sha, state._windows_sha, state._read_windows_sha))
         return await real(script)
 
     redis.script_load = script_load  # type: ignore[method-assign,assignment]
     await state.load_scripts()
-    assert seen == [(None, None, None)] * 3
+    assert seen == [(None, None, None, None)] * 4
     applied, answers = await asyncio.gather(
         state.apply([random_offer(random.Random(3))]), state.top([WindowStatsRead(10)])
     )

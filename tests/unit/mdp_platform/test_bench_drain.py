@@ -47,6 +47,14 @@ def test_the_processor_is_done_when_every_event_is_accounted_flushed_and_referen
     )
 
 
+def test_events_the_broker_expired_unread_are_accounted_for_the_processor() -> None:
+    unread = {**PROCESSOR, "stale_dropped": 0.0}  # 95 applied of 100: 5 expired in the broker
+    assert processor_waiting(unread, 100.0, expired=5.0) is None
+    assert processor_waiting(unread, 100.0, expired=4.0) == (
+        "processor accounted for 99 of 100 published events"
+    )
+
+
 def test_the_scanner_is_done_once_it_saw_the_barrier_and_wrote_everything_before_it() -> None:
     scanner = {"messages_total": 10.0, "processed_total": 10.0, BARRIER_REJECTION: 1.0}
     assert scanner_waiting(scanner, 0.0) is None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 
 import pytest
@@ -18,7 +19,7 @@ from mdp_platform.bench.report import (
     sum_matching,
 )
 from mdp_platform.bench.run import BenchError, parse_mix, processor_env, topics_of, with_database
-from mdp_platform.bench.stats import EmissionMap, LagSummary, percentile
+from mdp_platform.bench.stats import EmissionMap, LagSummary, p99_by_second, percentile
 
 
 def test_percentile_is_nearest_rank() -> None:
@@ -146,3 +147,40 @@ def test_processor_env_uses_the_names_the_processor_settings_declare() -> None:
     env = processor_env(3, "http://127.0.0.1:9999")
     assert env["MDP_WORKERS"] == "3"
     assert env["MDP_MASSIVE_REST_URL"] == "http://127.0.0.1:9999"
+
+
+def test_p99_by_second_puts_each_lag_in_the_second_it_arrived() -> None:
+    start = 5_000_000_000
+    timed = [
+        (start, 900.0),  # first instant of second 0
+        (start + 999_999_999, 100.0),  # last instant of second 0
+        (start + 1_000_000_000, 40.0),  # first instant of second 1
+        (start - 1, 7_000.0),  # before the phase: left out
+        (start + 3_000_000_000, 8_000.0),  # at the end: left out
+    ]
+    assert p99_by_second(timed, start, start + 3_000_000_000) == [900.0, 40.0, None]
+    # A phase shorter than a second still has its one second.
+    assert p99_by_second([], start, start + 10) == [None]
+
+
+def test_table_lists_each_phase_p99_by_second() -> None:
+    seconds = dataclasses.replace(
+        _phase("fixed", 10_000.0), client_p99_by_second_ms=(5_400.0, None, 80.5)
+    )
+    table = render_table([seconds, _phase("saturation", None)], {}, [])
+    assert "event->client p99 ms by second (fixed): 5,400 - 80" in table
+    assert "(saturation)" not in table
+
+
+def test_a_watched_symbols_own_emission_dates_its_lag() -> None:
+    """Bars of one second all end on it: the first chunk that reached that time dates only
+    the first of them; a later one (here 2 s later, at a trickle) is dated by its own."""
+    chunks = [(1_000, 10_000_000_000), (2_000, 11_000_000_000)]
+    emission = EmissionMap(chunks, {("AAPL", 1_000): 12_000_000_000})
+    seen = 12_050_000_000
+    assert emission.lag_ms(1_000, seen, "AAPL") == 50.0
+    # Another symbol, or no symbol: the chunk map.
+    assert emission.lag_ms(1_000, seen, "MSFT") == 2_050.0
+    assert emission.lag_ms(1_000, seen) == 2_050.0
+    # The same symbol at a time it was not noted at: the chunk map too.
+    assert emission.lag_ms(2_000, seen, "AAPL") == 1_050.0

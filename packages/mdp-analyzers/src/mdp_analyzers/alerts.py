@@ -27,7 +27,7 @@ __all__ = ["AlertQueue", "DayClock", "QuoteSeen", "decode_quote_seen", "money"]
 _NS_PER_MS: Final = 1_000_000
 
 
-class QuoteSeen(msgspec.Struct, frozen=True, kw_only=True):
+class QuoteSeen(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """The fields of a quote record (a leaderboard row) the alert analyzers read.
 
     Attributes:

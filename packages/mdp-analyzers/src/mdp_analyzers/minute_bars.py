@@ -26,7 +26,7 @@ __all__ = ["MINUTE_MS", "MinuteBar", "MinuteBook", "trading_day_number"]
 MINUTE_MS: Final = 60_000
 
 
-class MinuteBar(msgspec.Struct, frozen=True):
+class MinuteBar(msgspec.Struct, frozen=True, gc=False):
     """One element of a ``bars:{symbol}`` series.
 
     ``t``, ``d`` and ``n`` come first: the merge reads them with a pattern

@@ -15,7 +15,7 @@ from mdp_cache.volume_profile import VolumeProfile
 __all__ = ["DailyBar", "ReferenceData"]
 
 
-class DailyBar(msgspec.Struct, frozen=True, kw_only=True):
+class DailyBar(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """One completed trading day's bar."""
 
     day: date
@@ -27,7 +27,7 @@ class DailyBar(msgspec.Struct, frozen=True, kw_only=True):
     vwap: float | None = None
 
 
-class ReferenceData(msgspec.Struct, frozen=True, kw_only=True):
+class ReferenceData(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """Reference data of ``symbol`` as of ``trading_day``; every part may be unknown.
 
     Attributes:

@@ -273,7 +273,7 @@ def _et_midnight_ms(day: date) -> int:
     return int(datetime.combine(day, datetime.min.time(), tzinfo=ET).timestamp() * 1000)
 
 
-class _DailyRecord(msgspec.Struct, frozen=True):
+class _DailyRecord(msgspec.Struct, frozen=True, gc=False):
     prev_day: DailyBar | None
     avg_volume: float | None
 

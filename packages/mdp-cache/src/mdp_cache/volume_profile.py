@@ -53,7 +53,7 @@ SLOTS: Final = 16 * 12
 _NS_PER_MS: Final = 1_000_000
 
 
-class VolumeProfile(msgspec.Struct, frozen=True, kw_only=True):
+class VolumeProfile(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """A symbol's average cumulative volume at the end of each slot, as of ``trading_day``.
 
     Attributes:

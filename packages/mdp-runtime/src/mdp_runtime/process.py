@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import multiprocessing
 import os
 import random
@@ -199,6 +200,11 @@ def _child_main(spec: _ChildSpec, status: Connection, lifeline: Connection) -> N
     threading.Thread(
         target=_watch_parent, args=(lifeline, spec.orphan_grace), name="lifeline", daemon=True
     ).start()
+    # What importing and configuring made lives as long as the process: out of every
+    # collection, so a full collection scans only what the worker built since (tens of ms
+    # less per pause with the analyzers' state of a whole market).
+    gc.collect()
+    gc.freeze()
     try:
         asyncio.run(_child_run(spec, status))
     except Exception:

@@ -150,7 +150,7 @@ class RabbitCluster:
         try:
             done = subprocess.run(  # noqa: S603 - fixed script, arguments from this module
                 command, env=self._env(node), capture_output=True, text=True, timeout=timeout,
-                check=False,
+                check=False, cwd=self.root,
             )  # fmt: skip
         except subprocess.TimeoutExpired as exc:
             msg = f"rabbitmqctl {' '.join(args)} on {node.name} timed out"
@@ -177,6 +177,7 @@ class RabbitCluster:
             [str(self._bin / "rabbitmq-server")],
             env=self._env(node), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL, start_new_session=True,
+            cwd=node.base,  # a crashing node writes its MnesiaCore dump here, not in the repo
         )  # fmt: skip
         log.close()
 

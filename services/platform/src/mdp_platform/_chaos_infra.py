@@ -99,6 +99,7 @@ class PrivateRabbit:
                 stdout=log,
                 stderr=asyncio.subprocess.STDOUT,
                 start_new_session=True,
+                cwd=self.home,  # a crash dump (MnesiaCore, erl_crash.dump) lands here
             )
         await self._await_startup()
 

@@ -27,7 +27,7 @@ from mdp_cache.keys import (
     FEED_SCANNER_TOP_VOLUME,
 )
 
-__all__ = ["BOARD_FEEDS", "ClientPool", "Sample"]
+__all__ = ["BOARD_FEEDS", "QUOTE_PREFIX", "ClientPool", "Sample"]
 
 BOARD_FEEDS: Final = (
     FEED_SCANNER_TOP_VOLUME.name(),
@@ -50,11 +50,16 @@ class _Message(msgspec.Struct):
 
 @dataclass(frozen=True, slots=True)
 class Sample:
-    """One received feed message: when, which kind of feed, and the time it carries."""
+    """One received feed message: when, which kind of feed, the time it carries and whose."""
 
     wall_ns: int
     board: bool
     stamp_ms: int
+    symbol: str | None = None
+
+
+QUOTE_PREFIX: Final = FEED_QUOTE.name(symbol="")
+"""What precedes the symbol in a quote feed's name (and WDC channel)."""
 
 
 @dataclass(slots=True)
@@ -155,4 +160,6 @@ class ClientPool:
         if data.as_of_ms is not None and message.feed in BOARD_FEEDS:
             self.samples.append(Sample(now, True, data.as_of_ms))
         elif data.end_ms is not None:
-            self.samples.append(Sample(now, False, data.end_ms))
+            self.samples.append(
+                Sample(now, False, data.end_ms, message.feed.removeprefix(QUOTE_PREFIX))
+            )

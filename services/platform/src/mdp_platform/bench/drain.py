@@ -56,11 +56,20 @@ def _applied(processor: Mapping[str, float]) -> float:
     return sum(value for key, value in processor.items() if key.startswith("events_"))
 
 
-def processor_waiting(processor: Mapping[str, float], published: float) -> str | None:
-    """Why the processor has not caught up with ``published`` events (None: it has)."""
+def processor_waiting(
+    processor: Mapping[str, float], published: float, expired: float = 0.0
+) -> str | None:
+    """Why the processor has not caught up with ``published`` events (None: it has).
+
+    ``expired``: events of batches the broker dropped unread (past the TTL) and the bench
+    read back from their dead-letter queue; they never reach a processor.
+    """
     applied = _applied(processor)
     accounted = (
-        applied + (pick(processor, "stale_dropped") or 0.0) + (pick(processor, "bad_events") or 0.0)
+        applied
+        + (pick(processor, "stale_dropped") or 0.0)
+        + (pick(processor, "bad_events") or 0.0)
+        + expired
     )
     if accounted < published:
         return f"processor accounted for {accounted:,.0f} of {published:,.0f} published events"

@@ -77,6 +77,8 @@ class PhaseResult:
         longest_board_gap_ms: the longest time in the phase any client went without an update
             of any board it follows (boards are composed about once a second: a freeze shows).
         load_1min: the machine's 1-minute load average at the phase's start and end.
+        client_p99_by_second_ms: event -> client p99 of each second of the phase (a backlog
+            at its start shows as high first seconds; None: no update arrived that second).
     """
 
     name: str
@@ -92,6 +94,7 @@ class PhaseResult:
     cpu_per_100k: dict[str, float] = field(default_factory=dict)
     longest_board_gap_ms: float | None = None
     load_1min: tuple[float, float] | None = None
+    client_p99_by_second_ms: tuple[float | None, ...] = ()
 
 
 def _rate(value: float | None) -> str:
@@ -157,6 +160,12 @@ def render_table(
             f"CPU s/100k ev {component}",
             (f"{p.cpu_per_100k.get(component, 0.0):.2f}" for p in phases),
         )
+    lines.extend(
+        f"event->client p99 ms by second ({p.name}): "
+        + " ".join("-" if v is None else f"{v:,.0f}" for v in p.client_p99_by_second_ms)
+        for p in phases
+        if p.client_p99_by_second_ms
+    )
     if memory_mib:
         lines.append(
             "peak memory (VmHWM, MiB): "

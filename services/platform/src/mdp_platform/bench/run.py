@@ -43,9 +43,9 @@ from mdp_platform.bench.board import (
     BOARD_NAMES,
     BoardCheck,
 )
-from mdp_platform.bench.broker import expired_messages
+from mdp_platform.bench.broker import ExpiryCounter, expired_messages
 from mdp_platform.bench.check import check_boards, read_boards, read_ranges
-from mdp_platform.bench.clients import BOARD_FEEDS, ClientPool, Sample
+from mdp_platform.bench.clients import BOARD_FEEDS, QUOTE_PREFIX, ClientPool, Sample
 from mdp_platform.bench.config import (
     DEFAULT_AMQP,
     MDC_DB,
@@ -87,7 +87,7 @@ from mdp_platform.bench.services import (
     processor_env,
 )
 from mdp_platform.bench.simulator import SimProcessConfig
-from mdp_platform.bench.stats import EmissionMap, LagSummary, longest_gap_ms
+from mdp_platform.bench.stats import EmissionMap, LagSummary, longest_gap_ms, p99_by_second
 from mdp_platform.embedded import EmbeddedRedis
 from mdp_platform.settings import DemoSettings
 from mdp_queues import MAX_PARTITIONS, Topology
@@ -151,7 +151,9 @@ class _RedisWatch:
                 with contextlib.suppress(msgspec.DecodeError):
                     end = decoder.decode(message["data"]).end_ms
                     if end is not None and len(self.samples) < 400_000:
-                        self.samples.append(Sample(now, False, end))
+                        channel = bytes(message["channel"]).decode()
+                        symbol = channel.removeprefix(QUOTE_PREFIX)
+                        self.samples.append(Sample(now, False, end, symbol))
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()
@@ -178,7 +180,13 @@ class _Run:
     trees: dict[str, ProcessTree]
     clients: ClientPool | None = None
     watch: _RedisWatch | None = None
+    expiry: ExpiryCounter | None = None
     notes: list[str] = field(default_factory=list)
+
+    @property
+    def expired_events(self) -> int:
+        """Events of the run's batches the broker expired unread (0 when not counted)."""
+        return self.expiry.events if self.expiry is not None and self.expiry.active else 0
 
     async def snapshot(self) -> _Snapshot:
         names = list(self.services)
@@ -267,8 +275,33 @@ def _drops(before: _Snapshot, after: _Snapshot) -> dict[str, float]:
     return found
 
 
-def _expiry_line(expired: int | None) -> str:
-    """What the broker dropped unread during the run (its own broker-wide counter)."""
+def _broker_expiry(
+    counter: ExpiryCounter | None, expired: int | None
+) -> tuple[int, dict[str, int | str | None]]:
+    """What the broker dropped unread, as stale drops for the checks and report figures.
+
+    Events when they were read back; else the broker's count of messages (each held at least
+    one event: a lower bound the checks treat as "some were dropped").
+    """
+    counted = counter is not None and counter.active
+    figures: dict[str, int | str | None] = {
+        "broker_expiry_not_counted_because": None if counter is None else counter.problem or None,
+        "broker_expired_messages": expired,
+        "broker_expired_batches_read": counter.messages if counter and counted else None,
+        "broker_expired_events": counter.events if counter and counted else None,
+    }
+    lost = counter.events if counter and counted else (expired or 0)
+    return lost, figures
+
+
+def _expiry_line(expired: int | None, counter: ExpiryCounter | None = None) -> str:
+    """What the broker dropped unread during the run: read back by event, or its counter."""
+    if counter is not None and counter.active:
+        unreadable = f", {counter.unreadable:,} unreadable" if counter.unreadable else ""
+        return (
+            f"broker expiry: {counter.messages:,} MDQ batches ({counter.events:,} events"
+            f"{unreadable}) expired unread past the TTL, read back through a dead-letter policy"
+        )
     if expired is None:
         return "broker expiry: not read (needs rabbitmqctl and the broker on 127.0.0.1:5672)"
     return (
@@ -384,10 +417,14 @@ class _Drained:
     waiting: str | None
 
 
-def _pipeline_waiting(components: Mapping[str, Mapping[str, float]], offered: int) -> str | None:
+def _pipeline_waiting(
+    components: Mapping[str, Mapping[str, float]], offered: int, expired: int
+) -> str | None:
     listener = components.get("listener", {})
     return listener_waiting(listener, offered) or processor_waiting(
-        components.get("processor", {}), sum_matching(listener, "queue.published_events")
+        components.get("processor", {}),
+        sum_matching(listener, "queue.published_events"),
+        expired,
     )
 
 
@@ -410,8 +447,9 @@ async def _reference_ready(run: _Run) -> float | None:
     the look-back, all floats), as the first pre-market print does in production, hours
     before the open. Measuring from a cold start would fold that one-time load into the
     fixed-rate phase's latencies, so the bench streams a trickle (``_TRICKLE`` events/s)
-    until every symbol's reference data is in (bounded: None past ``_REFERENCE_TIMEOUT``)
-    and prints how long that took. Without a processor there is nothing to wait for (0).
+    until every symbol's reference data is in and no lookup is in flight (bounded: None past
+    ``_REFERENCE_TIMEOUT``) and prints how long that took. Without a processor there is
+    nothing to wait for (0).
     """
     if run.services["processor"].process is None:
         return 0.0
@@ -419,8 +457,16 @@ async def _reference_ready(run: _Run) -> float | None:
     await run.sim.ask({"op": "mode", "mode": "rate", "rate": _TRICKLE})
 
     def loading(components: dict[str, dict[str, float]]) -> str | None:
-        loaded = pick(components.get("processor", {}), "reference_bulk_symbols") or 0.0
-        return None if loaded >= run.config.symbols else "reference data loading"
+        processor = components.get("processor", {})
+        loaded = pick(processor, "reference_bulk_symbols") or 0.0
+        if loaded < run.config.symbols:
+            return "reference data loading"
+        # The bulk load brings the previous days; the free float is one lookup per symbol
+        # seen in the warm-up, and each answer changes that symbol's row (written again with
+        # its last bar): measured from the fixed phase, that was seconds of "lag" at 10,000
+        # symbols, and the lookups' CPU.
+        pending = pick(processor, "reference_pending") or 0.0
+        return None if pending <= 0 else "reference lookups in flight"
 
     waiting, _ = await _until(run, started + _REFERENCE_TIMEOUT, loading)
     await run.sim.ask({"op": "mode", "mode": "idle"})
@@ -442,7 +488,9 @@ async def _drain(run: _Run) -> _Drained:
     missing = [name for name in ("listener", "processor") if run.services[name].process is None]
     if missing:
         return _Drained(0.0, time.time_ns() // 1_000_000, f"missing stages: {missing}")
-    waiting, components = await _until(run, deadline, lambda c: _pipeline_waiting(c, offered))
+    waiting, components = await _until(
+        run, deadline, lambda c: _pipeline_waiting(c, offered, run.expired_events)
+    )
     if waiting is None:
         # The accounts closed; a row changed by the last reference lookup or a refusal is
         # written by a flush after that, so a few more must pass with nothing new coming in.
@@ -451,7 +499,7 @@ async def _drain(run: _Run) -> _Drained:
         def settled(now: dict[str, dict[str, float]]) -> str | None:
             if flushes(now["processor"]) < target:
                 return "processor flushing after its accounts closed"
-            return _pipeline_waiting(now, offered)
+            return _pipeline_waiting(now, offered, run.expired_events)
 
         waiting, components = await _until(run, deadline, settled)
     caught_up_ms = time.time_ns() // 1_000_000
@@ -474,10 +522,22 @@ def _lags(
         if board:
             lags.append((sample.wall_ns - sample.stamp_ms * 1_000_000) / 1e6)
         else:
-            lag = emission.lag_ms(sample.stamp_ms, sample.wall_ns)
+            lag = emission.lag_ms(sample.stamp_ms, sample.wall_ns, sample.symbol)
             if lag is not None:
                 lags.append(lag)
     return LagSummary.of(lags)
+
+
+def _client_p99_by_second(
+    samples: Sequence[Sample], emission: EmissionMap, start_ns: int, end_ns: int
+) -> tuple[float | None, ...]:
+    timed: list[tuple[int, float]] = []
+    for sample in samples:
+        if not sample.board:
+            lag = emission.lag_ms(sample.stamp_ms, sample.wall_ns, sample.symbol)
+            if lag is not None:
+                timed.append((sample.wall_ns, lag))
+    return tuple(p99_by_second(timed, start_ns, end_ns))
 
 
 def _phase_result(
@@ -526,6 +586,9 @@ def _phase_result(
         cpu_per_100k=cpu,
         longest_board_gap_ms=longest_gap_ms(arrivals, before.wall_ns, after.wall_ns),
         load_1min=(round(before.load_1min, 2), round(after.load_1min, 2)),
+        client_p99_by_second_ms=_client_p99_by_second(
+            clients, emission, before.wall_ns, after.wall_ns
+        ),
     )
 
 
@@ -580,6 +643,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     expired_before = await expired_messages(config.amqp_url)
     http = aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3.0), trust_env=False)
     run = _Run(config, out, services, sim, http, {})
+    expiry = run.expiry = ExpiryCounter(config.amqp_url, prefix)
+    await expiry.start()
     progress = _Progress(out)
     report: dict[str, Any] = {}
     final: dict[str, Any] = {}
@@ -632,6 +697,10 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             watched or [FEED_QUOTE.name(symbol="NONE")],
         )
         await run.watch.start()
+        watched_symbols = sorted(
+            feed.removeprefix(QUOTE_PREFIX) for feed in watched if feed.startswith(QUOTE_PREFIX)
+        )
+        await sim.ask({"op": "watch", "symbols": watched_symbols})
         await asyncio.sleep(config.warmup_seconds)
         reference_ready_seconds = await _reference_ready(run)
         fixed = await _measure(
@@ -657,9 +726,13 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         boards = await read_boards(config, drained.caught_up_ms) if present else {}
         ranges = await read_ranges(config) if present else {}
         final = await sim.ask({"op": "final"}, within=60.0)
-        emission = EmissionMap([(int(a), int(b)) for a, b in final["emission"]])
+        emission = EmissionMap(
+            [(int(a), int(b)) for a, b in final["emission"]],
+            {(str(symbol), int(at)): int(wall) for symbol, at, wall in final.get("watched", [])},
+        )
         # Batches the broker dropped unread (TTL) are stale drops no component could count.
-        stale = _stale_drops(last.components.get("processor", {})) + (expired or 0)
+        broker_lost, broker_figures = _broker_expiry(run.expiry, expired)
+        stale = _stale_drops(last.components.get("processor", {})) + broker_lost
         diagnosis: dict[str, Any] = {}
         if services["processor"].process is None:
             checks = [
@@ -708,7 +781,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "correctness": {
                 "ok": all(c.ok for c in checks),
                 "stale_drops": stale,
-                "broker_expired_messages": expired,
+                **broker_figures,
                 "diagnosis": diagnosis,
                 "boards": msgspec.to_builtins(checks),
             },
@@ -734,7 +807,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             + ("" if drained.waiting is None else f", INCOMPLETE: {drained.waiting}"),
             file=out,
         )
-        print(_expiry_line(expired), file=out)
+        print(_expiry_line(expired, run.expiry), file=out)
         print(
             "reference data: "
             + (
@@ -757,6 +830,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
                 await sim.ask({"op": "final"}, within=10.0)
         await sim.stop()
         await http.close()
+        with contextlib.suppress(Exception):
+            await expiry.stop()
         with contextlib.suppress(Exception):
             await _delete_queues(config, prefix)
     return report

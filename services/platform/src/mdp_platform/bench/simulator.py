@@ -6,8 +6,11 @@ benchmark asks, phase by phase, over a line protocol (one JSON object per line):
 * stdin ``{"op": "mode", "mode": "idle" | "rate" | "max", "rate": 10000}``: switch pacing
   (``max``: generate the next chunk only once the listener has read the previous one);
 * stdin ``{"op": "stats"}``: reply with the events offered so far, by type;
+* stdin ``{"op": "watch", "symbols": [...]}``: from now on, note when each event of these
+  symbols (the ones the benchmark's clients follow) was emitted, for exact lags;
 * stdin ``{"op": "final"}``: stop streaming and reply with the per-symbol final state for the
-  leaderboard check, the previous closes and the event-time-to-wall-time map; then exit.
+  leaderboard check, the previous closes, the event-time-to-wall-time map and the watched
+  symbols' emissions; then exit.
 
 Running in its own process keeps the market's CPU apart from the benchmark's clients, and its
 own counters say exactly what was sent, so nothing needs to be recorded event by event.
@@ -57,6 +60,7 @@ class _Command(msgspec.Struct, frozen=True):
     op: str
     mode: str = "idle"
     rate: float = 0.0
+    symbols: tuple[str, ...] = ()
 
 
 def mix_kinds(mix: tuple[str, ...]) -> frozenset[str]:
@@ -116,6 +120,9 @@ class _Driver:
         self.market.grouped_daily(self.market.trading_day - timedelta(days=1))
         self.offered: Counter[str] = Counter()
         self.points: list[tuple[int, int]] = []
+        self.watch: frozenset[str] = frozenset()
+        #: (symbol, event time ms) of a watched symbol's event -> wall ns of its first emission.
+        self.watched: dict[tuple[str, int], int] = {}
         self.pacing = _Pacing()
         self.changed = asyncio.Event()
 
@@ -128,8 +135,14 @@ class _Driver:
         self.offered.update(str(e["ev"]) for e in wanted)
         self.massive.publish(wanted, flush=flush)
         last = event_time_ms(wanted[-1])
+        now = time.time_ns()
         if (not self.points or last > self.points[-1][0]) and len(self.points) < _MAX_POINTS:
-            self.points.append((last, time.time_ns()))
+            self.points.append((last, now))
+        if self.watch and len(self.watched) < _MAX_POINTS:
+            for event in wanted:
+                symbol = event.get("sym", event.get("T"))
+                if symbol in self.watch:
+                    self.watched.setdefault((str(symbol), event_time_ms(event)), now)
         return len(wanted)
 
     def set_mode(self, mode: str, rate: float) -> None:
@@ -183,6 +196,7 @@ class _Driver:
             "finals": self.tracker.finals(),
             "prev_close": prev,
             "emission": self.points,
+            "watched": [[symbol, at, wall] for (symbol, at), wall in self.watched.items()],
         }
 
 
@@ -221,6 +235,9 @@ async def _serve(config: SimProcessConfig) -> None:
             if command.op == "mode":
                 driver.set_mode(command.mode, command.rate)
                 _say({"op": "mode", "mode": command.mode})
+            elif command.op == "watch":
+                driver.watch = frozenset(command.symbols)
+                _say({"op": "watch", "symbols": len(driver.watch)})
             elif command.op == "stats":
                 _say(driver.stats())
             elif command.op == "final":

@@ -11,10 +11,10 @@ from __future__ import annotations
 
 import math
 from bisect import bisect_left
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
-__all__ = ["EmissionMap", "LagSummary", "longest_gap_ms", "percentile"]
+__all__ = ["EmissionMap", "LagSummary", "longest_gap_ms", "p99_by_second", "percentile"]
 
 
 def percentile(ordered: Sequence[float], q: float) -> float:
@@ -57,17 +57,43 @@ class LagSummary:
         )
 
 
+def p99_by_second(
+    timed_lags_ms: Iterable[tuple[int, float]], start_ns: int, end_ns: int
+) -> list[float | None]:
+    """The p99 of the lags received in each whole second from ``start_ns`` (None: none arrived).
+
+    ``timed_lags_ms`` are ``(wall ns received, lag ms)``; those outside ``[start_ns,
+    end_ns)`` are left out. A phase's p99 alone cannot tell a backlog in its first seconds
+    from a tail spread over all of them: this can.
+    """
+    seconds = max(1, math.ceil((end_ns - start_ns) / 1e9))
+    per: list[list[float]] = [[] for _ in range(seconds)]
+    for wall_ns, lag_ms in timed_lags_ms:
+        if start_ns <= wall_ns < end_ns:
+            per[(wall_ns - start_ns) // 1_000_000_000].append(lag_ms)
+    return [round(percentile(sorted(lags), 0.99), 2) if lags else None for lags in per]
+
+
 class EmissionMap:
     """Maps a simulated event time (ms) to the wall instant (ns) the simulator emitted it.
 
     Args:
         points: ``(last event time ms of a chunk, wall ns the chunk was emitted)``, in emission
             order; event times never decrease along the stream.
+        exact: ``(symbol, event time ms) -> wall ns`` of the events of the symbols the clients
+            follow, as the simulator emitted them. Many events share one time (a second's bars
+            all end on it) and leave over a spread of chunks, slowly when the rate is low: the
+            first chunk that reached the time would date every later one too early.
     """
 
-    def __init__(self, points: Sequence[tuple[int, int]]) -> None:
+    def __init__(
+        self,
+        points: Sequence[tuple[int, int]],
+        exact: Mapping[tuple[str, int], int] | None = None,
+    ) -> None:
         self._event_ms = [event_ms for event_ms, _ in points]
         self._wall_ns = [wall_ns for _, wall_ns in points]
+        self._exact = dict(exact or {})
 
     def __len__(self) -> int:
         return len(self._event_ms)
@@ -79,9 +105,15 @@ class EmissionMap:
             return None
         return self._wall_ns[index]
 
-    def lag_ms(self, event_ms: int, seen_wall_ns: int) -> float | None:
-        """Milliseconds from the event's emission to ``seen_wall_ns``; None if not mapped."""
-        emitted = self.wall_ns(event_ms)
+    def lag_ms(self, event_ms: int, seen_wall_ns: int, symbol: str | None = None) -> float | None:
+        """Milliseconds from the event's emission to ``seen_wall_ns``; None if not mapped.
+
+        The emission of ``symbol``'s own event at ``event_ms`` when the simulator noted it,
+        else that of the first chunk that reached ``event_ms``.
+        """
+        emitted = None if symbol is None else self._exact.get((symbol, event_ms))
+        if emitted is None:
+            emitted = self.wall_ns(event_ms)
         if emitted is None:
             return None
         return (seen_wall_ns - emitted) / 1e6
