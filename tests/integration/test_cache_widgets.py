@@ -23,7 +23,7 @@ from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import (
     FEED_ALERTS_HOD,
-    FEED_NEWS_LATEST,
+    FEED_NEWS_TICKER,
     FEED_QUOTE,
     KEY_WIDGET_VERSION,
     Feed,
@@ -39,6 +39,11 @@ async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
 
 
 Write = WidgetWrite
+#: A list feed without an order: elements pushed as they come (the news feeds were, before
+#: they were ordered by publication time).
+PLAIN_LIST = Feed(
+    template="test:plain", shape="list", ttl=3600, max_len=1_000, owner="test", payload="-"
+)
 
 
 async def test_value_and_list_feeds_follow_their_shape(redis: Redis) -> None:
@@ -46,13 +51,13 @@ async def test_value_and_list_feeds_follow_their_shape(redis: Redis) -> None:
     await pubsub.subscribe(FEED_QUOTE.name(symbol="AAA"))
     await pubsub.get_message(timeout=1)
     writer = WidgetWriter(redis)
-    items = [Write(FEED_NEWS_LATEST, FEED_NEWS_LATEST.name(), f"{i}".encode()) for i in range(3)]
+    items = [Write(PLAIN_LIST, PLAIN_LIST.name(), f"{i}".encode()) for i in range(3)]
     items.append(Write(FEED_QUOTE, FEED_QUOTE.name(symbol="AAA"), b'{"p":1}'))
     await writer.write(items)
     assert await redis.get("quote:AAA") == b'{"p":1}'
     assert 0 < await redis.ttl("quote:AAA") <= FEED_QUOTE.ttl
-    assert await redis.lrange(FEED_NEWS_LATEST.name(), 0, -1) == [b"2", b"1", b"0"]
-    assert 0 < await redis.ttl(FEED_NEWS_LATEST.name()) <= FEED_NEWS_LATEST.ttl
+    assert await redis.lrange(PLAIN_LIST.name(), 0, -1) == [b"2", b"1", b"0"]
+    assert 0 < await redis.ttl(PLAIN_LIST.name()) <= PLAIN_LIST.ttl
     message = await pubsub.get_message(timeout=1)
     assert message is not None
     assert message["data"] == b'{"p":1}'
@@ -73,11 +78,11 @@ async def test_a_forgotten_script_is_reloaded(redis: Redis) -> None:
     writer._sha = writer._versioned_sha = "0" * 40
     await writer.write(
         [
-            Write(FEED_NEWS_LATEST, FEED_NEWS_LATEST.name(), b"once"),
+            Write(PLAIN_LIST, PLAIN_LIST.name(), b"once"),
             Write(FEED_QUOTE, FEED_QUOTE.name(symbol="D"), b"{}", version=1),
         ]
     )
-    assert await redis.lrange(FEED_NEWS_LATEST.name(), 0, -1) == [b"once"]
+    assert await redis.lrange(PLAIN_LIST.name(), 0, -1) == [b"once"]
     assert await redis.get(FEED_QUOTE.name(symbol="D")) == b"{}"
 
 
@@ -355,10 +360,26 @@ async def test_a_flush_of_alerts_is_one_script_call_and_each_is_published(redis:
 def test_ordered_writes_refuse_a_feed_without_order_and_mismatched_flags() -> None:
     pipe = fakeredis.FakeAsyncRedis().pipeline(transaction=False)
     with pytest.raises(ValueError, match="not a list ordered"):
-        queue_ordered_list_write(pipe, FEED_NEWS_LATEST, FEED_NEWS_LATEST.name(), [b"{}"])
+        queue_ordered_list_write(pipe, PLAIN_LIST, PLAIN_LIST.name(), [b"{}"])
     with pytest.raises(ValueError, match="2 publish flags for 1 payloads"):
         queue_ordered_list_write(
             pipe, SMALL_ALERTS, SMALL_ALERTS.name(), [b"{}"], publish=[True, False]
         )
     assert queue_ordered_list_write(pipe, SMALL_ALERTS, SMALL_ALERTS.name(), []) == 0
     assert len(pipe.command_stack) == 0
+
+
+async def test_news_lists_are_ordered_by_publication_and_a_resent_item_is_kept_once(
+    redis: Redis,
+) -> None:
+    """A pipeline sent again whole (a cluster node failed mid-write) must not double news."""
+    writer = WidgetWriter(redis)
+    name = FEED_NEWS_TICKER.name(symbol="AAPL")
+    items = [
+        b'{"link":"https://n.test/2","published_ms":2000}',
+        b'{"link":"https://n.test/1","published_ms":1000}',
+        b'{"link":"https://n.test/3","published_ms":3000}',
+    ]
+    for _ in range(2):
+        await writer.write([Write(FEED_NEWS_TICKER, name, item) for item in items])
+    assert await redis.lrange(name, 0, -1) == [items[2], items[0], items[1]]

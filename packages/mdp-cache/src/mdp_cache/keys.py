@@ -305,7 +305,9 @@ FEED_NEWS_LATEST: Final = Feed(
     ttl=2 * DAY,
     max_len=1_000,
     owner="news processor (FinlightDataAnalyzer)",
-    payload="one news item per element (article fields plus `tickers`), newest first",
+    payload="one news item per element (article fields plus `tickers`), newest first by "
+    "`published_ms`; an item already listed is not pushed again",
+    order_by="published_ms",
 )
 FEED_NEWS_TICKER: Final = Feed(
     template="news:ticker:{symbol}",
@@ -313,7 +315,9 @@ FEED_NEWS_TICKER: Final = Feed(
     ttl=7 * DAY,
     max_len=100,
     owner="news processor (FinlightDataAnalyzer)",
-    payload="news items about the symbol, newest first",
+    payload="news items about the symbol, newest first by `published_ms`; an item already "
+    "listed is not pushed again",
+    order_by="published_ms",
 )
 FEED_DAILY_RANGE: Final = Feed(
     template="range:{symbol}",

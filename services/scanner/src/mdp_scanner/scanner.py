@@ -14,12 +14,15 @@ Usable in-process (the demo runs it in the same event loop as everything else) a
 
 A pause (the control plane's order, :meth:`Scanner.pause`) finishes the batch in hand, then
 closes the pub/sub connection, so Redis buffers nothing for a scanner that reads nothing; what
-is published meanwhile is not seen (pub/sub keeps no backlog). A resume subscribes and
+is published meanwhile is not delivered (pub/sub keeps no backlog). A resume subscribes and
 rehydrates as after a reconnect.
 
 Losing Redis ends the connection's loop; the scanner reconnects with jittered backoff, subscribes
 again and re-reads the snapshots (analyzer ``restore`` keeps newer in-memory state). Writes that
-failed are kept (bounded) and retried first.
+failed are kept (bounded) and retried first. Then it catches up: the current documents of the
+value feeds it consumes (``quote:*``) are handled as one more batch, so a record published
+while it was away still counts (a symbol that did not trade again kept a stale range, or
+none, before).
 
 Replicas: pub/sub is a broadcast, so every replica sees every message and computes the same
 state; range documents are idempotent overwrites. Only list appends (alerts) would duplicate, so
@@ -82,6 +85,7 @@ class ScannerStats:
     reconnects: int = 0
     rehydrations: int = 0
     snapshots_read: int = 0
+    caught_up: int = 0
     errors: Counter[str] = field(default_factory=Counter)
     rejected: Counter[str] = field(default_factory=Counter)
     unwritten: int = 0
@@ -100,6 +104,7 @@ class ScannerStats:
             "reconnects_total": self.reconnects,
             "rehydrations_total": self.rehydrations,
             "snapshots_read_total": self.snapshots_read,
+            "caught_up_total": self.caught_up,
             "unwritten": self.unwritten,
             "connected": self.connected,
             "paused": self.paused,
@@ -291,6 +296,8 @@ class Scanner:
                 await pubsub.psubscribe(*self._psubscribe)
             await self._rehydrate()
             await self._flush_unwritten()
+            if not first:
+                await self._catch_up()
             if self.paused:
                 return
             self.stats.connected = True
@@ -459,11 +466,32 @@ class Scanner:
             self.stats.rehydrations += 1
             _log.info("analyzer_rehydrated", analyzer=analyzer.name, feeds=len(snapshots))
 
-    async def _read_values(self, pattern: str) -> dict[str, bytes]:
-        """Snapshots of the feeds matching ``pattern``.
+    async def _catch_up(self) -> None:
+        """Handle the current documents of the value feeds the analyzers consume.
+
+        Pub/sub keeps no backlog: a quote record published while this scanner was away (a lost
+        connection, a failover, a pause) would never reach it, and a symbol that did not trade
+        again would keep a range without it, or none. Its snapshot holds the record whole, so
+        handling the snapshots once more after subscribing misses nothing; what was seen
+        already merges as a no-op (ranges keep extremes and the latest bar; alerts are raised
+        by what is new). List feeds are left out: a snapshot is not one element.
+        """
+        patterns = dict.fromkeys(p for route in self._routes for p in route.patterns)
+        messages: list[FeedMessage] = []
+        for pattern in patterns:
+            values = await self._read_values(pattern, lists=False)
+            messages.extend(FeedMessage(name, value) for name, value in sorted(values.items()))
+        for start in range(0, len(messages), self._batch_max):
+            await self._process(messages[start : start + self._batch_max])
+        self.stats.caught_up += len(messages)
+        if messages:
+            _log.info("scanner_caught_up", messages=len(messages))
+
+    async def _read_values(self, pattern: str, *, lists: bool = True) -> dict[str, bytes]:
+        """Snapshots of the feeds matching ``pattern`` (a name is a pattern without globs).
 
         A value feed's snapshot is its document; a list feed's is the JSON array of its
-        elements, newest first.
+        elements, newest first (left out unless ``lists``).
         """
         names: list[bytes] = []
         found: dict[str, bytes] = {}
@@ -472,7 +500,7 @@ class Scanner:
             feed = feed_for(name)
             if feed is not None and feed.shape == "value":
                 names.append(name.encode())
-            elif feed is not None and feed.shape == "list":
+            elif feed is not None and feed.shape == "list" and lists:
                 items = await self._redis.lrange(name, 0, (feed.max_len or 1) - 1)
                 found[name] = b"[" + b",".join(i for i in items if isinstance(i, bytes)) + b"]"
         for start in range(0, len(names), _MGET_CHUNK):
