@@ -227,73 +227,79 @@ async def test_two_replicas_append_each_alert_once(
     assert [a["price"] for a in await alerts(redis_client)] == [3.5]
 
 
-async def test_recovers_from_a_redis_connection_loss(
-    scanners: Scanners, redis_client: aioredis.Redis, redis_db_url: str
-) -> None:
-    proxy = TcpProxy.for_url(redis_db_url)
-    await proxy.start()
+@pytest.fixture
+async def proxy(redis_db_url: str) -> AsyncIterator[TcpProxy]:
+    """A TCP proxy in front of the test Redis, to cut and restore a scanner's link."""
+    running = TcpProxy.for_url(redis_db_url)
+    await running.start()
     try:
-        clock = ManualClock(at_ms(DAY, 12, 0) * 1_000_000)
-        scanner = await scanners.start(clock, url=proxy.proxied(redis_db_url))
-        await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 12, 0), 2, 2, 2))
-        await proxy.cut()
-
-        async def down() -> bool:
-            return not scanner.ready
-
-        await wait_until(down)
-        await proxy.restore()
-        assert await scanner.wait_ready(WAIT)
-        assert scanner.stats.rehydrations == 2
-        assert scanner.stats.reconnects >= 1
-        await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 12, 5), 2.5, 2.5, 2))
-        assert [a["price"] for a in await alerts(redis_client)] == [2.5]
+        yield running
     finally:
-        await proxy.close()
+        await running.close()
+
+
+async def scanner_behind(
+    proxy: TcpProxy, scanners: Scanners, redis_client: aioredis.Redis, redis_db_url: str
+) -> Scanner:
+    """A scanner reading Redis through ``proxy`` at 12:00, one quote of ``SYMBOL`` handled."""
+    clock = ManualClock(at_ms(DAY, 12, 0) * 1_000_000)
+    scanner = await scanners.start(clock, url=proxy.proxied(redis_db_url))
+    await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 12, 0), 2, 2, 2))
+    return scanner
+
+
+async def cut(proxy: TcpProxy, scanner: Scanner) -> None:
+    """Cut the link and wait until the scanner knows."""
+    await proxy.cut()
+
+    async def down() -> bool:
+        return not scanner.ready
+
+    await wait_until(down)
+
+
+async def test_recovers_from_a_redis_connection_loss(
+    scanners: Scanners, redis_client: aioredis.Redis, redis_db_url: str, proxy: TcpProxy
+) -> None:
+    scanner = await scanner_behind(proxy, scanners, redis_client, redis_db_url)
+    await cut(proxy, scanner)
+    await proxy.restore()
+    assert await scanner.wait_ready(WAIT)
+    assert scanner.stats.rehydrations == 2
+    assert scanner.stats.reconnects >= 1
+    await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 12, 5), 2.5, 2.5, 2))
+    assert [a["price"] for a in await alerts(redis_client)] == [2.5]
 
 
 async def test_a_quote_record_published_while_the_link_was_down_is_caught_up(
-    scanners: Scanners, redis_client: aioredis.Redis, redis_db_url: str
+    scanners: Scanners, redis_client: aioredis.Redis, redis_db_url: str, proxy: TcpProxy
 ) -> None:
     """Pub/sub keeps no backlog: a symbol whose only record came while the scanner was away
     (a failover) got no range at all; its snapshot now reaches the analyzer after reconnect."""
-    proxy = TcpProxy.for_url(redis_db_url)
-    await proxy.start()
-    try:
-        clock = ManualClock(at_ms(DAY, 12, 0) * 1_000_000)
-        scanner = await scanners.start(clock, url=proxy.proxied(redis_db_url))
-        await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 12, 0), 2, 2, 2))
-        await proxy.cut()
-
-        async def down() -> bool:
-            return not scanner.ready
-
-        await wait_until(down)
-        # Written as the processor writes a quote record: the snapshot, then the publish.
-        away = "ZZAWAY"
-        await redis_client.set(f"quote:{away}", quote(at_ms(DAY, 12, 1), 7, 7.5, 6.5, away))
-        assert await redis_client.publish(f"quote:{away}", b"{}") == 0  # nobody listens
-        await redis_client.set(f"quote:{SYMBOL}", quote(at_ms(DAY, 12, 2), 3, 3.25, 2))
-        await proxy.restore()
-        assert await scanner.wait_ready(WAIT)  # ready once caught up
-        assert scanner.stats.caught_up == 2
-        doc = await range_doc(redis_client, away)
-        assert doc is not None
-        assert (doc["regular_high"], doc["regular_low"], doc["price"]) == (7.5, 6.5, 7)
-        doc = await range_doc(redis_client)
-        assert doc is not None
-        assert (doc["regular_high"], doc["price"]) == (3.25, 3)
-        assert [a["price"] for a in await alerts(redis_client)] == [3.25]  # the missed HOD
-        # What was seen already merges as a no-op: a second catch-up changes nothing.
-        before = (await range_doc(redis_client), await alerts(redis_client))
-        await proxy.cut()
-        await wait_until(down)
-        await proxy.restore()
-        assert await scanner.wait_ready(WAIT)
-        assert scanner.stats.caught_up == 4
-        assert (await range_doc(redis_client), await alerts(redis_client)) == before
-    finally:
-        await proxy.close()
+    scanner = await scanner_behind(proxy, scanners, redis_client, redis_db_url)
+    await cut(proxy, scanner)
+    # Written as the processor writes a quote record: the snapshot, then the publish.
+    away = "ZZAWAY"
+    await redis_client.set(f"quote:{away}", quote(at_ms(DAY, 12, 1), 7, 7.5, 6.5, away))
+    assert await redis_client.publish(f"quote:{away}", b"{}") == 0  # nobody listens
+    await redis_client.set(f"quote:{SYMBOL}", quote(at_ms(DAY, 12, 2), 3, 3.25, 2))
+    await proxy.restore()
+    assert await scanner.wait_ready(WAIT)  # ready once caught up
+    assert scanner.stats.caught_up == 2
+    doc = await range_doc(redis_client, away)
+    assert doc is not None
+    assert (doc["regular_high"], doc["regular_low"], doc["price"]) == (7.5, 6.5, 7)
+    doc = await range_doc(redis_client)
+    assert doc is not None
+    assert (doc["regular_high"], doc["price"]) == (3.25, 3)
+    assert [a["price"] for a in await alerts(redis_client)] == [3.25]  # the missed HOD
+    # What was seen already merges as a no-op: a second catch-up changes nothing.
+    before = (await range_doc(redis_client), await alerts(redis_client))
+    await cut(proxy, scanner)
+    await proxy.restore()
+    assert await scanner.wait_ready(WAIT)
+    assert scanner.stats.caught_up == 4
+    assert (await range_doc(redis_client), await alerts(redis_client)) == before
 
 
 class Exploding:

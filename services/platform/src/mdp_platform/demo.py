@@ -453,7 +453,14 @@ class Demo:
             _, pending = await asyncio.wait(self._tasks, timeout=10)
             for task in pending:
                 task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+            if pending:
+                # Bounded: a component (or a vendor client inside it) that swallows its
+                # cancellation must not hang the stop; it is named instead.
+                _, stuck = await asyncio.wait(pending, timeout=10)
+                await asyncio.gather(*(pending - stuck), return_exceptions=True)  # retrieved
+                if stuck:
+                    names = sorted(task.get_name() for task in stuck)
+                    _log.error("demo_components_stuck", components=names)
         self._tasks.clear()
         await self._stack.aclose()
 
