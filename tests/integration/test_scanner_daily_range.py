@@ -302,6 +302,18 @@ async def test_a_quote_record_published_while_the_link_was_down_is_caught_up(
     assert (await range_doc(redis_client), await alerts(redis_client)) == before
 
 
+async def test_a_quote_record_written_before_the_scanner_started_is_caught_up(
+    scanners: Scanners, redis_client: aioredis.Redis
+) -> None:
+    """A restart is an absence too: the record written while no scanner ran reaches its range."""
+    await redis_client.set(f"quote:{SYMBOL}", quote(at_ms(DAY, 11, 0), 4, 4.5, 3.5))
+    scanner = await scanners.start(ManualClock(at_ms(DAY, 11, 1) * 1_000_000))
+    assert scanner.stats.caught_up == 1  # ready once caught up
+    doc = await range_doc(redis_client)
+    assert doc is not None
+    assert (doc["regular_high"], doc["regular_low"], doc["price"]) == (4.5, 3.5, 4)
+
+
 class Exploding:
     name: ClassVar[str] = "exploding"
     consumes: ClassVar[frozenset[str]] = frozenset({"quote:*"})

@@ -19,10 +19,10 @@ rehydrates as after a reconnect.
 
 Losing Redis ends the connection's loop; the scanner reconnects with jittered backoff, subscribes
 again and re-reads the snapshots (analyzer ``restore`` keeps newer in-memory state). Writes that
-failed are kept (bounded) and retried first. Then it catches up: the current documents of the
-value feeds it consumes (``quote:*``) are handled as one more batch, so a record published
-while it was away still counts (a symbol that did not trade again kept a stale range, or
-none, before).
+failed are kept (bounded) and retried first. Then it catches up (at start too): the current
+documents of the value feeds it consumes (``quote:*``) are handled as one more batch, so a
+record published while it was away or down still counts (a symbol that did not trade again
+kept a stale range, or none, before).
 
 Replicas: pub/sub is a broadcast, so every replica sees every message and computes the same
 state; range documents are idempotent overwrites. Only list appends (alerts) would duplicate, so
@@ -296,8 +296,7 @@ class Scanner:
                 await pubsub.psubscribe(*self._psubscribe)
             await self._rehydrate()
             await self._flush_unwritten()
-            if not first:
-                await self._catch_up()
+            await self._catch_up()
             if self.paused:
                 return
             self.stats.connected = True
@@ -469,12 +468,13 @@ class Scanner:
     async def _catch_up(self) -> None:
         """Handle the current documents of the value feeds the analyzers consume.
 
-        Pub/sub keeps no backlog: a quote record published while this scanner was away (a lost
-        connection, a failover, a pause) would never reach it, and a symbol that did not trade
-        again would keep a range without it, or none. Its snapshot holds the record whole, so
-        handling the snapshots once more after subscribing misses nothing; what was seen
-        already merges as a no-op (ranges keep extremes and the latest bar; alerts are raised
-        by what is new). List feeds are left out: a snapshot is not one element.
+        Pub/sub keeps no backlog: a quote record published while this scanner was away (a
+        lost connection, a failover, a pause, a restart) would never reach it, and a symbol
+        that did not trade again would keep a range without it, or none. Its snapshot holds
+        the record whole, so handling the snapshots once more after subscribing misses
+        nothing; what was seen already merges as a no-op (ranges keep extremes and the latest
+        bar; alerts are raised by what is new). List feeds are left out: a snapshot is not
+        one element.
         """
         patterns = dict.fromkeys(p for route in self._routes for p in route.patterns)
         messages: list[FeedMessage] = []

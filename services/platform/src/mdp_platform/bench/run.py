@@ -283,15 +283,14 @@ def _broker_expiry(
     Events when they were read back; else the broker's count of messages (each held at least
     one event: a lower bound the checks treat as "some were dropped").
     """
-    counted = counter is not None and counter.active
+    read = counter if counter is not None and counter.active else None
     figures: dict[str, int | str | None] = {
         "broker_expiry_not_counted_because": None if counter is None else counter.problem or None,
         "broker_expired_messages": expired,
-        "broker_expired_batches_read": counter.messages if counter and counted else None,
-        "broker_expired_events": counter.events if counter and counted else None,
+        "broker_expired_batches_read": None if read is None else read.messages,
+        "broker_expired_events": None if read is None else read.events,
     }
-    lost = counter.events if counter and counted else (expired or 0)
-    return lost, figures
+    return (expired or 0) if read is None else read.events, figures
 
 
 def _expiry_line(expired: int | None, counter: ExpiryCounter | None = None) -> str:
@@ -512,32 +511,25 @@ async def _drain(run: _Run) -> _Drained:
     return _Drained(round(time.monotonic() - started, 2), caught_up_ms, waiting)
 
 
-def _lags(
+def _timed_lags(
     samples: Sequence[Sample], emission: EmissionMap, start_ns: int, end_ns: int, *, board: bool
-) -> LagSummary:
-    lags: list[float] = []
+) -> list[tuple[int, float]]:
+    """``(wall ns received, lag ms)`` of the samples of one kind received in the window."""
+    timed: list[tuple[int, float]] = []
     for sample in samples:
         if sample.board != board or not start_ns <= sample.wall_ns < end_ns:
             continue
         if board:
-            lags.append((sample.wall_ns - sample.stamp_ms * 1_000_000) / 1e6)
+            timed.append((sample.wall_ns, (sample.wall_ns - sample.stamp_ms * 1_000_000) / 1e6))
         else:
             lag = emission.lag_ms(sample.stamp_ms, sample.wall_ns, sample.symbol)
             if lag is not None:
-                lags.append(lag)
-    return LagSummary.of(lags)
-
-
-def _client_p99_by_second(
-    samples: Sequence[Sample], emission: EmissionMap, start_ns: int, end_ns: int
-) -> tuple[float | None, ...]:
-    timed: list[tuple[int, float]] = []
-    for sample in samples:
-        if not sample.board:
-            lag = emission.lag_ms(sample.stamp_ms, sample.wall_ns, sample.symbol)
-            if lag is not None:
                 timed.append((sample.wall_ns, lag))
-    return tuple(p99_by_second(timed, start_ns, end_ns))
+    return timed
+
+
+def _lags(timed: Sequence[tuple[int, float]]) -> LagSummary:
+    return LagSummary.of([lag for _, lag in timed])
 
 
 def _phase_result(
@@ -568,6 +560,8 @@ def _phase_result(
     clients = run.clients.samples if run.clients is not None else []
     arrivals = run.clients.board_arrivals.values() if run.clients is not None else []
     redis_samples = run.watch.samples if run.watch is not None else []
+    window_ns = (before.wall_ns, after.wall_ns)
+    to_client = _timed_lags(clients, emission, *window_ns, board=False)
     return PhaseResult(
         name=name,
         seconds=round(seconds, 2),
@@ -576,19 +570,15 @@ def _phase_result(
         end_to_end_rate=None
         if rates.get("processor") is None
         else round(rates["processor"] or 0.0, 1),
-        lag_event_to_redis=_lags(
-            redis_samples, emission, before.wall_ns, after.wall_ns, board=False
-        ),
-        lag_event_to_client=_lags(clients, emission, before.wall_ns, after.wall_ns, board=False),
-        lag_board_to_client=_lags(clients, emission, before.wall_ns, after.wall_ns, board=True),
+        lag_event_to_redis=_lags(_timed_lags(redis_samples, emission, *window_ns, board=False)),
+        lag_event_to_client=_lags(to_client),
+        lag_board_to_client=_lags(_timed_lags(clients, emission, *window_ns, board=True)),
         processor_lag=processor_lag,
         drops=_drops(before, after),
         cpu_per_100k=cpu,
         longest_board_gap_ms=longest_gap_ms(arrivals, before.wall_ns, after.wall_ns),
         load_1min=(round(before.load_1min, 2), round(after.load_1min, 2)),
-        client_p99_by_second_ms=_client_p99_by_second(
-            clients, emission, before.wall_ns, after.wall_ns
-        ),
+        client_p99_by_second_ms=tuple(p99_by_second(to_client, *window_ns)),
     )
 
 
