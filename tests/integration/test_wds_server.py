@@ -117,6 +117,14 @@ async def open_client(
     return ws
 
 
+async def open_slow_client(server: WidgetServer) -> ClientConnection:
+    """A client that reads only when asked: a 4 KiB receive buffer and a one-message queue."""
+    small = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    small.connect(("127.0.0.1", server.port))
+    return await open_client(server, sock=small, max_queue=1)
+
+
 async def subscribe(ws: ClientConnection, *feeds: str, **extra: Any) -> dict[str, Any]:
     await ws.send(json.dumps({"op": "subscribe", "id": 1, "feeds": list(feeds), **extra}))
     return await recv_op(ws, "subscribed")
@@ -488,10 +496,7 @@ async def test_stalled_client_is_cut_and_does_not_delay_others(
     server = await make_server(
         send_queue_messages=16, send_queue_bytes=1 << 20, write_limit_bytes=16_384
     )
-    small = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    small.connect(("127.0.0.1", server.port))
-    stalled = await open_client(server, sock=small, max_queue=1)
+    stalled = await open_slow_client(server)
     healthy = await open_client(server)
     await subscribe(stalled, "quote:BIG", snapshot=False)
     await subscribe(healthy, "quote:BIG", snapshot=False)
@@ -511,6 +516,31 @@ async def test_stalled_client_is_cut_and_does_not_delay_others(
     stalled.transport.abort()
 
 
+async def test_a_client_that_falls_behind_then_reads_gets_every_update_in_order(
+    make_server: ServerFactory, redis_client: aioredis.Redis
+) -> None:
+    """Past the write limit the session's writer waits for the peer, then writes the rest."""
+    server = await make_server(
+        send_queue_messages=1_024,
+        send_queue_bytes=16 << 20,
+        write_limit_bytes=16_384,
+        socket_send_buffer_bytes=16_384,
+    )
+    behind = await open_slow_client(server)
+    await subscribe(behind, "quote:BIG", snapshot=False)
+    padding = "x" * 32_768
+    sent = 60  # ~2 MB: far more than the socket buffers on both sides hold
+    for n in range(sent):
+        await redis_client.publish("quote:BIG", json.dumps({"n": n, "pad": padding}))
+    await wait_until(lambda: server.stats.messages_in >= sent)
+    assert server.stats.messages_out < sent  # the rest waits in the queue for the peer
+    received = [(await recv(behind))["data"]["n"] for _ in range(sent)]
+    assert received == list(range(sent))
+    assert not server.stats.drops
+    assert not server.stats.disconnects
+    await behind.close()
+
+
 async def test_drop_oldest_policy_keeps_slow_client_connected(
     make_server: ServerFactory, redis_client: aioredis.Redis
 ) -> None:
@@ -519,10 +549,7 @@ async def test_drop_oldest_policy_keeps_slow_client_connected(
         slow_client_policy="drop_oldest",
         write_limit_bytes=16_384,
     )
-    small = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    small.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    small.connect(("127.0.0.1", server.port))
-    slow = await open_client(server, sock=small, max_queue=1)
+    slow = await open_slow_client(server)
     await subscribe(slow, "quote:BIG", snapshot=False)
     padding = "x" * 32_768
     for n in range(100):

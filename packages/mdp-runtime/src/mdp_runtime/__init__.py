@@ -9,6 +9,7 @@ that says the instance is alive.
 from importlib.metadata import version as _version
 
 from mdp_runtime.client_address import TrustedProxies, address_bucket
+from mdp_runtime.collector import settle_heap
 from mdp_runtime.command_line import parse_service_arguments, settings_help
 from mdp_runtime.health import (
     ControlHandler,
@@ -66,4 +67,5 @@ __all__ = [
     "run_service",
     "serve_stream",
     "settings_help",
+    "settle_heap",
 ]

@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import multiprocessing
 import os
 import random
@@ -54,6 +53,7 @@ from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.logging import LogFormat, configure_logging, get_logger
 from mdp_core.telemetry import attached_context, inject_context
+from mdp_runtime.collector import settle_heap
 
 __all__ = ["DEFAULT_RESTART", "ProcessManager", "WorkerContext", "WorkerStatus", "WorkerTarget"]
 
@@ -203,8 +203,7 @@ def _child_main(spec: _ChildSpec, status: Connection, lifeline: Connection) -> N
     # What importing and configuring made lives as long as the process: out of every
     # collection, so a full collection scans only what the worker built since (tens of ms
     # less per pause with the analyzers' state of a whole market).
-    gc.collect()
-    gc.freeze()
+    settle_heap()
     try:
         asyncio.run(_child_run(spec, status))
     except Exception:

@@ -23,6 +23,7 @@ from mdp_runtime import (
     instance_name,
     parse_service_arguments,
     run_service,
+    settle_heap,
 )
 from mdp_wds.server import WidgetServer
 from mdp_wds.settings import WdsSettings
@@ -65,6 +66,7 @@ async def serve(stop: asyncio.Event) -> int:
     control = RuntimeControl(mdc, "widget-service", instance, server.set_runtime_state)
     try:
         async with server:
+            settle_heap(settings.gc_young_threshold)
             heartbeat.start()
             control.start()
             _log.info("wds_serving", url=server.url, origins=list(settings.allowed_origins))

@@ -7,9 +7,11 @@ closing) and drains its send queue into the socket. Websockets internals stay in
 :mod:`mdp_wds.websocket`.
 
 Fan-out never waits on a client: the hub calls :meth:`ClientSession.deliver`, which only appends
-to the protocol's queue. A per-session writer task drains the queue into the socket; when a
-client stops reading, its socket buffer fills, the writer blocks, the queue grows, and at the cap
-the slow-client policy applies (close 4009, or drop the oldest messages), touching no one else.
+to the protocol's queue and schedules one flush callback for the session, so a burst of updates
+(one Redis read) reaches each client in one ``write`` made in the next loop iteration, with no
+task switch. When a client stops reading, its socket buffer passes the write limit, the
+session's writer task takes over and waits for the peer, the queue grows, and at the cap the
+slow-client policy applies (close 4009, or drop the oldest messages), touching no one else.
 """
 
 from __future__ import annotations
@@ -84,7 +86,10 @@ class ClientSession:
             address=address if address is not None else self._socket.peer,
             server_name=SERVER_NAME,
         )
-        self._wake = asyncio.Event()
+        self._wake = asyncio.Event()  # the writer task: the socket is above its write limit
+        self._flush_pending = False
+        self._draining = False
+        self._write_failed = False
         self._idle = asyncio.Event()
         self._idle.set()
         self._expiry: asyncio.TimerHandle | None = None
@@ -173,7 +178,7 @@ class ClientSession:
         if protocol.closing:
             self._pump()  # the slow-client policy may have closed it
         elif protocol.queued:
-            self._wake.set()
+            self._schedule_flush()
 
     def resync(self) -> None:
         """Re-send every subscription's snapshot (the pub/sub link had a gap)."""
@@ -192,7 +197,7 @@ class ClientSession:
         else:
             self._idle.set()
         if protocol.queued:
-            self._wake.set()
+            self._schedule_flush()
 
     def _run(self, command: Command) -> None:
         if isinstance(command, RemoveFeed):
@@ -275,30 +280,53 @@ class ClientSession:
 
     # --- sending --------------------------------------------------------------------------
 
-    async def _write_loop(self) -> None:
-        """Drain the queue into the socket: up to 256 queued frames, one ``write`` per wake-up.
+    def _schedule_flush(self) -> None:
+        """Write the queue in the next loop iteration (once, however many updates arrive)."""
+        if not self._flush_pending and not self._draining:
+            self._flush_pending = True
+            asyncio.get_running_loop().call_soon(self._flush)
+
+    def _flush(self) -> None:
+        self._flush_pending = False
+        if not self._draining:
+            self._write_queued()
+
+    def _write_queued(self) -> None:
+        """Drain the queue into the socket: up to 256 queued frames per ``write``.
 
         Frames arrive pre-built (:attr:`Frame.wire`, identical for every client), so a burst
         costs one concatenation and one system call per client, not a serialization and a
-        write per message. When the socket buffer is above the write limit the loop waits for
-        the peer: backpressure that only this client's queue feels.
+        write per message. When the socket buffer passes the write limit the writer task
+        takes over and waits for the peer: backpressure that only this client's queue feels.
         """
-        protocol, socket, stats, clock = self._protocol, self._socket, self._stats, self._clock
+        protocol, socket, stats = self._protocol, self._socket, self._stats
+        if self._closer is not None or self._write_failed:
+            return  # closing: the close handshake owns the socket now
         try:
-            while True:
-                if not protocol.queued:
-                    self._wake.clear()
-                    await self._wake.wait()
-                    continue
-                if not socket.open:
-                    return
-                now_seconds = clock.now_ns() / NS_PER_SECOND
+            while protocol.queued and socket.open:
+                now_seconds = self._clock.now_ns() / NS_PER_SECOND
                 frames = protocol.take(_MAX_FRAMES_PER_WRITE)
                 for frame in frames:
                     if frame.as_of_ms is not None:
                         stats.lag.observe(max(0.0, now_seconds - frame.as_of_ms / 1_000))
                 socket.write([frame.wire for frame in frames])
                 stats.messages_out += len(frames)
-                await socket.drain()
+                if socket.paused:
+                    self._draining = True
+                    self._wake.set()
+                    return
         except (ConnectionClosed, ConnectionError):
-            pass
+            self._write_failed = True
+
+    async def _write_loop(self) -> None:
+        """Wait for a stalled peer to read, then go on writing (see :meth:`_write_queued`)."""
+        try:
+            while True:
+                self._wake.clear()
+                await self._wake.wait()
+                while self._draining:
+                    await self._socket.drain()
+                    self._draining = False
+                    self._write_queued()
+        except (ConnectionClosed, ConnectionError):
+            self._write_failed = True

@@ -135,6 +135,14 @@ class WdsSettings(CommonSettings):
         doc="Kernel send buffer per client socket (SO_SNDBUF; 0 keeps the OS default, which "
         "autotunes to megabytes): bounds memory per client and lets a stalled one be noticed.",
     )
+    gc_young_threshold: int = setting(
+        env="MDP_WDS_GC_YOUNG_THRESHOLD",
+        default=50_000,
+        min=700,
+        doc="Allocations between the garbage collector's young-generation collections (CPython's "
+        "default is 700). Higher: a fan-out burst's frames are freed before a collection sees "
+        "them, so they are not promoted into full collections that pause every client.",
+    )
     auth_timeout_seconds: float = setting(
         env="MDP_WDS_AUTH_TIMEOUT_SECONDS",
         default=5.0,

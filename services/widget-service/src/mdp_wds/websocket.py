@@ -88,6 +88,11 @@ class ClientSocket:
         chunks.extend(wires)
         self._transport.write(b"".join(chunks))
 
+    @property
+    def paused(self) -> bool:
+        """Whether the socket buffer is above the write limit (the peer is behind)."""
+        return bool(self._ws.paused)
+
     async def drain(self) -> None:
         """Wait for the peer while the socket buffer is above the write limit."""
         if self._ws.paused:
