@@ -14,7 +14,12 @@ from mdp_analyzers.registry import UnknownAnalyzer
 from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_analyzers.typing import Output, WidgetWrite
-from mdp_cache.keys import FEED_LATEST_TRADE, FEED_QUOTE, FEED_SCANNER_TOP_VOLUME
+from mdp_cache.keys import (
+    FEED_LATEST_TRADE,
+    FEED_QUOTE,
+    FEED_SCANNER_TOP_VOLUME,
+    KEY_SEEN_BATCH,
+)
 from mdp_cache.records import DailyBar
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
@@ -206,6 +211,72 @@ async def test_run_consumes_the_memory_bus_end_to_end() -> None:
     processor.stop()
     await task
     assert FEED_QUOTE.name(symbol="BBB") in sink.store.values
+
+
+class HeldState(MemoryState):
+    """MDC whose first write with "applied" marks waits for :attr:`release` (a slow write)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writing = asyncio.Event()
+        self.release = asyncio.Event()
+        self.cut = False
+
+    async def apply(self, ops: Sequence[Any], *, marks: Sequence[str] = ()) -> Any:
+        if marks and not self.writing.is_set():
+            self.writing.set()
+            try:
+                await self.release.wait()
+            except asyncio.CancelledError:
+                self.cut = True
+                raise
+        return await super().apply(ops, marks=marks)
+
+
+async def test_a_stop_lets_the_flush_in_progress_write_its_marks_and_ack() -> None:
+    state = HeldState()
+    clock = ManualClock(NOW_NS)
+    bus = MemoryBus(Topology(), clock=clock)
+    processor = Processor(
+        bus.consumer(),
+        [MassiveDataAnalyzer()],
+        state=state,
+        widgets=MemoryWidgets(),
+        clock=clock,
+        config=ProcessorConfig(retry=BackoffPolicy(0.001, 0.01)),
+    )
+    settled = Settled()
+    task = asyncio.create_task(processor.run())
+    await processor.ingest(
+        delivery(bus, body([aggregate("AAA", at_ms(DAY, 10, 0))], "s1"), settled)
+    )
+    async with asyncio.timeout(5):
+        await state.writing.wait()  # the flusher is in the middle of writing s1
+    processor.stop()
+    # However long it is given, the run does not end under a flush that is writing.
+    done, _ = await asyncio.wait({task}, timeout=0.2)
+    assert not done
+    state.release.set()
+    async with asyncio.timeout(5):
+        await task
+    assert not state.cut
+    mark = KEY_SEEN_BATCH.name(consumer=ProcessorConfig().consumer_group, batch="s1")
+    assert await state.seen([mark]) == {mark}
+    assert settled.results == [True]
+
+
+async def test_a_cancelled_run_winds_down_with_a_last_flush() -> None:
+    processor, bus, sink = make()
+    settled = Settled()
+    task = asyncio.create_task(processor.run())
+    await processor.ingest(
+        delivery(bus, body([aggregate("CCC", at_ms(DAY, 10, 0))], "c1"), settled)
+    )
+    task.cancel()
+    async with asyncio.timeout(5):
+        await asyncio.gather(task, return_exceptions=True)
+    assert settled.results == [True]
+    assert FEED_QUOTE.name(symbol="CCC") in sink.store.values
 
 
 def paced(**config: Any) -> tuple[Processor, MemoryBus]:

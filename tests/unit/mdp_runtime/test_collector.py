@@ -12,8 +12,11 @@ from mdp_runtime import settle_heap
 
 @pytest.fixture
 def restored_collector() -> Iterator[None]:
+    """No automatic collection during the test (only settle_heap may collect), then restore."""
     thresholds = gc.get_threshold()
+    gc.disable()
     yield
+    gc.enable()
     gc.unfreeze()
     gc.set_threshold(*thresholds)
 

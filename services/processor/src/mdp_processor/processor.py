@@ -268,6 +268,7 @@ class Processor:
         try:
             await self._stopping.wait()
         finally:
+            self.stop()  # a cancelled run winds down like a stopped one
             if owner is not None:
                 owner.cancel()
                 await asyncio.gather(owner, return_exceptions=True)
@@ -277,9 +278,11 @@ class Processor:
             for task in consumers:
                 task.cancel()
             await asyncio.gather(*consumers, return_exceptions=True)
-            flusher.cancel()
-            # The composer sees the stop itself: a composition in progress is finished, not
-            # cut off in the middle of a Redis call.
+            # The flusher and the composer see the stop themselves: a flush in progress is
+            # finished, not cut off in the middle of a Redis call (which lost the state and
+            # "applied" marks it had collected, and left its batches unacked, so the broker
+            # redelivered batches that had been applied). A write to an unreachable Redis is
+            # abandoned at the stop, so this wait is bounded.
             await asyncio.gather(composer, flusher, return_exceptions=True)
             with contextlib.suppress(_Stopped):
                 await self.flush()
@@ -312,6 +315,7 @@ class Processor:
         self._stopping.set()
         self._writable.set()
         self._pending_work.set()
+        self._flush_now.set()
         self._taken.set()
 
     # --- runtime pause --------------------------------------------------------------------
@@ -684,6 +688,8 @@ class Processor:
             if remaining > 0 and not self._flush_now.is_set():
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._flush_now.wait(), remaining)
+            if self._stopping.is_set():
+                return  # the run's final flush takes what is pending
             self._flush_now.clear()
             last_start = loop.time()
             carrier, self._pending_trace = self._pending_trace or {}, None
