@@ -16,6 +16,8 @@ from dataclasses import dataclass
 from datetime import date
 from typing import ClassVar, Never, Protocol, TypeAlias, TypeVar, runtime_checkable
 
+import msgspec
+
 from mdp_cache.keys import Feed, feed_for
 from mdp_cache.ops import Accepted, RankedMember, Read, Refused, StateOp
 from mdp_cache.records import ReferenceData
@@ -38,8 +40,7 @@ __all__ = [
 In_contra = TypeVar("In_contra", contravariant=True)
 
 
-@dataclass(frozen=True, slots=True)
-class WidgetWrite:
+class WidgetWrite(msgspec.Struct, frozen=True, gc=False):
     """One write to a WDC feed: stored as the feed's shape says, then published if asked.
 
     The payload is encoded once, so the snapshot and the published message are the same bytes.
@@ -50,6 +51,12 @@ class WidgetWrite:
     Per-symbol documents built from events carry one (event time, or a window's sequence
     number); documents composed on one replica do not need it. Versions stay below 2**53
     (Lua numbers are doubles).
+
+    Never tracked by the cyclic collector (``gc=False``: a catalogue feed, strings, bytes and
+    numbers cannot form a cycle). A flush makes one per changed document, thousands at a
+    full-market universe, and they live until its write returns: tracked, they outlived young
+    collections and were promoted, bringing a full collection of the whole heap round every
+    few seconds (docs/performance.md).
     """
 
     feed: Feed
