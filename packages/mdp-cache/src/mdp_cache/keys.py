@@ -105,9 +105,13 @@ def _glob_part(match: re.Match[str]) -> str:
 
 
 def _fill(template: str, params: dict[str, object]) -> str:
-    """``template`` with its parameters filled in (a hot path: one call per key written)."""
+    """``template`` with its parameters filled in (a hot path: one call per key written).
+
+    ``format_map`` takes the keyword dictionary as it is (``format(**params)`` copied it into
+    a new one: half the cost of a name, at tens of thousands of names a second per worker).
+    """
     try:
-        return template.format(**params)
+        return template.format_map(params)
     except KeyError:
         missing = set(_PARAM.findall(template)) - params.keys()
         raise KeyError(f"{template!r} needs {sorted(missing)}") from None
