@@ -91,6 +91,60 @@ async def test_publisher_survives_a_broker_outage_counting_what_it_dropped(
         await publisher.close()
 
 
+async def test_a_confirm_that_never_comes_is_counted_and_the_next_batches_go_out(
+    amqp_url: str, mdq_prefix: str, broker_proxy: tuple[TcpProxy, str]
+) -> None:
+    # A stalled broker: the connection stays open, the publish is written, no confirm returns.
+    # Waiting for it without a bound held every later batch back for good (a cluster node lost
+    # mid-publish did that in CI).
+    proxy, proxied_url = broker_proxy
+    topology = Topology(prefix=mdq_prefix)
+    trades = topology.for_kind("T")
+    assert trades is not None
+    publisher = AmqpPublisher(
+        proxied_url, topology, confirms=True, confirm_timeout=0.3, reconnect_interval=0.1
+    )
+    consumer = AmqpConsumer(amqp_url, topology)  # straight to the broker
+    await publisher.start()
+    await consumer.start()
+    batches = consumer.consume_batches(trades, max_wait_seconds=0)
+    try:
+        publisher.publish(make_batch(trades, "before"))
+        async with asyncio.timeout(10):
+            got = await anext(batches)
+        assert got.messages[0].envelope.batch == "before"
+        await got.ack()
+        assert publisher.stats.published_messages["T"] == 1  # its confirm came back
+
+        proxy.stall()
+        publisher.publish(make_batch(trades, "stalled-1"))
+        publisher.publish(make_batch(trades, "stalled-2"))
+        # Each is given up after its timeout, one after the other: neither waits for good.
+        await eventually(
+            lambda: publisher.stats.dropped_messages.get(DropReason.PUBLISH_FAILED, 0) == 2
+        )
+        assert publisher.connected  # nothing told it the broker went away
+        assert publisher.stats.published_messages["T"] == 1
+
+        proxy.resume()
+        publisher.publish(make_batch(trades, "after"))
+        await eventually(lambda: publisher.stats.published_messages["T"] == 2)
+        seen: list[str] = []
+        async with asyncio.timeout(10):
+            while "after" not in seen:
+                got = await anext(batches)
+                seen.extend(m.envelope.batch for m in got.messages)
+                await got.ack()
+        # The broker took the stalled ones once the link flowed again: counted lost, yet
+        # delivered, an overstatement of the loss and never a hidden one.
+        assert seen == ["stalled-1", "stalled-2", "after"]
+        assert publisher.stats.dropped_messages == {DropReason.PUBLISH_FAILED: 2}
+    finally:
+        await batches.aclose()
+        await consumer.close()
+        await publisher.close()
+
+
 async def test_listener_keeps_streaming_through_a_broker_outage(
     mdq_prefix: str, broker_proxy: tuple[TcpProxy, str]
 ) -> None:

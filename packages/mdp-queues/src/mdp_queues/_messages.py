@@ -30,7 +30,8 @@ class DropReason:
     EXPIRED: Final = "expired"
     """The batch waited longer than the queue TTL before it could be sent."""
     PUBLISH_FAILED: Final = "publish_failed"
-    """The broker connection broke while the batch was being sent."""
+    """The broker refused the batch (a nack), the connection broke while it was being sent,
+    or its confirm did not come within the publisher's ``confirm_timeout``."""
     UNROUTABLE: Final = "unroutable"
     """The broker had no queue for the batch and returned it (a cluster node was lost with
     the queue, not yet re-declared); the publisher re-declares the queue."""

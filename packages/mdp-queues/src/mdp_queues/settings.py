@@ -76,6 +76,14 @@ class QueueSettings:
         default=False,
         doc="Wait for broker confirms on publish (slower; market data is at-most-once).",
     )
+    confirm_timeout_seconds: float = setting(
+        env="MDP_MDQ_CONFIRM_TIMEOUT_SECONDS",
+        default=5.0,
+        min=0.1,
+        doc="With confirms on: how long a publish waits for its confirm before the batch is "
+        "counted publish_failed and the next goes out (a confirm that never comes, e.g. from "
+        "a stalled node, must not hold every later batch back).",
+    )
 
     def topology(self) -> Topology:
         """The topology these settings describe."""

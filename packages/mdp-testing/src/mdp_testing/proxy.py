@@ -3,6 +3,8 @@
 Tests must never restart the shared Redis or RabbitMQ; they put this proxy between the code under
 test and the server instead. ``cut()`` closes the listening socket and aborts every connection
 (clients see a reset, as when a server dies); ``restore()`` listens again on the same port.
+``stall()`` keeps every connection open but forwards nothing either way until ``resume()``: a
+server that hangs (a paused node, a half-open link) rather than one that goes away.
 """
 
 from __future__ import annotations
@@ -28,6 +30,8 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
         self.connections = 0
+        self._flowing = asyncio.Event()
+        self._flowing.set()
 
     @classmethod
     def for_url(cls, url: str) -> TcpProxy:
@@ -65,6 +69,14 @@ class TcpProxy:
             writer.transport.abort()
         self._writers.clear()
 
+    def stall(self) -> None:
+        """Hold every byte either way (connections stay open) until :meth:`resume`."""
+        self._flowing.clear()
+
+    def resume(self) -> None:
+        """Forward again, what was held first."""
+        self._flowing.set()
+
     async def close(self) -> None:
         """Cut and forget; the proxy cannot be restored afterwards."""
         await self.cut()
@@ -91,6 +103,7 @@ class TcpProxy:
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         try:
             while data := await reader.read(65_536):
+                await self._flowing.wait()
                 writer.write(data)
                 await writer.drain()
         finally:

@@ -60,6 +60,7 @@ async def serve(stop: asyncio.Event) -> int:
         queues.topology(),
         clock=clock,
         confirms=queues.publisher_confirms,
+        confirm_timeout=queues.confirm_timeout_seconds,
         outbox_messages=settings.outbox_messages,
         outbox_bytes=settings.outbox_bytes,
         on_mismatch=queues.on_mismatch,

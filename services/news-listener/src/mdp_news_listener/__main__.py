@@ -57,6 +57,7 @@ async def serve(stop: asyncio.Event) -> int:
         queues.topology(),
         clock=clock,
         confirms=queues.publisher_confirms,
+        confirm_timeout=queues.confirm_timeout_seconds,
         on_mismatch=queues.on_mismatch,
         app_id="mdp-news-listener",
     )
