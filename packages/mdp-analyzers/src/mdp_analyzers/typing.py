@@ -148,6 +148,10 @@ class Composer(Protocol):
     a steady cadence (about once a second, by whichever replica holds the analyzer's
     publishing lease), answers the reads from its state backend and hands the answers to
     :meth:`compose`.
+
+    A worker calls :meth:`reads` and :meth:`compose` from its composer thread while its event
+    loop applies and collects, so they touch only configuration and what :meth:`compose`
+    itself remembers (the last document sent), never what ``apply`` or ``collect`` change.
     """
 
     #: Nanoseconds between two compositions.

@@ -32,7 +32,7 @@ FAMILIES: tuple[Family, ...] = (
            "flush_state_ops"),
     Family("flush_widget_writes", "counter", "Widget writes sent to the widget cache.",
            "flush_widget_writes"),
-    Family("write_failures", "counter", "Flush attempts that failed (Redis down); retried.",
+    Family("write_failures", "counter", "Flushes and compositions that failed; retried.",
            "write_failures"),
     Family("write_errors", "counter", "Writes Redis refused with an error; abandoned.",
            "write_errors"),
@@ -95,5 +95,5 @@ FAMILIES: tuple[Family, ...] = (
            "Seconds from the listener's receipt of a batch to the processor applying it.",
            "hist_queue_wait"),
     Family("flush_seconds", "histogram",
-           "Seconds one flush took: collect, write, compose and ack.", "hist_flush"),
+           "Seconds one flush took: collect, write, publish and ack.", "hist_flush"),
 )  # fmt: skip

@@ -10,13 +10,15 @@ coalesced output of every analyzer, writes all state in one MDC transaction (tog
 and offer them again), publishes the rows MDC stored and the other widgets in one WDC pipeline,
 and only then acks the messages of that flush (one ack per queue). With a partitioned topology
 and an ownership store, it consumes only the partitions it holds leases for (see
-:mod:`mdp_cache.ownership`). A composer, apart from the flusher, composes leaderboards when this
-replica holds the lease and brings every analyzer that asks for it in step with what other
-replicas merged (halts), so a composition never delays a flush.
+:mod:`mdp_cache.ownership`). A task apart from the flusher brings every analyzer that asks for it
+in step with what other replicas merged (halts) and, unless the service composes elsewhere
+(:mod:`mdp_processor.composition`), composes the boards when this replica holds their leases,
+so a composition never delays a flush.
 
-Outages: a failed write pauses consumption (unacked messages stay with the broker, bounded by
-the prefetch), and the same output is retried with exponential backoff until it lands; then
-consumption resumes. Nothing is acked that was not written.
+Outages: a failed flush write pauses consumption (unacked messages stay with the broker,
+bounded by the prefetch), and the same output is retried with exponential backoff until it
+lands; then consumption resumes. Nothing is acked that was not written. A failed composition
+does not pause anything: its documents go out with the next one.
 """
 
 from __future__ import annotations
@@ -28,14 +30,13 @@ from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Final, Protocol
+from typing import Final
 
 from msgspec.structs import replace
 from redis.exceptions import RedisClusterException, RedisError
 
 from mdp_analyzers.typing import (
     Analyzer,
-    Composer,
     Hydrating,
     NeedsReference,
     Rejecting,
@@ -46,11 +47,10 @@ from mdp_analyzers.typing import (
 from mdp_cache.claims import BatchClaims
 from mdp_cache.client import is_transient
 from mdp_cache.control import RuntimeState
-from mdp_cache.keys import KEY_COMPOSE_LEASE, KEY_SEEN_BATCH
+from mdp_cache.keys import KEY_SEEN_BATCH
 from mdp_cache.ops import Applied, StateBackend, StateOp, checked_ops
 from mdp_cache.ownership import Ownership, fair_share
 from mdp_cache.reference import ReferenceCache
-from mdp_cache.widgets import WidgetItem
 from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
@@ -58,6 +58,7 @@ from mdp_core.errors import MalformedInput
 from mdp_core.events import MarketEvent
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import attached_context, consumer_span, inject_context, traced
+from mdp_processor.composition import Composition, WidgetSink, valid_writes
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch, ack_all
 
@@ -66,14 +67,6 @@ __all__ = ["Processor", "ProcessorConfig", "WidgetSink"]
 _log = get_logger(__name__)
 _NS_PER_MS: Final = 1_000_000
 _NS_PER_SECOND: Final = 1_000_000_000
-
-
-class WidgetSink(Protocol):
-    """**Protocol:** where widget writes go (``mdp_cache.widgets.WidgetWriter`` fits)."""
-
-    async def write(self, writes: Sequence[WidgetItem]) -> int:
-        """Write the batch (one pipeline); return the number of commands."""
-        ...
 
 
 _RETRY: Final = BackoffPolicy(initial_seconds=0.1, max_seconds=5.0)
@@ -113,6 +106,10 @@ class ProcessorConfig:
         lease_ttl_seconds: How long a partition lease (and the announcement) outlives its last
             renewal; below the queues' TTL, so a dead owner's partitions move on before their
             messages expire.
+        compose: Compose boards on this event loop. False where the service composes apart:
+            a worker runs its compositions in a thread of their own
+            (:class:`~mdp_processor.composition.ComposerThread`), out of reach of the flush's
+            synchronous stretches.
     """
 
     flush_interval_seconds: float = 0.01
@@ -129,6 +126,7 @@ class ProcessorConfig:
     future_tolerance_seconds: float = 86_400.0
     ownership_interval_seconds: float = 1.0
     lease_ttl_seconds: float = 3.0
+    compose: bool = True
 
 
 class _Stopped(Exception):
@@ -209,7 +207,18 @@ class Processor:
         self._compose_lock = asyncio.Lock()
         self._semaphore = asyncio.Semaphore(self.config.max_in_flight)
         self._background: set[asyncio.Task[None]] = set()
-        self._next_compose: dict[int, int] = {}
+        self.composition: Composition | None = (
+            Composition(
+                self.analyzers,
+                state=state,
+                widgets=widgets,
+                clock=self.clock,
+                instance=self.config.instance,
+                counts=self.stats,
+            )
+            if self.config.compose
+            else None
+        )
         self._next_sync: dict[int, int] = {}
         self._consumer_failures = 0
         self._jitter = random.Random()
@@ -710,12 +719,12 @@ class Processor:
         or the events waiting behind it.
         """
         intervals = [
-            analyzer.compose_interval_ns
-            if isinstance(analyzer, Composer)
-            else analyzer.sync_interval_ns
+            analyzer.sync_interval_ns
             for analyzer in self.analyzers
-            if isinstance(analyzer, Composer | Synchronized)
+            if isinstance(analyzer, Synchronized)
         ]
+        if self.composition is not None:
+            intervals += [a.compose_interval_ns for _, a in self.composition.composers]
         if not intervals:
             return
         tick_seconds = min(0.25, max(0.005, min(intervals) / _NS_PER_SECOND / 4))
@@ -725,7 +734,8 @@ class Processor:
             if self._stopping.is_set():
                 return
             now_ns = self.clock.now_ns()
-            if not (self._compose_due(now_ns) or self._sync_due(now_ns)):
+            composing = self.composition is not None and self.composition.due(now_ns)
+            if not (composing or self._sync_due(now_ns)):
                 continue
             try:
                 await self.compose_now()
@@ -736,15 +746,12 @@ class Processor:
                 _log.exception("compose_failed")
 
     async def compose_now(self) -> None:
-        """Synchronise and compose whatever is due now, and write the documents."""
+        """Synchronise and compose (when composing here) whatever is due now."""
         async with self._compose_lock:
             now_ns = self.clock.now_ns()
             await self._sync(now_ns)
-            writes, composed = await self._compose(now_ns)
-            if writes:
-                await self._retry(lambda: self.widgets.write(writes))
-            # Counted once written: a waiter on ``compositions`` reads documents that exist.
-            self.stats.compositions += composed
+            if self.composition is not None:
+                await self.composition.compose(now_ns)
         async with self._progress:
             self._progress.notify_all()
 
@@ -765,7 +772,7 @@ class Processor:
                     self.stats.analyzer_errors[analyzer.name] += 1
                     _log.exception("collect_failed", analyzer=analyzer.name)
                     continue
-                writes.extend(self._valid(analyzer.name, output.widgets))
+                writes.extend(valid_writes(analyzer.name, output.widgets, self.stats))
             marks, self._pending_marks = self._pending_marks, []
             batches, self._pending_batches = self._pending_batches, []
             lags, self._pending_lag = self._pending_lag, []
@@ -815,19 +822,6 @@ class Processor:
                 except Exception:
                     self.stats.analyzer_errors[analyzer.name] += 1
                     _log.exception("hydrate_failed", analyzer=analyzer.name)
-
-    def _valid(self, analyzer: str, writes: Sequence[WidgetWrite]) -> list[WidgetWrite]:
-        """The writes whose name belongs to their feed; the others are counted and dropped.
-
-        One bad name (a symbol that cannot be part of a feed name) must not fail the whole
-        pipeline of a flush.
-        """
-        valid = [write for write in writes if write.feed.matches(write.name)]
-        if len(valid) != len(writes):
-            self.stats.bad_writes += len(writes) - len(valid)
-            bad = next(write.name for write in writes if not write.feed.matches(write.name))
-            _log.warning("bad_widget_write", analyzer=analyzer, name=bad[:80])
-        return valid
 
     async def wait_until(self, predicate: Callable[[ProcessorStats], bool]) -> None:
         """Return once ``predicate(stats)`` holds after a flush (tests, benchmarks, the demo).
@@ -917,34 +911,3 @@ class Processor:
             except Exception as exc:
                 self.stats.write_failures += 1
                 _log.warning("sync_failed", analyzer=analyzer.name, error=repr(exc))
-
-    def _compose_due(self, now_ns: int) -> bool:
-        return any(
-            isinstance(analyzer, Composer) and now_ns >= self._next_compose.get(id(analyzer), 0)
-            for analyzer in self.analyzers
-        )
-
-    async def _compose(self, now_ns: int) -> tuple[list[WidgetWrite], int]:
-        """The documents of every composition due (this replica holding its lease); how many."""
-        writes: list[WidgetWrite] = []
-        composed = 0
-        for analyzer in self.analyzers:
-            if not isinstance(analyzer, Composer):
-                continue
-            if now_ns < self._next_compose.get(id(analyzer), 0):
-                continue
-            self._next_compose[id(analyzer)] = now_ns + analyzer.compose_interval_ns
-            try:
-                ttl_ms = (KEY_COMPOSE_LEASE.ttl or 2) * 1000
-                name = analyzer.name
-                lease = KEY_COMPOSE_LEASE.name(analyzer=name)
-                if not await self.state.hold_lease(lease, self.config.instance, ttl_ms):
-                    continue
-                reads = analyzer.reads(now_ns)
-                answers = await self.state.top(reads)
-                writes.extend(self._valid(name, analyzer.compose(now_ns, answers)))
-                composed += 1
-            except Exception as exc:
-                self.stats.write_failures += 1
-                _log.warning("compose_failed", error=repr(exc))
-        return writes, composed

@@ -66,7 +66,8 @@ class ProcessorStats:
         flushes: Flushes completed.
         flush_state_ops: State operations written.
         flush_widget_writes: Widget writes sent.
-        write_failures: Flush attempts that failed (Redis down); the flush is retried.
+        write_failures: Flush attempts that failed (Redis down; the flush is retried) and
+            compositions that failed (their documents go out with the next one).
         write_errors: Writes Redis refused with an error reply; abandoned, not retried.
         compositions: Board compositions published (this replica held the lease).
         synchronisations: Merged state read back into analyzers (halts other replicas saw).
@@ -86,7 +87,7 @@ class ProcessorStats:
         lag_event: Seconds from event time to the write that carried it.
         lag_receipt: Seconds from listener receipt to the write.
         queue_wait: Seconds from listener receipt to the processor applying the batch.
-        flush_time: Seconds one flush took (collect, write, compose, ack).
+        flush_time: Seconds one flush took (collect, write, publish, ack).
         last_flush_events: Events carried by the last flush.
         flushed_events: Events whose flush landed (written, then acked): unlike ``events``,
             never those a worker applied and then died before writing (they are redelivered).

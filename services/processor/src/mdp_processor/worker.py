@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 import socket
+from collections.abc import AsyncIterator, Sequence
 from importlib.metadata import version
 
 from mdp_analyzers.registry import UnknownAnalyzer, create_market_analyzer
@@ -17,22 +18,25 @@ from mdp_cache.ownership import RedisOwnership
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
-from mdp_core.clock import LiveClock
+from mdp_core.clock import Clock, LiveClock
 from mdp_core.events import MarketEvent
 from mdp_core.logging import get_logger
 from mdp_core.settings import load, resolve_massive_key
 from mdp_core.telemetry import configure_telemetry
+from mdp_processor.composition import ComposerThread, Composition, CompositionStats
 from mdp_processor.massive_reference import MassiveReferenceSource
 from mdp_processor.processor import Processor, ProcessorConfig
 from mdp_processor.settings import ProcessorSettings
+from mdp_processor.stats import ProcessorStats
 from mdp_queues import AmqpConsumer, QueueSettings
 from mdp_runtime import RuntimeControl
 from mdp_runtime.process import WorkerContext
 
-__all__ = ["build_analyzers", "control_of", "worker"]
+__all__ = ["build_analyzers", "composer_thread", "control_of", "report_of", "worker"]
 
 _log = get_logger(__name__)
 _REPORT_SECONDS = 0.5
+_JOIN_SECONDS = 5.0
 
 
 def build_analyzers(settings: ProcessorSettings) -> list[Analyzer[MarketEvent]]:
@@ -58,6 +62,46 @@ def control_of(
     """
     parent = instance or f"{socket.gethostname()}-{os.getppid()}"
     return RuntimeControl(mdc, "processor", parent, processor.set_runtime_state)
+
+
+def composer_thread(
+    settings: ProcessorSettings,
+    analyzers: Sequence[Analyzer[MarketEvent]],
+    *,
+    clock: Clock,
+    instance: str,
+    stats: CompositionStats,
+) -> ComposerThread:
+    """The worker's compositions, in a thread with Redis connections of its own."""
+
+    @contextlib.asynccontextmanager
+    async def open_composition() -> AsyncIterator[Composition]:
+        mdc = create_redis(settings.mdc_redis_url, client_name=f"mdp-compose-{instance}")
+        wdc = create_redis(settings.wdc_redis_url, client_name=f"mdp-compose-{instance}")
+        try:
+            yield Composition(
+                analyzers,
+                state=RedisState(mdc),
+                widgets=WidgetWriter(wdc),
+                clock=clock,
+                instance=instance,
+                counts=stats,
+            )
+        finally:
+            for client in (mdc, wdc):
+                with contextlib.suppress(Exception):
+                    await close_redis(client)
+
+    return ComposerThread(open_composition, name=f"composer-{instance}")
+
+
+def report_of(stats: ProcessorStats, composed: CompositionStats) -> dict[str, int | float]:
+    """The processor's figures with the composer thread's counted in."""
+    report = stats.snapshot()
+    report["compositions"] = stats.compositions + composed.compositions
+    report["write_failures"] = stats.write_failures + composed.write_failures
+    report["bad_writes"] = stats.bad_writes + composed.bad_writes
+    return report
 
 
 async def worker(index: int, ctx: WorkerContext) -> None:
@@ -111,15 +155,22 @@ async def worker(index: int, ctx: WorkerContext) -> None:
             instance=instance,
             future_tolerance_seconds=settings.future_tolerance_seconds,
             retry=settings.retry_backoff,
+            compose=False,
         ),
     )
-    task = asyncio.create_task(processor.run(), name="processor")
-    control = control_of(processor, mdc)
-    control.start()
+    composed = CompositionStats()
+    composer = composer_thread(settings, analyzers, clock=clock, instance=instance, stats=composed)
+    task: asyncio.Task[None] | None = None
+    control: RuntimeControl | None = None
     try:
-        while not ctx.stopping.is_set() and not task.done():
+        composer.start()
+        task = asyncio.create_task(processor.run(), name="processor")
+        control = control_of(processor, mdc)
+        control.start()
+        # A worker whose composer thread died ends (and is restarted): its boards would stop.
+        while not ctx.stopping.is_set() and not task.done() and composer.is_alive():
             ctx.report(
-                **processor.stats.snapshot(),
+                **report_of(processor.stats, composed),
                 ready=processor.ready,
                 paused=int(processor.paused),
                 broker_connected=consumer.connected,
@@ -134,11 +185,19 @@ async def worker(index: int, ctx: WorkerContext) -> None:
             )
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(ctx.stopping.wait(), _REPORT_SECONDS)
+        if not ctx.stopping.is_set() and not composer.is_alive():
+            msg = f"the composer thread ended: {composer.failure!r}"
+            raise RuntimeError(msg)
     finally:
-        await control.close()
+        composer.stop()
+        if control is not None:
+            await control.close()
         processor.stop()
-        with contextlib.suppress(Exception):
-            await task
+        if task is not None:
+            with contextlib.suppress(Exception):
+                await task
+        if not await composer.join(_JOIN_SECONDS):
+            _log.warning("composer_not_stopped", seconds=_JOIN_SECONDS)
         for client in (mdc, ref, wdc):
             with contextlib.suppress(Exception):
                 await close_redis(client)
