@@ -252,6 +252,16 @@ MODULES: dict[str, Module] = {
             ("tests/unit/mdp_processor/test_processor_dedupe.py",),
             functions=("*ǁProcessorǁingest__*", "*ǁProcessorǁ_remember__*", "*ǁProcessorǁflush__*"),
         ),
+        Module(
+            "composition",
+            "services/processor/src",
+            "mdp_processor",
+            "composition.py",
+            ("tests/unit/mdp_processor/test_composition.py",),
+            # When boards are composed and what a failed composition leaves to send: the
+            # thread's lifecycle is covered by tests/integration/test_composer_thread.py.
+            functions=("*ǁCompositionǁ*", "*x_valid_writes__*", "*x__coalesced__*"),
+        ),
     )
 }
 

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
+import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
@@ -44,8 +45,10 @@ class Board:
         self.compose_interval_ns = SECOND
         self.extra = list(extra)
         self.composed: list[int] = []
+        self.read_at: list[int] = []
 
     def reads(self, now_ns: int) -> Sequence[Read]:
+        self.read_at.append(now_ns)
         return [TopRead(f"board:{self.name}", f"rows:{self.name}", 10)]
 
     def compose(
@@ -114,7 +117,11 @@ class Failing(MemoryWidgets):
 
 
 def composition(
-    boards: Sequence[Board], state: Leases, sink: MemoryWidgets, clock: Any = None
+    boards: Sequence[Board],
+    state: Leases,
+    sink: MemoryWidgets,
+    clock: Any = None,
+    **options: Any,
 ) -> tuple[Composition, CompositionStats]:
     stats = CompositionStats()
     return (
@@ -125,6 +132,7 @@ def composition(
             clock=clock or ManualClock(T0),
             instance="mdp-7",
             counts=stats,
+            **options,
         ),
         stats,
     )
@@ -160,10 +168,13 @@ async def test_each_board_is_written_as_soon_as_it_is_composed_not_after_the_slo
 async def test_the_cadence_keeps_its_beat_and_a_stall_is_not_made_up_for() -> None:
     board = Board("volume", FEED_SCANNER_TOP_VOLUME)
     compose, _ = composition([board], Leases(), MemoryWidgets())
+    assert compose.next_due_ns() == 0  # due at once
     assert compose.due(T0)
     assert await compose.compose(T0) == 1
+    assert board.read_at == [T0]
     assert compose.next_due_ns() == T0 + SECOND
     assert not compose.due(T0 + SECOND - 1)
+    assert compose.due(T0 + SECOND)
     assert await compose.compose(T0 + SECOND - 1) == 0
     # Late by 0.3 s: the next is still due on the beat, not 1 s after this late one.
     assert await compose.compose(T0 + 1_300_000_000) == 1
@@ -353,3 +364,106 @@ async def test_a_processor_told_not_to_compose_still_synchronises_but_writes_no_
     assert composing.composition is not None
     await composing.compose_now()
     assert composing.stats.compositions >= 1
+
+
+async def test_each_board_keeps_its_own_next_turn() -> None:
+    slow, fast = Board("slow", FEED_SCANNER_TOP_GAINERS), Board("fast", FEED_SCANNER_TOP_VOLUME)
+    slow.compose_interval_ns = 3 * SECOND
+    compose, _ = composition([slow, fast], Leases(), MemoryWidgets())
+    assert await compose.compose(T0) == 2
+    assert compose.next_due_ns() == T0 + SECOND
+    assert await compose.compose(T0 + SECOND) == 1
+    assert (slow.composed, fast.composed) == ([T0], [T0, T0 + SECOND])
+    assert compose.next_due_ns() == T0 + 2 * SECOND
+    assert await compose.compose(T0 + 3 * SECOND) == 2
+    assert compose.next_due_ns() == T0 + 4 * SECOND
+
+
+async def test_failures_and_bad_writes_accumulate_and_are_logged_by_analyzer() -> None:
+    long_bad = "quote:" + "x y" * 40
+    bad = WidgetWrite(FEED_QUOTE, long_bad, b"{}")
+    good = WidgetWrite(FEED_QUOTE, FEED_QUOTE.name(symbol="AAA"), b'{"p":1}')
+    board = Board("volume", FEED_SCANNER_TOP_VOLUME, extra=[good, bad])
+    state = Leases()
+    compose, stats = composition([board], state, MemoryWidgets())
+    with structlog.testing.capture_logs() as logs:
+        assert await compose.compose(T0) == 1
+        assert await compose.compose(T0 + SECOND) == 1
+        state.failing.add("volume")
+        assert await compose.compose(T0 + 2 * SECOND) == 0
+        assert await compose.compose(T0 + 3 * SECOND) == 0
+    assert (stats.bad_writes, stats.write_failures, stats.compositions) == (2, 2, 2)
+    bad_logs = [e for e in logs if e["event"] == "bad_widget_write"]
+    assert bad_logs[0] == {
+        "event": "bad_widget_write",
+        "log_level": "warning",
+        "analyzer": "volume",
+        "name": long_bad[:80],
+    }
+    failed = [e for e in logs if e["event"] == "compose_failed"]
+    assert len(failed) == 2
+    assert failed[0]["analyzer"] == "volume"
+    assert failed[0]["log_level"] == "warning"
+    assert "ConnectionError" in failed[0]["error"]
+
+
+async def test_a_composition_slower_than_its_lease_is_abandoned_and_counted() -> None:
+    state, sink = Leases(), MemoryWidgets()
+    state.held["volume"] = asyncio.Event()  # never released
+    board = Board("volume", FEED_SCANNER_TOP_VOLUME)
+    compose, stats = composition([board], state, sink, lease_ms=20)
+    async with asyncio.timeout(5):
+        assert await compose.compose(T0) == 0
+    assert (stats.compositions, stats.write_failures) == (0, 1)
+    assert state.leases == [(KEY_COMPOSE_LEASE.name(analyzer="volume"), "mdp-7", 20)]
+    assert sink.store.values == {}
+
+
+async def test_unsent_writes_merge_with_new_ones_by_name_keeping_announcements_right() -> None:
+    def write(name: str, version: int, *, publish: bool) -> WidgetWrite:
+        return WidgetWrite(FEED_QUOTE, FEED_QUOTE.name(symbol=name), b"{}", publish, version)
+
+    first = [write("AAA", 1, publish=True), write("BBB", 1, publish=False)]
+    board = Board("volume", FEED_SCANNER_TOP_VOLUME, extra=first)
+    sink = Failing(failures=1)
+    compose, _ = composition([board], Leases(), sink)
+    assert await compose.compose(T0) == 0
+    board.extra = [
+        write("AAA", 2, publish=False),  # announced before: stays announced
+        write("BBB", 2, publish=False),  # never announced: stays quiet
+        write("CCC", 2, publish=False),  # new, quiet
+    ]
+    assert await compose.compose(T0 + SECOND) == 1
+    sent = {item.name: (item.version, item.publish) for item in sink.sent[-1]}
+    assert sent == {
+        FEED_SCANNER_TOP_VOLUME.name(): (None, True),
+        FEED_QUOTE.name(symbol="AAA"): (2, True),
+        FEED_QUOTE.name(symbol="BBB"): (2, False),
+        FEED_QUOTE.name(symbol="CCC"): (2, False),
+    }
+
+
+async def test_run_gives_each_board_a_named_task_and_waits_for_them_at_the_stop() -> None:
+    state, sink = Leases(), Signalling()
+    slow, fast = Board("slow", FEED_SCANNER_TOP_GAINERS), Board("fast", FEED_SCANNER_TOP_VOLUME)
+    state.held["slow"] = asyncio.Event()
+    compose, _ = composition([slow, fast], state, sink, clock=LiveClock())
+    stop = asyncio.Event()
+    running = asyncio.create_task(compose.run(stop))
+    async with asyncio.timeout(5):
+        await sink.landed.wait()
+
+    def beats() -> set[str]:
+        return {
+            task.get_name()
+            for task in asyncio.all_tasks()
+            if task.get_name().startswith("compose ") and not task.done()
+        }
+
+    assert beats() == {"compose slow", "compose fast"}
+    stop.set()
+    state.held["slow"].set()
+    async with asyncio.timeout(5):
+        await running
+    assert beats() == set()  # the run ended only after both beats had
+    assert slow.composed  # the held composition finished, not cut off

@@ -26,7 +26,7 @@ import threading
 from collections.abc import Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Final, Protocol
 
 from msgspec.structs import replace
 
@@ -49,6 +49,7 @@ __all__ = [
 
 _log = get_logger(__name__)
 _NS_PER_SECOND = 1_000_000_000
+_LEASE_MS: Final = (KEY_COMPOSE_LEASE.ttl or 2) * 1000
 
 
 class WidgetSink(Protocol):
@@ -109,6 +110,7 @@ class Composition:
         clock: Source of ``now``.
         instance: This replica's id (the lease holder's name).
         counts: Where compositions, failures and bad writes are counted.
+        lease_ms: How long a composition's lease lasts, and so how long one may take.
     """
 
     def __init__(
@@ -120,6 +122,7 @@ class Composition:
         clock: Clock,
         instance: str,
         counts: CompositionCounts,
+        lease_ms: int = _LEASE_MS,
     ) -> None:
         self.composers: list[tuple[str, Composer]] = [
             (analyzer.name, analyzer) for analyzer in analyzers if isinstance(analyzer, Composer)
@@ -129,6 +132,7 @@ class Composition:
         self.clock = clock
         self.instance = instance
         self.counts = counts
+        self.lease_ms = lease_ms
         # By position in ``composers``: when each is due next, and the writes of a failed
         # composition, sent again with its next one.
         self._next: dict[int, int] = {}
@@ -171,12 +175,11 @@ class Composition:
         may hold the lease by then, and a stop must not wait on an unreachable Redis).
         """
         name, analyzer = self.composers[index]
-        ttl_ms = (KEY_COMPOSE_LEASE.ttl or 2) * 1000
         writes: list[WidgetWrite] = []
         try:
-            async with asyncio.timeout(ttl_ms / 1000):
+            async with asyncio.timeout(self.lease_ms / 1000):
                 lease = KEY_COMPOSE_LEASE.name(analyzer=name)
-                if not await self.state.hold_lease(lease, self.instance, ttl_ms):
+                if not await self.state.hold_lease(lease, self.instance, self.lease_ms):
                     return 0
                 answers = await self.state.top(analyzer.reads(now_ns))
                 composed = valid_writes(name, analyzer.compose(now_ns, answers), self.counts)
