@@ -11,21 +11,11 @@ import asyncio
 from typing import Any, cast
 
 import pytest
+from tests.integration.test_composer_thread import Unopenable
 
 from mdp_processor import worker as worker_module
-from mdp_processor.composition import ComposerThread, Composition
+from mdp_processor.composition import ComposerThread
 from mdp_runtime.process import WorkerContext
-
-
-class Unopenable:
-    """A composition whose connections cannot be opened: the thread dies at once."""
-
-    async def __aenter__(self) -> Composition:
-        msg = "MDC refused the composer"
-        raise ValueError(msg)
-
-    async def __aexit__(self, *exc: object) -> None:
-        return None
 
 
 class Supervisor:
@@ -33,10 +23,12 @@ class Supervisor:
 
     def __init__(self) -> None:
         self.stopping = asyncio.Event()
+        self.reported = asyncio.Event()
         self.reports: list[dict[str, Any]] = []
 
     def report(self, **counters: Any) -> None:
         self.reports.append(counters)
+        self.reported.set()
 
 
 @pytest.fixture
@@ -89,8 +81,7 @@ async def test_a_worker_told_to_stop_stops_its_composer_thread(
     supervisor = Supervisor()
     running = asyncio.create_task(worker_module.worker(0, cast(WorkerContext, supervisor)))
     async with asyncio.timeout(30):
-        while not supervisor.reports:  # noqa: ASYNC110 - the first report has no event
-            await asyncio.sleep(0.02)
+        await supervisor.reported.wait()
     # The composer thread's counts are reported with the processor's.
     assert {"compositions", "write_failures", "bad_writes"} <= set(supervisor.reports[-1])
     (thread,) = started

@@ -116,6 +116,14 @@ class Failing(MemoryWidgets):
         return await super().write(writes)
 
 
+async def landed(sink: Signalling, stats: CompositionStats, count: int) -> None:
+    """Wait (bounded) until ``count`` compositions were written."""
+    async with asyncio.timeout(5):
+        while stats.compositions < count:
+            sink.landed.clear()
+            await sink.landed.wait()
+
+
 def composition(
     boards: Sequence[Board],
     state: Leases,
@@ -234,10 +242,7 @@ async def test_run_composes_on_its_cadence_until_stopped() -> None:
     compose, stats = composition([board], Leases(), sink, clock=LiveClock())
     stop = asyncio.Event()
     running = asyncio.create_task(compose.run(stop))
-    async with asyncio.timeout(5):
-        while stats.compositions < 3:
-            sink.landed.clear()
-            await sink.landed.wait()
+    await landed(sink, stats, 3)
     stop.set()
     async with asyncio.timeout(5):
         await running
@@ -325,10 +330,7 @@ async def test_in_its_loop_a_slow_board_never_delays_the_next_turn_of_another() 
     compose, stats = composition([slow, fast], state, sink, clock=LiveClock())
     stop = asyncio.Event()
     running = asyncio.create_task(compose.run(stop))
-    async with asyncio.timeout(5):
-        while stats.compositions < 3:
-            sink.landed.clear()
-            await sink.landed.wait()
+    await landed(sink, stats, 3)
     assert len(fast.composed) >= 3
     assert slow.composed == []  # still waiting on its first read
     stop.set()

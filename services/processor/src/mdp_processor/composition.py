@@ -74,7 +74,8 @@ class CompositionStats:
 
     Attributes:
         compositions: Analyzer compositions written (this replica held the analyzer's lease).
-        write_failures: Compositions that failed (Redis unreachable); dropped, not retried.
+        write_failures: Compositions that failed (Redis unreachable, slower than the lease);
+            their documents go out with the analyzer's next composition.
         bad_writes: Widget writes dropped because their name is not one of their feed's.
     """
 
