@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import redis.asyncio as aioredis
+from redis.exceptions import TimeoutError as RedisTimeout
 
 from mdp_testing.redis_server import RedisServerUnavailable, free_port
 
@@ -24,6 +25,10 @@ __all__ = ["RedisCluster"]
 
 _NODE_TIMEOUT_MS = 1_000
 """``cluster-node-timeout``: a killed master is failed over within a few seconds."""
+
+_START_ATTEMPTS = 3
+"""Tries per node: a port found free can be taken (by any outgoing connection's ephemeral
+port) before the node binds it, and the node then exits at once."""
 
 
 def _replica_synced(info: bytes) -> bool:
@@ -49,12 +54,23 @@ class RedisCluster:
         return f"redis+cluster://127.0.0.1:{self.ports[0]}/0"
 
     async def start(self) -> None:
-        """Start every node, create the cluster and return once it serves every slot."""
+        """Start every node, create the cluster and return once it serves every slot.
+
+        On failure every node started is stopped and the files removed before the error
+        propagates, so a caller that never got a cluster has nothing to close.
+        """
+        try:
+            await self._start()
+        except BaseException:
+            await self.close()
+            raise
+
+    async def _start(self) -> None:
         server, cli = shutil.which("redis-server"), shutil.which("redis-cli")
         if server is None or cli is None:
             raise RedisServerUnavailable("redis-server or redis-cli is not on the PATH")
-        for port in self.ports:
-            await self._start_node(server, port)
+        for index in range(len(self.ports)):
+            await self._start_node(server, index)
         nodes = [f"127.0.0.1:{port}" for port in self.ports]
         create = await asyncio.create_subprocess_exec(
             cli, "--cluster", "create", *nodes, "--cluster-replicas", str(self.replicas),
@@ -71,7 +87,28 @@ class RedisCluster:
         for port in self.ports:
             await self._until(port, _replica_synced, "sync its replica", command="INFO")
 
-    async def _start_node(self, binary: str, port: int) -> None:
+    async def _start_node(self, binary: str, index: int) -> None:
+        """Start node ``index``; on a new port when the one picked was taken meanwhile."""
+        for attempt in range(1, _START_ATTEMPTS + 1):
+            port = self.ports[index]
+            await self._spawn(binary, port)
+            try:
+                await self._until(port, lambda info: True, "answer PING")
+            except RedisServerUnavailable as exc:
+                process = self._processes.pop(port)
+                if process.returncode is None:  # silent, not gone: no other port would help
+                    process.kill()
+                    await process.wait()
+                    raise
+                log = Path(self._tmp.name) / str(port) / "redis.log"
+                tail = log.read_text(errors="replace")[-300:] if log.exists() else ""
+                if attempt == _START_ATTEMPTS:
+                    raise RedisServerUnavailable(f"{exc}: {tail.strip()}") from exc
+                self.ports[index] = free_port()
+            else:
+                return
+
+    async def _spawn(self, binary: str, port: int) -> None:
         folder = Path(self._tmp.name) / str(port)
         folder.mkdir(exist_ok=True)
         args = [
@@ -85,7 +122,6 @@ class RedisCluster:
         self._processes[port] = await asyncio.create_subprocess_exec(
             *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
         )
-        await self._until(port, lambda info: True, "answer PING")
 
     async def wait_ok(self, ports: list[int] | None = None, within: float = 30.0) -> None:
         """Return once every live node (or ``ports``) reports ``cluster_state:ok``."""
@@ -100,11 +136,13 @@ class RedisCluster:
         within: float = 10.0,
         command: str = "CLUSTER INFO",
     ) -> None:
-        client = aioredis.Redis(host="127.0.0.1", port=port)
+        # A bounded reply: something else on the port that never answers must not hide the
+        # node's exit for the whole window.
+        client = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0)
         try:
             async with asyncio.timeout(within):
                 while True:
-                    with contextlib.suppress(OSError, aioredis.ConnectionError):
+                    with contextlib.suppress(OSError, aioredis.ConnectionError, RedisTimeout):
                         info = await client.execute_command(*command.split())  # type: ignore[no-untyped-call] # redis-py leaves execute_command untyped
                         if isinstance(info, dict):  # redis-py parses INFO
                             info = (
