@@ -46,7 +46,8 @@ async def test_a_cluster_that_cannot_start_says_why_and_leaves_nothing_behind(
     monkeypatch.setattr(redis_cluster, "free_port", lambda: taken)
     cluster = RedisCluster()
     folder = Path(cluster._tmp.name)
-    with pytest.raises(RedisServerUnavailable, match=rf"(?s)node {taken} exited: .*Address already in use"):
+    why = rf"(?s)node {taken} exited: .*Address already in use"
+    with pytest.raises(RedisServerUnavailable, match=why):
         await cluster.start()
     assert cluster._processes == {}
     assert not await asyncio.to_thread(folder.exists)
