@@ -59,7 +59,7 @@ def cluster() -> Iterator[RabbitCluster]:
 
 
 def _dead_url() -> str:
-    from mdp_testing.rabbitmq_cluster import _free_port
+    from mdp_core.ports import free_port as _free_port
 
     return f"amqp://guest:guest@127.0.0.1:{_free_port()}/"
 

@@ -248,7 +248,7 @@ async def test_watchlists_keep_their_limits_and_the_layout_round_trips(
 
 
 async def test_an_unreachable_database_is_reported_as_unavailable() -> None:
-    from mdp_testing.postgres_server import _free_port  # a port nothing listens on
+    from mdp_core.ports import free_port as _free_port  # a port nothing listens on
 
     db = Database(f"postgresql://postgres@127.0.0.1:{_free_port()}/none")
     try:

@@ -12,11 +12,12 @@ import contextlib
 import os
 import pwd
 import shutil
-import socket
 import subprocess
 import tempfile
 import uuid
 from pathlib import Path
+
+from mdp_core.ports import free_port as _free_port
 
 __all__ = ["PostgresServer", "PostgresServerUnavailable", "find_postgres_bin"]
 
@@ -34,13 +35,6 @@ def find_postgres_bin() -> Path | None:
         return Path(on_path).resolve().parent
     candidates = sorted(Path("/usr/lib/postgresql").glob("*/bin/initdb"), reverse=True)
     return candidates[0].parent if candidates else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class PostgresServer:

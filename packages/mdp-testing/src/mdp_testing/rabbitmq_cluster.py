@@ -21,11 +21,12 @@ import os
 import secrets
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+
+from mdp_core.ports import free_port as _free_port
 
 __all__ = ["RabbitCluster", "RabbitClusterUnavailable", "RabbitNode", "find_rabbitmq_bin"]
 
@@ -52,13 +53,6 @@ def find_rabbitmq_bin() -> Path | None:
             return candidate
     on_path = shutil.which("rabbitmq-server")
     return Path(on_path).resolve().parent if on_path else None
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass(slots=True)

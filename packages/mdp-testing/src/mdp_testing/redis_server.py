@@ -11,26 +11,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
-import socket
 import subprocess
 import tempfile
 from pathlib import Path
 
 import redis.asyncio as aioredis
 
+from mdp_core.ports import free_port
+
 __all__ = ["RedisServer", "RedisServerUnavailable", "free_port"]
 
 
 class RedisServerUnavailable(RuntimeError):
     """No ``redis-server`` binary, or it did not answer in time."""
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 class RedisServer:

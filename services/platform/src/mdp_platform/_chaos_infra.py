@@ -13,12 +13,13 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import tempfile
 from pathlib import Path
 from typing import Final
 
 import redis.asyncio as aioredis
+
+from mdp_core.ports import free_port
 
 __all__ = ["ChaosError", "PrivateRabbit", "PrivateRedis", "free_port"]
 
@@ -28,13 +29,6 @@ _RABBIT_BIN: Final = Path("/usr/lib/rabbitmq/bin")
 
 class ChaosError(RuntimeError):
     """A chaos run could not be set up (a server missing or not starting)."""
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def _rabbit_tool(name: str) -> str | None:

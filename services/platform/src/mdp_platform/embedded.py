@@ -21,19 +21,13 @@ from typing import Literal
 
 import redis.asyncio as aioredis
 
+from mdp_core.ports import free_port
+
 __all__ = ["EmbeddedRedis", "EmbeddedRedisError", "free_port", "port_taken"]
 
 
 class EmbeddedRedisError(RuntimeError):
     """The embedded store could not be started."""
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port nobody listens on right now (for servers that must know it before binding)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind((host, 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def port_taken(host: str, port: int) -> bool:

@@ -12,7 +12,6 @@ import contextlib
 import dataclasses
 import importlib
 import signal
-import socket
 import sys
 import time
 from collections.abc import Mapping
@@ -24,6 +23,7 @@ from typing import Any, Final
 import aiohttp
 import msgspec
 
+from mdp_core.ports import free_port
 from mdp_core.settings import describe
 from mdp_platform.bench.config import MDC_DB, WDC_DB, BenchConfig, BenchError, topics_of
 from mdp_platform.bench.processes import ProcessTree
@@ -41,13 +41,6 @@ __all__ = [
 
 _READY_TIMEOUT: Final = 40.0
 _STOP_TIMEOUT: Final = 15.0
-
-
-def free_port() -> int:
-    """A free TCP port on 127.0.0.1 (for a child to bind right after)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass(slots=True)
