@@ -39,6 +39,10 @@ async def test_a_small_bench_drains_and_passes_every_check(
         report=tmp_path / "bench.json",
         warmup_seconds=0.5,
         start="09:29",
+        search_seconds=1.0,
+        search_start=1_000.0,
+        search_factor=2.0,
+        search_steps=2,
     )
     out = io.StringIO()
     report = await run_bench(config, out)
@@ -50,3 +54,8 @@ async def test_a_small_bench_drains_and_passes_every_check(
     assert verdicts["ranges"]["expected_rows"] > 0
     assert "longest board gap at a client ms" in out.getvalue()
     assert "load average (1 min)" in out.getvalue()
+    # The search offered its rates in order and says what it found (whether a step kept up
+    # is a matter of speed, so not asserted: a loaded machine may stop it after one step).
+    asked = [step["asked"] for step in report["sustained"]["steps"]]
+    assert asked in ([1_000.0], [1_000.0, 2_000.0])
+    assert "sustained rate: " in out.getvalue()

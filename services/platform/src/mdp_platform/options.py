@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import re
 from datetime import date, time
 
@@ -19,13 +20,27 @@ def parse_clock_time(text: str) -> time:
     return time(int(match.group(1)), int(match.group(2)))
 
 
-def _positive_float(text: str) -> float:
+def _finite_float(text: str) -> float:
     try:
         value = float(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected a number, was {text!r}") from None
+    if not math.isfinite(value):
+        raise argparse.ArgumentTypeError(f"expected a finite number, was {text!r}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = _finite_float(text)
     if value <= 0:
         raise argparse.ArgumentTypeError(f"expected a number > 0, was {text!r}")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = _finite_float(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a number >= 0, was {text!r}")
     return value
 
 
@@ -150,6 +165,19 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         type=_positive_float,
         default=10_000.0,
         help="offered events/s of the fixed-rate phase (%(default)s)",
+    )
+    parser.add_argument(
+        "--search-seconds",
+        type=_non_negative_float,
+        default=5.0,
+        help="measured seconds per step of the sustained-rate search, which offers rising "
+        "fixed rates and keeps the highest the pipeline keeps up with; 0 skips it (%(default)s)",
+    )
+    parser.add_argument(
+        "--search-start",
+        type=_positive_float,
+        default=None,
+        help="the search's first offered events/s (default: twice --rate)",
     )
     parser.add_argument(
         "--mix", default="A,T", help="event types to stream, e.g. A,T or A,T,Q (%(default)s)"

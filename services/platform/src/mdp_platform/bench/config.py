@@ -53,6 +53,13 @@ class BenchConfig:
         quotes_each: quote feeds each client follows.
         seed: market seed.
         start: simulated market time (ET, ``HH:MM``) the run starts at.
+        search_seconds: measured seconds per step of the sustained-rate search
+            (:mod:`mdp_platform.bench.sustained`); 0 skips the search.
+        search_start: the search's first rate (None: twice ``rate``).
+        search_factor: each next step offers the last rate times this.
+        search_steps: the most steps the search takes.
+        search_lag_ms: a step whose event -> Redis p99 is above this was not sustained.
+        search_settle_seconds: unmeasured streaming at each step's rate before its window.
     """
 
     symbols: int = 500
@@ -69,6 +76,12 @@ class BenchConfig:
     quotes_each: int = 10
     seed: int = 7
     start: str = "10:00"
+    search_seconds: float = 5.0
+    search_start: float | None = None
+    search_factor: float = 1.2
+    search_steps: int = 12
+    search_lag_ms: float = 1_000.0
+    search_settle_seconds: float = 1.0
 
     def redis(self, database: int) -> str:
         """The URL of ``database`` on the benchmark's Redis.

@@ -63,7 +63,8 @@ class PhaseResult:
     """What one phase measured.
 
     Attributes:
-        name: ``fixed`` (offered rate) or ``saturation`` (as fast as the pipeline reads).
+        name: ``fixed`` (offered rate), ``sustained`` (the highest fixed rate the pipeline kept
+            up with) or ``saturation`` (as fast as the simulator generates).
         seconds: measured wall time.
         offered_rate: events/s asked of the simulator (None: as fast as possible).
         rates: events (or messages) per second through each stage; None = stage missing.

@@ -9,8 +9,9 @@ and 14 (WDC), flushed at start):
     simulator -> mdp-listener -> RabbitMQ -> mdp-processor (N workers) -> Redis
               -> mdp-scanner / mdp-wds -> loopback websocket clients (in this process)
 
-It measures two phases, a fixed offered rate and saturation (the simulator generating as fast as
-the listener reads), then stops the market, waits until the pipeline has provably caught up
+It measures a fixed offered rate, then searches for the highest fixed rate the pipeline keeps
+up with (:mod:`mdp_platform.bench.sustained`), then saturation (the simulator generating as fast
+as the listener reads), then stops the market, waits until the pipeline has provably caught up
 (:mod:`mdp_platform.bench.drain`) and compares the published leaderboards and every symbol's
 session ranges with its own recomputation from the events the simulator sent. See
 ``docs/performance.md`` for the method and the figures.
@@ -88,6 +89,7 @@ from mdp_platform.bench.services import (
 )
 from mdp_platform.bench.simulator import SimProcessConfig
 from mdp_platform.bench.stats import EmissionMap, LagSummary, longest_gap_ms, p99_by_second
+from mdp_platform.bench.sustained import KEPT_UP_SHARE, SearchStep, SustainedSearch
 from mdp_platform.embedded import EmbeddedRedis
 from mdp_platform.settings import DemoSettings
 from mdp_queues import MAX_PARTITIONS, Topology
@@ -104,6 +106,7 @@ __all__ = [
 ]
 
 _DRAIN_TIMEOUT: Final = 90.0
+_CATCH_UP_TIMEOUT: Final = 30.0
 #: Flushes per worker that must pass with the accounts closed before the processor is done.
 _SETTLING_FLUSHES: Final = 3
 _DROP_WORDS: Final = ("drop", "stale", "poison", "error", "failure", "rejected")
@@ -398,6 +401,98 @@ async def _measure(
         previous = current
     progress.done()
     return before, previous
+
+
+_Window = tuple[_Snapshot, _Snapshot]
+
+
+async def _search(run: _Run, progress: _Progress) -> tuple[SustainedSearch | None, list[_Window]]:
+    """Offer rising fixed rates until the pipeline falls behind (:mod:`.sustained`)."""
+    config = run.config
+    if config.search_seconds <= 0:
+        return None, []
+    search = SustainedSearch(
+        start=config.search_start or 2 * config.rate,
+        factor=config.search_factor,
+        max_steps=config.search_steps,
+        lag_bound_ms=config.search_lag_ms,
+    )
+    windows: list[_Window] = []
+    while (rate := search.next_rate()) is not None:
+        mode: dict[str, object] = {"op": "mode", "mode": "rate", "rate": rate}
+        await run.sim.ask(mode)
+        # Unmeasured: every stage reaches the step's rate before its window opens.
+        await asyncio.sleep(config.search_settle_seconds)
+        window = await _measure(
+            run, f"sustained {rate:,.0f}/s", mode, config.search_seconds, progress
+        )
+        rates = run.stage_rates(*window)
+        search.record(SearchStep(rate, rates["simulator"] or 0.0, rates.get("processor") or 0.0))
+        windows.append(window)
+    await _catch_up(run, "the sustained-rate search")
+    return search, windows
+
+
+async def _catch_up(run: _Run, after: str) -> None:
+    """Pause the market until the pipeline has taken every event (bounded; noted if not).
+
+    The last step of a search fell behind by design: its backlog would otherwise be the first
+    seconds of the next phase.
+    """
+    await run.sim.ask({"op": "mode", "mode": "idle"})
+    if any(run.services[name].process is None for name in ("listener", "processor")):
+        return  # nothing to wait for: the drain reports the missing stage
+    offered = int((await run.sim.ask({"op": "stats"}))["total"])
+    waiting, _ = await _until(
+        run,
+        time.monotonic() + _CATCH_UP_TIMEOUT,
+        lambda c: _pipeline_waiting(c, offered, run.expired_events),
+    )
+    if waiting is not None:
+        run.notes.append(f"after {after} the pipeline had not caught up: {waiting}")
+
+
+def _search_report(
+    run: _Run, search: SustainedSearch | None, windows: Sequence[_Window], emission: EmissionMap
+) -> tuple[dict[str, Any] | None, PhaseResult | None]:
+    """The search's steps with their latencies, and the best step as a phase of the table."""
+    if search is None:
+        return None, None
+    samples = run.watch.samples if run.watch is not None else []
+    lags = [
+        _lags(_timed_lags(samples, emission, before.wall_ns, after.wall_ns, board=False))
+        for before, after in windows
+    ]
+    search.with_lags([lag.p99_ms if lag.count else None for lag in lags])
+    best = search.best()
+    report = {
+        "rate": None if best is None else search.steps[best].asked,
+        "ceiling": search.ceiling(),
+        "lag_bound_ms": search.lag_bound_ms,
+        "kept_up_share": KEPT_UP_SHARE,
+        "factor": search.factor,
+        "seconds_per_step": run.config.search_seconds,
+        "steps": [
+            {**msgspec.to_builtins(step), "sustained": search.sustained(step)}
+            for step in search.steps
+        ],
+    }
+    phase = (
+        None
+        if best is None
+        else _phase_result(run, "sustained", search.steps[best].asked, windows[best], emission)
+    )
+    return report, phase
+
+
+def _search_lines(report: Mapping[str, Any] | None) -> list[str]:
+    if report is None:
+        return []
+    steps = " ".join(
+        f"{step['asked']:,.0f}{'' if step['sustained'] else '(x)'}" for step in report["steps"]
+    )
+    found = "none" if report["rate"] is None else f"{report['rate']:,.0f} ev/s"
+    return [f"sustained rate: {found}; stopped {report['ceiling']}; steps offered: {steps}"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -700,6 +795,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             config.seconds,
             progress,
         )
+        search, search_windows = await _search(run, progress)
         saturation = await _measure(
             run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
         )
@@ -735,8 +831,10 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             )
             diagnosis["drained_ms"] = drained.caught_up_ms
             diagnosis["drain_waiting_at_deadline"] = drained.waiting
+        sustained, sustained_phase = _search_report(run, search, search_windows, emission)
         phases = [
             _phase_result(run, "fixed", config.rate, fixed, emission),
+            *([] if sustained_phase is None else [sustained_phase]),
             _phase_result(run, "saturation", None, saturation, emission),
         ]
         offered_total = int(final["total"])
@@ -763,6 +861,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
                 "platform": platform.platform(),
             },
             "phases": msgspec.to_builtins(phases),
+            "sustained": sustained,
             "drain_seconds": drained.seconds,
             "reference_ready_seconds": reference_ready_seconds,
             "offered_events_total": offered_total,
@@ -791,6 +890,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "logs": str(logs),
         }
         print(render_table(phases, memory, [(c.board, c.ok, c.detail) for c in checks]), file=out)
+        out.writelines(f"{line}\n" for line in _search_lines(sustained))
         print(
             f"load average (1 min) {load_at_start[0]:.2f} at start, "
             f"{report['machine']['loadavg_at_end'][0]:.2f} at end; drain {drained.seconds:g} s"
@@ -847,6 +947,8 @@ def _config_from_args(args: argparse.Namespace) -> BenchConfig:
         mix=parse_mix(args.mix),
         clients=args.clients,
         start=getattr(args, "start", "10:00"),
+        search_seconds=getattr(args, "search_seconds", 5.0),
+        search_start=getattr(args, "search_start", None),
         amqp_url=amqp,
         redis_url=redis,
         report=Path(args.report),
