@@ -8,6 +8,7 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aio_pika
+import aiormq
 import msgspec
 import pytest
 
@@ -16,6 +17,7 @@ from mdp_core.envelope import encode_envelope
 from mdp_queues import (
     AmqpConsumer,
     AmqpPublisher,
+    ConsumerLost,
     DropReason,
     OutgoingBatch,
     QueueSpec,
@@ -298,3 +300,86 @@ async def test_batches_acked_together_settle_every_message_with_one_frame_per_qu
     finally:
         await publisher.close()
         await consumer.close()
+
+
+async def cancel_behind_the_library(consumer: AmqpConsumer, queue: QueueSpec) -> None:
+    """Make the broker stop delivering to ``consumer`` on ``queue``, the channel left open.
+
+    The state a lost queue leaves when aio-pika's recovery does not subscribe again: no
+    public call produces it, so the consumer is cancelled on the underlying channel, past the
+    library's own bookkeeping (which would otherwise restore it).
+    """
+    channel = consumer._queue_channels[queue.name]  # private on purpose: fault injection
+    underlay = await channel.get_underlay_channel()
+    assert isinstance(underlay, aiormq.Channel)
+    (tag,) = list(underlay.consumers)
+    await underlay.basic_cancel(tag)
+    assert not underlay.consumers
+
+
+async def test_a_consumer_the_broker_stopped_delivering_to_is_counted_and_consumed_again(
+    amqp_url: str, mdq_prefix: str
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    publisher = AmqpPublisher(amqp_url, topology)
+    consumer = AmqpConsumer(amqp_url, topology, check_seconds=0.1)
+    await publisher.start()
+    await consumer.start()
+    trades = topology.for_kind("T")
+    assert trades is not None
+    try:
+        batches = consumer.consume_batches(trades, max_wait_seconds=0)
+        publisher.publish(make_batch(trades, "before"))
+        async with asyncio.timeout(10):
+            batch = await anext(batches)
+        await batch.ack()
+        await cancel_behind_the_library(consumer, trades)
+        publisher.publish(make_batch(trades, "while-lost"))
+        # Without the check this waits for good: the connection and channel look healthy.
+        with pytest.raises(ConsumerLost, match=trades.name):
+            async with asyncio.timeout(10):
+                await anext(batches)
+        assert consumer.stats.consumers_lost == 1
+        # Consuming again subscribes afresh; what waited in the queue meanwhile arrives.
+        again = consumer.consume_batches(trades, max_wait_seconds=0)
+        async with asyncio.timeout(10):
+            batch = await anext(again)
+        assert [m.envelope.batch for m in batch.messages] == ["while-lost"]
+        await batch.ack()
+        await again.aclose()
+    finally:
+        await publisher.close()
+        await consumer.close()
+
+
+async def test_a_quiet_queue_is_not_taken_for_a_lost_consumer(
+    amqp_url: str, mdq_prefix: str
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    publisher = AmqpPublisher(amqp_url, topology)
+    consumer = AmqpConsumer(amqp_url, topology, check_seconds=0.05)
+    await publisher.start()
+    await consumer.start()
+    trades = topology.for_kind("T")
+    assert trades is not None
+    try:
+        batches = consumer.consume_batches(trades, max_wait_seconds=0)
+        waiting = asyncio.ensure_future(anext(batches))
+        # Twenty checks pass with nothing to deliver, and none of them gives up.
+        with pytest.raises(TimeoutError):
+            await asyncio.wait_for(asyncio.shield(waiting), 1.0)
+        publisher.publish(make_batch(trades, "late"))
+        async with asyncio.timeout(10):
+            batch = await waiting
+        assert [m.envelope.batch for m in batch.messages] == ["late"]
+        assert consumer.stats.consumers_lost == 0
+        await batch.ack()
+        await batches.aclose()
+    finally:
+        await publisher.close()
+        await consumer.close()
+
+
+def test_a_consumer_needs_a_positive_check_interval() -> None:
+    with pytest.raises(ValueError, match="check_seconds"):
+        AmqpConsumer("amqp://127.0.0.1/", Topology(prefix="x."), check_seconds=0)

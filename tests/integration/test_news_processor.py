@@ -23,6 +23,8 @@ from mdp_news_processor.processor import NewsProcessor
 from mdp_queues import AmqpConsumer, AmqpPublisher, OutgoingBatch, Topology
 from mdp_testing.proxy import TcpProxy
 
+from .test_mdq_amqp import cancel_behind_the_library
+
 
 def _article(n: int, *tickers: str) -> dict[str, Any]:
     return {
@@ -136,3 +138,35 @@ async def test_news_waits_out_a_redis_outage_and_is_written_afterwards(
     assert processor.redis_ok
     assert await redis.llen("news:ticker:ACME") == 1
     assert processor.status()["redis_errors"] >= 1
+
+
+async def test_the_news_processor_reads_on_after_its_consumer_is_lost(
+    amqp_url: str, redis_db_url: str, mdq_prefix: str
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    publisher = AmqpPublisher(amqp_url, topology)
+    consumer = AmqpConsumer(amqp_url, topology, prefetch=10, check_seconds=0.1)
+    await publisher.start()
+    await consumer.start()
+    wdc = Redis.from_url(redis_db_url)
+    processor = NewsProcessor(
+        consumer, topology.news, WidgetWriter(wdc), FinlightDataAnalyzer(ticker_max_len=2),
+        clock=LiveClock(), metrics=Metrics("news-processor-test"), batch_wait_seconds=0.02,
+        retry=BackoffPolicy(0.05, 5.0),
+    )  # fmt: skip
+    stop = asyncio.Event()
+    task = asyncio.create_task(processor.run(stop))
+    try:
+        publisher.publish(_batch(topology, "n1", _article(1, "AB")))
+        await _until_articles(processor, 1)
+        await cancel_behind_the_library(consumer, topology.news)
+        publisher.publish(_batch(topology, "n2", _article(2, "AB")))
+        await _until_articles(processor, 2)
+        assert consumer.stats.consumers_lost == 1
+        assert not task.done()
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 10)
+        await consumer.close()
+        await publisher.close()
+        await wdc.aclose()

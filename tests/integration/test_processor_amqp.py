@@ -29,6 +29,8 @@ from mdp_processor.stats import ProcessorStats
 from mdp_queues import AmqpConsumer, AmqpPublisher, OutgoingBatch, Topology
 from mdp_testing.conformance import aggregate, quote
 
+from .test_mdq_amqp import cancel_behind_the_library
+
 
 @pytest.fixture
 async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
@@ -136,3 +138,42 @@ async def test_envelopes_from_rabbitmq_land_in_wdc_across_a_restart(
     assert board is not None
     assert [row["symbol"] for row in msgspec.json.decode(board)["rows"]] == ["AAA", "BBB"]
     date.fromisoformat(msgspec.json.decode(board)["trading_day"])  # a real trading day
+
+
+async def test_a_consumer_the_broker_stopped_delivering_to_is_replaced(
+    amqp_url: str, mdq_prefix: str, redis_db_url: str
+) -> None:
+    topology = Topology(prefix=mdq_prefix)
+    aggregates = topology.for_kind("A")
+    assert aggregates is not None
+    publisher = AmqpPublisher(amqp_url, topology, confirms=True)
+    consumer = AmqpConsumer(amqp_url, topology, prefetch=100, check_seconds=0.1)
+    mdc, wdc = create_redis(redis_db_url), create_redis(redis_db_url)
+    processor = Processor(
+        consumer,
+        [LeaderboardAnalyzer(), MassiveDataAnalyzer()],
+        state=RedisState(mdc),
+        widgets=WidgetWriter(wdc),
+        config=ProcessorConfig(flush_interval_seconds=0.02),
+    )
+    await publisher.start()
+    task = asyncio.create_task(processor.run())
+    now = today_ms()
+    try:
+        publisher.publish(outgoing(topology, [aggregate("AAA", now, accumulated_volume=9)], "a1"))
+        async with asyncio.timeout(15):
+            await processor.wait_until(lambda s: s.total_events == 1)
+        await cancel_behind_the_library(consumer, aggregates)
+        publisher.publish(
+            outgoing(topology, [aggregate("AAA", now + 1_000, accumulated_volume=19)], "a2")
+        )
+        # Read by the consumer that replaced the lost one (a CI run once waited for good).
+        async with asyncio.timeout(15):
+            await processor.wait_until(lambda s: s.total_events == 2)
+        assert consumer.stats.consumers_lost == 1
+    finally:
+        processor.stop()
+        await task
+        await publisher.close()
+        await close_redis(mdc)
+        await close_redis(wdc)

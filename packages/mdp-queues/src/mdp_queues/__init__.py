@@ -21,6 +21,7 @@ from mdp_queues._protocols import Consumer, Handler, Publisher
 from mdp_queues.amqp import (
     AmqpConsumer,
     AmqpPublisher,
+    ConsumerLost,
     MismatchPolicy,
     TopologyMismatch,
     declare_topology,
@@ -50,6 +51,7 @@ __all__ = [
     "AmqpConsumer",
     "AmqpPublisher",
     "Consumer",
+    "ConsumerLost",
     "ConsumerStats",
     "DropReason",
     "Handler",

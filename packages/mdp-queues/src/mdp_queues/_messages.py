@@ -110,6 +110,8 @@ class ConsumerStats:
     dropped_events: dict[str, int] = field(default_factory=dict)
     handler_errors: int = 0
     max_age_seconds_seen: float = 0.0
+    consumers_lost: int = 0
+    """Consumers the broker stopped delivering to and nothing restored (consumed again)."""
 
     def count_dropped(self, reason: str, events: int) -> None:
         """Record one message dropped (and acked) for ``reason``."""

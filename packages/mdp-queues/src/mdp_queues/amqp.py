@@ -49,6 +49,7 @@ from mdp_queues.topology import QueueSpec, Topology
 __all__ = [
     "AmqpConsumer",
     "AmqpPublisher",
+    "ConsumerLost",
     "MismatchPolicy",
     "TopologyMismatch",
     "declare_topology",
@@ -433,6 +434,19 @@ class AmqpPublisher:
         )
 
 
+class ConsumerLost(ConnectionError):
+    """The broker stopped delivering to a consumer and nothing brought it back.
+
+    Raised by :meth:`AmqpConsumer.consume_batches` when its consumer tag has been missing
+    from its open channel at two checks in a row: the caller consumes the queue again, which
+    declares it anew (on a surviving node, if its own went down) and subscribes afresh.
+    """
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"the broker no longer delivers {queue!r} to this consumer")
+        self.queue = queue
+
+
 class AmqpConsumer:
     """Consumes batches from RabbitMQ queues with manual acks and a freshness gate.
 
@@ -448,6 +462,8 @@ class AmqpConsumer:
         max_age_seconds: freshness limit; None uses each queue's TTL.
         reconnect_interval: seconds between reconnection attempts.
         on_mismatch: policy when a queue exists with other arguments.
+        check_seconds: while a queue brings nothing for this long, check that the channel
+            still delivers to its consumer (see :meth:`consume_batches`).
     """
 
     def __init__(
@@ -460,7 +476,12 @@ class AmqpConsumer:
         max_age_seconds: float | None = None,
         reconnect_interval: float = 1.0,
         on_mismatch: MismatchPolicy = "fail",
+        check_seconds: float = 2.0,
     ) -> None:
+        if check_seconds <= 0:
+            msg = f"check_seconds must be > 0, was {check_seconds!r}"
+            raise ValueError(msg)
+        self._check_seconds = check_seconds
         self._urls = broker_urls(url)
         self._topology = topology
         self._clock = clock or LiveClock()
@@ -542,6 +563,16 @@ class AmqpConsumer:
         unacked messages must be acked on it by a later flush), so the delivery tags of a
         channel are one queue's messages in delivery order: settling a batch acks its last
         message with ``multiple``, one frame for the lot.
+
+        A consumer the broker cancels (its queue went with a cluster node, or was deleted) is
+        normally subscribed again by aio-pika's robust channel within a second. When that
+        does not happen, nothing would ever arrive again while the connection looks healthy,
+        so while the queue is quiet the channel is checked every ``check_seconds``; a
+        consumer missing from its open channel at two checks in a row is counted
+        (``consumers_lost``) and ends the generator with :class:`ConsumerLost`.
+
+        Raises:
+            ConsumerLost: the broker stopped delivering to this consumer for good.
         """
         channel = await self._channel_for(queue)
         inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
@@ -552,7 +583,7 @@ class AmqpConsumer:
         loop = asyncio.get_running_loop()
         try:
             while True:
-                first = await inbox.get()
+                first = await self._next(queue, channel, tag, inbox)
                 incoming = [first]
                 deadline = loop.time() + max_wait_seconds
                 while len(incoming) < max_messages:
@@ -579,6 +610,29 @@ class AmqpConsumer:
                 leftovers.append(inbox.get_nowait())
             with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
                 await _requeue(leftovers)
+
+    async def _next(
+        self,
+        queue: QueueSpec,
+        channel: AbstractRobustChannel,
+        tag: str,
+        inbox: asyncio.Queue[AbstractIncomingMessage],
+    ) -> AbstractIncomingMessage:
+        """The next delivery; while none comes, check that one still can (see above)."""
+        if not inbox.empty():
+            return inbox.get_nowait()
+        missing = 0
+        while True:
+            with contextlib.suppress(TimeoutError):
+                return await asyncio.wait_for(inbox.get(), self._check_seconds)
+            if await _delivers_to(channel, tag):
+                missing = 0
+                continue
+            missing += 1
+            if missing >= _CHECKS_BEFORE_LOST:
+                self._stats.consumers_lost += 1
+                _log.warning("consumer_lost", queue=queue.name, seconds=self._check_seconds)
+                raise ConsumerLost(queue.name)
 
     async def _channel_for(self, queue: QueueSpec) -> AbstractRobustChannel:
         connection = self._connection
@@ -615,6 +669,27 @@ class AmqpConsumer:
         if not admitted:
             return None
         return ReceivedBatch(admitted, tokens, _settle_tokens)
+
+
+_CHECKS_BEFORE_LOST = 2
+"""Checks in a row that must miss a consumer: aio-pika's own recovery gets one interval."""
+
+
+async def _delivers_to(channel: AbstractRobustChannel, tag: str) -> bool:
+    """Whether ``channel`` still delivers to consumer ``tag`` (True while it cannot tell).
+
+    A closed or reconnecting channel is aio-pika's to restore, with its consumers.
+    """
+    if channel.is_closed:
+        return True
+    try:
+        async with asyncio.timeout(1.0):
+            underlay = await channel.get_underlay_channel()
+    except (TimeoutError, *_CONNECTION_ERRORS, RuntimeError):
+        return True
+    if underlay.is_closed or not isinstance(underlay, aiormq.Channel):
+        return True
+    return tag in underlay.consumers
 
 
 async def _requeue(messages: Sequence[AbstractIncomingMessage]) -> None:

@@ -26,7 +26,7 @@ from mdp_core.envelope import decode_news_batch
 from mdp_core.errors import MalformedInput
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import Metrics, consumer_span, traced
-from mdp_queues import Consumer, QueueSpec, ReceivedBatch
+from mdp_queues import Consumer, ConsumerLost, QueueSpec, ReceivedBatch
 
 __all__ = ["NewsProcessor"]
 
@@ -115,7 +115,19 @@ class NewsProcessor:
         }
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Process batches until ``stop`` is set; the batch in hand is finished first."""
+        """Process batches until ``stop`` is set; the batch in hand is finished first.
+
+        A consumer the broker stopped delivering to (:class:`~mdp_queues.ConsumerLost`,
+        counted by the consumer) is replaced by a fresh one on the same queue.
+        """
+        while True:
+            try:
+                await self._consume(stop)
+            except ConsumerLost:
+                continue
+            return
+
+    async def _consume(self, stop: asyncio.Event) -> None:
         batches = self._consumer.consume_batches(
             self._queue, max_messages=self._batch_size, max_wait_seconds=self._batch_wait
         )

@@ -22,6 +22,9 @@ FAMILIES: tuple[Family, ...] = (
            "stale_dropped"),
     Family("poison_dropped", "counter",
            "Messages dropped at the consumer gate: unreadable envelope.", "poison_dropped"),
+    Family("consumers_lost", "counter",
+           "Queue consumers the broker stopped delivering to and nothing restored; each is "
+           "consumed again.", "consumers_lost"),
     Family("poison", "counter", "Messages whose event batch could not be decoded.", "poison"),
     Family("bad_events", "counter", "Events skipped inside good messages, by kind.",
            "bad_events_*", ("kind",)),

@@ -177,6 +177,7 @@ async def worker(index: int, ctx: WorkerContext) -> None:
                 redis_writable=processor.writable,
                 stale_dropped=consumer.stats.dropped_events.get("stale", 0),
                 poison_dropped=consumer.stats.dropped_messages.get("poison", 0),
+                consumers_lost=consumer.stats.consumers_lost,
                 reference_pending=processor.reference_pending,
                 reference_bulk_errors=0 if reference is None else reference.stats.bulk_errors,
                 reference_errors=0 if reference is None else reference.stats.errors,
