@@ -6,7 +6,7 @@ import pytest
 
 from mdp_platform.__main__ import build_parser
 from mdp_platform.bench.run import _search_lines
-from mdp_platform.bench.sustained import SearchStep, SustainedSearch
+from mdp_platform.bench.sustained import SearchStep, SustainedSearch, share_within
 
 
 def _kept(asked: float) -> SearchStep:
@@ -158,3 +158,38 @@ def test_argparse_is_what_refuses(capsys: pytest.CaptureFixture[str]) -> None:
         build_parser().parse_args(["bench", "--search-seconds", "x"])
     assert exc.value.code == 2
     assert "--search-seconds" in capsys.readouterr().err
+
+
+def test_the_share_within_the_bound_comes_from_the_window_of_the_histogram() -> None:
+    change = {"hist_lag_receipt_count": 200.0, "hist_lag_receipt_bucket_1.0": 198.0}
+    assert share_within(change, 1.0) == 0.99
+    assert share_within({**change, "hist_lag_receipt_bucket_0.5": 50.0}, 0.5) == 0.25
+    # No bucket at the bound, or no write in the window: not known.
+    assert share_within(change, 0.75) is None
+    assert share_within({**change, "hist_lag_receipt_count": 0.0}, 1.0) is None
+    assert share_within({}, 1.0) is None
+
+
+@pytest.mark.parametrize(
+    ("in_bound", "kept_up"), [(0.99, True), (0.9899, False), (None, True), (1.0, True)]
+)
+def test_a_step_whose_writes_fell_behind_the_bound_did_not_keep_up(
+    in_bound: float | None, kept_up: bool
+) -> None:
+    step = SearchStep(1_000.0, 1_000.0, 1_000.0, in_bound=in_bound)
+    assert step.kept_up is kept_up
+    search = SustainedSearch(start=1_000.0)
+    search.record(step)
+    assert (search.next_rate() is not None) is kept_up
+
+
+def test_the_ceiling_names_writes_out_of_time_and_latencies_keep_that_share() -> None:
+    search = SustainedSearch(start=1_000.0)
+    search.record(_kept(1_000.0))
+    search.record(SearchStep(1_200.0, 1_200.0, 1_200.0, in_bound=0.5))
+    search.with_lags([50.0, 60.0])
+    assert search.steps[1].in_bound == 0.5
+    assert search.best() == 0
+    assert search.ceiling() == (
+        "at 1,200 ev/s asked the processors wrote 50.0% of their events within 1,000 ms of receipt"
+    )

@@ -89,7 +89,13 @@ from mdp_platform.bench.services import (
 )
 from mdp_platform.bench.simulator import SimProcessConfig
 from mdp_platform.bench.stats import EmissionMap, LagSummary, longest_gap_ms, p99_by_second
-from mdp_platform.bench.sustained import KEPT_UP_SHARE, SearchStep, SustainedSearch
+from mdp_platform.bench.sustained import (
+    IN_BOUND_SHARE,
+    KEPT_UP_SHARE,
+    SearchStep,
+    SustainedSearch,
+    share_within,
+)
 from mdp_platform.embedded import EmbeddedRedis
 from mdp_platform.settings import DemoSettings
 from mdp_queues import MAX_PARTITIONS, Topology
@@ -427,7 +433,18 @@ async def _search(run: _Run, progress: _Progress) -> tuple[SustainedSearch | Non
             run, f"sustained {rate:,.0f}/s", mode, config.search_seconds, progress
         )
         rates = run.stage_rates(*window)
-        search.record(SearchStep(rate, rates["simulator"] or 0.0, rates.get("processor") or 0.0))
+        before, after = window
+        change = delta(
+            after.components.get("processor", {}), before.components.get("processor", {})
+        )
+        search.record(
+            SearchStep(
+                rate,
+                rates["simulator"] or 0.0,
+                rates.get("processor") or 0.0,
+                in_bound=share_within(change, search.lag_bound_ms / 1_000),
+            )
+        )
         windows.append(window)
     await _catch_up(run, "the sustained-rate search")
     return search, windows
@@ -470,6 +487,7 @@ def _search_report(
         "ceiling": search.ceiling(),
         "lag_bound_ms": search.lag_bound_ms,
         "kept_up_share": KEPT_UP_SHARE,
+        "in_bound_share": IN_BOUND_SHARE,
         "factor": search.factor,
         "seconds_per_step": run.config.search_seconds,
         "steps": [

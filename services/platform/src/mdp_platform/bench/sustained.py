@@ -9,23 +9,49 @@ a constant factor, and keeps the highest one at which the pipeline kept up, the 
 streaming benchmarks' *sustainable throughput* (a rate is sustainable when no backlog grows).
 
 A step kept up when the processors wrote at least :data:`KEPT_UP_SHARE` of what the simulator
-produced in the measured window; the search stops at the first step that did not, or that the
-simulator itself could not offer. The verdict is final only once the run's event -> Redis
+produced in the measured window and, by their own receipt-to-write histogram, wrote at least
+:data:`IN_BOUND_SHARE` of it within the latency bound (a backlog shows there long before it
+shows in the rates); the search stops at the first step that did not, or that the simulator
+itself could not offer. The verdict is final only once the run's event -> Redis
 latencies are known (:meth:`SustainedSearch.best`): a step whose p99 exceeds the bound did not
 keep up either, however fast it wrote.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
 
-__all__ = ["KEPT_UP_SHARE", "OFFERED_SHARE", "SearchStep", "SustainedSearch"]
+__all__ = [
+    "IN_BOUND_SHARE",
+    "KEPT_UP_SHARE",
+    "OFFERED_SHARE",
+    "SearchStep",
+    "SustainedSearch",
+    "share_within",
+]
 
 KEPT_UP_SHARE: Final = 0.95
 """Share of the simulator's events the processors must write in a step's window."""
 OFFERED_SHARE: Final = 0.95
 """Share of the asked rate the simulator must produce for the step to count at all."""
+IN_BOUND_SHARE: Final = 0.99
+"""Share of the processors' writes in a window that must be within the latency bound."""
+_HISTOGRAM: Final = "hist_lag_receipt"
+
+
+def share_within(change: Mapping[str, float], bound_seconds: float) -> float | None:
+    """Share of a window's processor writes within ``bound_seconds`` of their receipt.
+
+    ``change`` is the difference of two flattened processor statuses (cumulative histogram
+    buckets). None when the histogram has no bucket at the bound or no write in the window.
+    """
+    count = change.get(f"{_HISTOGRAM}_count")
+    within = change.get(f"{_HISTOGRAM}_bucket_{float(bound_seconds)!r}")
+    if not count or within is None:
+        return None
+    return within / count
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,12 +63,15 @@ class SearchStep:
         simulator: events/s it produced in the window.
         processor: events/s the processors wrote in the window.
         p99_ms: event -> Redis p99 in the window (None: not known yet, or no sample).
+        in_bound: share of the processors' writes within the latency bound of their
+            receipt (None: not reported).
     """
 
     asked: float
     simulator: float
     processor: float
     p99_ms: float | None = None
+    in_bound: float | None = None
 
     @property
     def offered(self) -> bool:
@@ -50,9 +79,19 @@ class SearchStep:
         return self.simulator >= OFFERED_SHARE * self.asked
 
     @property
+    def wrote_enough(self) -> bool:
+        """Whether the processors wrote what the simulator produced (rates only)."""
+        return self.processor >= KEPT_UP_SHARE * self.simulator
+
+    @property
+    def wrote_in_time(self) -> bool:
+        """Whether the processors' own latencies stayed within the bound (True: not reported)."""
+        return self.in_bound is None or self.in_bound >= IN_BOUND_SHARE
+
+    @property
     def kept_up(self) -> bool:
-        """Whether the processors wrote what was offered (latency aside)."""
-        return self.offered and self.processor >= KEPT_UP_SHARE * self.simulator
+        """Whether the processors wrote what was offered, in time by their own account."""
+        return self.offered and self.wrote_enough and self.wrote_in_time
 
 
 @dataclass(slots=True)
@@ -99,7 +138,7 @@ class SustainedSearch:
             msg = f"{len(p99_ms)} latencies for {len(self.steps)} steps"
             raise ValueError(msg)
         self.steps = [
-            SearchStep(s.asked, s.simulator, s.processor, p99)
+            SearchStep(s.asked, s.simulator, s.processor, p99, s.in_bound)
             for s, p99 in zip(self.steps, p99_ms, strict=True)
         ]
 
@@ -132,7 +171,12 @@ class SustainedSearch:
         at = f"at {step.asked:,.0f} ev/s asked"
         if not step.offered:
             return f"{at} the simulator produced {step.simulator:,.0f} ev/s"
-        if not step.kept_up:
+        if not step.wrote_enough:
             return f"{at} the processors wrote {step.processor:,.0f} of {step.simulator:,.0f} ev/s"
+        if not step.wrote_in_time:
+            return (
+                f"{at} the processors wrote {step.in_bound or 0.0:.1%} of their events within"
+                f" {self.lag_bound_ms:,.0f} ms of receipt"
+            )
         p99 = "no sample" if step.p99_ms is None else f"{step.p99_ms:,.0f} ms"
         return f"{at} event->Redis p99 was {p99}, over the {self.lag_bound_ms:,.0f} ms bound"
