@@ -317,44 +317,11 @@ async def cancel_behind_the_library(consumer: AmqpConsumer, queue: QueueSpec) ->
     assert not underlay.consumers
 
 
-async def test_a_consumer_the_broker_stopped_delivering_to_is_counted_and_consumed_again(
+@pytest.fixture
+async def watched(
     amqp_url: str, mdq_prefix: str
-) -> None:
-    topology = Topology(prefix=mdq_prefix)
-    publisher = AmqpPublisher(amqp_url, topology)
-    consumer = AmqpConsumer(amqp_url, topology, check_seconds=0.1)
-    await publisher.start()
-    await consumer.start()
-    trades = topology.for_kind("T")
-    assert trades is not None
-    try:
-        batches = consumer.consume_batches(trades, max_wait_seconds=0)
-        publisher.publish(make_batch(trades, "before"))
-        async with asyncio.timeout(10):
-            batch = await anext(batches)
-        await batch.ack()
-        await cancel_behind_the_library(consumer, trades)
-        publisher.publish(make_batch(trades, "while-lost"))
-        # Without the check this waits for good: the connection and channel look healthy.
-        with pytest.raises(ConsumerLost, match=trades.name):
-            async with asyncio.timeout(10):
-                await anext(batches)
-        assert consumer.stats.consumers_lost == 1
-        # Consuming again subscribes afresh; what waited in the queue meanwhile arrives.
-        again = consumer.consume_batches(trades, max_wait_seconds=0)
-        async with asyncio.timeout(10):
-            batch = await anext(again)
-        assert [m.envelope.batch for m in batch.messages] == ["while-lost"]
-        await batch.ack()
-        await again.aclose()
-    finally:
-        await publisher.close()
-        await consumer.close()
-
-
-async def test_a_quiet_queue_is_not_taken_for_a_lost_consumer(
-    amqp_url: str, mdq_prefix: str
-) -> None:
+) -> AsyncIterator[tuple[AmqpPublisher, AmqpConsumer, QueueSpec]]:
+    """A publisher, and a consumer that checks its quiet queues every 50 ms, on the trades."""
     topology = Topology(prefix=mdq_prefix)
     publisher = AmqpPublisher(amqp_url, topology)
     consumer = AmqpConsumer(amqp_url, topology, check_seconds=0.05)
@@ -363,21 +330,54 @@ async def test_a_quiet_queue_is_not_taken_for_a_lost_consumer(
     trades = topology.for_kind("T")
     assert trades is not None
     try:
-        batches = consumer.consume_batches(trades, max_wait_seconds=0)
-        waiting = asyncio.ensure_future(anext(batches))
-        # Twenty checks pass with nothing to deliver, and none of them gives up.
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(asyncio.shield(waiting), 1.0)
-        publisher.publish(make_batch(trades, "late"))
-        async with asyncio.timeout(10):
-            batch = await waiting
-        assert [m.envelope.batch for m in batch.messages] == ["late"]
-        assert consumer.stats.consumers_lost == 0
-        await batch.ack()
-        await batches.aclose()
+        yield publisher, consumer, trades
     finally:
         await publisher.close()
         await consumer.close()
+
+
+async def test_a_consumer_the_broker_stopped_delivering_to_is_counted_and_consumed_again(
+    watched: tuple[AmqpPublisher, AmqpConsumer, QueueSpec],
+) -> None:
+    publisher, consumer, trades = watched
+    batches = consumer.consume_batches(trades, max_wait_seconds=0)
+    publisher.publish(make_batch(trades, "before"))
+    async with asyncio.timeout(10):
+        batch = await anext(batches)
+    await batch.ack()
+    await cancel_behind_the_library(consumer, trades)
+    publisher.publish(make_batch(trades, "while-lost"))
+    # Without the check this waits for good: the connection and channel look healthy.
+    with pytest.raises(ConsumerLost, match=trades.name):
+        async with asyncio.timeout(10):
+            await anext(batches)
+    assert consumer.stats.consumers_lost == 1
+    # Consuming again subscribes afresh; what waited in the queue meanwhile arrives.
+    again = consumer.consume_batches(trades, max_wait_seconds=0)
+    async with asyncio.timeout(10):
+        batch = await anext(again)
+    assert [m.envelope.batch for m in batch.messages] == ["while-lost"]
+    await batch.ack()
+    await again.aclose()
+
+
+async def test_a_quiet_queue_is_not_taken_for_a_lost_consumer(
+    watched: tuple[AmqpPublisher, AmqpConsumer, QueueSpec],
+) -> None:
+    publisher, consumer, trades = watched
+    batches = consumer.consume_batches(trades, max_wait_seconds=0)
+    waiting = asyncio.ensure_future(anext(batches))
+    # A second of checks (about twenty) with nothing to deliver: none of them gives up, so
+    # the wait ends by its own timeout, not with ConsumerLost.
+    with pytest.raises(TimeoutError):
+        await asyncio.wait_for(asyncio.shield(waiting), 1.0)
+    publisher.publish(make_batch(trades, "late"))
+    async with asyncio.timeout(10):
+        batch = await waiting
+    assert [m.envelope.batch for m in batch.messages] == ["late"]
+    assert consumer.stats.consumers_lost == 0
+    await batch.ack()
+    await batches.aclose()
 
 
 def test_a_consumer_needs_a_positive_check_interval() -> None:

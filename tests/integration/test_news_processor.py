@@ -47,6 +47,14 @@ def _batch(topology: Topology, batch_id: str, *articles: object) -> OutgoingBatc
     return OutgoingBatch(topology.news, body, batch_id, now, len(raws))
 
 
+def _news_processor(consumer: AmqpConsumer, topology: Topology, wdc: Redis) -> NewsProcessor:
+    return NewsProcessor(
+        consumer, topology.news, WidgetWriter(wdc), FinlightDataAnalyzer(ticker_max_len=2),
+        clock=LiveClock(), metrics=Metrics("news-processor-test"), batch_wait_seconds=0.02,
+        retry=BackoffPolicy(0.05, 5.0),
+    )  # fmt: skip
+
+
 @pytest.fixture
 async def wiring(
     amqp_url: str, redis_db_url: str, mdq_prefix: str
@@ -60,11 +68,7 @@ async def wiring(
     await proxy.start()
     wdc = Redis.from_url(proxy.proxied(redis_db_url), socket_timeout=2)
     reader = Redis.from_url(redis_db_url)
-    processor = NewsProcessor(
-        consumer, topology.news, WidgetWriter(wdc), FinlightDataAnalyzer(ticker_max_len=2),
-        clock=LiveClock(), metrics=Metrics("news-processor-test"), batch_wait_seconds=0.02,
-        retry=BackoffPolicy(0.05, 5.0),
-    )  # fmt: skip
+    processor = _news_processor(consumer, topology, wdc)
     stop = asyncio.Event()
     task = asyncio.create_task(processor.run(stop))
     try:
@@ -149,11 +153,7 @@ async def test_the_news_processor_reads_on_after_its_consumer_is_lost(
     await publisher.start()
     await consumer.start()
     wdc = Redis.from_url(redis_db_url)
-    processor = NewsProcessor(
-        consumer, topology.news, WidgetWriter(wdc), FinlightDataAnalyzer(ticker_max_len=2),
-        clock=LiveClock(), metrics=Metrics("news-processor-test"), batch_wait_seconds=0.02,
-        retry=BackoffPolicy(0.05, 5.0),
-    )  # fmt: skip
+    processor = _news_processor(consumer, topology, wdc)
     stop = asyncio.Event()
     task = asyncio.create_task(processor.run(stop))
     try:

@@ -19,6 +19,7 @@ keep up either, however fast it wrote.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Final
@@ -44,8 +45,9 @@ _HISTOGRAM: Final = "hist_lag_receipt"
 def share_within(change: Mapping[str, float], bound_seconds: float) -> float | None:
     """Share of a window's processor writes within ``bound_seconds`` of their receipt.
 
-    ``change`` is the difference of two flattened processor statuses (cumulative histogram
-    buckets). None when the histogram has no bucket at the bound or no write in the window.
+    ``change`` is the difference of two flattened processor statuses: cumulative buckets in
+    the form :func:`mdp_runtime.metrics.flat_histogram` writes. None when the histogram has no
+    bucket at the bound or no write in the window.
     """
     count = change.get(f"{_HISTOGRAM}_count")
     within = change.get(f"{_HISTOGRAM}_bucket_{float(bound_seconds)!r}")
@@ -138,8 +140,8 @@ class SustainedSearch:
             msg = f"{len(p99_ms)} latencies for {len(self.steps)} steps"
             raise ValueError(msg)
         self.steps = [
-            SearchStep(s.asked, s.simulator, s.processor, p99, s.in_bound)
-            for s, p99 in zip(self.steps, p99_ms, strict=True)
+            dataclasses.replace(step, p99_ms=p99)
+            for step, p99 in zip(self.steps, p99_ms, strict=True)
         ]
 
     def sustained(self, step: SearchStep) -> bool:
