@@ -177,7 +177,7 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "--search-start",
         type=_positive_float,
         default=None,
-        help="the search's first offered events/s (default: twice --rate)",
+        help="the search's first offered events/s (default: 1.2 times --rate)",
     )
     parser.add_argument(
         "--mix", default="A,T", help="event types to stream, e.g. A,T or A,T,Q (%(default)s)"

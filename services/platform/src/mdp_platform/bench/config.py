@@ -55,7 +55,8 @@ class BenchConfig:
         start: simulated market time (ET, ``HH:MM``) the run starts at.
         search_seconds: measured seconds per step of the sustained-rate search
             (:mod:`mdp_platform.bench.sustained`); 0 skips the search.
-        search_start: the search's first rate (None: twice ``rate``).
+        search_start: the search's first rate (None: ``rate`` times ``search_factor``, the
+            step above the fixed phase).
         search_factor: each next step offers the last rate times this.
         search_steps: the most steps the search takes.
         search_lag_ms: a step whose event -> Redis p99 is above this was not sustained.

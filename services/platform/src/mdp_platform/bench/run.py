@@ -418,7 +418,7 @@ async def _search(run: _Run, progress: _Progress) -> tuple[SustainedSearch | Non
     if config.search_seconds <= 0:
         return None, []
     search = SustainedSearch(
-        start=config.search_start or 2 * config.rate,
+        start=config.search_start or config.rate * config.search_factor,
         factor=config.search_factor,
         max_steps=config.search_steps,
         lag_bound_ms=config.search_lag_ms,

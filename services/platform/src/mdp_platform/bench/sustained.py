@@ -33,8 +33,13 @@ __all__ = [
     "share_within",
 ]
 
-KEPT_UP_SHARE: Final = 0.95
-"""Share of the simulator's events the processors must write in a step's window."""
+KEPT_UP_SHARE: Final = 0.9
+"""Share of the simulator's events the processors must write in a step's window.
+
+A gross check only: the pipeline's lag rises with the rate, and the rise within a window
+shifts events out of the processors' count (0.25 s more lag in a 5 s window reads as 5 %
+behind although nothing piles up), so the latency shares decide whether a backlog grows.
+"""
 OFFERED_SHARE: Final = 0.95
 """Share of the asked rate the simulator must produce for the step to count at all."""
 IN_BOUND_SHARE: Final = 0.99
