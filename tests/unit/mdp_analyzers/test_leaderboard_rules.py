@@ -509,3 +509,78 @@ def test_weekend_bars_belong_to_fridays_trading_day() -> None:
     got = offers(analyzer, at_ms(saturday, 12, 2))
     assert sorted(op.member for op in got) == ["FRI", "SAT"]
     assert {op.rows_key for op in got} == {KEY_LB_ROWS.name(day=friday.isoformat())}
+
+
+#: Session name and (start, end) in ET minutes of the day, as the lattice text names them.
+SESSION_SPANS = (
+    ("pm", 4 * 60, 9 * 60 + 30),
+    ("rg", 9 * 60 + 30, 16 * 60),
+    ("ah", 16 * 60, 20 * 60),
+)
+
+
+def expected_figures_text(events: list[SecondAggregate]) -> str:
+    """The lattice text of ``events``' figures, written out here from the bars alone."""
+    terms: list[str] = []
+    for name, start, end in SESSION_SPANS:
+        mine = [
+            e for e in events
+            if at_ms(DAY, start // 60, start % 60) <= e.start_ms < at_ms(DAY, end // 60, end % 60)
+        ]  # fmt: skip
+        if not mine:
+            continue
+        bars = [(e.end_ms, e.low, e.high) for e in mine]
+        first, high, high_ms, low, low_ms = reference_fold(bars)
+        terms += [f"{name}f-{first}@0", f"{name}h+{high!r}@{high_ms}", f"{name}l-{low!r}@{low_ms}"]
+        if name == "rg":
+            start_ms = min(e.start_ms for e in mine)
+            opening = min(e.open for e in mine if e.start_ms == start_ms)
+            terms.append(f"op-{start_ms}@{opening!r}")
+    return ",".join(sorted(terms))
+
+
+@st.composite
+def day_bars(draw: st.DrawFn) -> list[SecondAggregate]:
+    """Bars across the day's three sessions, some on the session boundaries."""
+    starts = [
+        at_ms(DAY, 4, 0), at_ms(DAY, 9, 29, 59), at_ms(DAY, 9, 30), at_ms(DAY, 12, 0),
+        at_ms(DAY, 15, 59, 59), at_ms(DAY, 16, 0), at_ms(DAY, 19, 59, 59),
+    ]  # fmt: skip
+    out = []
+    for _ in range(draw(st.integers(1, 10))):
+        start = draw(st.sampled_from(starts)) + draw(st.integers(0, 3)) * 1_000
+        low = draw(st.sampled_from([9.0, 9.25, 10.0, 0.1 + 0.2]))
+        high = low + draw(st.sampled_from([0.0, 0.5, 1 / 3]))
+        out.append(bar(start, low=low, high=high, open_=draw(st.sampled_from([low, high]))))
+    return out
+
+
+@given(events=day_bars(), split=st.integers(0, 10))
+def test_every_offer_carries_the_figures_of_every_bar_so_far(
+    events: list[SecondAggregate], split: int
+) -> None:
+    """The offered figures text follows each bar and each refusal: never a stale rendering."""
+    mine, theirs = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    now = at_ms(DAY, 20, 0)
+    theirs.apply(events[split:], 0)
+    their_offers = offers(theirs, now)
+    last = ""
+    for n, event in enumerate(events[:split], start=1):
+        mine.apply([event], 0)
+        expected = expected_figures_text(events[:n])
+        got = offers(mine, now)
+        if got:
+            assert got[0].figures == expected
+            last = expected
+        else:  # the bar moved nothing (a repeat): no offer, and nothing to render
+            assert expected == last
+    if their_offers and split:
+        mine.refused([refusal("AAA", their_offers[0].figures, their_offers[0].payload)])
+        expected = expected_figures_text(events)
+        got = offers(mine, now)
+        assert [op.figures for op in got] == [expected] * len(got)
+        assert got or expected == last  # new figures are offered (an adopted bar may be too)
+        for op in got:
+            row = decoded(op)
+            for name, key in (("pm", "pre_market"), ("rg", "regular"), ("ah", "after_hours")):
+                assert (row[key] is not None) == (f"{name}f-" in expected)

@@ -83,3 +83,58 @@ def test_the_router_writes_the_series() -> None:
     router.apply([second(0, 3.0)], 0)
     writes = [w for w in router.collect(0).widgets if w.feed is FEED_MINUTE_BARS]
     assert [w.name for w in writes] == ["bars:ZR"]
+
+
+def corrected(offset: int, close: float, volume: int, late_ms: int) -> SecondAggregate:
+    """Second ``offset`` of the minute as sent ``late_ms`` after its end (a later version)."""
+    start = MINUTE + offset * 1_000
+    return SecondAggregate(
+        symbol="ZR", volume=volume, accumulated_volume=1_000, official_open=None, vwap=close,
+        open=close - 0.05, high=close + 0.1, low=close - 0.1, close=close,
+        start_ms=start, end_ms=start + 1_000 + late_ms,
+    )  # fmt: skip
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 5),
+            st.sampled_from([2.0, 3.0, 3.5]),
+            st.integers(1, 50),
+            st.sampled_from([0, 0, 200]),
+            st.booleans(),
+        ),
+        min_size=1,
+        max_size=14,
+    )
+)
+def test_the_minute_in_progress_follows_every_second_and_correction(
+    steps: list[tuple[int, float, int, int, bool]],
+) -> None:
+    """Taken after any second, the bar is that of the latest version of each second so far."""
+    book = MinuteBook()
+    held: dict[int, SecondAggregate] = {}  # start -> the version the bar must hold
+    changed = False  # since the last take: an older version changes nothing
+    for offset, close, volume, late_ms, take in steps:
+        event = corrected(offset, close, volume, late_ms)
+        book.fold(event)
+        old = held.get(event.start_ms)
+        if old is None or event.end_ms >= old.end_ms:
+            held[event.start_ms] = event
+            changed = True
+        if not take:
+            continue
+        got = bars(book)
+        if not changed:
+            assert got == []
+            continue
+        changed = False
+        seconds = sorted(held.values(), key=lambda e: e.start_ms)
+        assert got == [
+            {
+                "t": MINUTE, "d": 20261202, "n": 2 * max(e.end_ms for e in seconds),
+                "o": seconds[0].open, "h": max(e.high for e in seconds),
+                "l": min(e.low for e in seconds), "c": seconds[-1].close,
+                "v": sum(e.volume for e in seconds),
+            }
+        ]  # fmt: skip

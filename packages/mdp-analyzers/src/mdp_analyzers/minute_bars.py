@@ -54,22 +54,68 @@ def trading_day_number(start_ms: int) -> int:
 
 @dataclass(slots=True)
 class _Building:
-    """The seconds of one symbol's minute in progress, by second start (duplicates fold once)."""
+    """The seconds of one symbol's minute in progress, by second start (duplicates fold once).
+
+    The bar's figures are kept up to date as seconds arrive (a bar is taken after nearly every
+    second: rebuilding it from every second so far cost a sort per take); a second replaced by
+    a later version of itself, which is rare, has them recomputed from the seconds.
+    """
 
     minute: int
     seconds: dict[int, SecondAggregate] = field(default_factory=dict)
+    #: The first and last second (by start), highest high, lowest low, volume, latest end.
+    _first: SecondAggregate | None = None
+    _last: SecondAggregate | None = None
+    _high: float = 0.0
+    _low: float = 0.0
+    _volume: float = 0.0
+    _end_ms: int = 0
 
-    def bar(self, day: int) -> MinuteBar:
-        ordered = sorted(self.seconds.values(), key=lambda e: (e.start_ms, e.end_ms))
+    def add(self, event: SecondAggregate) -> bool:
+        """Fold one second; whether it was kept (not an older version of a second held)."""
+        old = self.seconds.get(event.start_ms)
+        if old is not None and event.end_ms < old.end_ms:
+            return False
+        self.seconds[event.start_ms] = event
+        if old is not None:
+            self._recompute()
+        elif self._first is None or self._last is None:
+            self._first = self._last = event
+            self._high, self._low = event.high, event.low
+            self._volume, self._end_ms = event.volume, event.end_ms
+        else:
+            if event.start_ms < self._first.start_ms:
+                self._first = event
+            if event.start_ms > self._last.start_ms:
+                self._last = event
+            self._high = max(self._high, event.high)
+            self._low = min(self._low, event.low)
+            self._volume += event.volume
+            self._end_ms = max(self._end_ms, event.end_ms)
+        return True
+
+    def _recompute(self) -> None:
+        held = self.seconds.values()
+        self._first = min(held, key=lambda e: e.start_ms)
+        self._last = max(held, key=lambda e: e.start_ms)
+        self._high = max(e.high for e in held)
+        self._low = min(e.low for e in held)
+        self._volume = sum(e.volume for e in held)
+        self._end_ms = max(e.end_ms for e in held)
+
+    def bar(self, day: int) -> MinuteBar | None:
+        """The minute's bar so far (None before its first second)."""
+        if self._first is None or self._last is None:
+            return None
         return MinuteBar(
             t=self.minute,
             d=day,
-            n=2 * max(e.end_ms for e in ordered),
-            o=ordered[0].open,
-            h=max(e.high for e in ordered),
-            l=min(e.low for e in ordered),
-            c=ordered[-1].close,
-            v=sum(e.volume for e in ordered),
+            n=2 * self._end_ms,
+            o=self._first.open,
+            h=self._high,
+            l=self._low,
+            c=self._last.close,
+            v=self._volume,
         )
 
 
@@ -81,6 +127,8 @@ class MinuteBook:
         self._final: dict[tuple[str, int], MinuteAggregate] = {}
         self._changed: dict[tuple[str, int], None] = {}
         self._days: dict[int, int] = {}
+        #: Series names by symbol, made once: a flush writes one per symbol that moved.
+        self._names: dict[str, str] = {}
 
     def fold(self, event: SecondAggregate | MinuteAggregate) -> None:
         """Fold one second or minute bar of a symbol."""
@@ -97,9 +145,7 @@ class MinuteBook:
             building = self._building[event.symbol] = _Building(minute)
         elif building.minute > minute:
             return  # a late second of a minute already left behind: its minute bar corrects it
-        old_second = building.seconds.get(event.start_ms)
-        if old_second is None or event.end_ms >= old_second.end_ms:
-            building.seconds[event.start_ms] = event
+        if building.add(event):
             self._changed[key] = None
 
     def _day(self, minute: int) -> int:
@@ -129,13 +175,13 @@ class MinuteBook:
                 )
             else:
                 building = self._building.get(symbol)
-                if building is None or building.minute != minute or not building.seconds:
+                built = None if building is None or building.minute != minute else building.bar(day)
+                if built is None:
                     continue
-                bar = building.bar(day)
-            writes.append(
-                WidgetWrite(
-                    FEED_MINUTE_BARS, FEED_MINUTE_BARS.name(symbol=symbol), _ENCODER.encode(bar)
-                )
-            )
+                bar = built
+            name = self._names.get(symbol)
+            if name is None:
+                name = self._names[symbol] = FEED_MINUTE_BARS.name(symbol=symbol)
+            writes.append(WidgetWrite(FEED_MINUTE_BARS, name, _ENCODER.encode(bar)))
         self._changed = {}
         return writes

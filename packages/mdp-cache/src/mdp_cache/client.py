@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from typing import Any, Final, cast
 from urllib.parse import urlsplit, urlunsplit
 
-from redis.asyncio import BlockingConnectionPool, Redis, RedisCluster
+import hiredis
+from redis.asyncio import BlockingConnectionPool, Connection, Redis, RedisCluster
 from redis.asyncio.client import PubSub
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -26,6 +27,7 @@ from redis.exceptions import (
     ClusterDownError,
     ClusterError,
     ConnectionError,
+    DataError,
     MasterDownError,
     SlotNotCoveredError,
     TimeoutError,
@@ -39,6 +41,7 @@ __all__ = [
     "CLUSTER_SCHEMES",
     "DEFAULT_MAX_CONNECTIONS",
     "PUBSUB_RECONNECT",
+    "PackingConnection",
     "close_redis",
     "create_redis",
     "discover",
@@ -70,6 +73,58 @@ def is_cluster(client: Redis) -> bool:
 def slot_of(name: str | bytes) -> int:
     """The cluster hash slot of a key or shard channel (its hash tag when it has one)."""
     return int(key_slot(name.encode() if isinstance(name, str) else name))
+
+
+class PackingConnection(Connection):
+    """A TCP connection whose commands are packed by hiredis, in C.
+
+    redis-py's asyncio connection packs every argument in Python (its blocking connection
+    already uses hiredis when installed): with the flush's script calls carrying a key or
+    three per changed symbol, that was 5-9 % of a processor's flush CPU. The bytes on the
+    wire are the same (pinned by the tests), as are the errors: a first argument holding a
+    space is split (``"CONFIG GET"``), and an argument of another type than bytes, str, int
+    or float is a ``DataError``. A large bytes argument (a flush's packed rows, 100-300 kB)
+    goes out as a chunk of its own, as redis-py sends it: hiredis would copy it into the
+    command's buffer, ten times slower than packing it in Python at that size.
+    """
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        """The RESP bytes of one command, in chunks."""
+        head = args[0]
+        if isinstance(head, str):
+            args = (*head.encode().split(), *args[1:])
+        elif b" " in head:
+            args = (*head.split(), *args[1:])
+        cutoff = self._buffer_cutoff
+        large = [at for at, arg in enumerate(args) if type(arg) is bytes and len(arg) > cutoff]
+        try:
+            if not large:
+                return [hiredis.pack_command(args)]
+            chunks = [b"*%d\r\n" % len(args)]
+            start = 0
+            for at in (*large, len(args)):
+                if at > start:
+                    packed = hiredis.pack_command(args[start:at])
+                    chunks.append(packed[packed.index(b"\r\n") + 2 :])  # less its array header
+                if at < len(args):
+                    arg = args[at]
+                    chunks += (b"$%d\r\n" % len(arg), arg, b"\r\n")
+                start = at + 1
+        except TypeError:
+            return self._pack_odd(args)
+        return chunks
+
+    def _pack_odd(self, args: tuple[Any, ...]) -> list[bytes]:
+        """Buffers as bytes (hiredis takes bytes only); any other type is a ``DataError``."""
+        for arg in args:
+            if not isinstance(arg, bytes | str | int | float | bytearray | memoryview) or (
+                isinstance(arg, bool)
+            ):
+                kind = type(arg).__name__
+                msg = f"Invalid input of type: {kind!r}. Convert to a bytes, string, int or float"
+                raise DataError(msg + " first.")
+        plain = (bytes(arg) if isinstance(arg, bytearray | memoryview) else arg for arg in args)
+        return self.pack_command(*plain)
 
 
 PUBSUB_RECONNECT: Final = BackoffPolicy(initial_seconds=0.2, max_seconds=10.0, jitter=0.5)
@@ -122,6 +177,8 @@ def create_redis(
         retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
         health_check_interval=30,
         decode_responses=False,
+        # redis:// only: a rediss:// or unix:// URL names its own connection class.
+        connection_class=PackingConnection,
     )
     return Redis.from_pool(pool)
 

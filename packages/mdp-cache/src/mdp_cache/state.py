@@ -22,6 +22,7 @@ The scripts are loaded once with ``SCRIPT LOAD``; if the server forgets them (re
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Final, cast
@@ -461,8 +462,12 @@ def _merged_replies(chunk: Sequence[PutMerged], reply: Sequence[object], applied
         at += 5
 
 
+@functools.lru_cache(maxsize=1 << 15)
 def _window_keys(symbol: str) -> tuple[str, str, str]:
-    """A symbol's window list, identity set and figures (one hash tag: one cluster slot)."""
+    """A symbol's window list, identity set and figures (one hash tag: one cluster slot).
+
+    Remembered for the symbols of a full market: a flush names them for every symbol traded.
+    """
     return (
         KEY_TT_WINDOW.name(symbol=symbol),
         KEY_TT_IDS.name(symbol=symbol),

@@ -19,6 +19,7 @@ document and a duplicate is not published twice.
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -448,6 +449,12 @@ def _text(payload: bytes) -> str:
     return payload.decode("utf-8", "surrogateescape")
 
 
+@functools.lru_cache(maxsize=1 << 16)
+def _version_key(name: str) -> str:
+    """The version key of a versioned document, remembered (a flush writes one per symbol)."""
+    return KEY_WIDGET_VERSION.name(feed=name)
+
+
 def _chunks(items: Sequence[WidgetItem], cluster: bool) -> list[Sequence[WidgetItem]]:
     """``items`` in script calls of a few hundred, each of one slot on a cluster."""
     groups: dict[int, list[WidgetItem]] = defaultdict(list)
@@ -507,9 +514,7 @@ def _script_calls(
                 for item in chunk
             ]
         )
-        keys = [
-            key for item in chunk for key in (item.name, KEY_WIDGET_VERSION.name(feed=item.name))
-        ]
+        keys = [key for item in chunk for key in (item.name, _version_key(item.name))]
         calls.append(_ScriptCall(True, len(keys), (*keys, packed)))
     return calls
 
