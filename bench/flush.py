@@ -98,6 +98,7 @@ def measure(symbols: int, rounds: int, seed: int) -> dict[str, float]:
 
 
 def main() -> None:
+    """Parse the options, measure, print the fastest run."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--symbols", type=int, default=10_000)
     parser.add_argument("--rounds", type=int, default=8)
