@@ -77,12 +77,8 @@ class _Building:
         if old is not None and event.end_ms < old.end_ms:
             return False
         self.seconds[event.start_ms] = event
-        if old is not None:
-            self._recompute()
-        elif self._first is None or self._last is None:
-            self._first = self._last = event
-            self._high, self._low = event.high, event.low
-            self._volume, self._end_ms = event.volume, event.end_ms
+        if old is not None or self._first is None or self._last is None:
+            self._recompute()  # a second replaced, or the minute's first
         else:
             if event.start_ms < self._first.start_ms:
                 self._first = event
@@ -162,6 +158,7 @@ class MinuteBook:
         for symbol, minute in self._changed:
             final = self._final.pop((symbol, minute), None)
             day = self._day(minute)
+            bar: MinuteBar | None = None
             if final is not None:
                 bar = MinuteBar(
                     t=minute,
@@ -173,12 +170,10 @@ class MinuteBook:
                     c=final.close,
                     v=final.volume,
                 )
-            else:
-                building = self._building.get(symbol)
-                built = None if building is None or building.minute != minute else building.bar(day)
-                if built is None:
-                    continue
-                bar = built
+            elif (building := self._building.get(symbol)) is not None and building.minute == minute:
+                bar = building.bar(day)
+            if bar is None:
+                continue
             name = self._names.get(symbol)
             if name is None:
                 name = self._names[symbol] = FEED_MINUTE_BARS.name(symbol=symbol)
