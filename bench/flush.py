@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
+from collections.abc import Iterator
 from datetime import date
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
@@ -37,27 +38,21 @@ DAY = date(2026, 3, 4)
 PREVIOUS = DailyBar(day=date(2026, 3, 3), open=10, high=11, low=9, close=10, volume=10**5)
 
 
-def measure(symbols: int, rounds: int, seed: int) -> dict[str, float]:
-    """Microseconds per row of each part, over ``rounds`` rounds after two of warm-up."""
+def market_rounds(
+    symbols: int, rounds: int, seed: int
+) -> Iterator[tuple[int, LeaderboardAnalyzer, int]]:
+    """Each round: the leaderboard analyzer that folded one new bar per symbol, and a flush time.
+
+    Reference data (previous day, average volume, float) is given after the first round's
+    bars: the analyzer only takes it for the day and symbols it already knows.
+    """
     names = [f"S{i:05d}" for i in range(symbols)]
     rng = random.Random(seed)
     analyzer = LeaderboardAnalyzer()
-    for name in names:
-        analyzer.provide_reference(
-            ReferenceData(
-                symbol=name, trading_day=DAY, prev_day=PREVIOUS, avg_volume=1e6, free_float=10**8
-            )
-        )
     price = dict.fromkeys(names, 10.0)
     volume = dict.fromkeys(names, 0)
-    redis = create_redis("redis://127.0.0.1:6379/15")  # never connected: packing only
-    state = RedisState(redis)
-    state._figures_sha = "0" * 40
-    connection = redis.connection_pool.make_connection()
-    spent = {"collect": 0.0, "merge": 0.0, "quotes": 0.0}
-    rows = 0
     start = at_ms(DAY, 10, 0)
-    for round_ in range(rounds + 2):
+    for round_ in range(rounds):
         bars = []
         for name in names:
             close = price[name] = round(price[name] * (1 + rng.gauss(0, 0.002)), 4)
@@ -71,8 +66,28 @@ def measure(symbols: int, rounds: int, seed: int) -> dict[str, float]:
                 )
             )  # fmt: skip
         analyzer.apply(bars, 0)
+        if round_ == 0:
+            for name in names:
+                analyzer.provide_reference(
+                    ReferenceData(
+                        symbol=name, trading_day=DAY, prev_day=PREVIOUS, avg_volume=1e6,
+                        free_float=10**8,
+                    )
+                )  # fmt: skip
+        yield round_, analyzer, (start + (round_ + 1) * 1_000 + 500) * 1_000_000
+
+
+def measure(symbols: int, rounds: int, seed: int) -> dict[str, float]:
+    """Microseconds per row of each part, over ``rounds`` rounds after two of warm-up."""
+    redis = create_redis("redis://127.0.0.1:6379/15")  # never connected: packing only
+    state = RedisState(redis)
+    state._figures_sha = "0" * 40
+    connection = redis.connection_pool.make_connection()
+    spent = {"collect": 0.0, "merge": 0.0, "quotes": 0.0}
+    rows = 0
+    for round_, analyzer, now_ns in market_rounds(symbols, rounds + 2, seed):
         t0 = time.perf_counter()
-        ops = analyzer.collect((start + (round_ + 1) * 1_000 + 500) * 1_000_000).state
+        ops = analyzer.collect(now_ns).state
         t1 = time.perf_counter()
         pipe = redis.pipeline(transaction=True)
         _, merged, _ = _sort_ops(pipe, ops)

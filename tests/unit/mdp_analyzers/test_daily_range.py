@@ -3,6 +3,7 @@ from datetime import date
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -229,6 +230,22 @@ def test_restore_never_loses_newer_in_memory_state() -> None:
 def test_decode_quote_accepts_aliases_and_widens_the_range() -> None:
     tick = decode_quote(b'{"sym": "A", "close": 5.0, "high": 4.0, "low": 6.0, "as_of_ms": 7}')
     assert (tick.symbol, tick.price, tick.low, tick.high, tick.ts_ms) == ("A", 5.0, 4.0, 6.0, 7)
+
+
+@pytest.mark.parametrize(
+    ("times", "ts_ms"),
+    [
+        ('"start_ms": 5, "end_ms": 6, "as_of_ms": 7, "timestamp_ms": 8', 5),
+        ('"end_ms": 6, "as_of_ms": 7, "timestamp_ms": 8', 6),
+        ('"as_of_ms": 7, "timestamp_ms": 8', 7),
+        ('"timestamp_ms": 8', 8),
+    ],
+)
+def test_a_record_is_placed_by_its_first_event_time_in_order_of_preference(
+    times: str, ts_ms: int
+) -> None:
+    tick = decode_quote(b'{"symbol": "A", "price": 5.0, ' + times.encode() + b"}")
+    assert tick.ts_ms == ts_ms
 
 
 session_times = st.integers(min_value=at_ms(DAY, 4, 0), max_value=at_ms(DAY, 19, 59))

@@ -1,3 +1,4 @@
+import random
 from datetime import UTC, date, datetime, time, timedelta
 
 import pytest
@@ -286,3 +287,133 @@ def test_next_session_start_is_the_next_change(ns: int) -> None:
     assert CAL.session_at(start_ns - 1) is CAL.session_at(ns)
     assert CAL.is_trading_day(CAL.trading_day(ns))
     assert to_ns(CAL.day_start(CAL.trading_day(ns))) <= ns
+
+
+def _expected_trading_day(ns: int) -> date:
+    epoch = datetime(1970, 1, 1, tzinfo=UTC)
+    local = (epoch + timedelta(microseconds=ns // 1_000)).astimezone(ET)
+    day = local.date() - timedelta(days=1 if local.time() < time(4) else 0)
+    while not CAL.is_trading_day(day):
+        day -= timedelta(days=1)
+    return day
+
+
+# Days whose spans are unusual: DST changes, an early close, holidays next to weekends.
+_ODD_DAYS = (
+    date(2026, 3, 8),  # spring forward (Sunday)
+    date(2026, 3, 9),
+    date(2026, 11, 1),  # fall back (Sunday)
+    date(2026, 11, 2),
+    date(2026, 11, 27),  # day after Thanksgiving: 13:00 close
+    date(2026, 1, 16),  # Friday before Martin Luther King Jr. Day
+    date(2026, 4, 2),  # Thursday before Good Friday
+    date(2026, 12, 31),
+)
+_CLOCK_TIMES = (time(0), time(4), time(9, 30), time(13), time(16), time(17), time(20))
+
+
+def _near_boundaries(anchor: date) -> list[int]:
+    """Every session boundary (and midnight) of four days from ``anchor``, with 1 ns around."""
+    found: list[int] = []
+    for offset in range(4):
+        for clock_time in _CLOCK_TIMES:
+            at = to_ns(datetime.combine(anchor + timedelta(days=offset), clock_time, tzinfo=ET))
+            found.extend((at - 1, at, at + 1))
+    return found
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.one_of(st.sampled_from(_ODD_DAYS), st.dates(date(2001, 1, 1), date(2099, 1, 1))),
+    st.randoms(use_true_random=False),
+    st.lists(INSTANTS, max_size=5),
+)
+def test_remembered_spans_answer_what_the_computation_does(
+    anchor: date, rng: random.Random, far: list[int]
+) -> None:
+    """One calendar asked in any order, across boundaries: every answer the independent one.
+
+    A fresh calendar per example: answers come from spans left by earlier questions, so an
+    off-by-one in a span's ends shows as a wrong session or day at a boundary.
+    """
+    assert isinstance(rng, random.Random)
+    instants = _near_boundaries(anchor) + far
+    rng.shuffle(instants)
+    calendar = MarketCalendar()
+    for ns in sorted(instants) + instants:
+        assert calendar.session_at(ns) is _expected_session(ns), ns
+        assert calendar.trading_day(ns) == _expected_trading_day(ns), ns
+
+
+def test_spans_follow_time_forwards_and_backwards_across_each_boundary() -> None:
+    calendar = MarketCalendar()
+    day = date(2026, 11, 27)  # early close: 13:00 and 17:00
+    boundaries = _near_boundaries(day - timedelta(days=1))
+    for ns in boundaries + boundaries[::-1]:
+        assert calendar.session_at(ns) is _expected_session(ns), ns
+        assert calendar.trading_day(ns) == _expected_trading_day(ns), ns
+    # A datetime is answered as its instant, from the span as well.
+    noon = datetime(2026, 11, 27, 12, tzinfo=ET)
+    assert calendar.session_at(noon) is Session.REGULAR
+    assert calendar.session_at(noon) is Session.REGULAR
+    assert calendar.trading_day(noon) == day
+    assert calendar.trading_day(noon) == day
+
+
+def test_spans_leave_equality_and_hash_alone() -> None:
+    asked = MarketCalendar([date(2025, 1, 9)])
+    asked.session_at(et(2025, 1, 8, 12))
+    asked.trading_day(et(2025, 1, 8, 12))
+    assert asked == MarketCalendar([date(2025, 1, 9)])
+    assert hash(asked) == hash(MarketCalendar([date(2025, 1, 9)]))
+    assert asked.session_at(et(2025, 1, 9, 12)) is Session.CLOSED
+    assert asked.trading_day(et(2025, 1, 9, 12)) == date(2025, 1, 8)
+
+
+def _no_conversions(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*args: object) -> datetime:
+        msg = "answered by converting to ET, not from the remembered span"
+        raise AssertionError(msg)
+
+    monkeypatch.setattr("mdp_core.calendar.from_ns", refuse)
+
+
+def test_a_session_is_answered_from_its_span_up_to_both_ends(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calendar = MarketCalendar()
+    asked = [
+        (et(2026, 3, 6, 5), et(2026, 3, 6, 4), et(2026, 3, 6, 9, 29, 59), Session.PRE_MARKET),
+        (et(2026, 3, 6, 2), et(2026, 3, 6, 0), et(2026, 3, 6, 3, 59, 59), Session.CLOSED),
+        (et(2026, 3, 6, 21), et(2026, 3, 6, 20), et(2026, 3, 6, 23, 59, 59), Session.CLOSED),
+        (et(2026, 3, 7, 12), et(2026, 3, 7, 0), et(2026, 3, 7, 23, 59, 59), Session.CLOSED),
+    ]
+    for first, start, last, session in asked:
+        monkeypatch.undo()
+        assert calendar.session_at(first) is session
+        _no_conversions(monkeypatch)
+        assert calendar.session_at(start) is session
+        assert calendar.session_at(to_ns(last) + 999_999_999) is session
+
+
+def test_a_trading_day_is_answered_from_its_span_across_the_weekend(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    calendar = MarketCalendar()
+    assert calendar.trading_day(et(2026, 3, 6, 10)) == date(2026, 3, 6)  # a Friday
+    _no_conversions(monkeypatch)
+    assert calendar.trading_day(et(2026, 3, 6, 4)) == date(2026, 3, 6)
+    assert calendar.trading_day(to_ns(et(2026, 3, 9, 4)) - 1) == date(2026, 3, 6)
+
+
+def test_the_first_instants_are_not_taken_for_a_remembered_span() -> None:
+    # 1970-01-01 00:00 UTC is 19:00 ET on Wednesday 1969-12-31: after-hours of that day.
+    assert MarketCalendar().session_at(0) is Session.AFTER_HOURS
+    assert MarketCalendar().trading_day(0) == date(1969, 12, 31)
+
+
+def test_no_trading_day_in_reach_fails_loudly_for_a_trading_day() -> None:
+    start = date(2026, 1, 1)
+    cal = MarketCalendar([start + timedelta(days=n) for n in range(120)])
+    with pytest.raises(LookupError, match="no trading day within 60 days of 2026-03-01"):
+        cal.trading_day(et(2026, 3, 1, 12))

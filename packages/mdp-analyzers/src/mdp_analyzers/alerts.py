@@ -10,6 +10,7 @@ which is what makes these analyzers replica-safe without rehydrating any state.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections import Counter
 from datetime import date
@@ -59,11 +60,21 @@ _QUOTE_DECODER: Final = msgspec.json.Decoder(QuoteSeen)
 def decode_quote_seen(payload: bytes) -> QuoteSeen:
     """Read a quote record.
 
+    The scanner hands the same message to each alert analyzer in turn, a batch (up to 1,000
+    messages by default) at a time, so the last 2,048 records read are remembered (by the
+    payload's bytes; a record is immutable) and each is decoded once. A refused payload is
+    not remembered: each analyzer counts its own refusal.
+
     Raises:
         InvalidJson: not a JSON object with the expected field types.
         MissingField: a required field is absent.
         OutOfRange: a non-positive or non-finite price, or a negative RVol.
     """
+    return _decoded(payload)
+
+
+@functools.lru_cache(maxsize=2048)
+def _decoded(payload: bytes) -> QuoteSeen:
     try:
         seen = _QUOTE_DECODER.decode(payload)
     except msgspec.ValidationError as exc:

@@ -93,16 +93,19 @@ class _QuoteRecord(msgspec.Struct, kw_only=True):
     timestamp_ms: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Extreme:
-    """A session's extreme so far: its level and the event time it was reached."""
+class Extreme(msgspec.Struct, frozen=True, gc=False):
+    """A session's extreme so far: its level and the event time it was reached.
+
+    These records are msgspec structs rather than frozen dataclasses: a quote record makes up
+    to eight of them, and a frozen dataclass's ``__init__`` (one ``object.__setattr__`` a
+    field) cost more than decoding the record's JSON (docs/performance.md).
+    """
 
     level: float
     at_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class SessionSeen:
+class SessionSeen(msgspec.Struct, frozen=True, gc=False):
     """A session's figures as a quote record reports them."""
 
     first_ms: int
@@ -110,8 +113,7 @@ class SessionSeen:
     low: Extreme
 
 
-@dataclass(frozen=True, slots=True)
-class Tick:
+class Tick(msgspec.Struct, frozen=True, gc=False):
     """One usable quote: symbol, event time and the bar's price range (low <= price <= high).
 
     ``ts_ms`` is the bar's start (it places the bar in a session); ``end_ms`` its end, when its
@@ -125,7 +127,7 @@ class Tick:
     price: float
     high: float
     low: float
-    sessions: Mapping[Session, SessionSeen] = field(default_factory=dict)
+    sessions: Mapping[Session, SessionSeen] = msgspec.field(default_factory=dict)
 
 
 _QUOTE_DECODER: Final = msgspec.json.Decoder(_QuoteRecord)
@@ -161,14 +163,11 @@ def decode_quote(payload: bytes) -> Tick:
     price = _positive(record.price if record.price is not None else record.close, "price")
     if price is None:
         raise MissingField("a quote record needs 'price' (or 'close')")
-    ts_ms = next(
-        (
-            t
-            for t in (record.start_ms, record.end_ms, record.as_of_ms, record.timestamp_ms)
-            if t is not None
-        ),
-        None,
-    )
+    ts_ms = record.start_ms
+    if ts_ms is None:
+        ts_ms = record.end_ms if record.end_ms is not None else record.as_of_ms
+        if ts_ms is None:
+            ts_ms = record.timestamp_ms
     if ts_ms is None:
         raise MissingField("a quote record needs an event time ('start_ms' or 'as_of_ms')")
     high = _positive(record.high, "high") or price
