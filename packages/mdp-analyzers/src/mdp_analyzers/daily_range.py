@@ -319,7 +319,7 @@ class DailyRangeAnalyzer:
         writes = [
             WidgetWrite(
                 FEED_DAILY_RANGE,
-                FEED_DAILY_RANGE.name(symbol=symbol),
+                FEED_DAILY_RANGE.of(symbol),
                 _ENCODER.encode(self._ranges[symbol].doc(symbol)),
             )
             for symbol in sorted(self._changed)

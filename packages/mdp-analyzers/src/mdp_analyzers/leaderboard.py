@@ -236,7 +236,6 @@ class LeaderboardAnalyzer:
         self._symbols: dict[str, _Symbol] = {}
         self._changed: set[str] = set()
         self._wanted: list[tuple[str, date]] = []
-        self._quote_names: dict[str, str] = {}
         self._schedule: DaySchedule | None = None
         #: Bars dropped and never folded, by reason (``high_below_low``,
         #: ``non_positive_price``, ``price_outside_bar``, ``stale_day``).
@@ -427,7 +426,6 @@ class LeaderboardAnalyzer:
         versions_key = KEY_LB_VERSIONS.name(day=day_text)
         figures_key = KEY_LB_FIGURES.name(day=day_text)
         board_keys = tuple(KEY_LB_BOARD.name(day=day_text, board=board.value) for board in Board)
-        quote_names = self._quote_names
         ttl = KEY_LB_ROWS.ttl or 0
         epoch = day.toordinal()
         ops: list[PutMerged] = []
@@ -438,9 +436,7 @@ class LeaderboardAnalyzer:
                 continue
             row, scores = self._row(event, state, day)
             completeness = state.reference.completeness if state.reference is not None else 0
-            name = quote_names.get(symbol)
-            if name is None:
-                name = quote_names[symbol] = FEED_QUOTE.name(symbol=symbol)
+            name = FEED_QUOTE.of(symbol)
             figures = state.figures_text()
             ops.append(
                 PutMerged(

@@ -123,8 +123,6 @@ class MinuteBook:
         self._final: dict[tuple[str, int], MinuteAggregate] = {}
         self._changed: dict[tuple[str, int], None] = {}
         self._days: dict[int, int] = {}
-        #: Series names by symbol, made once: a flush writes one per symbol that moved.
-        self._names: dict[str, str] = {}
 
     def fold(self, event: SecondAggregate | MinuteAggregate) -> None:
         """Fold one second or minute bar of a symbol."""
@@ -174,9 +172,7 @@ class MinuteBook:
                 bar = building.bar(day)
             if bar is None:
                 continue
-            name = self._names.get(symbol)
-            if name is None:
-                name = self._names[symbol] = FEED_MINUTE_BARS.name(symbol=symbol)
+            name = FEED_MINUTE_BARS.of(symbol)
             writes.append(WidgetWrite(FEED_MINUTE_BARS, name, _ENCODER.encode(bar)))
         self._changed = {}
         return writes

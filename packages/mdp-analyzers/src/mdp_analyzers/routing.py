@@ -90,8 +90,6 @@ class MassiveDataAnalyzer:
         self.compose_interval_ns = int(compose_interval_seconds * NS_PER_SECOND)
         self.sync_interval_ns = self.compose_interval_ns
         self._latest: dict[tuple[str, str], MarketEvent] = {}
-        #: Feed names by (kind, symbol), made once: a flush writes one per changed pair.
-        self._names: dict[tuple[str, str], str] = {}
         #: The latest LULD event of each symbol, rewritten when a merged halt changes its flag.
         self._last_luld: dict[str, LimitUpLimitDown] = {}
         self._halts = HaltBook()
@@ -127,13 +125,10 @@ class MassiveDataAnalyzer:
         """One write per (kind, symbol) changed since the last call; halt records as state."""
         del now_ns
         widgets: list[WidgetWrite] = []
-        names = self._names
         for key, event in self._latest.items():
             ev, symbol = key
             feed = _FEEDS[ev]
-            name = names.get(key)
-            if name is None:
-                name = names[key] = feed.name(symbol=symbol)
+            name = feed.of(symbol)
             payload = _ENCODER.encode(event)
             version = event.event_time_ms
             if ev == "LULD":

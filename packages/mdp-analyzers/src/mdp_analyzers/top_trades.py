@@ -301,7 +301,7 @@ class TopTradesAnalyzer:
         )
         return WidgetWrite(
             FEED_TRADE_STATS,
-            FEED_TRADE_STATS.name(symbol=row.member),
+            FEED_TRADE_STATS.of(row.member),
             _ENCODER.encode(stats),
             version=figures.seq,
         )

@@ -365,7 +365,7 @@ class ReferenceCache:
                 KEY_REF_SNAPSHOT.ttl,
             ),
             self._lookup(
-                KEY_REF_FREE_FLOAT.name(symbol=symbol),
+                KEY_REF_FREE_FLOAT.of(symbol),
                 "free_float",
                 symbol,
                 lambda: self._fetch_float(symbol),
@@ -390,7 +390,7 @@ class ReferenceCache:
         symbol listed today is "unknown" too: callers count it, they should not drop it.
         """
         daily = self._local.get(KEY_REF_SNAPSHOT.name(day=trading_day.isoformat(), symbol=symbol))
-        shares = self._local.get(KEY_REF_FREE_FLOAT.name(symbol=symbol))
+        shares = self._local.get(KEY_REF_FREE_FLOAT.of(symbol))
         return daily == b"null" and shares == b"null"
 
     @property
@@ -502,7 +502,7 @@ class ReferenceCache:
             return
         day_text = trading_day.isoformat()
         keys = [KEY_REF_SNAPSHOT.name(day=day_text, symbol=symbol) for symbol in symbols]
-        keys += [KEY_REF_FREE_FLOAT.name(symbol=symbol) for symbol in symbols]
+        keys += [KEY_REF_FREE_FLOAT.of(symbol) for symbol in symbols]
         found = await self._read_many(keys)
         self._local.update(found)
         self.stats.bulk_symbols += len(symbols)
@@ -552,15 +552,13 @@ class ReferenceCache:
                     _DailyRecord(record.prev_day, record.avg_volume)
                 )
         shares = {
-            KEY_REF_FREE_FLOAT.name(symbol=symbol): _ENCODER.encode(int(count))
+            KEY_REF_FREE_FLOAT.of(symbol): _ENCODER.encode(int(count))
             for symbol, count in floats.items()
             if count > 0
         }
         # Symbols that trade but have no float: a negative entry, as a per-symbol lookup writes.
         none = {
-            key: b"null"
-            for symbol in bars
-            if (key := KEY_REF_FREE_FLOAT.name(symbol=symbol)) not in shares
+            key: b"null" for symbol in bars if (key := KEY_REF_FREE_FLOAT.of(symbol)) not in shares
         }
         await self._write_many(daily, KEY_REF_SNAPSHOT.ttl)
         await self._write_many(shares, KEY_REF_FREE_FLOAT.ttl)

@@ -22,7 +22,6 @@ The scripts are loaded once with ``SCRIPT LOAD``; if the server forgets them (re
 
 from __future__ import annotations
 
-import functools
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Final, cast
@@ -462,17 +461,9 @@ def _merged_replies(chunk: Sequence[PutMerged], reply: Sequence[object], applied
         at += 5
 
 
-@functools.lru_cache(maxsize=1 << 15)
 def _window_keys(symbol: str) -> tuple[str, str, str]:
-    """A symbol's window list, identity set and figures (one hash tag: one cluster slot).
-
-    Remembered for the symbols of a full market: a flush names them for every symbol traded.
-    """
-    return (
-        KEY_TT_WINDOW.name(symbol=symbol),
-        KEY_TT_IDS.name(symbol=symbol),
-        KEY_TT_STATS.name(symbol=symbol),
-    )
+    """A symbol's window list, identity set and figures (one hash tag: one cluster slot)."""
+    return KEY_TT_WINDOW.of(symbol), KEY_TT_IDS.of(symbol), KEY_TT_STATS.of(symbol)
 
 
 def _window_calls(windows: Sequence[AppendTrades], cluster: bool) -> list[list[AppendTrades]]:
@@ -482,7 +473,7 @@ def _window_calls(windows: Sequence[AppendTrades], cluster: bool) -> list[list[A
     """
     groups: dict[int, list[AppendTrades]] = defaultdict(list)
     for op in windows:
-        groups[slot_of(KEY_TT_WINDOW.name(symbol=op.symbol)) if cluster else 0].append(op)
+        groups[slot_of(KEY_TT_WINDOW.of(op.symbol)) if cluster else 0].append(op)
     return [
         group[start : start + WINDOWS_PER_CALL]
         for group in groups.values()
@@ -512,7 +503,7 @@ def _symbol_calls(symbols: Sequence[str], cluster: bool) -> list[list[str]]:
     """``symbols`` in read calls of up to ``READS_PER_CALL``; on a cluster, one slot each."""
     groups: dict[int, list[str]] = defaultdict(list)
     for symbol in symbols:
-        groups[slot_of(KEY_TT_WINDOW.name(symbol=symbol)) if cluster else 0].append(symbol)
+        groups[slot_of(KEY_TT_WINDOW.of(symbol)) if cluster else 0].append(symbol)
     return [
         group[start : start + READS_PER_CALL]
         for group in groups.values()
