@@ -21,7 +21,7 @@ from __future__ import annotations
 import argparse
 import random
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import date
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
@@ -112,19 +112,30 @@ def measure(symbols: int, rounds: int, seed: int) -> dict[str, float]:
     return {part: seconds / rows * 1e6 for part, seconds in spent.items()}
 
 
-def main() -> None:
-    """Parse the options, measure, print the fastest run."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=10_000)
+def report(
+    measure_once: Callable[[int, int, int], dict[str, float]],
+    description: str,
+    what: str,
+    symbols: int,
+) -> None:
+    """Parse the options, measure ``--repeat`` runs, print the fastest (µs per part, total)."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--symbols", type=int, default=symbols)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--repeat", type=int, default=3, help="runs; the fastest is printed")
     args = parser.parse_args()
-    runs = [measure(args.symbols, args.rounds, seed) for seed in range(args.repeat)]
+    runs = [measure_once(args.symbols, args.rounds, seed) for seed in range(args.repeat)]
     best = min(runs, key=lambda figures: sum(figures.values()))
-    print(f"flush CPU per changed row, {args.symbols:,} symbols (fastest of {args.repeat} runs)")
+    width = max(len(part) for part in [*best, "total"])
+    print(f"{what}, {args.symbols:,} symbols (fastest of {args.repeat} runs)")
     for part, micros in best.items():
-        print(f"  {part:8} {micros:6.2f} us")
-    print(f"  {'total':8} {sum(best.values()):6.2f} us")
+        print(f"  {part:{width}} {micros:6.2f} us")
+    print(f"  {'total':{width}} {sum(best.values()):6.2f} us")
+
+
+def main() -> None:
+    """Measure and print the fastest run."""
+    report(measure, __doc__.splitlines()[0], "flush CPU per changed row", 10_000)
 
 
 if __name__ == "__main__":

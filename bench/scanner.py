@@ -16,10 +16,9 @@ Usage::
 
 from __future__ import annotations
 
-import argparse
 import time
 
-from flush import DAY, market_rounds  # bench/, the script's own directory
+from flush import DAY, market_rounds, report  # bench/, the script's own directory
 
 from mdp_analyzers.typing import FeedMessage, published
 from mdp_cache.ops import Accepted, PutMerged
@@ -67,18 +66,8 @@ def measure(symbols: int, rounds: int, seed: int) -> dict[str, float]:
 
 
 def main() -> None:
-    """Parse the options, measure, print the fastest run."""
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--symbols", type=int, default=5_000)
-    parser.add_argument("--rounds", type=int, default=8)
-    parser.add_argument("--repeat", type=int, default=3, help="runs; the fastest is printed")
-    args = parser.parse_args()
-    runs = [measure(args.symbols, args.rounds, seed) for seed in range(args.repeat)]
-    best = min(runs, key=lambda figures: sum(figures.values()))
-    print(f"scanner CPU per quote record, {args.symbols:,} symbols (fastest of {args.repeat} runs)")
-    for name, micros in best.items():
-        print(f"  {name:15} {micros:6.2f} us")
-    print(f"  {'total':15} {sum(best.values()):6.2f} us")
+    """Measure and print the fastest run."""
+    report(measure, __doc__.splitlines()[0], "scanner CPU per quote record", 5_000)
 
 
 if __name__ == "__main__":
