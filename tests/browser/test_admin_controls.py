@@ -212,9 +212,11 @@ async def test_admin_runtime_and_news_buttons_take_effect_and_are_audited(
                 ".includes('/api/control/news/stop: HTTP 200')"
             )
             await page.click("#news-state")
+            # The stop's own reply says "enabled": false too: wait for the state's reply.
             await page.wait_for_function(
-                "() => document.querySelector('#control-result').textContent"
-                ".includes('\"enabled\": false')"
+                "() => { const text = document.querySelector('#control-result').textContent;"
+                " return text.includes('GET /api/control/news/state: HTTP 200')"
+                " && text.includes('\"enabled\": false'); }"
             )
             assert news[1] == ["stop", "state"]
             assert not errors
