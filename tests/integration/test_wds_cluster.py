@@ -100,11 +100,14 @@ async def updates_marked(
 ) -> Counter[str]:
     """Feeds of the updates carrying ``marker``: the first ``count``, then any for ``settle`` s."""
     got: Counter[str] = Counter()
-    async with asyncio.timeout(WAIT):
-        while got.total() < count:
-            message = await recv(ws)
-            if message["op"] == "update" and marker in json.dumps(message["data"]):
-                got[message["feed"]] += 1
+    try:
+        async with asyncio.timeout(WAIT):
+            while got.total() < count:
+                message = await recv(ws)
+                if message["op"] == "update" and marker in json.dumps(message["data"]):
+                    got[message["feed"]] += 1
+    except TimeoutError:  # say which feeds arrived: the ones missing locate the loss
+        raise AssertionError(f"{got.total()} of {count} updates in {WAIT} s: {dict(got)}") from None
     loop = asyncio.get_running_loop()
     deadline = loop.time() + settle
     while (left := deadline - loop.time()) > 0:
