@@ -40,6 +40,8 @@ from mdp_cache.keys import (
     FEED_SCANNER_TOP_GAINERS,
     FEED_SCANNER_TOP_GAPPERS,
     FEED_SCANNER_TOP_VOLUME,
+    FEED_TOP_TRADES,
+    FEED_TRADE_STATS,
 )
 from mdp_cache.ownership import RedisOwnership
 from mdp_cache.reference import ReferenceCache
@@ -65,7 +67,8 @@ from .tape import FrameFaults, RecordingProxy
 
 __all__ = ["WDC_BOARDS", "Applied", "BarKey", "Observed", "Pipeline", "Variant"]
 
-TOPICS = ("A.*", "AM.*", "LULD.*")
+#: Every bar and LULD event; the trades are subscribed by :meth:`Variant.topics`.
+BAR_TOPICS = ("A.*", "AM.*", "LULD.*")
 #: Board name -> WDC feed name, spelled from the catalogue.
 WDC_BOARDS = {
     "top_volume": FEED_SCANNER_TOP_VOLUME.name(),
@@ -77,6 +80,8 @@ DRAIN_CHANNEL = FEED_QUOTE.name(symbol="ZZDRAIN")
 _PAUSED = 1e-9  # simulated seconds per real second while the pipeline starts
 _FLUSH_SECONDS = 0.05
 _QUIET_FLUSHES = 3
+#: Simulated seconds per real second once the tape is final (see :meth:`Pipeline.stream`).
+_DRAIN_SPEED = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,6 +99,15 @@ class Variant:
     speed: float = 30.0
     sim_seconds: float = 120.0
     board_size: int = 100
+    #: Symbols whose trades are subscribed (the first of the universe), None for all: trades
+    #: outnumber bars several times, and a long run needs only some to check them.
+    trade_symbols: int | None = None
+
+    def topics(self, symbols: Sequence[str]) -> tuple[str, ...]:
+        """What the listener subscribes: every bar, and the trades of ``trade_symbols``."""
+        if self.trade_symbols is None:
+            return (*BAR_TOPICS, "T.*")
+        return (*BAR_TOPICS, *(f"T.{symbol}" for symbol in sorted(symbols)[: self.trade_symbols]))
 
     @property
     def start_time(self) -> wall_time:
@@ -128,6 +142,9 @@ class Observed:
     ranges: dict[str, dict[str, Any]]
     hod: list[dict[str, Any]]
     lod: list[dict[str, Any]]
+    #: ``trades:top``, and each symbol's ``trades:stats:{symbol}``.
+    top_trades: dict[str, Any] | None = None
+    trade_stats: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 async def eventually(what: str, predicate: Callable[[], Awaitable[bool]], within: float) -> None:
@@ -341,6 +358,7 @@ class Pipeline:
         assert await self.scanner.wait_ready(15), "the scanner did not subscribe"
         await self.publisher.start()
         self._stops.append(self.publisher.close)
+        topics = self.variant.topics(list(self.sim.market.profiles))
         settings = load(
             ListenerSettings,
             {},
@@ -348,7 +366,7 @@ class Pipeline:
             feed=self.proxy.feed,
             secure=False,
             always_on=True,
-            topics=TOPICS,
+            topics=topics,
             stale_after_seconds=120.0,
             batch_interval_seconds=0.01,
             heartbeat_enabled=False,
@@ -369,7 +387,7 @@ class Pipeline:
         massive = self.sim.massive
         async with asyncio.timeout(15):
             await massive.watch.wait_for(
-                lambda: sum(len(s) for s in massive.subscriptions()) == len(TOPICS)
+                lambda: sum(len(s) for s in massive.subscriptions()) == len(topics)
             )
 
     async def stream(self) -> None:
@@ -377,6 +395,9 @@ class Pipeline:
         await self.advance(self.variant.sim_seconds)
         assert self.proxy is not None
         await self.proxy.freeze()
+        # The drain's compositions stamp the top trades board with the market's time: at the
+        # stream's speed a drain of seconds would slide its 5-minute window past the trades.
+        self.sim.set_pacing(_DRAIN_SPEED)
 
     async def advance(self, sim_seconds: float) -> None:
         """Let the market run (at the variant's speed) for ``sim_seconds`` of market time."""
@@ -440,7 +461,7 @@ class Pipeline:
         quiet_ms = self.sim.market.now_ns // 1_000_000
 
         async def composed_after() -> bool:
-            for name in WDC_BOARDS.values():
+            for name in (*WDC_BOARDS.values(), FEED_TOP_TRADES.name()):
                 raw = await self.redis.get(name)
                 if raw is None or msgspec.json.decode(raw).get("as_of_ms", 0) <= quiet_ms:
                     return False
@@ -506,7 +527,21 @@ class Pipeline:
         lod = [
             msgspec.json.decode(a) for a in await self.redis.lrange(FEED_ALERTS_LOD.name(), 0, -1)
         ]
-        return Observed(boards=boards, ranges=ranges, hod=hod, lod=lod)
+        raw_top = await self.redis.get(FEED_TOP_TRADES.name())
+        stats: dict[str, dict[str, Any]] = {}
+        async for key in self.redis.scan_iter(match=FEED_TRADE_STATS.pattern, count=1000):
+            raw = await self.redis.get(key)
+            if raw is not None:
+                doc = msgspec.json.decode(raw)
+                stats[str(doc["symbol"])] = doc
+        return Observed(
+            boards=boards,
+            ranges=ranges,
+            hod=hod,
+            lod=lod,
+            top_trades=None if raw_top is None else msgspec.json.decode(raw_top),
+            trade_stats=stats,
+        )
 
     async def previous_closes(self, symbols: set[str]) -> dict[str, float]:
         """Each symbol's previous close, as the simulator's REST ``/prev`` endpoint answers."""

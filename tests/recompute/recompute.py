@@ -26,6 +26,18 @@ form, so that a bug in the pipeline cannot hide behind the same bug in the oracl
 * Boards rank by the exact score; only exact ties may appear in either order. Displayed
   percentages may be rounded to 4 decimals, changes to 6.
 
+* **Trades.** Every ``T`` message is a trade. A trade with a price outside ``0 <= p <= 1e9``
+  (or not finite), a size outside ``0 <= s <= 1e15``, a negative time or an invalid symbol is
+  bad and counts for nothing. A trade's identity is its exchange, trade id and time; a trade
+  whose identity its symbol's window already holds is a duplicate (without an id, never).
+* **Trade statistics** (``trades:stats:{symbol}``): over the symbol's last 1,000 distinct
+  trades in arrival order: count, total and largest size, average size (to cents), the latest
+  trade by time (price, size, exchange; equal times: any of them) and the time between the
+  window's oldest and newest entries.
+* **Top trades** (``trades:top``): the 50 largest distinct trades by exact value (price x size;
+  the displayed value is rounded to cents) whose second lies from ``window_s`` seconds before
+  the document's ``as_of_ms`` to 5 seconds after it. Only exact ties may swap or cross the cut.
+
 HOD/LOD alerts (``alerts:hod`` / ``alerts:lod``) are raised at the granularity the pipeline sees
 (several bars may be folded between two quote records), so they are checked by properties that
 hold whatever the granularity, see :func:`check_alerts`.
@@ -36,6 +48,7 @@ from __future__ import annotations
 import itertools
 import json
 import math
+import re
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -47,17 +60,24 @@ from zoneinfo import ZoneInfo
 __all__ = [
     "BOARDS",
     "RANGE_FIELDS",
+    "WINDOW_TRADES",
     "Bar",
     "Expected",
     "Mismatch",
+    "Print",
     "Report",
     "Schedule",
+    "WindowFigures",
     "bars_of",
     "check_alerts",
     "compare_boards",
     "compare_ranges",
+    "compare_top_trades",
+    "compare_trade_stats",
     "format_report",
     "recompute",
+    "trade_stats",
+    "trades_of",
 ]
 
 ET: Final = ZoneInfo("America/New_York")
@@ -73,6 +93,13 @@ RANGE_FIELDS: Final = (
     "day_high",
     "day_low",
 )
+#: Trades in a symbol's statistics window, on the board, and how far the board looks.
+WINDOW_TRADES: Final = 1_000
+TOP_TRADES: Final = 50
+BOARD_AHEAD_SECONDS: Final = 5
+#: A displayed trade value is rounded to cents.
+VALUE_TOLERANCE: Final = 0.005 + 1e-9
+_SYMBOL: Final = re.compile(r"[^\s:*?\[\]]{1,16}")
 #: Displayed percentages may be rounded to 4 decimals, changes to 6 (round only for display).
 PCT_TOLERANCE: Final = 0.5e-4 + 1e-9
 CHANGE_TOLERANCE: Final = 0.5e-6 + 1e-9
@@ -343,6 +370,152 @@ def _pct(price: float, base: float) -> Fraction:
     return (_exact(price) - _exact(base)) / _exact(base) * 100
 
 
+# --- trades ---------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Print:
+    """One trade as the listener received it, with where it sits on the tape."""
+
+    symbol: str
+    exchange: int
+    trade_id: str
+    price: float
+    size: int
+    timestamp_ms: int
+    arrival: tuple[int, int]
+
+    @property
+    def good(self) -> bool:
+        return (
+            _SYMBOL.fullmatch(self.symbol) is not None
+            and math.isfinite(self.price)
+            and 0 <= self.price <= 1e9
+            and 0 <= self.size <= 10**15
+            and self.timestamp_ms >= 0
+        )
+
+    @property
+    def identity(self) -> str:
+        """Exchange, trade id and time; empty (never a duplicate) without a trade id."""
+        return f"{self.exchange}:{self.trade_id}:{self.timestamp_ms}" if self.trade_id else ""
+
+    @property
+    def value(self) -> Fraction:
+        """The exact value of the decimal price the wire carried times the size."""
+        return _exact(self.price) * self.size
+
+    @property
+    def second(self) -> int:
+        return self.timestamp_ms // 1000
+
+
+def trades_of(frames: Iterable[tuple[float, str]]) -> list[Print]:
+    """Every ``T`` message of the tape with the fields a trade needs, in arrival order."""
+    prints: list[Print] = []
+    for index, (_, text) in enumerate(frames):
+        try:
+            messages = json.loads(text)
+        except ValueError:
+            continue
+        if not isinstance(messages, list):
+            continue
+        for position, message in enumerate(messages):
+            if not isinstance(message, dict) or message.get("ev") != "T":
+                continue
+            symbol, exchange, trade_id = message.get("sym"), message.get("x"), message.get("i")
+            price, size, at = _number(message.get("p")), message.get("s"), message.get("t")
+            if not (
+                isinstance(symbol, str)
+                and isinstance(exchange, int)
+                and isinstance(trade_id, str)
+                and price is not None
+                and isinstance(size, int)
+                and isinstance(at, int)
+            ):
+                continue
+            prints.append(Print(symbol, exchange, trade_id, price, size, at, (index, position)))
+    return prints
+
+
+@dataclass(frozen=True, slots=True)
+class WindowFigures:
+    """What a symbol's statistics document must say, from its window of distinct trades."""
+
+    entries: tuple[Print, ...]
+    #: Every trade the window took in, evicted ones too (the latest trade is the latest of all).
+    taken: tuple[Print, ...]
+
+    @property
+    def filled(self) -> bool:
+        """Whether a trade ever left the window (its figures then depend on arrival order)."""
+        return len(self.taken) > len(self.entries)
+
+    @property
+    def count(self) -> int:
+        return len(self.entries)
+
+    @property
+    def total_volume(self) -> int:
+        return sum(p.size for p in self.entries)
+
+    @property
+    def max_size(self) -> int:
+        return max(p.size for p in self.entries)
+
+    @property
+    def latest(self) -> list[Print]:
+        """The trades of the latest time: any of them is the latest trade."""
+        newest = max(p.timestamp_ms for p in self.taken)
+        return [p for p in self.taken if p.timestamp_ms == newest]
+
+    @property
+    def time_span_ms(self) -> int:
+        return abs(self.entries[-1].timestamp_ms - self.entries[0].timestamp_ms)
+
+
+def trade_stats(prints: Sequence[Print], window: int = WINDOW_TRADES) -> dict[str, WindowFigures]:
+    """Each symbol's window: its last ``window`` distinct good trades in arrival order.
+
+    A duplicate is a trade whose identity the window holds when it arrives, so an identity
+    that has left the window counts again.
+    """
+    windows: dict[str, list[Print]] = defaultdict(list)
+    taken: dict[str, list[Print]] = defaultdict(list)
+    for trade in sorted((p for p in prints if p.good), key=lambda p: p.arrival):
+        entries = windows[trade.symbol]
+        identity = trade.identity
+        if identity and any(e.identity == identity for e in entries):
+            continue
+        entries.append(trade)
+        taken[trade.symbol].append(trade)
+        if len(entries) > window:
+            del entries[0]
+    return {
+        symbol: WindowFigures(tuple(entries), tuple(taken[symbol]))
+        for symbol, entries in windows.items()
+    }
+
+
+def top_trades(
+    prints: Sequence[Print], as_of_ms: int, window_s: int, top_n: int = TOP_TRADES
+) -> tuple[list[Print], Fraction | None]:
+    """The board as of ``as_of_ms``: the distinct trades inside the window, largest first.
+
+    Returns the board and, when more trades than ``top_n`` compete, the value at the cut
+    (trades of exactly that value may stand in for each other).
+    """
+    now = as_of_ms // 1000
+    distinct: dict[tuple[object, ...], Print] = {}
+    for trade in prints:
+        if trade.good and now - window_s <= trade.second <= now + BOARD_AHEAD_SECONDS:
+            key = (trade.symbol, trade.identity or trade.arrival, trade.price, trade.size)
+            distinct.setdefault(key, trade)
+    ranked = sorted(distinct.values(), key=lambda p: p.value, reverse=True)
+    cut = ranked[top_n - 1].value if len(ranked) > top_n else None
+    return ranked[:top_n], cut
+
+
 # --- comparison -----------------------------------------------------------------------------
 
 
@@ -493,6 +666,136 @@ def _compare_board(
             continue
         for name, value in expected_row.figures.items():
             report.check(area, symbol, name, value, row.get(name))
+
+
+def compare_trade_stats(
+    expected: Mapping[str, WindowFigures],
+    documents: Mapping[str, Mapping[str, Any]],
+    *,
+    arrival_order: bool,
+) -> Report:
+    """Every symbol's ``trades:stats:{symbol}`` document against its window.
+
+    ``arrival_order``: each symbol's trades reached the windows in tape order (one replica,
+    or each symbol owned by one), so the window is the tape's. Otherwise (competing replicas
+    appending in turn) the count and the latest trade are still exact, the other figures
+    too while the window never filled, except the time span, which is then only bounded by
+    the window's earliest and latest trades; a filled window's other figures depend on the
+    interleaving and are not compared.
+    """
+    report = Report()
+    area = "trade_stats"
+    for symbol, figures in sorted(expected.items()):
+        doc = documents.get(symbol)
+        if doc is None:
+            report.fail(area, symbol, "statistics document", "present", "missing")
+            continue
+        report.check(area, symbol, "trade_count", figures.count, doc.get("trade_count"))
+        latest = figures.latest
+        report.check(
+            area,
+            symbol,
+            "latest_timestamp_ms",
+            latest[0].timestamp_ms,
+            doc.get("latest_timestamp_ms"),
+        )
+        shown = (doc.get("latest_price"), doc.get("latest_size"), doc.get("latest_exchange"))
+        report.compared[area] += 1
+        if shown not in {(p.price, p.size, p.exchange) for p in latest}:
+            wanted = [(p.price, p.size, p.exchange) for p in latest]
+            report.fail(area, symbol, "latest (price, size, exchange)", wanted, shown)
+        if figures.filled and not arrival_order:
+            continue
+        report.check(area, symbol, "total_volume", figures.total_volume, doc.get("total_volume"))
+        report.check(area, symbol, "max_size", figures.max_size, doc.get("max_size"))
+        average = doc.get("avg_size")
+        report.compared[area] += 1
+        if not (
+            isinstance(average, int | float)
+            and abs(Fraction(repr(float(average))) - Fraction(figures.total_volume, figures.count))
+            <= Fraction(1, 200)
+        ):
+            report.fail(area, symbol, "avg_size", figures.total_volume / figures.count, average)
+        span = doc.get("time_span_ms")
+        if arrival_order:
+            report.check(area, symbol, "time_span_ms", figures.time_span_ms, span)
+        else:
+            times = [p.timestamp_ms for p in figures.entries]
+            report.compared[area] += 1
+            if not (isinstance(span, int) and 0 <= span <= max(times) - min(times)):
+                report.fail(area, symbol, "time_span_ms", f"<= {max(times) - min(times)}", span)
+    for symbol in sorted(set(documents) - set(expected)):
+        report.fail(area, symbol, "statistics document", "absent (no trade)", "present")
+    return report
+
+
+def compare_top_trades(prints: Sequence[Print], document: Mapping[str, Any] | None) -> Report:
+    """The ``trades:top`` document against the board recomputed at its own ``as_of_ms``."""
+    report = Report()
+    area = "trades:top"
+    if document is None:
+        report.fail(area, "-", "document", "present", "missing")
+        return report
+    as_of, window_s = document.get("as_of_ms"), document.get("window_s")
+    if not isinstance(as_of, int) or not isinstance(window_s, int):
+        report.fail(area, "-", "as_of_ms and window_s", "integers", (as_of, window_s))
+        return report
+    wanted, cut = top_trades(prints, as_of, window_s)
+    rows = [row for row in document.get("trades") or [] if isinstance(row, dict)]
+    report.check(area, "-", "row count", len(wanted), len(rows))
+    by_key: dict[tuple[object, ...], Print] = {
+        (p.symbol, p.exchange, p.trade_id, p.timestamp_ms): p for p in wanted
+    }
+    tied: set[tuple[object, ...]] = {
+        (p.symbol, p.exchange, p.trade_id, p.timestamp_ms)
+        for p in prints
+        if cut is not None and p.good and p.value == cut
+    }
+    got: list[Print] = []
+    for row in rows:
+        key = (row.get("symbol"), row.get("exchange"), row.get("trade_id"), row.get("timestamp_ms"))
+        trade = by_key.get(key)
+        if trade is None and key in tied:
+            trade = next(
+                p for p in prints if (p.symbol, p.exchange, p.trade_id, p.timestamp_ms) == key
+            )
+        if trade is None:
+            report.fail(area, str(key[0]), f"listed {key[2]}", "not on the board", "listed")
+            continue
+        if trade in got:
+            report.fail(area, trade.symbol, f"listed {trade.trade_id}", "once", "twice")
+            continue
+        got.append(trade)
+        report.check(area, trade.symbol, f"{trade.trade_id} price", trade.price, row.get("price"))
+        report.check(area, trade.symbol, f"{trade.trade_id} size", trade.size, row.get("size"))
+        value = row.get("value")
+        report.compared[area] += 1
+        if not (
+            isinstance(value, int | float) and abs(value - float(trade.value)) <= VALUE_TOLERANCE
+        ):
+            report.fail(area, trade.symbol, f"{trade.trade_id} value", float(trade.value), value)
+    listed = {(p.symbol, p.exchange, p.trade_id, p.timestamp_ms) for p in got}
+    for wanted_key, trade in by_key.items():
+        if wanted_key not in listed and (cut is None or trade.value != cut):
+            report.fail(
+                area,
+                trade.symbol,
+                f"listed {trade.trade_id}",
+                f"value {float(trade.value)}",
+                "missing",
+            )
+    for upper, lower in itertools.pairwise(got):
+        report.compared[area] += 1
+        if upper.value < lower.value:
+            report.fail(
+                area,
+                f"{upper.symbol}>{lower.symbol}",
+                "order",
+                f"{float(lower.value)!r} first",
+                float(upper.value),
+            )
+            report.compared[area] -= 1
+    return report
 
 
 def check_alerts(

@@ -19,6 +19,7 @@ import math
 import sys
 from collections.abc import AsyncIterator
 from datetime import date, datetime, time
+from fractions import Fraction
 from pathlib import Path
 from typing import Any
 
@@ -31,14 +32,21 @@ from .pipeline import Pipeline, Variant
 from .recompute import (
     ET,
     Bar,
+    Print,
     Report,
     Schedule,
+    WindowFigures,
     bars_of,
     check_alerts,
     compare_boards,
     compare_ranges,
+    compare_top_trades,
+    compare_trade_stats,
     format_report,
     recompute,
+    top_trades,
+    trade_stats,
+    trades_of,
 )
 from .tape import FrameFaults
 
@@ -213,6 +221,168 @@ def test_the_comparison_reports_each_planted_fault() -> None:
     assert (miss.field, miss.expected, miss.got) == ("regular last alert", 11.0, 10.5)
 
 
+def trade_message(
+    symbol: str, trade_id: str, at_ms: int, price: float, size: int, *, exchange: int = 4
+) -> dict[str, Any]:
+    return {
+        "ev": "T",
+        "sym": symbol,
+        "x": exchange,
+        "i": trade_id,
+        "p": price,
+        "s": size,
+        "t": at_ms,
+    }
+
+
+def prints_of(*frames: list[dict[str, Any]]) -> list[Print]:
+    return trades_of((float(i), json.dumps(frame)) for i, frame in enumerate(frames))
+
+
+def test_trade_windows_take_each_identity_once_in_arrival_order() -> None:
+    t0 = at(9, 30)
+    prints = prints_of(
+        [trade_message("AAA", "1", t0, 10.0, 100), trade_message("AAA", "2", t0 + 5, 10.5, 300)],
+        [trade_message("AAA", "1", t0, 10.0, 100)],  # a duplicate: counted once
+        [trade_message("AAA", "1", t0 + 1, 10.0, 100)],  # same id, other time: another trade
+        [trade_message("AAA", "", t0 + 2, 9.0, 7), trade_message("AAA", "", t0 + 2, 9.0, 7)],
+        [trade_message("AAA", "3", t0 + 3, -1.0, 50)],  # a negative price: bad
+        [trade_message("AAA", "4", t0 + 4, 11.0, 10**15 + 1)],  # a size out of range: bad
+        [trade_message("BB:B", "5", t0, 1.0, 1)],  # not a symbol
+        [{"ev": "T", "sym": "AAA", "x": 4, "i": "6", "p": 1.0, "t": t0}],  # no size: not a trade
+    )
+    windows = trade_stats(prints)
+    assert set(windows) == {"AAA"}
+    aaa = windows["AAA"]
+    assert [(p.trade_id, p.timestamp_ms - t0) for p in aaa.entries] == [
+        ("1", 0),
+        ("2", 5),
+        ("1", 1),
+        ("", 2),
+        ("", 2),
+    ]
+    assert (aaa.count, aaa.total_volume, aaa.max_size) == (5, 514, 300)
+    assert [p.trade_id for p in aaa.latest] == ["2"]
+    assert aaa.time_span_ms == 2  # the oldest entry (t0) to the newest (t0 + 2)
+    assert not aaa.filled
+
+
+def test_a_full_window_drops_its_oldest_and_forgets_their_identities() -> None:
+    t0 = at(10, 0)
+    prints = prints_of(
+        [trade_message("AAA", str(n), t0 + n, 10.0, 100 + n) for n in range(4)],
+        [trade_message("AAA", "0", t0, 10.0, 100)],  # identity 0 has left the 3-trade window
+        [trade_message("AAA", "3", t0 + 3, 10.0, 103)],  # identity 3 has not
+    )
+    window = trade_stats(prints, window=3)["AAA"]
+    assert [p.trade_id for p in window.entries] == ["2", "3", "0"]
+    assert window.filled
+    assert (window.count, window.total_volume, window.max_size) == (3, 305, 103)
+    assert [p.trade_id for p in window.latest] == ["3"]  # the latest of all it took in
+
+
+def test_the_top_trades_board_is_exact_values_inside_its_window() -> None:
+    now = at(10, 0)
+    prints = prints_of(
+        [
+            trade_message("AAA", "1", now - 300_000, 10.0, 100),  # the window's first second
+            trade_message("AAA", "2", now - 300_001, 99.0, 100),  # the second before: out
+            trade_message("BBB", "1", now + 5_999, 1.0, 10),  # 5 s ahead: in
+            trade_message("BBB", "2", now + 6_000, 99.0, 100),  # 6 s ahead: out
+            trade_message("CCC", "1", now, 10.0001, 100),  # 1,000.01 exactly
+            trade_message("DDD", "1", now, 10.00009, 100),  # 1,000.009: smaller
+        ],
+        [trade_message("AAA", "1", now - 300_000, 10.0, 100)],  # a duplicate
+    )
+    board, cut = top_trades(prints, now, 300, top_n=3)
+    assert [(p.symbol, p.trade_id) for p in board] == [("CCC", "1"), ("DDD", "1"), ("AAA", "1")]
+    assert cut == Fraction(1000)
+    board, cut = top_trades(prints, now, 300, top_n=10)
+    assert [p.symbol for p in board] == ["CCC", "DDD", "AAA", "BBB"]
+    assert cut is None
+
+
+def stats_document(window: WindowFigures) -> dict[str, Any]:
+    latest = window.latest[0]
+    return {
+        "trade_count": window.count,
+        "total_volume": window.total_volume,
+        "max_size": window.max_size,
+        "avg_size": round(window.total_volume / window.count, 2),
+        "time_span_ms": window.time_span_ms,
+        "latest_price": latest.price,
+        "latest_size": latest.size,
+        "latest_exchange": latest.exchange,
+        "latest_timestamp_ms": latest.timestamp_ms,
+    }
+
+
+def test_the_trade_comparisons_report_each_planted_fault() -> None:
+    t0 = at(10, 0)
+    prints = prints_of(
+        [trade_message("AAA", str(n), t0 + n * 1000, 10.0 + n, 100 * (n + 1)) for n in range(4)],
+        [trade_message("BBB", "1", t0, 5.0, 10), trade_message("BBB", "2", t0, 5.5, 20)],
+    )
+    windows = trade_stats(prints)
+    docs = {symbol: stats_document(window) for symbol, window in windows.items()}
+    assert not compare_trade_stats(windows, docs, arrival_order=True).mismatches
+
+    def faults(changed: dict[str, Any], *, arrival_order: bool = True) -> set[str]:
+        report = compare_trade_stats(windows, {**docs, **changed}, arrival_order=arrival_order)
+        return {f"{m.symbol} {m.field}" for m in report.mismatches}
+
+    assert faults({"AAA": {**docs["AAA"], "trade_count": 3}}) == {"AAA trade_count"}
+    assert faults({"AAA": {**docs["AAA"], "avg_size": 250.02}}) == {"AAA avg_size"}
+    assert faults({"AAA": {**docs["AAA"], "latest_price": 12.0}}) == {
+        "AAA latest (price, size, exchange)"
+    }
+    # BBB's two trades share the latest time: either is its latest trade, not a third price.
+    assert not faults({"BBB": {**docs["BBB"], "latest_price": 5.5, "latest_size": 20}})
+    assert faults({"BBB": {**docs["BBB"], "latest_price": 5.0, "latest_size": 20}}) == {
+        "BBB latest (price, size, exchange)"
+    }
+    assert faults({"AAA": {**docs["AAA"], "time_span_ms": 2_000}}) == {"AAA time_span_ms"}
+    # Without arrival order the span is bounded, not pinned: 2 s is possible, 4 s is not.
+    assert not faults({"AAA": {**docs["AAA"], "time_span_ms": 2_000}}, arrival_order=False)
+    assert faults({"AAA": {**docs["AAA"], "time_span_ms": 4_000}}, arrival_order=False) == {
+        "AAA time_span_ms"
+    }
+    missing = compare_trade_stats(windows, {"AAA": docs["AAA"]}, arrival_order=True)
+    assert [(m.symbol, m.got) for m in missing.mismatches] == [("BBB", "missing")]
+    extra = compare_trade_stats(windows, {**docs, "CCC": docs["BBB"]}, arrival_order=True)
+    assert [(m.symbol, m.got) for m in extra.mismatches] == [("CCC", "present")]
+
+    def row(p: Print) -> dict[str, Any]:
+        return {
+            "symbol": p.symbol,
+            "price": p.price,
+            "size": p.size,
+            "value": round(p.price * p.size, 2),
+            "exchange": p.exchange,
+            "timestamp_ms": p.timestamp_ms,
+            "trade_id": p.trade_id,
+        }
+
+    board, _ = top_trades(prints, t0, 300)
+    document = {"as_of_ms": t0, "window_s": 300, "trades": [row(p) for p in board]}
+    assert not compare_top_trades(prints, document).mismatches
+    assert [m.got for m in compare_top_trades(prints, None).mismatches] == ["missing"]
+
+    def board_faults(rows: list[dict[str, Any]]) -> set[str]:
+        report = compare_top_trades(prints, {**document, "trades": rows})
+        return {f"{m.symbol} {m.field} {m.got}" for m in report.mismatches}
+
+    first, second, *rest = [row(p) for p in board]
+    assert first["symbol"] == "AAA"
+    assert first["trade_id"] == "3"
+    assert "AAA>AAA order 3600.0" in board_faults([second, first, *rest])
+    assert board_faults([first, first, *rest]) == {"AAA listed 3 twice", "AAA listed 2 missing"}
+    assert board_faults([{**first, "value": 5200.01}, second, *rest]) == {"AAA 3 value 5200.01"}
+    assert board_faults([second, *rest]) == {"- row count 5", "AAA listed 3 missing"}
+    stranger = {**first, "trade_id": "9"}
+    assert "AAA listed 9 listed" in board_faults([stranger, second, *rest])
+
+
 # --- the pipeline -------------------------------------------------------------------------------
 
 VARIANTS = [
@@ -268,6 +438,7 @@ VARIANTS = [
             speed=20.0,
             sim_seconds=360.0,
             faults=FrameFaults(duplicate_every=5, reorder_every=7, drop_op=True),
+            trade_symbols=20,
         ),
         id="r2-long-every-fault",
         marks=pytest.mark.slow,
@@ -304,6 +475,7 @@ async def test_wdc_serves_what_the_recorded_feed_recomputes_to(
         observed = await pipeline.observed()
         assert pipeline.proxy is not None
         bars = bars_of((frame.sent_seconds, frame.text) for frame in pipeline.proxy.tape)
+        prints = trades_of((frame.sent_seconds, frame.text) for frame in pipeline.proxy.tape)
         prev_close = await pipeline.previous_closes({b.symbol for b in bars})
         summary = pipeline.describe()
     expected = recompute(bars, SCHEDULE, prev_close)
@@ -330,6 +502,15 @@ async def test_wdc_serves_what_the_recorded_feed_recomputes_to(
     )
     if variant.replicas > 1 and variant.partitions == 1:
         _tolerate_cross_replica_alerts(report, summary, observed.hod, observed.lod)
+    windows = trade_stats(prints)
+    assert windows, summary
+    one_writer = variant.replicas == 1 or variant.partitions > 1
+    report.merge(compare_trade_stats(windows, observed.trade_stats, arrival_order=one_writer))
+    report.merge(compare_top_trades(prints, observed.top_trades))
+    # The trades were compared, not skipped: a board of trades and every symbol's statistics.
+    assert observed.top_trades is not None, summary
+    assert observed.top_trades.get("trades"), summary
+    assert report.compared["trade_stats"] >= 2 * len(windows), summary
     assert not report.mismatches, f"{summary}\n{format_report(report)}"
 
 

@@ -89,6 +89,7 @@ VARIANT = Variant(
     symbols=40,
     sim_seconds=120.0,
     faults=FrameFaults(drop_op=True, reorder_every=5),
+    trade_symbols=0,  # what is checked here is the bars' recovery
 )
 
 

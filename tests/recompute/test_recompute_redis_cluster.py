@@ -44,6 +44,7 @@ CLUSTER_VARIANTS = [
             speed=20.0,
             sim_seconds=360.0,
             faults=FrameFaults(duplicate_every=5, reorder_every=7, drop_op=True),
+            trade_symbols=20,
         ),
         id="cluster-r2-long-every-fault",
         marks=pytest.mark.slow,
