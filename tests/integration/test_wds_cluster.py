@@ -120,6 +120,23 @@ async def updates_marked(
     return got
 
 
+async def snapshots_sent(ws: ClientConnection, request_id: int) -> None:
+    """Return once the WDS has sent every snapshot it had queued for ``ws`` (a resync's).
+
+    After a gap the WDS re-sends each subscription's snapshot, one feed at a time, holding the
+    feed's updates until its own snapshot is read and dropping those the read supersedes (the
+    snapshot carries them). A new subscription's snapshot is read after every one queued before
+    it, so its arrival says the resync is over and updates flow again.
+    """
+    barrier = FEED_QUOTE.name(symbol=f"BARRIER{request_id}")
+    await ws.send(json.dumps({"op": "subscribe", "id": request_id, "feeds": [barrier]}))
+    async with asyncio.timeout(WAIT):
+        while True:
+            message = await recv(ws)
+            if message["op"] == "snapshot" and message["feed"] == barrier:
+                return
+
+
 async def slot_map(cluster: LoopbackCluster, avoid: int | None = None) -> SlotMap:
     port = next(p for p in cluster.ports if p != avoid)
     return parse_cluster_slots(
@@ -302,9 +319,17 @@ async def test_losing_a_master_moves_the_wds_to_the_promoted_replica(url_node: b
             if promoted is None or promoted == victim:
                 continue
             with_replica = await shard_subscribers(promoted, lost)
-            if all(with_replica[n] == 1 for n in lost) and server.hub.connected:
+            if (
+                all(with_replica[n] == 1 for n in lost)
+                and server.hub.connected
+                and server.stats.redis_reconnects >= 1  # the gap's resync has begun
+            ):
                 break
         await cluster.wait_ok([p for p in cluster.ports if p != victim[1]])
+        # The marked payloads below are published, never stored: a resync snapshot read after
+        # one was dispatched would stand in for it without the marker. Publish after the resync.
+        await snapshots_sent(ws, 2)
+        await snapshots_sent(pattern_ws, 2)
 
         # Straight to each name's master: redis-py's cluster pipeline, failing on one node,
         # sends the whole pipeline again (healthy shards would publish twice).
