@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from mdp_analyzers.state import AppendTrades, KeepTop, MemoryState
+from mdp_analyzers.state import AppendTrades, KeepTop, MemoryState, RankedMember, WindowStats
 from mdp_analyzers.top_trades import TopTrade, TopTradesAnalyzer, trade_identity
 from mdp_cache.keys import FEED_TOP_TRADES, FEED_TRADE_STATS, KEY_TT_WINDOW
 from mdp_core.events import Trade
@@ -48,9 +48,10 @@ def _member(t: Trade) -> bytes:
 
 
 def _reference_board(trades: list[Trade], now_seconds: int, top_n: int) -> list[dict[str, Any]]:
-    """Distinct trades whose second lies in [now - window, now + 5], best (value, member) first."""
+    """Distinct trades whose second lies in [now - window, now + 5], best (price x size, member)
+    first."""
     members = {
-        _member(t): round(t.price * t.size, 2)
+        _member(t): t.price * t.size
         for t in trades
         if now_seconds - WINDOW_SECONDS <= t.timestamp_ms // 1000 <= now_seconds + 5
     }
@@ -206,6 +207,20 @@ def test_values_are_rounded_to_cents_and_a_smaller_trade_replaces_the_smallest()
     assert board["trades"][0]["value"] == 0.12
 
 
+def test_the_board_ranks_by_the_exact_value_not_the_cents_it_shows() -> None:
+    """1,000.01 and 1,000.009 both show as 1,000.01; the larger ranks first, and is kept."""
+    stamp = START_SECONDS * 1000
+    larger = trade("AAA", stamp, 10.0001, 100)
+    smaller = trade("BBB", stamp, 1000.009, 1)  # the greater member: first if values tied
+    for top_n, expected in ((2, ["AAA", "BBB"]), (1, ["AAA"])):
+        analyzer = TopTradesAnalyzer(top_n=top_n, window_seconds=WINDOW_SECONDS)
+        analyzer.apply([smaller, larger], 0)
+        board = _flush(analyzer, MemoryState(), START_SECONDS * 1_000_000_000)
+        shown = board[FEED_TOP_TRADES.name()]["trades"]
+        assert [t["symbol"] for t in shown] == expected
+        assert {t["value"] for t in shown} == {1000.01}
+
+
 def test_a_trade_seen_twice_takes_one_place_in_the_local_top() -> None:
     state = MemoryState()
     analyzer = TopTradesAnalyzer(top_n=2, window_seconds=WINDOW_SECONDS)
@@ -238,3 +253,47 @@ def test_the_board_is_published_only_when_it_changes_and_stamped_with_the_time()
     assert msgspec.json.decode(board.payload)["as_of_ms"] == now_ns // 10**6
     assert msgspec.json.decode(stats.payload)["as_of_ms"] == now_ns // 10**6
     assert msgspec.json.decode(stats.payload)["symbol"] == "AAA"
+
+
+def test_a_statistics_document_carries_the_latest_trade_and_the_window_sequence() -> None:
+    analyzer = TopTradesAnalyzer(window_seconds=WINDOW_SECONDS)
+    state = MemoryState()
+    stamp = START_SECONDS * 1000
+    now_ns = START_SECONDS * 1_000_000_000
+    analyzer.apply(
+        [
+            trade("AAA", stamp + 7, 10.0, 300, exchange=11, trade_id="2"),
+            trade("AAA", stamp, 9.0, 100, exchange=4, trade_id="1"),  # older, arrives later
+        ],
+        0,
+    )
+    state.apply_now(analyzer.collect(now_ns).state)
+    [stats, _] = analyzer.compose(now_ns, [state.answer_now(r) for r in analyzer.reads(now_ns)])
+    assert stats.name == FEED_TRADE_STATS.of("AAA")
+    assert msgspec.json.decode(stats.payload) == {
+        "symbol": "AAA",
+        "as_of_ms": now_ns // 10**6,
+        "window": 1_000,
+        "trade_count": 2,
+        "total_volume": 400,
+        "avg_size": 200.0,
+        "max_size": 300,
+        "time_span_ms": 7,
+        "latest_price": 10.0,
+        "latest_size": 300,
+        "latest_exchange": 11,
+        "latest_timestamp_ms": stamp + 7,
+    }
+    # The window's sequence starts at its first batch's newest time x 1,000, one per trade.
+    assert stats.version == (stamp + 7) * 1000 + 2
+
+
+def test_an_empty_window_shows_no_average_rather_than_failing() -> None:
+    """No backend reports a window without a trade, but a composition must survive one."""
+    analyzer = TopTradesAnalyzer(window_seconds=WINDOW_SECONDS)
+    now_ns = START_SECONDS * 1_000_000_000
+    empty = msgspec.msgpack.encode(WindowStats(7, 0, 0, 0, 0, 0, 0, 0, 0, 0.0))
+    writes = analyzer.compose(now_ns, [[RankedMember("AAA", 0.0, empty)], []])
+    [stats] = [w for w in writes if w.name == FEED_TRADE_STATS.of("AAA")]
+    document = msgspec.json.decode(stats.payload)
+    assert (document["trade_count"], document["avg_size"], stats.version) == (0, 0.0, 7)

@@ -13,7 +13,8 @@ keeps nothing but what it has not written yet, and describes the shared state as
 * market-wide, trades are bucketed by second of their timestamp; each replica offers the
   trades that enter its own top ``top_n`` of a second to the shared bucket
   (:class:`~mdp_analyzers.state.KeepTop`), which keeps the ``top_n`` largest of all replicas'
-  offers. The board is the best ``top_n`` of the buckets inside the window.
+  offers. The board is the best ``top_n`` of the buckets inside the window, ranked by the
+  exact dollar value (price x size; shown rounded to cents).
 
 Publishing is composition (:class:`~mdp_analyzers.typing.Composer`): about once a second the
 replica holding the lease reads the windows that changed and the union of the buckets, and
@@ -191,38 +192,40 @@ class TopTradesAnalyzer:
     def _offer(self, trade: Trade) -> None:
         """Keep this replica's top ``top_n`` of the trade's second; offer what enters it.
 
-        Order is (value, member) throughout, the order the shared buckets cut by, so the
-        union of every replica's offers holds the global top of each second, ties included.
+        Order is (price x size, member) throughout, the order the shared buckets cut by, so
+        the union of every replica's offers holds the global top of each second, ties
+        included. The order is the unrounded value: the value shown is rounded to cents, and
+        ranking by it would let a trade worth 1,000.009 outrank one worth 1,000.01.
         """
-        value = round(trade.price * trade.size, 2)
+        score = trade.price * trade.size
         second = trade.timestamp_ms // 1000
         bucket = self._buckets.get(second)
         if bucket is None:
             bucket = self._buckets[second] = _Bucket()
         heap = bucket.heap
         full = len(heap) >= self.top_n
-        if full and value < heap[0][0]:
+        if full and score < heap[0][0]:
             return  # the common case, decided before encoding anything
         member = _ENCODER.encode(
             TopTrade(
                 symbol=trade.symbol,
                 price=trade.price,
                 size=trade.size,
-                value=value,
+                value=round(score, 2),
                 exchange=trade.exchange,
                 timestamp_ms=trade.timestamp_ms,
                 trade_id=trade.trade_id,
             )
         )
-        if member in bucket.members or (full and (value, member) <= heap[0]):
+        if member in bucket.members or (full and (score, member) <= heap[0]):
             return
         if full:
-            _, dropped = heapq.heapreplace(heap, (value, member))
+            _, dropped = heapq.heapreplace(heap, (score, member))
             bucket.members.discard(dropped)
         else:
-            heapq.heappush(heap, (value, member))
+            heapq.heappush(heap, (score, member))
         bucket.members.add(member)
-        self._offers.setdefault(second, {})[member] = value
+        self._offers.setdefault(second, {})[member] = score
 
     def collect(self, now_ns: int) -> Output:
         """The window appends and bucket offers since the last call (no widgets: see compose)."""
