@@ -30,6 +30,9 @@ _START_ATTEMPTS = 3
 """Tries per node: a port found free can be taken (by any outgoing connection's ephemeral
 port) before the node binds it, and the node then exits at once."""
 
+_PORT_PICKS = 20
+"""Picks of a free port before one already handed out to the cluster is taken anyway."""
+
 
 def _replica_synced(info: bytes) -> bool:
     return b"master_link_status:up" in info
@@ -44,10 +47,23 @@ class RedisCluster:
     """
 
     def __init__(self, masters: int = 3, replicas: int = 1) -> None:
-        self.ports = [free_port() for _ in range(masters * (1 + replicas))]
+        #: Every port handed out, nodes' and buses': two picks of ``free_port`` can return the
+        #: same port (nothing holds it in between), and a node started on a port another node
+        #: of the cluster took would seem to answer.
+        self._handed: set[int] = set()
+        self.ports = [self._free_port() for _ in range(masters * (1 + replicas))]
         self.replicas = replicas
         self._processes: dict[int, asyncio.subprocess.Process] = {}
         self._tmp = tempfile.TemporaryDirectory(prefix="mdp-test-redis-cluster-")
+
+    def _free_port(self) -> int:
+        """A free port not handed out before to this cluster (if one turns up in a few picks)."""
+        for _ in range(_PORT_PICKS):
+            port = free_port()
+            if port not in self._handed:
+                break
+        self._handed.add(port)
+        return port
 
     def url(self) -> str:
         """A cluster URL (``redis+cluster://``, as ``mdp_cache.client`` reads it) of one node."""
@@ -94,6 +110,7 @@ class RedisCluster:
             await self._spawn(binary, port)
             try:
                 await self._until(port, lambda info: True, "answer PING")
+                await self._answered_by_own_node(port)
             except RedisServerUnavailable as exc:
                 process = self._processes.pop(port)
                 if process.returncode is None:  # silent, not gone: no other port would help
@@ -104,9 +121,27 @@ class RedisCluster:
                 tail = log.read_text(errors="replace")[-300:] if log.exists() else ""
                 if attempt == _START_ATTEMPTS:
                     raise RedisServerUnavailable(f"{exc}: {tail.strip()}") from exc
-                self.ports[index] = free_port()
+                self.ports[index] = self._free_port()
             else:
                 return
+
+    async def _answered_by_own_node(self, port: int) -> None:
+        """Raise unless the server answering on ``port`` is the process started for it.
+
+        Something else already listening there answers PING while the new node fails to bind
+        and exits; it is then stopped here, and its start is retried on another port.
+        """
+        process = self._processes[port]
+        client = aioredis.Redis(host="127.0.0.1", port=port, socket_timeout=1.0)
+        try:
+            info = await client.info("server")
+        finally:
+            await client.aclose()
+        if info.get("process_id") != process.pid:
+            if process.returncode is None:
+                process.kill()
+            await process.wait()
+            raise RedisServerUnavailable(f"port {port} is served by another process")
 
     async def _spawn(self, binary: str, port: int) -> None:
         folder = Path(self._tmp.name) / str(port)
@@ -117,7 +152,7 @@ class RedisCluster:
             "--cluster-enabled", "yes", "--cluster-config-file", str(folder / "nodes.conf"),
             "--cluster-node-timeout", str(_NODE_TIMEOUT_MS), "--repl-diskless-sync-delay", "0",
             # The bus port defaults to port + 10000, which a high free port overflows.
-            "--cluster-port", str(free_port()),
+            "--cluster-port", str(self._free_port()),
         ]  # fmt: skip
         self._processes[port] = await asyncio.create_subprocess_exec(
             *args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL
@@ -142,7 +177,11 @@ class RedisCluster:
         try:
             async with asyncio.timeout(within):
                 while True:
-                    with contextlib.suppress(OSError, aioredis.ConnectionError, RedisTimeout):
+                    # A server that refuses the command (a plain Redis on the port: "cluster
+                    # support disabled") is not the node either: its exit says so.
+                    with contextlib.suppress(
+                        OSError, aioredis.ConnectionError, aioredis.ResponseError, RedisTimeout
+                    ):
                         info = await client.execute_command(*command.split())  # type: ignore[no-untyped-call] # redis-py leaves execute_command untyped
                         if isinstance(info, dict):  # redis-py parses INFO
                             info = (
