@@ -186,11 +186,23 @@ def test_the_ci_check_wants_notes_or_a_bump_for_a_changed_library(tree: Path) ->
     assert mdp_release.check(tree) == []
 
 
-def test_a_service_change_needs_no_notes_and_releases_the_service_alone(tree: Path) -> None:
+def test_a_service_change_needs_no_notes_and_releases_it_and_what_pins_it(tree: Path) -> None:
     _edit(tree, "services/scanner/src/mdp_scanner/__init__.py")
     assert mdp_release.check(tree) == []
     plan = mdp_release.release(tree)
-    assert set(plan.versions) == {"mdp-scanner"}
+    assert set(plan.versions) == {"mdp-scanner", "mdp-platform"}  # the platform embeds it
+    assert mdp_release.changed_members(tree) == {}
+
+
+def test_a_service_pinned_by_one_named_before_it_releases_that_one_too(tree: Path) -> None:
+    """mdp-platform sorts before mdp-wds, which it pins: the order of names must not matter."""
+    _edit(tree, "services/widget-service/src/mdp_wds/__init__.py")
+    plan = mdp_release.release(tree)
+    assert set(plan.versions) == {"mdp-wds", "mdp-platform"}
+    assert plan.reasons["mdp-platform"] == "mdp-wds released"
+    new_wds = plan.versions["mdp-wds"][1]
+    assert f"mdp-wds=={new_wds}" in _dependencies(tree, "services/platform")
+    assert mdp_release.changed_members(tree) == {}
 
 
 def test_the_lock_follows_a_release(tree: Path) -> None:

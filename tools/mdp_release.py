@@ -238,15 +238,23 @@ def plan(root: Path, levels: dict[str, str] | None = None) -> Plan:
     result = Plan()
     _changed_libraries(root, changed, levels, result)
     _widened_libraries(root, members, levels, result)
-    # Services: released when their own files or anything in their closure changed.
-    for name, member in sorted(members.items()):
-        if member.kind != "service":
-            continue
-        inside = [m for m in closure(members, name) if m != name and m in result.versions]
-        if name in changed or inside:
-            level = levels.get(name, "patch")
-            result.versions[name] = (member.version, bump(member.version, level))
-            result.reasons[name] = "changed" if name in changed else f"{', '.join(inside)} released"
+    # Services: released when their own files or anything in their closure changed. A
+    # service can pin another (the platform embeds them all), so this runs until nothing
+    # more is released: in name order alone, mdp-platform came before mdp-wds and missed it.
+    more = True
+    while more:
+        more = False
+        for name, member in sorted(members.items()):
+            if member.kind != "service" or name in result.versions:
+                continue
+            inside = [m for m in closure(members, name) if m != name and m in result.versions]
+            if name in changed or inside:
+                level = levels.get(name, "patch")
+                result.versions[name] = (member.version, bump(member.version, level))
+                result.reasons[name] = (
+                    "changed" if name in changed else f"{', '.join(inside)} released"
+                )
+                more = True
     return result
 
 

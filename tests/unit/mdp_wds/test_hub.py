@@ -1,12 +1,15 @@
 """Dispatch by the hub without Redis: the link is never started, so it stays down."""
 
 import json
+from collections.abc import AsyncIterator
 
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from mdp_wds.access import resolve_feed
 from mdp_wds.deltas import apply_delta
-from mdp_wds.hub import MAX_FIELD_SETS, BoardFrame, Hub, TooManyFieldSets
+from mdp_wds.hub import MAX_FIELD_SETS, BoardFrame, Hub, SnapshotUnavailable, TooManyFieldSets
 from mdp_wds.protocol import Frame
 from mdp_wds.stats import WdsStats
 
@@ -225,4 +228,47 @@ async def test_fields_are_only_for_a_board_by_name(name: str) -> None:
     with pytest.raises(ValueError, match="not a board by name"):
         await hub.add(Recorder(), resolve_feed(name), PRICE)
     assert hub.subscriber_count(name) == 0
+    await hub.close()
+
+
+class _FailingRedis:
+    """A cache whose reads fail as a Redis Cluster's do while a lost master's slots are
+    not covered yet."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+
+    async def get(self, name: str) -> bytes | None:
+        raise self.error
+
+    async def lrange(self, name: str, start: int, end: int) -> list[bytes]:
+        raise self.error
+
+    def scan_iter(self, match: str, count: int) -> AsyncIterator[bytes]:
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    ("error", "feed"),
+    [
+        (SlotNotCoveredError("Slot 5 is not covered by the cluster."), "quote:AAPL"),
+        (RedisClusterException("No way to dispatch this command"), "alerts:hod"),
+        (RedisConnectionError("refused"), "quote:AAPL"),
+        (SlotNotCoveredError("Slot 5 is not covered by the cluster."), "quote:*"),
+    ],
+)
+async def test_a_failed_snapshot_read_is_unavailable_and_counted(
+    error: Exception, feed: str
+) -> None:
+    stats = WdsStats()
+    hub = Hub("redis://127.0.0.1:1/0", stats)
+    real = hub._redis
+    hub._redis = _FailingRedis(error)  # type: ignore[assignment] # only the reads are used
+    try:
+        with pytest.raises(SnapshotUnavailable, match=type(error).__name__):
+            await hub.snapshot(resolve_feed(feed), 10)
+    finally:
+        hub._redis = real
+    assert stats.snapshot_errors == 1
+    assert stats.as_dict()["snapshot_errors"] == 1
     await hub.close()

@@ -30,7 +30,7 @@ from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
 import msgspec
-from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import RedisClusterException, RedisError, ResponseError
 
 from mdp_cache.client import PUBSUB_RECONNECT, create_redis, is_cluster_url, mget
 from mdp_core.backoff import BackoffPolicy
@@ -440,8 +440,12 @@ class Hub:
                     if len(names) >= limit:
                         break
             return await self._read_many(names, ref, limit)
-        except RedisError as exc:
-            raise SnapshotUnavailable(str(exc)) from exc
+        except (RedisError, RedisClusterException) as exc:
+            # A cluster losing a master raises the latter (a slot not covered until the
+            # promotion), which is no RedisError: uncaught, it failed the client's resync job,
+            # and its feeds stayed held until the client next spoke.
+            self._stats.snapshot_errors += 1
+            raise SnapshotUnavailable(type(exc).__name__) from exc
 
     async def _read_one(self, name: str, ref: FeedRef, limit: int) -> SnapshotItem:
         try:

@@ -27,6 +27,9 @@ FAMILIES: tuple[Family, ...] = (
     Family("revocation_errors", "counter",
            "Failed reads of the revoked-session set (the token was then accepted).",
            "revocation_errors"),
+    Family("snapshot_errors", "counter",
+           "Snapshot reads the cache failed (the client is told the data follows with the next "
+           "update).", "snapshot_errors"),
     Family("draining", "gauge",
            "1 while drained by the control plane (client sockets closed with 1001 and refused).",
            "draining"),

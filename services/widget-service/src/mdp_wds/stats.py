@@ -69,6 +69,7 @@ class WdsStats:
     redis_reconnects: int = 0
     bad_payloads: int = 0
     revocation_errors: int = 0
+    snapshot_errors: int = 0
     draining: bool = False
     control_changes: Counter[str] = field(default_factory=Counter)
     drops: Counter[str] = field(default_factory=Counter)
@@ -91,6 +92,7 @@ class WdsStats:
             "redis_reconnects": self.redis_reconnects,
             "bad_payloads": self.bad_payloads,
             "revocation_errors": self.revocation_errors,
+            "snapshot_errors": self.snapshot_errors,
             "draining": self.draining,
             "control_changes": dict(self.control_changes),
             "drops": dict(self.drops),
