@@ -772,3 +772,23 @@ async def test_snapshot_plus_deltas_equals_the_servers_board_at_every_step(
             assert client.take(await recv(ws))
             assert client.document == json.loads(payload) == (await recv(plain))["data"]
         assert client.gaps == 0
+
+
+async def test_a_resync_job_that_fails_closes_a_silent_client_at_once(
+    server: WidgetServer, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The hub's resync re-reads every snapshot while the client may never speak again: a read
+    failing unexpectedly must not leave the client's feeds held for a snapshot that never
+    comes. The client is closed with 1011, and reconnects."""
+    await redis_client.set("quote:AAPL", b'{"price": 1.0}')
+    async with await open_client(server) as ws:
+        await subscribe(ws, "quote:AAPL")
+        assert (await recv(ws))["op"] == "snapshot"
+
+        async def broken(*args: object) -> object:
+            raise RuntimeError("a bug in a read")
+
+        monkeypatch.setattr(server.hub, "snapshot", broken)
+        server.hub._on_resync()  # what the Redis link does when it comes back
+        assert await closed_with(ws) == 1011
+    assert server.stats.disconnects["internal_error"] == 1

@@ -25,6 +25,7 @@ from typing import Final
 from websockets.asyncio.server import ServerConnection
 
 from mdp_core.clock import NS_PER_SECOND, Clock
+from mdp_core.logging import get_logger
 from mdp_wds.access import FeedRef
 from mdp_wds.hub import BoardFrame, Hub, SnapshotItem, SnapshotUnavailable, TooManyFieldSets
 from mdp_wds.protocol import CloseCode, Frame
@@ -46,6 +47,7 @@ from mdp_wds.websocket import ClientSocket, ConnectionClosed
 __all__ = ["SERVER_NAME", "ClientSession"]
 
 SERVER_NAME: Final = f"mdp-wds/{version('mdp-wds')}"
+_log = get_logger("mdp_wds.session")
 _MAX_FRAMES_PER_WRITE: Final = 256
 
 
@@ -223,9 +225,14 @@ class ClientSession:
 
     def _finished(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self._failure = task.exception()
+        if not task.cancelled() and (failure := task.exception()) is not None:
+            self._failure = failure
             self._idle.set()  # the request loop re-raises it: the handler ends, as it would
+            # A job the hub started (a resync's snapshots) can fail while the loop waits for a
+            # client that never speaks: its feeds would stay held. Close now (1011), so the
+            # client reconnects and subscribes again.
+            _log.error("session_task_failed", error=type(failure).__name__)
+            self.close(CloseCode.INTERNAL_ERROR, "internal error", "internal_error")
 
     async def _add_feeds(self, command: AddFeeds) -> None:
         refused: list[str] = []
