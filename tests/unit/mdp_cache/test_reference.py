@@ -7,6 +7,8 @@ from datetime import date, timedelta
 import fakeredis
 import msgspec
 import pytest
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import RedisClusterException, SlotNotCoveredError
 
 from mdp_cache.keys import KEY_REF_FREE_FLOAT, KEY_REF_SNAPSHOT, REF_NEGATIVE_TTL
 from mdp_cache.records import DailyBar, ReferenceData
@@ -375,3 +377,45 @@ def test_grouped_daily_bars_refuses_a_body_that_is_no_answer(body: bytes, reason
 def test_daily_bars_by_ticker_agrees_with_the_row_conversion() -> None:
     rows = [grouped_row("A"), grouped_row("B", h=15, t=MARCH_3_MS + 86_400_000)]
     assert daily_bars_by_ticker(rows) == {str(row["T"]): daily_bar_from_agg(row) for row in rows}
+
+
+class UnusableRedis:
+    """A cache that fails every call as a Redis Cluster does between losing a master and
+    promoting its replica (``SlotNotCoveredError`` is no ``RedisError``)."""
+
+    def __init__(self, error: Exception) -> None:
+        self.error = error
+        self.calls = 0
+
+    async def get(self, *args: object, **kwargs: object) -> bytes | None:
+        self.calls += 1
+        raise self.error
+
+    async def set(self, *args: object, **kwargs: object) -> bool:
+        self.calls += 1
+        raise self.error
+
+    async def eval(self, *args: object, **kwargs: object) -> object:
+        self.calls += 1
+        raise self.error
+
+
+@pytest.mark.parametrize(
+    "error",
+    [
+        SlotNotCoveredError("Slot 7 is not covered by the cluster."),
+        RedisClusterException("No way to dispatch this command"),
+        RedisConnectionError("refused"),
+        OSError("network unreachable"),
+    ],
+    ids=type,
+)
+async def test_an_unusable_cache_is_counted_and_the_source_answers(error: Exception) -> None:
+    source = MemoryReferenceSource({"AAA": bars(40, include_today=True)}, {"AAA": 5_000})
+    redis = UnusableRedis(error)
+    cache = ReferenceCache(source, redis)  # type: ignore[arg-type] # only these calls are made
+    data = await cache.get("AAA", DAY)
+    assert data.free_float == 5_000
+    assert data.prev_day is not None
+    assert redis.calls > 0
+    assert cache.stats.errors == redis.calls

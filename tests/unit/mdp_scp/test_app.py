@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import SlotNotCoveredError
 
 from mdp_core.clock import ManualClock
 from mdp_core.settings import Secret, load
@@ -579,3 +581,27 @@ async def test_pages_deny_device_apis(
     assert "camera=()" in policy
     assert "geolocation=()" in policy
     assert "microphone=()" in policy
+
+
+@pytest.mark.parametrize(
+    "error",
+    [SlotNotCoveredError("Slot 2 is not covered by the cluster."), RedisConnectionError("down")],
+    ids=type,
+)
+async def test_runtime_orders_on_an_unusable_cache_are_unavailable_not_an_error(
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
+    login: LoginFn,
+    heartbeats: FakeHeartbeatRedis,
+    error: Exception,
+) -> None:
+    """A Redis Cluster between masters raises ``SlotNotCoveredError`` (no ``RedisError``)."""
+
+    async def unusable(*args: object) -> dict[bytes, bytes]:
+        raise error
+
+    heartbeats.hgetall = unusable  # type: ignore[attr-defined] # the command runtime orders read
+    client = await logged_in(plane_factory, client_factory, login, "admin")
+    response = await client.get("/api/admin/runtime")
+    assert response.status == 503
+    assert response.headers["Retry-After"] == "5"

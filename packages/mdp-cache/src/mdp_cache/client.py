@@ -29,6 +29,8 @@ from redis.exceptions import (
     ConnectionError,
     DataError,
     MasterDownError,
+    RedisClusterException,
+    RedisError,
     SlotNotCoveredError,
     TimeoutError,
     TryAgainError,
@@ -41,6 +43,7 @@ __all__ = [
     "CLUSTER_SCHEMES",
     "DEFAULT_MAX_CONNECTIONS",
     "PUBSUB_RECONNECT",
+    "REDIS_ERRORS",
     "PackingConnection",
     "close_redis",
     "create_redis",
@@ -55,6 +58,12 @@ __all__ = [
 
 DEFAULT_MAX_CONNECTIONS: Final = 16
 """Pool size per store and process (per cluster node in cluster mode): pipelines need few."""
+
+REDIS_ERRORS: Final[tuple[type[Exception], ...]] = (RedisError, RedisClusterException, OSError)
+"""What a store that cannot be used now raises: redis-py's errors, and a socket's. A Redis
+Cluster losing a master raises ``SlotNotCoveredError`` until the replica is promoted, which is
+a ``RedisClusterException`` and no ``RedisError``: handlers catching only the latter let it
+escape (a news processor's write loop, a WDS revocation poll, the management API)."""
 
 CLUSTER_SCHEMES: Final = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 """URL schemes naming a Redis Cluster, and the plain scheme of each."""

@@ -50,8 +50,8 @@ from typing import Final, Protocol, TypeVar, runtime_checkable
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import RedisError
 
+from mdp_cache.client import REDIS_ERRORS
 from mdp_cache.keys import (
     KEY_REF_BULK,
     KEY_REF_FREE_FLOAT,
@@ -703,7 +703,7 @@ class ReferenceCache:
             return None
         try:
             value = await self._redis.get(key)
-        except RedisError:
+        except REDIS_ERRORS:
             self.stats.errors += 1
             return None
         return value.encode() if isinstance(value, str) else value
@@ -713,7 +713,7 @@ class ReferenceCache:
             return
         try:
             await self._redis.set(key, value, ex=ttl)
-        except RedisError:
+        except REDIS_ERRORS:
             self.stats.errors += 1
 
     async def _acquire(self, lock_key: str, token: str) -> bool:
@@ -722,7 +722,7 @@ class ReferenceCache:
         try:
             ttl_ms = (KEY_REF_LOCK.ttl or 30) * 1000
             return bool(await self._redis.set(lock_key, token, nx=True, px=ttl_ms))
-        except RedisError:
+        except REDIS_ERRORS:
             self.stats.errors += 1
             return True  # no Redis, no cross-process coordination: fetch on our own
 
@@ -731,7 +731,7 @@ class ReferenceCache:
             return
         try:
             await self._redis.eval(_RELEASE_LUA, 1, lock_key, token)
-        except RedisError:
+        except REDIS_ERRORS:
             self.stats.errors += 1
 
     def forget_day(self, trading_day: date) -> None:

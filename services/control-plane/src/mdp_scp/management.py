@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 import msgspec
 import structlog
 from aiohttp import web
-from redis.exceptions import RedisError
 
+from mdp_cache.client import REDIS_ERRORS
 from mdp_cache.control import ALL_INSTANCES, COMMANDS, Desired, read_desired, write_desired
 from mdp_scp.accounts import Account, DuplicateName, NoSuchUser
 from mdp_scp.passwords import generate_password, hash_password
@@ -398,7 +398,7 @@ async def runtime_states(
     for component, commands in COMMANDS.items():
         try:
             orders = await read_desired(store, component)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise _unavailable(plane, exc) from exc
         found[component] = {
             "commands": dict(commands),
@@ -459,7 +459,7 @@ async def runtime_command(
         )
         try:
             await write_desired(store, component, order, instance)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             raise _unavailable(plane, exc) from exc
     _log.info(
         "runtime_order", component=component, command=command, instance=instance, user=session.user

@@ -15,10 +15,9 @@ import random
 from collections.abc import Callable, Sequence
 from typing import Final
 
-from redis.exceptions import RedisError
-
 from mdp_analyzers.news import FinlightDataAnalyzer
 from mdp_analyzers.typing import WidgetWrite
+from mdp_cache.client import REDIS_ERRORS
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock
@@ -191,7 +190,7 @@ class NewsProcessor:
         while True:
             try:
                 await self._writer.write(writes)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._redis_ok = False
                 self._redis_errors.add()
                 await self._notify()

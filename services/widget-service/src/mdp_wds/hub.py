@@ -30,9 +30,9 @@ from dataclasses import dataclass
 from typing import Final, Protocol, cast
 
 import msgspec
-from redis.exceptions import RedisClusterException, RedisError, ResponseError
+from redis.exceptions import ResponseError
 
-from mdp_cache.client import PUBSUB_RECONNECT, create_redis, is_cluster_url, mget
+from mdp_cache.client import PUBSUB_RECONNECT, REDIS_ERRORS, create_redis, is_cluster_url, mget
 from mdp_core.backoff import BackoffPolicy
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import consumer_span
@@ -440,7 +440,7 @@ class Hub:
                     if len(names) >= limit:
                         break
             return await self._read_many(names, ref, limit)
-        except (RedisError, RedisClusterException) as exc:
+        except REDIS_ERRORS as exc:
             # A cluster losing a master raises the latter (a slot not covered until the
             # promotion), which is no RedisError: uncaught, it failed the client's resync job,
             # and its feeds stayed held until the client next spoke.

@@ -16,9 +16,7 @@ import contextlib
 from collections.abc import Callable
 from typing import cast
 
-from redis.exceptions import RedisError
-
-from mdp_cache.client import create_redis
+from mdp_cache.client import REDIS_ERRORS, create_redis
 from mdp_cache.keys import KEY_WDS_REVOKED
 from mdp_core.clock import Clock
 from mdp_core.logging import get_logger
@@ -55,7 +53,7 @@ class RevokedSessions:
         """Whether the session has ended (False, counted, when the set cannot be read)."""
         try:
             score = await self._redis.zscore(KEY_WDS_REVOKED.name(), session_id)
-        except (RedisError, OSError) as exc:
+        except REDIS_ERRORS as exc:
             self._stats.revocation_errors += 1
             _log.warning("wds_revocation_check_failed", error=type(exc).__name__)
             return False
@@ -65,7 +63,7 @@ class RevokedSessions:
         """Session ids revoked since the previous call (with a small overlap).
 
         Raises:
-            RedisError: when the set cannot be read.
+            RedisError, RedisClusterException, OSError: when the set cannot be read.
         """
         since = self._since_ms or self._clock.now_ns() / 1e6
         rows = cast(
@@ -87,7 +85,7 @@ class RevokedSessions:
             try:
                 for session_id in await self.read_new():
                     on_revoked(session_id)
-            except (RedisError, OSError) as exc:
+            except REDIS_ERRORS as exc:
                 self._stats.revocation_errors += 1
                 _log.warning("wds_revocation_poll_failed", error=type(exc).__name__)
             # The stop event ends the wait at once; otherwise this is the poll interval.
