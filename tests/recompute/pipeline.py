@@ -515,12 +515,7 @@ class Pipeline:
         for board, name in WDC_BOARDS.items():
             raw = await self.redis.get(name)
             boards[board] = None if raw is None else msgspec.json.decode(raw)
-        ranges: dict[str, dict[str, Any]] = {}
-        async for key in self.redis.scan_iter(match=FEED_DAILY_RANGE.pattern, count=1000):
-            raw = await self.redis.get(key)
-            if raw is not None:
-                doc = msgspec.json.decode(raw)
-                ranges[str(doc["symbol"])] = doc
+        ranges = await self._by_symbol(FEED_DAILY_RANGE.pattern)
         hod = [
             msgspec.json.decode(a) for a in await self.redis.lrange(FEED_ALERTS_HOD.name(), 0, -1)
         ]
@@ -528,12 +523,7 @@ class Pipeline:
             msgspec.json.decode(a) for a in await self.redis.lrange(FEED_ALERTS_LOD.name(), 0, -1)
         ]
         raw_top = await self.redis.get(FEED_TOP_TRADES.name())
-        stats: dict[str, dict[str, Any]] = {}
-        async for key in self.redis.scan_iter(match=FEED_TRADE_STATS.pattern, count=1000):
-            raw = await self.redis.get(key)
-            if raw is not None:
-                doc = msgspec.json.decode(raw)
-                stats[str(doc["symbol"])] = doc
+        stats = await self._by_symbol(FEED_TRADE_STATS.pattern)
         return Observed(
             boards=boards,
             ranges=ranges,
@@ -542,6 +532,16 @@ class Pipeline:
             top_trades=None if raw_top is None else msgspec.json.decode(raw_top),
             trade_stats=stats,
         )
+
+    async def _by_symbol(self, pattern: str) -> dict[str, dict[str, Any]]:
+        """Every document of a per-symbol feed, by its ``symbol``."""
+        found: dict[str, dict[str, Any]] = {}
+        async for key in self.redis.scan_iter(match=pattern, count=1000):
+            raw = await self.redis.get(key)
+            if raw is not None:
+                doc = msgspec.json.decode(raw)
+                found[str(doc["symbol"])] = doc
+        return found
 
     async def previous_closes(self, symbols: set[str]) -> dict[str, float]:
         """Each symbol's previous close, as the simulator's REST ``/prev`` endpoint answers."""

@@ -50,7 +50,7 @@ import json
 import math
 import re
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, time, timedelta
 from fractions import Fraction
@@ -190,13 +190,11 @@ def _number(value: object) -> float | None:
     return float(value)
 
 
-def bars_of(frames: Iterable[tuple[float, str]]) -> list[Bar]:
-    """Every ``A``/``AM`` bar of the tape (``(received_seconds, text)`` pairs), in arrival order.
-
-    Messages that are not bars, or bars missing a field, are left out (they are not on the
-    tape as far as any figure is concerned).
-    """
-    bars: list[Bar] = []
+def _messages(
+    frames: Iterable[tuple[float, str]],
+) -> Iterator[tuple[tuple[int, int], float, object]]:
+    """Each message of the tape's JSON-array frames: its arrival (frame index, index in
+    frame), its frame's receipt time and the message; frames that are not arrays are skipped."""
     for index, (received_seconds, text) in enumerate(frames):
         try:
             messages = json.loads(text)
@@ -205,9 +203,20 @@ def bars_of(frames: Iterable[tuple[float, str]]) -> list[Bar]:
         if not isinstance(messages, list):
             continue
         for position, message in enumerate(messages):
-            bar = _bar(message, (index, position), received_seconds)
-            if bar is not None:
-                bars.append(bar)
+            yield (index, position), received_seconds, message
+
+
+def bars_of(frames: Iterable[tuple[float, str]]) -> list[Bar]:
+    """Every ``A``/``AM`` bar of the tape (``(received_seconds, text)`` pairs), in arrival order.
+
+    Messages that are not bars, or bars missing a field, are left out (they are not on the
+    tape as far as any figure is concerned).
+    """
+    bars: list[Bar] = []
+    for arrival, received_seconds, message in _messages(frames):
+        bar = _bar(message, arrival, received_seconds)
+        if bar is not None:
+            bars.append(bar)
     return bars
 
 
@@ -413,28 +422,21 @@ class Print:
 def trades_of(frames: Iterable[tuple[float, str]]) -> list[Print]:
     """Every ``T`` message of the tape with the fields a trade needs, in arrival order."""
     prints: list[Print] = []
-    for index, (_, text) in enumerate(frames):
-        try:
-            messages = json.loads(text)
-        except ValueError:
+    for arrival, _, message in _messages(frames):
+        if not isinstance(message, dict) or message.get("ev") != "T":
             continue
-        if not isinstance(messages, list):
+        symbol, exchange, trade_id = message.get("sym"), message.get("x"), message.get("i")
+        price, size, at = _number(message.get("p")), message.get("s"), message.get("t")
+        if not (
+            isinstance(symbol, str)
+            and isinstance(exchange, int)
+            and isinstance(trade_id, str)
+            and price is not None
+            and isinstance(size, int)
+            and isinstance(at, int)
+        ):
             continue
-        for position, message in enumerate(messages):
-            if not isinstance(message, dict) or message.get("ev") != "T":
-                continue
-            symbol, exchange, trade_id = message.get("sym"), message.get("x"), message.get("i")
-            price, size, at = _number(message.get("p")), message.get("s"), message.get("t")
-            if not (
-                isinstance(symbol, str)
-                and isinstance(exchange, int)
-                and isinstance(trade_id, str)
-                and price is not None
-                and isinstance(size, int)
-                and isinstance(at, int)
-            ):
-                continue
-            prints.append(Print(symbol, exchange, trade_id, price, size, at, (index, position)))
+        prints.append(Print(symbol, exchange, trade_id, price, size, at, arrival))
     return prints
 
 
