@@ -30,6 +30,7 @@ CLUSTER_VARIANTS = [
             symbols=40,
             sim_seconds=240.0,
             faults=FrameFaults(drop_op=True, reorder_every=5),
+            trade_symbols=20,
         ),
         id="cluster-r2-partitioned",
     ),
