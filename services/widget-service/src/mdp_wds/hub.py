@@ -441,9 +441,9 @@ class Hub:
                         break
             return await self._read_many(names, ref, limit)
         except REDIS_ERRORS as exc:
-            # A cluster losing a master raises the latter (a slot not covered until the
-            # promotion), which is no RedisError: uncaught, it failed the client's resync job,
-            # and its feeds stayed held until the client next spoke.
+            # REDIS_ERRORS includes a cluster's SlotNotCoveredError (between a master's loss
+            # and its replica's promotion), which is no RedisError: uncaught, it failed the
+            # client's resync job, and its feeds stayed held until the client next spoke.
             self._stats.snapshot_errors += 1
             raise SnapshotUnavailable(type(exc).__name__) from exc
 
