@@ -781,6 +781,24 @@ def test_a_resync_before_a_snapshotless_subscription_is_confirmed() -> None:
     assert ops(shell.publish("quote:A")) == ["update"]
 
 
+def test_resyncs_waiting_for_their_turn_re_send_once() -> None:
+    shell = authed()
+    shell.send({"op": "subscribe", "feeds": ["quote:A"]})
+    shell.answer()
+    shell.collect()
+    shell.protocol.resync()  # the subscription's read is in flight: both queue behind it
+    shell.protocol.resync()
+    shell.answer()  # the subscription's snapshot
+    shell.collect()
+    shell.answer()  # the resync's
+    assert ops(shell.collect()) == ["snapshot"]
+    assert shell.pending == []  # the second gap is covered by the read that came after it
+    assert shell.stats.snapshots_out == 2
+    shell.protocol.resync()  # a gap after that read: read again
+    shell.collect()
+    assert shell.pending == [ReadSnapshot(3, resolve_feed("quote:A"), 7)]
+
+
 def test_resync_with_no_subscription_reads_nothing() -> None:
     shell = authed()
     shell.protocol.resync()

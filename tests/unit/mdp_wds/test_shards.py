@@ -429,3 +429,88 @@ async def test_names_follow_their_slot_and_only_the_owner_delivers() -> None:
         assert not cluster.connected
     finally:
         await cluster.stop()
+
+
+@dataclass
+class ConfirmingNode(FakeNode):
+    """A node that confirms every subscribe on its own connection, unless its kind is held."""
+
+    #: Subscribe commands (b"SSUBSCRIBE", b"PSUBSCRIBE") whose confirmations wait for release.
+    held: set[bytes] = field(default_factory=set)
+    parked: list[tuple[bytes, asyncio.StreamWriter, bytes]] = field(default_factory=list)
+    #: The connection that last sent each subscribe command.
+    sender: dict[bytes, asyncio.StreamWriter] = field(default_factory=dict)
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.writers.append(writer)
+        parser = RespParser()
+        while data := await reader.read(65536):
+            for command in parser.feed(data):
+                assert isinstance(command, list)
+                verb, *names = [c for c in command if isinstance(c, bytes)]
+                if verb not in {b"SSUBSCRIBE", b"PSUBSCRIBE"}:
+                    continue
+                self.sender[verb] = writer
+                reply = b"".join(push(verb.lower(), n, i) for i, n in enumerate(names, 1))
+                if verb in self.held:
+                    self.parked.append((verb, writer, reply))
+                else:
+                    writer.write(reply)
+        self.ended += 1
+
+    def release(self, verb: bytes) -> None:
+        self.held.discard(verb)
+        for _, writer, reply in [p for p in self.parked if p[0] == verb]:
+            writer.write(reply)
+        self.parked = [p for p in self.parked if p[0] != verb]
+
+
+async def test_links_that_come_back_together_re_send_the_snapshots_once() -> None:
+    """A gap closes with one re-send, once every link is active again, not one per link.
+
+    The node plays a master that serves both the pattern link (the URL's node) and the
+    shard link of a name, as when the URL's master fails over: both links drop together.
+    """
+    node = ConfirmingNode()
+    await node.start()
+    resyncs: list[bool] = []
+    cluster = ClusterPubSub(
+        f"redis+cluster://127.0.0.1:{node.port}",
+        lambda c, p, m: None,
+        on_resync=lambda: resyncs.append(cluster.connected),
+        backoff=FAST,
+    )
+    both = {b"SSUBSCRIBE", b"PSUBSCRIBE"}
+    try:
+        here = ("127.0.0.1", node.port)
+        cluster._patterns.start()  # what start() does, without the slot-map reader
+        await cluster._apply(SlotMap((0,), (16383,), (here,), (here,)))
+        await until(lambda: cluster.connected)
+        assert await cluster.subscribe("quote:*", "pattern")
+        assert await cluster.subscribe("quote:AAPL", "channel")
+        assert cluster.connected
+        assert resyncs == []  # first subscriptions are no gap
+
+        node.held = set(both)
+        node.drop()  # both links at once
+        await until(lambda: len(node.parked) == 2)  # both reconnected, neither confirmed
+        assert resyncs == []
+        node.release(b"SSUBSCRIBE")
+        shard = cluster.shards[here]
+        await until(lambda: shard.connected)
+        assert shard.is_active("quote:AAPL", "channel")
+        assert resyncs == []  # the name is back, the patterns are not: no re-send yet
+        node.release(b"PSUBSCRIBE")
+        await until(lambda: cluster.connected)
+        assert resyncs == [True]  # one re-send, with everything active
+
+        node.held = set(both)
+        node.sender[b"SSUBSCRIBE"].transport.abort()  # the shard link alone
+        await until(lambda: len(node.parked) == 1)
+        assert resyncs == [True]
+        node.release(b"SSUBSCRIBE")
+        await until(lambda: cluster.connected)
+        assert resyncs == [True, True]  # one link alone: one re-send too
+    finally:
+        await cluster.stop()
+        await node.close()

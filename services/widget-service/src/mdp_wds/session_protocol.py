@@ -400,7 +400,9 @@ class SessionProtocol:
             return
         for name in self._subs:
             self._held.setdefault(name, [])
-        self._steps.append(_ResyncAll())
+        if not any(isinstance(step, _ResyncAll) for step in self._steps):
+            # One still waiting for its turn reads every snapshot after this gap already.
+            self._steps.append(_ResyncAll())
         self._advance()
 
     def revocation_checked(self, revoked: bool) -> None:

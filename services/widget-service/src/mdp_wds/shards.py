@@ -28,12 +28,16 @@ ends a subscription itself (an ``sunsubscribe`` push: the slot migrated), and ev
 :data:`MAP_REFRESH_SECONDS`. Until the map names a live master again it is re-read with the
 link's backoff (:mod:`mdp_core.backoff`). Names that moved are subscribed on their new master,
 then ``on_resync`` re-sends every client's snapshots (messages may have been missed meanwhile).
+A gap is closed once, when every name and the pattern link are active again: a link that
+reconnects before the others does not re-send on its own, so a failover that moves both the
+pattern link and a master's names costs one re-send, not one per link.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 from bisect import bisect_right
 from collections.abc import Callable, Iterable
@@ -144,7 +148,8 @@ class ClusterPubSub:
         on_message: As for :class:`~mdp_wds.link.PubSubLink` (``pattern`` is ``None`` for an
             exact name's ``smessage``).
         on_resync: Called when messages may have been missed and every subscription is active
-            again: a link reconnected, or names moved to another master.
+            again: a link reconnected, or names moved to another master (once for links that
+            come back together).
         on_state: Called with ``True``/``False`` when every link is up, or one goes down.
         backoff: Reconnect delays of every link and of re-reading the slot map.
         rng: Random source of the jitter.
@@ -173,7 +178,6 @@ class ClusterPubSub:
         self._patterns = PubSubLink(
             self._seed,
             on_message,
-            on_resync=on_resync,
             on_state=self._link_state,
             backoff=backoff,
             rng=self._rng,
@@ -281,8 +285,7 @@ class ClusterPubSub:
             link = PubSubLink(
                 self._seed.at(*address),
                 self._shard_messages(address),
-                on_resync=self._on_resync,
-                on_state=self._link_state,
+                on_state=functools.partial(self._shard_state, address),
                 backoff=self._backoff_policy,
                 rng=self._rng,
                 ping_interval=self._ping_interval,
@@ -308,8 +311,17 @@ class ClusterPubSub:
         del slot  # the map is read again whole: one slot seldom moves alone
         self._refresh.set()
 
+    def _shard_state(self, address: Address, up: bool) -> None:
+        if self._links.get(address) is not None:  # else stopped: its names moved (_apply)
+            self._link_state(up)
+
     def _link_state(self, up: bool) -> None:
+        # The links' own on_resync is not used: a link that goes down opens a gap here, and
+        # the gap is closed (one re-send) once every link is active again. A failover brings
+        # the pattern link and the moved names back at different moments; a re-send for each
+        # read every snapshot twice, the first while the moved names still missed messages.
         if not up:
+            self._gap = True
             self._refresh.set()  # a master may be gone: see whom the cluster promoted
         self._update_state()
 
