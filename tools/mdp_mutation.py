@@ -232,8 +232,8 @@ MODULES: dict[str, Module] = {
             "mdp_scp",
             "sessions.py",
             ("tests/unit/mdp_scp/test_sessions.py", "tests/unit/mdp_scp/test_session_rules.py"),
-            # The signing rules; the database-backed store is ``scp_session_store``.
-            functions=("*ǁSignerǁ*",),
+            # The signing rules and the secrets compare; the stored sessions: ``scp_session_store``.
+            functions=("*ǁSignerǁ*", "*x_same_secret__*"),
         ),
         Module(
             "scp_session_store",

@@ -19,7 +19,7 @@ from sqlalchemy import Connection, func, select
 from mdp_scp.accounts import Accounts, DuplicateName
 from mdp_scp.api_tokens import ApiTokens
 from mdp_scp.audit import AuditLog
-from mdp_scp.database import Database, StoreUnavailable
+from mdp_scp.database import BadValue, Database, StoreUnavailable
 from mdp_scp.login_throttle import LoginThrottle
 from mdp_scp.passwords import ScryptParameters, hash_password
 from mdp_scp.schema import metadata, users
@@ -224,6 +224,25 @@ async def test_the_audit_log_filters_by_user_and_action_newest_first(database: D
             "user.create",
         ]
         assert [e.at for e in await audit.query(conn, before=3.0, limit=1)] == [2.0]
+
+
+async def test_a_nul_in_text_is_a_bad_value_and_its_statement_keeps_its_values(
+    database: Database, store_url: str
+) -> None:
+    # PostgreSQL text holds no NUL: its error was a 500 whose log carried the statement's
+    # values (a new token's digest, a login's name and address).
+    audit = AuditLog()
+    if store_url.startswith("sqlite"):
+        async with database.transaction() as conn:  # SQLite stores it: nothing to refuse
+            assert await audit.query(conn, actor="a\x00") == []
+        return
+    with pytest.raises(BadValue) as caught:
+        async with database.transaction() as conn:
+            await audit.query(conn, actor="secret-name\x00")
+    assert str(caught.value) == "22021"  # character_not_in_repertoire
+    assert "secret-name" not in str(caught.value.__cause__)
+    async with database.transaction() as conn:  # the pool is fine afterwards
+        assert await audit.query(conn, actor="ann") == []
 
 
 async def test_watchlists_keep_their_limits_and_the_layout_round_trips(

@@ -55,3 +55,11 @@ def test_past_the_bound_names_are_made_each_time(monkeypatch: pytest.MonkeyPatch
     again = FEED_QUOTE.of("ZZNEW1")
     assert again == first
     assert again is not first  # not remembered
+
+
+@pytest.mark.parametrize("name", ["quote:AAPL\n", "scanner:top_gainers\n", "quote:\n"])
+def test_a_final_newline_is_not_a_name_of_the_feed(name: str) -> None:
+    # `$` matches before a final newline: the WDS subscribed such names in Redis.
+    feed = FEED_QUOTE if name.startswith("quote:") else FEED_SCANNER_TOP_GAINERS
+    assert not feed.matches(name)
+    assert feed.matches(name.rstrip("\n")) == (name != "quote:\n")

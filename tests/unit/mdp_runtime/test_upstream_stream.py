@@ -17,10 +17,12 @@ from datetime import UTC, datetime
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from websockets.asyncio.client import connect
 
 from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_core.telemetry import Metrics
+from mdp_runtime import redirects
 from mdp_runtime.stream import MAX_CLOSED_WAIT_SECONDS, Interruption, StreamState, UpstreamStream
 
 START = datetime(2026, 11, 25, 16, 0, tzinfo=UTC)
@@ -122,6 +124,16 @@ async def ends_and_waits(component: Scripted, clock: ManualClock, end: End, seco
     assert clock.pending_sleepers == 1
     clock.advance(0.001)
     await connected(component)
+
+
+async def test_a_running_stream_follows_no_websocket_redirect(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # The vendors' clients connect with websockets' own connect: the policy is set on it.
+    monkeypatch.setattr(connect, "process_redirect", redirects._FOLLOWED)  # restored after
+    async with running() as run:
+        await connected(run.component)
+        assert connect.process_redirect is redirects._refused
 
 
 async def test_failures_back_off_exponentially_and_count_reconnects() -> None:

@@ -373,6 +373,12 @@ async def test_admins_control_the_listener_through_the_scp(
         headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
     )
     assert nested.status == 400  # refused as "not JSON", nothing forwarded
+    huge = await client.put(  # past Python's 4,300-digit int conversion: a ValueError, was 500
+        "/api/control/subscriptions",
+        data=b'{"symbols":[' + b"1" * 5_000 + b"]}",
+        headers={"X-CSRF-Token": token, "Content-Type": "application/json"},
+    )
+    assert huge.status == 400
     assert len(fake_listener.calls) == 3
     # Only the fixed set of calls is forwarded.
     other = await client.delete("/api/control/subscriptions", headers={"X-CSRF-Token": token})
@@ -605,3 +611,44 @@ async def test_runtime_orders_on_an_unusable_cache_are_unavailable_not_an_error(
     response = await client.get("/api/admin/runtime")
     assert response.status == 503
     assert response.headers["Retry-After"] == "5"
+
+
+_RAW_HEAD = b"Host: scp\r\nConnection: close\r\n"
+_FORM = b"Content-Type: application/x-www-form-urlencoded\r\nContent-Length: 24\r\n\r\n"
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "status"),
+    [
+        (b"GET /api/me HTTP/1.1\r\n" + _RAW_HEAD + b"Authorization: Bearer mdp_\xff_x\r\n\r\n",
+         401),
+        (b"GET /api/me HTTP/1.1\r\n" + _RAW_HEAD + b"Cookie: mdp_scp_session=ab\xff.cd\r\n\r\n",
+         401),
+        (b"GET /login HTTP/1.1\r\n" + _RAW_HEAD + b"Cookie: mdp_scp_session=ab\xff.cd\r\n\r\n",
+         200),
+        (
+            b"POST /login HTTP/1.1\r\n" + _RAW_HEAD + b"Cookie: mdp_scp_login=a\xff\r\n" + _FORM
+            + b"user=a&password=b&csrf=c",
+            403,  # the form "expired": no nonce of ours
+        ),
+        (
+            b"POST /login HTTP/1.1\r\n" + _RAW_HEAD
+            + b"Content-Type: multipart/form-data; boundary=x\r\nContent-Length: 11\r\n\r\n"
+            + b"--x\r\nbroken",
+            400,
+        ),
+    ],
+)  # fmt: skip
+async def test_header_bytes_that_are_not_utf8_and_broken_forms_get_no_500(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, request_bytes: bytes, status: int
+) -> None:
+    # aiohttp hands such bytes over as surrogates, which .encode() refused: 500s, unlogged in.
+    client = await client_factory(plane_factory())
+    reader, writer = await asyncio.open_connection("127.0.0.1", client.port)
+    try:
+        writer.write(request_bytes)
+        await writer.drain()
+        status_line = await asyncio.wait_for(reader.readline(), 10)
+    finally:
+        writer.close()
+    assert status_line.split()[1] == str(status).encode()

@@ -6,10 +6,12 @@ import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from mdp_scp import ControlPlane
+from mdp_scp.database import BadValue
 
 from .conftest import PASSWORDS, FakeRevocations, LoginFn
 
@@ -99,6 +101,9 @@ async def test_bad_bodies_unknown_roles_and_duplicate_names_get_clear_errors(
         return response.status, (await response.json())["error"]
 
     assert await create(b"{not json") == (400, "the request body is not a JSON object")
+    not_utf8 = b'{"name": "x\xff", "role": "viewer"}'  # escaped as a UnicodeDecodeError: 500
+    assert await create(not_utf8) == (400, "the request body is not a JSON object")
+    assert plane.metrics.bad_requests.labels("not_json")._value.get() == 2
     status, error = await create(b'{"name": "z", "role": "root"}')
     assert (status, error) == (400, "unknown role 'root'; roles: viewer, trader, admin")
     status, error = await create(b'{"name": "z", "role": "viewer", "is_admin": true}')
@@ -142,6 +147,30 @@ async def test_disabling_a_user_ends_its_sessions_and_revokes_its_wds_tokens(
     assert await ended.json() == {"ended": 1}
     assert session["id"] in revocations.members
     assert (await viewer.get("/api/me")).status == 401
+
+
+async def test_disabling_a_user_revokes_the_wds_tokens_its_api_tokens_got(
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
+    login: LoginFn,
+    revocations: FakeRevocations,
+) -> None:
+    # A WDS token issued to an API token carries sid token:<id>; the API token is refused once
+    # its owner is disabled, but the WDS token lived on (and its sockets) until its expiry.
+    plane = plane_factory()
+    admin, headers = await admin_client(plane, client_factory, login)
+    await admin.post("/api/admin/users", json={"name": "vic", "role": "viewer"}, headers=headers)
+    made = await admin.post("/api/admin/users/vic/tokens", json={"name": "script"}, headers=headers)
+    assert made.status == 201
+    live = (await made.json())["id"]
+    gone = await admin.post("/api/admin/users/vic/tokens", json={"name": "old"}, headers=headers)
+    revoked = (await gone.json())["id"]
+    assert (await admin.delete(f"/api/admin/tokens/{revoked}", headers=headers)).status == 200
+    revocations.members.clear()
+    changed = await admin.patch("/api/admin/users/vic", json={"disabled": True}, headers=headers)
+    assert changed.status == 200
+    assert f"token:{live}" in revocations.members
+    assert f"token:{revoked}" not in revocations.members  # revoked before: nothing to end
 
 
 async def test_a_demotion_applies_to_live_sessions_at_once(
@@ -363,3 +392,24 @@ async def test_news_listener_controls_are_forwarded_for_admins_only_and_audited(
         await control.close()
     finally:
         await health.stop()
+
+
+async def test_a_value_the_database_refuses_is_a_counted_400_not_a_500(
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
+    login: LoginFn,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # PostgreSQL refuses a NUL in text (tests/integration/test_scp_store.py); SQLite, under
+    # these tests, stores it, so the refusal is played here.
+    plane = plane_factory()
+    admin, _ = await admin_client(plane, client_factory, login)
+
+    async def refuse(*_: object, **__: object) -> list[object]:
+        raise BadValue("22021")
+
+    monkeypatch.setattr(plane.audit, "query", refuse)  # the store's refusal, played
+    response = await admin.get("/api/admin/audit?user=a%00")
+    assert response.status == 400
+    assert "NUL" in (await response.json())["error"]
+    assert plane.metrics.bad_requests.labels("bad_value")._value.get() == 1

@@ -19,6 +19,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from mdp_core.clock import ManualClock
 from mdp_core.settings import Secret
 from mdp_scp import ControlPlane
+from mdp_scp.app import PLANE_KEY
 from mdp_scp.jws import (
     JwsError,
     RsaPublicKey,
@@ -26,6 +27,7 @@ from mdp_scp.jws import (
     rsa_key_from_jwk,
     verify_jws,
 )
+from mdp_scp.oidc import PendingLogin
 
 Client = TestClient[web.Request, web.Application]
 ClientFactory = Callable[[ControlPlane], Awaitable[Client]]
@@ -215,10 +217,13 @@ async def test_other_users_are_viewers(oidc_client: Client, provider: FakeProvid
     assert (await (await oidc_client.get("/api/me")).json())["role"] == "viewer"
 
 
+@pytest.mark.parametrize("verified", [False, None, "yes", 1])  # None: the claim is left out
 async def test_an_unverified_email_is_not_used_as_the_name(
-    oidc_client: Client, provider: FakeProvider
+    oidc_client: Client, provider: FakeProvider, verified: object
 ) -> None:
-    provider.overrides = {"email_verified": False}
+    # A provider that leaves email_verified out may let its users set any address: taken as
+    # verified, it logged them into the account of that name (an admin's, say).
+    provider.overrides = {"email_verified": verified}
     code, state = await start_login(oidc_client, provider)
     assert await finish(oidc_client, code, state) == 303
     me = await (await oidc_client.get("/api/me")).json()
@@ -325,3 +330,87 @@ def test_a_nested_jws_header_is_a_jws_error() -> None:
     nested = base64.urlsafe_b64encode(b"[" * 5_000).rstrip(b"=").decode()
     with pytest.raises(JwsError, match="not JSON"):
         decode_unverified(f"{nested}.{nested}.c2ln")
+
+
+@pytest.mark.parametrize("part", [b'{"exp":' + b"9" * 5_000 + b"}", b'{"sub":"\xff"}'])
+def test_a_huge_int_or_bytes_not_utf8_in_a_jws_are_a_jws_error(part: bytes) -> None:
+    encoded = base64.urlsafe_b64encode(part).rstrip(b"=").decode()
+    header = base64.urlsafe_b64encode(b'{"alg":"RS256"}').rstrip(b"=").decode()
+    with pytest.raises(JwsError, match="not JSON"):
+        decode_unverified(f"{header}.{encoded}.c2ln")
+
+
+def test_without_a_public_url_the_redirect_is_the_servers_own(
+    plane_factory: Callable[..., ControlPlane],
+) -> None:
+    # Empty means http://host:port, as documented; reading it before the port was known
+    # raised AttributeError and the SCP did not start.
+    plane = plane_factory(
+        oidc_issuer="http://127.0.0.1:9", oidc_client_id=CLIENT_ID, host="127.0.0.1", port=8123
+    )
+    assert plane.oidc is not None
+    assert plane.oidc._redirect_uri == "http://127.0.0.1:8123/login/oidc/callback"
+
+
+async def test_a_verified_email_may_come_as_the_string_true(
+    oidc_client: Client, provider: FakeProvider
+) -> None:
+    provider.overrides = {"email_verified": "true"}
+    code, state = await start_login(oidc_client, provider)
+    assert await finish(oidc_client, code, state) == 303
+    assert (await (await oidc_client.get("/api/me")).json())["user"] == "trader@example.test"
+
+
+async def test_a_service_account_is_never_an_oidc_login(
+    oidc_client: Client, provider: FakeProvider
+) -> None:
+    plane = oidc_client.app[PLANE_KEY]
+    async with plane.database.transaction() as conn:
+        await plane.accounts.create(
+            conn, "trader@example.test", "viewer", now=plane.now(), kind="service"
+        )
+    code, state = await start_login(oidc_client, provider)
+    assert await finish(oidc_client, code, state) != 303  # refused, nothing linked
+    async with plane.database.transaction() as conn:
+        service = await plane.accounts.require(conn, "trader@example.test")
+    assert service.oidc_subject is None
+    assert service.role == "viewer"
+
+
+async def test_the_callback_may_reach_another_replica(
+    oidc_client: Client,
+    provider: FakeProvider,
+    plane_factory: Callable[..., ControlPlane],
+    client_factory: ClientFactory,
+) -> None:
+    # Two replicas behind one Service, no sticky sessions: the pending login was in the
+    # memory of the replica that started it, so about half the callbacks failed.
+    other = await client_factory(
+        plane_factory(
+            oidc_issuer=provider.url,
+            oidc_client_id=CLIENT_ID,
+            oidc_client_secret=Secret(CLIENT_SECRET),
+            public_url="http://127.0.0.1:8088",
+        )
+    )
+    code, state = await start_login(oidc_client, provider)
+    for cookie in oidc_client.session.cookie_jar:
+        other.session.cookie_jar.update_cookies({cookie.key: cookie.value})
+    assert await finish(other, code, state) == 303
+    assert (await (await other.get("/api/me")).json())["user"] == "trader@example.test"
+
+
+async def test_a_login_left_past_its_ten_minutes_is_refused(
+    oidc_client: Client, provider: FakeProvider, clock: ManualClock
+) -> None:
+    code, state = await start_login(oidc_client, provider)
+    clock.advance(600.0)
+    assert await finish(oidc_client, code, state) == 401
+    assert provider.token_requests == 0
+
+
+def test_a_pending_login_round_trips_its_cookie_text_and_refuses_other_text() -> None:
+    pending = PendingLogin("s-1", "n_2", "v-3", 1_700_000_000.25)
+    assert PendingLogin.decode(pending.encode()) == pending
+    for bad in ("", "a~b~c", "a~b~c~d~e", "a~~c~1", "a~b~c~later"):
+        assert PendingLogin.decode(bad) is None

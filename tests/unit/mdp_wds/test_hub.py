@@ -85,6 +85,26 @@ async def test_a_nested_payload_is_counted_and_the_next_one_delivered() -> None:
     await hub.close()
 
 
+async def test_a_payload_that_is_not_utf8_is_counted_and_the_next_one_delivered() -> None:
+    # Forwarded, it went out in a text frame every client must fail (1007); in a board or a
+    # trace context it raised out of the link's read and reset the pub/sub of every feed.
+    stats = WdsStats()
+    hub = Hub("redis://127.0.0.1:1/0", stats)
+    quote, top = Recorder(), Recorder()
+    await hub.add(quote, resolve_feed("quote:AAPL"))
+    await hub.add(top, resolve_feed("scanner:top_volume"), fields=frozenset({"symbol"}))
+    hub._on_message(b"quote:AAPL", None, b'{"note":"\xff","as_of_ms": 1}')
+    hub._on_message(b"quote:AAPL", None, b'{"traceparent":"\xff"}')
+    hub._on_message(b"scanner:top_volume", None, b'{"rows":[{"symbol":"\xff"}]}')
+    assert stats.bad_payloads == 3
+    hub._on_message(b"quote:AAPL", None, '{"note":"caf\u00e9","as_of_ms": 7}'.encode())
+    assert [f.as_of_ms for _, _, f in quote.got] == [7.0]  # UTF-8 beyond ASCII is fine
+    assert top.got == []
+    assert hub._checked("quote:AAPL", b'{"note":"\xff"}') == b"null"  # a stored one too
+    assert stats.bad_payloads == 4
+    await hub.close()
+
+
 BOARD = "scanner:top_gainers"
 PRICE = frozenset({"price"})
 

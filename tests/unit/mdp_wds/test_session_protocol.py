@@ -419,10 +419,14 @@ def test_ping_answers_pong_with_the_id() -> None:
     [
         ("not json", "bad_request"),
         ('{"op":"nope","id":4}', "bad_request"),
+        ('{"op":["auth"]}', "bad_request"),  # not hashable: was a TypeError, closed 1011
+        ('{"op":{}}', "bad_request"),
+        (b'{"op":"\xff"}', "bad_request"),  # a binary frame, not UTF-8: was an escape too
+        (b'{"op":"ping","id":1,"x":"\xff"}', "bad_request"),
         ("[" * 5000 + "]" * 5000, "too_deep"),
     ],
 )
-def test_bad_requests_after_auth_get_an_error_and_are_counted(raw: str, kind: str) -> None:
+def test_bad_requests_after_auth_get_an_error_and_are_counted(raw: str | bytes, kind: str) -> None:
     shell = authed()
     out = shell.send(raw)
     assert len(out) == 1
@@ -653,6 +657,18 @@ def test_a_pattern_get_sends_one_snapshot_per_matching_feed() -> None:
     shell.send({"op": "get", "id": 1, "feed": "quote:*"})
     shell.answer()
     assert [(m["feed"], m["data"]) for m in shell.collect()] == [("quote:A", 1), ("quote:B", 2)]
+    assert shell.stats.snapshots_out == 2
+
+
+def test_a_pattern_get_that_matches_nothing_is_answered_with_null() -> None:
+    shell = authed()
+    shell.send({"op": "get", "id": 2, "feed": "quote:*"})
+    shell.answer()
+    assert shell.collect() == [{"op": "snapshot", "id": 2, "feed": "quote:*", "data": None}]
+    assert not busy(shell)
+    shell.send({"op": "get", "id": 3, "feed": "news:ticker:*"})
+    shell.answer()
+    assert shell.collect() == [{"op": "snapshot", "id": 3, "feed": "news:ticker:*", "data": None}]
     assert shell.stats.snapshots_out == 2
 
 

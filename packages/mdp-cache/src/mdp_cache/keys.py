@@ -185,7 +185,8 @@ class Feed:
         # Odd positions are parameter names: each matches one non-empty segment without ':'.
         segment = r"[^:*?\[\]\s]+"
         regex = "".join(re.escape(p) if i % 2 == 0 else segment for i, p in enumerate(parts))
-        object.__setattr__(self, "_regex", re.compile(f"^{regex}$"))
+        # \Z, not $: $ also matches before a final newline ("quote:AAPL\n" was a quote name).
+        object.__setattr__(self, "_regex", re.compile(f"^{regex}\\Z"))
 
     def name(self, **params: object) -> str:
         """The concrete feed name, e.g. ``FEED_QUOTE.name(symbol="AAPL")`` -> ``quote:AAPL``."""

@@ -34,6 +34,7 @@ from mdp_core.telemetry import Counter
 from mdp_runtime.health import HealthServer
 from mdp_runtime.heartbeat import Heartbeat, HeartbeatClock, component_heartbeat
 from mdp_runtime.metrics import Family
+from mdp_runtime.redirects import refuse_websocket_redirects
 
 __all__ = [
     "Broker",
@@ -264,7 +265,8 @@ class UpstreamStream(abc.ABC, Generic[OutcomeT]):
     # ---------------------------------------------------------------- the state machine
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Connect, stream and reconnect until ``stop`` is set."""
+        """Connect, stream and reconnect until ``stop`` is set (never following a redirect)."""
+        refuse_websocket_redirects()  # the vendor's client would carry the key to it
         try:
             while not stop.is_set():
                 if not self._enabled:

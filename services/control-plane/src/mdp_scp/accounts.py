@@ -241,7 +241,8 @@ class Accounts:
         """The account linked to ``subject``, linking or creating it on the first login.
 
         The configured admin subjects are promoted to admin; nobody is demoted here (an
-        administrator changes roles with the management API). A disabled account gets None.
+        administrator changes roles with the management API). A disabled account gets None,
+        and so does a service account (API tokens only: never a browser login, nor linked).
         """
         row = (
             (await conn.execute(select(users).where(users.c.oidc_subject == subject)))
@@ -251,6 +252,8 @@ class Accounts:
         account = None if row is None else _account(row)
         if account is None:
             existing = await self.get(conn, name)
+            if existing is not None and existing.kind == "service":
+                return None
             if existing is not None and existing.oidc_subject is None:
                 # Same name as a local account: link it, so one person has one record.
                 await self._change(conn, name, now, oidc_subject=subject)
@@ -259,7 +262,7 @@ class Accounts:
                 account = await self.create(conn, name, role, now=now, oidc_subject=subject)
             else:
                 return None  # the name belongs to another OIDC subject
-        if account.disabled:
+        if account.disabled or account.kind == "service":
             return None
         if role == "admin" and account.role != "admin":
             await self._change(conn, account.name, now, role="admin")

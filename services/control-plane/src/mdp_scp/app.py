@@ -10,12 +10,11 @@ token secret, the listener's control token and any provider API key (the SCP has
 
 from __future__ import annotations
 
-import hmac
 import html
 import json
 import secrets
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from importlib import resources
 from importlib.metadata import version
 from string import Template
@@ -24,6 +23,7 @@ from urllib.parse import urlsplit
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import generate_latest
 
 from mdp_cache.client import create_redis
@@ -37,7 +37,7 @@ from mdp_runtime.metrics import CONTENT_TYPE
 from mdp_scp.accounts import Account, Accounts
 from mdp_scp.api_tokens import ApiTokens
 from mdp_scp.audit import AuditLog
-from mdp_scp.database import Database, StoreUnavailable
+from mdp_scp.database import BadValue, Database, StoreUnavailable
 from mdp_scp.health_view import HealthView
 from mdp_scp.heartbeats import HeartbeatReader, HeartbeatSource
 from mdp_scp.listener_control import NEWS_CONTROL_CALLS, ListenerControl
@@ -45,10 +45,10 @@ from mdp_scp.login_throttle import LoginThrottle
 from mdp_scp.management import register_management_routes
 from mdp_scp.market_session import market_session
 from mdp_scp.metrics import ScpMetrics
-from mdp_scp.oidc import OidcClient, OidcError
+from mdp_scp.oidc import OidcClient, OidcError, PendingLogin
 from mdp_scp.passwords import generate_password, hash_password
 from mdp_scp.revocations import Revocations, RevocationWriter
-from mdp_scp.sessions import Session, SessionStore, Signer
+from mdp_scp.sessions import Session, SessionStore, Signer, same_secret
 from mdp_scp.settings import ScpSettings
 from mdp_scp.users import Role, User, UserStore
 from mdp_scp.watchlists import Watchlists
@@ -200,6 +200,7 @@ class ControlPlane:
         )
         if news_listener is None and news_url and news_token:
             self.news_listener = ListenerControl(news_url, news_token.reveal(), NEWS_CONTROL_CALLS)
+        self._port: int | None = None  # before public_url is first read (the OIDC redirect)
         self.oidc: OidcClient | None = None
         if settings.oidc_issuer and settings.oidc_client_id:
             secret = settings.oidc_client_secret
@@ -211,7 +212,6 @@ class ControlPlane:
             )
         self._static = _static_files()
         self._runner: web.AppRunner | None = None
-        self._port: int | None = None
         self.app = self._build_app()
 
     # ------------------------------------------------------------------------- set-up
@@ -457,6 +457,10 @@ class ControlPlane:
         except web.HTTPException as exc:
             retry = exc.headers.get("Retry-After")
             return _json_error(exc.status, exc.reason, **({"Retry-After": retry} if retry else {}))
+        except BadValue as exc:
+            self.metrics.bad_requests.labels("bad_value").inc()
+            _log.warning("request_value_refused", path=request.path, sqlstate=str(exc))
+            return _json_error(400, "a value of the request cannot be stored (a NUL character?)")
         except StoreUnavailable as exc:
             self.metrics.database_errors.inc()
             _log.warning("database_unavailable", path=request.path, error=str(exc))
@@ -486,7 +490,9 @@ class ControlPlane:
         if authorization.startswith("Bearer ") or cookie:
             async with self.database.transaction() as conn:
                 if authorization.startswith("Bearer "):
-                    session = await self.tokens.resolve(conn, authorization[7:].strip(), self.now())
+                    token = authorization[7:].strip()
+                    if token.isascii():  # else no token of ours (bytes not UTF-8 included)
+                        session = await self.tokens.resolve(conn, token, self.now())
                 else:
                     session = await self.sessions.resolve(conn, cookie, self.now())
         request[_SESSION_KEY] = session
@@ -520,7 +526,7 @@ class ControlPlane:
         # A bearer token is not sent by browsers on their own, so it needs no CSRF token.
         if session.via != "token" and request.method not in ("GET", "HEAD", "OPTIONS"):
             sent = request.headers.get(CSRF_HEADER, "")
-            if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+            if not same_secret(sent, session.csrf_token):
                 raise web.HTTPForbidden(reason="missing or wrong CSRF token")
         return session
 
@@ -590,12 +596,22 @@ class ControlPlane:
             raise web.HTTPSeeOther("/")
         return self._render_login()
 
+    async def _form(self, request: web.Request) -> Mapping[str, object]:
+        """The request's form; a malformed one (a broken multipart body) is a counted 400."""
+        try:
+            return await request.post()
+        except (HttpProcessingError, ValueError) as exc:
+            self.metrics.bad_requests.labels("bad_form").inc()
+            raise web.HTTPBadRequest(reason="the form is malformed") from exc
+
     async def _login(self, request: web.Request) -> web.StreamResponse:
-        form = await request.post()
+        form = await self._form(request)
         name, password, token = (str(form.get(f, "")) for f in ("user", "password", "csrf"))
         nonce = request.cookies.get(LOGIN_COOKIE, "")
+        if not nonce.isascii():
+            nonce = ""  # not one we set (bytes that are not UTF-8 arrive as surrogates)
         expected = self._signer.signature(nonce, "login-csrf") if nonce else ""
-        if not nonce or not hmac.compare_digest(token.encode(), expected.encode()):
+        if not nonce or not same_secret(token, expected):
             self.metrics.logins.labels("expired_form").inc()
             return self._render_login(403, "The login form expired; please try again.")
         if not name or not password or len(name) > _MAX_NAME or len(password) > _MAX_PASSWORD:
@@ -652,9 +668,9 @@ class ControlPlane:
     async def _logout(self, request: web.Request) -> web.StreamResponse:
         session = await self.session_of(request)
         if session is not None and session.via != "token":
-            form = await request.post()
+            form = await self._form(request)
             sent = request.headers.get(CSRF_HEADER) or str(form.get("csrf", ""))
-            if not hmac.compare_digest(sent.encode(), session.csrf_token.encode()):
+            if not same_secret(sent, session.csrf_token):
                 raise web.HTTPForbidden(reason="missing or wrong CSRF token")
             async with self.database.transaction() as conn:
                 await self.sessions.end(conn, session.session_id)
@@ -697,7 +713,7 @@ class ControlPlane:
             _log.warning("oidc_discovery_failed", error=str(exc))
             raise web.HTTPBadGateway(reason="the identity provider is unavailable") from exc
         response = web.HTTPFound(url)
-        self._set_cookie(response, OIDC_COOKIE, self._signer.sign(pending.state, "oidc"), 600)
+        self._set_cookie(response, OIDC_COOKIE, self._signer.sign(pending.encode(), "oidc"), 600)
         raise response
 
     async def _oidc_callback(self, request: web.Request) -> web.StreamResponse:
@@ -706,10 +722,11 @@ class ControlPlane:
         state, code = request.query.get("state", ""), request.query.get("code", "")
         if not state or not code:
             return self._render_login(400, "Single sign-on did not complete.")
-        cookie_state = self._signer.unsign(request.cookies.get(OIDC_COOKIE, ""), "oidc")
+        signed = self._signer.unsign(request.cookies.get(OIDC_COOKIE, ""), "oidc")
+        pending = PendingLogin.decode(signed) if signed else None
         try:
             identity = await self.oidc.complete(
-                state=state, cookie_state=cookie_state, code=code, now=self.now()
+                state=state, pending=pending, code=code, now=self.now()
             )
         except OidcError as exc:
             _log.warning("oidc_login_refused", error=str(exc))
@@ -858,7 +875,9 @@ class ControlPlane:
         if request.can_read_body:
             try:
                 body = json.loads(await request.read())
-            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+            except (ValueError, RecursionError) as exc:
+                # ValueError: not JSON, not UTF-8, or an integer past Python's 4,300 digits.
+                self.metrics.bad_requests.labels("not_json").inc()
                 raise web.HTTPBadRequest(reason="the request body is not JSON") from exc
         try:
             reply = await control.call(request.method, action, body)

@@ -27,7 +27,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 from sqlalchemy.pool import StaticPool
 
-__all__ = ["Database", "StoreUnavailable", "async_url"]
+__all__ = ["BadValue", "Database", "StoreUnavailable", "async_url"]
 
 _DRIVERS: Final = {"sqlite": "sqlite+aiosqlite", "postgresql": "postgresql+asyncpg"}
 # Two replicas starting at once must not both migrate: the first holds this lock.
@@ -37,6 +37,14 @@ _CONNECT_TIMEOUT_SECONDS: Final = 5.0
 
 class StoreUnavailable(Exception):
     """The database cannot be reached or failed; the request may be retried later."""
+
+
+class BadValue(Exception):
+    """The database refused a value of the request (SQLSTATE class 22, a data exception).
+
+    PostgreSQL text cannot hold a NUL character, which SQLite and every check before the
+    database let through: the request's fault (400), not the store's (500).
+    """
 
 
 def async_url(url: str) -> str:
@@ -80,10 +88,14 @@ class Database:
         self._turns: asyncio.Lock | None = None
         if _is_memory(self.url):
             # One shared connection, or every checkout would see its own empty database.
-            self.engine: AsyncEngine = create_async_engine(self.url, poolclass=StaticPool)
+            self.engine: AsyncEngine = create_async_engine(
+                self.url, poolclass=StaticPool, hide_parameters=True
+            )
             self._turns = asyncio.Lock()
         elif self.backend == "sqlite":
-            self.engine = create_async_engine(self.url, connect_args={"timeout": 15})
+            self.engine = create_async_engine(
+                self.url, connect_args={"timeout": 15}, hide_parameters=True
+            )
         else:
             self.engine = create_async_engine(
                 self.url,
@@ -92,6 +104,8 @@ class Database:
                 max_overflow=5,
                 pool_timeout=_CONNECT_TIMEOUT_SECONDS,
                 connect_args={"timeout": _CONNECT_TIMEOUT_SECONDS},
+                # A failed statement's values (names, token digests) stay out of the logs.
+                hide_parameters=True,
             )
         if self.backend == "sqlite":
             event.listen(self.engine.sync_engine, "connect", _enable_sqlite_foreign_keys)
@@ -102,6 +116,7 @@ class Database:
 
         Raises:
             StoreUnavailable: when the database cannot be reached or fails.
+            BadValue: when it refuses a value of the request (a NUL character in text).
         """
         async with contextlib.AsyncExitStack() as stack:
             if self._turns is not None:
@@ -114,6 +129,9 @@ class Database:
             except DBAPIError as exc:
                 if exc.connection_invalidated:
                     raise StoreUnavailable(type(exc).__name__) from exc
+                sqlstate = getattr(exc.orig, "sqlstate", None)
+                if isinstance(sqlstate, str) and sqlstate.startswith("22"):
+                    raise BadValue(sqlstate) from exc
                 raise
 
     async def lock_keys(self, conn: AsyncConnection, keys: list[str]) -> None:

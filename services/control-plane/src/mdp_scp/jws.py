@@ -79,7 +79,7 @@ def decode_unverified(token: str) -> tuple[dict[str, Any], dict[str, Any], bytes
     try:
         header = json.loads(_b64decode(parts[0]))
         claims = json.loads(_b64decode(parts[1]))
-    except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as exc:
+    except (ValueError, RecursionError) as exc:  # not UTF-8, or an int past 4,300 digits too
         raise JwsError(f"JWS header or payload is not JSON: {exc}") from exc
     if not isinstance(header, dict) or not isinstance(claims, dict):
         raise JwsError("JWS header and payload must be JSON objects")

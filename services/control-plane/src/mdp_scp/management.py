@@ -119,7 +119,7 @@ async def _body(plane: ControlPlane, request: web.Request, kind: type[T]) -> T:
         return msgspec.json.decode(raw, type=kind)
     except msgspec.ValidationError as exc:
         raise _bad(plane, "invalid_body", f"invalid body: {exc}") from exc
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # strings must be UTF-8 too
         raise _bad(plane, "not_json", "the request body is not a JSON object") from exc
 
 
@@ -268,8 +268,17 @@ async def change_user(plane: ControlPlane, request: web.Request, session: Sessio
             )
         if disabled != account.disabled:
             await plane.accounts.set_disabled(conn, name, disabled, now)
+            sessions_ended = 0
             if disabled:
                 ended = await plane.sessions.end_all(conn, account.id)
+                sessions_ended = len(ended)
+                # The WDS tokens its API tokens got (sid token:<id>) end too: the API tokens
+                # are refused from now on, but what they were given lived on to its expiry.
+                ended += [
+                    f"token:{t.id}"
+                    for t in await plane.tokens.list(conn, account.id)
+                    if t.revoked_at is None and t.expires_at > now
+                ]
             await _record(
                 plane,
                 conn,
@@ -277,7 +286,7 @@ async def change_user(plane: ControlPlane, request: web.Request, session: Sessio
                 session,
                 "user.disable" if disabled else "user.enable",
                 target=name,
-                detail={"sessions_ended": len(ended)} if disabled else None,
+                detail={"sessions_ended": sessions_ended} if disabled else None,
             )
         updated = await plane.accounts.require(conn, name)
     await plane.revoke_wds(ended)

@@ -4,8 +4,11 @@ The flow, and what each piece defends against:
 
 * **Discovery** (``/.well-known/openid-configuration``): endpoints come from the provider, and
   the document's ``issuer`` must equal the configured one (mix-up defence).
-* **state** binds the callback to the browser that started the login (login CSRF); it is kept
-  server-side and in a signed cookie, and is single-use.
+* **state** binds the callback to the browser that started the login (login CSRF). The
+  pending login (state, nonce, PKCE verifier, start time) travels in a signed, HttpOnly
+  cookie, not in a replica's memory: the callback may reach another replica (two behind one
+  Service, no sticky sessions), and a flood of started logins evicts nobody's. The cookie is
+  dropped when the login completes, and the provider takes each code once.
 * **nonce** binds the ID token to this login (token replay).
 * **PKCE (S256)** binds the code to this client instance (code interception).
 * **ID token validation**: signature (HS256 with the client secret or RS256 with the provider's
@@ -16,7 +19,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import hmac
 import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -26,12 +28,12 @@ from urllib.parse import quote, urlencode
 import aiohttp
 
 from mdp_scp.jws import JwsError, RsaPublicKey, rsa_key_from_jwk, verify_jws
+from mdp_scp.sessions import same_secret
 
 __all__ = ["OidcClient", "OidcError", "OidcIdentity", "PendingLogin"]
 
 _CLOCK_SKEW = 60.0
 _PENDING_TTL = 600.0
-_MAX_PENDING = 10_000
 _TIMEOUT = aiohttp.ClientTimeout(total=10)
 
 
@@ -47,6 +49,22 @@ class PendingLogin:
     nonce: str
     code_verifier: str
     created_at: float
+
+    def encode(self) -> str:
+        """The cookie text (the caller signs it): URL-safe tokens and the start, ``~`` apart."""
+        return f"{self.state}~{self.nonce}~{self.code_verifier}~{self.created_at:.3f}"
+
+    @classmethod
+    def decode(cls, text: str) -> PendingLogin | None:
+        """The login :meth:`encode` wrote, or None for anything else."""
+        parts = text.split("~")
+        if len(parts) != 4 or not all(parts):
+            return None
+        try:
+            created_at = float(parts[3])
+        except ValueError:
+            return None
+        return cls(parts[0], parts[1], parts[2], created_at)
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,7 +110,6 @@ class OidcClient:
         self._redirect_uri = redirect_uri
         self._metadata: dict[str, Any] | None = None
         self._keys: list[RsaPublicKey] = []
-        self._pending: dict[str, PendingLogin] = {}
         self._http: aiohttp.ClientSession | None = None
 
     async def close(self) -> None:
@@ -150,16 +167,14 @@ class OidcClient:
         return keys
 
     async def begin(self, now: float) -> tuple[str, PendingLogin]:
-        """Start a login: returns the provider URL to redirect to and the pending state."""
+        """Start a login: the provider URL to redirect to, and the login for the cookie."""
         metadata = await self.metadata()
-        self._expire(now)
         pending = PendingLogin(
             state=secrets.token_urlsafe(24),
             nonce=secrets.token_urlsafe(24),
             code_verifier=secrets.token_urlsafe(48),
             created_at=now,
         )
-        self._pending[pending.state] = pending
         query = urlencode(
             {
                 "response_type": "code",
@@ -176,27 +191,19 @@ class OidcClient:
         separator = "&" if "?" in endpoint else "?"
         return f"{endpoint}{separator}{query}", pending
 
-    def _expire(self, now: float) -> None:
-        for state in [s for s, p in self._pending.items() if p.created_at + _PENDING_TTL <= now]:
-            del self._pending[state]
-        while len(self._pending) >= _MAX_PENDING:
-            self._pending.pop(next(iter(self._pending)))
-
     async def complete(
-        self, *, state: str, cookie_state: str | None, code: str, now: float
+        self, *, state: str, pending: PendingLogin | None, code: str, now: float
     ) -> OidcIdentity:
         """Finish a login from the callback's ``state`` and ``code``.
 
         Raises:
-            OidcError: on an unknown, reused or foreign state, a failed code exchange or an
+            OidcError: on a foreign or expired login state, a failed code exchange or an
                 ID token that does not validate.
         """
-        self._expire(now)
-        if not cookie_state or not hmac.compare_digest(state.encode(), cookie_state.encode()):
+        if pending is None or not same_secret(state, pending.state):
             raise OidcError("the login state does not belong to this browser")
-        pending = self._pending.pop(state, None)
-        if pending is None:
-            raise OidcError("unknown or already used login state")
+        if not pending.created_at <= now < pending.created_at + _PENDING_TTL:
+            raise OidcError("the login took too long; start it again")
         metadata = await self.metadata()
         form = {
             "grant_type": "authorization_code",
@@ -252,15 +259,17 @@ class OidcClient:
         if not isinstance(iat, int | float) or iat - _CLOCK_SKEW > now:
             raise OidcError("the ID token was issued in the future")
         token_nonce = claims.get("nonce")
-        if not isinstance(token_nonce, str) or not hmac.compare_digest(
-            token_nonce.encode(), nonce.encode()
-        ):
+        if not isinstance(token_nonce, str) or not same_secret(token_nonce, nonce):
             raise OidcError("the ID token nonce does not match this login")
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
             raise OidcError("the ID token has no subject")
         email = claims.get("email")
-        verified = claims.get("email_verified", True)
+        # Only an email the provider says it verified names the account: one that omits the
+        # claim may let its users set any address (another user's, an admin's), so the login
+        # would take over the account of that name. Without it the subject names the account.
+        claimed = claims.get("email_verified")
+        verified = claimed is True or claimed == "true"  # not 1 (1 == True)
         return OidcIdentity(
-            subject=subject, email=email if isinstance(email, str) and verified is True else None
+            subject=subject, email=email if isinstance(email, str) and verified else None
         )

@@ -25,7 +25,16 @@ from mdp_scp.accounts import Account
 from mdp_scp.schema import sessions, users
 from mdp_scp.users import Role, parse_role, role_at_least
 
-__all__ = ["Session", "SessionStore", "Signer"]
+__all__ = ["Session", "SessionStore", "Signer", "same_secret"]
+
+
+def same_secret(sent: str, expected: str) -> bool:
+    """Constant-time equality of a secret sent (cookie, header, form field) and the right one.
+
+    False for text that is not ASCII, which no secret of ours is: a header's bytes that are
+    not UTF-8 arrive as surrogates, which cannot even be encoded (that was a 500).
+    """
+    return sent.isascii() and expected.isascii() and hmac.compare_digest(sent, expected)
 
 
 class Signer:
@@ -49,9 +58,9 @@ class Signer:
     def unsign(self, signed: str, purpose: str) -> str | None:
         """The value if the signature is right, else None (constant-time comparison)."""
         value, dot, mac = signed.rpartition(".")
-        if not dot or not value:
+        if not dot or not value or not signed.isascii():
             return None
-        if not hmac.compare_digest(mac.encode(), self.signature(value, purpose).encode()):
+        if not same_secret(mac, self.signature(value, purpose)):
             return None
         return value
 

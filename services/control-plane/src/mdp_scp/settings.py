@@ -208,6 +208,6 @@ class ScpSettings(CommonSettings):
     oidc_admin_subjects: tuple[str, ...] = setting(
         env="MDP_SCP_OIDC_ADMINS",
         default=(),
-        doc="OIDC users (email or subject) given the admin role at login; everyone else starts "
-        "as a viewer (an administrator may change their role).",
+        doc="OIDC users (verified email or subject) given the admin role at login; everyone else "
+        "starts as a viewer (an administrator may change their role).",
     )

@@ -12,6 +12,7 @@ import asyncio
 import sys
 from importlib.metadata import version
 
+from mdp_core.cleartext import cleartext_problem
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load, resolve_massive_key
@@ -44,6 +45,10 @@ def _load() -> tuple[ListenerSettings, QueueSettings]:
     if settings.api_key is None:
         msg = "no Massive API key: set MASSIVE_API_KEY (or MDP_MASSIVE_API_KEY_FILE)"
         raise ConfigError(msg)
+    feed_url = f"{'wss' if settings.secure else 'ws'}://{settings.feed.strip()}"
+    problem = cleartext_problem(feed_url, "MDP_MASSIVE_FEED with MDP_MASSIVE_SECURE=false")
+    if problem is not None:
+        raise ConfigError(problem)
     return settings, queues
 
 

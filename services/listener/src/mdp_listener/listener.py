@@ -36,7 +36,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import enum
-import ipaddress
 import os
 import random
 import socket
@@ -48,6 +47,7 @@ from massive.exceptions import AuthError as MassiveAuthError
 from websockets.exceptions import ConnectionClosed
 
 from mdp_core.calendar import MarketCalendar, Session
+from mdp_core.cleartext import is_loopback
 from mdp_core.clock import NS_PER_SECOND, Clock
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import BoundCounter, Metrics
@@ -323,7 +323,7 @@ class MassiveListener(UpstreamStream[SessionOutcome]):
             allowed = ", ".join(sorted(self._allowed_feeds))
             msg = f"feed {address} is not allowed (MDP_LISTENER_FEED_ALLOW: {allowed})"
             raise ValueError(msg)
-        if not tls and not _is_loopback(address.rsplit(":", 1)[0]):
+        if not tls and not is_loopback(address.rsplit(":", 1)[0]):
             msg = f"feed {address} needs TLS (secure: true): only loopback feeds may go without"
             raise ValueError(msg)
         self._feed = feed.strip()
@@ -612,13 +612,3 @@ def _feed_address(feed: str, *, secure: bool) -> str:
     if sep and port.isdigit() and host and ":" not in host:
         return f"{host}:{int(port)}"
     return f"{text}:{443 if secure else 80}"
-
-
-def _is_loopback(host: str) -> bool:
-    name = host.strip("[]")
-    if name == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(name).is_loopback
-    except ValueError:
-        return False

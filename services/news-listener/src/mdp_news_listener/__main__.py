@@ -10,6 +10,7 @@ import asyncio
 import sys
 from importlib.metadata import version
 
+from mdp_core.cleartext import cleartext_problem
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load, resolve_finlight_key
@@ -42,6 +43,13 @@ def _load() -> tuple[NewsListenerSettings, QueueSettings]:
     if settings.api_key is None:
         msg = "no Finlight API key: set FINLIGHT_API_KEY (or MDP_FINLIGHT_API_KEY_FILE)"
         raise ConfigError(msg)
+    for url, variable in (
+        (settings.wss_url, "MDP_FINLIGHT_WSS_URL"),
+        (settings.base_url, "MDP_FINLIGHT_BASE_URL"),
+    ):
+        problem = cleartext_problem(url, variable)
+        if problem is not None:
+            raise ConfigError(problem)
     return settings, queues
 
 

@@ -16,6 +16,7 @@ from typing import Final
 
 from mdp_analyzers.registry import UnknownAnalyzer
 from mdp_cache.client import close_redis, create_redis
+from mdp_core.cleartext import cleartext_problem
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
@@ -105,6 +106,9 @@ async def serve(stop: asyncio.Event) -> int:
         build_analyzers(settings)  # fail fast on an unknown analyzer name
     except (SettingsError, UnknownAnalyzer) as exc:
         raise ConfigError(str(exc)) from None
+    problem = cleartext_problem(settings.massive_rest_url, "MDP_MASSIVE_REST_URL")
+    if problem is not None:
+        raise ConfigError(problem)
     service_version = version("mdp-processor")
     configure_logging(_SERVICE, settings.log_level, settings.log_format)
     configure_telemetry("mdp-processor", service_version)

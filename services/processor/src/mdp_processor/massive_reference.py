@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping, Sequence
 from datetime import date
+from typing import Any
 
 from massive import RESTClient
 
@@ -17,6 +18,21 @@ from mdp_cache.records import DailyBar
 from mdp_cache.reference import daily_bar_from_agg, grouped_daily_bars
 
 __all__ = ["MassiveReferenceSource"]
+
+
+class _OnItsHostClient(RESTClient):  # type: ignore[misc] # massive ships no type hints
+    """The Massive client, refusing a request path that would leave the configured host.
+
+    The client pages by appending a response's ``next_url`` path to its base URL, key in the
+    headers: a path not starting with ``/`` (``@other.host/x``, ``.other.host/x``) changes the
+    URL's host, and the key would go there.
+    """
+
+    def _get(self, path: str, *args: Any, **kwargs: Any) -> Any:
+        if not path.startswith("/"):
+            msg = f"refused a Massive request path off the configured host: {path[:80]!r}"
+            raise ValueError(msg)
+        return super()._get(path, *args, **kwargs)
 
 
 class MassiveReferenceSource:
@@ -32,7 +48,7 @@ class MassiveReferenceSource:
     """
 
     def __init__(self, api_key: str, base_url: str, *, timeout_seconds: float = 10.0) -> None:
-        self._client = RESTClient(
+        self._client = _OnItsHostClient(
             api_key=api_key,
             base=base_url,
             connect_timeout=timeout_seconds,

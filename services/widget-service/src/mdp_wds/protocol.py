@@ -196,24 +196,35 @@ def _fields(value: object, request_id: int | None) -> frozenset[str] | None:
     return frozenset(value)
 
 
+def _json_of(raw: str | bytes) -> Any:
+    """The message's JSON value.
+
+    Raises:
+        BadRequest: not JSON, not UTF-8 (a binary frame), or nested too deep.
+    """
+    try:
+        return _DECODER.decode(raw)
+    except msgspec.DecodeError:
+        raise BadRequest("the message is not valid JSON") from None
+    except UnicodeDecodeError:  # a binary frame whose strings hold bytes that are not UTF-8
+        raise BadRequest("the message is not valid UTF-8") from None
+    except RecursionError:
+        raise BadRequest("the message is nested too deep", kind="too_deep") from None
+
+
 def decode_request(raw: str | bytes) -> Request:
     """Parse and validate one client message.
 
     Raises:
         BadRequest: for anything that is not a well-formed request (with the id when readable).
     """
-    try:
-        message: Any = _DECODER.decode(raw)
-    except msgspec.DecodeError:
-        raise BadRequest("the message is not valid JSON") from None
-    except RecursionError:
-        raise BadRequest("the message is nested too deep", kind="too_deep") from None
+    message = _json_of(raw)
     if not isinstance(message, dict):
         raise BadRequest("a message is a JSON object with an 'op'")
     raw_id = message.get("id")
     request_id = _int_or_none(raw_id, "id", None)
     op = message.get("op")
-    if op not in _OPS:
+    if not isinstance(op, str) or op not in _OPS:  # a list or an object is not hashable
         raise BadRequest(f"unknown op {op!r}; expected one of {sorted(_OPS)}", request_id)
     if op == "auth":
         token, key = message.get("token"), message.get("key")

@@ -703,6 +703,9 @@ class SessionProtocol:
             return
         if get.fields != self._fields.get(get.ref.name):
             board_seq = None  # not the projection the deltas follow: the next update goes whole
+        if not items:  # a pattern that matches nothing: answered all the same, with null
+            self._enqueue(snapshot_frame(get.ref.name, b"null", get.request_id))
+            self._stats.snapshots_out += 1
         for item in items:
             data = self._projected(get.ref, item.data, get.fields)
             self._enqueue(self._snapshot(item.feed, data, get.request_id, board_seq))
