@@ -642,9 +642,12 @@ async def test_recovers_from_redis_connection_loss_and_resends_snapshots(
 # --- revoked login sessions ------------------------------------------------------------------
 
 
+@pytest.mark.parametrize("scp_clock_offset", [0.0, -60.0], ids=["same-clock", "scp-behind"])
 async def test_a_token_of_an_ended_session_is_refused_and_its_live_socket_closed(
-    make_server: ServerFactory, redis_client: aioredis.Redis
+    make_server: ServerFactory, redis_client: aioredis.Redis, scp_clock_offset: float
 ) -> None:
+    # The SCP scores revocations by its own clock: the WDS polled from its own "now", so with
+    # the SCP a minute behind it never saw one and the socket stayed open to its expiry.
     server = await make_server(revocation_poll_seconds=0.05)
     now = time.time()
     live = issue_token(SECRET, "ann", ["*"], 300, now, session_id="s-live")
@@ -656,7 +659,8 @@ async def test_a_token_of_an_ended_session_is_refused_and_its_live_socket_closed
         assert (await recv(ws))["op"] == "auth_ok"
         sockets.append(ws)
     # What the control plane does at logout: add the session id to the revoked set.
-    await redis_client.zadd(KEY_WDS_REVOKED.name(), {"s-live": now * 1000})
+    scored = (now + scp_clock_offset) * 1000
+    await redis_client.zadd(KEY_WDS_REVOKED.name(), {"s-live": scored})
     assert await closed_with(sockets[0]) == 4001
     assert sockets[0].close_reason == "session ended"
     await sockets[1].send(json.dumps({"op": "ping", "id": 1}))

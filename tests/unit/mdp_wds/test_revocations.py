@@ -12,7 +12,6 @@ import pytest
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import SlotNotCoveredError
 
-from mdp_core.clock import ManualClock
 from mdp_wds.revocations import RevokedSessions
 from mdp_wds.stats import WdsStats
 
@@ -43,7 +42,7 @@ class Unusable:
 )
 async def test_an_unreadable_set_is_counted_and_polling_goes_on(error: Exception) -> None:
     stats = WdsStats()
-    revoked = RevokedSessions("redis://127.0.0.1:1/0", 0.001, stats, ManualClock(0))
+    revoked = RevokedSessions("redis://127.0.0.1:1/0", 0.001, stats)
     real = revoked._redis
     polled = asyncio.Event()
     revoked._redis = Unusable(error, polled)  # type: ignore[assignment] # only these calls

@@ -3,7 +3,10 @@
 The control plane adds the id of every ended login session to one sorted set in the widget
 data cache (``KEY_WDS_REVOKED``, scored by the time in ms). The WDS asks it once per ``auth``
 (one ZSCORE), and one task per process reads the members added since its last look every
-``revocation_poll_seconds`` to close the live connections of those sessions. Delivery never
+``revocation_poll_seconds`` to close the live connections of those sessions. "Since" is the
+highest score read so far, in the SCP's clock, never the WDS's: with the WDS's clock a
+minute ahead, a poll starting from its own "now" skipped every revocation. The first look
+reads the whole set (a few minutes of ended sessions: the SCP trims older ones). Delivery never
 touches it, so the data plane keeps its speed. When the set cannot be read the token is
 accepted (counted in ``revocation_errors``): it still dies at its short expiry, and a WDS
 whose Redis is down serves no data anyway.
@@ -18,14 +21,13 @@ from typing import cast
 
 from mdp_cache.client import REDIS_ERRORS, create_redis
 from mdp_cache.keys import KEY_WDS_REVOKED
-from mdp_core.clock import Clock
 from mdp_core.logging import get_logger
 from mdp_wds.stats import WdsStats
 
 __all__ = ["RevokedSessions"]
 
 _log = get_logger(__name__)
-# Members scored a little before the last look are read again: the SCP's and the WDS's clocks
+# Members scored a little below the highest seen are read again: two SCP replicas' clocks
 # differ a little, and closing an already closed session is harmless.
 _OVERLAP_MS = 5_000
 
@@ -37,17 +39,15 @@ class RevokedSessions:
         redis_url: the widget data cache.
         poll_seconds: how often new revocations are read.
         stats: the process counters (``revocation_errors``).
-        clock: wall time, to start reading from "now".
     """
 
-    def __init__(self, redis_url: str, poll_seconds: float, stats: WdsStats, clock: Clock) -> None:
+    def __init__(self, redis_url: str, poll_seconds: float, stats: WdsStats) -> None:
         self._redis = create_redis(redis_url, client_name="mdp-wds-revocations")
         self._poll = poll_seconds
         self._stats = stats
-        self._clock = clock
         self._task: asyncio.Task[None] | None = None
         self._stop = asyncio.Event()
-        self._since_ms = 0.0
+        self._since_ms: float | None = None  # the highest score read (the writers' clock)
 
     async def is_revoked(self, session_id: str) -> bool:
         """Whether the session has ended (False, counted, when the set cannot be read)."""
@@ -60,19 +60,24 @@ class RevokedSessions:
         return score is not None
 
     async def read_new(self) -> list[str]:
-        """Session ids revoked since the previous call (with a small overlap).
+        """Session ids revoked since the previous call (with a small overlap; all at first).
 
         Raises:
             RedisError, RedisClusterException, OSError: when the set cannot be read.
         """
-        since = self._since_ms or self._clock.now_ns() / 1e6
+        since = self._since_ms
         rows = cast(
             "list[tuple[bytes, float]]",
             await self._redis.zrangebyscore(
-                KEY_WDS_REVOKED.name(), since - _OVERLAP_MS, "+inf", withscores=True
+                KEY_WDS_REVOKED.name(),
+                "-inf" if since is None else since - _OVERLAP_MS,
+                "+inf",
+                withscores=True,
             ),
         )
-        self._since_ms = max([since, *(score for _member, score in rows)])
+        scores = [score for _member, score in rows]
+        if scores:
+            self._since_ms = max(scores) if since is None else max(since, *scores)
         return [member.decode() for member, _score in rows]
 
     def start(self, on_revoked: Callable[[str], None]) -> None:

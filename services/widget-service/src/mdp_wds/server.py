@@ -78,7 +78,7 @@ class WidgetServer:
             ping_interval=settings.redis_ping_interval_seconds,
         )
         self.revoked = RevokedSessions(
-            settings.wdc_redis_url, settings.revocation_poll_seconds, self.stats, self._clock
+            settings.wdc_redis_url, settings.revocation_poll_seconds, self.stats
         )
         self._server: Server | None = None
         self._per_address: Counter[str] = Counter()
