@@ -639,6 +639,39 @@ async def test_recovers_from_redis_connection_loss_and_resends_snapshots(
         await proxy.close()
 
 
+# --- handshakes the library refuses -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"\x16\x03\x01\x02\x00garbage\r\n\r\n",  # TLS on the plain port
+        b"GET /ws HTTP/1.1\r\nHost: wds\r\nOrigin: http://dashboard.test\r\n\r\n",  # no upgrade
+        b"GET /ws HTTP/1.1\r\nHost: wds\r\nX-Big: " + b"a" * 70_000 + b"\r\n\r\n",
+    ],
+    ids=["not-http", "no-upgrade", "huge-header"],
+)
+async def test_a_handshake_the_library_refuses_is_counted_and_others_are_served(
+    make_server: ServerFactory, raw: bytes
+) -> None:
+    # websockets answered these (400, 426, 431) and logged them; /metrics saw nothing.
+    server = await make_server()
+    reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        await asyncio.wait_for(reader.read(), WAIT)  # answered (or not) and closed
+    finally:
+        writer.close()
+    await wait_until(lambda: server.stats.violations["bad_handshake"] == 1)
+    assert "mdp_wds_violations_total" in server.stats.prometheus("test").decode()
+    ws = await open_client(server)  # served as before
+    await ws.send(json.dumps({"op": "ping", "id": 1}))
+    assert await recv(ws) == {"op": "pong", "id": 1}
+    await ws.close()
+    assert server.stats.violations["bad_handshake"] == 1  # a good one is no failure
+
+
 # --- revoked login sessions ------------------------------------------------------------------
 
 

@@ -40,7 +40,7 @@ from mdp_wds.revocations import RevokedSessions
 from mdp_wds.session import ClientSession
 from mdp_wds.settings import WdsSettings
 from mdp_wds.stats import WdsStats
-from mdp_wds.websocket import close_within, limit_send_buffer
+from mdp_wds.websocket import close_within, counting_failed_handshakes, limit_send_buffer
 
 __all__ = ["WS_PATH", "WidgetServer"]
 
@@ -119,6 +119,7 @@ class WidgetServer:
             s.host,
             s.port,
             process_request=self._process_request,
+            create_connection=counting_failed_handshakes(self._handshake_failed),
             compression=None,
             max_size=s.max_frame_bytes,
             max_queue=16,
@@ -129,6 +130,9 @@ class WidgetServer:
             server_header="mdp-wds",
         )
         _log.info("wds_listening", url=self.url)
+
+    def _handshake_failed(self, reason: str) -> None:
+        self.stats.violations[reason] += 1  # the library answered (400, 426, 431) or timed out
 
     async def stop(self) -> None:
         """Graceful stop: refuse new sockets, close open ones with 1001, stop the Redis link."""

@@ -2,9 +2,11 @@
 
 The WDS writes pre-built frames straight to the transport (one system call per burst instead of
 one ``send`` per message), waits on the connection's flow control when the socket buffer is
-full, and reads which close code it sent to tell a shutdown from a dropped client. None of that
-is public API (``protocol.data_to_send()``, ``transport.write``, ``paused``, ``drain()``,
-``protocol.close_sent``), so it is confined here and the dependency is bounded to the major
+full, reads which close code it sent to tell a shutdown from a dropped client, and counts the
+opening handshakes that fail (the library only logs them). None of that is public API
+(``protocol.data_to_send()``, ``transport.write``, ``paused``, ``drain()``,
+``protocol.close_sent``, ``ServerConnection.handshake``), so it is confined here and the
+dependency is bounded to the major
 version it is tested with (``websockets`` in the service's ``pyproject.toml``). A new major
 version needs this module checked, nothing else.
 """
@@ -14,13 +16,42 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import socket
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 from websockets.asyncio.server import ServerConnection
 from websockets.exceptions import ConnectionClosed
 from websockets.protocol import State
 
-__all__ = ["ClientSocket", "ConnectionClosed", "close_within", "limit_send_buffer"]
+__all__ = [
+    "ClientSocket",
+    "ConnectionClosed",
+    "close_within",
+    "counting_failed_handshakes",
+    "limit_send_buffer",
+]
+
+
+def counting_failed_handshakes(on_failure: Callable[[str], None]) -> type[ServerConnection]:
+    """A connection class (``serve(create_connection=...)``) that reports failed handshakes.
+
+    ``on_failure`` gets ``bad_handshake`` for a request the library refused (not HTTP, no
+    websocket upgrade, a header past its limits: it answers 400, 426 or 431) and
+    ``handshake_timeout`` for one never finished within the open timeout. Refusals of the
+    server's own ``process_request`` (paths, origins) are not failures here: it counts them.
+    """
+
+    class CountingConnection(ServerConnection):
+        async def handshake(self, *args: Any, **kwargs: Any) -> None:
+            try:
+                await super().handshake(*args, **kwargs)
+            except asyncio.CancelledError:  # the open timeout, the only canceller
+                on_failure("handshake_timeout")
+                raise
+            if self.protocol.handshake_exc is not None:
+                on_failure("bad_handshake")
+
+    return CountingConnection
 
 
 async def close_within(ws: ServerConnection, code: int, reason: str, within: float) -> None:
