@@ -18,6 +18,7 @@ from mdp_core.settings import Secret, load
 from mdp_core.token import verify_token
 from mdp_runtime.health import ControlRequest, HealthServer
 from mdp_scp import ControlPlane, ListenerControl, ScpSettings, UserStore, hash_password
+from mdp_scp.__main__ import _config_problem
 from mdp_scp.accounts import Accounts
 from mdp_scp.database import Database
 
@@ -652,3 +653,17 @@ async def test_header_bytes_that_are_not_utf8_and_broken_forms_get_no_500(
     finally:
         writer.close()
     assert status_line.split()[1] == str(status).encode()
+
+
+@pytest.mark.parametrize(
+    ("secret", "starts"), [("fifteen-bytes!!", False), ("sixteen-bytes!!!", True)]
+)
+def test_a_wds_token_secret_under_16_bytes_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch, secret: str, starts: bool
+) -> None:
+    # A short HMAC key is guessed offline from one token the dashboard holds.
+    monkeypatch.setenv("MDP_WDS_TOKEN_SECRET", secret)
+    problem = _config_problem(load(ScpSettings))
+    assert (problem is None) is starts
+    if not starts:
+        assert problem == "MDP_WDS_TOKEN_SECRET needs at least 16 bytes (use 32 random ones)"

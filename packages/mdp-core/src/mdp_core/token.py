@@ -34,6 +34,7 @@ from typing import Final
 import msgspec
 
 __all__ = [
+    "MIN_SECRET_BYTES",
     "TOKEN_VERSION",
     "TokenBadSignature",
     "TokenClaims",
@@ -45,6 +46,9 @@ __all__ = [
 ]
 
 TOKEN_VERSION: Final = 1
+MIN_SECRET_BYTES: Final = 16
+"""The shortest ``MDP_WDS_TOKEN_SECRET`` the services start with: a short HMAC key is guessed
+offline from one token."""
 _MAX_TOKEN_LENGTH: Final = 8_192
 """Longer strings are refused before any decoding: a token lists a handful of feed patterns."""
 

@@ -22,6 +22,7 @@ from importlib.metadata import version
 from mdp_core.logging import configure_logging
 from mdp_core.settings import SettingsError, load
 from mdp_core.telemetry import configure_telemetry
+from mdp_core.token import MIN_SECRET_BYTES
 from mdp_runtime import TrustedProxies, settings_help
 from mdp_scp.accounts import Accounts
 from mdp_scp.app import ControlPlane
@@ -115,6 +116,18 @@ async def _create_admin(settings: ScpSettings, name: str, password: str) -> str:
     return done
 
 
+def _config_problem(settings: ScpSettings) -> str | None:
+    """What the settings loader cannot see: the proxies' syntax and the token secret's size."""
+    try:
+        TrustedProxies(settings.trusted_proxies)
+    except ValueError as exc:
+        return f"MDP_SCP_TRUSTED_PROXIES: {exc}"
+    secret = settings.wds_token_secret
+    if secret is not None and len(secret.reveal().encode()) < MIN_SECRET_BYTES:
+        return f"MDP_WDS_TOKEN_SECRET needs at least {MIN_SECRET_BYTES} bytes (use 32 random ones)"
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``mdp-scp`` console script."""
     parser = argparse.ArgumentParser(
@@ -139,10 +152,9 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(f"mdp-scp: {exc}", file=sys.stderr)
         return 2
-    try:
-        TrustedProxies(settings.trusted_proxies)
-    except ValueError as exc:
-        print(f"mdp-scp: MDP_SCP_TRUSTED_PROXIES: {exc}", file=sys.stderr)
+    problem = _config_problem(settings)
+    if problem is not None:
+        print(f"mdp-scp: {problem}", file=sys.stderr)
         return 2
     configure_logging(settings.service_name, level=settings.log_level, fmt=settings.log_format)
     if args.command in ("migrate", "create-admin"):

@@ -146,7 +146,8 @@ class ScpSettings(CommonSettings):
         env="MDP_WDS_TOKEN_SECRET",
         default=None,
         secret=True,
-        doc="HMAC secret shared with the WDS to sign browser tokens.",
+        doc="HMAC secret shared with the WDS to sign browser tokens (at least 16 bytes; 32 "
+        "random ones recommended).",
     )
     wds_token_ttl_seconds: int = setting(
         env="MDP_SCP_WDS_TOKEN_TTL_SECONDS",

@@ -36,7 +36,8 @@ class WdsSettings(CommonSettings):
         env="MDP_WDS_TOKEN_SECRET",
         default=None,
         secret=True,
-        doc="HMAC secret shared with the control plane to verify client tokens.",
+        doc="HMAC secret shared with the control plane to verify client tokens (at least 16 "
+        "bytes; 32 random ones recommended).",
     )
     revocation_poll_seconds: float = setting(
         env="MDP_WDS_REVOCATION_POLL_SECONDS",

@@ -1,4 +1,4 @@
-"""Opening handshakes that fail are reported, one reason each, and good ones are not."""
+"""What the WDS refuses before a session: failed handshakes (counted) and a weak token secret."""
 
 from __future__ import annotations
 
@@ -8,6 +8,8 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 
+from mdp_runtime import ConfigError
+from mdp_wds import __main__ as wds_main
 from mdp_wds.websocket import counting_failed_handshakes
 
 WAIT = 5.0
@@ -55,3 +57,12 @@ async def test_a_failed_handshake_is_reported_once_with_its_reason(raw: bytes, r
             await ws.send("hi")
             assert await ws.recv() == "hi"
     assert failures == [reason]
+
+
+async def test_the_wds_refuses_a_token_secret_under_16_bytes(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # A short HMAC key is guessed offline from one token a dashboard holds.
+    monkeypatch.setenv("MDP_WDS_TOKEN_SECRET", "fifteen-bytes!!")
+    with pytest.raises(ConfigError, match="MDP_WDS_TOKEN_SECRET needs at least 16 bytes"):
+        await wds_main.serve(asyncio.Event())
