@@ -12,6 +12,7 @@ from mdp_core.token import (
     TokenExpired,
     TokenMalformed,
     issue_token,
+    secret_problem,
     verify_token,
 )
 
@@ -257,3 +258,14 @@ def test_the_length_bound_is_inclusive() -> None:
 def test_a_lifetime_under_one_second_is_allowed() -> None:
     token = issue_token(SECRET, "a", [], 0.5, NOW + 0.6)
     assert verify_token(SECRET, token, NOW + 0.6).expires_at == int(NOW) + 1
+
+
+@pytest.mark.parametrize(
+    ("secret", "refused"),
+    [("", True), ("a" * 15, True), ("a" * 16, False), ("é" * 8, False), ("é" * 7 + "a", True)],
+)
+def test_a_token_secret_needs_16_bytes_not_16_characters(secret: str, refused: bool) -> None:
+    problem = secret_problem(secret)
+    assert (problem is not None) is refused
+    if refused:
+        assert problem == "MDP_WDS_TOKEN_SECRET needs at least 16 bytes (use 32 random ones)"

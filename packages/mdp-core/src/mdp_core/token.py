@@ -42,6 +42,7 @@ __all__ = [
     "TokenExpired",
     "TokenMalformed",
     "issue_token",
+    "secret_problem",
     "verify_token",
 ]
 
@@ -49,6 +50,15 @@ TOKEN_VERSION: Final = 1
 MIN_SECRET_BYTES: Final = 16
 """The shortest ``MDP_WDS_TOKEN_SECRET`` the services start with: a short HMAC key is guessed
 offline from one token."""
+
+
+def secret_problem(secret: str) -> str | None:
+    """Why the services refuse ``secret`` as ``MDP_WDS_TOKEN_SECRET`` at start, or None."""
+    if len(secret.encode()) < MIN_SECRET_BYTES:
+        return f"MDP_WDS_TOKEN_SECRET needs at least {MIN_SECRET_BYTES} bytes (use 32 random ones)"
+    return None
+
+
 _MAX_TOKEN_LENGTH: Final = 8_192
 """Longer strings are refused before any decoding: a token lists a handful of feed patterns."""
 

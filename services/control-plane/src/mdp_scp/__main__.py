@@ -22,7 +22,7 @@ from importlib.metadata import version
 from mdp_core.logging import configure_logging
 from mdp_core.settings import SettingsError, load
 from mdp_core.telemetry import configure_telemetry
-from mdp_core.token import MIN_SECRET_BYTES
+from mdp_core.token import secret_problem
 from mdp_runtime import TrustedProxies, settings_help
 from mdp_scp.accounts import Accounts
 from mdp_scp.app import ControlPlane
@@ -123,9 +123,7 @@ def _config_problem(settings: ScpSettings) -> str | None:
     except ValueError as exc:
         return f"MDP_SCP_TRUSTED_PROXIES: {exc}"
     secret = settings.wds_token_secret
-    if secret is not None and len(secret.reveal().encode()) < MIN_SECRET_BYTES:
-        return f"MDP_WDS_TOKEN_SECRET needs at least {MIN_SECRET_BYTES} bytes (use 32 random ones)"
-    return None
+    return None if secret is None else secret_problem(secret.reveal())
 
 
 def main(argv: list[str] | None = None) -> int:

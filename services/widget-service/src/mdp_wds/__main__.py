@@ -14,7 +14,7 @@ from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger
 from mdp_core.settings import SettingsError, load
 from mdp_core.telemetry import configure_telemetry
-from mdp_core.token import MIN_SECRET_BYTES
+from mdp_core.token import secret_problem
 from mdp_runtime import (
     ConfigError,
     ExitCode,
@@ -45,9 +45,9 @@ async def serve(stop: asyncio.Event) -> int:
     except ValueError as exc:
         raise ConfigError(f"MDP_WDS_TRUSTED_PROXIES: {exc}") from None
     secret = settings.token_secret
-    if secret is not None and len(secret.reveal().encode()) < MIN_SECRET_BYTES:
-        msg = f"MDP_WDS_TOKEN_SECRET needs at least {MIN_SECRET_BYTES} bytes (use 32 random ones)"
-        raise ConfigError(msg)
+    weak = None if secret is None else secret_problem(secret.reveal())
+    if weak is not None:
+        raise ConfigError(weak)
     configure_logging("wds", settings.log_level, settings.log_format)
     configure_telemetry("mdp-wds", version("mdp-wds"))
     if settings.token_secret is None and settings.dev_key is None:

@@ -6,9 +6,8 @@ full, reads which close code it sent to tell a shutdown from a dropped client, a
 opening handshakes that fail (the library only logs them). None of that is public API
 (``protocol.data_to_send()``, ``transport.write``, ``paused``, ``drain()``,
 ``protocol.close_sent``, ``ServerConnection.handshake``), so it is confined here and the
-dependency is bounded to the major
-version it is tested with (``websockets`` in the service's ``pyproject.toml``). A new major
-version needs this module checked, nothing else.
+dependency is bounded to the major version it is tested with (``websockets`` in the service's
+``pyproject.toml``). A new major version needs this module checked, nothing else.
 """
 
 from __future__ import annotations
