@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
+import structlog
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection, connect
@@ -391,6 +392,21 @@ async def test_bad_origin_is_refused_at_the_handshake(server: WidgetServer) -> N
         await connect(server.url, origin=Origin("https://evil.example"))
     assert refused.value.response.status_code == 403
     assert server.stats.violations["bad_origin"] == 1
+
+
+async def test_a_refused_origin_is_logged_as_a_bounded_prefix(server: WidgetServer) -> None:
+    origin = "https://evil.example/" + "x" * 4_000
+    with structlog.testing.capture_logs() as logs, pytest.raises(InvalidStatus):
+        await connect(server.url, origin=Origin(origin))
+    refused = [log for log in logs if log["event"] == "wds_origin_refused"]
+    assert refused == [
+        {
+            "event": "wds_origin_refused",
+            "log_level": "info",
+            "origin": origin[:200],
+            "origin_chars": len(origin),
+        }
+    ]
 
 
 async def test_missing_origin_refused_when_configured(make_server: ServerFactory) -> None:

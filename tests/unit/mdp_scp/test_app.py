@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import structlog
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -216,6 +217,33 @@ async def test_unknown_users_fail_like_wrong_passwords(
     client = await client_factory(plane_factory())
     assert await login(client, "nobody", "whatever") == 401
     assert await login(client, "admin", "") == 400
+
+
+async def test_a_failed_login_logs_only_the_names_of_real_accounts(
+    plane_factory: PlaneFactory, client_factory: ClientFactory, login: LoginFn
+) -> None:
+    """A password typed into the user field must not reach the logs; a real name does."""
+    client = await client_factory(plane_factory(login_max_failures=2))
+    with structlog.testing.capture_logs() as logs:
+        assert await login(client, PASSWORDS["viewer"], "whatever") == 401
+        assert await login(client, "viewer", "wrong") == 401
+        assert await login(client, "viewer", "wrong") == 401
+        assert await login(client, "viewer", "wrong") == 429
+        for _ in range(2):
+            assert await login(client, "hunter2-typed-here", "wrong") == 401
+        assert await login(client, "hunter2-typed-here", "wrong") == 429
+    refused = [(log["event"], log["user"]) for log in logs if log["event"].startswith("login_")]
+    assert refused == [
+        ("login_failed", None),
+        ("login_failed", "viewer"),
+        ("login_failed", "viewer"),
+        ("login_throttled", "viewer"),
+        ("login_failed", None),
+        ("login_failed", None),
+        ("login_throttled", None),
+    ]
+    assert PASSWORDS["viewer"] not in repr(logs)
+    assert "hunter2" not in repr(logs)
 
 
 async def test_session_api_issues_a_scoped_short_lived_wds_token(

@@ -118,6 +118,37 @@ async def test_health_api_shows_staleness_to_viewers(
     assert body["components"][0]["stale"] is True
 
 
+async def test_only_admins_see_a_components_figures(
+    plane_factory: Callable[..., ControlPlane],
+    client_factory: Callable[[ControlPlane], Awaitable[TestClient[web.Request, web.Application]]],
+    login: LoginFn,
+    heartbeats: FakeHeartbeatRedis,
+    clock: ManualClock,
+) -> None:
+    now = clock.now_ns() / 1e9
+    heartbeats.values[KEY_HEARTBEAT.name(component="processor", instance="p1")] = json.dumps(
+        {
+            "service": "processor",
+            "instance": "p1",
+            "status": "running",
+            "ts_ms": int(now * 1000),
+            "figures": {"events": 5, "queue": "mdq.a.0"},
+        }
+    )
+    plane = plane_factory()
+    seen: dict[str, dict[str, Any]] = {}
+    for user in ("viewer", "admin"):
+        client = await client_factory(plane)
+        assert await login(client, user, PASSWORDS[user]) == 303
+        body = await (await client.get("/api/health")).json()
+        seen[user] = body["components"][0]
+    assert seen["admin"]["figures"] == {"events": 5, "queue": "mdq.a.0"}
+    assert "figures" not in seen["viewer"]
+    # Everything else on the row is the admin's row.
+    assert seen["viewer"] == {k: v for k, v in seen["admin"].items() if k != "figures"}
+    assert seen["viewer"]["state"] == "running"
+
+
 class BrokenRedis(FakeHeartbeatRedis):
     async def mget(self, keys: Any, *args: Any) -> list[Any]:
         raise ConnectionError("redis is down")

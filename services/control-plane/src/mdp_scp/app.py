@@ -25,6 +25,7 @@ import structlog
 from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from prometheus_client import generate_latest
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from mdp_cache.client import create_redis
 from mdp_cache.control import COMMANDS, ControlStore
@@ -604,6 +605,14 @@ class ControlPlane:
             self.metrics.bad_requests.labels("bad_form").inc()
             raise web.HTTPBadRequest(reason="the form is malformed") from exc
 
+    async def _loggable_user(self, conn: AsyncConnection, name: str) -> str | None:
+        """``name`` if it is an account's, else None: the name a failed login may log.
+
+        What a person types into the user field may be their password, which must not reach
+        the logs (the audit trail, readable by admins only, keeps what was typed).
+        """
+        return name if await self.accounts.get(conn, name) is not None else None
+
     async def _login(self, request: web.Request) -> web.StreamResponse:
         form = await self._form(request)
         name, password, token = (str(form.get(f, "")) for f in ("user", "password", "csrf"))
@@ -630,12 +639,13 @@ class ControlPlane:
             now,
         )
         if not attempt.allowed:
-            _log.warning("login_throttled", user=name, remote=client)
             self.metrics.logins.labels("throttled").inc()
             async with self.database.transaction() as conn:
                 await self.audit.record(
                     conn, at=now, actor=name, action="login", result="throttled", address=client
                 )
+                logged = await self._loggable_user(conn, name)
+            _log.warning("login_throttled", user=logged, remote=client)
             response = self._render_login(429, "Too many failed attempts; try again later.")
             response.headers["Retry-After"] = str(max(1, round(attempt.retry_after)))
             return response
@@ -645,6 +655,7 @@ class ControlPlane:
                 await self.audit.record(
                     conn, at=now, actor=name, action="login", result="failed", address=client
                 )
+                logged = await self._loggable_user(conn, name)
             else:
                 await self.throttle.succeeded(conn, user_key, attempt)
                 _session, cookie = await self.sessions.create(conn, account, now, address=client)
@@ -658,7 +669,7 @@ class ControlPlane:
                     detail={"role": account.role, "via": "password"},
                 )
         if account is None:
-            _log.warning("login_failed", user=name, remote=client)
+            _log.warning("login_failed", user=logged, remote=client)
             self.metrics.logins.labels("failed").inc()
             return self._render_login(401, "Wrong user name or password.")
         _log.info("login", user=account.name, role=account.role)
@@ -836,6 +847,10 @@ class ControlPlane:
                 self.metrics.heartbeat_read_errors.inc()
                 error = f"cannot read heartbeats: {type(exc).__name__}"
                 _log.warning("heartbeat_read_failed", error=repr(exc))
+        if not session.is_admin:
+            # A component's figures are for the people who run it: counters, queue names,
+            # lags. Everyone else sees the state, the rate and the freshness.
+            components = [{k: v for k, v in c.items() if k != "figures"} for c in components]
         body = {
             "components": components,
             "error": error,

@@ -49,6 +49,7 @@ _log = get_logger(__name__)
 
 WS_PATH: Final = "/ws"
 _PROMETHEUS_TYPE: Final = "text/plain; version=0.0.4; charset=utf-8"
+_LOGGED_ORIGIN_CHARS: Final = 200  # an origin is a scheme, a host and a port: far shorter
 
 
 def _response(status: http.HTTPStatus, body: bytes, content_type: str) -> Response:
@@ -221,7 +222,9 @@ class WidgetServer:
             return None
         self.stats.violations["bad_origin"] += 1
         self.stats.disconnects["bad_origin"] += 1
-        _log.info("wds_origin_refused", origin=origin)
+        # The header is the caller's text: a bounded prefix names the page, no more.
+        shown = None if origin is None else origin[:_LOGGED_ORIGIN_CHARS]
+        _log.info("wds_origin_refused", origin=shown, origin_chars=len(origin or ""))
         return _response(http.HTTPStatus.FORBIDDEN, b"origin not allowed\n", "text/plain")
 
     # --- websocket side -------------------------------------------------------------------
