@@ -10,11 +10,15 @@ enqueue-to-written (queue wait at saturation included). By default the day's ref
 cached before timing (steady state); ``--cold`` starts empty, so fetches from the simulator
 compete for the same core.
 
-Prints events/s per worker process and in aggregate, with p50/p99 lag, for the leaderboard
-analyzer (``A`` events) and the top-trades analyzer (``T`` events). With ``--rvol-days N`` the
-leaderboard also gets time-of-day volume profiles over N days (``MDP_RVOL_DAYS``), from the
-simulator's 5-minute bars; the time to build and cache every symbol's profile (a day's first
-lookups) is printed apart, and the steady-state figures can be compared with a run without.
+Prints events/s per worker process and in aggregate, with p50/p99 lag, and the Redis server's
+CPU per event over the timed span (``INFO cpu``: run it on a private ``redis-server`` for a
+figure of its own), for the leaderboard analyzer (``A`` events) and the top-trades analyzer
+(``T`` events). With ``--rvol-days N`` the leaderboard also gets time-of-day volume profiles
+over N days (``MDP_RVOL_DAYS``), from the simulator's 5-minute bars; the time to build and
+cache every symbol's profile (a day's first lookups) is printed apart, and the steady-state
+figures can be compared with a run without. ``--router`` adds the router, which writes each
+symbol's latest aggregate and trade documents: with it the processor runs what the default
+``MDP_ANALYZERS`` runs on these events.
 Not a test: the figures depend on the machine (2 shared cores here).
 
 Usage::
@@ -39,6 +43,7 @@ from typing import Any, cast
 import msgspec
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
+from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.top_trades import TopTradesAnalyzer
 from mdp_cache.client import close_redis, create_redis, discover, is_cluster, is_cluster_url
 from mdp_cache.records import DailyBar
@@ -104,6 +109,24 @@ def generate(kind: str, count: int, symbols: int, seed: int) -> tuple[Market, li
     return market, [raws[:count]]
 
 
+async def warm_up(
+    args: argparse.Namespace, kind: str, reference: ReferenceCache, raws: list[bytes]
+) -> float:
+    """Cache the day's reference data (steady state, unless ``--cold``); the profiles' time.
+
+    The reference data then is already in MDC and in this process, as on a running processor.
+    """
+    if not (args.warm and kind == "A"):
+        return 0.0
+    symbols = {msgspec.json.decode(raw)["sym"] for raw in raws}
+    await asyncio.gather(*(reference.get(symbol, DAY) for symbol in symbols))
+    if not args.rvol_days:
+        return 0.0
+    profiles_started = time.perf_counter()
+    await asyncio.gather(*(reference.volume_profile(s, DAY) for s in symbols))
+    return time.perf_counter() - profiles_started
+
+
 async def run_one(
     args: argparse.Namespace, kind: str, worker: int, barrier: Any = None
 ) -> dict[str, Any]:
@@ -122,20 +145,14 @@ async def run_one(
     run_id = uuid.uuid4().hex[:8]
     url = redis_url(args)
     mdc, wdc, ref = create_redis(url), create_redis(url), create_redis(url)
-    analyzer: Any = LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()
+    analyzers: list[Any] = [LeaderboardAnalyzer() if kind == "A" else TopTradesAnalyzer()]
+    if args.router:
+        analyzers.append(MassiveDataAnalyzer())
     reference = ReferenceCache(MarketSource(market), ref, profile_days=args.rvol_days)
-    profiles_seconds = 0.0
-    if args.warm and kind == "A":
-        # Steady state: the reference data of the day is already in MDC (and this process).
-        symbols = {msgspec.json.decode(raw)["sym"] for raw in raws}
-        await asyncio.gather(*(reference.get(symbol, DAY) for symbol in symbols))
-        if args.rvol_days:
-            profiles_started = time.perf_counter()
-            await asyncio.gather(*(reference.volume_profile(s, DAY) for s in symbols))
-            profiles_seconds = time.perf_counter() - profiles_started
+    profiles_seconds = await warm_up(args, kind, reference, raws)
     processor = Processor(
         bus.consumer(),
-        [analyzer],
+        analyzers,
         state=RedisState(mdc),
         widgets=WidgetWriter(wdc),
         reference=reference,
@@ -152,6 +169,7 @@ async def run_one(
     task = asyncio.create_task(processor.run())
     if barrier is not None:
         await asyncio.to_thread(barrier.wait)
+    redis_cpu_started = await redis_cpu_seconds(mdc)
     wall_started = time.time()
     started = time.perf_counter()
     cpu_started = time.process_time()
@@ -170,6 +188,7 @@ async def run_one(
     elapsed = time.perf_counter() - started
     wall_ended = time.time()
     cpu = time.process_time() - cpu_started
+    redis_cpu_ended = await redis_cpu_seconds(mdc)
     stats = processor.stats
     processor.stop()
     await task
@@ -190,7 +209,20 @@ async def run_one(
         "lag_p99": stats.lag_receipt.percentile(0.99),
         "dropped": sum(bus.dropped(q) for q in topology.queues),
         "profiles_seconds": profiles_seconds,
+        "redis_cpu": (redis_cpu_started, redis_cpu_ended),
     }
+
+
+async def redis_cpu_seconds(client: Any) -> float | None:
+    """The Redis server's CPU time so far (user + system, ``INFO cpu``); None on a cluster.
+
+    Server-wide: on a shared server other clients' commands count too, so a private
+    ``redis-server`` gives the benchmark's own figure.
+    """
+    if is_cluster(client):
+        return None
+    info = await client.info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
 
 
 def _child(args: argparse.Namespace, kind: str, worker: int, barrier: Any, out: Any) -> None:
@@ -239,6 +271,12 @@ def main() -> None:
         "--depth", type=int, default=20, help="queue depth (messages) the producer keeps"
     )
     parser.add_argument(
+        "--router",
+        action="store_true",
+        help="also run the router (the latest aggregate and trade documents), as a processor "
+        "with the default MDP_ANALYZERS does",
+    )
+    parser.add_argument(
         "--cold",
         dest="warm",
         action="store_false",
@@ -252,7 +290,8 @@ def main() -> None:
     names = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}
     for kind in kinds:
         results = run(args, kind)
-        print(f"== {names[kind]}: {args.workers} worker(s), {args.events:,} events each")
+        routed = " + router" if args.router else ""
+        print(f"== {names[kind]}{routed}: {args.workers} worker(s), {args.events:,} events each")
         for r in results:
             print(
                 f"  worker {r['worker']}: {r['rate']:>10,.0f} events/s  "
@@ -268,8 +307,17 @@ def main() -> None:
             )
         # Every event over the span from the first worker's start to the last one's end.
         span = max(r["wall"][1] for r in results) - min(r["wall"][0] for r in results)
-        aggregate = sum(r["events"] for r in results) / span
+        events = sum(r["events"] for r in results)
+        aggregate = events / span
         print(f"  aggregate: {aggregate:,.0f} events/s")
+        readings = [r["redis_cpu"] for r in results]
+        if all(start is not None and end is not None for start, end in readings):
+            # The workers' windows overlap (a barrier starts them): first start to last end.
+            redis_cpu = max(end for _, end in readings) - min(start for start, _ in readings)
+            print(
+                f"  Redis: {redis_cpu / events * 1e6:.1f} us CPU/event "
+                f"({redis_cpu:.2f} CPU s over the span, server-wide INFO cpu)"
+            )
     asyncio.run(flush_database(redis_url(args)))
 
 

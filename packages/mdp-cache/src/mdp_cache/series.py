@@ -31,41 +31,55 @@ SERIES_MERGE_LUA: Final = """
 -- publish: 0 none, +1 PUBLISH (every subscriber), +2 SPUBLISH (the shard of the name)
 -- Returns how many elements were stored (and published when asked).
 local items = cmsgpack.unpack(ARGV[1])
+local PATTERN = {t = '"t":(%-?%d+)', d = '"d":(%-?%d+)', n = '"n":(%-?%d+)'}
 local function field(s, name)
-  return tonumber(string.match(s, '"' .. name .. '":(%-?%d+)'))
+  return tonumber(string.match(s, PATTERN[name]))
 end
 local written = 0
 for i, item in ipairs(items) do
   local key, payload, cap, ttl = KEYS[i], item[1], item[2], item[3]
   local t, d, n = field(payload, 't'), field(payload, 'd'), field(payload, 'n')
   local wins = t ~= nil and d ~= nil and n ~= nil
+  local head, grew = nil, false
   if wins then
-    local head = redis.call('LINDEX', key, 0)
+    head = redis.call('LINDEX', key, 0)
     if head then
       local hd = field(head, 'd')
       if hd == nil or hd < d then
         redis.call('DEL', key)
+        head = nil
       elseif hd > d then
         wins = false
       end
     end
   end
   if wins then
-    local len = redis.call('LLEN', key)
-    local seen, index, pivot, pt = 0, nil, nil, nil
-    while seen < len and not pivot do
-      local chunk = redis.call('LRANGE', key, seen, seen + 15)
-      if #chunk == 0 then
-        break
-      end
-      for j, element in ipairs(chunk) do
-        local et = field(element, 't')
-        if et == nil or et <= t then
-          index, pivot, pt = seen + j - 1, element, et
-          break
+    -- The pivot: the first element (newest first) of this minute or an older one.
+    local len, index, pivot, pt = 0, nil, nil, nil
+    if head then
+      local ht = field(head, 't')
+      if ht == nil or ht <= t then
+        -- Nearly every write: the minute in progress, or the next one. The head decides.
+        index, pivot, pt = 0, head, ht
+      else
+        -- A late write of an older minute: look further down, a chunk at a time.
+        len = redis.call('LLEN', key)
+        local seen = 1
+        while seen < len and not pivot do
+          local chunk = redis.call('LRANGE', key, seen, seen + 15)
+          if #chunk == 0 then
+            break
+          end
+          for j, element in ipairs(chunk) do
+            local et = field(element, 't')
+            if et == nil or et <= t then
+              index, pivot, pt = seen + j - 1, element, et
+              break
+            end
+          end
+          seen = seen + #chunk
         end
       end
-      seen = seen + #chunk
     end
     if pivot and pt == t then
       local pn = field(pivot, 'n') or -1
@@ -80,6 +94,7 @@ for i, item in ipairs(items) do
       else
         redis.call('LINSERT', key, 'BEFORE', pivot, payload)
       end
+      grew = true
     elseif len < cap then
       redis.call('RPUSH', key, payload)
     else
@@ -87,7 +102,9 @@ for i, item in ipairs(items) do
     end
   end
   if wins then
-    redis.call('LTRIM', key, 0, cap - 1)
+    if grew then
+      redis.call('LTRIM', key, 0, cap - 1)
+    end
     redis.call('EXPIRE', key, ttl)
     if item[4] % 2 == 1 then
       redis.call('PUBLISH', key, payload)
