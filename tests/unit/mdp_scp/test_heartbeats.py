@@ -97,17 +97,27 @@ async def test_the_reader_lists_every_component_sorted() -> None:
     ]
 
 
+PlaneFactory = Callable[..., ControlPlane]
+ClientFactory = Callable[[ControlPlane], Awaitable[TestClient[web.Request, web.Application]]]
+
+
+def beat_now(heartbeats: FakeHeartbeatRedis, clock: ManualClock, **extra: object) -> None:
+    """A running processor's heartbeat, sent at the clock's now."""
+    now_ms = clock.now_ns() // 1_000_000
+    beat = {"service": "processor", "instance": "p1", "status": "running", "ts_ms": now_ms}
+    heartbeats.values[KEY_HEARTBEAT.name(component="processor", instance="p1")] = json.dumps(
+        beat | extra
+    )
+
+
 async def test_health_api_shows_staleness_to_viewers(
-    plane_factory: Callable[..., ControlPlane],
-    client_factory: Callable[[ControlPlane], Awaitable[TestClient[web.Request, web.Application]]],
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
     login: LoginFn,
     heartbeats: FakeHeartbeatRedis,
     clock: ManualClock,
 ) -> None:
-    now = clock.now_ns() / 1e9
-    heartbeats.values[KEY_HEARTBEAT.name(component="processor", instance="p1")] = json.dumps(
-        {"service": "processor", "instance": "p1", "status": "running", "ts_ms": int(now * 1000)}
-    )
+    beat_now(heartbeats, clock)
     client = await client_factory(plane_factory(heartbeat_stale_seconds=10))
     assert await login(client, "viewer", PASSWORDS["viewer"]) == 303
     body = await (await client.get("/api/health")).json()
@@ -119,22 +129,13 @@ async def test_health_api_shows_staleness_to_viewers(
 
 
 async def test_only_admins_see_a_components_figures(
-    plane_factory: Callable[..., ControlPlane],
-    client_factory: Callable[[ControlPlane], Awaitable[TestClient[web.Request, web.Application]]],
+    plane_factory: PlaneFactory,
+    client_factory: ClientFactory,
     login: LoginFn,
     heartbeats: FakeHeartbeatRedis,
     clock: ManualClock,
 ) -> None:
-    now = clock.now_ns() / 1e9
-    heartbeats.values[KEY_HEARTBEAT.name(component="processor", instance="p1")] = json.dumps(
-        {
-            "service": "processor",
-            "instance": "p1",
-            "status": "running",
-            "ts_ms": int(now * 1000),
-            "figures": {"events": 5, "queue": "mdq.a.0"},
-        }
-    )
+    beat_now(heartbeats, clock, figures={"events": 5, "queue": "mdq.a.0"})
     plane = plane_factory()
     seen: dict[str, dict[str, Any]] = {}
     for user in ("viewer", "admin"):
@@ -156,7 +157,7 @@ class BrokenRedis(FakeHeartbeatRedis):
 
 async def test_a_redis_outage_is_shown_not_raised(
     clock: ManualClock,
-    client_factory: Callable[[ControlPlane], Awaitable[TestClient[web.Request, web.Application]]],
+    client_factory: ClientFactory,
     login: LoginFn,
 ) -> None:
     from .conftest import make_settings, make_users
