@@ -329,3 +329,26 @@ async def test_scripts_become_known_all_at_once(redis: Redis) -> None:
     )
     assert applied.refused == []
     assert answers == [[]]
+
+
+async def test_friday_boards_are_still_read_on_the_tuesday_after_a_holiday_monday(
+    redis: Redis,
+) -> None:
+    """The keys of a day live until the next trading day begins: the boards never go empty."""
+    from mdp_testing.conformance import aggregate
+
+    friday = date(2026, 2, 13)  # Presidents' Day is Monday 2026-02-16
+    written_ms = at_ms(friday, 19, 59)
+    analyzer = LeaderboardAnalyzer()
+    analyzer.apply([aggregate("AAA", written_ms, close=10.0)], written_ms * 1_000_000)
+    state = RedisState(redis)
+    await state.apply(analyzer.collect(written_ms * 1_000_000).state)
+    last_read = at_ms(date(2026, 2, 17), 4, 0) - 1  # Tuesday 03:59:59.999
+    reads = analyzer.reads(last_read * 1_000_000)
+    answers = await state.top(reads)
+    assert [row.member for row in answers[0]] == ["AAA"]
+    keys = [cast("Any", read).board_key for read in reads]
+    assert all(friday.isoformat() in key for key in keys)
+    lives = [await redis.pttl(key) for key in keys]
+    assert lives[0] > 0  # the volume board (the others need the previous close)
+    assert all(written_ms + ttl > last_read for ttl in lives if ttl != -2)

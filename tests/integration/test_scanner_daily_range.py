@@ -10,10 +10,13 @@ from typing import Any, ClassVar
 
 import pytest
 import redis.asyncio as aioredis
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from mdp_analyzers.daily_range import DailyRangeAnalyzer
-from mdp_analyzers.typing import FeedMessage, Output
+from mdp_analyzers.typing import FeedMessage, Output, WidgetWrite
 from mdp_cache.client import create_redis
+from mdp_cache.keys import FEED_DAILY_RANGE
+from mdp_cache.widgets import WidgetWriter
 from mdp_core.backoff import BackoffPolicy
 from mdp_core.clock import ManualClock
 from mdp_scanner import Scanner
@@ -378,3 +381,69 @@ async def test_rehydrates_before_streaming_and_skips_list_feeds(
     await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 10, 1), 5.5, 5.5, 5.0))
     newest = (await alerts(redis_client))[0]
     assert (newest["price"], newest["previous"]) == (5.5, 5.0)
+
+
+class Misnaming:
+    """An analyzer bug: a write whose name no feed holds (a symbol with a space)."""
+
+    name: ClassVar[str] = "misnaming"
+    consumes: ClassVar[frozenset[str]] = frozenset({"quote:*"})
+
+    def apply(self, inputs: Sequence[FeedMessage], now_ns: int) -> None:
+        pass
+
+    def collect(self, now_ns: int) -> Output:
+        return Output(widgets=[WidgetWrite(FEED_DAILY_RANGE, "range:A B", b"{}")])
+
+
+async def test_a_record_no_feed_name_can_hold_costs_only_itself_at_start_and_live(
+    scanners: Scanners, redis_client: aioredis.Redis
+) -> None:
+    """Such a record in a snapshot would end every start's catch-up: the scanner crash-looped."""
+    bad = quote(at_ms(DAY, 9, 45), 5.0, 5.0, 5.0, symbol="ZZ BAD")
+    await redis_client.set("quote:ZZBAD", bad)
+    await redis_client.set(f"quote:{SYMBOL}", quote(at_ms(DAY, 9, 45), 5.0, 5.0, 5.0))
+    clock = ManualClock(at_ms(DAY, 10, 0) * 1_000_000)
+    scanner = await scanners.start(clock, analyzers=[DailyRangeAnalyzer(), Misnaming()])
+    assert await range_doc(redis_client) is not None  # the catch-up went through
+    await publish_and_wait(redis_client, scanner, bad, symbol="ZZBAD")
+    await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 10, 0), 6.0, 6.0, 5.0))
+    assert (await range_doc(redis_client) or {})["regular_high"] == 6.0
+    assert scanner.metrics_snapshot()["rejected_total"] == {"reason=daily_range:invalid_json": 2}
+    # One bad write per batch: the catch-up's and the two live ones; never written.
+    assert scanner.stats.errors["bad_write:misnaming"] == 3
+    assert await redis_client.exists("range:A B") == 0
+
+
+async def test_an_alert_whose_write_failed_after_its_marker_was_set_lands_on_the_replay(
+    scanners: Scanners, redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The replay must not take the scanner's own dedup marker for another replica's append."""
+    clock = ManualClock(at_ms(DAY, 10, 0) * 1_000_000)
+    scanner = await scanners.start(clock)
+    await publish_and_wait(redis_client, scanner, quote(at_ms(DAY, 10, 0), 10, 10, 10))
+    write = WidgetWriter.write
+    failures: list[int] = []
+
+    async def failing_once(self: WidgetWriter, items: Sequence[Any]) -> int:
+        if not failures:
+            failures.append(len(items))
+            raise RedisConnectionError("the link dropped mid-write")
+        return await write(self, items)
+
+    monkeypatch.setattr(WidgetWriter, "write", failing_once)
+    await redis_client.publish(f"quote:{SYMBOL}", quote(at_ms(DAY, 10, 1), 11, 11, 10))
+
+    async def alerted() -> bool:
+        return len(await alerts(redis_client)) == 1
+
+    await wait_until(alerted)
+    assert failures == [2]  # the range document and the alert, after the markers were set
+    assert scanner.stats.reconnects == 1
+    assert scanner.stats.alerts_deduplicated == 0
+    (hod,) = await alerts(redis_client)
+    assert (hod["price"], hod["previous"]) == (11, 10)
+    markers = [key async for key in redis_client.scan_iter(match="mdp:scanner:dedup:*")]
+    assert len(markers) == 1
+    # A marker outlives a trading day (04:00-20:00): a restart late in the day finds it.
+    assert await redis_client.ttl(markers[0]) > 16 * 3600

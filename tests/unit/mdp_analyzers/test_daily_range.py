@@ -458,3 +458,48 @@ def test_a_record_without_an_end_is_as_of_its_start() -> None:
     assert (tick.ts_ms, tick.end_ms) == (7, 7)  # an end before the start is not believed
     tick = decode_quote(b'{"symbol": "A", "price": 5.0, "start_ms": 7, "end_ms": 9}')
     assert (tick.ts_ms, tick.end_ms) == (7, 9)
+
+
+def test_a_bad_record_in_a_batch_costs_only_itself() -> None:
+    """Times the calendar cannot place and symbols no feed name can hold are refused alone."""
+    dra = DailyRangeAnalyzer()
+    now = at_ms(DAY, 10, 0)
+    spaced = FeedMessage("quote:AC", q("AC", now, 5.0).payload.replace(b'"AC"', b'"A C"'))
+    out = run(dra, q("HUGE", 10**15, 5.0), spaced, q("GOOD", at_ms(DAY, 9, 45), 10.0), now_ms=now)
+    assert list(ranges(out)) == ["range:GOOD"]
+    assert dra.rejected["invalid_json"] == 2
+
+
+def test_a_record_of_a_day_not_begun_never_hides_today() -> None:
+    dra = DailyRangeAnalyzer()
+    now = at_ms(DAY, 10, 0)
+    run(dra, q("ACME", at_ms(DAY, 9, 31), 10.0, 10.0, 10.0), now_ms=now)
+    run(dra, q("ACME", at_ms(date(2027, 3, 3), 9, 31), 10.0), now_ms=now)
+    assert dra.rejected["future_day"] == 1
+    out = run(dra, q("ACME", at_ms(DAY, 9, 40), 12.0, 12.0, 11.0), now_ms=now + 1)
+    assert ranges(out)["range:ACME"].trading_day == DAY.isoformat()
+    assert [(a.direction, a.price) for a in alerts(out)] == [("high", 12.0)]
+    # A minute before 04:00 the next day's first bars count (two hosts' clocks differ).
+    first = q("BOLT", at_ms(NEXT, 4, 0), 5.0)
+    assert ranges(run(dra, first, now_ms=at_ms(NEXT, 4, 0) - 60_001)) == {}
+    assert dra.rejected["future_day"] == 2
+    out = run(dra, first, now_ms=at_ms(NEXT, 4, 0) - 60_000)
+    assert ranges(out)["range:BOLT"].trading_day == NEXT.isoformat()
+
+
+def test_session_figures_reached_on_another_day_refuse_the_record() -> None:
+    """Their time would stamp every later alert of the symbol (alerts are kept by time)."""
+    dra = DailyRangeAnalyzer()
+    now = at_ms(DAY, 10, 0)
+    first = at_ms(DAY, 9, 30)
+
+    def record(high_ms: int) -> FeedMessage:
+        figures = {"first_ms": first, "high": 10.0, "high_ms": high_ms, "low": 9.0, "low_ms": first}
+        payload = {"symbol": "ACME", "price": 10.0, "start_ms": at_ms(DAY, 9, 31)}
+        return FeedMessage("quote:ACME", json.dumps(payload | {"regular": figures}).encode())
+
+    assert ranges(run(dra, record(at_ms(NEXT, 9, 30)), now_ms=now)) == {}
+    assert dra.rejected["out_of_range"] == 1
+    # The last instant of the trading day (03:59:59.999 the next morning) is the same day.
+    assert list(ranges(run(dra, record(at_ms(NEXT, 4, 0) - 1), now_ms=now))) == ["range:ACME"]
+    assert dra.rejected["out_of_range"] == 1

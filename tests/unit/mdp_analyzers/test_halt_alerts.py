@@ -209,7 +209,7 @@ def test_a_halt_alert_in_full_with_its_trading_day_at_the_day_boundary() -> None
     haa = HaltAlertsAnalyzer()
     before = at_ms(DAY, 4, 0) - 1  # still the previous trading day
     start = at_ms(DAY, 4, 0)
-    (early,) = alerts(run(haa, luld("EARLY", before, 17), now_ms=start))
+    (early,) = alerts(run(haa, luld("EARLY", before, 17), now_ms=before))
     (first,) = alerts(run(haa, luld("FIRST", start, 17, halted=True, h=0.5), now_ms=start))
     assert early.trading_day == "2026-03-03"
     assert first == HaltAlert(
@@ -266,12 +266,20 @@ def test_a_new_record_at_the_same_time_that_says_more_is_read() -> None:
     assert (halt.kind, halt.as_of_ms) == ("halt", t)
 
 
-def test_a_second_halt_before_the_reopening_print_drops_the_pending_resume() -> None:
+def test_a_second_halt_before_the_reopening_print_still_alerts_the_resume_first() -> None:
     haa = HaltAlertsAnalyzer(resume_wait_seconds=60)
     run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
     run(haa, luld("ACME", at_ms(DAY, 10, 5), 18), now_ms=at_ms(DAY, 10, 5))
-    (halt,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 5, 10), 17), now_ms=at_ms(DAY, 10, 6)))
-    assert halt.kind == "halt"
+    again = at_ms(DAY, 10, 5, 10)
+    resume, halt = alerts(run(haa, luld("ACME", again, 17), now_ms=at_ms(DAY, 10, 6)))
+    # The resume happened, without a reopening print: no price, its own time, then the halt.
+    assert (resume.kind, resume.price, resume.as_of_ms, resume.halted_ms) == (
+        "resume",
+        None,
+        at_ms(DAY, 10, 5),
+        300_000,
+    )
+    assert (halt.kind, halt.as_of_ms) == ("halt", again)
     assert alerts(run(haa, now_ms=at_ms(DAY, 10, 20))) == []
 
 
@@ -326,35 +334,23 @@ def test_restore_reads_every_snapshot_and_knows_the_indicator_or_the_flag() -> N
     ]
 
 
-def test_restore_keeps_newer_live_knowledge_and_a_calm_snapshot_clears_a_halt() -> None:
+def test_after_a_lost_link_the_catch_up_alerts_what_changed_meanwhile() -> None:
+    """A reconnect's restore learns nothing: the catch-up's records are handled as live."""
     haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
-    run(haa, luld("ACME", at_ms(DAY, 10, 0), 17, halted=True), now_ms=at_ms(DAY, 10, 0))
-    older = luld("ACME", at_ms(DAY, 9, 0), halted=False)
-    haa.restore({older.name: older.payload}, at_ms(DAY, 10, 1) * MS)
-    (resume,) = alerts(
-        run(haa, luld("ACME", at_ms(DAY, 10, 2), halted=False), now_ms=at_ms(DAY, 10, 2))
-    )
-    assert resume.halted_ms == 120_000
-    # A snapshot of the same time as a known halt, and a halt snapshot over a known halt,
-    # keep the halt's start; a newer calm snapshot ends it without an alert.
-    haa2 = HaltAlertsAnalyzer(resume_wait_seconds=0)
-    halt = luld("ACME", at_ms(DAY, 11, 0), 17, halted=True)
-    run(haa2, halt, now_ms=at_ms(DAY, 11, 0))
-    later_halt = luld("ACME", at_ms(DAY, 11, 1), halted=True)
-    haa2.restore({later_halt.name: later_halt.payload}, at_ms(DAY, 11, 1) * MS)
-    (resume2,) = alerts(
-        run(haa2, luld("ACME", at_ms(DAY, 11, 3), halted=False), now_ms=at_ms(DAY, 11, 3))
-    )
-    assert resume2.halted_ms == 180_000
-    haa3 = HaltAlertsAnalyzer(resume_wait_seconds=0)
-    run(haa3, luld("ACME", at_ms(DAY, 12, 0), 17), now_ms=at_ms(DAY, 12, 0))
-    calm = luld("ACME", at_ms(DAY, 12, 1), halted=False)
-    haa3.restore({calm.name: calm.payload}, at_ms(DAY, 12, 1) * MS)
-    assert alerts(haa3.collect(at_ms(DAY, 12, 1) * MS)) == []
-    assert (
-        alerts(run(haa3, luld("ACME", at_ms(DAY, 12, 2), halted=False), now_ms=at_ms(DAY, 12, 2)))
-        == []
-    )
+    run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
+    # Meanwhile ACME resumed and BOLT, never seen before, was halted.
+    calm = luld("ACME", at_ms(DAY, 10, 1), halted=False)
+    bolt = luld("BOLT", at_ms(DAY, 10, 2), 17)
+    snapshots = {calm.name: calm.payload, bolt.name: bolt.payload}
+    haa.restore(snapshots, at_ms(DAY, 10, 3) * MS)
+    assert alerts(haa.collect(at_ms(DAY, 10, 3) * MS)) == []
+    out = alerts(run(haa, calm, bolt, now_ms=at_ms(DAY, 10, 3)))
+    assert [(a.symbol, a.kind, a.as_of_ms, a.halted_ms) for a in out] == [
+        ("ACME", "resume", at_ms(DAY, 10, 1), 60_000),
+        ("BOLT", "halt", at_ms(DAY, 10, 2), None),
+    ]
+    # A halt already known, handed over again, raises nothing.
+    assert alerts(run(haa, bolt, now_ms=at_ms(DAY, 10, 4))) == []
 
 
 def test_while_halted_a_record_without_a_resume_signal_resumes_nothing() -> None:
@@ -380,26 +376,43 @@ def test_a_batch_goes_out_by_event_time_not_by_symbol() -> None:
     ]
 
 
-def test_restore_reads_a_same_time_snapshot_skips_older_ones_and_counts_each_bad_one() -> None:
+def test_restore_at_start_knows_each_halt_and_counts_each_bad_snapshot() -> None:
     haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
     t = at_ms(DAY, 10, 0)
-    run(haa, luld("ACME", t, halted=False), luld("BOLT", t, 17), now_ms=t)
-    merged = luld("ACME", t, halted=True)  # same time; the merged flag says halted
-    older = luld("BOLT", t - 60_000, halted=False)
-    fresh = luld("CODE", t, 17)
+    merged = luld("ACME", t, halted=True)  # the merged flag says halted
+    calm = luld("BOLT", t - 60_000, halted=False)
+    coded = luld("CODE", t, 17)
     snapshots = {
-        older.name: older.payload,  # older than what this process knows: skipped
+        calm.name: calm.payload,
         "luld:BAD1": b"{",
         "luld:BAD2": b"[",
         merged.name: merged.payload,
-        fresh.name: fresh.payload,
+        coded.name: coded.payload,
     }
     haa.restore(snapshots, (t + 1) * MS)
     assert haa.rejected["invalid_snapshot"] == 2
-    calm = [luld(s, t + 60_000, halted=False) for s in ("ACME", "BOLT", "CODE")]
-    out = alerts(run(haa, *calm, now_ms=t + 60_000))
-    assert [(a.symbol, a.halted_ms) for a in out] == [
-        ("ACME", 60_000),
-        ("BOLT", 60_000),
-        ("CODE", 60_000),
-    ]
+    # The catch-up hands the same records over: nothing new.
+    assert alerts(run(haa, calm, merged, coded, now_ms=t + 1)) == []
+    resumes = [luld(s, t + 60_000, halted=False) for s in ("ACME", "BOLT", "CODE")]
+    out = alerts(run(haa, *resumes, now_ms=t + 60_000))
+    assert [(a.symbol, a.halted_ms) for a in out] == [("ACME", 60_000), ("CODE", 60_000)]
+
+
+def test_a_bad_record_in_a_batch_costs_only_itself() -> None:
+    haa = HaltAlertsAnalyzer()
+    t = at_ms(DAY, 10, 0)
+    huge = luld("HUGE", 10**15, 17)  # beyond what the calendar can place
+    spaced = FeedMessage("luld:AC", huge.payload.replace(b'"HUGE"', b'"A C"'))
+    out = alerts(run(haa, huge, spaced, luld("ACME", t, 17), now_ms=t))
+    assert [(a.symbol, a.kind) for a in out] == [("ACME", "halt")]
+    assert haa.rejected["invalid_json"] == 2
+
+
+def test_a_record_of_a_day_over_is_stale_once_the_day_rolled() -> None:
+    """A catch-up after 04:00 replays yesterday's records: none of them is alerted again."""
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
+    yesterday = date(2026, 3, 3)
+    halt = luld("ACME", at_ms(yesterday, 15, 0), 17)
+    resume = luld("ACME", at_ms(yesterday, 15, 5), 18)
+    assert alerts(run(haa, halt, resume, now_ms=at_ms(DAY, 9, 0))) == []
+    assert haa.rejected["stale_day"] == 2

@@ -138,3 +138,25 @@ def test_the_minute_in_progress_follows_every_second_and_correction(
                 "v": sum(e.volume for e in seconds),
             }
         ]  # fmt: skip
+
+
+def test_bars_the_leaderboard_drops_never_reach_the_chart() -> None:
+    book = MinuteBook()
+    book.fold(second(0, 3.0))
+    end = MINUTE + 2_000
+    for bad in (
+        aggregate("ZR", end, close=3.0, high=2.0, low=4.0),  # a low above the high
+        aggregate("ZR", end, close=0.0, high=3.0, low=0.0),  # a price of 0
+        aggregate("ZR", end, close=3.5, open_=9.0, high=3.5, low=3.0),  # open outside the bar
+        aggregate("ZR", end, close=9.0, open_=3.0, high=3.5, low=3.0),  # close outside it
+        aggregate("ZR", end, close=3.0, high=2.0, low=4.0, minute=True),
+    ):
+        book.fold(bad)
+    [bar] = bars(book)
+    assert (bar["o"], bar["h"], bar["l"], bar["c"], bar["v"]) == (3.0, 3.0, 3.0, 3.0, 100.0)
+    assert book.rejected == {"high_below_low": 2, "non_positive_price": 1, "price_outside_bar": 2}
+    # The boundaries are bars: low equal to high, open and close on the edges.
+    book.fold(aggregate("ZR", end, close=3.5, open_=2.5, high=3.5, low=2.5))
+    [bar] = bars(book)
+    assert (bar["h"], bar["l"], bar["c"]) == (3.5, 2.5, 3.5)
+    assert sum(book.rejected.values()) == 5

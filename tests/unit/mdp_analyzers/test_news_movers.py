@@ -526,3 +526,16 @@ def test_the_alert_matches_a_reference_reading_of_the_rules(
         raised += [(index, alert.reason, alert.base_price) for alert in out]
     expected = _reference_alert(before, after, 90_000)
     assert raised == ([expected] if expected else [])
+
+
+def test_a_record_of_a_day_not_begun_is_neither_a_base_nor_a_move() -> None:
+    nma = NewsMoversAnalyzer(news_move_pct=5.0)
+    published = at_ms(DAY, 10, 1)
+    run(nma, news("https://n/1", published, "ACME"), now_ms=published)
+    bogus = q("ACME", at_ms(DAY, 10, 2), 99.0, day=NEXT)  # tomorrow's date, today's time
+    assert alerts(run(nma, bogus, now_ms=at_ms(DAY, 10, 2))) == []
+    assert nma.rejected["future_day"] == 1
+    # The base is today's first record after the news, and the move is measured from it.
+    run(nma, q("ACME", at_ms(DAY, 10, 3), 10.0), now_ms=at_ms(DAY, 10, 3))
+    (alert,) = alerts(run(nma, q("ACME", at_ms(DAY, 10, 4), 10.6), now_ms=at_ms(DAY, 10, 4)))
+    assert (alert.base_price, alert.price) == (10.0, 10.6)

@@ -284,3 +284,21 @@ def test_alerts_match_a_reference_reading_of_the_rules(
         (s, t, start + i) for s, t, i in expected
     ]
     assert all(a.rvol_tod == stream[a.as_of_ms - start][1] for a in raised)
+
+
+def test_a_record_of_a_day_not_begun_is_refused_until_a_minute_before_its_start() -> None:
+    """One record dated tomorrow must not mark today's thresholds as crossed."""
+    uva = UnusualVolumeAnalyzer(rvol_thresholds=(2, 5))
+    now = at_ms(DAY, 9, 59)
+    # Tomorrow's date with today's time, and tomorrow's date and time: both not begun.
+    bogus = q("ACME", now, 11.0, day=NEXT)
+    ahead = q("ACME", at_ms(NEXT, 9, 30), 11.0, day=NEXT)
+    assert alerts(run(uva, bogus, ahead, now_ms=now)) == []
+    assert uva.rejected["future_day"] == 2
+    (today,) = alerts(run(uva, q("ACME", at_ms(DAY, 10, 0), 2.5), now_ms=at_ms(DAY, 10, 0)))
+    assert (today.trading_day, today.threshold) == (DAY.isoformat(), 2)
+    # Within a minute of 04:00 the next day's records count (two hosts' clocks differ).
+    early = q("BOLT", at_ms(NEXT, 4, 0, 30), 2.5, day=NEXT)
+    assert alerts(run(uva, early, now_ms=at_ms(NEXT, 4, 0) - 60_001)) == []
+    (counted,) = alerts(run(uva, early, now_ms=at_ms(NEXT, 4, 0) - 60_000))
+    assert counted.trading_day == NEXT.isoformat()

@@ -14,7 +14,7 @@ import functools
 import math
 from collections import Counter
 from datetime import date
-from typing import Final
+from typing import Annotated, Final
 
 import msgspec
 
@@ -22,10 +22,37 @@ from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.keys import Feed
 from mdp_core.calendar import MarketCalendar
 from mdp_core.errors import InvalidJson, MalformedInput, MissingField, OutOfRange
+from mdp_core.events import Symbol
 
-__all__ = ["AlertQueue", "DayClock", "QuoteSeen", "decode_quote_seen", "money"]
+__all__ = [
+    "FUTURE_DAY_GRACE_MS",
+    "AlertQueue",
+    "DayClock",
+    "EventMs",
+    "QuoteSeen",
+    "day_begun",
+    "decode_quote_seen",
+    "money",
+]
 
 _NS_PER_MS: Final = 1_000_000
+
+#: An event time in ms as a record may carry it: before the year 3000, which the calendar
+#: can place (a time near 10**15 ms made it overflow and fail the analyzer's whole batch).
+EventMs = Annotated[int, msgspec.Meta(ge=0, le=32_503_680_000_000)]
+
+FUTURE_DAY_GRACE_MS: Final = 60_000
+"""How long before its 04:00 start a trading day's records already count.
+
+A record of a later trading day than the clock's is accepted only this close to the
+changeover (the clocks of two hosts differ a little); earlier it would move the symbol to a
+day that has not begun and hide every record of today.
+"""
+
+
+def day_begun(calendar: MarketCalendar, now_ns: int) -> date:
+    """The latest trading day whose records count at ``now_ns`` (see the grace above)."""
+    return calendar.trading_day(now_ns + FUTURE_DAY_GRACE_MS * _NS_PER_MS)
 
 
 class QuoteSeen(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -43,12 +70,12 @@ class QuoteSeen(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         pct_change: Change vs the previous close in percent, when known.
     """
 
-    symbol: str
+    symbol: Symbol
     trading_day: str
     price: float
     open: float
-    start_ms: int
-    end_ms: int
+    start_ms: EventMs
+    end_ms: EventMs
     accumulated_volume: int = 0
     rvol_tod: float | None = None
     pct_change: float | None = None
@@ -116,6 +143,12 @@ class DayClock:
     def is_stale(self, trading_day: str) -> bool:
         """Whether a record of ``trading_day`` belongs to a day already over."""
         return self.day is not None and trading_day < self.day.isoformat()
+
+    def is_ahead(self, trading_day: str, now_ns: int) -> bool:
+        """Whether a record belongs to a trading day not begun (see :data:`FUTURE_DAY_GRACE_MS`)."""
+        if self.day is None or trading_day <= self.day.isoformat():
+            return False
+        return trading_day > day_begun(self._calendar, now_ns).isoformat()
 
 
 class AlertQueue:

@@ -41,10 +41,12 @@ from typing import ClassVar, Final, Literal
 
 import msgspec
 
+from mdp_analyzers.alerts import EventMs, day_begun
 from mdp_analyzers.typing import FeedMessage, Output, WidgetWrite
 from mdp_cache.keys import FEED_ALERTS_HOD, FEED_ALERTS_LOD, FEED_DAILY_RANGE, FEED_QUOTE
 from mdp_core.calendar import MarketCalendar, Session
 from mdp_core.errors import InvalidJson, MalformedInput, MissingField, OutOfRange
+from mdp_core.events import Symbol
 
 __all__ = ["AlertDoc", "DailyRangeAnalyzer", "RangeDoc", "Tick", "decode_quote"]
 
@@ -67,11 +69,11 @@ Direction = Literal["high", "low"]
 class _Figures(msgspec.Struct, kw_only=True):
     """A session's figures on a quote record (see ``mdp_analyzers.board.SessionFigures``)."""
 
-    first_ms: int
+    first_ms: EventMs
     high: float
-    high_ms: int
+    high_ms: EventMs
     low: float
-    low_ms: int
+    low_ms: EventMs
 
 
 class _QuoteRecord(msgspec.Struct, kw_only=True):
@@ -81,16 +83,16 @@ class _QuoteRecord(msgspec.Struct, kw_only=True):
     regular: _Figures | None = None
     after_hours: _Figures | None = None
 
-    symbol: str | None = None
-    sym: str | None = None
+    symbol: Symbol | None = None
+    sym: Symbol | None = None
     price: float | None = None
     close: float | None = None
     high: float | None = None
     low: float | None = None
-    start_ms: int | None = None
-    end_ms: int | None = None
-    as_of_ms: int | None = None
-    timestamp_ms: int | None = None
+    start_ms: EventMs | None = None
+    end_ms: EventMs | None = None
+    as_of_ms: EventMs | None = None
+    timestamp_ms: EventMs | None = None
 
 
 class Extreme(msgspec.Struct, frozen=True, gc=False):
@@ -311,7 +313,7 @@ class DailyRangeAnalyzer:
             except MalformedInput as exc:
                 self.rejected[exc.kind] += 1
                 continue
-            self._apply_tick(tick)
+            self._apply_tick(tick, now_ns)
 
     def collect(self, now_ns: int) -> Output:
         """Range documents of the symbols that changed (once each), then the alerts in order."""
@@ -392,7 +394,7 @@ class DailyRangeAnalyzer:
                 del self._ranges[symbol]
                 self._changed.discard(symbol)
 
-    def _apply_tick(self, tick: Tick) -> None:
+    def _apply_tick(self, tick: Tick, now_ns: int) -> None:
         ts_ns = tick.ts_ms * _NS_PER_MS
         session = self._calendar.session_at(ts_ns)
         if session is Session.CLOSED:
@@ -401,6 +403,18 @@ class DailyRangeAnalyzer:
         day = self._calendar.trading_day(ts_ns)
         if self._day is not None and day < self._day:
             self.rejected["stale_day"] += 1
+            return
+        if self._day is not None and day > self._day and day > day_begun(self._calendar, now_ns):
+            # A day not begun: taken, it would hide every record of today for the symbol.
+            self.rejected["future_day"] += 1
+            return
+        if any(
+            self._calendar.trading_day(at_ms * _NS_PER_MS) != day
+            for seen in tick.sessions.values()
+            for at_ms in (seen.first_ms, seen.high.at_ms, seen.low.at_ms)
+        ):
+            # A figure reached on another day: its time would stamp every later alert.
+            self.rejected["out_of_range"] += 1
             return
         state = self._ranges.get(tick.symbol)
         if state is None or day > state.trading_day:

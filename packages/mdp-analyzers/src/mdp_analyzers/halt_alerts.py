@@ -26,13 +26,14 @@ from typing import ClassVar, Final
 
 import msgspec
 
-from mdp_analyzers.alerts import AlertQueue, DayClock, decode_quote_seen, money
+from mdp_analyzers.alerts import AlertQueue, DayClock, EventMs, decode_quote_seen, money
 from mdp_analyzers.halts import LULD_HALT, LULD_RESUME
 from mdp_analyzers.typing import FeedMessage, Output
 from mdp_cache.keys import FEED_ALERTS_HALTS, FEED_LATEST_LULD, FEED_QUOTE
 from mdp_core.calendar import MarketCalendar
 from mdp_core.clock import NS_PER_SECOND
 from mdp_core.errors import InvalidJson, MalformedInput
+from mdp_core.events import Symbol
 
 __all__ = ["HaltAlert", "HaltAlertsAnalyzer"]
 
@@ -61,10 +62,10 @@ class HaltAlert(msgspec.Struct, kw_only=True):
 class _Luld(msgspec.Struct, frozen=True):
     """The fields of a LULD record this analyzer reads."""
 
-    T: str
+    T: Symbol
     h: float
     l: float  # noqa: E741 - the vendor's wire name
-    t: int
+    t: EventMs
     i: tuple[int, ...] = ()
     halted: bool | None = None
 
@@ -110,6 +111,8 @@ class HaltAlertsAnalyzer:
         self._symbols: dict[str, _State] = {}
         self._pending: dict[str, _Pending] = {}
         self._alerts = AlertQueue(FEED_ALERTS_HALTS)
+        #: Whether a record was handed over since start (a later restore is a reconnect's).
+        self._live = False
 
     @property
     def rejected(self) -> Counter[str]:
@@ -122,6 +125,7 @@ class HaltAlertsAnalyzer:
         for message in inputs:
             if not isinstance(message, FeedMessage):
                 continue
+            self._live = True
             try:
                 if FEED_LATEST_LULD.matches(message.name):
                     self._luld(message.payload, now_ns)
@@ -146,8 +150,17 @@ class HaltAlertsAnalyzer:
         return (FEED_LATEST_LULD.pattern,)
 
     def restore(self, snapshots: Mapping[str, bytes], now_ns: int) -> None:
-        """Learn which symbols are halted now, without raising alerts."""
+        """At start, learn which symbols are halted now (when each halt began), silently.
+
+        The scanner's catch-up then hands over the same records: a halt known here raises
+        nothing again. After a lost link (this process has seen records before) nothing is
+        learnt here, so what changed meanwhile, a halt or a resume, is alerted by the catch-up
+        as it would have been live; the alert's identity keeps one already appended from
+        being appended twice.
+        """
         self._clock.roll(now_ns)
+        if self._live:
+            return  # a reconnect: the catch-up brings what changed meanwhile, and alerts it
         for name, payload in snapshots.items():
             if not FEED_LATEST_LULD.matches(name):
                 continue
@@ -157,14 +170,8 @@ class HaltAlertsAnalyzer:
                 self.rejected["invalid_snapshot"] += 1
                 continue
             state = self._symbols.setdefault(record.T, _State())
-            if record.t < state.last[0]:
-                continue  # this process already knows newer
-            state.last = (record.t, record.halted, record.i)
             if record.halted is True or LULD_HALT in record.i:
-                if state.halted_at is None:
-                    state.halted_at = record.t
-            else:
-                state.halted_at = None
+                state.halted_at = record.t
 
     # --- internals ------------------------------------------------------------------------
 
@@ -173,6 +180,9 @@ class HaltAlertsAnalyzer:
             record = _LULD_DECODER.decode(payload)
         except msgspec.DecodeError as exc:
             raise InvalidJson(f"not a LULD record: {exc}") from None
+        if self._clock.is_stale(self._day_of(record.t)):
+            self.rejected["stale_day"] += 1  # yesterday's record, e.g. in a catch-up
+            return
         state = self._symbols.setdefault(record.T, _State())
         key = (record.t, record.halted, record.i)
         if record.t < state.last[0] or key == state.last:
@@ -182,7 +192,10 @@ class HaltAlertsAnalyzer:
         resume = LULD_RESUME in record.i or (record.halted is False and state.halted_at is not None)
         if halt and state.halted_at is None:
             state.halted_at = record.t
-            self._pending.pop(record.T, None)
+            pending = self._pending.pop(record.T, None)
+            if pending is not None:
+                # Halted again before a reopening print: the resume happened all the same.
+                self._resume(record.T, pending, None)
             band = f"{money(record.l)}-{money(record.h)}"
             alert = HaltAlert(
                 symbol=record.T,

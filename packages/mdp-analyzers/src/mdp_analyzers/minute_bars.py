@@ -10,6 +10,7 @@ seconds beats an older one. A second bar delivered twice is folded once (keyed b
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Final
@@ -119,13 +120,27 @@ class MinuteBook:
     """Folds aggregates into minute bars; :meth:`take` returns the bars changed since last time."""
 
     def __init__(self) -> None:
+        #: Bars skipped, by reason (see :meth:`fold`).
+        self.rejected: Counter[str] = Counter()
         self._building: dict[str, _Building] = {}
         self._final: dict[tuple[str, int], MinuteAggregate] = {}
         self._changed: dict[tuple[str, int], None] = {}
         self._days: dict[int, int] = {}
 
     def fold(self, event: SecondAggregate | MinuteAggregate) -> None:
-        """Fold one second or minute bar of a symbol."""
+        """Fold one second or minute bar of a symbol; a bar that cannot be right is skipped.
+
+        Skipped as the leaderboard drops it (a low above the high, a price not above 0, an
+        open or close outside the bar), and counted in :attr:`rejected`; the leaderboard
+        counts the same bars in the processor's ``bad_events``.
+        """
+        low, high = event.low, event.high
+        if not 0 < low <= high:
+            self.rejected["high_below_low" if low > high else "non_positive_price"] += 1
+            return
+        if not (low <= event.open <= high and low <= event.close <= high):
+            self.rejected["price_outside_bar"] += 1
+            return
         minute = event.start_ms - event.start_ms % MINUTE_MS
         key = (event.symbol, minute)
         if isinstance(event, MinuteAggregate):

@@ -133,7 +133,7 @@ class NewsMoversAnalyzer:
                 if message.name == FEED_NEWS_LATEST.name():
                     self._news(message.payload)
                 elif FEED_QUOTE.matches(message.name):
-                    self._quote(decode_quote_seen(message.payload))
+                    self._quote(decode_quote_seen(message.payload), now_ns)
             except MalformedInput as exc:
                 self._alerts.reject(exc)
 
@@ -189,9 +189,12 @@ class NewsMoversAnalyzer:
             articles.append(_Article(item, self._last.get(symbol)))
             del articles[:-_MAX_ARTICLES]
 
-    def _quote(self, seen: QuoteSeen) -> None:
+    def _quote(self, seen: QuoteSeen, now_ns: int) -> None:
         if self._clock.is_stale(seen.trading_day):
             self.rejected["stale_day"] += 1
+            return
+        if self._clock.is_ahead(seen.trading_day, now_ns):
+            self.rejected["future_day"] += 1
             return
         last = self._last.get(seen.symbol)
         if last is None or seen.end_ms >= last.end_ms:

@@ -107,6 +107,9 @@ class UnusualVolumeAnalyzer:
             if self._clock.is_stale(seen.trading_day):
                 self.rejected["stale_day"] += 1
                 continue
+            if self._clock.is_ahead(seen.trading_day, now_ns):
+                self.rejected["future_day"] += 1
+                continue
             rvol = seen.rvol_tod
             if rvol is None or seen.accumulated_volume < self.min_volume:
                 continue

@@ -80,6 +80,7 @@ __all__ = [
     "KEY_TT_WINDOW",
     "KEY_WDS_REVOKED",
     "KEY_WIDGET_VERSION",
+    "MARKET_CLOSED_AT_MOST",
     "REF_NEGATIVE_TTL",
     "Feed",
     "Key",
@@ -92,6 +93,10 @@ INTERNAL_PREFIX: Final = "mdp:"
 MINUTE: Final = 60
 HOUR: Final = 60 * MINUTE
 DAY: Final = 24 * HOUR
+MARKET_CLOSED_AT_MOST: Final = 5 * DAY
+"""Longer than the market stays closed between two trading days' 20:00 and 04:00: a weekend
+with a holiday (3 days 8 h), or an unscheduled closure of two weekdays next to one (4 days 8 h,
+as in October 2012). State read until the next trading day begins must outlive that."""
 
 _PARAM = re.compile(r"\{(\w+)\}")
 #: A literal brace of a hash tag (doubled in templates) or a parameter.
@@ -530,16 +535,18 @@ KEY_LB_ROWS: Final = Key(
     template="mdp:lb:{{{day}}}:rows",
     store="mdc",
     redis_type="hash",
-    ttl=2 * DAY,
+    ttl=MARKET_CLOSED_AT_MOST,
     owner="processor (LeaderboardAnalyzer)",
     payload="symbol -> encoded leaderboard row of trading day {day}; merged newer-wins by "
-    "KEY_LB_VERSIONS across replicas; a new trading day uses new keys (no reset race)",
+    "KEY_LB_VERSIONS across replicas; a new trading day uses new keys (no reset race); the "
+    "day's keys outlive the longest market closure, as the boards read them until the next "
+    "trading day's 04:00",
 )
 KEY_LB_VERSIONS: Final = Key(
     template="mdp:lb:{{{day}}}:versions",
     store="mdc",
     redis_type="hash",
-    ttl=2 * DAY,
+    ttl=MARKET_CLOSED_AT_MOST,
     owner="processor (LeaderboardAnalyzer)",
     payload="symbol -> version of its row: bar end in ms, then how recent its halt news is "
     "(0-255), then reference completeness (0-7), packed as "
@@ -549,7 +556,7 @@ KEY_LB_FIGURES: Final = Key(
     template="mdp:lb:{{{day}}}:figures",
     store="mdc",
     redis_type="hash",
-    ttl=2 * DAY,
+    ttl=MARKET_CLOSED_AT_MOST,
     owner="processor (LeaderboardAnalyzer)",
     payload="symbol -> 'sequence|current|figures': the lattice join (mdp_cache.lattice) of "
     "every session figure any replica offered for the symbol's row, whether the stored row "
@@ -559,7 +566,7 @@ KEY_LB_BOARD: Final = Key(
     template="mdp:lb:{{{day}}}:board:{board}",
     store="mdc",
     redis_type="zset",
-    ttl=2 * DAY,
+    ttl=MARKET_CLOSED_AT_MOST,
     owner="processor (LeaderboardAnalyzer)",
     payload="member symbol, score the board metric of its current row (volume, gap %, gain %)",
 )
@@ -690,10 +697,12 @@ KEY_SCANNER_DEDUP: Final = Key(
     template="mdp:scanner:dedup:{{{feed}}}:{digest}",
     store="wdc",
     redis_type="string",
-    ttl=8 * HOUR,
+    ttl=DAY,
     owner="scanner",
     payload="SET NX marker: a list-feed element (an alert) with this content digest was already "
-    "appended by one scanner replica, so a second replica does not append it again",
+    "appended by one scanner replica, so a second replica does not append it again; it outlives "
+    "a trading day (04:00-20:00 ET), so a restart late in the day cannot append a morning's "
+    "alert again",
 )
 
 KEY_WDS_REVOKED: Final = Key(

@@ -173,7 +173,8 @@ class Scanner:
         self._dedup = dedup_alerts
         self._backoff = Backoff(backoff, rng or random.Random())
         self._keepalive = keepalive
-        self._unwritten: deque[WidgetWrite] = deque(maxlen=unwritten_max or None)
+        #: Writes an outage held back, each with whether its dedup marker is already set.
+        self._unwritten: deque[tuple[WidgetWrite, bool]] = deque(maxlen=unwritten_max or None)
         self._unwritten_max = unwritten_max
         self._route_cache: dict[str, tuple[int, ...]] = {}
         self._ready = asyncio.Event()
@@ -397,27 +398,51 @@ class Scanner:
             try:
                 if inputs:
                     route.analyzer.apply(inputs, now_ns)
-                writes.extend(route.analyzer.collect(now_ns).widgets)
+                produced = route.analyzer.collect(now_ns).widgets
             except Exception:  # an analyzer bug must not end the stream
                 self.stats.errors[f"analyzer:{name}"] += 1
                 _log.exception("analyzer_failed_batch_skipped", analyzer=name)
+                continue
+            # A name outside its feed (a symbol no feed name can hold) would fail the whole
+            # pipeline, and the batch again on every catch-up: it is dropped and counted.
+            valid = [write for write in produced if write.feed.matches(write.name)]
+            if len(valid) != len(produced):
+                self.stats.errors[f"bad_write:{name}"] += len(produced) - len(valid)
+                bad = next(w.name for w in produced if not w.feed.matches(w.name))
+                _log.warning("bad_widget_write", analyzer=name, name=bad[:80])
+            writes.extend(valid)
         await self._write(writes)
         self.stats.batches += 1  # counted once its output is written
         self.stats.processed += len(batch)
 
-    async def _write(self, writes: list[WidgetWrite]) -> None:
+    async def _write(self, writes: list[WidgetWrite], marked: Sequence[bool] = ()) -> None:
+        """Write ``writes``, alerts once across replicas; ``marked``: whose marker is ours.
+
+        When the write fails after the markers were set, the writes are kept as marked: the
+        replay must not take this process's own markers for another replica's append.
+        """
         if not writes:
             return
+        kept: list[WidgetWrite] | None = None
         try:
-            kept = await self._deduplicated(writes)
+            kept = await self._deduplicated(writes, marked)
             await self._writer.write(kept)
         except (RedisError, RedisClusterException, OSError):
-            self._keep(writes)
+            if kept is None:
+                self._keep(writes, marked)
+            else:
+                self._keep(kept, [True] * len(kept))
             raise
         self.stats.writes += len(kept)
 
-    async def _deduplicated(self, writes: list[WidgetWrite]) -> list[WidgetWrite]:
-        appends = [i for i, w in enumerate(writes) if w.feed.shape == "list"]
+    async def _deduplicated(
+        self, writes: list[WidgetWrite], marked: Sequence[bool] = ()
+    ) -> list[WidgetWrite]:
+        appends = [
+            i
+            for i, w in enumerate(writes)
+            if w.feed.shape == "list" and not (i < len(marked) and marked[i])
+        ]
         if not self._dedup or not appends:
             return writes
         pipe = self._redis.pipeline(transaction=False)
@@ -432,11 +457,13 @@ class Scanner:
         self.stats.alerts_deduplicated += len(dropped)
         return [w for i, w in enumerate(writes) if i not in dropped]
 
-    def _keep(self, writes: list[WidgetWrite]) -> None:
+    def _keep(self, writes: list[WidgetWrite], marked: Sequence[bool] = ()) -> None:
         if self._unwritten_max <= 0:
             return
         before = len(self._unwritten)
-        self._unwritten.extend(writes)
+        self._unwritten.extend(
+            (write, index < len(marked) and marked[index]) for index, write in enumerate(writes)
+        )
         lost = before + len(writes) - len(self._unwritten)
         if lost > 0:
             self.stats.errors["unwritten_dropped"] += lost
@@ -447,7 +474,7 @@ class Scanner:
         pending = list(self._unwritten)
         self._unwritten.clear()
         _log.info("outage_writes_replaying", writes=len(pending))
-        await self._write(pending)
+        await self._write([write for write, _ in pending], [mark for _, mark in pending])
 
     # --- rehydration ----------------------------------------------------------------------
 
