@@ -498,8 +498,9 @@ def test_session_figures_reached_on_another_day_refuse_the_record() -> None:
         payload = {"symbol": "ACME", "price": 10.0, "start_ms": at_ms(DAY, 9, 31)}
         return FeedMessage("quote:ACME", json.dumps(payload | {"regular": figures}).encode())
 
-    assert ranges(run(dra, record(at_ms(NEXT, 9, 30)), now_ms=now)) == {}
-    assert dra.rejected["out_of_range"] == 1
+    tomorrow, yesterday = record(at_ms(NEXT, 9, 30)), record(at_ms(DAY, 4, 0) - 1)
+    assert ranges(run(dra, tomorrow, yesterday, now_ms=now)) == {}
+    assert dra.rejected["out_of_range"] == 2
     # The last instant of the trading day (03:59:59.999 the next morning) is the same day.
     assert list(ranges(run(dra, record(at_ms(NEXT, 4, 0) - 1), now_ms=now))) == ["range:ACME"]
-    assert dra.rejected["out_of_range"] == 1
+    assert dra.rejected["out_of_range"] == 2

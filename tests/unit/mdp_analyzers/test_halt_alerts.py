@@ -271,7 +271,8 @@ def test_a_second_halt_before_the_reopening_print_still_alerts_the_resume_first(
     run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0))
     run(haa, luld("ACME", at_ms(DAY, 10, 5), 18), now_ms=at_ms(DAY, 10, 5))
     again = at_ms(DAY, 10, 5, 10)
-    resume, halt = alerts(run(haa, luld("ACME", again, 17), now_ms=at_ms(DAY, 10, 6)))
+    # Within the resume's wait for its reopening print: only the new halt can raise it.
+    resume, halt = alerts(run(haa, luld("ACME", again, 17), now_ms=again))
     # The resume happened, without a reopening print: no price, its own time, then the halt.
     assert (resume.kind, resume.price, resume.as_of_ms, resume.halted_ms) == (
         "resume",

@@ -533,8 +533,9 @@ def test_a_record_of_a_day_not_begun_is_neither_a_base_nor_a_move() -> None:
     published = at_ms(DAY, 10, 1)
     run(nma, news("https://n/1", published, "ACME"), now_ms=published)
     bogus = q("ACME", at_ms(DAY, 10, 2), 99.0, day=NEXT)  # tomorrow's date, today's time
-    assert alerts(run(nma, bogus, now_ms=at_ms(DAY, 10, 2))) == []
-    assert nma.rejected["future_day"] == 1
+    ahead = q("ACME", at_ms(NEXT, 10, 2), 99.0, day=NEXT)
+    assert alerts(run(nma, bogus, ahead, now_ms=at_ms(DAY, 10, 2))) == []
+    assert nma.rejected["future_day"] == 2
     # The base is today's first record after the news, and the move is measured from it.
     run(nma, q("ACME", at_ms(DAY, 10, 3), 10.0), now_ms=at_ms(DAY, 10, 3))
     (alert,) = alerts(run(nma, q("ACME", at_ms(DAY, 10, 4), 10.6), now_ms=at_ms(DAY, 10, 4)))
