@@ -504,3 +504,42 @@ def test_session_figures_reached_on_another_day_refuse_the_record() -> None:
     # The last instant of the trading day (03:59:59.999 the next morning) is the same day.
     assert list(ranges(run(dra, record(at_ms(NEXT, 4, 0) - 1), now_ms=now))) == ["range:ACME"]
     assert dra.rejected["out_of_range"] == 2
+
+
+@pytest.mark.parametrize("figure", ["first_ms", "high_ms", "low_ms"])
+def test_a_trading_day_runs_from_its_04_00_to_the_next_trading_days(figure: str) -> None:
+    """Friday's day runs past the weekend and a holiday Monday, to Tuesday 04:00 exclusive."""
+    friday = date(2026, 2, 13)  # Presidents' Day is Monday 2026-02-16
+    now = at_ms(friday, 10, 0)
+
+    def record(at: int) -> FeedMessage:
+        figures = {"first_ms": now, "high": 10.0, "high_ms": now, "low": 9.0, "low_ms": now}
+        figures[figure] = at
+        payload = {"symbol": "ACME", "price": 10.0, "start_ms": now}
+        return FeedMessage("quote:ACME", json.dumps(payload | {"regular": figures}).encode())
+
+    inside = (
+        at_ms(friday, 4, 0),
+        at_ms(date(2026, 2, 15), 12, 0),
+        at_ms(date(2026, 2, 17), 4, 0) - 1,
+    )
+    outside = (
+        at_ms(friday, 4, 0) - 1,
+        at_ms(date(2026, 2, 17), 4, 0),
+        at_ms(date(2026, 2, 17), 5, 0),
+    )
+    for at in inside:
+        dra = DailyRangeAnalyzer()
+        assert list(ranges(run(dra, record(at), now_ms=now))) == ["range:ACME"], at
+    for at in outside:
+        dra = DailyRangeAnalyzer()
+        assert ranges(run(dra, record(at), now_ms=now)) == {}, at
+        assert dra.rejected == {"out_of_range": 1}
+
+
+def test_after_the_roll_a_record_of_yesterday_is_stale_for_any_symbol() -> None:
+    dra = DailyRangeAnalyzer()
+    run(dra, q("ACME", at_ms(DAY, 15, 0), 5.0), now_ms=at_ms(DAY, 15, 0))
+    late = q("NEWCO", at_ms(DAY, 19, 59), 5.0)  # a symbol this process never saw
+    assert ranges(run(dra, late, now_ms=at_ms(NEXT, 4, 0))) == {}
+    assert dra.rejected["stale_day"] == 1

@@ -36,7 +36,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, timedelta
 from typing import ClassVar, Final, Literal
 
 import msgspec
@@ -45,12 +45,14 @@ from mdp_analyzers.alerts import EventMs, day_begun
 from mdp_analyzers.typing import FeedMessage, Output, WidgetWrite
 from mdp_cache.keys import FEED_ALERTS_HOD, FEED_ALERTS_LOD, FEED_DAILY_RANGE, FEED_QUOTE
 from mdp_core.calendar import MarketCalendar, Session
+from mdp_core.clock import to_ns
 from mdp_core.errors import InvalidJson, MalformedInput, MissingField, OutOfRange
 from mdp_core.events import Symbol
 
 __all__ = ["AlertDoc", "DailyRangeAnalyzer", "RangeDoc", "Tick", "decode_quote"]
 
 _NS_PER_MS: Final = 1_000_000
+_DAYS_KEPT: Final = 8  # trading days whose bounds are remembered (a record is of today, mostly)
 _TRADING_SESSIONS: Final = (Session.PRE_MARKET, Session.REGULAR, Session.AFTER_HOURS)
 _EARLIER: Final[dict[Session, tuple[Session, ...]]] = {
     Session.PRE_MARKET: (),
@@ -295,6 +297,7 @@ class DailyRangeAnalyzer:
         self._changed: set[str] = set()
         self._alerts: list[tuple[int, WidgetWrite]] = []
         self._day: date | None = None
+        self._bounds: dict[date, tuple[int, int]] = {}
         self.rejected: Counter[str] = Counter()
 
     # --- the analyzer contract ------------------------------------------------------------
@@ -394,27 +397,45 @@ class DailyRangeAnalyzer:
                 del self._ranges[symbol]
                 self._changed.discard(symbol)
 
+    def _day_bounds(self, day: date) -> tuple[int, int]:
+        """The instants (ms) of trading day ``day``: from its 04:00 to the next one's."""
+        bounds = self._bounds.get(day)
+        if bounds is None:
+            following = day + timedelta(days=1)
+            while not self._calendar.is_trading_day(following):
+                following += timedelta(days=1)
+            start, end = self._calendar.day_start(day), self._calendar.day_start(following)
+            if len(self._bounds) >= _DAYS_KEPT:
+                self._bounds.clear()
+            bounds = self._bounds[day] = (to_ns(start) // _NS_PER_MS, to_ns(end) // _NS_PER_MS)
+        return bounds
+
+    def _refusal(self, tick: Tick, session: Session, day: date, now_ns: int) -> str | None:
+        """Why ``tick`` cannot be folded (a :attr:`rejected` reason), or None."""
+        if session is Session.CLOSED:
+            return "closed_session"
+        if self._day is not None and day < self._day:
+            return "stale_day"
+        if self._day is not None and day > self._day and day > day_begun(self._calendar, now_ns):
+            return "future_day"  # taken, it would hide every record of today for the symbol
+        if tick.sessions:
+            lo, hi = self._day_bounds(day)
+            for seen in tick.sessions.values():
+                if not (
+                    lo <= seen.first_ms < hi
+                    and lo <= seen.high.at_ms < hi
+                    and lo <= seen.low.at_ms < hi
+                ):
+                    return "out_of_range"  # its time would stamp every later alert
+        return None
+
     def _apply_tick(self, tick: Tick, now_ns: int) -> None:
         ts_ns = tick.ts_ms * _NS_PER_MS
         session = self._calendar.session_at(ts_ns)
-        if session is Session.CLOSED:
-            self.rejected["closed_session"] += 1
-            return
         day = self._calendar.trading_day(ts_ns)
-        if self._day is not None and day < self._day:
-            self.rejected["stale_day"] += 1
-            return
-        if self._day is not None and day > self._day and day > day_begun(self._calendar, now_ns):
-            # A day not begun: taken, it would hide every record of today for the symbol.
-            self.rejected["future_day"] += 1
-            return
-        if any(
-            self._calendar.trading_day(at_ms * _NS_PER_MS) != day
-            for seen in tick.sessions.values()
-            for at_ms in (seen.first_ms, seen.high.at_ms, seen.low.at_ms)
-        ):
-            # A figure reached on another day: its time would stamp every later alert.
-            self.rejected["out_of_range"] += 1
+        refusal = self._refusal(tick, session, day, now_ns)
+        if refusal is not None:
+            self.rejected[refusal] += 1
             return
         state = self._ranges.get(tick.symbol)
         if state is None or day > state.trading_day:
