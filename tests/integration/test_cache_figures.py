@@ -352,3 +352,28 @@ async def test_friday_boards_are_still_read_on_the_tuesday_after_a_holiday_monda
     lives = [await redis.pttl(key) for key in keys]
     assert lives[0] > 0  # the volume board (the others need the previous close)
     assert all(written_ms + ttl > last_read for ttl in lives if ttl != -2)
+
+
+@pytest.mark.parametrize("quiet_ms", [60_000, 130_000, 3_600_000])
+async def test_a_resume_long_after_the_last_bar_clears_the_stored_halt(
+    redis: Redis, quiet_ms: int
+) -> None:
+    """Past 127 s without a bar, the halt's row and its resume's used to tie in MDC."""
+    from mdp_testing.conformance import aggregate, luld
+
+    state, analyzer = RedisState(redis), LeaderboardAnalyzer()
+    rows_key = KEY_LB_ROWS.name(day=DAY.isoformat())
+
+    async def flush(now_ms: int) -> dict[str, Any]:
+        applied = await state.apply(analyzer.collect(now_ms * 1_000_000).state)
+        analyzer.refused(applied.refused)
+        return cast("dict[str, Any]", msgspec.json.decode(await redis.hget(rows_key, "QUIET")))
+
+    end = at_ms(DAY, 11, 0)
+    analyzer.apply([aggregate("QUIET", end, close=10.0)], end * 1_000_000)
+    assert (await flush(end))["halted"] is False
+    halt_at = end + quiet_ms
+    analyzer.apply([luld("QUIET", halt_at, 17)], halt_at * 1_000_000)
+    assert (await flush(halt_at))["halted"] is True
+    analyzer.apply([luld("QUIET", halt_at + 300_000, 18)], (halt_at + 300_000) * 1_000_000)
+    assert (await flush(halt_at + 300_000))["halted"] is False

@@ -584,3 +584,48 @@ def test_every_offer_carries_the_figures_of_every_bar_so_far(
             row = decoded(op)
             for name, key in (("pm", "pre_market"), ("rg", "regular"), ("ah", "after_hours")):
                 assert (row[key] is not None) == (f"{name}f-" in expected)
+
+
+def version_of(analyzer: LeaderboardAnalyzer, now_ms: int) -> int:
+    (op,) = offers(analyzer, now_ms)
+    return op.version
+
+
+@pytest.mark.parametrize("quiet_seconds", [0, 1, 126, 127, 128, 3_600])
+def test_a_resume_outranks_its_halt_however_long_since_the_last_bar(quiet_seconds: int) -> None:
+    """A clamped offset from the bar made a halt and its resume equal past 127 s."""
+    analyzer = LeaderboardAnalyzer()
+    end = at_ms(DAY, 11, 0)
+    analyzer.apply([bar(end)], 0)
+    plain = version_of(analyzer, end)
+    halt_at = end + quiet_seconds * 1_000
+    analyzer.apply([luld("AAA", halt_at, 17)], 0)
+    halted = version_of(analyzer, halt_at)
+    analyzer.apply([luld("AAA", halt_at + 300_000, 18)], 0)
+    resumed = version_of(analyzer, halt_at + 300_000)
+    assert plain < halted < resumed
+    # The next bar after the resume outranks it; a late bar from before the news does not,
+    # but outranks the resume's row of an older bar.
+    late = LeaderboardAnalyzer()
+    late.apply([bar(end), luld("AAA", halt_at, 17), luld("AAA", halt_at + 300_000, 18)], 0)
+    late.apply([bar(halt_at + 299_000)], 0)
+    assert resumed < version_of(late, halt_at + 300_000) < (halt_at + 300_001) << 11
+    analyzer.apply([bar(halt_at + 301_000)], 0)
+    assert version_of(analyzer, halt_at + 301_000) > resumed
+
+
+def test_the_version_packs_time_order_and_completeness_below_2_53() -> None:
+    analyzer = LeaderboardAnalyzer()
+    start = at_ms(DAY, 11, 0)
+    end = start + 1_000  # a second bar's end
+    analyzer.apply([bar(start), luld("AAA", end - 5_000, 17)], 0)  # news before the bar
+    assert version_of(analyzer, end) == ((end << HALT_RECENCY_BITS) + 123) << 3
+    analyzer.apply([luld("AAA", end, 18)], 0)  # news at the bar's end: the bar's own time
+    assert version_of(analyzer, end) == ((end << HALT_RECENCY_BITS) + 255) << 3
+    later = end + 130_000  # news 130 s after the bar: its time, and the farthest bar's order
+    analyzer.apply([luld("AAA", later, 17)], 0)
+    assert version_of(analyzer, later) == ((later << HALT_RECENCY_BITS) + 129) << 3
+    analyzer.apply([luld("AAA", end + 2_000, 18)], 0)  # 2 s after it: older news, no row
+    assert offers(analyzer, later) == []
+    far = at_ms(date(2109, 1, 1), 11, 0)
+    assert (((far << HALT_RECENCY_BITS) + 255) << 3) + 7 < 2**53

@@ -520,15 +520,25 @@ class LeaderboardAnalyzer:
         return False
 
     def _version(self, symbol: str, event: Aggregate, completeness: int) -> int:
-        """The row's version: bar end, then how recent its halt news is, then completeness.
+        """The row's version: its latest news or bar, an order among equals, completeness.
 
         A halted symbol makes no new bars, so a replica that learns of a halt (or of the
-        resume) rewrites the row of the very bar other replicas wrote without the news; at
-        equal bar ends the row carrying the newer halt record wins
-        (:meth:`~mdp_analyzers.halts.HaltBook.recency`). Below 2**53 until the year 2109.
+        resume) rewrites the row of the very bar other replicas wrote without the news.
+        Halt news from after the bar makes the news's time the row's time: a resume five
+        minutes after a halt outranks the halt whatever the time since the last bar (a
+        clamped offset from the bar made them equal past 127 s, and the row stayed
+        "halted"); among rows of that news time, the one whose bar ends later wins
+        (orders 129-255). A row whose news is not newer than its bar has the bar's time;
+        among those, the newer news wins (orders 1-128; 0 without news). Below 2**53
+        until the year 2109.
         """
-        recency = self._halts.recency(symbol, event.end_ms)
-        return (((event.end_ms << HALT_RECENCY_BITS) + recency) << 3) + completeness
+        end_ms = event.end_ms
+        news_ms = self._halts.version(symbol)
+        if news_ms >= end_ms:
+            time_ms, order = news_ms, 255 - min(126, (news_ms - end_ms) // 1000)
+        else:
+            time_ms, order = end_ms, (max(1, 128 + (news_ms - end_ms) // 1000) if news_ms else 0)
+        return (((time_ms << HALT_RECENCY_BITS) + order) << 3) + completeness
 
     def _row(
         self, event: Aggregate, state: _Symbol, day: date

@@ -548,9 +548,10 @@ KEY_LB_VERSIONS: Final = Key(
     redis_type="hash",
     ttl=MARKET_CLOSED_AT_MOST,
     owner="processor (LeaderboardAnalyzer)",
-    payload="symbol -> version of its row: bar end in ms, then how recent its halt news is "
-    "(0-255), then reference completeness (0-7), packed as "
-    "((end_ms x 256 + recency) x 8 + completeness)",
+    payload="symbol -> version of its row: the later of its bar's end and its halt news (ms), "
+    "then an order among equal times (0-255: news newer than the bar first, by how close the "
+    "bar is to it; else by how recent the news is), then reference completeness (0-7), packed "
+    "as ((time_ms x 256 + order) x 8 + completeness)",
 )
 KEY_LB_FIGURES: Final = Key(
     template="mdp:lb:{{{day}}}:figures",
