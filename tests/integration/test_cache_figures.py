@@ -367,7 +367,9 @@ async def test_a_resume_long_after_the_last_bar_clears_the_stored_halt(
     async def flush(now_ms: int) -> dict[str, Any]:
         applied = await state.apply(analyzer.collect(now_ms * 1_000_000).state)
         analyzer.refused(applied.refused)
-        return cast("dict[str, Any]", msgspec.json.decode(await redis.hget(rows_key, "QUIET")))
+        stored = await redis.hget(rows_key, "QUIET")
+        assert isinstance(stored, bytes)
+        return cast("dict[str, Any]", msgspec.json.decode(stored))
 
     end = at_ms(DAY, 11, 0)
     analyzer.apply([aggregate("QUIET", end, close=10.0)], end * 1_000_000)

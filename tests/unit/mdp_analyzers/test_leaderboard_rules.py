@@ -629,3 +629,30 @@ def test_the_version_packs_time_order_and_completeness_below_2_53() -> None:
     assert offers(analyzer, later) == []
     far = at_ms(date(2109, 1, 1), 11, 0)
     assert (((far << HALT_RECENCY_BITS) + 255) << 3) + 7 < 2**53
+
+
+@pytest.mark.parametrize(
+    ("news_after_bar_ms", "order"),
+    [
+        (-200_000, 1),
+        (-127_000, 1),
+        (-126_000, 2),
+        (-1_001, 126),
+        (-1_000, 127),
+        (-1, 127),
+        (0, 255),
+        (999, 255),
+        (1_000, 254),
+        (100_000, 155),
+        (125_000, 130),
+        (126_000, 129),
+        (3_600_000, 129),
+    ],
+)
+def test_the_order_among_equal_times_at_its_boundaries(news_after_bar_ms: int, order: int) -> None:
+    analyzer = LeaderboardAnalyzer()
+    start = at_ms(DAY, 11, 0)
+    end = start + 1_000
+    analyzer.apply([bar(start), luld("AAA", end + news_after_bar_ms, 17)], 0)
+    time_ms = max(end, end + news_after_bar_ms)
+    assert version_of(analyzer, time_ms) == ((time_ms << HALT_RECENCY_BITS) + order) << 3
