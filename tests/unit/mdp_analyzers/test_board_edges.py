@@ -11,7 +11,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from mdp_analyzers.board import Board, BoardStatus, build_row, compose_board
+from mdp_analyzers.board import Board, BoardStatus, bar_problem, build_row, compose_board
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.state import MemoryState, RankedMember
 from mdp_analyzers.typing import published
@@ -240,3 +240,30 @@ def test_a_row_carries_every_figure_of_its_inputs() -> None:
     )
     assert small_scores[2] == pytest.approx(0.5)  # a gain under 1 % still ranks
     assert (small_gain.day_high, small_gain.day_low, small_gain.prev_close) == (None, None, None)
+
+
+@pytest.mark.parametrize(
+    ("ohlc", "problem"),
+    [
+        ((2.0, 2.0, 2.0, 2.0), None),  # a flat bar: low equal to high
+        ((1.0, 3.0, 1.0, 3.0), None),  # open and close on the edges
+        ((2.0, 3.0, 1.0, 2.5), None),
+        ((2.0, 1.0, 3.0, 2.0), "high_below_low"),
+        ((2.0, 2.0, 2.0000001, 2.0), "high_below_low"),
+        ((0.0, 0.0, 0.0, 0.0), "non_positive_price"),
+        ((1.0, 1.0, -1.0, 1.0), "non_positive_price"),
+        ((0.9999, 3.0, 1.0, 2.0), "price_outside_bar"),
+        ((3.0001, 3.0, 1.0, 2.0), "price_outside_bar"),
+        ((2.0, 3.0, 1.0, 0.9999), "price_outside_bar"),
+        ((2.0, 3.0, 1.0, 3.0001), "price_outside_bar"),
+    ],
+)
+@pytest.mark.parametrize("minute", [False, True])
+def test_bar_problem_names_what_is_wrong_with_a_bar(
+    ohlc: tuple[float, float, float, float], problem: str | None, minute: bool
+) -> None:
+    open_, high, low, close = ohlc
+    event = aggregate(
+        "ACME", at_ms(DAY, 10, 0), close=close, open_=open_, high=high, low=low, minute=minute
+    )
+    assert bar_problem(event) == problem

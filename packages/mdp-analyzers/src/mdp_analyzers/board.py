@@ -37,6 +37,7 @@ __all__ = [
     "Row",
     "Scores",
     "SessionFigures",
+    "bar_problem",
     "build_row",
     "compose_board",
     "encode_row",
@@ -67,6 +68,19 @@ class BoardStatus(enum.StrEnum):
     LIVE = "live"
     #: Gainers before 09:30 ET: nothing to measure against yet, so the board is empty.
     PRE_OPEN = "pre_open"
+
+
+def bar_problem(bar: SecondAggregate | MinuteAggregate) -> str | None:
+    """Why a bar cannot be right (a rejection reason), or None.
+
+    Every figure built from bars (rows, session ranges, the minute chart) drops the same bars.
+    """
+    low, high = bar.low, bar.high
+    if not 0 < low <= high:
+        return "high_below_low" if low > high else "non_positive_price"
+    if not (low <= bar.open <= high and low <= bar.close <= high):
+        return "price_outside_bar"
+    return None
 
 
 class SessionFigures(msgspec.Struct, frozen=True, kw_only=True):

@@ -52,6 +52,7 @@ from mdp_analyzers.board import (
     BoardStatus,
     Row,
     SessionFigures,
+    bar_problem,
     build_row,
     compose_board,
     encode_row,
@@ -285,13 +286,11 @@ class LeaderboardAnalyzer:
 
         A bar that cannot be right is counted in :attr:`rejected` and folded into nothing.
         """
+        problem = bar_problem(event)
+        if problem is not None:
+            self.rejected[problem] += 1
+            return False
         low, high = event.low, event.high
-        if not 0 < low <= high:
-            self.rejected["high_below_low" if low > high else "non_positive_price"] += 1
-            return False
-        if not (low <= event.open <= high and low <= event.close <= high):
-            self.rejected["price_outside_bar"] += 1
-            return False
         state = symbols.get(event.symbol)
         if state is None:
             state = symbols[event.symbol] = _Symbol()

@@ -17,6 +17,7 @@ from typing import Final
 
 import msgspec
 
+from mdp_analyzers.board import bar_problem
 from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.keys import FEED_MINUTE_BARS
 from mdp_core.clock import ET
@@ -130,16 +131,13 @@ class MinuteBook:
     def fold(self, event: SecondAggregate | MinuteAggregate) -> None:
         """Fold one second or minute bar of a symbol; a bar that cannot be right is skipped.
 
-        Skipped as the leaderboard drops it (a low above the high, a price not above 0, an
-        open or close outside the bar), and counted in :attr:`rejected`; the leaderboard
-        counts the same bars in the processor's ``bad_events``.
+        Skipped as the leaderboard drops it (:func:`~mdp_analyzers.board.bar_problem`), and
+        counted in :attr:`rejected`; the leaderboard counts the same bars in the processor's
+        ``bad_events``.
         """
-        low, high = event.low, event.high
-        if not 0 < low <= high:
-            self.rejected["high_below_low" if low > high else "non_positive_price"] += 1
-            return
-        if not (low <= event.open <= high and low <= event.close <= high):
-            self.rejected["price_outside_bar"] += 1
+        problem = bar_problem(event)
+        if problem is not None:
+            self.rejected[problem] += 1
             return
         minute = event.start_ms - event.start_ms % MINUTE_MS
         key = (event.symbol, minute)
