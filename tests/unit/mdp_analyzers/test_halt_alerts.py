@@ -417,3 +417,49 @@ def test_a_record_of_a_day_over_is_stale_once_the_day_rolled() -> None:
     resume = luld("ACME", at_ms(yesterday, 15, 5), 18)
     assert alerts(run(haa, halt, resume, now_ms=at_ms(DAY, 9, 0))) == []
     assert haa.rejected["stale_day"] == 2
+
+
+def test_a_pause_the_close_ended_is_forgotten_the_next_day() -> None:
+    """No resume is sent for a pause the close ended: the next day raises no resume for it,
+    and a new halt that day is alerted with its own duration."""
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
+    yesterday = date(2026, 3, 3)
+    (halt,) = alerts(
+        run(haa, luld("ACME", at_ms(yesterday, 15, 55), 17), now_ms=at_ms(yesterday, 15, 56))
+    )
+    assert halt.kind == "halt"
+    # The first band update of the day says "not halted": yesterday's pause is over, quietly.
+    morning = luld("ACME", at_ms(DAY, 9, 30), halted=False)
+    assert alerts(run(haa, morning, now_ms=at_ms(DAY, 9, 30))) == []
+    (today,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0)))
+    assert (today.kind, today.trading_day, today.as_of_ms) == (
+        "halt",
+        "2026-03-04",
+        at_ms(DAY, 10, 0),
+    )
+    (resume,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 5), 18), now_ms=at_ms(DAY, 10, 5)))
+    assert (resume.kind, resume.halted_ms) == ("resume", 300_000)
+
+
+def test_a_pause_ends_at_the_next_trading_days_0400_not_before() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
+    day_start = at_ms(DAY, 4, 0)
+    run(haa, luld("ACME", day_start - 1, 17), now_ms=day_start - 1)  # 03:59:59.999: 03-03's
+    (resume,) = alerts(run(haa, luld("ACME", day_start - 1, 18), now_ms=day_start - 1))
+    assert resume.kind == "resume"
+    run(haa, luld("BOLT", day_start - 2, 17), now_ms=day_start - 2)
+    assert alerts(run(haa, luld("BOLT", day_start, halted=False), now_ms=day_start)) == []
+
+
+def test_a_restart_the_next_morning_forgets_yesterdays_pauses() -> None:
+    haa = HaltAlertsAnalyzer(resume_wait_seconds=0)
+    yesterday = luld("ACME", at_ms(date(2026, 3, 3), 15, 55), 17, halted=True)
+    today = luld("BOLT", at_ms(DAY, 9, 40), 17, halted=True)
+    haa.restore(
+        {yesterday.name: yesterday.payload, today.name: today.payload}, at_ms(DAY, 9, 45) * MS
+    )
+    # BOLT's halt is known (its resume has a duration); ACME's is not (a halt alerts anew).
+    (resume,) = alerts(run(haa, luld("BOLT", at_ms(DAY, 9, 50), 18), now_ms=at_ms(DAY, 9, 50)))
+    assert (resume.symbol, resume.halted_ms) == ("BOLT", 600_000)
+    (halt,) = alerts(run(haa, luld("ACME", at_ms(DAY, 10, 0), 17), now_ms=at_ms(DAY, 10, 0)))
+    assert (halt.symbol, halt.kind) == ("ACME", "halt")

@@ -101,3 +101,17 @@ def test_halt_rows_carry_the_catalogue_ttl_and_band_updates_write_nothing() -> N
     assert (op.member, op.version, op.ttl) == ("A", T0, KEY_HALTS.ttl)
     assert msgspec.json.decode(op.payload, type=HaltRecord) == HaltRecord(True, T0, 11.0, 9.0)
     assert book.take_ops() == []
+
+
+def test_a_halt_counts_only_from_its_own_news_time_on() -> None:
+    book = HaltBook()
+    book.note(luld("AAA", T0, LULD_HALT))
+    assert book.halted("AAA")
+    assert book.halted("AAA", T0)  # news at the boundary counts
+    assert not book.halted("AAA", T0 + 1)  # a later trading day's start: the pause is over
+    assert not book.halted("BBB", 0)
+    book.note(luld("AAA", T0 + 5, LULD_RESUME))
+    assert not book.halted("AAA", T0)
+    first = HaltBook()
+    first.note(luld("AAA", 0, LULD_HALT))  # news at the epoch: from 0 on by default
+    assert first.halted("AAA")

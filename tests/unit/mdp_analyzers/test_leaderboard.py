@@ -5,6 +5,7 @@ from datetime import date
 from typing import Any
 
 import msgspec
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -281,6 +282,28 @@ def test_halts_flag_the_row() -> None:
     assert msgspec.json.decode(quote.payload)["halted"] is False
 
 
+def test_a_halt_does_not_outlast_its_trading_day() -> None:
+    """No resume is sent for a pause the close ended: the next day's rows are not halted,
+    down to the millisecond of the 04:00 boundary."""
+    following = date(2026, 3, 5)
+    day_start = at_ms(following, 4, 0)
+
+    def halted_after(news_ms: int) -> bool:
+        analyzer = LeaderboardAnalyzer()
+        state = MemoryState()
+        analyzer.apply([aggregate("AAA", at_ms(DAY, 15, 50)), luld("AAA", news_ms, 17)], 0)
+        flush(analyzer, state, at_ms(DAY, 15, 56))
+        analyzer.apply([aggregate("AAA", day_start + 1_000)], 0)
+        (quote,) = flush(analyzer, state, day_start + 1_000)
+        row = msgspec.json.decode(quote.payload)
+        assert row["trading_day"] == following.isoformat()
+        return bool(row["halted"])
+
+    assert not halted_after(at_ms(DAY, 15, 55))
+    assert not halted_after(day_start - 1)  # still the previous trading day's news
+    assert halted_after(day_start)
+
+
 def test_quote_records_are_coalesced_per_flush() -> None:
     analyzer = LeaderboardAnalyzer()
     state = MemoryState()
@@ -389,3 +412,128 @@ def test_of_two_bars_ending_together_mdc_keeps_the_later_whichever_replica_write
         drain(replicas, state, end)
         row = msgspec.json.decode(state.rows[KEY_LB_ROWS.name(day=DAY.isoformat())]["AAA"])
         assert (row["price"], row["accumulated_volume"]) == (minute.close, 1_000), first_bar
+
+
+def stored_row(state: MemoryState, symbol: str) -> dict[str, Any]:
+    decoded: dict[str, Any] = msgspec.json.decode(
+        state.rows[KEY_LB_ROWS.name(day=DAY.isoformat())][symbol]
+    )
+    return decoded
+
+
+def test_a_new_owner_keeps_the_stored_reference_data_until_its_own_lookup_lands() -> None:
+    """A handoff: the new owner's first row is refused for the figures it lacks; the row it
+    offers next (a later bar, so it wins) carries the stored row's previous day and averages,
+    not nulls, and the symbol stays on the gappers with the right change."""
+    state = MemoryState()
+    old_owner, new_owner = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    old_owner.apply([aggregate("AAA", at_ms(DAY, 9, 0), close=11.0, high=11.5, low=10.5)], 0)
+    yesterday = DailyBar(day=date(2026, 3, 3), open=9.5, high=10.5, low=9.0, close=10.0,
+                         volume=800, vwap=9.75)  # fmt: skip
+    old_owner.provide_reference(
+        ReferenceData(symbol="AAA", trading_day=DAY, prev_day=yesterday, avg_volume=1_000.0)
+    )
+    drain([old_owner], state, at_ms(DAY, 9, 0))
+    assert stored_row(state, "AAA")["prev_close"] == 10.0
+    later = aggregate("AAA", at_ms(DAY, 9, 5), close=12.0, accumulated_volume=3_000)
+    new_owner.apply([later], 0)
+    assert new_owner.wanted_reference() == [("AAA", DAY)]  # asked for, not landed yet
+    drain([new_owner], state, at_ms(DAY, 9, 5))
+    row = stored_row(state, "AAA")
+    assert (row["price"], row["end_ms"]) == (12.0, later.end_ms)
+    assert (row["prev_open"], row["prev_high"], row["prev_low"]) == (9.5, 10.5, 9.0)
+    assert (row["prev_close"], row["prev_volume"], row["prev_vwap"]) == (10.0, 800, 9.75)
+    assert (row["change"], row["pct_change"]) == (2.0, 20.0)
+    assert (row["avg_volume"], row["relative_volume"], row["free_float"]) == (1_000.0, 3.0, None)
+    assert (row["day_high"], row["day_low"]) == (12.0, 10.5)  # the old owner's extremes
+    gappers = compose(new_owner, state, at_ms(DAY, 9, 6))[FEED_SCANNER_TOP_GAPPERS.name()]
+    assert [(r["symbol"], r["pct_change"]) for r in gappers["rows"]] == [("AAA", 20.0)]
+    # A lookup that then fails (knows nothing) takes nothing away, and writes nothing.
+    new_owner.provide_reference(ReferenceData(symbol="AAA", trading_day=DAY))
+    assert flush_ops(new_owner, state, at_ms(DAY, 9, 6))[0] == 0
+    new_owner.apply([aggregate("AAA", at_ms(DAY, 9, 7), close=9.0, accumulated_volume=4_000)], 0)
+    drain([new_owner], state, at_ms(DAY, 9, 7))
+    row = stored_row(state, "AAA")
+    assert (row["price"], row["prev_close"], row["pct_change"]) == (9.0, 10.0, -10.0)
+
+
+def test_a_time_of_day_profile_still_lands_after_the_stored_reference_was_adopted() -> None:
+    """The profile comes after the rest; a lookup knowing less than the adopted reference
+    but carrying the profile adds the profile and keeps the rest."""
+    state = MemoryState()
+    old_owner, new_owner = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    old_owner.apply([aggregate("AAA", at_ms(DAY, 9, 0), close=11.0, high=11.5, low=10.5)], 0)
+    feed_all(old_owner)
+    drain([old_owner], state, at_ms(DAY, 9, 0))
+    new_owner.apply([aggregate("AAA", at_ms(DAY, 9, 5), close=12.0)], 0)
+    drain([new_owner], state, at_ms(DAY, 9, 5))
+    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
+    profile = VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+    new_owner.provide_reference(
+        ReferenceData(symbol="AAA", trading_day=DAY, volume_profile=profile)
+    )
+    # A bar ending 09:30:00 with 198,000 shares traded: 3x the usual 66,000 by then.
+    new_owner.apply([aggregate("AAA", at_ms(DAY, 9, 30), accumulated_volume=198_000)], 0)
+    drain([new_owner], state, at_ms(DAY, 9, 30))
+    row = stored_row(state, "AAA")
+    assert (row["rvol_tod"], row["prev_close"], row["avg_volume"]) == (3.0, 10.0, 1_000.0)
+
+
+@pytest.mark.parametrize(
+    ("own_average", "own_float", "average", "free_float"),
+    [(None, 9_000, 500.0, 9_000), (1_000.0, None, 1_000.0, 7_000)],
+)
+def test_a_stored_row_fills_only_the_reference_parts_a_replica_lacks(
+    own_average: float | None, own_float: int | None, average: float, free_float: int
+) -> None:
+    """The stored row knows an average of 500 and a float of 7,000, not the previous day;
+    the new owner's lookup brought the previous day and one of the others: its own parts
+    are kept, and only the one it lacks comes from the row."""
+    state = MemoryState()
+    old_owner, new_owner = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    old_owner.apply([aggregate("AAA", at_ms(DAY, 9, 0), close=11.0, high=11.5, low=10.5)], 0)
+    old_owner.provide_reference(
+        ReferenceData(symbol="AAA", trading_day=DAY, avg_volume=500.0, free_float=7_000)
+    )
+    drain([old_owner], state, at_ms(DAY, 9, 0))
+    new_owner.apply([aggregate("AAA", at_ms(DAY, 9, 5), close=12.0, accumulated_volume=3_000)], 0)
+    own = msgspec.structs.replace(reference("AAA"), avg_volume=own_average, free_float=own_float)
+    new_owner.provide_reference(own)
+    drain([new_owner], state, at_ms(DAY, 9, 5))
+    row = stored_row(state, "AAA")
+    assert (row["prev_close"], row["avg_volume"], row["free_float"]) == (
+        10.0,
+        average,
+        free_float,
+    )
+    assert row["relative_volume"] == 3_000 / average
+
+
+def test_a_lookup_landing_after_an_adoption_keeps_the_parts_only_the_row_had() -> None:
+    """The stored row knew only the free float; the new owner's lookup then brings the
+    previous day and average but no float: the row keeps all three."""
+    state = MemoryState()
+    old_owner, new_owner = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    old_owner.apply([aggregate("AAA", at_ms(DAY, 9, 0), close=11.0, high=11.5, low=10.5)], 0)
+    old_owner.provide_reference(ReferenceData(symbol="AAA", trading_day=DAY, free_float=7_000))
+    drain([old_owner], state, at_ms(DAY, 9, 0))
+    new_owner.apply([aggregate("AAA", at_ms(DAY, 9, 5), close=12.0, accumulated_volume=3_000)], 0)
+    drain([new_owner], state, at_ms(DAY, 9, 5))
+    assert stored_row(state, "AAA")["free_float"] == 7_000
+    new_owner.provide_reference(reference("AAA"))  # previous day and average, no float
+    drain([new_owner], state, at_ms(DAY, 9, 6))
+    row = stored_row(state, "AAA")
+    assert (row["prev_close"], row["avg_volume"], row["free_float"]) == (10.0, 1_000.0, 7_000)
+
+
+def test_a_lookup_without_the_profile_keeps_the_profile_already_attached() -> None:
+    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
+    profile = VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+    analyzer = LeaderboardAnalyzer()
+    state = MemoryState()
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 29), accumulated_volume=1_000)], 0)
+    analyzer.provide_reference(msgspec.structs.replace(reference("AAA"), volume_profile=profile))
+    analyzer.provide_reference(reference("AAA"))  # asked again, the profile not yet
+    analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 30), accumulated_volume=198_000)], 0)
+    row = msgspec.json.decode(flush(analyzer, state, at_ms(DAY, 9, 30))[0].payload)
+    assert row["rvol_tod"] == 3.0

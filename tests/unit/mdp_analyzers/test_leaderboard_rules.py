@@ -292,7 +292,13 @@ def test_reference_arrival_re_emits_only_what_changes_the_row() -> None:
     (op,) = offers(analyzer, at_ms(DAY, 10, 1))
     assert decoded(op)["pct_change"] == 25.0
     analyzer.provide_reference(ReferenceData(symbol="AAA", trading_day=DAY, prev_day=prev))
-    assert len(offers(analyzer, at_ms(DAY, 10, 1))) == 1  # not only a profile: re-emitted
+    assert offers(analyzer, at_ms(DAY, 10, 1)) == []  # the same again: nothing new
+    more = ReferenceData(symbol="AAA", trading_day=DAY, prev_day=prev, avg_volume=100.0)
+    analyzer.provide_reference(more)
+    (op,) = offers(analyzer, at_ms(DAY, 10, 1))  # not only a profile: re-emitted
+    assert decoded(op)["avg_volume"] == 100.0
+    analyzer.provide_reference(ReferenceData(symbol="AAA", trading_day=DAY))  # failed: no loss
+    assert offers(analyzer, at_ms(DAY, 10, 1)) == []
 
 
 def refusal(member: str, figures: str, payload: bytes | None, rows_key: str = ROWS) -> Refused:

@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from mdp_analyzers.minute_bars import MinuteBook, trading_day_number
 from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_cache.keys import FEED_MINUTE_BARS
-from mdp_core.events import SecondAggregate
+from mdp_core.events import MinuteAggregate, SecondAggregate
 from mdp_testing.conformance import aggregate, at_ms
 
 DAY = date(2026, 12, 2)
@@ -22,15 +22,22 @@ def bars(book: MinuteBook) -> list[dict[str, float]]:
     return [msgspec.json.decode(w.payload) for w in book.take()]
 
 
-def second(offset: int, close: float, volume: int = 100) -> SecondAggregate:
-    event = aggregate("ZR", MINUTE + (offset + 1) * 1_000, close=close, volume=volume)
+def second(offset: int, close: float, volume: int = 100, before: int = 0) -> SecondAggregate:
+    """Second ``offset`` of the minute; ``before``: the day's volume before it."""
+    event = aggregate(
+        "ZR",
+        MINUTE + (offset + 1) * 1_000,
+        close=close,
+        volume=volume,
+        accumulated_volume=before + volume,
+    )
     assert isinstance(event, SecondAggregate)
     return event
 
 
 def test_seconds_build_the_minute_in_progress() -> None:
     book = MinuteBook()
-    for event in (second(0, 3.0), second(1, 3.2, 50), second(2, 2.9, 25)):
+    for event in (second(0, 3.0), second(1, 3.2, 50, 100), second(2, 2.9, 25, 150)):
         book.fold(event)
     [bar] = bars(book)
     assert bar == {
@@ -46,7 +53,8 @@ def test_order_and_duplicates_of_seconds_do_not_change_the_bar(
 ) -> None:
     book = MinuteBook()
     for offset in [*order, *again]:
-        book.fold(second(offset, 3.0 + offset / 10, 10 + offset))
+        before = sum(10 + k for k in range(offset))
+        book.fold(second(offset, 3.0 + offset / 10, 10 + offset, before))
     [bar] = bars(book)
     assert (bar["o"], bar["c"], bar["h"], bar["l"]) == (3.0, 3.5, 3.5, 3.0)
     assert bar["v"] == sum(10 + k for k in range(6))
@@ -114,12 +122,12 @@ def test_the_minute_in_progress_follows_every_second_and_correction(
     """Taken after any second, the bar is that of the latest version of each second so far."""
     book = MinuteBook()
     held: dict[int, SecondAggregate] = {}  # start -> the version the bar must hold
-    changed = False  # since the last take: an older version changes nothing
+    changed = False  # since the last take: an older version or a copy changes nothing
     for offset, close, volume, late_ms, take in steps:
         event = corrected(offset, close, volume, late_ms)
         book.fold(event)
         old = held.get(event.start_ms)
-        if old is None or event.end_ms >= old.end_ms:
+        if old is None or (event.end_ms >= old.end_ms and event != old):  # a copy: nothing
             held[event.start_ms] = event
             changed = True
         if not take:
@@ -132,7 +140,9 @@ def test_the_minute_in_progress_follows_every_second_and_correction(
         seconds = sorted(held.values(), key=lambda e: e.start_ms)
         assert got == [
             {
-                "t": MINUTE, "d": 20261202, "n": 2 * max(e.end_ms for e in seconds),
+                # Day volumes that say nothing of a run from the minute's start: ranked below
+                # every bar of seconds known to be the minute's first.
+                "t": MINUTE, "d": 20261202, "n": 2 * max(e.end_ms for e in seconds) - 240_000,
                 "o": seconds[0].open, "h": max(e.high for e in seconds),
                 "l": min(e.low for e in seconds), "c": seconds[-1].close,
                 "v": sum(e.volume for e in seconds),
@@ -156,7 +166,285 @@ def test_bars_the_leaderboard_drops_never_reach_the_chart() -> None:
     assert (bar["o"], bar["h"], bar["l"], bar["c"], bar["v"]) == (3.0, 3.0, 3.0, 3.0, 100.0)
     assert book.rejected == {"high_below_low": 2, "non_positive_price": 1, "price_outside_bar": 2}
     # The boundaries are bars: low equal to high, open and close on the edges.
-    book.fold(aggregate("ZR", end, close=3.5, open_=2.5, high=3.5, low=2.5))
+    book.fold(aggregate("ZR", end, close=3.5, open_=2.5, high=3.5, low=2.5, accumulated_volume=200))
     [bar] = bars(book)
     assert (bar["h"], bar["l"], bar["c"]) == (3.5, 2.5, 3.5)
     assert sum(book.rejected.values()) == 5
+
+
+# --- bars of part of a minute: a handoff, competing consumers --------------------------------
+
+OPENING_VOLUME = 500  # the day's volume when MINUTE began
+
+
+def run_of_seconds(count: int) -> list[SecondAggregate]:
+    """The minute's first ``count`` seconds, day volumes unbroken from OPENING_VOLUME."""
+    seconds, before = [], OPENING_VOLUME
+    for offset in range(count):
+        volume = 10 + offset * 7 % 13
+        seconds.append(second(offset, 3.0 + offset * 37 % 11 / 10, volume, before))
+        before += volume
+    return seconds
+
+
+def previous_minute() -> MinuteAggregate:
+    bar = aggregate("ZR", MINUTE, close=3.0, accumulated_volume=OPENING_VOLUME, minute=True)
+    assert isinstance(bar, MinuteAggregate)
+    return bar
+
+
+def exact(seconds: list[SecondAggregate], n: int) -> dict[str, float]:
+    """The bar of ``seconds`` computed straight from them."""
+    ordered = sorted(seconds, key=lambda e: e.start_ms)
+    return {
+        "t": MINUTE, "d": 20261202, "n": n, "o": ordered[0].open,
+        "h": max(e.high for e in ordered), "l": min(e.low for e in ordered),
+        "c": ordered[-1].close, "v": float(sum(e.volume for e in ordered)),
+    }  # fmt: skip
+
+
+def test_a_new_owner_never_outranks_the_bar_of_the_minute_from_its_start() -> None:
+    """A handoff at second 30: the old owner held the minute from its start, the new one
+    only from second 30, so its bar ends later but has less volume and a later open."""
+    seconds = run_of_seconds(60)
+    old_owner, new_owner = MinuteBook(), MinuteBook()
+    old_owner.fold(previous_minute())
+    old_owner.take()
+    for event in seconds[:30]:
+        old_owner.fold(event)
+    [held] = bars(old_owner)
+    assert held == exact(seconds[:30], 2 * seconds[29].end_ms)
+    for event in seconds[30:]:
+        new_owner.fold(event)
+    [partial] = bars(new_owner)
+    assert partial["n"] < held["n"]
+    assert partial == exact(seconds[30:], 2 * seconds[59].end_ms - 240_000)
+    # The next minute's seconds follow the last it saw: its own bars count from then on.
+    following = second(60, 3.3, 40, OPENING_VOLUME + sum(e.volume for e in seconds))
+    new_owner.fold(following)
+    [bar] = bars(new_owner)
+    assert bar["t"] == MINUTE + 60_000
+    assert bar["n"] == 2 * following.end_ms
+    assert bar["v"] == 40.0
+
+
+def past_gap(frontier_ms: int, latest_end_ms: int) -> int:
+    """The version of a bar of a run ending at ``frontier_ms`` and seconds past a gap."""
+    return 2 * frontier_ms + 1 + 2 * min(998, (latest_end_ms - frontier_ms) // 60)
+
+
+def test_a_gap_in_the_seconds_ranks_the_bar_by_the_run_before_it() -> None:
+    """A sole owner that lost second 2 still shows every second it holds, but ranked by the
+    run before the gap: below any bar of a run reaching further, above the bare run."""
+    seconds = run_of_seconds(6)
+    book = MinuteBook()
+    book.fold(previous_minute())
+    book.fold(seconds[0])
+    book.fold(seconds[1])
+    bare = bars(book)[-1]
+    assert bare == exact(seconds[:2], 2 * seconds[1].end_ms)
+    book.fold(seconds[3])
+    [one] = bars(book)
+    held = [seconds[0], seconds[1], seconds[3]]
+    assert one == exact(held, past_gap(seconds[1].end_ms, seconds[3].end_ms))
+    book.fold(seconds[5])
+    [two] = bars(book)
+    assert two == exact([*held, seconds[5]], past_gap(seconds[1].end_ms, seconds[5].end_ms))
+    assert bare["n"] < one["n"] < two["n"] < 2 * seconds[2].end_ms  # a run to second 2 wins
+    book.fold(seconds[2])
+    [three] = bars(book)
+    assert three == exact(
+        [*seconds[:4], seconds[5]], past_gap(seconds[3].end_ms, seconds[5].end_ms)
+    )
+    book.fold(seconds[4])
+    assert bars(book) == [exact(seconds, 2 * seconds[5].end_ms)]
+
+
+def test_a_correction_never_lets_a_shorter_run_outrank_a_longer_one() -> None:
+    """Second 5 is sent again 2.5 s late with more volume: the run now stops there (the next
+    second's volume no longer follows), and its bar must not outrank the run to second 7."""
+    seconds = run_of_seconds(8)
+    book = MinuteBook()
+    book.fold(previous_minute())
+    book.take()
+    for event in seconds:
+        book.fold(event)
+    [stored] = bars(book)
+    assert stored == exact(seconds, 2 * seconds[7].end_ms)
+    late = seconds[5]
+    fixed = msgspec.structs.replace(
+        late,
+        volume=late.volume + 5,
+        accumulated_volume=late.accumulated_volume + 5,
+        end_ms=late.end_ms + 2_500,
+    )
+    book.fold(fixed)
+    [again] = bars(book)
+    assert again["n"] < stored["n"]
+    assert again == exact([*seconds[:5], fixed, *seconds[6:]], int(again["n"]))
+
+
+def test_a_second_without_volume_is_held_past_the_run() -> None:
+    """A second of no volume cannot be placed by day volumes: whatever the order, the bar
+    holds its prices, ranked as seconds past the run."""
+    first = second(0, 3.0, 10, OPENING_VOLUME)
+    quiet = second(1, 9.0, 0, OPENING_VOLUME + 10)
+    then = second(2, 3.2, 20, OPENING_VOLUME + 10)
+    last = second(3, 3.1, 5, OPENING_VOLUME + 30)
+    arrivals = [first, quiet, then, last]
+    for order in ([0, 1, 2, 3], [3, 2, 1, 0], [1, 0, 3, 2], [2, 1, 0, 3]):
+        book = MinuteBook()
+        book.fold(previous_minute())
+        book.take()
+        for index in order:
+            book.fold(arrivals[index])
+        [bar] = bars(book)
+        assert bar == exact(arrivals, 2 * last.end_ms + 1), order
+
+
+def test_another_days_volume_never_verifies_a_run() -> None:
+    """Yesterday's last bar had 300 shares; today 300 traded before a new owner's first
+    second: equal by chance, it proves nothing, so the bar ranks below every run."""
+    yesterday = date(2026, 12, 1)
+    book = MinuteBook()
+    book.fold(aggregate("ZR", at_ms(yesterday, 19, 59), accumulated_volume=300, minute=True))
+    book.take()
+    first = second(30, 3.0, 20, 300)
+    book.fold(first)
+    [bar] = bars(book)
+    assert bar["n"] == 2 * first.end_ms - 240_000
+
+
+def test_a_late_corrected_second_keeps_the_day_volume_its_minute_ended_with() -> None:
+    """The previous minute's last held second was re-sent after the minute ended: the
+    volume at the minute's start is still that of the seconds that ended by then."""
+    seconds = run_of_seconds(3)
+    book = MinuteBook()
+    before = aggregate("ZR", MINUTE - 1_000, close=3.0, volume=5, accumulated_volume=495)
+    assert isinstance(before, SecondAggregate)
+    last = aggregate("ZR", MINUTE, close=3.0, volume=5, accumulated_volume=OPENING_VOLUME)
+    assert isinstance(last, SecondAggregate)
+    book.fold(before)
+    book.fold(last)
+    book.fold(msgspec.structs.replace(last, close=3.05, high=3.05, end_ms=MINUTE + 300))
+    book.take()
+    book.fold(seconds[0])
+    assert bars(book) == [exact([seconds[0]], 2 * seconds[0].end_ms)]
+
+
+def test_the_previous_minute_bar_arriving_late_verifies_the_run() -> None:
+    seconds = run_of_seconds(3)
+    book = MinuteBook()
+    for event in seconds:
+        book.fold(event)
+    [unknown] = bars(book)
+    assert unknown["n"] == 2 * seconds[2].end_ms - 240_000  # the volume at 09:31 unknown
+    book.fold(previous_minute())
+    writes = bars(book)
+    assert exact(seconds, 2 * seconds[2].end_ms) in writes
+    # A minute bar saying another volume verifies nothing.
+    other = MinuteBook()
+    for event in seconds:
+        other.fold(event)
+    other.fold(
+        aggregate("ZR", MINUTE, close=3.0, accumulated_volume=OPENING_VOLUME - 1, minute=True)
+    )
+    assert [w["n"] for w in bars(other) if w["t"] == MINUTE] == [2 * seconds[2].end_ms - 240_000]
+
+
+def test_the_days_first_trade_starts_a_run_whoever_saw_yesterday() -> None:
+    book = MinuteBook()
+    book.fold(previous_minute())  # the last volume the book knows: yesterday's, say
+    book.take()
+    first = second(0, 3.0, 70, 0)
+    book.fold(first)
+    assert bars(book) == [exact([first], 2 * first.end_ms)]
+
+
+@given(
+    st.lists(st.integers(0, 2), min_size=10, max_size=10),
+    st.permutations(list(range(10))),
+    st.lists(st.booleans(), min_size=3, max_size=3),
+)
+def test_competing_consumers_only_ever_store_an_exact_bar_of_the_minute_so_far(
+    owners: list[int], order: list[int], knows_start: list[bool]
+) -> None:
+    """Seconds dealt to three books in any order; each writes after every second, the store
+    keeps the highest version. A stored bar of a verified run is exactly the minute's first
+    seconds up to its end, and what is stored never loses volume once verified."""
+    seconds = run_of_seconds(10)
+    books = [MinuteBook() for _ in owners[:3]]
+    for book, knows in zip(books, knows_start, strict=True):
+        if knows:
+            book.fold(previous_minute())
+            book.take()
+    stored: dict[str, float] | None = None
+    for index in order:
+        book = books[owners[index]]
+        book.fold(seconds[index])
+        for bar in bars(book):
+            if stored is None or (bar["n"], msgspec.json.encode(bar)) > (
+                stored["n"],
+                msgspec.json.encode(stored),
+            ):
+                if stored is not None and stored["n"] > 2 * MINUTE:
+                    assert bar["v"] >= stored["v"]
+                stored = bar
+        assert stored is not None
+        if stored["n"] > 2 * MINUTE and stored["n"] % 2 == 0:  # a run: exactly the minute
+            end = int(stored["n"]) // 2  # so far, every second up to its end
+            assert stored == exact([e for e in seconds if e.end_ms <= end], 2 * end)
+        elif stored["n"] > 2 * MINUTE:  # a run and seconds past a gap: all the run's there
+            end = (int(stored["n"]) - 1) // 2 // 1_000 * 1_000  # the run's end (whole second)
+            run = [e for e in seconds if e.end_ms <= end]
+            ahead = [e for e in seconds if e.end_ms > end]
+            held = exact(run + ahead, 0)
+            assert stored["o"] == run[0].open
+            assert run[-1].close == stored["c"] or stored["c"] in {e.close for e in ahead}
+            assert held["l"] <= stored["l"] <= min(e.low for e in run)
+            assert held["h"] >= stored["h"] >= max(e.high for e in run)
+            assert sum(e.volume for e in run) < stored["v"] <= held["v"]
+    whole = [index for index in range(10) if owners[index] == owners[0]]
+    if knows_start[owners[0]] and len(whole) == 10:
+        assert stored == exact(seconds, 2 * seconds[-1].end_ms)
+
+
+@given(
+    st.lists(st.integers(0, 11), min_size=1, max_size=30),
+    st.sets(st.integers(0, 11), max_size=3),
+    st.booleans(),
+)
+def test_one_book_in_any_order_publishes_its_run_and_what_it_holds(
+    arrivals: list[int], lost: set[int], knows_start: bool
+) -> None:
+    """After every second folded, one book's bar against a recomputation: its run is the
+    longest unbroken prefix of the minute it holds (none without the minute's start), and
+    the bar holds every second it was given, ranked by the run."""
+    seconds = run_of_seconds(12)
+    book = MinuteBook()
+    if knows_start:
+        book.fold(previous_minute())
+        book.take()
+    held: set[int] = set()
+    for index in arrivals:
+        if index in lost:
+            continue
+        book.fold(seconds[index])
+        new = index not in held
+        held.add(index)
+        got = [bar for bar in bars(book) if bar["t"] == MINUTE]
+        if not new:
+            assert got == []  # a copy changes nothing
+            continue
+        run = 0
+        while knows_start and run in held:
+            run += 1
+        kept = [seconds[i] for i in sorted(held)]
+        latest = max(e.end_ms for e in kept)
+        if not run:
+            n = 2 * latest - 240_000
+        elif run == len(held):
+            n = 2 * seconds[run - 1].end_ms
+        else:
+            n = past_gap(seconds[run - 1].end_ms, latest)
+        assert got == [exact(kept, n)]

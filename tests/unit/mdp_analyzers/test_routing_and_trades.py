@@ -300,3 +300,36 @@ def test_run_offline_replays_a_jsonl_recording(tmp_path: Path) -> None:
     documents = replay_leaderboards(events, with_trades=True)
     assert documents["scanner:top_volume"]["rows"][0]["symbol"] == "BBB"
     assert FEED_TOP_TRADES.name() in documents
+
+
+def test_the_halts_document_lists_only_the_trading_days_own_halts() -> None:
+    """No resume is sent for a pause the close ended: the next day's document drops it, down
+    to the millisecond of the 04:00 boundary."""
+    following = date(2026, 3, 5)
+    day_start = at_ms(following, 4, 0)
+    router = MassiveDataAnalyzer()
+    state = MemoryState()
+    router.apply([luld("AAA", at_ms(DAY, 15, 55), 17)], 0)
+    writes = replica_flush(router, state, at_ms(DAY, 15, 56) * 1_000_000)
+    assert set(writes[FEED_HALTS.name()]["symbols"]) == {"AAA"}
+    router.apply([luld("BBB", day_start - 1, 17)], 0)  # still the trading day of 03-04
+    writes = replica_flush(router, state, (day_start - 1) * 1_000_000)
+    assert set(writes[FEED_HALTS.name()]["symbols"]) == {"AAA", "BBB"}
+    router.apply([luld("CCC", day_start, 17)], 0)
+    writes = replica_flush(router, state, day_start * 1_000_000)
+    assert set(writes[FEED_HALTS.name()]["symbols"]) == {"CCC"}
+
+
+def test_a_luld_record_of_the_next_day_is_not_flagged_by_yesterdays_pause() -> None:
+    following = date(2026, 3, 5)
+    router = MassiveDataAnalyzer()
+    state = MemoryState()
+    router.apply([luld("AAA", at_ms(DAY, 15, 55), 17)], 0)
+    writes = replica_flush(router, state, at_ms(DAY, 15, 56) * 1_000_000)
+    assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["halted"] is True
+    router.apply([luld("AAA", at_ms(following, 4, 0) - 1)], 0)  # a band update, 03-04's day
+    writes = replica_flush(router, state, at_ms(following, 4, 0) * 1_000_000)
+    assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["halted"] is True
+    router.apply([luld("AAA", at_ms(following, 4, 0))], 0)  # the first of 03-05's
+    writes = replica_flush(router, state, at_ms(following, 4, 1) * 1_000_000)
+    assert writes[FEED_LATEST_LULD.name(symbol="AAA")]["halted"] is False

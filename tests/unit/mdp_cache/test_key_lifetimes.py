@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date
 
 from mdp_cache.keys import (
     KEY_LB_BOARD,
@@ -21,9 +21,7 @@ def test_the_leaderboard_keys_outlive_the_longest_closure_of_the_calendar() -> N
     day, end = date(2024, 1, 2), date(2027, 12, 31)
     longest = 0
     while day < end:
-        following = day + timedelta(days=1)
-        while not calendar.is_trading_day(following):
-            following += timedelta(days=1)
+        following = calendar.next_trading_day(day)
         closed_ms = at_ms(following, 4, 0) - at_ms(day, 20, 0)
         longest = max(longest, closed_ms)
         day = following

@@ -417,3 +417,39 @@ def test_no_trading_day_in_reach_fails_loudly_for_a_trading_day() -> None:
     cal = MarketCalendar([start + timedelta(days=n) for n in range(120)])
     with pytest.raises(LookupError, match="no trading day within 60 days of 2026-03-01"):
         cal.trading_day(et(2026, 3, 1, 12))
+
+
+@pytest.mark.parametrize(
+    ("day", "following", "before"),
+    [
+        (date(2026, 3, 4), date(2026, 3, 5), date(2026, 3, 3)),  # a plain Wednesday
+        (date(2026, 3, 6), date(2026, 3, 9), date(2026, 3, 5)),  # Friday: over the weekend
+        (date(2026, 3, 9), date(2026, 3, 10), date(2026, 3, 6)),  # Monday: back over it
+        (date(2026, 3, 7), date(2026, 3, 9), date(2026, 3, 6)),  # from a Saturday
+        (date(2026, 4, 2), date(2026, 4, 6), date(2026, 4, 1)),  # Good Friday and a weekend
+        (date(2026, 4, 6), date(2026, 4, 7), date(2026, 4, 2)),
+        (date(2026, 4, 3), date(2026, 4, 6), date(2026, 4, 2)),  # from the holiday itself
+        (date(2026, 12, 31), date(2027, 1, 4), date(2026, 12, 30)),  # New Year's, a Friday
+    ],
+)
+def test_next_and_previous_trading_day(day: date, following: date, before: date) -> None:
+    assert CAL.next_trading_day(day) == following
+    assert CAL.previous_trading_day(day) == before
+
+
+def test_next_and_previous_trading_day_skip_extra_closures() -> None:
+    cal = MarketCalendar(extra_closures=[date(2026, 3, 5)])
+    assert cal.next_trading_day(date(2026, 3, 4)) == date(2026, 3, 6)
+    assert cal.previous_trading_day(date(2026, 3, 6)) == date(2026, 3, 4)
+
+
+def test_next_and_previous_trading_day_fail_loudly_out_of_reach() -> None:
+    closed = MarketCalendar([date(2026, 1, 5) + timedelta(days=n) for n in range(120)])
+    with pytest.raises(LookupError, match="no trading day within 60 days of 2026-01-02; check"):
+        closed.next_trading_day(date(2026, 1, 2))
+    with pytest.raises(LookupError, match="no trading day within 60 days of 2026-05-01; check"):
+        closed.previous_trading_day(date(2026, 5, 1))
+    # 58 closed days in a row (a weekend, 55 closures, a weekend) are still crossed.
+    short = MarketCalendar([date(2026, 1, 5) + timedelta(days=n) for n in range(55)])
+    assert short.next_trading_day(date(2026, 1, 2)) == date(2026, 3, 2)
+    assert short.previous_trading_day(date(2026, 3, 2)) == date(2026, 1, 2)

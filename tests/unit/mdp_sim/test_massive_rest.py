@@ -92,9 +92,7 @@ async def test_previous_close_and_daily_bars_agree(stub: MassiveRestServer, mark
 async def test_grouped_daily_has_every_symbol(stub: MassiveRestServer, market: Market) -> None:
     rest = client(stub)
     prev = await call(rest, "get_previous_close_agg", sorted(market.profiles)[0])
-    day = market.trading_day - timedelta(days=1)
-    while not market.calendar.is_trading_day(day):
-        day -= timedelta(days=1)
+    day = market.calendar.previous_trading_day(market.trading_day)
     rows = await call(rest, "get_grouped_daily_aggs", day.isoformat())
     assert {r.ticker for r in rows} == set(market.profiles)
     assert prev[0].timestamp == rows[0].timestamp
@@ -104,9 +102,7 @@ async def test_grouped_daily_source_reads_the_same_bars_as_the_sdk_models(
     stub: MassiveRestServer, market: Market
 ) -> None:
     """The processor decodes the grouped-daily body itself (speed); the SDK's models agree."""
-    day = market.trading_day - timedelta(days=1)
-    while not market.calendar.is_trading_day(day):
-        day -= timedelta(days=1)
+    day = market.calendar.previous_trading_day(market.trading_day)
     rows = await call(client(stub), "get_grouped_daily_aggs", day.isoformat())
     expected = {
         row.ticker: daily_bar_from_agg(

@@ -36,7 +36,7 @@ import math
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date, timedelta
+from datetime import date
 from typing import ClassVar, Final, Literal
 
 import msgspec
@@ -401,9 +401,7 @@ class DailyRangeAnalyzer:
         """The instants (ms) of trading day ``day``: from its 04:00 to the next one's."""
         bounds = self._bounds.get(day)
         if bounds is None:
-            following = day + timedelta(days=1)
-            while not self._calendar.is_trading_day(following):
-                following += timedelta(days=1)
+            following = self._calendar.next_trading_day(day)
             start, end = self._calendar.day_start(day), self._calendar.day_start(following)
             if len(self._bounds) >= _DAYS_KEPT:
                 self._bounds.clear()

@@ -15,6 +15,9 @@ Runs in the scanner on the LULD records the router publishes (``luld:{symbol}``:
   restarted scanner raises it. List feed ``alerts:halts``, newest first by ``as_of_ms``.
 * After a restart the symbols' halt state is rebuilt from the ``luld:*`` snapshots without
   alerting, so a resume signalled only by the merged flag is still recognised.
+* A pause ends with its trading day (none outlasts the close, and no resume is sent for one
+  the close ended): a halt of an earlier day is forgotten, never resumed, and a halt the next
+  day is alerted as any other.
 """
 
 from __future__ import annotations
@@ -169,6 +172,8 @@ class HaltAlertsAnalyzer:
             except msgspec.DecodeError:
                 self.rejected["invalid_snapshot"] += 1
                 continue
+            if self._clock.is_stale(self._day_of(record.t)):
+                continue  # a pause ends with its trading day
             state = self._symbols.setdefault(record.T, _State())
             if record.halted is True or LULD_HALT in record.i:
                 state.halted_at = record.t
@@ -188,6 +193,8 @@ class HaltAlertsAnalyzer:
         if record.t < state.last[0] or key == state.last:
             return  # an older record, or the same one again, says nothing new
         state.last = key
+        if state.halted_at is not None and self._day_of(state.halted_at) < self._day_of(record.t):
+            state.halted_at = None  # a pause ends with its trading day: no resume to alert
         halt = LULD_HALT in record.i or (record.halted is True and LULD_RESUME not in record.i)
         resume = LULD_RESUME in record.i or (record.halted is False and state.halted_at is not None)
         if halt and state.halted_at is None:

@@ -137,10 +137,15 @@ class HaltBook:
         ops, self._pending = self._pending, []
         return ops
 
-    def halted(self, symbol: str) -> bool:
-        """Whether ``symbol`` is halted as far as this replica knows."""
+    def halted(self, symbol: str, since_ms: int = 0) -> bool:
+        """Whether ``symbol`` is halted as far as this replica knows, by news from ``since_ms``.
+
+        Callers pass the start of the trading day (04:00 ET): a LULD pause ends with the
+        trading day it began in (none carries over the close), whether or not a resume is
+        ever sent.
+        """
         found = self._records.get(symbol)
-        return found is not None and found[1].halted
+        return found is not None and found[1].halted and found[0] >= since_ms
 
     def version(self, symbol: str) -> int:
         """Event time of the halt state known for ``symbol`` (0: none)."""

@@ -17,8 +17,9 @@ Why this is exact with several replicas, redeliveries and any order:
 * **No replica needs to see every bar.** Rows go to MDC as :class:`~mdp_cache.ops.PutMerged`:
   MDC joins the figures of every offer and stores a row only when it holds all of them and is
   the newest. A refused writer is handed the stored row and the joined figures, folds them in
-  (this is also how a restarted or new replica hydrates a symbol from MDC) and offers the row
-  again on the next flush. So the stored row, its board scores and the published quote record
+  (this is also how a restarted or new replica hydrates a symbol from MDC, with the stored
+  row's reference data where its own lookup has not landed) and offers the row again on the
+  next flush. So the stored row, its board scores and the published quote record
   always carry every extreme any replica saw.
 * The latest bar (the day's accumulated volume and last price travel in every bar), halt state
   and reference completeness make the row's version, as before: the newest bar wins.
@@ -26,7 +27,8 @@ Why this is exact with several replicas, redeliveries and any order:
   sequence, so it never goes back in time whichever replica wrote last.
 * A LULD halt reaches one replica; it is recorded in MDC and every replica reads the merged
   halts back about once a second (:mod:`mdp_analyzers.halts`) and rewrites the rows whose
-  flag changed; at equal bar ends the row carrying the newer halt news wins.
+  flag changed; at equal bar ends the row carrying the newer halt news wins. A pause ends
+  with its trading day.
 * Keys carry the trading day (04:00 ET boundary from the calendar, holidays included): a new
   day writes new keys; nothing is reset, so there is no reset race.
 * Gainers are measured against the regular-session open and only for bars that end at or after
@@ -62,7 +64,7 @@ from mdp_analyzers.state import PutMerged, RankedMember, Read, Refused, StateOp,
 from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache import lattice
 from mdp_cache.keys import FEED_QUOTE, KEY_LB_BOARD, KEY_LB_FIGURES, KEY_LB_ROWS, KEY_LB_VERSIONS
-from mdp_cache.records import ReferenceData
+from mdp_cache.records import DailyBar, ReferenceData
 from mdp_core.calendar import DaySchedule, MarketCalendar
 from mdp_core.clock import ET, NS_PER_SECOND, to_ns
 from mdp_core.events import LimitUpLimitDown, MarketEvent, MinuteAggregate, SecondAggregate
@@ -337,7 +339,8 @@ class LeaderboardAnalyzer:
     def _roll(self, day: date) -> None:
         """Start trading day ``day``: yesterday's symbols and reference are forgotten.
 
-        Halts are kept: a symbol halted at the close stays halted until its resume.
+        Halt records are kept (newer news replaces them), but a row shows only a halt of its
+        own trading day: a LULD pause does not outlast the session it began in.
         """
         self._day = day
         self._symbols = {}
@@ -376,10 +379,13 @@ class LeaderboardAnalyzer:
     def provide_reference(self, data: ReferenceData) -> None:
         """Attach reference data; the symbol's row is re-emitted on the next flush.
 
-        Reference that only adds the time-of-day volume profile (it arrives after the rest) is
-        attached without re-emitting: the symbol's next bar carries ``rvol_tod``. Re-emitting
-        would offer a second payload at the version another replica may have written already
-        (the profile is not part of the version's completeness).
+        A day's reference does not change, so parts already known (adopted from a stored row,
+        see :meth:`_adopt`, or from an earlier lookup) stay when a lookup lacks them: one that
+        failed takes nothing away. Reference that only adds the time-of-day volume profile
+        (it arrives after the rest) is attached without re-emitting: the symbol's next bar
+        carries ``rvol_tod``. Re-emitting would offer a second payload at the version another
+        replica may have written already (the profile is not part of the version's
+        completeness).
         """
         if data.trading_day != self._day:
             return
@@ -387,6 +393,10 @@ class LeaderboardAnalyzer:
         if state is None:
             return
         old = state.reference
+        if old is not None:
+            data = _joined(data, old)
+            if data == old:
+                return
         state.reference = data
         if (
             old is not None
@@ -495,8 +505,17 @@ class LeaderboardAnalyzer:
                 self._changed.add(refusal.member)
 
     def _adopt(self, state: _Symbol, payload: bytes) -> bool:
-        """Take the stored row's bar as the latest if it is later than this replica's."""
+        """Take the stored row's bar if it is later, and its reference data where it knows more.
+
+        A new owner of a symbol (a handoff, a restart) has its first rows refused for the
+        figures it lacks before its own reference lookup lands; without the stored row's
+        previous day, its next row (a later bar, so a newer version) would replace the
+        stored one with no previous close, and the symbol would drop off the gappers.
+        """
         stored = _ROW_DECODER.decode(payload)
+        # Not a change to re-send: a refusal either hands back figures this replica lacked
+        # (its row is re-sent for them) or a row at least as new, which has these parts.
+        self._adopt_reference(state, stored)
         bar = SecondAggregate(
             symbol=stored.symbol,
             volume=stored.volume,
@@ -517,6 +536,36 @@ class LeaderboardAnalyzer:
             state.event = bar
             return True
         return False
+
+    def _adopt_reference(self, state: _Symbol, stored: Row) -> None:
+        """Fill the parts of ``state``'s reference data it lacks from a stored row of today."""
+        prev_day: DailyBar | None = None
+        if (
+            stored.prev_close is not None
+            and stored.prev_open is not None
+            and stored.prev_high is not None
+            and stored.prev_low is not None
+            and stored.prev_volume is not None
+        ):
+            prev_day = DailyBar(
+                # Not on the row, and read by nothing a row shows: a date before the day.
+                day=stored.trading_day - timedelta(days=1),
+                open=stored.prev_open,
+                high=stored.prev_high,
+                low=stored.prev_low,
+                close=stored.prev_close,
+                volume=stored.prev_volume,
+                vwap=stored.prev_vwap,
+            )
+        found = ReferenceData(
+            symbol=stored.symbol,
+            trading_day=stored.trading_day,
+            prev_day=prev_day,
+            avg_volume=stored.avg_volume,
+            free_float=stored.free_float,
+        )
+        own = state.reference
+        state.reference = found if own is None else _joined(own, found)
 
     def _version(self, symbol: str, event: Aggregate, completeness: int) -> int:
         """The row's version: its latest news or bar, an order among equals, completeness.
@@ -553,7 +602,7 @@ class LeaderboardAnalyzer:
             day,
             reference=state.reference,
             session_open=session_open,
-            halted=self._halts.halted(event.symbol),
+            halted=self._halts.halted(event.symbol, self._day_range[0] // _NS_PER_MS),
             sessions=state.records(),
         )
 
@@ -599,6 +648,19 @@ class LeaderboardAnalyzer:
 
 
 _ROW_DECODER: Final = msgspec.json.Decoder(Row)
+
+
+def _joined(first: ReferenceData, then: ReferenceData) -> ReferenceData:
+    """``first``'s reference data, with the parts it lacks taken from ``then``."""
+    return msgspec.structs.replace(
+        first,
+        prev_day=first.prev_day if first.prev_day is not None else then.prev_day,
+        avg_volume=first.avg_volume if first.avg_volume is not None else then.avg_volume,
+        free_float=first.free_float if first.free_float is not None else then.free_float,
+        volume_profile=(
+            first.volume_profile if first.volume_profile is not None else then.volume_profile
+        ),
+    )
 
 
 def _session_figures(figures: _Figures | None) -> SessionFigures | None:

@@ -12,8 +12,8 @@ series of :mod:`mdp_analyzers.minute_bars`), one element per minute changed per 
 
 LULD halts and resumes are recorded in MDC (:mod:`mdp_analyzers.halts`), whichever replica
 receives them; the market-wide halts document is composed from those merged records by the
-replica holding the router's lease, and every replica reads them back so the ``halted`` flag
-of its LULD records agrees.
+replica holding the router's lease (the current trading day's halts only), and every replica
+reads them back so the ``halted`` flag of its LULD records agrees.
 """
 
 from __future__ import annotations
@@ -43,7 +43,8 @@ from mdp_cache.keys import (
     FEED_LATEST_TRADE,
     Feed,
 )
-from mdp_core.clock import NS_PER_SECOND
+from mdp_core.calendar import MarketCalendar
+from mdp_core.clock import NS_PER_SECOND, to_ns
 from mdp_core.events import LimitUpLimitDown, MarketEvent, MinuteAggregate, SecondAggregate
 
 __all__ = ["LULD_HALT", "LULD_RESUME", "MassiveDataAnalyzer"]
@@ -58,6 +59,7 @@ _FEEDS: Final[dict[str, Feed]] = {
 #: Kinds sharing one feed share one slot (the later of a second and a minute bar wins).
 _SLOT: Final[dict[str, str]] = {ev: ("A" if ev == "AM" else ev) for ev in _FEEDS}
 _ENCODER: Final = msgspec.json.Encoder()
+_NS_PER_MS: Final = 1_000_000
 
 
 class _Halt(msgspec.Struct, frozen=True):
@@ -86,7 +88,10 @@ class MassiveDataAnalyzer:
     name: ClassVar[str] = "router"
     consumes: ClassVar[frozenset[str]] = frozenset(_FEEDS)
 
-    def __init__(self, *, compose_interval_seconds: float = 1.0) -> None:
+    def __init__(
+        self, calendar: MarketCalendar | None = None, *, compose_interval_seconds: float = 1.0
+    ) -> None:
+        self.calendar = calendar if calendar is not None else MarketCalendar()
         self.compose_interval_ns = int(compose_interval_seconds * NS_PER_SECOND)
         self.sync_interval_ns = self.compose_interval_ns
         self._latest: dict[tuple[str, str], MarketEvent] = {}
@@ -132,7 +137,10 @@ class MassiveDataAnalyzer:
             payload = _ENCODER.encode(event)
             version = event.event_time_ms
             if ev == "LULD":
-                halted = self._halts.halted(symbol)
+                # A pause ends with its trading day (see HaltBook.halted).
+                day = self.calendar.trading_day(version * _NS_PER_MS)
+                since_ms = to_ns(self.calendar.day_start(day)) // _NS_PER_MS
+                halted = self._halts.halted(symbol, since_ms)
                 payload = payload[:-1] + b',"halted":' + (b"true" if halted else b"false") + b"}"
                 # The record rewritten when a merged halt changes its flag must beat the one
                 # written without that news: how recent the news is is part of the version.
@@ -168,14 +176,20 @@ class MassiveDataAnalyzer:
     def compose(
         self, now_ns: int, answers: Sequence[Sequence[RankedMember]]
     ) -> Sequence[WidgetWrite]:
-        """The halts document, when the set of halted symbols changed."""
+        """The halts document, when the set of halted symbols changed.
+
+        A pause ends with its trading day: one from an earlier day is not listed, whether or
+        not a resume was ever sent (none is for a pause the close ended).
+        """
+        day_start = self.calendar.day_start(self.calendar.trading_day(now_ns))
+        since_ms = to_ns(day_start) // _NS_PER_MS
         halted: dict[str, _Halt] = {}
         for row in answers[0]:
             try:
                 record = msgspec.json.decode(row.payload, type=HaltRecord)
             except msgspec.DecodeError:
                 continue
-            if record.halted:
+            if record.halted and record.since_ms >= since_ms:
                 halted[row.member] = _Halt(record.since_ms, record.high_limit, record.low_limit)
         listed = _ENCODER.encode(halted)
         if listed == self._last_halts:

@@ -223,6 +223,23 @@ class MarketCalendar:
         """Whether ``day`` has any session (a weekday that is not a holiday or closure)."""
         return day.weekday() < _SAT and self.holiday_name(day) is None
 
+    def next_trading_day(self, day: date) -> date:
+        """The first trading day after ``day`` (whether or not ``day`` trades)."""
+        return self._step(day, 1)
+
+    def previous_trading_day(self, day: date) -> date:
+        """The last trading day before ``day`` (whether or not ``day`` trades)."""
+        return self._step(day, -1)
+
+    def _step(self, day: date, direction: int) -> date:
+        step = timedelta(days=direction)
+        found = day
+        for _ in range(_MAX_CLOSED_RUN_DAYS):
+            found += step
+            if self.is_trading_day(found):
+                return found
+        raise self._no_trading_day(day)
+
     def is_early_close(self, day: date) -> bool:
         """Whether ``day`` is a trading day whose regular session ends at 13:00 ET."""
         return day in _rule_early_closes(day.year) and self.is_trading_day(day)
@@ -314,13 +331,9 @@ class MarketCalendar:
             day -= timedelta(days=1)
         else:
             raise self._no_trading_day(local)
-        following = day + timedelta(days=1)
-        for _ in range(_MAX_CLOSED_RUN_DAYS):
-            if self.is_trading_day(following):
-                span = (to_ns(self.day_start(day)), to_ns(self.day_start(following)), day)
-                object.__setattr__(self, "_day_span", span)
-                break
-            following += timedelta(days=1)
+        following = self.next_trading_day(day)
+        span = (to_ns(self.day_start(day)), to_ns(self.day_start(following)), day)
+        object.__setattr__(self, "_day_span", span)
         return day
 
     def next_session_start(self, ts: datetime | int) -> tuple[Session, datetime]:
@@ -359,7 +372,7 @@ class MarketCalendar:
             day += timedelta(days=1)
         raise self._no_trading_day(from_ns(ns, ET))
 
-    def _no_trading_day(self, near: datetime) -> LookupError:
+    def _no_trading_day(self, near: date) -> LookupError:
         msg = (
             f"no trading day within {_MAX_CLOSED_RUN_DAYS} days of {near.isoformat()}; "
             "check extra_closures"

@@ -26,7 +26,7 @@ from bisect import bisect_right
 from collections import deque
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, datetime
 from types import MappingProxyType
 from typing import Final
 
@@ -134,15 +134,7 @@ def not_a_trading_day(day: date, calendar: MarketCalendar) -> str | None:
     if calendar.is_trading_day(day):
         return None
     reason = calendar.holiday_name(day) or f"a {day:%A}"
-    before = after = day
-    for _ in range(60):  # the calendar has no longer closed run
-        before -= timedelta(days=1)
-        if calendar.is_trading_day(before):
-            break
-    for _ in range(60):
-        after += timedelta(days=1)
-        if calendar.is_trading_day(after):
-            break
+    before, after = calendar.previous_trading_day(day), calendar.next_trading_day(day)
     return (
         f"{day.isoformat()} is not a trading day ({reason}); the nearest are "
         f"{before.isoformat()} and {after.isoformat()}"
@@ -269,10 +261,7 @@ class Market:
         self._roll_day()
 
     def _next_trading_day(self) -> date:
-        day = self._tape.day + timedelta(days=1)
-        while not self.calendar.is_trading_day(day):
-            day += timedelta(days=1)
-        return day
+        return self.calendar.next_trading_day(self._tape.day)
 
     def _roll_day(self) -> None:
         """Start the next trading day: today's bars become the previous day of every profile."""

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 import random
 from dataclasses import dataclass
-from datetime import date, datetime, time, timedelta
+from datetime import date, datetime, time
 from typing import Final
 
 from mdp_core.calendar import MarketCalendar
@@ -261,12 +261,9 @@ def _profile(index: int, seed: int, role: Role, taken: set[str]) -> tuple[Symbol
 
 
 def _history_days(calendar: MarketCalendar, day: date) -> tuple[date, ...]:
-    days: list[date] = []
-    cursor = day - timedelta(days=1)
+    days = [calendar.previous_trading_day(day)]
     while len(days) < HISTORY_DAYS:
-        if calendar.is_trading_day(cursor):
-            days.append(cursor)
-        cursor -= timedelta(days=1)
+        days.append(calendar.previous_trading_day(days[-1]))
     return tuple(reversed(days))
 
 
