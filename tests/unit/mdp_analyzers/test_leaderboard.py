@@ -48,6 +48,12 @@ def reference(symbol: str, day: date = DAY) -> ReferenceData:
     )
 
 
+def usual_profile() -> VolumeProfile:
+    """The usual day: 1,000 shares in every 5-minute slot from 04:00, so 66,000 by 09:30."""
+    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
+    return VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+
+
 def feed_all(analyzer: Any) -> None:
     for symbol, day in analyzer.wanted_reference():
         analyzer.provide_reference(reference(symbol, day))
@@ -345,9 +351,7 @@ def test_top_stocks_publishes_the_same_documents_as_the_shared_path() -> None:
 
 
 def test_rows_carry_time_of_day_rvol_from_the_reference_volume_profile() -> None:
-    # The usual day: 1,000 shares in every 5-minute slot from 04:00, so 66,000 by 09:30.
-    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
-    profile = VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+    profile = usual_profile()
     analyzer = LeaderboardAnalyzer()
     state = MemoryState()
     # A second bar ending 09:30:00 with 198,000 shares traded today: 3x.
@@ -365,8 +369,7 @@ def test_rows_carry_time_of_day_rvol_from_the_reference_volume_profile() -> None
 
 
 def test_a_profile_arriving_after_the_rest_fills_in_from_the_next_bar() -> None:
-    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
-    profile = VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+    profile = usual_profile()
     analyzer = LeaderboardAnalyzer()
     state = MemoryState()
     analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 30), accumulated_volume=66_000)], 0)
@@ -467,8 +470,7 @@ def test_a_time_of_day_profile_still_lands_after_the_stored_reference_was_adopte
     drain([old_owner], state, at_ms(DAY, 9, 0))
     new_owner.apply([aggregate("AAA", at_ms(DAY, 9, 5), close=12.0)], 0)
     drain([new_owner], state, at_ms(DAY, 9, 5))
-    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
-    profile = VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+    profile = usual_profile()
     new_owner.provide_reference(
         ReferenceData(symbol="AAA", trading_day=DAY, volume_profile=profile)
     )
@@ -527,8 +529,7 @@ def test_a_lookup_landing_after_an_adoption_keeps_the_parts_only_the_row_had() -
 
 
 def test_a_lookup_without_the_profile_keeps_the_profile_already_attached() -> None:
-    slots = tuple(1_000.0 * (i + 1) for i in range(SLOTS))
-    profile = VolumeProfile(trading_day=DAY, days=20, cumulative=slots)
+    profile = usual_profile()
     analyzer = LeaderboardAnalyzer()
     state = MemoryState()
     analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 29), accumulated_volume=1_000)], 0)
@@ -537,3 +538,43 @@ def test_a_lookup_without_the_profile_keeps_the_profile_already_attached() -> No
     analyzer.apply([aggregate("AAA", at_ms(DAY, 9, 30), accumulated_volume=198_000)], 0)
     row = msgspec.json.decode(flush(analyzer, state, at_ms(DAY, 9, 30))[0].payload)
     assert row["rvol_tod"] == 3.0
+
+
+def test_a_replica_whose_lookup_failed_never_replaces_a_row_that_had_the_previous_close() -> None:
+    """Two consumers of one queue. B's lookup failed; A's row, with the previous close, is
+    stored. B's later bar sets a new high and low, so B holds every session figure: the
+    reference completeness is one too (``rf``), so B is refused, takes the stored row's
+    reference and its row keeps the previous close."""
+    state = MemoryState()
+    a, b = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    b.apply([aggregate("AAA", at_ms(DAY, 9, 0), close=11.0, high=11.0, low=11.0)], 0)
+    b.provide_reference(ReferenceData(symbol="AAA", trading_day=DAY))  # failed: nothing
+    drain([b], state, at_ms(DAY, 9, 0))
+    a.apply([aggregate("AAA", at_ms(DAY, 9, 1), close=11.5, high=11.5, low=11.5)], 0)
+    feed_all(a)
+    drain([a], state, at_ms(DAY, 9, 1))
+    assert stored_row(state, "AAA")["prev_close"] == 10.0
+    b.apply([aggregate("AAA", at_ms(DAY, 9, 2), close=12.0, high=12.0, low=10.5)], 0)
+    drain([b], state, at_ms(DAY, 9, 2))
+    row = stored_row(state, "AAA")
+    assert (row["price"], row["prev_close"], row["pct_change"]) == (12.0, 10.0, 20.0)
+    assert b.hydrations >= 1
+
+
+def test_a_completeness_no_stored_row_carries_never_blocks_a_replica() -> None:
+    """A's offer, with reference data, was refused and A never offered again (it stopped):
+    MDC's figures say complete, but no stored row has the parts. B, whose lookup failed,
+    cannot take them; it still gets its later bars stored."""
+    state = MemoryState()
+    a, b = LeaderboardAnalyzer(), LeaderboardAnalyzer()
+    b.apply([aggregate("AAA", at_ms(DAY, 9, 0), close=11.0, high=11.0, low=11.0)], 0)
+    b.provide_reference(ReferenceData(symbol="AAA", trading_day=DAY))
+    drain([b], state, at_ms(DAY, 9, 0))
+    a.apply([aggregate("AAA", at_ms(DAY, 8, 59), close=10.5, high=10.5, low=10.5)], 0)
+    feed_all(a)
+    flush(a, state, at_ms(DAY, 8, 59))  # refused (B's high is missing), and never again
+    assert stored_row(state, "AAA")["prev_close"] is None
+    b.apply([aggregate("AAA", at_ms(DAY, 9, 2), close=12.0, accumulated_volume=2_000)], 0)
+    drain([b], state, at_ms(DAY, 9, 2))
+    row = stored_row(state, "AAA")
+    assert (row["price"], row["prev_close"], row["day_low"]) == (12.0, None, 10.5)

@@ -18,6 +18,7 @@ from mdp_analyzers.board import BOARD_FEEDS, Board
 from mdp_analyzers.halts import HALT_RECENCY_BITS
 from mdp_analyzers.leaderboard import DEFAULT_BOARD_SIZE, LeaderboardAnalyzer
 from mdp_analyzers.state import MemoryState
+from mdp_cache import lattice
 from mdp_cache.keys import (
     FEED_QUOTE,
     FEED_SCANNER_TOP_GAINERS,
@@ -277,7 +278,8 @@ def test_an_offer_carries_the_day_keys_version_and_quote_name() -> None:
     assert op.version == (event.end_ms << (HALT_RECENCY_BITS + 3)) + reference.completeness
     assert reference.completeness > 0
     start, end = event.start_ms, event.end_ms
-    assert op.figures == f"op-{start}@10.0,rgf-{end}@0,rgh+10.0@{end},rgl-10.0@{end}"
+    assert op.figures == f"op-{start}@10.0,rf+2@0,rgf-{end}@0,rgh+10.0@{end},rgl-10.0@{end}"
+    assert lattice.render(lattice.parse(op.figures)) == op.figures  # canonical order
 
 
 def test_reference_arrival_re_emits_only_what_changes_the_row() -> None:
@@ -662,3 +664,28 @@ def test_the_order_among_equal_times_at_its_boundaries(news_after_bar_ms: int, o
     analyzer.apply([bar(start), luld("AAA", end + news_after_bar_ms, 17)], 0)
     time_ms = max(end, end + news_after_bar_ms)
     assert version_of(analyzer, time_ms) == ((time_ms << HALT_RECENCY_BITS) + order) << 3
+
+
+def test_the_reference_completeness_figure_re_sends_only_what_it_changes() -> None:
+    """``rf`` in MDC's figures: greater than what a replica knows, its row goes again with the
+    join (even with no stored row to take the parts from); not greater, nothing is re-sent."""
+    analyzer = LeaderboardAnalyzer()
+    analyzer.apply([bar(at_ms(DAY, 10, 0))], 0)
+    analyzer.provide_reference(ReferenceData(symbol="AAA", trading_day=DAY, free_float=5))
+    (mine,) = offers(analyzer, at_ms(DAY, 10, 1))
+    assert "rf+1@0" in mine.figures
+    analyzer.refused([refusal("AAA", mine.figures, None)])  # the same completeness
+    assert offers(analyzer, at_ms(DAY, 10, 1)) == []
+    more = lattice.join(mine.figures, "rf+6@0")
+    analyzer.refused([refusal("AAA", more, None)])  # another's row knew more; none stored
+    (again,) = offers(analyzer, at_ms(DAY, 10, 1))
+    assert again.figures == more
+    analyzer.refused([refusal("AAA", more, None)])  # now known: nothing new
+    assert offers(analyzer, at_ms(DAY, 10, 1)) == []
+    bare = LeaderboardAnalyzer()  # no reference at all: the least completeness counts
+    bare.apply([bar(at_ms(DAY, 10, 0))], 0)
+    (first,) = offers(bare, at_ms(DAY, 10, 1))
+    assert "rf" not in first.figures
+    bare.refused([refusal("AAA", lattice.join(first.figures, "rf+1@0"), None)])
+    (second,) = offers(bare, at_ms(DAY, 10, 1))
+    assert "rf+1@0" in second.figures

@@ -83,13 +83,21 @@ Aggregate = SecondAggregate | MinuteAggregate
 _SESSIONS: Final = ("pm", "rg", "ah")
 _NO_SESSION: Final = -1
 #: The figures' term groups in the lattice's canonical (ascending name) order: each session
-#: slot's f, h and l terms, and (no slot) the regular session's first open, "op".
+#: slot's f, h and l terms, and (no slot) the regular session's first open, "op", and the
+#: reference completeness, "rf".
 _RENDER_ORDER: Final[tuple[tuple[int | None, str], ...]] = (
     (2, "ah"),
     (None, "op"),
     (0, "pm"),
+    (None, "rf"),
     (1, "rg"),
 )
+#: The figure saying how complete the reference data of some replica's row was (the
+#: greatest :attr:`~mdp_cache.records.ReferenceData.completeness` offered): a replica whose
+#: lookup has not landed or failed is refused while it lacks it, takes the stored row's
+#: reference parts (:meth:`LeaderboardAnalyzer._adopt_reference`) and offers its row again,
+#: so a later bar never replaces a row that had the previous close with one that has not.
+_REFERENCE_TERM: Final = "rf"
 
 #: A session's running figures: [first_ms, high, high_ms, low, low_ms].
 _Figures = list[float]
@@ -98,13 +106,24 @@ _Figures = list[float]
 class _Symbol:
     """What the analyzer knows about one symbol today."""
 
-    __slots__ = ("_records", "_text", "base", "event", "first_regular", "reference", "sessions")
+    __slots__ = (
+        "_records",
+        "_text",
+        "base",
+        "event",
+        "first_regular",
+        "reference",
+        "reference_seen",
+        "sessions",
+    )
 
     def __init__(self) -> None:
         self.event: Aggregate | None = None
         #: (start_ms, open) of the earliest regular-session bar seen (fallback session open).
         self.first_regular: tuple[int, float] | None = None
         self.reference: ReferenceData | None = None
+        #: The reference completeness MDC's joined figures say some replica had (``rf``).
+        self.reference_seen = 0
         #: Per session (pre-market, regular, after-hours): its figures, or None if unseen.
         self.sessions: list[_Figures | None] = [None, None, None]
         #: The figures MDC holds as far as this replica knows (see ``PutMerged.base``): after
@@ -149,6 +168,11 @@ class _Symbol:
             return True
         return False
 
+    def set_reference(self, data: ReferenceData) -> None:
+        """Attach reference data (its completeness is a figure: ``rf``)."""
+        self.reference = data
+        self._text = None
+
     def figures_text(self) -> str:
         """The figures as lattice text (:mod:`mdp_cache.lattice`), rendered once per change.
 
@@ -172,6 +196,12 @@ class _Symbol:
         """:func:`mdp_cache.lattice.render` of the figures, written out in its name order."""
         parts: list[str] = []
         for slot, name in _RENDER_ORDER:
+            if name == _REFERENCE_TERM:
+                own = self.reference.completeness if self.reference is not None else 0
+                known = max(own, self.reference_seen)
+                if known:
+                    parts.append(f"{name}{lattice.MAX}{known}@0")
+                continue
             if slot is None:
                 if self.first_regular is not None:
                     start_ms, price = self.first_regular
@@ -206,6 +236,14 @@ class _Symbol:
         opening = terms.get("op")
         if opening is not None:
             changed |= self.open_at(int(opening[1]), float(opening[2]))
+        known = terms.get(_REFERENCE_TERM)
+        own = self.reference.completeness if self.reference is not None else 0
+        if known is not None and int(known[1]) > max(own, self.reference_seen):
+            # Some replica's row had reference parts this one lacks: it offers its row
+            # again once it took them from the stored row (LeaderboardAnalyzer._adopt).
+            self.reference_seen = int(known[1])
+            self._text = None
+            changed = True
         return changed
 
 
@@ -397,7 +435,7 @@ class LeaderboardAnalyzer:
             data = _joined(data, old)
             if data == old:
                 return
-        state.reference = data
+        state.set_reference(data)
         if (
             old is not None
             and data.volume_profile is not None
@@ -565,7 +603,7 @@ class LeaderboardAnalyzer:
             free_float=stored.free_float,
         )
         own = state.reference
-        state.reference = found if own is None else _joined(own, found)
+        state.set_reference(found if own is None else _joined(own, found))
 
     def _version(self, symbol: str, event: Aggregate, completeness: int) -> int:
         """The row's version: its latest news or bar, an order among equals, completeness.

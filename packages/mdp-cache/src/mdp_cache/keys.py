@@ -560,8 +560,9 @@ KEY_LB_FIGURES: Final = Key(
     ttl=MARKET_CLOSED_AT_MOST,
     owner="processor (LeaderboardAnalyzer)",
     payload="symbol -> 'sequence|current|figures': the lattice join (mdp_cache.lattice) of "
-    "every session figure any replica offered for the symbol's row, whether the stored row "
-    "holds all of it (1/0), and the count of rows stored (the quote record's version)",
+    "every session figure any replica offered for the symbol's row (and `rf`, the greatest "
+    "reference completeness offered), whether the stored row holds all of it (1/0), and the "
+    "count of rows stored (the quote record's version)",
 )
 KEY_LB_BOARD: Final = Key(
     template="mdp:lb:{{{day}}}:board:{board}",
