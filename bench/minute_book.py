@@ -22,7 +22,7 @@ from datetime import date
 
 from mdp_analyzers.minute_bars import MinuteBook
 from mdp_core.events import SecondAggregate
-from mdp_testing.conformance import at_ms
+from mdp_testing.conformance import aggregate, at_ms
 
 _DAY = date(2026, 12, 2)
 
@@ -36,23 +36,15 @@ def _feed(symbols: int, seconds: int, *, unbroken: bool) -> list[SecondAggregate
         for name in names:
             volume = 10 + second % 7
             day_volume[name] += volume
-            events.append(
-                SecondAggregate(
-                    symbol=name,
-                    volume=volume,
-                    accumulated_volume=day_volume[name] if unbroken else 1_000,
-                    official_open=None,
-                    vwap=3.0,
-                    open=3.0,
-                    high=3.0 + second % 5 / 100,
-                    low=2.9,
-                    close=3.0,
-                    day_vwap=3.0,
-                    average_size=5.0,
-                    start_ms=start + second * 1_000,
-                    end_ms=start + second * 1_000 + 1_000,
-                )
+            event = aggregate(
+                name,
+                start + (second + 1) * 1_000,
+                close=3.0 + second % 5 / 100,
+                volume=volume,
+                accumulated_volume=day_volume[name] if unbroken else 1_000,
             )
+            assert isinstance(event, SecondAggregate)
+            events.append(event)
     return events
 
 

@@ -378,7 +378,7 @@ class LeaderboardAnalyzer:
         """Start trading day ``day``: yesterday's symbols and reference are forgotten.
 
         Halt records are kept (newer news replaces them), but a row shows only a halt of its
-        own trading day: a LULD pause does not outlast the session it began in.
+        own trading day: a LULD pause does not outlast the trading day it began in.
         """
         self._day = day
         self._symbols = {}

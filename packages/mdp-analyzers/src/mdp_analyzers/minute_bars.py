@@ -2,13 +2,12 @@
 
 The minute in progress is built from the second bars (``A``) received so far, so the chart moves
 every second; the minute bar (``AM``) replaces it when it arrives. Each element carries a version
-``n`` that orders the writes of one minute across replicas (see :mod:`mdp_cache.series`): twice
-the minute's end plus one for the minute bar; twice the end of the latest second for a bar of
-seconds known by their day volumes to run unbroken from the minute's start; and lower still for a
-bar of seconds not known to (see :class:`_Building`). So the vendor's minute bar beats every bar
-built from seconds, a longer verified run beats a shorter one, and a processor holding only part
-of a minute (after a handoff) never shrinks the bar of the one that held all of it. A second bar
-delivered twice is folded once (keyed by its start).
+``n`` that orders the writes of one minute across replicas (see :mod:`mdp_cache.series`): the
+vendor's minute bar ranks first; a bar of seconds ranks by how far its seconds run unbroken from
+the minute's start, which their day volumes prove (:class:`_Building`), then by the seconds held
+past a gap; a bar without the minute's start ranks last. So a processor holding only part of a
+minute (after a handoff, or one of several consumers of a partition) never replaces the bar of
+the one that held its start. A second bar delivered twice is folded once (keyed by its start).
 """
 
 from __future__ import annotations
@@ -219,6 +218,9 @@ class _Building:
 
         A second's end is its start plus a second: a version sent late says the same.
         """
+        end = self._run_last + _SECOND_MS
+        if not self._held_live and self._run_av is not None and end <= limit_ms:
+            return (end, self._run_av)  # the run is every second held: its last is the latest
         ends = (
             (min(e.end_ms, e.start_ms + _SECOND_MS), e.accumulated_volume)
             for e in self.seconds.values()
@@ -333,7 +335,9 @@ class MinuteBook:
         That of the latest bar of its trading day ending by then: another day's volume says
         nothing (it starts again at 0).
         """
-        marks = [self._minute_volume.get(symbol, (0, 0))]
+        # (0, 0) stands for "nothing known": a minute bar of this very minute (it may come
+        # before a late second of it) ends after its start and counts for nothing.
+        marks = [(0, 0), self._minute_volume.get(symbol, (0, 0))]
         old = self._building.get(symbol)
         if old is not None:
             marks.append(old.closing(minute))

@@ -138,9 +138,7 @@ class MassiveDataAnalyzer:
             version = event.event_time_ms
             if ev == "LULD":
                 # A pause ends with its trading day (see HaltBook.halted).
-                day = self.calendar.trading_day(version * _NS_PER_MS)
-                since_ms = to_ns(self.calendar.day_start(day)) // _NS_PER_MS
-                halted = self._halts.halted(symbol, since_ms)
+                halted = self._halts.halted(symbol, self._day_start_ms(version * _NS_PER_MS))
                 payload = payload[:-1] + b',"halted":' + (b"true" if halted else b"false") + b"}"
                 # The record rewritten when a merged halt changes its flag must beat the one
                 # written without that news: how recent the news is is part of the version.
@@ -150,6 +148,10 @@ class MassiveDataAnalyzer:
         self._latest = {}
         widgets.extend(self._minutes.take())
         return Output(widgets=widgets, state=self._halts.take_ops())
+
+    def _day_start_ms(self, ns: int) -> int:
+        """04:00 ET of the trading day of the instant ``ns``, in ms: when its halts begin."""
+        return to_ns(self.calendar.day_start(self.calendar.trading_day(ns))) // _NS_PER_MS
 
     # --- Synchronized: halts other replicas received -------------------------------------
 
@@ -181,8 +183,7 @@ class MassiveDataAnalyzer:
         A pause ends with its trading day: one from an earlier day is not listed, whether or
         not a resume was ever sent (none is for a pause the close ended).
         """
-        day_start = self.calendar.day_start(self.calendar.trading_day(now_ns))
-        since_ms = to_ns(day_start) // _NS_PER_MS
+        since_ms = self._day_start_ms(now_ns)
         halted: dict[str, _Halt] = {}
         for row in answers[0]:
             try:
