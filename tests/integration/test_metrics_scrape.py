@@ -81,14 +81,34 @@ async def _scrape(http: aiohttp.ClientSession, port: int) -> dict[str, Metric]:
 async def _until(
     http: aiohttp.ClientSession, port: int, check: Callable[[dict[str, Metric]], bool]
 ) -> dict[str, Metric]:
-    """Scrape until ``check`` holds (the service is up and its figures moved), within WAIT."""
-    async with asyncio.timeout(WAIT):
-        while True:
-            with contextlib.suppress(aiohttp.ClientError):
-                families = await _scrape(http, port)
-                if check(families):
-                    return families
-            await asyncio.sleep(0.2)  # polling a predicate over HTTP, not a timing assumption
+    """Scrape until ``check`` holds (the service is up and its figures moved), within WAIT.
+
+    A timeout fails with the last page's family names, so a family that never appears is
+    named rather than reported as a bare timeout.
+    """
+    families: dict[str, Metric] = {}
+    try:
+        async with asyncio.timeout(WAIT):
+            while True:
+                with contextlib.suppress(aiohttp.ClientError):
+                    families = await _scrape(http, port)
+                    if check(families):
+                        return families
+                await asyncio.sleep(0.2)  # polling a predicate over HTTP, not a timing assumption
+    except TimeoutError:
+        pytest.fail(f"port {port}: not ready within {WAIT} s; last page served {sorted(families)}")
+
+
+def _documented(prefix: str) -> set[str]:
+    """The family names a service's catalogue promises (``build_info`` is checked apart)."""
+    return {
+        f"{prefix}_{family.name}" for family in _catalogue(prefix) if family.name != "build_info"
+    }
+
+
+def _complete(expected: set[str]) -> Callable[[dict[str, Metric]], bool]:
+    """A page holds every ``expected`` family."""
+    return lambda families: expected <= families.keys()
 
 
 def _total(families: dict[str, Metric], name: str) -> float:
@@ -167,8 +187,12 @@ async def test_every_service_serves_its_documented_families_typed_and_described(
                 )
             async with aiohttp.ClientSession() as http:
                 scraped: dict[str, dict[str, Metric]] = {}
+                # A service registers some families as its clients start (the news
+                # listener's once its stream opens): wait until the page is complete.
                 for service in services:
-                    scraped[service.prefix] = await _until(http, service.port, lambda _: True)
+                    scraped[service.prefix] = await _until(
+                        http, service.port, _complete(_documented(service.prefix))
+                    )
                 # Data flows end to end; the processor's figures are its workers' sum.
                 scraped["mdp_listener"] = await _until(
                     http, services[0].port,
