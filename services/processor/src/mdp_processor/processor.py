@@ -3,8 +3,9 @@
 One :class:`Processor` runs in one event loop (one worker process, or the embedded demo with the
 memory bus). Per queue it pulls batches of messages, decodes each envelope into models in one
 call, skips batches it has applied before, and folds the events into the analyzers. A flusher
-runs as soon as events wait, at most every ``flush_interval_seconds`` from the start of the previous
-flush (at once after a slow one, sooner when ``flush_max_events`` are waiting): it collects the
+runs as soon as events wait, paced from the start of the previous flush by that flush's cost
+(:mod:`mdp_processor.pacing`: at once after a slow one, sooner when ``flush_max_events`` are
+waiting): it collects the
 coalesced output of every analyzer, writes all state in one MDC transaction (together with the
 "batch applied" marks), hands rows MDC refused back to their analyzers (which hydrate from MDC
 and offer them again), publishes the rows MDC stored and the other widgets in one WDC pipeline,
@@ -59,6 +60,7 @@ from mdp_core.events import MarketEvent
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import attached_context, consumer_span, inject_context, traced
 from mdp_processor.composition import Composition, WidgetSink, valid_writes
+from mdp_processor.pacing import FlushPacing
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch, ack_all
 
@@ -79,8 +81,14 @@ class ProcessorConfig:
 
     Attributes:
         flush_interval_seconds: Shortest time between the starts of two flushes. Events that arrive
-            while nothing is pending are flushed this long after the previous flush started
-            (at once after a slow one); the time is what coalescing may cost in freshness.
+            while nothing is pending are flushed at least this long after the previous flush
+            started (at once after a slow one); the time is what coalescing may cost in
+            freshness.
+        flush_max_interval_seconds: Longest time between the starts of two flushes that the
+            pacing adds because the previous flush was costly (:class:`FlushPacing`).
+        flush_busy_fraction: Share of the time flushes may take while the processor keeps up:
+            the next flush starts the previous one's duration divided by this after it
+            started, within the two bounds above.
         idle_flush_seconds: Longest time between two flushes while no event arrives (analyzers whose
             output moves with time alone, such as a sliding window, still get collected).
         flush_max_events: Events waiting that trigger an early flush; consumption waits while
@@ -113,6 +121,8 @@ class ProcessorConfig:
     """
 
     flush_interval_seconds: float = 0.01
+    flush_max_interval_seconds: float = 0.025
+    flush_busy_fraction: float = 0.2
     idle_flush_seconds: float = 0.05
     flush_max_events: int = 20_000
     batch_messages: int = 100
@@ -175,6 +185,11 @@ class Processor:
         self.ownership = ownership
         self.clock = clock or LiveClock()
         self.config = config or ProcessorConfig()
+        self._pacing = FlushPacing(
+            self.config.flush_interval_seconds,
+            self.config.flush_max_interval_seconds,
+            self.config.flush_busy_fraction,
+        )
         self.stats = ProcessorStats()
         self._by_kind: dict[str, list[Analyzer[MarketEvent]]] = {}
         for analyzer in self.analyzers:
@@ -676,14 +691,16 @@ class Processor:
     # --- flushing -------------------------------------------------------------------------
 
     async def _flush_forever(self) -> None:
-        """Flush as soon as events wait, at most every ``flush_interval_seconds`` (from starts).
+        """Flush as soon as events wait, paced from the start of the previous flush.
 
         Nothing waits for a timer when events arrive after a quiet spell: they are written
-        one interval after the previous flush started at the latest. A flush that took longer
-        than the interval is followed at once by the next, and a full batch of events flushes
-        early. Without events, analyzers are still collected every ``idle_flush_seconds``.
+        one interval after the previous flush started at the latest, the interval following
+        that flush's cost (:class:`FlushPacing`). A flush that took longer than the
+        interval is followed at once by the next, and a full batch of events flushes early.
+        Without events, analyzers are still collected every ``idle_flush_seconds``.
         """
-        interval = self.config.flush_interval_seconds
+        pacing = self._pacing
+        interval = pacing.interval_seconds
         loop = asyncio.get_running_loop()
         last_start = loop.time()
         # The stop is checked as well as cancellation: wait_for can swallow a cancellation
@@ -711,6 +728,7 @@ class Processor:
                 # A bug must not stop flushing for good (nothing would be acked again).
                 self.stats.write_errors += 1
                 _log.exception("flush_failed")
+            interval = pacing.next_interval(loop.time() - last_start)
 
     async def _compose_forever(self) -> None:
         """Compose boards and read merged state back on their own cadence, off the flush path.

@@ -42,8 +42,28 @@ class ProcessorSettings(CommonSettings):
         default=0.01,
         min=0.001,
         renamed_from=[Renamed("MDP_FLUSH_INTERVAL_MS", unit="milliseconds", scale=0.001)],
-        doc="Shortest time between the starts of two flushes to Redis: events wait at most "
-        "this long for the next flush (freshness of widgets) and are coalesced meanwhile.",
+        doc="Shortest time between the starts of two flushes to Redis: after a cheap flush, "
+        "events wait this long for the next (freshness of widgets) and are coalesced "
+        "meanwhile; the pacing stretches it up to MDP_FLUSH_MAX_INTERVAL_SECONDS after "
+        "costly ones.",
+    )
+    flush_max_interval_seconds: float = setting(
+        env="MDP_FLUSH_MAX_INTERVAL_SECONDS",
+        default=0.025,
+        min=0.001,
+        doc="Longest time between the starts of two flushes that the pacing adds after a "
+        "costly flush (taken as MDP_FLUSH_INTERVAL_SECONDS when below it): the freshness a "
+        "large universe may give up so that small flushes do not take the worker's time.",
+    )
+    flush_busy_fraction: float = setting(
+        env="MDP_FLUSH_BUSY_FRACTION",
+        default=0.2,
+        min=0.01,
+        max=1.0,
+        doc="Share of the time flushes may take while the worker keeps up: the next flush "
+        "starts the last one's duration divided by this after it started, between "
+        "MDP_FLUSH_INTERVAL_SECONDS and MDP_FLUSH_MAX_INTERVAL_SECONDS; 1 paces by the "
+        "interval alone.",
     )
     future_tolerance_seconds: float = setting(
         env="MDP_FUTURE_TOLERANCE_SECONDS",

@@ -1,0 +1,47 @@
+"""Flush pacing: how long the flusher lets events coalesce before the next flush.
+
+A flush has a cost that does not depend on its size (a state transaction, a widget pipeline,
+the socket writes and replies, the acks): at a full-market universe a worker's 10 ms flushes
+of a few dozen rows kept it busy flushing a third of the time and cost Redis as much again.
+The pace therefore follows the flushes' own cost: the next flush starts ``duration /
+busy_fraction`` after the previous one started, so flushing takes at most that share of the
+time, never sooner than the interval (freshness of a small universe) and never later than
+the ceiling (freshness of a large one). A flush that took longer than the ceiling is followed
+at once, as before: a backlog is drained without a pause.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FlushPacing"]
+
+
+@dataclass(frozen=True, slots=True)
+class FlushPacing:
+    """The time between the starts of two flushes, from the duration of the first.
+
+    Attributes:
+        interval_seconds: Shortest time between the starts of two flushes.
+        max_interval_seconds: Longest time events wait for a flush because the last one was
+            costly (taken as ``interval_seconds`` when below it).
+        busy_fraction: Share of the time flushes may take while the worker keeps up, in
+            (0, 1]; 1 flushes again as soon as the interval allows.
+    """
+
+    interval_seconds: float = 0.01
+    max_interval_seconds: float = 0.025
+    busy_fraction: float = 0.2
+
+    def __post_init__(self) -> None:
+        if not self.interval_seconds > 0:
+            msg = f"interval_seconds must be above 0; it was {self.interval_seconds}"
+            raise ValueError(msg)
+        if not 0 < self.busy_fraction <= 1:
+            msg = f"busy_fraction must be in (0, 1]; it was {self.busy_fraction}"
+            raise ValueError(msg)
+
+    def next_interval(self, flush_seconds: float) -> float:
+        """Seconds from the start of a flush that took ``flush_seconds`` to the next one's."""
+        ceiling = max(self.interval_seconds, self.max_interval_seconds)
+        return min(ceiling, max(self.interval_seconds, flush_seconds / self.busy_fraction))
