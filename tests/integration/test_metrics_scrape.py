@@ -15,7 +15,7 @@ import contextlib
 import os
 import socket
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
@@ -99,16 +99,21 @@ async def _until(
         pytest.fail(f"port {port}: not ready within {WAIT} s; last page served {sorted(families)}")
 
 
-def _documented(prefix: str) -> set[str]:
-    """The family names a service's catalogue promises (``build_info`` is checked apart)."""
+def _documented(prefix: str) -> dict[str, str]:
+    """The families a service's catalogue promises, by name, with their kind.
+
+    ``build_info`` is checked apart.
+    """
     return {
-        f"{prefix}_{family.name}" for family in _catalogue(prefix) if family.name != "build_info"
+        f"{prefix}_{family.name}": family.kind
+        for family in _catalogue(prefix)
+        if family.name != "build_info"
     }
 
 
-def _complete(expected: set[str]) -> Callable[[dict[str, Metric]], bool]:
+def _complete(expected: Collection[str]) -> Callable[[dict[str, Metric]], bool]:
     """A page holds every ``expected`` family."""
-    return lambda families: expected <= families.keys()
+    return lambda families: all(name in families for name in expected)
 
 
 def _total(families: dict[str, Metric], name: str) -> float:
@@ -191,7 +196,7 @@ async def test_every_service_serves_its_documented_families_typed_and_described(
                 # listener's once its stream opens): wait until the page is complete.
                 for service in services:
                     scraped[service.prefix] = await _until(
-                        http, service.port, _complete(_documented(service.prefix))
+                        http, service.port, _complete(_documented(service.prefix).keys())
                     )
                 # Data flows end to end; the processor's figures are its workers' sum.
                 scraped["mdp_listener"] = await _until(
@@ -219,11 +224,7 @@ async def test_every_service_serves_its_documented_families_typed_and_described(
 
     for _, prefix, _, _ in METRIC_CATALOGUES:
         families = scraped[prefix]
-        documented = {
-            f"{prefix}_{family.name}": family.kind
-            for family in _catalogue(prefix)
-            if family.name != "build_info"
-        }
+        documented = _documented(prefix)
         served = {name: family.type for name, family in families.items()}
         missing = {name: kind for name, kind in documented.items() if served.get(name) != kind}
         assert not missing, f"{prefix}: documented families missing or mistyped: {missing}"

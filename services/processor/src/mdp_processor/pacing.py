@@ -13,8 +13,20 @@ at once, as before: a backlog is drained without a pause.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Final
 
-__all__ = ["FlushPacing"]
+__all__ = [
+    "DEFAULT_BUSY_FRACTION",
+    "DEFAULT_INTERVAL_SECONDS",
+    "DEFAULT_MAX_INTERVAL_SECONDS",
+    "FlushPacing",
+]
+
+#: The defaults, shared by the pacing, :class:`~mdp_processor.processor.ProcessorConfig` and
+#: the service's settings.
+DEFAULT_INTERVAL_SECONDS: Final = 0.01
+DEFAULT_MAX_INTERVAL_SECONDS: Final = 0.025
+DEFAULT_BUSY_FRACTION: Final = 0.2
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,9 +41,9 @@ class FlushPacing:
             (0, 1]; 1 flushes again as soon as the interval allows.
     """
 
-    interval_seconds: float = 0.01
-    max_interval_seconds: float = 0.025
-    busy_fraction: float = 0.2
+    interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    max_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
+    busy_fraction: float = DEFAULT_BUSY_FRACTION
 
     def __post_init__(self) -> None:
         if not self.interval_seconds > 0:

@@ -60,7 +60,12 @@ from mdp_core.events import MarketEvent
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import attached_context, consumer_span, inject_context, traced
 from mdp_processor.composition import Composition, WidgetSink, valid_writes
-from mdp_processor.pacing import FlushPacing
+from mdp_processor.pacing import (
+    DEFAULT_BUSY_FRACTION,
+    DEFAULT_INTERVAL_SECONDS,
+    DEFAULT_MAX_INTERVAL_SECONDS,
+    FlushPacing,
+)
 from mdp_processor.stats import ProcessorStats
 from mdp_queues import Consumer, QueueSpec, ReceivedBatch, ack_all
 
@@ -120,9 +125,9 @@ class ProcessorConfig:
             synchronous stretches.
     """
 
-    flush_interval_seconds: float = 0.01
-    flush_max_interval_seconds: float = 0.025
-    flush_busy_fraction: float = 0.2
+    flush_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
+    flush_max_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
+    flush_busy_fraction: float = DEFAULT_BUSY_FRACTION
     idle_flush_seconds: float = 0.05
     flush_max_events: int = 20_000
     batch_messages: int = 100

@@ -4,6 +4,11 @@ from __future__ import annotations
 
 from mdp_core.backoff import BackoffPolicy
 from mdp_core.settings import CommonSettings, Renamed, setting, settings_class
+from mdp_processor.pacing import (
+    DEFAULT_BUSY_FRACTION,
+    DEFAULT_INTERVAL_SECONDS,
+    DEFAULT_MAX_INTERVAL_SECONDS,
+)
 
 __all__ = ["ProcessorSettings"]
 
@@ -39,7 +44,7 @@ class ProcessorSettings(CommonSettings):
     )
     flush_interval_seconds: float = setting(
         env="MDP_FLUSH_INTERVAL_SECONDS",
-        default=0.01,
+        default=DEFAULT_INTERVAL_SECONDS,
         min=0.001,
         renamed_from=[Renamed("MDP_FLUSH_INTERVAL_MS", unit="milliseconds", scale=0.001)],
         doc="Shortest time between the starts of two flushes to Redis: after a cheap flush, "
@@ -49,7 +54,7 @@ class ProcessorSettings(CommonSettings):
     )
     flush_max_interval_seconds: float = setting(
         env="MDP_FLUSH_MAX_INTERVAL_SECONDS",
-        default=0.025,
+        default=DEFAULT_MAX_INTERVAL_SECONDS,
         min=0.001,
         doc="Longest time between the starts of two flushes that the pacing adds after a "
         "costly flush (taken as MDP_FLUSH_INTERVAL_SECONDS when below it): the freshness a "
@@ -57,7 +62,7 @@ class ProcessorSettings(CommonSettings):
     )
     flush_busy_fraction: float = setting(
         env="MDP_FLUSH_BUSY_FRACTION",
-        default=0.2,
+        default=DEFAULT_BUSY_FRACTION,
         min=0.01,
         max=1.0,
         doc="Share of the time flushes may take while the worker keeps up: the next flush "
