@@ -192,6 +192,14 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         help="simulated market time (ET) the run starts at, e.g. 09:28 to cross the open "
         "(%(default)s)",
     )
+    parser.add_argument(
+        "--component-env",
+        action="append",
+        metavar="COMPONENT:NAME=VALUE",
+        help="a setting for one component (listener, processor, scanner, wds), e.g. "
+        "processor:MDP_FLUSH_BUSY_FRACTION=1; repeatable, checked against the component's "
+        "settings before the run and recorded in the report",
+    )
     parser.add_argument("--amqp-url", default=None, help="RabbitMQ (or MDP_AMQP_URL)")
     parser.add_argument(
         "--redis-url",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -11,12 +11,16 @@ from urllib.parse import urlsplit, urlunsplit
 from mdp_platform.bench.simulator import mix_kinds
 
 __all__ = [
+    "BENCH_COMPONENTS",
+    "COMPONENT_SETTINGS",
     "DEFAULT_AMQP",
     "MDC_DB",
     "WDC_DB",
     "BenchConfig",
     "BenchError",
+    "ComponentEnv",
     "check_loopback",
+    "parse_component_env",
     "parse_mix",
     "topics_of",
     "with_database",
@@ -26,10 +30,39 @@ MDC_DB: Final = 13
 WDC_DB: Final = 14
 _LOOPBACK: Final = frozenset({"127.0.0.1", "localhost", "::1"})
 DEFAULT_AMQP: Final = "amqp://guest:guest@127.0.0.1:5672/"
+#: The components a run starts as subprocesses, by the names reports and options use, with
+#: their settings classes (module, class): what ``--component-env`` may set for each.
+COMPONENT_SETTINGS: Final[Mapping[str, tuple[tuple[str, str], ...]]] = {
+    "listener": (
+        ("mdp_listener.settings", "ListenerSettings"),
+        ("mdp_queues.settings", "QueueSettings"),
+    ),
+    "processor": (
+        ("mdp_processor.settings", "ProcessorSettings"),
+        ("mdp_queues.settings", "QueueSettings"),
+    ),
+    "scanner": (("mdp_scanner.settings", "ScannerSettings"),),
+    "wds": (("mdp_wds.settings", "WdsSettings"),),
+}
+BENCH_COMPONENTS: Final = tuple(COMPONENT_SETTINGS)
 
 
 class BenchError(RuntimeError):
     """The benchmark cannot run (a server is unreachable, a URL is not loopback, ...)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ComponentEnv:
+    """One environment variable a run gives one component (``--component-env``).
+
+    The components start with a clean environment, so that stray variables cannot skew a
+    run; a setting compared A/B is named on the command line instead, and the report records
+    it beside the figures it produced.
+    """
+
+    component: str
+    name: str
+    value: str
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -61,6 +94,8 @@ class BenchConfig:
         search_steps: the most steps the search takes.
         search_lag_ms: a step whose event -> Redis p99 is above this was not sustained.
         search_settle_seconds: unmeasured streaming at each step's rate before its window.
+        component_env: settings given to single components, checked against their settings
+            classes when the run builds their environments.
     """
 
     symbols: int = 500
@@ -83,6 +118,7 @@ class BenchConfig:
     search_steps: int = 12
     search_lag_ms: float = 1_000.0
     search_settle_seconds: float = 1.0
+    component_env: tuple[ComponentEnv, ...] = ()
 
     def redis(self, database: int) -> str:
         """The URL of ``database`` on the benchmark's Redis.
@@ -108,6 +144,31 @@ def parse_mix(text: str) -> tuple[str, ...]:
         msg = f"--mix takes A (aggregates), T (trades) and Q (quotes), e.g. A,T; was {text!r}"
         raise BenchError(msg)
     return items
+
+
+def parse_component_env(text: str) -> ComponentEnv:
+    """``processor:MDP_FLUSH_BUSY_FRACTION=1`` -> its component, variable and value.
+
+    Only the shape is checked here; whether the component has such a setting, and whether the
+    value is one it accepts, is checked against its settings class before the run starts.
+
+    Raises:
+        BenchError: on another shape or an unknown component.
+    """
+    component, colon, assignment = text.partition(":")
+    name, equals, value = assignment.partition("=")
+    component, name = component.strip(), name.strip()
+    if not (colon and equals and component and name):
+        msg = (
+            "--component-env takes COMPONENT:NAME=VALUE, e.g. "
+            f"processor:MDP_LOG_LEVEL=INFO; was {text!r}"
+        )
+        raise BenchError(msg)
+    if component not in BENCH_COMPONENTS:
+        known = ", ".join(BENCH_COMPONENTS)
+        msg = f"--component-env names a component the benchmark runs ({known}); was {component!r}"
+        raise BenchError(msg)
+    return ComponentEnv(component, name, value)
 
 
 def topics_of(mix: Sequence[str]) -> tuple[str, ...]:

@@ -54,6 +54,7 @@ from mdp_platform.bench.config import (
     BenchConfig,
     BenchError,
     check_loopback,
+    parse_component_env,
     parse_mix,
     topics_of,
     with_database,
@@ -752,13 +753,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     report: dict[str, Any] = {}
     final: dict[str, Any] = {}
     try:
-        print(
-            f"mdp bench: {config.symbols} symbols, mix {','.join(config.mix)}, {config.workers} "
-            f"worker(s), {config.partitions} partition(s), {config.clients} clients, "
-            f"{config.seconds:g} s per phase, market from {config.start} ET",
-            file=out,
-            flush=True,
-        )
+        print(_header(config), file=out, flush=True)
         await sim.start()
         assert sim.tree is not None
         run.trees["simulator"] = sim.tree
@@ -870,6 +865,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
                 "quotes_each": config.quotes_each,
                 "seed": config.seed,
                 "start": config.start,
+                "component_env": _component_env(config),
             },
             "machine": {
                 "cpus": os.cpu_count(),
@@ -945,6 +941,27 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
     return report
 
 
+def _header(config: BenchConfig) -> str:
+    """What the run is, printed first: its size, mix, phases and any component settings."""
+    lines = [
+        f"mdp bench: {config.symbols} symbols, mix {','.join(config.mix)}, {config.workers} "
+        f"worker(s), {config.partitions} partition(s), {config.clients} clients, "
+        f"{config.seconds:g} s per phase, market from {config.start} ET"
+    ]
+    if config.component_env:
+        given = ", ".join(f"{i.component}:{i.name}={i.value}" for i in config.component_env)
+        lines.append(f"component settings: {given}")
+    return "\n".join(lines)
+
+
+def _component_env(config: BenchConfig) -> dict[str, dict[str, str]]:
+    """The run's ``--component-env`` settings, by component (recorded in the report)."""
+    given: dict[str, dict[str, str]] = {}
+    for item in config.component_env:
+        given.setdefault(item.component, {})[item.name] = item.value
+    return given
+
+
 def _config_from_args(args: argparse.Namespace) -> BenchConfig:
     try:
         settings = load(DemoSettings)
@@ -967,6 +984,9 @@ def _config_from_args(args: argparse.Namespace) -> BenchConfig:
         start=getattr(args, "start", "10:00"),
         search_seconds=getattr(args, "search_seconds", 5.0),
         search_start=getattr(args, "search_start", None),
+        component_env=tuple(
+            parse_component_env(text) for text in getattr(args, "component_env", None) or ()
+        ),
         amqp_url=amqp,
         redis_url=redis,
         report=Path(args.report),

@@ -14,7 +14,7 @@ import importlib
 import signal
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from importlib.util import find_spec
 from pathlib import Path
@@ -24,8 +24,16 @@ import aiohttp
 import msgspec
 
 from mdp_core.ports import free_port
-from mdp_core.settings import describe
-from mdp_platform.bench.config import MDC_DB, WDC_DB, BenchConfig, BenchError, topics_of
+from mdp_core.settings import describe, load
+from mdp_platform.bench.config import (
+    COMPONENT_SETTINGS,
+    MDC_DB,
+    WDC_DB,
+    BenchConfig,
+    BenchError,
+    ComponentEnv,
+    topics_of,
+)
 from mdp_platform.bench.processes import ProcessTree
 from mdp_platform.bench.report import flatten
 from mdp_platform.bench.simulator import SimProcessConfig
@@ -37,8 +45,19 @@ __all__ = [
     "child_env",
     "free_port",
     "processor_env",
+    "with_component_env",
 ]
 
+#: The options that set what the benchmark itself puts in a component's environment.
+_OPTION_OF: Final[Mapping[str, str]] = {
+    "MDP_WORKERS": "--workers",
+    "MDP_MDQ_PARTITIONS": "--partitions",
+    "MDP_MASSIVE_TOPICS": "--mix",
+    "MDP_AMQP_URL": "--amqp-url",
+    "MDP_REDIS_URL": "--redis-url",
+    "MDP_MDC_REDIS_URL": "--redis-url",
+    "MDP_WDC_REDIS_URL": "--redis-url",
+}
 _READY_TIMEOUT: Final = 40.0
 _STOP_TIMEOUT: Final = 15.0
 
@@ -213,6 +232,60 @@ def child_env(bindir: Path, extra: Mapping[str, str]) -> dict[str, str]:
     }
 
 
+def with_component_env(
+    component: str,
+    env: Mapping[str, str],
+    reserved: Collection[str],
+    overrides: Sequence[ComponentEnv],
+) -> dict[str, str]:
+    """``env`` with the settings ``--component-env`` gives ``component``, each checked.
+
+    A variable must be one of the component's documented settings, not a secret (the report
+    records every override), not one the benchmark sets itself (``reserved``: its URLs,
+    ports, queue prefix, ...), given once, and its value must load as the component would
+    load it, so a typo fails here, naming the variable, instead of as a component that never
+    becomes ready.
+
+    Raises:
+        BenchError: naming the override and what is wrong with it.
+    """
+    mine = [item for item in overrides if item.component == component]
+    result = dict(env)
+    if not mine:
+        return result
+    classes = [
+        getattr(importlib.import_module(module), name)
+        for module, name in COMPONENT_SETTINGS[component]
+    ]
+    documented = {doc.env: doc for cls in classes for doc in describe(cls)}
+    given_names: set[str] = set()
+    for item in mine:
+        given = f"--component-env {component}:{item.name}"
+        doc = documented.get(item.name)
+        if doc is None:
+            msg = f"{given}: the {component} has no such setting (docs/reference/configuration.md)"
+            raise BenchError(msg)
+        if doc.secret:
+            msg = f"{given}: a secret cannot be given this way (the report records overrides)"
+            raise BenchError(msg)
+        if item.name in reserved:
+            option = _OPTION_OF.get(item.name)
+            msg = f"{given}: the benchmark sets this itself" + (f"; use {option}" if option else "")
+            raise BenchError(msg)
+        if item.name in given_names:
+            msg = f"{given}: given more than once"
+            raise BenchError(msg)
+        given_names.add(item.name)
+        result[item.name] = item.value
+    for cls in classes:
+        try:
+            load(cls, result)
+        except ValueError as exc:  # SettingsError, or a check across fields
+            msg = f"--component-env for the {component}: {exc}"
+            raise BenchError(msg) from None
+    return result
+
+
 def build_services(
     config: BenchConfig, bindir: Path, logs: Path, *, prefix: str, key: str, secret: str
 ) -> dict[str, Service]:
@@ -229,9 +302,10 @@ def build_services(
 
     def service(name: str, script: str, module: str, extra: dict[str, str]) -> Service:
         port = free_port()
-        env = child_env(bindir, {**common, "MDP_HEALTH_PORT": str(port), **extra})
+        own = {**common, "MDP_HEALTH_PORT": str(port), **extra}
         if name == "wds":
-            env["MDP_WDS_PORT"] = str(port)
+            own["MDP_WDS_PORT"] = str(port)
+        env = with_component_env(name, child_env(bindir, own), own, config.component_env)
         return Service(name, script, module, env, port, logs / f"{name}.log")
 
     return {
