@@ -83,6 +83,36 @@ async def test_lua_merge_equals_the_memory_backend(redis: Redis, seed: int) -> N
     assert 0 < await redis.ttl("mdp:t:board") <= 60
 
 
+async def test_a_board_read_is_its_ranks_with_their_rows_and_exact_scores(redis: Redis) -> None:
+    # Scores that differ in the sixth decimal, an exact tie, a member whose row is gone.
+    await redis.zadd(
+        "mdp:t:board",
+        {"A": 0.257308, "B": 0.257271, "C": 0.1, "D": 0.1, "GONE": 0.3, "E": -2.5},
+    )
+    await redis.hset(
+        "mdp:t:rows", mapping={m: f"row {m}" for m in ("A", "B", "C", "D", "E", "OTHER")}
+    )
+    await redis.zadd("mdp:t:empty-board", {"X": 1.0})  # its rows hash does not exist
+    state = RedisState(redis)
+    reads = [
+        TopRead("mdp:t:board", "mdp:t:rows", 4),
+        TopRead("mdp:t:board", "mdp:t:rows", 100),
+        TopRead("mdp:t:board", "mdp:t:rows", 0),
+        TopRead("mdp:t:missing", "mdp:t:rows", 5),
+        TopRead("mdp:t:empty-board", "mdp:t:nothing", 5),
+    ]
+    top4, everything, none, missing, rowless = await state.top(reads)
+    # The top four ranks, minus the member without a row; ties by member, descending.
+    assert [(m.member, m.score, m.payload) for m in top4] == [
+        ("A", 0.257308, b"row A"),
+        ("B", 0.257271, b"row B"),
+        ("D", 0.1, b"row D"),
+    ]
+    assert [m.member for m in everything] == ["A", "B", "D", "C", "E"]
+    assert everything[-1].score == -2.5
+    assert none == missing == rowless == []
+
+
 async def test_marks_and_values_land_with_the_state(redis: Redis) -> None:
     state = RedisState(redis)
     await state.apply([SetValue("mdp:t:value", b"v", 30)], marks=["mdp:seen:t:1"])

@@ -6,6 +6,7 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any, cast
 
+import pytest
 import structlog
 from redis.exceptions import ConnectionError as RedisConnectionError
 
@@ -20,7 +21,16 @@ from mdp_cache.keys import (
     KEY_COMPOSE_LEASE,
     Feed,
 )
-from mdp_cache.ops import Applied, RankedMember, Read, StateBackend, StateOp, TopRead
+from mdp_cache.ops import (
+    Applied,
+    RankedMember,
+    Read,
+    StateBackend,
+    StateOp,
+    TopRead,
+    UnionTopRead,
+    WindowStatsRead,
+)
 from mdp_cache.widgets import WidgetItem
 from mdp_core.clock import LiveClock, ManualClock
 from mdp_processor.composition import Composition, CompositionStats
@@ -67,6 +77,13 @@ class Leases:
         self.failing: set[str] = set()
         self.held: dict[str, asyncio.Event] = {}
         self.leases: list[tuple[str, str, int]] = []
+        #: While set (not yet released), lease answers wait for it; a lease for a key in
+        #: ``lease_failing`` fails (Redis unreachable).
+        self.lease_gate: asyncio.Event | None = None
+        self.lease_failing: set[str] = set()
+        #: What happened, in order: ("lease", key) when a lease was answered, ("read", reads).
+        self.log: list[tuple[str, object]] = []
+        self.read_seen = asyncio.Event()
 
     async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> Applied:
         return Applied()
@@ -76,10 +93,19 @@ class Leases:
 
     async def hold_lease(self, key: str, holder: str, ttl_ms: int) -> bool:
         self.leases.append((key, holder, ttl_ms))
+        if self.lease_gate is not None:
+            await self.lease_gate.wait()
+        if key in self.lease_failing:
+            raise RedisConnectionError("connection refused")
+        self.log.append(("lease", key))
         return key not in self.refused
 
     async def top(self, reads: Sequence[Read]) -> list[list[RankedMember]]:
-        board = cast(TopRead, reads[0]).board_key.removeprefix("board:")
+        self.log.append(("read", tuple(reads)))
+        self.read_seen.set()
+        if not isinstance(reads[0], TopRead):
+            return [[] for _ in reads]
+        board = reads[0].board_key.removeprefix("board:")
         if board in self.failing:
             raise RedisConnectionError("connection refused")
         if board in self.held:
@@ -213,15 +239,87 @@ async def test_a_failed_read_is_counted_and_the_other_boards_still_land() -> Non
     assert as_of(sink, FEED_SCANNER_TOP_GAINERS) == T0 + SECOND
 
 
-async def test_a_lease_held_elsewhere_composes_nothing() -> None:
+@pytest.mark.parametrize(("lease", "failures"), [("held elsewhere", 0), ("unreachable", 1)])
+async def test_a_lease_held_elsewhere_or_unreachable_composes_nothing(
+    lease: str, failures: int
+) -> None:
     state, sink = Leases(), MemoryWidgets()
-    state.refused.add(KEY_COMPOSE_LEASE.name(analyzer="volume"))
+    key = KEY_COMPOSE_LEASE.name(analyzer="volume")
+    (state.refused if lease == "held elsewhere" else state.lease_failing).add(key)
     board = Board("volume", FEED_SCANNER_TOP_VOLUME)
     compose, stats = composition([board], state, sink)
     assert await compose.compose(T0) == 0
     assert board.composed == []
     assert sink.store.values == {}
-    assert (stats.compositions, stats.write_failures) == (0, 0)
+    # The board read had gone out beside the lease; only a failure is counted.
+    answered = ["lease", "read"] if failures == 0 else ["read"]
+    assert sorted(kind for kind, _ in state.log) == answered
+    assert (stats.compositions, stats.write_failures) == (0, failures)
+
+
+class TakingBoard(Board):
+    """Reads like the top trades: a union that only looks, and the changed windows it takes."""
+
+    def reads(self, now_ns: int) -> Sequence[Read]:
+        self.read_at.append(now_ns)
+        return [UnionTopRead(("bucket:1",), 10), WindowStatsRead(100)]
+
+
+async def test_reads_that_only_look_go_beside_the_lease_one_wait_for_both() -> None:
+    state, sink = Leases(), MemoryWidgets()
+    state.lease_gate = asyncio.Event()  # Redis is slow to answer the lease
+    board = Board("volume", FEED_SCANNER_TOP_VOLUME)
+    compose, stats = composition([board], state, sink)
+    running = asyncio.create_task(compose.compose(T0))
+    async with asyncio.timeout(5):
+        await state.read_seen.wait()
+    # The read went out while the lease was still unanswered.
+    assert state.log == [("read", (TopRead("board:volume", "rows:volume", 10),))]
+    assert board.composed == []
+    state.lease_gate.set()
+    assert await running == 1
+    assert state.log[1] == ("lease", KEY_COMPOSE_LEASE.name(analyzer="volume"))
+    assert board.composed == [T0]
+    assert as_of(sink, FEED_SCANNER_TOP_VOLUME) == T0
+    assert (stats.compositions, stats.write_failures) == (1, 0)
+
+
+async def test_reads_that_take_state_wait_for_the_lease_and_take_nothing_without_it() -> None:
+    lease = KEY_COMPOSE_LEASE.name(analyzer="trades")
+    state, sink = Leases(), MemoryWidgets()
+    board = TakingBoard("trades", FEED_SCANNER_TOP_VOLUME)
+    compose, stats = composition([board], state, sink)
+    assert await compose.compose(T0) == 1
+    # One read takes the changed windows: the lease first, then the reads.
+    assert state.leases == [(lease, "mdp-7", (KEY_COMPOSE_LEASE.ttl or 0) * 1000)]
+    assert state.log == [
+        ("lease", lease),
+        ("read", (UnionTopRead(("bucket:1",), 10), WindowStatsRead(100))),
+    ]
+    state.refused.add(lease)  # another replica holds it now
+    state.log.clear()
+    assert await compose.compose(T0 + SECOND) == 0
+    assert state.log == [("lease", lease)]  # nothing was read, so nothing was taken
+    assert board.composed == [T0]
+    assert (stats.compositions, stats.write_failures) == (1, 0)
+
+
+async def test_a_failed_lease_waits_for_the_read_beside_it_before_the_composition_ends() -> None:
+    # Nothing is left running behind a failed composition (its read would land unawaited).
+    state, sink = Leases(), MemoryWidgets()
+    state.lease_failing.add(KEY_COMPOSE_LEASE.name(analyzer="volume"))
+    state.held["volume"] = asyncio.Event()  # the read is slow to answer
+    compose, stats = composition([Board("volume", FEED_SCANNER_TOP_VOLUME)], state, sink)
+    running = asyncio.create_task(compose.compose(T0))
+    async with asyncio.timeout(5):
+        await state.read_seen.wait()
+    for _ in range(20):  # the lease has failed by now; the composition still waits
+        await asyncio.sleep(0)
+    assert not running.done()
+    assert stats.write_failures == 0
+    state.held["volume"].set()
+    assert await running == 0
+    assert (stats.compositions, stats.write_failures) == (0, 1)
 
 
 async def test_a_write_with_a_name_outside_its_feed_is_dropped_and_counted() -> None:

@@ -54,6 +54,7 @@ __all__ = [
     "checked_ops",
     "decode_window_stats",
     "published_version",
+    "takes_state",
     "unknown_op",
 ]
 
@@ -373,6 +374,16 @@ class RowsRead:
 
 
 Read: TypeAlias = TopRead | UnionTopRead | WindowStatsRead | RowsRead
+
+
+def takes_state(read: Read) -> bool:
+    """Whether answering ``read`` changes what is stored (it must wait for the lease).
+
+    A :class:`WindowStatsRead` consumes the changed-set: answered by a replica that then finds
+    the lease held elsewhere, its symbols would go unpublished. The other reads only look, so
+    a composer may send them beside its lease renewal and drop the answers if it lost.
+    """
+    return isinstance(read, WindowStatsRead)
 
 
 class WindowStats(msgspec.Struct, frozen=True, array_like=True, gc=False):

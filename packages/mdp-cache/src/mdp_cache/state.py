@@ -65,6 +65,7 @@ from mdp_core.clock import Clock, LiveClock
 
 __all__ = [
     "APPEND_TRADES_LUA",
+    "BOARD_TOP_LUA",
     "MERGE_FIGURES_LUA",
     "MERGE_ROWS_LUA",
     "READ_WINDOWS_LUA",
@@ -481,6 +482,33 @@ def _window_calls(windows: Sequence[AppendTrades], cluster: bool) -> list[list[A
     ]
 
 
+BOARD_TOP_LUA: Final = """
+-- KEYS[1] a board (sorted set), KEYS[2] its rows hash (one hash tag: one cluster slot)
+-- ARGV[1] how many members. Returns member, score, row (nil if absent) for each, best first:
+-- the ranks and their rows in one round trip, and of one instant. Under saturation a
+-- composition's every round trip waits behind the flushes' scripts, for 0.1-0.5 s each.
+local limit = tonumber(ARGV[1])
+if not limit or limit < 1 then
+  return {}
+end
+local ranked = redis.call('ZREVRANGE', KEYS[1], 0, limit - 1, 'WITHSCORES')
+if #ranked == 0 then
+  return {}
+end
+local members = {}
+for i = 1, #ranked, 2 do
+  members[#members + 1] = ranked[i]
+end
+local rows = redis.call('HMGET', KEYS[2], unpack(members))
+local out = {}
+for i = 1, #members do
+  out[#out + 1] = members[i]
+  out[#out + 1] = ranked[2 * i]
+  out[#out + 1] = rows[i]
+end
+return out
+"""
+
 READ_WINDOWS_LUA: Final = """
 -- KEYS[2i-1], KEYS[2i]: the window list and figures of symbol i (one hash tag per symbol).
 -- Returns, per symbol, its packed figures, oldest entry and newest entry (nil where absent):
@@ -749,9 +777,9 @@ class RedisState:
     async def top(self, reads: Sequence[Read]) -> list[list[RankedMember]]:
         """Answer reads of every kind, in order.
 
-        Board reads take two pipelined round trips (ranks, then rows), a union read and a rows
-        read one transaction each, a window-statistics read two round trips (take the
-        changed, read them).
+        Board reads take one round trip together (``BOARD_TOP_LUA``: ranks and rows of one
+        instant), a union read and a rows read one transaction each, a window-statistics
+        read two round trips (take the changed, read them).
         """
         answers: list[list[RankedMember]] = [[] for _ in reads]
         boards = [(i, read) for i, read in enumerate(reads) if isinstance(read, TopRead)]
@@ -851,28 +879,23 @@ class RedisState:
         return cast("list[list[bytes | None]]", await pipe.execute())
 
     async def _boards(self, reads: Sequence[TopRead]) -> list[list[RankedMember]]:
+        """Each board's top members with their rows, in one round trip for every board.
+
+        One ``BOARD_TOP_LUA`` call per board, pipelined; members whose row is gone are left
+        out.
+        """
         pipe = self._redis.pipeline(transaction=False)
         for read in reads:
-            pipe.zrevrange(read.board_key, 0, read.limit - 1, withscores=True)
-        ranked: list[list[tuple[bytes, float]]] = await pipe.execute()
-        pipe = self._redis.pipeline(transaction=False)
-        for read, members in zip(reads, ranked, strict=True):
-            if members:
-                pipe.hmget(read.rows_key, [member for member, _ in members])
-        rows_iter = iter(await pipe.execute())
-        answers: list[list[RankedMember]] = []
-        for members in ranked:
-            if not members:
-                answers.append([])
-                continue
-            payloads: list[bytes | None] = next(rows_iter)
-            answer = [
+            pipe.eval(BOARD_TOP_LUA, 2, read.board_key, read.rows_key, read.limit)
+        replies = cast("list[list[bytes | None]]", await pipe.execute())
+        return [
+            [
                 RankedMember(member.decode(), float(score), payload)
-                for (member, score), payload in zip(members, payloads, strict=True)
-                if payload is not None
+                for member, score, payload in zip(flat[0::3], flat[1::3], flat[2::3], strict=True)
+                if member is not None and score is not None and payload is not None
             ]
-            answers.append(answer)
-        return answers
+            for flat in replies
+        ]
 
     async def hold_lease(self, key: str, holder: str, ttl_ms: int) -> bool:
         """Take the lease ``key`` if free, renew it if ``holder`` has it (atomic, one call)."""

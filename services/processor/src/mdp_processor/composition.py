@@ -32,7 +32,7 @@ from msgspec.structs import replace
 
 from mdp_analyzers.typing import Analyzer, Composer, WidgetWrite
 from mdp_cache.keys import KEY_COMPOSE_LEASE
-from mdp_cache.ops import StateBackend
+from mdp_cache.ops import RankedMember, Read, StateBackend, takes_state
 from mdp_cache.widgets import WidgetItem
 from mdp_core.clock import Clock
 from mdp_core.events import MarketEvent
@@ -180,9 +180,18 @@ class Composition:
         try:
             async with asyncio.timeout(self.lease_ms / 1000):
                 lease = KEY_COMPOSE_LEASE.name(analyzer=name)
-                if not await self.state.hold_lease(lease, self.instance, self.lease_ms):
-                    return 0
-                answers = await self.state.top(analyzer.reads(now_ns))
+                reads = analyzer.reads(now_ns)
+                answers: Sequence[Sequence[RankedMember]]
+                if any(takes_state(read) for read in reads):
+                    if not await self.state.hold_lease(lease, self.instance, self.lease_ms):
+                        return 0
+                    answers = await self.state.top(reads)
+                else:
+                    # Reads that only look go beside the lease renewal: one wait for Redis
+                    # instead of two, which under saturation is 0.1-0.5 s each.
+                    held, answers = await self._lease_and_read(lease, reads)
+                    if not held:
+                        return 0
                 composed = valid_writes(name, analyzer.compose(now_ns, answers), self.counts)
                 writes = _coalesced(self._unsent.pop(index, {}), composed)
                 if writes:
@@ -201,6 +210,21 @@ class Composition:
         # Counted once written: a waiter on ``compositions`` reads documents that exist.
         self.counts.compositions += 1
         return 1
+
+    async def _lease_and_read(
+        self, lease: str, reads: Sequence[Read]
+    ) -> tuple[bool, Sequence[Sequence[RankedMember]]]:
+        """Renew the lease and answer ``reads`` side by side; both finish before either fails."""
+        held, answers = await asyncio.gather(
+            self.state.hold_lease(lease, self.instance, self.lease_ms),
+            self.state.top(reads),
+            return_exceptions=True,
+        )
+        if isinstance(held, BaseException):
+            raise held
+        if isinstance(answers, BaseException):
+            raise answers
+        return held, answers
 
     async def run(self, stop: asyncio.Event) -> None:
         """Compose each analyzer on its own beat until ``stop`` is set.
