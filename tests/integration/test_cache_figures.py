@@ -14,7 +14,6 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import random
-from collections.abc import AsyncIterator
 from datetime import date
 from typing import Any, cast
 
@@ -25,7 +24,6 @@ from redis.asyncio import Redis
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_cache import lattice
-from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import KEY_LB_ROWS
 from mdp_cache.ops import PutMerged, StateOp, WindowStatsRead
 from mdp_cache.state import RedisState
@@ -33,13 +31,6 @@ from mdp_core.events import SecondAggregate
 from mdp_testing.conformance import at_ms
 
 DAY = date(2026, 3, 4)  # a Wednesday: pre-market from 04:00, regular 09:30-16:00 ET
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
 
 
 def random_offer(rng: random.Random, ties: tuple[str, ...] = ()) -> PutMerged:

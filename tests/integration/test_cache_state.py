@@ -8,13 +8,11 @@ global top of everything offered.
 from __future__ import annotations
 
 import random
-from collections.abc import AsyncIterator
 
 import pytest
 from redis.asyncio import Redis
 
 from mdp_analyzers.state import MemoryState
-from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import KEY_TT_IDS, KEY_TT_STATS, KEY_TT_UNION, KEY_TT_WINDOW
 from mdp_cache.ops import (
     AppendTrades,
@@ -31,13 +29,6 @@ from mdp_cache.ops import (
 )
 from mdp_cache.state import RedisState
 from mdp_core.clock import ManualClock
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
 
 
 def random_ops(rng: random.Random, count: int) -> list[PutNewer]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import AsyncIterator
 from typing import Any, cast
 
 import fakeredis
@@ -20,7 +19,6 @@ from redis.asyncio import Redis
 
 from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import WidgetWrite
-from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import (
     FEED_ALERTS_HOD,
     FEED_NEWS_TICKER,
@@ -29,14 +27,6 @@ from mdp_cache.keys import (
     Feed,
 )
 from mdp_cache.widgets import WidgetWriter, queue_ordered_list_write, queue_widget_write
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
-
 
 Write = WidgetWrite
 #: A list feed without an order: elements pushed as they come (the news feeds were, before

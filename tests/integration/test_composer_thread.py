@@ -12,7 +12,6 @@ import threading
 from collections.abc import AsyncIterator, Sequence
 
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
@@ -24,13 +23,6 @@ from mdp_core.clock import LiveClock
 from mdp_processor.composition import ComposerThread, Composition, CompositionStats
 
 WAIT_SECONDS = 10.0
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
 
 
 class Landing(WidgetWriter):

@@ -11,30 +11,20 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-from collections.abc import AsyncIterator
 
 import fakeredis
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis.asyncio import Redis
 
 from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import WidgetWrite
-from mdp_cache.client import close_redis, create_redis
 from mdp_cache.keys import FEED_MINUTE_BARS
 from mdp_cache.series import merge_element
 from mdp_cache.widgets import WidgetWriter
 
 SMALL = dataclasses.replace(FEED_MINUTE_BARS, max_len=3)
 Element = tuple[int, int, int, int]  # t, d, n, payload variant
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
 
 
 def encode(element: Element) -> bytes:

@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import ClassVar
 
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from mdp_analyzers.state import MemoryState
@@ -32,13 +31,6 @@ from mdp_testing.widgets import MemoryWidgets
 
 PARTITIONS = 4
 SYMBOLS = [f"P{n:02d}" for n in range(24)]
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
 
 
 async def until(predicate: Callable[[], Awaitable[bool]], seconds: float = 10.0) -> None:

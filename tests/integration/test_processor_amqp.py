@@ -7,12 +7,11 @@ and its rows merge with the first one's in Redis.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
@@ -30,13 +29,6 @@ from mdp_queues import AmqpConsumer, AmqpPublisher, OutgoingBatch, Topology
 from mdp_testing.conformance import aggregate, quote
 
 from .test_mdq_amqp import cancel_behind_the_library
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
 
 
 class ComposedAfterEvents:

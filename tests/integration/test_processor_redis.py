@@ -9,7 +9,7 @@ and resumes without losing the flush.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import Sequence
 from datetime import date
 from typing import Any
 
@@ -117,13 +117,6 @@ async def get(redis: Redis, key: str) -> Any:
     raw = await redis.get(key)
     assert raw is not None, f"{key} was not written"
     return msgspec.json.decode(raw)
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
 
 
 @pytest.fixture

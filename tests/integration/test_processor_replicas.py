@@ -12,11 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
@@ -36,13 +35,6 @@ from mdp_testing.conformance import aggregate, luld, trade
 
 TOP_N = 5
 STATS_KEYS = ("trade_count", "total_volume", "max_size", "latest_price")
-
-
-@pytest.fixture
-async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
-    client = create_redis(redis_db_url)
-    yield client
-    await close_redis(client)
 
 
 def outgoing(topology: Topology, events: Sequence[MarketEvent], batch: str) -> OutgoingBatch:

@@ -14,10 +14,11 @@ trade) in one packed value, so every replica's trades land in one window per sym
 handful of commands per symbol and flush (about 7 µs of Redis time per trade when each flush
 brings one trade per symbol, the live case; 3 µs in large batches). Capped rankings
 (:class:`~mdp_cache.ops.KeepTop`) are plain ``ZADD`` + ``ZREMRANGEBYRANK`` in the same
-transaction.
+pipeline.
 
 The scripts are loaded once with ``SCRIPT LOAD``; if the server forgets them (restart,
-``SCRIPT FLUSH``) the flush reloads them and retries once.
+``SCRIPT FLUSH``) the flush reloads them and sends itself again (the plain commands that ran
+the first time run twice, which changes nothing: see :meth:`RedisState.apply`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ from typing import Final, cast
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError, ResponseError
+from redis.exceptions import NoScriptError
 
 from mdp_cache.client import is_cluster, mget, slot_of
 from mdp_cache.keys import (
@@ -580,7 +581,7 @@ def _sort_ops(
     """Group the script calls' operations; queue the plain commands at once, in order.
 
     Raises:
-        UnknownStateOp: before anything is sent (the transaction never starts).
+        UnknownStateOp: before anything is sent.
     """
     groups: dict[_GroupKey, list[PutNewer]] = defaultdict(list)
     merged: dict[_MergedKey, list[PutMerged]] = defaultdict(list)
@@ -650,14 +651,20 @@ class RedisState:
         self._sha, self._figures_sha, self._windows_sha, self._read_windows_sha = shas
 
     async def apply(self, ops: Sequence[StateOp], *, marks: Sequence[str] = ()) -> Applied:
-        """Apply ``ops`` and set the ``marks`` keys in one MULTI/EXEC pipeline.
+        """Apply ``ops``, then set the ``marks`` keys: one pipeline, the marks last.
 
-        Being one transaction, a crash can never leave a batch marked as applied without its
-        state, nor the state written without the mark. On a Redis Cluster a transaction may
-        not span slots: each script call stays atomic (its keys share a hash tag), the state
-        goes first in one pipeline and the marks after it in a second, so a crash in between
-        leaves a batch applied but unmarked; its redelivery merges again, which the merges
-        (newer wins, lattice joins, trade identities) absorb.
+        Not a transaction: ``EXEC`` runs a whole flush at once (tens to hundreds of
+        milliseconds at saturation) while every other client waits, the compositions' lease
+        renewals and the other replicas' flushes included; a plain pipeline lets Redis serve
+        them between its commands. Redis runs one connection's commands in order, so a batch
+        is never marked applied before all of its state is written. A connection lost midway
+        leaves part of the state written and the batch unmarked; applying it again (the
+        client's retry, the broker's redelivery) ends where one application ends, since every
+        operation is idempotent: newer wins, lattice joins, trade identities, capped sets.
+        Trades without an identity are the exception: they would be counted twice.
+
+        On a Redis Cluster each script call stays atomic (its keys share a hash tag) and the
+        marks go in a second pipeline after the state's, whose nodes run in any order.
         """
         if not ops and not marks:
             return Applied()
@@ -668,20 +675,16 @@ class RedisState:
         except NoScriptError:
             await self.load_scripts()
             return await self._send(ops, marks)
-        except ResponseError as exc:  # inside MULTI the error arrives wrapped
-            if "NOSCRIPT" not in str(exc):
-                raise
-            await self.load_scripts()
-            return await self._send(ops, marks)
 
     async def _send(self, ops: Sequence[StateOp], marks: Sequence[str]) -> Applied:
         assert self._sha is not None
         assert self._figures_sha is not None
-        pipe = self._redis.pipeline(transaction=not self._cluster)
+        pipe = self._redis.pipeline(transaction=False)
         groups, merged, windows = _sort_ops(pipe, ops)
-        # On a cluster the changed set and the marks go in a later pipeline (its nodes run in
-        # any order): a symbol is never taken before its window holds the trades, and a batch
-        # is never marked before its state is written.
+        # The changed set and the marks follow the state: on one Redis later in the same
+        # pipeline, on a cluster in a later one (its nodes run in any order). A symbol is never
+        # taken before its window holds the trades, and a batch never marked before its state
+        # is written.
         last = self._redis.pipeline(transaction=False) if self._cluster else pipe
         self._queue_windows(pipe, last, windows)
         for (rows_key, versions_key, boards, ttl), rows in groups.items():

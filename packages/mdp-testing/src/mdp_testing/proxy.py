@@ -5,6 +5,8 @@ test and the server instead. ``cut()`` closes the listening socket and aborts ev
 (clients see a reset, as when a server dies); ``restore()`` listens again on the same port.
 ``stall()`` keeps every connection open but forwards nothing either way until ``resume()``: a
 server that hangs (a paused node, a half-open link) rather than one that goes away.
+``cut_after(n)`` lets the clients' next ``n`` bytes through to the server, then cuts: a
+connection lost in the middle of a request, the server holding only part of it.
 """
 
 from __future__ import annotations
@@ -30,6 +32,9 @@ class TcpProxy:
         self._writers: set[asyncio.StreamWriter] = set()
         self.port = 0
         self.connections = 0
+        #: Bytes forwarded from clients to the server, over every connection.
+        self.forwarded = 0
+        self._budget: int | None = None
         self._flowing = asyncio.Event()
         self._flowing.set()
 
@@ -77,6 +82,14 @@ class TcpProxy:
         """Forward again, what was held first."""
         self._flowing.set()
 
+    def cut_after(self, budget: int) -> None:
+        """Forward only the clients' next ``budget`` bytes to the server, then :meth:`cut`.
+
+        The server gets those bytes before the connection closes (gracefully, so it reads
+        them all), and a request they end inside of is what it holds of that request.
+        """
+        self._budget = budget
+
     async def close(self) -> None:
         """Cut and forget; the proxy cannot be restored afterwards."""
         await self.cut()
@@ -97,15 +110,31 @@ class TcpProxy:
             return
         self._writers.update((writer, up_writer))
         await asyncio.gather(
-            self._pipe(reader, up_writer), self._pipe(up_reader, writer), return_exceptions=True
+            self._pipe(reader, up_writer, upstream=True),
+            self._pipe(up_reader, writer),
+            return_exceptions=True,
         )
 
-    async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def _pipe(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, upstream: bool = False
+    ) -> None:
         try:
             while data := await reader.read(65_536):
                 await self._flowing.wait()
+                if upstream and self._budget is not None:
+                    data = data[: self._budget]
+                    self._budget -= len(data)
                 writer.write(data)
                 await writer.drain()
+                if upstream:
+                    self.forwarded += len(data)
+                    if self._budget == 0:
+                        self._budget = None
+                        writer.close()  # gracefully: the server reads what it was sent
+                        with contextlib.suppress(OSError):
+                            await writer.wait_closed()
+                        await self.cut()
+                        return
         finally:
             self._writers.discard(writer)
             with contextlib.suppress(OSError, RuntimeError):

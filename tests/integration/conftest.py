@@ -1,0 +1,18 @@
+"""Fixtures shared by the integration tests."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import pytest
+from redis.asyncio import Redis
+
+from mdp_cache.client import close_redis, create_redis
+
+
+@pytest.fixture
+async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
+    """A client of the test database (``redis_db_url``: empty at the start, flushed after)."""
+    client = create_redis(redis_db_url)
+    yield client
+    await close_redis(client)
