@@ -32,6 +32,10 @@ from .test_partitions import SYMBOLS, Owner, until
 
 PARTITIONS = 6
 TTL_MS = 5_000
+#: How long the pipeline may take to read a fed step in full again after the node is killed:
+#: queues declared again, consumers and publisher on a surviving node. Under a minute alone;
+#: once on a loaded CI machine (a suite 3 minutes slower than usual) it took longer than 60 s.
+RECOVERY_SECONDS = 120
 
 # Three nodes booting and joining take 30-60 s on an idle pair of cores, minutes on a loaded one.
 pytestmark = pytest.mark.timeout(600)
@@ -205,10 +209,10 @@ async def test_a_node_lost_mid_stream_loses_only_what_is_counted_or_within_a_ttl
         return False
 
     try:
-        await until(recovered, 60)
+        await until(recovered, RECOVERY_SECONDS)
     except TimeoutError:
         report = await _unrecovered(cluster, victim, topology, feed, (first, second))
-        pytest.fail("no recovery within 60 s\n" + report)
+        pytest.fail(f"no recovery within {RECOVERY_SECONDS} s\n" + report)
     recovered_at = time.monotonic()
     tail_from = feed.steps
     for _ in range(10):
