@@ -115,6 +115,38 @@ async def test_a_row_missing_a_known_figure_is_refused_with_what_mdc_holds(redis
     assert await redis.hget("mdp:t:figures", "AAA") == b"2|1|h+11.0@0"
 
 
+@pytest.mark.parametrize("backend", ["lua", "twin"])
+async def test_the_stored_row_offered_again_is_published_again_and_nothing_else(
+    redis: Redis, backend: str
+) -> None:
+    # A flush applied again after its connection was lost midway offers what it stored.
+    state = RedisState(redis) if backend == "lua" else MemoryState()
+
+    def offer(payload: bytes, figures: str = "h+10.0@1", publish: str = "quote:AAA") -> PutMerged:
+        return PutMerged(
+            "mdp:t:rows", "mdp:t:versions", "mdp:t:figures", "AAA", 5, payload, figures,
+            ("mdp:t:board",), (1.0,), 60, publish, 3,
+        )  # fmt: skip
+
+    first = await state.apply([offer(b"row")])
+    assert [(a.name, a.version, a.payload) for a in first.accepted] == [
+        ("quote:AAA", (3 << 32) + 1, b"row")
+    ]
+    again = await state.apply([offer(b"row")])
+    assert (again.accepted, again.refused) == (first.accepted, [])
+
+    # Another payload of the version loses to the stored one by digest: not published.
+    def digest(payload: bytes) -> str:
+        return hashlib.sha1(payload, usedforsecurity=False).hexdigest()
+
+    loser = next(p for p in (b"row-a", b"row-b", b"row-c") if digest(p) < digest(b"row"))
+    assert (await state.apply([offer(loser)])).accepted == []
+    # Nothing to publish under: nothing reported. Other figures: not the stored row.
+    assert (await state.apply([offer(b"row", publish="")])).accepted == []
+    assert (await state.apply([offer(b"row", figures="h+9.0@1")])).accepted == []
+    assert (await state.apply([offer(b"row")])).accepted == first.accepted  # sequence unmoved
+
+
 TIES = ("av", "v", "c")
 
 

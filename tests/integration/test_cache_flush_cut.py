@@ -8,9 +8,10 @@ other client waits. What the transaction gave has to hold without it:
   last commands, and Redis runs one connection's commands in order);
 * a connection lost midway leaves a prefix applied and nothing marked; applying the whole
   flush again (the client's own retry, or the broker's redelivery) ends exactly where one
-  application ends.
+  application ends, and reports the same rows to publish (those the lost attempt stored too).
 
-The connection is cut by a proxy (``TcpProxy.cut_after``) at nine points through the flush.
+The connection is cut by a proxy (``TcpProxy.cut_after``) at nine points through the flush and
+at two among its marks.
 """
 
 from __future__ import annotations
@@ -22,12 +23,15 @@ from typing import cast
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.client import Monitor
+from redis.asyncio.connection import Connection
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from mdp_cache import lattice
 from mdp_cache.client import close_redis, create_redis
+from mdp_cache.keys import KEY_SEEN_BATCH
 from mdp_cache.ops import (
     AppendTrades,
+    Applied,
     KeepTop,
     PutMerged,
     PutNewer,
@@ -48,7 +52,7 @@ def a_flush(rng: random.Random, round_: int) -> list[StateOp]:
     """Every kind of operation, one merged row per member (as an analyzer's flush has)."""
     ops: list[StateOp] = []
     for n, member in enumerate(("AAA", "BBB", "CCC", "DDD")):
-        high = repr(float(rng.randint(1, 50)))
+        high = repr(float(100 * round_ + rng.randint(1, 50)))  # a new high every flush
         figures = lattice.render({"h": (lattice.MAX, high, str(round_))})
         ops.append(
             PutMerged(
@@ -145,10 +149,11 @@ async def test_a_flush_cut_midway_marks_nothing_and_applying_it_again_converges(
         await RedisState(redis, clock=clock).apply(first, marks=["mdp:seen:t:cut:0"])
         return await snapshot(redis)
 
-    async def through(budget: int) -> tuple[int, int, bool]:
+    async def through(budget: int) -> tuple[int, int, Applied | None]:
         """Load the scripts, then apply ``second`` through a proxy cut ``budget`` bytes into it.
 
-        Returns the bytes forwarded before the flush and in all, and whether the flush raised.
+        Returns the bytes forwarded before the flush and in all, and what the flush reported
+        (None: it raised).
         """
         async with TcpProxy.for_url(redis_db_url) as proxy:
             client = create_redis(proxy.proxied(redis_db_url))
@@ -158,29 +163,51 @@ async def test_a_flush_cut_midway_marks_nothing_and_applying_it_again_converges(
                 before = proxy.forwarded
                 proxy.cut_after(budget)
                 try:
-                    await state.apply(second, marks=MARKS)
+                    applied = await state.apply(second, marks=MARKS)
                 except RedisConnectionError:
-                    return before, proxy.forwarded, True
-                return before, proxy.forwarded, False
+                    return before, proxy.forwarded, None
+                return before, proxy.forwarded, applied
             finally:
                 await close_redis(client)
 
+    def published(applied: Applied) -> list[tuple[str, int, bytes]]:
+        return sorted((row.name, row.version, row.payload) for row in applied.accepted)
+
     await apply_first()
-    before_flush, total, failed = await through(10**9)
-    assert not failed
+    before_flush, total, whole = await through(10**9)
+    assert whole is not None
     flush_bytes = total - before_flush
     once = await snapshot(redis)
+    assert len(published(whole)) == 4  # every merged row of the flush
 
+    def state_of(snap: dict[bytes, object]) -> dict[bytes, object]:
+        return {key: value for key, value in snap.items() if not key.startswith(b"mdp:seen:")}
+
+    # Nine cuts through the flush, and two among the marks at its end: the state all written
+    # and no mark, then the first mark and not the second.
+    ttl = KEY_SEEN_BATCH.ttl or 600
+    mark_bytes = [
+        sum(map(len, Connection().pack_command("SET", mark, b"1", "EX", ttl))) for mark in MARKS
+    ]
+    budgets = [flush_bytes * tenth // 10 for tenth in range(1, 10)]
+    budgets += [flush_bytes - sum(mark_bytes), flush_bytes - mark_bytes[-1]]
     midway = 0
-    for tenth in range(1, 10):
+    for budget in budgets:
         initial = await apply_first()
-        _, _, failed = await through(flush_bytes * tenth // 10)
-        assert failed, f"a cut at {tenth}/10 of the flush went unnoticed"
+        _, _, cut = await through(budget)
+        assert cut is None, f"a cut {budget} bytes into the flush went unnoticed"
         partial = await snapshot(redis)
-        if await redis.exists(*MARKS):
-            assert partial == once, f"marked without all of the state (cut at {tenth}/10)"
+        marked = [mark for mark in MARKS if mark.encode() in partial]
+        if marked:
+            assert state_of(partial) == state_of(once), f"marked without its state ({budget})"
         midway += partial not in (initial, once)
-        # The retry (or the redelivery) applies the whole flush again.
-        await RedisState(redis, clock=clock).apply(second, marks=MARKS)
-        assert await snapshot(redis) == once, f"cut at {tenth}/10"
+        # The retry (or the redelivery) applies the whole flush again, and publishes every
+        # row as one application would, those the cut attempt stored unheard included.
+        again = await RedisState(redis, clock=clock).apply(second, marks=MARKS)
+        assert await snapshot(redis) == once, f"cut {budget} bytes in"
+        assert published(again) == published(whole), f"cut {budget} bytes in"
+        if budget == budgets[-2]:  # every state command ran, no mark
+            assert (state_of(partial), marked) == (state_of(once), [])
+        if budget == budgets[-1]:
+            assert marked == MARKS[:1]
     assert midway >= 5  # the cuts did land inside the flush, with part of it applied

@@ -273,7 +273,7 @@ class MemoryState:
         joined = op.figures if stored in ("", op.figures) else lattice.join(stored, op.figures)
         lagging = not current or joined != stored
         old = versions.get(op.member)
-        wins = hydrate = False
+        wins = hydrate = again = False
         if joined != op.figures:
             hydrate = True
         elif old is None or op.version > old:
@@ -282,6 +282,8 @@ class MemoryState:
             previous = rows.get(op.member)
             if lagging or previous is None:
                 wins = True
+            elif previous == op.payload:
+                again = seq > 0  # the stored row offered again: published again
             else:
                 order = _tie(op.tie_fields, op.payload, previous)
                 wins = order > 0 if order else _digest(op.payload) > _digest(previous)
@@ -298,6 +300,10 @@ class MemoryState:
                     Accepted(op.publish, op.payload, published_version(op.epoch, seq))
                 )
             return 1
+        if again and op.publish:
+            self.applied.accepted.append(
+                Accepted(op.publish, op.payload, published_version(op.epoch, seq))
+            )
         if joined != stored or meta is None:
             metas[op.member] = (seq, not (lagging and old is not None), joined)
         if hydrate:

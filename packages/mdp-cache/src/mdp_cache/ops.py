@@ -106,7 +106,10 @@ class PutMerged(msgspec.Struct, frozen=True, gc=False):
     Each stored row gets the next value of a per-member sequence; with ``publish`` set the
     backend reports it as :class:`Accepted`, and the row is published under that name with
     version ``epoch * 2**32 + sequence``: a client-facing copy never goes back, whichever
-    replica stored last.
+    replica stored last. An offer of the stored row itself (same version, payload and
+    figures) is reported as :class:`Accepted` again, with the stored sequence: a flush sent
+    again after its connection was lost midway publishes what the lost attempt stored
+    unheard (the client-facing write of an equal version and payload changes nothing).
 
     Attributes:
         rows_key: Hash holding member -> payload.

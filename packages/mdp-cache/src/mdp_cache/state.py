@@ -134,7 +134,8 @@ MERGE_FIGURES_LUA: Final = """
 -- The figures hash holds 'sequence|current|joined figures' per member: the join of every
 -- figures text ever offered (mdp_cache.lattice, whose Python twin must agree), whether the
 -- stored row holds all of it, and a counter of stored rows (the published version).
--- Returns a flat array: 1, row index, sequence for each stored row to publish; 0, row index,
+-- Returns a flat array: 1, row index, sequence for each stored row to publish (also for an
+-- offer of the stored row itself: version, payload and figures all equal); 0, row index,
 -- joined figures, stored row or false, stored version or false for each row whose writer
 -- lacks something this hash holds (it hydrates from them and offers the row again).
 local ttl = tonumber(ARGV[1])
@@ -239,7 +240,7 @@ for index, row in ipairs(rows) do
   -- Whether the stored row misses figures (it did, or this offer brought new ones).
   local lagging = current == '0' or joined ~= stored
   local old = redis.call('HGET', KEYS[2], member)
-  local wins, hydrate = false, false
+  local wins, hydrate, again = false, false, false
   if joined ~= figures then
     hydrate = true
   elseif not old then
@@ -255,6 +256,10 @@ for index, row in ipairs(rows) do
         local prev = redis.call('HGET', KEYS[1], member)
         if not prev then
           wins = true
+        elseif prev == payload then
+          -- The stored row itself, offered again (a flush sent again after its connection was
+          -- lost midway): published again, as the lost attempt may have stored it unheard.
+          again = seq > 0
         else
           local order = tie(payload, prev)
           if order ~= 0 then
@@ -287,6 +292,11 @@ for index, row in ipairs(rows) do
       out[#out + 1] = seq
     end
   else
+    if again and row[5] == 1 then
+      out[#out + 1] = 1
+      out[#out + 1] = index
+      out[#out + 1] = seq
+    end
     if joined ~= stored or not meta then
       local flag = '1'
       if lagging and old then
