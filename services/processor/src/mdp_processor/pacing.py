@@ -1,6 +1,6 @@
 """Flush pacing: how long the flusher lets events coalesce before the next flush.
 
-A flush has a cost that does not depend on its size (a state transaction, a widget pipeline,
+A flush has a cost that does not depend on its size (a state pipeline, a widget pipeline,
 the socket writes and replies, the acks): at a full-market universe a worker's 10 ms flushes
 of a few dozen rows kept it busy flushing a third of the time and cost Redis as much again.
 The pace therefore follows the flushes' own cost: the next flush starts ``duration /

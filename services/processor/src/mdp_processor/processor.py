@@ -6,8 +6,9 @@ call, skips batches it has applied before, and folds the events into the analyze
 runs as soon as events wait, paced from the start of the previous flush by that flush's cost
 (:mod:`mdp_processor.pacing`: at once after a slow one, sooner when ``flush_max_events`` are
 waiting): it collects the
-coalesced output of every analyzer, writes all state in one MDC transaction (together with the
-"batch applied" marks), hands rows MDC refused back to their analyzers (which hydrate from MDC
+coalesced output of every analyzer, writes all state to MDC in one pipeline (the "batch
+applied" marks last: no transaction, which would stop every other client of MDC for the whole
+flush), hands rows MDC refused back to their analyzers (which hydrate from MDC
 and offer them again), publishes the rows MDC stored and the other widgets in one WDC pipeline,
 and only then acks the messages of that flush (one ack per queue). With a partitioned topology
 and an ownership store, it consumes only the partitions it holds leases for (see
