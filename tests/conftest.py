@@ -13,7 +13,9 @@ What lives here and why:
 - **Isolation.** Redis logical database 15 is reserved for tests: ``redis_db_url`` flushes it
   before and after each test, holding a machine-wide file lock meanwhile so that two test runs
   sharing one Redis (several checkouts, several terminals) never flush each other's data; a
-  test that cannot get the lock within 60 s fails with a message saying so.
+  test that cannot get the lock within 60 s fails with a message saying so. Under pytest-xdist
+  (``dev.py test``) worker ``gwN`` takes database ``15 - N`` instead, so one run's workers
+  neither flush each other's keys nor queue for the lock.
   RabbitMQ has no cheap per-test vhost, so ``mdq_prefix`` hands out a unique queue-name prefix
   and deletes every queue and exchange declared with it once the test ends.
 - **Network guard.** Every test runs with outbound connections restricted to loopback and unix
@@ -359,10 +361,36 @@ def _probe_or_skip(kind: str, url: str, probe: Callable[[str], object]) -> str:
     _unavailable(problem)
 
 
+def worker_database(url: str, worker: str) -> str:
+    """The URL's database for pytest-xdist worker ``worker``: ``gwN`` takes database ``D - N``.
+
+    Parallel workers of one run must not flush each other's keys mid-test, and the file lock
+    would make them take turns; a database each lets them run at once. A worker that would
+    reach database 0 (where real data lives) fails instead.
+    """
+    if not worker.startswith("gw"):
+        return url
+    parts = urlsplit(url)
+    database = _redis_db(parts) - int(worker.removeprefix("gw"))
+    if database < 1:
+        pytest.fail(
+            f"xdist worker {worker} would use database {database} of {redact(url)}; run fewer "
+            "workers or point MDP_TEST_REDIS_URL at a higher database",
+            pytrace=False,
+        )
+    return parts._replace(path=f"/{database}").geturl()
+
+
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """URL of the real Redis for integration tests (probed once per session)."""
-    url = os.environ.get("MDP_TEST_REDIS_URL") or DEFAULT_REDIS_URL
+    """URL of the real Redis for integration tests (probed once per session).
+
+    Under pytest-xdist each worker gets its own database (``worker_database``).
+    """
+    url = worker_database(
+        os.environ.get("MDP_TEST_REDIS_URL") or DEFAULT_REDIS_URL,
+        os.environ.get("PYTEST_XDIST_WORKER", ""),
+    )
     return _probe_or_skip("Redis", url, lambda u: redis_call(u, ["PING"]))
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import sys
 from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -100,3 +104,37 @@ async def test_mdq_prefix_is_unique_and_usable(mdq_prefix: str, amqp_url: str) -
         assert message is not None
         assert message.body == b"x"
         await message.ack()
+
+
+def _conftest() -> Any:
+    # pytest imported the root conftest under this name (--import-mode=importlib).
+    return sys.modules["tests.conftest"]
+
+
+@pytest.mark.parametrize(
+    ("url", "worker", "expected"),
+    [
+        ("redis://127.0.0.1:6379/15", "", "redis://127.0.0.1:6379/15"),
+        ("redis://127.0.0.1:6379/15", "master", "redis://127.0.0.1:6379/15"),
+        ("redis://127.0.0.1:6379/15", "gw0", "redis://127.0.0.1:6379/15"),
+        ("redis://127.0.0.1:6379/15", "gw1", "redis://127.0.0.1:6379/14"),
+        ("redis://:secret@127.0.0.1:6380/9", "gw8", "redis://:secret@127.0.0.1:6380/1"),
+    ],
+)
+def test_each_xdist_worker_takes_its_own_redis_database(
+    url: str, worker: str, expected: str
+) -> None:
+    assert _conftest().worker_database(url, worker) == expected
+
+
+def test_no_xdist_worker_is_given_database_0() -> None:
+    with pytest.raises(pytest.fail.Exception, match=r"gw9 would use database 0 of .*:\*\*\*@"):
+        _conftest().worker_database("redis://:secret@127.0.0.1:6379/9", "gw9")
+
+
+@pytest.mark.integration
+def test_this_runs_redis_database_is_its_workers(redis_url: str) -> None:
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
+    base = os.environ.get("MDP_TEST_REDIS_URL") or "redis://127.0.0.1:6379/15"
+    assert int(urlsplit(redis_url).path.strip("/")) == int(urlsplit(base).path.strip("/")) - index
