@@ -14,8 +14,9 @@ What lives here and why:
   before and after each test, holding a machine-wide file lock meanwhile so that two test runs
   sharing one Redis (several checkouts, several terminals) never flush each other's data; a
   test that cannot get the lock within 60 s fails with a message saying so. Under pytest-xdist
-  (``dev.py test``) worker ``gwN`` takes database ``15 - N`` instead, so one run's workers
-  neither flush each other's keys nor queue for the lock.
+  (``dev.py test``) each worker takes a database of its own (15, 12, 11, 10: 13 and 14 are
+  what ``mdp bench --redis-url`` flushes), so one run's workers neither flush each other's
+  keys nor queue for the lock.
   RabbitMQ has no cheap per-test vhost, so ``mdq_prefix`` hands out a unique queue-name prefix
   and deletes every queue and exchange declared with it once the test ends.
 - **Network guard.** Every test runs with outbound connections restricted to loopback and unix
@@ -361,8 +362,13 @@ def _probe_or_skip(kind: str, url: str, probe: Callable[[str], object]) -> str:
     _unavailable(problem)
 
 
+# `mdp bench --redis-url` flushes these two databases of a shared server (MDC and WDC).
+_BENCH_DATABASES = frozenset({13, 14})
+
+
 def worker_database(url: str, worker: str) -> str:
-    """The URL's database for pytest-xdist worker ``worker``: ``gwN`` takes database ``D - N``.
+    """The URL's database for pytest-xdist worker ``worker``: ``gw0`` the URL's own, ``gwN``
+    the N-th below it, skipping the two that ``mdp bench --redis-url`` flushes.
 
     Parallel workers of one run must not flush each other's keys mid-test, and the file lock
     would make them take turns; a database each lets them run at once. A worker that would
@@ -371,14 +377,17 @@ def worker_database(url: str, worker: str) -> str:
     if not worker.startswith("gw"):
         return url
     parts = urlsplit(url)
-    database = _redis_db(parts) - int(worker.removeprefix("gw"))
-    if database < 1:
+    base = _redis_db(parts)
+    databases = [db for db in range(base, 0, -1) if db == base or db not in _BENCH_DATABASES]
+    index = int(worker.removeprefix("gw"))
+    if index >= len(databases):
         pytest.fail(
-            f"xdist worker {worker} would use database {database} of {redact(url)}; run fewer "
-            "workers or point MDP_TEST_REDIS_URL at a higher database",
+            f"xdist worker {worker} has no test database left below {redact(url)} (database 0 "
+            "holds real data, 13 and 14 are the bench's); run fewer workers or point "
+            "MDP_TEST_REDIS_URL at a higher database",
             pytrace=False,
         )
-    return parts._replace(path=f"/{database}").geturl()
+    return parts._replace(path=f"/{databases[index]}").geturl()
 
 
 @pytest.fixture(scope="session")

@@ -69,6 +69,8 @@ async def scp(wds: StandInWds, clock: ManualClock) -> AsyncIterator[ControlPlane
         wds_url=wds.url,
         wds_token_secret=Secret(TOKEN_SECRET),
         session_secret=Secret("browser-test-session-secret"),
+        # In memory: the default is a file in the working directory, the checkout.
+        database_url=Secret("sqlite:///:memory:"),
     )
     users = UserStore(
         [User("trader", "admin", hash_password(PASSWORD, ScryptParameters(n=1 << 10)))]
