@@ -13,10 +13,10 @@ What lives here and why:
 - **Isolation.** Redis logical database 15 is reserved for tests: ``redis_db_url`` flushes it
   before and after each test, holding a machine-wide file lock meanwhile so that two test runs
   sharing one Redis (several checkouts, several terminals) never flush each other's data; a
-  test that cannot get the lock within 60 s fails with a message saying so. Under pytest-xdist
-  (``dev.py test``) each worker takes a database of its own (15, 12, 11, 10: 13 and 14 are
-  what ``mdp bench --redis-url`` flushes), so one run's workers neither flush each other's
-  keys nor queue for the lock.
+  test that cannot get the lock within 60 s fails with a message saying so. The pytest-xdist
+  workers of one run (``dev.py test``) take turns the same way, and must: pub/sub channels
+  are server-wide, so two tests on two databases of one Redis would hear each other's
+  publications whatever database each used.
   RabbitMQ has no cheap per-test vhost, so ``mdq_prefix`` hands out a unique queue-name prefix
   and deletes every queue and exchange declared with it once the test ends.
 - **Network guard.** Every test runs with outbound connections restricted to loopback and unix
@@ -362,44 +362,10 @@ def _probe_or_skip(kind: str, url: str, probe: Callable[[str], object]) -> str:
     _unavailable(problem)
 
 
-# `mdp bench --redis-url` flushes these two databases of a shared server (MDC and WDC).
-_BENCH_DATABASES = frozenset({13, 14})
-
-
-def worker_database(url: str, worker: str) -> str:
-    """The URL's database for pytest-xdist worker ``worker``: ``gw0`` the URL's own, ``gwN``
-    the N-th below it, skipping the two that ``mdp bench --redis-url`` flushes.
-
-    Parallel workers of one run must not flush each other's keys mid-test, and the file lock
-    would make them take turns; a database each lets them run at once. A worker that would
-    reach database 0 (where real data lives) fails instead.
-    """
-    if not worker.startswith("gw"):
-        return url
-    parts = urlsplit(url)
-    base = _redis_db(parts)
-    databases = [db for db in range(base, 0, -1) if db == base or db not in _BENCH_DATABASES]
-    index = int(worker.removeprefix("gw"))
-    if index >= len(databases):
-        pytest.fail(
-            f"xdist worker {worker} has no test database left below {redact(url)} (database 0 "
-            "holds real data, 13 and 14 are the bench's); run fewer workers or point "
-            "MDP_TEST_REDIS_URL at a higher database",
-            pytrace=False,
-        )
-    return parts._replace(path=f"/{databases[index]}").geturl()
-
-
 @pytest.fixture(scope="session")
 def redis_url() -> str:
-    """URL of the real Redis for integration tests (probed once per session).
-
-    Under pytest-xdist each worker gets its own database (``worker_database``).
-    """
-    url = worker_database(
-        os.environ.get("MDP_TEST_REDIS_URL") or DEFAULT_REDIS_URL,
-        os.environ.get("PYTEST_XDIST_WORKER", ""),
-    )
+    """URL of the real Redis for integration tests (probed once per session)."""
+    url = os.environ.get("MDP_TEST_REDIS_URL") or DEFAULT_REDIS_URL
     return _probe_or_skip("Redis", url, lambda u: redis_call(u, ["PING"]))
 
 

@@ -3,12 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import socket
-import sys
 from pathlib import Path
-from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -104,48 +100,3 @@ async def test_mdq_prefix_is_unique_and_usable(mdq_prefix: str, amqp_url: str) -
         assert message is not None
         assert message.body == b"x"
         await message.ack()
-
-
-def _conftest() -> Any:
-    # pytest imported the root conftest under this name (--import-mode=importlib).
-    return sys.modules["tests.conftest"]
-
-
-@pytest.mark.parametrize(
-    ("url", "worker", "expected"),
-    [
-        ("redis://127.0.0.1:6379/15", "", "redis://127.0.0.1:6379/15"),
-        ("redis://127.0.0.1:6379/15", "master", "redis://127.0.0.1:6379/15"),
-        ("redis://127.0.0.1:6379/15", "gw0", "redis://127.0.0.1:6379/15"),
-        # 14 and 13 are what `mdp bench --redis-url` flushes on a shared server.
-        ("redis://127.0.0.1:6379/15", "gw1", "redis://127.0.0.1:6379/12"),
-        ("redis://127.0.0.1:6379/15", "gw3", "redis://127.0.0.1:6379/10"),
-        ("redis://127.0.0.1:6379/15", "gw12", "redis://127.0.0.1:6379/1"),
-        ("redis://127.0.0.1:6379/14", "gw0", "redis://127.0.0.1:6379/14"),
-        ("redis://127.0.0.1:6379/14", "gw1", "redis://127.0.0.1:6379/12"),
-        ("redis://:secret@127.0.0.1:6380/9", "gw8", "redis://:secret@127.0.0.1:6380/1"),
-    ],
-)
-def test_each_xdist_worker_takes_its_own_redis_database(
-    url: str, worker: str, expected: str
-) -> None:
-    assert _conftest().worker_database(url, worker) == expected
-
-
-@pytest.mark.parametrize(("url", "worker"), [("/15", "gw13"), ("/9", "gw9"), ("/1", "gw1")])
-def test_no_xdist_worker_is_given_database_0(url: str, worker: str) -> None:
-    with pytest.raises(
-        pytest.fail.Exception, match=rf"{worker} has no test database left below .*:\*\*\*@"
-    ):
-        _conftest().worker_database(f"redis://:secret@127.0.0.1:6379{url}", worker)
-
-
-@pytest.mark.integration
-def test_this_runs_redis_database_is_its_workers(redis_url: str) -> None:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "")
-    index = int(worker.removeprefix("gw")) if worker.startswith("gw") else 0
-    chosen = os.environ.get("MDP_TEST_REDIS_URL")
-    if chosen:  # a developer's own database: the rule above, whatever the base
-        assert redis_url == _conftest().worker_database(chosen, worker)
-    else:
-        assert int(urlsplit(redis_url).path.strip("/")) == [15, 12, 11, 10, 9][index]
