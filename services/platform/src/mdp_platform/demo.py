@@ -64,6 +64,33 @@ from mdp_wds.settings import WdsSettings
 __all__ = ["Demo", "DemoError", "DemoOptions", "DemoUsageError", "run_demo_command"]
 
 _log = get_logger("mdp_platform.demo")
+
+#: How long one step of the stop (a server, a client, the simulators, the store) may take
+#: before it is abandoned and named (``demo_stop_step_stuck``): a stop must always end.
+STOP_STEP_SECONDS = 15.0
+
+
+def bounded_step(
+    name: str, step: Callable[[], Awaitable[object]], seconds: float = STOP_STEP_SECONDS
+) -> Callable[[], Awaitable[None]]:
+    """``step`` for the stop's exit stack, abandoned after ``seconds`` and named in the log.
+
+    The steps after it still run. A ``TimeoutError`` of the step's own is raised as is.
+    """
+
+    async def run() -> None:
+        deadline = asyncio.timeout(seconds)
+        try:
+            async with deadline:
+                await step()
+        except TimeoutError:
+            if not deadline.expired():
+                raise
+            _log.error("demo_stop_step_stuck", step=name, seconds=seconds)
+
+    return run
+
+
 _NO_ENV: Mapping[str, str] = {}
 # The demo's control plane keeps users, sessions and watchlists in an embedded SQLite database
 # in memory: nothing to set up, nothing left behind.
@@ -211,7 +238,7 @@ class Demo:
         )  # fmt: skip
         await wds.start()
         self.wds = wds
-        self._stack.push_async_callback(self._stop_wds)
+        self._stack.push_async_callback(bounded_step("widget service", self._stop_wds))
         self.info.wds_url = wds.url
         self._progress(f"widget data service: {wds.url}")
         self._beat(
@@ -270,7 +297,7 @@ class Demo:
         )  # fmt: skip
         mount_control(health, listener)
         await health.start()
-        self._stack.push_async_callback(health.stop)
+        self._stack.push_async_callback(bounded_step("health server", health.stop))
         self._spawn(listener.run(self._stop), "listener")
         self._beat("listener", listener.status, lambda: str(listener.state))
         if plan.news is not None:
@@ -299,7 +326,7 @@ class Demo:
         else:
             self.info.admin_password = scp.create_first_admin(self.info.admin_user)
         await scp.start()
-        self._stack.push_async_callback(scp.stop)
+        self._stack.push_async_callback(bounded_step("control plane", scp.stop))
         self.scp = scp
         self.info.dashboard_url = scp.url
 
@@ -309,7 +336,8 @@ class Demo:
             self.info.redis_kind = "external"
             return _with_db(o.redis_url, 0), _with_db(o.redis_url, 1)
         store = EmbeddedRedis(prefer="fakeredis" if o.fakeredis else "auto")
-        await self._stack.enter_async_context(store)
+        await store.start()
+        self._stack.push_async_callback(bounded_step("embedded redis", store.stop))
         self.info.redis_kind = f"embedded {store.kind}"
         return store.url(0), store.url(1)
 
@@ -327,7 +355,7 @@ class Demo:
 
     def _redis(self, url: str) -> Redis:
         client = create_redis(url, client_name="mdp-demo")
-        self._stack.push_async_callback(close_redis, client)
+        self._stack.push_async_callback(bounded_step("redis client", lambda: close_redis(client)))
         return client
 
     async def _bus(self, topology: Topology) -> tuple[Publisher, Consumer, Consumer]:
@@ -342,14 +370,14 @@ class Demo:
             )
             for part in parts:
                 await part.start()
-                self._stack.push_async_callback(part.close)
+                self._stack.push_async_callback(bounded_step("bus", part.close))
             return parts
         publisher = AmqpPublisher(url, topology, app_id="mdp-demo", on_mismatch="recreate")
         market = AmqpConsumer(url, topology, on_mismatch="recreate")
         news = AmqpConsumer(url, topology, prefetch=20, on_mismatch="recreate")
         for part in (publisher, market, news):
             await part.start()
-            self._stack.push_async_callback(part.close)
+            self._stack.push_async_callback(bounded_step("bus", part.close))
         self.info.queue_kind = "RabbitMQ"
         return publisher, market, news
 
@@ -369,7 +397,8 @@ class Demo:
                 speed=o.speed,
             )
         )  # fmt: skip
-        await self._stack.enter_async_context(sim)
+        await sim.start()
+        self._stack.push_async_callback(bounded_step("simulators", sim.stop))
         self.sim = sim
         self._progress(
             f"simulated market: {o.symbols} symbols, {sim.market.trading_day} from "
@@ -412,14 +441,14 @@ class Demo:
             status=status,
         )
         beat.start()
-        self._stack.push_async_callback(beat.stop)
+        self._stack.push_async_callback(bounded_step(f"heartbeat {component}", beat.stop))
 
     def _follow(self, component: str, apply: Callable[[RuntimeState], Awaitable[None]]) -> None:
         """Apply the admin page's runtime orders in process, as the service would."""
         assert self.mdc is not None
         control = RuntimeControl(self.mdc, component, "demo", apply)
         control.start()
-        self._stack.push_async_callback(control.close)
+        self._stack.push_async_callback(bounded_step(f"runtime control {component}", control.close))
 
     async def _wds_state(self, state: RuntimeState) -> None:
         if self.wds is not None:  # the WDS of the moment: a restart replaces it
