@@ -65,4 +65,3 @@ async def test_a_steps_own_errors_are_raised_not_reported_as_stuck() -> None:
         with pytest.raises(RuntimeError, match="broken"):
             await bounded_step("redis client", fails)()
     assert logs == []
-
