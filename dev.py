@@ -195,8 +195,10 @@ def _test_workers(args: Sequence[str]) -> list[str]:
     and none for 0 or 1 worker: one pytest process runs the tests in order, as ``uv run pytest``
     does.
     """
-    chosen = {"-n", "--numprocesses", "no:xdist"}
-    if any(arg in chosen or arg.startswith(("-n", "--numprocesses=")) for arg in args):
+    if any(
+        arg in {"--numprocesses", "no:xdist"} or arg.startswith(("-n", "--numprocesses="))
+        for arg in args
+    ):
         return []
     wanted = os.environ.get("MDP_TEST_WORKERS", "").strip()
     try:

@@ -15,8 +15,8 @@ What lives here and why:
   sharing one Redis (several checkouts, several terminals) never flush each other's data; a
   test that cannot get the lock within 60 s fails with a message saying so. The pytest-xdist
   workers of one run (``dev.py test``) take turns the same way, and must: pub/sub channels
-  are server-wide, so two tests on two databases of one Redis would hear each other's
-  publications whatever database each used.
+  are server-wide, so tests on one Redis hear each other's publications whatever database
+  each uses.
   RabbitMQ has no cheap per-test vhost, so ``mdq_prefix`` hands out a unique queue-name prefix
   and deletes every queue and exchange declared with it once the test ends.
 - **Network guard.** Every test runs with outbound connections restricted to loopback and unix

@@ -238,7 +238,7 @@ class Demo:
         )  # fmt: skip
         await wds.start()
         self.wds = wds
-        self._stack.push_async_callback(bounded_step("widget service", self._stop_wds))
+        self._on_stop("widget service", self._stop_wds)
         self.info.wds_url = wds.url
         self._progress(f"widget data service: {wds.url}")
         self._beat(
@@ -297,7 +297,7 @@ class Demo:
         )  # fmt: skip
         mount_control(health, listener)
         await health.start()
-        self._stack.push_async_callback(bounded_step("health server", health.stop))
+        self._on_stop("health server", health.stop)
         self._spawn(listener.run(self._stop), "listener")
         self._beat("listener", listener.status, lambda: str(listener.state))
         if plan.news is not None:
@@ -326,7 +326,7 @@ class Demo:
         else:
             self.info.admin_password = scp.create_first_admin(self.info.admin_user)
         await scp.start()
-        self._stack.push_async_callback(bounded_step("control plane", scp.stop))
+        self._on_stop("control plane", scp.stop)
         self.scp = scp
         self.info.dashboard_url = scp.url
 
@@ -337,7 +337,7 @@ class Demo:
             return _with_db(o.redis_url, 0), _with_db(o.redis_url, 1)
         store = EmbeddedRedis(prefer="fakeredis" if o.fakeredis else "auto")
         await store.start()
-        self._stack.push_async_callback(bounded_step("embedded redis", store.stop))
+        self._on_stop("embedded redis", store.stop)
         self.info.redis_kind = f"embedded {store.kind}"
         return store.url(0), store.url(1)
 
@@ -355,7 +355,7 @@ class Demo:
 
     def _redis(self, url: str) -> Redis:
         client = create_redis(url, client_name="mdp-demo")
-        self._stack.push_async_callback(bounded_step("redis client", lambda: close_redis(client)))
+        self._on_stop("redis client", lambda: close_redis(client))
         return client
 
     async def _bus(self, topology: Topology) -> tuple[Publisher, Consumer, Consumer]:
@@ -370,14 +370,14 @@ class Demo:
             )
             for part in parts:
                 await part.start()
-                self._stack.push_async_callback(bounded_step("bus", part.close))
+                self._on_stop("bus", part.close)
             return parts
         publisher = AmqpPublisher(url, topology, app_id="mdp-demo", on_mismatch="recreate")
         market = AmqpConsumer(url, topology, on_mismatch="recreate")
         news = AmqpConsumer(url, topology, prefetch=20, on_mismatch="recreate")
         for part in (publisher, market, news):
             await part.start()
-            self._stack.push_async_callback(bounded_step("bus", part.close))
+            self._on_stop("bus", part.close)
         self.info.queue_kind = "RabbitMQ"
         return publisher, market, news
 
@@ -398,7 +398,7 @@ class Demo:
             )
         )  # fmt: skip
         await sim.start()
-        self._stack.push_async_callback(bounded_step("simulators", sim.stop))
+        self._on_stop("simulators", sim.stop)
         self.sim = sim
         self._progress(
             f"simulated market: {o.symbols} symbols, {sim.market.trading_day} from "
@@ -441,14 +441,18 @@ class Demo:
             status=status,
         )
         beat.start()
-        self._stack.push_async_callback(bounded_step(f"heartbeat {component}", beat.stop))
+        self._on_stop(f"heartbeat {component}", beat.stop)
 
     def _follow(self, component: str, apply: Callable[[RuntimeState], Awaitable[None]]) -> None:
         """Apply the admin page's runtime orders in process, as the service would."""
         assert self.mdc is not None
         control = RuntimeControl(self.mdc, component, "demo", apply)
         control.start()
-        self._stack.push_async_callback(bounded_step(f"runtime control {component}", control.close))
+        self._on_stop(f"runtime control {component}", control.close)
+
+    def _on_stop(self, name: str, step: Callable[[], Awaitable[object]]) -> None:
+        """Run ``step`` when the demo stops, last registered first, bounded (``bounded_step``)."""
+        self._stack.push_async_callback(bounded_step(name, step))
 
     async def _wds_state(self, state: RuntimeState) -> None:
         if self.wds is not None:  # the WDS of the moment: a restart replaces it
