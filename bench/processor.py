@@ -3,8 +3,9 @@
 For each analyzer under test, every worker process pre-generates a simulated session with
 ``mdp_sim.Market``, packs it into envelopes of ``--batch`` events (as the listener does) and
 feeds them in-process through the memory bus into a real :class:`~mdp_processor.Processor`
-writing to the real Redis (MDC and WDC in database ``--db``): one state transaction and one
-widget pipeline per flush (at most every 10 ms), acks after the write. The producer keeps the
+writing to the real Redis (MDC and WDC in database ``--db``): one state pipeline (the batches'
+marks last) and one widget pipeline per flush, paced as the service paces them
+(``mdp_processor.pacing``), acks after the write. The producer keeps the
 queue topped up and stamps each envelope with its enqueue time, so "receipt lag" is
 enqueue-to-written (queue wait at saturation included). By default the day's reference data is
 cached before timing (steady state); ``--cold`` starts empty, so fetches from the simulator

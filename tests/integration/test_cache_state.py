@@ -13,6 +13,7 @@ import pytest
 from redis.asyncio import Redis
 
 from mdp_analyzers.state import MemoryState
+from mdp_analyzers.top_trades import TopTradesAnalyzer
 from mdp_cache.keys import KEY_TT_IDS, KEY_TT_STATS, KEY_TT_UNION, KEY_TT_WINDOW
 from mdp_cache.ops import (
     AppendTrades,
@@ -29,6 +30,7 @@ from mdp_cache.ops import (
 )
 from mdp_cache.state import RedisState
 from mdp_core.clock import ManualClock
+from mdp_core.events import Trade
 
 
 def random_ops(rng: random.Random, count: int) -> list[PutNewer]:
@@ -213,6 +215,35 @@ async def test_trade_windows_equal_the_memory_backend_and_a_recomputation(
     assert await redis.scard(KEY_TT_IDS.name(symbol="AAA")) == len(
         {t.identity for t in window if t.identity}
     )
+
+
+async def test_a_retried_flush_counts_a_trade_without_an_id_once_by_its_sequence(
+    redis: Redis,
+) -> None:
+    # The wire requires `i` but not that it be non-empty: the analyzer's identity falls back
+    # to the sequence number, and the window script treats it as any other identity.
+    stamp = 1_764_000_000_000
+    analyzer = TopTradesAnalyzer(window_trades=10)
+    analyzer.apply(
+        [
+            Trade(
+                symbol="AAA", exchange=4, trade_id="", price=2.0, size=s, timestamp_ms=t, sequence=q
+            )
+            for s, t, q in ((100, stamp, 1), (200, stamp, 2), (100, stamp, 1))
+        ],
+        0,
+    )
+    ops = [op for op in analyzer.collect(stamp * 1_000_000).state if isinstance(op, AppendTrades)]
+    state = RedisState(redis)
+    await state.apply(ops)
+    await state.apply(ops)  # the same flush again: a retry after a lost reply
+    [[row]] = await state.top([WindowStatsRead(10)])
+    figures = decode_window_stats(row.payload)
+    assert (figures.count, figures.total_volume) == (2, 300)
+    assert await redis.smembers(KEY_TT_IDS.name(symbol="AAA")) == {
+        f"q1:{stamp}".encode(),
+        f"q2:{stamp}".encode(),
+    }
 
 
 @pytest.mark.parametrize("seed", range(3))

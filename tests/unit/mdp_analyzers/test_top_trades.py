@@ -139,9 +139,41 @@ def test_ties_at_the_cut_are_decided_by_the_member_on_every_replica() -> None:
 
 
 def test_trade_identity_is_exchange_id_and_time() -> None:
-    base = trade("AAA", 1_000, 1.0, 1, exchange=4, trade_id="77")
+    base = msgspec.structs.replace(
+        trade("AAA", 1_000, 1.0, 1, exchange=4, trade_id="77"), sequence=9
+    )
     assert trade_identity(base) == "4:77:1000"
-    assert trade_identity(msgspec.structs.replace(base, trade_id="")) == ""
+    # Without an id, the ticker's sequence number and the time; with neither, nothing.
+    no_id = msgspec.structs.replace(base, trade_id="")
+    assert trade_identity(no_id) == "q9:1000"
+    assert trade_identity(msgspec.structs.replace(no_id, sequence=0)) == "q0:1000"
+    assert trade_identity(msgspec.structs.replace(no_id, sequence=None)) == ""
+
+
+def test_a_trade_without_an_id_is_counted_once_by_its_sequence_number() -> None:
+    analyzer = TopTradesAnalyzer(window_trades=50)
+    state = MemoryState()
+    stamp = START_SECONDS * 1000
+
+    def print_(stamp_ms: int, size: int, trade_id: str, sequence: int | None) -> Trade:
+        made = trade("AAA", stamp_ms, 1.0, size, exchange=4)
+        return msgspec.structs.replace(made, trade_id=trade_id, sequence=sequence)
+
+    first = print_(stamp, 10, "", 5)
+    analyzer.apply(
+        [
+            first,
+            first,  # redelivered: counted once
+            print_(stamp, 20, "", 6),  # the next one
+            print_(stamp + 1, 40, "", 5),  # another time (a new day's q5)
+            print_(stamp, 80, "5", 7),  # id "5" is not sequence 5
+            print_(stamp, 160, "", None),  # no identity at all ...
+            print_(stamp, 160, "", None),  # ... so counted each time
+        ],
+        0,
+    )
+    stats = _flush(analyzer, state, (stamp + 5) * 1_000_000)[FEED_TRADE_STATS.name(symbol="AAA")]
+    assert (stats["trade_count"], stats["total_volume"]) == (6, 470)
 
 
 def test_the_window_counts_one_trade_per_identity() -> None:

@@ -109,14 +109,20 @@ class _Bucket:
 
 
 def trade_identity(trade: Trade) -> str:
-    """What makes a trade unique: exchange, trade id and time (empty without an id).
+    """What makes a trade unique in its symbol's window: exchange, trade id and time.
 
     The time is part of it because ids repeat across days, and a symbol's window may span
-    days when it trades rarely.
+    days when it trades rarely. The wire requires an id but not that it be non-empty: without
+    one, the symbol's sequence number (``q``: unique per ticker within a day, hence with the
+    time) stands in, so a redelivered or re-flushed trade is still counted once. A trade with
+    neither has no identity (empty) and is counted each time it arrives.
     """
-    if not trade.trade_id:
-        return ""
-    return f"{trade.exchange}:{trade.trade_id}:{trade.timestamp_ms}"
+    if trade.trade_id:
+        return f"{trade.exchange}:{trade.trade_id}:{trade.timestamp_ms}"
+    if trade.sequence is not None:
+        # "q" never begins an identity with an id, which begins with the exchange's number.
+        return f"q{trade.sequence}:{trade.timestamp_ms}"
+    return ""
 
 
 class TopTradesAnalyzer:
