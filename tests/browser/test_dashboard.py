@@ -203,9 +203,14 @@ def market() -> dict[str, Any]:
 
 @dataclass
 class StandInWds:
-    """A protocol-v1 WDS over an in-memory feed store, restartable on the same port."""
+    """A protocol-v1 WDS over an in-memory feed store, restartable on the same port.
 
-    port: int
+    Port 0 (the default) lets the first start bind any free port and keeps it for restarts:
+    a port picked beforehand by bind-then-close could be taken meanwhile by another xdist
+    worker's server.
+    """
+
+    port: int = 0
     feeds: dict[str, Any] = field(default_factory=market)
     clients: dict[Any, set[str]] = field(default_factory=dict)
     auth_count: int = 0
@@ -220,6 +225,8 @@ class StandInWds:
         from websockets.asyncio.server import serve
 
         self.server = await serve(self._session, "127.0.0.1", self.port)
+        if self.port == 0:
+            self.port = int(self.server.sockets[0].getsockname()[1])
 
     async def stop(self) -> None:
         server, self.server = self.server, None
@@ -318,7 +325,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 async def wds() -> AsyncIterator[StandInWds]:
-    server = StandInWds(port=_free_port())
+    server = StandInWds()
     await server.start()
     yield server
     await server.stop()

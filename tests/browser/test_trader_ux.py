@@ -33,7 +33,6 @@ from .test_dashboard import (
     TOKEN_SECRET,
     StandInWds,
     _alert,
-    _free_port,
     _Heartbeats,
     market,
 )
@@ -48,7 +47,7 @@ PRE_MARKET = datetime(2026, 11, 24, 7, 5, tzinfo=ET)
 
 @pytest.fixture
 async def wds() -> AsyncIterator[StandInWds]:
-    server = StandInWds(port=_free_port())
+    server = StandInWds()
     await server.start()
     yield server
     await server.stop()

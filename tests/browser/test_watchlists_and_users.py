@@ -21,7 +21,6 @@ from .test_dashboard import (  # the stand-in WDS and its synthetic market
     TIMEOUT_MS,
     TOKEN_SECRET,
     StandInWds,
-    _free_port,
     _Heartbeats,
     _Revocations,
 )
@@ -33,7 +32,7 @@ PASSWORDS = {"ops": "ops-browser-password", "tom": "tom-browser-password"}
 
 @pytest.fixture
 async def wds() -> AsyncIterator[StandInWds]:
-    server = StandInWds(port=_free_port())
+    server = StandInWds()
     await server.start()
     yield server
     await server.stop()
