@@ -437,6 +437,24 @@ async def test_an_event_from_the_far_future_is_dropped_and_the_day_goes_on() -> 
     assert sink.store.document(FEED_QUOTE.name(symbol="BBB"))["accumulated_volume"] == 9
 
 
+async def test_by_default_five_minutes_ahead_is_kept_and_a_millisecond_more_dropped() -> None:
+    # Live data is never minutes ahead of the clock: the default tolerance is 300 s, and the
+    # service's setting agrees with the library's.
+    assert ProcessorConfig().future_tolerance_seconds == 300.0
+    assert load(ProcessorSettings, {}).future_tolerance_seconds == 300.0
+    processor, bus, sink = make()
+    settled = Settled()
+    edge_ms = NOW_NS // 1_000_000 + 300_000
+    kept = aggregate("AAA", edge_ms, accumulated_volume=7)
+    dropped = aggregate("BBB", edge_ms + 1, accumulated_volume=9)
+    await processor.ingest(delivery(bus, body([kept, dropped], "edge"), settled))
+    await processor.flush()
+    assert processor.stats.bad_events["future"] == 1
+    assert sink.store.document(FEED_QUOTE.name(symbol="AAA"))["accumulated_volume"] == 7
+    assert FEED_QUOTE.name(symbol="AAA") in sink.store.values
+    assert FEED_QUOTE.name(symbol="BBB") not in sink.store.values
+
+
 class BadNames:
     """An analyzer (a plugin with a bug) writing one name that is not its feed's."""
 

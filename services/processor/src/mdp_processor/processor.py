@@ -139,7 +139,7 @@ class ProcessorConfig:
     remember_batches: int = 100_000
     reference_attempts: int = 4
     reference_retry_seconds: float = 30.0
-    future_tolerance_seconds: float = 86_400.0
+    future_tolerance_seconds: float = 300.0
     ownership_interval_seconds: float = 1.0
     lease_ttl_seconds: float = 3.0
     compose: bool = True

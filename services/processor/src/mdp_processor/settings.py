@@ -72,12 +72,12 @@ class ProcessorSettings(CommonSettings):
     )
     future_tolerance_seconds: float = setting(
         env="MDP_FUTURE_TOLERANCE_SECONDS",
-        default=86_400.0,
+        default=300.0,
         min=0.0,
         doc="Events stamped further than this ahead of the clock are dropped as bad "
-        "(bad_events{future}): a garbage timestamp must not move the trading day away. The "
-        "default (a day) lets a simulator run ahead of the wall clock; the production "
-        "manifests set 300.",
+        "(bad_events{future}): a garbage timestamp must not move the trading day away. Live "
+        "data is never minutes ahead; a simulator replaying a later hour than the wall "
+        "clock's needs more (86400, a day).",
     )
     flush_max_events: int = setting(
         env="MDP_FLUSH_MAX_EVENTS",
