@@ -580,6 +580,7 @@ class Pipeline:
         return (
             f"{self.variant.name}: {len(self.proxy.tape)} frames, {self.events_on_tape()} "
             f"events on tape; {counters.duplicated} duplicated, {counters.reordered} "
-            f"reordered, op dropped from {counters.op_dropped} bars; applied per replica "
+            f"reordered, op dropped from {counters.op_dropped} bars, ids blanked from "
+            f"{counters.ids_blanked} trades; applied per replica "
             f"{applied}; market at {start} ET after the drain"
         )

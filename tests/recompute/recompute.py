@@ -28,8 +28,9 @@ form, so that a bug in the pipeline cannot hide behind the same bug in the oracl
 
 * **Trades.** Every ``T`` message is a trade. A trade with a price outside ``0 <= p <= 1e9``
   (or not finite), a size outside ``0 <= s <= 1e15``, a negative time or an invalid symbol is
-  bad and counts for nothing. A trade's identity is its exchange, trade id and time; a trade
-  whose identity its symbol's window already holds is a duplicate (without an id, never).
+  bad and counts for nothing. A trade's identity is its exchange, trade id and time; with an
+  empty id, its sequence number ``q`` and time; a trade whose identity its symbol's window
+  already holds is a duplicate (with neither an id nor ``q``, never).
 * **Trade statistics** (``trades:stats:{symbol}``): over the symbol's last 1,000 distinct
   trades in arrival order: count, total and largest size, average size (to cents), the latest
   trade by time (price, size, exchange; equal times: any of them) and the time between the
@@ -393,6 +394,7 @@ class Print:
     size: int
     timestamp_ms: int
     arrival: tuple[int, int]
+    sequence: int | None = None
 
     @property
     def good(self) -> bool:
@@ -406,8 +408,15 @@ class Print:
 
     @property
     def identity(self) -> str:
-        """Exchange, trade id and time; empty (never a duplicate) without a trade id."""
-        return f"{self.exchange}:{self.trade_id}:{self.timestamp_ms}" if self.trade_id else ""
+        """Exchange, trade id and time; with an empty id, ``q`` and time; else empty.
+
+        An empty identity is never a duplicate.
+        """
+        if self.trade_id:
+            return f"{self.exchange}:{self.trade_id}:{self.timestamp_ms}"
+        if self.sequence is not None:
+            return f"q{self.sequence}:{self.timestamp_ms}"
+        return ""
 
     @property
     def value(self) -> Fraction:
@@ -436,7 +445,10 @@ def trades_of(frames: Iterable[tuple[float, str]]) -> list[Print]:
             and isinstance(at, int)
         ):
             continue
-        prints.append(Print(symbol, exchange, trade_id, price, size, at, arrival))
+        sequence = message.get("q")
+        if not isinstance(sequence, int) or isinstance(sequence, bool):
+            sequence = None
+        prints.append(Print(symbol, exchange, trade_id, price, size, at, arrival, sequence))
     return prints
 
 

@@ -10,6 +10,10 @@ is exactly what the listener received. Faults apply to data frames only (never t
 * ``reorder_every=n``: every n-th data frame is held back and sent right after the next one;
 * ``drop_op``: the official open ``op`` is removed from every ``A``/``AM`` message of the
   symbols :func:`drops_op` selects (half of them, fixed by name).
+* ``blank_ids``: the trade id ``i`` of every ``T`` message of the symbols :func:`blanks_ids`
+  selects (a third of them, fixed by name) is sent as the empty string, which the wire allows:
+  such a trade is known by its sequence number ``q`` and time, so a duplicated frame must
+  still count it once.
 
 :meth:`RecordingProxy.freeze` ends the recording: a held frame is sent, and from then on
 nothing more reaches the listener, so the tape is final while the pipeline drains;
@@ -29,7 +33,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 
-__all__ = ["FrameFaults", "RecordingProxy", "TapeFrame", "drops_op"]
+__all__ = ["FrameFaults", "RecordingProxy", "TapeFrame", "blanks_ids", "drops_op"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,6 +43,7 @@ class FrameFaults:
     duplicate_every: int = 0
     reorder_every: int = 0
     drop_op: bool = False
+    blank_ids: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,12 +59,18 @@ def drops_op(symbol: str) -> bool:
     return zlib.crc32(symbol.encode()) % 2 == 0
 
 
+def blanks_ids(symbol: str) -> bool:
+    """Whether the ``blank_ids`` fault empties this symbol's trade ids (a third, by name)."""
+    return zlib.crc32(symbol.encode()) % 3 == 0
+
+
 @dataclass(slots=True)
 class _Counters:
     data_frames: int = 0
     duplicated: int = 0
     reordered: int = 0
     op_dropped: int = 0
+    ids_blanked: int = 0
 
 
 @dataclass(slots=True)
@@ -160,6 +171,8 @@ class RecordingProxy:
         n = counters.data_frames
         if faults.drop_op:
             text = self._drop_op(messages, text)
+        if faults.blank_ids:
+            text = self._blank_ids(messages, text)
         if faults.reorder_every and n % faults.reorder_every == 0 and self._held is None:
             self._held = (downstream, text)
             counters.reordered += 1
@@ -182,6 +195,20 @@ class RecordingProxy:
                 del message["op"]
                 changed = True
                 self.counters.op_dropped += 1
+        return json.dumps(messages, separators=(",", ":")) if changed else text
+
+    def _blank_ids(self, messages: list[object], text: str) -> str:
+        changed = False
+        for message in messages:
+            if (
+                isinstance(message, dict)
+                and message.get("ev") == "T"
+                and message.get("i")
+                and blanks_ids(str(message.get("sym")))
+            ):
+                message["i"] = ""
+                changed = True
+                self.counters.ids_blanked += 1
         return json.dumps(messages, separators=(",", ":")) if changed else text
 
     async def _release(self) -> None:

@@ -2,9 +2,10 @@
 
 The real pipeline (simulator -> recording proxy -> listener -> RabbitMQ -> 1 or 2 processor
 replicas -> Redis -> scanner) runs over a fixed historical trading day; the proxy records the
-feed exactly as the listener received it (and injects duplicated frames, reordered frames and
-bars without ``op``). After a drain, the three boards, every symbol's session ranges and the
-HOD/LOD alert lists are compared with :mod:`recompute`, which imports nothing of the platform.
+feed exactly as the listener received it (and injects duplicated frames, reordered frames,
+bars without ``op`` and trades with an empty id). After a drain, the three boards, every
+symbol's session ranges, the HOD/LOD alert lists and the trades' figures are compared with
+:mod:`recompute`, which imports nothing of the platform.
 
 The first tests pin the oracle itself on hand-written tapes and prove the comparison catches
 what it claims to catch; the pipeline variants follow. Run only these with
@@ -222,9 +223,16 @@ def test_the_comparison_reports_each_planted_fault() -> None:
 
 
 def trade_message(
-    symbol: str, trade_id: str, at_ms: int, price: float, size: int, *, exchange: int = 4
+    symbol: str,
+    trade_id: str,
+    at_ms: int,
+    price: float,
+    size: int,
+    *,
+    exchange: int = 4,
+    sequence: int | None = None,
 ) -> dict[str, Any]:
-    return {
+    message: dict[str, Any] = {
         "ev": "T",
         "sym": symbol,
         "x": exchange,
@@ -233,6 +241,9 @@ def trade_message(
         "s": size,
         "t": at_ms,
     }
+    if sequence is not None:
+        message["q"] = sequence
+    return message
 
 
 def prints_of(*frames: list[dict[str, Any]]) -> list[Print]:
@@ -265,6 +276,24 @@ def test_trade_windows_take_each_identity_once_in_arrival_order() -> None:
     assert [p.trade_id for p in aaa.latest] == ["2"]
     assert aaa.time_span_ms == 2  # the oldest entry (t0) to the newest (t0 + 2)
     assert not aaa.filled
+
+
+def test_a_trade_without_an_id_is_known_by_its_sequence_number_and_time() -> None:
+    t0 = at(9, 30)
+    prints = prints_of(
+        [trade_message("AAA", "", t0, 9.0, 7, sequence=11)],
+        [trade_message("AAA", "", t0, 9.0, 7, sequence=11)],  # redelivered: once
+        [trade_message("AAA", "", t0, 9.0, 7, sequence=12)],  # the next trade
+        [trade_message("AAA", "", t0 + 1, 9.0, 7, sequence=11)],  # another time: another
+        [trade_message("AAA", "11", t0, 9.0, 7, sequence=13)],  # id "11" is not q 11
+    )
+    aaa = trade_stats(prints)["AAA"]
+    assert [(p.trade_id, p.sequence, p.timestamp_ms - t0) for p in aaa.entries] == [
+        ("", 11, 0),
+        ("", 12, 0),
+        ("", 11, 1),
+        ("11", 13, 0),
+    ]
 
 
 def test_a_full_window_drops_its_oldest_and_forgets_their_identities() -> None:
@@ -416,10 +445,10 @@ VARIANTS = [
     ),
     pytest.param(
         Variant(
-            "one replica, duplicated frames",
+            "one replica, duplicated frames, trades without ids",
             DAY,
             "09:29",
-            faults=FrameFaults(duplicate_every=3),
+            faults=FrameFaults(duplicate_every=3, blank_ids=True),
         ),
         id="r1-duplicated",
     ),
@@ -439,7 +468,7 @@ VARIANTS = [
             symbols=200,
             speed=20.0,
             sim_seconds=360.0,
-            faults=FrameFaults(duplicate_every=5, reorder_every=7, drop_op=True),
+            faults=FrameFaults(duplicate_every=5, reorder_every=7, drop_op=True, blank_ids=True),
             trade_symbols=20,
         ),
         id="r2-long-every-fault",
@@ -491,6 +520,7 @@ async def test_wdc_serves_what_the_recorded_feed_recomputes_to(
     assert (counters.duplicated > 0) == (variant.faults.duplicate_every > 0), summary
     assert (counters.reordered > 0) == (variant.faults.reorder_every > 0), summary
     assert (counters.op_dropped > 0) == variant.faults.drop_op, summary
+    assert (counters.ids_blanked > 0) == variant.faults.blank_ids, summary
 
     report = Report()
     report.merge(compare_boards(expected, observed.boards, variant.board_size))
