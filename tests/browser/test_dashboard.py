@@ -471,6 +471,34 @@ async def test_dashboard_end_to_end(scp: ControlPlane, wds: StandInWds, shots: P
                 "() => document.querySelector('#w-news li')?.textContent.includes('large contract')"
             )
 
+            # Every trade its own row: two without an id told apart by their sequence number,
+            # and one id on two exchanges (the server counts all four).
+            def _print(exchange: int, trade_id: str, sequence: int) -> dict[str, Any]:
+                return {
+                    "symbol": "ACME",
+                    "price": 15.0,
+                    "size": 1_000,
+                    "value": 15_000.0,
+                    "exchange": exchange,
+                    "timestamp_ms": AS_OF_MS,
+                    "trade_id": trade_id,
+                    **({} if trade_id else {"sequence": sequence}),
+                }
+
+            trades = [_print(4, "", 7), _print(4, "", 8), _print(4, "9", 1), _print(11, "9", 2)]
+            await wds.publish(
+                "trades:top", {"as_of_ms": AS_OF_MS, "window_s": 300, "trades": trades}
+            )
+            await page.wait_for_function(
+                "() => document.querySelectorAll('#w-trades tbody tr').length === 4"
+            )
+            keys = await page.locator("#w-trades tbody tr").evaluate_all(
+                "rows => rows.map(row => row.dataset.key)"
+            )
+            assert sorted(keys) == sorted(
+                f"ACME|{x}|{i}|{AS_OF_MS}" for x, i in ((4, "q7"), (4, "q8"), (4, "i9"), (11, "i9"))
+            )
+
             # Clicking a row retargets the quote panel (quote, range and the symbol's news).
             await page.click('#w-gappers tr[data-key="BOLT"]')
             await page.wait_for_selector('#w-quote[data-symbol="BOLT"][data-filled=true]')

@@ -419,6 +419,12 @@ class Print:
         return ""
 
     @property
+    def listing(self) -> tuple[object, ...]:
+        """What names the trade in a board row: symbol, exchange, id, time; ``q`` if no id."""
+        sequence = None if self.trade_id else self.sequence
+        return (self.symbol, self.exchange, self.trade_id, self.timestamp_ms, sequence)
+
+    @property
     def value(self) -> Fraction:
         """The exact value of the decimal price the wire carried times the size."""
         return _exact(self.price) * self.size
@@ -757,22 +763,22 @@ def compare_top_trades(prints: Sequence[Print], document: Mapping[str, Any] | No
     wanted, cut = top_trades(prints, as_of, window_s)
     rows = [row for row in document.get("trades") or [] if isinstance(row, dict)]
     report.check(area, "-", "row count", len(wanted), len(rows))
-    by_key: dict[tuple[object, ...], Print] = {
-        (p.symbol, p.exchange, p.trade_id, p.timestamp_ms): p for p in wanted
-    }
+    by_key: dict[tuple[object, ...], Print] = {p.listing: p for p in wanted}
     tied: set[tuple[object, ...]] = {
-        (p.symbol, p.exchange, p.trade_id, p.timestamp_ms)
-        for p in prints
-        if cut is not None and p.good and p.value == cut
+        p.listing for p in prints if cut is not None and p.good and p.value == cut
     }
     got: list[Print] = []
     for row in rows:
-        key = (row.get("symbol"), row.get("exchange"), row.get("trade_id"), row.get("timestamp_ms"))
+        key = (
+            row.get("symbol"),
+            row.get("exchange"),
+            row.get("trade_id"),
+            row.get("timestamp_ms"),
+            row.get("sequence"),
+        )
         trade = by_key.get(key)
         if trade is None and key in tied:
-            trade = next(
-                p for p in prints if (p.symbol, p.exchange, p.trade_id, p.timestamp_ms) == key
-            )
+            trade = next(p for p in prints if p.listing == key)
         if trade is None:
             report.fail(area, str(key[0]), f"listed {key[2]}", "not on the board", "listed")
             continue
@@ -788,7 +794,7 @@ def compare_top_trades(prints: Sequence[Print], document: Mapping[str, Any] | No
             isinstance(value, int | float) and abs(value - float(trade.value)) <= VALUE_TOLERANCE
         ):
             report.fail(area, trade.symbol, f"{trade.trade_id} value", float(trade.value), value)
-    listed = {(p.symbol, p.exchange, p.trade_id, p.timestamp_ms) for p in got}
+    listed = {p.listing for p in got}
     for wanted_key, trade in by_key.items():
         if wanted_key not in listed and (cut is None or trade.value != cut):
             report.fail(

@@ -331,6 +331,42 @@ def test_the_top_trades_board_is_exact_values_inside_its_window() -> None:
     assert cut is None
 
 
+def test_the_board_tells_trades_without_an_id_apart_by_their_sequence_number() -> None:
+    now = at(10, 0)
+    prints = prints_of(
+        [trade_message("AAA", "", now, 10.0, 100, sequence=11)],
+        [trade_message("AAA", "", now, 10.0, 100, sequence=12)],  # alike but for q
+        [trade_message("AAA", "", now, 10.0, 100, sequence=11)],  # redelivered: once
+    )
+    board, cut = top_trades(prints, now, 300)
+    assert [p.sequence for p in board] == [11, 12]
+    assert cut is None
+
+    def row(p: Print) -> dict[str, Any]:
+        return {
+            "symbol": p.symbol,
+            "price": p.price,
+            "size": p.size,
+            "value": round(p.price * p.size, 2),
+            "exchange": p.exchange,
+            "timestamp_ms": p.timestamp_ms,
+            "trade_id": p.trade_id,
+            "sequence": p.sequence,
+        }
+
+    def board_faults(rows: list[dict[str, Any]]) -> set[str]:
+        document = {"as_of_ms": now, "window_s": 300, "trades": rows}
+        return {f"{m.field} {m.got}" for m in compare_top_trades(prints, document).mismatches}
+
+    first, second = (row(p) for p in board)
+    assert not board_faults([first, second])
+    # Collapsed into one member (the fault fixed in 0.4.21), or shown without the sequence.
+    assert board_faults([first]) == {"row count 1", "listed  missing"}
+    assert board_faults([first, first]) == {"listed  twice", "listed  missing"}
+    bare = [{k: v for k, v in r.items() if k != "sequence"} for r in (first, second)]
+    assert "listed  listed" in board_faults(bare)
+
+
 def stats_document(window: WindowFigures) -> dict[str, Any]:
     latest = window.latest[0]
     return {

@@ -16,7 +16,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from mdp_analyzers.state import AppendTrades, KeepTop, MemoryState, RankedMember, WindowStats
-from mdp_analyzers.top_trades import TopTrade, TopTradesAnalyzer, trade_identity
+from mdp_analyzers.top_trades import TopTradesAnalyzer, trade_identity
 from mdp_cache.keys import FEED_TOP_TRADES, FEED_TRADE_STATS, KEY_TT_WINDOW
 from mdp_core.events import Trade
 from mdp_testing.conformance import aggregate, at_ms, trade
@@ -33,18 +33,19 @@ def _flush(analyzer: TopTradesAnalyzer, state: MemoryState, now_ns: int) -> dict
 
 
 def _member(t: Trade) -> bytes:
-    value = round(t.price * t.size, 2)
-    return msgspec.json.encode(
-        TopTrade(
-            symbol=t.symbol,
-            price=t.price,
-            size=t.size,
-            value=value,
-            exchange=t.exchange,
-            timestamp_ms=t.timestamp_ms,
-            trade_id=t.trade_id,
-        )
-    )
+    """The board's JSON of a trade, written out by hand: ``sequence`` only without an id."""
+    fields: dict[str, Any] = {
+        "symbol": t.symbol,
+        "price": t.price,
+        "size": t.size,
+        "value": round(t.price * t.size, 2),
+        "exchange": t.exchange,
+        "timestamp_ms": t.timestamp_ms,
+        "trade_id": t.trade_id,
+    }
+    if not t.trade_id and t.sequence is not None:
+        fields["sequence"] = t.sequence
+    return msgspec.json.encode(fields)
 
 
 def _reference_board(trades: list[Trade], now_seconds: int, top_n: int) -> list[dict[str, Any]]:
@@ -60,13 +61,10 @@ def _reference_board(trades: list[Trade], now_seconds: int, top_n: int) -> list[
 
 
 _trades = st.builds(
-    lambda symbol, second, ms, price, size, exchange, trade_id: trade(
-        symbol,
-        (START_SECONDS + second) * 1000 + ms,
-        price,
-        size,
-        exchange=exchange,
+    lambda symbol, second, ms, price, size, exchange, trade_id, sequence: msgspec.structs.replace(
+        trade(symbol, (START_SECONDS + second) * 1000 + ms, price, size, exchange=exchange),
         trade_id=trade_id,
+        sequence=sequence,
     ),
     st.sampled_from(["AAA", "BBB"]),
     st.integers(min_value=-WINDOW_SECONDS - 2, max_value=12),
@@ -74,7 +72,8 @@ _trades = st.builds(
     st.sampled_from([1.0, 2.0]),
     st.sampled_from([1, 2, 4]),
     st.sampled_from([1, 2]),
-    st.sampled_from(["1", "2"]),
+    st.sampled_from(["1", "2", ""]),
+    st.sampled_from([None, 1, 2]),
 )
 
 
@@ -174,6 +173,27 @@ def test_a_trade_without_an_id_is_counted_once_by_its_sequence_number() -> None:
     )
     stats = _flush(analyzer, state, (stamp + 5) * 1_000_000)[FEED_TRADE_STATS.name(symbol="AAA")]
     assert (stats["trade_count"], stats["total_volume"]) == (6, 470)
+
+
+def test_two_trades_without_an_id_that_differ_only_in_sequence_both_make_the_board() -> None:
+    stamp = START_SECONDS * 1000
+
+    def print_(trade_id: str, sequence: int | None) -> Trade:
+        made = trade("AAA", stamp, 2.0, 100, exchange=4)
+        return msgspec.structs.replace(made, trade_id=trade_id, sequence=sequence)
+
+    analyzer = TopTradesAnalyzer(top_n=5, window_seconds=WINDOW_SECONDS)
+    analyzer.apply([print_("", 5), print_("", 6), print_("", 5), print_("9", 7)], 0)
+    board = _flush(analyzer, MemoryState(), START_SECONDS * 1_000_000_000)
+    listed = board[FEED_TOP_TRADES.name()]["trades"]
+    # Each id-less trade once (the redelivered q5 too), told apart by its sequence; a trade
+    # with an id carries no sequence, so its member is the one it always was.
+    assert sorted((t["trade_id"], t.get("sequence")) for t in listed) == [
+        ("", 5),
+        ("", 6),
+        ("9", None),
+    ]
+    assert all(t["value"] == 200.0 for t in listed)
 
 
 def test_the_window_counts_one_trade_per_identity() -> None:

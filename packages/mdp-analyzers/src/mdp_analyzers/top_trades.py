@@ -80,8 +80,13 @@ class SymbolTradeStats(msgspec.Struct, frozen=True, kw_only=True):
     latest_timestamp_ms: int
 
 
-class TopTrade(msgspec.Struct, frozen=True, kw_only=True):
-    """One trade on the market-wide board (its JSON is also its member in a bucket)."""
+class TopTrade(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One trade on the market-wide board (its JSON is also its member in a bucket).
+
+    ``sequence`` (the ticker's ``q``) is present only for a trade with an empty id: it is
+    what tells two such trades apart when they agree on everything else, so the board keeps
+    both, as the statistics do. A trade with an id keeps the member it always had.
+    """
 
     symbol: str
     price: float
@@ -90,6 +95,7 @@ class TopTrade(msgspec.Struct, frozen=True, kw_only=True):
     exchange: int
     timestamp_ms: int
     trade_id: str
+    sequence: int | None = None
 
 
 class _TopTrades(msgspec.Struct, frozen=True):
@@ -221,6 +227,7 @@ class TopTradesAnalyzer:
                 exchange=trade.exchange,
                 timestamp_ms=trade.timestamp_ms,
                 trade_id=trade.trade_id,
+                sequence=None if trade.trade_id else trade.sequence,
             )
         )
         if member in bucket.members or (full and (score, member) <= heap[0]):

@@ -153,6 +153,15 @@ function tradeValue(trade) {
   return fmt.isNumber(trade.price) && fmt.isNumber(trade.size) ? trade.price * trade.size : undefined;
 }
 
+// A trade's row key, as the server tells trades apart: symbol, exchange, id and time, or for
+// a trade with an empty id its sequence number and time. Rows with one key show once, so a
+// key shared by two trades would hide one of them.
+function tradeKey(t, index) {
+  const time = t.timestamp_ms ?? t.sip_timestamp ?? t.timestamp ?? "";
+  const id = t.trade_id ? `i${t.trade_id}` : t.sequence != null ? `q${t.sequence}` : `#${index}`;
+  return `${t.symbol}|${t.exchange ?? ""}|${id}|${time}`;
+}
+
 export class TradesWidget {
   constructor(section, { client, onSymbol, feed = "trades:top" }) {
     this.section = section;
@@ -192,10 +201,7 @@ export class TradesWidget {
     const trades = Array.isArray(document) ? document : document.trades;
     const rows = (Array.isArray(trades) ? trades : [])
       .filter((t) => t && t.symbol)
-      .map((t, index) => ({
-        ...t,
-        _key: `${t.symbol}|${t.trade_id ?? `${t.timestamp_ms ?? t.timestamp ?? `#${index}`}|${t.size}`}`,
-      }));
+      .map((t, index) => ({ ...t, _key: tradeKey(t, index) }));
     this.table.setData(rows);
     this.section.dataset.filled = String(this.table.rows.size > 0);
     if (fmt.isNumber(document.as_of_ms)) this.meta.textContent = fmt.clockEt(document.as_of_ms);
