@@ -480,3 +480,45 @@ def test_a_whole_run_hands_its_closing_volume_to_the_next_minute() -> None:
     off = second(60, 3.3, 40, seconds[-1].accumulated_volume + 1)
     wrong.fold(off)
     assert [bar["n"] for bar in bars(wrong)] == [2 * off.end_ms - 240_000]
+
+
+def test_each_minute_left_behind_is_counted_by_how_far_its_seconds_were_verified() -> None:
+    """The metric that would show the ``av`` chain failing on a symbol's sole owner."""
+    seconds = run_of_seconds(6)
+    after = OPENING_VOLUME + sum(e.volume for e in seconds)
+
+    def closed(*events: SecondAggregate | MinuteAggregate) -> dict[str, int]:
+        book = MinuteBook()
+        for event in events:
+            book.fold(event)
+        return dict(book.take_closed())
+
+    next_minute = second(60, 3.0, 10, after)
+    # Every second from the minute's start, chained: verified. Nothing closes before the
+    # symbol's next minute begins, whatever arrives of this one.
+    book = MinuteBook()
+    book.fold(previous_minute())
+    for each in seconds:
+        book.fold(each)
+    assert book.take_closed() == {}
+    book.fold(next_minute)
+    assert book.take_closed() == {"verified": 1}
+    assert book.take_closed() == {}  # taken once
+    book.fold(seconds[2])  # a late second of the minute left behind closes nothing
+    assert book.take_closed() == {}
+    assert closed(previous_minute(), *seconds[:2], *seconds[3:], next_minute) == {"gapped": 1}
+    # From second 3 only (a handoff): its start is unknown.
+    assert closed(previous_minute(), *seconds[3:], next_minute) == {"unverified": 1}
+    # The previous minute's bar arriving late verifies it after all.
+    assert closed(*seconds, previous_minute(), next_minute) == {"verified": 1}
+    # Two minutes left behind, one per symbol minute.
+    book = MinuteBook()
+    book.fold(previous_minute())
+    for each in (*seconds, next_minute, second(120, 3.0, 5, after + 10)):
+        book.fold(each)
+    assert book.take_closed() == {"verified": 2}
+    router = MassiveDataAnalyzer()
+    events: list[SecondAggregate | MinuteAggregate] = [previous_minute(), *seconds[3:], next_minute]
+    router.apply(events, 0)
+    assert router.take_closed_minutes() == {"unverified": 1}
+    assert router.take_closed_minutes() == {}

@@ -455,6 +455,34 @@ async def test_by_default_five_minutes_ahead_is_kept_and_a_millisecond_more_drop
     assert FEED_QUOTE.name(symbol="BBB") not in sink.store.values
 
 
+async def test_minutes_left_behind_are_counted_by_how_far_their_seconds_were_verified() -> None:
+    processor, bus, _ = make()
+    settled = Settled()
+    # The day's first three seconds at 10:00, their day volumes chained from 0, then the
+    # first second of 10:01 leaves the minute behind.
+    seconds = [
+        aggregate("AAA", at_ms(DAY, 10, 0, s + 1), volume=100, accumulated_volume=100 * (s + 1))
+        for s in range(3)
+    ]
+    gapped = [  # BBB lost its second second: a run of one, and one held past the gap
+        aggregate("BBB", at_ms(DAY, 10, 0, s + 1), volume=100, accumulated_volume=100 * (s + 1))
+        for s in (0, 2)
+    ]
+    following = [
+        aggregate(symbol, at_ms(DAY, 10, 1, 1), volume=100, accumulated_volume=400)
+        for symbol in ("AAA", "BBB")
+    ]
+    await processor.ingest(delivery(bus, body([*seconds, *gapped], "m1"), settled))
+    await processor.flush()
+    assert processor.stats.minutes_closed == {}  # nothing left behind yet
+    await processor.ingest(delivery(bus, body(following, "m2"), settled))
+    await processor.flush()
+    assert processor.stats.minutes_closed == {"verified": 1, "gapped": 1}
+    flat = processor.stats.snapshot()
+    assert (flat["minutes_closed_verified"], flat["minutes_closed_gapped"]) == (1, 1)
+    assert "minutes_closed_unverified" not in flat
+
+
 class BadNames:
     """An analyzer (a plugin with a bug) writing one name that is not its feed's."""
 

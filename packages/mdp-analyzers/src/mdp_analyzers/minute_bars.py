@@ -264,6 +264,16 @@ class _Building:
             # The run's figures are every second's; once a gap was seen, both are kept.
             self._held_live = False
 
+    def verified(self) -> str:
+        """How far the seconds held were proved to run from the minute's start.
+
+        ``verified`` (every second held is in the run), ``gapped`` (a run, and seconds held
+        past a gap in it) or ``unverified`` (no run: the minute's start is unknown).
+        """
+        if self._run_av is None:
+            return "unverified"
+        return "verified" if self._run_count == len(self.seconds) else "gapped"
+
     def bar(self, day: int) -> MinuteBar | None:
         """The minute's bar so far (None before its first second)."""
         if self._run_av is None:
@@ -283,6 +293,13 @@ class MinuteBook:
     def __init__(self) -> None:
         #: Bars skipped, by reason (see :meth:`fold`).
         self.rejected: Counter[str] = Counter()
+        #: Minutes of seconds left behind (the symbol's next minute began), by how far their
+        #: seconds were verified (:meth:`_Building.verified`). The run rests on the vendor's
+        #: ``av`` being the running sum of the seconds' ``v``: a steady share of ``gapped``
+        #: or ``unverified`` minutes on a symbol's sole owner says it is not, or that
+        #: seconds are lost on the way. A handoff's or a start's first minute is
+        #: ``unverified`` by nature.
+        self.closed: Counter[str] = Counter()
         self._building: dict[str, _Building] = {}
         self._final: dict[tuple[str, int], MinuteAggregate] = {}
         self._changed: dict[tuple[str, int], None] = {}
@@ -323,6 +340,8 @@ class MinuteBook:
                 self._changed[(symbol, building.minute)] = None
             return
         if building is None or building.minute < minute:
+            if building is not None:
+                self.closed[building.verified()] += 1
             building = self._building[symbol] = _Building(minute, self._prior(symbol, minute))
         elif building.minute > minute:
             return  # a late second of a minute already left behind: its minute bar corrects it
@@ -353,6 +372,11 @@ class MinuteBook:
                 self._days.clear()
             day = self._days[minute] = trading_day_number(minute)
         return day
+
+    def take_closed(self) -> Counter[str]:
+        """Minutes left behind since the last call, by how far their seconds were verified."""
+        taken, self.closed = self.closed, Counter()
+        return taken
 
     def take(self) -> list[WidgetWrite]:
         """One write per (symbol, minute) changed since the last call."""

@@ -103,6 +103,13 @@ class MassiveDataAnalyzer:
         self.routed: Counter[str] = Counter()
         self.unknown: Counter[str] = Counter()
 
+    def take_closed_minutes(self) -> Counter[str]:
+        """Minute bars of seconds left behind since the last call, by outcome.
+
+        See :attr:`~mdp_analyzers.minute_bars.MinuteBook.closed` for the outcomes.
+        """
+        return self._minutes.take_closed()
+
     def apply(self, inputs: Sequence[MarketEvent], now_ns: int) -> None:
         """Keep the latest event of each (kind, symbol)."""
         del now_ns

@@ -25,6 +25,7 @@ from mdp_cache.records import ReferenceData
 __all__ = [
     "Analyzer",
     "AnyAnalyzer",
+    "ClosingMinutes",
     "Composer",
     "FeedMessage",
     "Hydrating",
@@ -218,6 +219,19 @@ class Hydrating(Protocol):
 
     def refused(self, refusals: Sequence[Refused]) -> None:
         """Rows MDC refused because this analyzer lacked what MDC holds."""
+        ...
+
+
+@runtime_checkable
+class ClosingMinutes(Protocol):
+    """**Protocol:** an analyzer that builds minute bars from seconds.
+
+    It reports the minutes it left behind by how far their seconds were verified to run from
+    the minute's start.
+    """
+
+    def take_closed_minutes(self) -> Counter[str]:
+        """Minutes closed since the last call, by outcome (the service adds them to a metric)."""
         ...
 
 

@@ -30,6 +30,10 @@ FAMILIES: tuple[Family, ...] = (
            "bad_events_*", ("kind",)),
     Family("analyzer_errors", "counter", "Exceptions raised by analyzers, by analyzer.",
            "analyzer_errors_*", ("analyzer",)),
+    Family("minutes_closed", "counter",
+           "Minute bars of seconds left behind, by how far their seconds were verified to run "
+           "from the minute's start (verified, gapped, unverified).",
+           "minutes_closed_*", ("run",)),
     Family("flushes", "counter", "Flushes completed.", "flushes"),
     Family("flush_state_ops", "counter", "State operations written to the internal cache.",
            "flush_state_ops"),

@@ -39,6 +39,7 @@ from redis.exceptions import RedisClusterException, RedisError
 
 from mdp_analyzers.typing import (
     Analyzer,
+    ClosingMinutes,
     Hydrating,
     NeedsReference,
     Rejecting,
@@ -206,6 +207,7 @@ class Processor:
         self._rejecting: dict[int, Rejecting] = {
             id(a): a for a in self.analyzers if isinstance(a, Rejecting)
         }
+        self._closing_minutes = [a for a in self.analyzers if isinstance(a, ClosingMinutes)]
         self._needs_reference: dict[int, NeedsReference] = {
             id(a): a for a in self.analyzers if isinstance(a, NeedsReference)
         }
@@ -797,6 +799,8 @@ class Processor:
                     _log.exception("collect_failed", analyzer=analyzer.name)
                     continue
                 writes.extend(valid_writes(analyzer.name, output.widgets, self.stats))
+            for minutes in self._closing_minutes:
+                self.stats.minutes_closed.update(minutes.take_closed_minutes())
             marks, self._pending_marks = self._pending_marks, []
             batches, self._pending_batches = self._pending_batches, []
             lags, self._pending_lag = self._pending_lag, []

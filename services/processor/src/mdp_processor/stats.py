@@ -63,6 +63,9 @@ class ProcessorStats:
         poison: Messages whose envelope could not be decoded (acked, not retried).
         bad_events: Events skipped inside good envelopes, by error kind.
         analyzer_errors: Exceptions raised by analyzers, by analyzer name.
+        minutes_closed: Minute bars built from seconds and left behind, by how far their
+            seconds were verified to run from the minute's start (``verified``, ``gapped``,
+            ``unverified``; see :class:`mdp_analyzers.minute_bars.MinuteBook`).
         flushes: Flushes completed.
         flush_state_ops: State operations written.
         flush_widget_writes: Widget writes sent.
@@ -99,6 +102,7 @@ class ProcessorStats:
     poison: int = 0
     bad_events: Counter[str] = field(default_factory=Counter)
     analyzer_errors: Counter[str] = field(default_factory=Counter)
+    minutes_closed: Counter[str] = field(default_factory=Counter)
     flushes: int = 0
     flush_state_ops: int = 0
     flush_widget_writes: int = 0
@@ -167,6 +171,8 @@ class ProcessorStats:
             flat[f"bad_events_{reason}"] = count
         for name, count in self.analyzer_errors.items():
             flat[f"analyzer_errors_{name}"] = count
+        for outcome, count in self.minutes_closed.items():
+            flat[f"minutes_closed_{outcome}"] = count
         flat.update(self.lag_event.histogram("hist_lag_event"))
         flat.update(self.lag_receipt.histogram("hist_lag_receipt"))
         flat.update(self.queue_wait.histogram("hist_queue_wait"))
