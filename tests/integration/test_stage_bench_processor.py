@@ -1,0 +1,51 @@
+"""``bench/processor.py`` runs to its end and counts every event it asks for (a private Redis).
+
+The stage benchmark replays a simulated session far faster than its clock runs, so its later
+events are minutes ahead of the clock. When the processor's default future tolerance became
+300 s, the benchmark's processor dropped them as bad and the run waited for them until its
+600 s timeout. This smoke run is large enough for the session to run past 300 s, asserts the
+run ends with every event applied, and asserts nothing of speed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from mdp_testing.redis_server import RedisServer
+
+pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[RedisServer]:
+    # The benchmark flushes its database: never the shared server's.
+    redis = RedisServer()
+    await redis.start()
+    yield redis
+    await redis.close()
+
+
+async def test_the_processor_bench_applies_every_event_of_a_session_run_ahead(
+    server: RedisServer,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "processor.py"),
+        "--only", "A", "--symbols", "50", "--events", "20000", "--workers", "1",
+        "--redis", server.url().rsplit("/", 1)[0], "--db", "9",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=150)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    assert "1 worker(s), 20,000 events each" in text
+    assert "aggregate: " in text, text
+    assert "dropped as bad" not in text, text
