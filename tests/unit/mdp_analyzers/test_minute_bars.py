@@ -511,6 +511,17 @@ def test_each_minute_left_behind_is_counted_by_how_far_its_seconds_were_verified
     assert closed(previous_minute(), *seconds[3:], next_minute) == {"unverified": 1}
     # The previous minute's bar arriving late verifies it after all.
     assert closed(*seconds, previous_minute(), next_minute) == {"verified": 1}
+    # A second without volume proves nothing either way: the minute is still verified.
+    quiet = second(6, 3.0, 0, after)
+    assert closed(previous_minute(), *seconds, quiet, next_minute) == {"verified": 1}
+    # A correction of second 2 whose volume no longer chains on to second 3: gapped.
+    corrected = second(
+        2, 3.0, seconds[2].volume + 5, seconds[2].accumulated_volume - seconds[2].volume
+    )
+    assert closed(previous_minute(), *seconds, corrected, next_minute) == {"gapped": 1}
+    # The minute's own minute bar arriving before its next second closes nothing.
+    own_bar = aggregate("ZR", MINUTE + 60_000, close=3.0, accumulated_volume=after, minute=True)
+    assert closed(previous_minute(), *seconds, own_bar) == {}
     # Two minutes left behind, one per symbol minute.
     book = MinuteBook()
     book.fold(previous_minute())

@@ -468,19 +468,24 @@ async def test_minutes_left_behind_are_counted_by_how_far_their_seconds_were_ver
         aggregate("BBB", at_ms(DAY, 10, 0, s + 1), volume=100, accumulated_volume=100 * (s + 1))
         for s in (0, 2)
     ]
-    following = [
-        aggregate(symbol, at_ms(DAY, 10, 1, 1), volume=100, accumulated_volume=400)
-        for symbol in ("AAA", "BBB")
+    unknown = [  # CCC from its 30th second, the day's volume before it unknown
+        aggregate("CCC", at_ms(DAY, 10, 0, 31), volume=100, accumulated_volume=900)
     ]
-    await processor.ingest(delivery(bus, body([*seconds, *gapped], "m1"), settled))
+    following = [
+        aggregate(symbol, at_ms(DAY, 10, 1, 1), volume=100, accumulated_volume=1_000)
+        for symbol in ("AAA", "BBB", "CCC")
+    ]
+    await processor.ingest(delivery(bus, body([*seconds, *gapped, *unknown], "m1"), settled))
     await processor.flush()
     assert processor.stats.minutes_closed == {}  # nothing left behind yet
     await processor.ingest(delivery(bus, body(following, "m2"), settled))
     await processor.flush()
-    assert processor.stats.minutes_closed == {"verified": 1, "gapped": 1}
+    assert processor.stats.minutes_closed == {"verified": 1, "gapped": 1, "unverified": 1}
     flat = processor.stats.snapshot()
-    assert (flat["minutes_closed_verified"], flat["minutes_closed_gapped"]) == (1, 1)
-    assert "minutes_closed_unverified" not in flat
+    runs = ("verified", "gapped", "unverified")
+    assert tuple(flat[f"minutes_closed_{run}"] for run in runs) == (1, 1, 1)
+    await processor.flush()
+    assert sum(processor.stats.minutes_closed.values()) == 3  # each counted once
 
 
 class BadNames:

@@ -267,12 +267,15 @@ class _Building:
     def verified(self) -> str:
         """How far the seconds held were proved to run from the minute's start.
 
-        ``verified`` (every second held is in the run), ``gapped`` (a run, and seconds held
-        past a gap in it) or ``unverified`` (no run: the minute's start is unknown).
+        ``verified`` (every second held with volume is in the run; a second without volume
+        proves nothing either way), ``gapped`` (a run, and seconds with volume held past it:
+        a second lost, or a correction whose volumes no longer chain) or ``unverified`` (no
+        run: the minute's start is unknown).
         """
         if self._run_av is None:
             return "unverified"
-        return "verified" if self._run_count == len(self.seconds) else "gapped"
+        traded = sum(1 for second in self.seconds.values() if second.volume)
+        return "verified" if self._run_count == traded else "gapped"
 
     def bar(self, day: int) -> MinuteBar | None:
         """The minute's bar so far (None before its first second)."""
@@ -295,10 +298,9 @@ class MinuteBook:
         self.rejected: Counter[str] = Counter()
         #: Minutes of seconds left behind (the symbol's next minute began), by how far their
         #: seconds were verified (:meth:`_Building.verified`). The run rests on the vendor's
-        #: ``av`` being the running sum of the seconds' ``v``: a steady share of ``gapped``
-        #: or ``unverified`` minutes on a symbol's sole owner says it is not, or that
-        #: seconds are lost on the way. A handoff's or a start's first minute is
-        #: ``unverified`` by nature.
+        #: ``av`` being the running sum of the seconds' ``v``: if it is not, nearly every
+        #: minute is ``unverified``; lost seconds make minutes ``gapped``. A symbol's first
+        #: minute after a start or a handoff is ``unverified`` by nature.
         self.closed: Counter[str] = Counter()
         self._building: dict[str, _Building] = {}
         self._final: dict[tuple[str, int], MinuteAggregate] = {}
