@@ -52,7 +52,8 @@ async def test_a_small_bench_drains_and_passes_every_check(
     assert correctness["ok"], _evidence(out, tmp_path)
     assert correctness["diagnosis"]["drain_waiting_at_deadline"] is None, _evidence(out, tmp_path)
     # Once seen under a loaded xdist run: no range expected at all, i.e. the simulator's own
-    # account held no bar. The evidence says whether anything was offered and carried.
+    # account held no bar. The bench now fails such a run itself (``nothing_checked``); the
+    # evidence says whether anything was offered and carried.
     assert verdicts["ranges"]["expected_rows"] > 0, _evidence(out, tmp_path)
     assert "longest board gap at a client ms" in out.getvalue()
     assert "load average (1 min)" in out.getvalue()

@@ -37,9 +37,25 @@ from mdp_platform.bench.board import (
 from mdp_platform.bench.clients import BOARD_FEEDS
 from mdp_platform.bench.config import WDC_DB, BenchConfig
 
-__all__ = ["check_boards", "published_rows", "read_boards", "read_ranges"]
+__all__ = ["check_boards", "nothing_checked", "published_rows", "read_boards", "read_ranges"]
 
 _MGET_CHUNK: Final = 1_000
+
+
+def nothing_checked(
+    offered_total: int, checks: Sequence[BoardCheck], mix: Sequence[str]
+) -> str | None:
+    """Why a run whose checks all passed proved nothing, or None when it proved something.
+
+    A run in which the feed never reached the listener (a component not ready under load, a
+    refused connection) offers nothing; its boards and ranges are then empty on both sides
+    and every check passes. That is no pass.
+    """
+    if offered_total <= 0:
+        return "the simulator offered no events (no feed connection from the listener?)"
+    if "A" in mix and not any(c.expected_rows for c in checks if c.board == "ranges"):
+        return "no symbol had a bar, so no range was checked"
+    return None
 
 
 async def read_boards(config: BenchConfig, after_ms: int) -> dict[str, dict[str, Any]]:

@@ -45,7 +45,7 @@ from mdp_platform.bench.board import (
     BoardCheck,
 )
 from mdp_platform.bench.broker import ExpiryCounter, expired_messages
-from mdp_platform.bench.check import check_boards, read_boards, read_ranges
+from mdp_platform.bench.check import check_boards, nothing_checked, read_boards, read_ranges
 from mdp_platform.bench.clients import BOARD_FEEDS, QUOTE_PREFIX, ClientPool, Sample
 from mdp_platform.bench.config import (
     DEFAULT_AMQP,
@@ -851,6 +851,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             _phase_result(run, "saturation", None, saturation, emission),
         ]
         offered_total = int(final["total"])
+        vacuous = nothing_checked(offered_total, checks, config.mix)
         report = {
             "version": 1,
             "started_at": started,
@@ -882,7 +883,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "offered_by_type": final.get("offered", {}),
             "peak_memory_mib": memory,
             "correctness": {
-                "ok": all(c.ok for c in checks),
+                "ok": all(c.ok for c in checks) and vacuous is None,
+                "nothing_checked": vacuous,
                 "stale_drops": stale,
                 **broker_figures,
                 "diagnosis": diagnosis,
@@ -911,6 +913,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             + ("" if drained.waiting is None else f", INCOMPLETE: {drained.waiting}"),
             file=out,
         )
+        out.writelines(f"correctness: nothing was checked: {v}\n" for v in (vacuous,) if v)
         print(_expiry_line(expired, run.expiry), file=out)
         print(
             "reference data: "
