@@ -154,7 +154,14 @@ async def test_every_service_serves_its_documented_families_typed_and_described(
                 "MDP_FINLIGHT_WSS_URL": sim.finlight_wss_url,
                 "MDP_FINLIGHT_BASE_URL": sim.finlight_base_url,
             }),
-            Service("mdp_processor", "mdp_processor", _free_port(), {"MDP_WORKERS": "2"}),
+            # The simulator plays the trading day from its start time, hours ahead of the
+            # wall clock early in the day: the default 300 s would drop every event.
+            Service(
+                "mdp_processor",
+                "mdp_processor",
+                _free_port(),
+                {"MDP_WORKERS": "2", "MDP_FUTURE_TOLERANCE_SECONDS": "86400"},
+            ),
             Service("mdp_news_processor", "mdp_news_processor", _free_port(), {}),
             Service("mdp_scanner", "mdp_scanner", _free_port(), {}),
             Service("mdp_wds", "mdp_wds", wds_port, {

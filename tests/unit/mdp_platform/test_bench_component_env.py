@@ -151,3 +151,15 @@ def test_the_command_line_reaches_the_config_and_the_report() -> None:
     assert plain.component_env == ()
     assert _component_env(plain) == {}
     assert len(_header(plain).splitlines()) == 1
+
+
+def test_the_processor_accepts_the_simulated_day_ahead_unless_told_otherwise(
+    tmp_path: Path,
+) -> None:
+    # Before the --start time of day the simulated session is hours ahead of the wall clock;
+    # the processor's own default (300 s) would drop every event of the run.
+    env = _services(tmp_path=tmp_path)
+    assert env["processor"]["MDP_FUTURE_TOLERANCE_SECONDS"] == "86400"
+    assert "MDP_FUTURE_TOLERANCE_SECONDS" not in env["scanner"]
+    given = _services("processor:MDP_FUTURE_TOLERANCE_SECONDS=600", tmp_path=tmp_path)
+    assert given["processor"]["MDP_FUTURE_TOLERANCE_SECONDS"] == "600"

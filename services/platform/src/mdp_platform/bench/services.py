@@ -59,6 +59,9 @@ _OPTION_OF: Final[Mapping[str, str]] = {
     "MDP_WDC_REDIS_URL": "--redis-url",
 }
 _READY_TIMEOUT: Final = 40.0
+#: How far ahead of the wall clock the processor accepts events in a run (a day: the
+#: simulated trading day from ``--start`` ET, whatever the time of day of the run).
+SIMULATED_DAY_AHEAD_SECONDS: Final = 86_400
 _STOP_TIMEOUT: Final = 15.0
 
 
@@ -300,12 +303,20 @@ def build_services(
         "MASSIVE_API_KEY": key,
     }
 
-    def service(name: str, script: str, module: str, extra: dict[str, str]) -> Service:
+    def service(
+        name: str,
+        script: str,
+        module: str,
+        extra: dict[str, str],
+        defaults: Mapping[str, str] | None = None,
+    ) -> Service:
         port = free_port()
         own = {**common, "MDP_HEALTH_PORT": str(port), **extra}
         if name == "wds":
             own["MDP_WDS_PORT"] = str(port)
-        env = with_component_env(name, child_env(bindir, own), own, config.component_env)
+        # ``defaults`` are the run's own choices that ``--component-env`` may still change.
+        base = child_env(bindir, {**(defaults or {}), **own})
+        env = with_component_env(name, base, own, config.component_env)
         return Service(name, script, module, env, port, logs / f"{name}.log")
 
     return {
@@ -314,6 +325,9 @@ def build_services(
             "mdp-processor",
             "mdp_processor.__main__",
             {"MDP_WORKERS": str(config.workers)},
+            # The simulator plays its trading day from ``--start`` ET, hours ahead of the wall
+            # clock before that time of day; the default (300 s) would drop every event.
+            {"MDP_FUTURE_TOLERANCE_SECONDS": str(SIMULATED_DAY_AHEAD_SECONDS)},
         ),
         "scanner": service("scanner", "mdp-scanner", "mdp_scanner.__main__", {}),
         "wds": service(
