@@ -9,8 +9,9 @@ recovery, and the run checks, scenario by scenario and at the end:
 * no component crashed or hung (each process is alive and its ``/readyz`` is 200 again within
   the scenario's recovery bound, except the one the scenario kills, which must be replaced);
 * every loss is counted or bounded: between two drained moments (feed paused until nothing is
-  in flight), the events whose flush landed never exceed the events the listener published (0
-  duplicates), and what was published but never written stays under the events of the fault
+  in flight), the events whose flush landed never exceed the events the listener published
+  plus those it never saw confirmed (a broker that stops may have taken them; 0 duplicates),
+  and what was published but never written stays under the events of the fault
   window plus one queue TTL (the TTL rule); the losses the components counted are shown;
 * the figures of each scenario are printed as a table.
 
