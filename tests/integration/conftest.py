@@ -8,6 +8,7 @@ import pytest
 from redis.asyncio import Redis
 
 from mdp_cache.client import close_redis, create_redis
+from mdp_testing.redis_server import RedisServer
 
 
 @pytest.fixture
@@ -16,3 +17,12 @@ async def redis(redis_db_url: str) -> AsyncIterator[Redis]:
     client = create_redis(redis_db_url)
     yield client
     await close_redis(client)
+
+
+@pytest.fixture
+async def private_redis() -> AsyncIterator[RedisServer]:
+    """A ``redis-server`` of the test's own: one it may kill, restart or flush whole."""
+    server = RedisServer()
+    await server.start()
+    yield server
+    await server.close()

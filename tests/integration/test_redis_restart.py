@@ -14,11 +14,10 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import msgspec
-import pytest
 from redis.asyncio import Redis
 
 from mdp_analyzers.leaderboard import LeaderboardAnalyzer
@@ -71,26 +70,18 @@ def news_batch(topology: Topology, batch: str, n: int, ticker: str) -> OutgoingB
     return OutgoingBatch(topology.news, body, batch, now, 1)
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[RedisServer]:
-    redis = RedisServer()
-    await redis.start()
-    yield redis
-    await redis.close()
-
-
 async def json_at(redis: Redis, name: str) -> Any:
     raw = await redis.get(name)
     return None if raw is None else msgspec.json.decode(raw)
 
 
 async def test_processors_survive_a_redis_crash_and_restart(
-    amqp_url: str, mdq_prefix: str, server: RedisServer
+    amqp_url: str, mdq_prefix: str, private_redis: RedisServer
 ) -> None:
     topology = Topology(prefix=mdq_prefix)
     publisher = AmqpPublisher(amqp_url, topology, confirms=True)
-    mdc, wdc, news_wdc = (create_redis(server.url()) for _ in range(3))
-    reader = create_redis(server.url())
+    mdc, wdc, news_wdc = (create_redis(private_redis.url()) for _ in range(3))
+    reader = create_redis(private_redis.url())
     market = Processor(
         AmqpConsumer(amqp_url, topology, prefetch=50),
         [
@@ -128,7 +119,7 @@ async def test_processors_survive_a_redis_crash_and_restart(
             # write of AAA is still pending (and would land in the new server) at the crash.
             await until_written(market, lambda: aaa_written(reader))
 
-            await server.crash()
+            await private_redis.crash()
             publisher.publish(
                 market_batch(
                     topology, [aggregate("BBB", now + 1_000, accumulated_volume=500)], "a2"
@@ -139,7 +130,7 @@ async def test_processors_survive_a_redis_crash_and_restart(
             await market.wait_until(lambda s: s.write_failures >= 1 and not market.writable)
             await news.wait_until(lambda: not news.redis_ok)
 
-            await server.start()  # same port, empty: no state, no scripts
+            await private_redis.start()  # same port, empty: no state, no scripts
             await market.wait_until(lambda s: s.total_events == 4 and market.writable)
             await news.wait_until(lambda: news.batches == 2 and news.redis_ok)
             # What was held through the outage landed in the new server.

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -23,23 +22,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 ROOT = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-async def server() -> AsyncIterator[RedisServer]:
-    # The benchmark flushes its database: never the shared server's.
-    redis = RedisServer()
-    await redis.start()
-    yield redis
-    await redis.close()
-
-
 async def test_the_processor_bench_applies_every_event_of_a_session_run_ahead(
-    server: RedisServer,
+    private_redis: RedisServer,  # the benchmark flushes its database: never the shared server's
 ) -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         str(ROOT / "bench" / "processor.py"),
         "--only", "A", "--symbols", "50", "--events", "20000", "--workers", "1",
-        "--redis", server.url().rsplit("/", 1)[0], "--db", "9",
+        "--redis", private_redis.url().rsplit("/", 1)[0], "--db", "9",
         stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip

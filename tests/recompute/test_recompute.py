@@ -331,6 +331,22 @@ def test_the_top_trades_board_is_exact_values_inside_its_window() -> None:
     assert cut is None
 
 
+def board_row(p: Print) -> dict[str, Any]:
+    """A trade as the board lists it: ``sequence`` only for a trade without an id."""
+    row: dict[str, Any] = {
+        "symbol": p.symbol,
+        "price": p.price,
+        "size": p.size,
+        "value": round(p.price * p.size, 2),
+        "exchange": p.exchange,
+        "timestamp_ms": p.timestamp_ms,
+        "trade_id": p.trade_id,
+    }
+    if not p.trade_id and p.sequence is not None:
+        row["sequence"] = p.sequence
+    return row
+
+
 def test_the_board_tells_trades_without_an_id_apart_by_their_sequence_number() -> None:
     now = at(10, 0)
     prints = prints_of(
@@ -342,23 +358,11 @@ def test_the_board_tells_trades_without_an_id_apart_by_their_sequence_number() -
     assert [p.sequence for p in board] == [11, 12]
     assert cut is None
 
-    def row(p: Print) -> dict[str, Any]:
-        return {
-            "symbol": p.symbol,
-            "price": p.price,
-            "size": p.size,
-            "value": round(p.price * p.size, 2),
-            "exchange": p.exchange,
-            "timestamp_ms": p.timestamp_ms,
-            "trade_id": p.trade_id,
-            "sequence": p.sequence,
-        }
-
     def board_faults(rows: list[dict[str, Any]]) -> set[str]:
         document = {"as_of_ms": now, "window_s": 300, "trades": rows}
         return {f"{m.field} {m.got}" for m in compare_top_trades(prints, document).mismatches}
 
-    first, second = (row(p) for p in board)
+    first, second = (board_row(p) for p in board)
     assert not board_faults([first, second])
     # Collapsed into one member (the fault fixed in 0.4.21), or shown without the sequence.
     assert board_faults([first]) == {"row count 1", "listed  missing"}
@@ -417,19 +421,8 @@ def test_the_trade_comparisons_report_each_planted_fault() -> None:
     extra = compare_trade_stats(windows, {**docs, "CCC": docs["BBB"]}, arrival_order=True)
     assert [(m.symbol, m.got) for m in extra.mismatches] == [("CCC", "present")]
 
-    def row(p: Print) -> dict[str, Any]:
-        return {
-            "symbol": p.symbol,
-            "price": p.price,
-            "size": p.size,
-            "value": round(p.price * p.size, 2),
-            "exchange": p.exchange,
-            "timestamp_ms": p.timestamp_ms,
-            "trade_id": p.trade_id,
-        }
-
     board, _ = top_trades(prints, t0, 300)
-    document = {"as_of_ms": t0, "window_s": 300, "trades": [row(p) for p in board]}
+    document = {"as_of_ms": t0, "window_s": 300, "trades": [board_row(p) for p in board]}
     assert not compare_top_trades(prints, document).mismatches
     assert [m.got for m in compare_top_trades(prints, None).mismatches] == ["missing"]
 
@@ -437,7 +430,7 @@ def test_the_trade_comparisons_report_each_planted_fault() -> None:
         report = compare_top_trades(prints, {**document, "trades": rows})
         return {f"{m.symbol} {m.field} {m.got}" for m in report.mismatches}
 
-    first, second, *rest = [row(p) for p in board]
+    first, second, *rest = [board_row(p) for p in board]
     assert first["symbol"] == "AAA"
     assert first["trade_id"] == "3"
     assert "AAA>AAA order 3600.0" in board_faults([second, first, *rest])
