@@ -125,3 +125,5 @@ async def test_a_redelivered_batch_not_applied_before_is_taken_over() -> None:
     await heir.ingest(delivery(bus, copy, settled, redelivered=True))
     await heir.flush()
     assert (heir.stats.messages, heir.stats.duplicates) == (1, 0)
+    assert heir.stats.redelivered_events == 1  # counted: the dead may have flushed its copy
+    assert dead.stats.redelivered_events == 0

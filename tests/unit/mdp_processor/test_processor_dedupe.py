@@ -67,7 +67,7 @@ async def test_duplicates_follow_the_reference(
     recent: list[str] = []  # first-seen order, at most `remember`
     in_mdc: set[str] = set()
     pending: set[str] = set()
-    applied = duplicates = 0
+    applied = duplicates = retaken = 0
     for batch, redelivered, flush_after in deliveries:
         raw = body([aggregate("AAA", at_ms(DAY, 10, 0))], batch)
         await processor.ingest(delivery(bus, raw, settled, redelivered=redelivered))
@@ -75,6 +75,7 @@ async def test_duplicates_follow_the_reference(
             duplicates += 1
         else:
             applied += 1
+            retaken += redelivered  # one event a batch: a redelivery taken over is counted
             recent.append(batch)
             del recent[:-remember]
             pending.add(batch)
@@ -83,6 +84,7 @@ async def test_duplicates_follow_the_reference(
             in_mdc |= pending
             pending = set()
         assert (processor.stats.messages, processor.stats.duplicates) == (applied, duplicates)
+        assert processor.stats.redelivered_events == retaken
     await processor.flush()
     assert settled.results == [True] * len(deliveries)
 

@@ -1,7 +1,9 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
+import socket
 import sys
 from pathlib import Path
 
@@ -166,7 +168,61 @@ def test_an_unexpected_error_exits_70() -> None:
     assert run_service(crashing, name="probe") == ExitCode.SOFTWARE
 
 
+def test_a_port_taken_by_another_process_exits_71_with_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+
+        async def listening(stop: asyncio.Event) -> None:
+            async with asyncio.TaskGroup() as group:  # found inside a group too
+                group.create_task(asyncio.start_server(lambda r, w: None, "127.0.0.1", port))
+                group.create_task(stop.wait())
+
+        assert run_service(listening, name="probe") == ExitCode.OSERR
+    err = capsys.readouterr().err
+    assert err.startswith("probe: cannot listen: ")
+    assert f"('127.0.0.1', {port}): address already in use" in err
+    assert err.count("\n") == 1
+
+
+def test_a_taken_port_beside_a_crash_is_still_a_crash(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    async def both(stop: asyncio.Event) -> None:
+        del stop
+
+        async def taken() -> None:
+            raise OSError(errno.EADDRINUSE, "address already in use")
+
+        async def crashed() -> None:
+            raise ZeroDivisionError
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(taken())
+            group.create_task(crashed())
+
+    assert run_service(both, name="probe") == ExitCode.SOFTWARE
+    assert "cannot listen" not in capsys.readouterr().err
+
+
+def test_other_os_errors_are_still_bugs_with_a_traceback(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A regression guard (the old code did the same): only EADDRINUSE is the environment's."""
+
+    async def refused(stop: asyncio.Event) -> None:
+        del stop
+        raise ConnectionRefusedError(errno.ECONNREFUSED, "Connect call failed")
+
+    assert run_service(refused, name="probe") == ExitCode.SOFTWARE
+    assert "cannot listen" not in capsys.readouterr().err
+
+
 def test_exit_code_values_follow_sysexits() -> None:
+    assert int(ExitCode.OSERR) == 71
     assert (ExitCode.OK, ExitCode.UNAVAILABLE, ExitCode.SOFTWARE) == (0, 69, 70)
     assert (ExitCode.AUTH, ExitCode.CONFIG) == (77, 78)
 

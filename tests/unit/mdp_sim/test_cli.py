@@ -7,6 +7,7 @@ import io
 import os
 import re
 import shutil
+import socket
 import subprocess
 from datetime import time
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import Any
 import pytest
 from massive import WebSocketClient
 
-from mdp_sim.cli import build_parser, main, serve, sim_config
+from mdp_sim.cli import CANNOT_LISTEN, build_parser, main, serve, sim_config
 
 WAIT = 15.0
 
@@ -60,10 +61,34 @@ def test_bad_arguments_are_refused(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit) as exited:
         main(["serve", "--speed", "-1"])
     assert exited.value.code == 2
+    for rate in ("0", "-5", "nan", "inf", "fast"):
+        with pytest.raises(SystemExit) as exited:
+            main(["serve", "--rate", rate])
+        assert exited.value.code == 2
+        assert "--rate: " in capsys.readouterr().err
+    assert sim_config(build_parser().parse_args(["serve", "--rate", "0.5"])).rate == 0.5
     assert main(["serve", "--symbols", "0"]) == 2
     assert "symbols" in capsys.readouterr().err
     assert main(["serve", "--replay", "/nonexistent/recording.jsonl"]) == 2
     assert "no recording" in capsys.readouterr().err
+
+
+def test_a_taken_port_is_a_clear_error_with_its_own_status(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The command configures process-wide logging onto stderr, which is pytest's capture here.
+    monkeypatch.setattr("mdp_sim.cli._configure_logging", lambda: None)
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status = main(["serve", "--symbols", "5", "--port", str(port)])
+    err = capsys.readouterr().err
+    assert status == CANNOT_LISTEN
+    assert err.startswith("mdp-sim: cannot listen:")
+    assert "address already in use" in err
+    assert f"{port}" in err
+    assert "Traceback" not in err
 
 
 def test_record_refuses_a_path_git_would_track(

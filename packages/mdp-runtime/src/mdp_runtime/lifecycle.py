@@ -10,6 +10,7 @@ an orchestrator can tell a bad configuration (do not restart in a loop) from a c
 from __future__ import annotations
 
 import asyncio
+import errno
 import signal
 import sys
 from collections.abc import Awaitable, Callable
@@ -40,6 +41,8 @@ class ExitCode(IntEnum):
     """EX_UNAVAILABLE: a required service (broker, Redis, vendor) could not be reached."""
     SOFTWARE = 70
     """EX_SOFTWARE: an unexpected error, a bug."""
+    OSERR = 71
+    """EX_OSERR: the system refused a listening port (already in use by another process)."""
     AUTH = 77
     """EX_NOPERM: credentials were refused (a vendor key, the broker login)."""
     CONFIG = 78
@@ -88,6 +91,30 @@ ServiceMain = Callable[[asyncio.Event], Awaitable[int | None]]
 
 def _one_line(text: str) -> str:
     return " ".join(text.split()) or "no detail given"
+
+
+def _port_taken(error: BaseException) -> bool:
+    return isinstance(error, OSError) and error.errno == errno.EADDRINUSE
+
+
+def _only_ports_taken(error: BaseException) -> OSError | None:
+    """The "address already in use" that ended the service, when nothing else did.
+
+    The service's own listeners (health, the WDS) bind fixed ports: EADDRINUSE then means
+    another process holds one, the environment's doing and not a bug, so it ends the service
+    with one line instead of a traceback. A group that holds any other error is a crash.
+    """
+    if isinstance(error, OSError):
+        return error if _port_taken(error) else None
+    if isinstance(error, BaseExceptionGroup):
+        taken, rest = error.split(_port_taken)
+        if taken is not None and rest is None:
+            leaf: BaseException = taken
+            while isinstance(leaf, BaseExceptionGroup):
+                leaf = leaf.exceptions[0]
+            if isinstance(leaf, OSError):
+                return leaf
+    return None
 
 
 def _service_exit_in(error: BaseException) -> ServiceExit | None:
@@ -182,6 +209,11 @@ class _Supervisor:
             return expected.code
         if not isinstance(error, Exception):
             raise error  # SystemExit, KeyboardInterrupt: let them through
+        taken = _only_ports_taken(error)
+        if taken is not None:
+            detail = _one_line(taken.strerror or str(taken))
+            print(f"{self.name}: cannot listen: {detail}", file=sys.stderr, flush=True)
+            return ExitCode.OSERR
         _log.exception("service_crashed", service=self.name)
         return ExitCode.SOFTWARE
 
@@ -198,7 +230,8 @@ def run_service(main: ServiceMain, *, name: str, grace_seconds: float = 20.0) ->
 
     Returns:
         ``main``'s code; 128 + the signal number when it had to be cancelled; the error's
-        code for a :class:`ServiceExit` (``ConfigError`` gives 78); 70 for any other error.
+        code for a :class:`ServiceExit` (``ConfigError`` gives 78); 71 when a port to listen
+        on was taken; 70 for any other error.
     """
     if grace_seconds < 0:
         msg = f"grace_seconds must be >= 0; it was {grace_seconds}"

@@ -10,6 +10,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import errno
+import math
 import signal
 import sys
 from datetime import date, time
@@ -24,9 +26,17 @@ from mdp_sim.record import RecordingPathError, record
 from mdp_sim.scenario import MAX_SYMBOLS, ScenarioConfig, ScenarioError
 from mdp_sim.server import SimConfig, SimServers
 
-__all__ = ["build_parser", "main", "serve", "sim_config"]
+__all__ = ["CANNOT_LISTEN", "ListenError", "build_parser", "main", "serve", "sim_config"]
 
 _UNPACED = {"max", "none", "unpaced"}
+CANNOT_LISTEN = 71
+"""Exit status of ``serve`` when a port it was given is taken (sysexits' EX_OSERR, as the
+services' ``ExitCode.OSERR``): a caller that picked the ports itself (a test harness) can tell
+a port taken in the meantime from any other failure."""
+
+
+class ListenError(Exception):
+    """A simulated provider could not bind its port: another process holds it."""
 
 
 def _speed(raw: str) -> float | None:
@@ -39,6 +49,18 @@ def _speed(raw: str) -> float | None:
         raise argparse.ArgumentTypeError(msg) from exc
     if not value > 0:
         msg = f"speed must be positive: {raw!r}"
+        raise argparse.ArgumentTypeError(msg)
+    return value
+
+
+def _rate(raw: str) -> float:
+    try:
+        value = float(raw)
+    except ValueError as exc:
+        msg = f"not a number: {raw!r}"
+        raise argparse.ArgumentTypeError(msg) from exc
+    if not 0 < value < math.inf:
+        msg = f"rate must be a positive number of events per second: {raw!r}"
         raise argparse.ArgumentTypeError(msg)
     return value
 
@@ -91,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--start", type=_clock_time, default=time(9, 25), help="ET start, HH:MM")
     run.add_argument("--day", type=_day, default=None, help="trading day (default: latest)")
-    run.add_argument("--rate", type=float, default=None, help="target events per second")
+    run.add_argument("--rate", type=_rate, default=None, help="target events per second")
     run.add_argument("--no-quotes", action="store_true", help="leave out Q events")
     run.add_argument("--activity", type=float, default=1.0, help="trade intensity multiplier")
     run.add_argument("--news-per-hour", type=float, default=30.0, help="Finlight article rate")
@@ -196,7 +218,14 @@ def describe(sim: SimServers) -> str:
 
 async def serve(config: SimConfig, *, stop: asyncio.Event, out: TextIO) -> None:
     """Run the simulator until ``stop`` is set, after printing how to connect."""
-    async with SimServers(config) as sim:
+    async with contextlib.AsyncExitStack() as stack:
+        try:
+            sim = await stack.enter_async_context(SimServers(config))
+        except OSError as exc:
+            if exc.errno != errno.EADDRINUSE:
+                raise
+            # The servers bound so far are closed again (SimServers.start).
+            raise ListenError(f"cannot listen: {exc.strerror or exc}") from exc
         print(describe(sim), file=out, flush=True)
         await stop.wait()
 
@@ -233,7 +262,11 @@ def main(argv: list[str] | None = None) -> int:
             print(f"mdp-sim: no recording at {config.replay}", file=sys.stderr)
             return 2
         _configure_logging()
-        asyncio.run(_serve_until_signal(config))
+        try:
+            asyncio.run(_serve_until_signal(config))
+        except ListenError as exc:
+            print(f"mdp-sim: {exc}", file=sys.stderr)
+            return CANNOT_LISTEN
         return 0
     topics = [t.strip() for t in args.topics.split(",") if t.strip()]
     _configure_logging()

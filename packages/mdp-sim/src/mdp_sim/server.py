@@ -13,6 +13,7 @@ import contextlib
 import dataclasses
 import ipaddress
 import logging
+import math
 import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -108,6 +109,13 @@ class BroadcasterMetrics:
     articles: int = 0
 
 
+def _check_rate(rate: float | None) -> None:
+    """Refuse a pace no broadcaster can keep (a zero, negative, infinite or NaN rate)."""
+    if rate is not None and not 0 < rate < math.inf:
+        msg = f"rate must be a positive number of events per second or None; it was {rate}"
+        raise ValueError(msg)
+
+
 class MarketBroadcaster:
     """Drives a :class:`Market` and pushes what it produces to the stream servers.
 
@@ -141,6 +149,7 @@ class MarketBroadcaster:
         max_step_ns: int = _SECOND_NS // 5,
         real: Clock | None = None,
     ) -> None:
+        _check_rate(rate)
         self.market = market
         self.clock = clock
         self.massive = massive
@@ -169,9 +178,7 @@ class MarketBroadcaster:
         Raises:
             ValueError: if ``speed`` or ``rate`` is not positive.
         """
-        if rate is not None and not rate > 0:
-            msg = f"rate must be positive or None; it was {rate}"
-            raise ValueError(msg)
+        _check_rate(rate)
         self.clock = SimClock(self.market.now_ns, speed, real=self._real)
         self.rate = rate
 

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import os
+import signal
 import sys
 from collections.abc import Sequence
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 __all__ = ["build_parser", "main"]
+
+_INTERRUPTED = 130  # the shell's status for a command stopped by SIGINT (128 + 2)
 
 
 def _docs(args: argparse.Namespace) -> int:
@@ -93,8 +97,17 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> None:
     """Entry point of the ``mdp`` console script."""
-    args = build_parser().parse_args(argv)
-    code: int = args.handler(args)
+    try:
+        args = build_parser().parse_args(argv)
+        code: int = args.handler(args)
+    except KeyboardInterrupt:
+        # Ctrl-C where no handler of the command's own runs yet (while the options and the
+        # command import) or at all (a bench run, whose task asyncio.run has cancelled and
+        # unwound by now): no traceback, and die of SIGINT as the shell expects of an
+        # interrupted command (a shell loop around it stops too), as Python itself does.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+        code = _INTERRUPTED  # where SIGINT cannot end the process
     sys.exit(code)
 
 

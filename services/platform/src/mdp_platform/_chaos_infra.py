@@ -23,6 +23,8 @@ from mdp_core.ports import free_port
 
 __all__ = ["ChaosError", "PrivateRabbit", "PrivateRedis", "free_port"]
 
+_PORT_TRIES = 3  # starts of redis-server on fresh ports when another process took the port
+
 _BOOT_SECONDS: Final = 90.0
 _RABBIT_BIN: Final = Path("/usr/lib/rabbitmq/bin")
 
@@ -169,33 +171,56 @@ class PrivateRedis:
         self.port = free_port()
         self.dir = workdir / "redis"
         self.process: asyncio.subprocess.Process | None = None
+        self._was_up = False
 
     def url(self, db: int) -> str:
         """The URL of logical database ``db``."""
         return f"redis://127.0.0.1:{self.port}/{db}"
 
     async def start(self) -> None:
-        """Start it (again, empty) and return once it answers PING."""
+        """Start it (again, empty) and return once it answers PING as this very process.
+
+        Before its first start a port another process took meanwhile (it was picked free and
+        is bound a moment later) moves it to a fresh one; a restart keeps its port.
+        """
         binary = shutil.which("redis-server")
         if binary is None:
             raise ChaosError("redis-server is not installed")
         self.dir.mkdir(parents=True, exist_ok=True)
-        self.process = await asyncio.create_subprocess_exec(
-            binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
-            "--appendonly", "no", "--dir", str(self.dir),
-            "--logfile", str(self.dir / "redis.log"),
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.DEVNULL,
-        )  # fmt: skip
-        client = aioredis.from_url(self.url(0))
+        for _ in range(_PORT_TRIES):
+            self.process = await asyncio.create_subprocess_exec(
+                binary, "--bind", "127.0.0.1", "--port", str(self.port), "--save", "",
+                "--appendonly", "no", "--dir", str(self.dir),
+                "--logfile", str(self.dir / "redis.log"),
+                stdin=asyncio.subprocess.DEVNULL,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+            )  # fmt: skip
+            if await self._answers_as(self.process):
+                self._was_up = True
+                return
+            await self.kill()
+            if self._was_up:
+                raise ChaosError(f"port {self.port} was taken while redis-server was down")
+            self.port = free_port()
+        raise ChaosError(f"another process took each of {_PORT_TRIES} ports picked for Redis")
+
+    async def _answers_as(self, process: asyncio.subprocess.Process) -> bool:
+        """Whether ``process`` answers on the port (False: another process holds the port)."""
+        client = aioredis.from_url(self.url(0), socket_timeout=1)
         try:
             async with asyncio.timeout(20):
-                while True:
-                    with contextlib.suppress(OSError, aioredis.ConnectionError):
+                while process.returncode is None:
+                    with contextlib.suppress(OSError, aioredis.RedisError, KeyError, ValueError):
                         if await client.ping():
-                            return
+                            info = await client.info("server")
+                            return int(info["process_id"]) == process.pid
                     await asyncio.sleep(0.05)  # the server binds its port on its own time
+                with contextlib.suppress(OSError):
+                    log = (self.dir / "redis.log").read_text(errors="replace")
+                    if "Address already in use" in " ".join(log.splitlines()[-2:]):
+                        return False
+                raise ChaosError(f"redis-server exited at start; see {self.dir / 'redis.log'}")
         except TimeoutError:
             raise ChaosError("redis-server did not answer PING") from None
         finally:

@@ -551,6 +551,32 @@ def _banner(info: _Running) -> str:
     )
 
 
+async def _started_unless_stopped(demo: Demo, stop: asyncio.Event) -> bool:
+    """Start ``demo``; a stop requested meanwhile (Ctrl-C) abandons the start.
+
+    A start takes seconds (the market, the servers, the first reference data); a user who
+    presses Ctrl-C then expects the demo to stop, not to come up first. ``Demo.start`` stops
+    what it had started when it is cancelled (a market still being built in its thread is
+    waited for). A failed start raises its own error. The demo ends with 0 either way: it
+    stopped on request, as after a start.
+    """
+    starting = asyncio.create_task(demo.start(), name="demo-start")
+    stopping = asyncio.create_task(stop.wait(), name="demo-stop-requested")
+    try:
+        await asyncio.wait({starting, stopping}, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        stopping.cancel()
+        if not starting.done():
+            print("stopping ...", flush=True)
+            starting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await starting
+    if starting.cancelled():
+        return False
+    starting.result()
+    return True
+
+
 async def _run(options: DemoOptions, duration: float | None) -> int:
     demo = Demo(options, progress=lambda line: print(f"  ✓ {line}", flush=True))
     loop = asyncio.get_running_loop()
@@ -559,10 +585,13 @@ async def _run(options: DemoOptions, duration: float | None) -> int:
         loop.add_signal_handler(sig, stop.set)
     print("starting the mdp demo ...", flush=True)
     try:
-        await demo.start()
+        started = await _started_unless_stopped(demo, stop)
     except (OSError, DemoError, ScenarioError) as exc:
         print(f"mdp demo: could not start: {exc}", file=sys.stderr)
         return 2 if isinstance(exc, DemoUsageError) else 69
+    if not started:
+        print("stopped before the start completed.", flush=True)
+        return 0
     print(_banner(demo.info), flush=True)
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), duration)

@@ -17,6 +17,10 @@ FAMILIES: tuple[Family, ...] = (
     Family("events_applied", "counter", "Events applied, by event type.", "events_*", ("ev",)),
     Family("duplicates", "counter", "Messages skipped because their batch was applied before.",
            "duplicates"),
+    Family("redelivered_events", "counter",
+           "Events of redelivered messages applied: no replica had marked their batch applied "
+           "yet (a consumer that lost its channel may write its copy too; merges are "
+           "idempotent).", "redelivered_events"),
     Family("stale_dropped", "counter",
            "Events dropped at the consumer gate: older than the freshness limit.",
            "stale_dropped"),

@@ -474,7 +474,9 @@ class Processor:
                 continue
             self._remember(mark)
             decoded.append((mark, events, message.headers))
-            if not message.redelivered:
+            if message.redelivered:
+                self.stats.redelivered_events += len(events.events)
+            else:
                 fresh.append(events.batch)
         if fresh and self.claims is not None:
             won = await self._claim(fresh)

@@ -94,6 +94,11 @@ class ProcessorStats:
         last_flush_events: Events carried by the last flush.
         flushed_events: Events whose flush landed (written, then acked): unlike ``events``,
             never those a worker applied and then died before writing (they are redelivered).
+        redelivered_events: Events of redelivered messages applied because no replica had
+            marked their batch applied yet. Usually the batch of a consumer that died before
+            its flush; but a consumer that lost only its channel (a broker stopping) flushes
+            its copy too, so these may be applied twice: harmless to the figures (every
+            merge is idempotent), and counted so that a loss audit can tell them apart.
     """
 
     messages: int = 0
@@ -122,6 +127,7 @@ class ProcessorStats:
     unknown_symbols: int = 0
     last_flush_events: int = 0
     flushed_events: int = 0
+    redelivered_events: int = 0
     lag_event: LagSamples = field(default_factory=LagSamples)
     lag_receipt: LagSamples = field(default_factory=LagSamples)
     queue_wait: LagSamples = field(default_factory=LagSamples)
@@ -160,6 +166,7 @@ class ProcessorStats:
             "unknown_symbols": self.unknown_symbols,
             "last_flush_events": self.last_flush_events,
             "flushed_events": self.flushed_events,
+            "redelivered_events": self.redelivered_events,
             "lag_event_p50_seconds": self.lag_event.percentile(0.5),
             "lag_event_p99_seconds": self.lag_event.percentile(0.99),
             "lag_receipt_p50_seconds": self.lag_receipt.percentile(0.5),

@@ -60,6 +60,7 @@ from mdp_core.backoff import Backoff, BackoffPolicy
 from mdp_core.clock import Clock
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import Metrics, traced
+from mdp_runtime.cancellation import cancel_until_done
 
 __all__ = ["Scanner", "ScannerStats"]
 
@@ -252,11 +253,11 @@ class Scanner:
             await asyncio.wait({body, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._idle.set()  # a pause waiting for the loop does not outlive it
-            for task in (body, stopper):
-                task.cancel()
-            for task in (body, stopper):
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+            stopper.cancel()
+            # Again and again if need be: redis-py can swallow one cancel on Python 3.11.
+            await cancel_until_done(body)
+            with contextlib.suppress(asyncio.CancelledError):
+                await stopper
             if body.done() and not body.cancelled() and body.exception() is not None:
                 raise cast("BaseException", body.exception())
 

@@ -17,6 +17,7 @@ __all__ = [
     "ProcessTree",
     "children_named",
     "find_pids_by_name",
+    "listening_pids",
     "read_cpu_seconds",
     "read_hwm_kib",
 ]
@@ -81,6 +82,54 @@ def find_pids_by_name(name: str) -> list[int]:
         if comm == name:
             pids.append(int(entry.name))
     return sorted(pids)
+
+
+_LISTEN = "0A"  # a socket's state in /proc/net/tcp*: TCP_LISTEN
+
+
+def _listening_inodes(port: int) -> set[str] | None:
+    inodes: set[str] = set()
+    tables = 0
+    for table in ("tcp", "tcp6"):
+        try:
+            lines = (_PROC / "net" / table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        tables += 1
+        for line in lines:
+            fields = line.split()
+            if len(fields) > 9 and fields[3] == _LISTEN and fields[1].endswith(f":{port:04X}"):
+                inodes.add(fields[9])
+    return inodes if tables else None
+
+
+def listening_pids(port: int, among: list[int]) -> list[int] | None:
+    """Which of the pids ``among`` hold a socket listening on TCP ``port`` (any address).
+
+    A harness that picks a free port and hands it to a child learns this way that the server
+    answering there is its child and not a process that took the port in between. None when
+    the system offers no socket tables to tell (not Linux).
+    """
+    inodes = _listening_inodes(port)
+    if inodes is None:
+        return None
+    if not inodes:
+        return []
+    targets = {f"socket:[{inode}]" for inode in inodes}
+    found: list[int] = []
+    for pid in among:
+        try:
+            fds = list((_PROC / str(pid) / "fd").iterdir())
+        except OSError:
+            continue
+        for fd in fds:
+            try:
+                if os.readlink(fd) in targets:
+                    found.append(pid)
+                    break
+            except OSError:
+                continue
+    return found
 
 
 def children_named(parent: int, name: str) -> list[int]:

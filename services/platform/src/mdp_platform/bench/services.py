@@ -34,9 +34,10 @@ from mdp_platform.bench.config import (
     ComponentEnv,
     topics_of,
 )
-from mdp_platform.bench.processes import ProcessTree
+from mdp_platform.bench.processes import ProcessTree, listening_pids
 from mdp_platform.bench.report import flatten
 from mdp_platform.bench.simulator import SimProcessConfig
+from mdp_runtime.lifecycle import ExitCode
 
 __all__ = [
     "Service",
@@ -63,6 +64,8 @@ _READY_TIMEOUT: Final = 40.0
 #: simulated trading day from ``--start`` ET, whatever the time of day of the run).
 SIMULATED_DAY_AHEAD_SECONDS: Final = 86_400
 _STOP_TIMEOUT: Final = 15.0
+_PORT_RETRIES: Final = 3  # starts again on fresh ports after that, per service
+_PORT_VARIABLES: Final = ("MDP_HEALTH_PORT", "MDP_WDS_PORT")  # a component's own ports
 
 
 @dataclass(slots=True)
@@ -82,6 +85,8 @@ class Service:
     process: asyncio.subprocess.Process | None = None
     tree: ProcessTree | None = None
     missing: str | None = None
+    bindir: Path | None = None
+    port_retries: int = _PORT_RETRIES
 
     @property
     def base_url(self) -> str:
@@ -93,7 +98,10 @@ class Service:
         if find_spec(self.module) is None or not (bindir / self.script).exists():
             self.missing = f"{self.script} is not available ({self.module} not importable)"
             return
-        with self.log.open("wb") as log:
+        self.bindir = bindir
+        # A start again (on a fresh port, or after a fault) keeps the earlier starts' log.
+        again = self.port_retries < _PORT_RETRIES
+        with self.log.open("ab" if again else "wb") as log:
             self.process = await asyncio.create_subprocess_exec(
                 str(bindir / self.script),
                 stdin=asyncio.subprocess.DEVNULL,
@@ -104,14 +112,16 @@ class Service:
             )
         self.tree = ProcessTree([self.process.pid])
 
-    async def wait_ready(self, http: aiohttp.ClientSession) -> None:
+    async def wait_ready(self, http: aiohttp.ClientSession, within: float = _READY_TIMEOUT) -> None:
         """Poll ``/readyz`` until 200 (bounded); an exit or a timeout marks the stage missing."""
         if self.process is None:
             return
-        timeout = _READY_TIMEOUT
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while time.monotonic() < deadline:
             if self.process.returncode is not None:
+                if await self._start_on_a_fresh_port():
+                    deadline = time.monotonic() + within
+                    continue
                 self.missing = (
                     f"{self.script} exited with {self.process.returncode}; see {self.log}"
                 )
@@ -119,10 +129,37 @@ class Service:
                 return
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
                 async with http.get(f"{self.base_url}/readyz") as response:
-                    if response.status == 200:
+                    if response.status == 200 and self._holds_its_port():
                         return
             await asyncio.sleep(0.2)
-        self.missing = f"{self.script} not ready within {timeout:.0f} s; see {self.log}"
+        self.missing = f"{self.script} not ready within {within:.0f} s; see {self.log}"
+
+    def _holds_its_port(self) -> bool:
+        """Whether this component listens on its port (another process may answer there)."""
+        if self.tree is None:
+            return False
+        owners = listening_pids(self.port, self.tree.members())
+        return owners is None or bool(owners)  # None: no socket tables to tell (not Linux)
+
+    async def _start_on_a_fresh_port(self) -> bool:
+        """Start again on a fresh port after an exit because the port was taken; else False.
+
+        The port was picked free and bound a moment later: another process can take it in
+        between. The variables that held it get the new one (the WDS serves clients on it).
+        """
+        process, bindir = self.process, self.bindir
+        if process is None or bindir is None or self.port_retries <= 0:
+            return False
+        if process.returncode != ExitCode.OSERR:
+            return False
+        self.port_retries -= 1
+        old, self.port = str(self.port), free_port()
+        self.env = {
+            name: str(self.port) if name in _PORT_VARIABLES and value == old else value
+            for name, value in self.env.items()
+        }
+        await self.start(bindir)
+        return True
 
     async def status(self, http: aiohttp.ClientSession) -> dict[str, float]:
         """The component's ``/status`` metrics, flattened; empty when unreachable."""
