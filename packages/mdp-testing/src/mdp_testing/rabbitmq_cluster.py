@@ -28,7 +28,13 @@ from pathlib import Path
 
 from mdp_core.ports import free_port as _free_port
 
-__all__ = ["RabbitCluster", "RabbitClusterUnavailable", "RabbitNode", "find_rabbitmq_bin"]
+__all__ = [
+    "RabbitCluster",
+    "RabbitClusterUnavailable",
+    "RabbitNode",
+    "find_rabbitmq_bin",
+    "log_tail",
+]
 
 _START_TIMEOUT_SECONDS = 120
 _ERL_ARGS = (
@@ -74,6 +80,21 @@ class RabbitNode:
     def alive(self) -> bool:
         """Whether the node's process is running."""
         return self.process is not None and self.process.poll() is None
+
+
+def log_tail(node: RabbitNode, lines: int = 4, limit: int = 1_500) -> str:
+    """The last ``lines`` of each of ``node``'s logs, one line, at most ``limit`` characters."""
+    parts: list[str] = []
+    for path in sorted((node.base / "log").glob("*.log")):
+        try:
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        tail = " | ".join(line.strip() for line in text.splitlines()[-lines:] if line.strip())
+        if tail:
+            parts.append(f"[{path.name}] {tail}")
+    joined = " ".join(parts) or "(nothing logged)"
+    return joined if len(joined) <= limit else "..." + joined[-limit:]
 
 
 class RabbitCluster:
@@ -177,10 +198,14 @@ class RabbitCluster:
 
     def _await(self, node: RabbitNode) -> None:
         # ``wait`` blocks until the pid file appears and the node has booted.
-        self.ctl(node, "wait", str(node.base / "rabbit.pid"), "--timeout",
-                 str(_START_TIMEOUT_SECONDS), timeout=_START_TIMEOUT_SECONDS + 10)  # fmt: skip
+        try:
+            self.ctl(node, "wait", str(node.base / "rabbit.pid"), "--timeout",
+                     str(_START_TIMEOUT_SECONDS), timeout=_START_TIMEOUT_SECONDS + 10)  # fmt: skip
+        except RabbitClusterUnavailable as exc:
+            # The node's files go with the test's temporary folder: the reason goes in the error.
+            raise RabbitClusterUnavailable(f"{exc}; its logs end: {log_tail(node)}") from exc
         if not node.alive:
-            msg = f"{node.name} exited at start; see {node.base / 'log'}"
+            msg = f"{node.name} exited at start; its logs end: {log_tail(node)}"
             raise RabbitClusterUnavailable(msg)
 
     def start_sync(self) -> None:
