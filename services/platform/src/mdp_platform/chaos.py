@@ -44,7 +44,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from mdp_cache.keys import FEED_QUOTE
 from mdp_core.token import issue_token
 from mdp_platform._chaos_infra import ChaosError, PrivateRabbit, PrivateRedis, free_port, workdir
-from mdp_platform.bench.processes import listening_pids
+from mdp_platform.bench.processes import holds_port
 from mdp_platform.bench.services import Service, child_env
 from mdp_queues import DropReason, Topology
 from mdp_sim.cli import CANNOT_LISTEN
@@ -274,8 +274,7 @@ class Pipeline:
         assert self.sim is not None
         with contextlib.suppress(aiohttp.ClientError, TimeoutError):
             async with self.http.get(f"http://127.0.0.1:{self.sim_control}/metrics") as response:
-                owners = listening_pids(self.sim_control, [self.sim.pid])
-                return response.status == 200 and (owners is None or bool(owners))
+                return response.status == 200 and holds_port(self.sim_control, [self.sim.pid])
         return False
 
     async def launch(self, name: str, *, first: bool = False) -> None:

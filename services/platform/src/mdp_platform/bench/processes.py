@@ -8,6 +8,7 @@ upper bound of the tree's true simultaneous peak. Unreadable processes count as 
 
 from __future__ import annotations
 
+import contextlib
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,7 +18,7 @@ __all__ = [
     "ProcessTree",
     "children_named",
     "find_pids_by_name",
-    "listening_pids",
+    "holds_port",
     "read_cpu_seconds",
     "read_hwm_kib",
 ]
@@ -103,33 +104,27 @@ def _listening_inodes(port: int) -> set[str] | None:
     return inodes if tables else None
 
 
-def listening_pids(port: int, among: list[int]) -> list[int] | None:
-    """Which of the pids ``among`` hold a socket listening on TCP ``port`` (any address).
+def holds_port(port: int, among: list[int]) -> bool:
+    """Whether one of the pids ``among`` holds a socket listening on TCP ``port``.
 
     A harness that picks a free port and hands it to a child learns this way that the server
-    answering there is its child and not a process that took the port in between. None when
+    answering there is its child and not a process that took the port in between. True when
     the system offers no socket tables to tell (not Linux).
     """
     inodes = _listening_inodes(port)
     if inodes is None:
-        return None
-    if not inodes:
-        return []
+        return True
     targets = {f"socket:[{inode}]" for inode in inodes}
-    found: list[int] = []
-    for pid in among:
+    for pid in among if targets else ():
         try:
             fds = list((_PROC / str(pid) / "fd").iterdir())
         except OSError:
             continue
         for fd in fds:
-            try:
+            with contextlib.suppress(OSError):
                 if os.readlink(fd) in targets:
-                    found.append(pid)
-                    break
-            except OSError:
-                continue
-    return found
+                    return True
+    return False
 
 
 def children_named(parent: int, name: str) -> list[int]:

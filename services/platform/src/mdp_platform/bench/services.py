@@ -34,7 +34,7 @@ from mdp_platform.bench.config import (
     ComponentEnv,
     topics_of,
 )
-from mdp_platform.bench.processes import ProcessTree, listening_pids
+from mdp_platform.bench.processes import ProcessTree, holds_port
 from mdp_platform.bench.report import flatten
 from mdp_platform.bench.simulator import SimProcessConfig
 from mdp_runtime.lifecycle import ExitCode
@@ -138,8 +138,7 @@ class Service:
         """Whether this component listens on its port (another process may answer there)."""
         if self.tree is None:
             return False
-        owners = listening_pids(self.port, self.tree.members())
-        return owners is None or bool(owners)  # None: no socket tables to tell (not Linux)
+        return holds_port(self.port, self.tree.members())
 
     async def _start_on_a_fresh_port(self) -> bool:
         """Start again on a fresh port after an exit because the port was taken; else False.
