@@ -246,16 +246,16 @@ async def _healthy_client(
         lambda: _Reader(plan.url, lags, counts), "127.0.0.1", port
     )
     try:
-        await asyncio.wait_for(reader.opened, 60)
+        async with asyncio.timeout(60):
+            await reader.opened
         reader.send(json.dumps({"op": "auth", "token": token}))
         await reader.replies.get()
         reader.send(json.dumps({"op": "subscribe", "id": 1, "feeds": feeds, "snapshot": False}))
         reader.subscribed = True  # replies now interleave with updates; decode them all
         counts[2] += 1
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(
-                asyncio.shield(reader.closed), max(0.0, plan.end_at - time.time())
-            )
+            async with asyncio.timeout(max(0.0, plan.end_at - time.time())):
+                await asyncio.shield(reader.closed)
     finally:
         if reader.transport is not None:
             reader.transport.abort()

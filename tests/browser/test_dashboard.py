@@ -16,7 +16,6 @@ import asyncio
 import contextlib
 import json
 import os
-import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,6 +25,7 @@ from typing import Any
 import pytest
 
 from mdp_core.clock import ManualClock
+from mdp_core.ports import free_port as _free_port  # below the ephemeral range
 from mdp_core.settings import Secret, load
 from mdp_core.token import TokenError, verify_token
 from mdp_scp import ControlPlane, ScpSettings, User, UserStore, hash_password
@@ -315,12 +315,6 @@ class StandInWds:
                 await websocket.send(json.dumps({**snap, "id": ident}))
         elif op == "ping":
             await websocket.send(json.dumps({"op": "pong", "id": ident}))
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture

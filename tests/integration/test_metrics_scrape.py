@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
-import socket
 import sys
 from collections.abc import AsyncIterator, Callable, Collection
 from dataclasses import dataclass
@@ -26,6 +25,7 @@ import pytest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.parser import text_string_to_metric_families
 
+from mdp_core.ports import free_port as _free_port  # below the ephemeral range
 from mdp_platform.reference import METRIC_CATALOGUES
 from mdp_queues import Topology
 from mdp_runtime.metrics import Family
@@ -33,12 +33,6 @@ from mdp_sim.scenario import ScenarioConfig
 from mdp_sim.server import SimConfig, SimServers
 
 WAIT = 90.0  # seven interpreters and two workers starting on a shared two-core machine
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -13,7 +13,6 @@ import contextlib
 import json
 import os
 import re
-import socket
 import sys
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,6 +22,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
+from mdp_core.ports import free_port as _free_port  # below the ephemeral range
 from mdp_core.settings import Secret, load
 from mdp_wds import WdsSettings, WidgetServer
 
@@ -30,13 +30,6 @@ WDS_SECRET = "replica-test-wds-secret-0123456789"
 SESSION_SECRET = "replica-test-session-secret-0123456789"
 PASSWORD = "first-admin-password-1"
 WAIT = 30.0
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def _env(postgres_url: str, redis_db_url: str, **extra: str) -> dict[str, str]:

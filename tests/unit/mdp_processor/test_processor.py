@@ -1,9 +1,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import AsyncIterator, Sequence
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 import pytest
@@ -277,6 +277,51 @@ async def test_a_cancelled_run_winds_down_with_a_last_flush() -> None:
         await asyncio.gather(task, return_exceptions=True)
     assert settled.results == [True]
     assert FEED_QUOTE.name(symbol="CCC") in sink.store.values
+
+
+class CancelLosingConsumer:
+    """A consumer whose idle wait loses the first cancel, as a library's ``wait_for`` can on
+    Python 3.11 (CPython gh-86296), and then reads on as if never stopped."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
+        self.waiting = asyncio.Event()
+        self.cancels_lost = 0
+        self.batches: list[ReceivedBatch] = []
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    async def consume_batches(self, queue: Any, **_: Any) -> AsyncIterator[ReceivedBatch]:
+        self.waiting.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            self.cancels_lost += 1
+        await asyncio.Event().wait()
+        for batch in self.batches:  # none: the waits above end only by a cancel
+            yield batch
+
+
+async def test_a_stop_ends_consumers_that_lose_a_cancel() -> None:
+    clock = ManualClock(NOW_NS)
+    consumer = CancelLosingConsumer(MemoryBus(Topology(), clock=clock).consumer())
+    processor = Processor(
+        cast(Any, consumer),
+        [MassiveDataAnalyzer()],
+        state=MemoryState(),
+        widgets=MemoryWidgets(),
+        clock=clock,
+        config=ProcessorConfig(retry=BackoffPolicy(0.001, 0.01)),
+    )
+    task = asyncio.create_task(processor.run())
+    async with asyncio.timeout(5):
+        await consumer.waiting.wait()
+    processor.stop()
+    # Cancelled once, the consumers waited on for ever; the bound keeps that finite.
+    async with asyncio.timeout(10):
+        await task
+    assert consumer.cancels_lost >= 1
 
 
 def paced(**config: Any) -> tuple[Processor, MemoryBus]:

@@ -144,6 +144,40 @@ async def test_the_loop_beats_every_interval_of_the_clock_and_stops_with_a_final
     ]
 
 
+class CancelLosingStore(FakeStore):
+    """A write that loses the first cancel it gets, as redis-py's ``wait_for`` can on 3.11."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.lose_next_cancel = False
+        self.writing = asyncio.Event()
+        self.cancels_lost = 0
+
+    async def set(self, name: str, value: str, ex: int | None = None) -> bool:
+        if self.lose_next_cancel:
+            self.lose_next_cancel = False
+            self.writing.set()
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                self.cancels_lost += 1  # not re-raised: the write goes on as if uncancelled
+        return await super().set(name, value, ex)
+
+
+async def test_a_stop_ends_the_loop_even_when_a_write_loses_the_cancel() -> None:
+    store, clock = CancelLosingStore(), ManualClock(START)
+    heartbeat = _heartbeat(store, clock, write_timeout_seconds=60.0)
+    heartbeat.start()
+    await asyncio.wait_for(heartbeat.wait_beats(1), 5)
+    store.lose_next_cancel = True
+    clock.advance(5.0)
+    await asyncio.wait_for(store.writing.wait(), 5)
+    # One cancel left the loop parked on the clock for ever; the bound keeps that finite.
+    await asyncio.wait_for(heartbeat.stop(), 10)
+    assert store.cancels_lost == 1
+    assert [doc["status"] for _, doc, _ in store.writes] == ["running", "running", "stopped"]
+
+
 async def test_starting_twice_is_refused() -> None:
     heartbeat = _heartbeat(FakeStore(), ManualClock(START))
     heartbeat.start()

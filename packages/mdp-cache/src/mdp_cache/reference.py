@@ -453,7 +453,8 @@ class ReferenceCache:
                 self._load_day(self._source, trading_day), name=f"reference bulk {trading_day}"
             )
         with contextlib.suppress(TimeoutError, asyncio.CancelledError):
-            await asyncio.wait_for(asyncio.shield(task), self._bulk_wait_seconds)
+            async with asyncio.timeout(self._bulk_wait_seconds):
+                await asyncio.shield(task)
 
     async def _load_day(self, source: BulkReferenceSource, trading_day: date) -> None:
         marker = KEY_REF_BULK.name(day=trading_day.isoformat())
@@ -577,10 +578,12 @@ class ReferenceCache:
         """
         for _ in range(self._bulk_attempts - 1):
             try:
-                return await asyncio.wait_for(call(), self._bulk_timeout_seconds)
+                async with asyncio.timeout(self._bulk_timeout_seconds):
+                    return await call()
             except Exception:
                 self.stats.bulk_retries += 1
-        return await asyncio.wait_for(call(), self._bulk_timeout_seconds)
+        async with asyncio.timeout(self._bulk_timeout_seconds):
+            return await call()
 
     async def _write_many(self, records: Mapping[str, bytes], ttl: int | None) -> None:
         """SET every record with ``ttl`` in pipelines of a thousand (errors propagate)."""
@@ -689,7 +692,8 @@ class ReferenceCache:
         started = loop.time()
         self.stats.fetches += 1
         try:
-            value = await asyncio.wait_for(fetch(), self._fetch_timeout_seconds)
+            async with asyncio.timeout(self._fetch_timeout_seconds):
+                value = await fetch()
         except Exception:
             self.stats.errors += 1
             self._failed_until[key] = loop.time() + self._retry_after_seconds

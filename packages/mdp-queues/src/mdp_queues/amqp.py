@@ -29,6 +29,7 @@ from aio_pika.abc import (
     AbstractRobustConnection,
 )
 
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import NS_PER_SECOND, Clock, LiveClock
 from mdp_core.errors import MdpError
 from mdp_core.logging import get_logger
@@ -258,9 +259,9 @@ class AmqpPublisher:
         """Stop the publisher task and close the connection; waiting batches are dropped."""
         self._closing = True
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._task  # a failure was already reported by start() or _task_done
+            # Until it ends: aiormq bounds its calls with wait_for, which can lose a single
+            # cancel on Python 3.11. A failure was already reported by start() or _task_done.
+            await cancel_until_done(self._task)
             self._task = None
         self.outbox.drop_all(DropReason.CLOSED)
         self._mark(up=False)
@@ -594,7 +595,8 @@ class AmqpConsumer:
                     if remaining <= 0:
                         break
                     try:
-                        incoming.append(await asyncio.wait_for(inbox.get(), remaining))
+                        async with asyncio.timeout(remaining):
+                            incoming.append(await inbox.get())
                     except TimeoutError:
                         break
                 batch = await self._admit(queue, incoming)
@@ -624,7 +626,8 @@ class AmqpConsumer:
         missing = 0
         while True:
             with contextlib.suppress(TimeoutError):
-                return await asyncio.wait_for(inbox.get(), self._check_seconds)
+                async with asyncio.timeout(self._check_seconds):
+                    return await inbox.get()
             if await _delivers_to(channel, tag):
                 missing = 0
                 continue

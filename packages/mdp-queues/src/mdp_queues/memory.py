@@ -223,7 +223,8 @@ class MemoryConsumer:
                     if remaining <= 0 or not admitted:
                         break
                     try:
-                        await asyncio.wait_for(source.wait(), remaining)
+                        async with asyncio.timeout(remaining):
+                            await source.wait()
                     except TimeoutError:
                         break
                     continue

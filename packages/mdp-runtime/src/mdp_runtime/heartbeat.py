@@ -18,6 +18,7 @@ from typing import Any, Protocol
 import structlog
 
 from mdp_cache.keys import KEY_HEARTBEAT
+from mdp_core.cancellation import cancel_until_done
 
 __all__ = ["Heartbeat", "HeartbeatClock", "HeartbeatStore", "component_heartbeat", "instance_name"]
 
@@ -230,9 +231,8 @@ class Heartbeat:
         """
         task, self._task = self._task, None
         if task is not None:
-            task.cancel()
-            # wait() neither re-raises the task's CancelledError nor swallows our own.
-            await asyncio.wait([task])
+            # Until it ends: a beat's write can lose a single cancel on Python 3.11.
+            await cancel_until_done(task)
         if final_status is not None:
             await self.beat(status=final_status)
 

@@ -92,7 +92,8 @@ class RuntimeControl:
         while not self._stop.is_set():
             await self.check()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self._stop.wait()
 
     def start(self) -> None:
         """Run in a background task (the first check is immediate)."""

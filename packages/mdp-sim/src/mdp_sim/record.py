@@ -171,11 +171,13 @@ async def _end_session(client: Any, session: asyncio.Task[None]) -> None:
         with contextlib.suppress(Exception):
             await client.close()
         with contextlib.suppress(TimeoutError, Exception):
-            await asyncio.wait_for(asyncio.shield(session), _CLOSE_GRACE)
+            async with asyncio.timeout(_CLOSE_GRACE):
+                await asyncio.shield(session)
     if not session.done():
         session.cancel()
         with contextlib.suppress(TimeoutError, asyncio.CancelledError, Exception):
-            await asyncio.wait_for(session, _CLOSE_GRACE)
+            async with asyncio.timeout(_CLOSE_GRACE):
+                await session
     elif not session.cancelled() and session.exception() is not None:
         _log.debug("recording_session_ended", extra={"error": repr(session.exception())})
 

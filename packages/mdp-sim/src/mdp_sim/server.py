@@ -217,7 +217,8 @@ class MarketBroadcaster:
     async def _subscriber_within(self, seconds: float) -> bool:
         """Wait a bounded while for a subscriber, so a pacing change is noticed meanwhile."""
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self.massive.wait_for_subscriber(), seconds)
+            async with asyncio.timeout(seconds):
+                await self.massive.wait_for_subscriber()
         return self.massive.has_subscribers
 
     def _emit(self, update: MarketUpdate, *, flush: bool) -> None:

@@ -26,6 +26,7 @@ import msgspec
 from finlight_client import ApiConfig, FinlightApi, WebSocketOptions
 from finlight_client.models import GetArticlesWebSocketParams
 
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import Clock
 from mdp_core.envelope import encode_envelope
 from mdp_core.errors import MalformedInput
@@ -200,8 +201,7 @@ class FinlightListener(UpstreamStream[StreamOutcome]):
             done, interruption = await self._until_interrupted(stop, {client_run})
         finally:
             api.websocket.stop()
-            client_run.cancel()
-            await asyncio.gather(client_run, return_exceptions=True)
+            await cancel_until_done(client_run)
             api.websocket.lease_id = None
             self._api = None
         if client_run not in done or client_run.cancelled():

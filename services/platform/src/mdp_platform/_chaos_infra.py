@@ -130,7 +130,8 @@ class PrivateRabbit:
             stderr=asyncio.subprocess.PIPE,
         )
         try:
-            _, err = await asyncio.wait_for(process.communicate(), within)
+            async with asyncio.timeout(within):
+                _, err = await process.communicate()
         except TimeoutError:
             process.kill()
             await process.wait()
@@ -160,7 +161,8 @@ class PrivateRabbit:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(process.wait(), 10.0)
+            async with asyncio.timeout(10.0):
+                await process.wait()
         self.process = None
 
 

@@ -594,7 +594,8 @@ async def _run(options: DemoOptions, duration: float | None) -> int:
         return 0
     print(_banner(demo.info), flush=True)
     with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), duration)
+        async with asyncio.timeout(duration):
+            await stop.wait()
     print("stopping ...", flush=True)
     await demo.stop()
     print("stopped.", flush=True)

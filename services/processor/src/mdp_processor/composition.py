@@ -248,7 +248,8 @@ class Composition:
                 await self._one(index, now_ns)
             delay = max(0.0, (self._next[index] - self.clock.now_ns()) / _NS_PER_SECOND)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
+                async with asyncio.timeout(delay):
+                    await stop.wait()
 
 
 def _coalesced(

@@ -55,6 +55,7 @@ from mdp_cache.ops import Applied, StateBackend, StateOp, checked_ops
 from mdp_cache.ownership import Ownership, fair_share
 from mdp_cache.reference import ReferenceCache
 from mdp_core.backoff import Backoff, BackoffPolicy
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
 from mdp_core.errors import MalformedInput
@@ -301,15 +302,15 @@ class Processor:
             await self._stopping.wait()
         finally:
             self.stop()  # a cancelled run winds down like a stopped one
+            # Cancelled until they end: a cancel that meets a library's wait_for (redis-py,
+            # aiormq) is lost on Python 3.11, and the stop would then wait for the grace
+            # period's hard cancel.
             if owner is not None:
-                owner.cancel()
-                await asyncio.gather(owner, return_exceptions=True)
+                await cancel_until_done(owner)
             consumers = self._consumers + [
                 task for tasks in self._partition_tasks.values() for task in tasks
             ]
-            for task in consumers:
-                task.cancel()
-            await asyncio.gather(*consumers, return_exceptions=True)
+            await asyncio.gather(*(cancel_until_done(task) for task in consumers))
             # The flusher and the composer see the stop themselves: a flush in progress is
             # finished, not cut off in the middle of a Redis call (which lost the state and
             # "applied" marks it had collected, and left its batches unacked, so the broker
@@ -319,9 +320,7 @@ class Processor:
             with contextlib.suppress(_Stopped):
                 await self.flush()
             await self._release_all()
-            for task in list(self._background):
-                task.cancel()
-            await asyncio.gather(*self._background, return_exceptions=True)
+            await asyncio.gather(*(cancel_until_done(task) for task in list(self._background)))
             with contextlib.suppress(Exception):
                 await self.consumer.close()
 
@@ -608,9 +607,8 @@ class Processor:
                     await self._stop_partitions(set(self.partitions))
             self.stats.partitions_owned = len(self.partitions)
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(
-                    self._stopping.wait(), self.config.ownership_interval_seconds
-                )
+                async with asyncio.timeout(self.config.ownership_interval_seconds):
+                    await self._stopping.wait()
 
     async def _own_round(self, member: str, partitions: int, ttl_ms: int) -> None:
         """One ownership round (see :meth:`_own_forever`)."""
@@ -654,9 +652,13 @@ class Processor:
         A consumer with a batch in hand finishes it; one idle in its queue is cancelled, as it
         has nothing in hand to lose.
         """
-        for task in tasks:
-            if task.get_name().removeprefix("consume ") not in self._busy:
-                task.cancel()
+        await asyncio.gather(
+            *(
+                cancel_until_done(task)
+                for task in tasks
+                if task.get_name().removeprefix("consume ") not in self._busy
+            )
+        )
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.flush()
 
@@ -719,11 +721,13 @@ class Processor:
             idle_left = last_start + self.config.idle_flush_seconds - loop.time()
             if idle_left > 0 and not self._pending_work.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._pending_work.wait(), idle_left)
+                    async with asyncio.timeout(idle_left):
+                        await self._pending_work.wait()
             remaining = last_start + interval - loop.time()
             if remaining > 0 and not self._flush_now.is_set():
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._flush_now.wait(), remaining)
+                    async with asyncio.timeout(remaining):
+                        await self._flush_now.wait()
             if self._stopping.is_set():
                 return  # the run's final flush takes what is pending
             self._flush_now.clear()
@@ -758,7 +762,8 @@ class Processor:
         tick_seconds = min(0.25, max(0.005, min(intervals) / _NS_PER_SECOND / 4))
         while not self._stopping.is_set():
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), tick_seconds)
+                async with asyncio.timeout(tick_seconds):
+                    await self._stopping.wait()
             if self._stopping.is_set():
                 return
             now_ns = self.clock.now_ns()

@@ -187,7 +187,8 @@ async def worker(index: int, ctx: WorkerContext) -> None:
                 reference_bulk_symbols=0 if reference is None else reference.stats.bulk_symbols,
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(ctx.stopping.wait(), _REPORT_SECONDS)
+                async with asyncio.timeout(_REPORT_SECONDS):
+                    await ctx.stopping.wait()
         if not ctx.stopping.is_set() and not composer.is_alive():
             msg = f"the composer thread ended: {composer.failure!r}"
             raise RuntimeError(msg)

@@ -57,10 +57,10 @@ from mdp_cache.control import RuntimeState
 from mdp_cache.keys import KEY_SCANNER_DEDUP, feed_for
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.backoff import Backoff, BackoffPolicy
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import Clock
 from mdp_core.logging import get_logger
 from mdp_core.telemetry import Metrics, traced
-from mdp_runtime.cancellation import cancel_until_done
 
 __all__ = ["Scanner", "ScannerStats"]
 
@@ -197,7 +197,8 @@ class Scanner:
     async def wait_ready(self, within: float | None = None) -> bool:
         """Wait until subscribed and rehydrated; ``False`` when ``within`` passes first."""
         try:
-            await asyncio.wait_for(self._ready.wait(), within)
+            async with asyncio.timeout(within):
+                await self._ready.wait()
         except TimeoutError:
             return False
         return True

@@ -156,15 +156,15 @@ async def _connect(
 
     Raises:
         OSError, EOFError, TimeoutError, LinkError: the node did not answer well.
-        asyncio.CancelledError: also when the connection was made as the caller was cancelled
-            (Python 3.11's ``wait_for`` then returns the connection and drops the
-            cancellation): it is closed, never handed to a caller that is stopping.
+        asyncio.CancelledError: also when the caller is being cancelled once the connection
+            is made (a cancellation a library's ``wait_for`` lost on Python 3.11, CPython
+            gh-86296): it is closed, never handed to a caller that is stopping.
     """
     context = ssl.create_default_context() if endpoint.tls else None
-    reader, writer = await asyncio.wait_for(
-        asyncio.open_connection(endpoint.host, endpoint.port, ssl=context, limit=2**20),
-        _CONNECT_TIMEOUT,
-    )
+    async with asyncio.timeout(_CONNECT_TIMEOUT):
+        reader, writer = await asyncio.open_connection(
+            endpoint.host, endpoint.port, ssl=context, limit=2**20
+        )
     try:
         task = asyncio.current_task()
         if task is not None and task.cancelling():
@@ -175,7 +175,8 @@ async def _connect(
                 args.insert(1, endpoint.username)
             writer.write(_encode(*args))
             # raises RespError; nothing else is in flight, so the one reply is AUTH's
-            await asyncio.wait_for(_read_replies(reader, parser), _CONNECT_TIMEOUT)
+            async with asyncio.timeout(_CONNECT_TIMEOUT):
+                await _read_replies(reader, parser)
     except BaseException:
         writer.close()
         raise
@@ -192,12 +193,14 @@ async def request(endpoint: Endpoint, *args: str) -> RespValue:
     reader, writer = await _connect(endpoint, parser)
     try:
         writer.write(_encode(*args))
-        replies = await asyncio.wait_for(_read_replies(reader, parser), _CONNECT_TIMEOUT)
+        async with asyncio.timeout(_CONNECT_TIMEOUT):
+            replies = await _read_replies(reader, parser)
         return replies[0]
     finally:
         writer.close()
         with contextlib.suppress(Exception):
-            await asyncio.wait_for(writer.wait_closed(), 1.0)
+            async with asyncio.timeout(1.0):
+                await writer.wait_closed()
 
 
 async def until_done(task: asyncio.Task[None]) -> None:
@@ -306,7 +309,8 @@ class PubSubLink:
     async def wait_connected(self, within: float | None = None) -> bool:
         """Wait until the link is up; ``False`` when ``within`` seconds pass first."""
         try:
-            await asyncio.wait_for(self._connected.wait(), within)
+            async with asyncio.timeout(within):
+                await self._connected.wait()
         except TimeoutError:
             return False
         return True
@@ -436,7 +440,8 @@ class PubSubLink:
                 pinger.cancel()
             writer.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(writer.wait_closed(), 1.0)
+                async with asyncio.timeout(1.0):
+                    await writer.wait_closed()
 
     async def _keepalive(self, writer: asyncio.StreamWriter) -> None:
         loop = asyncio.get_running_loop()

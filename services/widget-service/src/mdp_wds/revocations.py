@@ -95,7 +95,8 @@ class RevokedSessions:
                 _log.warning("wds_revocation_poll_failed", error=type(exc).__name__)
             # The stop event ends the wait at once; otherwise this is the poll interval.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stop.wait(), self._poll)
+                async with asyncio.timeout(self._poll):
+                    await self._stop.wait()
 
     async def close(self) -> None:
         """Stop polling and release the client.

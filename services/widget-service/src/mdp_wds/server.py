@@ -141,9 +141,8 @@ class WidgetServer:
         if self._server is not None:
             self._server.close(close_connections=True)
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(
-                    self._server.wait_closed(), self.settings.close_timeout_seconds + 5
-                )
+                async with asyncio.timeout(self.settings.close_timeout_seconds + 5):
+                    await self._server.wait_closed()
         await self.revoked.close()
         await self.hub.close()
         _log.info("wds_stopped")

@@ -215,7 +215,8 @@ class ClusterPubSub:
     async def wait_connected(self, within: float | None = None) -> bool:
         """Wait until every link is up; ``False`` when ``within`` seconds pass first."""
         try:
-            await asyncio.wait_for(self._connected.wait(), within)
+            async with asyncio.timeout(within):
+                await self._connected.wait()
         except TimeoutError:
             return False
         return True
@@ -356,7 +357,8 @@ class ClusterPubSub:
     async def _keep_map(self) -> None:
         while True:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._refresh.wait(), MAP_REFRESH_SECONDS)
+                async with asyncio.timeout(MAP_REFRESH_SECONDS):
+                    await self._refresh.wait()
             self._refresh.clear()
             try:
                 slot_map = await self._read_map()
@@ -442,5 +444,6 @@ class ClusterPubSub:
                 *(link.subscribe(name, "channel") for name, link in moved)
             )
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(confirmations, _CONFIRM_TIMEOUT_SECONDS)
+                async with asyncio.timeout(_CONFIRM_TIMEOUT_SECONDS):
+                    await confirmations
         self._update_state()

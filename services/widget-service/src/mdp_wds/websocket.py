@@ -56,7 +56,8 @@ def counting_failed_handshakes(on_failure: Callable[[str], None]) -> type[Server
 async def close_within(ws: ServerConnection, code: int, reason: str, within: float) -> None:
     """Close with ``code``; abort the transport if the peer stalls the handshake."""
     try:
-        await asyncio.wait_for(ws.close(code, reason), within)
+        async with asyncio.timeout(within):
+            await ws.close(code, reason)
     except TimeoutError:
         ws.transport.abort()
 
@@ -106,7 +107,8 @@ class ClientSocket:
         """
         if within is None:
             return await self._ws.recv()
-        return await asyncio.wait_for(self._ws.recv(), within)
+        async with asyncio.timeout(within):
+            return await self._ws.recv()
 
     def write(self, wires: Sequence[bytes]) -> None:
         """Write complete frames in one system call.

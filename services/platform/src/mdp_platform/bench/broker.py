@@ -67,7 +67,8 @@ async def _ctl(tool: str, *args: str, within: float) -> str | None:
     except OSError:
         return None
     try:
-        out, _ = await asyncio.wait_for(process.communicate(), within)
+        async with asyncio.timeout(within):
+            out, _ = await process.communicate()
     except TimeoutError:
         with contextlib.suppress(ProcessLookupError):
             process.kill()

@@ -106,7 +106,8 @@ class ClientPool:
             for i in range(self.count)
         ]
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._subscribed.wait(), 15.0)
+            async with asyncio.timeout(15.0):
+                await self._subscribed.wait()
 
     async def stop(self) -> None:
         """Close every client."""
@@ -131,7 +132,8 @@ class ClientPool:
 
     async def _handshake(self, ws: ClientConnection, index: int) -> None:
         await ws.send(msgspec.json.encode({"op": "auth", "token": self.token}))
-        reply = msgspec.json.decode(await asyncio.wait_for(ws.recv(), 10.0))
+        async with asyncio.timeout(10.0):
+            reply = msgspec.json.decode(await ws.recv())
         if not isinstance(reply, dict) or reply.get("op") != "auth_ok":
             msg = f"authentication refused: {reply!r}"
             raise ConnectionError(msg)

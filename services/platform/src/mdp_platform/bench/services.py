@@ -180,7 +180,8 @@ class Service:
         with contextlib.suppress(ProcessLookupError):
             process.send_signal(signal.SIGTERM)
         try:
-            return await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+            async with asyncio.timeout(_STOP_TIMEOUT):
+                return await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()
@@ -224,7 +225,8 @@ class SimProcess:
     async def _read(self, *, within: float) -> dict[str, Any]:
         assert self.process is not None
         assert self.process.stdout is not None
-        line = await asyncio.wait_for(self.process.stdout.readline(), within)
+        async with asyncio.timeout(within):
+            line = await self.process.stdout.readline()
         if not line:
             msg = f"the simulator process ended; see {self.log}"
             raise BenchError(msg)
@@ -251,7 +253,8 @@ class SimProcess:
         if process.stdin is not None:
             process.stdin.close()
         try:
-            await asyncio.wait_for(process.wait(), _STOP_TIMEOUT)
+            async with asyncio.timeout(_STOP_TIMEOUT):
+                await process.wait()
         except TimeoutError:
             with contextlib.suppress(ProcessLookupError):
                 process.kill()

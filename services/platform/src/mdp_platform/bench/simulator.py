@@ -155,7 +155,8 @@ class _Driver:
             if pacing.mode == "idle" or not self.massive.has_subscribers:
                 self.changed.clear()
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self.changed.wait(), 0.05)
+                    async with asyncio.timeout(0.05):
+                        await self.changed.wait()
                 continue
             if pacing.mode == "max":
                 self.emit(self.market.take(_CHUNK).events, flush=True)

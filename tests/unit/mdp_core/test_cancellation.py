@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from mdp_runtime.cancellation import cancel_until_done
+from mdp_core.cancellation import cancel_until_done
 
 
 async def test_a_task_that_swallows_a_cancel_is_cancelled_again_until_it_ends() -> None:

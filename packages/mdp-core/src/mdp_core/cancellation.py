@@ -2,9 +2,11 @@
 
 On Python 3.11 a cancellation can be lost: ``asyncio.wait_for`` returns the inner result when
 the inner awaitable completes in the same loop turn as the cancel (CPython gh-86296, fixed in
-3.12), and redis-py awaits its socket writes that way. A stop that cancels a task once then
-waits until that task next ends on its own: 10 s in the demo's scanner, stopped just after its
-start, where the cancel met a connection's first write.
+3.12). The project's own code never calls it (ruff bans it; ``asyncio.timeout`` has no such
+race), but redis-py bounds its socket writes with it and aiormq its broker calls. A stop that
+cancels a task doing such I/O once then waits until that task next ends on its own: 10 s in
+the demo's scanner, stopped just after its start, where the cancel met a connection's first
+write. Stops therefore cancel such tasks with :func:`cancel_until_done`.
 """
 
 from __future__ import annotations
