@@ -20,6 +20,7 @@ from mdp_analyzers.minute_bars import MinuteBar
 from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.keys import FEED_MINUTE_BARS
 from mdp_cache.widgets import WidgetWriter
+from mdp_core.ports import free_port as _free_port  # below the ephemeral range
 from mdp_core.settings import Secret, load
 from mdp_scp import ControlPlane, ScpSettings, User, UserStore, hash_password
 from mdp_scp.passwords import ScryptParameters
@@ -33,7 +34,6 @@ from .test_dashboard import (
     TIMEOUT_MS,
     TOKEN_SECRET,
     WIDGETS,
-    _free_port,
     _Heartbeats,
     market,
 )

@@ -36,6 +36,12 @@ async def main(stop: asyncio.Event) -> int:
         print("stop seen", flush=True)
         if mode == "stubborn":
             await asyncio.Event().wait()
+        if mode == "deaf":
+            try:
+                await asyncio.Event().wait()
+            except asyncio.CancelledError:
+                print("cancel lost", flush=True)  # as a library's wait_for can lose it on 3.11
+            await asyncio.Event().wait()
         print("drained", flush=True)
         return 0
     finally:
@@ -107,6 +113,14 @@ async def test_main_is_cancelled_when_the_grace_period_elapses(tmp_path: Path) -
     service.process.send_signal(signal.SIGTERM)
     assert await service.exit_code() == 128 + signal.SIGTERM
     assert "main finished" in service.lines
+    assert "drained" not in service.lines
+
+
+async def test_a_hard_stop_cancels_again_when_main_loses_the_cancel(tmp_path: Path) -> None:
+    service = await _start(tmp_path, "deaf", grace=0.1)
+    service.process.send_signal(signal.SIGTERM)
+    assert await service.exit_code() == 128 + signal.SIGTERM
+    assert {"cancel lost", "main finished"} <= set(service.lines)
     assert "drained" not in service.lines
 
 

@@ -18,6 +18,8 @@ from enum import IntEnum
 
 import structlog
 
+from mdp_core.cancellation import RECANCEL_SECONDS
+
 __all__ = [
     "AuthError",
     "ConfigError",
@@ -141,6 +143,7 @@ class _Supervisor:
         self.first_signal: int | None = None
         self.forced_reason: str | None = None
         self.grace_timer: asyncio.TimerHandle | None = None
+        self.recancel_timer: asyncio.TimerHandle | None = None
 
     async def call_main(self) -> int | None:
         return await self.main(self.stop)
@@ -166,7 +169,18 @@ class _Supervisor:
         if self.task is not None and not self.task.done() and self.forced_reason is None:
             self.forced_reason = reason
             _log.warning("stopping_hard", service=self.name, reason=reason)
+            self.cancel_again()
+
+    def cancel_again(self) -> None:
+        """Cancel ``main`` now and again every ``RECANCEL_SECONDS`` until it has ended.
+
+        One cancel can be lost on Python 3.11 (a library's ``wait_for``, CPython gh-86296),
+        and a hard stop must not leave the process to the orchestrator's SIGKILL.
+        """
+        if self.task is not None and not self.task.done():
             self.task.cancel()
+            loop = asyncio.get_running_loop()
+            self.recancel_timer = loop.call_later(RECANCEL_SECONDS, self.cancel_again)
 
     def install_handlers(self, loop: asyncio.AbstractEventLoop) -> list[signal.Signals]:
         installed = []
@@ -194,8 +208,9 @@ class _Supervisor:
         except BaseException as error:
             return self.exit_code_for(error)
         finally:
-            if self.grace_timer is not None:
-                self.grace_timer.cancel()
+            for timer in (self.grace_timer, self.recancel_timer):
+                if timer is not None:
+                    timer.cancel()
             for signum in installed:
                 loop.remove_signal_handler(signum)
         code = ExitCode.OK if result is None else int(result)
