@@ -419,3 +419,48 @@ async def test_an_unusable_cache_is_counted_and_the_source_answers(error: Except
     assert data.prev_day is not None
     assert redis.calls > 0
     assert cache.stats.errors == redis.calls
+
+
+class HeldBulk(MemoryBulkReferenceSource):
+    """A bulk source whose grouped-daily answer waits until released."""
+
+    def __init__(self) -> None:
+        super().__init__(universe(2), {})
+        self.asked = asyncio.Event()
+        self.release = asyncio.Event()
+
+    async def grouped_daily(self, day: date) -> dict[str, DailyBar]:
+        self.asked.set()
+        await self.release.wait()
+        return dict(await super().grouped_daily(day))
+
+
+async def test_a_caller_cancelled_while_the_bulk_load_runs_is_cancelled() -> None:
+    source = HeldBulk()
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    lookup = asyncio.create_task(cache.get("S0000", DAY))
+    async with asyncio.timeout(5):
+        await source.asked.wait()
+    lookup.cancel()
+    done, _ = await asyncio.wait({lookup}, timeout=5)
+    # The wait for the load swallowed the cancel: the lookup went on to ask per symbol.
+    assert lookup in done
+    assert lookup.cancelled()
+    source.release.set()  # the shielded load goes on, for whoever asks next
+    data = await asyncio.wait_for(cache.get("S0001", DAY), 5)
+    assert data.prev_day is not None
+    assert cache.stats.bulk_loads == 1
+
+
+async def test_a_cancelled_bulk_load_falls_back_to_the_per_symbol_lookups() -> None:
+    source = HeldBulk()
+    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
+    lookup = asyncio.create_task(cache.get("S0000", DAY))
+    async with asyncio.timeout(5):
+        await source.asked.wait()
+    loads = [t for t in asyncio.all_tasks() if t.get_name().startswith("reference bulk")]
+    assert len(loads) == 1
+    loads[0].cancel()  # the load ends; its caller is not being stopped
+    source.release.set()
+    data = await asyncio.wait_for(lookup, 5)
+    assert data.prev_day is not None  # answered by the per-symbol lookup

@@ -40,7 +40,6 @@ fetched on its first lookup.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import secrets
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
@@ -440,8 +439,9 @@ class ReferenceCache:
     async def preload(self, trading_day: date) -> None:
         """Load the whole universe's reference of ``trading_day`` in bulk, once (see above).
 
-        Returns when the load is done, failed, or has taken ``bulk_wait_seconds``; never raises.
-        A source without bulk answers makes this a no-op.
+        Returns when the load is done, failed, or has taken ``bulk_wait_seconds``; never raises
+        but the caller's own cancellation (the load goes on for the other callers). A source
+        without bulk answers makes this a no-op.
         """
         if not isinstance(self._source, BulkReferenceSource):
             return
@@ -452,9 +452,16 @@ class ReferenceCache:
             task = self._bulk[trading_day] = asyncio.create_task(
                 self._load_day(self._source, trading_day), name=f"reference bulk {trading_day}"
             )
-        with contextlib.suppress(TimeoutError, asyncio.CancelledError):
+        try:
             async with asyncio.timeout(self._bulk_wait_seconds):
                 await asyncio.shield(task)
+        except TimeoutError:
+            pass
+        except asyncio.CancelledError:
+            caller = asyncio.current_task()
+            if caller is not None and caller.cancelling():
+                raise  # the caller is being stopped: not the load's end, not ours to swallow
+            # The load itself was cancelled: the per-symbol lookups go on without it.
 
     async def _load_day(self, source: BulkReferenceSource, trading_day: date) -> None:
         marker = KEY_REF_BULK.name(day=trading_day.isoformat())
