@@ -23,6 +23,7 @@ import shutil
 import signal
 import subprocess
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,9 @@ __all__ = [
 ]
 
 _START_TIMEOUT_SECONDS = 120
+#: ``rabbitmqctl wait`` is asked in slices this long, so a node that died while booting (its
+#: pid file then never appears) is seen within one slice, not at the end of the whole wait.
+_WAIT_SLICE_SECONDS = 10
 _ERL_ARGS = (
     # One scheduler and no busy-wait: the nodes share two cores with everything else.
     "+S 1:1 +SDcpu 1:1 +SDio 1 +A 4 +sbwt none +sbwtdcpu none +sbwtdio none "
@@ -46,6 +50,10 @@ _ERL_ARGS = (
 
 class RabbitClusterUnavailable(RuntimeError):
     """No RabbitMQ scripts, or the nodes did not start or cluster in time."""
+
+
+class _NodeExited(RabbitClusterUnavailable):
+    """A node's process ended while it was booting."""
 
 
 def find_rabbitmq_bin() -> Path | None:
@@ -95,6 +103,23 @@ def log_tail(node: RabbitNode, lines: int = 4, limit: int = 1_500) -> str:
             parts.append(f"[{path.name}] {tail}")
     joined = " ".join(parts) or "(nothing logged)"
     return joined if len(joined) <= limit else "..." + joined[-limit:]
+
+
+def _raise_if_exited(node: RabbitNode) -> None:
+    if not node.alive:
+        msg = f"{node.name} exited at start; its logs end: {log_tail(node)}"
+        raise _NodeExited(msg)
+
+
+def _port_was_taken(node: RabbitNode) -> bool:
+    """Whether ``node``'s logs say it could not listen on a port another process held."""
+    for path in (node.base / "log").glob("*.log"):
+        try:
+            if "eaddrinuse" in path.read_text(errors="replace"):
+                return True
+        except OSError:
+            continue
+    return False
 
 
 class RabbitCluster:
@@ -197,16 +222,43 @@ class RabbitCluster:
         log.close()
 
     def _await(self, node: RabbitNode) -> None:
-        # ``wait`` blocks until the pid file appears and the node has booted.
+        """Return once ``node`` has booted; raise with its logs when it died or took too long.
+
+        The node's files go with the test's temporary folder: the reason goes in the error.
+        """
+        deadline = time.monotonic() + _START_TIMEOUT_SECONDS
+        while True:
+            _raise_if_exited(node)
+            left = max(1, min(_WAIT_SLICE_SECONDS, round(deadline - time.monotonic())))
+            try:
+                # ``wait`` blocks until the pid file appears and the node has booted.
+                self.ctl(node, "wait", str(node.base / "rabbit.pid"), "--timeout", str(left),
+                         timeout=left + 10)  # fmt: skip
+            except RabbitClusterUnavailable as exc:
+                if time.monotonic() < deadline:
+                    continue  # still booting, or dead: the check above tells
+                _raise_if_exited(node)
+                raise RabbitClusterUnavailable(f"{exc}; its logs end: {log_tail(node)}") from exc
+            _raise_if_exited(node)
+            return
+
+    def _await_first_start(self, node: RabbitNode) -> None:
+        """:meth:`_await`, moving the node to fresh ports once if one was taken meanwhile.
+
+        Ports are picked free and bound by the node seconds later; another process can take
+        one in between (the node then stops with ``eaddrinuse``). A node that has never
+        joined anything can move; a restarted one keeps its ports (see :meth:`restart`).
+        """
         try:
-            self.ctl(node, "wait", str(node.base / "rabbit.pid"), "--timeout",
-                     str(_START_TIMEOUT_SECONDS), timeout=_START_TIMEOUT_SECONDS + 10)  # fmt: skip
-        except RabbitClusterUnavailable as exc:
-            # The node's files go with the test's temporary folder: the reason goes in the error.
-            raise RabbitClusterUnavailable(f"{exc}; its logs end: {log_tail(node)}") from exc
-        if not node.alive:
-            msg = f"{node.name} exited at start; its logs end: {log_tail(node)}"
-            raise RabbitClusterUnavailable(msg)
+            self._await(node)
+        except _NodeExited:
+            if not _port_was_taken(node):
+                raise
+            node.process = None
+            shutil.rmtree(node.base, ignore_errors=True)
+            node.amqp_port, node.dist_port = _free_port(), _free_port()
+            self._launch(node)
+            self._await(node)
 
     def start_sync(self) -> None:
         """Start every node, cluster ``b``, ``c``... with ``a``, and wait until all run."""
@@ -218,7 +270,7 @@ class RabbitCluster:
             self._launch(node)
         first = self.nodes[0]
         for node in self.nodes:
-            self._await(node)
+            self._await_first_start(node)
         for node in self.nodes[1:]:
             self.ctl(node, "stop_app")
             self.ctl(node, "join_cluster", first.name)
