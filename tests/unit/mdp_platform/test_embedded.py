@@ -6,7 +6,9 @@ import shutil
 import pytest
 import redis.asyncio as aioredis
 
+from mdp_core.ports import free_port
 from mdp_platform.embedded import EmbeddedRedis, EmbeddedRedisError
+from mdp_testing.redis_server import RedisServer
 
 KINDS = ["fakeredis", "auto"]
 
@@ -40,3 +42,42 @@ async def test_the_embedded_store_speaks_redis_with_pubsub_and_lua(prefer: str) 
     with pytest.raises(aioredis.ConnectionError):
         await probe.ping()
     await probe.aclose()
+
+
+async def test_a_port_taken_before_redis_server_binds_it_moves_to_a_fresh_port(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The pick hands out, twice, the port of a Redis another process runs."""
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed here")
+    from mdp_platform import embedded
+
+    other = RedisServer()
+    await other.start()
+    picks = iter([other.port, other.port])
+    monkeypatch.setattr(embedded, "free_port", lambda: next(picks, None) or free_port())
+    theirs = aioredis.from_url(other.url())
+    try:
+        async with EmbeddedRedis() as store:
+            assert store.kind == "redis-server"
+            client = aioredis.from_url(store.url())
+            try:
+                server = await client.info("server")
+                assert await client.set("demo", "ours")
+            finally:
+                await client.aclose()
+            assert int(server["tcp_port"]) != other.port
+        assert await theirs.dbsize() == 0  # nothing of the demo's went there
+    finally:
+        await theirs.aclose()
+        await other.close()
+
+
+async def test_a_redis_server_that_fails_for_another_reason_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if shutil.which("redis-server") is None:
+        pytest.skip("redis-server is not installed here")
+    monkeypatch.setattr(shutil, "which", lambda _: "/bin/false")  # exits at once, logs nothing
+    with pytest.raises(EmbeddedRedisError, match=r"did not start$"):
+        await EmbeddedRedis().start()

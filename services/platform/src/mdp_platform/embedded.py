@@ -30,6 +30,13 @@ class EmbeddedRedisError(RuntimeError):
     """The embedded store could not be started."""
 
 
+class _PortTaken(EmbeddedRedisError):
+    """Another process held the port picked for the embedded ``redis-server``."""
+
+
+_PORT_ATTEMPTS = 3
+
+
 def port_taken(host: str, port: int) -> bool:
     """Whether a server could not bind ``host:port`` now (someone listens there).
 
@@ -79,13 +86,30 @@ class EmbeddedRedis:
         return f"redis://127.0.0.1:{self._running.port}/{db}"
 
     async def start(self) -> None:
-        """Start the server and wait until it answers PING."""
+        """Start the server and wait until it answers PING.
+
+        A ``redis-server``'s port is picked free and bound a moment later: another process
+        can take it in between. The server then exits (the port is in use), or a server that
+        is not ours answers on it; either way ours starts again on a fresh port, up to
+        ``_PORT_ATTEMPTS`` times, and the demo never writes into another process's Redis.
+        """
         binary = shutil.which("redis-server")
-        if binary is not None and self._prefer == "auto":
-            await asyncio.to_thread(self._start_redis_server, binary)
-        else:
+        if binary is None or self._prefer != "auto":
             self._start_fakeredis()
-        await self._wait_ready()
+            await self._wait_ready()
+            return
+        for _ in range(_PORT_ATTEMPTS - 1):
+            await asyncio.to_thread(self._start_redis_server, binary)
+            try:
+                await self._wait_ready()
+            except _PortTaken:
+                continue
+            return
+        await asyncio.to_thread(self._start_redis_server, binary)
+        try:
+            await self._wait_ready()
+        except _PortTaken as exc:
+            raise EmbeddedRedisError(f"the embedded Redis did not start: {exc}") from exc
 
     def _start_redis_server(self, binary: str) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="mdp-demo-redis-")
@@ -117,19 +141,50 @@ class EmbeddedRedis:
         self._running = _Running("fakeredis", int(server.server_address[1]))
 
     async def _wait_ready(self, attempts: int = 100) -> None:
+        """Return once our server answers; raise :class:`_PortTaken` when another one does.
+
+        Raises:
+            _PortTaken: our ``redis-server`` exited, or the server answering on its port is
+                another process (``INFO server``'s ``process_id``); ours is stopped.
+            EmbeddedRedisError: nothing answered in time.
+        """
         client = aioredis.from_url(self.url())
+        process = self._process
+        answered_by: int | None = None
         try:
             for _ in range(attempts):
                 with contextlib.suppress(OSError, aioredis.ConnectionError):
                     if await client.ping():
-                        return
-                if self._process is not None and self._process.poll() is not None:
+                        if process is None:
+                            return  # fakeredis, in this process: nobody else's
+                        answered_by = int((await client.info("server"))["process_id"])
+                        if answered_by == process.pid:
+                            return
+                        break
+                if process is not None and process.poll() is not None:
                     break
                 await asyncio.sleep(0.05)
         finally:
             await client.aclose()
+        port = self._running.port if self._running else None
+        log = self._log()
         await self.stop()
-        raise EmbeddedRedisError("the embedded Redis did not start")
+        if answered_by is not None:
+            raise _PortTaken(f"port {port} is served by process {answered_by}, not ours")
+        if "Address already in use" in log:
+            raise _PortTaken(f"port {port} was taken before redis-server bound it")
+        last = log.strip().splitlines()[-1:] if log.strip() else []
+        detail = f": {last[0].strip()[-300:]}" if last else ""
+        raise EmbeddedRedisError(f"the embedded Redis did not start{detail}")
+
+    def _log(self) -> str:
+        """What our ``redis-server`` logged ('' for fakeredis or no log)."""
+        if self._tmp is None:
+            return ""
+        try:
+            return (Path(self._tmp.name) / "redis.log").read_text(errors="replace")
+        except OSError:
+            return ""
 
     async def stop(self) -> None:
         """Stop the server and remove its files."""
