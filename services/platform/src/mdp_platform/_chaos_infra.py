@@ -76,10 +76,37 @@ class PrivateRabbit:
         }
 
     async def start(self) -> None:
-        """Boot the node and return once it accepts AMQP connections."""
+        """Boot the node and return once it accepts AMQP connections.
+
+        Its ports are picked free and bound seconds later: a node that stops with
+        ``eaddrinuse`` (another process took one in between) boots again on fresh ports, up
+        to ``_PORT_TRIES`` times. The run starts the node once; the broker scenario stops and
+        starts its application, never the node, so the ports never move under a client.
+        """
         server = _rabbit_tool("rabbitmq-server")
         if server is None or _rabbit_tool("rabbitmqctl") is None:
             raise ChaosError("rabbitmq-server is not installed")
+        for attempt in range(1, _PORT_TRIES + 1):
+            await self._launch(server)
+            try:
+                await self._await_startup()
+            except ChaosError:
+                if attempt == _PORT_TRIES or not self._port_was_taken():
+                    raise
+                shutil.rmtree(self.home, ignore_errors=True)
+                self.port, self.dist_port = free_port(), free_port()
+                continue
+            return
+
+    def _port_was_taken(self) -> bool:
+        """Whether the node's logs say a port it was to bind was held by another process."""
+        for path in [self.home / "server.log", *(self.home / "log").glob("*.log")]:
+            with contextlib.suppress(OSError):
+                if "eaddrinuse" in path.read_text(errors="replace"):
+                    return True
+        return False
+
+    async def _launch(self, server: str) -> None:
         (self.home / "mnesia").mkdir(parents=True, exist_ok=True)
         (self.home / "log").mkdir(exist_ok=True)
         (self.home / "env.conf").write_text("")
@@ -97,7 +124,6 @@ class PrivateRabbit:
                 start_new_session=True,
                 cwd=self.home,  # a crash dump (MnesiaCore, erl_crash.dump) lands here
             )
-        await self._await_startup()
 
     async def _await_startup(self) -> None:
         # ``await_startup`` fails at once while the node is not yet registered: ask again.
