@@ -22,6 +22,7 @@ from mdp_core.ports import free_port as _free_port
 __all__ = ["PostgresServer", "PostgresServerUnavailable", "find_postgres_bin"]
 
 _START_TIMEOUT_SECONDS = 60
+_PORT_TRIES = 3  # first starts on fresh ports when another process took the one picked
 
 
 class PostgresServerUnavailable(RuntimeError):
@@ -86,7 +87,34 @@ class PostgresServer:
         )  # fmt: skip
         if init.returncode != 0:
             raise PostgresServerUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
+        # The port was picked free and is bound a moment later: another process can take it in
+        # between. The first start then moves to a fresh port; a resume keeps its port.
+        for _ in range(_PORT_TRIES - 1):
+            logged = self._log_size()
+            try:
+                self.resume()
+            except PostgresServerUnavailable:
+                if not self._port_was_taken(since=logged):
+                    raise
+                self.port = _free_port()
+                continue
+            return
         self.resume()
+
+    def _log_size(self) -> int:
+        with contextlib.suppress(OSError):
+            return (Path(self._tmp.name) / "postgres.log").stat().st_size
+        return 0
+
+    def _port_was_taken(self, since: int) -> bool:
+        """Whether what the server logged after byte ``since`` says its port was in use."""
+        try:
+            with (Path(self._tmp.name) / "postgres.log").open("rb") as log:
+                log.seek(since)
+                text = log.read().decode(errors="replace")
+        except OSError:
+            return False
+        return "Address already in use" in text
 
     def resume(self) -> None:
         """Start the initialised cluster (again) on the same port and data."""
