@@ -60,3 +60,17 @@ async def test_a_task_already_done_is_left_alone() -> None:
     await task
     await cancel_until_done(task)
     assert task.result() == 7
+
+
+async def test_an_error_is_left_in_the_task_and_marked_retrieved() -> None:
+    async def fails_when_cancelled() -> None:
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            raise RuntimeError("while stopping") from None
+
+    task = asyncio.create_task(fails_when_cancelled())
+    await asyncio.sleep(0)
+    await cancel_until_done(task)
+    assert task._log_traceback is False  # nothing reported at collection
+    assert isinstance(task.exception(), RuntimeError)

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from datetime import date
 from typing import Any, cast
@@ -24,6 +25,7 @@ from mdp_cache.records import DailyBar
 from mdp_cache.reference import ReferenceCache
 from mdp_cache.widgets import WidgetItem
 from mdp_core.backoff import BackoffPolicy
+from mdp_core.cancellation import RECANCEL_SECONDS
 from mdp_core.clock import ManualClock
 from mdp_core.envelope import decode_header, encode_envelope
 from mdp_core.events import MarketEvent
@@ -322,6 +324,41 @@ async def test_a_stop_ends_consumers_that_lose_a_cancel() -> None:
     async with asyncio.timeout(10):
         await task
     assert consumer.cancels_lost >= 1
+
+
+async def test_a_consumer_busy_with_a_batch_is_not_cancelled_again_until_it_is_done() -> None:
+    processor, _, _ = make()
+    release = asyncio.Event()
+    took_a_batch = asyncio.Event()
+    outcome: list[str] = []
+
+    async def consumer() -> None:
+        # The handover's cancel, lost as a library's wait_for can lose it on 3.11:
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        processor._busy.add("q")  # then it takes a batch, which must be finished, not cut off
+        took_a_batch.set()
+        try:
+            await release.wait()
+            outcome.append("finished")
+        except asyncio.CancelledError:
+            outcome.append("cut off")
+            raise
+        finally:
+            processor._busy.discard("q")
+
+    task = asyncio.create_task(consumer(), name="consume q")
+    await asyncio.sleep(0)  # let it start waiting
+    ending = asyncio.create_task(processor._end_consumers([task]))
+    async with asyncio.timeout(5):
+        await took_a_batch.wait()
+    # Two periods of re-cancelling pass while it holds the batch.
+    done, _ = await asyncio.wait({ending}, timeout=2 * RECANCEL_SECONDS + 0.2)
+    assert not done
+    release.set()
+    async with asyncio.timeout(5):
+        await ending
+    assert outcome == ["finished"]
 
 
 def paced(**config: Any) -> tuple[Processor, MemoryBus]:

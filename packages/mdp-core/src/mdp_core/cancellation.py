@@ -24,8 +24,12 @@ RECANCEL_SECONDS: Final = 0.5
 async def cancel_until_done(task: asyncio.Future[Any], every: float = RECANCEL_SECONDS) -> None:
     """Cancel ``task`` and return once it is done, cancelling it again every ``every`` s.
 
-    The task's outcome is left in it (a result, an error or its cancellation) for the caller.
+    The task's outcome is left in it (a result, an error or its cancellation) for the caller;
+    an error is marked retrieved, as ``gather(..., return_exceptions=True)`` does, so an
+    ending that nobody reads is not reported as "never retrieved".
     """
     while not task.done():
         task.cancel()
         await asyncio.wait({task}, timeout=every)
+    if not task.cancelled():
+        task.exception()

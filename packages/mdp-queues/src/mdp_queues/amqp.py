@@ -25,6 +25,7 @@ import aio_pika
 import aiormq
 from aio_pika.abc import (
     AbstractIncomingMessage,
+    AbstractQueue,
     AbstractRobustChannel,
     AbstractRobustConnection,
 )
@@ -603,15 +604,11 @@ class AmqpConsumer:
                 if batch is not None:
                     yield batch
         finally:
-            with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
-                await amqp_queue.cancel(tag)
-            # Delivered but never handed out: back to the queue, in order, for whoever
-            # consumes it next (a partition handed to another processor loses nothing).
-            leftovers: list[AbstractIncomingMessage] = []
-            while not inbox.empty():
-                leftovers.append(inbox.get_nowait())
-            with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
-                await _requeue(leftovers)
+            # Shielded: a stop that cancels again (a first cancel can be lost on Python 3.11)
+            # ends this generator at once, but never cuts the hand-back short, which would
+            # leave the leftovers unacked on a channel that stays open.
+            release = asyncio.ensure_future(_release(amqp_queue, tag, inbox))
+            await asyncio.shield(release)
 
     async def _next(
         self,
@@ -693,6 +690,23 @@ async def _delivers_to(channel: AbstractRobustChannel, tag: str) -> bool:
     if underlay.is_closed or not isinstance(underlay, aiormq.Channel):
         return True
     return tag in underlay.consumers
+
+
+async def _release(
+    amqp_queue: AbstractQueue, tag: str, inbox: asyncio.Queue[AbstractIncomingMessage]
+) -> None:
+    """End a consumer: stop deliveries, then give back what was delivered but not handed out.
+
+    Back to the queue, in order, for whoever consumes it next (a partition handed to another
+    processor loses nothing).
+    """
+    with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
+        await amqp_queue.cancel(tag)
+    leftovers: list[AbstractIncomingMessage] = []
+    while not inbox.empty():
+        leftovers.append(inbox.get_nowait())
+    with contextlib.suppress(*_CONNECTION_ERRORS, RuntimeError):
+        await _requeue(leftovers)
 
 
 async def _requeue(messages: Sequence[AbstractIncomingMessage]) -> None:

@@ -93,6 +93,7 @@ class PrivateRabbit:
             except ChaosError:
                 if attempt == _PORT_TRIES or not self._port_was_taken():
                     raise
+                await self.stop()  # one that is still up must not keep the node's name
                 shutil.rmtree(self.home, ignore_errors=True)
                 self.port, self.dist_port = free_port(), free_port()
                 continue

@@ -153,7 +153,7 @@ class EmbeddedRedis:
         answered_by: int | None = None
         try:
             for _ in range(attempts):
-                with contextlib.suppress(OSError, aioredis.ConnectionError):
+                with contextlib.suppress(OSError, aioredis.RedisError):  # not up yet, or loading
                     if await client.ping():
                         if process is None:
                             return  # fakeredis, in this process: nobody else's

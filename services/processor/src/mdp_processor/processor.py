@@ -55,7 +55,7 @@ from mdp_cache.ops import Applied, StateBackend, StateOp, checked_ops
 from mdp_cache.ownership import Ownership, fair_share
 from mdp_cache.reference import ReferenceCache
 from mdp_core.backoff import Backoff, BackoffPolicy
-from mdp_core.cancellation import cancel_until_done
+from mdp_core.cancellation import RECANCEL_SECONDS, cancel_until_done
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.envelope import EventBatch, decode_event_batch
 from mdp_core.errors import MalformedInput
@@ -310,7 +310,7 @@ class Processor:
             consumers = self._consumers + [
                 task for tasks in self._partition_tasks.values() for task in tasks
             ]
-            await asyncio.gather(*(cancel_until_done(task) for task in consumers))
+            await self._end_consumers(consumers)
             # The flusher and the composer see the stop themselves: a flush in progress is
             # finished, not cut off in the middle of a Redis call (which lost the state and
             # "applied" marks it had collected, and left its batches unacked, so the broker
@@ -652,15 +652,32 @@ class Processor:
         A consumer with a batch in hand finishes it; one idle in its queue is cancelled, as it
         has nothing in hand to lose.
         """
-        await asyncio.gather(
-            *(
-                cancel_until_done(task)
-                for task in tasks
-                if task.get_name().removeprefix("consume ") not in self._busy
-            )
-        )
+        await self._end_consumers([task for task in tasks if not self._is_busy(task)])
         await asyncio.gather(*tasks, return_exceptions=True)
         await self.flush()
+
+    def _is_busy(self, task: asyncio.Task[None]) -> bool:
+        """Whether the consumer ``task`` holds a batch it has not finished ingesting."""
+        return task.get_name().removeprefix("consume ") in self._busy
+
+    async def _end_consumers(self, tasks: Sequence[asyncio.Task[None]]) -> None:
+        """Cancel consumer tasks now, and again until they have ended.
+
+        The first cancel lands in this loop turn, before any of them can take a delivery. A
+        cancel lost inside a library's ``wait_for`` (Python 3.11) is repeated every
+        ``RECANCEL_SECONDS``, but never on a consumer that took a batch meanwhile: that one
+        finishes the batch and returns on its stop event, rather than being cut off with the
+        batch neither applied nor settled.
+        """
+        for task in tasks:
+            task.cancel()
+        pending = {task for task in tasks if not task.done()}
+        while pending:
+            _, pending = await asyncio.wait(pending, timeout=RECANCEL_SECONDS)
+            for task in pending:
+                if not self._is_busy(task):
+                    task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)  # their errors are retrieved
 
     async def _release_all(self) -> None:
         """On the way out: give every held lease back, so successors need not wait it out."""
@@ -715,8 +732,8 @@ class Processor:
         interval = pacing.interval_seconds
         loop = asyncio.get_running_loop()
         last_start = loop.time()
-        # The stop is checked as well as cancellation: wait_for can swallow a cancellation
-        # that races with its own timeout (Python < 3.12).
+        # The stop is checked as well as cancellation: a cancellation can be lost inside a
+        # library's wait_for on Python 3.11 (the processor's stop also cancels until done).
         while not self._stopping.is_set():
             idle_left = last_start + self.config.idle_flush_seconds - loop.time()
             if idle_left > 0 and not self._pending_work.is_set():
