@@ -259,6 +259,33 @@ def _unavailable(reason: str) -> NoReturn:
     pytest.skip(reason)
 
 
+@pytest.fixture
+def taken_port() -> Iterator[int]:
+    """A loopback port another process holds: it accepts connections and never answers."""
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        yield int(taken.getsockname()[1])
+
+
+@pytest.fixture
+def rabbitmq_installed() -> None:
+    """Skip (fail under CI) unless private RabbitMQ nodes can be started here."""
+    from mdp_testing.rabbitmq_cluster import find_rabbitmq_bin
+
+    if find_rabbitmq_bin() is None:
+        _unavailable("rabbitmq-server is not installed")
+
+
+@pytest.fixture
+def postgres_installed() -> None:
+    """Skip (fail under CI) unless a private PostgreSQL cluster can be started here."""
+    from mdp_testing.postgres_server import find_postgres_bin
+
+    if find_postgres_bin() is None:
+        _unavailable("no PostgreSQL binaries (initdb) found")
+
+
 def _resp(args: Sequence[str]) -> bytes:
     """Encode one command in RESP, the Redis wire protocol."""
     out = [f"*{len(args)}\r\n".encode()]

@@ -13,11 +13,9 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -104,14 +102,6 @@ def test_a_closed_day_is_one_line_naming_the_option_and_the_nearest_days() -> No
         "mdp-sim: 2026-11-26 is not a trading day (Thanksgiving Day); "
         "the nearest are 2026-11-25 and 2026-11-27"
     ]
-
-
-@pytest.fixture
-def taken_port() -> Iterator[int]:
-    with socket.socket() as server:
-        server.bind(("127.0.0.1", 0))
-        server.listen()
-        yield int(server.getsockname()[1])
 
 
 @pytest.mark.parametrize("option", ["--port", "--wds-port"])

@@ -6,28 +6,18 @@ and the whole SCP store suite then failed to set up.
 
 from __future__ import annotations
 
-import os
-import socket
-
 import pytest
 
-from mdp_testing.postgres_server import PostgresServer, PostgresServerUnavailable
+from mdp_testing.postgres_server import PostgresServer
 
 
-def test_a_cluster_whose_port_was_taken_starts_on_a_fresh_port() -> None:
+@pytest.mark.usefixtures("postgres_installed")
+def test_a_cluster_whose_port_was_taken_starts_on_a_fresh_port(taken_port: int) -> None:
     server = PostgresServer()
-    taken = server.port
+    server.port = taken_port
     try:
-        with socket.socket() as squatter:
-            squatter.bind(("127.0.0.1", taken))
-            squatter.listen()
-            try:
-                server.start()
-            except PostgresServerUnavailable as exc:
-                if "no PostgreSQL binaries" in str(exc) and os.environ.get("CI", "") != "true":
-                    pytest.skip(str(exc))
-                raise
-        assert server.port != taken
+        server.start()
+        assert server.port != taken_port
         assert server.create_database().startswith(
             f"postgresql://postgres@127.0.0.1:{server.port}/"
         )

@@ -21,19 +21,16 @@ async def _pid(server: RedisServer) -> int:
         await client.aclose()
 
 
-async def test_a_port_taken_by_a_silent_listener_moves_the_server() -> None:
+async def test_a_port_taken_by_a_silent_listener_moves_the_server(taken_port: int) -> None:
     server = RedisServer()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()  # accepts, never answers
-        server.port = taken.getsockname()[1]
-        try:
-            await server.start()
-            assert server.port != taken.getsockname()[1]
-            assert server._process is not None
-            assert await _pid(server) == server._process.pid
-        finally:
-            await server.close()
+    server.port = taken_port
+    try:
+        await server.start()
+        assert server.port != taken_port
+        assert server._process is not None
+        assert await _pid(server) == server._process.pid
+    finally:
+        await server.close()
 
 
 async def test_a_port_taken_by_another_redis_moves_the_server_instead_of_sharing_it() -> None:

@@ -89,17 +89,16 @@ class PostgresServer:
             raise PostgresServerUnavailable(f"initdb failed: {init.stderr.strip()[-500:]}")
         # The port was picked free and is bound a moment later: another process can take it in
         # between. The first start then moves to a fresh port; a resume keeps its port.
-        for _ in range(_PORT_TRIES - 1):
+        for attempt in range(1, _PORT_TRIES + 1):
             logged = self._log_size()
             try:
                 self.resume()
             except PostgresServerUnavailable:
-                if not self._port_was_taken(since=logged):
+                if attempt == _PORT_TRIES or not self._port_was_taken(since=logged):
                     raise
                 self.port = _free_port()
                 continue
             return
-        self.resume()
 
     def _log_size(self) -> int:
         with contextlib.suppress(OSError):

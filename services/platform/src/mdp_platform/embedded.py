@@ -98,18 +98,15 @@ class EmbeddedRedis:
             self._start_fakeredis()
             await self._wait_ready()
             return
-        for _ in range(_PORT_ATTEMPTS - 1):
+        for attempt in range(1, _PORT_ATTEMPTS + 1):
             await asyncio.to_thread(self._start_redis_server, binary)
             try:
                 await self._wait_ready()
-            except _PortTaken:
+            except _PortTaken as exc:
+                if attempt == _PORT_ATTEMPTS:
+                    raise EmbeddedRedisError(f"the embedded Redis did not start: {exc}") from exc
                 continue
             return
-        await asyncio.to_thread(self._start_redis_server, binary)
-        try:
-            await self._wait_ready()
-        except _PortTaken as exc:
-            raise EmbeddedRedisError(f"the embedded Redis did not start: {exc}") from exc
 
     def _start_redis_server(self, binary: str) -> None:
         self._tmp = tempfile.TemporaryDirectory(prefix="mdp-demo-redis-")
@@ -144,9 +141,10 @@ class EmbeddedRedis:
         """Return once our server answers; raise :class:`_PortTaken` when another one does.
 
         Raises:
-            _PortTaken: our ``redis-server`` exited, or the server answering on its port is
-                another process (``INFO server``'s ``process_id``); ours is stopped.
-            EmbeddedRedisError: nothing answered in time.
+            _PortTaken: our ``redis-server`` could not bind its port (``Address already in
+                use``), or the server answering on it is another process (``INFO server``'s
+                ``process_id``); ours is stopped.
+            EmbeddedRedisError: nothing answered in time, or ours failed for another reason.
         """
         client = aioredis.from_url(self.url())
         process = self._process
