@@ -383,3 +383,31 @@ async def test_a_quiet_queue_is_not_taken_for_a_lost_consumer(
 def test_a_consumer_needs_a_positive_check_interval() -> None:
     with pytest.raises(ValueError, match="check_seconds"):
         AmqpConsumer("amqp://127.0.0.1/", Topology(prefix="x."), check_seconds=0)
+
+
+async def test_a_consumer_that_caught_up_says_it_waited(amqp_url: str, mdq_prefix: str) -> None:
+    """The processor's pacing reads a batch waited for as a consumer that keeps up."""
+    topology = Topology(prefix=mdq_prefix)
+    publisher = AmqpPublisher(amqp_url, topology, confirms=True)
+    consumer = AmqpConsumer(amqp_url, topology)
+    await publisher.start()
+    await consumer.start()
+    try:
+        trades = topology.for_kind("T")
+        assert trades is not None
+        for n in range(2):
+            publisher.publish(make_batch(trades, f"backlog-{n}"))
+        stream = consumer.consume_batches(trades, max_messages=1, max_wait_seconds=0)
+        async with asyncio.timeout(10):
+            backlog = [await anext(stream), await anext(stream)]
+            # Both deliveries are taken: the next ask runs its first step before the
+            # publisher's task can send anything, so it finds the consumer's inbox empty.
+            asked = asyncio.ensure_future(anext(stream))
+            publisher.publish(make_batch(trades, "next"))
+            caught_up = await asked
+        assert [m.envelope.batch for m in caught_up.messages] == ["next"]
+        assert caught_up.waited
+        await ack_all([*backlog, caught_up])
+    finally:
+        await publisher.close()
+        await consumer.close()

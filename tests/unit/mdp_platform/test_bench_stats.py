@@ -99,6 +99,7 @@ def _phase(name: str, offered: float | None) -> PhaseResult:
         processor_lag={"lag_receipt_p50_seconds": 0.25, "lag_receipt_p99_seconds": 0.5},
         drops={"listener buffer_full (outbox)": 0.0},
         cpu_per_100k={"listener": 0.81},
+        processor_flushes=(1_234.0, 56.0) if offered is None else None,
     )
 
 
@@ -114,6 +115,8 @@ def test_table_shows_each_stage_missing_stages_lags_drops_cpu_and_the_check() ->
     assert "5/7/7/7" in table
     assert "250/500" in table
     assert "lost listener buffer_full (outbox)" in table
+    flushes = next(line for line in table.splitlines() if line.startswith("processor flushes"))
+    assert flushes.split()[-3:] == ["-", "1,234", "(56)"]  # fixed: not reported; saturation
     assert "0.81" in table
     assert "listener 58" in table
     assert "top_volume     PASS" in table

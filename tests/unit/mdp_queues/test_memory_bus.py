@@ -130,3 +130,30 @@ async def test_a_nested_envelope_is_poison_and_the_next_message_arrives() -> Non
         batch = await anext(consumer.consume_batches(news, max_wait_seconds=0))
     assert [m.envelope.batch for m in batch.messages] == ["b1"]
     assert consumer.stats.dropped_messages == {DropReason.POISON: 1}
+
+
+async def test_a_batch_says_whether_its_consumer_waited_for_it() -> None:
+    """A backlog is handed out without waits; a drained queue's next batch was waited for."""
+    bus = MemoryBus(Topology(), clock=ManualClock(START))
+    publisher, consumer = bus.publisher(), bus.consumer()
+    await publisher.start()
+    trades = bus.topology.for_kind("T")
+    assert trades is not None
+    for n in range(4):
+        publisher.publish(envelope_batch(bus, "T", n))
+    batches = consumer.consume_batches(trades, max_messages=2, max_wait_seconds=0)
+    async with asyncio.timeout(2):
+        backlog = [await anext(batches), await anext(batches)]
+        assert [b.waited for b in backlog] == [False, False]
+        # The queue is drained. The ask runs its first step before the publication (the
+        # loop runs callbacks in the order they were scheduled), so it finds nothing.
+        asked = asyncio.ensure_future(anext(batches))
+        asyncio.get_running_loop().call_soon(publisher.publish, envelope_batch(bus, "T", 4))
+        caught_up = await asked
+    assert [m.envelope.batch for m in caught_up.messages] == ["b4"]
+    assert caught_up.waited
+    # The flag is the batch's own: the next backlog is again handed out without a wait.
+    for n in (5, 6):
+        publisher.publish(envelope_batch(bus, "T", n))
+    async with asyncio.timeout(2):
+        assert not (await anext(batches)).waited

@@ -151,12 +151,27 @@ class ReceivedBatch:
 
     A batch must be settled exactly once, with :meth:`ack` (done) or :meth:`reject` (dropped,
     never requeued: a message that failed once would fail again and loop).
+
+    Attributes:
+        messages: The admitted messages, in delivery order.
+        waited: Whether the consumer had nothing to hand out when asked for this batch and
+            waited for its first message: the consumer had caught up with its queue. A
+            consumer that is never kept waiting is not keeping up (its queue always has a
+            backlog), which a processor's flush pacing reads as saturation.
     """
 
-    __slots__ = ("_settle", "_settled", "_tokens", "messages")
+    __slots__ = ("_settle", "_settled", "_tokens", "messages", "waited")
 
-    def __init__(self, messages: list[Received], tokens: Sequence[object], settle: Settle) -> None:
+    def __init__(
+        self,
+        messages: list[Received],
+        tokens: Sequence[object],
+        settle: Settle,
+        *,
+        waited: bool = False,
+    ) -> None:
         self.messages = messages
+        self.waited = waited
         self._tokens = tokens
         self._settle = settle
         self._settled = False

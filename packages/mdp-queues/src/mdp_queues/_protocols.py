@@ -87,6 +87,7 @@ class Consumer(Protocol):
         """Yield admitted messages of ``queue`` in batches to be settled together.
 
         A batch is yielded once ``max_messages`` arrived or ``max_wait_seconds`` passed since
-        its first message, whichever comes first.
+        its first message, whichever comes first. Each says whether the consumer had to wait
+        for it (:attr:`ReceivedBatch.waited`).
         """
         ...

@@ -583,8 +583,12 @@ class AmqpConsumer:
         )
         tag = await amqp_queue.consume(inbox.put, no_ack=False)
         loop = asyncio.get_running_loop()
+        waited = False
         try:
             while True:
+                # Kept until a batch is yielded: deliveries that were all dropped as expired
+                # leave the wait in force.
+                waited = waited or inbox.empty()
                 first = await self._next(queue, channel, tag, inbox)
                 incoming = [first]
                 deadline = loop.time() + max_wait_seconds
@@ -600,9 +604,10 @@ class AmqpConsumer:
                             incoming.append(await inbox.get())
                     except TimeoutError:
                         break
-                batch = await self._admit(queue, incoming)
+                batch = await self._admit(queue, incoming, waited=waited)
                 if batch is not None:
                     yield batch
+                    waited = False
         finally:
             # Shielded: a stop that cancels again (a first cancel can be lost on Python 3.11)
             # ends this generator at once, but never cuts the hand-back short, which would
@@ -647,7 +652,7 @@ class AmqpConsumer:
         return channel
 
     async def _admit(
-        self, queue: QueueSpec, incoming: list[AbstractIncomingMessage]
+        self, queue: QueueSpec, incoming: list[AbstractIncomingMessage], *, waited: bool
     ) -> ReceivedBatch | None:
         admitted: list[Received] = []
         tokens: list[AbstractIncomingMessage] = []
@@ -668,7 +673,7 @@ class AmqpConsumer:
             await _settle(dropped, ok=True)
         if not admitted:
             return None
-        return ReceivedBatch(admitted, tokens, _settle_tokens)
+        return ReceivedBatch(admitted, tokens, _settle_tokens, waited=waited)
 
 
 _CHECKS_BEFORE_LOST = 2

@@ -212,7 +212,10 @@ class MemoryConsumer:
         source = self._bus._queue(queue)
         clock = self._bus.clock
         loop = asyncio.get_running_loop()
+        waited = False
         while True:
+            # Kept until a batch is yielded: messages that all expired leave the wait in force.
+            waited = waited or not len(source)
             await source.wait()
             admitted: list[Received] = []
             deadline = loop.time() + max_wait_seconds
@@ -234,7 +237,8 @@ class MemoryConsumer:
                 if received is not None:
                     admitted.append(received)
             if admitted:
-                yield ReceivedBatch(admitted, (), _settle_nothing)
+                yield ReceivedBatch(admitted, (), _settle_nothing, waited=waited)
+                waited = False
 
 
 async def _settle_nothing(tokens: Sequence[object], ok: bool) -> None:

@@ -39,6 +39,10 @@ FAMILIES: tuple[Family, ...] = (
            "from the minute's start (verified, gapped, unverified).",
            "minutes_closed_*", ("run",)),
     Family("flushes", "counter", "Flushes completed.", "flushes"),
+    Family("saturated_flushes", "counter",
+           "Flushes paced for saturation: a consumer had not waited for a batch for "
+           "MDP_SATURATION_SECONDS, so the next may come up to "
+           "MDP_FLUSH_SATURATED_MAX_INTERVAL_SECONDS later.", "saturated_flushes"),
     Family("flush_state_ops", "counter", "State operations written to the internal cache.",
            "flush_state_ops"),
     Family("flush_widget_writes", "counter", "Widget writes sent to the widget cache.",

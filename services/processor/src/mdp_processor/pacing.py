@@ -8,6 +8,13 @@ busy_fraction`` after the previous one started, so flushing takes at most that s
 time, never sooner than the interval (freshness of a small universe) and never later than
 the ceiling (freshness of a large one). A flush that took longer than the ceiling is followed
 at once, as before: a backlog is drained without a pause.
+
+A worker that cannot keep up gets a higher ceiling. Its queue always has a backlog, so the
+events' wait is set by the backlog, not by the flushes, and every flush's fixed cost taken
+out of its time lowers its throughput further: at saturation, fewer and larger flushes halve
+Redis's cost per event (``docs/performance.md``). The processor tells the pacing when it is
+saturated: some consumer has not waited for a delivery for a while (sustained, not a burst
+that one second of a large universe brings).
 """
 
 from __future__ import annotations
@@ -19,6 +26,8 @@ __all__ = [
     "DEFAULT_BUSY_FRACTION",
     "DEFAULT_INTERVAL_SECONDS",
     "DEFAULT_MAX_INTERVAL_SECONDS",
+    "DEFAULT_SATURATED_MAX_INTERVAL_SECONDS",
+    "DEFAULT_SATURATION_SECONDS",
     "FlushPacing",
 ]
 
@@ -27,6 +36,8 @@ __all__ = [
 DEFAULT_INTERVAL_SECONDS: Final = 0.01
 DEFAULT_MAX_INTERVAL_SECONDS: Final = 0.025
 DEFAULT_BUSY_FRACTION: Final = 0.2
+DEFAULT_SATURATED_MAX_INTERVAL_SECONDS: Final = 0.25
+DEFAULT_SATURATION_SECONDS: Final = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,11 +50,14 @@ class FlushPacing:
             costly (taken as ``interval_seconds`` when below it).
         busy_fraction: Share of the time flushes may take while the worker keeps up, in
             (0, 1]; 1 flushes again as soon as the interval allows.
+        saturated_max_interval_seconds: The ceiling while the worker is saturated (taken as
+            the higher of the other two when below them, which turns the mode off).
     """
 
     interval_seconds: float = DEFAULT_INTERVAL_SECONDS
     max_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
     busy_fraction: float = DEFAULT_BUSY_FRACTION
+    saturated_max_interval_seconds: float = DEFAULT_SATURATED_MAX_INTERVAL_SECONDS
 
     def __post_init__(self) -> None:
         if not self.interval_seconds > 0:
@@ -53,7 +67,12 @@ class FlushPacing:
             msg = f"busy_fraction must be in (0, 1]; it was {self.busy_fraction}"
             raise ValueError(msg)
 
-    def next_interval(self, flush_seconds: float) -> float:
-        """Seconds from the start of a flush that took ``flush_seconds`` to the next one's."""
+    def next_interval(self, flush_seconds: float, *, saturated: bool = False) -> float:
+        """Seconds from the start of a flush that took ``flush_seconds`` to the next one's.
+
+        ``saturated``: the worker is not keeping up, and the saturated ceiling applies.
+        """
         ceiling = max(self.interval_seconds, self.max_interval_seconds)
+        if saturated:
+            ceiling = max(ceiling, self.saturated_max_interval_seconds)
         return min(ceiling, max(self.interval_seconds, flush_seconds / self.busy_fraction))

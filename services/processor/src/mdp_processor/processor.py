@@ -67,6 +67,8 @@ from mdp_processor.pacing import (
     DEFAULT_BUSY_FRACTION,
     DEFAULT_INTERVAL_SECONDS,
     DEFAULT_MAX_INTERVAL_SECONDS,
+    DEFAULT_SATURATED_MAX_INTERVAL_SECONDS,
+    DEFAULT_SATURATION_SECONDS,
     FlushPacing,
 )
 from mdp_processor.stats import ProcessorStats
@@ -97,6 +99,12 @@ class ProcessorConfig:
         flush_busy_fraction: Share of the time flushes may take while the processor keeps up:
             the next flush starts the previous one's duration divided by this after it
             started, within the two bounds above.
+        flush_saturated_max_interval_seconds: The ceiling of that pacing while the processor
+            is saturated: fewer, larger flushes, for throughput (off when not above
+            ``flush_max_interval_seconds``).
+        saturation_seconds: How long a consumer must have been handed batch after batch
+            without waiting for one (its queue never drained) for the processor to count as
+            saturated; it is no longer once a consumer that was waits.
         idle_flush_seconds: Longest time between two flushes while no event arrives (analyzers whose
             output moves with time alone, such as a sliding window, still get collected).
         flush_max_events: Events waiting that trigger an early flush; consumption waits while
@@ -131,6 +139,8 @@ class ProcessorConfig:
     flush_interval_seconds: float = DEFAULT_INTERVAL_SECONDS
     flush_max_interval_seconds: float = DEFAULT_MAX_INTERVAL_SECONDS
     flush_busy_fraction: float = DEFAULT_BUSY_FRACTION
+    flush_saturated_max_interval_seconds: float = DEFAULT_SATURATED_MAX_INTERVAL_SECONDS
+    saturation_seconds: float = DEFAULT_SATURATION_SECONDS
     idle_flush_seconds: float = 0.05
     flush_max_events: int = 20_000
     batch_messages: int = 100
@@ -197,6 +207,7 @@ class Processor:
             self.config.flush_interval_seconds,
             self.config.flush_max_interval_seconds,
             self.config.flush_busy_fraction,
+            self.config.flush_saturated_max_interval_seconds,
         )
         self.stats = ProcessorStats()
         self._by_kind: dict[str, list[Analyzer[MarketEvent]]] = {}
@@ -220,6 +231,11 @@ class Processor:
         self._pending_trace: dict[str, str] | None = None
         self._recent: OrderedDict[str, None] = OrderedDict()
         self._flush_now = asyncio.Event()
+        # Per queue: loop time of the first of the batches handed out since its consumer last
+        # waited for one (absent while it waits, or has not been handed one without waiting).
+        self._backlogged_since: dict[str, float] = {}
+        # Whether the flusher paces for saturation now (a consumer that waits wakes it).
+        self._paced_saturated = False
         # Set while events wait for a flush (or to wake the flusher on stop).
         self._pending_work = asyncio.Event()
         # Set whenever a flush takes the pending events: consumption waits on it when full.
@@ -410,8 +426,15 @@ class Processor:
 
     async def _consume(self, queue: QueueSpec, stop: asyncio.Event | None = None) -> None:
         """Ingest ``queue`` until cancelled, or until ``stop`` is set (between batches)."""
+        try:
+            await self._consume_until(queue, stop or self._stopping)
+        finally:
+            # A consumer of this queue started later must not inherit this one's backlog.
+            self._backlogged_since.pop(queue.name, None)
+
+    async def _consume_until(self, queue: QueueSpec, stop: asyncio.Event) -> None:
         backoff = self._backoff()
-        stop = stop or self._stopping
+        loop = asyncio.get_running_loop()
         while not stop.is_set() and not self._stopping.is_set():
             try:
                 # No lingering for more messages: whatever is queued now is taken, and the
@@ -419,6 +442,7 @@ class Processor:
                 async for batch in self.consumer.consume_batches(
                     queue, max_messages=self.config.batch_messages, max_wait_seconds=0.0
                 ):
+                    self._note_delivery(queue.name, waited=batch.waited, now=loop.time())
                     # A batch in hand is ingested whatever happens to the partition: a
                     # handover waits for it rather than cancelling it half applied.
                     self._busy.add(queue.name)
@@ -443,6 +467,33 @@ class Processor:
                 self._consumer_failures += 1
                 _log.warning("consume_failed", queue=queue.name, error=repr(exc))
                 await asyncio.sleep(backoff.wait())
+
+    def _note_delivery(self, queue: str, *, waited: bool, now: float) -> None:
+        """Track whether the consumer of ``queue`` keeps up (see :meth:`_saturated`).
+
+        ``now``: the event loop's time when the batch was handed out.
+        """
+        if waited:
+            self._backlogged_since.pop(queue, None)
+            if self._paced_saturated:
+                # Caught up: what the backlog left pending goes out now, not at the end of a
+                # long saturated interval.
+                self._flush_now.set()
+        else:
+            self._backlogged_since.setdefault(queue, now)
+
+    def _saturated(self, now: float) -> bool:
+        """Whether some consumer has not waited for a batch for ``saturation_seconds``.
+
+        Only a consumer holding a batch counts: one suspended outside its batches is waiting
+        for a delivery (a consumer handed its batches without waiting never yields between
+        them), and its record of a backlog is from before that wait.
+        """
+        threshold = self.config.saturation_seconds
+        return any(
+            now - since >= threshold and queue in self._busy
+            for queue, since in self._backlogged_since.items()
+        )
 
     async def _room(self) -> None:
         """Wait while a full flush's worth of events is pending (the flush takes them)."""
@@ -759,7 +810,11 @@ class Processor:
                 # A bug must not stop flushing for good (nothing would be acked again).
                 self.stats.write_errors += 1
                 _log.exception("flush_failed")
-            interval = pacing.next_interval(loop.time() - last_start)
+            now = loop.time()
+            self._paced_saturated = saturated = self._saturated(now)
+            if saturated:
+                self.stats.saturated_flushes += 1
+            interval = pacing.next_interval(now - last_start, saturated=saturated)
 
     async def _compose_forever(self) -> None:
         """Compose boards and read merged state back on their own cadence, off the flush path.

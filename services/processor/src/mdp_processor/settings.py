@@ -8,6 +8,8 @@ from mdp_processor.pacing import (
     DEFAULT_BUSY_FRACTION,
     DEFAULT_INTERVAL_SECONDS,
     DEFAULT_MAX_INTERVAL_SECONDS,
+    DEFAULT_SATURATED_MAX_INTERVAL_SECONDS,
+    DEFAULT_SATURATION_SECONDS,
 )
 
 __all__ = ["ProcessorSettings"]
@@ -69,6 +71,24 @@ class ProcessorSettings(CommonSettings):
         "starts the last one's duration divided by this after it started, between "
         "MDP_FLUSH_INTERVAL_SECONDS and MDP_FLUSH_MAX_INTERVAL_SECONDS; 1 paces by the "
         "interval alone.",
+    )
+    flush_saturated_max_interval_seconds: float = setting(
+        env="MDP_FLUSH_SATURATED_MAX_INTERVAL_SECONDS",
+        default=DEFAULT_SATURATED_MAX_INTERVAL_SECONDS,
+        min=0.001,
+        doc="The pacing's ceiling while the worker is saturated (see MDP_SATURATION_SECONDS): "
+        "its queue always has a backlog, which sets the events' wait, and fewer, larger "
+        "flushes raise its throughput. Not above MDP_FLUSH_MAX_INTERVAL_SECONDS turns this "
+        "off.",
+    )
+    saturation_seconds: float = setting(
+        env="MDP_SATURATION_SECONDS",
+        default=DEFAULT_SATURATION_SECONDS,
+        min=0.05,
+        doc="How long a consumer must have been handed batch after batch without waiting for "
+        "one (its queue never drained) for the worker to count as saturated; it is no "
+        "longer as soon as that consumer waits. Longer than a burst the worker drains "
+        "without falling behind.",
     )
     future_tolerance_seconds: float = setting(
         env="MDP_FUTURE_TOLERANCE_SECONDS",

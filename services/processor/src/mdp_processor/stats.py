@@ -67,6 +67,8 @@ class ProcessorStats:
             seconds were verified to run from the minute's start (``verified``, ``gapped``,
             ``unverified``; see :class:`mdp_analyzers.minute_bars.MinuteBook`).
         flushes: Flushes completed.
+        saturated_flushes: Flushes after which the pacing allowed the saturated ceiling: a
+            consumer had been handed batches for ``saturation_seconds`` without waiting.
         flush_state_ops: State operations written.
         flush_widget_writes: Widget writes sent.
         write_failures: Flush attempts that failed (Redis down; the flush is retried) and
@@ -109,6 +111,7 @@ class ProcessorStats:
     analyzer_errors: Counter[str] = field(default_factory=Counter)
     minutes_closed: Counter[str] = field(default_factory=Counter)
     flushes: int = 0
+    saturated_flushes: int = 0
     flush_state_ops: int = 0
     flush_widget_writes: int = 0
     write_failures: int = 0
@@ -148,6 +151,7 @@ class ProcessorStats:
             "bad_events": sum(self.bad_events.values()),
             "analyzer_errors": sum(self.analyzer_errors.values()),
             "flushes": self.flushes,
+            "saturated_flushes": self.saturated_flushes,
             "flush_state_ops": self.flush_state_ops,
             "flush_widget_writes": self.flush_widget_writes,
             "write_failures": self.write_failures,

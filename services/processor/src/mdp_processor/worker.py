@@ -151,6 +151,8 @@ async def worker(index: int, ctx: WorkerContext) -> None:
             flush_interval_seconds=settings.flush_interval_seconds,
             flush_max_interval_seconds=settings.flush_max_interval_seconds,
             flush_busy_fraction=settings.flush_busy_fraction,
+            flush_saturated_max_interval_seconds=settings.flush_saturated_max_interval_seconds,
+            saturation_seconds=settings.saturation_seconds,
             flush_max_events=settings.flush_max_events,
             batch_messages=settings.batch_messages,
             max_in_flight=settings.max_in_flight,

@@ -80,6 +80,8 @@ class PhaseResult:
         load_1min: the machine's 1-minute load average at the phase's start and end.
         client_p99_by_second_ms: event -> client p99 of each second of the phase (a backlog
             at its start shows as high first seconds; None: no update arrived that second).
+        processor_flushes: the processors' flushes in the phase and how many of them were
+            paced for saturation (``saturated_flushes``); None when they do not report them.
     """
 
     name: str
@@ -96,6 +98,7 @@ class PhaseResult:
     longest_board_gap_ms: float | None = None
     load_1min: tuple[float, float] | None = None
     client_p99_by_second_ms: tuple[float | None, ...] = ()
+    processor_flushes: tuple[float, float] | None = None
 
 
 def _rate(value: float | None) -> str:
@@ -116,6 +119,10 @@ def _gap(value: float | None) -> str:
 
 def _load(value: tuple[float, float] | None) -> str:
     return "-" if value is None else f"{value[0]:.2f}/{value[1]:.2f}"
+
+
+def _flushes(value: tuple[float, float] | None) -> str:
+    return "-" if value is None else f"{value[0]:,.0f} ({value[1]:,.0f})"
 
 
 def _own_lag(figures: Mapping[str, float]) -> str:
@@ -150,6 +157,7 @@ def render_table(
     row("event->client ms p50/90/99/max", (_lag(p.lag_event_to_client) for p in phases))
     row("board->client ms p50/90/99/max", (_lag(p.lag_board_to_client) for p in phases))
     row("processor receipt->write p50/99", (_own_lag(p.processor_lag) for p in phases))
+    row("processor flushes (saturated)", (_flushes(p.processor_flushes) for p in phases))
     row("longest board gap at a client ms", (_gap(p.longest_board_gap_ms) for p in phases))
     row("load average 1 min start/end", (_load(p.load_1min) for p in phases))
     reasons = sorted({name for p in phases for name in p.drops})

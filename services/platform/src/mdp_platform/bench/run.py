@@ -671,6 +671,8 @@ def _phase_result(
         else {}
     )
     processor_lag = {k: v for k, v in after.components.get("processor", {}).items() if "lag" in k}
+    processed = delta(after.components.get("processor", {}), before.components.get("processor", {}))
+    flushes, saturated = processed.get("flushes"), processed.get("saturated_flushes")
     clients = run.clients.samples if run.clients is not None else []
     arrivals = run.clients.board_arrivals.values() if run.clients is not None else []
     redis_samples = run.watch.samples if run.watch is not None else []
@@ -693,6 +695,7 @@ def _phase_result(
         longest_board_gap_ms=longest_gap_ms(arrivals, before.wall_ns, after.wall_ns),
         load_1min=(round(before.load_1min, 2), round(after.load_1min, 2)),
         client_p99_by_second_ms=tuple(p99_by_second(to_client, *window_ns)),
+        processor_flushes=None if flushes is None or saturated is None else (flushes, saturated),
     )
 
 
