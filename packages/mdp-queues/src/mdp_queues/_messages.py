@@ -155,9 +155,11 @@ class ReceivedBatch:
     Attributes:
         messages: The admitted messages, in delivery order.
         waited: Whether the consumer had nothing to hand out when asked for this batch and
-            waited for its first message: the consumer had caught up with its queue. A
-            consumer that is never kept waiting is not keeping up (its queue always has a
-            backlog), which a processor's flush pacing reads as saturation.
+            waited for its first message: it had caught up with what its queue delivered.
+            A consumer that is never kept waiting is not keeping up (its queue always has a
+            backlog), which a processor's flush pacing reads as saturation. Over AMQP this
+            is the consumer's own inbox: one holding a full prefetch of unacked messages
+            gets nothing more until it acks, and waits with the backlog still queued.
     """
 
     __slots__ = ("_settle", "_settled", "_tokens", "messages", "waited")

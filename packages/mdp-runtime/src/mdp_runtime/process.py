@@ -50,6 +50,7 @@ from types import TracebackType
 from typing import Any, Protocol, Self
 
 from mdp_core.backoff import Backoff, BackoffPolicy
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.logging import LogFormat, configure_logging, get_logger
 from mdp_core.telemetry import attached_context, inject_context
@@ -170,9 +171,7 @@ async def _child_run(spec: _ChildSpec, status: Connection) -> None:
         with attached_context(ctx.trace_carrier):
             await spec.target(ctx.index, ctx)
     finally:
-        flusher.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await flusher
+        await cancel_until_done(flusher)
         ctx._flush()
 
 

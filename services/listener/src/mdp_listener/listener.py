@@ -47,6 +47,7 @@ from massive.exceptions import AuthError as MassiveAuthError
 from websockets.exceptions import ConnectionClosed
 
 from mdp_core.calendar import MarketCalendar, Session
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.cleartext import is_loopback
 from mdp_core.clock import NS_PER_SECOND, Clock
 from mdp_core.logging import get_logger
@@ -345,9 +346,7 @@ class MassiveListener(UpstreamStream[SessionOutcome]):
         try:
             await super().run(stop)
         finally:
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await flusher
+            await cancel_until_done(flusher)
             self._batcher.flush()
 
     def _seconds_until_session(self) -> float:

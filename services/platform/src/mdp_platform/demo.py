@@ -34,6 +34,7 @@ from mdp_cache.reference import ReferenceCache
 from mdp_cache.state import RedisState
 from mdp_cache.widgets import WidgetWriter
 from mdp_core.calendar import MarketCalendar
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import LiveClock
 from mdp_core.logging import configure_logging, get_logger, quiet_vendor_loggers
 from mdp_core.settings import Secret, load, resolve_finlight_key, resolve_massive_key
@@ -568,9 +569,9 @@ async def _started_unless_stopped(demo: Demo, stop: asyncio.Event) -> bool:
         stopping.cancel()
         if not starting.done():
             print("stopping ...", flush=True)
-            starting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await starting
+            # Cancelled again if need be: a cancel lost inside a Redis call (Python 3.11)
+            # would otherwise leave the start running to its end.
+            await cancel_until_done(starting)
     if starting.cancelled():
         return False
     starting.result()

@@ -11,10 +11,10 @@ at once, as before: a backlog is drained without a pause.
 
 A worker that cannot keep up gets a higher ceiling. Its queue always has a backlog, so the
 events' wait is set by the backlog, not by the flushes, and every flush's fixed cost taken
-out of its time lowers its throughput further: at saturation, fewer and larger flushes halve
-Redis's cost per event (``docs/performance.md``). The processor tells the pacing when it is
-saturated: some consumer has not waited for a delivery for a while (sustained, not a burst
-that one second of a large universe brings).
+out of its time lowers its throughput further: at saturation, fewer and larger flushes cut
+Redis's cost per event by about 40 % (``docs/performance.md``). The processor tells the
+pacing when it is saturated: some consumer has not waited for a delivery for a while
+(sustained, not a burst that one second of a large universe brings).
 """
 
 from __future__ import annotations
@@ -63,9 +63,22 @@ class FlushPacing:
         if not self.interval_seconds > 0:
             msg = f"interval_seconds must be above 0; it was {self.interval_seconds}"
             raise ValueError(msg)
+        if not self.saturated_max_interval_seconds > 0:
+            msg = (
+                "saturated_max_interval_seconds must be above 0; "
+                f"it was {self.saturated_max_interval_seconds}"
+            )
+            raise ValueError(msg)
         if not 0 < self.busy_fraction <= 1:
             msg = f"busy_fraction must be in (0, 1]; it was {self.busy_fraction}"
             raise ValueError(msg)
+
+    @property
+    def saturates(self) -> bool:
+        """Whether saturation changes anything: its ceiling is above the other two bounds."""
+        return self.saturated_max_interval_seconds > max(
+            self.interval_seconds, self.max_interval_seconds
+        )
 
     def next_interval(self, flush_seconds: float, *, saturated: bool = False) -> float:
         """Seconds from the start of a flush that took ``flush_seconds`` to the next one's.

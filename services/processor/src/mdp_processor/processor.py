@@ -203,6 +203,9 @@ class Processor:
         self.ownership = ownership
         self.clock = clock or LiveClock()
         self.config = config or ProcessorConfig()
+        if not self.config.saturation_seconds >= 0:
+            msg = f"saturation_seconds must be 0 or above; it was {self.config.saturation_seconds}"
+            raise ValueError(msg)
         self._pacing = FlushPacing(
             self.config.flush_interval_seconds,
             self.config.flush_max_interval_seconds,
@@ -433,6 +436,7 @@ class Processor:
             self._backlogged_since.pop(queue.name, None)
 
     async def _consume_until(self, queue: QueueSpec, stop: asyncio.Event) -> None:
+        """The body of :meth:`_consume`: batches in, until a stop; a failed pull is retried."""
         backoff = self._backoff()
         loop = asyncio.get_running_loop()
         while not stop.is_set() and not self._stopping.is_set():
@@ -466,21 +470,29 @@ class Processor:
             except Exception as exc:
                 self._consumer_failures += 1
                 _log.warning("consume_failed", queue=queue.name, error=repr(exc))
+                # Not a backlog: the time until the pull is retried must not count as one.
+                self._backlogged_since.pop(queue.name, None)
                 await asyncio.sleep(backoff.wait())
 
     def _note_delivery(self, queue: str, *, waited: bool, now: float) -> None:
-        """Track whether the consumer of ``queue`` keeps up (see :meth:`_saturated`).
+        """Track whether the consumer of ``queue`` keeps up, for :meth:`_saturated`.
 
-        ``now``: the event loop's time when the batch was handed out.
+        ``now``: the event loop's time when the batch was handed out. A batch handed out
+        without a wait starts (or continues) a run of them; one waited for ends it. If that
+        run had made the processor saturated and the flusher is pacing for saturation, the
+        flusher is woken: what the backlog left pending goes out now, not at the end of a
+        long interval. A wait on another, quiet queue does not wake it.
         """
-        if waited:
-            self._backlogged_since.pop(queue, None)
-            if self._paced_saturated:
-                # Caught up: what the backlog left pending goes out now, not at the end of a
-                # long saturated interval.
-                self._flush_now.set()
-        else:
+        if not waited:
             self._backlogged_since.setdefault(queue, now)
+            return
+        since = self._backlogged_since.pop(queue, None)
+        if (
+            self._paced_saturated
+            and since is not None
+            and now - since >= self.config.saturation_seconds
+        ):
+            self._flush_now.set()
 
     def _saturated(self, now: float) -> bool:
         """Whether some consumer has not waited for a batch for ``saturation_seconds``.
@@ -801,9 +813,11 @@ class Processor:
             self._flush_now.clear()
             last_start = loop.time()
             carrier, self._pending_trace = self._pending_trace or {}, None
+            flushed = False
             try:
                 with attached_context(carrier):  # the flush joins its first batch's trace
                     await self.flush()
+                flushed = True
             except _Stopped:
                 return
             except Exception:
@@ -811,8 +825,8 @@ class Processor:
                 self.stats.write_errors += 1
                 _log.exception("flush_failed")
             now = loop.time()
-            self._paced_saturated = saturated = self._saturated(now)
-            if saturated:
+            self._paced_saturated = saturated = pacing.saturates and self._saturated(now)
+            if saturated and flushed:
                 self.stats.saturated_flushes += 1
             interval = pacing.next_interval(now - last_start, saturated=saturated)
 

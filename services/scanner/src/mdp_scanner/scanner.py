@@ -254,11 +254,9 @@ class Scanner:
             await asyncio.wait({body, stopper}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             self._idle.set()  # a pause waiting for the loop does not outlive it
-            stopper.cancel()
             # Again and again if need be: redis-py can swallow one cancel on Python 3.11.
             await cancel_until_done(body)
-            with contextlib.suppress(asyncio.CancelledError):
-                await stopper
+            await cancel_until_done(stopper)
             if body.done() and not body.cancelled() and body.exception() is not None:
                 raise cast("BaseException", body.exception())
 
@@ -328,16 +326,20 @@ class Scanner:
         try:
             await asyncio.wait({read, paused}, return_when=asyncio.FIRST_COMPLETED)
         except BaseException:
-            read.cancel()  # cancelled while waiting: the read must not outlive this call
+            # Cancelled while waiting: the read must not outlive this call.
+            await cancel_until_done(read)
             raise
         finally:
             paused.cancel()
-        if read.done():
-            return read.result()  # a batch in hand is handled even if a pause came with it
-        read.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await read
-        return None
+        if not read.done():
+            # Until it has ended: redis-py can swallow one cancel on Python 3.11, and a
+            # caller cancelled meanwhile is not held here (nor its cancellation swallowed).
+            await cancel_until_done(read)
+        if read.cancelled():
+            return None
+        # A batch in hand is handled even if a pause came with it, or with the cancel (which
+        # the read outran); a failed read raises here as it would have without the pause.
+        return read.result()
 
     async def _next_batch(self, pubsub: PubSub) -> list[FeedMessage]:
         """Block for the first message (PINGing when quiet), then drain what is buffered."""
