@@ -25,6 +25,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import LiveClock
 from mdp_sim.faults import Faults
 from mdp_sim.massive_ws import StateWatch
@@ -223,11 +224,7 @@ class FinlightWsServer:
         self._server.close()
         await self._server.wait_closed()
         self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(cancel_until_done(task) for task in list(self._tasks)))
 
     async def __aenter__(self) -> FinlightWsServer:
         await self.start()

@@ -26,6 +26,7 @@ from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import Clock, LiveClock
 from mdp_core.events import MARKET_EVENT_TYPES, SYMBOL_FIELDS
 from mdp_sim.faults import Faults, MalformedKind
@@ -226,11 +227,7 @@ class MassiveWsServer:
         self._server.close()
         await self._server.wait_closed()
         self._server = None
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await asyncio.gather(*(cancel_until_done(task) for task in list(self._tasks)))
 
     async def __aenter__(self) -> MassiveWsServer:
         await self.start()

@@ -22,6 +22,7 @@ from typing import TypeVar
 import msgspec
 from aiohttp import web
 
+from mdp_core.cancellation import cancel_until_done
 from mdp_core.clock import Clock, LiveClock
 from mdp_sim.faults import Faults, MalformedKind
 from mdp_sim.finlight_ws import FinlightRestServer, FinlightWsConfig, FinlightWsServer
@@ -347,9 +348,8 @@ class SimServers:
     async def stop(self) -> None:
         """Stop broadcasting, then close every server (clients see 1001 and return)."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            # Its failure, if it failed, was reported when it happened (_broadcaster_done).
+            await cancel_until_done(self._task)
             self._task = None
         if self._control is not None:
             await self._control.stop()
