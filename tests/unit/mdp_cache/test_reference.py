@@ -435,15 +435,24 @@ class HeldBulk(MemoryBulkReferenceSource):
         return dict(await super().grouped_daily(day))
 
 
-async def test_a_caller_cancelled_while_the_bulk_load_runs_is_cancelled() -> None:
+async def lookup_waiting_on_the_bulk_load() -> tuple[
+    HeldBulk, ReferenceCache, asyncio.Task[ReferenceData]
+]:
+    """A first lookup of the day, waiting on the bulk load it started (which is held)."""
     source = HeldBulk()
     cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
     lookup = asyncio.create_task(cache.get("S0000", DAY))
     async with asyncio.timeout(5):
         await source.asked.wait()
+    return source, cache, lookup
+
+
+async def test_a_caller_cancelled_while_the_bulk_load_runs_is_cancelled() -> None:
+    source, cache, lookup = await lookup_waiting_on_the_bulk_load()
     lookup.cancel()
     done, _ = await asyncio.wait({lookup}, timeout=5)
-    # The wait for the load swallowed the cancel: the lookup went on to ask per symbol.
+    # Not swallowed by the wait for the load (it was, once, and the lookup went on to ask
+    # per symbol).
     assert lookup in done
     assert lookup.cancelled()
     source.release.set()  # the shielded load goes on, for whoever asks next
@@ -453,11 +462,7 @@ async def test_a_caller_cancelled_while_the_bulk_load_runs_is_cancelled() -> Non
 
 
 async def test_a_cancelled_bulk_load_falls_back_to_the_per_symbol_lookups() -> None:
-    source = HeldBulk()
-    cache = ReferenceCache(source, fakeredis.FakeAsyncRedis())
-    lookup = asyncio.create_task(cache.get("S0000", DAY))
-    async with asyncio.timeout(5):
-        await source.asked.wait()
+    source, _, lookup = await lookup_waiting_on_the_bulk_load()
     loads = [t for t in asyncio.all_tasks() if t.get_name().startswith("reference bulk")]
     assert len(loads) == 1
     loads[0].cancel()  # the load ends; its caller is not being stopped
