@@ -21,6 +21,9 @@ from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.keys import (
     FEED_ALERTS_HOD,
+    FEED_HALTS,
+    FEED_LATEST_AGGREGATE,
+    FEED_MINUTE_BARS,
     FEED_NEWS_TICKER,
     FEED_QUOTE,
     KEY_WIDGET_VERSION,
@@ -51,6 +54,36 @@ async def test_value_and_list_feeds_follow_their_shape(redis: Redis) -> None:
     message = await pubsub.get_message(timeout=1)
     assert message is not None
     assert message["data"] == b'{"p":1}'
+    await pubsub.aclose()  # type: ignore[no-untyped-call]
+
+
+async def test_versioned_documents_are_published_first_in_their_order(redis: Redis) -> None:
+    """A flush's quote records (versioned, first in its batch) go out before its other docs.
+
+    A burst flush at 10,000 symbols holds a thousand rows' quote records, latest aggregates
+    and minute bars; clients follow the quote records, so they lead the pipeline.
+    """
+    quote, latest = FEED_QUOTE.name(symbol="ORD"), FEED_LATEST_AGGREGATE.name(symbol="ORD")
+    bars, halts = FEED_MINUTE_BARS.name(symbol="ORD"), FEED_HALTS.name()
+    pubsub = redis.pubsub()
+    await pubsub.subscribe(quote, latest, bars, halts)
+    for _ in range(4):
+        assert await pubsub.get_message(timeout=1) is not None  # the confirmations
+    minute = b'{"t":1772632800000,"d":20260304,"n":1,"o":1}'
+    await WidgetWriter(redis).write(
+        [
+            Write(FEED_MINUTE_BARS, bars, minute),
+            Write(FEED_HALTS, halts, b'{"halted":[]}'),
+            Write(FEED_QUOTE, quote, b'{"q":1}', version=3),
+            Write(FEED_LATEST_AGGREGATE, latest, b'{"a":1}', version=3),
+        ]
+    )
+    published = []
+    for _ in range(4):
+        message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+        assert message is not None
+        published.append(message["channel"].decode())
+    assert published == [quote, latest, halts, bars]
     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 

@@ -105,6 +105,31 @@ async def test_a_flush_writes_coalesced_output_then_acks() -> None:
     assert processor.stats.lag_receipt.values
 
 
+class RecordingWidgets(MemoryWidgets):
+    """The memory sink, also keeping each write's batch of names in order."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.batches: list[list[str]] = []
+
+    async def write(self, writes: Sequence[WidgetItem]) -> int:
+        self.batches.append([item.name for item in writes])
+        return await super().write(writes)
+
+
+async def test_a_flush_hands_its_quote_records_to_the_sink_before_the_analyzers_documents() -> None:
+    sink = RecordingWidgets()
+    processor, bus, _ = make(widgets=sink)
+    events = [aggregate(symbol, at_ms(DAY, 10, 0, 1)) for symbol in ("AAA", "BBB")]
+    await processor.ingest(delivery(bus, body(events, "b1"), Settled()))
+    await processor.flush()
+    [names] = sink.batches
+    quotes = [name for name in names if name.startswith(FEED_QUOTE.name(symbol=""))]
+    assert sorted(quotes) == [FEED_QUOTE.name(symbol="AAA"), FEED_QUOTE.name(symbol="BBB")]
+    assert len(names) > len(quotes)  # the router's latest aggregates and minute bars follow
+    assert names[: len(quotes)] == quotes
+
+
 async def test_poison_and_duplicates_are_counted_and_acked() -> None:
     processor, bus, _ = make()
     settled = Settled()

@@ -905,10 +905,11 @@ class Processor:
                 applied = await self._retry_state(ops, marks)
             self._hand_back(applied)
             # Rows MDC stored are published only now, versioned by MDC: a record never goes
-            # back, whichever replica stored last.
+            # back, whichever replica stored last. They lead the widget pipeline (the writer
+            # keeps versioned documents first, in order): clients follow quote records.
             stored = published(applied.accepted)
             self.stats.bad_writes += len(applied.accepted) - len(stored)
-            writes.extend(stored)
+            writes[:0] = stored
             if writes:
                 await self._retry(lambda: self.widgets.write(writes))
             try:
