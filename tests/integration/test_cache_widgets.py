@@ -8,7 +8,9 @@ in-memory store decide, and a write that loses is neither stored nor published.
 from __future__ import annotations
 
 import hashlib
+import random
 import re
+import string
 from typing import Any, cast
 
 import fakeredis
@@ -21,7 +23,6 @@ from mdp_analyzers.replay import OfflineResult
 from mdp_analyzers.typing import WidgetWrite
 from mdp_cache.keys import (
     FEED_ALERTS_HOD,
-    FEED_HALTS,
     FEED_LATEST_AGGREGATE,
     FEED_MINUTE_BARS,
     FEED_NEWS_TICKER,
@@ -36,6 +37,10 @@ Write = WidgetWrite
 #: they were ordered by publication time).
 PLAIN_LIST = Feed(
     template="test:plain", shape="list", ttl=3600, max_len=1_000, owner="test", payload="-"
+)
+#: A value feed without a version, of the tests' own.
+PLAIN_VALUE = Feed(
+    template="test:value:{symbol}", shape="value", ttl=3600, owner="test", payload="-"
 )
 
 
@@ -61,19 +66,21 @@ async def test_versioned_documents_are_published_first_in_their_order(redis: Red
     """A flush's quote records (versioned, first in its batch) go out before its other docs.
 
     A burst flush at 10,000 symbols holds a thousand rows' quote records, latest aggregates
-    and minute bars; clients follow the quote records, so they lead the pipeline.
+    and minute bars; clients follow the quote records, so they lead the pipeline. Names of
+    this test's own: pub/sub spans the server's databases and tests run side by side.
     """
-    quote, latest = FEED_QUOTE.name(symbol="ORD"), FEED_LATEST_AGGREGATE.name(symbol="ORD")
-    bars, halts = FEED_MINUTE_BARS.name(symbol="ORD"), FEED_HALTS.name()
+    symbol = "".join(random.choices(string.ascii_uppercase, k=8))
+    quote, latest = FEED_QUOTE.name(symbol=symbol), FEED_LATEST_AGGREGATE.name(symbol=symbol)
+    bars, plain = FEED_MINUTE_BARS.name(symbol=symbol), PLAIN_VALUE.name(symbol=symbol)
     pubsub = redis.pubsub()
-    await pubsub.subscribe(quote, latest, bars, halts)
+    await pubsub.subscribe(quote, latest, bars, plain)
     for _ in range(4):
         assert await pubsub.get_message(timeout=1) is not None  # the confirmations
     minute = b'{"t":1772632800000,"d":20260304,"n":1,"o":1}'
     await WidgetWriter(redis).write(
         [
             Write(FEED_MINUTE_BARS, bars, minute),
-            Write(FEED_HALTS, halts, b'{"halted":[]}'),
+            Write(PLAIN_VALUE, plain, b'{"p":1}'),
             Write(FEED_QUOTE, quote, b'{"q":1}', version=3),
             Write(FEED_LATEST_AGGREGATE, latest, b'{"a":1}', version=3),
         ]
@@ -83,7 +90,7 @@ async def test_versioned_documents_are_published_first_in_their_order(redis: Red
         message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
         assert message is not None
         published.append(message["channel"].decode())
-    assert published == [quote, latest, halts, bars]
+    assert published == [quote, latest, plain, bars]
     await pubsub.aclose()  # type: ignore[no-untyped-call]
 
 
