@@ -466,7 +466,8 @@ def _lock_or_fail(lock: IO[str], lock_path: Path, redis_url: str) -> None:
                 pytest.fail(
                     f"another test run has held the lock on {redact(redis_url)} ({lock_path}) "
                     f"for over {REDIS_LOCK_WAIT_SECONDS:.0f} s; wait for it or point "
-                    "MDP_TEST_REDIS_URL at another database",
+                    "MDP_TEST_REDIS_URL at another Redis server (another database of the same "
+                    "server would hear its publications: pub/sub is server-wide)",
                     pytrace=False,
                 )
             # A file lock has nothing to wait on but time; no event loop runs during fixture
@@ -476,13 +477,21 @@ def _lock_or_fail(lock: IO[str], lock_path: Path, redis_url: str) -> None:
             return
 
 
+def redis_server_of(redis_url: str) -> str:
+    """``host:port`` of a Redis URL: what the test lock is keyed on (no database, no password)."""
+    parts = urlsplit(redis_url)
+    return f"{(parts.hostname or '127.0.0.1').lower()}:{parts.port or 6379}"
+
+
 @pytest.fixture
 def redis_db_url(redis_url: str) -> Iterator[str]:
     """The test Redis database, empty at the start of the test and flushed at its end.
 
     The database is shared by every test run on the machine, so the fixture holds an exclusive
-    file lock (keyed by URL) for the whole test: concurrent runs take turns instead of
-    flushing each other's keys. Database 0 is refused, as it is where real data lives.
+    file lock for the whole test: concurrent runs take turns instead of flushing each other's
+    keys. The lock is the server's (host and port), not the database's: pub/sub channels are
+    server-wide, so two runs on two databases of one Redis would hear each other's
+    publications. Database 0 is refused, as it is where real data lives.
     """
     if _redis_db(urlsplit(redis_url)) == 0:
         pytest.fail(
@@ -490,7 +499,7 @@ def redis_db_url(redis_url: str) -> Iterator[str]:
             "at a database reserved for tests (the default is /15)",
             pytrace=False,
         )
-    digest = hashlib.sha256(redis_url.encode()).hexdigest()[:16]
+    digest = hashlib.sha256(redis_server_of(redis_url).encode()).hexdigest()[:16]
     lock_path = Path(tempfile.gettempdir()) / f"mdp-test-redis-{digest}.lock"
     with lock_path.open("a") as lock:
         _lock_or_fail(lock, lock_path, redis_url)

@@ -100,3 +100,13 @@ async def test_mdq_prefix_is_unique_and_usable(mdq_prefix: str, amqp_url: str) -
         assert message is not None
         assert message.body == b"x"
         await message.ack()
+
+
+def test_the_redis_lock_is_the_servers_whatever_the_database_or_password() -> None:
+    from tests.conftest import redis_server_of
+
+    # Pub/sub spans the databases of one server, so two databases share one lock.
+    assert redis_server_of("redis://127.0.0.1:6379/15") == "127.0.0.1:6379"
+    assert redis_server_of("redis://:s3cret@127.0.0.1:6379/14") == "127.0.0.1:6379"
+    assert redis_server_of("redis://LOCALHOST/15") == "localhost:6379"
+    assert redis_server_of("redis://127.0.0.1:6380/15") == "127.0.0.1:6380"
