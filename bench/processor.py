@@ -29,6 +29,8 @@ Usage::
     uv run python bench/processor.py --only A --rvol-days 20   # the same with RVol profiles
     uv run python bench/processor.py --only A --saturated-ceiling 0.025  # without the
         # saturated pacing: the ceiling a worker that keeps up has
+    uv run python bench/processor.py --only A --symbols 3000 --events 600000 --pairs 3
+        # one worker then two, three times: each pair's ratio, the median, the CPU bound
 
 Each worker prints how many of its flushes were paced for saturation (its consumer had not
 waited for a batch for ``MDP_SATURATION_SECONDS``): the producer keeps the queue topped up,
@@ -40,12 +42,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import multiprocessing
+import statistics
 import time
 import uuid
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date, datetime
 from datetime import time as wall_time
-from typing import Any, cast
+from typing import Any, Final, cast
 
 import msgspec
 
@@ -305,6 +309,13 @@ def main() -> None:
         "with the default MDP_ANALYZERS does",
     )
     parser.add_argument(
+        "--pairs",
+        type=int,
+        default=0,
+        help="instead of --workers: N runs of one worker then two, alternating, each on an "
+        "emptied database; prints each pair's ratio, their median and the bound 2w / (w + r)",
+    )
+    parser.add_argument(
         "--cold",
         dest="warm",
         action="store_false",
@@ -315,43 +326,101 @@ def main() -> None:
         parser.error("databases 0, 1 (live caches) and 15 (tests) are not for benchmarks")
     asyncio.run(flush_database(redis_url(args)))
     kinds = [args.only] if args.only else ["A", "T"]
-    names = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}
     for kind in kinds:
-        results = run(args, kind)
-        routed = " + router" if args.router else ""
-        print(f"== {names[kind]}{routed}: {args.workers} worker(s), {args.events:,} events each")
-        for r in results:
-            print(
-                f"  worker {r['worker']}: {r['rate']:>10,.0f} events/s  "
-                f"({r['cpu_us_per_event']:.1f} us CPU/event, {r['flushes']} flushes "
-                f"({r['saturated_flushes']} saturated), "
-                f"{r['state_ops']:,} state ops, {r['widget_writes']:,} widget writes)  "
-                f"lag p50 {r['lag_p50'] * 1000:.0f} ms  p99 {r['lag_p99'] * 1000:.0f} ms"
-            )
-            if r["bad_events"]:
-                # "future": dropped unapplied, so the rate is not of the events asked for;
-                # other reasons: applied, then rejected by an analyzer.
-                print(f"  worker {r['worker']}: bad events by reason {r['bad_events']}")
-        if kind == "A" and args.rvol_days:
-            print(
-                f"  RVol profiles ({args.rvol_days} days) of the symbols traded: built and "
-                f"cached in {max(r['profiles_seconds'] for r in results):.1f} s "
-                "(cold, before timing)"
-            )
-        # Every event over the span from the first worker's start to the last one's end.
-        span = max(r["wall"][1] for r in results) - min(r["wall"][0] for r in results)
-        events = sum(r["events"] for r in results)
-        aggregate = events / span
-        print(f"  aggregate: {aggregate:,.0f} events/s")
-        readings = [r["redis_cpu"] for r in results]
-        if all(start is not None and end is not None for start, end in readings):
-            # The workers' windows overlap (a barrier starts them): first start to last end.
-            redis_cpu = max(end for _, end in readings) - min(start for start, _ in readings)
-            print(
-                f"  Redis: {redis_cpu / events * 1e6:.1f} us CPU/event "
-                f"({redis_cpu:.2f} CPU s over the span, server-wide INFO cpu)"
-            )
+        if args.pairs > 0:
+            compare(args, kind)
+        else:
+            report(args, kind, run(args, kind))
     asyncio.run(flush_database(redis_url(args)))
+
+
+_NAMES: Final = {"A": "leaderboard (aggregate events)", "T": "top trades (trade events)"}
+
+
+def report(args: argparse.Namespace, kind: str, results: list[dict[str, Any]]) -> Measured:
+    """Print one measurement's workers and aggregate; return its aggregate figures."""
+    routed = " + router" if args.router else ""
+    print(f"== {_NAMES[kind]}{routed}: {len(results)} worker(s), {args.events:,} events each")
+    for r in results:
+        print(
+            f"  worker {r['worker']}: {r['rate']:>10,.0f} events/s  "
+            f"({r['cpu_us_per_event']:.1f} us CPU/event, {r['flushes']} flushes "
+            f"({r['saturated_flushes']} saturated), "
+            f"{r['state_ops']:,} state ops, {r['widget_writes']:,} widget writes)  "
+            f"lag p50 {r['lag_p50'] * 1000:.0f} ms  p99 {r['lag_p99'] * 1000:.0f} ms"
+        )
+        if r["bad_events"]:
+            # "future": dropped unapplied, so the rate is not of the events asked for;
+            # other reasons: applied, then rejected by an analyzer.
+            print(f"  worker {r['worker']}: bad events by reason {r['bad_events']}")
+    if kind == "A" and args.rvol_days:
+        print(
+            f"  RVol profiles ({args.rvol_days} days) of the symbols traded: built and "
+            f"cached in {max(r['profiles_seconds'] for r in results):.1f} s "
+            "(cold, before timing)"
+        )
+    measured = measure(results)
+    print(f"  aggregate: {measured.rate:,.0f} events/s")
+    if measured.redis_us is not None:
+        print(
+            f"  Redis: {measured.redis_us:.1f} us CPU/event "
+            f"({measured.redis_cpu:.2f} CPU s over the span, server-wide INFO cpu)"
+        )
+    return measured
+
+
+@dataclass(frozen=True, slots=True)
+class Measured:
+    """One measurement's aggregate: events/s, worker and Redis CPU per event."""
+
+    rate: float
+    worker_us: float
+    redis_us: float | None
+    redis_cpu: float
+
+
+def measure(results: list[dict[str, Any]]) -> Measured:
+    """The aggregate of a measurement's workers: every event over the whole span."""
+    # Every event over the span from the first worker's start to the last one's end.
+    span = max(r["wall"][1] for r in results) - min(r["wall"][0] for r in results)
+    events = sum(r["events"] for r in results)
+    worker_us = sum(r["cpu_us_per_event"] * r["events"] for r in results) / events
+    readings = [r["redis_cpu"] for r in results]
+    redis_us: float | None = None
+    redis_cpu = 0.0
+    if all(start is not None and end is not None for start, end in readings):
+        # The workers' windows overlap (a barrier starts them): first start to last end.
+        redis_cpu = max(end for _, end in readings) - min(start for start, _ in readings)
+        redis_us = redis_cpu / events * 1e6
+    return Measured(events / span, worker_us, redis_us, redis_cpu)
+
+
+def compare(args: argparse.Namespace, kind: str) -> None:
+    """``--pairs``: one worker then two, alternating, and the ratios of each pair.
+
+    Two runs on these shared cores minutes apart can differ by a third, so one pair says
+    little; the median of several, and the bound the CPU figures set, say more.
+    """
+    ratios: list[float] = []
+    for pair in range(1, args.pairs + 1):
+        rates: dict[int, Measured] = {}
+        for workers in (1, 2):
+            asyncio.run(flush_database(redis_url(args)))
+            rates[workers] = report(
+                args, kind, run(argparse.Namespace(**{**vars(args), "workers": workers}), kind)
+            )
+        one, two = rates[1], rates[2]
+        ratios.append(two.rate / one.rate)
+        bound = ""
+        if two.redis_us is not None:
+            # Two workers and Redis on two cores: 2 / (w + r) events/s against one worker's 1 / w.
+            bound = (
+                f", bound 2w / (w + r) {2 * two.worker_us / (two.worker_us + two.redis_us):.2f}x"
+            )
+        print(f"-- pair {pair}: two workers / one = {ratios[-1]:.2f}x{bound}")
+    print(
+        f"-- {_NAMES[kind]}: median ratio of {len(ratios)} pairs {statistics.median(ratios):.2f}x"
+    )
 
 
 def redis_url(args: argparse.Namespace) -> str:

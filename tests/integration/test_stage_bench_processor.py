@@ -39,3 +39,26 @@ async def test_the_processor_bench_applies_every_event_of_a_session_run_ahead(
     assert "1 worker(s), 20,000 events each" in text
     assert "aggregate: " in text, text
     assert "future" not in text, text  # no event dropped ahead of the clock
+
+
+async def test_pairs_alternate_one_and_two_workers_and_print_each_ratio_and_the_median(
+    private_redis: RedisServer,
+) -> None:
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        str(ROOT / "bench" / "processor.py"),
+        "--only", "A", "--symbols", "20", "--events", "4000", "--pairs", "2",
+        "--redis", private_redis.url().rsplit("/", 1)[0], "--db", "9",
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    output, _ = await asyncio.wait_for(process.communicate(), timeout=150)
+    text = output.decode(errors="replace")
+    assert process.returncode == 0, text
+    runs = [line.split(": ")[1] for line in text.splitlines() if line.startswith("== ")]
+    assert runs == ["1 worker(s), 4,000 events each", "2 worker(s), 4,000 events each"] * 2
+    pairs = [line for line in text.splitlines() if line.startswith("-- pair ")]
+    assert [line.split(":")[0] for line in pairs] == ["-- pair 1", "-- pair 2"]
+    assert all("bound 2w / (w + r)" in line for line in pairs), text
+    assert "median ratio of 2 pairs" in text, text
+    assert "future" not in text, text  # no event dropped ahead of the clock
