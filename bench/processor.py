@@ -313,7 +313,7 @@ def main() -> None:
         type=int,
         default=0,
         help="instead of --workers: N runs of one worker then two, alternating, each on an "
-        "emptied database; prints each pair's ratio, their median and the bound 2w / (w + r)",
+        "emptied database; prints each pair's ratio, their median and the bound 2 w1 / (w2 + r2)",
     )
     parser.add_argument(
         "--cold",
@@ -399,7 +399,9 @@ def compare(args: argparse.Namespace, kind: str) -> None:
     """``--pairs``: one worker then two, alternating, and the ratios of each pair.
 
     Two runs on these shared cores minutes apart can differ by a third, so one pair says
-    little; the median of several, and the bound the CPU figures set, say more.
+    little; the median of several, and the bound the CPU figures set, say more: with one
+    worker's CPU per event w1, two workers' w2 and Redis's r2 (two workers), the ratio is at
+    most 2 w1 / (w2 + r2).
     """
     ratios: list[float] = []
     for pair in range(1, args.pairs + 1):
@@ -413,9 +415,12 @@ def compare(args: argparse.Namespace, kind: str) -> None:
         ratios.append(two.rate / one.rate)
         bound = ""
         if two.redis_us is not None:
-            # Two workers and Redis on two cores: 2 / (w + r) events/s against one worker's 1 / w.
+            # One worker runs at 1 / w1 events/s; two workers and Redis share two cores, at
+            # 2 / (w2 + r2). A worker's CPU per event is not the same alone and side by side.
+            model = 2 * one.worker_us / (two.worker_us + two.redis_us)
             bound = (
-                f", bound 2w / (w + r) {2 * two.worker_us / (two.worker_us + two.redis_us):.2f}x"
+                f", bound 2 w1 / (w2 + r2) {model:.2f}x (w {one.worker_us:.1f} -> "
+                f"{two.worker_us:.1f} us, r {two.redis_us:.1f} us an event)"
             )
         print(f"-- pair {pair}: two workers / one = {ratios[-1]:.2f}x{bound}")
     print(

@@ -59,6 +59,6 @@ async def test_pairs_alternate_one_and_two_workers_and_print_each_ratio_and_the_
     assert runs == ["1 worker(s), 4,000 events each", "2 worker(s), 4,000 events each"] * 2
     pairs = [line for line in text.splitlines() if line.startswith("-- pair ")]
     assert [line.split(":")[0] for line in pairs] == ["-- pair 1", "-- pair 2"]
-    assert all("bound 2w / (w + r)" in line for line in pairs), text
+    assert all("bound 2 w1 / (w2 + r2)" in line for line in pairs), text
     assert "median ratio of 2 pairs" in text, text
     assert "future" not in text, text  # no event dropped ahead of the clock
