@@ -30,7 +30,7 @@ Usage::
     uv run python bench/processor.py --only A --saturated-ceiling 0.025  # without the
         # saturated pacing: the ceiling a worker that keeps up has
     uv run python bench/processor.py --only A --symbols 3000 --events 600000 --pairs 3
-        # one worker then two, three times: each pair's ratio, the median, the CPU bound
+        # one worker then two, three times: each pair's ratio, the median, the CPU model
 
 Each worker prints how many of its flushes were paced for saturation (its consumer had not
 waited for a batch for ``MDP_SATURATION_SECONDS``): the producer keeps the queue topped up,
@@ -313,7 +313,7 @@ def main() -> None:
         type=int,
         default=0,
         help="instead of --workers: N runs of one worker then two, alternating, each on an "
-        "emptied database; prints each pair's ratio, their median and the bound 2 w1 / (w2 + r2)",
+        "emptied database; prints each pair's ratio, their median and the model 2 w1 / (w2 + r2)",
     )
     parser.add_argument(
         "--cold",
@@ -322,6 +322,10 @@ def main() -> None:
         help="start with no reference data cached (fetches compete with processing)",
     )
     args = parser.parse_args()
+    if args.pairs < 0:
+        parser.error("--pairs must be 0 (off) or more")
+    if args.pairs and args.workers != 1:
+        parser.error("--pairs runs one worker and two itself: leave out --workers")
     if args.db in (0, 1, 15):
         parser.error("databases 0, 1 (live caches) and 15 (tests) are not for benchmarks")
     asyncio.run(flush_database(redis_url(args)))
@@ -399,30 +403,34 @@ def compare(args: argparse.Namespace, kind: str) -> None:
     """``--pairs``: one worker then two, alternating, and the ratios of each pair.
 
     Two runs on these shared cores minutes apart can differ by a third, so one pair says
-    little; the median of several, and the bound the CPU figures set, say more: with one
-    worker's CPU per event w1, two workers' w2 and Redis's r2 (two workers), the ratio is at
-    most 2 w1 / (w2 + r2).
+    little; the median of several, and the model from the CPU figures, say more: with one
+    worker's CPU per event w1, two workers' w2 and Redis's r2 (two workers), the ratio is
+    2 w1 / (w2 + r2) when one worker is bound by its own CPU and two by the two cores.
+    Pairs alternate which runs first.
     """
     ratios: list[float] = []
     for pair in range(1, args.pairs + 1):
         rates: dict[int, Measured] = {}
-        for workers in (1, 2):
+        # One then two, then two then one: a machine drifting over the series moves the two
+        # kinds of run alike.
+        for workers in (1, 2) if pair % 2 else (2, 1):
             asyncio.run(flush_database(redis_url(args)))
             rates[workers] = report(
                 args, kind, run(argparse.Namespace(**{**vars(args), "workers": workers}), kind)
             )
         one, two = rates[1], rates[2]
         ratios.append(two.rate / one.rate)
-        bound = ""
+        modelled = ""
         if two.redis_us is not None:
-            # One worker runs at 1 / w1 events/s; two workers and Redis share two cores, at
-            # 2 / (w2 + r2). A worker's CPU per event is not the same alone and side by side.
+            # A model, not a bound: one worker at 1 / w1 events/s (it may wait on Redis, and
+            # run slower), two workers and Redis sharing two cores at 2 / (w2 + r2). A worker's
+            # CPU per event is not the same alone and side by side.
             model = 2 * one.worker_us / (two.worker_us + two.redis_us)
-            bound = (
-                f", bound 2 w1 / (w2 + r2) {model:.2f}x (w {one.worker_us:.1f} -> "
+            modelled = (
+                f", model 2 w1 / (w2 + r2) {model:.2f}x (w {one.worker_us:.1f} -> "
                 f"{two.worker_us:.1f} us, r {two.redis_us:.1f} us an event)"
             )
-        print(f"-- pair {pair}: two workers / one = {ratios[-1]:.2f}x{bound}")
+        print(f"-- pair {pair}: two workers / one = {ratios[-1]:.2f}x{modelled}")
     print(
         f"-- {_NAMES[kind]}: median ratio of {len(ratios)} pairs {statistics.median(ratios):.2f}x"
     )

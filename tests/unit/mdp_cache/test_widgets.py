@@ -240,3 +240,24 @@ def test_the_plain_path_merges_series_and_publishes_what_it_stored() -> None:
     assert published == [b'{"t":60,"d":1,"n":2,"c":1}', b'{"t":120,"d":1,"n":1,"c":3}']
     assert quote == b"{}"  # the value write of the same batch still lands
     assert 0 < ttl <= FEED_MINUTE_BARS.ttl
+
+
+def test_the_plain_path_publishes_the_series_after_the_other_documents() -> None:
+    """As the scripts do: a flush's quote records are not written behind its minute bars."""
+
+    async def run() -> list[str]:
+        redis = fakeredis.FakeAsyncRedis()
+        pubsub = redis.pubsub()
+        await pubsub.subscribe("bars:AAA", "quote:AAA")
+        for _ in range(2):
+            await pubsub.get_message(timeout=1)
+        writer = WidgetWriter(redis)
+        await writer.write([BarWrite("bars:AAA", b'{"t":60,"d":1,"n":1,"c":1}'), Write()])
+        channels: list[str] = []
+        for _ in range(2):
+            message = await pubsub.get_message(ignore_subscribe_messages=True, timeout=5)
+            assert message is not None
+            channels.append(message["channel"].decode())
+        return channels
+
+    assert asyncio.run(run()) == ["quote:AAA", "bars:AAA"]

@@ -16,6 +16,7 @@ from mdp_analyzers.routing import MassiveDataAnalyzer
 from mdp_analyzers.state import MemoryState
 from mdp_analyzers.typing import Output, WidgetWrite
 from mdp_cache.keys import (
+    FEED_LATEST_LULD,
     FEED_LATEST_TRADE,
     FEED_QUOTE,
     FEED_SCANNER_TOP_VOLUME,
@@ -36,7 +37,7 @@ from mdp_processor.settings import ProcessorSettings
 from mdp_processor.worker import build_analyzers
 from mdp_queues import MemoryBus, OutgoingBatch, Received, ReceivedBatch, Topology
 from mdp_runtime.process import WorkerStatus
-from mdp_testing.conformance import aggregate, at_ms, trade
+from mdp_testing.conformance import aggregate, at_ms, luld, trade
 from mdp_testing.widgets import MemoryWidgets
 
 DAY = date(2026, 3, 4)
@@ -117,17 +118,20 @@ class RecordingWidgets(MemoryWidgets):
         return await super().write(writes)
 
 
-async def test_a_flush_hands_its_quote_records_to_the_sink_before_the_analyzers_documents() -> None:
+async def test_a_resume_is_handed_to_the_sink_before_the_quote_record_of_its_reopening() -> None:
+    """The scanner's halt alerts take a resume's price from the quote record after its LULD
+    record, in arrival order: within one flush the LULD record must go first."""
     sink = RecordingWidgets()
     processor, bus, _ = make(widgets=sink)
-    events = [aggregate(symbol, at_ms(DAY, 10, 0, 1)) for symbol in ("AAA", "BBB")]
-    await processor.ingest(delivery(bus, body(events, "b1"), Settled()))
+    resumed = at_ms(DAY, 10, 0, 1)
+    await processor.ingest(delivery(bus, body([luld("AAA", resumed, 18)], "l1"), Settled()))
+    reopening = aggregate("AAA", resumed + 1_000)
+    await processor.ingest(delivery(bus, body([reopening], "a1"), Settled()))
     await processor.flush()
     [names] = sink.batches
-    quotes = [name for name in names if name.startswith(FEED_QUOTE.name(symbol=""))]
-    assert sorted(quotes) == [FEED_QUOTE.name(symbol="AAA"), FEED_QUOTE.name(symbol="BBB")]
-    assert len(names) > len(quotes)  # the router's latest aggregates and minute bars follow
-    assert names[: len(quotes)] == quotes
+    assert names.index(FEED_LATEST_LULD.name(symbol="AAA")) < names.index(
+        FEED_QUOTE.name(symbol="AAA")
+    )
 
 
 async def test_poison_and_duplicates_are_counted_and_acked() -> None:

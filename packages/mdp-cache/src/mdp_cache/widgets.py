@@ -476,10 +476,12 @@ def _script_calls(
 ) -> list[_ScriptCall]:
     """The script calls storing ``values``, ``versioned`` and ``series``, a few hundred each.
 
-    Versioned documents go first, in their order: a processor puts its quote records, the
-    feed clients follow, at the head of its flush, and Redis runs a pipeline in order, so
-    in a burst of a thousand rows they are not held behind the minute bars. On a cluster
-    each call holds the names of one slot.
+    Versioned documents go first, in their order, then plain values, then series: Redis runs
+    a pipeline in order, so in a burst of a thousand rows a processor's quote records (the
+    feed clients follow, last of its versioned documents) are not held behind the minute
+    bars, the costliest documents to merge, and a record's inputs (an LULD record) still go
+    before it. On a cluster each call holds the names of one slot, and the order holds
+    within a slot.
     """
     calls: list[_ScriptCall] = []
     for chunk in _chunks(versioned, cluster):
@@ -609,10 +611,9 @@ class WidgetWriter:
 
         Not atomic across writers: this path serves emulators, where one process writes.
         """
+        # The series last, as the scripts send them (``_script_calls``).
         series = [item for item in writes if item.feed.shape == "series"]
-        if series:
-            await self._merge_plain(series)
-            writes = [item for item in writes if item.feed.shape != "series"]
+        writes = [item for item in writes if item.feed.shape != "series"]
         versioned = [item for item in writes if item.version is not None]
         winners = set(range(len(writes)))
         if versioned:
@@ -646,6 +647,8 @@ class WidgetWriter:
                 pipe.set(KEY_WIDGET_VERSION.name(feed=item.name), item.version, ex=item.feed.ttl)
                 sent += 1
         await pipe.execute()
+        if series:
+            await self._merge_plain(series)
         return sent
 
     async def _run_forgotten(self, calls: list[_ScriptCall], replies: list[object]) -> None:

@@ -905,11 +905,13 @@ class Processor:
                 applied = await self._retry_state(ops, marks)
             self._hand_back(applied)
             # Rows MDC stored are published only now, versioned by MDC: a record never goes
-            # back, whichever replica stored last. They lead the widget pipeline (the writer
-            # keeps versioned documents first, in order): clients follow quote records.
+            # back, whichever replica stored last. They follow the analyzers' versioned
+            # documents (the writer keeps those first, in order, and the minute bars last):
+            # the scanner's halt alerts need a resume's LULD record before the quote record
+            # that carries its reopening print.
             stored = published(applied.accepted)
             self.stats.bad_writes += len(applied.accepted) - len(stored)
-            writes[:0] = stored
+            writes.extend(stored)
             if writes:
                 await self._retry(lambda: self.widgets.write(writes))
             try:
