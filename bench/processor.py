@@ -365,7 +365,7 @@ def report(args: argparse.Namespace, kind: str, results: list[dict[str, Any]]) -
         )
     measured = measure(results)
     print(f"  aggregate: {measured.rate:,.0f} events/s")
-    if measured.redis_us is not None:
+    if measured.redis_cpu is not None:
         print(
             f"  Redis: {measured.redis_us:.1f} us CPU/event "
             f"({measured.redis_cpu:.2f} CPU s over the span, server-wide INFO cpu)"
@@ -375,12 +375,17 @@ def report(args: argparse.Namespace, kind: str, results: list[dict[str, Any]]) -
 
 @dataclass(frozen=True, slots=True)
 class Measured:
-    """One measurement's aggregate: events/s, worker and Redis CPU per event."""
+    """One measurement's aggregate: events/s, worker CPU per event, Redis CPU over the span."""
 
+    events: int
     rate: float
     worker_us: float
-    redis_us: float | None
-    redis_cpu: float
+    redis_cpu: float | None
+
+    @property
+    def redis_us(self) -> float | None:
+        """Redis's CPU per event (None on a cluster, whose CPU is not read)."""
+        return None if self.redis_cpu is None else self.redis_cpu / self.events * 1e6
 
 
 def measure(results: list[dict[str, Any]]) -> Measured:
@@ -390,13 +395,11 @@ def measure(results: list[dict[str, Any]]) -> Measured:
     events = sum(r["events"] for r in results)
     worker_us = sum(r["cpu_us_per_event"] * r["events"] for r in results) / events
     readings = [r["redis_cpu"] for r in results]
-    redis_us: float | None = None
-    redis_cpu = 0.0
+    redis_cpu: float | None = None
     if all(start is not None and end is not None for start, end in readings):
         # The workers' windows overlap (a barrier starts them): first start to last end.
         redis_cpu = max(end for _, end in readings) - min(start for start, _ in readings)
-        redis_us = redis_cpu / events * 1e6
-    return Measured(events / span, worker_us, redis_us, redis_cpu)
+    return Measured(events, events / span, worker_us, redis_cpu)
 
 
 def compare(args: argparse.Namespace, kind: str) -> None:

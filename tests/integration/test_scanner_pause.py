@@ -9,7 +9,6 @@ after it; the heartbeat-facing figures say ``paused`` and count the changes.
 from __future__ import annotations
 
 import asyncio
-import uuid
 from collections.abc import Sequence
 from typing import ClassVar
 
@@ -23,9 +22,7 @@ from mdp_core.clock import ManualClock
 from mdp_runtime import RuntimeControl
 from mdp_scanner import Scanner
 
-#: This module's own channel: pub/sub spans the server's databases, and a test running beside
-#: this one may subscribe to a feed's real name (``halts``), which the counts below would see.
-CHANNEL = f"test:pause:{uuid.uuid4().hex}"
+CHANNEL = "halts"
 
 
 class Recording:
