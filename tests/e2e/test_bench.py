@@ -62,6 +62,15 @@ async def test_a_small_bench_drains_and_passes_every_check(
     asked = [step["asked"] for step in report["sustained"]["steps"]]
     assert asked in ([1_000.0], [1_000.0, 2_000.0])
     assert "sustained rate: " in out.getvalue()
+    # The measured phases came from tapes prepared before them (the check above folded
+    # them); saturation, a closed loop on the processors, stayed within its tape.
+    assert set(report["tapes"]) == {"fixed", "saturation"}
+    assert report["tapes"]["saturation"]["events"] >= 200_000
+    phases = {phase["name"]: phase for phase in report["phases"]}
+    assert phases["fixed"]["tape_share"] == 1.0
+    assert phases["saturation"]["tape_share"] == 1.0
+    assert report["config"]["saturation"] == "window"
+    assert "simulator tapes prepared before their phase: fixed" in out.getvalue()
 
 
 def _evidence(out: io.StringIO, tmp_path: Path) -> str:

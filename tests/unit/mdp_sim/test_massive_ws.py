@@ -482,3 +482,36 @@ async def test_an_unencodable_event_is_skipped_not_fatal(server: MassiveWsServer
     assert [e["sym"] for e in frame] == ["OK"]
     assert server.metrics.events_unencodable == 1
     await ws.close()
+
+
+async def test_events_encoded_beforehand_reach_the_official_client_as_published_ones(
+    server: MassiveWsServer,
+) -> None:
+    received = Received()
+    _, task = start_client(server, received, ["T.AAPL", "LULD.*"])
+    await subscribed(server, {"T.AAPL", "LULD.*"})
+    band = {"ev": "LULD", "T": "MSFT", "h": 11.0, "l": 9.0, "i": [], "z": 3, "t": 1, "q": 1}
+    events = [trade("MSFT", 9.0), trade("AAPL", 11.5), band, trade("AAPL", 12.0)]
+    encoded = [
+        (str(e["ev"]), str(e.get("sym", e.get("T"))), json.dumps(e).encode()) for e in events
+    ]
+    # Routed by the code and symbol given: MSFT's trade has no subscriber, its band has one.
+    assert server.publish_encoded(encoded, flush=True) == 3
+    await received.until(lambda items: len(items) >= 3)
+    assert [(type(m).__name__, m.symbol) for m in received.items] == [
+        ("EquityTrade", "AAPL"),
+        ("LimitUpLimitDown", "MSFT"),
+        ("EquityTrade", "AAPL"),
+    ]
+    assert [t.price for t in received.items if isinstance(t, EquityTrade)] == [11.5, 12.0]
+    await stop_client(task)
+
+
+async def test_events_encoded_beforehand_skip_a_stalled_connection(
+    server: MassiveWsServer,
+) -> None:
+    ws = await _raw_session(server, "T.*")
+    server.faults.massive.stall = True
+    assert server.publish_encoded([("T", "AAPL", json.dumps(trade("AAPL")).encode())]) == 0
+    assert server.metrics.events_dropped_stalled == 1
+    await ws.close()

@@ -174,6 +174,22 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "fixed rates and keeps the highest the pipeline keeps up with; 0 skips it (%(default)s)",
     )
     parser.add_argument(
+        "--saturation",
+        choices=("window", "open"),
+        default="window",
+        help="the saturation phase: 'window' offers at most half a second of the processors' "
+        "rate beyond what they have taken (their capacity with a bounded backlog); 'open' as "
+        "fast as the listener reads, overfeeding the shared cores (%(default)s)",
+    )
+    parser.add_argument(
+        "--tape-rate",
+        type=_non_negative_float,
+        default=200_000.0,
+        help="events/s of the saturation phase the simulator generates and encodes before it "
+        "(the tape, so the load generator does not take the cores it measures; past it, events "
+        "are generated live); 0 generates every phase live (%(default)s)",
+    )
+    parser.add_argument(
         "--search-start",
         type=_positive_float,
         default=None,

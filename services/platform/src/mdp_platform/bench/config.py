@@ -94,6 +94,12 @@ class BenchConfig:
         search_steps: the most steps the search takes.
         search_lag_ms: a step whose event -> Redis p99 is above this was not sustained.
         search_settle_seconds: unmeasured streaming at each step's rate before its window.
+        saturation: ``window`` keeps the saturation phase's backlog bounded (a closed loop on
+            the processors' progress); ``open`` offers as fast as the listener reads.
+        tape_rate: events/s of the saturation phase generated and encoded before it (the
+            fixed phase's events are too, at ``rate``); 0 generates every phase live. The
+            load generator shares the cores it measures: live, it costs more CPU per event
+            at saturation than the processor.
         component_env: settings given to single components, checked against their settings
             classes when the run builds their environments.
     """
@@ -118,6 +124,8 @@ class BenchConfig:
     search_steps: int = 12
     search_lag_ms: float = 1_000.0
     search_settle_seconds: float = 1.0
+    saturation: str = "window"
+    tape_rate: float = 200_000.0
     component_env: tuple[ComponentEnv, ...] = ()
 
     def redis(self, database: int) -> str:

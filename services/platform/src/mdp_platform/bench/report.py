@@ -64,7 +64,8 @@ class PhaseResult:
 
     Attributes:
         name: ``fixed`` (offered rate), ``sustained`` (the highest fixed rate the pipeline kept
-            up with) or ``saturation`` (as fast as the simulator generates).
+            up with) or ``saturation`` (a bounded backlog ahead of the processors, or as fast
+            as the listener reads).
         seconds: measured wall time.
         offered_rate: events/s asked of the simulator (None: as fast as possible).
         rates: events (or messages) per second through each stage; None = stage missing.
@@ -82,6 +83,8 @@ class PhaseResult:
             at its start shows as high first seconds; None: no update arrived that second).
         processor_flushes: the processors' flushes in the phase and how many of them were
             paced for saturation (``saturated_flushes``); None when they do not report them.
+        tape_share: the share of the phase's offered events the simulator sent from a tape
+            prepared before it rather than generating them live (None: not reported).
     """
 
     name: str
@@ -99,6 +102,7 @@ class PhaseResult:
     load_1min: tuple[float, float] | None = None
     client_p99_by_second_ms: tuple[float | None, ...] = ()
     processor_flushes: tuple[float, float] | None = None
+    tape_share: float | None = None
 
 
 def _rate(value: float | None) -> str:
@@ -123,6 +127,10 @@ def _load(value: tuple[float, float] | None) -> str:
 
 def _flushes(value: tuple[float, float] | None) -> str:
     return "-" if value is None else f"{value[0]:,.0f} ({value[1]:,.0f})"
+
+
+def _share(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _own_lag(figures: Mapping[str, float]) -> str:
@@ -160,6 +168,7 @@ def render_table(
     row("processor flushes (saturated)", (_flushes(p.processor_flushes) for p in phases))
     row("longest board gap at a client ms", (_gap(p.longest_board_gap_ms) for p in phases))
     row("load average 1 min start/end", (_load(p.load_1min) for p in phases))
+    row("simulator events from a tape", (_share(p.tape_share) for p in phases))
     reasons = sorted({name for p in phases for name in p.drops})
     for reason in reasons:
         row(f"lost {reason}", (f"{p.drops.get(reason, 0):,.0f}" for p in phases))

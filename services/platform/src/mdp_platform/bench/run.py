@@ -9,9 +9,12 @@ and 14 (WDC), flushed at start):
     simulator -> mdp-listener -> RabbitMQ -> mdp-processor (N workers) -> Redis
               -> mdp-scanner / mdp-wds -> loopback websocket clients (in this process)
 
-It measures a fixed offered rate, then searches for the highest fixed rate the pipeline keeps
-up with (:mod:`mdp_platform.bench.sustained`), then saturation (the simulator generating as fast
-as the listener reads), then stops the market, waits until the pipeline has provably caught up
+The simulator generates and encodes the fixed and saturation phases' events before each phase
+(its tape), so the load generator takes little of the cores it measures. It measures a fixed
+offered rate, then searches for the highest fixed rate the pipeline keeps
+up with (:mod:`mdp_platform.bench.sustained`), then saturation (the processors offered a bounded
+backlog ahead of what they have flushed, or with ``--saturation open`` as much as the listener
+reads), then stops the market, waits until the pipeline has provably caught up
 (:mod:`mdp_platform.bench.drain`) and compares the published leaderboards and every symbol's
 session ranges with its own recomputation from the events the simulator sent. See
 ``docs/performance.md`` for the method and the figures.
@@ -28,6 +31,7 @@ import platform
 import secrets
 import sys
 import time
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -192,6 +196,8 @@ class _Run:
     watch: _RedisWatch | None = None
     expiry: ExpiryCounter | None = None
     notes: list[str] = field(default_factory=list)
+    #: Each phase's tape: events prepared and seconds it took (see :func:`_prepare`).
+    tapes: dict[str, dict[str, float]] = field(default_factory=dict)
 
     @property
     def expired_events(self) -> int:
@@ -303,6 +309,16 @@ def _broker_expiry(
     return (expired or 0) if read is None else read.events, figures
 
 
+def _tape_line(tapes: Mapping[str, Mapping[str, float]]) -> str:
+    """What the simulator generated ahead of the measured phases (or that it did not)."""
+    if not tapes:
+        return "simulator: every event generated live (--tape-rate 0)"
+    return "simulator tapes prepared before their phase: " + ", ".join(
+        f"{phase} {tape['events']:,.0f} events in {tape['seconds']:g} s"
+        for phase, tape in tapes.items()
+    )
+
+
 def _expiry_line(expired: int | None, counter: ExpiryCounter | None = None) -> str:
     """What the broker dropped unread during the run: read back by event, or its counter."""
     if counter is not None and counter.active:
@@ -412,6 +428,73 @@ async def _measure(
 
 _Window = tuple[_Snapshot, _Snapshot]
 
+#: Closed-loop saturation: the backlog the simulator may keep ahead of the processors, in
+#: seconds of their latest rate, and at least this many events.
+_WINDOW_SECONDS: Final = 2.5
+_WINDOW_MIN_EVENTS: Final = 20_000
+#: How often the bench reads the processors' progress to move the window.
+_WINDOW_POLL: Final = 0.1
+
+
+async def _saturate(run: _Run, progress: _Progress) -> tuple[_Snapshot, _Snapshot]:
+    """The saturation phase: as much as the pipeline takes (``--saturation``).
+
+    ``window`` (the default) keeps a bounded backlog ahead of the processors: the simulator
+    offers up to ``_WINDOW_SECONDS`` of their latest rate (at least ``_WINDOW_MIN_EVENTS``)
+    beyond what they have flushed, so they always have work (enough to pace their flushes
+    for saturation) and the phase measures what they carry, not what an overfed machine
+    drops: on two shared cores a generator and listener racing ahead of the processors take
+    the CPU they need (offered 134,000 events/s from a tape at 500 symbols, one worker carried
+    21,000 and 400,000 events expired in the broker). ``open`` offers as fast as the listener
+    reads, with no regard for the processors (the bench's only saturation before 2026-12-07,
+    session 29).
+    """
+    config = run.config
+    processor = run.services["processor"]
+    if config.saturation == "open" or processor.process is None:
+        return await _measure(
+            run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
+        )
+    start = await _taken(run)
+    offset = int((await run.sim.ask({"op": "stats"}))["total"]) - int(start)
+    await run.sim.ask({"op": "allow", "events": int(start + offset + _WINDOW_MIN_EVENTS)})
+    stop = asyncio.Event()
+
+    async def hold() -> None:
+        marks: deque[tuple[float, float]] = deque(maxlen=int(1 / _WINDOW_POLL) + 1)
+        while not stop.is_set():
+            taken = await _taken(run)
+            marks.append((time.monotonic(), taken))
+            (t0, n0), (t1, n1) = marks[0], marks[-1]
+            rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+            window = max(_WINDOW_MIN_EVENTS, rate * _WINDOW_SECONDS)
+            await run.sim.ask({"op": "allow", "events": int(taken + offset + window)})
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(_WINDOW_POLL):
+                    await stop.wait()
+
+    task = asyncio.create_task(hold())
+    try:
+        return await _measure(
+            run, "saturation", {"op": "mode", "mode": "window"}, config.seconds, progress
+        )
+    finally:
+        stop.set()
+        await task
+
+
+async def _taken(run: _Run) -> float:
+    """Events that left the backlog: flushed, dropped as stale, or expired by the broker.
+
+    Flushed, not consumed: at 10,000 symbols a saturated worker holds seconds of events it
+    has consumed and not yet written, and a window on consumption let them pile up there.
+    """
+    figures = await run.services["processor"].status(run.http)
+    done = _counter(figures, ("flushed_events", "processor.flushed_events"))
+    if done is None:  # a processor that does not report its flushes
+        done = _counter(figures, _STAGE_COUNTERS["processor"]) or 0.0
+    return done + _stale_drops(figures) + run.expired_events
+
 
 async def _search(run: _Run, progress: _Progress) -> tuple[SustainedSearch | None, list[_Window]]:
     """Offer rising fixed rates until the pipeline falls behind (:mod:`.sustained`)."""
@@ -449,6 +532,27 @@ async def _search(run: _Run, progress: _Progress) -> tuple[SustainedSearch | Non
         windows.append(window)
     await _catch_up(run, "the sustained-rate search")
     return search, windows
+
+
+#: The fixed phase's tape holds this many times the events it should offer.
+_TAPE_MARGIN: Final = 1.2
+#: The longest the bench waits for the simulator to prepare a tape.
+_TAPE_TIMEOUT: Final = 300.0
+
+
+async def _prepare(run: _Run, phase: str, events: float) -> None:
+    """Have the simulator generate and encode a phase's events ahead (its tape), while idle.
+
+    Then the pipeline catches up, so the phase starts from an empty backlog whatever came
+    before it. ``--tape-rate 0`` turns tapes off. What each tape held and how long it took go
+    into the report; each phase's figures say how much of it came from a tape.
+    """
+    if run.config.tape_rate <= 0 or events < 1:
+        return
+    await run.sim.ask({"op": "mode", "mode": "idle"})
+    reply = await run.sim.ask({"op": "prepare", "events": int(events)}, within=_TAPE_TIMEOUT)
+    run.tapes[phase] = {"events": int(reply["events"]), "seconds": float(reply["seconds"])}
+    await _catch_up(run, f"preparing the {phase} phase's tape")
 
 
 async def _catch_up(run: _Run, after: str) -> None:
@@ -673,6 +777,7 @@ def _phase_result(
     processor_lag = {k: v for k, v in after.components.get("processor", {}).items() if "lag" in k}
     processed = delta(after.components.get("processor", {}), before.components.get("processor", {}))
     flushes, saturated = processed.get("flushes"), processed.get("saturated_flushes")
+    taped = int(after.sim.get("tape_sent", 0)) - int(before.sim.get("tape_sent", 0))
     clients = run.clients.samples if run.clients is not None else []
     arrivals = run.clients.board_arrivals.values() if run.clients is not None else []
     redis_samples = run.watch.samples if run.watch is not None else []
@@ -696,6 +801,7 @@ def _phase_result(
         load_1min=(round(before.load_1min, 2), round(after.load_1min, 2)),
         client_p99_by_second_ms=tuple(p99_by_second(to_client, *window_ns)),
         processor_flushes=None if flushes is None or saturated is None else (flushes, saturated),
+        tape_share=round(taped / offered_events, 4) if offered_events else None,
     )
 
 
@@ -804,6 +910,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         await sim.ask({"op": "watch", "symbols": watched_symbols})
         await asyncio.sleep(config.warmup_seconds)
         reference_ready_seconds = await _reference_ready(run)
+        await _prepare(run, "fixed", config.rate * config.seconds * _TAPE_MARGIN)
         fixed = await _measure(
             run,
             "fixed",
@@ -812,9 +919,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             progress,
         )
         search, search_windows = await _search(run, progress)
-        saturation = await _measure(
-            run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
-        )
+        await _prepare(run, "saturation", config.tape_rate * config.seconds)
+        saturation = await _saturate(run, progress)
         drained = await _drain(run)
         expired_after = await expired_messages(config.amqp_url)
         expired = (
@@ -869,6 +975,8 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
                 "quotes_each": config.quotes_each,
                 "seed": config.seed,
                 "start": config.start,
+                "saturation": config.saturation,
+                "tape_rate": config.tape_rate,
                 "component_env": _component_env(config),
             },
             "machine": {
@@ -882,6 +990,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
             "sustained": sustained,
             "drain_seconds": drained.seconds,
             "reference_ready_seconds": reference_ready_seconds,
+            "tapes": run.tapes,
             "offered_events_total": offered_total,
             "offered_by_type": final.get("offered", {}),
             "peak_memory_mib": memory,
@@ -918,6 +1027,7 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         )
         out.writelines(f"correctness: nothing was checked: {v}\n" for v in (vacuous,) if v)
         print(_expiry_line(expired, run.expiry), file=out)
+        print(_tape_line(run.tapes), file=out)
         print(
             "reference data: "
             + (
@@ -990,6 +1100,8 @@ def _config_from_args(args: argparse.Namespace) -> BenchConfig:
         start=getattr(args, "start", "10:00"),
         search_seconds=getattr(args, "search_seconds", 5.0),
         search_start=getattr(args, "search_start", None),
+        saturation=getattr(args, "saturation", "window"),
+        tape_rate=getattr(args, "tape_rate", 200_000.0),
         component_env=tuple(
             parse_component_env(text) for text in getattr(args, "component_env", None) or ()
         ),

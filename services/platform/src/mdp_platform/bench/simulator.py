@@ -3,9 +3,17 @@
 It serves the synthetic market on the Massive websocket and REST servers and paces it as the
 benchmark asks, phase by phase, over a line protocol (one JSON object per line):
 
-* stdin ``{"op": "mode", "mode": "idle" | "rate" | "max", "rate": 10000}``: switch pacing
-  (``max``: generate the next chunk only once the listener has read the previous one);
-* stdin ``{"op": "stats"}``: reply with the events offered so far, by type;
+* stdin ``{"op": "mode", "mode": "idle" | "rate" | "max" | "window", "rate": 10000}``: switch
+  pacing (``max``: send the next chunk only once the listener has read the previous one;
+  ``window``: the same, but never past the count ``allow`` last gave);
+* stdin ``{"op": "allow", "events": N}``: in ``window`` mode, send until N events were offered
+  in all (the benchmark moves N as the processors take events: a closed loop);
+* stdin ``{"op": "prepare", "events": N}``: generate and encode at least N events ahead (the
+  tape), reply once they are ready; pacing serves the tape before generating live, so a
+  measured phase costs the two shared cores a copy into the socket per event instead of
+  generating, encoding and checking it (the check folds tape events at ``final``);
+* stdin ``{"op": "stats"}``: reply with the events offered so far, by type, and how many
+  came from the tape;
 * stdin ``{"op": "watch", "symbols": [...]}``: from now on, note when each event of these
   symbols (the ones the benchmark's clients follow) was emitted, for exact lags;
 * stdin ``{"op": "final"}``: stop streaming and reply with the per-symbol final state for the
@@ -23,6 +31,7 @@ import contextlib
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import time as wall_time
 from datetime import timedelta
@@ -34,7 +43,7 @@ from mdp_platform.bench.board import BoardTracker
 from mdp_sim.faults import Faults
 from mdp_sim.market import Market, event_time_ms
 from mdp_sim.massive_rest import MassiveRestConfig, MassiveRestServer
-from mdp_sim.massive_ws import MassiveWsConfig, MassiveWsServer
+from mdp_sim.massive_ws import SYMBOL_KEYS, MassiveWsConfig, MassiveWsServer
 from mdp_sim.scenario import ScenarioConfig
 
 __all__ = ["SimProcessConfig", "main", "mix_kinds"]
@@ -44,6 +53,7 @@ _TICK: Final = 0.005
 _MAX_POINTS: Final = 500_000
 _NS_PER_MS: Final = 1_000_000
 _encode = msgspec.json.Encoder().encode
+_decode_events = msgspec.json.Decoder(list[dict[str, object]]).decode
 
 
 class SimProcessConfig(msgspec.Struct, frozen=True):
@@ -61,6 +71,7 @@ class _Command(msgspec.Struct, frozen=True):
     mode: str = "idle"
     rate: float = 0.0
     symbols: tuple[str, ...] = ()
+    events: int = 0
 
 
 def mix_kinds(mix: tuple[str, ...]) -> frozenset[str]:
@@ -74,12 +85,53 @@ def mix_kinds(mix: tuple[str, ...]) -> frozenset[str]:
     return frozenset(kinds)
 
 
+#: One event of the tape: its code, symbol, instant (Unix ms) and JSON.
+_Entry = tuple[str, str, int, bytes]
+
+
+class _Tape:
+    """Events generated and encoded ahead of a measured phase, served in market order.
+
+    At saturation the simulator shares the two cores with the pipeline it feeds: generating,
+    encoding and checking an event live costs it about 12 µs, more than the processor spends
+    on it, so the phase measured the load generator as much as the pipeline. From the tape an
+    event costs its routing and the copy into the socket.
+    """
+
+    __slots__ = ("_at", "_entries")
+
+    def __init__(self) -> None:
+        self._entries: list[_Entry] = []
+        self._at = 0
+
+    def __len__(self) -> int:
+        return len(self._entries) - self._at
+
+    def extend(self, entries: list[_Entry]) -> None:
+        self._entries.extend(entries)
+
+    def take(self, n: int) -> list[_Entry]:
+        """At least ``n`` events (all left, if fewer), ending on a whole instant."""
+        entries, at = self._entries, self._at
+        end = min(at + max(1, n), len(entries))
+        while end < len(entries) and entries[end][2] == entries[end - 1][2]:
+            end += 1
+        taken = entries[at:end]
+        if end == len(entries):
+            self._entries, self._at = [], 0
+        else:
+            self._at = end
+        return taken
+
+
 @dataclass(slots=True)
 class _Pacing:
     mode: str = "idle"
     rate: float = 0.0
     origin: float = 0.0
     sent: int = 0
+    #: ``window`` mode: the most events offered in all before the next ``allow``.
+    limit: int = 0
 
 
 class _Driver:
@@ -125,28 +177,98 @@ class _Driver:
         self.watched: dict[tuple[str, int], int] = {}
         self.pacing = _Pacing()
         self.changed = asyncio.Event()
+        self.tape = _Tape()
+        #: Tape events sent and not yet folded into the check (folded before the next live
+        #: events, and at ``final``).
+        self.unchecked: list[list[_Entry]] = []
+        self.tape_sent = 0
+        self.live_sent = 0
+
+    def send(self, n: int, *, flush: bool) -> int:
+        """Send at least ``n`` events (whole instants): from the tape while it lasts."""
+        if self.tape:
+            return self.emit_tape(self.tape.take(n), flush=flush)
+        return self.emit(self.market.take(n).events, flush=flush)
+
+    async def prepare(self, events: int) -> dict[str, object]:
+        """Generate and encode at least ``events`` events onto the tape, yielding between chunks."""
+        started = time.monotonic()
+        kinds = self.kinds
+        prepared = 0
+        while prepared < events:
+            chunk: list[_Entry] = []
+            for event in self.market.take(_CHUNK).events:
+                ev = event.get("ev")
+                if ev not in kinds:
+                    continue
+                symbol = event.get(SYMBOL_KEYS.get(str(ev), "sym"))
+                chunk.append((str(ev), str(symbol), event_time_ms(event), _encode(event)))
+            self.tape.extend(chunk)
+            prepared += len(chunk)
+            await asyncio.sleep(0)  # the websocket and REST servers keep answering
+        return {
+            "op": "prepare",
+            "events": prepared,
+            "tape": len(self.tape),
+            "seconds": round(time.monotonic() - started, 2),
+        }
+
+    def emit_tape(self, entries: list[_Entry], *, flush: bool) -> int:
+        if not entries:
+            return 0
+        self.massive.publish_encoded(((ev, sym, data) for ev, sym, _, data in entries), flush=flush)
+        self.unchecked.append(entries)
+        self.offered.update(ev for ev, _, _, _ in entries)
+        self.tape_sent += len(entries)
+        self._note(entries[-1][2], ((sym, at) for _, sym, at, _ in entries))
+        return len(entries)
+
+    def check_tape(self) -> None:
+        """Fold the tape events sent so far into the check, in the order they were sent."""
+        for entries in self.unchecked:
+            self.tracker.add(_decode_events(b"[" + b",".join(e[3] for e in entries) + b"]"))
+        self.unchecked = []
+
+    def _note(self, last: int, sent: Iterable[tuple[str, int]]) -> None:
+        """Map the latest event time sent to now; note when each watched event was sent."""
+        now = time.time_ns()
+        if (not self.points or last > self.points[-1][0]) and len(self.points) < _MAX_POINTS:
+            self.points.append((last, now))
+        watch = self.watch
+        if watch and len(self.watched) < _MAX_POINTS:
+            for symbol, at in sent:
+                if symbol in watch:
+                    self.watched.setdefault((symbol, at), now)
 
     def emit(self, events: list[dict[str, object]], *, flush: bool) -> int:
         kinds = self.kinds
         wanted = [e for e in events if e.get("ev") in kinds]
         if not wanted:
             return 0
+        self.check_tape()
         self.tracker.add(wanted)
         self.offered.update(str(e["ev"]) for e in wanted)
         self.massive.publish(wanted, flush=flush)
-        last = event_time_ms(wanted[-1])
-        now = time.time_ns()
-        if (not self.points or last > self.points[-1][0]) and len(self.points) < _MAX_POINTS:
-            self.points.append((last, now))
-        if self.watch and len(self.watched) < _MAX_POINTS:
-            for event in wanted:
-                symbol = event.get("sym", event.get("T"))
-                if symbol in self.watch:
-                    self.watched.setdefault((str(symbol), event_time_ms(event)), now)
+        self.live_sent += len(wanted)
+        self._note(
+            event_time_ms(wanted[-1]),
+            ((str(e.get("sym", e.get("T"))), event_time_ms(e)) for e in wanted),
+        )
         return len(wanted)
 
     def set_mode(self, mode: str, rate: float) -> None:
         self.pacing = _Pacing(mode=mode, rate=rate, origin=time.monotonic())
+        self.changed.set()
+
+    def room(self) -> int:
+        """Events ``max`` or ``window`` mode sends next (0: wait for the next ``allow``)."""
+        if self.pacing.mode == "window":
+            return max(0, min(_CHUNK, self.pacing.limit - self.tape_sent - self.live_sent))
+        return _CHUNK
+
+    def allow(self, events: int) -> None:
+        """Let ``window`` mode offer up to ``events`` events in all (never lowered)."""
+        self.pacing.limit = max(self.pacing.limit, events)
         self.changed.set()
 
     async def run(self) -> None:
@@ -158,8 +280,15 @@ class _Driver:
                     async with asyncio.timeout(0.05):
                         await self.changed.wait()
                 continue
-            if pacing.mode == "max":
-                self.emit(self.market.take(_CHUNK).events, flush=True)
+            if pacing.mode in {"max", "window"}:
+                room = self.room()
+                if room <= 0:
+                    self.changed.clear()
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(0.05):
+                            await self.changed.wait()
+                    continue
+                self.send(room, flush=True)
                 await self.massive.wait_drained()
                 await asyncio.sleep(0)
                 continue
@@ -167,7 +296,7 @@ class _Driver:
             if due <= 0:
                 await asyncio.sleep(_TICK)
                 continue
-            sent = self.emit(self.market.take(min(due, _CHUNK)).events, flush=False)
+            sent = self.send(min(due, _CHUNK), flush=False)
             pacing.sent += max(1, sent)
             await asyncio.sleep(0)
 
@@ -177,12 +306,16 @@ class _Driver:
             "offered": dict(self.offered),
             "total": sum(self.offered.values()),
             "market_ms": self.market.now_ns // _NS_PER_MS,
+            "tape_sent": self.tape_sent,
+            "live_sent": self.live_sent,
+            "tape_left": len(self.tape),
             "slow_consumer_kicks": self.massive.metrics.slow_consumer_kicks,
             "events_sent": self.massive.metrics.events_sent,
             "connections": self.massive.connection_count,
         }
 
     def final(self) -> dict[str, object]:
+        self.check_tape()
         prev: dict[str, float] = {}
         for symbol in self.market.profiles:
             row = self.market.previous_close(symbol)
@@ -239,6 +372,11 @@ async def _serve(config: SimProcessConfig) -> None:
             elif command.op == "watch":
                 driver.watch = frozenset(command.symbols)
                 _say({"op": "watch", "symbols": len(driver.watch)})
+            elif command.op == "allow":
+                driver.allow(command.events)
+                _say({"op": "allow", "events": driver.pacing.limit})
+            elif command.op == "prepare":
+                _say(await driver.prepare(command.events))
             elif command.op == "stats":
                 _say(driver.stats())
             elif command.op == "final":
