@@ -7,6 +7,7 @@ from mdp_platform.bench.drain import (
     listener_waiting,
     processor_waiting,
     scanner_waiting,
+    settled,
 )
 from mdp_platform.bench.stats import longest_gap_ms
 
@@ -75,3 +76,14 @@ def test_longest_gap_counts_the_window_edges_and_the_worst_stream() -> None:
     # Arrivals outside the window do not count.
     assert longest_gap_ms([steady], 1_000 * ms, 2_000 * ms) == 900.0
     assert longest_gap_ms([], 0, ms) is None
+
+
+def test_settled_events_are_those_flushed_or_lost_by_count() -> None:
+    listener = {**LISTENER, "queue.dropped_events.T": 3.0}
+    processor = {**PROCESSOR, "bad_events": 2.0}
+    # 95 flushed + 5 stale + 2 bad + 7 expired in the broker + 3 the listener dropped.
+    assert settled(listener, processor, 7.0) == 112.0
+    # Consumed is not settled: events applied and not yet flushed still count as backlog.
+    assert settled(LISTENER, {**PROCESSOR, "flushed_events": 50.0}) == 55.0
+    # No reading of the processors is no answer, never "nothing settled".
+    assert settled(LISTENER, {}) is None

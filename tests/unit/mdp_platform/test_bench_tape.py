@@ -74,7 +74,9 @@ def test_window_mode_sends_only_up_to_the_allowed_count_and_never_lowers_it() ->
     driver = _Driver(CONFIG)
     driver.set_mode("window", 0.0)
     assert driver.room() == 0  # nothing allowed yet
-    driver.allow(5_000)
+    driver.set_mode("idle", 0.0)
+    driver.allow(5_000)  # the bench allows first, then switches: the count carries over
+    driver.set_mode("window", 0.0)
     assert driver.room() == _CHUNK
     driver.live_sent, driver.tape_sent = 3_000, 1_500
     assert driver.room() == 500
@@ -88,3 +90,23 @@ def test_window_mode_sends_only_up_to_the_allowed_count_and_never_lowers_it() ->
     assert driver.room() == 900
     driver.set_mode("max", 0.0)
     assert driver.room() == _CHUNK  # open loop: as fast as the listener reads
+
+
+async def test_the_check_folds_a_slice_at_a_time_and_the_rest_at_final() -> None:
+    driver = _Driver(CONFIG)
+    await driver.prepare(3 * _CHUNK)
+    while driver.tape:
+        driver.send(_CHUNK, flush=False)
+    driver.send(100, flush=False)  # live after the tape: queued behind it, not folded first
+    sends = len(driver.unchecked)
+    assert sends >= 4
+    assert driver.tracker.finals() == {}
+    driver.check(1)
+    assert len(driver.unchecked) == sends - 1
+    partial = driver.tracker.finals()
+    assert partial
+    driver.check(2)
+    assert len(driver.unchecked) == sends - 3
+    final = driver.final()
+    assert not driver.unchecked
+    assert len(final["finals"]) >= len(partial)

@@ -177,8 +177,8 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         "--saturation",
         choices=("window", "open"),
         default="window",
-        help="the saturation phase: 'window' offers at most half a second of the processors' "
-        "rate beyond what they have taken (their capacity with a bounded backlog); 'open' as "
+        help="the saturation phase: 'window' offers at most 2.5 s of the processors' rate "
+        "beyond what they have flushed (their capacity with a bounded backlog); 'open' as "
         "fast as the listener reads, overfeeding the shared cores (%(default)s)",
     )
     parser.add_argument(
@@ -186,8 +186,9 @@ def add_bench_options(parser: argparse.ArgumentParser) -> None:
         type=_non_negative_float,
         default=200_000.0,
         help="events/s of the saturation phase the simulator generates and encodes before it "
-        "(the tape, so the load generator does not take the cores it measures; past it, events "
-        "are generated live); 0 generates every phase live (%(default)s)",
+        "(the tape, at most 3 million events, so the load generator does not take the cores it "
+        "measures; past it, events are generated live); 0 generates every phase live "
+        "(%(default)s)",
     )
     parser.add_argument(
         "--search-start",

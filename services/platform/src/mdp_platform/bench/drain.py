@@ -31,6 +31,7 @@ __all__ = [
     "listener_waiting",
     "processor_waiting",
     "scanner_waiting",
+    "settled",
 ]
 
 #: A quote channel no simulated symbol uses: the scanner's drain barrier.
@@ -80,6 +81,29 @@ def processor_waiting(
     if lookups:
         return f"processor waits for {lookups:,.0f} reference lookups"
     return None
+
+
+def settled(
+    listener: Mapping[str, float], processor: Mapping[str, float], expired: float = 0.0
+) -> float | None:
+    """Events the pipeline is done with, by the drain's accounts: None when unknown.
+
+    Flushed by the processors (not merely consumed: a saturated worker at 10,000 symbols holds
+    seconds of consumed events not yet written), dropped by them as stale or bad, expired
+    unread by the broker, or dropped by the listener. The closed-loop saturation keeps the
+    simulator's offer a bounded backlog ahead of this. None when the processors' figures are
+    missing (``/status`` unreachable): zero would read as a backlog of everything offered.
+    """
+    flushed = pick(processor, "flushed_events")
+    if flushed is None:
+        return None
+    return (
+        flushed
+        + (pick(processor, "stale_dropped") or 0.0)
+        + (pick(processor, "bad_events") or 0.0)
+        + expired
+        + sum_matching(listener, "queue.dropped_events")
+    )
 
 
 def flushes(processor: Mapping[str, float]) -> float:

@@ -70,6 +70,7 @@ from mdp_platform.bench.drain import (
     listener_waiting,
     processor_waiting,
     scanner_waiting,
+    settled,
 )
 from mdp_platform.bench.processes import (
     ProcessTree,
@@ -441,37 +442,54 @@ async def _saturate(run: _Run, progress: _Progress) -> tuple[_Snapshot, _Snapsho
 
     ``window`` (the default) keeps a bounded backlog ahead of the processors: the simulator
     offers up to ``_WINDOW_SECONDS`` of their latest rate (at least ``_WINDOW_MIN_EVENTS``)
-    beyond what they have flushed, so they always have work (enough to pace their flushes
-    for saturation) and the phase measures what they carry, not what an overfed machine
-    drops: on two shared cores a generator and listener racing ahead of the processors take
-    the CPU they need (offered 134,000 events/s from a tape at 500 symbols, one worker carried
-    21,000 and 400,000 events expired in the broker). ``open`` offers as fast as the listener
-    reads, with no regard for the processors (the bench's only saturation before 2026-12-07,
-    session 29).
+    beyond what they are done with (:func:`~mdp_platform.bench.drain.settled`), so they always
+    have work (enough to pace their flushes for saturation) and the phase measures what they
+    carry, not what an overfed machine drops: on two shared cores a generator and listener
+    racing ahead of the processors take the CPU they need (offered 134,000 events/s from a
+    tape at 500 symbols, one worker carried 21,000 and 400,000 events expired in the broker).
+    ``open`` offers as fast as the listener reads, with no regard for the processors (the
+    bench's only saturation before 2026-12-07, session 29). A window the bench could not
+    hold (no reading of the processors) is noted in the report, never silently opened.
     """
     config = run.config
-    processor = run.services["processor"]
-    if config.saturation == "open" or processor.process is None:
+    if config.saturation == "open" or run.services["processor"].process is None:
         return await _measure(
             run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
         )
-    start = await _taken(run)
+    start = await _settled(run)
+    if start is None:
+        run.notes.append("saturation ran open: the processors' progress could not be read")
+        return await _measure(
+            run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
+        )
+    # What was offered and never reaches the accounts (none, when every loss is counted).
     offset = int((await run.sim.ask({"op": "stats"}))["total"]) - int(start)
-    await run.sim.ask({"op": "allow", "events": int(start + offset + _WINDOW_MIN_EVENTS)})
+    await run.sim.ask({"op": "allow", "events": int(start) + offset + _WINDOW_MIN_EVENTS})
     stop = asyncio.Event()
+    polls = {"read": 0, "failed": 0}
 
     async def hold() -> None:
-        marks: deque[tuple[float, float]] = deque(maxlen=int(1 / _WINDOW_POLL) + 1)
+        marks: deque[tuple[float, float]] = deque([(time.monotonic(), start)], maxlen=11)
         while not stop.is_set():
-            taken = await _taken(run)
-            marks.append((time.monotonic(), taken))
-            (t0, n0), (t1, n1) = marks[0], marks[-1]
-            rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
-            window = max(_WINDOW_MIN_EVENTS, rate * _WINDOW_SECONDS)
-            await run.sim.ask({"op": "allow", "events": int(taken + offset + window)})
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(_WINDOW_POLL):
                     await stop.wait()
+            if stop.is_set():
+                return
+            try:
+                done = await _settled(run)
+                if done is None:
+                    polls["failed"] += 1
+                    continue
+                done = max(done, marks[-1][1])  # counters only grow; a restart reads lower
+                marks.append((time.monotonic(), done))
+                (t0, n0), (t1, n1) = marks[0], marks[-1]
+                rate = (n1 - n0) / (t1 - t0) if t1 > t0 else 0.0
+                window = max(_WINDOW_MIN_EVENTS, rate * _WINDOW_SECONDS)
+                await run.sim.ask({"op": "allow", "events": int(done + offset + window)})
+                polls["read"] += 1
+            except (BenchError, TimeoutError, OSError):
+                polls["failed"] += 1
 
     task = asyncio.create_task(hold())
     try:
@@ -481,19 +499,19 @@ async def _saturate(run: _Run, progress: _Progress) -> tuple[_Snapshot, _Snapsho
     finally:
         stop.set()
         await task
+        if polls["failed"]:
+            run.notes.append(
+                f"saturation window: {polls['failed']} of {polls['read'] + polls['failed']} "
+                "readings of the processors' progress failed (the window held still then)"
+            )
 
 
-async def _taken(run: _Run) -> float:
-    """Events that left the backlog: flushed, dropped as stale, or expired by the broker.
-
-    Flushed, not consumed: at 10,000 symbols a saturated worker holds seconds of events it
-    has consumed and not yet written, and a window on consumption let them pile up there.
-    """
-    figures = await run.services["processor"].status(run.http)
-    done = _counter(figures, ("flushed_events", "processor.flushed_events"))
-    if done is None:  # a processor that does not report its flushes
-        done = _counter(figures, _STAGE_COUNTERS["processor"]) or 0.0
-    return done + _stale_drops(figures) + run.expired_events
+async def _settled(run: _Run) -> float | None:
+    """Events the pipeline is done with (:func:`~mdp_platform.bench.drain.settled`)."""
+    listener, processor = await asyncio.gather(
+        run.services["listener"].status(run.http), run.services["processor"].status(run.http)
+    )
+    return settled(listener, processor, run.expired_events)
 
 
 async def _search(run: _Run, progress: _Progress) -> tuple[SustainedSearch | None, list[_Window]]:
@@ -538,6 +556,12 @@ async def _search(run: _Run, progress: _Progress) -> tuple[SustainedSearch | Non
 _TAPE_MARGIN: Final = 1.2
 #: The longest the bench waits for the simulator to prepare a tape.
 _TAPE_TIMEOUT: Final = 300.0
+#: The most events a tape holds (~330 bytes each in the simulator; past it, events are
+#: generated live and the phase's tape share says so).
+_TAPE_MAX_EVENTS: Final = 3_000_000
+#: The simulator's ``final`` folds what the check has not yet seen, ~5 µs an event.
+_FINAL_TIMEOUT: Final = 60.0
+_FINAL_SECONDS_PER_TAPE_EVENT: Final = 10e-6
 
 
 async def _prepare(run: _Run, phase: str, events: float) -> None:
@@ -550,7 +574,8 @@ async def _prepare(run: _Run, phase: str, events: float) -> None:
     if run.config.tape_rate <= 0 or events < 1:
         return
     await run.sim.ask({"op": "mode", "mode": "idle"})
-    reply = await run.sim.ask({"op": "prepare", "events": int(events)}, within=_TAPE_TIMEOUT)
+    wanted = int(min(events, _TAPE_MAX_EVENTS))
+    reply = await run.sim.ask({"op": "prepare", "events": wanted}, within=_TAPE_TIMEOUT)
     run.tapes[phase] = {"events": int(reply["events"]), "seconds": float(reply["seconds"])}
     await _catch_up(run, f"preparing the {phase} phase's tape")
 
@@ -933,7 +958,10 @@ async def _run_bench(config: BenchConfig, out: TextIO, private_redis: bool) -> d
         present = services["processor"].process is not None
         boards = await read_boards(config, drained.caught_up_ms) if present else {}
         ranges = await read_ranges(config) if present else {}
-        final = await sim.ask({"op": "final"}, within=60.0)
+        taped = sum(tape["events"] for tape in run.tapes.values())
+        final = await sim.ask(
+            {"op": "final"}, within=_FINAL_TIMEOUT + taped * _FINAL_SECONDS_PER_TAPE_EVENT
+        )
         emission = EmissionMap(
             [(int(a), int(b)) for a, b in final["emission"]],
             {(str(symbol), int(at)): int(wall) for symbol, at, wall in final.get("watched", [])},
