@@ -7,6 +7,8 @@ from the one it sent.
 
 from __future__ import annotations
 
+from typing import cast
+
 import pytest
 
 from mdp_platform.bench.simulator import _CHUNK, SimProcessConfig, _Driver, _Entry, _Tape
@@ -64,10 +66,13 @@ async def test_events_served_from_a_tape_are_offered_and_checked_as_live_ones(af
     assert got["total"] == want["total"] == total
     assert got["finals"] == want["finals"]
     assert got["finals"]  # the check has something to compare
-    assert {(s, at) for s, at, _ in got["watched"]} == {(s, at) for s, at, _ in want["watched"]}
-    assert {s for s, _, _ in got["watched"]} <= watched
-    assert got["watched"]
-    assert [at for at, _ in got["emission"]] == sorted(at for at, _ in got["emission"])
+    got_watched = cast("list[list[object]]", got["watched"])
+    want_watched = cast("list[list[object]]", want["watched"])
+    assert {(s, at) for s, at, _ in got_watched} == {(s, at) for s, at, _ in want_watched}
+    assert {s for s, _, _ in got_watched} <= watched
+    assert got_watched
+    emitted = [at for at, _ in cast("list[tuple[int, int]]", got["emission"])]
+    assert emitted == sorted(emitted)
 
 
 def test_window_mode_sends_only_up_to_the_allowed_count_and_never_lowers_it() -> None:
@@ -109,4 +114,4 @@ async def test_the_check_folds_a_slice_at_a_time_and_the_rest_at_final() -> None
     assert len(driver.unchecked) == sends - 3
     final = driver.final()
     assert not driver.unchecked
-    assert len(final["finals"]) >= len(partial)
+    assert len(cast("dict[str, object]", final["finals"])) >= len(partial)
