@@ -140,17 +140,27 @@ def _touches_restart_or_timing(item: pytest.Item) -> bool:
     return _RESTART_OR_TIMING.search(f"{item.name}\n{source}") is not None
 
 
+def rerun_by_default(item: pytest.Item) -> bool:
+    """Whether ``dev.py rerun`` repeats an integration test it was not told about.
+
+    A test whose body starts a private server or proxy, kills or restarts one or cuts a link
+    (the paths that flaked before), unless it carries ``steady``: its private server is only
+    for isolation (a benchmark that flushes its database), and repeating it would spend the
+    reruns' time on nothing that restarts.
+    """
+    return item.get_closest_marker("steady") is None and _touches_restart_or_timing(item)
+
+
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     """Mark ``tests/integration/`` as ``integration``, and its restart or timing tests ``restart``.
 
-    ``restart`` is added to a test whose body starts a private server or proxy, kills or
-    restarts one or cuts a link (the paths that flaked before); a test can also carry it
-    explicitly (a backoff measured through a real reconnect).
+    ``restart`` is added as :func:`rerun_by_default` says; a test can also carry it explicitly
+    (a backoff measured through a real reconnect).
     """
     for item in items:
         if item.path.is_relative_to(_INTEGRATION_DIR):
             item.add_marker(pytest.mark.integration)
-            if _touches_restart_or_timing(item):
+            if rerun_by_default(item):
                 item.add_marker(pytest.mark.restart)
 
 

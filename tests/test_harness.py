@@ -110,3 +110,35 @@ def test_the_redis_lock_is_the_servers_whatever_the_database_or_password() -> No
     assert redis_server_of("redis://:s3cret@127.0.0.1:6379/14") == "127.0.0.1:6379"
     assert redis_server_of("redis://LOCALHOST/15") == "localhost:6379"
     assert redis_server_of("redis://127.0.0.1:6380/15") == "127.0.0.1:6380"
+
+
+class _Item:
+    """What the rerun rule reads of a collected test: its name, function and markers."""
+
+    def __init__(self, function: object, *markers: str) -> None:
+        self.name = "test_x"
+        self.function = function
+        self._markers = {name: getattr(pytest.mark, name) for name in markers}
+
+    def get_closest_marker(self, name: str) -> object:
+        return self._markers.get(name)
+
+
+def test_a_steady_test_is_not_rerun_though_it_starts_a_private_server() -> None:
+    from typing import cast
+
+    from tests.conftest import rerun_by_default
+
+    def starts(private_redis: object) -> None:
+        """Starts a RedisServer of its own."""
+
+    def plain() -> None:
+        """Reads the shared server."""
+
+    assert rerun_by_default(cast("pytest.Item", _Item(starts)))
+    assert not rerun_by_default(cast("pytest.Item", _Item(starts, "steady")))
+    assert not rerun_by_default(cast("pytest.Item", _Item(plain)))
+    # The stage benchmarks' tests start a private Redis only to flush it: never repeated.
+    from tests.integration import test_stage_bench_processor as stage
+
+    assert any(mark.name == "steady" for mark in stage.pytestmark)

@@ -17,7 +17,8 @@ import pytest
 
 from mdp_testing.redis_server import RedisServer
 
-pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
+# steady: the private Redis is for isolation (the bench flushes its database), nothing restarts.
+pytestmark = [pytest.mark.integration, pytest.mark.steady, pytest.mark.timeout(180)]
 
 ROOT = Path(__file__).resolve().parents[2]
 
