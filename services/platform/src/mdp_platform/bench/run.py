@@ -452,13 +452,11 @@ async def _saturate(run: _Run, progress: _Progress) -> tuple[_Snapshot, _Snapsho
     hold (no reading of the processors) is noted in the report, never silently opened.
     """
     config = run.config
-    if config.saturation == "open" or run.services["processor"].process is None:
-        return await _measure(
-            run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
-        )
-    start = await _settled(run)
+    closed = config.saturation == "window" and run.services["processor"].process is not None
+    start = await _settled(run) if closed else None
     if start is None:
-        run.notes.append("saturation ran open: the processors' progress could not be read")
+        if closed:
+            run.notes.append("saturation ran open: the processors' progress could not be read")
         return await _measure(
             run, "saturation", {"op": "mode", "mode": "max"}, config.seconds, progress
         )

@@ -214,7 +214,6 @@ class _Driver:
         return {
             "op": "prepare",
             "events": prepared,
-            "tape": len(self.tape),
             "seconds": round(time.monotonic() - started, 2),
         }
 
@@ -328,7 +327,6 @@ class _Driver:
             "market_ms": self.market.now_ns // _NS_PER_MS,
             "tape_sent": self.tape_sent,
             "live_sent": self.live_sent,
-            "tape_left": len(self.tape),
             "slow_consumer_kicks": self.massive.metrics.slow_consumer_kicks,
             "events_sent": self.massive.metrics.events_sent,
             "connections": self.massive.connection_count,
